@@ -1,0 +1,317 @@
+package sdk
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+)
+
+// ConfigError is a bad configuration value. Key is the key's path inside
+// the section being checked (the host prefixes the section's own path, such
+// as "layers.p2p.config."), Problem says what is wrong and Fix what to do.
+type ConfigError struct {
+	Key     string
+	Problem string
+	Fix     string
+}
+
+// Error implements error.
+func (e *ConfigError) Error() string {
+	msg := fmt.Sprintf("config key %q: %s", e.Key, e.Problem)
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
+}
+
+// WithPrefix returns a copy of e whose key is prefixed by p and a dot.
+func (e *ConfigError) WithPrefix(p string) *ConfigError {
+	c := *e
+	if c.Key == "" {
+		c.Key = p
+	} else if p != "" {
+		c.Key = p + "." + c.Key
+	}
+	return &c
+}
+
+// configErrorPrefix marks a ConfigError carried in a gRPC status message so
+// that the host can rebuild it on its side of the process boundary.
+const configErrorPrefix = "strata-config-error\x1f"
+
+// toStatus turns a layer error into a gRPC status error, keeping a
+// ConfigError recognisable across the process boundary.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return status.Error(codes.InvalidArgument, configErrorPrefix+ce.Key+"\x1f"+ce.Problem+"\x1f"+ce.Fix)
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
+
+// fromStatus undoes toStatus on the host side.
+func fromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	if st.Code() == codes.InvalidArgument && strings.HasPrefix(st.Message(), configErrorPrefix) {
+		parts := strings.SplitN(strings.TrimPrefix(st.Message(), configErrorPrefix), "\x1f", 3)
+		for len(parts) < 3 {
+			parts = append(parts, "")
+		}
+		return &ConfigError{Key: parts[0], Problem: parts[1], Fix: parts[2]}
+	}
+	return err
+}
+
+// DecodeConfig decodes a config section (ConfigureRequest.config_json) into
+// v strictly: an unknown key is a ConfigError naming it.
+func DecodeConfig(configJSON string, v any) error {
+	if strings.TrimSpace(configJSON) == "" {
+		configJSON = "{}"
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(configJSON)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		const unknown = "json: unknown field "
+		if msg := err.Error(); strings.HasPrefix(msg, unknown) {
+			return &ConfigError{Key: strings.Trim(strings.TrimPrefix(msg, unknown), `"`), Problem: "unknown key", Fix: "remove it or check its spelling"}
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return &ConfigError{Key: te.Field, Problem: fmt.Sprintf("has type %s, want %s", te.Value, te.Type), Fix: "correct the value's type"}
+		}
+		return &ConfigError{Problem: "does not decode: " + err.Error()}
+	}
+	return nil
+}
+
+// String, Int, Bool, Duration, StringList and Float build ConfigField
+// entries for a plugin's PluginInfo.config.
+
+// String declares a string key.
+func String(name, description, def string) *commonv1.ConfigField {
+	return field(name, commonv1.FieldType_FIELD_TYPE_STRING, description, def)
+}
+
+// Int declares an integer key with inclusive bounds.
+func Int(name, description string, def, lo, hi int64) *commonv1.ConfigField {
+	f := field(name, commonv1.FieldType_FIELD_TYPE_INT, description, def)
+	f.HasBounds, f.Min, f.Max = true, float64(lo), float64(hi)
+	return f
+}
+
+// Bool declares a boolean key.
+func Bool(name, description string, def bool) *commonv1.ConfigField {
+	return field(name, commonv1.FieldType_FIELD_TYPE_BOOL, description, def)
+}
+
+// Duration declares a duration key ("30s").
+func Duration(name, description string, def time.Duration) *commonv1.ConfigField {
+	return field(name, commonv1.FieldType_FIELD_TYPE_DURATION, description, def.String())
+}
+
+// StringList declares a list-of-strings key.
+func StringList(name, description string, def []string) *commonv1.ConfigField {
+	if def == nil {
+		def = []string{}
+	}
+	return field(name, commonv1.FieldType_FIELD_TYPE_STRING_LIST, description, def)
+}
+
+// Float declares a floating-point key with inclusive bounds.
+func Float(name, description string, def, lo, hi float64) *commonv1.ConfigField {
+	f := field(name, commonv1.FieldType_FIELD_TYPE_FLOAT, description, def)
+	f.HasBounds, f.Min, f.Max = true, lo, hi
+	return f
+}
+
+// Required marks f as required (it then has no default) and returns it.
+func Required(f *commonv1.ConfigField) *commonv1.ConfigField {
+	f.Required = true
+	f.DefaultJson = ""
+	return f
+}
+
+// OneOf restricts a string key to the given values and returns it.
+func OneOf(f *commonv1.ConfigField, values ...string) *commonv1.ConfigField {
+	f.Allowed = values
+	return f
+}
+
+func field(name string, t commonv1.FieldType, description string, def any) *commonv1.ConfigField {
+	b, err := json.Marshal(def)
+	if err != nil {
+		b = nil
+	}
+	return &commonv1.ConfigField{Name: name, Type: t, Description: description, DefaultJson: string(b)}
+}
+
+// ApplySchema checks a config section against a plugin's ConfigField list
+// and returns it with defaults filled in. Unknown keys, missing required
+// keys, wrong types and out-of-range values are ConfigErrors naming the key.
+// Durations are checked and kept as strings. It is what the host runs before
+// it hands a section to Configure.
+func ApplySchema(fields []*commonv1.ConfigField, section map[string]any) (map[string]any, error) {
+	known := make(map[string]*commonv1.ConfigField, len(fields))
+	for _, f := range fields {
+		known[f.GetName()] = f
+	}
+	for k := range section {
+		if _, ok := known[k]; !ok {
+			names := make([]string, 0, len(fields))
+			for _, f := range fields {
+				names = append(names, f.GetName())
+			}
+			return nil, &ConfigError{Key: k, Problem: "unknown key", Fix: "known keys are: " + strings.Join(names, ", ")}
+		}
+	}
+	out := make(map[string]any, len(fields))
+	for _, f := range fields {
+		v, present := section[f.GetName()]
+		if !present || v == nil {
+			if f.GetRequired() {
+				return nil, &ConfigError{Key: f.GetName(), Problem: "is required", Fix: "set it: " + f.GetDescription()}
+			}
+			if f.GetDefaultJson() == "" {
+				continue
+			}
+			if err := json.Unmarshal([]byte(f.GetDefaultJson()), &v); err != nil {
+				return nil, &ConfigError{Key: f.GetName(), Problem: "plugin declares a bad default: " + err.Error()}
+			}
+		}
+		cv, err := coerce(f, v)
+		if err != nil {
+			return nil, err
+		}
+		out[f.GetName()] = cv
+	}
+	return out, nil
+}
+
+func coerce(f *commonv1.ConfigField, v any) (any, error) {
+	bad := func(want string) error {
+		return &ConfigError{Key: f.GetName(), Problem: fmt.Sprintf("is %v (%T), want %s", v, v, want), Fix: f.GetDescription()}
+	}
+	switch f.GetType() {
+	case commonv1.FieldType_FIELD_TYPE_STRING:
+		s, ok := v.(string)
+		if !ok {
+			return nil, bad("a string")
+		}
+		if len(f.GetAllowed()) > 0 {
+			for _, a := range f.GetAllowed() {
+				if s == a {
+					return s, nil
+				}
+			}
+			return nil, &ConfigError{Key: f.GetName(), Problem: fmt.Sprintf("is %q", s), Fix: "use one of: " + strings.Join(f.GetAllowed(), ", ")}
+		}
+		return s, nil
+	case commonv1.FieldType_FIELD_TYPE_BOOL:
+		switch b := v.(type) {
+		case bool:
+			return b, nil
+		case string:
+			switch strings.ToLower(b) {
+			case "true", "yes", "1":
+				return true, nil
+			case "false", "no", "0":
+				return false, nil
+			}
+		}
+		return nil, bad("true or false")
+	case commonv1.FieldType_FIELD_TYPE_INT, commonv1.FieldType_FIELD_TYPE_FLOAT:
+		n, ok := number(v)
+		if !ok {
+			return nil, bad("a number")
+		}
+		if f.GetType() == commonv1.FieldType_FIELD_TYPE_INT && n != math.Trunc(n) {
+			return nil, bad("a whole number")
+		}
+		if f.GetHasBounds() && (n < f.GetMin() || n > f.GetMax()) {
+			return nil, &ConfigError{Key: f.GetName(), Problem: fmt.Sprintf("is %v, out of range", v), Fix: fmt.Sprintf("use a value from %v to %v", f.GetMin(), f.GetMax())}
+		}
+		if f.GetType() == commonv1.FieldType_FIELD_TYPE_INT {
+			return int64(n), nil
+		}
+		return n, nil
+	case commonv1.FieldType_FIELD_TYPE_DURATION:
+		s, ok := v.(string)
+		if !ok {
+			return nil, bad(`a duration such as "30s"`)
+		}
+		if _, err := time.ParseDuration(s); err != nil {
+			return nil, bad(`a duration such as "30s"`)
+		}
+		return s, nil
+	case commonv1.FieldType_FIELD_TYPE_STRING_LIST:
+		switch l := v.(type) {
+		case []string:
+			return l, nil
+		case []any:
+			out := make([]string, 0, len(l))
+			for _, e := range l {
+				s, ok := e.(string)
+				if !ok {
+					return nil, bad("a list of strings")
+				}
+				out = append(out, s)
+			}
+			return out, nil
+		case string:
+			// Environment variables and flags give lists as comma-separated text.
+			if l == "" {
+				return []string{}, nil
+			}
+			return strings.Split(l, ","), nil
+		}
+		return nil, bad("a list of strings")
+	}
+	return nil, &ConfigError{Key: f.GetName(), Problem: "plugin declares an unknown field type " + f.GetType().String()}
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	case string:
+		var f float64
+		if _, err := fmt.Sscan(n, &f); err == nil && strings.TrimSpace(n) != "" {
+			return f, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,169 @@
+// Package conformance is the test suite every Strata layer plugin runs
+// against itself, ours or a third party's, in one line of its own tests:
+//
+//	func TestConformance(t *testing.T) {
+//		conformance.P2P(t, sdktest.Open(sdktest.InProcess, kind, factory, ""), conformance.Options{})
+//	}
+//
+// Layer checks what every kind must do (self-description, strict config,
+// lifecycle, surviving garbage input); P2P and Privacy check their kind's
+// contract as written in core/api/p2p/v1 and core/api/privacy/v1.
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
+)
+
+// Options adapt the suites to a layer.
+type Options struct {
+	// Config returns the config section for instance i (0 or 1) of the layer
+	// under test; nil means the layer's defaults. Suites that need two
+	// instances call it with 0 and 1 (e.g. to give each its own port).
+	Config func(i int) map[string]any
+	// Timeout bounds each wait for a frame or event; default 15 s.
+	Timeout time.Duration
+}
+
+func (o Options) config(i int) map[string]any {
+	if o.Config == nil {
+		return map[string]any{}
+	}
+	return o.Config(i)
+}
+
+func (o Options) timeout() time.Duration {
+	if o.Timeout <= 0 {
+		return 15 * time.Second
+	}
+	return o.Timeout
+}
+
+// instance is one running copy of the layer under test, with everything it
+// emits collected.
+type instance struct {
+	t       testing.TB
+	conn    sdk.Conn
+	link    sdk.Link
+	info    *commonv1.PluginInfo
+	started *commonv1.StartResponse
+	frames  chan *commonv1.Frame
+	events  chan *commonv1.Event
+}
+
+// setup opens, configures and starts one instance.
+func setup(t testing.TB, open sdktest.Opener, section map[string]any, req *commonv1.StartRequest) *instance {
+	t.Helper()
+	ctx := context.Background()
+	in := &instance{t: t, conn: open(t), frames: make(chan *commonv1.Frame, 1<<16), events: make(chan *commonv1.Event, 1024)}
+	info, err := in.conn.Describe(ctx)
+	if err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
+	in.info = info
+	checked, err := sdk.ApplySchema(info.GetConfig(), section)
+	if err != nil {
+		t.Fatalf("config section %v does not fit the plugin's own schema: %v", section, err)
+	}
+	js, err := json.Marshal(checked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: string(js), DataDir: t.TempDir(), NodeName: t.Name()}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	in.link, err = in.conn.Open(ctx, func(b *commonv1.Batch) {
+		for _, f := range b.GetFrames() {
+			in.frames <- f
+		}
+		for _, e := range b.GetEvents() {
+			select {
+			case in.events <- e:
+			default: // a test that ignores events must not stall the layer
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if in.started, err = in.conn.Start(ctx, req); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		in.conn.Stop(sctx)
+		in.link.Close()
+	})
+	return in
+}
+
+// send hands frames to the instance.
+func (in *instance) send(frames ...*commonv1.Frame) {
+	in.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.link.Emit(ctx, frames...); err != nil {
+		in.t.Fatalf("send to layer: %v", err)
+	}
+}
+
+// expect waits for a frame that matches, skipping others (a layer may emit
+// cover traffic or control frames of its own).
+func (in *instance) expect(timeout time.Duration, what string, match func(*commonv1.Frame) bool) *commonv1.Frame {
+	in.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case f := <-in.frames:
+			if match(f) {
+				return f
+			}
+		case <-deadline:
+			in.t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return nil
+		}
+	}
+}
+
+// expectPeer waits for a peer event in the given state.
+func (in *instance) expectPeer(timeout time.Duration, state commonv1.PeerState, peer []byte) {
+	in.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case e := <-in.events:
+			if p := e.GetPeer(); p != nil && p.GetState() == state && (peer == nil || bytes.Equal(p.GetPeer(), peer)) {
+				return
+			}
+		case <-deadline:
+			in.t.Fatalf("timed out after %v waiting for peer event %v", timeout, state)
+		}
+	}
+}
+
+func (in *instance) healthy() {
+	in.t.Helper()
+	h, err := in.conn.Health(context.Background())
+	if err != nil {
+		in.t.Fatalf("Health: %v", err)
+	}
+	if !h.GetServing() {
+		in.t.Fatalf("Health: not serving after start (%s)", h.GetDetail())
+	}
+}
+
+func up(peer []byte, protocol string, payload []byte) *commonv1.Frame {
+	return &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, Peer: peer, Protocol: protocol, Payload: payload}
+}
+
+func downTo(peer []byte, protocol string, payload []byte) *commonv1.Frame {
+	return &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: peer, Protocol: protocol, Payload: payload}
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package sdk
+
+import "os/exec"
+
+// setParentDeathSignal is a no-op where the kernel has no parent-death
+// signal; the plugin's parent watchdog ends it instead.
+func setParentDeathSignal(*exec.Cmd) {}

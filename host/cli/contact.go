@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/contacts"
+	"github.com/strata-msg/strata/host/identity"
+)
+
+func contactCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "contact", Short: "Export this node's contact card, import others'"}
+
+	var exportFlags configFlags
+	export := &cobra.Command{
+		Use:   "export -c FILE",
+		Short: "Print this node's contact card (written by the node each time it starts)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := exportFlags.load(env)
+			if err != nil {
+				return err
+			}
+			b, err := os.ReadFile(filepath.Join(cfg.Node.DataDir, "host", "card.txt"))
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("node %s has no card yet: start it once with `strata run -c %s`", cfg.Node.Name, exportFlags.file)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), string(b))
+			return nil
+		},
+	}
+	exportFlags.register(export)
+
+	var importFlags configFlags
+	var alias string
+	imp := &cobra.Command{
+		Use:   "import -c FILE CARD",
+		Short: "Verify a contact card and add it to this node's contacts",
+		Long:  "Verify a contact card and add it to this node's contacts. CARD is the card's text (strata:card:...) or - to read it from standard input. A running node picks the contact up when it restarts.",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := importFlags.load(env)
+			if err != nil {
+				return err
+			}
+			text := args[0]
+			if text == "-" {
+				b, err := readAll(cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				text = string(b)
+			}
+			card, err := contacts.DecodeText(strings.TrimSpace(text))
+			if err != nil {
+				return err
+			}
+			return withStore(cmd.Context(), cfg, func(id *identity.Identity, store *contacts.Store) error {
+				if bytes.Equal(card.IdentityKey, id.Public()) {
+					return errors.New("that is this node's own card")
+				}
+				if err := store.Put(cmd.Context(), card); err != nil && !errors.Is(err, contacts.ErrStale) {
+					return err
+				}
+				if alias != "" {
+					if err := store.SetAlias(cmd.Context(), card.IdentityKey, alias); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "imported %s (%x)\n", card.Name, []byte(card.IdentityKey[:8]))
+				return nil
+			})
+		},
+	}
+	importFlags.register(imp)
+	imp.Flags().StringVar(&alias, "alias", "", "a local nickname for the contact")
+
+	var listFlags configFlags
+	list := &cobra.Command{
+		Use:   "list -c FILE",
+		Short: "List this node's contacts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := listFlags.load(env)
+			if err != nil {
+				return err
+			}
+			return withStore(cmd.Context(), cfg, func(_ *identity.Identity, store *contacts.Store) error {
+				cards, err := store.List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "NAME\tALIAS\tIDENTITY\tLAYERS")
+				for _, c := range cards {
+					var layers []string
+					for kind, sec := range c.Sections {
+						layers = append(layers, sdk.KindName(kind)+"="+sec.Plugin)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%x\t%s\n", c.Name, c.Alias, []byte(c.IdentityKey[:8]), strings.Join(layers, " "))
+				}
+				return w.Flush()
+			})
+		},
+	}
+	listFlags.register(list)
+
+	cmd.AddCommand(export, imp, list)
+	return cmd
+}
+
+// withStore opens the node's identity and contact store (SQLite in WAL mode
+// allows this beside a running node).
+func withStore(ctx context.Context, cfg *config.Config, f func(*identity.Identity, *contacts.Store) error) error {
+	dir := filepath.Join(cfg.Node.DataDir, "host")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	id, err := identity.Load(dir)
+	if err != nil {
+		return err
+	}
+	defer id.Close()
+	store, err := contacts.Open(ctx, filepath.Join(dir, "contacts.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return f(id, store)
+}
+
+// readAll reads a card from r, refusing more than a card can hold.
+func readAll(r io.Reader) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r, 2*contacts.MaxCardSize))
+}

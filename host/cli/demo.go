@@ -1,0 +1,282 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
+	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/node"
+)
+
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	pluginDir       string
+	dataDir         string
+	messages        int
+	interval        time.Duration
+	mode            string
+	allowUnverified bool
+	verbose         bool
+	timeout         time.Duration
+}
+
+func demoCmd(env Env) *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run two nodes on loopback with the default stack and a scripted conversation",
+		Long: `Run two nodes, alice and bob, on 127.0.0.1 with the default stack that exists
+today (libp2p + none: p2p and privacy layers, each plugin its own process).
+They exchange contact cards, alice sends numbered messages, bob answers each,
+and the demo prints delivery, round-trip times and the host's per-boundary
+counters of both nodes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), env, cmd.OutOrStdout(), o)
+		},
+	}
+	def := ""
+	if exe, err := os.Executable(); err == nil {
+		def = filepath.Join(filepath.Dir(exe), "plugins")
+	}
+	cmd.Flags().StringVar(&o.pluginDir, "plugins", def, "plugin directory")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep the nodes' state here (default: a temporary directory, removed afterwards)")
+	cmd.Flags().IntVarP(&o.messages, "messages", "n", 100, "messages alice sends")
+	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Millisecond, "pause between alice's messages")
+	cmd.Flags().StringVar(&o.mode, "mode", config.ModeProcess, "plugin mode: process or inproc")
+	cmd.Flags().BoolVar(&o.allowUnverified, "allow-unverified", false, "start plugin binaries that are not in the lock file")
+	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the nodes' logs")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Second, "give up waiting for replies after this long")
+	return cmd
+}
+
+const demoConfig = `# Written by strata demo: one node of the demo network.
+node:
+  name: %[1]s
+  data_dir: %[2]s
+  role: relay          # p2p + privacy: the layers that exist today
+plugins:
+  dir: %[3]s
+  allow_unverified: %[5]t
+layers:
+  p2p:
+    plugin: libp2p
+    mode: %[4]s
+    config:
+      listen: ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"]
+  privacy:
+    plugin: none
+    mode: %[4]s
+log:
+  level: %[6]s
+`
+
+func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
+	if o.messages < 1 {
+		return fmt.Errorf("--messages must be at least 1")
+	}
+	dir := o.dataDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "strata-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	level := "warn"
+	if o.verbose {
+		level = "info"
+	}
+	pluginDir, err := filepath.Abs(o.pluginDir)
+	if err != nil {
+		return err
+	}
+
+	type peer struct {
+		name string
+		node *node.Node
+	}
+	var (
+		mu       sync.Mutex
+		sentAt   = map[int]time.Time{}
+		rtts     []time.Duration
+		gotPings int
+		allDone  = make(chan struct{})
+	)
+	var alice, bob peer
+	load := func(name string) (*config.Config, error) {
+		path := filepath.Join(dir, name+".yaml")
+		text := fmt.Sprintf(demoConfig, name, filepath.Join(dir, name), pluginDir, o.mode, o.allowUnverified, level)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+		return config.Load(config.Sources{File: path, Environ: []string{}})
+	}
+	start := func(p *peer, deliver func(node.Delivery)) error {
+		cfg, err := load(p.name)
+		if err != nil {
+			return err
+		}
+		log := hclog.New(&hclog.LoggerOptions{Name: p.name, Level: hclog.LevelFromString(level), Output: env.Stderr})
+		n, err := node.New(cfg, node.Options{Catalog: env.Catalog, Logger: log, AllowUnverified: o.allowUnverified, Deliver: deliver})
+		if err != nil {
+			return err
+		}
+		if err := n.Start(ctx); err != nil {
+			return err
+		}
+		p.node = n
+		return nil
+	}
+
+	alice.name, bob.name = "alice", "bob"
+	fmt.Fprintf(out, "starting alice and bob on 127.0.0.1 (libp2p + none, plugins as %s)\n", o.mode)
+	if err := start(&alice, func(d node.Delivery) {
+		i, ok := parseNumbered(d.Payload, "re: hello #")
+		if !ok {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if t, ok := sentAt[i]; ok {
+			rtts = append(rtts, time.Since(t))
+			delete(sentAt, i)
+			if len(rtts) == o.messages {
+				close(allDone)
+			}
+		}
+	}); err != nil {
+		return fmt.Errorf("alice: %w", err)
+	}
+	defer alice.node.Close(context.Background())
+	if err := start(&bob, func(d node.Delivery) {
+		i, ok := parseNumbered(d.Payload, "hello #")
+		if !ok || d.From == nil {
+			return
+		}
+		mu.Lock()
+		gotPings++
+		mu.Unlock()
+		reply := []byte("re: hello #" + strconv.Itoa(i))
+		if _, err := bob.node.Send(ctx, d.From, d.Conversation, reply, nil); err != nil {
+			fmt.Fprintln(env.Stderr, "bob could not reply:", err)
+		}
+	}); err != nil {
+		return fmt.Errorf("bob: %w", err)
+	}
+	defer bob.node.Close(context.Background())
+
+	if _, err := alice.node.AddContact(ctx, bob.node.CardText()); err != nil {
+		return fmt.Errorf("alice imports bob's card: %w", err)
+	}
+	if _, err := bob.node.AddContact(ctx, alice.node.CardText()); err != nil {
+		return fmt.Errorf("bob imports alice's card: %w", err)
+	}
+	fmt.Fprintf(out, "alice %s and bob %s exchanged contact cards\n", alice.node.Fingerprint(), bob.node.Fingerprint())
+	if err := waitConnected(ctx, alice.node, 20*time.Second); err != nil {
+		return err
+	}
+
+	conversation := []byte("demo")
+	began := time.Now()
+	for i := 1; i <= o.messages; i++ {
+		mu.Lock()
+		sentAt[i] = time.Now()
+		mu.Unlock()
+		if _, err := alice.node.Send(ctx, bob.node.Identity(), conversation, []byte("hello #"+strconv.Itoa(i)), nil); err != nil {
+			return fmt.Errorf("alice sends: %w", err)
+		}
+		if o.interval > 0 {
+			time.Sleep(o.interval)
+		}
+	}
+	select {
+	case <-allDone:
+	case <-time.After(o.timeout):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	elapsed := time.Since(began)
+
+	mu.Lock()
+	got, pings := slices.Clone(rtts), gotPings
+	mu.Unlock()
+	slices.Sort(got)
+	fmt.Fprintf(out, "\nalice sent %d, bob received %d and replied, alice received %d replies in %v\n", o.messages, pings, len(got), elapsed.Round(time.Millisecond))
+	if len(got) > 0 {
+		fmt.Fprintf(out, "round trip: p50 %v  p95 %v  max %v\n", pct(got, 50), pct(got, 95), got[len(got)-1])
+	}
+	for _, p := range []peer{alice, bob} {
+		fmt.Fprintf(out, "\n%s: frames across each boundary (host counters)\n", p.name)
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(w, "boundary\tdown\tup\tbytes down\tbytes up\tdropped\t")
+		for _, b := range p.node.Boundaries() {
+			var dropped uint64
+			for _, v := range b.Dropped {
+				dropped += v
+			}
+			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t\n", b.Name, b.FramesDown, b.FramesUp, b.BytesDown, b.BytesUp, dropped)
+		}
+		w.Flush()
+	}
+	if len(got) != o.messages || pings != o.messages {
+		return fmt.Errorf("demo incomplete: %d of %d messages and %d of %d replies arrived", pings, o.messages, len(got), o.messages)
+	}
+	fmt.Fprintln(out, "\ndemo ok: every message and every reply arrived")
+	return nil
+}
+
+// waitConnected waits until n's overlay has at least one peer.
+func waitConnected(ctx context.Context, n *node.Node, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		conn, err := n.Control("p2p")
+		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			resp, err := p2pv1.NewControlClient(conn.Control()).Peers(cctx, &p2pv1.PeersRequest{})
+			cancel()
+			if err == nil && len(resp.GetPeers()) > 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not connect to its peer within %v", n.Name(), limit)
+}
+
+func parseNumbered(b []byte, prefix string) (int, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(prefix))
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(strings.TrimSpace(string(rest)))
+	return i, err == nil
+}
+
+// pct returns the p-th percentile of sorted durations (nearest rank).
+func pct(sorted []time.Duration, p int) time.Duration {
+	idx := (len(sorted)*p + 99) / 100
+	if idx < 1 {
+		idx = 1
+	}
+	return sorted[idx-1].Round(10 * time.Microsecond)
+}

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/strata-msg/strata/host/node"
+)
+
+func runCmd(env Env) *cobra.Command {
+	var flags configFlags
+	cmd := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run one node until SIGINT or SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := flags.load(env)
+			if err != nil {
+				return err
+			}
+			log := newLogger(cfg, env.Stderr)
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			n, err := node.New(cfg, node.Options{
+				Catalog:         env.Catalog,
+				Logger:          log,
+				AllowUnverified: flags.allowUnverified,
+				Registerer:      reg,
+				Deliver: func(d node.Delivery) {
+					log.Info("message", "from", d.FromName, "conversation", fmt.Sprintf("%x", d.Conversation), "bytes", len(d.Payload), "trace", d.TraceID)
+				},
+			})
+			if err != nil {
+				return err
+			}
+			if err := n.Start(ctx); err != nil {
+				return err
+			}
+			defer func() {
+				cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				n.Close(cctx)
+				log.Info("node stopped")
+			}()
+			if cfg.Metrics.Listen != "" {
+				srv, addr, err := serveMetrics(cfg.Metrics.Listen, reg)
+				if err != nil {
+					return fmt.Errorf("metrics.listen: %w", err)
+				}
+				defer srv.Close()
+				log.Info("metrics", "url", "http://"+addr+"/metrics")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s (%s) running; contact card:\n%s\n", n.Name(), n.Fingerprint(), n.CardText())
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-n.Failed():
+				return err
+			}
+		},
+	}
+	flags.register(cmd)
+	return cmd
+}
+
+// serveMetrics serves reg on /metrics at addr and returns the bound address.
+func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, string, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(lis) }() // returns http.ErrServerClosed on Close
+	return srv, lis.Addr().String(), nil
+}

@@ -1,0 +1,26 @@
+// Command strata is the Strata host: it runs a node from a config file,
+// checks configs, manages plugins and contacts, and runs the demo.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/host/cli"
+	"github.com/strata-msg/strata/host/plugins"
+	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
+	"github.com/strata-msg/strata/plugins/none"
+)
+
+func main() {
+	catalog := plugins.Catalog{}.
+		Add(func() sdk.Layer { return libp2pplugin.New() }).
+		Add(func() sdk.Layer { return none.New() })
+	os.Exit(cli.Execute(context.Background(), cli.Env{
+		Catalog: catalog,
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		Environ: os.Environ(),
+	}, os.Args[1:]))
+}

@@ -1,0 +1,514 @@
+// Package config loads and checks a node's configuration: a YAML or TOML
+// file, then STRATA_ environment variables, then --set flags, in that order
+// of precedence (later wins). Every mistake is a *sdk.ConfigError that names
+// the key and says how to fix it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/toml/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+
+	"github.com/strata-msg/strata/core/sdk"
+)
+
+// Roles a node can take.
+const (
+	// RoleClient runs all four layers and serves applications.
+	RoleClient = "client"
+	// RoleRelay runs p2p and privacy only: a forwarding node.
+	RoleRelay = "relay"
+)
+
+// Plugin run modes.
+const (
+	// ModeProcess runs a layer as its own plugin process (the default).
+	ModeProcess = "process"
+	// ModeInProc runs a layer compiled into the host, for tests and benchmarks.
+	ModeInProc = "inproc"
+)
+
+// LayerOrder lists the layer keys bottom to top.
+var LayerOrder = []string{"p2p", "privacy", "secure", "sync"}
+
+// Config is a node's whole configuration.
+type Config struct {
+	// Node says who the node is.
+	Node Node
+	// Plugins says where plugin binaries live and how they are verified.
+	Plugins Plugins
+	// Layers holds the choice per layer key ("p2p", "privacy", ...). A relay
+	// has p2p and privacy only; a client has all four.
+	Layers map[string]Layer
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics
+	// Log configures the host log (plugin logs are merged into it).
+	Log Log
+	// Source is the file the config was read from, "" when none.
+	Source string
+}
+
+// Node is the node section.
+type Node struct {
+	Name    string
+	DataDir string
+	Role    string
+}
+
+// Plugins is the plugins section.
+type Plugins struct {
+	// Dir holds the plugin binaries, named strata-plugin-<name>.
+	Dir string
+	// LockFile records each binary's SHA-256 (default <dir>/strata.lock).
+	LockFile string
+	// Checksums overrides the lock file: plugin name → hex SHA-256.
+	Checksums map[string]string
+	// AllowUnverified starts binaries that have no checksum. Development only.
+	AllowUnverified bool
+	// Restart is the crash-restart policy.
+	Restart Restart
+}
+
+// Restart is the policy for restarting a crashed plugin.
+type Restart struct {
+	// Initial is the first backoff; it doubles up to Max.
+	Initial time.Duration
+	Max     time.Duration
+	// Limit is how many restarts within Window give up on the node; 0 = never.
+	Limit  int
+	Window time.Duration
+}
+
+// Layer is one layer's choice.
+type Layer struct {
+	// Plugin is the implementation's name ("libp2p", "none", ...).
+	Plugin string
+	// Mode is ModeProcess or ModeInProc.
+	Mode string
+	// Config is the plugin's own section, checked against its schema when
+	// the plugin is loaded.
+	Config map[string]any
+}
+
+// Metrics is the metrics section.
+type Metrics struct {
+	// Listen is the address of the /metrics endpoint; "" turns it off.
+	Listen string
+}
+
+// Log is the log section.
+type Log struct {
+	Level  string
+	Format string
+}
+
+// Sources are the inputs to Load besides the file.
+type Sources struct {
+	// File is the YAML (.yaml, .yml) or TOML (.toml) config file.
+	File string
+	// Environ is the environment; nil means os.Environ().
+	Environ []string
+	// Set holds key=value overrides from --set flags (dotted keys).
+	Set []string
+}
+
+// topKeys are the keys a config may have, with the fix to show for a typo.
+var topKeys = map[string]bool{
+	"node.name": true, "node.data_dir": true, "node.role": true,
+	"plugins.dir": true, "plugins.lock_file": true, "plugins.allow_unverified": true,
+	"plugins.restart.initial": true, "plugins.restart.max": true,
+	"plugins.restart.limit": true, "plugins.restart.window": true,
+	"metrics.listen": true, "log.level": true, "log.format": true,
+}
+
+// Load reads, merges and checks a config. Relative paths in a config file
+// (node.data_dir, plugins.dir, plugins.lock_file) are relative to the file. It does not look at plugins; the
+// host checks each plugin's own section against the plugin's schema when it
+// loads it.
+func Load(src Sources) (*Config, error) {
+	k := koanf.New(".")
+	if src.File != "" {
+		parser, err := parserFor(src.File)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(src.File); err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		if err := k.Load(file.Provider(src.File), parser); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", src.File, err)
+		}
+	}
+	environ := src.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	if err := k.Load(env.Provider(".", env.Opt{
+		Prefix:        "STRATA_",
+		TransformFunc: envKey,
+		EnvironFunc:   func() []string { return environ },
+	}), nil); err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	if len(src.Set) > 0 {
+		set := make(map[string]any, len(src.Set))
+		for _, kv := range src.Set {
+			key, val, ok := strings.Cut(kv, "=")
+			if !ok || key == "" {
+				return nil, &sdk.ConfigError{Key: kv, Problem: "is not key=value", Fix: "write --set layers.p2p.config.listen=/ip4/127.0.0.1/tcp/0"}
+			}
+			set[key] = val
+		}
+		if err := k.Load(confmap.Provider(set, "."), nil); err != nil {
+			return nil, fmt.Errorf("--set: %w", err)
+		}
+	}
+	cfg, err := fromKoanf(k)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Source = src.File
+	if src.File != "" {
+		base := filepath.Dir(src.File)
+		for _, p := range []*string{&cfg.Node.DataDir, &cfg.Plugins.Dir, &cfg.Plugins.LockFile} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(base, *p)
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// envKey maps STRATA_NODE__DATA_DIR to node.data_dir: a double underscore
+// separates levels, since keys themselves contain single underscores. The
+// reserved STRATA_PLUGIN and STRATA_LOG_LEVEL variables of plugin
+// processes are ignored.
+func envKey(k, v string) (string, any) {
+	k = strings.TrimPrefix(k, "STRATA_")
+	if !strings.Contains(k, "__") {
+		return "", nil
+	}
+	return strings.ToLower(strings.ReplaceAll(k, "__", ".")), v
+}
+
+func parserFor(path string) (koanf.Parser, error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml":
+		return yaml.Parser(), nil
+	case ".toml":
+		return toml.Parser(), nil
+	}
+	return nil, fmt.Errorf("config file %s: unknown format; name it .yaml, .yml or .toml", path)
+}
+
+func fromKoanf(k *koanf.Koanf) (*Config, error) {
+	if err := checkKeys(k); err != nil {
+		return nil, err
+	}
+	cfg := &Config{Layers: map[string]Layer{}}
+	var err error
+	str := func(key, def string) string {
+		if err != nil || !k.Exists(key) {
+			return def
+		}
+		s, ok := k.Get(key).(string)
+		if !ok {
+			err = &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %v, want a string", k.Get(key)), Fix: "quote the value"}
+		}
+		return s
+	}
+	dur := func(key string, def time.Duration) time.Duration {
+		s := str(key, "")
+		if err != nil || s == "" {
+			return def
+		}
+		d, perr := time.ParseDuration(s)
+		if perr != nil || d < 0 {
+			err = &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %q, not a duration", s), Fix: `write a duration such as "500ms" or "30s"`}
+		}
+		return d
+	}
+	boolean := func(key string) bool {
+		if err != nil || !k.Exists(key) {
+			return false
+		}
+		switch v := k.Get(key).(type) {
+		case bool:
+			return v
+		case string:
+			switch strings.ToLower(v) {
+			case "true", "yes", "1":
+				return true
+			case "false", "no", "0", "":
+				return false
+			}
+		}
+		err = &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %v, want true or false", k.Get(key))}
+		return false
+	}
+	integer := func(key string) int {
+		if err != nil || !k.Exists(key) {
+			return 0
+		}
+		switch v := k.Get(key).(type) {
+		case int:
+			return v
+		case int64:
+			return int(v)
+		case float64:
+			if v == float64(int(v)) {
+				return int(v)
+			}
+		case string:
+			var n int
+			if _, serr := fmt.Sscan(v, &n); serr == nil {
+				return n
+			}
+		}
+		err = &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %v, want a whole number", k.Get(key))}
+		return 0
+	}
+
+	cfg.Node.Name = str("node.name", "strata")
+	cfg.Node.Role = str("node.role", RoleClient)
+	cfg.Node.DataDir = str("node.data_dir", "")
+	cfg.Plugins.Dir = str("plugins.dir", "")
+	cfg.Plugins.LockFile = str("plugins.lock_file", "")
+	cfg.Plugins.AllowUnverified = boolean("plugins.allow_unverified")
+	cfg.Plugins.Restart = Restart{
+		Initial: dur("plugins.restart.initial", 200*time.Millisecond),
+		Max:     dur("plugins.restart.max", 30*time.Second),
+		Limit:   integer("plugins.restart.limit"),
+		Window:  dur("plugins.restart.window", 5*time.Minute),
+	}
+	cfg.Metrics.Listen = str("metrics.listen", "")
+	cfg.Log.Level = str("log.level", "info")
+	cfg.Log.Format = str("log.format", "text")
+	if err != nil {
+		return nil, err
+	}
+	if k.Exists("plugins.checksums") {
+		cfg.Plugins.Checksums = map[string]string{}
+		for name, v := range k.Cut("plugins.checksums").All() {
+			s, ok := v.(string)
+			if !ok {
+				return nil, &sdk.ConfigError{Key: "plugins.checksums." + name, Problem: "want a hex SHA-256 string"}
+			}
+			cfg.Plugins.Checksums[name] = s
+		}
+	}
+	for _, key := range LayerOrder {
+		prefix := "layers." + key
+		if !k.Exists(prefix) {
+			continue
+		}
+		l := Layer{
+			Plugin: str(prefix+".plugin", ""),
+			Mode:   str(prefix+".mode", ModeProcess),
+		}
+		if err != nil {
+			return nil, err
+		}
+		if k.Exists(prefix + ".config") {
+			sub, ok := k.Get(prefix + ".config").(map[string]any)
+			if !ok {
+				return nil, &sdk.ConfigError{Key: prefix + ".config", Problem: "is not a section", Fix: "write the plugin's keys under it, or remove it"}
+			}
+			l.Config = sub
+		}
+		cfg.Layers[key] = l
+	}
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// checkKeys refuses keys the host does not know, outside the plugins' own
+// sections and the checksum table.
+func checkKeys(k *koanf.Koanf) error {
+	keys := k.Keys()
+	sort.Strings(keys)
+	for _, key := range keys {
+		if topKeys[key] || strings.HasPrefix(key, "plugins.checksums.") {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(key, "layers."); ok {
+			layer, sub, _ := strings.Cut(rest, ".")
+			if !isLayer(layer) {
+				return &sdk.ConfigError{Key: "layers." + layer, Problem: "is not a layer", Fix: "layers are " + strings.Join(LayerOrder, ", ")}
+			}
+			if sub == "plugin" || sub == "mode" || sub == "config" || strings.HasPrefix(sub, "config.") {
+				continue
+			}
+		}
+		return &sdk.ConfigError{Key: key, Problem: "unknown key", Fix: suggest(key)}
+	}
+	return nil
+}
+
+func isLayer(s string) bool {
+	for _, l := range LayerOrder {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+// suggest names the known key closest to key.
+func suggest(key string) string {
+	best, bestD := "", 4
+	cands := make([]string, 0, len(topKeys)+8)
+	for k := range topKeys {
+		cands = append(cands, k)
+	}
+	for _, l := range LayerOrder {
+		cands = append(cands, "layers."+l+".plugin", "layers."+l+".mode", "layers."+l+".config")
+	}
+	sort.Strings(cands)
+	for _, c := range cands {
+		if d := distance(key, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" {
+		return "remove it; see docs/configuration.md for the keys"
+	}
+	return "did you mean " + best + "?"
+}
+
+// distance is the Levenshtein distance of a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Check validates what can be validated without loading plugins.
+func (c *Config) Check() error {
+	if c.Node.Name == "" {
+		return &sdk.ConfigError{Key: "node.name", Problem: "is empty", Fix: "give the node a name"}
+	}
+	if strings.ContainsAny(c.Node.Name, `/\`) {
+		return &sdk.ConfigError{Key: "node.name", Problem: fmt.Sprintf("%q contains a path separator", c.Node.Name)}
+	}
+	if c.Node.DataDir == "" {
+		return &sdk.ConfigError{Key: "node.data_dir", Problem: "is not set", Fix: "name the directory where the node keeps its keys and state"}
+	}
+	var need []string
+	switch c.Node.Role {
+	case RoleClient:
+		need = LayerOrder
+	case RoleRelay:
+		need = LayerOrder[:2]
+		for _, extra := range LayerOrder[2:] {
+			if _, ok := c.Layers[extra]; ok {
+				return &sdk.ConfigError{Key: "layers." + extra, Problem: "is set on a relay", Fix: "a relay runs p2p and privacy only; remove it or set node.role: client"}
+			}
+		}
+	default:
+		return &sdk.ConfigError{Key: "node.role", Problem: fmt.Sprintf("is %q", c.Node.Role), Fix: "use client or relay"}
+	}
+	for _, key := range need {
+		l, ok := c.Layers[key]
+		if !ok {
+			fix := fmt.Sprintf("set layers.%s.plugin", key)
+			if c.Node.Role == RoleClient && (key == "secure" || key == "sync") {
+				fix += "; a client runs all four layers (p2p, privacy, secure, sync), a relay (node.role: relay) p2p and privacy only"
+			}
+			return &sdk.ConfigError{Key: "layers." + key, Problem: "is missing", Fix: fix}
+		}
+		if l.Plugin == "" {
+			return &sdk.ConfigError{Key: "layers." + key + ".plugin", Problem: "is not set", Fix: "name the implementation, e.g. `strata plugins list`"}
+		}
+		if l.Mode != ModeProcess && l.Mode != ModeInProc {
+			return &sdk.ConfigError{Key: "layers." + key + ".mode", Problem: fmt.Sprintf("is %q", l.Mode), Fix: "use process or inproc"}
+		}
+	}
+	if c.usesProcess() && c.Plugins.Dir == "" {
+		return &sdk.ConfigError{Key: "plugins.dir", Problem: "is not set", Fix: "name the directory with the plugin binaries (make plugins builds them into bin/plugins)"}
+	}
+	for name, sum := range c.Plugins.Checksums {
+		if len(sum) != 64 || strings.Trim(strings.ToLower(sum), "0123456789abcdef") != "" {
+			return &sdk.ConfigError{Key: "plugins.checksums." + name, Problem: "is not a hex SHA-256", Fix: "use `strata plugins lock` or sha256sum"}
+		}
+	}
+	r := c.Plugins.Restart
+	if r.Initial <= 0 || r.Max < r.Initial {
+		return &sdk.ConfigError{Key: "plugins.restart", Problem: "initial must be positive and max at least initial"}
+	}
+	if r.Limit < 0 {
+		return &sdk.ConfigError{Key: "plugins.restart.limit", Problem: "is negative", Fix: "use 0 for no limit"}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "trace", "debug", "info", "warn", "error", "off":
+	default:
+		return &sdk.ConfigError{Key: "log.level", Problem: fmt.Sprintf("is %q", c.Log.Level), Fix: "use trace, debug, info, warn, error or off"}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return &sdk.ConfigError{Key: "log.format", Problem: fmt.Sprintf("is %q", c.Log.Format), Fix: "use text or json"}
+	}
+	return nil
+}
+
+func (c *Config) usesProcess() bool {
+	for _, l := range c.Layers {
+		if l.Mode == ModeProcess {
+			return true
+		}
+	}
+	return false
+}
+
+// Stack returns the configured layer keys, bottom to top.
+func (c *Config) Stack() []string {
+	var out []string
+	for _, key := range LayerOrder {
+		if _, ok := c.Layers[key]; ok {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// LockPath is the lock file's path.
+func (c *Config) LockPath() string {
+	if c.Plugins.LockFile != "" {
+		return c.Plugins.LockFile
+	}
+	return filepath.Join(c.Plugins.Dir, "strata.lock")
+}
+
+// IsConfigError reports whether err is (or wraps) a config mistake.
+func IsConfigError(err error) bool {
+	var ce *sdk.ConfigError
+	return errors.As(err, &ce)
+}

@@ -1,0 +1,464 @@
+package contacts
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+)
+
+// FileName is the conventional name of the store's database file inside the
+// host's data directory.
+const FileName = "contacts.db"
+
+var (
+	// ErrNotFound reports that the store holds no contact for the key, alias
+	// or section asked for.
+	ErrNotFound = errors.New("no such contact")
+	// ErrStale reports a card older than the one the store holds for the
+	// same identity. The stored card stays.
+	ErrStale = errors.New("card is older than the stored card")
+	// ErrUnsigned reports a card that does not carry its signature: one that
+	// was never signed, or whose fields changed after it was signed or
+	// decoded.
+	ErrUnsigned = errors.New("card is not signed")
+	// ErrAliasInUse reports an alias that another contact already has.
+	ErrAliasInUse = errors.New("alias already in use")
+	// ErrAmbiguous reports a section that more than one contact's card
+	// holds, so that it does not name one contact.
+	ErrAmbiguous = errors.New("section belongs to more than one contact")
+)
+
+// busyTimeoutMillis is how long a statement waits for a lock another
+// connection or process holds before it fails with SQLITE_BUSY.
+const busyTimeoutMillis = 5000
+
+// migrations are the schema versions, in order: migrations[i] takes a
+// database from user_version i to i+1. Released entries are never edited;
+// a schema change is a new entry.
+var migrations = []string{
+	// Version 1.
+	//
+	// contacts holds each accepted card as the SignedCard it arrived as,
+	// which is the source of truth and is verified again when read; name
+	// and issued_unix are copies kept for ordering and for the staleness
+	// check. alias is NULL when the contact has none.
+	//
+	// section_index maps a section, by layer and SHA-256 of its data, to
+	// the contacts whose current card holds it.
+	`CREATE TABLE contacts (
+		identity    BLOB    NOT NULL PRIMARY KEY,
+		name        TEXT    NOT NULL,
+		issued_unix INTEGER NOT NULL,
+		signed      BLOB    NOT NULL,
+		alias       TEXT    UNIQUE
+	) STRICT;
+	CREATE INDEX contacts_by_name ON contacts (name, identity);
+	CREATE TABLE section_index (
+		layer     INTEGER NOT NULL,
+		data_hash BLOB    NOT NULL,
+		identity  BLOB    NOT NULL REFERENCES contacts (identity) ON DELETE CASCADE,
+		PRIMARY KEY (layer, data_hash, identity)
+	) STRICT, WITHOUT ROWID;
+	CREATE INDEX section_index_by_identity ON section_index (identity);`,
+}
+
+// Store is a durable store of contact cards, one per identity, in a SQLite
+// database. Every change is one committed transaction, durable when the
+// method returns. A Store is safe for concurrent use, and several processes
+// may open the same database.
+type Store struct {
+	db *sql.DB
+}
+
+// Open opens the store in the SQLite database at path, creating the file
+// (mode 0600) and its directory (mode 0700) if need be and bringing the
+// schema up to date. The host keeps it at <data dir>/FileName.
+//
+// The database runs in WAL mode with synchronous=FULL: a commit is on stable
+// storage, not only in the operating system's cache, before Put returns, so
+// an acknowledged card survives power loss as well as a crash. Contacts
+// change seldom, so the cost of the extra fsync does not matter.
+func Open(ctx context.Context, path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
+	}
+	// Create the file ourselves so that it is private from the start;
+	// SQLite gives the WAL and shared-memory files the same mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
+	}
+
+	db, err := sql.Open("sqlite", dsn(abs))
+	if err != nil {
+		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.init(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// dsn returns the driver's data source name for the database file at the
+// absolute path abs. The pragmas apply to every connection of the pool.
+func dsn(abs string) string {
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows path such as C:/x becomes /C:/x
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMillis))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	// Transactions take the write lock when they begin, so that two
+	// writers wait for each other (busy_timeout) rather than one failing
+	// when it upgrades a read lock.
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// init checks the connection settings and migrates the schema.
+func (s *Store) init(ctx context.Context) error {
+	var mode string
+	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("read journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, want wal (does the file system support it?)", mode)
+	}
+	return s.migrate(ctx)
+}
+
+// migrate brings the schema to len(migrations), in one transaction.
+func (s *Store) migrate(ctx context.Context) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var version int
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if version > len(migrations) {
+			return fmt.Errorf("schema version %d is newer than this program's %d", version, len(migrations))
+		}
+		for v := version; v < len(migrations); v++ {
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+			}
+		}
+		if version < len(migrations) {
+			// PRAGMA takes no parameters; the value is a constant.
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+				return fmt.Errorf("set schema version: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// tx runs f in a transaction and commits it if f succeeds.
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Close closes the store. Cards already put stay in the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("contacts: close: %w", err)
+	}
+	return nil
+}
+
+// Put stores c, replacing the card stored for the same identity unless that
+// one was issued later, in which case Put returns ErrStale and changes
+// nothing. A card issued at the same second replaces the stored one. The
+// contact's alias, if any, stays.
+//
+// c must carry its signature (it came from Decode, DecodeText, Get or Sign,
+// and its fields have not changed since); otherwise Put returns an error
+// wrapping ErrUnsigned. When Put returns nil the card is committed to stable
+// storage.
+func (s *Store) Put(ctx context.Context, c *Card) error {
+	if c.signed == nil {
+		return fmt.Errorf("contacts: put: %w", ErrUnsigned)
+	}
+	// The signed form is what is stored; check it again rather than trust
+	// the fields, and make sure the fields say the same.
+	card, err := Decode(c.signed)
+	if err != nil {
+		return fmt.Errorf("contacts: put: %w", err)
+	}
+	if !sameContent(card, c) {
+		return fmt.Errorf("contacts: put: %w: fields changed since the card was signed", ErrUnsigned)
+	}
+	key := []byte(card.IdentityKey)
+	issued := card.Issued.Unix()
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var stored int64
+		switch err := tx.QueryRowContext(ctx,
+			"SELECT issued_unix FROM contacts WHERE identity = ?", key).Scan(&stored); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("read stored card: %w", err)
+		case stored > issued:
+			return fmt.Errorf("%w: issued %d, stored card issued %d", ErrStale, issued, stored)
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO contacts (identity, name, issued_unix, signed) VALUES (?, ?, ?, ?)
+			ON CONFLICT (identity) DO UPDATE SET
+				name = excluded.name,
+				issued_unix = excluded.issued_unix,
+				signed = excluded.signed`,
+			key, card.Name, issued, card.signed); err != nil {
+			return fmt.Errorf("write card: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM section_index WHERE identity = ?", key); err != nil {
+			return fmt.Errorf("clear section index: %w", err)
+		}
+		for layer, sec := range card.Sections {
+			if _, err := tx.ExecContext(ctx,
+				"INSERT INTO section_index (layer, data_hash, identity) VALUES (?, ?, ?)",
+				int64(layer), sectionHash(sec.Data), key); err != nil {
+				return fmt.Errorf("index section %v: %w", layer, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("contacts: put: %w", err)
+	}
+	return nil
+}
+
+// sectionHash is the key of a section's data in section_index.
+func sectionHash(data []byte) []byte {
+	sum := sha256.Sum256(data)
+	return sum[:]
+}
+
+// Get returns the card stored for the identity key, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, identity []byte) (*Card, error) {
+	c, err := s.get(ctx, "identity = ?", identity)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: get: %w", err)
+	}
+	return c, nil
+}
+
+// ByAlias returns the card of the contact with the alias, or ErrNotFound.
+func (s *Store) ByAlias(ctx context.Context, alias string) (*Card, error) {
+	if alias == "" {
+		return nil, fmt.Errorf("contacts: by alias: %w", ErrNotFound)
+	}
+	c, err := s.get(ctx, "alias = ?", alias)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: by alias: %w", err)
+	}
+	return c, nil
+}
+
+// get returns the one contact that matches the SQL condition where, which
+// has one parameter, arg.
+func (s *Store) get(ctx context.Context, where string, arg any) (*Card, error) {
+	var signed []byte
+	var alias sql.NullString
+	err := s.db.QueryRowContext(ctx, "SELECT signed, alias FROM contacts WHERE "+where, arg).Scan(&signed, &alias)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeStored(signed, alias)
+}
+
+// decodeStored decodes a card read from the database. The database is
+// trusted no more than the card's author: the signature is checked again.
+func decodeStored(signed []byte, alias sql.NullString) (*Card, error) {
+	c, err := Decode(signed)
+	if err != nil {
+		return nil, fmt.Errorf("stored card: %w", err)
+	}
+	c.Alias = alias.String
+	return c, nil
+}
+
+// List returns every stored card, ordered by name and then by identity key.
+func (s *Store) List(ctx context.Context) ([]*Card, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT signed, alias FROM contacts ORDER BY name, identity")
+	if err != nil {
+		return nil, fmt.Errorf("contacts: list: %w", err)
+	}
+	defer rows.Close()
+	var cards []*Card
+	for rows.Next() {
+		var signed []byte
+		var alias sql.NullString
+		if err := rows.Scan(&signed, &alias); err != nil {
+			return nil, fmt.Errorf("contacts: list: %w", err)
+		}
+		c, err := decodeStored(signed, alias)
+		if err != nil {
+			return nil, fmt.Errorf("contacts: list: %w", err)
+		}
+		cards = append(cards, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("contacts: list: %w", err)
+	}
+	return cards, nil
+}
+
+// Delete removes the contact with the identity key, its alias and its
+// sections, or returns ErrNotFound.
+func (s *Store) Delete(ctx context.Context, identity []byte) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM section_index WHERE identity = ?", identity); err != nil {
+			return fmt.Errorf("clear section index: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM contacts WHERE identity = ?", identity)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("contacts: delete: %w", err)
+	}
+	return nil
+}
+
+// SetAlias gives the contact with the identity key a local nickname, or
+// removes its nickname if alias is empty. It returns ErrNotFound if there is
+// no such contact, ErrAliasInUse if another contact has the alias, and an
+// error if alias is longer than MaxNameSize bytes, not UTF-8, or holds
+// control characters.
+func (s *Store) SetAlias(ctx context.Context, identity []byte, alias string) error {
+	if err := checkName(alias); err != nil {
+		return fmt.Errorf("contacts: set alias: alias: %v", err)
+	}
+	value := sql.NullString{String: alias, Valid: alias != ""}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if value.Valid {
+			var owner []byte
+			switch err := tx.QueryRowContext(ctx,
+				"SELECT identity FROM contacts WHERE alias = ?", alias).Scan(&owner); {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return err
+			case !bytes.Equal(owner, identity):
+				return fmt.Errorf("%w: %q", ErrAliasInUse, alias)
+			}
+		}
+		res, err := tx.ExecContext(ctx, "UPDATE contacts SET alias = ? WHERE identity = ?", value, identity)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("contacts: set alias: %w", err)
+	}
+	return nil
+}
+
+// LookupSection returns the contact whose card holds exactly data as its
+// section for layer: for instance, which contact an inbound privacy address
+// belongs to. It returns ErrNotFound if no card holds it, and an error
+// wrapping ErrAmbiguous if several do, since anyone may copy another node's
+// section into a card of their own.
+func (s *Store) LookupSection(ctx context.Context, layer commonv1.LayerKind, data []byte) (*Card, error) {
+	c, err := s.lookupSection(ctx, layer, data)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: lookup section %v: %w", layer, err)
+	}
+	return c, nil
+}
+
+// lookupSection is LookupSection without the error context.
+func (s *Store) lookupSection(ctx context.Context, layer commonv1.LayerKind, data []byte) (*Card, error) {
+	// One statement, so one consistent snapshot of both tables.
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT c.signed, c.alias FROM section_index AS x
+		JOIN contacts AS c ON c.identity = x.identity
+		WHERE x.layer = ? AND x.data_hash = ?`,
+		int64(layer), sectionHash(data))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var found *Card
+	matches := 0
+	for rows.Next() {
+		var signed []byte
+		var alias sql.NullString
+		if err := rows.Scan(&signed, &alias); err != nil {
+			return nil, err
+		}
+		c, err := decodeStored(signed, alias)
+		if err != nil {
+			return nil, err
+		}
+		// The hash finds the candidates; the bytes decide.
+		if sec, ok := c.Sections[layer]; ok && bytes.Equal(sec.Data, data) {
+			found = c
+			matches++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	switch matches {
+	case 0:
+		return nil, ErrNotFound
+	case 1:
+		return found, nil
+	default:
+		return nil, fmt.Errorf("%w: %d contacts hold it", ErrAmbiguous, matches)
+	}
+}

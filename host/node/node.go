@@ -1,0 +1,535 @@
+// Package node is the Strata host's runtime: it loads one plugin per layer,
+// wires adjacent layers through itself (plugins never talk to each other),
+// translates addresses where their meaning changes, counts every frame at
+// every boundary, restarts crashed plugins, and owns the node's identity and
+// contacts.
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/contacts"
+	"github.com/strata-msg/strata/host/identity"
+	"github.com/strata-msg/strata/host/plugins"
+)
+
+// Options configures a Node beyond its config file.
+type Options struct {
+	// Catalog holds the built-in layers for in-process mode.
+	Catalog plugins.Catalog
+	// Logger is the host log; plugin logs are merged into it.
+	Logger hclog.Logger
+	// AllowUnverified starts plugin binaries that have no recorded checksum
+	// (the --allow-unverified flag); a recorded checksum that does not match
+	// is refused regardless.
+	AllowUnverified bool
+	// Deliver receives every message that reaches the top of the stack. It
+	// is called from the host's routing goroutines and must not block long.
+	Deliver func(Delivery)
+	// Batch bounds the batches the host sends to each plugin.
+	Batch sdk.BatchOptions
+	// RouteTimeout bounds how long the host waits for a slow layer to take a
+	// frame before dropping it; default 2 s.
+	RouteTimeout time.Duration
+	// HealthInterval is how often plugin counters are refreshed; default 2 s.
+	HealthInterval time.Duration
+	// Registerer receives the node's metrics; nil means none.
+	Registerer prometheus.Registerer
+}
+
+// Delivery is a message that reached the top of the stack.
+type Delivery struct {
+	// From is the sender's identity key, or nil when the sender's address
+	// matched no contact.
+	From ed25519.PublicKey
+	// FromName is the contact's alias or card name, when known.
+	FromName     string
+	Conversation []byte
+	Payload      []byte
+	MessageID    []byte
+	TraceID      uint64
+}
+
+// Node is one running Strata host.
+type Node struct {
+	cfg  *config.Config
+	opts Options
+	log  hclog.Logger
+
+	id       *identity.Identity
+	contacts *contacts.Store
+	book     *addressBook
+
+	slots  []*slot
+	bounds []*boundary // bounds[k] lies between slots[k] and slots[k+1] (or the app)
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	traceID atomic.Uint64
+	failed  chan error
+	once    sync.Once
+	card    atomic.Pointer[contacts.Card]
+}
+
+// ErrUnknownContact is returned by Send when the recipient is not a contact
+// with an address at the privacy layer.
+var ErrUnknownContact = errors.New("unknown contact")
+
+// New checks the config against the plugins it names and prepares the node:
+// identity and contacts opened, binaries resolved and verified. Nothing runs
+// until Start.
+func New(cfg *config.Config, opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.RouteTimeout <= 0 {
+		opts.RouteTimeout = 2 * time.Second
+	}
+	if opts.HealthInterval <= 0 {
+		opts.HealthInterval = 2 * time.Second
+	}
+	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1)}
+	allow := opts.AllowUnverified || cfg.Plugins.AllowUnverified
+	var lock *plugins.LockFile
+	for i, key := range cfg.Stack() {
+		l := cfg.Layers[key]
+		kind, err := sdk.ParseKind(key)
+		if err != nil {
+			return nil, err
+		}
+		s := &slot{n: n, index: i, key: key, kind: kind, layer: l, log: opts.Logger.Named(key)}
+		if l.Mode == config.ModeInProc {
+			f, err := opts.Catalog.Lookup(kind, l.Plugin)
+			if err != nil {
+				return nil, &sdk.ConfigError{Key: "layers." + key + ".plugin", Problem: err.Error(), Fix: "use mode: process, or a built-in plugin"}
+			}
+			s.factory = f
+		} else {
+			if lock == nil {
+				if lock, err = plugins.ReadLock(cfg.LockPath()); err != nil {
+					return nil, err
+				}
+			}
+			s.path = plugins.BinaryPath(cfg.Plugins.Dir, l.Plugin)
+			if err := plugins.CheckBinary(s.path); err != nil {
+				fix := "build it (make plugins) or check plugins.dir"
+				if names, lerr := plugins.Binaries(cfg.Plugins.Dir); lerr == nil {
+					fix = fmt.Sprintf("plugins in %s: %v", cfg.Plugins.Dir, names)
+				}
+				return nil, &sdk.ConfigError{Key: "layers." + key + ".plugin", Problem: fmt.Sprintf("unknown plugin %q: %v", l.Plugin, err), Fix: fix}
+			}
+			if s.checksum, err = checksumOf(cfg, lock, l.Plugin, s.path, allow); err != nil {
+				return nil, fmt.Errorf("layers.%s.plugin: %w", key, err)
+			}
+		}
+		n.slots = append(n.slots, s)
+	}
+	for k := range n.slots {
+		upper := "app"
+		if k+1 < len(n.slots) {
+			upper = n.slots[k+1].key
+		}
+		n.bounds = append(n.bounds, &boundary{name: n.slots[k].key + "|" + upper})
+	}
+	return n, nil
+}
+
+// Start loads every plugin, checks each one's config section and that
+// adjacent layers fit, then configures them and starts them bottom up.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close(context.Background())
+		}
+	}()
+	hostDir := filepath.Join(n.cfg.Node.DataDir, "host")
+	if err := os.MkdirAll(hostDir, 0o700); err != nil {
+		return fmt.Errorf("node.data_dir: %w", err)
+	}
+	if n.id, err = identity.Load(hostDir); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	if n.contacts, err = contacts.Open(ctx, filepath.Join(hostDir, "contacts.db")); err != nil {
+		return fmt.Errorf("contacts: %w", err)
+	}
+	if n.book, err = loadAddressBook(ctx, n.contacts); err != nil {
+		return err
+	}
+	for _, s := range n.slots {
+		if err := s.prepare(ctx); err != nil {
+			return err
+		}
+	}
+	if err := n.checkFit(); err != nil {
+		return err
+	}
+	for i := len(n.slots) - 1; i >= 0; i-- {
+		if err := n.slots[i].configure(ctx); err != nil {
+			return err
+		}
+	}
+	for _, s := range n.slots {
+		if err := s.start(ctx); err != nil {
+			return err
+		}
+	}
+	if err := n.refreshCard(); err != nil {
+		return err
+	}
+	if n.opts.Registerer != nil {
+		if err := n.opts.Registerer.Register(newCollector(n)); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	for _, s := range n.slots {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			s.supervise()
+		}()
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.pollHealth()
+	}()
+	n.connectContacts(n.book.all())
+	n.log.Info("node started", "name", n.cfg.Node.Name, "identity", n.id.Fingerprint(), "stack", n.cfg.Stack())
+	return nil
+}
+
+// checkFit refuses a stack whose layers do not fit: each layer's
+// requirements must be among what the layer below provides.
+func (n *Node) checkFit() error {
+	for i := 1; i < len(n.slots); i++ {
+		upper, lower := n.slots[i], n.slots[i-1]
+		have := map[string]bool{}
+		for _, p := range lower.info.GetProvides() {
+			have[p] = true
+		}
+		for _, req := range upper.info.GetRequires() {
+			if !anyOf(req, have) {
+				return &sdk.ConfigError{
+					Key:     "layers." + upper.key + ".plugin",
+					Problem: fmt.Sprintf("%s %q needs a %s layer that provides %q, and %s %q provides %v", upper.key, upper.layer.Plugin, lower.key, req, lower.key, lower.layer.Plugin, lower.info.GetProvides()),
+					Fix:     fmt.Sprintf("choose a %s plugin that provides it, or another %s plugin", lower.key, upper.key),
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// anyOf reports whether one of the "|"-separated alternatives is in have.
+func anyOf(req string, have map[string]bool) bool {
+	for _, alt := range bytes.Split([]byte(req), []byte("|")) {
+		if have[string(alt)] {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) below(i int) *slot {
+	if i > 0 {
+		return n.slots[i-1]
+	}
+	return nil
+}
+
+func (n *Node) above(i int) *slot {
+	if i+1 < len(n.slots) {
+		return n.slots[i+1]
+	}
+	return nil
+}
+
+// Identity returns the node's public identity key.
+func (n *Node) Identity() ed25519.PublicKey { return n.id.Public() }
+
+// Fingerprint returns the short human form of the node's identity.
+func (n *Node) Fingerprint() string { return n.id.Fingerprint() }
+
+// Name returns the node's configured name.
+func (n *Node) Name() string { return n.cfg.Node.Name }
+
+// Send hands a message to the top of the stack, addressed to a contact (or,
+// with a nil recipient, to the whole conversation). It returns the trace id
+// that follows the message down the stack. Send does not wait for delivery;
+// below the sync layer delivery is best effort.
+func (n *Node) Send(ctx context.Context, to ed25519.PublicKey, conversation, payload []byte, hints *commonv1.Hints) (uint64, error) {
+	if to != nil && !n.book.knows(to) {
+		return 0, fmt.Errorf("%w: %x", ErrUnknownContact, []byte(to))
+	}
+	f := &commonv1.Frame{
+		Direction:    commonv1.Direction_DIRECTION_DOWN,
+		TraceId:      n.traceID.Add(1),
+		Conversation: conversation,
+		Peer:         to,
+		Hints:        hints,
+		Payload:      payload,
+	}
+	top := len(n.slots) - 1
+	if !n.forward(ctx, top+1, top, []*commonv1.Frame{f}) {
+		return 0, fmt.Errorf("send: the %s layer did not take the message", n.slots[top].key)
+	}
+	return f.GetTraceId(), nil
+}
+
+// Card returns the node's current signed contact card.
+func (n *Node) Card() *contacts.Card { return n.card.Load() }
+
+// CardText returns the node's contact card in its text form.
+func (n *Node) CardText() string { return contacts.EncodeText(n.card.Load().Signed()) }
+
+// refreshCard signs a card from the layers' current contact sections and
+// writes it to <data_dir>/host/card.txt.
+func (n *Node) refreshCard() error {
+	c := &contacts.Card{
+		IdentityKey: n.id.Public(),
+		Name:        n.cfg.Node.Name,
+		Issued:      time.Now(),
+		Sections:    map[commonv1.LayerKind]contacts.Section{},
+	}
+	if prev := n.card.Load(); prev != nil && !c.Issued.After(prev.Issued) {
+		c.Issued = prev.Issued.Add(time.Second)
+	}
+	for _, s := range n.slots {
+		if sec := s.contactSection(); len(sec) > 0 {
+			c.Sections[s.kind] = contacts.Section{Plugin: s.layer.Plugin, Data: sec}
+		}
+	}
+	signed, err := c.Sign(n.id)
+	if err != nil {
+		return fmt.Errorf("contact card: %w", err)
+	}
+	n.card.Store(c)
+	path := filepath.Join(n.cfg.Node.DataDir, "host", "card.txt")
+	if err := os.WriteFile(path, []byte(contacts.EncodeText(signed)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("contact card: %w", err)
+	}
+	return nil
+}
+
+// AddContact verifies and stores a contact card (text form), and connects
+// to the contact's overlay node.
+func (n *Node) AddContact(ctx context.Context, text string) (*contacts.Card, error) {
+	c, err := contacts.DecodeText(text)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(c.IdentityKey, n.id.Public()) {
+		return nil, errors.New("that is this node's own card")
+	}
+	if err := n.contacts.Put(ctx, c); err != nil && !errors.Is(err, contacts.ErrStale) {
+		return nil, err
+	}
+	n.book.put(c)
+	n.connectContacts([]*contacts.Card{c})
+	return c, nil
+}
+
+// Contacts lists the stored contacts.
+func (n *Node) Contacts(ctx context.Context) ([]*contacts.Card, error) { return n.contacts.List(ctx) }
+
+// connectContacts asks the overlay to keep a connection to each contact
+// whose card has a section for this node's p2p plugin.
+func (n *Node) connectContacts(cards []*contacts.Card) {
+	p2p := n.slots[0]
+	for _, c := range cards {
+		sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_P2P]
+		if !ok || sec.Plugin != p2p.layer.Plugin {
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+			defer cancel()
+			p2p.mu.RLock()
+			conn := p2p.conn
+			p2p.mu.RUnlock()
+			_, err := p2pv1.NewControlClient(conn.Control()).Connect(ctx, &p2pv1.ConnectRequest{ContactSection: sec.Data, Persistent: true})
+			if err != nil && n.ctx.Err() == nil {
+				n.log.Warn("could not connect to contact", "contact", c.Name, "error", err)
+			}
+		}()
+	}
+}
+
+// afterRestart brings a restarted layer back into the node: the overlay
+// reconnects to contacts, and the card is re-signed if an address changed.
+func (n *Node) afterRestart(s *slot) {
+	if s.index == 0 {
+		n.connectContacts(n.book.all())
+	}
+	if err := n.refreshCard(); err != nil {
+		n.log.Warn("could not refresh contact card", "error", err)
+	}
+}
+
+// PluginPID returns the process id of the plugin running a layer, or 0.
+func (n *Node) PluginPID(layer string) int {
+	for _, s := range n.slots {
+		if s.key == layer {
+			return s.pid()
+		}
+	}
+	return 0
+}
+
+// Restarts returns how many times a layer's plugin was restarted.
+func (n *Node) Restarts(layer string) uint64 {
+	for _, s := range n.slots {
+		if s.key == layer {
+			return s.restarts.Load()
+		}
+	}
+	return 0
+}
+
+// Running reports whether every layer is up.
+func (n *Node) Running() bool {
+	for _, s := range n.slots {
+		if !s.running() {
+			return false
+		}
+	}
+	return true
+}
+
+// Boundaries returns a snapshot of every boundary's counters, bottom up.
+func (n *Node) Boundaries() []BoundaryStats {
+	out := make([]BoundaryStats, len(n.bounds))
+	for i, b := range n.bounds {
+		out[i] = b.snapshot()
+	}
+	return out
+}
+
+// LayerCounters returns the counters a layer's plugin last reported.
+func (n *Node) LayerCounters(ctx context.Context, layer string) (map[string]uint64, error) {
+	for _, s := range n.slots {
+		if s.key == layer {
+			s.pollHealth(ctx)
+			return s.counters(), nil
+		}
+	}
+	return nil, fmt.Errorf("no layer %q", layer)
+}
+
+// Control returns the control connection of a layer's current plugin, for
+// its typed control client.
+func (n *Node) Control(layer string) (sdk.Conn, error) {
+	for _, s := range n.slots {
+		if s.key == layer {
+			s.mu.RLock()
+			defer s.mu.RUnlock()
+			if s.conn == nil {
+				return nil, fmt.Errorf("layer %q is not running", layer)
+			}
+			return s.conn, nil
+		}
+	}
+	return nil, fmt.Errorf("no layer %q", layer)
+}
+
+// Failed is closed-with-value when the node gives up (a plugin exceeded its
+// restart limit). Run loops select on it.
+func (n *Node) Failed() <-chan error { return n.failed }
+
+func (n *Node) fail(err error) {
+	select {
+	case n.failed <- err:
+	default:
+	}
+}
+
+func (n *Node) pollHealth() {
+	t := time.NewTicker(n.opts.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			for _, s := range n.slots {
+				s.pollHealth(n.ctx)
+			}
+		}
+	}
+}
+
+// Close stops every layer top down and ends every plugin process.
+func (n *Node) Close(ctx context.Context) error {
+	n.once.Do(func() {
+		if n.cancel != nil {
+			n.cancel()
+		}
+		for i := len(n.slots) - 1; i >= 0; i-- {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			n.slots[i].stop(sctx)
+			cancel()
+		}
+		n.wg.Wait()
+		if n.contacts != nil {
+			n.contacts.Close()
+		}
+		if n.id != nil {
+			n.id.Close()
+		}
+	})
+	return nil
+}
+
+// Check loads every plugin, checks each one's config section against its
+// schema and that adjacent layers fit, then stops them. It is what
+// `strata config check` runs; it opens no storage and touches no network.
+func (n *Node) Check(ctx context.Context) error {
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer n.cancel()
+	defer func() {
+		for _, s := range n.slots {
+			s.mu.Lock()
+			conn := s.conn
+			s.conn = nil
+			s.mu.Unlock()
+			if conn != nil {
+				conn.Close()
+			}
+		}
+	}()
+	for _, s := range n.slots {
+		if err := s.prepare(ctx); err != nil {
+			return err
+		}
+	}
+	return n.checkFit()
+}
+
+// Stack describes the loaded layers, bottom up, once Start or Check ran.
+func (n *Node) Stack() []*commonv1.PluginInfo {
+	out := make([]*commonv1.PluginInfo, 0, len(n.slots))
+	for _, s := range n.slots {
+		out = append(out, s.info)
+	}
+	return out
+}

@@ -1,0 +1,230 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"sync"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/host/contacts"
+)
+
+// router returns the function that receives everything slot i emits and
+// routes it: DOWN frames to the layer below, UP frames and events to the
+// layer above (or, from the top layer, to the application).
+func (n *Node) router(i int) func(*commonv1.Batch) {
+	return func(b *commonv1.Batch) {
+		var ups, downs []*commonv1.Frame
+		for _, f := range b.GetFrames() {
+			switch f.GetDirection() {
+			case commonv1.Direction_DIRECTION_DOWN:
+				downs = append(downs, f)
+			case commonv1.Direction_DIRECTION_UP:
+				ups = append(ups, f)
+			default:
+				n.bounds[i].dropped[DropInvalid].Add(1)
+			}
+		}
+		if len(downs) > 0 {
+			if i == 0 {
+				// Nothing lies below the overlay.
+				n.bounds[0].dropped[DropInvalid].Add(uint64(len(downs)))
+			} else {
+				n.forward(n.ctx, i, i-1, downs)
+			}
+		}
+		if len(ups) > 0 {
+			if i == len(n.slots)-1 {
+				n.toApp(ups)
+			} else {
+				n.forward(n.ctx, i, i+1, ups)
+			}
+		}
+		if len(b.GetEvents()) > 0 && i+1 < len(n.slots) {
+			if l := n.slots[i+1].currentLink(); l != nil {
+				for _, ev := range b.GetEvents() {
+					_ = l.EmitEvent(n.ctx, ev)
+				}
+			}
+		}
+	}
+}
+
+// forward moves frames from slot `from` (len(slots) for the application) to
+// the adjacent slot `to`: it translates addresses at the privacy boundary,
+// counts, and hands the frames to the layer, waiting at most RouteTimeout
+// for a slow layer. It reports whether every frame was taken.
+func (n *Node) forward(ctx context.Context, from, to int, frames []*commonv1.Frame) bool {
+	dir, k := down, to
+	if to > from {
+		dir, k = up, from
+	}
+	b := n.bounds[k]
+	// The host translates addresses at the boundary just above the privacy
+	// layer: identity keys above it, privacy addresses below it.
+	if n.slots[k].kind == commonv1.LayerKind_LAYER_KIND_PRIVACY {
+		frames = n.translate(b, dir, frames)
+	}
+	if len(frames) == 0 {
+		return false
+	}
+	l := n.slots[to].currentLink()
+	if l == nil {
+		b.dropped[DropLayerDown].Add(uint64(len(frames)))
+		return false
+	}
+	tctx, cancel := context.WithTimeout(ctx, n.opts.RouteTimeout)
+	defer cancel()
+	for i, f := range frames {
+		if err := l.Emit(tctx, f); err != nil {
+			reason := DropBackpressure
+			if err != context.DeadlineExceeded {
+				reason = DropLayerDown
+			}
+			b.dropped[reason].Add(uint64(len(frames) - i))
+			return false
+		}
+		b.frames[dir].Add(1)
+		b.bytes[dir].Add(uint64(len(f.GetPayload())))
+	}
+	return true
+}
+
+// translate rewrites Frame.peer between identity keys and privacy
+// addresses. A DOWN frame for an identity with no privacy address is
+// dropped; an UP frame from an unknown address goes on with an empty peer
+// (the layer above may authenticate it in-band, as a first X3DH message
+// does).
+func (n *Node) translate(b *boundary, dir int, frames []*commonv1.Frame) []*commonv1.Frame {
+	out := frames[:0]
+	for _, f := range frames {
+		if dir == down {
+			if len(f.GetPeer()) > 0 {
+				addr, ok := n.book.privacyAddress(f.GetPeer())
+				if !ok {
+					b.dropped[DropUnknownContact].Add(1)
+					continue
+				}
+				f.Peer = addr
+			}
+		} else if len(f.GetPeer()) > 0 {
+			id, ok := n.book.identityOf(f.GetPeer())
+			if !ok {
+				b.unknownSender.Add(1)
+			}
+			f.Peer = id
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// toApp delivers UP frames from the top layer to the application.
+func (n *Node) toApp(frames []*commonv1.Frame) {
+	top := len(n.slots) - 1
+	if n.slots[top].kind == commonv1.LayerKind_LAYER_KIND_PRIVACY {
+		frames = n.translate(n.bounds[top], up, frames)
+	}
+	b := n.bounds[top]
+	for _, f := range frames {
+		b.frames[up].Add(1)
+		b.bytes[up].Add(uint64(len(f.GetPayload())))
+		if n.opts.Deliver == nil {
+			continue
+		}
+		d := Delivery{
+			From:         ed25519.PublicKey(f.GetPeer()),
+			Conversation: f.GetConversation(),
+			Payload:      f.GetPayload(),
+			MessageID:    f.GetMessageId(),
+			TraceID:      f.GetTraceId(),
+		}
+		if len(d.From) == 0 {
+			d.From = nil
+		} else {
+			d.FromName = n.book.name(d.From)
+		}
+		n.opts.Deliver(d)
+	}
+}
+
+// addressBook is the in-memory index of contacts that the router consults
+// on every frame: identity → privacy address and back.
+type addressBook struct {
+	mu        sync.RWMutex
+	byID      map[string]*contacts.Card
+	byPrivacy map[string][]byte // privacy address → identity key
+}
+
+func loadAddressBook(ctx context.Context, store *contacts.Store) (*addressBook, error) {
+	cards, err := store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ab := &addressBook{byID: map[string]*contacts.Card{}, byPrivacy: map[string][]byte{}}
+	for _, c := range cards {
+		ab.put(c)
+	}
+	return ab, nil
+}
+
+func (ab *addressBook) put(c *contacts.Card) {
+	ab.mu.Lock()
+	defer ab.mu.Unlock()
+	if old, ok := ab.byID[string(c.IdentityKey)]; ok {
+		if sec, ok := old.Sections[commonv1.LayerKind_LAYER_KIND_PRIVACY]; ok {
+			delete(ab.byPrivacy, string(sec.Data))
+		}
+	}
+	ab.byID[string(c.IdentityKey)] = c
+	if sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_PRIVACY]; ok {
+		ab.byPrivacy[string(sec.Data)] = c.IdentityKey
+	}
+}
+
+func (ab *addressBook) knows(id []byte) bool {
+	ab.mu.RLock()
+	defer ab.mu.RUnlock()
+	_, ok := ab.byID[string(id)]
+	return ok
+}
+
+func (ab *addressBook) privacyAddress(id []byte) ([]byte, bool) {
+	ab.mu.RLock()
+	defer ab.mu.RUnlock()
+	c, ok := ab.byID[string(id)]
+	if !ok {
+		return nil, false
+	}
+	sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_PRIVACY]
+	return sec.Data, ok
+}
+
+func (ab *addressBook) identityOf(addr []byte) ([]byte, bool) {
+	ab.mu.RLock()
+	defer ab.mu.RUnlock()
+	id, ok := ab.byPrivacy[string(addr)]
+	return id, ok
+}
+
+func (ab *addressBook) name(id []byte) string {
+	ab.mu.RLock()
+	defer ab.mu.RUnlock()
+	if c, ok := ab.byID[string(id)]; ok {
+		if c.Alias != "" {
+			return c.Alias
+		}
+		return c.Name
+	}
+	return ""
+}
+
+func (ab *addressBook) all() []*contacts.Card {
+	ab.mu.RLock()
+	defer ab.mu.RUnlock()
+	out := make([]*contacts.Card, 0, len(ab.byID))
+	for _, c := range ab.byID {
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,360 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/plugins"
+)
+
+// slot is one layer of the node's stack: the configured choice, and the
+// plugin instance currently running it (replaced when it crashes).
+type slot struct {
+	n     *Node
+	index int
+	key   string // "p2p", "privacy", ...
+	kind  commonv1.LayerKind
+	layer config.Layer
+	log   hclog.Logger
+
+	// Resolved once at New.
+	path     string // binary, in process mode
+	checksum []byte // nil when unverified
+	factory  plugins.Factory
+
+	// Set when the slot is first loaded, kept across restarts.
+	info       *commonv1.PluginInfo
+	configJSON string
+
+	mu         sync.RWMutex
+	conn       sdk.Conn
+	link       sdk.Link
+	configured *commonv1.ConfigureResponse
+	started    *commonv1.StartResponse
+	health     map[string]uint64
+
+	restarts atomic.Uint64
+}
+
+// load starts the plugin (a process, or an in-process instance), asks it to
+// describe itself, and checks that it is the layer the config asked for.
+func (s *slot) load(ctx context.Context) (sdk.Conn, *commonv1.PluginInfo, error) {
+	var (
+		conn sdk.Conn
+		err  error
+	)
+	if s.layer.Mode == config.ModeInProc {
+		conn, err = sdk.InProcess(s.factory(), sdk.InProcessConfig{Logger: s.log, Batch: s.n.opts.Batch})
+	} else {
+		conn, err = sdk.Launch(ctx, sdk.LaunchConfig{
+			Path:            s.path,
+			Kind:            s.kind,
+			Checksum:        s.checksum,
+			AllowUnverified: s.checksum == nil,
+			Logger:          s.log,
+			Batch:           s.n.opts.Batch,
+		})
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("layers.%s: start plugin %q: %w", s.key, s.layer.Plugin, err)
+	}
+	info, err := conn.Describe(ctx)
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("layers.%s: plugin %q does not describe itself: %w", s.key, s.layer.Plugin, err)
+	}
+	if info.GetKind() != s.kind {
+		conn.Close()
+		return nil, nil, &sdk.ConfigError{Key: "layers." + s.key + ".plugin", Problem: fmt.Sprintf("plugin %q is a %s layer", s.layer.Plugin, sdk.KindName(info.GetKind())), Fix: "choose a " + s.key + " plugin"}
+	}
+	if info.GetName() != s.layer.Plugin {
+		conn.Close()
+		return nil, nil, fmt.Errorf("layers.%s: binary for plugin %q says its name is %q", s.key, s.layer.Plugin, info.GetName())
+	}
+	return conn, info, nil
+}
+
+// prepare loads the plugin once to check its config section against its
+// schema, and keeps the checked section for every later (re)start.
+func (s *slot) prepare(ctx context.Context) error {
+	conn, info, err := s.load(ctx)
+	if err != nil {
+		return err
+	}
+	section, err := sdk.ApplySchema(info.GetConfig(), s.layer.Config)
+	if err != nil {
+		conn.Close()
+		var ce *sdk.ConfigError
+		if errors.As(err, &ce) {
+			return ce.WithPrefix("layers." + s.key + ".config")
+		}
+		return err
+	}
+	b, err := json.Marshal(section)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("layers.%s.config: %w", s.key, err)
+	}
+	s.info, s.configJSON = info, string(b)
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	return nil
+}
+
+// configure hands the plugin its section and opens its data stream.
+func (s *slot) configure(ctx context.Context) error {
+	s.mu.RLock()
+	conn := s.conn
+	s.mu.RUnlock()
+	dir := filepath.Join(s.n.cfg.Node.DataDir, s.key)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("layers.%s: data dir: %w", s.key, err)
+	}
+	resp, err := conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: s.configJSON, DataDir: dir, NodeName: s.n.cfg.Node.Name})
+	if err != nil {
+		var ce *sdk.ConfigError
+		if errors.As(err, &ce) {
+			return ce.WithPrefix("layers." + s.key + ".config")
+		}
+		return fmt.Errorf("layers.%s: configure %q: %w", s.key, s.layer.Plugin, err)
+	}
+	link, err := conn.Open(s.n.ctx, s.n.router(s.index))
+	if err != nil {
+		return fmt.Errorf("layers.%s: %w", s.key, err)
+	}
+	s.mu.Lock()
+	s.configured, s.link = resp, link
+	s.mu.Unlock()
+	return nil
+}
+
+// start makes the layer go live, given what the layers around it reported.
+func (s *slot) start(ctx context.Context) error {
+	req := &commonv1.StartRequest{}
+	if below := s.n.below(s.index); below != nil {
+		req.BelowAddress = below.localAddress()
+	}
+	if above := s.n.above(s.index); above != nil {
+		req.Protocols = above.protocols()
+	}
+	s.mu.RLock()
+	conn := s.conn
+	s.mu.RUnlock()
+	resp, err := conn.Start(ctx, req)
+	if err != nil {
+		return fmt.Errorf("layers.%s: start %q: %w", s.key, s.layer.Plugin, err)
+	}
+	s.mu.Lock()
+	s.started = resp
+	s.mu.Unlock()
+	s.log.Info("layer started", "plugin", s.layer.Plugin, "version", s.info.GetVersion(), "address", resp.GetDisplayAddress(), "mode", s.layer.Mode)
+	return nil
+}
+
+func (s *slot) localAddress() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.started.GetLocalAddress()
+}
+
+func (s *slot) contactSection() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.started.GetContactSection()
+}
+
+func (s *slot) protocols() []*commonv1.Protocol {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.configured.GetProtocols()
+}
+
+// running reports whether the slot has a live, started plugin.
+func (s *slot) running() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.conn == nil || s.link == nil || s.started == nil {
+		return false
+	}
+	select {
+	case <-s.conn.Done():
+		return false
+	case <-s.link.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// currentLink returns the link to send into, or nil while the layer is down.
+func (s *slot) currentLink() sdk.Link {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.started == nil {
+		return nil
+	}
+	return s.link
+}
+
+func (s *slot) counters() map[string]uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.health
+}
+
+// pid returns the plugin's process id, or 0 in process-less modes.
+func (s *slot) pid() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if p, ok := s.conn.(interface{ Pid() int }); ok {
+		return p.Pid()
+	}
+	return 0
+}
+
+// pollHealth refreshes the slot's counters from the plugin.
+func (s *slot) pollHealth(ctx context.Context) {
+	s.mu.RLock()
+	conn := s.conn
+	s.mu.RUnlock()
+	if conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	h, err := conn.Health(ctx)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.health = h.GetCounters()
+	s.mu.Unlock()
+}
+
+// stop ends the layer cleanly, then its plugin.
+func (s *slot) stop(ctx context.Context) {
+	s.mu.Lock()
+	conn, link := s.conn, s.link
+	s.started = nil
+	s.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	if err := conn.Stop(ctx); err != nil {
+		s.log.Warn("layer did not stop cleanly", "error", err)
+	}
+	if link != nil {
+		link.Close()
+	}
+	conn.Close()
+}
+
+// supervise restarts the plugin whenever it dies, with exponential backoff,
+// until the node closes. It gives up on the node when the restart limit is
+// reached within the window.
+func (s *slot) supervise() {
+	policy := s.n.cfg.Plugins.Restart
+	var history []time.Time
+	for {
+		s.mu.RLock()
+		conn, link := s.conn, s.link
+		s.mu.RUnlock()
+		select {
+		case <-s.n.ctx.Done():
+			return
+		case <-conn.Done():
+		case <-link.Done():
+		}
+		if s.n.ctx.Err() != nil {
+			return
+		}
+		s.log.Error("plugin died; restarting", "plugin", s.layer.Plugin, "stream_error", link.Err())
+		s.mu.Lock()
+		s.started = nil
+		s.mu.Unlock()
+		link.Close()
+		conn.Close()
+
+		now := time.Now()
+		history = append(history, now)
+		for len(history) > 0 && now.Sub(history[0]) > policy.Window {
+			history = history[1:]
+		}
+		if policy.Limit > 0 && len(history) > policy.Limit {
+			s.n.fail(fmt.Errorf("layers.%s: plugin %q crashed %d times within %v; giving up", s.key, s.layer.Plugin, len(history), policy.Window))
+			return
+		}
+		backoff := policy.Initial
+		for {
+			select {
+			case <-s.n.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			err := s.restart()
+			if err == nil {
+				break
+			}
+			s.log.Error("restart failed", "error", err, "next_try", backoff*2)
+			backoff = min(backoff*2, policy.Max)
+		}
+		s.restarts.Add(1)
+		s.n.afterRestart(s)
+	}
+}
+
+// restart loads, configures and starts a fresh instance.
+func (s *slot) restart() error {
+	ctx, cancel := context.WithTimeout(s.n.ctx, time.Minute)
+	defer cancel()
+	conn, _, err := s.load(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	if err := s.configure(ctx); err != nil {
+		conn.Close()
+		return err
+	}
+	if err := s.start(ctx); err != nil {
+		s.mu.RLock()
+		link := s.link
+		s.mu.RUnlock()
+		link.Close()
+		conn.Close()
+		return err
+	}
+	return nil
+}
+
+// checksumOf resolves the expected hash of a process-mode plugin, or nil if
+// unverified binaries are allowed and none is recorded.
+func checksumOf(cfg *config.Config, lock *plugins.LockFile, name, path string, allowUnverified bool) ([]byte, error) {
+	want, err := plugins.Expected(name, cfg.Plugins.Checksums, lock)
+	if err != nil {
+		if allowUnverified && errors.Is(err, plugins.ErrNoChecksum) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if err := plugins.Verify(path, want); err != nil {
+		return nil, err
+	}
+	return hex.DecodeString(want)
+}
