@@ -1,0 +1,196 @@
+package libp2pplugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
+	"github.com/strata-msg/strata/core/sdk"
+)
+
+// waitFor bounds every wait in the tests.
+const waitFor = 10 * time.Second
+
+// recorder is an sdk.Emitter that records what a layer emits.
+type recorder struct {
+	frames chan *commonv1.Frame
+	events chan *commonv1.PeerEvent
+}
+
+func newRecorder() *recorder {
+	return &recorder{frames: make(chan *commonv1.Frame, 8192), events: make(chan *commonv1.PeerEvent, 256)}
+}
+
+func (r *recorder) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
+	for _, f := range frames {
+		select {
+		case r.frames <- f:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (r *recorder) EmitEvent(ctx context.Context, ev *commonv1.Event) error {
+	p := ev.GetPeer()
+	if p == nil {
+		return fmt.Errorf("unexpected event %v", ev)
+	}
+	select {
+	case r.events <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// testWriter sends log output to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) hclog.Logger {
+	level := hclog.Warn
+	if testing.Verbose() {
+		level = hclog.Debug
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "libp2p", Output: testWriter{t}, Level: level})
+}
+
+// testNode is a started layer and what it emits.
+type testNode struct {
+	l     *Layer
+	rec   *recorder
+	dir   string
+	start *commonv1.StartResponse
+}
+
+// chat is the protocol most tests use.
+var chat = &commonv1.Protocol{Name: "chat", Version: 1}
+
+// tcpOnly listens on loopback TCP only.
+const tcpOnly = `{"listen":["/ip4/127.0.0.1/tcp/0"]}`
+
+// startNodeT configures and starts a layer on dir (a new temporary
+// directory when empty) and stops it when the test ends.
+func startNodeT(t testing.TB, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	tn := &testNode{l: New(), rec: newRecorder(), dir: dir}
+	ctx := context.Background()
+	if _, err := tn.l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: tn.rec}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	resp, err := tn.l.Start(ctx, &commonv1.StartRequest{Protocols: protos})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	tn.start = resp
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := tn.l.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return tn
+}
+
+// id is the node's peer id.
+func (tn *testNode) id() peer.ID { return peer.ID(tn.start.GetLocalAddress()) }
+
+// counter returns one of the node's counters.
+func (tn *testNode) counter(name string) uint64 {
+	return tn.l.Health(context.Background()).GetCounters()[name]
+}
+
+// connect connects a to b with b's contact section.
+func connect(t testing.TB, a, b *testNode, persistent bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	resp, err := a.l.Connect(ctx, &p2pv1.ConnectRequest{ContactSection: b.start.GetContactSection(), Persistent: persistent})
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	if got := peer.ID(resp.GetPeer().GetId()); got != b.id() {
+		t.Fatalf("Connect returned peer %s, want %s", got, b.id())
+	}
+}
+
+// waitPeerEvent waits for the next peer event of tn and checks it.
+func waitPeerEvent(t testing.TB, tn *testNode, from peer.ID, state commonv1.PeerState) *commonv1.PeerEvent {
+	t.Helper()
+	select {
+	case ev := <-tn.rec.events:
+		if peer.ID(ev.GetPeer()) != from || ev.GetState() != state {
+			t.Fatalf("peer event = %s %v, want %s %v", peer.ID(ev.GetPeer()), ev.GetState(), from, state)
+		}
+		return ev
+	case <-time.After(waitFor):
+		t.Fatalf("no %v event for %s", state, from)
+		return nil
+	}
+}
+
+// waitFrame waits for the next frame tn emits.
+func waitFrame(t testing.TB, tn *testNode) *commonv1.Frame {
+	t.Helper()
+	select {
+	case f := <-tn.rec.frames:
+		return f
+	case <-time.After(waitFor):
+		t.Fatal("no frame arrived")
+		return nil
+	}
+}
+
+// noFrame checks that tn emits no frame for d.
+func noFrame(t testing.TB, tn *testNode, d time.Duration) {
+	t.Helper()
+	select {
+	case f := <-tn.rec.frames:
+		t.Fatalf("unexpected frame on %q from %s: %d bytes", f.GetProtocol(), peer.ID(f.GetPeer()), len(f.GetPayload()))
+	case <-time.After(d):
+	}
+}
+
+// eventually polls cond until it holds or waitFor passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// down is a DOWN frame.
+func down(to peer.ID, protocol string, payload []byte) *commonv1.Frame {
+	return &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: []byte(to), Protocol: protocol, Payload: payload}
+}
+
+// numbered is a test payload that carries its sequence number and a
+// body whose length and content depend on it.
+func numbered(tag byte, i int) []byte {
+	p := binary.BigEndian.AppendUint32([]byte{tag}, uint32(i))
+	return append(p, bytes.Repeat([]byte{byte(i)}, i%397)...)
+}

@@ -1,0 +1,248 @@
+package libp2pplugin
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk"
+)
+
+// Plugin identity, as reported by Describe.
+const (
+	name        = "libp2p"
+	version     = "0.1.0"
+	description = "P2P overlay on go-libp2p: TCP/QUIC, Noise/TLS, yamux, named-protocol streams and GossipSub broadcast."
+)
+
+// phase is where a Layer is in its life.
+type phase int
+
+const (
+	phaseNew phase = iota
+	phaseConfigured
+	phaseStarted
+	phaseStopped
+)
+
+// String describes p for Health.
+func (p phase) String() string {
+	switch p {
+	case phaseNew:
+		return "not configured"
+	case phaseConfigured:
+		return "configured, not started"
+	case phaseStarted:
+		return "started"
+	default:
+		return "stopped"
+	}
+}
+
+// Layer is the libp2p p2p overlay layer. Create it with New; the host
+// drives it through sdk.P2P.
+type Layer struct {
+	ctr  counters
+	node atomic.Pointer[node] // the running node; nil before Start and after Stop
+
+	mu    sync.Mutex // serialises Configure, Start and Stop
+	phase phase
+	cfg   *config
+	key   crypto.PrivKey
+	out   sdk.Emitter
+	log   hclog.Logger
+}
+
+var _ sdk.P2P = (*Layer)(nil)
+
+// New returns an unconfigured layer.
+func New() *Layer {
+	return &Layer{log: hclog.NewNullLogger()}
+}
+
+// Describe implements sdk.Layer.
+func (l *Layer) Describe() *commonv1.PluginInfo {
+	return &commonv1.PluginInfo{
+		Kind:        commonv1.LayerKind_LAYER_KIND_P2P,
+		Name:        name,
+		Version:     version,
+		Description: description,
+		Config:      configSchema(),
+		Provides:    []string{"unicast", "broadcast", "named-protocols", "peer-events"},
+		MaxPayload:  defaultMaxFrame,
+	}
+}
+
+// Configure implements sdk.Layer. It checks the config section, and loads
+// the node's identity from req.DataDir or creates it there. It may be
+// called again before Start to replace the configuration.
+func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.phase > phaseConfigured {
+		return nil, status.Error(codes.FailedPrecondition, "libp2p: Configure after Start")
+	}
+	if env.Out == nil {
+		return nil, status.Error(codes.InvalidArgument, "libp2p: Configure without an emitter")
+	}
+	cfg, err := parseConfig(req.GetConfigJson())
+	if err != nil {
+		return nil, err
+	}
+	key, created, err := loadOrCreateIdentity(req.GetDataDir())
+	if err != nil {
+		return nil, fmt.Errorf("libp2p: %w", err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("libp2p: peer id of identity: %w", err)
+	}
+	log := env.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	log.Info("identity loaded", "peer_id", id, "created", created, "node", req.GetNodeName())
+	l.cfg, l.key, l.out, l.log = cfg, key, env.Out, log
+	l.phase = phaseConfigured
+	return &commonv1.ConfigureResponse{}, nil
+}
+
+// Start implements sdk.Layer. It builds the host, registers the stream
+// handler of every requested protocol as /strata/<name>/<version>, and
+// starts bootstrap dialing, GossipSub, the DHT and mDNS as configured.
+func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv1.StartResponse, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch l.phase {
+	case phaseNew:
+		return nil, status.Error(codes.FailedPrecondition, "libp2p: Start before Configure")
+	case phaseStarted:
+		return nil, status.Error(codes.FailedPrecondition, "libp2p: already started")
+	case phaseStopped:
+		return nil, status.Error(codes.FailedPrecondition, "libp2p: Start after Stop")
+	}
+	protos, err := newProtocolTable(req.GetProtocols())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "libp2p: %v", err)
+	}
+	n, err := startNode(ctx, l.cfg, l.key, protos, l.out, l.log, &l.ctr)
+	if err != nil {
+		return nil, fmt.Errorf("libp2p: start: %w", err)
+	}
+	local, err := n.localNode()
+	if err != nil {
+		if cerr := n.close(ctx); cerr != nil {
+			l.log.Warn("closing node after failed start", "error", cerr)
+		}
+		return nil, fmt.Errorf("libp2p: start: %w", err)
+	}
+	l.node.Store(n)
+	l.phase = phaseStarted
+	display := "/p2p/" + n.self.String()
+	if len(local.GetListenAddresses()) > 0 {
+		display = local.GetListenAddresses()[0]
+	}
+	l.log.Info("started", "peer_id", n.self, "addresses", local.GetListenAddresses())
+	return &commonv1.StartResponse{
+		LocalAddress:   []byte(n.self),
+		ContactSection: local.GetContactSection(),
+		DisplayAddress: display,
+	}, nil
+}
+
+// HandleBatch implements sdk.Layer. DOWN frames with a peer are queued for
+// that peer on their protocol; DOWN frames without one are broadcast on the
+// topic their protocol names. It does not wait for the network: a frame
+// that cannot be queued is dropped and counted.
+func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
+	if k := len(batch.GetEvents()); k > 0 {
+		l.ctr.ignoredEvents.Add(uint64(k))
+	}
+	n := l.node.Load()
+	for _, f := range batch.GetFrames() {
+		switch {
+		case f.GetDirection() != commonv1.Direction_DIRECTION_DOWN:
+			l.ctr.droppedWrongDirection.Add(1)
+		case n == nil:
+			l.ctr.droppedNotRunning.Add(1)
+		default:
+			n.send(f)
+		}
+	}
+}
+
+// Health implements sdk.Layer.
+func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
+	n := l.node.Load()
+	if n == nil {
+		l.mu.Lock()
+		p := l.phase
+		l.mu.Unlock()
+		return &commonv1.HealthResponse{Detail: p.String(), Counters: l.ctr.snapshot(0)}
+	}
+	peers := len(n.h.Network().Peers())
+	return &commonv1.HealthResponse{
+		Serving:  true,
+		Detail:   fmt.Sprintf("peer %s, %d peers", n.self, peers),
+		Counters: l.ctr.snapshot(peers),
+	}
+}
+
+// Stop implements sdk.Layer. It writes what is queued (briefly), ends all
+// of the layer's goroutines and closes GossipSub, the DHT, mDNS and the
+// host. It is idempotent; the layer cannot be started again.
+func (l *Layer) Stop(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.phase == phaseStopped {
+		return nil
+	}
+	l.phase = phaseStopped
+	n := l.node.Swap(nil)
+	if n == nil {
+		return nil
+	}
+	if err := n.close(ctx); err != nil {
+		return fmt.Errorf("libp2p: stop: %w", err)
+	}
+	l.log.Info("stopped")
+	return nil
+}
+
+// send routes one DOWN frame.
+func (n *node) send(f *commonv1.Frame) {
+	payload := f.GetPayload()
+	if len(payload) > n.cfg.maxFrame {
+		n.ctr.droppedOversize.Add(1)
+		n.log.Debug("frame above max_frame refused", "size", len(payload), "max_frame", n.cfg.maxFrame, "protocol", f.GetProtocol())
+		return
+	}
+	if len(f.GetPeer()) == 0 {
+		if n.bcast == nil {
+			n.ctr.droppedBroadcast.Add(1)
+			n.log.Debug("broadcast frame dropped: gossipsub is off", "topic", f.GetProtocol())
+			return
+		}
+		n.bcast.publish(f.GetProtocol(), payload)
+		return
+	}
+	to, err := peer.IDFromBytes(f.GetPeer())
+	if err != nil || to == n.self {
+		n.ctr.droppedBadPeer.Add(1)
+		return
+	}
+	proto, ok := n.protos.byName[f.GetProtocol()]
+	if !ok {
+		n.ctr.droppedUnknownProtocol.Add(1)
+		return
+	}
+	n.unicast(to, proto, payload)
+}
