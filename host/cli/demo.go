@@ -219,7 +219,7 @@ func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
 	slices.Sort(got)
 	fmt.Fprintf(out, "\nalice sent %d, bob received %d and replied, alice received %d replies in %v\n", o.messages, pings, len(got), elapsed.Round(time.Millisecond))
 	if len(got) > 0 {
-		fmt.Fprintf(out, "round trip: p50 %v  p95 %v  max %v\n", pct(got, 50), pct(got, 95), got[len(got)-1])
+		fmt.Fprintf(out, "round trip: p50 %v  p95 %v  max %v\n", pct(got, 50), pct(got, 95), pct(got, 100))
 	}
 	for _, p := range []peer{alice, bob} {
 		fmt.Fprintf(out, "\n%s: frames across each boundary (host counters)\n", p.name)

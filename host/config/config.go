@@ -341,6 +341,9 @@ func checkKeys(k *koanf.Koanf) error {
 	keys := k.Keys()
 	sort.Strings(keys)
 	for _, key := range keys {
+		if k.Get(key) == nil {
+			continue // an empty section, such as "plugins:" with nothing under it
+		}
 		if topKeys[key] || strings.HasPrefix(key, "plugins.checksums.") {
 			continue
 		}

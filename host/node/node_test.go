@@ -203,7 +203,9 @@ func waitPeers(t *testing.T, n *node.Node, want int) {
 	t.Fatalf("%s has fewer than %d peers", n.Name(), want)
 }
 
-func msg(from string, i int) []byte { return []byte(fmt.Sprintf("%s-%05d-%s", from, i, strings.Repeat("x", i%700))) }
+func msg(from string, i int) []byte {
+	return []byte(fmt.Sprintf("%s-%05d-%s", from, i, strings.Repeat("x", i%700)))
+}
 
 // TestExchangeBothWays is the framework's end-to-end check: two hosts on
 // 127.0.0.1 exchange 1,000 frames in each direction at the same time; all

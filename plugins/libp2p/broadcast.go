@@ -43,10 +43,16 @@ type topic struct {
 	sub    *pubsub.Subscription // nil when not subscribed
 }
 
-// newBroadcaster starts GossipSub on the node's host. It ends with the
-// node's context. disc, when not nil, lets GossipSub find topic peers.
+// newBroadcaster starts GossipSub on the node's host, with flood
+// publishing of the node's own messages. It ends with the node's context.
+// disc, when not nil, lets GossipSub find topic peers.
 func newBroadcaster(n *node, disc *drouting.RoutingDiscovery) (*broadcaster, error) {
-	opts := []pubsub.Option{pubsub.WithMaxMessageSize(n.cfg.maxFrame + pubsubOverhead)}
+	opts := []pubsub.Option{
+		pubsub.WithMaxMessageSize(n.cfg.maxFrame + pubsubOverhead),
+		// Send this node's own messages to every peer known to be on the
+		// topic, not only to its mesh, which takes a heartbeat to form.
+		pubsub.WithFloodPublish(true),
+	}
 	if disc != nil {
 		opts = append(opts, pubsub.WithDiscovery(disc))
 	}
@@ -157,12 +163,10 @@ func (b *broadcaster) deliver(name string, sub *pubsub.Subscription) {
 	for {
 		msg, err := sub.Next(n.ctx)
 		if err != nil {
-			n.log.Warn("DEBUG next", "err", err)
 			return
 		}
 		from := msg.GetFrom()
-		n.log.Warn("DEBUG got msg", "from", from, "local", msg.Local, "recv", msg.ReceivedFrom, "self", n.self)
-		if msg.Local || from == n.self {
+		if from == n.self {
 			continue
 		}
 		if len(msg.Data) > n.cfg.maxFrame {

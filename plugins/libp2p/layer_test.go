@@ -158,6 +158,9 @@ func TestBootstrap(t *testing.T) {
 	waitPeerEvent(t, a, b.id(), commonv1.PeerState_PEER_STATE_DISCONNECTED)
 	time.Sleep(2 * redialMin)
 	if c := a.l.node.Load().h.Network().Connectedness(b.id()); c == network.Connected {
+		for _, c := range a.l.node.Load().h.Network().ConnsToPeer(b.id()) {
+			t.Logf("conn %v opened %v", c.Stat().Direction, c.Stat().Opened)
+		}
 		t.Error("peer redialed after Disconnect")
 	}
 	if a.l.node.Load().h.ConnManager().IsProtected(b.id(), protectTag) {

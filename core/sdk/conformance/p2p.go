@@ -22,7 +22,9 @@ func P2P(t *testing.T, open sdktest.Opener, o Options) {
 	Layer(t, open, o)
 
 	start := func(t *testing.T) (a, b *instance) {
-		req := func() *commonv1.StartRequest { return &commonv1.StartRequest{Protocols: []*commonv1.Protocol{testProtocol}} }
+		req := func() *commonv1.StartRequest {
+			return &commonv1.StartRequest{Protocols: []*commonv1.Protocol{testProtocol}}
+		}
 		a = setup(t, open, o.config(0), req())
 		b = setup(t, open, o.config(1), req())
 		connect(t, a, b)

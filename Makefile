@@ -1,0 +1,94 @@
+# Strata — build, test and demo. `make help` lists the targets.
+
+GO       ?= go
+BIN      := bin
+PLUGINS  := $(BIN)/plugins
+GOBIN    := $(shell $(GO) env GOPATH)/bin
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+STATICCHECK_VERSION        := v0.8.2
+
+PLUGIN_NAMES := libp2p none
+PROTOS := $(wildcard core/api/*/v1/*.proto)
+
+.PHONY: all build plugins strata demo test test-full bench fuzz proto tools lint vet staticcheck example clean help
+
+all: build
+
+help:
+	@echo "make demo       two nodes on loopback with the default stack (builds what it needs)"
+	@echo "make test       the test suite CI runs (short mode)"
+	@echo "make test-full  every test without -short, with the race detector"
+	@echo "make bench      the plugin-boundary and layer benchmarks"
+	@echo "make fuzz       each fuzz target for FUZZTIME (default 30s)"
+	@echo "make proto      regenerate core/api/*/v1 from the .proto files"
+	@echo "make lint       gofmt, go vet and staticcheck"
+	@echo "make example    build and test the example third-party plugin"
+
+build: strata plugins
+
+strata:
+	$(GO) build -o $(BIN)/strata ./host/cmd/strata
+
+plugins:
+	@mkdir -p $(PLUGINS)
+	@for p in $(PLUGIN_NAMES); do \
+		echo "build $(PLUGINS)/strata-plugin-$$p"; \
+		$(GO) build -o $(PLUGINS)/strata-plugin-$$p ./plugins/$$p/cmd/strata-plugin-$$p || exit 1; \
+	done
+
+demo: build
+	$(BIN)/strata plugins lock --dir $(PLUGINS)
+	$(BIN)/strata demo --plugins $(PLUGINS) --messages 200
+
+test:
+	$(GO) test -short -count=1 ./...
+	$(MAKE) example
+
+test-full:
+	$(GO) test -race -count=1 ./...
+	cd examples/plugins/padded && $(GO) test -race -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./core/sdk/ ./plugins/libp2p/
+
+FUZZTIME ?= 30s
+fuzz:
+	@for spec in \
+		"./core/sdk FuzzFromStatus" \
+		"./plugins/none FuzzDecodeEnvelope" \
+		"./host/contacts FuzzDecode" \
+		"./host/contacts FuzzDecodeText" ; do \
+		set -- $$spec; echo "fuzz $$2 in $$1"; \
+		$(GO) test -run '^$$' -fuzz "^$$2$$" -fuzztime $(FUZZTIME) $$1 || exit 1; \
+	done
+	@for t in $$(grep -ho 'func Fuzz[A-Za-z0-9_]*' plugins/libp2p/*_test.go | cut -d' ' -f2); do \
+		echo "fuzz $$t in ./plugins/libp2p"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./plugins/libp2p || exit 1; \
+	done
+
+example:
+	cd examples/plugins/padded && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+tools:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+proto: tools
+	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler"; exit 1; }
+	PATH="$(GOBIN):$$PATH" protoc -I core/api \
+		--go_out=. --go_opt=module=github.com/strata-msg/strata \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/strata-msg/strata,require_unimplemented_servers=false \
+		$(PROTOS)
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+lint: vet staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,130 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-msg/strata/core/sdk"
+)
+
+const base = `
+node:
+  name: alice
+  data_dir: state
+  role: relay
+plugins:
+  dir: plugins
+layers:
+  p2p:
+    plugin: libp2p
+    config:
+      listen: ["/ip4/127.0.0.1/tcp/0"]
+  privacy:
+    plugin: none
+`
+
+func write(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadPrecedenceAndPaths(t *testing.T) {
+	path := write(t, "n.yaml", base)
+	cfg, err := Load(Sources{
+		File:    path,
+		Environ: []string{"STRATA_NODE__NAME=bob", "STRATA_LOG__LEVEL=debug", "STRATA_PLUGIN=cookie", "HOME=/root"},
+		Set:     []string{"log.level=warn", "layers.p2p.config.mdns=true"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Node.Name != "bob" {
+		t.Errorf("environment did not override the file: name %q", cfg.Node.Name)
+	}
+	if cfg.Log.Level != "warn" {
+		t.Errorf("--set did not override the environment: level %q", cfg.Log.Level)
+	}
+	if want := filepath.Join(filepath.Dir(path), "state"); cfg.Node.DataDir != want {
+		t.Errorf("data_dir %q, want %q (relative to the file)", cfg.Node.DataDir, want)
+	}
+	if got := cfg.Layers["p2p"].Config["mdns"]; got != "true" {
+		t.Errorf("plugin key from --set: %v", got)
+	}
+	if got := cfg.Stack(); strings.Join(got, ",") != "p2p,privacy" {
+		t.Errorf("stack %v", got)
+	}
+	if cfg.LockPath() != filepath.Join(filepath.Dir(path), "plugins", "strata.lock") {
+		t.Errorf("lock path %q", cfg.LockPath())
+	}
+}
+
+func TestLoadTOML(t *testing.T) {
+	path := write(t, "n.toml", `
+[node]
+name = "t"
+data_dir = "d"
+role = "relay"
+[plugins]
+dir = "p"
+[layers.p2p]
+plugin = "libp2p"
+[layers.privacy]
+plugin = "none"
+mode = "inproc"
+`)
+	cfg, err := Load(Sources{File: path, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Layers["privacy"].Mode != ModeInProc || cfg.Layers["p2p"].Mode != ModeProcess {
+		t.Fatalf("modes: %+v", cfg.Layers)
+	}
+}
+
+func TestLoadMistakes(t *testing.T) {
+	tests := []struct {
+		name    string
+		text    string
+		set     []string
+		wantKey string
+		wantFix string
+	}{
+		{"typo suggests the key", base + "metrics:\n  listn: x\n", nil, "metrics.listn", "did you mean metrics.listen?"},
+		{"unknown layer", base + "  transport:\n    plugin: x\n", nil, "layers.transport", "layers are"},
+		{"unknown layer key", strings.Replace(base, "plugin: none", "plugin: none\n    modus: x", 1), nil, "layers.privacy.modus", ""},
+		{"bad role", strings.Replace(base, "role: relay", "role: server", 1), nil, "node.role", "client or relay"},
+		{"relay with a secure layer", base + "  secure:\n    plugin: x\n", nil, "layers.secure", "relay runs p2p and privacy only"},
+		{"no data dir", strings.Replace(base, "data_dir: state", "", 1), nil, "node.data_dir", ""},
+		{"no plugin dir", strings.Replace(base, "dir: plugins", "", 1), nil, "plugins.dir", "make plugins"},
+		{"bad duration", base, []string{"plugins.restart.initial=soon"}, "plugins.restart.initial", "duration"},
+		{"bad checksum", base, []string{"plugins.checksums.none=xyz"}, "plugins.checksums.none", ""},
+		{"bad set", base, []string{"novalue"}, "novalue", "key=value"},
+		{"bad log level", base, []string{"log.level=loud"}, "log.level", "trace, debug"},
+		{"plugin config not a section", strings.Replace(base, "plugin: none", "plugin: none\n    config: 5", 1), nil, "layers.privacy.config", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(Sources{File: write(t, "n.yaml", tt.text), Environ: []string{}, Set: tt.set})
+			var ce *sdk.ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a ConfigError", err)
+			}
+			if ce.Key != tt.wantKey || !strings.Contains(ce.Fix+ce.Problem, tt.wantFix) {
+				t.Fatalf("got key %q (%v), want %q mentioning %q", ce.Key, err, tt.wantKey, tt.wantFix)
+			}
+		})
+	}
+}
+
+func TestUnknownFormat(t *testing.T) {
+	if _, err := Load(Sources{File: write(t, "n.ini", base), Environ: []string{}}); err == nil || !strings.Contains(err.Error(), ".yaml") {
+		t.Fatalf("got %v", err)
+	}
+}
