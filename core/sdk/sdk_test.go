@@ -24,6 +24,10 @@ import (
 var echoBinary string
 
 func TestMain(m *testing.M) {
+	if sock := os.Getenv(bareServerEnv); sock != "" {
+		serveBare(sock) // the reference process of BenchmarkBareGRPC
+		return
+	}
 	dir, err := os.MkdirTemp("", "sdk-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -443,7 +443,7 @@ func TestConfigMistakes(t *testing.T) {
 			return strings.Replace(s, "/ip4/127.0.0.1/tcp/0", "not-a-multiaddr", 1)
 		}, "layers.p2p.config.listen"},
 		{"privacy layer the overlay cannot carry", func(s string) string {
-			return strings.Replace(strings.Replace(s, "plugin: none\n    mode: process", "plugin: needs-sphinx\n    mode: inproc", 1), "", "", 0)
+			return strings.Replace(s, "plugin: none\n    mode: process", "plugin: needs-sphinx\n    mode: inproc", 1)
 		}, "layers.privacy.plugin"},
 	}
 	for _, tt := range tests {

@@ -290,6 +290,12 @@ func TestSchema(t *testing.T) {
 			}
 		})
 	}
+	// The schema has string lists only, so a YAML list of bare numbers is
+	// refused before Configure; docs/plugins/padded.md says to quote them.
+	var ce *sdk.ConfigError
+	if _, err := sdk.ApplySchema(fields, map[string]any{"buckets": []any{256, 1024}}); !errors.As(err, &ce) || ce.Key != "buckets" {
+		t.Fatalf("ApplySchema with bare numbers: %v, want a ConfigError for key buckets", err)
+	}
 }
 
 func TestDescribe(t *testing.T) {
