@@ -85,6 +85,7 @@ type Node struct {
 	traceID atomic.Uint64
 	failed  chan error
 	once    sync.Once
+	closing atomic.Bool
 	card    atomic.Pointer[contacts.Card]
 }
 
@@ -339,7 +340,12 @@ func (n *Node) AddContact(ctx context.Context, text string) (*contacts.Card, err
 	if bytes.Equal(c.IdentityKey, n.id.Public()) {
 		return nil, errors.New("that is this node's own card")
 	}
-	if err := n.contacts.Put(ctx, c); err != nil && !errors.Is(err, contacts.ErrStale) {
+	if err := n.contacts.Put(ctx, c); errors.Is(err, contacts.ErrStale) {
+		// The store holds a newer card for this contact: keep using it.
+		if c, err = n.contacts.Get(ctx, c.IdentityKey); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, err
 	}
 	n.book.put(c)
@@ -478,16 +484,18 @@ func (n *Node) pollHealth() {
 	}
 }
 
-// Close stops every layer top down and ends every plugin process.
+// Close stops every layer top down, while the layers below can still take
+// what a stopping layer flushes, then ends every plugin process.
 func (n *Node) Close(ctx context.Context) error {
 	n.once.Do(func() {
-		if n.cancel != nil {
-			n.cancel()
-		}
+		n.closing.Store(true)
 		for i := len(n.slots) - 1; i >= 0; i-- {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			n.slots[i].stop(sctx)
 			cancel()
+		}
+		if n.cancel != nil {
+			n.cancel()
 		}
 		n.wg.Wait()
 		if n.contacts != nil {

@@ -42,9 +42,13 @@ func (n *Node) router(i int) func(*commonv1.Batch) {
 		}
 		if len(b.GetEvents()) > 0 && i+1 < len(n.slots) {
 			if l := n.slots[i+1].currentLink(); l != nil {
+				ctx, cancel := context.WithTimeout(n.ctx, n.opts.RouteTimeout)
 				for _, ev := range b.GetEvents() {
-					_ = l.EmitEvent(n.ctx, ev)
+					if l.EmitEvent(ctx, ev) != nil {
+						break // the layer is gone or stalled; events are advisory
+					}
 				}
+				cancel()
 			}
 		}
 	}

@@ -148,8 +148,12 @@ func (s *slot) start(ctx context.Context) error {
 	if below := s.n.below(s.index); below != nil {
 		req.BelowAddress = below.localAddress()
 	}
-	if above := s.n.above(s.index); above != nil {
-		req.Protocols = above.protocols()
+	if s.index == 0 {
+		// Overlay protocols are the p2p layer's business: it carries what
+		// every layer above declared in its ConfigureResponse.
+		for _, above := range s.n.slots[1:] {
+			req.Protocols = append(req.Protocols, above.protocols()...)
+		}
 	}
 	s.mu.RLock()
 	conn := s.conn
@@ -279,7 +283,7 @@ func (s *slot) supervise() {
 		case <-conn.Done():
 		case <-link.Done():
 		}
-		if s.n.ctx.Err() != nil {
+		if s.n.ctx.Err() != nil || s.n.closing.Load() {
 			return
 		}
 		s.log.Error("plugin died; restarting", "plugin", s.layer.Plugin, "stream_error", link.Err())

@@ -55,7 +55,7 @@ func configSchema() []*commonv1.ConfigField {
 	return []*commonv1.ConfigField{
 		sdk.StringList("listen", "Multiaddrs to listen on: /ip4|ip6/<ip>/tcp/<port> or /ip4|ip6/<ip>/udp/<port>/quic-v1; empty listens nowhere (dial-only node).", defaultListen()),
 		sdk.StringList("bootstrap", "Full multiaddrs ending in /p2p/<peer id> of peers kept connected: dialed at start, redialed with backoff, never trimmed.", nil),
-		sdk.StringList("security", "Connection security protocols, most preferred first: a non-empty subset of noise, tls.", defaultSecurity()),
+		sdk.StringList("security", "Security protocols for TCP connections, most preferred first: a non-empty subset of noise, tls (QUIC always uses its built-in TLS).", defaultSecurity()),
 		sdk.Bool("mdns", "Find and connect to peers on the local network with mDNS.", false),
 		sdk.OneOf(sdk.String("dht", "Kademlia DHT (protocol prefix /strata) with rendezvous discovery: off, client or server.", dhtOff), dhtOff, dhtClient, dhtServer),
 		sdk.Int("conn_low", "Connection manager low watermark: trimming stops at this many connections.", defaultConnLow, 0, maxConns),

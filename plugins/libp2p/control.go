@@ -74,9 +74,11 @@ func (l *Layer) Connect(ctx context.Context, req *p2pv1.ConnectRequest) (*p2pv1.
 	return &p2pv1.ConnectResponse{Peer: n.peerInfo(ai.ID)}, nil
 }
 
-// Disconnect implements p2pv1.ControlServer. It stops redialing the peer
-// and closes its connections. A later unicast frame to the peer dials it
-// again.
+// Disconnect implements p2pv1.ControlServer. It stops redialing the peer,
+// forgets its addresses, so that nothing inside the node (a unicast frame,
+// GossipSub reopening its stream) dials it again, and closes its
+// connections. The peer may still connect to this node, and Connect makes
+// it reachable again.
 func (l *Layer) Disconnect(ctx context.Context, req *p2pv1.DisconnectRequest) (*p2pv1.DisconnectResponse, error) {
 	n, err := l.running()
 	if err != nil {
@@ -87,6 +89,7 @@ func (l *Layer) Disconnect(ctx context.Context, req *p2pv1.DisconnectRequest) (*
 		return nil, status.Errorf(codes.InvalidArgument, "libp2p: peer id: %v", err)
 	}
 	n.dialer.forget(id)
+	n.h.Peerstore().ClearAddrs(id)
 	if err := n.h.Network().ClosePeer(id); err != nil {
 		return nil, status.Errorf(codes.Internal, "libp2p: disconnect %s: %v", id, err)
 	}

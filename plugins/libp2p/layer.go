@@ -24,7 +24,7 @@ const (
 )
 
 // phase is where a Layer is in its life.
-type phase int
+type phase int32
 
 const (
 	phaseNew phase = iota
@@ -53,15 +53,22 @@ type Layer struct {
 	ctr  counters
 	node atomic.Pointer[node] // the running node; nil before Start and after Stop
 
-	mu    sync.Mutex // serialises Configure, Start and Stop
-	phase phase
-	cfg   *config
-	key   crypto.PrivKey
-	out   sdk.Emitter
-	log   hclog.Logger
+	phase atomic.Int32 // a phase; written under mu, read by Health without it
+
+	mu  sync.Mutex // serialises Configure, Start and Stop
+	cfg *config
+	key crypto.PrivKey
+	out sdk.Emitter
+	log hclog.Logger
 }
 
 var _ sdk.P2P = (*Layer)(nil)
+
+// current returns the layer's phase.
+func (l *Layer) current() phase { return phase(l.phase.Load()) }
+
+// enter moves the layer to phase p; the caller holds l.mu.
+func (l *Layer) enter(p phase) { l.phase.Store(int32(p)) }
 
 // New returns an unconfigured layer.
 func New() *Layer {
@@ -87,7 +94,7 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.phase > phaseConfigured {
+	if l.current() > phaseConfigured {
 		return nil, status.Error(codes.FailedPrecondition, "libp2p: Configure after Start")
 	}
 	if env.Out == nil {
@@ -111,7 +118,7 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	}
 	log.Info("identity loaded", "peer_id", id, "created", created, "node", req.GetNodeName())
 	l.cfg, l.key, l.out, l.log = cfg, key, env.Out, log
-	l.phase = phaseConfigured
+	l.enter(phaseConfigured)
 	return &commonv1.ConfigureResponse{}, nil
 }
 
@@ -121,7 +128,7 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv1.StartResponse, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch l.phase {
+	switch l.current() {
 	case phaseNew:
 		return nil, status.Error(codes.FailedPrecondition, "libp2p: Start before Configure")
 	case phaseStarted:
@@ -145,7 +152,7 @@ func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv
 		return nil, fmt.Errorf("libp2p: start: %w", err)
 	}
 	l.node.Store(n)
-	l.phase = phaseStarted
+	l.enter(phaseStarted)
 	display := "/p2p/" + n.self.String()
 	if len(local.GetListenAddresses()) > 0 {
 		display = local.GetListenAddresses()[0]
@@ -183,10 +190,7 @@ func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
 	n := l.node.Load()
 	if n == nil {
-		l.mu.Lock()
-		p := l.phase
-		l.mu.Unlock()
-		return &commonv1.HealthResponse{Detail: p.String(), Counters: l.ctr.snapshot(0)}
+		return &commonv1.HealthResponse{Detail: l.current().String(), Counters: l.ctr.snapshot(0)}
 	}
 	peers := len(n.h.Network().Peers())
 	return &commonv1.HealthResponse{
@@ -202,10 +206,10 @@ func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
 func (l *Layer) Stop(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.phase == phaseStopped {
+	if l.current() == phaseStopped {
 		return nil
 	}
-	l.phase = phaseStopped
+	l.enter(phaseStopped)
 	n := l.node.Swap(nil)
 	if n == nil {
 		return nil
@@ -215,34 +219,4 @@ func (l *Layer) Stop(ctx context.Context) error {
 	}
 	l.log.Info("stopped")
 	return nil
-}
-
-// send routes one DOWN frame.
-func (n *node) send(f *commonv1.Frame) {
-	payload := f.GetPayload()
-	if len(payload) > n.cfg.maxFrame {
-		n.ctr.droppedOversize.Add(1)
-		n.log.Debug("frame above max_frame refused", "size", len(payload), "max_frame", n.cfg.maxFrame, "protocol", f.GetProtocol())
-		return
-	}
-	if len(f.GetPeer()) == 0 {
-		if n.bcast == nil {
-			n.ctr.droppedBroadcast.Add(1)
-			n.log.Debug("broadcast frame dropped: gossipsub is off", "topic", f.GetProtocol())
-			return
-		}
-		n.bcast.publish(f.GetProtocol(), payload)
-		return
-	}
-	to, err := peer.IDFromBytes(f.GetPeer())
-	if err != nil || to == n.self {
-		n.ctr.droppedBadPeer.Add(1)
-		return
-	}
-	proto, ok := n.protos.byName[f.GetProtocol()]
-	if !ok {
-		n.ctr.droppedUnknownProtocol.Add(1)
-		return
-	}
-	n.unicast(to, proto, payload)
 }

@@ -1,0 +1,37 @@
+package libp2pplugin
+
+import (
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+)
+
+// send routes one DOWN frame.
+func (n *node) send(f *commonv1.Frame) {
+	payload := f.GetPayload()
+	if len(payload) > n.cfg.maxFrame {
+		n.ctr.droppedOversize.Add(1)
+		n.log.Debug("frame above max_frame refused", "size", len(payload), "max_frame", n.cfg.maxFrame, "protocol", f.GetProtocol())
+		return
+	}
+	if len(f.GetPeer()) == 0 {
+		if n.bcast == nil {
+			n.ctr.droppedBroadcast.Add(1)
+			n.log.Debug("broadcast frame dropped: gossipsub is off", "topic", f.GetProtocol())
+			return
+		}
+		n.bcast.publish(f.GetProtocol(), payload)
+		return
+	}
+	to, err := peer.IDFromBytes(f.GetPeer())
+	if err != nil || to == n.self {
+		n.ctr.droppedBadPeer.Add(1)
+		return
+	}
+	proto, ok := n.protos.byName[f.GetProtocol()]
+	if !ok {
+		n.ctr.droppedUnknownProtocol.Add(1)
+		return
+	}
+	n.unicast(to, proto, payload)
+}
