@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -76,9 +77,18 @@ func (q *queue) put(ctx context.Context, it item) error {
 	}
 }
 
-// Emit implements Emitter.
+// ErrInvalidFrame is returned by Emit for a frame that cannot cross a
+// process boundary (its protocol is not valid UTF-8, which proto3 strings
+// must be). The frame is refused alone; the stream goes on.
+var ErrInvalidFrame = errors.New("sdk: invalid frame: protocol is not valid UTF-8")
+
+// Emit implements Emitter. Frames before an invalid one are queued; the
+// invalid one and those after it are not.
 func (q *queue) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
 	for _, f := range frames {
+		if !utf8.ValidString(f.GetProtocol()) {
+			return ErrInvalidFrame
+		}
 		if err := q.put(ctx, item{frame: f}); err != nil {
 			return err
 		}

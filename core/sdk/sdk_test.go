@@ -257,3 +257,29 @@ func TestDecodeConfigStrict(t *testing.T) {
 		t.Fatalf("empty section: %v", err)
 	}
 }
+
+// TestInvalidFrameDoesNotKillStream checks that a frame which cannot be
+// marshalled is refused alone and the stream carries on.
+func TestInvalidFrameDoesNotKillStream(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			_, link, got := started(t, mode, `{}`)
+			ctx := context.Background()
+			bad := &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Protocol: "\xff"}
+			if err := link.Emit(ctx, bad); !errors.Is(err, sdk.ErrInvalidFrame) {
+				t.Fatalf("Emit of an invalid frame: %v, want ErrInvalidFrame", err)
+			}
+			if err := link.Emit(ctx, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Payload: []byte("still here")}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case f := <-got:
+				if string(f.GetPayload()) != "still here" {
+					t.Fatalf("got %q", f.GetPayload())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the stream died with the invalid frame")
+			}
+		})
+	}
+}

@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"sync"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/contacts"
 )
 
@@ -80,7 +82,10 @@ func (n *Node) forward(ctx context.Context, from, to int, frames []*commonv1.Fra
 	tctx, cancel := context.WithTimeout(ctx, n.opts.RouteTimeout)
 	defer cancel()
 	for i, f := range frames {
-		if err := l.Emit(tctx, f); err != nil {
+		if err := l.Emit(tctx, f); errors.Is(err, sdk.ErrInvalidFrame) {
+			b.dropped[DropInvalid].Add(1)
+			continue
+		} else if err != nil {
 			reason := DropBackpressure
 			if err != context.DeadlineExceeded {
 				reason = DropLayerDown

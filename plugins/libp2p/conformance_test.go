@@ -1,9 +1,6 @@
 package libp2pplugin_test
 
 import (
-	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
@@ -13,26 +10,14 @@ import (
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
 )
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-// pluginBinary builds the plugin once per test binary.
+// pluginBinary builds the plugin into the test's temp dir (go's build
+// cache makes repeats cheap).
 func pluginBinary(t *testing.T) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "libp2p-conformance-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary, buildErr = sdktest.Build(dir, "github.com/strata-msg/strata/plugins/libp2p/cmd/strata-plugin-libp2p", "libp2p")
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	path, err := sdktest.Build(t.TempDir(), "github.com/strata-msg/strata/plugins/libp2p/cmd/strata-plugin-libp2p", "libp2p")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binary
+	return path
 }
 
 // TestConformance runs the p2p-layer suite in both modes.
@@ -42,7 +27,6 @@ func TestConformance(t *testing.T) {
 			path := ""
 			if mode == sdktest.OutOfProcess {
 				path = pluginBinary(t)
-				defer os.RemoveAll(filepath.Dir(path))
 			}
 			open := sdktest.Open(mode, commonv1.LayerKind_LAYER_KIND_P2P, func() sdk.Layer { return libp2pplugin.New() }, path)
 			conformance.P2P(t, open, conformance.Options{Config: func(int) map[string]any {

@@ -37,8 +37,10 @@ func TestUnicastBothWays(t *testing.T) {
 	evA := waitPeerEvent(t, a, b.id(), commonv1.PeerState_PEER_STATE_CONNECTED)
 	evB := waitPeerEvent(t, b, a.id(), commonv1.PeerState_PEER_STATE_CONNECTED)
 	for _, ev := range []*commonv1.PeerEvent{evA, evB} {
-		if len(ev.GetProtocols()) != 1 || ev.GetProtocols()[0] != "chat" {
-			t.Errorf("CONNECTED event protocols = %v, want [chat]", ev.GetProtocols())
+		// Protocols are reported when identify has finished by then; the
+		// contract says "when the overlay knows them".
+		if p := ev.GetProtocols(); len(p) > 1 || len(p) == 1 && p[0] != "chat" {
+			t.Errorf("CONNECTED event protocols = %v, want [chat] or none", p)
 		}
 	}
 

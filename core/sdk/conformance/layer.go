@@ -82,7 +82,7 @@ func Layer(t *testing.T, open sdktest.Opener, o Options) {
 			frames = append(frames, &commonv1.Frame{
 				Direction:    commonv1.Direction(i % 4), // includes unspecified and out of range
 				Peer:         peer,
-				Protocol:     []string{"", "direct", "conformance", "\x00\xff"}[rng.IntN(4)],
+				Protocol:     []string{"", "direct", "conformance", "\u00ff\u0000/../"}[rng.IntN(4)],
 				Conversation: payload[:min(len(payload), rng.IntN(300))],
 				Payload:      payload,
 			})
