@@ -21,6 +21,9 @@ type InProcessConfig struct {
 	Logger hclog.Logger
 	// Batch bounds the batches in both directions.
 	Batch BatchOptions
+	// CallTimeout bounds every Control call whose context has no deadline;
+	// default 30 s, as out of process.
+	CallTimeout time.Duration
 }
 
 // InProcess runs impl inside the calling process and returns its Conn. Frames
@@ -32,6 +35,9 @@ type InProcessConfig struct {
 func InProcess(impl Layer, cfg InProcessConfig) (Conn, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
 	}
 	info := impl.Describe()
 	lis := bufconn.Listen(1 << 20)
@@ -105,7 +111,9 @@ func (c *inprocConn) Open(ctx context.Context, deliver func(*commonv1.Batch)) (L
 	return l, nil
 }
 
-func (c *inprocConn) Control() grpc.ClientConnInterface { return c.cc }
+func (c *inprocConn) Control() grpc.ClientConnInterface {
+	return deadlineConn{cc: c.cc, timeout: c.cfg.CallTimeout}
+}
 
 func (c *inprocConn) Done() <-chan struct{} { return c.done }
 

@@ -39,8 +39,9 @@ type LaunchConfig struct {
 	Env []string
 	// StartTimeout bounds the handshake; default 1 minute.
 	StartTimeout time.Duration
-	// CallTimeout bounds every control call whose context has no deadline;
-	// default 30 s. A plugin that hangs must not hang the host.
+	// CallTimeout bounds every unary call (lifecycle and Control) whose
+	// context has no deadline; default 30 s. A plugin that hangs must not
+	// hang the host.
 	CallTimeout time.Duration
 	// Batch bounds the batches the host sends to the plugin.
 	Batch BatchOptions
@@ -203,7 +204,9 @@ func (c *remoteConn) Open(ctx context.Context, deliver func(*commonv1.Batch)) (L
 	return l, nil
 }
 
-func (c *remoteConn) Control() grpc.ClientConnInterface { return c.cc }
+func (c *remoteConn) Control() grpc.ClientConnInterface {
+	return deadlineConn{cc: c.cc, timeout: c.cfg.CallTimeout}
+}
 
 func (c *remoteConn) Done() <-chan struct{} { return c.done }
 

@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/core/sdk/conformance"
 	"github.com/strata-msg/strata/core/sdk/internal/echolayer"
@@ -279,6 +282,40 @@ func TestInvalidFrameDoesNotKillStream(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("the stream died with the invalid frame")
+			}
+		})
+	}
+}
+
+// TestControlCallsHaveADeadline checks that a Control call whose context has
+// no deadline still ends when the plugin hangs.
+func TestControlCallsHaveADeadline(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			var (
+				conn sdk.Conn
+				err  error
+			)
+			if mode == sdktest.InProcess {
+				conn, err = sdk.InProcess(echolayer.New(), sdk.InProcessConfig{CallTimeout: timeout})
+			} else {
+				conn, err = sdk.Launch(context.Background(), sdk.LaunchConfig{Path: echoBinary, Kind: commonv1.LayerKind_LAYER_KIND_PRIVACY, AllowUnverified: true, CallTimeout: timeout})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: `{"hang_control": true}`, DataDir: t.TempDir()}); err != nil {
+				t.Fatal(err)
+			}
+			began := time.Now()
+			_, err = privacyv1.NewControlClient(conn.Control()).OwnAddress(context.Background(), &privacyv1.OwnAddressRequest{})
+			if status.Code(err) != codes.DeadlineExceeded {
+				t.Fatalf("hung call returned %v, want DeadlineExceeded", err)
+			}
+			if elapsed := time.Since(began); elapsed > 10*timeout {
+				t.Fatalf("hung call took %v with a %v timeout", elapsed, timeout)
 			}
 		})
 	}

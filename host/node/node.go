@@ -47,8 +47,12 @@ type Options struct {
 	// RouteTimeout bounds how long the host waits for a slow layer to take a
 	// frame before dropping it; default 2 s.
 	RouteTimeout time.Duration
-	// HealthInterval is how often plugin counters are refreshed; default 2 s.
+	// HealthInterval is how often plugin counters are refreshed and
+	// liveness is checked; default 2 s.
 	HealthInterval time.Duration
+	// HealthTimeout bounds one health check; a plugin that misses three in a
+	// row is taken for hung and restarted. Default 5 s.
+	HealthTimeout time.Duration
 	// Registerer receives the node's metrics; nil means none.
 	Registerer prometheus.Registerer
 }
@@ -105,6 +109,9 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	if opts.HealthInterval <= 0 {
 		opts.HealthInterval = 2 * time.Second
+	}
+	if opts.HealthTimeout <= 0 {
+		opts.HealthTimeout = 5 * time.Second
 	}
 	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1)}
 	allow := opts.AllowUnverified || cfg.Plugins.AllowUnverified

@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 	for name, pkg := range map[string]string{
 		"libp2p": "github.com/strata-msg/strata/plugins/libp2p/cmd/strata-plugin-libp2p",
 		"none":   "github.com/strata-msg/strata/plugins/none/cmd/strata-plugin-none",
+		"echo":   "github.com/strata-msg/strata/core/sdk/internal/echolayer/cmd/strata-plugin-echo",
 	} {
 		if _, err := sdktest.Build(dir, pkg, name); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -46,7 +46,8 @@ type slot struct {
 	started    *commonv1.StartResponse
 	health     map[string]uint64
 
-	restarts atomic.Uint64
+	restarts   atomic.Uint64
+	unanswered atomic.Int32 // health checks in a row without an answer
 }
 
 // load starts the plugin (a process, or an in-process instance), asks it to
@@ -230,20 +231,32 @@ func (s *slot) pid() int {
 	return 0
 }
 
-// pollHealth refreshes the slot's counters from the plugin.
+// maxUnanswered is how many health checks in a row a running plugin may
+// leave unanswered before the host takes it for hung and restarts it.
+const maxUnanswered = 3
+
+// pollHealth refreshes the slot's counters from the plugin. A plugin that
+// is alive but answers no health check maxUnanswered times in a row is
+// hung: pollHealth ends it, and the supervisor restarts it.
 func (s *slot) pollHealth(ctx context.Context) {
 	s.mu.RLock()
-	conn := s.conn
+	conn, started := s.conn, s.started != nil
 	s.mu.RUnlock()
-	if conn == nil {
+	if conn == nil || !started {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, s.n.opts.HealthTimeout)
 	defer cancel()
 	h, err := conn.Health(ctx)
 	if err != nil {
+		if ctx.Err() != nil && s.unanswered.Add(1) >= maxUnanswered && !s.n.closing.Load() {
+			s.unanswered.Store(0)
+			s.log.Error("plugin does not answer health checks; restarting it", "plugin", s.layer.Plugin, "checks", maxUnanswered)
+			conn.Close()
+		}
 		return
 	}
+	s.unanswered.Store(0)
 	s.mu.Lock()
 	s.health = h.GetCounters()
 	s.mu.Unlock()
@@ -268,11 +281,24 @@ func (s *slot) stop(ctx context.Context) {
 }
 
 // supervise restarts the plugin whenever it dies, with exponential backoff,
-// until the node closes. It gives up on the node when the restart limit is
-// reached within the window.
+// until the node closes. Every crash and every failed restart attempt
+// counts toward the restart limit; when more than Limit of them fall within
+// Window the node gives up. The backoff starts again from Initial once a
+// plugin has stayed up for a whole Window.
 func (s *slot) supervise() {
 	policy := s.n.cfg.Plugins.Restart
-	var history []time.Time
+	var failures []time.Time
+	backoff := policy.Initial
+	upSince := time.Now()
+	// failed records a failure and reports whether the limit is exceeded.
+	failed := func() bool {
+		now := time.Now()
+		failures = append(failures, now)
+		for len(failures) > 0 && now.Sub(failures[0]) > policy.Window {
+			failures = failures[1:]
+		}
+		return policy.Limit > 0 && len(failures) > policy.Limit
+	}
 	for {
 		s.mu.RLock()
 		conn, link := s.conn, s.link
@@ -292,30 +318,27 @@ func (s *slot) supervise() {
 		s.mu.Unlock()
 		link.Close()
 		conn.Close()
-
-		now := time.Now()
-		history = append(history, now)
-		for len(history) > 0 && now.Sub(history[0]) > policy.Window {
-			history = history[1:]
+		if time.Since(upSince) > policy.Window {
+			backoff = policy.Initial
 		}
-		if policy.Limit > 0 && len(history) > policy.Limit {
-			s.n.fail(fmt.Errorf("layers.%s: plugin %q crashed %d times within %v; giving up", s.key, s.layer.Plugin, len(history), policy.Window))
-			return
-		}
-		backoff := policy.Initial
 		for {
+			if failed() {
+				s.n.fail(fmt.Errorf("layers.%s: plugin %q failed %d times within %v; giving up", s.key, s.layer.Plugin, len(failures), policy.Window))
+				return
+			}
 			select {
 			case <-s.n.ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
+			backoff = min(backoff*2, policy.Max)
 			err := s.restart()
 			if err == nil {
 				break
 			}
-			s.log.Error("restart failed", "error", err, "next_try", backoff*2)
-			backoff = min(backoff*2, policy.Max)
+			s.log.Error("restart failed", "error", err, "next_try", backoff)
 		}
+		upSince = time.Now()
 		s.restarts.Add(1)
 		s.n.afterRestart(s)
 	}

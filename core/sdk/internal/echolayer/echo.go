@@ -22,6 +22,8 @@ type Layer struct {
 	started  atomic.Bool
 	echoed   atomic.Uint64
 	crashAt  int64
+	hang     atomic.Bool
+	hangH    atomic.Bool
 	received atomic.Int64
 }
 
@@ -36,6 +38,12 @@ type config struct {
 	// CrashAfter makes the process exit after that many frames (tests of
 	// crash handling); 0 never.
 	CrashAfter int64 `json:"crash_after"`
+	// HangControl makes OwnAddress block until its caller gives up (tests
+	// of call deadlines).
+	HangControl bool `json:"hang_control"`
+	// HangHealth makes Health block until its caller gives up (tests of
+	// hung-plugin detection).
+	HangHealth bool `json:"hang_health"`
 }
 
 // Describe implements sdk.Layer.
@@ -48,6 +56,8 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Config: []*commonv1.ConfigField{
 			sdk.String("tag", "a label returned as the display address", "echo"),
 			sdk.Int("crash_after", "exit the process after this many frames; 0 never", 0, 0, 1<<40),
+			sdk.Bool("hang_control", "make OwnAddress block until the caller's deadline", false),
+			sdk.Bool("hang_health", "make Health block until the caller's deadline", false),
 		},
 		Provides: []string{"echo"},
 		Requires: []string{"unicast"},
@@ -64,6 +74,8 @@ func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env
 		return nil, &sdk.ConfigError{Key: "tag", Problem: `"forbidden" is not allowed`, Fix: "pick another tag"}
 	}
 	l.env, l.crashAt = env, c.CrashAfter
+	l.hang.Store(c.HangControl)
+	l.hangH.Store(c.HangHealth)
 	return &commonv1.ConfigureResponse{Protocols: []*commonv1.Protocol{{Name: "echo", Version: 1}}}, nil
 }
 
@@ -88,7 +100,10 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 }
 
 // Health implements sdk.Layer.
-func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
+func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
+	if l.hangH.Load() {
+		<-ctx.Done()
+	}
 	return &commonv1.HealthResponse{Serving: l.started.Load(), Counters: map[string]uint64{"echoed": l.echoed.Load()}}
 }
 
@@ -99,7 +114,11 @@ func (l *Layer) Stop(context.Context) error {
 }
 
 // OwnAddress implements privacyv1.ControlServer.
-func (l *Layer) OwnAddress(context.Context, *privacyv1.OwnAddressRequest) (*privacyv1.OwnAddressResponse, error) {
+func (l *Layer) OwnAddress(ctx context.Context, _ *privacyv1.OwnAddressRequest) (*privacyv1.OwnAddressResponse, error) {
+	if l.hang.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	return &privacyv1.OwnAddressResponse{Address: []byte("echo"), DisplayAddress: "echo"}, nil
 }
 
