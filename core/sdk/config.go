@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -249,7 +250,8 @@ func coerce(f *commonv1.ConfigField, v any) (any, error) {
 			return nil, bad("a whole number")
 		}
 		if f.GetHasBounds() && (n < f.GetMin() || n > f.GetMax()) {
-			return nil, &ConfigError{Key: f.GetName(), Problem: fmt.Sprintf("is %v, out of range", v), Fix: fmt.Sprintf("use a value from %v to %v", f.GetMin(), f.GetMax())}
+			return nil, &ConfigError{Key: f.GetName(), Problem: fmt.Sprintf("is %v, out of range", v), Fix: fmt.Sprintf("use a value from %s to %s",
+				strconv.FormatFloat(f.GetMin(), 'f', -1, 64), strconv.FormatFloat(f.GetMax(), 'f', -1, 64))}
 		}
 		if f.GetType() == commonv1.FieldType_FIELD_TYPE_INT {
 			return int64(n), nil

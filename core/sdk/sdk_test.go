@@ -207,6 +207,7 @@ func TestApplySchema(t *testing.T) {
 		sdk.StringList("peers", "some peers", nil),
 		sdk.OneOf(sdk.String("mode", "a mode", "a"), "a", "b"),
 		sdk.Required(sdk.String("must", "a required key", "")),
+		sdk.Int("big", "a large count", 1, 1, 16<<20),
 	}
 	tests := []struct {
 		name    string
@@ -218,6 +219,7 @@ func TestApplySchema(t *testing.T) {
 		{"missing required", map[string]any{}, "must"},
 		{"wrong type", map[string]any{"must": "y", "count": "many"}, "count"},
 		{"out of range", map[string]any{"must": "y", "count": 11}, "count"},
+		{"large bound", map[string]any{"must": "y", "big": 1 << 25}, "big"},
 		{"not whole", map[string]any{"must": "y", "count": 2.5}, "count"},
 		{"bad duration", map[string]any{"must": "y", "every": "soon"}, "every"},
 		{"not allowed", map[string]any{"must": "y", "mode": "c"}, "mode"},
@@ -239,6 +241,9 @@ func TestApplySchema(t *testing.T) {
 			var ce *sdk.ConfigError
 			if !errors.As(err, &ce) || ce.Key != tt.wantKey {
 				t.Fatalf("got %v, want a ConfigError for %q", err, tt.wantKey)
+			}
+			if strings.Contains(ce.Fix, "e+") {
+				t.Fatalf("bounds in exponent form: %q", ce.Fix)
 			}
 		})
 	}

@@ -86,7 +86,7 @@ func pluginsCmd(env Env) *cobra.Command {
 		Short: "List plugin binaries and built-in layers with what they describe themselves as",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, lockPath, _, err := listFlags.resolve(env)
+			dir, lockPath, cfg, err := listFlags.resolve(env)
 			if err != nil {
 				return err
 			}
@@ -107,7 +107,7 @@ func pluginsCmd(env Env) *cobra.Command {
 					fmt.Fprintf(w, "%s\t?\t?\t-\tdoes not start as a plugin: %v\n", name, err)
 					continue
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", name, sdk.KindName(info.GetKind()), info.GetVersion(), lockState(path, name, lock), info.GetDescription())
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", name, sdk.KindName(info.GetKind()), info.GetVersion(), lockState(path, name, overrides(cfg), lock), info.GetDescription())
 				if verbose {
 					for _, f := range info.GetConfig() {
 						def := f.GetDefaultJson()
@@ -136,7 +136,7 @@ func pluginsCmd(env Env) *cobra.Command {
 		Short: "Check every plugin binary against the lock file",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, lockPath, _, err := verifyFlags.resolve(env)
+			dir, lockPath, cfg, err := verifyFlags.resolve(env)
 			if err != nil {
 				return err
 			}
@@ -150,7 +150,7 @@ func pluginsCmd(env Env) *cobra.Command {
 			}
 			bad := 0
 			for _, name := range names {
-				state := lockState(plugins.BinaryPath(dir, name), name, lock)
+				state := lockState(plugins.BinaryPath(dir, name), name, overrides(cfg), lock)
 				if state != "ok" {
 					bad++
 				}
@@ -214,9 +214,13 @@ func pluginsCmd(env Env) *cobra.Command {
 	return cmd
 }
 
-// lockState says how a binary compares with its lock entry.
-func lockState(path, name string, lock *plugins.LockFile) string {
-	want, err := plugins.Expected(name, nil, lock)
+// lockState says how a binary compares with its recorded checksum (the
+// config's plugins.checksums first, then the lock file).
+func lockState(path, name string, overrides map[string]string, lock *plugins.LockFile) string {
+	if err := plugins.CheckBinary(path); err != nil {
+		return "REFUSED (" + err.Error() + ")"
+	}
+	want, err := plugins.Expected(name, overrides, lock)
 	if err != nil {
 		return "unlocked"
 	}
@@ -227,4 +231,12 @@ func lockState(path, name string, lock *plugins.LockFile) string {
 		return "unreadable"
 	}
 	return "ok"
+}
+
+// overrides returns the config's checksum table, or nil without a config.
+func overrides(cfg *config.Config) map[string]string {
+	if cfg == nil {
+		return nil
+	}
+	return cfg.Plugins.Checksums
 }

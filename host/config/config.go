@@ -132,8 +132,9 @@ var topKeys = map[string]bool{
 	"metrics.listen": true, "log.level": true, "log.format": true,
 }
 
-// Load reads, merges and checks a config. Relative paths in a config file
-// (node.data_dir, plugins.dir, plugins.lock_file) are relative to the file. It does not look at plugins; the
+// Load reads, merges and checks a config. When a file is given, relative
+// paths (node.data_dir, plugins.dir, plugins.lock_file, from whichever
+// source) are relative to the file's directory. It does not look at plugins; the
 // host checks each plugin's own section against the plugin's schema when it
 // loads it.
 func Load(src Sources) (*Config, error) {
@@ -341,7 +342,7 @@ func checkKeys(k *koanf.Koanf) error {
 	keys := k.Keys()
 	sort.Strings(keys)
 	for _, key := range keys {
-		if k.Get(key) == nil {
+		if k.Get(key) == nil && isSection(key) {
 			continue // an empty section, such as "plugins:" with nothing under it
 		}
 		if topKeys[key] || strings.HasPrefix(key, "plugins.checksums.") {
@@ -359,6 +360,24 @@ func checkKeys(k *koanf.Koanf) error {
 		return &sdk.ConfigError{Key: key, Problem: "unknown key", Fix: suggest(key)}
 	}
 	return nil
+}
+
+// isSection reports whether key names a section (a key with keys below
+// it) rather than a value.
+func isSection(key string) bool {
+	for k := range topKeys {
+		if strings.HasPrefix(k, key+".") {
+			return true
+		}
+	}
+	if key == "layers" || key == "plugins.checksums" {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(key, "layers."); ok {
+		layer, sub, _ := strings.Cut(rest, ".")
+		return isLayer(layer) && (sub == "" || sub == "config")
+	}
+	return false
 }
 
 func isLayer(s string) bool {

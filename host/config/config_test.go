@@ -36,7 +36,7 @@ func write(t *testing.T, name, text string) string {
 }
 
 func TestLoadPrecedenceAndPaths(t *testing.T) {
-	path := write(t, "n.yaml", base)
+	path := write(t, "n.yaml", base+"metrics:\nlog:\n")
 	cfg, err := Load(Sources{
 		File:    path,
 		Environ: []string{"STRATA_NODE__NAME=bob", "STRATA_LOG__LEVEL=debug", "STRATA_PLUGIN=cookie", "HOME=/root"},
@@ -107,6 +107,7 @@ func TestLoadMistakes(t *testing.T) {
 		{"bad checksum", base, []string{"plugins.checksums.none=xyz"}, "plugins.checksums.none", ""},
 		{"bad set", base, []string{"novalue"}, "novalue", "key=value"},
 		{"bad log level", base, []string{"log.level=loud"}, "log.level", "trace, debug"},
+		{"misspelled key with no value", base + "log:\n  levl:\n", nil, "log.levl", "did you mean log.level?"},
 		{"plugin config not a section", strings.Replace(base, "plugin: none", "plugin: none\n    config: 5", 1), nil, "layers.privacy.config", ""},
 	}
 	for _, tt := range tests {

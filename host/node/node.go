@@ -136,12 +136,14 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 				}
 			}
 			s.path = plugins.BinaryPath(cfg.Plugins.Dir, l.Plugin)
-			if err := plugins.CheckBinary(s.path); err != nil {
+			if err := plugins.CheckBinary(s.path); errors.Is(err, plugins.ErrNotFound) {
 				fix := "build it (make plugins) or check plugins.dir"
 				if names, lerr := plugins.Binaries(cfg.Plugins.Dir); lerr == nil {
 					fix = fmt.Sprintf("plugins in %s: %v", cfg.Plugins.Dir, names)
 				}
 				return nil, &sdk.ConfigError{Key: "layers." + key + ".plugin", Problem: fmt.Sprintf("unknown plugin %q: %v", l.Plugin, err), Fix: fix}
+			} else if err != nil {
+				return nil, &sdk.ConfigError{Key: "layers." + key + ".plugin", Problem: fmt.Sprintf("plugin binary refused: %v", err)}
 			}
 			if s.checksum, err = checksumOf(cfg, lock, l.Plugin, s.path, allow); err != nil {
 				return nil, fmt.Errorf("layers.%s.plugin: %w", key, err)
@@ -516,8 +518,10 @@ func (n *Node) Close(ctx context.Context) error {
 }
 
 // Check loads every plugin, checks each one's config section against its
-// schema and that adjacent layers fit, then stops them. It is what
-// `strata config check` runs; it opens no storage and touches no network.
+// schema and that adjacent layers fit, lets each plugin judge its values in
+// Configure, then stops them. It is what `strata config check` runs. The
+// plugins are configured in a scratch directory, so the node's own data
+// dir is not touched, and Configure does no network I/O.
 func (n *Node) Check(ctx context.Context) error {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer n.cancel()
@@ -537,7 +541,20 @@ func (n *Node) Check(ctx context.Context) error {
 			return err
 		}
 	}
-	return n.checkFit()
+	if err := n.checkFit(); err != nil {
+		return err
+	}
+	scratch, err := os.MkdirTemp("", "strata-config-check-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	for _, s := range n.slots {
+		if _, err := s.callConfigure(ctx, filepath.Join(scratch, s.key)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Stack describes the loaded layers, bottom up, once Start or Check ran.

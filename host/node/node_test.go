@@ -252,6 +252,9 @@ func TestExchangeBothWays(t *testing.T) {
 					if !bytes.Equal(d.Payload, msg(r.name, i)) {
 						t.Fatalf("%s: frame %d is %q, want %q", r.at.Name(), i, d.Payload[:min(20, len(d.Payload))], msg(r.name, i)[:20])
 					}
+					if d.TraceID == 0 {
+						t.Fatalf("%s: frame %d arrived without a trace id", r.at.Name(), i)
+					}
 					if !bytes.Equal(d.From, r.from.Identity()) || d.FromName != r.from.Name() || string(d.Conversation) != "conv" {
 						t.Fatalf("%s: frame %d from %x (%q) in %q", r.at.Name(), i, d.From, d.FromName, d.Conversation)
 					}
@@ -465,10 +468,9 @@ func TestConfigMistakes(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if err := n.Check(context.Background()); err != nil {
-					return err
-				}
-				return n.Start(context.Background())
+				// `strata config check` must catch every mistake, without
+				// starting the node.
+				return n.Check(context.Background())
 			}()
 			var ce *sdk.ConfigError
 			if !errors.As(err, &ce) {

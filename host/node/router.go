@@ -36,6 +36,15 @@ func (n *Node) router(i int) func(*commonv1.Batch) {
 			}
 		}
 		if len(ups) > 0 {
+			if i == 0 {
+				// A frame from the wire gets its trace id at the bottom, so
+				// it can be followed up through the stack.
+				for _, f := range ups {
+					if f.GetTraceId() == 0 {
+						f.TraceId = n.traceID.Add(1)
+					}
+				}
+			}
 			if i == len(n.slots)-1 {
 				n.toApp(ups)
 			} else {
@@ -158,11 +167,14 @@ func (n *Node) toApp(frames []*commonv1.Frame) {
 }
 
 // addressBook is the in-memory index of contacts that the router consults
-// on every frame: identity → privacy address and back.
+// on every frame: identity → privacy address and back. A privacy address
+// that more than one card claims is ambiguous: anyone can copy another
+// node's address into a card of their own, so such an address identifies
+// nobody, and frames from it go up with no sender.
 type addressBook struct {
 	mu        sync.RWMutex
 	byID      map[string]*contacts.Card
-	byPrivacy map[string][]byte // privacy address → identity key
+	byPrivacy map[string]map[string]bool // privacy address → identity keys claiming it
 }
 
 func loadAddressBook(ctx context.Context, store *contacts.Store) (*addressBook, error) {
@@ -170,7 +182,7 @@ func loadAddressBook(ctx context.Context, store *contacts.Store) (*addressBook, 
 	if err != nil {
 		return nil, err
 	}
-	ab := &addressBook{byID: map[string]*contacts.Card{}, byPrivacy: map[string][]byte{}}
+	ab := &addressBook{byID: map[string]*contacts.Card{}, byPrivacy: map[string]map[string]bool{}}
 	for _, c := range cards {
 		ab.put(c)
 	}
@@ -180,14 +192,24 @@ func loadAddressBook(ctx context.Context, store *contacts.Store) (*addressBook, 
 func (ab *addressBook) put(c *contacts.Card) {
 	ab.mu.Lock()
 	defer ab.mu.Unlock()
-	if old, ok := ab.byID[string(c.IdentityKey)]; ok {
+	id := string(c.IdentityKey)
+	if old, ok := ab.byID[id]; ok {
 		if sec, ok := old.Sections[commonv1.LayerKind_LAYER_KIND_PRIVACY]; ok {
-			delete(ab.byPrivacy, string(sec.Data))
+			claims := ab.byPrivacy[string(sec.Data)]
+			delete(claims, id)
+			if len(claims) == 0 {
+				delete(ab.byPrivacy, string(sec.Data))
+			}
 		}
 	}
-	ab.byID[string(c.IdentityKey)] = c
+	ab.byID[id] = c
 	if sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_PRIVACY]; ok {
-		ab.byPrivacy[string(sec.Data)] = c.IdentityKey
+		claims := ab.byPrivacy[string(sec.Data)]
+		if claims == nil {
+			claims = map[string]bool{}
+			ab.byPrivacy[string(sec.Data)] = claims
+		}
+		claims[id] = true
 	}
 }
 
@@ -209,11 +231,18 @@ func (ab *addressBook) privacyAddress(id []byte) ([]byte, bool) {
 	return sec.Data, ok
 }
 
+// identityOf returns the one contact whose card has this privacy address.
 func (ab *addressBook) identityOf(addr []byte) ([]byte, bool) {
 	ab.mu.RLock()
 	defer ab.mu.RUnlock()
-	id, ok := ab.byPrivacy[string(addr)]
-	return id, ok
+	claims := ab.byPrivacy[string(addr)]
+	if len(claims) != 1 {
+		return nil, false
+	}
+	for id := range claims {
+		return []byte(id), true
+	}
+	return nil, false
 }
 
 func (ab *addressBook) name(id []byte) string {

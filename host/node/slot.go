@@ -118,21 +118,13 @@ func (s *slot) prepare(ctx context.Context) error {
 
 // configure hands the plugin its section and opens its data stream.
 func (s *slot) configure(ctx context.Context) error {
+	resp, err := s.callConfigure(ctx, filepath.Join(s.n.cfg.Node.DataDir, s.key))
+	if err != nil {
+		return err
+	}
 	s.mu.RLock()
 	conn := s.conn
 	s.mu.RUnlock()
-	dir := filepath.Join(s.n.cfg.Node.DataDir, s.key)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("layers.%s: data dir: %w", s.key, err)
-	}
-	resp, err := conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: s.configJSON, DataDir: dir, NodeName: s.n.cfg.Node.Name})
-	if err != nil {
-		var ce *sdk.ConfigError
-		if errors.As(err, &ce) {
-			return ce.WithPrefix("layers." + s.key + ".config")
-		}
-		return fmt.Errorf("layers.%s: configure %q: %w", s.key, s.layer.Plugin, err)
-	}
 	link, err := conn.Open(s.n.ctx, s.n.router(s.index))
 	if err != nil {
 		return fmt.Errorf("layers.%s: %w", s.key, err)
@@ -141,6 +133,27 @@ func (s *slot) configure(ctx context.Context) error {
 	s.configured, s.link = resp, link
 	s.mu.Unlock()
 	return nil
+}
+
+// callConfigure runs the plugin's Configure with dir as its data dir. A
+// value the plugin rejects comes back as a ConfigError under the layer's
+// config key.
+func (s *slot) callConfigure(ctx context.Context, dir string) (*commonv1.ConfigureResponse, error) {
+	s.mu.RLock()
+	conn := s.conn
+	s.mu.RUnlock()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("layers.%s: data dir: %w", s.key, err)
+	}
+	resp, err := conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: s.configJSON, DataDir: dir, NodeName: s.n.cfg.Node.Name})
+	if err != nil {
+		var ce *sdk.ConfigError
+		if errors.As(err, &ce) {
+			return nil, ce.WithPrefix("layers." + s.key + ".config")
+		}
+		return nil, fmt.Errorf("layers.%s: configure %q: %w", s.key, s.layer.Plugin, err)
+	}
+	return resp, nil
 }
 
 // start makes the layer go live, given what the layers around it reported.

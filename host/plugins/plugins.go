@@ -144,7 +144,7 @@ type LockEntry struct {
 	File string `json:"file"`
 	// SHA256 is the binary's hex SHA-256.
 	SHA256 string `json:"sha256"`
-	// Kind, Name and Version are what the plugin described itself as.
+	// Kind and Version are what the plugin described itself as when locked.
 	Kind    string `json:"kind,omitempty"`
 	Version string `json:"version,omitempty"`
 }

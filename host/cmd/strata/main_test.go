@@ -103,6 +103,13 @@ func TestPluginsLockAndVerify(t *testing.T) {
 	if out, err := strata(t, "config", "check", "-c", cfg); err != nil || !strings.Contains(out, "ok") {
 		t.Fatalf("config check: %v\n%s", err, out)
 	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "n")); !os.IsNotExist(err) {
+		t.Fatalf("config check touched the node's data dir: %v", err)
+	}
+	bad := writeConfig(t, t.TempDir(), "bad")
+	if out, err := strata(t, "config", "check", "-c", bad, "--set", "layers.p2p.config.listen=/ip4/nonsense"); err == nil || !strings.Contains(out, "layers.p2p.config.listen") {
+		t.Fatalf("config check of a bad listen address: %v\n%s", err, out)
+	}
 
 	// Tamper with a copy, so the other tests keep a good directory.
 	dir := t.TempDir()

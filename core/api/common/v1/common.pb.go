@@ -1231,8 +1231,10 @@ type HealthResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Serving bool                   `protobuf:"varint,1,opt,name=serving,proto3" json:"serving,omitempty"`
 	Detail  string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
-	// Monotonic counters kept by the plugin, such as "dropped_bad_frame" or
-	// "peers". The host exports them as metrics labelled by layer and name.
+	// Values kept by the plugin: counters that only grow, such as
+	// "dropped_bad_frame", and current levels, such as "peers". The host
+	// exports each as a gauge (strata_layer_counter) labelled by layer and
+	// name, which fits both; rate() works on the growing ones.
 	Counters      map[string]uint64 `protobuf:"bytes,3,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
