@@ -145,7 +145,11 @@ func (s *slot) callConfigure(ctx context.Context, dir string) (*commonv1.Configu
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("layers.%s: data dir: %w", s.key, err)
 	}
-	resp, err := conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: s.configJSON, DataDir: dir, NodeName: s.n.cfg.Node.Name})
+	req := &commonv1.ConfigureRequest{ConfigJson: s.configJSON, DataDir: dir, NodeName: s.n.cfg.Node.Name}
+	if s.n.id != nil { // nil in Check, which loads no identity
+		req.NodeIdentity = s.n.id.Public()
+	}
+	resp, err := conn.Configure(ctx, req)
 	if err != nil {
 		var ce *sdk.ConfigError
 		if errors.As(err, &ce) {

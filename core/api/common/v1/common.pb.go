@@ -962,7 +962,12 @@ type ConfigureRequest struct {
 	// The directory the plugin owns for durable state (<data_dir>/<layer>/).
 	DataDir string `protobuf:"bytes,2,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"`
 	// The node's name, for logs.
-	NodeName      string `protobuf:"bytes,3,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	NodeName string `protobuf:"bytes,3,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	// The node's identity key (Ed25519 public key, 32 bytes), the key that
+	// Frame.peer carries above the secure layer. A secure layer binds its own
+	// key material to it; other layers may ignore it. Empty in tests that
+	// drive a layer without a host.
+	NodeIdentity  []byte `protobuf:"bytes,4,opt,name=node_identity,json=nodeIdentity,proto3" json:"node_identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1016,6 +1021,13 @@ func (x *ConfigureRequest) GetNodeName() string {
 		return x.NodeName
 	}
 	return ""
+}
+
+func (x *ConfigureRequest) GetNodeIdentity() []byte {
+	if x != nil {
+		return x.NodeIdentity
+	}
+	return nil
 }
 
 // ConfigureResponse tells the host what the layer needs from below before
@@ -1419,12 +1431,13 @@ const file_common_v1_common_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12#\n" +
 	"\rmessage_codes\x18\x03 \x01(\rR\fmessageCodes\"\x11\n" +
-	"\x0fDescribeRequest\"k\n" +
+	"\x0fDescribeRequest\"\x90\x01\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\tR\n" +
 	"configJson\x12\x19\n" +
 	"\bdata_dir\x18\x02 \x01(\tR\adataDir\x12\x1b\n" +
-	"\tnode_name\x18\x03 \x01(\tR\bnodeName\"M\n" +
+	"\tnode_name\x18\x03 \x01(\tR\bnodeName\x12#\n" +
+	"\rnode_identity\x18\x04 \x01(\fR\fnodeIdentity\"M\n" +
 	"\x11ConfigureResponse\x128\n" +
 	"\tprotocols\x18\x01 \x03(\v2\x1a.strata.common.v1.ProtocolR\tprotocols\"m\n" +
 	"\fStartRequest\x12#\n" +
