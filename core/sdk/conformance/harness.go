@@ -61,6 +61,13 @@ type instance struct {
 // setup opens, configures and starts one instance.
 func setup(t testing.TB, open sdktest.Opener, section map[string]any, req *commonv1.StartRequest) *instance {
 	t.Helper()
+	return setupAs(t, open, section, req, nil)
+}
+
+// setupAs is setup for a node whose identity key is identity (passed in
+// ConfigureRequest.node_identity, as the host does).
+func setupAs(t testing.TB, open sdktest.Opener, section map[string]any, req *commonv1.StartRequest, identity []byte) *instance {
+	t.Helper()
 	ctx := context.Background()
 	in := &instance{t: t, conn: open(t), frames: make(chan *commonv1.Frame, 1<<16), events: make(chan *commonv1.Event, 1024)}
 	info, err := in.conn.Describe(ctx)
@@ -76,7 +83,7 @@ func setup(t testing.TB, open sdktest.Opener, section map[string]any, req *commo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := in.conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: string(js), DataDir: t.TempDir(), NodeName: t.Name()}); err != nil {
+	if _, err := in.conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: string(js), DataDir: t.TempDir(), NodeName: t.Name(), NodeIdentity: identity}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	in.link, err = in.conn.Open(ctx, func(b *commonv1.Batch) {
