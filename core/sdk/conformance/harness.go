@@ -61,13 +61,18 @@ type instance struct {
 // setup opens, configures and starts one instance.
 func setup(t testing.TB, open sdktest.Opener, section map[string]any, req *commonv1.StartRequest) *instance {
 	t.Helper()
-	return setupAs(t, open, section, req, nil)
+	return setupAs(t, open, section, req, nil, "")
 }
 
 // setupAs is setup for a node whose identity key is identity (passed in
-// ConfigureRequest.node_identity, as the host does).
-func setupAs(t testing.TB, open sdktest.Opener, section map[string]any, req *commonv1.StartRequest, identity []byte) *instance {
+// ConfigureRequest.node_identity, as the host does), with its state in
+// dataDir ("" for a fresh temporary directory; pass the same directory
+// again to test what survives a restart).
+func setupAs(t testing.TB, open sdktest.Opener, section map[string]any, req *commonv1.StartRequest, identity []byte, dataDir string) *instance {
 	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
 	ctx := context.Background()
 	in := &instance{t: t, conn: open(t), frames: make(chan *commonv1.Frame, 1<<16), events: make(chan *commonv1.Event, 1024)}
 	info, err := in.conn.Describe(ctx)
@@ -83,7 +88,7 @@ func setupAs(t testing.TB, open sdktest.Opener, section map[string]any, req *com
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := in.conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: string(js), DataDir: t.TempDir(), NodeName: t.Name(), NodeIdentity: identity}); err != nil {
+	if _, err := in.conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: string(js), DataDir: dataDir, NodeName: t.Name(), NodeIdentity: identity}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	in.link, err = in.conn.Open(ctx, func(b *commonv1.Batch) {
