@@ -73,13 +73,20 @@ func contactCmd(env Env) *cobra.Command {
 				if bytes.Equal(card.IdentityKey, id.Public()) {
 					return errors.New("that is this node's own card")
 				}
-				if err := store.Put(cmd.Context(), card); err != nil && !errors.Is(err, contacts.ErrStale) {
+				stale := false
+				if err := store.Put(cmd.Context(), card); errors.Is(err, contacts.ErrStale) {
+					stale = true
+				} else if err != nil {
 					return err
 				}
 				if alias != "" {
 					if err := store.SetAlias(cmd.Context(), card.IdentityKey, alias); err != nil {
 						return err
 					}
+				}
+				if stale {
+					fmt.Fprintf(cmd.OutOrStdout(), "kept the newer card already stored for %s (%x)\n", card.Name, []byte(card.IdentityKey[:8]))
+					return nil
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "imported %s (%x)\n", card.Name, []byte(card.IdentityKey[:8]))
 				return nil

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,8 +251,8 @@ func (n *Node) checkFit() error {
 
 // anyOf reports whether one of the "|"-separated alternatives is in have.
 func anyOf(req string, have map[string]bool) bool {
-	for _, alt := range bytes.Split([]byte(req), []byte("|")) {
-		if have[string(alt)] {
+	for _, alt := range strings.Split(req, "|") {
+		if have[alt] {
 			return true
 		}
 	}

@@ -136,10 +136,8 @@ func (in *inbox) deliver(d node.Delivery) {
 // waitFor waits until at least n messages arrived or the timeout passed.
 func (in *inbox) waitFor(n int, timeout time.Duration) []node.Delivery {
 	deadline := time.Now().Add(timeout)
-	go func() {
-		time.Sleep(timeout)
-		in.cond.Broadcast()
-	}()
+	wake := time.AfterFunc(timeout, in.cond.Broadcast)
+	defer wake.Stop()
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for len(in.msgs) < n && time.Now().Before(deadline) {

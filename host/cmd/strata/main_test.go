@@ -139,6 +139,13 @@ func TestPluginsLockAndVerify(t *testing.T) {
 // pids of its plugin processes.
 func runNode(t *testing.T) (*exec.Cmd, []int) {
 	t.Helper()
+	cmd, kids, _ := runNodeConfig(t)
+	return cmd, kids
+}
+
+// runNodeConfig is runNode that also returns the node's config file.
+func runNodeConfig(t *testing.T) (*exec.Cmd, []int, string) {
+	t.Helper()
 	if out, err := strata(t, "plugins", "lock", "--dir", pluginDir); err != nil {
 		t.Fatalf("lock: %v\n%s", err, out)
 	}
@@ -181,7 +188,7 @@ func runNode(t *testing.T) (*exec.Cmd, []int) {
 	if len(kids) != 2 {
 		t.Fatalf("host has %d child processes, want 2 plugins", len(kids))
 	}
-	return cmd, kids
+	return cmd, kids, cfg
 }
 
 // children lists the pids whose parent is pid, from /proc.
@@ -272,5 +279,32 @@ func TestVersion(t *testing.T) {
 	out, err := strata(t, "version")
 	if err != nil || !strings.Contains(out, "plugin API v1") {
 		t.Fatalf("version: %v\n%s", err, out)
+	}
+}
+
+// TestContactExportImport moves a running node's card to another node's
+// contacts through the CLI, and refuses a damaged card.
+func TestContactExportImport(t *testing.T) {
+	_, _, cfgA := runNodeConfig(t)
+	card, err := strata(t, "contact", "export", "-c", cfgA)
+	if err != nil || !strings.HasPrefix(card, "strata:card:") {
+		t.Fatalf("export: %v\n%s", err, card)
+	}
+	cfgB := writeConfig(t, t.TempDir(), "b")
+	if out, err := strata(t, "contact", "export", "-c", cfgB); err == nil || !strings.Contains(out, "no card yet") {
+		t.Fatalf("export before the first start: %v\n%s", err, out)
+	}
+	card = strings.TrimSpace(card)
+	out, err := strata(t, "contact", "import", "-c", cfgB, "--alias", "first", card)
+	if err != nil || !strings.Contains(out, "imported n") {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	out, err = strata(t, "contact", "list", "-c", cfgB)
+	if err != nil || !strings.Contains(out, "first") || !strings.Contains(out, "p2p=libp2p") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	damaged := card[:len(card)-6] + "AAAAAA"
+	if out, err := strata(t, "contact", "import", "-c", cfgB, damaged); err == nil {
+		t.Fatalf("a damaged card was imported:\n%s", out)
 	}
 }
