@@ -90,7 +90,7 @@ func (c *inprocConn) Health(ctx context.Context) (*commonv1.HealthResponse, erro
 }
 
 func (c *inprocConn) Stop(ctx context.Context) error {
-	return c.rt.shutdown(ctx)
+	return c.rt.shutdown(ctx, "the host asked")
 }
 
 func (c *inprocConn) Open(ctx context.Context, deliver func(*commonv1.Batch)) (Link, error) {
@@ -121,7 +121,7 @@ func (c *inprocConn) Close() error {
 	c.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = c.rt.shutdown(ctx)
+		_ = c.rt.shutdown(ctx, "closed")
 		_ = c.cc.Close()
 		c.srv.Stop()
 		close(c.done)

@@ -4,6 +4,6 @@ package sdk
 
 import "os/exec"
 
-// setParentDeathSignal is a no-op where the kernel has no parent-death
+// setParentDeathSignal does nothing where the kernel has no parent-death
 // signal; the plugin's parent watchdog ends it instead.
 func setParentDeathSignal(*exec.Cmd) {}

@@ -56,10 +56,9 @@ func Serve(impl Layer) {
 	}
 	rt := newRuntime(impl, logger, batch)
 	stop := func(reason string) {
-		logger.Info("stopping", "reason", reason)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := rt.shutdown(ctx); err != nil {
+		if err := rt.shutdown(ctx, reason); err != nil {
 			logger.Error("stop failed", "error", err)
 		}
 	}

@@ -60,9 +60,11 @@ func (r *runtime) health(ctx context.Context) *commonv1.HealthResponse {
 	return h
 }
 
-// shutdown stops the layer once and closes its output.
-func (r *runtime) shutdown(ctx context.Context) error {
+// shutdown stops the layer once and closes its output; reason is logged
+// by the call that does the stopping.
+func (r *runtime) shutdown(ctx context.Context, reason string) error {
 	r.stop.Do(func() {
+		r.logger.Info("stopping", "reason", reason)
 		r.stopEr = r.impl.Stop(ctx)
 		r.out.close()
 	})
@@ -133,7 +135,7 @@ func (s *layerServer) Health(ctx context.Context, _ *commonv1.HealthRequest) (*c
 }
 
 func (s *layerServer) Stop(ctx context.Context, _ *commonv1.StopRequest) (*commonv1.StopResponse, error) {
-	return &commonv1.StopResponse{}, toStatus(s.rt.shutdown(ctx))
+	return &commonv1.StopResponse{}, toStatus(s.rt.shutdown(ctx, "the host asked"))
 }
 
 // Frames serves the data stream. A new stream replaces an older one, so a
