@@ -139,12 +139,28 @@ func TestPluginsLockAndVerify(t *testing.T) {
 // pids of its plugin processes.
 func runNode(t *testing.T) (*exec.Cmd, []int) {
 	t.Helper()
-	cmd, kids, _ := runNodeConfig(t)
-	return cmd, kids
+	h := startHost(t)
+	return h.cmd, h.kids
+}
+
+// host is a running `strata run` process.
+type host struct {
+	cmd    *exec.Cmd
+	kids   []int         // plugin pids
+	cfg    string        // config file
+	stderr *bytes.Buffer // read only after cmd.Wait
 }
 
 // runNodeConfig is runNode that also returns the node's config file.
 func runNodeConfig(t *testing.T) (*exec.Cmd, []int, string) {
+	t.Helper()
+	h := startHost(t)
+	return h.cmd, h.kids, h.cfg
+}
+
+// startHost starts `strata run` in a process group of its own (so a test
+// can signal the group) and returns once the node is up.
+func startHost(t *testing.T) host {
 	t.Helper()
 	if out, err := strata(t, "plugins", "lock", "--dir", pluginDir); err != nil {
 		t.Fatalf("lock: %v\n%s", err, out)
@@ -157,6 +173,7 @@ func runNodeConfig(t *testing.T) (*exec.Cmd, []int, string) {
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +205,7 @@ func runNodeConfig(t *testing.T) (*exec.Cmd, []int, string) {
 	if len(kids) != 2 {
 		t.Fatalf("host has %d child processes, want 2 plugins", len(kids))
 	}
-	return cmd, kids, cfg
+	return host{cmd: cmd, kids: kids, cfg: cfg, stderr: &stderr}
 }
 
 // children lists the pids whose parent is pid, from /proc.
@@ -306,5 +323,26 @@ func TestContactExportImport(t *testing.T) {
 	damaged := card[:len(card)-6] + "AAAAAA"
 	if out, err := strata(t, "contact", "import", "-c", cfgB, damaged); err == nil {
 		t.Fatalf("a damaged card was imported:\n%s", out)
+	}
+}
+
+// TestGroupSIGTERMStopsInOrder signals the host's whole process group, as
+// Ctrl-C or GNU timeout do: only the host receives it, and it stops its
+// plugins in order, each cleanly.
+func TestGroupSIGTERMStopsInOrder(t *testing.T) {
+	h := startHost(t)
+	if err := syscall.Kill(-h.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.cmd.Wait(); err != nil {
+		t.Fatalf("host exited with %v", err)
+	}
+	waitGone(t, h.kids, 2*time.Second)
+	log := h.stderr.String()
+	if strings.Contains(log, "did not stop cleanly") || strings.Contains(log, "reason=SIGTERM") {
+		t.Fatalf("a plugin received the group's signal instead of an ordered stop:\n%s", log)
+	}
+	if strings.Count(log, `reason="the host asked"`) != 2 {
+		t.Fatalf("want both plugins stopped by the host:\n%s", log)
 	}
 }
