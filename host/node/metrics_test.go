@@ -66,6 +66,8 @@ func TestMetrics(t *testing.T) {
 			switch f.GetName() {
 			case "strata_boundary_frames_total":
 				found[f.GetName()+"/"+labels["boundary"]+"/"+labels["direction"]] = m.GetCounter().GetValue()
+			case "strata_boundary_unknown_sender_total":
+				found[f.GetName()+"/"+labels["boundary"]] = m.GetCounter().GetValue() + 1 // +1: present
 			case "strata_plugin_up":
 				found[f.GetName()+"/"+labels["layer"]] = m.GetGauge().GetValue()
 			case "strata_layer_counter":
@@ -76,11 +78,13 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	for key, want := range map[string]float64{
-		"strata_boundary_frames_total/privacy|app/down": 10,
-		"strata_boundary_frames_total/p2p|privacy/down": 10,
-		"strata_plugin_up/p2p":                          1,
-		"strata_plugin_up/privacy":                      1,
-		"p2p frames_sent":                               10,
+		"strata_boundary_frames_total/privacy|app/down":    10,
+		"strata_boundary_frames_total/p2p|privacy/down":    10,
+		"strata_plugin_up/p2p":                             1,
+		"strata_boundary_unknown_sender_total/privacy|app": 1, // present, zero
+
+		"strata_plugin_up/privacy": 1,
+		"p2p frames_sent":          10,
 	} {
 		if found[key] != want {
 			t.Errorf("%s = %v, want %v (all: %v)", key, found[key], want, found)

@@ -78,7 +78,7 @@ func (b *boundary) snapshot() BoundaryStats {
 type collector struct {
 	n *Node
 
-	frames, bytes, dropped, restarts, up, layer *prometheus.Desc
+	frames, bytes, dropped, unknown, restarts, up, layer *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -88,6 +88,7 @@ func newCollector(n *Node) *collector {
 		frames:   prometheus.NewDesc("strata_boundary_frames_total", "Frames that crossed a layer boundary.", []string{"boundary", "direction"}, labels),
 		bytes:    prometheus.NewDesc("strata_boundary_bytes_total", "Payload bytes that crossed a layer boundary.", []string{"boundary", "direction"}, labels),
 		dropped:  prometheus.NewDesc("strata_boundary_dropped_total", "Frames the host dropped at a boundary.", []string{"boundary", "reason"}, labels),
+		unknown:  prometheus.NewDesc("strata_boundary_unknown_sender_total", "UP frames whose privacy address matched no single contact.", []string{"boundary"}, labels),
 		restarts: prometheus.NewDesc("strata_plugin_restarts_total", "Times a crashed plugin was restarted.", []string{"layer", "plugin"}, labels),
 		up:       prometheus.NewDesc("strata_plugin_up", "Whether the layer's plugin is running (1) or not (0).", []string{"layer", "plugin"}, labels),
 		layer:    prometheus.NewDesc("strata_layer_counter", "A counter reported by the layer's plugin in its health report.", []string{"layer", "plugin", "name"}, labels),
@@ -96,7 +97,7 @@ func newCollector(n *Node) *collector {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.frames, c.bytes, c.dropped, c.restarts, c.up, c.layer} {
+	for _, d := range []*prometheus.Desc{c.frames, c.bytes, c.dropped, c.unknown, c.restarts, c.up, c.layer} {
 		ch <- d
 	}
 }
@@ -108,6 +109,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.frames, prometheus.CounterValue, float64(b.frames[dir].Load()), b.name, label)
 			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(b.bytes[dir].Load()), b.name, label)
 		}
+		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.CounterValue, float64(b.unknownSender.Load()), b.name)
 		for r := DropReason(0); r < numDropReasons; r++ {
 			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(b.dropped[r].Load()), b.name, r.String())
 		}

@@ -30,6 +30,11 @@ const Version = "0.1.0"
 // Protocol is the overlay protocol the layer sends on.
 var Protocol = &commonv1.Protocol{Name: "direct", Version: 1, MessageCodes: 1}
 
+// DefaultMaxPayload is the default largest payload: 1 MiB (the libp2p
+// layer's default frame limit) less the largest envelope header (1 version
+// byte, a 2-byte length and a 255-byte conversation id), rounded down.
+const DefaultMaxPayload = 1<<20 - 512
+
 // Config is the layer's config section.
 type Config struct {
 	// MaxPayload is the largest payload accepted from above, in bytes.
@@ -59,17 +64,17 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Version:     Version,
 		Description: "direct delivery to the contact's overlay peer; hides no metadata",
 		Config: []*commonv1.ConfigField{
-			sdk.Int("max_payload", "largest payload accepted from above, in bytes", 1<<20-64, 1, 16<<20),
+			sdk.Int("max_payload", "largest payload accepted from above, in bytes", DefaultMaxPayload, 1, 16<<20),
 		},
 		Provides:   []string{"direct"},
 		Requires:   []string{"unicast"},
-		MaxPayload: 1<<20 - 64,
+		MaxPayload: DefaultMaxPayload,
 	}
 }
 
 // Configure implements sdk.Layer.
 func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
-	cfg := Config{MaxPayload: 1<<20 - 64}
+	cfg := Config{MaxPayload: DefaultMaxPayload}
 	if err := sdk.DecodeConfig(req.GetConfigJson(), &cfg); err != nil {
 		return nil, err
 	}
