@@ -266,13 +266,6 @@ func (n *Node) below(i int) *slot {
 	return nil
 }
 
-func (n *Node) above(i int) *slot {
-	if i+1 < len(n.slots) {
-		return n.slots[i+1]
-	}
-	return nil
-}
-
 // Identity returns the node's public identity key.
 func (n *Node) Identity() ed25519.PublicKey { return n.id.Public() }
 
