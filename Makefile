@@ -53,18 +53,13 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./core/sdk/ ./plugins/libp2p/
 
 FUZZTIME ?= 30s
+# Every Fuzz target in the module, found by name, each run for FUZZTIME.
 fuzz:
-	@for spec in \
-		"./core/sdk FuzzFromStatus" \
-		"./plugins/none FuzzDecodeEnvelope" \
-		"./host/contacts FuzzDecode" \
-		"./host/contacts FuzzDecodeText" ; do \
-		set -- $$spec; echo "fuzz $$2 in $$1"; \
-		$(GO) test -run '^$$' -fuzz "^$$2$$" -fuzztime $(FUZZTIME) $$1 || exit 1; \
-	done
-	@for t in $$(grep -ho 'func Fuzz[A-Za-z0-9_]*' plugins/libp2p/*_test.go | cut -d' ' -f2); do \
-		echo "fuzz $$t in ./plugins/libp2p"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./plugins/libp2p || exit 1; \
+	@grep -rl --include='*_test.go' '^func Fuzz' core host plugins | xargs -n1 dirname | sort -u | while read -r dir; do \
+		for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -d' ' -f2); do \
+			echo "fuzz $$t in ./$$dir"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; \
+		done; \
 	done
 
 example:

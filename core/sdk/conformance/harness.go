@@ -24,9 +24,10 @@ import (
 
 // Options adapt the suites to a layer.
 type Options struct {
-	// Config returns the config section for instance i (0 or 1) of the layer
-	// under test; nil means the layer's defaults. Suites that need two
-	// instances call it with 0 and 1 (e.g. to give each its own port).
+	// Config returns the config section for instance i of the layer under
+	// test; nil means the layer's defaults. Suites call it with 0 and 1 for
+	// their two instances (e.g. to give each its own port), and with 2 where
+	// they need a third.
 	Config func(i int) map[string]any
 	// Timeout bounds each wait for a frame or event; default 15 s.
 	Timeout time.Duration

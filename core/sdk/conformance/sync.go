@@ -1,0 +1,937 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
+)
+
+// Timing of the sync suite, besides Options.Timeout, which bounds every
+// wait for something to happen.
+const (
+	// syncQuiet is how long the suite watches for what must not happen (a
+	// second delivery, a delivery that must never come) once everything it
+	// waited for has happened.
+	syncQuiet = 400 * time.Millisecond
+	// syncLinger is how long the second hold of the Causal subtest stays
+	// in place after its first frame, to catch the rest of a burst. It is
+	// short so that a retransmission of the first message rarely falls in.
+	syncLinger = 20 * time.Millisecond
+	// syncBlackout is the least time the suite drops every frame of a
+	// sender after an ephemeral Send, so that its first transmission is lost.
+	syncBlackout = 250 * time.Millisecond
+)
+
+// Sync runs Layer, then checks the sync contract of core/api/sync/v1 on
+// two or three instances of the layer. Each instance is configured with
+// o.Config(i) (i is 0, 1 or 2; the third instance uses 2), with a fixed
+// 32-byte identity key as ConfigureRequest.node_identity and as
+// StartRequest.below_address, and is told the group with SetGroup (all
+// members' identity keys, its own included) after every start, as the host
+// does. Control calls go through syncv1.ControlClient on the instance's
+// Conn.Control().
+//
+// The suite plays the host and the layers below as a network between the
+// instances. A DOWN frame that an instance emits with Frame.peer = X
+// reaches X's instance as an UP frame with Frame.peer = the sender's
+// identity key and the same payload and conversation; a DOWN frame with an
+// empty peer reaches every other member of the group as the sender knows
+// it. Nothing else of a frame crosses (no protocol, hints or trace id), the
+// suite assumes no wire format and no number of frames per message, and an
+// instance that is down misses what is sent to it. In some subtests the
+// network drops, duplicates, reorders, holds back or replays frames, as
+// the secure layer's contract allows the layers below to.
+//
+// What every subtest requires of the layer:
+//
+//   - Send (persistent or ephemeral, with parents only among persistent
+//     messages the same author sent before) succeeds and returns a
+//     non-empty id, different for different messages; the suite never
+//     sends the same payload twice, and payloads are 29 to 100 bytes, within
+//     any PluginInfo.max_payload of 100 or more;
+//   - every DOWN frame carries Frame.conversation = the group and goes to a
+//     member of the group as the sending instance knows it (or to all of
+//     them): nothing goes to a non-member, and no frame has another
+//     direction;
+//   - every UP frame is the delivery of a message some member sent with
+//     Send: Frame.message_id = the id Send returned, Frame.payload = the
+//     payload sent, Frame.conversation = the group, Frame.peer = the
+//     author's identity key; each member other than the author delivers
+//     it at most once, restarts included (an author may deliver its own
+//     messages, also at most once), and only after every parent that the
+//     member did not author itself;
+//   - every wait ends within o.Timeout; what must not happen is watched
+//     for 400 ms after the last thing waited for.
+//
+// The subtests, and what each adds:
+//
+//   - SendDeliver: a, b, c; a sends 50 messages; b and c each deliver all
+//     of them, a's State reports unacknowledged 0, and when the network
+//     then replays every frame a sent, nothing is delivered again.
+//   - Lossy: a, b, c over a network that drops 30% of frames, duplicates
+//     10% and delays each by up to 20 ms (reordering them); a and b send
+//     30 messages each, interleaved, each naming the same author's
+//     previous message as its parent; every message is delivered at both
+//     other members, and a's and b's State report unacknowledged 0.
+//   - Causal: a, b; the network holds back every frame a emits after
+//     sending m1 until it has seen one, then separately every frame a
+//     emits after sending m2 (parent m1) and m3 (parent m2) until it has
+//     seen one and 20 ms more; it then drops a's frames, hands b the
+//     second lot, waits 200 ms, hands b the first lot and lets a's frames
+//     through; b delivers m1, m2 and m3, in that order.
+//   - Ephemeral: a, b; an ephemeral message is delivered on a perfect
+//     network; then the network drops every frame of a from an ephemeral
+//     Send until it has dropped one and 250 ms have passed; State on a
+//     reports unacknowledged 0 right after that Send, the ephemeral
+//     message is never delivered (it is not retransmitted), and a
+//     persistent message sent after it is delivered and acknowledged.
+//   - Restart/Receiver: a, b; after b delivered five messages, b crashes
+//     (out of process its plugin process is killed; in process, where
+//     nothing can be killed, it is stopped) and a sends five more; a new b
+//     on the same data directory and identity delivers those five, the
+//     network replays every frame a sent to b before the crash and none of
+//     the first five is delivered again, and a's unacknowledged reaches 0.
+//   - Restart/Sender: a, b; the network drops a's frames, a sends a
+//     message and crashes as soon as Send returns; a new a on the same
+//     data directory reports unacknowledged 1 and, once the network lets
+//     its frames through, the message reaches b and a's unacknowledged
+//     reaches 0.
+//   - NonMember: a, b, and an outsider x that believes it is a member; x's
+//     messages, and UP frames with random payloads from x and from an
+//     unknown identity, deliver nothing at a or b and draw no frame to x;
+//     a and b stay healthy and then exchange messages.
+func Sync(t *testing.T, open sdktest.Opener, o Options) {
+	Layer(t, open, o)
+
+	t.Run("DescribesSync", func(t *testing.T) {
+		info, err := open(t).Describe(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.GetKind() != commonv1.LayerKind_LAYER_KIND_SYNC {
+			t.Fatalf("kind %v, want %v", info.GetKind(), commonv1.LayerKind_LAYER_KIND_SYNC)
+		}
+	})
+	t.Run("SendDeliver", func(t *testing.T) { syncSendDeliver(t, open, o) })
+	t.Run("Lossy", func(t *testing.T) { syncLossy(t, open, o) })
+	t.Run("Causal", func(t *testing.T) { syncCausal(t, open, o) })
+	t.Run("Ephemeral", func(t *testing.T) { syncEphemeral(t, open, o) })
+	t.Run("Restart", func(t *testing.T) {
+		t.Run("Receiver", func(t *testing.T) { syncRestartReceiver(t, open, o) })
+		t.Run("Sender", func(t *testing.T) { syncRestartSender(t, open, o) })
+	})
+	t.Run("NonMember", func(t *testing.T) { syncNonMember(t, open, o) })
+}
+
+func syncSendDeliver(t *testing.T, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 1)
+	view := syncMembers("a", "b", "c")
+	a := n.start("a", 0, t.TempDir(), view)
+	b := n.start("b", 1, t.TempDir(), view)
+	c := n.start("c", 2, t.TempDir(), view)
+	tape := n.tap(a)
+	var ids [][]byte
+	for i := range 50 {
+		ids = append(ids, n.send(a, fmt.Sprintf("a#%d", i), nil, false))
+	}
+	n.awaitDelivered(b, ids)
+	n.awaitDelivered(c, ids)
+	n.awaitUnacked(a, 0)
+	n.untap(a)
+	n.replay(tape)
+	n.settle()
+}
+
+func syncLossy(t *testing.T, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 2)
+	view := syncMembers("a", "b", "c")
+	a := n.start("a", 0, t.TempDir(), view)
+	b := n.start("b", 1, t.TempDir(), view)
+	c := n.start("c", 2, t.TempDir(), view)
+	n.setFaults(syncFaults{drop: 0.3, dup: 0.1, delay: 20 * time.Millisecond})
+	var fromA, fromB [][]byte
+	for i := range 30 {
+		for _, s := range []struct {
+			node *syncNode
+			ids  *[][]byte
+		}{{a, &fromA}, {b, &fromB}} {
+			var parents [][]byte
+			if i > 0 {
+				parents = [][]byte{(*s.ids)[i-1]}
+			}
+			*s.ids = append(*s.ids, n.send(s.node, fmt.Sprintf("%s#%d", s.node.name, i), parents, false))
+		}
+	}
+	n.awaitDelivered(b, fromA)
+	n.awaitDelivered(c, fromA)
+	n.awaitDelivered(a, fromB)
+	n.awaitDelivered(c, fromB)
+	n.awaitUnacked(a, 0)
+	n.awaitUnacked(b, 0)
+	n.settle()
+}
+
+func syncCausal(t *testing.T, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 3)
+	view := syncMembers("a", "b")
+	a := n.start("a", 0, t.TempDir(), view)
+	b := n.start("b", 1, t.TempDir(), view)
+
+	first := n.hold(a)
+	m1 := n.send(a, "m1", nil, false)
+	n.awaitSeen(first, "a frame from a after it sent m1")
+	second := n.hold(a)
+	m2 := n.send(a, "m2, child of m1", [][]byte{m1}, false)
+	m3 := n.send(a, "m3, child of m2", [][]byte{m2}, false)
+	n.awaitSeen(second, "a frame from a after it sent m2 and m3")
+	time.Sleep(syncLinger)
+	n.drop(a)
+
+	n.release(second) // the children first
+	time.Sleep(syncQuiet / 2)
+	n.release(first)
+	n.pass(a)
+	n.awaitDelivered(b, [][]byte{m1, m2, m3})
+	n.settle()
+}
+
+func syncEphemeral(t *testing.T, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 4)
+	view := syncMembers("a", "b")
+	a := n.start("a", 0, t.TempDir(), view)
+	b := n.start("b", 1, t.TempDir(), view)
+
+	e1 := n.send(a, "e1, ephemeral, perfect network", nil, true)
+	n.awaitDelivered(b, [][]byte{e1})
+
+	blackout := n.drop(a)
+	sent := time.Now()
+	e2 := n.send(a, "e2, ephemeral, all of its frames dropped", nil, true)
+	n.never(e2)
+	if st := n.state(a); st.GetUnacknowledged() != 0 {
+		t.Errorf("State counts %d unacknowledged messages right after an ephemeral Send; ephemeral messages are never acknowledged", st.GetUnacknowledged())
+	}
+	n.awaitSeen(blackout, "a frame from a after the ephemeral Send")
+	time.Sleep(time.Until(sent.Add(syncBlackout)))
+	n.pass(a)
+
+	m := n.send(a, "m, persistent, after e2", nil, false)
+	n.awaitDelivered(b, [][]byte{m})
+	n.awaitUnacked(a, 0)
+	n.settle()
+}
+
+func syncRestartReceiver(t *testing.T, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 5)
+	view := syncMembers("a", "b")
+	a := n.start("a", 0, t.TempDir(), view)
+	dirB := t.TempDir()
+	b := n.start("b", 1, dirB, view)
+
+	tape := n.tap(a)
+	var before [][]byte
+	for i := range 5 {
+		before = append(before, n.send(a, fmt.Sprintf("before the restart #%d", i), nil, false))
+	}
+	n.awaitDelivered(b, before)
+	n.untap(a)
+	n.crash(b)
+
+	var during [][]byte
+	for i := range 5 {
+		during = append(during, n.send(a, fmt.Sprintf("while b is down #%d", i), nil, false))
+	}
+	b = n.start("b", 1, dirB, view)
+	n.replay(tape)
+	n.awaitDelivered(b, during)
+	n.awaitUnacked(a, 0)
+	n.settle()
+}
+
+func syncRestartSender(t *testing.T, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 6)
+	view := syncMembers("a", "b")
+	dirA := t.TempDir()
+	a := n.start("a", 0, dirA, view)
+	b := n.start("b", 1, t.TempDir(), view)
+
+	n.drop(a)
+	m := n.send(a, "sent just before a crash", nil, false)
+	n.crash(a)
+	a = n.start("a", 0, dirA, view)
+	if st := n.state(a); st.GetUnacknowledged() != 1 {
+		t.Errorf("after a restart, State reports %d unacknowledged messages, want 1: the message Send acknowledged before the crash", st.GetUnacknowledged())
+	}
+	n.pass(a)
+	n.awaitDelivered(b, [][]byte{m})
+	n.awaitUnacked(a, 0)
+	n.settle()
+}
+
+func syncNonMember(t *testing.T, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 7)
+	view := syncMembers("a", "b")
+	a := n.start("a", 0, t.TempDir(), view)
+	b := n.start("b", 1, t.TempDir(), view)
+	x := n.start("x", 2, t.TempDir(), syncMembers("a", "b", "x"))
+
+	var prev [][]byte
+	for i := range 3 {
+		id := n.send(x, fmt.Sprintf("x#%d, from an outsider", i), prev, false)
+		n.never(id)
+		prev = [][]byte{id}
+	}
+	n.never(n.send(x, "x, ephemeral, from an outsider", nil, true))
+
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, in := range []*instance{a.in, b.in} {
+		var frames []*commonv1.Frame
+		for i := range 200 {
+			from := x.id
+			if i%2 == 1 {
+				from = syncIdentity("stranger")
+			}
+			payload := make([]byte, rng.IntN(512))
+			for j := range payload {
+				payload[j] = byte(rng.UintN(256))
+			}
+			f := up(from, "", payload)
+			f.Conversation = n.group
+			frames = append(frames, f)
+		}
+		in.send(frames...)
+	}
+	time.Sleep(syncQuiet) // x retransmits, if it does, meanwhile
+	a.in.healthy()
+	b.in.healthy()
+
+	ma := n.send(a, "a, after the outsiders", nil, false)
+	mb := n.send(b, "b, after the outsiders", nil, false)
+	n.awaitDelivered(b, [][]byte{ma})
+	n.awaitDelivered(a, [][]byte{mb})
+	n.awaitUnacked(a, 0)
+	n.awaitUnacked(b, 0)
+	n.settle()
+}
+
+// syncIdentity is the fixed 32-byte identity key of the suite's node name.
+func syncIdentity(name string) []byte {
+	h := sha256.Sum256([]byte("strata sync conformance identity " + name))
+	return h[:]
+}
+
+// syncMembers returns the identity keys of the named nodes.
+func syncMembers(names ...string) [][]byte {
+	ids := make([][]byte, len(names))
+	for i, name := range names {
+		ids[i] = syncIdentity(name)
+	}
+	return ids
+}
+
+func syncControl(in *instance) syncv1.ControlClient {
+	return syncv1.NewControlClient(in.conn.Control())
+}
+
+// syncNode is one running instance of the layer on the suite's network.
+type syncNode struct {
+	name string
+	id   []byte
+	view [][]byte // the members it was told
+	in   *instance
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	wake chan struct{}
+	mu   sync.Mutex
+	// inbox holds UP frames on their way into the instance.
+	inbox []*commonv1.Frame
+}
+
+// push queues f for the instance after delay.
+func (s *syncNode) push(f *commonv1.Frame, delay time.Duration) {
+	if delay > 0 {
+		time.AfterFunc(delay, func() { s.push(f, 0) })
+		return
+	}
+	s.mu.Lock()
+	s.inbox = append(s.inbox, f)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pump hands queued frames to the instance until stop.
+func (s *syncNode) pump(timeout time.Duration) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		frames := s.inbox
+		s.inbox = nil
+		s.mu.Unlock()
+		if len(frames) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		_ = s.in.link.Emit(ctx, frames...) // fails only once the instance is gone
+		cancel()
+	}
+}
+
+// syncFaults is what the network does to frames in transit.
+type syncFaults struct {
+	drop, dup float64       // probabilities
+	delay     time.Duration // each frame is delayed by up to this
+}
+
+// syncGate intercepts a sender's frames: it drops them or holds them.
+type syncGate struct {
+	drop bool
+	held []syncPacket
+	seen int // frames that met the gate
+}
+
+// syncTape records a sender's frames as they are routed.
+type syncTape struct{ packets []syncPacket }
+
+// syncPacket is an UP frame on its way to the instance with identity to.
+type syncPacket struct {
+	to    []byte
+	frame *commonv1.Frame
+}
+
+// syncSent is what the suite knows of a message it sent.
+type syncSent struct {
+	label   string
+	author  []byte
+	payload []byte
+	parents [][]byte
+	never   bool // must never be delivered
+}
+
+// syncNet is the network, the host and the bookkeeping of one subtest.
+type syncNet struct {
+	t     *testing.T
+	open  sdktest.Opener
+	o     Options
+	group []byte
+
+	mu     sync.Mutex
+	rng    *rand.Rand
+	faults syncFaults
+	names  map[string]string    // identity -> node name
+	online map[string]*syncNode // identity -> running instance
+	gates  map[string]*syncGate // sender identity -> gate
+	tapes  map[string]*syncTape // sender identity -> tape
+	logs   map[string][]*commonv1.Frame
+	sent   map[string]*syncSent // message id -> message
+	// problems are breaches of the contract seen in transit.
+	problems     []string
+	problemCount map[string]int
+}
+
+func newSyncNet(t *testing.T, open sdktest.Opener, o Options, seed uint64) *syncNet {
+	group := sha256.Sum256([]byte("strata sync conformance group"))
+	n := &syncNet{
+		t: t, open: open, o: o, group: group[:],
+		rng:    rand.New(rand.NewPCG(seed, 0x5eed)),
+		names:  make(map[string]string),
+		online: make(map[string]*syncNode),
+		gates:  make(map[string]*syncGate),
+		tapes:  make(map[string]*syncTape),
+		logs:   make(map[string][]*commonv1.Frame),
+		sent:   make(map[string]*syncSent),
+
+		problemCount: make(map[string]int),
+	}
+	// Registered first, so it runs after the instances' own cleanups.
+	t.Cleanup(func() {
+		n.mu.Lock()
+		nodes := make([]*syncNode, 0, len(n.online))
+		for _, s := range n.online {
+			nodes = append(nodes, s)
+		}
+		n.online = map[string]*syncNode{}
+		n.mu.Unlock()
+		for _, s := range nodes {
+			close(s.stop)
+			s.wg.Wait()
+		}
+	})
+	return n
+}
+
+// start opens, configures and starts an instance named name with its state
+// in dir, joins it to the network and sets the group to view.
+func (n *syncNet) start(name string, cfg int, dir string, view [][]byte) *syncNode {
+	n.t.Helper()
+	id := syncIdentity(name)
+	in := setupAs(n.t, n.open, n.o.config(cfg), &commonv1.StartRequest{BelowAddress: id}, id, dir)
+	s := &syncNode{name: name, id: id, view: view, in: in, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
+	n.mu.Lock()
+	n.names[string(id)] = name
+	n.online[string(id)] = s
+	n.mu.Unlock()
+	s.wg.Add(2)
+	go n.route(s)
+	go s.pump(n.o.timeout())
+	ctx, cancel := context.WithTimeout(context.Background(), n.o.timeout())
+	defer cancel()
+	if _, err := syncControl(in).SetGroup(ctx, &syncv1.GroupRequest{Id: n.group, Members: view}); err != nil {
+		n.t.Fatalf("%s: SetGroup: %v", name, err)
+	}
+	return s
+}
+
+// crash ends an instance as abruptly as its mode allows: out of process
+// it kills the plugin process; in process it stops the layer. The instance
+// leaves the network first; what it emitted before is still routed.
+func (n *syncNet) crash(s *syncNode) {
+	n.t.Helper()
+	n.mu.Lock()
+	delete(n.online, string(s.id))
+	n.mu.Unlock()
+	killed := false
+	if p, ok := s.in.conn.(interface{ Pid() int }); ok && p.Pid() > 0 {
+		if proc, err := os.FindProcess(p.Pid()); err == nil && proc.Kill() == nil {
+			killed = true
+			select {
+			case <-s.in.conn.Done():
+			case <-time.After(n.o.timeout()):
+				n.t.Fatalf("%s: the plugin process did not exit after it was killed", s.name)
+			}
+		}
+	}
+	if !killed {
+		ctx, cancel := context.WithTimeout(context.Background(), n.o.timeout())
+		err := s.in.conn.Stop(ctx)
+		cancel()
+		if err != nil {
+			n.t.Fatalf("%s: Stop: %v", s.name, err)
+		}
+	}
+	s.in.link.Close()
+	s.in.conn.Close()
+	close(s.stop)
+	s.wg.Wait()
+	for {
+		select {
+		case f := <-s.in.frames:
+			n.take(s, f)
+		default:
+			return
+		}
+	}
+}
+
+// route takes what an instance emits until it stops.
+func (n *syncNet) route(s *syncNode) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case f := <-s.in.frames:
+			n.take(s, f)
+		}
+	}
+}
+
+// take handles one frame an instance emitted: a DOWN frame goes to the
+// network, an UP frame is a delivery.
+func (n *syncNet) take(s *syncNode, f *commonv1.Frame) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch f.GetDirection() {
+	case commonv1.Direction_DIRECTION_UP:
+		n.logs[string(s.id)] = append(n.logs[string(s.id)], f)
+		return
+	case commonv1.Direction_DIRECTION_DOWN:
+	default:
+		n.problem("%s emitted a frame with direction %v", s.name, f.GetDirection())
+		return
+	}
+	if !bytes.Equal(f.GetConversation(), n.group) {
+		n.problem("%s emitted a DOWN frame with conversation %x, want the group %x", s.name, f.GetConversation(), n.group)
+	}
+	var to [][]byte
+	switch {
+	case len(f.GetPeer()) == 0:
+		for _, m := range s.view {
+			if !bytes.Equal(m, s.id) {
+				to = append(to, m)
+			}
+		}
+	case bytes.Equal(f.GetPeer(), s.id):
+		n.problem("%s emitted a DOWN frame for itself", s.name)
+		return
+	case !syncContains(s.view, f.GetPeer()):
+		n.problem("%s emitted a DOWN frame for %s, not a member of its group", s.name, n.nameOf(f.GetPeer()))
+		return
+	default:
+		to = [][]byte{f.GetPeer()}
+	}
+	for _, dst := range to {
+		p := syncPacket{to: dst, frame: &commonv1.Frame{
+			Direction:    commonv1.Direction_DIRECTION_UP,
+			Conversation: bytes.Clone(f.GetConversation()),
+			Peer:         bytes.Clone(s.id),
+			Payload:      bytes.Clone(f.GetPayload()),
+		}}
+		if tape := n.tapes[string(s.id)]; tape != nil {
+			tape.packets = append(tape.packets, syncClonePacket(p))
+		}
+		if g := n.gates[string(s.id)]; g != nil {
+			g.seen++
+			if !g.drop {
+				g.held = append(g.held, p)
+			}
+			continue
+		}
+		n.transmit(p, n.faults)
+	}
+}
+
+// transmit puts p on the wire with faults; n.mu is held.
+func (n *syncNet) transmit(p syncPacket, faults syncFaults) {
+	if faults.drop > 0 && n.rng.Float64() < faults.drop {
+		return
+	}
+	copies := 1
+	if faults.dup > 0 && n.rng.Float64() < faults.dup {
+		copies = 2
+	}
+	dst := n.online[string(p.to)]
+	if dst == nil {
+		return // down: it misses the frame
+	}
+	for i := range copies {
+		f := p.frame
+		if i > 0 {
+			f = syncClonePacket(p).frame
+		}
+		var delay time.Duration
+		if faults.delay > 0 {
+			delay = time.Duration(n.rng.Int64N(int64(faults.delay)))
+		}
+		dst.push(f, delay)
+	}
+}
+
+func syncClonePacket(p syncPacket) syncPacket {
+	return syncPacket{to: p.to, frame: &commonv1.Frame{
+		Direction:    p.frame.GetDirection(),
+		Conversation: bytes.Clone(p.frame.GetConversation()),
+		Peer:         bytes.Clone(p.frame.GetPeer()),
+		Payload:      bytes.Clone(p.frame.GetPayload()),
+	}}
+}
+
+// problem records a breach of the contract that the network saw; n.mu is
+// held. Each distinct problem is kept once, with a count.
+func (n *syncNet) problem(format string, args ...any) {
+	const max = 20
+	msg := fmt.Sprintf(format, args...)
+	if n.problemCount[msg] == 0 && len(n.problems) < max {
+		n.problems = append(n.problems, msg)
+	}
+	n.problemCount[msg]++
+}
+
+// problemList returns the problems seen, with their counts; n.mu is held.
+func (n *syncNet) problemList() []string {
+	list := make([]string, len(n.problems))
+	for i, p := range n.problems {
+		list[i] = p
+		if c := n.problemCount[p]; c > 1 {
+			list[i] += fmt.Sprintf(" (%d times)", c)
+		}
+	}
+	return list
+}
+
+// fatalf ends the subtest, adding what the network saw wrong so far: a
+// wait that times out often has its cause there.
+func (n *syncNet) fatalf(format string, args ...any) {
+	n.t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	n.mu.Lock()
+	if len(n.problems) > 0 {
+		msg += "\nthe network saw:\n\t" + strings.Join(n.problemList(), "\n\t")
+	}
+	n.mu.Unlock()
+	n.t.Fatal(msg)
+}
+
+func (n *syncNet) nameOf(id []byte) string {
+	if name, ok := n.names[string(id)]; ok {
+		return name
+	}
+	return fmt.Sprintf("%x", id)
+}
+
+// label names a message id in failure messages; n.mu is held.
+func (n *syncNet) label(id []byte) string {
+	if s := n.sent[string(id)]; s != nil {
+		return fmt.Sprintf("%q", s.label)
+	}
+	return fmt.Sprintf("message %x", id)
+}
+
+func (n *syncNet) setFaults(f syncFaults) {
+	n.mu.Lock()
+	n.faults = f
+	n.mu.Unlock()
+}
+
+// hold makes the network hold every frame s emits from now on, until
+// another gate replaces this one; release hands them on.
+func (n *syncNet) hold(s *syncNode) *syncGate {
+	g := &syncGate{}
+	n.mu.Lock()
+	n.gates[string(s.id)] = g
+	n.mu.Unlock()
+	return g
+}
+
+// drop makes the network drop every frame s emits from now on.
+func (n *syncNet) drop(s *syncNode) *syncGate {
+	g := &syncGate{drop: true}
+	n.mu.Lock()
+	n.gates[string(s.id)] = g
+	n.mu.Unlock()
+	return g
+}
+
+// pass lets s's frames through again.
+func (n *syncNet) pass(s *syncNode) {
+	n.mu.Lock()
+	delete(n.gates, string(s.id))
+	n.mu.Unlock()
+}
+
+// release delivers what g held, in order and without faults.
+func (n *syncNet) release(g *syncGate) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range g.held {
+		n.transmit(p, syncFaults{})
+	}
+	g.held = nil
+}
+
+// tap starts recording the frames s emits, as delivered (before faults).
+func (n *syncNet) tap(s *syncNode) *syncTape {
+	tape := &syncTape{}
+	n.mu.Lock()
+	n.tapes[string(s.id)] = tape
+	n.mu.Unlock()
+	return tape
+}
+
+func (n *syncNet) untap(s *syncNode) {
+	n.mu.Lock()
+	delete(n.tapes, string(s.id))
+	n.mu.Unlock()
+}
+
+// replay delivers every recorded frame again, without faults: a late
+// duplicate of each, which the network below may produce.
+func (n *syncNet) replay(tape *syncTape) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range tape.packets {
+		n.transmit(syncClonePacket(p), syncFaults{})
+	}
+}
+
+// send sends a message from s with Send and records it.
+func (n *syncNet) send(s *syncNode, label string, parents [][]byte, ephemeral bool) []byte {
+	n.t.Helper()
+	n.mu.Lock()
+	payload := []byte(fmt.Sprintf("strata sync conformance: %s |", label))
+	for range n.rng.IntN(32) {
+		payload = append(payload, byte(n.rng.UintN(256)))
+	}
+	n.mu.Unlock()
+	if limit := s.in.info.GetMaxPayload(); limit != 0 && uint32(len(payload)) > limit {
+		n.t.Fatalf("%s declares a payload limit of %d bytes, too small for the suite's %d-byte messages", s.name, limit, len(payload))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.o.timeout())
+	defer cancel()
+	resp, err := syncControl(s.in).Send(ctx, &syncv1.SendRequest{Group: n.group, Payload: payload, Parents: parents, Ephemeral: ephemeral})
+	if err != nil {
+		n.t.Fatalf("%s: Send %q: %v", s.name, label, err)
+	}
+	id := resp.GetMessageId()
+	if len(id) == 0 {
+		n.t.Fatalf("%s: Send %q returned an empty message id", s.name, label)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if prev := n.sent[string(id)]; prev != nil {
+		n.t.Fatalf("%s: Send returned the id %x for both %q and %q", s.name, id, prev.label, label)
+	}
+	n.sent[string(id)] = &syncSent{label: label, author: s.id, payload: payload, parents: parents}
+	return id
+}
+
+// never marks a message that no member may deliver.
+func (n *syncNet) never(id []byte) {
+	n.mu.Lock()
+	n.sent[string(id)].never = true
+	n.mu.Unlock()
+}
+
+// state asks s for the group's State.
+func (n *syncNet) state(s *syncNode) *syncv1.StateResponse {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), n.o.timeout())
+	defer cancel()
+	st, err := syncControl(s.in).State(ctx, &syncv1.StateRequest{Group: n.group})
+	if err != nil {
+		n.t.Fatalf("%s: State: %v", s.name, err)
+	}
+	return st
+}
+
+// awaitUnacked waits until s's State reports want unacknowledged messages.
+func (n *syncNet) awaitUnacked(s *syncNode, want uint64) {
+	n.t.Helper()
+	deadline := time.Now().Add(n.o.timeout())
+	for {
+		st := n.state(s)
+		if st.GetUnacknowledged() == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.fatalf("timed out after %v waiting for %s to report %d unacknowledged messages; State: %v", n.o.timeout(), s.name, want, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// awaitSeen waits until g has met a frame.
+func (n *syncNet) awaitSeen(g *syncGate, what string) {
+	n.t.Helper()
+	deadline := time.Now().Add(n.o.timeout())
+	for {
+		n.mu.Lock()
+		seen := g.seen
+		n.mu.Unlock()
+		if seen > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.fatalf("timed out after %v waiting for %s", n.o.timeout(), what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// awaitDelivered waits until s has delivered every message of ids.
+func (n *syncNet) awaitDelivered(s *syncNode, ids [][]byte) {
+	n.t.Helper()
+	deadline := time.Now().Add(n.o.timeout())
+	for {
+		n.mu.Lock()
+		got := make(map[string]bool)
+		for _, f := range n.logs[string(s.id)] {
+			got[string(f.GetMessageId())] = true
+		}
+		var missing []string
+		for _, id := range ids {
+			if !got[string(id)] {
+				missing = append(missing, n.label(id))
+			}
+		}
+		n.mu.Unlock()
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			got := len(ids) - len(missing)
+			if len(missing) > 5 {
+				missing = append(missing[:5], "...")
+			}
+			n.fatalf("timed out after %v: %s delivered %d of %d messages; missing %s", n.o.timeout(), s.name, got, len(ids), strings.Join(missing, ", "))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// settle watches for syncQuiet, then checks everything delivered so far
+// and every problem the network saw.
+func (n *syncNet) settle() {
+	n.t.Helper()
+	time.Sleep(syncQuiet)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.problemList() {
+		n.t.Error(p)
+	}
+	for recv, frames := range n.logs {
+		who := n.nameOf([]byte(recv))
+		at := make(map[string]bool)
+		for _, f := range frames {
+			id := f.GetMessageId()
+			s := n.sent[string(id)]
+			switch {
+			case s == nil:
+				n.t.Errorf("%s delivered a message no member sent: message id %x, peer %s, payload %q", who, id, n.nameOf(f.GetPeer()), f.GetPayload())
+				continue
+			case s.never:
+				n.t.Errorf("%s delivered %s, which must never be delivered", who, n.label(id))
+			}
+			if at[string(id)] {
+				n.t.Errorf("%s delivered %s more than once", who, n.label(id))
+				continue
+			}
+			at[string(id)] = true
+			if !bytes.Equal(f.GetPayload(), s.payload) {
+				n.t.Errorf("%s delivered %s with payload %q, want %q", who, n.label(id), f.GetPayload(), s.payload)
+			}
+			if !bytes.Equal(f.GetConversation(), n.group) {
+				n.t.Errorf("%s delivered %s with conversation %x, want the group %x", who, n.label(id), f.GetConversation(), n.group)
+			}
+			if !bytes.Equal(f.GetPeer(), s.author) {
+				n.t.Errorf("%s delivered %s with peer %s, want its author %s", who, n.label(id), n.nameOf(f.GetPeer()), n.nameOf(s.author))
+			}
+			for _, p := range s.parents {
+				if ps := n.sent[string(p)]; ps != nil && string(ps.author) == recv {
+					continue // its own message: it need not deliver it
+				}
+				if !at[string(p)] {
+					n.t.Errorf("%s delivered %s before its parent %s", who, n.label(id), n.label(p))
+				}
+			}
+		}
+	}
+}
+
+func syncContains(keys [][]byte, k []byte) bool {
+	for _, x := range keys {
+		if bytes.Equal(x, k) {
+			return true
+		}
+	}
+	return false
+}
