@@ -10,6 +10,8 @@ STATICCHECK_VERSION        := v0.8.2
 
 PLUGIN_NAMES := libp2p none
 PROTOS := $(wildcard core/api/*/v1/*.proto)
+# Plugins' own wire formats: plugins/<name>/wirepb/*.proto.
+PLUGIN_PROTOS := $(wildcard plugins/*/wirepb/*.proto)
 
 .PHONY: all build plugins strata demo test test-full bench fuzz proto tools lint vet staticcheck example clean help
 
@@ -75,6 +77,10 @@ proto: tools
 		--go_out=. --go_opt=module=github.com/strata-msg/strata \
 		--go-grpc_out=. --go-grpc_opt=module=github.com/strata-msg/strata,require_unimplemented_servers=false \
 		$(PROTOS)
+	@for f in $(PLUGIN_PROTOS); do \
+		PATH="$(GOBIN):$$PATH" protoc -I $$(dirname $$f) \
+			--go_out=. --go_opt=module=github.com/strata-msg/strata $$f || exit 1; \
+	done
 
 vet:
 	$(GO) vet ./...
