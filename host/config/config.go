@@ -25,7 +25,9 @@ import (
 
 // Roles a node can take.
 const (
-	// RoleClient runs all four layers and serves applications.
+	// RoleClient runs p2p, privacy and secure, and usually sync, and serves
+	// applications. Without a sync layer, delivery to the application is
+	// best effort.
 	RoleClient = "client"
 	// RoleRelay runs p2p and privacy only: a forwarding node.
 	RoleRelay = "relay"
@@ -49,7 +51,8 @@ type Config struct {
 	// Plugins says where plugin binaries live and how they are verified.
 	Plugins Plugins
 	// Layers holds the choice per layer key ("p2p", "privacy", ...). A relay
-	// has p2p and privacy only; a client has all four.
+	// has p2p and privacy only; a client has p2p, privacy, secure and
+	// optionally sync.
 	Layers map[string]Layer
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics
@@ -446,7 +449,10 @@ func (c *Config) Check() error {
 	var need []string
 	switch c.Node.Role {
 	case RoleClient:
-		need = LayerOrder
+		need = LayerOrder[:3]
+		if _, ok := c.Layers["sync"]; ok {
+			need = LayerOrder
+		}
 	case RoleRelay:
 		need = LayerOrder[:2]
 		for _, extra := range LayerOrder[2:] {
@@ -461,8 +467,8 @@ func (c *Config) Check() error {
 		l, ok := c.Layers[key]
 		if !ok {
 			fix := fmt.Sprintf("set layers.%s.plugin", key)
-			if c.Node.Role == RoleClient && (key == "secure" || key == "sync") {
-				fix += "; a client runs all four layers (p2p, privacy, secure, sync), a relay (node.role: relay) p2p and privacy only"
+			if c.Node.Role == RoleClient && key == "secure" {
+				fix += "; a client runs p2p, privacy and secure (and usually sync), a relay (node.role: relay) p2p and privacy only"
 			}
 			return &sdk.ConfigError{Key: "layers." + key, Problem: "is missing", Fix: fix}
 		}

@@ -7,14 +7,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sqlstore"
 )
 
 // FileName is the conventional name of the store's database file inside the
@@ -38,10 +33,6 @@ var (
 	// holds, so that it does not name one contact.
 	ErrAmbiguous = errors.New("section belongs to more than one contact")
 )
-
-// busyTimeoutMillis is how long a statement waits for a lock another
-// connection or process holds before it fails with SQLITE_BUSY.
-const busyTimeoutMillis = 5000
 
 // migrations are the schema versions, in order: migrations[i] takes a
 // database from user_version i to i+1. Released entries are never edited;
@@ -90,106 +81,16 @@ type Store struct {
 // an acknowledged card survives power loss as well as a crash. Contacts
 // change seldom, so the cost of the extra fsync does not matter.
 func Open(ctx context.Context, path string) (*Store, error) {
-	abs, err := filepath.Abs(path)
+	db, err := sqlstore.Open(ctx, path, migrations, sqlstore.Options{Synchronous: "FULL"})
 	if err != nil {
-		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
+		return nil, fmt.Errorf("contacts: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
-		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
-	}
-	// Create the file ourselves so that it is private from the start;
-	// SQLite gives the WAL and shared-memory files the same mode.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
-	}
-
-	db, err := sql.Open("sqlite", dsn(abs))
-	if err != nil {
-		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
-	}
-	s := &Store{db: db}
-	if err := s.init(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("contacts: open %s: %w", path, err)
-	}
-	return s, nil
-}
-
-// dsn returns the driver's data source name for the database file at the
-// absolute path abs. The pragmas apply to every connection of the pool.
-func dsn(abs string) string {
-	p := filepath.ToSlash(abs)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p // a Windows path such as C:/x becomes /C:/x
-	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMillis))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	// Transactions take the write lock when they begin, so that two
-	// writers wait for each other (busy_timeout) rather than one failing
-	// when it upgrades a read lock.
-	q.Set("_txlock", "immediate")
-	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
-	return u.String()
-}
-
-// init checks the connection settings and migrates the schema.
-func (s *Store) init(ctx context.Context) error {
-	var mode string
-	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fmt.Errorf("read journal mode: %w", err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("journal mode is %q, want wal (does the file system support it?)", mode)
-	}
-	return s.migrate(ctx)
-}
-
-// migrate brings the schema to len(migrations), in one transaction.
-func (s *Store) migrate(ctx context.Context) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var version int
-		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-			return fmt.Errorf("read schema version: %w", err)
-		}
-		if version > len(migrations) {
-			return fmt.Errorf("schema version %d is newer than this program's %d", version, len(migrations))
-		}
-		for v := version; v < len(migrations); v++ {
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-				return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
-			}
-		}
-		if version < len(migrations) {
-			// PRAGMA takes no parameters; the value is a constant.
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
-				return fmt.Errorf("set schema version: %w", err)
-			}
-		}
-		return nil
-	})
+	return &Store{db: db}, nil
 }
 
 // tx runs f in a transaction and commits it if f succeeds.
 func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return sqlstore.Tx(ctx, s.db, f)
 }
 
 // Close closes the store. Cards already put stay in the database.

@@ -489,7 +489,7 @@ func TestStoreSettings(t *testing.T) {
 		}{
 			{"journal_mode", "wal"},
 			{"synchronous", "2"}, // FULL
-			{"busy_timeout", fmt.Sprint(busyTimeoutMillis)},
+			{"busy_timeout", "5000"},
 			{"foreign_keys", "1"},
 			{"user_version", fmt.Sprint(len(migrations))},
 		} {

@@ -26,6 +26,7 @@ import (
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/contacts"
+	"github.com/strata-msg/strata/host/conversations"
 	"github.com/strata-msg/strata/host/identity"
 	"github.com/strata-msg/strata/host/plugins"
 )
@@ -79,6 +80,7 @@ type Node struct {
 
 	id       *identity.Identity
 	contacts *contacts.Store
+	convs    *conversations.Store
 	book     *addressBook
 
 	slots  []*slot
@@ -180,6 +182,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if n.contacts, err = contacts.Open(ctx, filepath.Join(hostDir, "contacts.db")); err != nil {
 		return fmt.Errorf("contacts: %w", err)
+	}
+	if n.convs, err = conversations.Open(ctx, filepath.Join(hostDir, conversations.FileName)); err != nil {
+		return err
 	}
 	if n.book, err = loadAddressBook(ctx, n.contacts); err != nil {
 		return err
@@ -352,6 +357,15 @@ func (n *Node) AddContact(ctx context.Context, text string) (*contacts.Card, err
 		return nil, err
 	}
 	n.book.put(c)
+	if s := n.slotOf(commonv1.LayerKind_LAYER_KIND_SECURE); s != nil {
+		// A secure layer that is down now gets the card from install when
+		// it is back.
+		if conn := s.liveConn(); conn != nil {
+			if err := n.addSecureContact(ctx, s, conn, c); err != nil {
+				return c, fmt.Errorf("layers.%s: the contact's key material was refused: %w", s.key, err)
+			}
+		}
+	}
 	n.connectContacts([]*contacts.Card{c})
 	return c, nil
 }
@@ -483,6 +497,7 @@ func (n *Node) pollHealth() {
 			for _, s := range n.slots {
 				s.pollHealth(n.ctx)
 			}
+			n.refreshBundle(n.ctx)
 		}
 	}
 }
@@ -503,6 +518,9 @@ func (n *Node) Close(ctx context.Context) error {
 		n.wg.Wait()
 		if n.contacts != nil {
 			n.contacts.Close()
+		}
+		if n.convs != nil {
+			n.convs.Close()
 		}
 		if n.id != nil {
 			n.id.Close()

@@ -45,6 +45,9 @@ type slot struct {
 	configured *commonv1.ConfigureResponse
 	started    *commonv1.StartResponse
 	health     map[string]uint64
+	// section is the layer's contact-card section when it changed since
+	// Start (the secure layer's Bundle); nil means started's.
+	section []byte
 
 	restarts   atomic.Uint64
 	unanswered atomic.Int32 // health checks in a row without an answer
@@ -180,8 +183,12 @@ func (s *slot) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("layers.%s: start %q: %w", s.key, s.layer.Plugin, err)
 	}
+	// The layer gets the host's contacts and conversations before it
+	// takes any traffic.
+	s.n.install(ctx, s, conn)
 	s.mu.Lock()
 	s.started = resp
+	s.section = nil
 	s.mu.Unlock()
 	s.log.Info("layer started", "plugin", s.layer.Plugin, "version", s.info.GetVersion(), "address", resp.GetDisplayAddress(), "mode", s.layer.Mode)
 	return nil
@@ -196,6 +203,9 @@ func (s *slot) localAddress() []byte {
 func (s *slot) contactSection() []byte {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.section != nil {
+		return s.section
+	}
 	return s.started.GetContactSection()
 }
 

@@ -1,0 +1,179 @@
+// Package conversations is the host's durable record of its conversations:
+// each one's id and the identity keys of its members. The host gives the
+// secure and sync layers every conversation again after each of their
+// starts, from this store.
+package conversations
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/strata-msg/strata/core/sqlstore"
+)
+
+// FileName is the conventional name of the store's database file inside the
+// host's data directory.
+const FileName = "conversations.db"
+
+// Limits on what a conversation may hold.
+const (
+	// MaxIDSize is the longest conversation id, in bytes.
+	MaxIDSize = 256
+	// MaxMembers is the largest membership, the local node included.
+	MaxMembers = 1024
+)
+
+// ErrNotFound reports that the store holds no conversation with that id.
+var ErrNotFound = errors.New("no such conversation")
+
+// Conversation is a conversation and its members.
+type Conversation struct {
+	// ID names the conversation; it is also the sync group id.
+	ID []byte
+	// Members are the identity keys of every member, the local node
+	// included, in byte order and without repeats.
+	Members []ed25519.PublicKey
+	// Updated is when the membership was last set.
+	Updated time.Time
+}
+
+// migrations are the schema versions, in order; see sqlstore.Open.
+var migrations = []string{
+	// Version 1: members holds the concatenated 32-byte identity keys.
+	`CREATE TABLE conversations (
+		id           BLOB    NOT NULL PRIMARY KEY,
+		members      BLOB    NOT NULL,
+		updated_unix INTEGER NOT NULL
+	) STRICT;`,
+}
+
+// Store is a durable store of conversations in a SQLite database. Every
+// change is committed and on stable storage when the method returns. A
+// Store is safe for concurrent use.
+type Store struct {
+	db *sql.DB
+}
+
+// Open opens the store at path, creating it if need be. The host keeps it
+// at <data dir>/host/FileName.
+func Open(ctx context.Context, path string) (*Store, error) {
+	db, err := sqlstore.Open(ctx, path, migrations, sqlstore.Options{Synchronous: "FULL"})
+	if err != nil {
+		return nil, fmt.Errorf("conversations: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Normalize checks a conversation's id and members and returns the members
+// sorted and without repeats.
+func Normalize(id []byte, members []ed25519.PublicKey) ([]ed25519.PublicKey, error) {
+	if len(id) == 0 || len(id) > MaxIDSize {
+		return nil, fmt.Errorf("conversation id is %d bytes, want 1 to %d", len(id), MaxIDSize)
+	}
+	out := make([]ed25519.PublicKey, 0, len(members))
+	for _, m := range members {
+		if len(m) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("member key is %d bytes, want %d", len(m), ed25519.PublicKeySize)
+		}
+		out = append(out, append(ed25519.PublicKey(nil), m...))
+	}
+	slices.SortFunc(out, func(a, b ed25519.PublicKey) int { return bytes.Compare(a, b) })
+	out = slices.CompactFunc(out, func(a, b ed25519.PublicKey) bool { return bytes.Equal(a, b) })
+	if len(out) > MaxMembers {
+		return nil, fmt.Errorf("conversation has %d members, at most %d are allowed", len(out), MaxMembers)
+	}
+	return out, nil
+}
+
+// Put creates the conversation or replaces its members.
+func (s *Store) Put(ctx context.Context, c Conversation) error {
+	members, err := Normalize(c.ID, c.Members)
+	if err != nil {
+		return fmt.Errorf("conversations: %w", err)
+	}
+	updated := c.Updated
+	if updated.IsZero() {
+		updated = time.Now()
+	}
+	_, err = s.db.ExecContext(ctx,
+		`INSERT INTO conversations (id, members, updated_unix) VALUES (?, ?, ?)
+		 ON CONFLICT (id) DO UPDATE SET members = excluded.members, updated_unix = excluded.updated_unix`,
+		c.ID, bytes.Join(keyBytes(members), nil), updated.Unix())
+	if err != nil {
+		return fmt.Errorf("conversations: put: %w", err)
+	}
+	return nil
+}
+
+// Get returns one conversation, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id []byte) (*Conversation, error) {
+	row := s.db.QueryRowContext(ctx, `SELECT id, members, updated_unix FROM conversations WHERE id = ?`, id)
+	c, err := scan(row.Scan)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("conversations: get: %w", err)
+	}
+	return c, nil
+}
+
+// List returns every conversation, by id.
+func (s *Store) List(ctx context.Context) ([]*Conversation, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, members, updated_unix FROM conversations ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("conversations: list: %w", err)
+	}
+	defer rows.Close()
+	var out []*Conversation
+	for rows.Next() {
+		c, err := scan(rows.Scan)
+		if err != nil {
+			return nil, fmt.Errorf("conversations: list: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("conversations: list: %w", err)
+	}
+	return out, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("conversations: close: %w", err)
+	}
+	return nil
+}
+
+func scan(scanner func(...any) error) (*Conversation, error) {
+	var id, members []byte
+	var updated int64
+	if err := scanner(&id, &members, &updated); err != nil {
+		return nil, err
+	}
+	if len(members)%ed25519.PublicKeySize != 0 {
+		return nil, fmt.Errorf("conversation %x: members column is %d bytes, not a multiple of %d", id, len(members), ed25519.PublicKeySize)
+	}
+	c := &Conversation{ID: id, Updated: time.Unix(updated, 0)}
+	for len(members) > 0 {
+		c.Members = append(c.Members, ed25519.PublicKey(members[:ed25519.PublicKeySize:ed25519.PublicKeySize]))
+		members = members[ed25519.PublicKeySize:]
+	}
+	return c, nil
+}
+
+func keyBytes(keys []ed25519.PublicKey) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = k
+	}
+	return out
+}
