@@ -57,6 +57,12 @@ type Options struct {
 	HealthTimeout time.Duration
 	// Registerer receives the node's metrics; nil means none.
 	Registerer prometheus.Registerer
+	// Tap, if set, sees every frame as it crosses a layer boundary (named
+	// as in Boundaries), after address translation and before the next
+	// layer takes it. It is for tests and tracing: it is called on the
+	// routing path, must be quick, and must neither change nor keep the
+	// frame (copy what it needs).
+	Tap func(boundary string, f *commonv1.Frame)
 }
 
 // Delivery is a message that reached the top of the stack.

@@ -22,6 +22,7 @@ import (
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/node"
 	"github.com/strata-msg/strata/host/plugins"
+	"github.com/strata-msg/strata/plugins/doubleratchet"
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
 	"github.com/strata-msg/strata/plugins/none"
 )
@@ -37,9 +38,10 @@ func TestMain(m *testing.M) {
 	}
 	pluginDir = dir
 	for name, pkg := range map[string]string{
-		"libp2p": "github.com/strata-msg/strata/plugins/libp2p/cmd/strata-plugin-libp2p",
-		"none":   "github.com/strata-msg/strata/plugins/none/cmd/strata-plugin-none",
-		"echo":   "github.com/strata-msg/strata/core/sdk/internal/echolayer/cmd/strata-plugin-echo",
+		"libp2p":        "github.com/strata-msg/strata/plugins/libp2p/cmd/strata-plugin-libp2p",
+		"none":          "github.com/strata-msg/strata/plugins/none/cmd/strata-plugin-none",
+		"echo":          "github.com/strata-msg/strata/core/sdk/internal/echolayer/cmd/strata-plugin-echo",
+		"doubleratchet": "github.com/strata-msg/strata/plugins/doubleratchet/cmd/strata-plugin-doubleratchet",
 	} {
 		if _, err := sdktest.Build(dir, pkg, name); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -74,7 +76,8 @@ func writeLock(dir string) error {
 func catalog() plugins.Catalog {
 	return plugins.Catalog{}.
 		Add(func() sdk.Layer { return libp2pplugin.New() }).
-		Add(func() sdk.Layer { return none.New() })
+		Add(func() sdk.Layer { return none.New() }).
+		Add(func() sdk.Layer { return doubleratchet.New() })
 }
 
 const relayConfig = `

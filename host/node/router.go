@@ -91,6 +91,9 @@ func (n *Node) forward(ctx context.Context, from, to int, frames []*commonv1.Fra
 	tctx, cancel := context.WithTimeout(ctx, n.opts.RouteTimeout)
 	defer cancel()
 	for i, f := range frames {
+		if n.opts.Tap != nil {
+			n.opts.Tap(b.name, f)
+		}
 		if err := l.Emit(tctx, f); errors.Is(err, sdk.ErrInvalidFrame) {
 			b.dropped[DropInvalid].Add(1)
 			continue
@@ -147,6 +150,9 @@ func (n *Node) toApp(frames []*commonv1.Frame) {
 	for _, f := range frames {
 		b.frames[up].Add(1)
 		b.bytes[up].Add(uint64(len(f.GetPayload())))
+		if n.opts.Tap != nil {
+			n.opts.Tap(b.name, f)
+		}
 		if n.opts.Deliver == nil {
 			continue
 		}

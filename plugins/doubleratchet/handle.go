@@ -1,0 +1,166 @@
+package doubleratchet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+)
+
+// HandleBatch implements sdk.Layer: DOWN frames are sealed, UP frames
+// opened. Everything the batch changes is committed in one transaction
+// before any of its frames is emitted.
+func (l *Layer) HandleBatch(ctx context.Context, in *commonv1.Batch) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.started.Load() || l.stopped || l.storeErr.Load() != nil {
+		return
+	}
+	b, err := newBatch(ctx, l.db)
+	if err != nil {
+		l.failStore(err)
+		return
+	}
+	var out []*commonv1.Frame
+	for _, f := range in.GetFrames() {
+		var err error
+		switch f.GetDirection() {
+		case commonv1.Direction_DIRECTION_DOWN:
+			out, err = l.down(ctx, b, out, f)
+		case commonv1.Direction_DIRECTION_UP:
+			out, err = l.up(ctx, b, out, f)
+		default:
+			l.c.add("dropped_wrong_direction", 1)
+		}
+		var se *storeError
+		if errors.As(err, &se) {
+			b.abort()
+			l.c.add("dropped_store_error", 1)
+			l.failStore(se.err)
+			return
+		}
+	}
+	if err := l.commit(b); err != nil {
+		l.c.add("dropped_store_error", uint64(len(out)))
+		l.failStore(err)
+		return
+	}
+	for _, cf := range b.controls {
+		out = append(out, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: cf.to, Payload: cf.payload})
+	}
+	if len(out) > 0 {
+		_ = l.env.Out.Emit(ctx, out...)
+	}
+}
+
+// down seals a DOWN frame for its peer, or for every other member of its
+// conversation when the peer is empty. Only a storage failure is returned;
+// other failures are counted.
+func (l *Layer) down(ctx context.Context, b *batch, out []*commonv1.Frame, f *commonv1.Frame) ([]*commonv1.Frame, error) {
+	if len(l.self) == 0 {
+		l.c.drop(ErrNoIdentity)
+		return out, nil
+	}
+	if len(f.GetPayload()) > MaxPayload {
+		l.c.drop(ErrOversize)
+		return out, nil
+	}
+	var to []*contact
+	if len(f.GetPeer()) > 0 {
+		c := l.contacts[string(f.GetPeer())]
+		if c == nil {
+			l.c.drop(ErrUnknownContact)
+			return out, nil
+		}
+		to = append(to, c)
+	} else {
+		members, ok := l.conversations[string(f.GetConversation())]
+		if !ok {
+			l.c.drop(ErrUnknownConversation)
+			return out, nil
+		}
+		for _, m := range members {
+			if c := l.contacts[string(m)]; c != nil && !bytes.Equal(m, l.self) {
+				to = append(to, c)
+			}
+		}
+	}
+	for _, c := range to {
+		env, err := l.seal(ctx, b, c, f.GetConversation(), f.GetPayload())
+		if err != nil {
+			l.c.drop(err)
+			l.env.Logger.Debug("seal failed", "contact", short(c.identity), "error", err)
+			continue
+		}
+		l.c.add(cSealed, 1)
+		out = append(out, &commonv1.Frame{
+			Direction: commonv1.Direction_DIRECTION_DOWN,
+			TraceId:   f.GetTraceId(),
+			Peer:      c.identity,
+			Hints:     f.GetHints(),
+			Payload:   env,
+		})
+	}
+	return out, nil
+}
+
+// up opens an UP frame from a contact. Only a storage failure is
+// returned; other failures are counted.
+func (l *Layer) up(ctx context.Context, b *batch, out []*commonv1.Frame, f *commonv1.Frame) ([]*commonv1.Frame, error) {
+	if len(l.self) == 0 {
+		l.c.drop(ErrNoIdentity)
+		return out, nil
+	}
+	c := l.contacts[string(f.GetPeer())]
+	if c == nil {
+		l.c.drop(ErrUnknownContact)
+		return out, nil
+	}
+	pt, err := l.open(ctx, b, c, f.GetConversation(), f.GetPayload())
+	if err != nil {
+		var se *storeError
+		switch {
+		case errors.As(err, &se):
+			return out, err
+		case errors.Is(err, errNoReply):
+		default:
+			l.c.drop(err)
+			l.env.Logger.Debug("open failed", "contact", short(c.identity), "error", err)
+		}
+		return out, nil
+	}
+	if members, ok := l.conversations[string(pt.GetConversation())]; ok && !containsKey(members, c.identity) {
+		l.c.drop(ErrNotMember)
+		return out, nil
+	}
+	l.c.add(cOpened, 1)
+	return append(out, &commonv1.Frame{
+		Direction:    commonv1.Direction_DIRECTION_UP,
+		TraceId:      f.GetTraceId(),
+		Conversation: pt.GetConversation(),
+		Peer:         c.identity,
+		Hints:        f.GetHints(),
+		Payload:      pt.GetPayload(),
+	}), nil
+}
+
+func containsKey(keys [][]byte, k []byte) bool {
+	for _, m := range keys {
+		if bytes.Equal(m, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// short is a key's first bytes in hex, for logs; never used on secrets.
+func short(k []byte) string {
+	const hexdigits = "0123456789abcdef"
+	n := min(len(k), 4)
+	out := make([]byte, 0, 2*n)
+	for _, c := range k[:n] {
+		out = append(out, hexdigits[c>>4], hexdigits[c&15])
+	}
+	return string(out)
+}

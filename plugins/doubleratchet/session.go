@@ -1,0 +1,517 @@
+package doubleratchet
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-msg/strata/plugins/doubleratchet/ratchet"
+	"github.com/strata-msg/strata/plugins/doubleratchet/wirepb"
+	"github.com/strata-msg/strata/plugins/doubleratchet/x3dh"
+)
+
+// session is one Double Ratchet session with a contact.
+type session struct {
+	id        int64
+	contact   *contact
+	initiator bool
+	// baseKey is the initiator's EncodeEC(EK_A): it names the session in
+	// the PreKeyMessages that start it.
+	baseKey []byte
+	// header is the PreKeyMessage an initiator repeats until its first
+	// reply; nil once the responder has answered (or on the responder).
+	header  *wirepb.PreKeyMessage
+	ad      []byte
+	state   *ratchet.State
+	rank    int64
+	created time.Time
+}
+
+// sessionAD is the associated data of a session: the agreement's AD, then
+// the initiator's and the responder's node identities, so that a message
+// authenticates only between the two nodes whose cards pinned the keys.
+func sessionAD(agreementAD, initiator, responder []byte) []byte {
+	ad := make([]byte, 0, len(agreementAD)+len(initiator)+len(responder))
+	ad = append(ad, agreementAD...)
+	ad = append(ad, initiator...)
+	return append(ad, responder...)
+}
+
+// saveSession writes a session's current state.
+func (l *Layer) saveSession(ctx context.Context, q querier, s *session) error {
+	state, err := s.state.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("session %d: %w", s.id, err)
+	}
+	defer clear(state)
+	var header []byte
+	if s.header != nil {
+		if header, err = proto.Marshal(s.header); err != nil {
+			return fmt.Errorf("session %d: header: %w", s.id, err)
+		}
+	}
+	return putSession(ctx, q, &storedSession{
+		id: s.id, contact: s.contact.identity, initiator: s.initiator, baseKey: s.baseKey,
+		header: header, ad: s.ad, state: state, rank: s.rank, created: s.created,
+	})
+}
+
+// promote makes s the session that seals for its contact, and evicts the
+// contact's least recently used sessions beyond maxSessions.
+func (l *Layer) promote(b *batch, s *session) {
+	c := s.contact
+	if len(c.sessions) > 0 && c.sessions[0] == s {
+		return
+	}
+	l.nextRank++
+	s.rank = l.nextRank
+	rest := []*session{s}
+	for _, o := range c.sessions {
+		if o != s {
+			rest = append(rest, o)
+		}
+	}
+	for len(rest) > maxSessions {
+		old := rest[len(rest)-1]
+		rest = rest[:len(rest)-1]
+		b.deleted = append(b.deleted, old)
+	}
+	c.sessions = rest
+	b.touch(s)
+}
+
+// plaintext encodes what a message encrypts, padded to a multiple of the
+// configured block.
+func (l *Layer) plaintext(conversation, payload []byte) ([]byte, error) {
+	pt := &wirepb.Plaintext{Conversation: conversation, Payload: payload}
+	n := proto.Size(pt)
+	if block := l.cfg.padding; block > 0 {
+		// The padding field costs a tag byte and a length varint besides
+		// its bytes; find the pad that lands on the next block boundary.
+		target := (n + 2 + block - 1) / block * block
+		for p := target - n - 2; p >= 0; p-- {
+			if n+1+protowire.SizeVarint(uint64(p))+p == target {
+				pt.Padding = make([]byte, p)
+				break
+			}
+		}
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(pt)
+}
+
+// seal encrypts a payload for a contact, starting a session if need be,
+// and returns the envelope.
+func (l *Layer) seal(ctx context.Context, b *batch, c *contact, conversation, payload []byte) ([]byte, error) {
+	var s *session
+	if len(c.sessions) > 0 && c.sessions[0].state.CanSend() {
+		s = c.sessions[0]
+	} else {
+		var err error
+		if s, err = l.initiate(ctx, b, c); err != nil {
+			return nil, err
+		}
+	}
+	pt, err := l.plaintext(conversation, payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	m, err := s.state.Encrypt(rand.Reader, pt, s.ad)
+	clear(pt)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	b.touch(s)
+	rm := &wirepb.RatchetMessage{Header: m.Header, Ciphertext: m.Ciphertext}
+	env := &wirepb.Envelope{Version: WireVersion}
+	if s.header != nil {
+		pk := proto.CloneOf(s.header)
+		pk.Message = rm
+		env.Body = &wirepb.Envelope_Prekey{Prekey: pk}
+	} else {
+		env.Body = &wirepb.Envelope_Message{Message: rm}
+	}
+	return proto.Marshal(env)
+}
+
+// initiate starts a session with a contact (X3DH, or PQXDH when both sides
+// publish an ML-KEM prekey) from its freshest bundle. A bundle with
+// one-time keys is used once.
+func (l *Layer) initiate(_ context.Context, b *batch, c *contact) (*session, error) {
+	bundle := c.pinned
+	fromFresh := false
+	if c.fresh != nil {
+		bundle, fromFresh = c.fresh, true
+	}
+	if !l.cfg.postQuantum && bundle.KEMPreKey != nil {
+		// "PQXDH when both sides advertise the KEM prekey": this node does not.
+		cp := *bundle
+		cp.KEMPreKey, cp.OneTimeKEMPreKeys = nil, nil
+		bundle = &cp
+	}
+	in, err := x3dh.Initiate(rand.Reader, l.id, bundle)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadBundle, err)
+	}
+	defer clear(in.SharedSecret)
+	st, err := ratchet.InitAlice(rand.Reader, in.SharedSecret, in.RatchetKey, l.cfg.limits)
+	if err != nil {
+		return nil, fmt.Errorf("start session: %w", err)
+	}
+	if fromFresh {
+		// One-time keys are one-time: the next session starts from the card
+		// (or a newer answer).
+		c.fresh, c.freshRaw = nil, nil
+		b.contacts[c] = true
+	}
+	l.nextSession++
+	s := &session{
+		id: l.nextSession, contact: c, initiator: true, baseKey: in.Header.GetBaseKey(), header: in.Header,
+		ad: sessionAD(in.AssociatedData, l.self, c.identity), state: st, created: l.now(),
+	}
+	l.promote(b, s)
+	if in.PostQuantum {
+		l.c.add(cStartedPQXDH, 1)
+	} else {
+		l.c.add(cStartedX3DH, 1)
+	}
+	return s, nil
+}
+
+// open decrypts an envelope from a contact and returns the plaintext.
+// On any error nothing in the session state changes.
+func (l *Layer) open(ctx context.Context, b *batch, c *contact, outerConversation, raw []byte) (*wirepb.Plaintext, error) {
+	if len(raw) > maxEnvelope {
+		return nil, ErrOversize
+	}
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	env := &wirepb.Envelope{}
+	if err := proto.Unmarshal(raw, env); err != nil {
+		return nil, fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
+	}
+	if env.GetVersion() != WireVersion {
+		return nil, fmt.Errorf("%w: %d", ErrVersion, env.GetVersion())
+	}
+	switch body := env.GetBody().(type) {
+	case *wirepb.Envelope_Message:
+		return l.openMessage(b, c, outerConversation, body.Message, nil)
+	case *wirepb.Envelope_Prekey:
+		return l.openPreKey(ctx, b, c, outerConversation, body.Prekey)
+	case *wirepb.Envelope_BundleRequest:
+		return nil, l.answerBundleRequest(ctx, b, c)
+	case *wirepb.Envelope_Bundle:
+		return nil, l.takeBundle(b, c, body.Bundle)
+	default:
+		return nil, fmt.Errorf("%w: empty envelope", ErrMalformed)
+	}
+}
+
+// errNoReply marks control envelopes (bundle traffic) that open to no
+// plaintext; it is not a drop.
+var errNoReply = errors.New("no plaintext")
+
+// openMessage tries a RatchetMessage on the contact's sessions, or on only
+// one when only is set.
+func (l *Layer) openMessage(b *batch, c *contact, outer []byte, rm *wirepb.RatchetMessage, only *session) (*wirepb.Plaintext, error) {
+	if rm == nil {
+		return nil, fmt.Errorf("%w: no message", ErrMalformed)
+	}
+	m := ratchet.Message{Header: rm.GetHeader(), Ciphertext: rm.GetCiphertext()}
+	candidates := c.sessions
+	if only != nil {
+		candidates = []*session{only}
+	}
+	now := l.now()
+	for _, s := range candidates {
+		st := s.state
+		if len(outer) > 0 {
+			// The conversation can be checked only after decryption, and a
+			// mismatch must not consume the message key: open a copy.
+			st = st.Clone()
+		}
+		raw, err := st.Decrypt(rand.Reader, now, m, s.ad)
+		if errors.Is(err, ratchet.ErrHeader) {
+			if st != s.state {
+				st.Zero()
+			}
+			continue // not this session's message
+		}
+		if err != nil {
+			if st != s.state {
+				st.Zero()
+			}
+			return nil, err
+		}
+		pt := &wirepb.Plaintext{}
+		perr := proto.Unmarshal(raw, pt)
+		clear(raw)
+		if len(outer) > 0 && (perr != nil || subtle.ConstantTimeCompare(outer, pt.GetConversation()) != 1) {
+			st.Zero()
+			return nil, ErrConversationMismatch
+		}
+		if st != s.state {
+			s.state.Zero()
+			s.state = st
+		}
+		if s.initiator && s.header != nil && s.state.Received() {
+			s.header = nil // the responder has the session: stop repeating it
+		}
+		b.touch(s)
+		l.promote(b, s)
+		if perr != nil {
+			// Authentic but not a Plaintext: the key is spent, the message is not.
+			return nil, fmt.Errorf("%w: plaintext: %v", ErrMalformed, perr)
+		}
+		return pt, nil
+	}
+	return nil, ErrUnknownSession
+}
+
+// openPreKey handles a PreKeyMessage: in the session it started if that
+// exists, else by accepting a new session.
+func (l *Layer) openPreKey(ctx context.Context, b *batch, c *contact, outer []byte, pk *wirepb.PreKeyMessage) (*wirepb.Plaintext, error) {
+	for _, s := range c.sessions {
+		if !s.initiator && bytes.Equal(s.baseKey, pk.GetBaseKey()) {
+			return l.openMessage(b, c, outer, pk.GetMessage(), s)
+		}
+	}
+	if b.acceptedBase[string(pk.GetBaseKey())] {
+		return nil, ErrReplay
+	}
+	spkID := pk.GetSignedPrekeyId()
+	seen, err := seenBaseKey(ctx, b.q(), spkID, pk.GetBaseKey())
+	if err != nil {
+		return nil, l.storeFailure(err)
+	}
+	if seen {
+		return nil, ErrReplay
+	}
+	var keys x3dh.ResponderKeys
+	spk, _, err := signedPreKey(ctx, b.q(), spkID)
+	if err != nil {
+		return nil, l.storeFailure(err)
+	}
+	if spk == nil {
+		return nil, fmt.Errorf("%w: signed prekey %d", ErrUnknownPreKey, spkID)
+	}
+	keys.SignedPreKey = spk
+	defer spk.Zero()
+	if id := pk.GetOneTimePrekeyId(); id != 0 {
+		opk, holder, err := oneTimePreKey(ctx, b.q(), id)
+		if err != nil {
+			return nil, l.storeFailure(err)
+		}
+		if opk == nil || (holder != nil && !bytes.Equal(holder, c.identity)) {
+			return nil, fmt.Errorf("%w: one-time prekey %d", ErrUnknownPreKey, id)
+		}
+		keys.OneTimePreKey = opk
+		defer opk.Zero()
+	}
+	lastResortKEM := false
+	if id := pk.GetKemPrekeyId(); id != 0 {
+		k, lastResort, err := kemPreKey(ctx, b.q(), id)
+		if err != nil {
+			return nil, l.storeFailure(err)
+		}
+		if k == nil {
+			return nil, fmt.Errorf("%w: KEM prekey %d", ErrUnknownPreKey, id)
+		}
+		keys.KEMPreKey, lastResortKEM = k, lastResort
+		defer k.Zero()
+	} else if l.kem != nil && c.pinned.KEMPreKey != nil {
+		return nil, ErrDowngrade
+	}
+	sk, agreementAD, err := x3dh.Respond(l.id, keys, c.pinned.IdentityKey, pk)
+	if err != nil {
+		return nil, err
+	}
+	st, err := ratchet.InitBob(sk, spk.Private, l.cfg.limits)
+	clear(sk)
+	if err != nil {
+		return nil, fmt.Errorf("accept session: %w", err)
+	}
+	l.nextSession++
+	s := &session{
+		id: l.nextSession, contact: c, baseKey: pk.GetBaseKey(),
+		ad: sessionAD(agreementAD, c.identity, l.self), state: st, created: l.now(),
+	}
+	pt, err := l.openMessage(b, c, outer, pk.GetMessage(), s)
+	if err != nil && !errors.Is(err, ErrMalformed) {
+		// The initial message does not open: forget the secret (X3DH §3.4).
+		st.Zero()
+		l.nextSession--
+		if errors.Is(err, ErrUnknownSession) {
+			err = fmt.Errorf("%w: initial message", ratchet.ErrAuth)
+		}
+		return nil, err
+	}
+	// openMessage promoted s into the contact's sessions. The prekeys it
+	// used are spent, and its base key is remembered.
+	b.acceptedBase[string(pk.GetBaseKey())] = true
+	if err := addSeenBaseKey(ctx, b.q(), spkID, pk.GetBaseKey()); err != nil {
+		return nil, l.storeFailure(err)
+	}
+	if keys.OneTimePreKey != nil {
+		if err := deleteOneTimePreKey(ctx, b.q(), keys.OneTimePreKey.ID); err != nil {
+			return nil, l.storeFailure(err)
+		}
+	}
+	if keys.KEMPreKey != nil && !lastResortKEM {
+		if err := deleteKEMPreKey(ctx, b.q(), keys.KEMPreKey.ID); err != nil {
+			return nil, l.storeFailure(err)
+		}
+	}
+	b.refill = true
+	l.c.add(cAccepted, 1)
+	return pt, err
+}
+
+// answerBundleRequest sends a contact the bundle with one-time keys
+// reserved for it.
+func (l *Layer) answerBundleRequest(ctx context.Context, b *batch, c *contact) error {
+	now := l.now()
+	if now.Sub(c.answered) < bundleAnswerInterval {
+		return errNoReply // asked again too soon: the answer is on its way
+	}
+	opks, kems, err := reserveOneTime(ctx, b.q(), c.identity, l.kem != nil)
+	if err != nil {
+		return l.storeFailure(err)
+	}
+	bundle := l.publicBundle(opks, kems).Proto()
+	raw, err := proto.Marshal(&wirepb.Envelope{Version: WireVersion, Body: &wirepb.Envelope_Bundle{Bundle: bundle}})
+	if err != nil {
+		return fmt.Errorf("bundle answer: %w", err)
+	}
+	c.answered = now
+	b.control(c, raw)
+	b.refill = true
+	l.c.add(cBundlesSent, 1)
+	return errNoReply
+}
+
+// takeBundle keeps a bundle a contact sent in answer to a BundleRequest,
+// when its pinned keys signed it.
+func (l *Layer) takeBundle(b *batch, c *contact, p *wirepb.Bundle) error {
+	bundle, err := x3dh.BundleFromProto(p)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadBundle, err)
+	}
+	if !bundle.SameIdentity(c.pinned) {
+		return fmt.Errorf("%w: not signed by the contact's pinned key", ErrBadBundle)
+	}
+	if c.pinned.KEMPreKey != nil && bundle.KEMPreKey == nil {
+		return fmt.Errorf("%w: the ML-KEM prekey is missing (downgrade)", ErrBadBundle)
+	}
+	raw, err := bundle.Marshal()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadBundle, err)
+	}
+	c.fresh, c.freshRaw = bundle, raw
+	b.contacts[c] = true
+	l.c.add(cBundlesReceived, 1)
+	return errNoReply
+}
+
+// storeFailure records a storage error; the batch then fails as a whole.
+func (l *Layer) storeFailure(err error) error {
+	return &storeError{err: err}
+}
+
+// storeError is a storage failure on the open path.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "doubleratchet: storage: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// batch is the work of one HandleBatch (or control call): its transaction,
+// the sessions it changed, and the frames it will emit once committed.
+type batch struct {
+	ctx          context.Context
+	tx           *sql.Tx
+	dirty        map[*session]bool
+	deleted      []*session
+	contacts     map[*contact]bool
+	acceptedBase map[string]bool
+	refill       bool
+	controls     []controlFrame
+}
+
+// controlFrame is a bundle-traffic frame to a contact.
+type controlFrame struct {
+	to      []byte
+	payload []byte
+}
+
+// newBatch begins a batch and its transaction.
+func newBatch(ctx context.Context, db *sql.DB) (*batch, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	return &batch{ctx: ctx, tx: tx, dirty: map[*session]bool{}, contacts: map[*contact]bool{}, acceptedBase: map[string]bool{}}, nil
+}
+
+// q returns the batch's transaction.
+func (b *batch) q() querier { return b.tx }
+
+func (b *batch) touch(s *session) { b.dirty[s] = true }
+
+func (b *batch) control(c *contact, payload []byte) {
+	b.controls = append(b.controls, controlFrame{to: c.identity, payload: payload})
+}
+
+// commit writes what the batch changed and commits it. On failure the
+// transaction is rolled back.
+func (l *Layer) commit(b *batch) error {
+	err := l.writeBatch(b)
+	if err == nil {
+		err = b.tx.Commit()
+	}
+	if err != nil {
+		b.tx.Rollback()
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, s := range b.deleted {
+		s.state.Zero()
+	}
+	l.levels()
+	return nil
+}
+
+func (l *Layer) writeBatch(b *batch) error {
+	for c := range b.contacts {
+		if err := putContact(b.ctx, b.tx, c.identity, c.pinnedRaw, c.freshRaw); err != nil {
+			return err
+		}
+	}
+	for s := range b.dirty {
+		if slices.Contains(b.deleted, s) {
+			continue
+		}
+		if err := l.saveSession(b.ctx, b.tx, s); err != nil {
+			return err
+		}
+	}
+	for _, s := range b.deleted {
+		if err := deleteSession(b.ctx, b.tx, s.id); err != nil {
+			return err
+		}
+	}
+	if b.refill {
+		return l.refill(b.ctx, b.tx)
+	}
+	return nil
+}
+
+// abort rolls a batch back without writing anything.
+func (b *batch) abort() { b.tx.Rollback() }
