@@ -53,6 +53,9 @@ test-full:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./core/sdk/ ./plugins/libp2p/
+	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 3 ./plugins/doubleratchet/ratchet/
+	$(GO) test -run '^$$' -bench . -benchtime 200x -count 3 ./plugins/doubleratchet/x3dh/
+	$(GO) test -run '^$$' -bench LayerSealOpen -benchtime 3000x -count 3 ./plugins/doubleratchet/
 
 FUZZTIME ?= 30s
 # Every Fuzz target in the module, found by name, each run for FUZZTIME.

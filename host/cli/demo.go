@@ -40,7 +40,8 @@ func demoCmd(env Env) *cobra.Command {
 		Use:   "demo",
 		Short: "Run two nodes on loopback with the default stack and a scripted conversation",
 		Long: `Run two nodes, alice and bob, on 127.0.0.1 with the default stack that exists
-today (libp2p + none: p2p and privacy layers, each plugin its own process).
+today (libp2p + none + doubleratchet: p2p, privacy and end-to-end encryption,
+each plugin its own process).
 They exchange contact cards, alice sends numbered messages, bob answers each,
 and the demo prints delivery, round-trip times and the host's per-boundary
 counters of both nodes.`,
@@ -68,7 +69,7 @@ const demoConfig = `# Written by strata demo: one node of the demo network.
 node:
   name: %[1]s
   data_dir: %[2]s
-  role: relay          # p2p + privacy: the layers that exist today
+  role: client         # p2p + privacy + secure: the layers that exist today
 plugins:
   dir: %[3]s
   allow_unverified: %[5]t
@@ -80,6 +81,9 @@ layers:
       listen: ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"]
   privacy:
     plugin: none
+    mode: %[4]s
+  secure:
+    plugin: doubleratchet
     mode: %[4]s
 log:
   level: %[6]s
@@ -145,7 +149,7 @@ func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
 	}
 
 	alice.name, bob.name = "alice", "bob"
-	fmt.Fprintf(out, "starting alice and bob on 127.0.0.1 (libp2p + none, plugins as %s)\n", o.mode)
+	fmt.Fprintf(out, "starting alice and bob on 127.0.0.1 (libp2p + none + doubleratchet, plugins as %s)\n", o.mode)
 	if err := start(&alice, func(d node.Delivery) {
 		i, ok := parseNumbered(d.Payload, "re: hello #")
 		if !ok {

@@ -7,11 +7,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	securev1 "github.com/strata-msg/strata/core/api/secure/v1"
-	"github.com/strata-msg/strata/plugins/doubleratchet/wirepb"
 	"github.com/strata-msg/strata/plugins/doubleratchet/x3dh"
 )
 
@@ -74,9 +72,9 @@ func (l *Layer) addContact(ctx context.Context, identity, raw []byte, bundle *x3
 	if len(l.self) == 0 || len(c.sessions) > 0 || c.asked || !l.started.Load() {
 		return nil, nil
 	}
-	req, err := proto.Marshal(&wirepb.Envelope{Version: WireVersion, Body: &wirepb.Envelope_BundleRequest{BundleRequest: &wirepb.BundleRequest{}}})
+	req, err := bundleRequest()
 	if err != nil {
-		return nil, fmt.Errorf("doubleratchet: bundle request: %w", err)
+		return nil, fmt.Errorf("doubleratchet: %w", err)
 	}
 	c.asked = true
 	return &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: c.identity, Payload: req}, nil

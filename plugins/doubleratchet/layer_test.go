@@ -703,3 +703,29 @@ func TestSignedPreKeyRotation(t *testing.T) {
 		t.Fatal("not counted as dropped_unknown_prekey")
 	}
 }
+
+// TestBundleRequestBeforeContact: a's request reaches b before b knows a,
+// and is dropped there; once b adds a and asks in turn, a asks again, so
+// both still end up with one-time prekeys from the other.
+func TestBundleRequestBeforeContact(t *testing.T) {
+	a := startNode(t, t.TempDir(), identity(0xA1), nil)
+	b := startNode(t, t.TempDir(), identity(0xB2), nil)
+	a.add(b)
+	for _, f := range a.out.take() {
+		if out := b.handle(arrive(a, f)); len(out) != 0 {
+			t.Fatal("b answered a stranger")
+		}
+	}
+	if b.counter("dropped_unknown_contact") != 1 {
+		t.Fatal("the stranger's request was not counted")
+	}
+	b.add(a)
+	exchange(b, a, b.out.take())
+	if a.counter(cBundlesReceived) != 1 || b.counter(cBundlesReceived) != 1 {
+		t.Fatalf("bundles received: a %d, b %d; want 1 each", a.counter(cBundlesReceived), b.counter(cBundlesReceived))
+	}
+	pk := envelopeOf(t, send(t, a, b, conv, []byte("a plaintext of some length"))).GetPrekey()
+	if pk.GetOneTimePrekeyId() == 0 {
+		t.Fatal("a's session did not use b's one-time prekey")
+	}
+}

@@ -396,7 +396,26 @@ func (l *Layer) answerBundleRequest(ctx context.Context, b *batch, c *contact) e
 	b.control(c, raw)
 	b.refill = true
 	l.c.add(cBundlesSent, 1)
+	if c.fresh == nil && len(c.sessions) == 0 {
+		// Our own request may have reached the contact before it knew us,
+		// and been dropped there: it knows us now, so ask again.
+		req, err := bundleRequest()
+		if err != nil {
+			return err
+		}
+		b.control(c, req)
+		l.c.add(cRequestsSent, 1)
+	}
 	return errNoReply
+}
+
+// bundleRequest is the envelope of a BundleRequest.
+func bundleRequest() ([]byte, error) {
+	raw, err := proto.Marshal(&wirepb.Envelope{Version: WireVersion, Body: &wirepb.Envelope_BundleRequest{BundleRequest: &wirepb.BundleRequest{}}})
+	if err != nil {
+		return nil, fmt.Errorf("bundle request: %w", err)
+	}
+	return raw, nil
 }
 
 // takeBundle keeps a bundle a contact sent in answer to a BundleRequest,
