@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -56,6 +57,8 @@ type Config struct {
 	Layers map[string]Layer
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics
+	// API configures the messaging API endpoint.
+	API API
 	// Log configures the host log (plugin logs are merged into it).
 	Log Log
 	// Source is the file the config was read from, "" when none.
@@ -110,6 +113,59 @@ type Metrics struct {
 	Listen string
 }
 
+// API is the api section: where the host serves the messaging API
+// (core/api/app/v1).
+type API struct {
+	// Listen is "" for the default, a Unix socket at
+	// <data_dir>/host/api.sock; "unix:<path>" for another socket; a
+	// loopback "host:port" for TCP; or "off".
+	Listen string
+}
+
+// maxSocketPath is the longest Unix socket path the platforms accept
+// (sun_path is 104 bytes on the BSDs, 108 on Linux, with a terminator).
+const maxSocketPath = 103
+
+// APIEndpoint returns the network ("unix" or "tcp") and address where the
+// messaging API is served, or "" and "" when it is off.
+func (c *Config) APIEndpoint() (network, address string) {
+	switch l := c.API.Listen; {
+	case l == "off":
+		return "", ""
+	case l == "":
+		return "unix", filepath.Join(c.Node.DataDir, "host", "api.sock")
+	case strings.HasPrefix(l, "unix:"):
+		return "unix", strings.TrimPrefix(l, "unix:")
+	default:
+		return "tcp", l
+	}
+}
+
+// checkAPI validates api.listen.
+func (c *Config) checkAPI() error {
+	network, addr := c.APIEndpoint()
+	switch network {
+	case "":
+		return nil
+	case "unix":
+		if addr == "" {
+			return &sdk.ConfigError{Key: "api.listen", Problem: "names no socket path", Fix: "write unix:/path/to/api.sock"}
+		}
+		if len(addr) > maxSocketPath {
+			return &sdk.ConfigError{Key: "api.listen", Problem: fmt.Sprintf("the socket path %s is %d bytes, longer than the %d a Unix socket allows", addr, len(addr), maxSocketPath), Fix: "set api.listen to unix:<a shorter path>, or move node.data_dir"}
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return &sdk.ConfigError{Key: "api.listen", Problem: fmt.Sprintf("%q is not host:port or unix:<path>", addr), Fix: "use 127.0.0.1:7400, unix:/path/api.sock, or off"}
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return &sdk.ConfigError{Key: "api.listen", Problem: fmt.Sprintf("%q is not a loopback address", host), Fix: "the API has no authentication beyond who can reach it: serve it on 127.0.0.1 or ::1, or on a Unix socket (the default)"}
+	}
+	return nil
+}
+
 // Log is the log section.
 type Log struct {
 	Level  string
@@ -133,6 +189,7 @@ var topKeys = map[string]bool{
 	"plugins.restart.initial": true, "plugins.restart.max": true,
 	"plugins.restart.limit": true, "plugins.restart.window": true,
 	"metrics.listen": true, "log.level": true, "log.format": true,
+	"api.listen": true,
 }
 
 // Load reads, merges and checks a config. When a file is given, relative
@@ -190,6 +247,13 @@ func Load(src Sources) (*Config, error) {
 				*p = filepath.Join(base, *p)
 			}
 		}
+		if sock, ok := strings.CutPrefix(cfg.API.Listen, "unix:"); ok && sock != "" && !filepath.IsAbs(sock) {
+			cfg.API.Listen = "unix:" + filepath.Join(base, sock)
+		}
+	}
+	// Paths are final now: check the socket's length again.
+	if err := cfg.checkAPI(); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -297,6 +361,7 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 		Window:  dur("plugins.restart.window", 5*time.Minute),
 	}
 	cfg.Metrics.Listen = str("metrics.listen", "")
+	cfg.API.Listen = str("api.listen", "")
 	cfg.Log.Level = str("log.level", "info")
 	cfg.Log.Format = str("log.format", "text")
 	if err != nil {
@@ -493,6 +558,9 @@ func (c *Config) Check() error {
 	}
 	if r.Limit < 0 {
 		return &sdk.ConfigError{Key: "plugins.restart.limit", Problem: "is negative", Fix: "use 0 for no limit"}
+	}
+	if err := c.checkAPI(); err != nil {
+		return err
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "trace", "debug", "info", "warn", "error", "off":

@@ -1,7 +1,8 @@
-// Package conversations is the host's durable record of its conversations:
-// each one's id and the identity keys of its members. The host gives the
-// secure and sync layers every conversation again after each of their
-// starts, from this store.
+// Package conversations is the host's durable record of its conversations
+// (each one's id and the identity keys of its members) and of the history
+// of messages sent and received. The host gives the secure and sync layers
+// every conversation again after each of their starts, from this store;
+// applications read the history by cursor.
 package conversations
 
 import (
@@ -51,6 +52,21 @@ var migrations = []string{
 		members      BLOB    NOT NULL,
 		updated_unix INTEGER NOT NULL
 	) STRICT;`,
+	// Version 2: the history of messages sent and received. cursor is the
+	// position in the history; a message is kept once per conversation.
+	`CREATE TABLE messages (
+		cursor         INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+		conversation   BLOB    NOT NULL,
+		message_id     BLOB    NOT NULL,
+		author         BLOB,
+		payload        BLOB    NOT NULL,
+		parents        BLOB,
+		outgoing       INTEGER NOT NULL,
+		time_unix_nano INTEGER NOT NULL,
+		trace_id       INTEGER NOT NULL,
+		UNIQUE (conversation, message_id)
+	) STRICT;
+	CREATE INDEX messages_by_conversation ON messages (conversation, cursor);`,
 }
 
 // Store is a durable store of conversations in a SQLite database. Every

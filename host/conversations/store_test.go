@@ -73,3 +73,48 @@ func TestPutRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryAppendOnceAndPage(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), FileName)
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(conv, id string, parents ...[]byte) *Message {
+		return &Message{Conversation: []byte(conv), MessageID: []byte(id), Author: key(1), Payload: []byte("p-" + id), Parents: parents, TraceID: 7}
+	}
+	added, err := s.Append(ctx, []*Message{mk("g", "1"), mk("g", "2", []byte("1")), mk("h", "1")})
+	if err != nil || len(added) != 3 {
+		t.Fatalf("Append = %d, %v", len(added), err)
+	}
+	if added[0].Cursor >= added[1].Cursor || added[1].Cursor >= added[2].Cursor {
+		t.Fatal("cursors do not increase")
+	}
+	// Delivered again, with a new one: only the new one is added.
+	again, err := s.Append(ctx, []*Message{mk("g", "2"), mk("g", "3", []byte("2"), []byte("1"))})
+	if err != nil || len(again) != 1 || string(again[0].MessageID) != "3" {
+		t.Fatalf("second Append = %v, %v", again, err)
+	}
+	s.Close()
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	all, err := s.History(ctx, nil, 0, 0)
+	if err != nil || len(all) != 4 {
+		t.Fatalf("History = %d, %v", len(all), err)
+	}
+	g, err := s.History(ctx, []byte("g"), added[0].Cursor, 10)
+	if err != nil || len(g) != 2 || string(g[0].MessageID) != "2" || string(g[1].MessageID) != "3" {
+		t.Fatalf("History(g, after first) = %v, %v", g, err)
+	}
+	if len(g[1].Parents) != 2 || string(g[1].Parents[0]) != "2" || string(g[1].Parents[1]) != "1" || g[1].TraceID != 7 {
+		t.Fatalf("parents %q trace %d", g[1].Parents, g[1].TraceID)
+	}
+	page, err := s.History(ctx, nil, 0, 2)
+	if err != nil || len(page) != 2 {
+		t.Fatalf("limit: %d, %v", len(page), err)
+	}
+}

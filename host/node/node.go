@@ -76,6 +76,8 @@ type Delivery struct {
 	Payload      []byte
 	MessageID    []byte
 	TraceID      uint64
+	// Cursor is the message's position in the node's history.
+	Cursor uint64
 }
 
 // Node is one running Strata host.
@@ -87,6 +89,7 @@ type Node struct {
 	id       *identity.Identity
 	contacts *contacts.Store
 	convs    *conversations.Store
+	hist     *history
 	book     *addressBook
 
 	slots  []*slot
@@ -192,6 +195,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.convs, err = conversations.Open(ctx, filepath.Join(hostDir, conversations.FileName)); err != nil {
 		return err
 	}
+	n.hist = newHistory(n.convs)
 	if n.book, err = loadAddressBook(ctx, n.contacts); err != nil {
 		return err
 	}

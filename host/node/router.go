@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"sync"
 
@@ -138,38 +137,6 @@ func (n *Node) translate(b *boundary, dir int, frames []*commonv1.Frame) []*comm
 		out = append(out, f)
 	}
 	return out
-}
-
-// toApp delivers UP frames from the top layer to the application.
-func (n *Node) toApp(frames []*commonv1.Frame) {
-	top := len(n.slots) - 1
-	if n.slots[top].kind == commonv1.LayerKind_LAYER_KIND_PRIVACY {
-		frames = n.translate(n.bounds[top], up, frames)
-	}
-	b := n.bounds[top]
-	for _, f := range frames {
-		b.frames[up].Add(1)
-		b.bytes[up].Add(uint64(len(f.GetPayload())))
-		if n.opts.Tap != nil {
-			n.opts.Tap(b.name, f)
-		}
-		if n.opts.Deliver == nil {
-			continue
-		}
-		d := Delivery{
-			From:         ed25519.PublicKey(f.GetPeer()),
-			Conversation: f.GetConversation(),
-			Payload:      f.GetPayload(),
-			MessageID:    f.GetMessageId(),
-			TraceID:      f.GetTraceId(),
-		}
-		if len(d.From) == 0 {
-			d.From = nil
-		} else {
-			d.FromName = n.book.name(d.From)
-		}
-		n.opts.Deliver(d)
-	}
 }
 
 // addressBook is the in-memory index of contacts that the router consults

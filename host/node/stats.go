@@ -20,10 +20,14 @@ const (
 	// DropInvalid: a frame with no direction, or one that left the stack's
 	// ends the wrong way (a DOWN frame from the p2p layer).
 	DropInvalid
+	// DropStoreError: a message for the application could not be written
+	// to the history, so it was not delivered (nor acknowledged to the sync
+	// layer, which delivers it again after its next start).
+	DropStoreError
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{"layer_down", "backpressure", "unknown_contact", "invalid"}
+var dropNames = [numDropReasons]string{"layer_down", "backpressure", "unknown_contact", "invalid", "store_error"}
 
 // String returns the reason's metric label.
 func (r DropReason) String() string { return dropNames[r] }

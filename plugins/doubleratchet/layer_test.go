@@ -196,7 +196,8 @@ func send(t testing.TB, from, to *node, conv, msg []byte) *commonv1.Frame {
 	if len(out) != 1 || out[0].GetDirection() != commonv1.Direction_DIRECTION_DOWN {
 		t.Fatalf("seal emitted %d frames, want one DOWN frame", len(out))
 	}
-	if bytes.Contains(out[0].GetPayload(), msg) {
+	// (Only for plaintexts long enough not to turn up in random bytes.)
+	if len(msg) >= 8 && bytes.Contains(out[0].GetPayload(), msg) {
 		t.Fatal("the sealed frame contains the plaintext")
 	}
 	if len(out[0].GetConversation()) != 0 {
