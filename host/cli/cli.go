@@ -57,6 +57,9 @@ func NewRoot(env Env) *cobra.Command {
 		configCmd(env),
 		pluginsCmd(env),
 		contactCmd(env),
+		sendCmd(env),
+		listenCmd(env),
+		conversationCmd(env),
 		demoCmd(env),
 		versionCmd(env),
 	)

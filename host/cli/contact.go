@@ -10,9 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
+	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/contacts"
@@ -50,7 +56,7 @@ func contactCmd(env Env) *cobra.Command {
 	imp := &cobra.Command{
 		Use:   "import -c FILE CARD",
 		Short: "Verify a contact card and add it to this node's contacts",
-		Long:  "Verify a contact card and add it to this node's contacts. CARD is the card's text (strata:card:...) or - to read it from standard input. A running node picks the contact up when it restarts.",
+		Long:  "Verify a contact card and add it to this node's contacts. CARD is the card's text (strata:card:...) or - to read it from standard input. When the node is running, the card goes through its API and the node uses it at once; otherwise it is stored for the next start.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := importFlags.load(env)
@@ -68,6 +74,12 @@ func contactCmd(env Env) *cobra.Command {
 			card, err := contacts.DecodeText(strings.TrimSpace(text))
 			if err != nil {
 				return err
+			}
+			if imported, err := importLive(cmd.Context(), cfg, strings.TrimSpace(text)); err != nil {
+				return err
+			} else if imported && alias == "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "imported %s (%x) into the running node\n", card.Name, []byte(card.IdentityKey[:8]))
+				return nil
 			}
 			return withStore(cmd.Context(), cfg, func(id *identity.Identity, store *contacts.Store) error {
 				if bytes.Equal(card.IdentityKey, id.Public()) {
@@ -153,4 +165,32 @@ func withStore(ctx context.Context, cfg *config.Config, f func(*identity.Identit
 // readAll reads a card from r, refusing more than a card can hold.
 func readAll(r io.Reader) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r, 2*contacts.MaxCardSize))
+}
+
+// importLive hands a card to the running node through its API, if the
+// node is running, and reports whether it did.
+func importLive(ctx context.Context, cfg *config.Config, text string) (bool, error) {
+	network, addr := cfg.APIEndpoint()
+	if network == "" || (network == "unix" && !exists(addr)) {
+		return false, nil
+	}
+	target := addr
+	if network == "unix" {
+		target = "unix:" + addr
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return false, nil
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err = appv1.NewMessagingClient(conn).AddContact(cctx, &appv1.AddContactRequest{Card: text})
+	if status.Code(err) == codes.Unavailable {
+		return false, nil // a stale socket: the node is not running
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
 }

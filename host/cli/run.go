@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/strata-msg/strata/host/api"
 	"github.com/strata-msg/strata/host/node"
 )
 
@@ -55,6 +56,14 @@ func runCmd(env Env) *cobra.Command {
 				n.Close(cctx)
 				log.Info("node stopped")
 			}()
+			if network, addr := cfg.APIEndpoint(); network != "" {
+				srv, err := api.Listen(n, network, addr)
+				if err != nil {
+					return fmt.Errorf("api.listen: %w", err)
+				}
+				defer srv.Close()
+				log.Info("messaging API", "endpoint", srv.Addr())
+			}
 			if cfg.Metrics.Listen != "" {
 				srv, addr, err := serveMetrics(cfg.Metrics.Listen, reg)
 				if err != nil {

@@ -380,6 +380,10 @@ func (n *Node) AddContact(ctx context.Context, text string) (*contacts.Card, err
 	return c, nil
 }
 
+// ContactName returns a contact's alias, or its card name, or "" when the
+// identity is not a contact.
+func (n *Node) ContactName(id []byte) string { return n.book.name(id) }
+
 // Contacts lists the stored contacts.
 func (n *Node) Contacts(ctx context.Context) ([]*contacts.Card, error) { return n.contacts.List(ctx) }
 

@@ -1,0 +1,241 @@
+// Package api serves the host's messaging API (core/api/app/v1) for a
+// running node, on a Unix socket (mode 0600) or a loopback TCP address.
+// It has no authentication of its own: whoever can connect is the node's
+// user, which is why it refuses to listen anywhere else.
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	"github.com/strata-msg/strata/host/contacts"
+	"github.com/strata-msg/strata/host/conversations"
+	"github.com/strata-msg/strata/host/identity"
+	"github.com/strata-msg/strata/host/node"
+)
+
+// maxMessage bounds a request or response on the API (a payload plus its
+// envelope).
+const maxMessage = 8 << 20
+
+// Server is the messaging API of one node.
+type Server struct {
+	n   *node.Node
+	grp *grpc.Server
+	lis net.Listener
+	// sock is the socket file to remove at Close, if any.
+	sock string
+}
+
+// Listen serves the API for n at network ("unix" or "tcp") and address.
+// A Unix socket is created with mode 0600; a stale socket file from a node
+// that died is replaced, one that a live process still serves is not.
+func Listen(n *node.Node, network, address string) (*Server, error) {
+	if network == "unix" {
+		if err := os.MkdirAll(filepath.Dir(address), 0o700); err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+		if c, err := net.DialTimeout("unix", address, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("api: %s is served by another process (is this node already running?)", address)
+		}
+		os.Remove(address)
+	}
+	lis, err := net.Listen(network, address)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s := &Server{n: n, lis: lis}
+	if network == "unix" {
+		s.sock = address
+		if err := os.Chmod(address, 0o600); err != nil {
+			lis.Close()
+			return nil, fmt.Errorf("api: %w", err)
+		}
+	}
+	s.grp = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
+	appv1.RegisterMessagingServer(s.grp, &service{n: n})
+	go s.grp.Serve(lis) // returns when Close stops the server
+	return s, nil
+}
+
+// Addr is where the server listens, in the form Dial takes.
+func (s *Server) Addr() string {
+	if s.sock != "" {
+		return "unix:" + s.sock
+	}
+	return s.lis.Addr().String()
+}
+
+// Close stops the server: streams end, the socket file is removed.
+func (s *Server) Close() {
+	s.grp.Stop()
+	if s.sock != "" {
+		os.Remove(s.sock)
+	}
+}
+
+// service implements appv1.MessagingServer on a node.
+type service struct {
+	n *node.Node
+}
+
+func (s *service) Node(context.Context, *appv1.NodeRequest) (*appv1.NodeResponse, error) {
+	resp := &appv1.NodeResponse{
+		Name:        s.n.Name(),
+		Identity:    s.n.Identity(),
+		Fingerprint: s.n.Fingerprint(),
+		Card:        s.n.CardText(),
+	}
+	for _, info := range s.n.Stack() {
+		resp.Stack = append(resp.Stack, strings.ToLower(strings.TrimPrefix(info.GetKind().String(), "LAYER_KIND_"))+"="+info.GetName())
+	}
+	return resp, nil
+}
+
+func contactOf(c *contacts.Card) *appv1.Contact {
+	return &appv1.Contact{Identity: c.IdentityKey, Name: c.Name, Alias: c.Alias, Fingerprint: identity.Fingerprint(c.IdentityKey)}
+}
+
+func (s *service) Contacts(ctx context.Context, _ *appv1.ContactsRequest) (*appv1.ContactsResponse, error) {
+	cards, err := s.n.Contacts(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp := &appv1.ContactsResponse{}
+	for _, c := range cards {
+		resp.Contacts = append(resp.Contacts, contactOf(c))
+	}
+	return resp, nil
+}
+
+func (s *service) AddContact(ctx context.Context, req *appv1.AddContactRequest) (*appv1.Contact, error) {
+	c, err := s.n.AddContact(ctx, strings.TrimSpace(req.GetCard()))
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return contactOf(c), nil
+}
+
+func (s *service) SetConversation(ctx context.Context, req *appv1.SetConversationRequest) (*appv1.Conversation, error) {
+	id := req.GetId()
+	if len(id) == 0 {
+		id = make([]byte, 16)
+		rand.Read(id)
+	}
+	members := make([]ed25519.PublicKey, len(req.GetMembers()))
+	for i, m := range req.GetMembers() {
+		members[i] = m
+	}
+	if err := s.n.SetConversation(ctx, id, members); err != nil {
+		code := codes.InvalidArgument
+		if !errors.Is(err, node.ErrUnknownContact) && !strings.Contains(err.Error(), "conversation") {
+			code = codes.Internal
+		}
+		return nil, status.Error(code, err.Error())
+	}
+	convs, err := s.n.Conversations(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	for _, c := range convs {
+		if string(c.ID) == string(id) {
+			return conversationOf(c), nil
+		}
+	}
+	return nil, status.Error(codes.Internal, "the conversation was not stored")
+}
+
+func conversationOf(c *conversations.Conversation) *appv1.Conversation {
+	out := &appv1.Conversation{Id: c.ID}
+	for _, m := range c.Members {
+		out.Members = append(out.Members, m)
+	}
+	return out
+}
+
+func (s *service) Conversations(ctx context.Context, _ *appv1.ConversationsRequest) (*appv1.ConversationsResponse, error) {
+	convs, err := s.n.Conversations(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp := &appv1.ConversationsResponse{}
+	for _, c := range convs {
+		resp.Conversations = append(resp.Conversations, conversationOf(c))
+	}
+	return resp, nil
+}
+
+func (s *service) Send(ctx context.Context, req *appv1.SendRequest) (*appv1.SendResponse, error) {
+	m, err := s.n.Post(ctx, req.GetConversation(), req.GetPayload(), req.GetParents(), req.GetEphemeral())
+	if errors.Is(err, node.ErrUnknownConversation) {
+		return nil, status.Error(codes.NotFound, err.Error())
+	}
+	if err != nil {
+		if m != nil {
+			// Sent, but the history write failed: say so, with the id.
+			return &appv1.SendResponse{MessageId: m.MessageID}, status.Error(codes.DataLoss, err.Error())
+		}
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return &appv1.SendResponse{MessageId: m.MessageID, Cursor: m.Cursor}, nil
+}
+
+func (s *service) message(m *conversations.Message) *appv1.Message {
+	out := &appv1.Message{
+		Cursor:       m.Cursor,
+		Conversation: m.Conversation,
+		MessageId:    m.MessageID,
+		Author:       m.Author,
+		Payload:      m.Payload,
+		Parents:      m.Parents,
+		Outgoing:     m.Outgoing,
+		TimeUnixNano: m.Time.UnixNano(),
+		TraceId:      m.TraceID,
+	}
+	if m.Outgoing {
+		out.AuthorName = s.n.Name()
+	} else if len(m.Author) > 0 {
+		out.AuthorName = s.n.ContactName(m.Author)
+	}
+	return out
+}
+
+func (s *service) History(ctx context.Context, req *appv1.HistoryRequest) (*appv1.HistoryResponse, error) {
+	msgs, err := s.n.History(ctx, req.GetConversation(), req.GetAfter(), int(req.GetLimit()))
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp := &appv1.HistoryResponse{}
+	for _, m := range msgs {
+		resp.Messages = append(resp.Messages, s.message(m))
+	}
+	return resp, nil
+}
+
+func (s *service) Subscribe(req *appv1.SubscribeRequest, stream grpc.ServerStreamingServer[appv1.Message]) error {
+	var conv []byte
+	if len(req.GetConversation()) > 0 {
+		conv = req.GetConversation()
+	}
+	err := s.n.Follow(stream.Context(), conv, req.GetAfter(), req.GetOutgoing(), func(m *conversations.Message) error {
+		return stream.Send(s.message(m))
+	})
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,378 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+)
+
+// apiFlags locate a running node's messaging API: its config (api.listen,
+// or the default socket in its data directory), or --api.
+type apiFlags struct {
+	configFlags
+	api string
+}
+
+func (f *apiFlags) register(cmd *cobra.Command) {
+	f.configFlags.register(cmd)
+	cmd.Flags().StringVar(&f.api, "api", "", "the node's API endpoint (unix:/path or 127.0.0.1:port); default: from the config")
+}
+
+// dial connects to the node's API.
+func (f *apiFlags) dial(env Env) (appv1.MessagingClient, func(), error) {
+	target := f.api
+	if target == "" {
+		cfg, err := f.load(env)
+		if err != nil {
+			return nil, nil, err
+		}
+		network, addr := cfg.APIEndpoint()
+		switch network {
+		case "":
+			return nil, nil, fmt.Errorf("the node's API is off (api.listen: off)")
+		case "unix":
+			target = "unix:" + addr
+		default:
+			target = addr
+		}
+	}
+	if sock, ok := strings.CutPrefix(target, "unix:"); ok && !exists(sock) {
+		return nil, nil, fmt.Errorf("no node API at %s: is the node running (strata run -c ...)?", sock)
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("api %s: %w", target, err)
+	}
+	return appv1.NewMessagingClient(conn), func() { conn.Close() }, nil
+}
+
+// directConversation is the id both sides of a 1:1 conversation derive
+// from their two identities, so that neither has to tell the other.
+func directConversation(a, b []byte) []byte {
+	lo, hi := a, b
+	if bytes.Compare(lo, hi) > 0 {
+		lo, hi = hi, lo
+	}
+	h := sha256.New()
+	h.Write([]byte("strata-direct-conversation-v1"))
+	h.Write(lo)
+	h.Write(hi)
+	return append([]byte("dm:"), hex.EncodeToString(h.Sum(nil)[:12])...)
+}
+
+// resolveContact finds a contact by alias, name, fingerprint or hex key.
+func resolveContact(ctx context.Context, c appv1.MessagingClient, ref string) (*appv1.Contact, error) {
+	resp, err := c.Contacts(ctx, &appv1.ContactsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, " ", "")) }
+	var found []*appv1.Contact
+	for _, ct := range resp.GetContacts() {
+		if ct.GetAlias() == ref || ct.GetName() == ref || norm(ct.GetFingerprint()) == norm(ref) || hex.EncodeToString(ct.GetIdentity()) == strings.ToLower(ref) {
+			found = append(found, ct)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no contact %q (strata contact list shows them)", ref)
+	case 1:
+		return found[0], nil
+	default:
+		return nil, fmt.Errorf("%q names %d contacts; use the fingerprint", ref, len(found))
+	}
+}
+
+// conversationID turns a conversation given on the command line into its
+// bytes: "hex:..." for raw bytes, otherwise the text itself.
+func conversationID(s string) ([]byte, error) {
+	if h, ok := strings.CutPrefix(s, "hex:"); ok {
+		return hex.DecodeString(h)
+	}
+	if s == "" {
+		return nil, errors.New("empty conversation id")
+	}
+	return []byte(s), nil
+}
+
+// showID prints an id as text when it is printable, else as hex:...
+func showID(b []byte) string {
+	if utf8.Valid(b) && !bytes.ContainsFunc(b, func(r rune) bool { return r < 0x20 || r == 0x7f }) && len(b) > 0 {
+		return string(b)
+	}
+	return "hex:" + hex.EncodeToString(b)
+}
+
+func sendCmd(env Env) *cobra.Command {
+	var f apiFlags
+	var to, conv string
+	var parents []string
+	var ephemeral bool
+	cmd := &cobra.Command{
+		Use:   "send [-c FILE] (--to CONTACT | --conversation ID) MESSAGE...",
+		Short: "Send a message through a running node",
+		Long: `Send a message through a running node's API. --to sends to one contact, in
+the 1:1 conversation both sides derive from their identities (created on
+first use); --conversation sends to a conversation made with
+"strata conversation create". The message is the arguments joined by
+spaces, or standard input when the only argument is "-". Prints the
+message id.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (to == "") == (conv == "") {
+				return errors.New("give exactly one of --to and --conversation")
+			}
+			payload := []byte(strings.Join(args, " "))
+			if len(args) == 1 && args[0] == "-" {
+				var err error
+				if payload, err = io.ReadAll(io.LimitReader(os.Stdin, 4<<20)); err != nil {
+					return err
+				}
+			}
+			c, done, err := f.dial(env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			var id []byte
+			if to != "" {
+				ct, err := resolveContact(ctx, c, to)
+				if err != nil {
+					return err
+				}
+				me, err := c.Node(ctx, &appv1.NodeRequest{})
+				if err != nil {
+					return err
+				}
+				id = directConversation(me.GetIdentity(), ct.GetIdentity())
+				if _, err := c.SetConversation(ctx, &appv1.SetConversationRequest{Id: id, Members: [][]byte{ct.GetIdentity()}}); err != nil {
+					return err
+				}
+			} else if id, err = conversationID(conv); err != nil {
+				return err
+			}
+			req := &appv1.SendRequest{Conversation: id, Payload: payload, Ephemeral: ephemeral}
+			for _, p := range parents {
+				b, err := hex.DecodeString(p)
+				if err != nil {
+					return fmt.Errorf("--parent %q: not hex", p)
+				}
+				req.Parents = append(req.Parents, b)
+			}
+			resp, err := c.Send(ctx, req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%x\n", resp.GetMessageId())
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "a contact: alias, name, fingerprint or hex identity")
+	cmd.Flags().StringVar(&conv, "conversation", "", "a conversation id (text, or hex:...)")
+	cmd.Flags().StringArrayVar(&parents, "parent", nil, "id (hex) of a message this one depends on (repeatable)")
+	cmd.Flags().BoolVar(&ephemeral, "ephemeral", false, "not stored or retransmitted by the sync layer")
+	return cmd
+}
+
+func listenCmd(env Env) *cobra.Command {
+	var f apiFlags
+	var conv string
+	var after uint64
+	var outgoing, asJSON, noFollow bool
+	cmd := &cobra.Command{
+		Use:   "listen [-c FILE] [--conversation ID] [--after CURSOR]",
+		Short: "Print the messages a running node receives",
+		Long: `Print a running node's messages in history order: first the stored ones
+after --after, then each new one as it arrives, until interrupted. Each line
+starts with the message's cursor: pass the last one seen as --after to
+resume without missing or repeating a message.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, done, err := f.dial(env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			var id []byte
+			if conv != "" {
+				if id, err = conversationID(conv); err != nil {
+					return err
+				}
+			}
+			out := cmd.OutOrStdout()
+			print := func(m *appv1.Message) error {
+				if asJSON {
+					return json.NewEncoder(out).Encode(map[string]any{
+						"cursor": m.GetCursor(), "conversation": showID(m.GetConversation()), "id": hex.EncodeToString(m.GetMessageId()),
+						"author": hex.EncodeToString(m.GetAuthor()), "author_name": m.GetAuthorName(), "payload": string(m.GetPayload()),
+						"outgoing": m.GetOutgoing(), "time": time.Unix(0, m.GetTimeUnixNano()).UTC().Format(time.RFC3339Nano),
+					})
+				}
+				who := m.GetAuthorName()
+				if who == "" {
+					who = "unknown sender"
+				}
+				_, err := fmt.Fprintf(out, "%d\t%s\t%s\t%s\n", m.GetCursor(), showID(m.GetConversation()), who, m.GetPayload())
+				return err
+			}
+			if noFollow {
+				for {
+					resp, err := c.History(cmd.Context(), &appv1.HistoryRequest{Conversation: id, After: after})
+					if err != nil {
+						return err
+					}
+					for _, m := range resp.GetMessages() {
+						after = m.GetCursor()
+						if m.GetOutgoing() && !outgoing {
+							continue
+						}
+						if err := print(m); err != nil {
+							return err
+						}
+					}
+					if len(resp.GetMessages()) == 0 {
+						return nil
+					}
+				}
+			}
+			stream, err := c.Subscribe(cmd.Context(), &appv1.SubscribeRequest{Conversation: id, After: after, Outgoing: outgoing})
+			if err != nil {
+				return err
+			}
+			for {
+				m, err := stream.Recv()
+				if err != nil {
+					if cmd.Context().Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if err := print(m); err != nil {
+					return err
+				}
+			}
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&conv, "conversation", "", "only this conversation (text, or hex:...)")
+	cmd.Flags().Uint64Var(&after, "after", 0, "start after this cursor")
+	cmd.Flags().BoolVar(&outgoing, "outgoing", false, "include the messages this node sent")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	cmd.Flags().BoolVar(&noFollow, "no-follow", false, "print the stored messages and exit")
+	return cmd
+}
+
+func conversationCmd(env Env) *cobra.Command {
+	cmd := &cobra.Command{Use: "conversation", Short: "Create and list a running node's conversations"}
+	var cf apiFlags
+	var members []string
+	create := &cobra.Command{
+		Use:   "create [-c FILE] ID --member CONTACT...",
+		Short: "Create a conversation (or change its members); every member must create it too",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := conversationID(args[0])
+			if err != nil {
+				return err
+			}
+			c, done, err := cf.dial(env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			req := &appv1.SetConversationRequest{Id: id}
+			for _, m := range members {
+				ct, err := resolveContact(ctx, c, m)
+				if err != nil {
+					return err
+				}
+				req.Members = append(req.Members, ct.GetIdentity())
+			}
+			conv, err := c.SetConversation(ctx, req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d members\n", showID(conv.GetId()), len(conv.GetMembers()))
+			return nil
+		},
+	}
+	cf.register(create)
+	create.Flags().StringArrayVar(&members, "member", nil, "a member: alias, name, fingerprint or hex identity (repeatable; the node itself is always one)")
+	var lf apiFlags
+	list := &cobra.Command{
+		Use:   "list [-c FILE]",
+		Short: "List conversations and their members",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, done, err := lf.dial(env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			resp, err := c.Conversations(ctx, &appv1.ConversationsRequest{})
+			if err != nil {
+				return err
+			}
+			cts, err := c.Contacts(ctx, &appv1.ContactsRequest{})
+			if err != nil {
+				return err
+			}
+			me, err := c.Node(ctx, &appv1.NodeRequest{})
+			if err != nil {
+				return err
+			}
+			for _, conv := range resp.GetConversations() {
+				var names []string
+				for _, m := range conv.GetMembers() {
+					names = append(names, memberName(ed25519.PublicKey(m), me, cts.GetContacts()))
+				}
+				slices.Sort(names)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", showID(conv.GetId()), strings.Join(names, ", "))
+			}
+			return nil
+		},
+	}
+	lf.register(list)
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+func memberName(id ed25519.PublicKey, me *appv1.NodeResponse, cts []*appv1.Contact) string {
+	if bytes.Equal(id, me.GetIdentity()) {
+		return me.GetName() + " (this node)"
+	}
+	for _, c := range cts {
+		if bytes.Equal(c.GetIdentity(), id) {
+			if c.GetAlias() != "" {
+				return c.GetAlias()
+			}
+			return c.GetName()
+		}
+	}
+	return hex.EncodeToString(id[:8])
+}
