@@ -22,6 +22,7 @@ import (
 	"github.com/knadh/koanf/v2"
 
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/host/faults"
 )
 
 // Roles a node can take.
@@ -59,6 +60,9 @@ type Config struct {
 	Metrics Metrics
 	// API configures the messaging API endpoint.
 	API API
+	// Faults are the faults the host injects at layer boundaries (tests
+	// and comparisons); empty for a normal node.
+	Faults faults.Config
 	// Log configures the host log (plugin logs are merged into it).
 	Log Log
 	// Source is the file the config was read from, "" when none.
@@ -362,6 +366,9 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 	}
 	cfg.Metrics.Listen = str("metrics.listen", "")
 	cfg.API.Listen = str("api.listen", "")
+	if err == nil && k.Exists("faults") {
+		cfg.Faults, err = faults.Parse(k.Cut("faults").All())
+	}
 	cfg.Log.Level = str("log.level", "info")
 	cfg.Log.Format = str("log.format", "text")
 	if err != nil {
@@ -413,8 +420,8 @@ func checkKeys(k *koanf.Koanf) error {
 		if k.Get(key) == nil && isSection(key) {
 			continue // an empty section, such as "plugins:" with nothing under it
 		}
-		if topKeys[key] || strings.HasPrefix(key, "plugins.checksums.") {
-			continue
+		if topKeys[key] || strings.HasPrefix(key, "plugins.checksums.") || key == "faults" || strings.HasPrefix(key, "faults.") {
+			continue // the faults section is checked by faults.Parse
 		}
 		if rest, ok := strings.CutPrefix(key, "layers."); ok {
 			layer, sub, _ := strings.Cut(rest, ".")
@@ -561,6 +568,11 @@ func (c *Config) Check() error {
 	}
 	if err := c.checkAPI(); err != nil {
 		return err
+	}
+	for b := range c.Faults.Boundaries {
+		if _, ok := c.Layers[b]; !ok {
+			return &sdk.ConfigError{Key: "faults." + b, Problem: fmt.Sprintf("names the boundary above the %s layer, which this stack does not have", b), Fix: "name a layer of the stack: " + strings.Join(c.Stack(), ", ")}
+		}
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "trace", "debug", "info", "warn", "error", "off":

@@ -129,3 +129,38 @@ func TestUnknownFormat(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestFaultsSection(t *testing.T) {
+	dir := t.TempDir()
+	base := `node: {name: a, data_dir: ./a, role: relay}
+plugins: {dir: ./p}
+layers:
+  p2p: {plugin: libp2p}
+  privacy: {plugin: none}
+`
+	write := func(extra string) string {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(base+extra), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg, err := Load(Sources{File: write("faults: {seed: 3, p2p: {drop: 0.3, delay: 10ms}}\n"), Environ: []string{"STRATA_FAULTS__P2P__DUPLICATE=0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Faults.Seed != 3 || cfg.Faults.Boundaries["p2p"].Drop != 0.3 || cfg.Faults.Boundaries["p2p"].Duplicate != 0.1 {
+		t.Fatalf("faults %+v", cfg.Faults)
+	}
+	for extra, key := range map[string]string{
+		"faults: {p2p: {drop: 2}}\n":    "faults.p2p.drop",
+		"faults: {wire: {drop: 0.1}}\n": "faults.wire",
+		"faults: {sync: {drop: 0.1}}\n": "faults.sync",
+	} {
+		_, err := Load(Sources{File: write(extra), Environ: []string{}})
+		var ce *sdk.ConfigError
+		if !errors.As(err, &ce) || ce.Key != key {
+			t.Errorf("%q: %v, want a ConfigError for %s", extra, err, key)
+		}
+	}
+}

@@ -33,8 +33,8 @@
 // of values per frame, in input order, whatever the timing: one for the drop
 // decision (when Drop > 0), one for the duplicate decision (when Duplicate >
 // 0 and the frame was kept), and for each frame leaving the duplicate stage
-// one for its place in its reorder group (when Reorder > 1) and one for its
-// jitter (when Jitter > 0). So for a given seed, name and sequence of input
+// one for its jitter (when Jitter > 0) and one for its place in its reorder
+// group (when Reorder > 1). So for a given seed, name and sequence of input
 // frames, which frames are dropped, which are duplicated, each frame's delay
 // and its place within its reorder group are the same on every run, however
 // the frames are split into Apply calls.
@@ -72,10 +72,12 @@
 // (one heap entry per delayed frame, no timer per frame). For such an
 // injector deliver calls never overlap, and frames are delivered in the
 // order they became ready. Frames that are ready when Apply returns (not
-// delayed, not held) are delivered by Apply itself, synchronously, unless
-// another delivery of the same injector is in progress at that moment: then
-// they are queued behind it and the goroutine delivers them, so that order
-// is kept and Apply never waits for a deliver call it did not make.
+// delayed, not held, or a group the call completed) are delivered by Apply
+// itself, synchronously, together with any delayed frames that came due in
+// the meantime, unless another delivery of the same injector is in progress
+// at that moment: then they are queued behind it and the goroutine delivers
+// them, so that order is kept and Apply never waits for a deliver call it
+// did not make.
 //
 // deliver is never called while the injector's mutex is held.
 package faults

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -190,7 +191,7 @@ func (in *Injector) now() time.Duration { return time.Since(in.base) }
 // are delivered synchronously, before Apply returns, in one deliver call
 // (for an injector that reorders or delays, unless another of its
 // deliveries is in progress; see the package doc). An injector with no
-// fault set hands frames itself to deliver, without copying. Held reorder
+// fault set hands the caller's slice to deliver as it is. Held reorder
 // frames are released when their group fills, or FlushInterval after the
 // group's first frame arrived. After Close, Apply delivers nothing and
 // counts the frames as dropped at close.
@@ -282,8 +283,7 @@ func (in *Injector) applyClocked(frames []*commonv1.Frame) {
 	}
 	var batch []*commonv1.Frame
 	if !in.busy && len(in.outbox) > 0 {
-		batch, in.outbox = in.outbox, nil
-		in.busy = true
+		batch = in.takeOutbox()
 	}
 	poke := in.nextDeadline() < in.sleepUntil
 	in.mu.Unlock()
@@ -335,7 +335,7 @@ func (in *Injector) admit(f *commonv1.Frame, now time.Duration) {
 // delay stage.
 func (in *Injector) schedule(f *commonv1.Frame, d, at time.Duration) {
 	if d <= 0 {
-		in.outbox = append(in.outbox, f)
+		in.queue(f)
 		return
 	}
 	in.seq++
@@ -344,6 +344,9 @@ func (in *Injector) schedule(f *commonv1.Frame, d, at time.Duration) {
 
 // releaseHeld releases the current reorder group at time at.
 func (in *Injector) releaseHeld(at time.Duration) {
+	if in.spec.Delay == 0 && in.spec.Jitter == 0 {
+		in.outbox = slices.Grow(in.outbox, len(in.held)) // all of it goes there
+	}
 	for p, h := range in.held {
 		if h.arrival != p {
 			in.stats.Reordered++
@@ -367,8 +370,23 @@ func (in *Injector) release(now time.Duration) {
 
 func (in *Injector) releaseDelayed(now time.Duration) {
 	for len(in.delayed) > 0 && in.delayed[0].due <= now {
-		in.outbox = append(in.outbox, in.delayed.pop().f)
+		in.queue(in.delayed.pop().f)
 	}
+}
+
+// queue appends a ready frame to the outbox. Each outbox is a new slice,
+// since deliver gets to keep the one it is given.
+func (in *Injector) queue(f *commonv1.Frame) {
+	in.outbox = append(in.outbox, f)
+}
+
+// takeOutbox hands the outbox over for delivery and marks a delivery in
+// progress; the caller must call deliver with it and then clear busy.
+func (in *Injector) takeOutbox() []*commonv1.Frame {
+	batch := in.outbox
+	in.outbox = nil
+	in.busy = true
+	return batch
 }
 
 // nextDeadline is the next time something is due, math.MaxInt64 if none.
@@ -407,9 +425,7 @@ func (in *Injector) run() {
 		now := in.now()
 		in.release(now)
 		if !in.busy && len(in.outbox) > 0 {
-			batch := in.outbox
-			in.outbox = nil
-			in.busy = true
+			batch := in.takeOutbox()
 			in.mu.Unlock()
 			in.deliver(batch)
 			in.mu.Lock()

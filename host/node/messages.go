@@ -63,6 +63,16 @@ func (n *Node) toApp(frames []*commonv1.Frame) {
 		frames = n.translate(n.bounds[top], up, frames)
 	}
 	b := n.bounds[top]
+	if inj := b.faults[up]; inj != nil {
+		inj.Apply(frames) // deliverApp, now or later
+		return
+	}
+	n.deliverApp(frames)
+}
+
+// deliverApp is toApp past the top boundary's fault injector.
+func (n *Node) deliverApp(frames []*commonv1.Frame) {
+	b := n.bounds[len(n.slots)-1]
 	now := time.Now()
 	msgs := make([]*conversations.Message, 0, len(frames))
 	for _, f := range frames {

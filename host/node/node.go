@@ -170,6 +170,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		}
 		n.bounds = append(n.bounds, &boundary{name: n.slots[k].key + "|" + upper})
 	}
+	n.injectFaults()
 	return n, nil
 }
 
@@ -521,6 +522,9 @@ func (n *Node) pollHealth() {
 func (n *Node) Close(ctx context.Context) error {
 	n.once.Do(func() {
 		n.closing.Store(true)
+		for _, b := range n.bounds {
+			b.closeFaults()
+		}
 		for i := len(n.slots) - 1; i >= 0; i-- {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			n.slots[i].stop(sctx)

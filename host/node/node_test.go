@@ -486,3 +486,59 @@ func TestConfigMistakes(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultsAtBoundary injects loss and duplication below a's privacy
+// layer, downward only: what b receives is exactly what a's injector let
+// through, and the boundary's counters say so.
+func TestFaultsAtBoundary(t *testing.T) {
+	dir := t.TempDir()
+	faults := `faults:
+  seed: 7
+  p2p:
+    drop: 0.5
+    duplicate: 0.2
+    direction: down
+`
+	a := startNode(t, loadConfig(t, "a", config.ModeInProc, dir, faults))
+	b := startNode(t, loadConfig(t, "b", config.ModeInProc, dir, ""))
+	ctx := context.Background()
+	if _, err := a.AddContact(ctx, b.CardText()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddContact(ctx, a.CardText()); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, a.Node, 1)
+	const n = 400
+	for i := range n {
+		if _, err := a.Send(ctx, b.Identity(), []byte("conv"), msg("a", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until every frame has met the injector.
+	var bd node.BoundaryStats
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		bd = a.Boundaries()[0]
+		if bd.Name != "p2p|privacy" || bd.Faults == nil {
+			t.Fatalf("boundary %+v has no fault counters", bd)
+		}
+		if int(bd.FramesDown)+int(bd.Faults["dropped"])-int(bd.Faults["duplicated"]) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := n - int(bd.Faults["dropped"]) + int(bd.Faults["duplicated"])
+	if bd.Faults["dropped"] < n/3 || bd.Faults["dropped"] > 2*n/3 || bd.Faults["duplicated"] == 0 {
+		t.Fatalf("faults %v for %d frames at drop 0.5, duplicate 0.2", bd.Faults, n)
+	}
+	if int(bd.FramesDown) != want {
+		t.Fatalf("%d frames went down past the injector, want %d", bd.FramesDown, want)
+	}
+	if got := b.inbox.waitFor(want, 20*time.Second); len(got) != want {
+		t.Fatalf("b received %d, want %d", len(got), want)
+	}
+	// Nothing was injected on the way up, nor at b.
+	if a.Boundaries()[1].Faults != nil || b.Boundaries()[0].Faults != nil {
+		t.Fatal("fault counters on a boundary without faults")
+	}
+}

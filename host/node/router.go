@@ -82,6 +82,17 @@ func (n *Node) forward(ctx context.Context, from, to int, frames []*commonv1.Fra
 	if len(frames) == 0 {
 		return false
 	}
+	if inj := b.faults[dir]; inj != nil {
+		// The injector hands on what survives, now or later (hand).
+		inj.Apply(frames)
+		return true
+	}
+	return n.hand(ctx, b, dir, to, frames)
+}
+
+// hand gives frames that crossed boundary b in direction dir to slot to,
+// waiting at most RouteTimeout for a slow layer, and counts them.
+func (n *Node) hand(ctx context.Context, b *boundary, dir, to int, frames []*commonv1.Frame) bool {
 	l := n.slots[to].currentLink()
 	if l == nil {
 		b.dropped[DropLayerDown].Add(uint64(len(frames)))

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-msg/strata/host/faults"
 )
 
 // DropReason says why the host dropped a frame at a boundary.
@@ -47,6 +49,8 @@ type boundary struct {
 	dropped [numDropReasons]atomic.Uint64
 	// unknownSender counts UP frames whose privacy address matched no contact.
 	unknownSender atomic.Uint64
+	// faults are the boundary's fault injectors by direction; nil for none.
+	faults [2]*faults.Injector
 }
 
 // BoundaryStats is a snapshot of one boundary's counters.
@@ -57,6 +61,9 @@ type BoundaryStats struct {
 	BytesDown, BytesUp   uint64
 	Dropped              map[string]uint64
 	UnknownSender        uint64
+	// Faults is what the boundary's fault injectors did (both directions):
+	// dropped, duplicated, delayed, reordered. Nil without injectors.
+	Faults map[string]uint64
 }
 
 func (b *boundary) snapshot() BoundaryStats {
@@ -74,6 +81,9 @@ func (b *boundary) snapshot() BoundaryStats {
 			s.Dropped[r.String()] = n
 		}
 	}
+	if b.faults[down] != nil || b.faults[up] != nil {
+		s.Faults = b.faultStats()
+	}
 	return s
 }
 
@@ -82,7 +92,7 @@ func (b *boundary) snapshot() BoundaryStats {
 type collector struct {
 	n *Node
 
-	frames, bytes, dropped, unknown, restarts, up, layer *prometheus.Desc
+	frames, bytes, dropped, unknown, restarts, up, layer, faults *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -96,12 +106,13 @@ func newCollector(n *Node) *collector {
 		restarts: prometheus.NewDesc("strata_plugin_restarts_total", "Times a crashed plugin was restarted.", []string{"layer", "plugin"}, labels),
 		up:       prometheus.NewDesc("strata_plugin_up", "Whether the layer's plugin is running (1) or not (0).", []string{"layer", "plugin"}, labels),
 		layer:    prometheus.NewDesc("strata_layer_counter", "A counter reported by the layer's plugin in its health report.", []string{"layer", "plugin", "name"}, labels),
+		faults:   prometheus.NewDesc("strata_boundary_faults_total", "What the host's fault injector did to frames at a boundary (config faults).", []string{"boundary", "kind"}, labels),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.frames, c.bytes, c.dropped, c.unknown, c.restarts, c.up, c.layer} {
+	for _, d := range []*prometheus.Desc{c.frames, c.bytes, c.dropped, c.unknown, c.restarts, c.up, c.layer, c.faults} {
 		ch <- d
 	}
 }
@@ -116,6 +127,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.CounterValue, float64(b.unknownSender.Load()), b.name)
 		for r := DropReason(0); r < numDropReasons; r++ {
 			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(b.dropped[r].Load()), b.name, r.String())
+		}
+		if b.faults[down] != nil || b.faults[up] != nil {
+			for kind, v := range b.faultStats() {
+				ch <- prometheus.MustNewConstMetric(c.faults, prometheus.CounterValue, float64(v), b.name, kind)
+			}
 		}
 	}
 	for _, s := range c.n.slots {
