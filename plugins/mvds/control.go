@@ -1,0 +1,102 @@
+package mvds
+
+import (
+	"bytes"
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
+)
+
+// SetGroup implements syncv1.ControlServer. Members are 32-byte identity
+// keys and include this node; the membership is stored, so that
+// retransmission resumes after a restart before the host sets it again.
+// Setting the members a group already has changes nothing.
+func (l *Layer) SetGroup(ctx context.Context, req *syncv1.GroupRequest) (*syncv1.GroupResponse, error) {
+	nd, err := l.configured()
+	if err != nil {
+		return nil, err
+	}
+	if err := nd.setGroup(ctx, req.GetId(), req.GetMembers()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &syncv1.GroupResponse{}, nil
+}
+
+// Send implements syncv1.ControlServer. A persistent message is committed
+// when Send returns, and goes out at the next epoch; an ephemeral one goes
+// out once at the next epoch and is never stored. Parents must be
+// persistent messages of the group sent or delivered here. Every call is a
+// new message with a new id.
+func (l *Layer) Send(ctx context.Context, req *syncv1.SendRequest) (*syncv1.SendResponse, error) {
+	nd, err := l.configured()
+	if err != nil {
+		return nil, err
+	}
+	id, err := nd.send(ctx, req.GetGroup(), req.GetPayload(), req.GetParents(), req.GetEphemeral())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &syncv1.SendResponse{MessageId: bytes.Clone(id[:])}, nil
+}
+
+// State implements syncv1.ControlServer: messages counts the stored
+// messages of the group (sent here or received), delivered the received
+// ones that went up, pending those waiting for a parent (ephemeral ones
+// included) and unacknowledged the stored messages that some member has
+// not acknowledged to this node (its own, and those it relays).
+func (l *Layer) State(ctx context.Context, req *syncv1.StateRequest) (*syncv1.StateResponse, error) {
+	nd, err := l.configured()
+	if err != nil {
+		return nil, err
+	}
+	st, err := nd.state(ctx, req.GetGroup())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &syncv1.StateResponse{
+		Messages:       st.messages,
+		Delivered:      st.delivered,
+		Pending:        st.pending,
+		Unacknowledged: st.unacknowledged,
+	}, nil
+}
+
+// configured returns the node, or the status error of a layer that has
+// none or has stopped.
+func (l *Layer) configured() (*node, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.stopped:
+		return nil, status.Error(codes.FailedPrecondition, "mvds: stopped")
+	case l.node == nil:
+		return nil, status.Error(codes.FailedPrecondition, "mvds: not configured")
+	}
+	return l.node, nil
+}
+
+// toStatus maps a node error to a gRPC status.
+func toStatus(err error) error {
+	code := codes.Internal
+	switch {
+	case errors.Is(err, errInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, errNoGroup):
+		code = codes.NotFound
+	case errors.Is(err, errPrecondition):
+		code = codes.FailedPrecondition
+	case errors.Is(err, errUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, errBusy):
+		code = codes.ResourceExhausted
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, err.Error())
+}

@@ -1,0 +1,219 @@
+package mvds
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/strata-msg/strata/plugins/mvds/wirepb"
+)
+
+func FuzzDecodePayload(f *testing.F) {
+	id := bytes.Repeat([]byte{1}, 32)
+	m, _ := messageFrom(f, testGroupID, identity("a"), 1, "x", false, ID{2})
+	f.Add(encode(f, &wirepb.Payload{Acks: [][]byte{id}, Offers: [][]byte{id}, Requests: [][]byte{id}, Messages: []*wirepb.Message{m}}))
+	f.Add([]byte{0xca, 0xb8, 0x02, 0x20})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := decodePayload(data, 64)
+		if err != nil {
+			return
+		}
+		again, err := decodePayload(encode(t, p), 64)
+		if err != nil {
+			t.Fatalf("a decoded payload does not decode once re-encoded: %v", err)
+		}
+		if len(again.Acks) != len(p.Acks) || len(again.Offers) != len(p.Offers) || len(again.Requests) != len(p.Requests) || len(again.Messages) != len(p.Messages) {
+			t.Fatal("re-encoding changed the payload")
+		}
+	})
+}
+
+func FuzzDecodeBody(f *testing.F) {
+	good, err := encodeBody(identity("a"), []ID{{1}, {2}}, []byte("payload"), true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte{0x08, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := decodeBody(data, 16)
+		if err != nil {
+			return
+		}
+		enc, err := encodeBody(b.author, b.parents, b.payload, b.ephemeral)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := decodeBody(enc, 16)
+		if err != nil {
+			t.Fatalf("a decoded body does not decode once re-encoded: %v", err)
+		}
+		if !bytes.Equal(again.author, b.author) || !bytes.Equal(again.payload, b.payload) || again.ephemeral != b.ephemeral || len(again.parents) != len(b.parents) {
+			t.Fatal("re-encoding changed the body")
+		}
+	})
+}
+
+// reader hands out the fuzz input a byte at a time, zeros once it runs
+// out.
+type reader struct{ b []byte }
+
+func (r *reader) byte() byte {
+	if len(r.b) == 0 {
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) bytes(n int) []byte {
+	n = min(n, len(r.b))
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+// FuzzNode drives node a, in a group with b and c, with a random sequence
+// of inbound payloads from members and from a stranger x (messages with
+// random parents and authors, acks, offers, requests, garbage, replays),
+// epochs, Sends and restarts. Invariants: no panic or storage error,
+// pending within max_pending, requests within max_requests, nothing
+// delivered twice (restarts included), nothing delivered before its
+// parents, and no payload for anyone but b and c.
+func FuzzNode(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 0, 0, 1, 1, 1, 5, 5, 0, 2, 2, 1, 8, 3})
+	f.Add([]byte{0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 5, 7, 5, 0, 1, 1, 2, 0, 1, 9, 9, 9, 6, 5})
+	f.Add(bytes.Repeat([]byte{0, 1, 0, 0, 1, 2, 1, 0, 5}, 8))
+	f.Fuzz(fuzzNode)
+}
+
+// fuzzNode is FuzzNode's body: one random program against a fresh node.
+func fuzzNode(t *testing.T, data []byte) {
+	if len(data) > 512 {
+		return
+	}
+	cfg := testSettings()
+	cfg.maxPending, cfg.maxRequests, cfg.maxParents, cfg.maxIDs = 4, 4, 3, 8
+	cfg.durability = DurabilityNormal
+	clk := newClock()
+	a := newTNode(t, "a", cfg, clk)
+	b, c, x := identity("b"), identity("c"), identity("x")
+	a.setGroup(a.id, b, c)
+	senders := [][]byte{b, c, x}
+
+	// Messages made so far, with their parents.
+	type made struct {
+		parents   []ID
+		ephemeral bool
+	}
+	pool := map[ID]made{}
+	var ids []ID
+	var replay [][]byte
+	// done is what a has delivered (or sent), in the order it did;
+	// seen is how far a.order has been checked.
+	done := map[ID]bool{}
+	seen := 0
+	pick := func(r *reader) ID {
+		if len(ids) == 0 || r.byte()%4 == 0 {
+			return ID{r.byte()}
+		}
+		return ids[int(r.byte())%len(ids)]
+	}
+	check := func() {
+		t.Helper()
+		g := a.n.groups[string(testGroupID)]
+		if len(g.pending) > cfg.maxPending {
+			t.Fatalf("%d pending, above max_pending %d", len(g.pending), cfg.maxPending)
+		}
+		for peer, n := range g.requests {
+			if n > cfg.maxRequests {
+				t.Fatalf("%d requests for %x, above max_requests", n, peer)
+			}
+		}
+		if a.n.failed != nil {
+			t.Fatalf("the node failed: %v", a.n.failed)
+		}
+		for _, d := range a.order[seen:] {
+			for _, p := range pool[d.id].parents {
+				if !done[p] {
+					t.Fatalf("%s was delivered before its parent %s", d.id, p)
+				}
+			}
+			done[d.id] = true
+		}
+		seen = len(a.order)
+	}
+	r := &reader{b: data}
+	for step := 0; len(r.b) > 0 && step < 64; step++ {
+		from := senders[int(r.byte())%len(senders)]
+		var payload []byte
+		switch r.byte() % 10 {
+		case 0, 1: // a message
+			author := senders[int(r.byte())%len(senders)]
+			var parents []ID
+			for range int(r.byte()) % 4 {
+				p := pick(r)
+				if !containsID(parents, p) {
+					parents = append(parents, p)
+				}
+			}
+			eph := r.byte()%5 == 0
+			ts := clk.now().UnixMilli() - int64(r.byte())
+			m, id := messageFrom(t, testGroupID, author, ts, fmt.Sprint(step), eph, parents...)
+			pool[id] = made{parents: parents, ephemeral: eph}
+			ids = append(ids, id)
+			payload = encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})
+		case 2:
+			id := pick(r)
+			payload = encode(t, &wirepb.Payload{Acks: [][]byte{id[:]}})
+		case 3:
+			id := pick(r)
+			payload = encode(t, &wirepb.Payload{Offers: [][]byte{id[:]}})
+		case 4:
+			id := pick(r)
+			payload = encode(t, &wirepb.Payload{Requests: [][]byte{id[:]}})
+		case 5:
+			clk.advance(time.Duration(r.byte()) * time.Minute)
+			for _, o := range a.tick() {
+				if !bytes.Equal(o.peer, b) && !bytes.Equal(o.peer, c) {
+					t.Fatalf("a sent a payload to %x", o.peer)
+				}
+			}
+		case 6:
+			var parents []ID
+			for _, id := range ids {
+				if done[id] && !pool[id].ephemeral {
+					parents = append(parents, id)
+					break
+				}
+			}
+			id := a.send(fmt.Sprint("own ", step), parents...)
+			done[id] = true
+		case 7:
+			a.restart()
+		case 8:
+			if len(replay) > 0 {
+				payload = replay[int(r.byte())%len(replay)]
+			}
+		case 9:
+			payload = r.bytes(int(r.byte()) % 64)
+		}
+		if payload != nil {
+			replay = append(replay, payload)
+			a.receive(from, payload)
+		}
+		check()
+	}
+}
+
+func containsID(ids []ID, id ID) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,369 @@
+package mvds
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-msg/strata/plugins/mvds/wirepb"
+)
+
+// clock is a manual wall clock for the node.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.UnixMilli(1_700_000_000_000)} }
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func identity(name string) []byte {
+	h := sha256.Sum256([]byte("mvds test identity " + name))
+	return h[:]
+}
+
+var testGroupID = []byte("mvds-unit-test-group-0123456789!")
+
+// testSettings is the default config with a short backoff (2 to 16
+// epochs) and every limit small enough to reach in a test.
+func testSettings() settings {
+	s, err := parseConfig(`{"backoff_base": 2, "backoff_max": 16}`)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// tnode is one node under test with what it delivered.
+type tnode struct {
+	t    testing.TB
+	name string
+	id   []byte
+	dir  string
+	cfg  settings
+	clk  *clock
+	n    *node
+	c    *counters
+	// got counts the deliveries per id, across restarts.
+	got   map[ID]int
+	order []delivery
+	// sent lists the persistent messages sent here.
+	sent []ID
+}
+
+// sentHere says whether the node sent the message.
+func (tn *tnode) sentHere(id ID) bool { return slices.Contains(tn.sent, id) }
+
+// deliveredPersistent lists the persistent messages delivered here.
+func (tn *tnode) deliveredPersistent() []ID {
+	var out []ID
+	for _, d := range tn.order {
+		if !d.ephemeral {
+			out = append(out, d.id)
+		}
+	}
+	return out
+}
+
+func newTNode(t testing.TB, name string, cfg settings, clk *clock) *tnode {
+	t.Helper()
+	tn := &tnode{t: t, name: name, id: identity(name), dir: t.TempDir(), cfg: cfg, clk: clk, c: &counters{}, got: make(map[ID]int)}
+	tn.open()
+	t.Cleanup(func() { tn.n.close(context.Background()) })
+	return tn
+}
+
+func (tn *tnode) open() {
+	tn.t.Helper()
+	n, err := openNode(context.Background(), tn.dir, tn.id, tn.cfg, tn.c, hclog.NewNullLogger(), tn.clk.now)
+	if err != nil {
+		tn.t.Fatalf("%s: open: %v", tn.name, err)
+	}
+	tn.n = n
+}
+
+// restart closes the node and opens a new one on the same directory.
+func (tn *tnode) restart() {
+	tn.t.Helper()
+	if err := tn.n.close(context.Background()); err != nil {
+		tn.t.Fatalf("%s: close: %v", tn.name, err)
+	}
+	tn.reopen()
+}
+
+// crash abandons the node without its clean close (which stores the
+// epoch), as a kill does, and opens a new one on the same directory.
+func (tn *tnode) crash() {
+	tn.t.Helper()
+	if err := tn.n.st.close(); err != nil {
+		tn.t.Fatalf("%s: close the store: %v", tn.name, err)
+	}
+	tn.reopen()
+}
+
+// reopen opens the node again and delivers what its store holds ready,
+// as Start does.
+func (tn *tnode) reopen() {
+	tn.t.Helper()
+	tn.open()
+	ds, err := tn.n.deliverReady(context.Background())
+	if err != nil {
+		tn.t.Fatalf("%s: deliverReady: %v", tn.name, err)
+	}
+	tn.take(ds)
+}
+
+func (tn *tnode) setGroup(members ...[]byte) {
+	tn.t.Helper()
+	if err := tn.n.setGroup(context.Background(), testGroupID, members); err != nil {
+		tn.t.Fatalf("%s: setGroup: %v", tn.name, err)
+	}
+}
+
+func (tn *tnode) send(payload string, parents ...ID) ID {
+	tn.t.Helper()
+	return tn.sendOpt(payload, false, parents...)
+}
+
+func (tn *tnode) sendOpt(payload string, ephemeral bool, parents ...ID) ID {
+	tn.t.Helper()
+	raw := make([][]byte, len(parents))
+	for i, p := range parents {
+		raw[i] = bytes.Clone(p[:])
+	}
+	id, err := tn.n.send(context.Background(), testGroupID, []byte(payload), raw, ephemeral)
+	if err != nil {
+		tn.t.Fatalf("%s: send %q: %v", tn.name, payload, err)
+	}
+	if !ephemeral {
+		tn.sent = append(tn.sent, id)
+	}
+	return id
+}
+
+func (tn *tnode) state() groupState {
+	tn.t.Helper()
+	st, err := tn.n.state(context.Background(), testGroupID)
+	if err != nil {
+		tn.t.Fatalf("%s: state: %v", tn.name, err)
+	}
+	return st
+}
+
+// take records deliveries and checks the delivery invariants: at most
+// once, and never before a parent (the parents' own deliveries are
+// checked when they are this node's own messages: those are done at
+// send).
+func (tn *tnode) take(ds []delivery) {
+	tn.t.Helper()
+	for _, d := range ds {
+		tn.got[d.id]++
+		if tn.got[d.id] > 1 {
+			tn.t.Errorf("%s delivered %s %d times", tn.name, d.id, tn.got[d.id])
+		}
+		tn.order = append(tn.order, d)
+	}
+}
+
+// receive hands payloads from peer to the node.
+func (tn *tnode) receive(from []byte, payloads ...[]byte) {
+	tn.t.Helper()
+	var in []inbound
+	for _, p := range payloads {
+		in = append(in, inbound{group: testGroupID, from: from, payload: p})
+	}
+	ds, err := tn.n.receive(context.Background(), in)
+	if err != nil {
+		tn.t.Fatalf("%s: receive: %v", tn.name, err)
+	}
+	tn.take(ds)
+}
+
+// tick runs one epoch and returns its payloads by recipient name.
+func (tn *tnode) tick() []outbound {
+	tn.t.Helper()
+	out, err := tn.n.tick(context.Background())
+	if err != nil {
+		tn.t.Fatalf("%s: tick: %v", tn.name, err)
+	}
+	return out
+}
+
+func (tn *tnode) counter(name string) uint64 { return tn.c.snapshot()[name] }
+
+func (tn *tnode) delivered(id ID) bool { return tn.got[id] > 0 }
+
+// tnet is an in-memory network of nodes stepped one epoch at a time.
+type tnet struct {
+	t     testing.TB
+	clk   *clock
+	nodes []*tnode
+	// drop, if set, decides whether a payload is lost.
+	drop func(from, to *tnode, payload []byte) bool
+	// bytes counts the payload bytes put on the wire.
+	bytes int
+	// sent records every payload, for inspection.
+	sent []sentPayload
+	keep bool
+	// steps counts the epochs stepped.
+	steps int
+}
+
+// sentPayload is one payload as it left its sender.
+type sentPayload struct {
+	step     int
+	from, to string
+	raw      []byte
+	p        *wirepb.Payload
+}
+
+func newTNet(t testing.TB, cfg settings, names ...string) *tnet {
+	t.Helper()
+	nt := &tnet{t: t, clk: newClock()}
+	var members [][]byte
+	for _, name := range names {
+		nt.nodes = append(nt.nodes, newTNode(t, name, cfg, nt.clk))
+		members = append(members, identity(name))
+	}
+	for _, n := range nt.nodes {
+		n.setGroup(members...)
+	}
+	return nt
+}
+
+func (nt *tnet) node(name string) *tnode {
+	for _, n := range nt.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	nt.t.Fatalf("no node %s", name)
+	return nil
+}
+
+func (nt *tnet) byID(id []byte) *tnode {
+	for _, n := range nt.nodes {
+		if bytes.Equal(n.id, id) {
+			return n
+		}
+	}
+	return nil
+}
+
+// step runs one epoch on every node (the clock advancing by one epoch),
+// then delivers what they sent, each recipient's payloads in one batch.
+func (nt *tnet) step() {
+	nt.t.Helper()
+	nt.steps++
+	nt.clk.advance(nt.nodes[0].cfg.epoch)
+	inboxes := make(map[*tnode][]inbound)
+	for _, from := range nt.nodes {
+		for _, o := range from.tick() {
+			to := nt.byID(o.peer)
+			if to == nil {
+				nt.t.Fatalf("%s sent a payload to a non-member %x", from.name, o.peer)
+			}
+			nt.bytes += len(o.payload)
+			if nt.keep {
+				var p wirepb.Payload
+				if err := proto.Unmarshal(o.payload, &p); err != nil {
+					nt.t.Fatalf("%s sent an undecodable payload: %v", from.name, err)
+				}
+				nt.sent = append(nt.sent, sentPayload{step: nt.steps, from: from.name, to: to.name, raw: o.payload, p: &p})
+			}
+			if nt.drop != nil && nt.drop(from, to, o.payload) {
+				continue
+			}
+			inboxes[to] = append(inboxes[to], inbound{group: o.group, from: from.id, payload: o.payload})
+		}
+	}
+	for _, to := range nt.nodes {
+		if in := inboxes[to]; len(in) > 0 {
+			ds, err := to.n.receive(context.Background(), in)
+			if err != nil {
+				nt.t.Fatalf("%s: receive: %v", to.name, err)
+			}
+			to.take(ds)
+		}
+	}
+}
+
+// run steps until done returns true or max epochs pass; it returns the
+// epochs stepped.
+func (nt *tnet) run(max int, done func() bool) int {
+	nt.t.Helper()
+	for i := 1; i <= max; i++ {
+		nt.step()
+		if done() {
+			return i
+		}
+	}
+	nt.t.Fatalf("not done after %d epochs", max)
+	return max
+}
+
+// lossy returns a drop function losing each payload with probability p,
+// from a seeded generator.
+func lossy(seed uint64, p float64) func(from, to *tnode, payload []byte) bool {
+	rng := rand.New(rand.NewPCG(seed, 0xd00d))
+	return func(*tnode, *tnode, []byte) bool { return rng.Float64() < p }
+}
+
+// encode encodes a Payload.
+func encode(t testing.TB, p *wirepb.Payload) []byte {
+	t.Helper()
+	b, err := proto.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// messageFrom builds a wire Message authored by author.
+func messageFrom(t testing.TB, group, author []byte, ts int64, payload string, ephemeral bool, parents ...ID) (*wirepb.Message, ID) {
+	t.Helper()
+	b, err := encodeBody(author, parents, []byte(payload), ephemeral)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &wirepb.Message{GroupId: group, Timestamp: ts, Body: b}, MessageID(group, ts, b)
+}
+
+// sentAt returns the payloads sent at step from one node to another.
+func (nt *tnet) sentAt(step int, from, to string) []*wirepb.Payload {
+	var out []*wirepb.Payload
+	for _, s := range nt.sent {
+		if s.step == step && s.from == from && s.to == to {
+			out = append(out, s.p)
+		}
+	}
+	return out
+}
+
+// wireIDs converts wire ids for comparisons.
+func wireIDs(raw [][]byte) []ID {
+	out := make([]ID, len(raw))
+	for i, r := range raw {
+		out[i] = ID(r)
+	}
+	return out
+}

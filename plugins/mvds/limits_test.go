@@ -1,0 +1,181 @@
+package mvds
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-msg/strata/plugins/mvds/wirepb"
+)
+
+// TestLimits feeds node a, in a group with b, one kind of bad input per
+// case and checks that exactly the matching dropped_ counter grew, by the
+// count given, that nothing went up, and (for inputs that must not be
+// answered) that a answers nothing.
+func TestLimits(t *testing.T) {
+	b, x := identity("b"), identity("x")
+	id := ID{7}
+	msg := func(t *testing.T, author []byte, ts int64, eph bool, parents ...ID) []byte {
+		m, _ := messageFrom(t, testGroupID, author, ts, "p", eph, parents...)
+		return encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})
+	}
+	rawBody := func(t *testing.T, pb *wirepb.Body) []byte {
+		body, err := proto.Marshal(pb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return encode(t, &wirepb.Payload{Messages: []*wirepb.Message{{GroupId: testGroupID, Timestamp: 1, Body: body}}})
+	}
+	for _, tc := range []struct {
+		name   string
+		tune   func(*settings)
+		feed   func(t *testing.T, a *tnode)
+		want   string
+		count  uint64
+		silent bool // a must send nothing in answer
+	}{
+		{name: "unknown group", want: "unknown_group", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			in := []inbound{{group: []byte("another group"), from: b, payload: msg(t, b, 1, false)}}
+			if _, err := a.n.receive(context.Background(), in); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "non member", want: "non_member", count: 3, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(x, msg(t, x, 1, false))
+			a.receive(x, encode(t, &wirepb.Payload{Requests: [][]byte{id[:]}}))
+			a.receive(a.id, msg(t, a.id, 1, false)) // from itself
+		}},
+		{name: "oversize frame", want: "oversize", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, make([]byte, a.cfg.maxFrame+1))
+		}},
+		{name: "oversize payload", want: "oversize", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, rawBody(t, &wirepb.Body{Version: 1, Author: b, Payload: make([]byte, MaxPayload+1)}))
+		}},
+		{name: "malformed", want: "malformed", count: 4, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, []byte{0xff, 0x01, 0x02})
+			a.receive(b, nil)                                  // no record at all
+			a.receive(b, msg(t, b, -5, false))                 // negative timestamp
+			a.receive(b, rawBody(t, &wirepb.Body{Version: 1})) // no author
+		}},
+		{name: "too many ids", tune: func(s *settings) { s.maxIDs = 2 }, want: "too_many_ids", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, encode(t, &wirepb.Payload{Offers: [][]byte{{1: 1, 31: 0}, make([]byte, 32), make([]byte, 32)}}))
+		}},
+		{name: "bad id", want: "bad_id", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, encode(t, &wirepb.Payload{Acks: [][]byte{make([]byte, 31)}}))
+			a.receive(b, rawBody(t, &wirepb.Body{Version: 1, Author: b, Parents: [][]byte{{1}}}))
+		}},
+		{name: "wrong group", want: "wrong_group", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			m, _ := messageFrom(t, []byte("another group"), b, 1, "p", false)
+			a.receive(b, encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}}))
+		}},
+		{name: "body version", want: "version", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, rawBody(t, &wirepb.Body{Version: 2, Author: b}))
+		}},
+		{name: "non member author", want: "non_member_author", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, msg(t, x, 1, false)) // relayed by a member
+		}},
+		{name: "too many parents", tune: func(s *settings) { s.maxParents = 1 }, want: "too_many_parents", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, msg(t, b, 1, false, ID{1}, ID{2}))
+		}},
+		{name: "pending full", tune: func(s *settings) { s.maxPending = 1 }, want: "pending_full", count: 2, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, msg(t, b, 1, false, ID{1}))
+			a.receive(b, msg(t, b, 2, false, ID{2}))                      // not stored, not acked
+			a.receive(b, msg(t, b, a.clk.now().UnixMilli(), true, ID{3})) // ephemeral too
+			if st := a.state(); st.pending != 1 || st.messages != 1 {
+				t.Fatalf("state %+v, want the first message pending", st)
+			}
+			out := a.tick()
+			p, err := decodePayload(out[0].payload, 10)
+			if err != nil || len(p.Acks) != 1 {
+				t.Fatalf("a sent %v (%v), want one ack", p, err)
+			}
+		}},
+		{name: "pending expired", want: "pending_expired", count: 2, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, msg(t, b, 1, false, ID{1}))
+			a.receive(b, msg(t, b, a.clk.now().UnixMilli(), true, ID{1}))
+			a.clk.advance(a.cfg.ephemeralWindow + time.Second)
+			a.tick()
+			if st := a.state(); st.pending != 1 {
+				t.Fatalf("state %+v, want the persistent message still pending", st)
+			}
+			a.clk.advance(a.cfg.pendingExpiry)
+			a.tick()
+			if st := a.state(); st.pending != 0 || st.messages != 0 {
+				t.Fatalf("state %+v after the expiry, want nothing", st)
+			}
+			if len(a.n.groups[string(testGroupID)].waiting) != 0 {
+				t.Fatal("the waiting index still holds the expired messages")
+			}
+		}},
+		{name: "offer flood", tune: func(s *settings) { s.maxRequests = 2 }, want: "offer_flood", count: 1, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, encode(t, &wirepb.Payload{Offers: [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)}}))
+			out := a.tick()
+			p, err := decodePayload(out[0].payload, 10)
+			if err != nil || len(p.Requests) != 2 {
+				t.Fatalf("a sent %v (%v), want two requests", p, err)
+			}
+		}},
+		{name: "unknown ack", want: "unknown_ack", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, encode(t, &wirepb.Payload{Acks: [][]byte{id[:]}}))
+		}},
+		{name: "unknown request", want: "unknown_request", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, encode(t, &wirepb.Payload{Requests: [][]byte{id[:]}}))
+		}},
+		{name: "unrequested", tune: func(s *settings) { s.acceptUnsolicited = false }, want: "unrequested", count: 1, feed: func(t *testing.T, a *tnode) {
+			m, mid := messageFrom(t, testGroupID, b, 1, "p", false)
+			one := encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})
+			a.receive(b, one)
+			if a.state().messages != 0 {
+				t.Fatal("an unrequested message was stored")
+			}
+			// Offered, then requested: now it is taken.
+			a.receive(b, encode(t, &wirepb.Payload{Offers: [][]byte{mid[:]}}))
+			a.receive(b, one)
+			if !a.delivered(mid) {
+				t.Fatal("a requested message was not delivered")
+			}
+			a.order = nil
+		}},
+		{name: "relayed", tune: func(s *settings) { s.relay = false }, want: "relayed", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, msg(t, a.id, 1, false)) // b forwards a message "by a"
+		}},
+		{name: "stale ephemeral", want: "stale", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, msg(t, b, 1, true))
+			a.receive(b, msg(t, b, a.clk.now().Add(a.cfg.ephemeralWindow+time.Second).UnixMilli(), true))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testSettings()
+			if tc.tune != nil {
+				tc.tune(&cfg)
+			}
+			a := newTNode(t, "a", cfg, newClock())
+			a.setGroup(a.id, b)
+			tc.feed(t, a)
+			for name, v := range a.c.snapshot() {
+				if !strings.HasPrefix(name, "dropped_") {
+					continue
+				}
+				want := uint64(0)
+				if name == "dropped_"+tc.want {
+					want = tc.count
+				}
+				if v != want {
+					t.Errorf("%s = %d, want %d", name, v, want)
+				}
+			}
+			if len(a.order) != 0 {
+				t.Errorf("delivered %v", a.order)
+			}
+			if tc.silent {
+				if out := a.tick(); len(out) != 0 {
+					t.Errorf("a answered with %d payloads", len(out))
+				}
+			}
+		})
+	}
+}

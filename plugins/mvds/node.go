@@ -1,0 +1,531 @@
+package mvds
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/strata-msg/strata/plugins/mvds/wirepb"
+)
+
+// Errors of the node's control operations; the layer maps them to gRPC
+// codes.
+var (
+	// errInvalid: a request the node refuses as it stands.
+	errInvalid = errors.New("invalid")
+	// errNoGroup: a group that was never set.
+	errNoGroup = errors.New("no such group")
+	// errPrecondition: a parent that is not a delivered persistent message
+	// of the group, or a node without an identity.
+	errPrecondition = errors.New("failed precondition")
+	// errUnavailable: the node failed (its storage did) or is closed.
+	errUnavailable = errors.New("unavailable")
+	// errBusy: a member's queue of ephemeral messages is full.
+	errBusy = errors.New("resource exhausted")
+)
+
+// queueFactor bounds the in-memory queues of each member: at most
+// queueFactor·max_ids acks and as many ephemeral messages wait for the
+// next epochs. An ack beyond it is not queued (the sender retransmits and
+// is acked then); an ephemeral Send beyond it fails.
+const queueFactor = 8
+
+// maxRequestTries is how many times a REQUEST record is sent before it is
+// given up. A missing message that its holder keeps retransmitting still
+// arrives; the request only hastens it.
+const maxRequestTries = 16
+
+// node is the MVDS state machine of one Strata node: its groups, their
+// messages and per-member records, the epoch clock and the causal
+// delivery buffer. It knows nothing of the SDK: the layer feeds it
+// inbound payloads (receive), drives its epochs (tick) and emits what they
+// return. Every method is safe for concurrent use; one mutex serializes
+// them, and each runs its writes in one store transaction.
+type node struct {
+	cfg  settings
+	self []byte
+	st   *store
+	now  func() time.Time
+	c    *counters
+	log  hclog.Logger
+
+	mu     sync.Mutex
+	epoch  uint64
+	lastTS int64 // the last timestamp this node stamped
+	groups map[string]*group
+	// failed is a storage error after which memory may be ahead of disk:
+	// the node refuses to go on.
+	failed error
+	closed bool
+}
+
+// group is the in-memory state of one sync group. Messages and records
+// live in the store; the group keeps what is transient (acks to send,
+// ephemeral messages to send once) or bounded (messages waiting for a
+// parent).
+type group struct {
+	id        []byte
+	members   [][]byte
+	memberSet map[string]bool
+	// pending holds messages waiting for a parent, at most max_pending.
+	pending map[ID]*pendingMsg
+	// waiting maps a parent that is not delivered to its pending children.
+	waiting map[ID][]ID
+	// acks are the ids to acknowledge to each member at the next epoch.
+	acks map[string]*idQueue
+	// once are the ephemeral messages to send each member at the next epoch.
+	once map[string][]*wirepb.Message
+	// heard is the epoch of each member's last valid payload.
+	heard map[string]uint64
+	// requests counts the REQUEST records for each member.
+	requests map[string]int
+}
+
+func newGroup(id []byte) *group {
+	return &group{
+		id:        id,
+		memberSet: make(map[string]bool),
+		pending:   make(map[ID]*pendingMsg),
+		waiting:   make(map[ID][]ID),
+		acks:      make(map[string]*idQueue),
+		once:      make(map[string][]*wirepb.Message),
+		heard:     make(map[string]uint64),
+		requests:  make(map[string]int),
+	}
+}
+
+func (g *group) setMembers(members [][]byte) {
+	g.members = members
+	g.memberSet = make(map[string]bool, len(members))
+	for _, m := range members {
+		g.memberSet[string(m)] = true
+	}
+}
+
+func (g *group) isMember(peer []byte) bool { return g.memberSet[string(peer)] }
+
+// queueAck acknowledges id to peer at the next epoch, unless peer's queue
+// is full.
+func (n *node) queueAck(g *group, peer []byte, id ID) {
+	q := g.acks[string(peer)]
+	if q == nil {
+		q = &idQueue{set: make(map[ID]bool)}
+		g.acks[string(peer)] = q
+	}
+	if len(q.ids) < queueFactor*n.cfg.maxIDs {
+		q.push(id)
+	}
+}
+
+// idQueue is a queue of distinct ids.
+type idQueue struct {
+	ids []ID
+	set map[ID]bool
+}
+
+func (q *idQueue) push(id ID) {
+	if !q.set[id] {
+		q.set[id] = true
+		q.ids = append(q.ids, id)
+	}
+}
+
+// pendingMsg is a message waiting for a parent. A persistent one is also
+// in the store (delivered = 0); an ephemeral one lives only here.
+type pendingMsg struct {
+	id        ID
+	author    []byte
+	parents   []ID
+	from      []byte // the member it came from
+	received  time.Time
+	trace     uint64
+	ephemeral bool
+	timestamp int64
+	payload   []byte // ephemeral only; a persistent one is read back from the store
+}
+
+// delivery is a message the node has decided to deliver, its delivered
+// mark committed: the layer emits it as an UP frame.
+type delivery struct {
+	group     []byte
+	id        ID
+	author    []byte
+	payload   []byte
+	ephemeral bool
+	trace     uint64
+}
+
+// inbound is one payload from below.
+type inbound struct {
+	group   []byte
+	from    []byte
+	payload []byte
+	trace   uint64
+}
+
+// outbound is one payload for one member, built at an epoch.
+type outbound struct {
+	group, peer []byte
+	payload     []byte
+	// ephemeral says the payload holds ephemeral messages only.
+	ephemeral bool
+}
+
+// openNode opens the store in dir and rebuilds the node's memory from it.
+// self is the node's identity key (empty: the node stores and relays
+// nothing, since it cannot be a member).
+func openNode(ctx context.Context, dir string, self []byte, cfg settings, c *counters, log hclog.Logger, now func() time.Time) (*node, error) {
+	st, err := openStore(ctx, dir, cfg.durability)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, groups: make(map[string]*group)}
+	if err := n.load(ctx); err != nil {
+		st.close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// load reads the groups, the epoch and the pending messages.
+func (n *node) load(ctx context.Context) error {
+	tx, err := n.st.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.rollback()
+	epoch, err := tx.meta(metaEpoch)
+	if err != nil {
+		return err
+	}
+	n.epoch = uint64(epoch)
+	if n.lastTS, err = tx.meta(metaTimestamp); err != nil {
+		return err
+	}
+	// A record can be due no later than backoff_max epochs after the epoch
+	// it was last sent in; the epochs of idle ticks are not stored, so this
+	// also bounds how much later than planned a record goes out after a
+	// restart.
+	if err := tx.clampStates(n.epoch + n.cfg.backoffMax); err != nil {
+		return err
+	}
+	rows, err := tx.groups()
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		g := newGroup(r.id)
+		g.setMembers(r.members)
+		n.groups[string(r.id)] = g
+	}
+	counts, err := tx.requestCounts()
+	if err != nil {
+		return err
+	}
+	for gid, peers := range counts {
+		if g := n.groups[gid]; g != nil {
+			g.requests = peers
+		}
+	}
+	pending, err := tx.pendingMessages()
+	if err != nil {
+		return err
+	}
+	for _, m := range pending {
+		g := n.groups[string(m.group)]
+		if g == nil {
+			continue
+		}
+		b, err := decodeBody(m.body, MaxParentsLimit)
+		if err != nil {
+			return fmt.Errorf("mvds: stored message %s: %w", m.id, err)
+		}
+		g.pending[m.id] = &pendingMsg{id: m.id, author: b.author, parents: b.parents, from: m.sender, received: time.UnixMilli(m.receivedMs), timestamp: m.timestamp}
+	}
+	for _, g := range n.groups {
+		for _, pm := range g.pending {
+			for _, p := range pm.parents {
+				info, found, err := tx.message(g.id, p)
+				if err != nil {
+					return err
+				}
+				if !found || !info.done() {
+					g.waiting[p] = append(g.waiting[p], pm.id)
+				}
+			}
+		}
+	}
+	return tx.commit()
+}
+
+// usable is the precondition of every operation; n.mu is held.
+func (n *node) usable() error {
+	switch {
+	case n.failed != nil:
+		return fmt.Errorf("%w: storage failed: %v", errUnavailable, n.failed)
+	case n.closed:
+		return fmt.Errorf("%w: closed", errUnavailable)
+	}
+	return nil
+}
+
+// fail records a storage error that left memory ahead of disk; n.mu is
+// held. The node serves nothing more, and the layer reports it unhealthy:
+// a restart rebuilds the node from what was committed.
+func (n *node) fail(err error) {
+	if n.failed == nil {
+		n.failed = err
+		n.log.Error("storage failed; the sync layer stops", "error", err)
+	}
+}
+
+// close persists the epoch and closes the store.
+func (n *node) close(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	var err error
+	if n.failed == nil {
+		var tx *txn
+		if tx, err = n.st.begin(ctx); err == nil {
+			if err = tx.setMeta(metaEpoch, int64(n.epoch)); err == nil {
+				err = tx.commit()
+			} else {
+				tx.rollback()
+			}
+		}
+	}
+	if cerr := n.st.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// health returns the number of pending messages and of groups, and the
+// storage failure, if any.
+func (n *node) health() (pending, groups int, failed error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, g := range n.groups {
+		pending += len(g.pending)
+	}
+	return pending, len(n.groups), n.failed
+}
+
+// setGroup creates a group or changes its members. members are 32-byte
+// identity keys and include this node. A member that leaves loses every
+// record for it; one that joins gets the messages sent from then on.
+func (n *node) setGroup(ctx context.Context, id []byte, members [][]byte) error {
+	if len(id) == 0 || len(id) > MaxGroupID {
+		return fmt.Errorf("%w: group id of %d bytes, want 1 to %d", errInvalid, len(id), MaxGroupID)
+	}
+	if len(members) > MaxMembers {
+		return fmt.Errorf("%w: %d members, at most %d", errInvalid, len(members), MaxMembers)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.usable(); err != nil {
+		return err
+	}
+	if len(n.self) == 0 {
+		return fmt.Errorf("%w: the node has no identity key", errPrecondition)
+	}
+	var list [][]byte
+	set := make(map[string]bool)
+	for _, m := range members {
+		if len(m) != IdentitySize {
+			return fmt.Errorf("%w: member %s is %d bytes, want %d", errInvalid, short(m), len(m), IdentitySize)
+		}
+		if !set[string(m)] {
+			set[string(m)] = true
+			list = append(list, bytes.Clone(m))
+		}
+	}
+	if !set[string(n.self)] {
+		return fmt.Errorf("%w: the members do not include this node", errInvalid)
+	}
+	g := n.groups[string(id)]
+	if g != nil && sameMembers(g.memberSet, set) {
+		return nil // what the host sends after every start
+	}
+	tx, err := n.st.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.rollback()
+	if err := tx.putGroup(id, list); err != nil {
+		return err
+	}
+	var gone [][]byte
+	if g != nil {
+		for _, m := range g.members {
+			if !set[string(m)] {
+				gone = append(gone, m)
+				if err := tx.deletePeer(id, m); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := tx.commit(); err != nil {
+		return err
+	}
+	if g == nil {
+		g = newGroup(bytes.Clone(id))
+		n.groups[string(g.id)] = g
+	}
+	g.setMembers(list)
+	for _, m := range gone {
+		delete(g.acks, string(m))
+		delete(g.once, string(m))
+		delete(g.heard, string(m))
+		delete(g.requests, string(m))
+	}
+	return nil
+}
+
+func sameMembers(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// send adds a message to a group and returns its id. A persistent message
+// is committed, with a record for every other member, before send
+// returns; it goes out at the next epoch (as a MESSAGE in batch mode, an
+// OFFER in interactive mode). An ephemeral one is only queued, to go out
+// once at the next epoch. Every parent must be a persistent message of the
+// group that was sent or delivered here. Each call is a new message: the
+// timestamp strictly increases, so equal content gets a new id.
+func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][]byte, ephemeral bool) (ID, error) {
+	if len(payload) > MaxPayload {
+		return ID{}, fmt.Errorf("%w: payload of %d bytes, at most %d", errInvalid, len(payload), MaxPayload)
+	}
+	if len(rawParents) > n.cfg.maxParents {
+		return ID{}, fmt.Errorf("%w: %d parents, at most %d", errInvalid, len(rawParents), n.cfg.maxParents)
+	}
+	parents, err := toIDs(rawParents)
+	if err != nil {
+		return ID{}, fmt.Errorf("%w: %v", errInvalid, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.usable(); err != nil {
+		return ID{}, err
+	}
+	if len(n.self) == 0 {
+		return ID{}, fmt.Errorf("%w: the node has no identity key", errPrecondition)
+	}
+	g := n.groups[string(groupID)]
+	if g == nil {
+		return ID{}, fmt.Errorf("%w: %s", errNoGroup, short(groupID))
+	}
+	now := n.now()
+	ts := max(now.UnixMilli(), n.lastTS+1)
+	b, err := encodeBody(n.self, parents, payload, ephemeral)
+	if err != nil {
+		return ID{}, err
+	}
+	id := MessageID(g.id, ts, b)
+
+	tx, err := n.st.begin(ctx)
+	if err != nil {
+		return ID{}, err
+	}
+	defer tx.rollback()
+	for _, p := range parents {
+		info, found, err := tx.message(g.id, p)
+		if err != nil {
+			return ID{}, err
+		}
+		if !found || !info.done() {
+			return ID{}, fmt.Errorf("%w: parent %s is not a persistent message of the group sent or delivered here", errPrecondition, p)
+		}
+	}
+	if ephemeral {
+		for _, peer := range g.members {
+			if len(g.once[string(peer)]) >= queueFactor*n.cfg.maxIDs {
+				return ID{}, fmt.Errorf("%w: %d ephemeral messages wait for %s", errBusy, len(g.once[string(peer)]), short(peer))
+			}
+		}
+		m := &wirepb.Message{GroupId: g.id, Timestamp: ts, Body: b}
+		for _, peer := range g.members {
+			if !bytes.Equal(peer, n.self) {
+				g.once[string(peer)] = append(g.once[string(peer)], m)
+			}
+		}
+		n.lastTS = ts
+		return id, nil
+	}
+	if err := tx.insertMessage(messageRow{group: g.id, id: id, timestamp: ts, body: b, own: true, delivered: true, sender: n.self, receivedMs: now.UnixMilli()}); err != nil {
+		return ID{}, err
+	}
+	typ := recMessage
+	if n.cfg.interactive {
+		typ = recOffer
+	}
+	for _, peer := range g.members {
+		if bytes.Equal(peer, n.self) {
+			continue
+		}
+		if _, err := tx.addState(g.id, peer, id, typ, n.epoch+1); err != nil {
+			return ID{}, err
+		}
+	}
+	if err := tx.setMeta(metaTimestamp, ts); err != nil {
+		return ID{}, err
+	}
+	if err := tx.setMeta(metaEpoch, int64(n.epoch)); err != nil {
+		return ID{}, err
+	}
+	if err := tx.commit(); err != nil {
+		return ID{}, err
+	}
+	n.lastTS = ts
+	return id, nil
+}
+
+// groupState is a group's State.
+type groupState struct {
+	groupCounts
+	pending uint64
+}
+
+// state reports a group's figures: messages stored (sent here or
+// received), received messages delivered, messages waiting for a parent,
+// and stored messages some member has not acknowledged to this node.
+func (n *node) state(ctx context.Context, groupID []byte) (groupState, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.usable(); err != nil {
+		return groupState{}, err
+	}
+	g := n.groups[string(groupID)]
+	if g == nil {
+		return groupState{}, fmt.Errorf("%w: %s", errNoGroup, short(groupID))
+	}
+	tx, err := n.st.begin(ctx)
+	if err != nil {
+		return groupState{}, err
+	}
+	defer tx.rollback()
+	c, err := tx.counts(g.id)
+	if err != nil {
+		return groupState{}, err
+	}
+	return groupState{groupCounts: c, pending: uint64(len(g.pending))}, nil
+}

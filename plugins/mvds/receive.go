@@ -1,0 +1,317 @@
+package mvds
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/strata-msg/strata/plugins/mvds/wirepb"
+)
+
+// batch is the context of one receive (or one delivery pass): its
+// transaction, its clock reading and the deliveries it decided.
+type batch struct {
+	tx  *txn
+	now time.Time
+	out []delivery
+}
+
+// receive handles a batch of inbound payloads in one transaction and
+// returns the messages to deliver, in order. When it returns, everything
+// the batch changed is committed: stored messages, records, and the
+// delivered marks of what it returns. Acks for the stored messages are
+// queued only in memory and leave at the next epoch, which cannot begin
+// before the commit (it needs n.mu). A storage error fails the node.
+func (n *node) receive(ctx context.Context, in []inbound) ([]delivery, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.usable(); err != nil {
+		for range in {
+			n.c.drop(dropNotRunning)
+		}
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Once begun, the transaction runs to its end: cancelling it half way
+	// would leave memory (pending messages, queued acks) ahead of disk.
+	tx, err := n.st.begin(context.WithoutCancel(ctx))
+	if err != nil {
+		n.fail(err)
+		return nil, err
+	}
+	b := &batch{tx: tx, now: n.now()}
+	for _, f := range in {
+		if err := n.handle(b, f); err != nil {
+			tx.rollback()
+			n.fail(err)
+			return nil, err
+		}
+	}
+	if err := tx.setMeta(metaEpoch, int64(n.epoch)); err != nil {
+		tx.rollback()
+		n.fail(err)
+		return nil, err
+	}
+	if err := tx.commit(); err != nil {
+		n.fail(err)
+		return nil, err
+	}
+	return b.out, nil
+}
+
+// handle processes one payload: its sender must be another member of the
+// group, its bytes a valid Payload. Records go in the order of the Go
+// node: acks, requests, offers, messages. The error is a storage error;
+// anything wrong with the input is dropped and counted.
+func (n *node) handle(b *batch, f inbound) error {
+	g := n.groups[string(f.group)]
+	if g == nil {
+		n.c.drop(dropUnknownGroup)
+		return nil
+	}
+	if !g.isMember(f.from) || bytes.Equal(f.from, n.self) {
+		n.c.drop(dropNonMember)
+		return nil
+	}
+	if len(f.payload) > n.cfg.maxFrame {
+		n.c.drop(dropOversize)
+		return nil
+	}
+	p, err := decodePayload(f.payload, n.cfg.maxIDs)
+	if err != nil {
+		n.c.drop(reasonOf(err))
+		return nil
+	}
+	n.c.payloadsIn.Add(1)
+	n.c.bytesIn.Add(uint64(len(f.payload)))
+	if err := n.heardFrom(b, g, f.from); err != nil {
+		return err
+	}
+	for _, raw := range p.Acks {
+		if err := n.onAck(b, g, f.from, ID(raw)); err != nil {
+			return err
+		}
+	}
+	for _, raw := range p.Requests {
+		if err := n.onRequest(b, g, f.from, ID(raw)); err != nil {
+			return err
+		}
+	}
+	for _, raw := range p.Offers {
+		if err := n.onOffer(b, g, f.from, ID(raw)); err != nil {
+			return err
+		}
+	}
+	for _, m := range p.Messages {
+		if err := n.onMessage(b, g, f.from, m, f.trace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// heardFrom notes a valid payload from peer. If peer had been silent for
+// backoff_max epochs (or since this node started), up to online_reset of
+// the records waiting for it in a long backoff (more than backoff_base
+// epochs still to wait) become due at the next epoch: it is back, and
+// need not wait them out. Records in their first, short wait are left
+// alone: their ack may be on its way.
+func (n *node) heardFrom(b *batch, g *group, peer []byte) error {
+	last, seen := g.heard[string(peer)]
+	g.heard[string(peer)] = n.epoch
+	if n.cfg.onlineReset == 0 || (seen && n.epoch-last < n.cfg.backoffMax) {
+		return nil
+	}
+	reset, err := b.tx.resetPeer(g.id, peer, n.epoch+1, n.epoch+n.cfg.backoffBase, n.cfg.onlineReset)
+	if err != nil {
+		return err
+	}
+	n.c.onlineResets.Add(uint64(reset))
+	return nil
+}
+
+// onAck: peer holds the message, so its OFFER or MESSAGE record goes.
+func (n *node) onAck(b *batch, g *group, peer []byte, id ID) error {
+	n.c.acks.Add(1)
+	cleared, err := b.tx.clearSent(g.id, peer, id)
+	if err != nil || cleared {
+		return err
+	}
+	_, found, err := b.tx.message(g.id, id)
+	if err != nil {
+		return err
+	}
+	if !found {
+		n.c.drop(dropUnknownAck)
+	}
+	return nil // found: a late or repeated ack
+}
+
+// onRequest: peer wants a message; if it is stored here it becomes a
+// MESSAGE record for peer, due at the next epoch.
+func (n *node) onRequest(b *batch, g *group, peer []byte, id ID) error {
+	n.c.requests.Add(1)
+	_, found, err := b.tx.message(g.id, id)
+	if err != nil {
+		return err
+	}
+	if !found {
+		n.c.drop(dropUnknownRequest)
+		return nil
+	}
+	return b.tx.answerRequest(g.id, peer, id, n.epoch+1)
+}
+
+// onOffer: peer holds a message. If it is stored here too, peer gets an
+// ack (so that it stops offering; the Go node ignores such offers, which
+// makes the offerer retransmit forever) and loses any record for it;
+// otherwise the message is requested from peer, within max_requests.
+func (n *node) onOffer(b *batch, g *group, peer []byte, id ID) error {
+	n.c.offers.Add(1)
+	_, found, err := b.tx.message(g.id, id)
+	if err != nil {
+		return err
+	}
+	if found {
+		n.queueAck(g, peer, id)
+		_, err := b.tx.clearSent(g.id, peer, id)
+		return err
+	}
+	capped, err := n.request(b, g, peer, id)
+	if capped {
+		n.c.drop(dropOfferFlood)
+	}
+	return err
+}
+
+// request adds a REQUEST record for id to peer, due at the next epoch,
+// unless peer already has max_requests of them (capped).
+func (n *node) request(b *batch, g *group, peer []byte, id ID) (capped bool, err error) {
+	if g.requests[string(peer)] >= n.cfg.maxRequests {
+		return true, nil
+	}
+	added, err := b.tx.addState(g.id, peer, id, recRequest, n.epoch+1)
+	if added {
+		g.requests[string(peer)]++
+	}
+	return false, err
+}
+
+// onMessage checks and takes one message from peer.
+func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, trace uint64) error {
+	n.c.messages.Add(1)
+	if !bytes.Equal(m.GroupId, g.id) {
+		n.c.drop(dropWrongGroup)
+		return nil
+	}
+	if m.Timestamp < 0 {
+		n.c.drop(dropMalformed)
+		return nil
+	}
+	bd, err := decodeBody(m.Body, n.cfg.maxParents)
+	if err != nil {
+		n.c.drop(reasonOf(err))
+		return nil
+	}
+	if !g.isMember(bd.author) {
+		n.c.drop(dropNonMemberAuthor)
+		return nil
+	}
+	if !n.cfg.relay && !bytes.Equal(bd.author, peer) {
+		n.c.drop(dropRelayed) // authorship is authenticated only first hand
+		return nil
+	}
+	id := MessageID(g.id, m.Timestamp, m.Body)
+	pm := &pendingMsg{id: id, author: bytes.Clone(bd.author), parents: bd.parents, from: bytes.Clone(peer), received: b.now, trace: trace, timestamp: m.Timestamp}
+	if bd.ephemeral {
+		pm.ephemeral, pm.payload = true, bytes.Clone(bd.payload)
+		return n.onEphemeral(b, g, pm)
+	}
+	_, found, err := b.tx.message(g.id, id)
+	if err != nil {
+		return err
+	}
+	if found {
+		// The sender may have missed the ack: ack again (2/MVDS acks every
+		// copy that arrives). The sender holds the message.
+		n.c.duplicates.Add(1)
+		n.queueAck(g, peer, id)
+		_, err := b.tx.clearSent(g.id, peer, id)
+		return err
+	}
+	if !n.cfg.acceptUnsolicited {
+		asked, err := b.tx.requested(g.id, id)
+		if err != nil {
+			return err
+		}
+		if !asked {
+			n.c.drop(dropUnrequested)
+			return nil
+		}
+	}
+	missing, err := n.missing(b, g, bd.parents)
+	if err != nil {
+		return err
+	}
+	if missing != nil && len(g.pending) >= n.cfg.maxPending {
+		n.c.drop(dropPendingFull) // not acked: it comes back by retransmission
+		return nil
+	}
+	if err := b.tx.insertMessage(messageRow{group: g.id, id: id, timestamp: m.Timestamp, body: bytes.Clone(m.Body), sender: pm.from, receivedMs: b.now.UnixMilli()}); err != nil {
+		return err
+	}
+	n.queueAck(g, peer, id)
+	// Every member this node asked for the message holds it: ack it to
+	// them too, so that they stop sending it.
+	asked, err := b.tx.clearRequests(g.id, id)
+	if err != nil {
+		return err
+	}
+	for _, q := range asked {
+		if g.requests[string(q)] > 0 {
+			g.requests[string(q)]--
+		}
+		if g.isMember(q) && !bytes.Equal(q, peer) {
+			n.queueAck(g, q, id)
+		}
+	}
+	if missing == nil {
+		return n.deliver(b, g, pm, bd.payload)
+	}
+	return n.hold(b, g, pm, missing)
+}
+
+// onEphemeral takes an ephemeral message: never stored, acked or relayed,
+// delivered at most once (its id is remembered for ephemeral_window), and
+// dropped when its timestamp is more than ephemeral_window from this
+// node's clock, either way (so that no id is remembered for longer than
+// twice the window).
+func (n *node) onEphemeral(b *batch, g *group, pm *pendingMsg) error {
+	window, now := n.cfg.ephemeralWindow.Milliseconds(), b.now.UnixMilli()
+	if pm.timestamp < now-window || pm.timestamp > now+window {
+		n.c.drop(dropStale)
+		return nil
+	}
+	seen, err := b.tx.ephemeralSeen(g.id, pm.id)
+	if err != nil {
+		return err
+	}
+	if seen || g.pending[pm.id] != nil {
+		n.c.duplicates.Add(1)
+		return nil
+	}
+	missing, err := n.missing(b, g, pm.parents)
+	if err != nil {
+		return err
+	}
+	if missing == nil {
+		return n.deliver(b, g, pm, pm.payload)
+	}
+	if len(g.pending) >= n.cfg.maxPending {
+		n.c.drop(dropPendingFull)
+		return nil
+	}
+	return n.hold(b, g, pm, missing)
+}

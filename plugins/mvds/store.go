@@ -1,0 +1,716 @@
+package mvds
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// DBName is the store's file inside the layer's data directory.
+const DBName = "mvds.db"
+
+// recordType is the type of a state record, persisted as the vacp2p/mvds
+// Go code numbers it.
+type recordType int
+
+// The state record types of 2/MVDS. ACK records are never state.
+const (
+	recOffer   recordType = 0
+	recRequest recordType = 1
+	recMessage recordType = 2
+)
+
+// Meta keys.
+const (
+	metaEpoch     = "epoch"     // the last epoch a transaction ran in
+	metaTimestamp = "timestamp" // the last timestamp of an own message
+)
+
+// migrations take the database from user_version i to i+1. Released
+// entries are never edited; a schema change is a new entry.
+var migrations = []string{
+	// Version 1.
+	//
+	// groups: each group's members, 32-byte identity keys concatenated.
+	// messages: every persistent message this node holds, with its body
+	// as it travels; own marks messages sent here, delivered those that
+	// went up (own ones count as delivered), sender the member it came
+	// from (this node for own messages), received_ms when it was stored.
+	// states: the 2/MVDS per-peer records (OFFER, REQUEST or MESSAGE for a
+	// message and a member) with their send count and next send epoch; at
+	// most one record per message and member.
+	// ephemeral_seen: ids of ephemeral messages delivered here, until
+	// expires_ms, so that a replay is not delivered again.
+	`CREATE TABLE meta (
+		key   TEXT    NOT NULL PRIMARY KEY,
+		value INTEGER NOT NULL
+	) STRICT;
+	CREATE TABLE groups (
+		id      BLOB NOT NULL PRIMARY KEY,
+		members BLOB NOT NULL
+	) STRICT;
+	CREATE TABLE messages (
+		group_id    BLOB    NOT NULL,
+		id          BLOB    NOT NULL,
+		timestamp   INTEGER NOT NULL,
+		body        BLOB    NOT NULL,
+		own         INTEGER NOT NULL,
+		delivered   INTEGER NOT NULL,
+		sender      BLOB    NOT NULL,
+		received_ms INTEGER NOT NULL,
+		PRIMARY KEY (group_id, id)
+	) STRICT;
+	CREATE INDEX messages_pending ON messages (group_id) WHERE delivered = 0;
+	CREATE TABLE states (
+		group_id   BLOB    NOT NULL,
+		peer       BLOB    NOT NULL,
+		id         BLOB    NOT NULL,
+		type       INTEGER NOT NULL,
+		send_count INTEGER NOT NULL,
+		send_epoch INTEGER NOT NULL,
+		PRIMARY KEY (group_id, peer, id)
+	) STRICT;
+	CREATE INDEX states_due ON states (group_id, peer, send_epoch);
+	CREATE INDEX states_by_id ON states (group_id, id, type);
+	CREATE TABLE ephemeral_seen (
+		group_id   BLOB    NOT NULL,
+		id         BLOB    NOT NULL,
+		expires_ms INTEGER NOT NULL,
+		PRIMARY KEY (group_id, id)
+	) STRICT, WITHOUT ROWID;
+	CREATE INDEX ephemeral_seen_expiry ON ephemeral_seen (expires_ms);`,
+}
+
+// The statements of the store, each prepared once at open.
+const (
+	qMeta                 = "SELECT value FROM meta WHERE key = ?"
+	qSetMeta              = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+	qGroups               = "SELECT id, members FROM groups"
+	qPutGroup             = "INSERT INTO groups (id, members) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET members = excluded.members"
+	qMessage              = "SELECT own, delivered FROM messages WHERE group_id = ? AND id = ?"
+	qInsertMessage        = "INSERT INTO messages (group_id, id, timestamp, body, own, delivered, sender, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+	qMarkDelivered        = "UPDATE messages SET delivered = 1 WHERE group_id = ? AND id = ?"
+	qDeleteMessage        = "DELETE FROM messages WHERE group_id = ? AND id = ?"
+	qDeleteMessageRecords = "DELETE FROM states WHERE group_id = ? AND id = ? AND type != ?"
+	qMessageBody          = "SELECT body FROM messages WHERE group_id = ? AND id = ?"
+	qPending              = "SELECT group_id, id, timestamp, body, sender, received_ms FROM messages WHERE delivered = 0"
+	qAddState             = "INSERT INTO states (group_id, peer, id, type, send_count, send_epoch) VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING"
+	qAnswerRequest        = `INSERT INTO states (group_id, peer, id, type, send_count, send_epoch) VALUES (?, ?, ?, ?, 0, ?)
+		ON CONFLICT (group_id, peer, id) DO UPDATE SET
+			type = excluded.type,
+			send_count = CASE WHEN type = excluded.type THEN send_count ELSE 0 END,
+			send_epoch = MIN(send_epoch, excluded.send_epoch)`
+	qClearSent     = "DELETE FROM states WHERE group_id = ? AND peer = ? AND id = ? AND type != ?"
+	qClearRequests = "DELETE FROM states WHERE group_id = ? AND id = ? AND type = ? RETURNING peer"
+	qRequested     = "SELECT 1 FROM states WHERE group_id = ? AND id = ? AND type = ? LIMIT 1"
+	qDue           = `SELECT s.rowid, s.id, s.type, s.send_count, m.timestamp, m.body
+		FROM states s LEFT JOIN messages m ON s.type = ? AND m.group_id = s.group_id AND m.id = s.id
+		WHERE s.group_id = ? AND s.peer = ? AND s.send_epoch <= ?
+		ORDER BY s.send_epoch, s.rowid LIMIT ?`
+	qUpdateState = "UPDATE states SET send_count = ?, send_epoch = ? WHERE rowid = ?"
+	qDeleteState = "DELETE FROM states WHERE rowid = ?"
+	qDeletePeer  = "DELETE FROM states WHERE group_id = ? AND peer = ?"
+	qResetPeer   = `UPDATE states SET send_epoch = ? WHERE rowid IN (
+		SELECT rowid FROM states WHERE group_id = ? AND peer = ? AND send_count > 0 AND send_epoch > ?
+		ORDER BY send_epoch LIMIT ?)`
+	qClamp         = "UPDATE states SET send_epoch = ? WHERE send_epoch > ?"
+	qRequestCounts = "SELECT group_id, peer, COUNT(*) FROM states WHERE type = ? GROUP BY group_id, peer"
+	qCounts        = `SELECT
+		(SELECT COUNT(*) FROM messages WHERE group_id = ?1),
+		(SELECT COUNT(*) FROM messages WHERE group_id = ?1 AND own = 0 AND delivered = 1),
+		(SELECT COUNT(DISTINCT id) FROM states WHERE group_id = ?1 AND type != ?2)`
+	qEphemeralSeen  = "SELECT 1 FROM ephemeral_seen WHERE group_id = ? AND id = ?"
+	qMarkEphemeral  = "INSERT INTO ephemeral_seen (group_id, id, expires_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+	qPruneEphemeral = "DELETE FROM ephemeral_seen WHERE expires_ms < ?"
+)
+
+// queries lists every statement to prepare.
+var queries = []string{
+	qMeta,
+	qSetMeta,
+	qGroups,
+	qPutGroup,
+	qMessage,
+	qInsertMessage,
+	qMarkDelivered,
+	qDeleteMessage,
+	qDeleteMessageRecords,
+	qMessageBody,
+	qPending,
+	qAddState,
+	qAnswerRequest,
+	qClearSent,
+	qClearRequests,
+	qRequested,
+	qDue,
+	qUpdateState,
+	qDeleteState,
+	qDeletePeer,
+	qResetPeer,
+	qClamp,
+	qRequestCounts,
+	qCounts,
+	qEphemeralSeen,
+	qMarkEphemeral,
+	qPruneEphemeral,
+}
+
+// store is the layer's durable state: one SQLite database in WAL mode.
+// The node serializes its use, so the pool holds one connection.
+type store struct {
+	db   *sql.DB
+	path string
+	// stmts holds every statement the transactions run, prepared once at
+	// open on the pool's one connection, so that none is parsed twice.
+	stmts map[string]*sql.Stmt
+}
+
+// openStore opens (creating it if need be) the database in dir and brings
+// its schema up to date. durability is DurabilityFull or DurabilityNormal.
+func openStore(ctx context.Context, dir, durability string) (*store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mvds: create data dir: %w", err)
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, DBName))
+	if err != nil {
+		return nil, fmt.Errorf("mvds: store path: %w", err)
+	}
+	// Create the file ourselves so that it is private from the start;
+	// SQLite gives the WAL and shared-memory files the same mode.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: open store: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("mvds: open store: %w", err)
+	}
+	db, err := sql.Open("sqlite", dsn(abs, durability))
+	if err != nil {
+		return nil, fmt.Errorf("mvds: open store %s: %w", abs, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt)}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("mvds: open store %s: %w", abs, err)
+	}
+	for _, q := range queries {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("mvds: open store %s: prepare %q: %w", abs, q, err)
+		}
+		s.stmts[q] = st
+	}
+	return s, nil
+}
+
+// dsn is the driver's data source name for the database at abs. The
+// pragmas apply to every connection.
+func dsn(abs, durability string) string {
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows path such as C:/x becomes /C:/x
+	}
+	syncMode := "FULL"
+	if durability == DurabilityNormal {
+		syncMode = "NORMAL"
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+syncMode+")")
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// migrate applies the migrations the database lacks, each in its own
+// transaction.
+func (s *store) migrate(ctx context.Context) error {
+	var version int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this plugin's %d", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+// close closes the database.
+func (s *store) close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("mvds: close store: %w", err)
+	}
+	return nil
+}
+
+// begin starts a transaction. Like the sql.Tx it wraps, a txn is bound to
+// the context it began with.
+func (s *store) begin(ctx context.Context) (*txn, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: begin transaction: %w", err)
+	}
+	return &txn{ctx: ctx, tx: tx, stmts: s.stmts}, nil
+}
+
+// txn is one transaction of the store. Its methods wrap every error with
+// what they were doing.
+type txn struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+// stmt returns the prepared form of query for this transaction.
+func (t *txn) stmt(query string) *sql.Stmt {
+	if st := t.stmts[query]; st != nil {
+		return t.tx.StmtContext(t.ctx, st)
+	}
+	return nil
+}
+
+func (t *txn) query(query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(query); st != nil {
+		return st.QueryContext(t.ctx, args...)
+	}
+	return t.tx.QueryContext(t.ctx, query, args...)
+}
+
+func (t *txn) row(query string, args ...any) *sql.Row {
+	if st := t.stmt(query); st != nil {
+		return st.QueryRowContext(t.ctx, args...)
+	}
+	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
+func (t *txn) commit() error {
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("mvds: commit: %w", err)
+	}
+	return nil
+}
+
+// rollback ends a transaction that wrote nothing or failed.
+func (t *txn) rollback() { _ = t.tx.Rollback() }
+
+func (t *txn) exec(what, query string, args ...any) (sql.Result, error) {
+	var r sql.Result
+	var err error
+	if st := t.stmt(query); st != nil {
+		r, err = st.ExecContext(t.ctx, args...)
+	} else {
+		r, err = t.tx.ExecContext(t.ctx, query, args...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mvds: %s: %w", what, err)
+	}
+	return r, nil
+}
+
+// meta returns a meta value, 0 when absent.
+func (t *txn) meta(key string) (int64, error) {
+	var v int64
+	err := t.row(qMeta, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("mvds: read %s: %w", key, err)
+	}
+	return v, nil
+}
+
+func (t *txn) setMeta(key string, v int64) error {
+	_, err := t.exec("write "+key, qSetMeta, key, v)
+	return err
+}
+
+// groupRow is one stored group.
+type groupRow struct {
+	id      []byte
+	members [][]byte
+}
+
+func (t *txn) groups() ([]groupRow, error) {
+	rows, err := t.query(qGroups)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: read groups: %w", err)
+	}
+	defer rows.Close()
+	var out []groupRow
+	for rows.Next() {
+		var id, packed []byte
+		if err := rows.Scan(&id, &packed); err != nil {
+			return nil, fmt.Errorf("mvds: read groups: %w", err)
+		}
+		if len(packed)%IdentitySize != 0 {
+			return nil, fmt.Errorf("mvds: group %s: members of %d bytes", short(id), len(packed))
+		}
+		g := groupRow{id: id}
+		for i := 0; i < len(packed); i += IdentitySize {
+			g.members = append(g.members, packed[i:i+IdentitySize])
+		}
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mvds: read groups: %w", err)
+	}
+	return out, nil
+}
+
+func (t *txn) putGroup(id []byte, members [][]byte) error {
+	var packed []byte
+	for _, m := range members {
+		packed = append(packed, m...)
+	}
+	_, err := t.exec("write group", qPutGroup, id, packed)
+	return err
+}
+
+// msgInfo is what the node asks of a stored message most often.
+type msgInfo struct {
+	own, delivered bool
+}
+
+// done says whether the message counts as delivered here for its
+// children: delivered up, or sent from here.
+func (i msgInfo) done() bool { return i.own || i.delivered }
+
+// message looks a message up; found is false when the group does not hold
+// it.
+func (t *txn) message(group []byte, id ID) (info msgInfo, found bool, err error) {
+	err = t.row(qMessage, group, id[:]).Scan(&info.own, &info.delivered)
+	if errors.Is(err, sql.ErrNoRows) {
+		return msgInfo{}, false, nil
+	}
+	if err != nil {
+		return msgInfo{}, false, fmt.Errorf("mvds: read message %s: %w", id, err)
+	}
+	return info, true, nil
+}
+
+// messageRow is one stored message.
+type messageRow struct {
+	group      []byte
+	id         ID
+	timestamp  int64
+	body       []byte
+	own        bool
+	delivered  bool
+	sender     []byte
+	receivedMs int64
+}
+
+func (t *txn) insertMessage(m messageRow) error {
+	_, err := t.exec("store message "+m.id.String(),
+		qInsertMessage,
+		m.group, m.id[:], m.timestamp, m.body, m.own, m.delivered, m.sender, m.receivedMs)
+	return err
+}
+
+func (t *txn) markDelivered(group []byte, id ID) error {
+	_, err := t.exec("mark delivered", qMarkDelivered, group, id[:])
+	return err
+}
+
+// deleteMessage forgets a message and every record about it.
+func (t *txn) deleteMessage(group []byte, id ID) error {
+	if _, err := t.exec("delete message", qDeleteMessage, group, id[:]); err != nil {
+		return err
+	}
+	_, err := t.exec("delete message records", qDeleteMessageRecords, group, id[:], recRequest)
+	return err
+}
+
+// messageBody returns a stored message's body; ok is false when it is not
+// stored.
+func (t *txn) messageBody(group []byte, id ID) (body []byte, ok bool, err error) {
+	err = t.row(qMessageBody, group, id[:]).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("mvds: read message %s: %w", id, err)
+	}
+	return body, true, nil
+}
+
+// pendingMessages returns every stored message that has not gone up.
+func (t *txn) pendingMessages() ([]messageRow, error) {
+	rows, err := t.query(qPending)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: read pending messages: %w", err)
+	}
+	defer rows.Close()
+	var out []messageRow
+	for rows.Next() {
+		var m messageRow
+		var id []byte
+		if err := rows.Scan(&m.group, &id, &m.timestamp, &m.body, &m.sender, &m.receivedMs); err != nil {
+			return nil, fmt.Errorf("mvds: read pending messages: %w", err)
+		}
+		if len(id) != len(ID{}) {
+			return nil, fmt.Errorf("mvds: stored message id of %d bytes", len(id))
+		}
+		copy(m.id[:], id)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mvds: read pending messages: %w", err)
+	}
+	return out, nil
+}
+
+// addState adds a record with send count 0 due at epoch, unless the
+// message and member already have one; added says whether it did.
+func (t *txn) addState(group, peer []byte, id ID, typ recordType, epoch uint64) (added bool, err error) {
+	r, err := t.exec("add record", qAddState,
+		group, peer, id[:], typ, int64(epoch))
+	if err != nil {
+		return false, err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mvds: add record: %w", err)
+	}
+	return n > 0, nil
+}
+
+// answerRequest makes the message due to peer at epoch as a MESSAGE
+// record: an OFFER becomes a MESSAGE with send count 0 (2/MVDS interactive
+// flow), and a MESSAGE record keeps its count and is made due no later
+// than epoch.
+func (t *txn) answerRequest(group, peer []byte, id ID, epoch uint64) error {
+	_, err := t.exec("answer request", qAnswerRequest,
+		group, peer, id[:], recMessage, int64(epoch))
+	return err
+}
+
+// clearSent deletes the OFFER or MESSAGE record of the message for peer:
+// peer holds the message. It says whether there was one.
+func (t *txn) clearSent(group, peer []byte, id ID) (bool, error) {
+	r, err := t.exec("clear record", qClearSent, group, peer, id[:], recRequest)
+	if err != nil {
+		return false, err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mvds: clear record: %w", err)
+	}
+	return n > 0, nil
+}
+
+// clearRequests deletes every REQUEST record for the message and returns
+// the members they were for.
+func (t *txn) clearRequests(group []byte, id ID) ([][]byte, error) {
+	rows, err := t.query(qClearRequests, group, id[:], recRequest)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: clear requests: %w", err)
+	}
+	defer rows.Close()
+	var peers [][]byte
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("mvds: clear requests: %w", err)
+		}
+		peers = append(peers, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mvds: clear requests: %w", err)
+	}
+	return peers, nil
+}
+
+// requested says whether any REQUEST record for the message exists.
+func (t *txn) requested(group []byte, id ID) (bool, error) {
+	var one int
+	err := t.row(qRequested, group, id[:], recRequest).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mvds: read requests: %w", err)
+	}
+	return true, nil
+}
+
+// stateRow is a due record, with the message's timestamp and body for a
+// MESSAGE record (nil when the message is no longer stored).
+type stateRow struct {
+	rowid     int64
+	id        ID
+	typ       recordType
+	count     uint64
+	timestamp int64
+	body      []byte
+}
+
+// dueStates returns up to limit records for peer whose send epoch is at
+// most epoch, the longest due first, in the order they were made.
+func (t *txn) dueStates(group, peer []byte, epoch uint64, limit int) ([]stateRow, error) {
+	rows, err := t.query(qDue, recMessage, group, peer, int64(epoch), limit)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: read due records: %w", err)
+	}
+	defer rows.Close()
+	var out []stateRow
+	for rows.Next() {
+		var r stateRow
+		var id []byte
+		var count int64
+		var ts sql.NullInt64
+		if err := rows.Scan(&r.rowid, &id, &r.typ, &count, &ts, &r.body); err != nil {
+			return nil, fmt.Errorf("mvds: read due records: %w", err)
+		}
+		if len(id) != len(ID{}) {
+			return nil, fmt.Errorf("mvds: stored record id of %d bytes", len(id))
+		}
+		copy(r.id[:], id)
+		r.count, r.timestamp = uint64(count), ts.Int64
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mvds: read due records: %w", err)
+	}
+	return out, nil
+}
+
+// updateState records a transmission: the new send count and send epoch.
+func (t *txn) updateState(rowid int64, count, epoch uint64) error {
+	_, err := t.exec("update record", qUpdateState, int64(count), int64(epoch), rowid)
+	return err
+}
+
+func (t *txn) deleteState(rowid int64) error {
+	_, err := t.exec("delete record", qDeleteState, rowid)
+	return err
+}
+
+// deletePeer deletes every record for a member that left the group.
+func (t *txn) deletePeer(group, peer []byte) error {
+	_, err := t.exec("delete member records", qDeletePeer, group, peer)
+	return err
+}
+
+// resetPeer makes up to limit records for peer that were sent before and
+// are due later than epoch after due at epoch due instead, and returns how
+// many.
+func (t *txn) resetPeer(group, peer []byte, due, after uint64, limit int) (int64, error) {
+	r, err := t.exec("reset member records", qResetPeer, int64(due), group, peer, int64(after), limit)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("mvds: reset member records: %w", err)
+	}
+	return n, nil
+}
+
+// clampStates makes every record due at most at epoch.
+func (t *txn) clampStates(epoch uint64) error {
+	_, err := t.exec("clamp records", qClamp, int64(epoch), int64(epoch))
+	return err
+}
+
+// requestCounts returns the number of REQUEST records per group and member.
+func (t *txn) requestCounts() (map[string]map[string]int, error) {
+	rows, err := t.query(qRequestCounts, recRequest)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: count requests: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]map[string]int)
+	for rows.Next() {
+		var g, p []byte
+		var n int
+		if err := rows.Scan(&g, &p, &n); err != nil {
+			return nil, fmt.Errorf("mvds: count requests: %w", err)
+		}
+		if out[string(g)] == nil {
+			out[string(g)] = make(map[string]int)
+		}
+		out[string(g)][string(p)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mvds: count requests: %w", err)
+	}
+	return out, nil
+}
+
+// groupCounts are the stored figures of a group's State.
+type groupCounts struct {
+	messages, delivered, unacknowledged uint64
+}
+
+func (t *txn) counts(group []byte) (groupCounts, error) {
+	var c groupCounts
+	err := t.row(qCounts, group, recRequest).Scan(&c.messages, &c.delivered, &c.unacknowledged)
+	if err != nil {
+		return groupCounts{}, fmt.Errorf("mvds: count group state: %w", err)
+	}
+	return c, nil
+}
+
+// ephemeralSeen says whether an ephemeral message was delivered here
+// within its window.
+func (t *txn) ephemeralSeen(group []byte, id ID) (bool, error) {
+	var one int
+	err := t.row(qEphemeralSeen, group, id[:]).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mvds: read ephemeral ids: %w", err)
+	}
+	return true, nil
+}
+
+func (t *txn) markEphemeral(group []byte, id ID, expiresMs int64) error {
+	_, err := t.exec("remember ephemeral id", qMarkEphemeral, group, id[:], expiresMs)
+	return err
+}
+
+// pruneEphemeral forgets the ephemeral ids whose window has passed and
+// says whether there were any.
+func (t *txn) pruneEphemeral(nowMs int64) (bool, error) {
+	r, err := t.exec("prune ephemeral ids", qPruneEphemeral, nowMs)
+	if err != nil {
+		return false, err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mvds: prune ephemeral ids: %w", err)
+	}
+	return n > 0, nil
+}

@@ -1,0 +1,209 @@
+package mvds
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/strata-msg/strata/plugins/mvds/wirepb"
+)
+
+// pruneEvery is how many epochs pass between two prunings of the
+// remembered ephemeral ids.
+const pruneEvery = 64
+
+// tick runs one epoch (2/MVDS "Flow"): the epoch advances, pending
+// messages past their expiry go, and every member of every group gets at
+// most one payload holding what is due for it: the acks queued since the
+// last epoch, the ephemeral messages to send once, and the records whose
+// send epoch has come (oldest first). A record that is sent gets its send
+// count increased and its next send epoch from the backoff (nextEpoch);
+// what does not fit in the payload (max_frame, max_ids) waits for the next
+// epoch. The record updates are committed before the payloads are
+// returned, so a crash cannot lose a transmission's bookkeeping and only
+// delays one.
+func (n *node) tick(ctx context.Context) ([]outbound, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.usable(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n.epoch++
+	// Once begun, the transaction runs to its end (see receive).
+	tx, err := n.st.begin(context.WithoutCancel(ctx))
+	if err != nil {
+		n.fail(err)
+		return nil, err
+	}
+	out, wrote, err := n.build(tx)
+	if err != nil {
+		tx.rollback()
+		n.fail(err)
+		return nil, err
+	}
+	if !wrote {
+		tx.rollback() // an idle epoch writes nothing; see load for the epoch's bound
+		return out, nil
+	}
+	if err := tx.setMeta(metaEpoch, int64(n.epoch)); err != nil {
+		tx.rollback()
+		n.fail(err)
+		return nil, err
+	}
+	if err := tx.commit(); err != nil {
+		n.fail(err)
+		return nil, err
+	}
+	return out, nil
+}
+
+// build collects the epoch's payloads; wrote says whether it changed the
+// store.
+func (n *node) build(tx *txn) (out []outbound, wrote bool, err error) {
+	now := n.now()
+	if wrote, err = n.expire(tx, now); err != nil {
+		return nil, false, err
+	}
+	if n.epoch%pruneEvery == 0 {
+		pruned, err := tx.pruneEphemeral(now.UnixMilli())
+		if err != nil {
+			return nil, false, err
+		}
+		wrote = wrote || pruned
+	}
+	for _, g := range n.groups {
+		for _, peer := range g.members {
+			if bytes.Equal(peer, n.self) {
+				continue
+			}
+			pb := newPayloadBuilder(n.cfg.maxFrame, n.cfg.maxIDs)
+			n.takeAcks(g, peer, pb)
+			n.takeOnce(g, peer, pb)
+			changed, err := n.takeDue(tx, g, peer, pb)
+			if err != nil {
+				return nil, false, err
+			}
+			wrote = wrote || changed
+			if pb.empty() {
+				continue
+			}
+			payload, err := pb.encode()
+			if err != nil {
+				return nil, false, err
+			}
+			n.c.payloadsSent.Add(1)
+			n.c.bytesSent.Add(uint64(len(payload)))
+			out = append(out, outbound{group: g.id, peer: peer, payload: payload, ephemeral: pb.ephemeralOnly})
+		}
+	}
+	return out, wrote, nil
+}
+
+// takeAcks moves the queued acks for peer into pb, as many as fit.
+func (n *node) takeAcks(g *group, peer []byte, pb *payloadBuilder) {
+	q := g.acks[string(peer)]
+	if q == nil {
+		return
+	}
+	i := 0
+	for ; i < len(q.ids) && pb.addAck(q.ids[i]); i++ {
+		delete(q.set, q.ids[i])
+	}
+	n.c.acksSent.Add(uint64(i))
+	q.ids = q.ids[i:]
+	if len(q.ids) == 0 {
+		delete(g.acks, string(peer))
+	}
+}
+
+// takeOnce moves the ephemeral messages for peer into pb, as many as fit;
+// each is sent once, never retransmitted.
+func (n *node) takeOnce(g *group, peer []byte, pb *payloadBuilder) {
+	msgs := g.once[string(peer)]
+	i := 0
+	for ; i < len(msgs) && pb.addMessage(msgs[i], true); i++ {
+	}
+	n.c.sent.Add(uint64(i))
+	if i == len(msgs) {
+		delete(g.once, string(peer))
+	} else {
+		g.once[string(peer)] = msgs[i:]
+	}
+}
+
+// takeDue moves peer's due records into pb and records their transmission.
+func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool, error) {
+	rows, err := tx.dueStates(g.id, peer, n.epoch, 3*n.cfg.maxIDs)
+	if err != nil {
+		return false, err
+	}
+	wrote := false
+	for _, r := range rows {
+		var fits bool
+		switch r.typ {
+		case recMessage:
+			if r.body == nil { // the message is no longer stored
+				if err := tx.deleteState(r.rowid); err != nil {
+					return wrote, err
+				}
+				wrote = true
+				continue
+			}
+			fits = pb.addMessage(&wirepb.Message{GroupId: g.id, Timestamp: r.timestamp, Body: r.body}, false)
+		case recOffer:
+			fits = pb.addOffer(r.id)
+		case recRequest:
+			fits = pb.addRequest(r.id)
+		default:
+			continue
+		}
+		if !fits {
+			continue
+		}
+		n.countSent(r)
+		count := r.count + 1
+		wrote = true
+		if n.abandon(r.typ, count) {
+			if err := tx.deleteState(r.rowid); err != nil {
+				return wrote, err
+			}
+			if r.typ == recRequest && g.requests[string(peer)] > 0 {
+				g.requests[string(peer)]--
+			}
+			n.c.abandoned.Add(1)
+			continue
+		}
+		if err := tx.updateState(r.rowid, count, nextEpoch(count, n.epoch, n.cfg.backoffBase, n.cfg.backoffMax)); err != nil {
+			return wrote, err
+		}
+	}
+	return wrote, nil
+}
+
+// countSent counts one transmission of r.
+func (n *node) countSent(r stateRow) {
+	if r.count > 0 {
+		n.c.retransmissions.Add(1)
+	}
+	switch r.typ {
+	case recMessage:
+		if r.count == 0 {
+			n.c.sent.Add(1)
+		}
+	case recOffer:
+		n.c.offersSent.Add(1)
+	case recRequest:
+		n.c.requestsSent.Add(1)
+	}
+}
+
+// abandon says whether a record sent count times is given up: a request
+// after maxRequestTries, a message or offer after max_send_count (if set).
+func (n *node) abandon(typ recordType, count uint64) bool {
+	if typ == recRequest {
+		return count >= maxRequestTries
+	}
+	return n.cfg.maxSendCount > 0 && count >= n.cfg.maxSendCount
+}

@@ -1,0 +1,217 @@
+package mvds
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-msg/strata/plugins/mvds/wirepb"
+)
+
+// Sizes and hard limits of the wire format. The configurable limits
+// (config.go) live within these.
+const (
+	// IdentitySize is the length of an identity key (an Ed25519 public key),
+	// the form of a member and of Body.author.
+	IdentitySize = 32
+	// MaxPayload is the largest application payload of one message, in
+	// bytes: PluginInfo.max_payload.
+	MaxPayload = 64 << 10
+	// MaxGroupID is the longest group id, in bytes.
+	MaxGroupID = 255
+	// MaxMembers is the most members of one group, this node included.
+	MaxMembers = 256
+	// MaxParentsLimit is the highest value max_parents may take.
+	MaxParentsLimit = 256
+	// MaxBody is the largest Message.body a node accepts: a payload of
+	// MaxPayload bytes with MaxParentsLimit parents, and the rest of Body.
+	MaxBody = MaxPayload + MaxParentsLimit*idEntrySize + bodyOverhead
+	// MinFrame is the smallest max_frame: room for one message of MaxBody
+	// bytes in a group with the longest id.
+	MinFrame = 80 << 10
+
+	// BodyVersion is the Body format this package speaks.
+	BodyVersion = 1
+
+	// idEntrySize is one 32-byte id in a Payload section: a 3-byte tag
+	// (field numbers 5001..5003), a 1-byte length and the id. It bounds a
+	// parent in Body as well (1-byte tag there).
+	idEntrySize = 3 + 1 + len(ID{})
+	// bodyOverhead bounds Body's fields other than the payload and the
+	// parents: version, author, the payload's tag and length, ephemeral.
+	bodyOverhead = 64
+)
+
+// Decoding errors. Each maps to one dropped_* counter (see reasonOf).
+var (
+	errMalformed      = errors.New("mvds: malformed")
+	errEmpty          = errors.New("mvds: payload with no records")
+	errTooManyIDs     = errors.New("mvds: too many ids in a payload section")
+	errBadID          = errors.New("mvds: id is not 32 bytes")
+	errVersion        = errors.New("mvds: unknown body version")
+	errTooManyParents = errors.New("mvds: too many parents")
+	errOversize       = errors.New("mvds: too large")
+)
+
+// unmarshal skips unknown fields, as protobuf rules say, and keeps none of
+// them in memory.
+var unmarshal = proto.UnmarshalOptions{DiscardUnknown: true}
+
+// decodePayload parses one frame's payload and checks its shape: at least
+// one record, at most maxIDs entries in each of the four sections, and
+// every id exactly 32 bytes. Messages are checked later, one by one (see
+// decodeBody), so that one bad message does not cost the rest. It never
+// panics.
+func decodePayload(b []byte, maxIDs int) (*wirepb.Payload, error) {
+	var p wirepb.Payload
+	if err := unmarshal.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", errMalformed, err)
+	}
+	if len(p.Acks)+len(p.Offers)+len(p.Requests)+len(p.Messages) == 0 {
+		return nil, errEmpty
+	}
+	for _, section := range [][][]byte{p.Acks, p.Offers, p.Requests} {
+		if len(section) > maxIDs {
+			return nil, fmt.Errorf("%w: %d, at most %d", errTooManyIDs, len(section), maxIDs)
+		}
+		for _, id := range section {
+			if len(id) != len(ID{}) {
+				return nil, fmt.Errorf("%w: %d bytes", errBadID, len(id))
+			}
+		}
+	}
+	if len(p.Messages) > maxIDs {
+		return nil, fmt.Errorf("%w: %d messages, at most %d", errTooManyIDs, len(p.Messages), maxIDs)
+	}
+	return &p, nil
+}
+
+// body is a decoded Body. Its slices alias the bytes it was decoded from.
+type body struct {
+	author    []byte
+	parents   []ID
+	payload   []byte
+	ephemeral bool
+}
+
+// decodeBody parses a Message.body and checks it: version 1, a 32-byte
+// author, at most maxParents distinct 32-byte parents, a payload of at most
+// MaxPayload bytes. It never panics.
+func decodeBody(b []byte, maxParents int) (body, error) {
+	if len(b) > MaxBody {
+		return body{}, fmt.Errorf("%w: body of %d bytes, at most %d", errOversize, len(b), MaxBody)
+	}
+	var pb wirepb.Body
+	if err := unmarshal.Unmarshal(b, &pb); err != nil {
+		return body{}, fmt.Errorf("%w: body: %v", errMalformed, err)
+	}
+	if pb.Version != BodyVersion {
+		return body{}, fmt.Errorf("%w: %d, want %d", errVersion, pb.Version, BodyVersion)
+	}
+	if len(pb.Author) != IdentitySize {
+		return body{}, fmt.Errorf("%w: author of %d bytes, want %d", errMalformed, len(pb.Author), IdentitySize)
+	}
+	if len(pb.Parents) > maxParents {
+		return body{}, fmt.Errorf("%w: %d, at most %d", errTooManyParents, len(pb.Parents), maxParents)
+	}
+	if len(pb.Payload) > MaxPayload {
+		return body{}, fmt.Errorf("%w: payload of %d bytes, at most %d", errOversize, len(pb.Payload), MaxPayload)
+	}
+	parents, err := toIDs(pb.Parents)
+	if err != nil {
+		return body{}, err
+	}
+	return body{author: pb.Author, parents: parents, payload: pb.Payload, ephemeral: pb.Ephemeral}, nil
+}
+
+// toIDs converts wire ids to IDs: each must be 32 bytes, and no two equal.
+func toIDs(raw [][]byte) ([]ID, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	ids := make([]ID, len(raw))
+	for i, r := range raw {
+		if len(r) != len(ID{}) {
+			return nil, fmt.Errorf("%w: parent of %d bytes", errBadID, len(r))
+		}
+		copy(ids[i][:], r)
+		for _, prev := range ids[:i] {
+			if prev == ids[i] {
+				return nil, fmt.Errorf("%w: parent %s named twice", errMalformed, ids[i])
+			}
+		}
+	}
+	return ids, nil
+}
+
+// encodeBody returns the wire form of a Body, version 1.
+func encodeBody(author []byte, parents []ID, payload []byte, ephemeral bool) ([]byte, error) {
+	pb := &wirepb.Body{Version: BodyVersion, Author: author, Payload: payload, Ephemeral: ephemeral}
+	for _, p := range parents {
+		pb.Parents = append(pb.Parents, bytes.Clone(p[:]))
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(pb)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: encode body: %w", err)
+	}
+	return b, nil
+}
+
+// payloadBuilder packs records into one Payload of at most maxFrame bytes
+// and at most maxIDs entries per section. Each add reports whether the
+// record fitted; one that did not is left for a later epoch.
+type payloadBuilder struct {
+	p        wirepb.Payload
+	size     int
+	maxFrame int
+	maxIDs   int
+	// ephemeralOnly stays true while every record is an ephemeral message.
+	ephemeralOnly bool
+}
+
+func newPayloadBuilder(maxFrame, maxIDs int) *payloadBuilder {
+	return &payloadBuilder{maxFrame: maxFrame, maxIDs: maxIDs, ephemeralOnly: true}
+}
+
+// addID appends id to a section if it fits.
+func (b *payloadBuilder) addID(section *[][]byte, id ID) bool {
+	if len(*section) >= b.maxIDs || b.size+idEntrySize > b.maxFrame {
+		return false
+	}
+	*section = append(*section, bytes.Clone(id[:]))
+	b.size += idEntrySize
+	b.ephemeralOnly = false
+	return true
+}
+
+func (b *payloadBuilder) addAck(id ID) bool     { return b.addID(&b.p.Acks, id) }
+func (b *payloadBuilder) addOffer(id ID) bool   { return b.addID(&b.p.Offers, id) }
+func (b *payloadBuilder) addRequest(id ID) bool { return b.addID(&b.p.Requests, id) }
+
+// addMessage appends m if it fits.
+func (b *payloadBuilder) addMessage(m *wirepb.Message, ephemeral bool) bool {
+	n := protowire.SizeTag(5004) + protowire.SizeBytes(proto.Size(m))
+	if len(b.p.Messages) >= b.maxIDs || b.size+n > b.maxFrame {
+		return false
+	}
+	b.p.Messages = append(b.p.Messages, m)
+	b.size += n
+	b.ephemeralOnly = b.ephemeralOnly && ephemeral
+	return true
+}
+
+func (b *payloadBuilder) empty() bool {
+	return len(b.p.Acks)+len(b.p.Offers)+len(b.p.Requests)+len(b.p.Messages) == 0
+}
+
+// encode returns the Payload's wire form.
+func (b *payloadBuilder) encode() ([]byte, error) {
+	out, err := proto.Marshal(&b.p)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: encode payload: %w", err)
+	}
+	return out, nil
+}
