@@ -122,14 +122,76 @@ func (n *Node) deliverApp(frames []*commonv1.Frame) {
 	}
 }
 
-// ackSync tells the sync layer which delivered messages are now in the
-// history, so that it does not deliver them again after a restart.
+// maxAckIDs bounds the ids of one Ack call.
+const maxAckIDs = 1024
+
+// acker collects the ids of delivered messages that are in the history,
+// for the sync layer's Ack. Acknowledging runs on its own goroutine: the
+// routing path never waits for the sync plugin's control API (which could
+// be waiting for the routing path to take its output).
+type acker struct {
+	mu      sync.Mutex
+	pending map[string][][]byte // group -> ids
+	wake    chan struct{}
+}
+
+func newAcker() *acker {
+	return &acker{pending: map[string][][]byte{}, wake: make(chan struct{}, 1)}
+}
+
+// ackSync queues the acknowledgement of messages now in the history, so
+// that the sync layer does not deliver them again after a restart. Repeats
+// are acknowledged too: the layer delivered them again because it had not
+// seen an acknowledgement.
 func (n *Node) ackSync(msgs []*conversations.Message) {
-	s := n.slotOf(commonv1.LayerKind_LAYER_KIND_SYNC)
-	if s == nil {
+	if n.slotOf(commonv1.LayerKind_LAYER_KIND_SYNC) == nil {
 		return
 	}
-	_ = s // acknowledgement needs sync.v1 Ack; see the sync contract
+	a := n.acks
+	a.mu.Lock()
+	for _, m := range msgs {
+		a.pending[string(m.Conversation)] = append(a.pending[string(m.Conversation)], m.MessageID)
+	}
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runAcks sends queued acknowledgements to the sync layer until the node
+// closes. If the layer is down they are dropped: it delivers those
+// messages again after its restart, and they are acknowledged then.
+func (n *Node) runAcks() {
+	s := n.slotOf(commonv1.LayerKind_LAYER_KIND_SYNC)
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.acks.wake:
+		}
+		n.acks.mu.Lock()
+		pending := n.acks.pending
+		n.acks.pending = map[string][][]byte{}
+		n.acks.mu.Unlock()
+		conn := s.liveConn()
+		if conn == nil {
+			continue
+		}
+		client := syncv1.NewControlClient(conn.Control())
+		for group, ids := range pending {
+			for len(ids) > 0 {
+				k := min(len(ids), maxAckIDs)
+				ctx, cancel := context.WithTimeout(n.ctx, n.opts.HealthTimeout)
+				_, err := client.Ack(ctx, &syncv1.AckRequest{Group: []byte(group), MessageIds: ids[:k]})
+				cancel()
+				if err != nil && n.ctx.Err() == nil {
+					s.log.Warn("could not acknowledge deliveries; the sync layer will deliver them again after a restart", "messages", k, "error", err)
+				}
+				ids = ids[k:]
+			}
+		}
+	}
 }
 
 // Post sends a message to a conversation. With a sync layer the message is

@@ -90,6 +90,7 @@ type Node struct {
 	contacts *contacts.Store
 	convs    *conversations.Store
 	hist     *history
+	acks     *acker
 	book     *addressBook
 
 	slots  []*slot
@@ -197,6 +198,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.hist = newHistory(n.convs)
+	n.acks = newAcker()
 	if n.book, err = loadAddressBook(ctx, n.contacts); err != nil {
 		return err
 	}
@@ -238,6 +240,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		defer n.wg.Done()
 		n.pollHealth()
 	}()
+	if n.slotOf(commonv1.LayerKind_LAYER_KIND_SYNC) != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.runAcks()
+		}()
+	}
 	n.connectContacts(n.book.all())
 	n.log.Info("node started", "name", n.cfg.Node.Name, "identity", n.id.Fingerprint(), "stack", n.cfg.Stack())
 	return nil

@@ -24,6 +24,7 @@ import (
 	"github.com/strata-msg/strata/host/plugins"
 	"github.com/strata-msg/strata/plugins/doubleratchet"
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
+	"github.com/strata-msg/strata/plugins/mvds"
 	"github.com/strata-msg/strata/plugins/none"
 )
 
@@ -42,6 +43,7 @@ func TestMain(m *testing.M) {
 		"none":          "github.com/strata-msg/strata/plugins/none/cmd/strata-plugin-none",
 		"echo":          "github.com/strata-msg/strata/core/sdk/internal/echolayer/cmd/strata-plugin-echo",
 		"doubleratchet": "github.com/strata-msg/strata/plugins/doubleratchet/cmd/strata-plugin-doubleratchet",
+		"mvds":          "github.com/strata-msg/strata/plugins/mvds/cmd/strata-plugin-mvds",
 	} {
 		if _, err := sdktest.Build(dir, pkg, name); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -77,7 +79,8 @@ func catalog() plugins.Catalog {
 	return plugins.Catalog{}.
 		Add(func() sdk.Layer { return libp2pplugin.New() }).
 		Add(func() sdk.Layer { return none.New() }).
-		Add(func() sdk.Layer { return doubleratchet.New() })
+		Add(func() sdk.Layer { return doubleratchet.New() }).
+		Add(func() sdk.Layer { return mvds.New() })
 }
 
 const relayConfig = `

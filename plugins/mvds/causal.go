@@ -66,8 +66,10 @@ func (n *node) hold(b *batch, g *group, pm *pendingMsg, missing []ID) error {
 
 // deliver delivers first (whose payload is given) and then every pending
 // message that it made ready, transitively, parents before children. Each
-// delivered mark is written in b's transaction, so it is committed before
-// the layer emits the UP frames.
+// delivered mark, and for a persistent message its unacknowledged
+// delivery (which takes the next sequence number, so that a redelivery
+// keeps this order), is written in b's transaction, so it is committed
+// before the layer emits the UP frames.
 func (n *node) deliver(b *batch, g *group, first *pendingMsg, payload []byte) error {
 	delete(g.pending, first.id)
 	queue := []*pendingMsg{first}
@@ -88,6 +90,9 @@ func (n *node) deliver(b *batch, g *group, first *pendingMsg, payload []byte) er
 			}
 		} else {
 			if err := b.tx.markDelivered(g.id, m.id); err != nil {
+				return err
+			}
+			if err := b.tx.addUnacked(g.id, m.id, m.trace); err != nil {
 				return err
 			}
 			if err := n.share(b, g, m); err != nil {
@@ -198,22 +203,35 @@ func (n *node) expire(tx *txn, now time.Time) (bool, error) {
 	return wrote, nil
 }
 
-// deliverReady delivers the stored messages whose parents are all done,
-// which a crash can leave behind; the layer calls it at Start.
-func (n *node) deliverReady(ctx context.Context) ([]delivery, error) {
+// start is the node's part of a Start. It delivers the stored messages
+// whose parents are all done (none, unless a crash of an older version or
+// a bug left one behind: a message is delivered in the transaction that
+// stores it or the parent it waited for), and returns
+// them with upto, the sequence number of the last delivery made before:
+// the layer redelivers the unacknowledged deliveries up to upto
+// (redeliver), and then emits ds, which come after them.
+func (n *node) start(ctx context.Context) (upto int64, ds []delivery, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.usable(); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	// Once begun, the transaction runs to its end (see receive).
 	tx, err := n.st.begin(context.WithoutCancel(ctx))
 	if err != nil {
 		n.fail(err)
-		return nil, err
+		return 0, nil, err
+	}
+	fail := func(err error) (int64, []delivery, error) {
+		tx.rollback()
+		n.fail(err)
+		return 0, nil, err
+	}
+	if _, upto, err = tx.unackedCount(); err != nil {
+		return fail(err)
 	}
 	b := &batch{tx: tx, now: n.now()}
 	for _, g := range n.groups {
@@ -236,15 +254,18 @@ func (n *node) deliverReady(ctx context.Context) ([]delivery, error) {
 				}
 			}
 			if err != nil {
-				tx.rollback()
-				n.fail(err)
-				return nil, err
+				return fail(err)
 			}
 		}
 	}
-	if err := tx.commit(); err != nil {
-		n.fail(err)
-		return nil, err
+	if len(b.out) > 0 {
+		if err := tx.commit(); err != nil {
+			n.fail(err)
+			return 0, nil, err
+		}
+	} else {
+		tx.rollback()
 	}
-	return b.out, nil
+	n.delivered(b.out)
+	return upto, b.out, nil
 }

@@ -65,6 +65,24 @@ func (l *Layer) State(ctx context.Context, req *syncv1.StateRequest) (*syncv1.St
 	}, nil
 }
 
+// Ack implements syncv1.ControlServer: the host has stored these
+// delivered messages of the group, which are not delivered again, not
+// even after a restart. It returns once that is committed. Ids that are
+// unknown, not delivered yet, of messages sent from here, of ephemeral
+// messages or of another group are ignored (counted as
+// host_acks_ignored). An empty group, or more than MaxAckIDs ids, is
+// InvalidArgument.
+func (l *Layer) Ack(ctx context.Context, req *syncv1.AckRequest) (*syncv1.AckResponse, error) {
+	nd, err := l.configured()
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := nd.ack(ctx, req.GetGroup(), req.GetMessageIds()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &syncv1.AckResponse{}, nil
+}
+
 // configured returns the node, or the status error of a layer that has
 // none or has stopped.
 func (l *Layer) configured() (*node, error) {

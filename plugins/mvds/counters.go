@@ -137,7 +137,7 @@ func reasonOf(err error) reason {
 type counters struct {
 	sent            atomic.Uint64 // messages sent for the first time, to one member
 	retransmissions atomic.Uint64 // records (message, offer, request) sent again
-	delivered       atomic.Uint64 // UP frames
+	delivered       atomic.Uint64 // UP frames of first deliveries
 	acks            atomic.Uint64 // ack entries received
 	offers          atomic.Uint64 // offer entries received
 	requests        atomic.Uint64 // request entries received
@@ -155,6 +155,9 @@ type counters struct {
 	payloadsIn      atomic.Uint64 // valid payloads received
 	bytesIn         atomic.Uint64 // payload bytes of those
 	sentDown        atomic.Uint64 // DOWN frames from above accepted as Send
+	redelivered     atomic.Uint64 // UP frames of unacknowledged deliveries emitted again at a Start
+	hostAcks        atomic.Uint64 // deliveries the host acknowledged (Ack)
+	hostAcksIgnored atomic.Uint64 // ids in Ack calls that acknowledged nothing
 	dropped         [numReasons]atomic.Uint64
 }
 
@@ -184,6 +187,9 @@ func (c *counters) snapshot() map[string]uint64 {
 		"payloads_received": c.payloadsIn.Load(),
 		"bytes_received":    c.bytesIn.Load(),
 		"sent_down":         c.sentDown.Load(),
+		"redelivered":       c.redelivered.Load(),
+		"host_acks":         c.hostAcks.Load(),
+		"host_acks_ignored": c.hostAcksIgnored.Load(),
 	}
 	for r := range numReasons {
 		m["dropped_"+r.String()] = c.dropped[r].Load()

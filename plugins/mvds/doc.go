@@ -28,10 +28,14 @@
 //
 // What it adds: durable state in SQLite (store.go; Send returns once the
 // message is committed, a message is acked once committed, the delivered
-// mark is committed before the UP frame leaves), limits on everything a
-// peer can make it hold, each violation dropped and counted, and online
-// reset (a member heard from after a long silence gets what waits for it
-// at the next epoch).
+// mark is committed before the UP frame leaves), exactly-once delivery to
+// the host with Ack (ack.go: a delivery stays unacknowledged until the
+// host's Ack, committed before Ack returns, and every Start delivers the
+// unacknowledged ones again, in their first order; ephemeral messages are
+// delivered once and never again), limits on everything a peer can make
+// it hold, each violation dropped and counted, and online reset (a member
+// heard from after a long silence gets what waits for it at the next
+// epoch).
 //
 // What it does not do: prove authorship of relayed messages (the secure
 // layer authenticates the member a frame comes from, not the author named
@@ -40,8 +44,9 @@
 // messages, or 4/MVDS-META's eventual mode. docs/plugins/mvds.md has the
 // details: wire, config keys, limits, durability, trust model.
 //
-// The node (node.go, receive.go, causal.go, tick.go) is the state machine
-// and knows nothing of the SDK; Layer (layer.go, control.go) drives it:
-// HandleBatch feeds it payloads, a ticker runs its epochs, and what they
-// return is emitted.
+// The node (node.go, receive.go, causal.go, tick.go, ack.go) is the state
+// machine and knows nothing of the SDK; Layer (layer.go, control.go)
+// drives it: HandleBatch feeds it payloads, a ticker runs its epochs, a
+// goroutine that Start begins redelivers, and what they return is
+// emitted.
 package mvds

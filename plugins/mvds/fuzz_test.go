@@ -3,6 +3,7 @@ package mvds
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,14 +80,20 @@ func (r *reader) bytes(n int) []byte {
 // FuzzNode drives node a, in a group with b and c, with a random sequence
 // of inbound payloads from members and from a stranger x (messages with
 // random parents and authors, acks, offers, requests, garbage, replays),
-// epochs, Sends and restarts. Invariants: no panic or storage error,
-// pending within max_pending, requests within max_requests, nothing
-// delivered twice (restarts included), nothing delivered before its
-// parents, and no payload for anyone but b and c.
+// epochs, Sends, the host's Acks (of deliveries, and of unknown, pending
+// and own ids), restarts and crashes. Invariants: no panic or storage
+// error, pending within max_pending, requests within max_requests,
+// nothing delivered twice within one run, nothing acknowledged (or
+// ephemeral) delivered again, every unacknowledged delivery delivered
+// again at each restart in the order it first went up, the count of
+// unacknowledged deliveries exact, nothing delivered before its parents,
+// and no payload for anyone but b and c.
 func FuzzNode(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 1, 1, 5, 5, 0, 2, 2, 1, 8, 3})
 	f.Add([]byte{0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 5, 7, 5, 0, 1, 1, 2, 0, 1, 9, 9, 9, 6, 5})
 	f.Add(bytes.Repeat([]byte{0, 1, 0, 0, 1, 2, 1, 0, 5}, 8))
+	// Messages, an ack of some, a restart, more, a crash.
+	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 10, 3, 0, 0, 7, 0, 0, 0, 0, 0, 1, 0, 11})
 	f.Fuzz(fuzzNode)
 }
 
@@ -100,6 +107,7 @@ func fuzzNode(t *testing.T, data []byte) {
 	cfg.durability = DurabilityNormal
 	clk := newClock()
 	a := newTNode(t, "a", cfg, clk)
+	a.manualAck = true
 	b, c, x := identity("b"), identity("c"), identity("x")
 	a.setGroup(a.id, b, c)
 	senders := [][]byte{b, c, x}
@@ -136,6 +144,9 @@ func fuzzNode(t *testing.T, data []byte) {
 		if a.n.failed != nil {
 			t.Fatalf("the node failed: %v", a.n.failed)
 		}
+		if got, want := a.n.health().unacked, len(a.unacked()); got != want {
+			t.Fatalf("%d unacknowledged deliveries, want %d", got, want)
+		}
 		for _, d := range a.order[seen:] {
 			for _, p := range pool[d.id].parents {
 				if !done[p] {
@@ -150,7 +161,14 @@ func fuzzNode(t *testing.T, data []byte) {
 	for step := 0; len(r.b) > 0 && step < 64; step++ {
 		from := senders[int(r.byte())%len(senders)]
 		var payload []byte
-		switch r.byte() % 10 {
+		reopen := func(how func()) {
+			want := a.unacked()
+			how()
+			if !slices.Equal(a.redelivered, want) {
+				t.Fatalf("redelivered %v, want the unacknowledged %v in order", a.redelivered, want)
+			}
+		}
+		switch r.byte() % 12 {
 		case 0, 1: // a message
 			author := senders[int(r.byte())%len(senders)]
 			var parents []ID
@@ -193,13 +211,37 @@ func fuzzNode(t *testing.T, data []byte) {
 			id := a.send(fmt.Sprint("own ", step), parents...)
 			done[id] = true
 		case 7:
-			a.restart()
+			reopen(a.restart)
 		case 8:
 			if len(replay) > 0 {
 				payload = replay[int(r.byte())%len(replay)]
 			}
 		case 9:
 			payload = r.bytes(int(r.byte()) % 64)
+		case 10: // the host acknowledges: deliveries, and ids of any kind
+			var acks []ID
+			unacked := a.unacked()
+			for range int(r.byte()) % 4 {
+				switch k := r.byte() % 3; {
+				case k == 0 && len(unacked) > 0:
+					acks = append(acks, unacked[int(r.byte())%len(unacked)])
+				case k == 1 && len(a.sent) > 0:
+					acks = append(acks, a.sent[int(r.byte())%len(a.sent)])
+				default:
+					acks = append(acks, pick(r))
+				}
+			}
+			want := 0
+			for _, id := range unacked {
+				if containsID(acks, id) {
+					want++
+				}
+			}
+			if acked, ignored := a.ack(acks...); acked != want || ignored != len(acks)-want {
+				t.Fatalf("ack of %d ids: %d taken, %d ignored; want %d taken", len(acks), acked, ignored, want)
+			}
+		case 11:
+			reopen(a.crash)
 		}
 		if payload != nil {
 			replay = append(replay, payload)

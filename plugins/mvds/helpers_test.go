@@ -63,11 +63,24 @@ type tnode struct {
 	clk  *clock
 	n    *node
 	c    *counters
-	// got counts the deliveries per id, across restarts.
+	// got counts the deliveries per id, across restarts (redeliveries
+	// included); order lists them all.
 	got   map[ID]int
 	order []delivery
 	// sent lists the persistent messages sent here.
 	sent []ID
+	// manualAck leaves the host's acknowledgements to the test (ack);
+	// otherwise every persistent delivery is acknowledged as it is taken.
+	manualAck bool
+	// acked holds what must never be delivered again: the acknowledged
+	// deliveries and the ephemeral ones.
+	acked map[ID]bool
+	// thisRun holds what was delivered since the last (re)open.
+	thisRun map[ID]bool
+	// redelivered lists what the last reopen delivered again, in order;
+	// redeliveredTotal counts the redeliveries of every reopen.
+	redelivered      []ID
+	redeliveredTotal int
 }
 
 // sentHere says whether the node sent the message.
@@ -86,7 +99,7 @@ func (tn *tnode) deliveredPersistent() []ID {
 
 func newTNode(t testing.TB, name string, cfg settings, clk *clock) *tnode {
 	t.Helper()
-	tn := &tnode{t: t, name: name, id: identity(name), dir: t.TempDir(), cfg: cfg, clk: clk, c: &counters{}, got: make(map[ID]int)}
+	tn := &tnode{t: t, name: name, id: identity(name), dir: t.TempDir(), cfg: cfg, clk: clk, c: &counters{}, got: make(map[ID]int), acked: make(map[ID]bool), thisRun: make(map[ID]bool)}
 	tn.open()
 	t.Cleanup(func() { tn.n.close(context.Background()) })
 	return tn
@@ -120,16 +133,74 @@ func (tn *tnode) crash() {
 	tn.reopen()
 }
 
-// reopen opens the node again and delivers what its store holds ready,
-// as Start does.
+// reopen opens the node again and, as Start does, delivers again the
+// unacknowledged deliveries (in pages of testPage, to exercise the
+// paging), then what its store holds ready.
 func (tn *tnode) reopen() {
 	tn.t.Helper()
 	tn.open()
-	ds, err := tn.n.deliverReady(context.Background())
+	tn.thisRun = make(map[ID]bool)
+	tn.redelivered = nil
+	upto, ds, err := tn.n.start(context.Background())
 	if err != nil {
-		tn.t.Fatalf("%s: deliverReady: %v", tn.name, err)
+		tn.t.Fatalf("%s: start: %v", tn.name, err)
+	}
+	for after := int64(0); after < upto; {
+		page, last, err := tn.n.redeliver(context.Background(), after, upto, testPage)
+		if err != nil {
+			tn.t.Fatalf("%s: redeliver: %v", tn.name, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > testPage || last <= after {
+			tn.t.Fatalf("%s: a page of %d redeliveries, from %d to %d", tn.name, len(page), after, last)
+		}
+		for _, d := range page {
+			tn.redelivered = append(tn.redelivered, d.id)
+		}
+		tn.redeliveredTotal += len(page)
+		tn.take(page)
+		after = last
 	}
 	tn.take(ds)
+}
+
+// testPage is the page size of redeliveries in tests.
+const testPage = 3
+
+// ack acknowledges deliveries to the node as the host does, and returns
+// how many it took and ignored.
+func (tn *tnode) ack(ids ...ID) (acked, ignored int) {
+	tn.t.Helper()
+	raw := make([][]byte, len(ids))
+	for i, id := range ids {
+		raw[i] = bytes.Clone(id[:])
+	}
+	acked, ignored, err := tn.n.ack(context.Background(), testGroupID, raw)
+	if err != nil {
+		tn.t.Fatalf("%s: ack: %v", tn.name, err)
+	}
+	for _, id := range ids {
+		if tn.got[id] > 0 {
+			tn.acked[id] = true
+		}
+	}
+	return acked, ignored
+}
+
+// unacked lists the persistent deliveries not acknowledged, in the order
+// they were first delivered.
+func (tn *tnode) unacked() []ID {
+	var out []ID
+	seen := make(map[ID]bool)
+	for _, d := range tn.order {
+		if !d.ephemeral && !tn.acked[d.id] && !seen[d.id] {
+			seen[d.id] = true
+			out = append(out, d.id)
+		}
+	}
+	return out
 }
 
 func (tn *tnode) setGroup(members ...[]byte) {
@@ -169,18 +240,33 @@ func (tn *tnode) state() groupState {
 	return st
 }
 
-// take records deliveries and checks the delivery invariants: at most
-// once, and never before a parent (the parents' own deliveries are
-// checked when they are this node's own messages: those are done at
-// send).
+// take records deliveries and checks the delivery invariants: once per
+// run, and never again once acknowledged (an ephemeral message: never
+// again at all). Unless manualAck is set it then acknowledges the
+// persistent ones, which must all be unacknowledged deliveries.
 func (tn *tnode) take(ds []delivery) {
 	tn.t.Helper()
+	var persistent []ID
 	for _, d := range ds {
 		tn.got[d.id]++
-		if tn.got[d.id] > 1 {
-			tn.t.Errorf("%s delivered %s %d times", tn.name, d.id, tn.got[d.id])
+		switch {
+		case tn.acked[d.id]:
+			tn.t.Errorf("%s delivered %s again (%d times), after it was acknowledged", tn.name, d.id, tn.got[d.id])
+		case tn.thisRun[d.id]:
+			tn.t.Errorf("%s delivered %s twice in one run", tn.name, d.id)
 		}
+		tn.thisRun[d.id] = true
 		tn.order = append(tn.order, d)
+		if d.ephemeral {
+			tn.acked[d.id] = true
+		} else {
+			persistent = append(persistent, d.id)
+		}
+	}
+	if !tn.manualAck && len(persistent) > 0 {
+		if acked, ignored := tn.ack(persistent...); acked != len(persistent) || ignored != 0 {
+			tn.t.Errorf("%s: acknowledging %d deliveries took %d and ignored %d", tn.name, len(persistent), acked, ignored)
+		}
 	}
 }
 

@@ -33,8 +33,14 @@ type Layer struct {
 	runCtx    context.Context
 	runCancel context.CancelFunc
 	loopDone  chan struct{}
+	// redeliverDone is closed when the redelivery that Start began ends.
+	redeliverDone chan struct{}
 
-	// deliverMu orders the emission of UP frames as they were decided.
+	// startMu serializes Start calls.
+	startMu sync.Mutex
+	// deliverMu orders the emission of UP frames as they were decided. The
+	// first Start takes it and hands it to the redelivery, so that what
+	// earlier runs delivered goes up again before anything new.
 	deliverMu sync.Mutex
 	// emitMu is held (read) around every Emit; Stop takes it to wait for
 	// emissions in flight, after which nothing is emitted.
@@ -92,30 +98,86 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	return &commonv1.ConfigureResponse{}, nil
 }
 
-// Start implements sdk.Layer: it starts the epoch loop and delivers what
-// the store holds ready.
+// Start implements sdk.Layer: it starts the epoch loop, delivers what the
+// store holds ready (a crash can leave messages whose parents are all
+// delivered) and, from a goroutine of its own once Start has returned,
+// delivers again every delivery of earlier runs that the host has not
+// acknowledged, in the order they first went up, then the ready ones.
+// Until that is done nothing new goes up (HandleBatch waits), so causal
+// order holds across the restart; an Emit that blocks delays HandleBatch,
+// never Start. A second Start does nothing.
 func (l *Layer) Start(ctx context.Context, _ *commonv1.StartRequest) (*commonv1.StartResponse, error) {
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
 	l.mu.Lock()
-	if l.node == nil || l.stopped {
-		l.mu.Unlock()
+	nd, started, stopped := l.node, l.started, l.stopped
+	resp := &commonv1.StartResponse{LocalAddress: l.identity, DisplayAddress: hex.EncodeToString(l.identity)}
+	l.mu.Unlock()
+	if nd == nil || stopped {
 		return nil, errors.New("mvds: Start before Configure or after Stop")
 	}
-	if !l.started {
-		l.started = true
-		l.loopDone = make(chan struct{})
-		go l.epochLoop(l.loopDone)
+	if started {
+		return resp, nil
 	}
-	nd := l.node
-	l.mu.Unlock()
-
+	// Nobody holds deliverMu before the first Start: HandleBatch takes it
+	// only once the layer runs.
 	l.deliverMu.Lock()
-	defer l.deliverMu.Unlock()
-	ds, err := nd.deliverReady(ctx)
+	upto, ds, err := nd.start(ctx)
 	if err != nil {
+		l.deliverMu.Unlock()
 		return nil, err
 	}
-	l.emit(l.runCtx, l.upFrames(ds))
-	return &commonv1.StartResponse{LocalAddress: l.identity, DisplayAddress: hex.EncodeToString(l.identity)}, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		l.deliverMu.Unlock()
+		return nil, errors.New("mvds: stopped during Start")
+	}
+	l.started = true
+	l.loopDone = make(chan struct{})
+	l.redeliverDone = make(chan struct{})
+	returned := make(chan struct{})
+	defer close(returned)
+	go l.epochLoop(l.loopDone)
+	go l.redeliverAll(nd, upto, ds, returned, l.redeliverDone)
+	return resp, nil
+}
+
+// redeliverAll waits for Start to return, emits again, in pages of
+// redeliveryPage, the unacknowledged deliveries of earlier runs (sequence
+// numbers up to upto), then the deliveries ds that Start made, and
+// releases deliverMu, which Start handed to it. It stops when the layer
+// stops or an Emit fails (what it did not emit stays unacknowledged, for
+// the next Start).
+func (l *Layer) redeliverAll(nd *node, upto int64, ds []delivery, returned <-chan struct{}, done chan struct{}) {
+	defer close(done)
+	defer l.deliverMu.Unlock()
+	ctx := l.runCtx
+	select {
+	case <-returned:
+	case <-ctx.Done():
+		return
+	}
+	for after := int64(0); after < upto; {
+		page, last, err := nd.redeliver(ctx, after, upto, redeliveryPage)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.env.Logger.Debug("redeliver", "error", err)
+			}
+			return
+		}
+		if len(page) == 0 {
+			break
+		}
+		if err := l.emit(ctx, l.upFrames(page)); err != nil {
+			return
+		}
+		l.c.redelivered.Add(uint64(len(page)))
+		after = last
+	}
+	if err := l.emit(ctx, l.upFrames(ds)); err == nil {
+		l.c.delivered.Add(uint64(len(ds)))
+	}
 }
 
 // HandleBatch implements sdk.Layer. UP frames are payloads from members
@@ -151,7 +213,9 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 		if err != nil {
 			l.env.Logger.Debug("receive", "frames", len(in), "error", err)
 		}
-		l.emit(ctx, l.upFrames(ds))
+		if err := l.emit(ctx, l.upFrames(ds)); err == nil {
+			l.c.delivered.Add(uint64(len(ds)))
+		}
 	}
 	for _, f := range down {
 		if _, err := nd.send(ctx, f.GetConversation(), f.GetPayload(), nil, f.GetHints().GetEphemeral()); err != nil {
@@ -164,8 +228,9 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 }
 
 // Health implements sdk.Layer. Besides the counters (counters.go) it
-// reports two levels: pending (messages waiting for a parent, all groups)
-// and groups.
+// reports three levels: pending (messages waiting for a parent, all
+// groups), groups, and unacknowledged_deliveries (messages delivered up
+// that the host has not acknowledged).
 func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
 	l.mu.Lock()
 	nd, started, stopped := l.node, l.started, l.stopped
@@ -173,10 +238,11 @@ func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
 	h := &commonv1.HealthResponse{Counters: l.c.snapshot()}
 	var failed error
 	if nd != nil {
-		var pending, groups int
-		pending, groups, failed = nd.health()
-		h.Counters["pending"] = uint64(pending)
-		h.Counters["groups"] = uint64(groups)
+		nh := nd.health()
+		h.Counters["pending"] = uint64(nh.pending)
+		h.Counters["groups"] = uint64(nh.groups)
+		h.Counters["unacknowledged_deliveries"] = uint64(nh.unacked)
+		failed = nh.failed
 	}
 	h.Serving = nd != nil && started && !stopped && failed == nil
 	switch {
@@ -192,9 +258,9 @@ func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
 	return h
 }
 
-// Stop implements sdk.Layer: it ends the epoch loop, waits for emissions
-// in flight, persists the epoch and closes the store. It may be called
-// more than once.
+// Stop implements sdk.Layer: it ends the epoch loop and the redelivery,
+// waits for emissions in flight, persists the epoch and closes the store.
+// It may be called more than once.
 func (l *Layer) Stop(ctx context.Context) error {
 	l.mu.Lock()
 	if l.stopped {
@@ -202,13 +268,16 @@ func (l *Layer) Stop(ctx context.Context) error {
 		return nil
 	}
 	l.stopped = true
-	done, nd := l.loopDone, l.node
+	done, redone, nd := l.loopDone, l.redeliverDone, l.node
 	l.mu.Unlock()
 	if l.runCancel != nil {
 		l.runCancel()
 	}
 	if done != nil {
 		<-done
+	}
+	if redone != nil {
+		<-redone
 	}
 	l.emitMu.Lock() // no Emit is in flight, and none starts: stopped is set
 	defer l.emitMu.Unlock()
@@ -247,7 +316,7 @@ func (l *Layer) epochLoop(done chan struct{}) {
 			}
 			continue
 		}
-		l.emit(l.runCtx, downFrames(out))
+		_ = l.emit(l.runCtx, downFrames(out)) // lost payloads: the records come due again
 	}
 }
 
@@ -290,13 +359,16 @@ func (l *Layer) upFrames(ds []delivery) []*commonv1.Frame {
 	return frames
 }
 
+// errStopped is emit's error once the layer has stopped.
+var errStopped = errors.New("mvds: stopped")
+
 // emit hands frames to the host unless the layer has stopped. It gives up
-// when ctx ends or the layer stops. UP frames count as delivered once
-// handed over; frames lost here (a stop, a broken stream) are not sent
-// again: delivery is at most once.
-func (l *Layer) emit(ctx context.Context, frames []*commonv1.Frame) {
+// when ctx ends or the layer stops, and says whether the frames were
+// handed over. An UP frame lost here (a stop, a broken stream) stays an
+// unacknowledged delivery: the next Start delivers it again.
+func (l *Layer) emit(ctx context.Context, frames []*commonv1.Frame) error {
 	if len(frames) == 0 {
-		return
+		return nil
 	}
 	l.emitMu.RLock()
 	defer l.emitMu.RUnlock()
@@ -304,18 +376,14 @@ func (l *Layer) emit(ctx context.Context, frames []*commonv1.Frame) {
 	stopped := l.stopped
 	l.mu.Unlock()
 	if stopped {
-		return
+		return errStopped
 	}
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(l.runCtx, cancel)()
 	if err := l.env.Out.Emit(ectx, frames...); err != nil {
 		l.env.Logger.Debug("emit", "frames", len(frames), "error", err)
-		return
+		return err
 	}
-	for _, f := range frames {
-		if f.GetDirection() == commonv1.Direction_DIRECTION_UP {
-			l.c.delivered.Add(1)
-		}
-	}
+	return nil
 }

@@ -58,6 +58,9 @@ type node struct {
 	epoch  uint64
 	lastTS int64 // the last timestamp this node stamped
 	groups map[string]*group
+	// unacked is the number of deliveries the host has not acknowledged
+	// (the rows of the store's unacked table).
+	unacked int
 	// failed is a storage error after which memory may be ahead of disk:
 	// the node refuses to go on.
 	failed error
@@ -150,7 +153,9 @@ type pendingMsg struct {
 }
 
 // delivery is a message the node has decided to deliver, its delivered
-// mark committed: the layer emits it as an UP frame.
+// mark committed (and, for a persistent one, its unacknowledged delivery
+// recorded): the layer emits it as an UP frame. The same type carries a
+// redelivery of a message delivered in an earlier run.
 type delivery struct {
 	group     []byte
 	id        ID
@@ -232,6 +237,9 @@ func (n *node) load(ctx context.Context) error {
 			g.requests = peers
 		}
 	}
+	if n.unacked, _, err = tx.unackedCount(); err != nil {
+		return err
+	}
 	pending, err := tx.pendingMessages()
 	if err != nil {
 		return err
@@ -309,15 +317,27 @@ func (n *node) close(ctx context.Context) error {
 	return err
 }
 
-// health returns the number of pending messages and of groups, and the
-// storage failure, if any.
-func (n *node) health() (pending, groups int, failed error) {
+// nodeHealth is the node's part of Health.
+type nodeHealth struct {
+	// pending counts the messages waiting for a parent, all groups.
+	pending int
+	// groups counts the groups.
+	groups int
+	// unacked counts the deliveries the host has not acknowledged.
+	unacked int
+	// failed is the storage failure, if any.
+	failed error
+}
+
+// health returns the node's levels and its storage failure, if any.
+func (n *node) health() nodeHealth {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	h := nodeHealth{groups: len(n.groups), unacked: n.unacked, failed: n.failed}
 	for _, g := range n.groups {
-		pending += len(g.pending)
+		h.pending += len(g.pending)
 	}
-	return pending, len(n.groups), n.failed
+	return h
 }
 
 // setGroup creates a group or changes its members. members are 32-byte

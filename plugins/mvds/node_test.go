@@ -599,7 +599,7 @@ func TestStorageFailure(t *testing.T) {
 	if _, err := a.n.receive(context.Background(), []inbound{{group: testGroupID, from: b, payload: encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})}}); err == nil {
 		t.Fatal("receive on a closed store succeeded")
 	}
-	if _, _, failed := a.n.health(); failed == nil {
+	if a.n.health().failed == nil {
 		t.Fatal("the node did not fail")
 	}
 	if _, err := a.n.send(context.Background(), testGroupID, []byte("x"), nil, false); !errors.Is(err, errUnavailable) {

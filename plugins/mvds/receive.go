@@ -19,7 +19,7 @@ type batch struct {
 // receive handles a batch of inbound payloads in one transaction and
 // returns the messages to deliver, in order. When it returns, everything
 // the batch changed is committed: stored messages, records, and the
-// delivered marks of what it returns. Acks for the stored messages are
+// delivered marks (and unacknowledged deliveries) of what it returns. Acks for the stored messages are
 // queued only in memory and leave at the next epoch, which cannot begin
 // before the commit (it needs n.mu). A storage error fails the node.
 func (n *node) receive(ctx context.Context, in []inbound) ([]delivery, error) {
@@ -58,6 +58,7 @@ func (n *node) receive(ctx context.Context, in []inbound) ([]delivery, error) {
 		n.fail(err)
 		return nil, err
 	}
+	n.delivered(b.out)
 	return b.out, nil
 }
 

@@ -86,6 +86,23 @@ var migrations = []string{
 		PRIMARY KEY (group_id, id)
 	) STRICT, WITHOUT ROWID;
 	CREATE INDEX ephemeral_seen_expiry ON ephemeral_seen (expires_ms);`,
+
+	// Version 2: acknowledgements from the host (syncv1 Ack).
+	//
+	// unacked: the received messages that went up and that the host has
+	// not acknowledged, in the order they first went up (seq, which
+	// AUTOINCREMENT never reuses), with the trace id of the frame that
+	// brought them. A row is added with the delivered mark and deleted by
+	// the host's Ack; every Start delivers what it holds again. A
+	// database of version 1 starts with none: its deliveries were at most
+	// once, and count as acknowledged.
+	`CREATE TABLE unacked (
+		seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+		group_id BLOB    NOT NULL,
+		id       BLOB    NOT NULL,
+		trace    INTEGER NOT NULL
+	) STRICT;
+	CREATE UNIQUE INDEX unacked_by_id ON unacked (group_id, id);`,
 }
 
 // The statements of the store, each prepared once at open.
@@ -129,6 +146,12 @@ const (
 	qEphemeralSeen  = "SELECT 1 FROM ephemeral_seen WHERE group_id = ? AND id = ?"
 	qMarkEphemeral  = "INSERT INTO ephemeral_seen (group_id, id, expires_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 	qPruneEphemeral = "DELETE FROM ephemeral_seen WHERE expires_ms < ?"
+	qAddUnacked     = "INSERT INTO unacked (group_id, id, trace) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+	qAck            = "DELETE FROM unacked WHERE group_id = ? AND id = ?"
+	qUnackedCount   = "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM unacked"
+	qUnacked        = `SELECT u.seq, u.group_id, u.id, u.trace, m.body
+		FROM unacked u JOIN messages m ON m.group_id = u.group_id AND m.id = u.id
+		WHERE u.seq > ? AND u.seq <= ? ORDER BY u.seq LIMIT ?`
 )
 
 // queries lists every statement to prepare.
@@ -160,6 +183,10 @@ var queries = []string{
 	qEphemeralSeen,
 	qMarkEphemeral,
 	qPruneEphemeral,
+	qAddUnacked,
+	qAck,
+	qUnackedCount,
+	qUnacked,
 }
 
 // store is the layer's durable state: one SQLite database in WAL mode.
@@ -713,4 +740,74 @@ func (t *txn) pruneEphemeral(nowMs int64) (bool, error) {
 		return false, fmt.Errorf("mvds: prune ephemeral ids: %w", err)
 	}
 	return n > 0, nil
+}
+
+// addUnacked records that a received message went up and waits for the
+// host's acknowledgement; it takes the next delivery sequence number.
+func (t *txn) addUnacked(group []byte, id ID, trace uint64) error {
+	_, err := t.exec("record delivery", qAddUnacked, group, id[:], int64(trace))
+	return err
+}
+
+// ack records the host's acknowledgement of a delivered message and says
+// whether there was one to record: false for a message that is not
+// delivered and unacknowledged in the group (unknown, pending, own,
+// ephemeral, of another group, or acknowledged already).
+func (t *txn) ack(group, id []byte) (bool, error) {
+	r, err := t.exec("acknowledge delivery", qAck, group, id)
+	if err != nil {
+		return false, err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mvds: acknowledge delivery: %w", err)
+	}
+	return n > 0, nil
+}
+
+// unackedCount returns the number of unacknowledged deliveries and the
+// sequence number of the last one (0 if none).
+func (t *txn) unackedCount() (count int, last int64, err error) {
+	if err := t.row(qUnackedCount).Scan(&count, &last); err != nil {
+		return 0, 0, fmt.Errorf("mvds: count unacknowledged deliveries: %w", err)
+	}
+	return count, last, nil
+}
+
+// unackedRow is an unacknowledged delivery with its message's body.
+type unackedRow struct {
+	seq   int64
+	group []byte
+	id    ID
+	trace uint64
+	body  []byte
+}
+
+// unacked returns up to limit unacknowledged deliveries with a sequence
+// number in (after, upto], in the order they first went up.
+func (t *txn) unacked(after, upto int64, limit int) ([]unackedRow, error) {
+	rows, err := t.query(qUnacked, after, upto, limit)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: read unacknowledged deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []unackedRow
+	for rows.Next() {
+		var r unackedRow
+		var id []byte
+		var trace int64
+		if err := rows.Scan(&r.seq, &r.group, &id, &trace, &r.body); err != nil {
+			return nil, fmt.Errorf("mvds: read unacknowledged deliveries: %w", err)
+		}
+		if len(id) != len(ID{}) {
+			return nil, fmt.Errorf("mvds: stored delivery id of %d bytes", len(id))
+		}
+		copy(r.id[:], id)
+		r.trace = uint64(trace)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mvds: read unacknowledged deliveries: %w", err)
+	}
+	return out, nil
 }

@@ -31,6 +31,9 @@ const (
 	// syncBlackout is the least time the suite drops every frame of a
 	// sender after an ephemeral Send, so that its first transmission is lost.
 	syncBlackout = 250 * time.Millisecond
+	// syncAckChunk is the most ids the suite puts in one Ack, as a host
+	// does (host/node acknowledges at most 1024 at a time).
+	syncAckChunk = 1024
 )
 
 // Sync runs Layer, then checks the sync contract of core/api/sync/v1 on
@@ -68,9 +71,14 @@ const (
 //     Send: Frame.message_id = the id Send returned, Frame.payload = the
 //     payload sent, Frame.conversation = the group, Frame.peer = the
 //     author's identity key; each member other than the author delivers
-//     it at most once, restarts included (an author may deliver its own
-//     messages, also at most once), and only after every parent that the
-//     member did not author itself;
+//     it (an author may deliver its own messages too), first only after
+//     every parent that the member did not author itself, and never again
+//     once the suite's Ack for it has returned;
+//   - the suite plays the host's part in exactly-once delivery: it
+//     acknowledges every delivery with Ack, from its own goroutine per
+//     instance, shortly after the UP frame arrives (except where a subtest
+//     says it does not). A delivery again of a message not yet acknowledged
+//     is allowed, as after a restart it is required;
 //   - every wait ends within o.Timeout; what must not happen is watched
 //     for 400 ms after the last thing waited for.
 //
@@ -101,7 +109,13 @@ const (
 //     nothing can be killed, it is stopped) and a sends five more; a new b
 //     on the same data directory and identity delivers those five, the
 //     network replays every frame a sent to b before the crash and none of
-//     the first five is delivered again, and a's unacknowledged reaches 0.
+//     the first five (acknowledged before the crash) is delivered again,
+//     and a's unacknowledged reaches 0.
+//   - Restart/Unacknowledged: a, b; b delivers five messages (a chain) that
+//     the suite does not acknowledge, and crashes; the new b delivers the
+//     five again, in the order of their first delivery, and the suite
+//     acknowledges them; after another crash and restart none of them is
+//     delivered again.
 //   - Restart/Sender: a, b; the network drops a's frames, a sends a
 //     message and crashes as soon as Send returns; a new a on the same
 //     data directory reports unacknowledged 1 and, once the network lets
@@ -130,6 +144,7 @@ func Sync(t *testing.T, open sdktest.Opener, o Options) {
 	t.Run("Restart", func(t *testing.T) {
 		t.Run("Receiver", func(t *testing.T) { syncRestartReceiver(t, open, o) })
 		t.Run("Sender", func(t *testing.T) { syncRestartSender(t, open, o) })
+		t.Run("Unacknowledged", func(t *testing.T) { syncRestartUnacknowledged(t, open, o) })
 	})
 	t.Run("NonMember", func(t *testing.T) { syncNonMember(t, open, o) })
 }
@@ -245,6 +260,7 @@ func syncRestartReceiver(t *testing.T, open sdktest.Opener, o Options) {
 		before = append(before, n.send(a, fmt.Sprintf("before the restart #%d", i), nil, false))
 	}
 	n.awaitDelivered(b, before)
+	n.awaitAcked(b, before)
 	n.untap(a)
 	n.crash(b)
 
@@ -257,6 +273,54 @@ func syncRestartReceiver(t *testing.T, open sdktest.Opener, o Options) {
 	n.awaitDelivered(b, during)
 	n.awaitUnacked(a, 0)
 	n.settle()
+}
+
+func syncRestartUnacknowledged(t *testing.T, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 8)
+	view := syncMembers("a", "b")
+	a := n.start("a", 0, t.TempDir(), view)
+	dirB := t.TempDir()
+	b := n.startAcking("b", 1, dirB, view, false)
+
+	var ids, parents [][]byte
+	for i := range 5 {
+		id := n.send(a, fmt.Sprintf("delivered, never acknowledged #%d", i), parents, false)
+		ids = append(ids, id)
+		parents = [][]byte{id}
+	}
+	n.awaitDelivered(b, ids)
+	n.awaitUnacked(a, 0)
+	n.crash(b)
+
+	// The host never acknowledged them: the new b delivers them again, in
+	// the order it first did. This time the suite acknowledges them.
+	b = n.start("b", 1, dirB, view)
+	deadline := time.Now().Add(o.timeout())
+	for len(n.deliveries(b)) < 2*len(ids) {
+		if time.Now().After(deadline) {
+			n.fatalf("timed out after %v: after a restart %s delivered %d of the %d messages it had delivered and the host had not acknowledged", o.timeout(), b.name, len(n.deliveries(b))-len(ids), len(ids))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	again := n.deliveries(b)[len(ids):]
+	for i := range ids {
+		if !bytes.Equal(again[i], ids[i]) {
+			n.mu.Lock()
+			got, want := n.label(again[i]), n.label(ids[i])
+			n.mu.Unlock()
+			t.Errorf("redelivery %d is %s, want %s: unacknowledged messages come again in the order of their first delivery", i, got, want)
+			break
+		}
+	}
+	n.awaitAcked(b, ids)
+	n.crash(b)
+
+	// Acknowledged now: a further restart delivers none of them.
+	b = n.start("b", 1, dirB, view)
+	n.settle()
+	if got := len(n.deliveries(b)); got != 2*len(ids) {
+		t.Errorf("%s delivered %d times in all, want %d: twice each, and never after the acknowledgement", b.name, got, 2*len(ids))
+	}
 }
 
 func syncRestartSender(t *testing.T, open sdktest.Opener, o Options) {
@@ -357,6 +421,27 @@ type syncNode struct {
 	mu   sync.Mutex
 	// inbox holds UP frames on their way into the instance.
 	inbox []*commonv1.Frame
+
+	// noAck: the suite, playing the host, never acknowledges this
+	// instance's deliveries.
+	noAck bool
+	// acks holds ids of deliveries waiting to be acknowledged.
+	acks    [][]byte
+	ackWake chan struct{}
+}
+
+// ack queues the acknowledgement of a delivered message.
+func (s *syncNode) ack(id []byte) {
+	if s.noAck {
+		return
+	}
+	s.mu.Lock()
+	s.acks = append(s.acks, bytes.Clone(id))
+	s.mu.Unlock()
+	select {
+	case s.ackWake <- struct{}{}:
+	default:
+	}
 }
 
 // push queues f for the instance after delay.
@@ -418,6 +503,14 @@ type syncPacket struct {
 	frame *commonv1.Frame
 }
 
+// syncDelivery is an UP frame an instance emitted, and whether the suite
+// had already acknowledged that message to it when the frame came.
+type syncDelivery struct {
+	frame    *commonv1.Frame
+	afterAck bool
+	run      *syncNode // the running instance that emitted it
+}
+
 // syncSent is what the suite knows of a message it sent.
 type syncSent struct {
 	label   string
@@ -437,12 +530,13 @@ type syncNet struct {
 	mu     sync.Mutex
 	rng    *rand.Rand
 	faults syncFaults
-	names  map[string]string    // identity -> node name
-	online map[string]*syncNode // identity -> running instance
-	gates  map[string]*syncGate // sender identity -> gate
-	tapes  map[string]*syncTape // sender identity -> tape
-	logs   map[string][]*commonv1.Frame
-	sent   map[string]*syncSent // message id -> message
+	names  map[string]string          // identity -> node name
+	online map[string]*syncNode       // identity -> running instance
+	gates  map[string]*syncGate       // sender identity -> gate
+	tapes  map[string]*syncTape       // sender identity -> tape
+	logs   map[string][]syncDelivery  // receiver identity -> its deliveries
+	acked  map[string]map[string]bool // receiver identity -> ids it acknowledged
+	sent   map[string]*syncSent       // message id -> message
 	// problems are breaches of the contract seen in transit.
 	problems     []string
 	problemCount map[string]int
@@ -457,7 +551,8 @@ func newSyncNet(t *testing.T, open sdktest.Opener, o Options, seed uint64) *sync
 		online: make(map[string]*syncNode),
 		gates:  make(map[string]*syncGate),
 		tapes:  make(map[string]*syncTape),
-		logs:   make(map[string][]*commonv1.Frame),
+		logs:   make(map[string][]syncDelivery),
+		acked:  make(map[string]map[string]bool),
 		sent:   make(map[string]*syncSent),
 
 		problemCount: make(map[string]int),
@@ -483,16 +578,24 @@ func newSyncNet(t *testing.T, open sdktest.Opener, o Options, seed uint64) *sync
 // in dir, joins it to the network and sets the group to view.
 func (n *syncNet) start(name string, cfg int, dir string, view [][]byte) *syncNode {
 	n.t.Helper()
+	return n.startAcking(name, cfg, dir, view, true)
+}
+
+// startAcking is start, with the suite acknowledging the instance's
+// deliveries (as a host does) or not.
+func (n *syncNet) startAcking(name string, cfg int, dir string, view [][]byte, ack bool) *syncNode {
+	n.t.Helper()
 	id := syncIdentity(name)
 	in := setupAs(n.t, n.open, n.o.config(cfg), &commonv1.StartRequest{BelowAddress: id}, id, dir)
-	s := &syncNode{name: name, id: id, view: view, in: in, stop: make(chan struct{}), wake: make(chan struct{}, 1)}
+	s := &syncNode{name: name, id: id, view: view, in: in, stop: make(chan struct{}), wake: make(chan struct{}, 1), noAck: !ack, ackWake: make(chan struct{}, 1)}
 	n.mu.Lock()
 	n.names[string(id)] = name
 	n.online[string(id)] = s
 	n.mu.Unlock()
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go n.route(s)
 	go s.pump(n.o.timeout())
+	go n.acker(s)
 	ctx, cancel := context.WithTimeout(context.Background(), n.o.timeout())
 	defer cancel()
 	if _, err := syncControl(in).SetGroup(ctx, &syncv1.GroupRequest{Id: n.group, Members: view}); err != nil {
@@ -555,6 +658,47 @@ func (n *syncNet) route(s *syncNode) {
 	}
 }
 
+// acker acknowledges the instance's deliveries with Ack, as a host does
+// once it has stored them, until stop. An acknowledgement counts from the
+// moment Ack returns without error: the layer has made it durable.
+func (n *syncNet) acker(s *syncNode) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.ackWake:
+		}
+		s.mu.Lock()
+		ids := s.acks
+		s.acks = nil
+		s.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), syncAckChunk)]
+			ids = ids[len(chunk):]
+			ctx, cancel := context.WithTimeout(context.Background(), n.o.timeout())
+			_, err := syncControl(s.in).Ack(ctx, &syncv1.AckRequest{Group: n.group, MessageIds: chunk})
+			cancel()
+			if err != nil {
+				break // the instance is gone or stopping: they stay unacknowledged
+			}
+			n.mu.Lock()
+			set := n.acked[string(s.id)]
+			if set == nil {
+				set = make(map[string]bool)
+				n.acked[string(s.id)] = set
+			}
+			for _, id := range chunk {
+				set[string(id)] = true
+			}
+			n.mu.Unlock()
+		}
+	}
+}
+
 // take handles one frame an instance emitted: a DOWN frame goes to the
 // network, an UP frame is a delivery.
 func (n *syncNet) take(s *syncNode, f *commonv1.Frame) {
@@ -562,7 +706,9 @@ func (n *syncNet) take(s *syncNode, f *commonv1.Frame) {
 	defer n.mu.Unlock()
 	switch f.GetDirection() {
 	case commonv1.Direction_DIRECTION_UP:
-		n.logs[string(s.id)] = append(n.logs[string(s.id)], f)
+		recv := string(s.id)
+		n.logs[recv] = append(n.logs[recv], syncDelivery{frame: f, afterAck: n.acked[recv][string(f.GetMessageId())], run: s})
+		s.ack(f.GetMessageId())
 		return
 	case commonv1.Direction_DIRECTION_DOWN:
 	default:
@@ -847,6 +993,41 @@ func (n *syncNet) awaitSeen(g *syncGate, what string) {
 	}
 }
 
+// awaitAcked waits until the suite's acknowledgement of every message of
+// ids to s has returned.
+func (n *syncNet) awaitAcked(s *syncNode, ids [][]byte) {
+	n.t.Helper()
+	deadline := time.Now().Add(n.o.timeout())
+	for {
+		n.mu.Lock()
+		missing := 0
+		for _, id := range ids {
+			if !n.acked[string(s.id)][string(id)] {
+				missing++
+			}
+		}
+		n.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.fatalf("timed out after %v: Ack to %s did not return for %d of %d messages", n.o.timeout(), s.name, missing, len(ids))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// deliveries returns the ids s delivered, in order, repeats included.
+func (n *syncNet) deliveries(s *syncNode) [][]byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out [][]byte
+	for _, d := range n.logs[string(s.id)] {
+		out = append(out, d.frame.GetMessageId())
+	}
+	return out
+}
+
 // awaitDelivered waits until s has delivered every message of ids.
 func (n *syncNet) awaitDelivered(s *syncNode, ids [][]byte) {
 	n.t.Helper()
@@ -854,8 +1035,8 @@ func (n *syncNet) awaitDelivered(s *syncNode, ids [][]byte) {
 	for {
 		n.mu.Lock()
 		got := make(map[string]bool)
-		for _, f := range n.logs[string(s.id)] {
-			got[string(f.GetMessageId())] = true
+		for _, d := range n.logs[string(s.id)] {
+			got[string(d.frame.GetMessageId())] = true
 		}
 		var missing []string
 		for _, id := range ids {
@@ -888,10 +1069,12 @@ func (n *syncNet) settle() {
 	for _, p := range n.problemList() {
 		n.t.Error(p)
 	}
-	for recv, frames := range n.logs {
+	for recv, deliveries := range n.logs {
 		who := n.nameOf([]byte(recv))
 		at := make(map[string]bool)
-		for _, f := range frames {
+		runs := make(map[string]map[*syncNode]bool) // id -> runs that delivered it
+		for _, d := range deliveries {
+			f := d.frame
 			id := f.GetMessageId()
 			s := n.sent[string(id)]
 			switch {
@@ -901,11 +1084,24 @@ func (n *syncNet) settle() {
 			case s.never:
 				n.t.Errorf("%s delivered %s, which must never be delivered", who, n.label(id))
 			}
+			if runs[string(id)] == nil {
+				runs[string(id)] = make(map[*syncNode]bool)
+			}
 			if at[string(id)] {
-				n.t.Errorf("%s delivered %s more than once", who, n.label(id))
+				// Again after a restart is what an unacknowledged delivery
+				// must be; again after the host acknowledged it, or twice in
+				// one run of the instance, is not.
+				switch {
+				case d.afterAck:
+					n.t.Errorf("%s delivered %s again after the host acknowledged it", who, n.label(id))
+				case runs[string(id)][d.run]:
+					n.t.Errorf("%s delivered %s more than once in one run", who, n.label(id))
+				}
+				runs[string(id)][d.run] = true
 				continue
 			}
 			at[string(id)] = true
+			runs[string(id)][d.run] = true
 			if !bytes.Equal(f.GetPayload(), s.payload) {
 				n.t.Errorf("%s delivered %s with payload %q, want %q", who, n.label(id), f.GetPayload(), s.payload)
 			}

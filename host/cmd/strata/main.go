@@ -11,6 +11,7 @@ import (
 	"github.com/strata-msg/strata/host/plugins"
 	"github.com/strata-msg/strata/plugins/doubleratchet"
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
+	"github.com/strata-msg/strata/plugins/mvds"
 	"github.com/strata-msg/strata/plugins/none"
 )
 
@@ -18,7 +19,8 @@ func main() {
 	catalog := plugins.Catalog{}.
 		Add(func() sdk.Layer { return libp2pplugin.New() }).
 		Add(func() sdk.Layer { return none.New() }).
-		Add(func() sdk.Layer { return doubleratchet.New() })
+		Add(func() sdk.Layer { return doubleratchet.New() }).
+		Add(func() sdk.Layer { return mvds.New() })
 	os.Exit(cli.Execute(context.Background(), cli.Env{
 		Catalog: catalog,
 		Stdout:  os.Stdout,

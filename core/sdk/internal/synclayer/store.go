@@ -28,6 +28,15 @@ const logName = "syncfix.log"
 //	2 ack        str group, id, str member (the member has the message)
 //	3 delivered  str group, id (the message went up)
 //	4 group      str group, u16be member count n, n str members
+//	5 taken      str group, id (the host acknowledged the delivery: Ack)
+//
+// The type byte is the format's version: a record type is never changed,
+// only added, and a store opens only if it knows every type it meets, so an
+// older syncfix (which knows types 1 to 4) refuses a store holding taken
+// records rather than misread it. Syncfix 1.1.0 adds type 5; a store that
+// 1.0.0 wrote opens as it is, every delivered message in it unacknowledged
+// (so it goes up again at the first Start). A taken record follows the
+// delivered record of its message; replay ignores one that does not.
 //
 // Records are appended in memory (add) and written and fsynced together
 // (commit), so one fsync covers a whole input batch. A record cut short at
@@ -40,6 +49,7 @@ const (
 	recAck       = 2
 	recDelivered = 3
 	recGroup     = 4
+	recTaken     = 5
 
 	recordHeader = 8
 	// maxRecordBody bounds a record's body: a message record of
@@ -234,7 +244,7 @@ func encodeRecord(r record) []byte {
 		b = appendStr(b, r.group)
 		b = append(b, r.id[:]...)
 		b = appendStr(b, r.member)
-	case recDelivered:
+	case recDelivered, recTaken:
 		b = appendStr(b, r.group)
 		b = append(b, r.id[:]...)
 	case recGroup:
@@ -330,7 +340,7 @@ func decodeRecord(body []byte) (record, error) {
 		r.group = rd.str("group")
 		r.id = rd.id("id")
 		r.member = rd.str("member")
-	case recDelivered:
+	case recDelivered, recTaken:
 		r.group = rd.str("group")
 		r.id = rd.id("id")
 	case recGroup:

@@ -15,6 +15,7 @@ func sampleRecords() []record {
 		{typ: recMessage, group: []byte("g"), author: []byte("bob"), payload: []byte{}},
 		{typ: recAck, group: []byte("g"), id: testID(2), member: []byte("bob")},
 		{typ: recDelivered, group: []byte("g"), id: testID(3)},
+		{typ: recTaken, group: []byte("g"), id: testID(3)},
 	}
 }
 
@@ -75,48 +76,55 @@ func TestStoreReplaysWhatWasCommitted(t *testing.T) {
 }
 
 func TestStoreCutsATornTail(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		tail func(whole []byte) []byte
-	}{
-		{"cut in a header", func(whole []byte) []byte { return whole[:3] }},
-		{"cut in a body", func(whole []byte) []byte { return whole[:len(whole)-2] }},
-		{"bad checksum", func(whole []byte) []byte { whole[len(whole)-1] ^= 0xff; return whole }},
-		{"zeroed", func(whole []byte) []byte { return make([]byte, len(whole)) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			writeAll(t, dir, sampleRecords()[:2])
-			path := filepath.Join(dir, logName)
-			before, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			one := encodeRecord(sampleRecords()[2])
-			other := t.TempDir()
-			writeAll(t, other, []record{sampleRecords()[2]})
-			whole, err := os.ReadFile(filepath.Join(other, logName))
-			if err != nil || len(whole) != recordHeader+len(one) {
-				t.Fatalf("reference record: %v", err)
-			}
-			if err := os.WriteFile(path, append(before, tc.tail(whole)...), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			got, err := readAll(t, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != 2 {
-				t.Fatalf("replayed %d records, want the 2 whole ones", len(got))
-			}
-			after, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(after) != len(before) {
-				t.Fatalf("file is %d bytes after opening, want the torn record cut to %d", len(after), len(before))
-			}
-		})
+	tails := map[string]record{
+		"message": sampleRecords()[2],
+		"taken":   {typ: recTaken, group: []byte("g"), id: testID(3)},
+	}
+	for kind, last := range tails {
+		for _, tc := range []struct {
+			name string
+			tail func(whole []byte) []byte
+		}{
+			{"cut in a header", func(whole []byte) []byte { return whole[:3] }},
+			{"cut in a body", func(whole []byte) []byte { return whole[:len(whole)-2] }},
+			{"bad checksum", func(whole []byte) []byte { whole[len(whole)-1] ^= 0xff; return whole }},
+			{"zeroed", func(whole []byte) []byte { return make([]byte, len(whole)) }},
+		} {
+			t.Run(kind+"/"+tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				// The whole records before the torn one end with an ack.
+				writeAll(t, dir, []record{sampleRecords()[0], sampleRecords()[2], sampleRecords()[4], sampleRecords()[5]})
+				path := filepath.Join(dir, logName)
+				before, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				one := encodeRecord(last)
+				other := t.TempDir()
+				writeAll(t, other, []record{last})
+				whole, err := os.ReadFile(filepath.Join(other, logName))
+				if err != nil || len(whole) != recordHeader+len(one) {
+					t.Fatalf("reference record: %v", err)
+				}
+				if err := os.WriteFile(path, append(before, tc.tail(whole)...), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				got, err := readAll(t, dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 4 || got[3].typ != recTaken {
+					t.Fatalf("replayed %+v, want the 4 whole records", got)
+				}
+				after, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(after) != len(before) {
+					t.Fatalf("file is %d bytes after opening, want the torn record cut to %d", len(after), len(before))
+				}
+			})
+		}
 	}
 }
 

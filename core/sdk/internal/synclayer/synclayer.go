@@ -23,14 +23,29 @@
 //     again (duplicates). A message goes up once all its parents are
 //     delivered (or were authored here); until then it is pending, and
 //     nothing is requested: a missing parent arrives by its author's
-//     retransmission. The delivered mark is fsynced before the UP frame is
-//     emitted, and nothing marked is delivered again after a restart, so
-//     delivery up is at most once across a crash and exactly once
-//     otherwise.
+//     retransmission.
+//   - Delivery to the host is exactly once with the host's help (the Ack
+//     RPC). The delivered mark is fsynced before the UP frame is emitted;
+//     the message is then "delivered, unacknowledged", and the layer keeps
+//     its payload, until the host calls Ack with its id. Ack appends an
+//     acknowledgement to the log and returns once that is fsynced. After
+//     every Start the layer delivers again every message it delivered that
+//     the host has not acknowledged, in the order it first delivered them
+//     (so causal order holds) and before anything new; it emits them after
+//     Start returns, from its own goroutine, so an Emit that blocks does not
+//     block Start. A crash between the fsync of the delivered mark and the
+//     emission, a frame lost across the plugin boundary or a host that dies
+//     before it stores a delivery therefore loses nothing: the message goes
+//     up again at the next Start. A message acknowledged is never delivered
+//     again, restarts included. Within one run (one Start) a message goes
+//     up once. Ack ignores ids that are unknown, not yet delivered, this
+//     node's own messages or ephemeral, and ids of another group.
 //   - An ephemeral message is sent once, never stored, never acked and never
 //     retransmitted; it cannot be a parent. A receiver remembers the last
 //     recentEphemeral ephemeral ids per group, in memory, to drop duplicates.
-//     Its frames carry Hints.ephemeral.
+//     Its frames carry Hints.ephemeral. It is delivered up once and never
+//     again: it is not redelivered at a Start and needs no Ack (Ack ignores
+//     its id).
 //   - DOWN frames from above are ignored (ignored_down): the application
 //     sends through the Send RPC, which returns the id.
 //
@@ -39,21 +54,29 @@
 // messages per group (then the group is full), MaxPending messages waiting
 // for parents per group (then new ones are dropped unacked, dropped_full,
 // and come back by retransmission) and MaxUnacked unacknowledged messages
-// per group. Payloads stay in memory only while a message is pending or
-// unacknowledged.
+// per group. Payloads stay in memory only while a message is pending,
+// unacknowledged by a member (this node's messages) or delivered and not
+// acknowledged by the host. A host that never calls Ack thus keeps every
+// payload of its groups in memory, at most MaxMessages per group, and is
+// handed all of them again at every Start.
 //
 // Health counters: dropped_malformed, dropped_non_member, dropped_full,
 // duplicates (messages received again), retransmissions (frames sent
-// again), delivered (UP frames) and ignored_down only grow; pending and
-// unacknowledged are current levels summed over the groups.
+// again), delivered (first deliveries up), redelivered (UP frames sent
+// again after a Start) and ignored_down only grow; pending, unacknowledged
+// (this node's messages some member has not acked) and
+// unacknowledged_deliveries (messages delivered up that the host has not
+// acknowledged) are current levels summed over the groups.
 package synclayer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,7 +94,7 @@ const (
 	// Name is the plugin's name.
 	Name = "syncfix"
 	// Version is the plugin's version.
-	Version = "1.0.0"
+	Version = "1.1.0"
 	// IdentitySize is the length of an identity key (Ed25519 public key).
 	IdentitySize = 32
 	// MaxGroupID is the longest group id, in bytes.
@@ -104,8 +127,13 @@ type Layer struct {
 	runCtx    context.Context
 	runCancel context.CancelFunc
 	loopDone  chan struct{}
+	// redelivering counts the goroutines that emit what a Start delivers;
+	// Stop waits for them. Add is called with mu held and stopped false.
+	redelivering sync.WaitGroup
 
-	// deliverMu orders the emission of UP frames as they were decided.
+	// deliverMu orders the emission of UP frames as they were decided. A
+	// Start hands it to the goroutine that emits its deliveries, which
+	// unlocks it when done, so that nothing newer goes up before them.
 	deliverMu sync.Mutex
 	// emitMu is held (read) around every Emit; Stop takes it to wait for
 	// emissions in flight, after which nothing is emitted.
@@ -117,6 +145,9 @@ type Layer struct {
 	started bool
 	stopped bool
 	failed  error // a storage error; the layer stops serving
+	// seq numbers the deliveries up, in the order they were decided (the
+	// order of the delivered records in the store).
+	seq uint64
 
 	droppedMalformed atomic.Uint64
 	droppedNonMember atomic.Uint64
@@ -124,6 +155,7 @@ type Layer struct {
 	duplicates       atomic.Uint64
 	retransmissions  atomic.Uint64
 	delivered        atomic.Uint64
+	redelivered      atomic.Uint64
 	ignoredDown      atomic.Uint64
 }
 
@@ -192,12 +224,18 @@ func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env
 	return &commonv1.ConfigureResponse{}, nil
 }
 
-// Start implements sdk.Layer: it starts retransmitting and delivers what
-// the store holds ready (a message stored just before a crash).
+// Start implements sdk.Layer: it starts retransmitting, delivers again
+// every message delivered before and not acknowledged by the host, in the
+// order it first delivered them, then delivers what the store holds ready
+// (a message stored just before a crash). The delivered marks are durable
+// when Start returns; the UP frames are emitted after, by a goroutine of
+// the layer, before any later delivery.
 func (l *Layer) Start(context.Context, *commonv1.StartRequest) (*commonv1.StartResponse, error) {
+	l.deliverMu.Lock()
 	l.mu.Lock()
 	if l.store == nil || l.stopped {
 		l.mu.Unlock()
+		l.deliverMu.Unlock()
 		return nil, fmt.Errorf("syncfix: Start before Configure or after Stop")
 	}
 	if !l.started {
@@ -205,26 +243,69 @@ func (l *Layer) Start(context.Context, *commonv1.StartRequest) (*commonv1.StartR
 		l.loopDone = make(chan struct{})
 		go l.retransmitLoop(l.loopDone)
 	}
-	l.mu.Unlock()
-
-	l.deliverMu.Lock()
-	defer l.deliverMu.Unlock()
-	l.mu.Lock()
-	var out outbox
+	before := l.seq
 	for _, g := range l.groups {
 		for _, m := range g.pending {
 			if g.ready(m) {
-				l.deliver(g, m, &out)
+				l.deliver(g, m, nil)
 			}
 		}
 	}
-	err := l.commitLocked()
-	l.mu.Unlock()
-	if err != nil {
+	if err := l.commitLocked(); err != nil {
+		l.mu.Unlock()
+		l.deliverMu.Unlock()
 		return nil, err
 	}
-	l.emit(l.runCtx, out.frames())
+	var ups []delivery
+	for _, g := range l.groups {
+		for _, m := range g.ups {
+			ups = append(ups, delivery{g: g, m: m})
+		}
+	}
+	slices.SortFunc(ups, func(a, b delivery) int { return cmp.Compare(a.m.seq, b.m.seq) })
+	l.redelivering.Add(1)
+	l.mu.Unlock()
+	go l.emitDeliveries(ups, before) // unlocks deliverMu
 	return &commonv1.StartResponse{LocalAddress: l.identity, DisplayAddress: hex.EncodeToString(l.identity)}, nil
+}
+
+// delivery is a message of a group that goes up.
+type delivery struct {
+	g *group
+	m *message
+}
+
+// redeliveryChunk is how many UP frames emitDeliveries builds at a time.
+const redeliveryChunk = 64
+
+// emitDeliveries emits ups, which Start decided, in order, and then
+// unlocks deliverMu. A message the host acknowledged meanwhile is skipped;
+// those numbered up to before were delivered before this Start and count
+// as redelivered. It gives up when the layer stops.
+func (l *Layer) emitDeliveries(ups []delivery, before uint64) {
+	defer l.redelivering.Done()
+	defer l.deliverMu.Unlock()
+	for len(ups) > 0 && l.runCtx.Err() == nil {
+		n := min(len(ups), redeliveryChunk)
+		var frames []*commonv1.Frame
+		l.mu.Lock()
+		if l.stopped {
+			l.mu.Unlock()
+			return
+		}
+		for _, d := range ups[:n] {
+			if d.m.hostAcked {
+				continue
+			}
+			frames = append(frames, d.g.upFrame(d.m))
+			if d.m.seq <= before {
+				l.redelivered.Add(1)
+			}
+		}
+		l.mu.Unlock()
+		ups = ups[n:]
+		l.emit(l.runCtx, frames)
+	}
 }
 
 // HandleBatch implements sdk.Layer: UP frames carry messages and acks from
@@ -268,27 +349,31 @@ func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
 	case !l.started:
 		h.Detail = "not started"
 	}
-	var pending, unacked uint64
+	var pending, unacked, ups uint64
 	for _, g := range l.groups {
 		pending += uint64(len(g.pending))
 		unacked += uint64(len(g.unacked))
+		ups += uint64(len(g.ups))
 	}
 	h.Counters = map[string]uint64{
-		"dropped_malformed":  l.droppedMalformed.Load(),
-		"dropped_non_member": l.droppedNonMember.Load(),
-		"dropped_full":       l.droppedFull.Load(),
-		"duplicates":         l.duplicates.Load(),
-		"retransmissions":    l.retransmissions.Load(),
-		"delivered":          l.delivered.Load(),
-		"ignored_down":       l.ignoredDown.Load(),
-		"pending":            pending,
-		"unacknowledged":     unacked,
+		"dropped_malformed":         l.droppedMalformed.Load(),
+		"dropped_non_member":        l.droppedNonMember.Load(),
+		"dropped_full":              l.droppedFull.Load(),
+		"duplicates":                l.duplicates.Load(),
+		"retransmissions":           l.retransmissions.Load(),
+		"delivered":                 l.delivered.Load(),
+		"redelivered":               l.redelivered.Load(),
+		"ignored_down":              l.ignoredDown.Load(),
+		"pending":                   pending,
+		"unacknowledged":            unacked,
+		"unacknowledged_deliveries": ups,
 	}
 	return h
 }
 
-// Stop implements sdk.Layer: it ends retransmission, waits for emissions
-// in flight and closes the store. It may be called more than once.
+// Stop implements sdk.Layer: it ends retransmission and redelivery, waits
+// for emissions in flight and closes the store. It may be called more than
+// once.
 func (l *Layer) Stop(context.Context) error {
 	l.mu.Lock()
 	if l.stopped {
@@ -304,6 +389,7 @@ func (l *Layer) Stop(context.Context) error {
 	if done != nil {
 		<-done
 	}
+	l.redelivering.Wait()
 	l.emitMu.Lock() // no Emit is in flight, and none starts: stopped is set
 	defer l.emitMu.Unlock()
 	l.mu.Lock()
@@ -478,6 +564,48 @@ func (l *Layer) State(_ context.Context, req *syncv1.StateRequest) (*syncv1.Stat
 	return resp, nil
 }
 
+// Ack implements syncv1.ControlServer: the host has stored these delivered
+// messages, which are never delivered again. It returns once that is
+// durable. Ids that are unknown, not delivered yet or already acknowledged,
+// ids of this node's own or of ephemeral messages, and a group that is not
+// set are ignored.
+func (l *Layer) Ack(_ context.Context, req *syncv1.AckRequest) (*syncv1.AckResponse, error) {
+	if len(req.GetGroup()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "no group")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usableLocked(false); err != nil {
+		return nil, err
+	}
+	g := l.groups[string(req.GetGroup())]
+	if g == nil {
+		return &syncv1.AckResponse{}, nil
+	}
+	acked := false
+	for _, raw := range req.GetMessageIds() {
+		if len(raw) != len(ID{}) {
+			continue
+		}
+		m := g.msgs[ID(raw)]
+		if m == nil || m.own || !m.delivered || m.hostAcked {
+			continue
+		}
+		m.hostAcked = true
+		m.payload = nil // no longer needed: it is never delivered again
+		l.store.add(record{typ: recTaken, group: g.id, id: m.id})
+		acked = true
+	}
+	if !acked {
+		return &syncv1.AckResponse{}, nil
+	}
+	g.ups = slices.DeleteFunc(g.ups, func(m *message) bool { return m.hostAcked })
+	if err := l.commitLocked(); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &syncv1.AckResponse{}, nil
+}
+
 // runningLocked says whether the layer handles traffic.
 func (l *Layer) runningLocked() bool {
 	return l.store != nil && l.started && !l.stopped && l.failed == nil
@@ -613,7 +741,9 @@ func (l *Layer) admit(g *group, m *message, out *outbox) {
 }
 
 // deliver sends m up, then every pending message that m (transitively)
-// made ready, parents first.
+// made ready, parents first. It marks them delivered (in the store too, for
+// persistent ones) and appends their UP frames to out; Start passes a nil
+// out and emits them itself.
 func (l *Layer) deliver(g *group, m *message, out *outbox) {
 	queue := []*message{m}
 	delete(g.pending, m.id)
@@ -625,22 +755,16 @@ func (l *Layer) deliver(g *group, m *message, out *outbox) {
 			g.recent.add(m.id)
 		} else {
 			l.store.add(record{typ: recDelivered, group: g.id, id: m.id})
+			l.seq++
+			m.seq = l.seq
+			g.ups = append(g.ups, m) // kept, payload included, until the host acks it
 		}
-		f := &commonv1.Frame{
-			Direction:    commonv1.Direction_DIRECTION_UP,
-			TraceId:      m.trace,
-			Conversation: bytes.Clone(g.id),
-			Peer:         bytes.Clone(m.author),
-			Payload:      m.payload,
-			MessageId:    bytes.Clone(m.id[:]),
+		if out != nil {
+			out.ups = append(out.ups, g.upFrame(m))
 		}
-		if m.ephemeral {
-			f.Hints = &commonv1.Hints{Ephemeral: true}
-		}
-		out.ups = append(out.ups, f)
-		m.payload = nil // now the host's
 		l.delivered.Add(1)
 		if m.ephemeral {
+			m.payload = nil // delivered once, never again
 			continue
 		}
 		for _, cid := range g.waiting[m.id] {
@@ -720,8 +844,17 @@ func (l *Layer) replay(r record) error {
 			m.acked[string(r.member)] = true
 		}
 	case recDelivered:
-		if m := g.msgs[r.id]; m != nil {
+		if m := g.msgs[r.id]; m != nil && !m.delivered {
 			m.delivered = true
+			if !m.own {
+				l.seq++
+				m.seq = l.seq
+				g.ups = append(g.ups, m) // in the order of first delivery
+			}
+		}
+	case recTaken:
+		if m := g.msgs[r.id]; m != nil && !m.own && m.delivered {
+			m.hostAcked = true
 		}
 	}
 	return nil
@@ -732,11 +865,16 @@ type message struct {
 	id      ID
 	author  []byte
 	parents []ID
-	// payload is kept while the message is pending or unacknowledged.
+	// payload is kept while the message is pending, unacknowledged (own)
+	// or delivered and not acknowledged by the host.
 	payload   []byte
 	own       bool
 	ephemeral bool
 	delivered bool
+	// hostAcked says that the host acknowledged the delivery (Ack).
+	hostAcked bool
+	// seq orders the deliveries up (Layer.seq).
+	seq uint64
 	// acked holds the members that have an own message.
 	acked    map[string]bool
 	lastSent time.Time
@@ -753,7 +891,10 @@ type group struct {
 	pending   map[ID]*message // received, waiting for a parent
 	waiting   map[ID][]ID     // a missing parent -> messages waiting for it
 	unacked   map[ID]*message // authored here, not acked by every member
-	recent    recentSet       // delivered ephemeral ids
+	// ups holds the persistent messages delivered up that the host has not
+	// acknowledged, in the order they were first delivered.
+	ups    []*message
+	recent recentSet // delivered ephemeral ids
 }
 
 func newGroup(id []byte) *group {
@@ -829,7 +970,8 @@ func (g *group) messageFrames(m *message, self []byte, frames []*commonv1.Frame)
 
 // settleLoaded sorts the messages read from the store (Configure): own
 // ones not acked by every member are unacknowledged, received ones not
-// delivered are pending, and payloads no longer needed are dropped.
+// delivered are pending, received ones delivered and not acknowledged by
+// the host wait for redelivery, and payloads no longer needed are dropped.
 func (g *group) settleLoaded(self []byte) {
 	for id, m := range g.msgs {
 		switch {
@@ -842,10 +984,30 @@ func (g *group) settleLoaded(self []byte) {
 					g.waiting[p] = append(g.waiting[p], id)
 				}
 			}
+		case !m.own && !m.hostAcked:
+			// In g.ups: its payload goes up again at Start.
 		default:
 			m.payload = nil
 		}
 	}
+	g.ups = slices.DeleteFunc(g.ups, func(m *message) bool { return m.hostAcked })
+}
+
+// upFrame is the UP frame that delivers m. It carries a copy of the
+// payload, which the layer keeps until the host acknowledges m.
+func (g *group) upFrame(m *message) *commonv1.Frame {
+	f := &commonv1.Frame{
+		Direction:    commonv1.Direction_DIRECTION_UP,
+		TraceId:      m.trace,
+		Conversation: bytes.Clone(g.id),
+		Peer:         bytes.Clone(m.author),
+		Payload:      bytes.Clone(m.payload),
+		MessageId:    bytes.Clone(m.id[:]),
+	}
+	if m.ephemeral {
+		f.Hints = &commonv1.Hints{Ephemeral: true}
+	}
+	return f
 }
 
 // recentSet remembers the last recentEphemeral ids added.

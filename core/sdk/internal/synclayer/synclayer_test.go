@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,12 +20,33 @@ import (
 type capture struct {
 	mu     sync.Mutex
 	frames []*commonv1.Frame
+	// loseUp makes Emit lose UP frames, as a host that dies before it
+	// takes them would.
+	loseUp bool
+	// block, when set, makes an Emit with UP frames wait until it is
+	// closed or ctx ends.
+	block chan struct{}
 }
 
-func (c *capture) Emit(_ context.Context, frames ...*commonv1.Frame) error {
+func (c *capture) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
+	c.mu.Lock()
+	block := c.block
+	c.mu.Unlock()
+	if block != nil && slices.ContainsFunc(frames, func(f *commonv1.Frame) bool { return f.GetDirection() == commonv1.Direction_DIRECTION_UP }) {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.frames = append(c.frames, frames...)
+	for _, f := range frames {
+		if c.loseUp && f.GetDirection() == commonv1.Direction_DIRECTION_UP {
+			continue
+		}
+		c.frames = append(c.frames, f)
+	}
 	return nil
 }
 
@@ -62,7 +84,13 @@ type node struct {
 
 func startNode(t *testing.T, name, dir, interval string, members ...[]byte) *node {
 	t.Helper()
-	n := &node{l: New(), out: &capture{}, id: identity(name)}
+	return startNodeWith(t, &capture{}, name, dir, interval, members...)
+}
+
+// startNodeWith is startNode with out as the node's emitter.
+func startNodeWith(t *testing.T, out *capture, name, dir, interval string, members ...[]byte) *node {
+	t.Helper()
+	n := &node{l: New(), out: out, id: identity(name)}
 	ctx := context.Background()
 	cfg := `{"retransmit_interval":"` + interval + `"}`
 	if _, err := n.l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: cfg, DataDir: dir, NodeIdentity: n.id}, sdk.Env{Logger: hclog.NewNullLogger(), Out: n.out}); err != nil {
@@ -103,6 +131,17 @@ func (n *node) deliverTo(from []byte, frames ...*commonv1.Frame) {
 		b.Frames = append(b.Frames, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, Conversation: f.GetConversation(), Peer: from, Payload: bytes.Clone(f.GetPayload())})
 	}
 	n.l.HandleBatch(context.Background(), b)
+}
+
+// settled waits until the deliveries of the node's Start are emitted.
+func (n *node) settled() { n.l.redelivering.Wait() }
+
+// ack acknowledges ids to n's layer as the host would.
+func (n *node) ack(t *testing.T, ids ...[]byte) {
+	t.Helper()
+	if _, err := n.l.Ack(context.Background(), &syncv1.AckRequest{Group: testGroup, MessageIds: ids}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (n *node) counter(name string) uint64 {
@@ -213,21 +252,23 @@ func TestRetransmitsUntilAckedAndAfterRestart(t *testing.T) {
 	}
 }
 
-func TestReceiverRestartDeliversNothingTwice(t *testing.T) {
+func TestReceiverRestartDeliversNothingAckedTwice(t *testing.T) {
 	members := [][]byte{identity("a"), identity("b")}
 	a := startNode(t, "a", t.TempDir(), "1m", members...)
 	dir := t.TempDir()
 	b := startNode(t, "b", dir, "1m", members...)
-	a.send(t, "m")
+	m := a.send(t, "m")
 	f := a.out.take(commonv1.Direction_DIRECTION_DOWN)
 	b.deliverTo(a.id, f...)
 	if ups := b.out.take(commonv1.Direction_DIRECTION_UP); len(ups) != 1 {
 		t.Fatalf("delivered %d, want 1", len(ups))
 	}
+	b.ack(t, m)
 	if err := b.l.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	b = startNode(t, "b", dir, "1m", members...)
+	b.settled()
 	b.deliverTo(a.id, f...)
 	if ups := b.out.take(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
 		t.Fatalf("delivered again after a restart: %v", ups)

@@ -1,0 +1,356 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/conversations"
+	"github.com/strata-msg/strata/host/node"
+)
+
+// fullConfig is the first full stack with test-sized MVDS timings.
+const fullConfig = `
+node:
+  name: %[1]s
+  data_dir: %[2]s
+plugins:
+  dir: %[3]s
+  restart:
+    initial: 50ms
+    max: 1s
+layers:
+  p2p:
+    plugin: libp2p
+    mode: %[4]s
+    config:
+      listen: ["/ip4/127.0.0.1/tcp/0"]
+  privacy:
+    plugin: none
+    mode: %[4]s
+  secure:
+    plugin: doubleratchet
+    mode: %[4]s
+  sync:
+    plugin: mvds
+    mode: %[4]s
+    config:
+      epoch: 50ms
+      backoff_max: 8
+api:
+  listen: "off"
+%[5]s`
+
+// lossy is what the full-stack tests do to the wire side of every node.
+const lossy = `faults:
+  seed: %d
+  p2p:
+    drop: 0.3
+    duplicate: 0.3
+    reorder: 4
+    delay: 2ms
+    jitter: 2ms
+`
+
+// fullNode is a running full-stack node and what it delivered.
+type fullNode struct {
+	*node.Node
+	cfg *config.Config
+	mu  sync.Mutex
+	got map[string]int // message id -> deliveries to the application
+}
+
+func (f *fullNode) deliver(d node.Delivery) {
+	f.mu.Lock()
+	f.got[string(d.MessageID)]++
+	f.mu.Unlock()
+}
+
+func fullCfg(t *testing.T, dir, name, mode, extra string) *config.Config {
+	t.Helper()
+	path := filepath.Join(dir, name+".yaml")
+	text := fmt.Sprintf(fullConfig, name, filepath.Join(dir, name), pluginDir, mode, extra)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startFull starts (or restarts) a node; got survives restarts.
+func startFull(t *testing.T, cfg *config.Config, got map[string]int) *fullNode {
+	t.Helper()
+	f := &fullNode{cfg: cfg, got: got}
+	if f.got == nil {
+		f.got = map[string]int{}
+	}
+	n, err := node.New(cfg, node.Options{
+		Catalog:        catalog(),
+		Logger:         hclog.New(&hclog.LoggerOptions{Name: cfg.Node.Name, Level: hclog.Error, Output: os.Stderr}),
+		Deliver:        f.deliver,
+		HealthInterval: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close(context.Background()) })
+	f.Node = n
+	return f
+}
+
+// mesh makes every node a contact of every other, waits for the overlay
+// to connect them, and sets up one conversation with all of them.
+func mesh(t *testing.T, nodes []*fullNode, conv []byte) {
+	t.Helper()
+	ctx := context.Background()
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				if _, err := a.AddContact(ctx, b.CardText()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	var members []ed25519.PublicKey
+	for _, n := range nodes {
+		members = append(members, n.Identity())
+	}
+	for _, n := range nodes {
+		waitPeers(t, n.Node, len(nodes)-1)
+		if err := n.SetConversation(ctx, conv, members); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sent is a message a test posted.
+type sent struct {
+	id      []byte
+	author  int
+	parents [][]byte
+}
+
+// waitAll waits until every node's history holds every message of want
+// that another node authored, and checks the history: each message once,
+// each after its parents, with its author.
+func waitAll(t *testing.T, nodes []*fullNode, want []sent, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for i, n := range nodes {
+		var hist []*conversations.Message
+		for {
+			var err error
+			hist, err = n.History(context.Background(), nil, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			have := map[string]bool{}
+			for _, m := range hist {
+				have[string(m.MessageID)] = true
+			}
+			missing := 0
+			for _, w := range want {
+				if !have[string(w.id)] {
+					missing++
+				}
+			}
+			if missing == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d messages missing after %v", n.Name(), missing, len(want), timeout)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		pos := map[string]int{}
+		for k, m := range hist {
+			if _, dup := pos[string(m.MessageID)]; dup {
+				t.Fatalf("%s: message %x twice in the history", n.Name(), m.MessageID[:8])
+			}
+			pos[string(m.MessageID)] = k
+		}
+		for _, w := range want {
+			m := hist[pos[string(w.id)]]
+			if !bytes.Equal(m.Author, nodes[w.author].Identity()) {
+				t.Fatalf("%s: message %x has author %x, want %s", n.Name(), w.id[:8], m.Author, nodes[w.author].Name())
+			}
+			for _, p := range w.parents {
+				if pos[string(p)] > pos[string(w.id)] {
+					t.Fatalf("%s: message %x came before its parent %x", n.Name(), w.id[:8], p[:8])
+				}
+			}
+			if w.author != i {
+				n.mu.Lock()
+				c := n.got[string(w.id)]
+				n.mu.Unlock()
+				if c != 1 {
+					t.Fatalf("%s: message %x delivered to the application %d times", n.Name(), w.id[:8], c)
+				}
+			}
+		}
+	}
+}
+
+// post has every node send rounds messages; each names the author's own
+// previous message and, from the second round on, the previous round's
+// message of the next node (once this node has it), so parents cross
+// authors.
+func post(t *testing.T, nodes []*fullNode, conv []byte, rounds int) []sent {
+	t.Helper()
+	ctx := context.Background()
+	var all []sent
+	last := make([][]byte, len(nodes))
+	for r := range rounds {
+		for i, n := range nodes {
+			var parents [][]byte
+			if last[i] != nil {
+				parents = append(parents, last[i])
+			}
+			if r > 0 {
+				other := (i + 1) % len(nodes)
+				for _, s := range all {
+					if s.author == other && bytes.Equal(s.id, last[other]) && n.has(s.id) {
+						parents = append(parents, s.id)
+					}
+				}
+			}
+			m, err := n.Post(ctx, conv, []byte(fmt.Sprintf("%s round %d", n.Name(), r)), parents, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last[i] = m.MessageID
+			all = append(all, sent{id: m.MessageID, author: i, parents: parents})
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return all
+}
+
+func (f *fullNode) has(id []byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.got[string(id)] > 0
+}
+
+// TestFullStackLossy runs libp2p+none+doubleratchet+mvds with 30% loss,
+// 30% duplication, reordering and jitter injected at every node's p2p
+// boundary, both ways: two nodes with each plugin its own process, and
+// five nodes in process. Every message reaches every member's application
+// exactly once, after its parents.
+func TestFullStackLossy(t *testing.T) {
+	for _, tc := range []struct {
+		nodes  int
+		mode   string
+		rounds int
+	}{
+		{2, config.ModeProcess, 20},
+		{5, config.ModeInProc, 6},
+	} {
+		t.Run(fmt.Sprintf("%d-nodes-%s", tc.nodes, tc.mode), func(t *testing.T) {
+			dir := t.TempDir()
+			var nodes []*fullNode
+			for i := range tc.nodes {
+				nodes = append(nodes, startFull(t, fullCfg(t, dir, fmt.Sprintf("n%d", i), tc.mode, fmt.Sprintf(lossy, i+1)), nil))
+			}
+			conv := []byte("lossy group")
+			mesh(t, nodes, conv)
+			want := post(t, nodes, conv, tc.rounds)
+			waitAll(t, nodes, want, 90*time.Second)
+			var dropped uint64
+			for _, n := range nodes {
+				dropped += n.Boundaries()[0].Faults["dropped"]
+			}
+			if dropped == 0 {
+				t.Fatal("the injector dropped nothing: the test did not test loss")
+			}
+		})
+	}
+}
+
+// TestFullStackOffline stops one member entirely (every plugin, and the
+// host) while the others talk, then starts it again: it catches up from
+// its peers.
+func TestFullStackOffline(t *testing.T) {
+	dir := t.TempDir()
+	var nodes []*fullNode
+	for i := range 3 {
+		nodes = append(nodes, startFull(t, fullCfg(t, dir, fmt.Sprintf("n%d", i), config.ModeInProc, ""), nil))
+	}
+	conv := []byte("group with a sleeper")
+	mesh(t, nodes, conv)
+	before := post(t, nodes, conv, 2)
+	waitAll(t, nodes, before, 60*time.Second)
+
+	sleeper := nodes[2]
+	sleeper.Close(context.Background())
+	awake := nodes[:2]
+	during := post(t, awake, conv, 5)
+	waitAll(t, awake, during, 60*time.Second)
+
+	back := startFull(t, sleeper.cfg, sleeper.got)
+	nodes[2] = back
+	waitAll(t, nodes, append(before, during...), 60*time.Second)
+}
+
+// TestFullStackKill kills, with SIGKILL and during traffic, first the
+// receiver's mvds plugin and then the sender's: each is restarted by its
+// host, and afterwards every message reached the other side's application
+// exactly once.
+func TestFullStackKill(t *testing.T) {
+	dir := t.TempDir()
+	a := startFull(t, fullCfg(t, dir, "a", config.ModeProcess, ""), nil)
+	b := startFull(t, fullCfg(t, dir, "b", config.ModeProcess, ""), nil)
+	nodes := []*fullNode{a, b}
+	conv := []byte("kill")
+	mesh(t, nodes, conv)
+	for _, victim := range []*fullNode{b, a} {
+		done := make(chan []sent)
+		go func() {
+			var out []sent
+			var prev [][]byte
+			for i := range 40 {
+				m, err := a.Post(context.Background(), conv, []byte(fmt.Sprintf("message %d", i)), prev, false)
+				if err != nil {
+					// The sender's sync layer is down for a moment: go on.
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				out = append(out, sent{id: m.MessageID, author: 0, parents: prev})
+				prev = [][]byte{m.MessageID}
+				time.Sleep(10 * time.Millisecond)
+			}
+			done <- out
+		}()
+		time.Sleep(150 * time.Millisecond)
+		restarts := victim.Restarts("sync")
+		if err := syscall.Kill(victim.PluginPID("sync"), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		want := <-done
+		deadline := time.Now().Add(20 * time.Second)
+		for victim.Restarts("sync") == restarts {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's mvds plugin was not restarted", victim.Name())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		waitAll(t, nodes, want, 60*time.Second)
+	}
+}
