@@ -56,6 +56,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 3 ./plugins/doubleratchet/ratchet/
 	$(GO) test -run '^$$' -bench . -benchtime 200x -count 3 ./plugins/doubleratchet/x3dh/
 	$(GO) test -run '^$$' -bench LayerSealOpen -benchtime 3000x -count 3 ./plugins/doubleratchet/
+	$(GO) test -run '^$$' -bench 'BenchmarkSync|BenchmarkWireBytes' ./plugins/mvds/
+	$(GO) test -run '^$$' -bench 'FullStackWireBytes/burst' -benchtime 300x ./host/node/
+	$(GO) test -run '^$$' -bench 'FullStackWireBytes/paced' -benchtime 100x ./host/node/
 
 FUZZTIME ?= 30s
 # Every Fuzz target in the module, found by name, each run for FUZZTIME.

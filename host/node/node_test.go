@@ -193,7 +193,7 @@ func pair(t *testing.T, mode string) (a, b testNode) {
 	return a, b
 }
 
-func waitPeers(t *testing.T, n *node.Node, want int) {
+func waitPeers(t testing.TB, n *node.Node, want int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
