@@ -228,6 +228,11 @@ func (n *Node) Post(ctx context.Context, conversation, payload []byte, parents [
 			return nil, fmt.Errorf("send: %w", err)
 		}
 		m.MessageID = resp.GetMessageId()
+		// Through the control API rather than a frame, but it crossed the
+		// top boundary all the same: count it there.
+		b := n.bounds[len(n.slots)-1]
+		b.frames[down].Add(1)
+		b.bytes[down].Add(uint64(len(payload)))
 	case commonv1.LayerKind_LAYER_KIND_SECURE:
 		if len(parents) > 0 {
 			return nil, errors.New("send: parents need a sync layer")
