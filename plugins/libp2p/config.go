@@ -64,6 +64,7 @@ func configSchema() []*commonv1.ConfigField {
 		sdk.Int("queue", "Outbound queue length per peer and protocol; frames that find it full are dropped and counted.", defaultQueue, 1, maxQueue),
 		sdk.OneOf(sdk.String("resource_limits", "libp2p resource manager limits: default (libp2p's defaults scaled to the machine) or infinite (benchmarks only).", limitsDefault), limitsDefault, limitsInfinite),
 		sdk.Bool("gossipsub", "Run GossipSub for broadcast frames and the Subscribe call.", true),
+		sdk.Bool("sticky_ports", "A listen address with port 0 gets a port from the system on first start and the same port at later starts (when it is free), so that the node's contact card stays valid across restarts.", true),
 	}
 }
 
@@ -80,6 +81,7 @@ type configSection struct {
 	Queue          int      `json:"queue"`
 	ResourceLimits string   `json:"resource_limits"`
 	GossipSub      bool     `json:"gossipsub"`
+	StickyPorts    bool     `json:"sticky_ports"`
 }
 
 // defaultSection returns the section every key of which has its default.
@@ -95,6 +97,7 @@ func defaultSection() configSection {
 		Queue:          defaultQueue,
 		ResourceLimits: limitsDefault,
 		GossipSub:      true,
+		StickyPorts:    true,
 	}
 }
 
@@ -111,6 +114,7 @@ type config struct {
 	queue          int
 	resourceLimits string
 	gossipSub      bool
+	stickyPorts    bool
 }
 
 // parseConfig decodes and checks a config section. Absent keys take their
@@ -129,8 +133,9 @@ func parseConfig(configJSON string) (*config, error) {
 		s.Security = defaultSecurity()
 	}
 	c := &config{
-		mdns:      s.MDNS,
-		gossipSub: s.GossipSub,
+		mdns:        s.MDNS,
+		gossipSub:   s.GossipSub,
+		stickyPorts: s.StickyPorts,
 	}
 	var err error
 	if c.listen, err = parseListen(s.Listen); err != nil {

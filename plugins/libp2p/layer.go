@@ -57,6 +57,7 @@ type Layer struct {
 
 	mu  sync.Mutex // serialises Configure, Start and Stop
 	cfg *config
+	dir string // the data directory
 	key crypto.PrivKey
 	out sdk.Emitter
 	log hclog.Logger
@@ -118,6 +119,7 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	}
 	log.Info("identity loaded", "peer_id", id, "created", created, "node", req.GetNodeName())
 	l.cfg, l.key, l.out, l.log = cfg, key, env.Out, log
+	l.dir = req.GetDataDir()
 	l.enter(phaseConfigured)
 	return &commonv1.ConfigureResponse{}, nil
 }
@@ -140,7 +142,7 @@ func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "libp2p: %v", err)
 	}
-	n, err := startNode(ctx, l.cfg, l.key, protos, l.out, l.log, &l.ctr)
+	n, err := l.startSticky(ctx, protos)
 	if err != nil {
 		return nil, fmt.Errorf("libp2p: start: %w", err)
 	}
@@ -163,6 +165,42 @@ func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv
 		ContactSection: local.GetContactSection(),
 		DisplayAddress: display,
 	}, nil
+}
+
+// startSticky starts the node on the ports it had last time when the
+// config leaves them to the system (port 0) and sticky_ports is on, and
+// records the ports it got. If a remembered port is taken now, the node
+// starts on fresh ones.
+func (l *Layer) startSticky(ctx context.Context, protos protocolTable) (*node, error) {
+	cfg := l.cfg
+	if cfg.stickyPorts && len(cfg.listen) > 0 {
+		listen, err := stickyListen(l.dir, cfg.listen)
+		if err != nil {
+			l.log.Warn("could not read the remembered listen ports", "error", err)
+		}
+		sticky := *cfg
+		sticky.listen = listen
+		n, err := startNode(ctx, &sticky, l.key, protos, l.out, l.log, &l.ctr)
+		if err == nil {
+			l.rememberPorts(n)
+			return n, nil
+		}
+		if fmt.Sprint(listen) == fmt.Sprint(cfg.listen) {
+			return nil, err
+		}
+		l.log.Warn("the remembered listen ports are not free; listening on new ones (contacts need the new card)", "error", err)
+	}
+	n, err := startNode(ctx, cfg, l.key, protos, l.out, l.log, &l.ctr)
+	if err == nil && cfg.stickyPorts {
+		l.rememberPorts(n)
+	}
+	return n, err
+}
+
+func (l *Layer) rememberPorts(n *node) {
+	if err := savePorts(l.dir, n.h.Network().ListenAddresses()); err != nil {
+		l.log.Warn("could not remember the listen ports", "error", err)
+	}
 }
 
 // HandleBatch implements sdk.Layer. DOWN frames with a peer are queued for
