@@ -29,7 +29,7 @@ func TestDescribe(t *testing.T) {
 	for _, f := range info.GetConfig() {
 		keys = append(keys, f.GetName())
 	}
-	want := []string{"listen", "bootstrap", "security", "mdns", "dht", "conn_low", "conn_high", "max_frame", "queue", "resource_limits", "gossipsub"}
+	want := []string{"listen", "bootstrap", "security", "mdns", "dht", "conn_low", "conn_high", "max_frame", "queue", "resource_limits", "gossipsub", "sticky_ports"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("config keys = %v, want %v", keys, want)
 	}
