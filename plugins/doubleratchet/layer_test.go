@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,38 +17,16 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	securev1 "github.com/strata-msg/strata/core/api/secure/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/doubleratchet/ratchet"
 	"github.com/strata-msg/strata/plugins/doubleratchet/wirepb"
 )
-
-// collector is an sdk.Emitter that keeps what a layer emits.
-type collector struct {
-	mu     sync.Mutex
-	frames []*commonv1.Frame
-}
-
-func (c *collector) Emit(_ context.Context, frames ...*commonv1.Frame) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.frames = append(c.frames, frames...)
-	return nil
-}
-
-func (c *collector) EmitEvent(context.Context, *commonv1.Event) error { return nil }
-
-func (c *collector) take() []*commonv1.Frame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.frames
-	c.frames = nil
-	return out
-}
 
 // node is one layer instance under test.
 type node struct {
 	t   testing.TB
 	l   *Layer
-	out *collector
+	out *sdktest.Recorder
 	id  []byte
 	dir string
 	cfg map[string]any
@@ -59,7 +36,7 @@ func identity(b byte) []byte { return bytes.Repeat([]byte{b}, identitySize) }
 
 func startNode(t testing.TB, dir string, id []byte, cfg map[string]any) *node {
 	t.Helper()
-	n := &node{t: t, l: New(), out: &collector{}, id: id, dir: dir, cfg: cfg}
+	n := &node{t: t, l: New(), out: &sdktest.Recorder{}, id: id, dir: dir, cfg: cfg}
 	raw, _ := json.Marshal(cfg)
 	if _, err := n.l.Configure(context.Background(), &commonv1.ConfigureRequest{
 		ConfigJson: string(raw), DataDir: dir, NodeIdentity: id,
@@ -96,7 +73,7 @@ func (n *node) add(c *node) {
 // handle runs frames through the layer and returns what it emitted.
 func (n *node) handle(frames ...*commonv1.Frame) []*commonv1.Frame {
 	n.l.HandleBatch(context.Background(), &commonv1.Batch{Frames: frames})
-	return n.out.take()
+	return n.out.Take()
 }
 
 func (n *node) counter(name string) uint64 {
@@ -184,8 +161,8 @@ func pair(t testing.TB, cfg map[string]any) (a, b *node) {
 	b = startNode(t, t.TempDir(), identity(0xB2), cfg)
 	a.add(b)
 	b.add(a)
-	exchange(a, b, a.out.take())
-	exchange(b, a, b.out.take())
+	exchange(a, b, a.out.Take())
+	exchange(b, a, b.out.Take())
 	return a, b
 }
 
@@ -519,7 +496,7 @@ func TestGroupFanOutAndMembership(t *testing.T) {
 				x.add(y)
 			}
 		}
-		x.out.take()
+		x.out.Take()
 	}
 	group := []byte("group")
 	set := func(n *node, members ...*node) {
@@ -641,8 +618,8 @@ func TestCrashMidConversation(t *testing.T) {
 	a, b = a.crash(), b.crash()
 	a.add(b)
 	b.add(a)
-	a.out.take()
-	b.out.take()
+	a.out.Take()
+	b.out.Take()
 	mustOpen(t, a, b, inFlight[1], []byte("five"))
 	mustOpen(t, b, a, reply, []byte("six"))
 	mustOpen(t, a, b, inFlight[0], []byte("four"))
@@ -691,9 +668,9 @@ func TestSignedPreKeyRotation(t *testing.T) {
 	if _, err := c.l.AddContact(context.Background(), &securev1.AddContactRequest{Identity: b.id, ContactSection: oldCard}); err != nil {
 		t.Fatal(err)
 	}
-	c.out.take()
+	c.out.Take()
 	b.add(c)
-	b.out.take()
+	b.out.Take()
 	late := send(t, c, b, conv, []byte("too late"))
 	clock = clock.Add(3 * time.Hour)
 	maintain()
@@ -712,7 +689,7 @@ func TestBundleRequestBeforeContact(t *testing.T) {
 	a := startNode(t, t.TempDir(), identity(0xA1), nil)
 	b := startNode(t, t.TempDir(), identity(0xB2), nil)
 	a.add(b)
-	for _, f := range a.out.take() {
+	for _, f := range a.out.Take() {
 		if out := b.handle(arrive(a, f)); len(out) != 0 {
 			t.Fatal("b answered a stranger")
 		}
@@ -721,7 +698,7 @@ func TestBundleRequestBeforeContact(t *testing.T) {
 		t.Fatal("the stranger's request was not counted")
 	}
 	b.add(a)
-	exchange(b, a, b.out.take())
+	exchange(b, a, b.out.Take())
 	if a.counter(cBundlesReceived) != 1 || b.counter(cBundlesReceived) != 1 {
 		t.Fatalf("bundles received: a %d, b %d; want 1 each", a.counter(cBundlesReceived), b.counter(cBundlesReceived))
 	}
