@@ -9,6 +9,7 @@ import (
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/cli"
 	"github.com/strata-msg/strata/host/plugins"
+	"github.com/strata-msg/strata/plugins/devp2p"
 	"github.com/strata-msg/strata/plugins/doubleratchet"
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
 	"github.com/strata-msg/strata/plugins/mvds"
@@ -18,6 +19,7 @@ import (
 func main() {
 	catalog := plugins.Catalog{}.
 		Add(func() sdk.Layer { return libp2pplugin.New() }).
+		Add(func() sdk.Layer { return devp2p.New() }).
 		Add(func() sdk.Layer { return none.New() }).
 		Add(func() sdk.Layer { return doubleratchet.New() }).
 		Add(func() sdk.Layer { return mvds.New() })

@@ -1,0 +1,175 @@
+package devp2p
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/p2p/enode"
+	"github.com/hashicorp/go-hclog"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk"
+)
+
+// waitFor bounds every wait in the tests.
+const waitFor = 10 * time.Second
+
+// recorder is an sdk.Emitter that records what a layer emits.
+type recorder struct {
+	frames chan *commonv1.Frame
+	events chan *commonv1.PeerEvent
+}
+
+func newRecorder() *recorder {
+	return &recorder{frames: make(chan *commonv1.Frame, 8192), events: make(chan *commonv1.PeerEvent, 256)}
+}
+
+func (r *recorder) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
+	for _, f := range frames {
+		select {
+		case r.frames <- f:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (r *recorder) EmitEvent(ctx context.Context, ev *commonv1.Event) error {
+	p := ev.GetPeer()
+	if p == nil {
+		return fmt.Errorf("unexpected event %v", ev)
+	}
+	select {
+	case r.events <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) hclog.Logger {
+	level := hclog.Warn
+	if testing.Verbose() {
+		level = hclog.Debug
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "devp2p", Output: testWriter{t}, Level: level})
+}
+
+// testNode is a started layer and what it emits.
+type testNode struct {
+	l     *Layer
+	rec   *recorder
+	dir   string
+	start *commonv1.StartResponse
+}
+
+// shh is the whisper-like protocol most tests use.
+var shh = &commonv1.Protocol{Name: "shh", Version: 6, MessageCodes: 128}
+
+const loopback = `{"listen":"127.0.0.1:0"}`
+
+// startNodeT configures and starts a layer on dir (a new temporary
+// directory when empty) and stops it when the test ends.
+func startNodeT(t testing.TB, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	tn := &testNode{l: New(), rec: newRecorder(), dir: dir}
+	ctx := context.Background()
+	if _, err := tn.l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: tn.rec}); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	resp, err := tn.l.Start(ctx, &commonv1.StartRequest{Protocols: protos})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	tn.start = resp
+	t.Cleanup(func() { tn.stop(t) })
+	return tn
+}
+
+func (tn *testNode) stop(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := tn.l.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+}
+
+func (tn *testNode) id() enode.ID { return enode.ID(tn.start.GetLocalAddress()) }
+
+func (tn *testNode) url() string { return tn.start.GetDisplayAddress() }
+
+func (tn *testNode) counter(name string) uint64 {
+	return tn.l.Health(context.Background()).GetCounters()[name]
+}
+
+// send hands DOWN frames to the layer.
+func (tn *testNode) send(frames ...*commonv1.Frame) {
+	tn.l.HandleBatch(context.Background(), &commonv1.Batch{Frames: frames})
+}
+
+// expectFrame waits for the next frame the layer emits.
+func (tn *testNode) expectFrame(t testing.TB) *commonv1.Frame {
+	t.Helper()
+	select {
+	case f := <-tn.rec.frames:
+		return f
+	case <-time.After(waitFor):
+		t.Fatal("timed out waiting for a frame")
+		return nil
+	}
+}
+
+// expectPeer waits for a peer event of peer in state.
+func (tn *testNode) expectPeer(t testing.TB, state commonv1.PeerState, peer enode.ID) *commonv1.PeerEvent {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case e := <-tn.rec.events:
+			if e.GetState() == state && enode.ID(e.GetPeer()) == peer {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("timed out waiting for %v of %s", state, peer.TerminalString())
+			return nil
+		}
+	}
+}
+
+func down(peer enode.ID, protocol string, payload []byte) *commonv1.Frame {
+	var p []byte
+	if peer != (enode.ID{}) {
+		p = peer[:]
+	}
+	return &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: p, Protocol: protocol, Payload: payload}
+}
+
+// waitCounter waits until a counter reaches want; writers count a frame
+// after the write returns, which may be after the peer has it.
+func (tn *testNode) waitCounter(t testing.TB, name string, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for tn.counter(name) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %d, want %d", name, tn.counter(name), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := tn.counter(name); got != want {
+		t.Fatalf("%s = %d, want %d", name, got, want)
+	}
+}

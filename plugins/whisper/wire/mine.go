@@ -1,0 +1,103 @@
+package wire
+
+import (
+	"context"
+	"encoding"
+	"encoding/binary"
+	"hash"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/sha3"
+)
+
+// prefixHasher hashes short||nonce for many nonces, absorbing short once and
+// restoring the saved state for each nonce.
+type prefixHasher struct {
+	saved []byte
+	h     hash.Hash
+	nb    [8]byte
+	out   [32]byte
+}
+
+func newPrefixHasher(short []byte) *prefixHasher {
+	h := sha3.NewLegacyKeccak256()
+	h.Write(short)
+	saved, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic("whisper: keccak state not marshalable: " + err.Error())
+	}
+	return &prefixHasher{saved: saved, h: h}
+}
+
+func (p *prefixHasher) zeros(nonce uint64) int {
+	if err := p.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(p.saved); err != nil {
+		panic("whisper: keccak state restore failed: " + err.Error())
+	}
+	binary.BigEndian.PutUint64(p.nb[:], nonce)
+	p.h.Write(p.nb[:])
+	p.h.Sum(p.out[:0])
+	return leadingZeros(p.out[:])
+}
+
+func workers() int {
+	return runtime.GOMAXPROCS(0)
+}
+
+// searchNonce finds a nonce whose hash has at least need leading zeros.
+func searchNonce(ctx context.Context, short []byte, need, n int) (uint64, error) {
+	if n < 1 {
+		n = 1
+	}
+	var (
+		found  atomic.Bool
+		result uint64
+		once   sync.Once
+		wg     sync.WaitGroup
+	)
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(start uint64) {
+			defer wg.Done()
+			p := newPrefixHasher(short)
+			for i, nonce := 0, start; ; i, nonce = i+1, nonce+uint64(n) {
+				if i%1024 == 0 && (found.Load() || ctx.Err() != nil) {
+					return
+				}
+				if p.zeros(nonce) >= need {
+					once.Do(func() {
+						result = nonce
+						found.Store(true)
+					})
+					return
+				}
+			}
+		}(uint64(w))
+	}
+	wg.Wait()
+	if found.Load() {
+		return result, nil
+	}
+	return 0, ctx.Err()
+}
+
+// bestNonce returns the nonce with the most leading zeros found before
+// deadline (geth's time-bounded sealing).
+func bestNonce(short []byte, deadline time.Time) uint64 {
+	p := newPrefixHasher(short)
+	var best uint64
+	bestZeros := -1
+	for nonce := uint64(0); ; nonce++ {
+		if nonce%1024 == 0 && !time.Now().Before(deadline) && bestZeros >= 0 {
+			return best
+		}
+		if z := p.zeros(nonce); z > bestZeros {
+			best, bestZeros = nonce, z
+			if z == 256 {
+				return best
+			}
+		}
+	}
+}
