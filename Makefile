@@ -13,7 +13,7 @@ PROTOS := $(wildcard core/api/*/v1/*.proto)
 # Plugins' own wire formats: plugins/<name>/wirepb/*.proto.
 PLUGIN_PROTOS := $(wildcard plugins/*/wirepb/*.proto)
 
-.PHONY: all build plugins strata demo test test-full bench fuzz proto tools lint vet staticcheck example clean help
+.PHONY: all build plugins strata demo test test-full bench fuzz proto tools lint vet staticcheck example interop clean help
 
 all: build
 
@@ -26,6 +26,7 @@ help:
 	@echo "make proto      regenerate core/api/*/v1 from the .proto files"
 	@echo "make lint       gofmt, go vet and staticcheck"
 	@echo "make example    build and test the example third-party plugin"
+	@echo "make interop    test the go-ethereum v1.9.20 whisper reference (interop/whisperv6)"
 
 build: strata plugins
 
@@ -46,6 +47,11 @@ demo: build
 test:
 	$(GO) test -short -count=1 ./...
 	$(MAKE) example
+	$(MAKE) interop
+
+# The go-ethereum v1.9.20 reference (whisperv6) lives in its own module.
+interop:
+	$(MAKE) -C interop/whisperv6 test
 
 test-full:
 	$(GO) test -race -count=1 ./...

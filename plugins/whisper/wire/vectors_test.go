@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -45,9 +43,6 @@ type gethVectors struct {
 func loadGethVectors(t *testing.T) *gethVectors {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "geth_vectors.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skip("testdata/geth_vectors.json not present (generated from go-ethereum v1.9.20)")
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
