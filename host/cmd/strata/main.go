@@ -14,6 +14,7 @@ import (
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
 	"github.com/strata-msg/strata/plugins/mvds"
 	"github.com/strata-msg/strata/plugins/none"
+	"github.com/strata-msg/strata/plugins/whisper"
 )
 
 func main() {
@@ -21,6 +22,7 @@ func main() {
 		Add(func() sdk.Layer { return libp2pplugin.New() }).
 		Add(func() sdk.Layer { return devp2p.New() }).
 		Add(func() sdk.Layer { return none.New() }).
+		Add(func() sdk.Layer { return whisper.New() }).
 		Add(func() sdk.Layer { return doubleratchet.New() }).
 		Add(func() sdk.Layer { return mvds.New() })
 	os.Exit(cli.Execute(context.Background(), cli.Env{

@@ -1,0 +1,866 @@
+// Package whisper is the `whisper` privacy layer: Whisper v6 (EIP-627, the
+// shh/6 devp2p capability as go-ethereum v1.9.20 speaks it) on top of a p2p
+// overlay. Messages travel as PoW-stamped, encrypted envelopes that every
+// node floods to its peers, so the overlay does not see who talks to whom.
+//
+// Frames go to the overlay on protocol "shh" version 6 with 128 message
+// codes; a frame's payload is one byte of message code followed by the
+// message's RLP payload, so over devp2p it is the real shh/6 capability.
+// See docs/plugins/whisper.md.
+package whisper
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/crypto"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/plugins/whisper/wire"
+)
+
+// Name is the implementation name a config uses.
+const Name = "whisper"
+
+// Version is the implementation version.
+const Version = "0.1.0"
+
+// KeyFile is the node's whisper key, under the layer's data directory.
+const KeyFile = "whisper.key"
+
+// Protocol is the overlay protocol the layer runs on.
+var Protocol = &commonv1.Protocol{Name: wire.ProtocolName, Version: uint32(wire.ProtocolVersion), MessageCodes: wire.NumberOfMessageCodes}
+
+// MaxPayload is the largest payload accepted from above with the default
+// max_message_size (envelope, ECIES, padding, signature and inner-envelope
+// overheads are below 1 KiB).
+const MaxPayload = int(wire.DefaultMaxMessageSize) - payloadOverhead
+
+const payloadOverhead = 1024
+
+// tolerance is how long the previous PoW requirement and bloom still apply
+// to received envelopes after a change (geth's DefaultSyncAllowance).
+const tolerance = wire.DefaultSyncAllowance * time.Second
+
+type entry struct {
+	env *wire.Envelope
+	raw []byte
+	pow float64
+}
+
+type peer struct {
+	id        []byte
+	gotStatus bool
+	pow       float64 // advertised requirement (0 until known)
+	bloom     []byte  // advertised bloom; nil = full node
+	light     bool
+	banned    bool
+	known     map[[32]byte]struct{}
+	packets   bucket
+	bytes     bucket
+}
+
+type subscription struct {
+	topic wire.TopicType
+	key   []byte
+}
+
+type post struct {
+	addr         *address
+	conversation []byte
+	payload      []byte
+	trace        uint64
+}
+
+// Layer is the whisper privacy layer.
+type Layer struct {
+	mu         sync.Mutex
+	cfg        settings
+	env        sdk.Env
+	key        *ecdsa.PrivateKey
+	ownAddr    []byte
+	ownTopic   wire.TopicType
+	configured bool
+	started    bool
+	stopped    bool
+
+	peers map[string]*peer
+	pool  map[[32]byte]*entry
+	subs  map[string]*subscription
+
+	minPoW, prevMinPoW float64
+	powChanged         time.Time
+	bloom, prevBloom   []byte // nil unless light
+	bloomChanged       time.Time
+	lastExpire         time.Time
+
+	counters map[string]uint64
+
+	now    func() time.Time
+	posts  chan *post
+	done   <-chan struct{} // closed by Stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var _ sdk.Privacy = (*Layer)(nil)
+
+// counter names always reported by Health.
+var counterNames = []string{
+	"envelopes_received", "envelopes_forwarded", "envelopes_posted", "envelopes_opened",
+	"not_for_us", "peers_penalised",
+	"dropped_malformed", "dropped_low_pow", "dropped_expired", "dropped_future", "dropped_too_large",
+	"dropped_duplicate", "dropped_rate_limited", "dropped_undecryptable", "dropped_bloom",
+	"dropped_zero_ttl", "dropped_handshake", "dropped_banned_peer", "dropped_wrong_protocol",
+	"dropped_bad_address", "dropped_bad_inner", "dropped_pow_timeout", "dropped_wrong_direction",
+	"dropped_not_started", "ignored_code", "ignored_status",
+}
+
+// New returns an unconfigured layer.
+func New() *Layer {
+	return &Layer{now: time.Now}
+}
+
+// Describe implements sdk.Layer.
+func (l *Layer) Describe() *commonv1.PluginInfo {
+	return &commonv1.PluginInfo{
+		Kind:        commonv1.LayerKind_LAYER_KIND_PRIVACY,
+		Name:        Name,
+		Version:     Version,
+		Description: "Whisper v6 (shh/6): PoW-stamped encrypted envelopes flooded through every node",
+		Config:      configFields(),
+		Provides:    []string{"whisper", "direct", "shared"},
+		Requires:    []string{"unicast", "named-protocols", "peer-events"},
+		MaxPayload:  uint32(MaxPayload),
+	}
+}
+
+// Configure implements sdk.Layer. It loads or creates the node's whisper
+// key in <data_dir>/whisper.key.
+func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
+	cfg, err := parseConfig(req.GetConfigJson())
+	if err != nil {
+		return nil, err
+	}
+	key, err := loadKey(req.GetDataDir())
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg, l.env, l.key = cfg, env, key
+	l.ownAddr = encodeContact(&key.PublicKey)
+	l.ownTopic = PartitionedTopic(&key.PublicKey)
+	l.minPoW, l.prevMinPoW = cfg.minPoW, cfg.minPoW
+	l.peers = map[string]*peer{}
+	l.pool = map[[32]byte]*entry{}
+	l.subs = map[string]*subscription{}
+	l.counters = map[string]uint64{}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if cfg.light {
+		l.bloom = l.topicsBloom()
+	}
+	l.configured = true
+	return &commonv1.ConfigureResponse{Protocols: []*commonv1.Protocol{Protocol}}, nil
+}
+
+func loadKey(dir string) (*ecdsa.PrivateKey, error) {
+	if dir == "" {
+		return crypto.GenerateKey()
+	}
+	path := filepath.Join(dir, KeyFile)
+	key, err := crypto.LoadECDSA(path)
+	if err == nil {
+		return key, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("whisper: key %s: %w", path, err)
+	}
+	if key, err = crypto.GenerateKey(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := crypto.SaveECDSA(path, key); err != nil {
+		return nil, fmt.Errorf("whisper: saving key: %w", err)
+	}
+	return key, nil
+}
+
+// Start implements sdk.Layer.
+func (l *Layer) Start(context.Context, *commonv1.StartRequest) (*commonv1.StartResponse, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.configured {
+		return nil, fmt.Errorf("whisper: not configured")
+	}
+	if !l.started {
+		ctx, cancel := context.WithCancel(context.Background())
+		l.cancel, l.done = cancel, ctx.Done()
+		l.posts = make(chan *post, 1024)
+		l.started = true
+		l.wg.Add(1)
+		go l.poster(ctx)
+	}
+	return &commonv1.StartResponse{
+		LocalAddress:   l.ownAddr,
+		ContactSection: l.ownAddr,
+		DisplayAddress: l.display(),
+	}, nil
+}
+
+func (l *Layer) display() string {
+	return fmt.Sprintf("shh:%x", crypto.FromECDSAPub(&l.key.PublicKey))
+}
+
+// Stop implements sdk.Layer.
+func (l *Layer) Stop(context.Context) error {
+	l.mu.Lock()
+	l.stopped = true
+	cancel := l.cancel
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	l.wg.Wait()
+	return nil
+}
+
+// Health implements sdk.Layer.
+func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := make(map[string]uint64, len(counterNames)+2)
+	for _, n := range counterNames {
+		c[n] = 0
+	}
+	for k, v := range l.counters {
+		c[k] = v
+	}
+	if l.configured {
+		l.expire(l.now())
+	}
+	c["peers"] = uint64(len(l.peers))
+	c["pool_size"] = uint64(len(l.pool))
+	serving := l.started && !l.stopped
+	detail := ""
+	if !serving {
+		detail = "not started"
+	}
+	return &commonv1.HealthResponse{Serving: serving, Detail: detail, Counters: c}
+}
+
+func (l *Layer) count(name string) { l.counters[name]++ }
+
+func (l *Layer) logf(format string, args ...any) {
+	if l.env.Logger != nil {
+		l.env.Logger.Debug(fmt.Sprintf(format, args...))
+	}
+}
+
+func (l *Layer) emit(ctx context.Context, frames []*commonv1.Frame) {
+	if len(frames) == 0 {
+		return
+	}
+	l.mu.Lock()
+	stopped := l.stopped
+	l.mu.Unlock()
+	if stopped || l.env.Out == nil {
+		return
+	}
+	_ = l.env.Out.Emit(ctx, frames...)
+}
+
+func down(peerID []byte, code byte, payload []byte) *commonv1.Frame {
+	return &commonv1.Frame{
+		Direction: commonv1.Direction_DIRECTION_DOWN,
+		Peer:      peerID,
+		Protocol:  wire.ProtocolName,
+		Payload:   packet(code, payload),
+	}
+}
+
+// HandleBatch implements sdk.Layer.
+func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
+	var out []*commonv1.Frame
+	var posts []*post
+	l.mu.Lock()
+	if !l.started || l.stopped {
+		if l.counters != nil {
+			l.counters["dropped_not_started"] += uint64(len(b.GetFrames()))
+		}
+		l.mu.Unlock()
+		return
+	}
+	now := l.now()
+	done := l.done
+	l.expire(now)
+	for _, ev := range b.GetEvents() {
+		p := ev.GetPeer()
+		if p == nil || len(p.GetPeer()) == 0 {
+			continue
+		}
+		switch p.GetState() {
+		case commonv1.PeerState_PEER_STATE_CONNECTED:
+			if _, ok := l.peers[string(p.GetPeer())]; !ok {
+				out = append(out, l.addPeer(p.GetPeer(), now)...)
+			}
+		case commonv1.PeerState_PEER_STATE_DISCONNECTED:
+			delete(l.peers, string(p.GetPeer()))
+		}
+	}
+	for _, f := range b.GetFrames() {
+		switch f.GetDirection() {
+		case commonv1.Direction_DIRECTION_DOWN:
+			if p := l.prepare(f); p != nil {
+				posts = append(posts, p)
+			}
+		case commonv1.Direction_DIRECTION_UP:
+			out = append(out, l.receive(f, now)...)
+		default:
+			l.count("dropped_wrong_direction")
+		}
+	}
+	l.mu.Unlock()
+	l.emit(ctx, out)
+	for _, p := range posts {
+		select {
+		case l.posts <- p:
+		case <-ctx.Done():
+			return
+		case <-done:
+			return
+		}
+	}
+}
+
+// addPeer registers an overlay peer and returns our Status for it.
+func (l *Layer) addPeer(id []byte, now time.Time) []*commonv1.Frame {
+	p := &peer{
+		id:      append([]byte(nil), id...),
+		known:   map[[32]byte]struct{}{},
+		packets: newBucket(l.cfg.ratePackets, math.Max(l.cfg.ratePackets, 1)),
+		bytes:   newBucket(l.cfg.rateBytes, math.Max(l.cfg.rateBytes, float64(l.cfg.maxSize)+1)),
+	}
+	p.packets.last, p.bytes.last = now, now
+	l.peers[string(id)] = p
+	return []*commonv1.Frame{down(p.id, wire.StatusCode, encodeStatus(l.minPoW, l.bloom, l.cfg.light))}
+}
+
+// penalise stops accepting from a peer that violated the protocol (geth
+// disconnects it; the privacy contract cannot, so the peer is ignored
+// until the overlay reports it disconnected).
+func (l *Layer) penalise(p *peer, reason string, err error) {
+	l.count("dropped_" + reason)
+	if !p.banned {
+		p.banned = true
+		l.count("peers_penalised")
+		l.logf("whisper: ignoring peer %x from now on: %s: %v", p.id, reason, err)
+	}
+}
+
+// receive handles one UP frame from an overlay peer.
+func (l *Layer) receive(f *commonv1.Frame, now time.Time) []*commonv1.Frame {
+	if f.GetProtocol() != wire.ProtocolName || len(f.GetPeer()) == 0 {
+		l.count("dropped_wrong_protocol")
+		return nil
+	}
+	var out []*commonv1.Frame
+	p, ok := l.peers[string(f.GetPeer())]
+	if !ok { // a frame before its PeerEvent: the peer is connected
+		out = l.addPeer(f.GetPeer(), now)
+		p = l.peers[string(f.GetPeer())]
+	}
+	if p.banned {
+		l.count("dropped_banned_peer")
+		return out
+	}
+	payload := f.GetPayload()
+	if !p.packets.take(now, 1) || !p.bytes.take(now, float64(len(payload))) {
+		l.count("dropped_rate_limited")
+		return out
+	}
+	if len(payload) == 0 {
+		l.penalise(p, "malformed", errors.New("empty frame"))
+		return out
+	}
+	code, body := payload[0], payload[1:]
+	if len(body) > int(l.cfg.maxSize) {
+		l.penalise(p, "too_large", fmt.Errorf("packet of %d bytes", len(body)))
+		return out
+	}
+	if !p.gotStatus && code != wire.StatusCode {
+		l.penalise(p, "handshake", fmt.Errorf("code %d before status", code))
+		return out
+	}
+	switch code {
+	case wire.StatusCode:
+		if p.gotStatus {
+			l.count("ignored_status")
+			return out
+		}
+		st, err := decodeStatus(body)
+		if err != nil {
+			l.penalise(p, "handshake", err)
+			return out
+		}
+		if st.Light && l.cfg.light {
+			l.penalise(p, "handshake", errors.New("light node to light node"))
+			return out
+		}
+		p.gotStatus, p.light = true, st.Light
+		if st.PoWSet {
+			p.pow, p.bloom = st.PoW, st.Bloom
+		}
+	case wire.MessagesCode:
+		envs, err := decodeMessages(body)
+		if err != nil {
+			l.penalise(p, "malformed", err)
+			return out
+		}
+		var fresh []*entry
+		var bad error
+		for _, e := range envs {
+			ent, up, err := l.add(p, e, now)
+			if err != nil && bad == nil {
+				bad = err
+			}
+			if ent != nil {
+				fresh = append(fresh, ent)
+			}
+			out = append(out, up...)
+		}
+		if bad != nil && !p.banned {
+			p.banned = true
+			l.count("peers_penalised")
+			l.logf("whisper: ignoring peer %x from now on: %v", p.id, bad)
+		}
+		out = append(out, l.forward(fresh, p)...)
+	case wire.PowRequirementCode:
+		v, err := decodePoWRequirement(body)
+		if err != nil {
+			l.penalise(p, "malformed", err)
+			return out
+		}
+		p.pow = v
+	case wire.BloomFilterExCode:
+		bloom, err := decodeBloom(body)
+		if err != nil {
+			l.penalise(p, "malformed", err)
+			return out
+		}
+		p.bloom = bloom
+	default: // 126 (no mail server), 127 (no trusted peers), unknown codes
+		l.count("ignored_code")
+	}
+	return out
+}
+
+// effectiveMinPoW is the requirement applied to received envelopes: the
+// current one, or the previous one if lower and changed less than 10 s ago.
+func (l *Layer) effectiveMinPoW(now time.Time) float64 {
+	if now.Sub(l.powChanged) < tolerance {
+		return math.Min(l.minPoW, l.prevMinPoW)
+	}
+	return l.minPoW
+}
+
+func (l *Layer) bloomAccepts(now time.Time, sample []byte) bool {
+	if l.bloom == nil || wire.BloomFilterMatch(l.bloom, sample) {
+		return true
+	}
+	return now.Sub(l.bloomChanged) < tolerance && (l.prevBloom == nil || wire.BloomFilterMatch(l.prevBloom, sample))
+}
+
+// add admits one received envelope in geth's order. It returns the pool
+// entry if the envelope is new, the UP frames it opened to, and an error if
+// the sender deserves a penalty.
+func (l *Layer) add(p *peer, e *wire.Envelope, now time.Time) (*entry, []*commonv1.Frame, error) {
+	h := e.Hash()
+	if _, dup := l.pool[h]; dup {
+		p.known[h] = struct{}{}
+		l.count("dropped_duplicate")
+		return nil, nil, nil
+	}
+	if err := e.Validate(now, l.cfg.maxSize, l.effectiveMinPoW(now)); err != nil {
+		switch {
+		case errors.Is(err, wire.ErrVeryOld):
+			l.count("dropped_expired")
+			return nil, nil, err
+		case errors.Is(err, wire.ErrExpired):
+			l.count("dropped_expired")
+			return nil, nil, nil
+		case errors.Is(err, wire.ErrFuture):
+			l.count("dropped_future")
+		case errors.Is(err, wire.ErrTooLarge):
+			l.count("dropped_too_large")
+		case errors.Is(err, wire.ErrLowPoW):
+			l.count("dropped_low_pow")
+		case errors.Is(err, wire.ErrZeroTTL):
+			l.count("dropped_zero_ttl")
+			return nil, nil, nil
+		default:
+			l.count("dropped_malformed")
+		}
+		return nil, nil, err
+	}
+	if !l.bloomAccepts(now, e.Bloom()) {
+		l.count("dropped_bloom")
+		return nil, nil, errors.New("whisper: envelope outside our bloom")
+	}
+	ent := &entry{env: e, raw: e.Encode(), pow: e.PoWAt(now)}
+	l.pool[h] = ent
+	p.known[h] = struct{}{}
+	l.count("envelopes_received")
+	return ent, l.open(e), nil
+}
+
+// open tries the node's keys for the envelope's topic.
+func (l *Layer) open(e *wire.Envelope) []*commonv1.Frame {
+	tried := false
+	if e.Topic == l.ownTopic {
+		tried = true
+		msg, err := wire.OpenAsymmetric(e, l.key)
+		if err == nil {
+			return l.deliver(msg)
+		}
+		if !errors.Is(err, wire.ErrDecrypt) {
+			l.count("dropped_undecryptable")
+			return nil
+		}
+	}
+	keys := make([]string, 0, len(l.subs))
+	for k, s := range l.subs {
+		if s.topic == e.Topic {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		tried = true
+		msg, err := wire.OpenSymmetric(e, l.subs[k].key)
+		if err == nil {
+			return l.deliver(msg)
+		}
+		if !errors.Is(err, wire.ErrDecrypt) {
+			l.count("dropped_undecryptable")
+			return nil
+		}
+	}
+	if tried {
+		l.count("not_for_us")
+	}
+	return nil
+}
+
+func (l *Layer) deliver(msg *wire.ReceivedMessage) []*commonv1.Frame {
+	conv, payload, err := decodeInner(msg.Payload)
+	if err != nil {
+		l.count("dropped_bad_inner")
+		return nil
+	}
+	var from []byte
+	if msg.Src != nil {
+		from = encodeContact(msg.Src)
+	}
+	l.count("envelopes_opened")
+	return []*commonv1.Frame{{
+		Direction:    commonv1.Direction_DIRECTION_UP,
+		Peer:         from,
+		Conversation: append([]byte(nil), conv...),
+		Payload:      append([]byte(nil), payload...),
+		MessageId:    msg.EnvelopeHash[:],
+	}}
+}
+
+// forward sends new envelopes to every peer (but the one they came from)
+// whose bloom and PoW requirement they meet, in code-1 batches of at most
+// max_message_size bytes.
+func (l *Layer) forward(ents []*entry, from *peer) []*commonv1.Frame {
+	if len(ents) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(l.peers))
+	for id := range l.peers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []*commonv1.Frame
+	for _, id := range ids {
+		p := l.peers[id]
+		if p == from || p.banned {
+			continue
+		}
+		var batch [][]byte
+		size := 0
+		flush := func() {
+			if len(batch) > 0 {
+				out = append(out, down(p.id, wire.MessagesCode, encodeMessages(batch)))
+				batch, size = nil, 0
+			}
+		}
+		for _, ent := range ents {
+			h := ent.env.Hash()
+			if _, ok := p.known[h]; ok {
+				continue
+			}
+			if ent.pow < p.pow || (p.bloom != nil && !wire.BloomFilterMatch(p.bloom, ent.env.Bloom())) {
+				continue
+			}
+			if size+len(ent.raw)+16 > int(l.cfg.maxSize) {
+				flush()
+			}
+			batch = append(batch, ent.raw)
+			size += len(ent.raw)
+			p.known[h] = struct{}{}
+			l.count("envelopes_forwarded")
+		}
+		flush()
+	}
+	return out
+}
+
+// expire drops envelopes whose expiry has passed, at most once a second.
+func (l *Layer) expire(now time.Time) {
+	if now.Sub(l.lastExpire) < time.Second && !now.Before(l.lastExpire) {
+		return
+	}
+	l.lastExpire = now
+	n := uint32(now.Unix())
+	for h, ent := range l.pool {
+		if ent.env.Expiry < n {
+			delete(l.pool, h)
+			for _, p := range l.peers {
+				delete(p.known, h)
+			}
+		}
+	}
+}
+
+// prepare checks a DOWN frame and turns it into a post job.
+func (l *Layer) prepare(f *commonv1.Frame) *post {
+	a, err := decodeAddress(f.GetPeer())
+	if err != nil {
+		l.count("dropped_bad_address")
+		return nil
+	}
+	if len(f.GetPayload()) > int(l.cfg.maxSize)-payloadOverhead || len(f.GetConversation()) > maxConversation {
+		l.count("dropped_too_large")
+		return nil
+	}
+	return &post{addr: a, conversation: f.GetConversation(), payload: f.GetPayload(), trace: f.GetTraceId()}
+}
+
+// poster seals posts off the batch path (mining takes time) and posts them.
+func (l *Layer) poster(ctx context.Context) {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-l.posts:
+			l.emit(ctx, l.send(p))
+		}
+	}
+}
+
+// send seals, pools and forwards one message.
+func (l *Layer) send(p *post) []*commonv1.Frame {
+	l.mu.Lock()
+	cfg, key, now := l.cfg, l.key, l.now()
+	l.mu.Unlock()
+	env, err := seal(p, cfg, key, now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, wire.ErrPoWTimeout) {
+			l.count("dropped_pow_timeout")
+		} else {
+			l.count("dropped_too_large")
+		}
+		l.logf("whisper: cannot post: %v", err)
+		return nil
+	}
+	h := env.Hash()
+	if _, dup := l.pool[h]; dup {
+		return nil
+	}
+	ent := &entry{env: env, raw: env.Encode(), pow: env.PoW()}
+	l.pool[h] = ent
+	l.count("envelopes_posted")
+	out := l.forward([]*entry{ent}, nil)
+	for _, f := range out {
+		f.TraceId = p.trace
+	}
+	return out
+}
+
+func seal(p *post, cfg settings, key *ecdsa.PrivateKey, now time.Time) (*wire.Envelope, error) {
+	inner, err := appendInner(nil, p.conversation, p.payload)
+	if err != nil {
+		return nil, err
+	}
+	params := &wire.MessageParams{TTL: cfg.ttl, Src: key, Topic: p.addr.topic, Payload: inner}
+	if p.addr.kind == addrKindContact {
+		params.Dst = p.addr.pub
+	} else {
+		params.KeySym = p.addr.symKey
+	}
+	msg, err := wire.NewSentMessage(params)
+	if err != nil {
+		return nil, err
+	}
+	env, err := msg.Wrap(params, now)
+	if err != nil {
+		return nil, err
+	}
+	if env.Size() > int(cfg.maxSize) {
+		return nil, wire.ErrTooLarge
+	}
+	if err := env.Seal(cfg.powTarget, cfg.powTime); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// topicsBloom is the union of the blooms of the node's topics.
+func (l *Layer) topicsBloom() []byte {
+	bloom := make([]byte, wire.BloomFilterSize)
+	or := func(t wire.TopicType) {
+		for i, b := range wire.TopicToBloom(t) {
+			bloom[i] |= b
+		}
+	}
+	or(l.ownTopic)
+	for _, s := range l.subs {
+		or(s.topic)
+	}
+	return bloom
+}
+
+// updateBloom recomputes a light node's bloom and returns code-3 packets
+// for every peer if it changed.
+func (l *Layer) updateBloom() []*commonv1.Frame {
+	if !l.cfg.light {
+		return nil
+	}
+	nb := l.topicsBloom()
+	if string(nb) == string(l.bloom) {
+		return nil
+	}
+	l.prevBloom, l.bloom, l.bloomChanged = l.bloom, nb, l.now()
+	return l.toAll(wire.BloomFilterExCode, encodeBloom(nb))
+}
+
+func (l *Layer) toAll(code byte, payload []byte) []*commonv1.Frame {
+	ids := make([]string, 0, len(l.peers))
+	for id := range l.peers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]*commonv1.Frame, 0, len(ids))
+	for _, id := range ids {
+		if p := l.peers[id]; !p.banned {
+			out = append(out, down(p.id, code, payload))
+		}
+	}
+	return out
+}
+
+// SetMinPoW changes the node's PoW requirement and announces it to every
+// peer (code 2); the previous value is tolerated for 10 s.
+func (l *Layer) SetMinPoW(ctx context.Context, v float64) error {
+	if !validPoW(v) {
+		return fmt.Errorf("whisper: invalid PoW requirement %v", v)
+	}
+	l.mu.Lock()
+	if !l.configured {
+		l.mu.Unlock()
+		return fmt.Errorf("whisper: not configured")
+	}
+	l.prevMinPoW, l.minPoW, l.powChanged = l.minPoW, v, l.now()
+	out := l.toAll(wire.PowRequirementCode, encodePoWRequirement(v))
+	l.mu.Unlock()
+	l.emit(ctx, out)
+	return nil
+}
+
+// OwnAddress implements privacyv1.ControlServer.
+func (l *Layer) OwnAddress(context.Context, *privacyv1.OwnAddressRequest) (*privacyv1.OwnAddressResponse, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.configured {
+		return nil, grpcstatus.Error(codes.FailedPrecondition, "whisper: not configured")
+	}
+	return &privacyv1.OwnAddressResponse{Address: l.ownAddr, DisplayAddress: l.display()}, nil
+}
+
+// Subscribe implements privacyv1.ControlServer: a public chat (or a group
+// with its own key). Topic = Keccak256(name)[:4]; key = req.key if given
+// (32 bytes) else geth's password KDF of the name.
+func (l *Layer) Subscribe(ctx context.Context, req *privacyv1.SubscribeRequest) (*privacyv1.SubscribeResponse, error) {
+	if req.GetName() == "" {
+		return nil, grpcstatus.Error(codes.InvalidArgument, "whisper: a shared address needs a name")
+	}
+	key := req.GetKey()
+	if len(key) > 0 {
+		if len(key) != wire.AESKeyLength || allZero(key) {
+			return nil, grpcstatus.Errorf(codes.InvalidArgument, "whisper: key must be %d non-zero bytes", wire.AESKeyLength)
+		}
+		key = append([]byte(nil), key...)
+	} else {
+		var err error
+		if key, err = wire.SymKeyFromPassword(req.GetName()); err != nil {
+			return nil, grpcstatus.Error(codes.Internal, err.Error())
+		}
+	}
+	topic := NameTopic(req.GetName())
+	addr := encodeShared(topic, key)
+	l.mu.Lock()
+	if !l.configured {
+		l.mu.Unlock()
+		return nil, grpcstatus.Error(codes.FailedPrecondition, "whisper: not configured")
+	}
+	l.subs[string(addr)] = &subscription{topic: topic, key: key}
+	out := l.updateBloom()
+	l.mu.Unlock()
+	l.emit(ctx, out)
+	return &privacyv1.SubscribeResponse{Address: addr}, nil
+}
+
+// Unsubscribe implements privacyv1.ControlServer.
+func (l *Layer) Unsubscribe(ctx context.Context, req *privacyv1.UnsubscribeRequest) (*privacyv1.UnsubscribeResponse, error) {
+	a, err := decodeAddress(req.GetAddress())
+	if err != nil || a.kind != addrKindShared {
+		return nil, grpcstatus.Error(codes.InvalidArgument, "whisper: not a shared address")
+	}
+	l.mu.Lock()
+	if !l.configured {
+		l.mu.Unlock()
+		return nil, grpcstatus.Error(codes.FailedPrecondition, "whisper: not configured")
+	}
+	if _, ok := l.subs[string(req.GetAddress())]; !ok {
+		l.mu.Unlock()
+		return nil, grpcstatus.Error(codes.NotFound, "whisper: not subscribed")
+	}
+	delete(l.subs, string(req.GetAddress()))
+	out := l.updateBloom()
+	l.mu.Unlock()
+	l.emit(ctx, out)
+	return &privacyv1.UnsubscribeResponse{}, nil
+}
