@@ -22,10 +22,12 @@ import (
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/node"
 	"github.com/strata-msg/strata/host/plugins"
+	"github.com/strata-msg/strata/plugins/devp2p"
 	"github.com/strata-msg/strata/plugins/doubleratchet"
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
 	"github.com/strata-msg/strata/plugins/mvds"
 	"github.com/strata-msg/strata/plugins/none"
+	"github.com/strata-msg/strata/plugins/whisper"
 )
 
 // pluginDir holds the plugin binaries built by TestMain, with a lock file.
@@ -44,6 +46,8 @@ func TestMain(m *testing.M) {
 		"echo":          "github.com/strata-msg/strata/core/sdk/internal/echolayer/cmd/strata-plugin-echo",
 		"doubleratchet": "github.com/strata-msg/strata/plugins/doubleratchet/cmd/strata-plugin-doubleratchet",
 		"mvds":          "github.com/strata-msg/strata/plugins/mvds/cmd/strata-plugin-mvds",
+		"devp2p":        "github.com/strata-msg/strata/plugins/devp2p/cmd/strata-plugin-devp2p",
+		"whisper":       "github.com/strata-msg/strata/plugins/whisper/cmd/strata-plugin-whisper",
 	} {
 		if _, err := sdktest.Build(dir, pkg, name); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -80,7 +84,9 @@ func catalog() plugins.Catalog {
 		Add(func() sdk.Layer { return libp2pplugin.New() }).
 		Add(func() sdk.Layer { return none.New() }).
 		Add(func() sdk.Layer { return doubleratchet.New() }).
-		Add(func() sdk.Layer { return mvds.New() })
+		Add(func() sdk.Layer { return mvds.New() }).
+		Add(func() sdk.Layer { return devp2p.New() }).
+		Add(func() sdk.Layer { return whisper.New() })
 }
 
 const relayConfig = `
