@@ -74,6 +74,11 @@ type Node struct {
 	Name    string
 	DataDir string
 	Role    string
+	// DialContacts asks the p2p layer to keep a connection to every contact
+	// (the default). Off, the node reaches contacts only through the peers
+	// its overlay is configured with (relays), so that contacts do not learn
+	// its network address.
+	DialContacts bool
 }
 
 // Plugins is the plugins section.
@@ -188,7 +193,7 @@ type Sources struct {
 
 // topKeys are the keys a config may have, with the fix to show for a typo.
 var topKeys = map[string]bool{
-	"node.name": true, "node.data_dir": true, "node.role": true,
+	"node.name": true, "node.data_dir": true, "node.role": true, "node.dial_contacts": true,
 	"plugins.dir": true, "plugins.lock_file": true, "plugins.allow_unverified": true,
 	"plugins.restart.initial": true, "plugins.restart.max": true,
 	"plugins.restart.limit": true, "plugins.restart.window": true,
@@ -354,6 +359,7 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 
 	cfg.Node.Name = str("node.name", "strata")
 	cfg.Node.Role = str("node.role", RoleClient)
+	cfg.Node.DialContacts = !k.Exists("node.dial_contacts") || boolean("node.dial_contacts")
 	cfg.Node.DataDir = str("node.data_dir", "")
 	cfg.Plugins.Dir = str("plugins.dir", "")
 	cfg.Plugins.LockFile = str("plugins.lock_file", "")

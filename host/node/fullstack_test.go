@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
 
+	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/conversations"
 	"github.com/strata-msg/strata/host/node"
@@ -523,4 +525,110 @@ func TestDevp2pWhisperStack(t *testing.T) {
 			t.Fatalf("%s: whisper opened no envelope: %v", n.Name(), c)
 		}
 	}
+}
+
+// relayConfigEth is a whisper relay: devp2p + whisper only.
+const relayConfigEth = `
+node:
+  name: relay
+  data_dir: %[1]s
+  role: relay
+plugins:
+  dir: %[2]s
+layers:
+  p2p:
+    plugin: devp2p
+    mode: process
+    config:
+      listen: "127.0.0.1:0"
+  privacy:
+    plugin: whisper
+    mode: process
+api:
+  listen: "off"
+`
+
+// TestDevp2pWhisperThroughRelay: two clients on devp2p+whisper+
+// doubleratchet+mvds that never dial each other (node.dial_contacts:
+// false) and are each connected only to a whisper relay, with loss,
+// duplication and reordering of whisper's deliveries: the relay forwards
+// the envelopes it cannot read, and every message reaches the other client
+// exactly once, after its parents.
+func TestDevp2pWhisperThroughRelay(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) *config.Config {
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	relay := startFull(t, write("relay", fmt.Sprintf(relayConfigEth, filepath.Join(dir, "relay"), pluginDir)), nil)
+	conn, err := relay.Control("p2p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := p2pv1.NewControlClient(conn.Control()).NodeInfo(context.Background(), &p2pv1.NodeInfoRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enode := info.GetListenAddresses()[0]
+	var nodes []*fullNode
+	for i := range 2 {
+		name := fmt.Sprintf("c%d", i)
+		text := strings.Replace(fmt.Sprintf(ethConfig, name, filepath.Join(dir, name), pluginDir, config.ModeProcess,
+			strings.Replace(fmt.Sprintf(lossy, 50+i), "  p2p:", "  privacy:", 1)),
+			`      listen: "127.0.0.1:0"`, fmt.Sprintf("      listen: \"127.0.0.1:0\"\n      static: [%q]", enode), 1)
+		text = strings.Replace(text, "  data_dir:", "  dial_contacts: false\n  data_dir:", 1)
+		nodes = append(nodes, startFull(t, write(name, text), nil))
+	}
+	ctx := context.Background()
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				if _, err := a.AddContact(ctx, b.CardText()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		waitPeers(t, a.Node, 1) // the relay, and only it
+	}
+	conv := []byte("through the relay")
+	members := []ed25519.PublicKey{nodes[0].Identity(), nodes[1].Identity()}
+	for _, n := range nodes {
+		if err := n.SetConversation(ctx, conv, members); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := post(t, nodes, conv, 8)
+	waitAll(t, nodes, want, 90*time.Second)
+	for _, n := range nodes {
+		resp, err := p2pv1.NewControlClient(mustControl(t, n, "p2p")).Peers(ctx, &p2pv1.PeersRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetPeers()) != 1 {
+			t.Fatalf("%s has %d overlay peers, want only the relay", n.Name(), len(resp.GetPeers()))
+		}
+	}
+	c, err := relay.LayerCounters(ctx, "privacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c["envelopes_forwarded"] == 0 || c["envelopes_opened"] != 0 {
+		t.Fatalf("relay forwarded %d and opened %d envelopes; want some forwarded, none opened", c["envelopes_forwarded"], c["envelopes_opened"])
+	}
+}
+
+func mustControl(t *testing.T, n *fullNode, layer string) grpc.ClientConnInterface {
+	t.Helper()
+	conn, err := n.Control(layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn.Control()
 }

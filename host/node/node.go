@@ -400,6 +400,9 @@ func (n *Node) Contacts(ctx context.Context) ([]*contacts.Card, error) { return 
 // connectContacts asks the overlay to keep a connection to each contact
 // whose card has a section for this node's p2p plugin.
 func (n *Node) connectContacts(cards []*contacts.Card) {
+	if !n.cfg.Node.DialContacts {
+		return // contacts are reached through the overlay's own peers
+	}
 	p2p := n.slots[0]
 	for _, c := range cards {
 		sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_P2P]
