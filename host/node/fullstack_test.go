@@ -632,3 +632,48 @@ func mustControl(t *testing.T, n *fullNode, layer string) grpc.ClientConnInterfa
 	}
 	return conn.Control()
 }
+
+// TestLibp2pWhisperStack runs whisper over libp2p instead of devp2p
+// (libp2p+whisper+doubleratchet+mvds, in process): the same whisper layer
+// and envelope codec on the named protocol /strata/shh/6, three nodes, with
+// loss, duplication and reordering of whisper's deliveries.
+func TestLibp2pWhisperStack(t *testing.T) {
+	dir := t.TempDir()
+	var nodes []*fullNode
+	for i := range 3 {
+		name := fmt.Sprintf("w%d", i)
+		text := fmt.Sprintf(ethConfig, name, filepath.Join(dir, name), pluginDir, config.ModeInProc,
+			strings.Replace(fmt.Sprintf(lossy, 60+i), "  p2p:", "  privacy:", 1))
+		text = strings.Replace(text, "    plugin: devp2p", "    plugin: libp2p", 1)
+		text = strings.Replace(text, `      listen: "127.0.0.1:0"`, `      listen: ["/ip4/127.0.0.1/tcp/0"]`, 1)
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, startFull(t, cfg, nil))
+	}
+	conv := []byte("libp2p whisper group")
+	mesh(t, nodes, conv)
+	want := post(t, nodes, conv, 6)
+	waitAll(t, nodes, want, 90*time.Second)
+	for _, n := range nodes {
+		c, err := n.LayerCounters(context.Background(), "p2p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c["frames_received"] == 0 {
+			t.Fatalf("%s: libp2p carried nothing: %v", n.Name(), c)
+		}
+		w, err := n.LayerCounters(context.Background(), "privacy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w["envelopes_opened"] == 0 {
+			t.Fatalf("%s: whisper opened no envelope: %v", n.Name(), w)
+		}
+	}
+}
