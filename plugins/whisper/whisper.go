@@ -86,6 +86,11 @@ type post struct {
 
 // Layer is the whisper privacy layer.
 type Layer struct {
+	// emitMu orders everything the layer emits: it is held from the moment
+	// a batch (or a post) decides what to send until it has been emitted,
+	// so that a peer's Status always goes out before anything else to it,
+	// even when the poster goroutine forwards a new envelope meanwhile.
+	emitMu     sync.Mutex
 	mu         sync.Mutex
 	cfg        settings
 	env        sdk.Env
@@ -299,12 +304,14 @@ func down(peerID []byte, code byte, payload []byte) *commonv1.Frame {
 func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 	var out []*commonv1.Frame
 	var posts []*post
+	l.emitMu.Lock()
 	l.mu.Lock()
 	if !l.started || l.stopped {
 		if l.counters != nil {
 			l.counters["dropped_not_started"] += uint64(len(b.GetFrames()))
 		}
 		l.mu.Unlock()
+		l.emitMu.Unlock()
 		return
 	}
 	now := l.now()
@@ -338,6 +345,7 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 	}
 	l.mu.Unlock()
 	l.emit(ctx, out)
+	l.emitMu.Unlock()
 	for _, p := range posts {
 		select {
 		case l.posts <- p:
@@ -674,17 +682,24 @@ func (l *Layer) poster(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p := <-l.posts:
-			l.emit(ctx, l.send(p))
+			l.send(ctx, p)
 		}
 	}
 }
 
-// send seals, pools and forwards one message.
-func (l *Layer) send(p *post) []*commonv1.Frame {
+// send seals (mining, outside every lock), pools and forwards one message.
+func (l *Layer) send(ctx context.Context, p *post) {
 	l.mu.Lock()
 	cfg, key, now := l.cfg, l.key, l.now()
 	l.mu.Unlock()
 	env, err := seal(p, cfg, key, now)
+	l.emitMu.Lock()
+	defer l.emitMu.Unlock()
+	l.emit(ctx, l.publish(p, env, err))
+}
+
+// publish pools a sealed envelope and returns the frames that forward it.
+func (l *Layer) publish(p *post, env *wire.Envelope, err error) []*commonv1.Frame {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
