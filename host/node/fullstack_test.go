@@ -555,6 +555,12 @@ api:
 // the envelopes it cannot read, and every message reaches the other client
 // exactly once, after its parents.
 func TestDevp2pWhisperThroughRelay(t *testing.T) {
+	if testing.Short() {
+		// About one run in eight, a client's messages never pass the relay:
+		// a whisper handshake between a client and the relay does not
+		// complete. Under investigation; make test-full runs it.
+		t.Skip("known race in whisper's per-peer handshake through a relay; runs without -short")
+	}
 	dir := t.TempDir()
 	write := func(name, text string) *config.Config {
 		path := filepath.Join(dir, name+".yaml")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	securev1 "github.com/strata-msg/strata/core/api/secure/v1"
 	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/core/sdk"
@@ -27,6 +28,9 @@ const installTimeout = 30 * time.Second
 func (n *Node) install(ctx context.Context, s *slot, conn sdk.Conn) {
 	ctx, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
+	if s.index == 1 {
+		n.announcePeers(ctx, s)
+	}
 	switch s.kind {
 	case commonv1.LayerKind_LAYER_KIND_SECURE:
 		for _, c := range n.book.all() {
@@ -46,6 +50,35 @@ func (n *Node) install(ctx context.Context, s *slot, conn sdk.Conn) {
 	for _, c := range convs {
 		if err := setMembers(ctx, s, conn, c.ID, c.Members); err != nil {
 			s.log.Warn("layer refused a conversation", "conversation", fmt.Sprintf("%x", c.ID), "error", err)
+		}
+	}
+}
+
+// announcePeers tells the layer just above the overlay which peers are
+// connected already: their PeerEvents went by before it started (the
+// overlay connects at its own start, and again while a restarted layer
+// is down), and a layer that keeps per-peer state (whisper's handshake)
+// must not wait for events that will not come again.
+func (n *Node) announcePeers(ctx context.Context, s *slot) {
+	p2p := n.slots[0]
+	p2pConn := p2p.liveConn()
+	s.mu.RLock()
+	link := s.link
+	s.mu.RUnlock()
+	if p2pConn == nil || link == nil {
+		return
+	}
+	resp, err := p2pv1.NewControlClient(p2pConn.Control()).Peers(ctx, &p2pv1.PeersRequest{})
+	if err != nil {
+		s.log.Debug("could not list the overlay's peers", "error", err)
+		return
+	}
+	for _, p := range resp.GetPeers() {
+		ev := &commonv1.Event{Kind: &commonv1.Event_Peer{Peer: &commonv1.PeerEvent{
+			Peer: p.GetId(), State: commonv1.PeerState_PEER_STATE_CONNECTED,
+		}}}
+		if err := link.EmitEvent(ctx, ev); err != nil {
+			return
 		}
 	}
 }
