@@ -522,13 +522,17 @@ func TestPeers(t *testing.T) {
 	b := startNodeT(t, "", tcpOnly, chat)
 	connect(t, a, b, false)
 	waitPeerEvent(t, a, b.id(), commonv1.PeerState_PEER_STATE_CONNECTED)
-	resp, err := a.l.Peers(context.Background(), &p2pv1.PeersRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.GetPeers()) != 1 {
-		t.Fatalf("Peers = %v, want one", resp.GetPeers())
-	}
+	// The peer's protocols come from identify, which may still be on its
+	// way when the connection is reported: wait for them.
+	var resp *p2pv1.PeersResponse
+	eventually(t, "the peer listed with its protocols", func() bool {
+		var err error
+		resp, err = a.l.Peers(context.Background(), &p2pv1.PeersRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.GetPeers()) == 1 && len(resp.GetPeers()[0].GetProtocols()) > 0
+	})
 	p := resp.GetPeers()[0]
 	if peer.ID(p.GetId()) != b.id() || !p.GetOutbound() || len(p.GetAddresses()) == 0 || len(p.GetProtocols()) != 1 || p.GetProtocols()[0] != "chat" {
 		t.Errorf("peer = %v", p)
