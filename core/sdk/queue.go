@@ -54,6 +54,11 @@ type queue struct {
 	ch     chan item
 	done   chan struct{}
 	closed sync.Once
+
+	// drain serialises next; held is a frame that came off ch after an
+	// event of the batch being gathered, so it opens the next batch.
+	drain sync.Mutex
+	held  *item
 }
 
 func newQueue(opts BatchOptions) *queue {
@@ -107,15 +112,23 @@ func (q *queue) close() {
 }
 
 // next blocks for the first item, then gathers whatever else is queued, up
-// to the batch bounds, into one batch.
+// to the batch bounds, into one batch. A batch is read as its frames, then
+// its events (see commonv1.Batch), so a frame queued after an event is held
+// back for the next batch: that keeps the order in which they were emitted.
 func (q *queue) next(ctx context.Context) (*commonv1.Batch, error) {
+	q.drain.Lock()
+	defer q.drain.Unlock()
 	var first item
-	select {
-	case first = <-q.ch:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-q.done:
-		return nil, ErrClosed
+	if q.held != nil {
+		first, q.held = *q.held, nil
+	} else {
+		select {
+		case first = <-q.ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-q.done:
+			return nil, ErrClosed
+		}
 	}
 	b := &commonv1.Batch{}
 	size := add(b, first)
@@ -123,6 +136,10 @@ gather:
 	for n := 1; n < q.opts.MaxFrames && size < q.opts.MaxBytes; n++ {
 		select {
 		case it := <-q.ch:
+			if it.frame != nil && len(b.Events) > 0 {
+				q.held = &it
+				break gather
+			}
 			size += add(b, it)
 		default:
 			break gather

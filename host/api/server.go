@@ -239,3 +239,20 @@ func (s *service) Subscribe(req *appv1.SubscribeRequest, stream grpc.ServerStrea
 	}
 	return err
 }
+
+// Stats implements appv1.MessagingServer.
+func (s *service) Stats(context.Context, *appv1.StatsRequest) (*appv1.StatsResponse, error) {
+	resp := &appv1.StatsResponse{Pid: int32(os.Getpid()), Running: s.n.Running(), Role: s.n.Role()}
+	for _, b := range s.n.Boundaries() {
+		resp.Boundaries = append(resp.Boundaries, &appv1.BoundaryStats{
+			Name: b.Name, FramesDown: b.FramesDown, FramesUp: b.FramesUp, BytesDown: b.BytesDown, BytesUp: b.BytesUp,
+			Dropped: b.Dropped, UnknownSender: b.UnknownSender, Faults: b.Faults,
+		})
+	}
+	for _, l := range s.n.Layers() {
+		resp.Layers = append(resp.Layers, &appv1.LayerStats{
+			Layer: l.Key, Plugin: l.Plugin, Mode: l.Mode, Pid: int32(l.PID), Restarts: l.Restarts, Counters: l.Counters,
+		})
+	}
+	return resp, nil
+}

@@ -79,6 +79,10 @@ type Node struct {
 	// its overlay is configured with (relays), so that contacts do not learn
 	// its network address.
 	DialContacts bool
+	// Peers are nodes the overlay keeps a connection to whatever
+	// DialContacts says: relays and bootstrap nodes, each given by its
+	// contact card (text form); only the card's p2p section is used.
+	Peers []string
 }
 
 // Plugins is the plugins section.
@@ -193,7 +197,7 @@ type Sources struct {
 
 // topKeys are the keys a config may have, with the fix to show for a typo.
 var topKeys = map[string]bool{
-	"node.name": true, "node.data_dir": true, "node.role": true, "node.dial_contacts": true,
+	"node.name": true, "node.data_dir": true, "node.role": true, "node.dial_contacts": true, "node.peers": true,
 	"plugins.dir": true, "plugins.lock_file": true, "plugins.allow_unverified": true,
 	"plugins.restart.initial": true, "plugins.restart.max": true,
 	"plugins.restart.limit": true, "plugins.restart.window": true,
@@ -361,6 +365,9 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 	cfg.Node.Role = str("node.role", RoleClient)
 	cfg.Node.DialContacts = !k.Exists("node.dial_contacts") || boolean("node.dial_contacts")
 	cfg.Node.DataDir = str("node.data_dir", "")
+	if err == nil && k.Exists("node.peers") {
+		cfg.Node.Peers, err = stringList(k.Get("node.peers"), "node.peers")
+	}
 	cfg.Plugins.Dir = str("plugins.dir", "")
 	cfg.Plugins.LockFile = str("plugins.lock_file", "")
 	cfg.Plugins.AllowUnverified = boolean("plugins.allow_unverified")
@@ -625,4 +632,28 @@ func (c *Config) LockPath() string {
 func IsConfigError(err error) bool {
 	var ce *sdk.ConfigError
 	return errors.As(err, &ce)
+}
+
+// stringList reads a list of strings; one string counts as a list of one.
+func stringList(v any, key string) ([]string, error) {
+	switch v := v.(type) {
+	case string:
+		if v == "" {
+			return nil, nil
+		}
+		return []string{v}, nil
+	case []string:
+		return v, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, &sdk.ConfigError{Key: fmt.Sprintf("%s[%d]", key, i), Problem: fmt.Sprintf("is %v, want a string", e), Fix: "give each entry as a quoted string"}
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %v, want a list of strings", v), Fix: `write it as ["strata:card:...", ...]`}
 }

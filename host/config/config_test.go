@@ -108,6 +108,8 @@ func TestLoadMistakes(t *testing.T) {
 		{"bad set", base, []string{"novalue"}, "novalue", "key=value"},
 		{"bad log level", base, []string{"log.level=loud"}, "log.level", "trace, debug"},
 		{"misspelled key with no value", base + "log:\n  levl:\n", nil, "log.levl", "did you mean log.level?"},
+		{"peers not strings", strings.Replace(base, "role: relay", "role: relay\n  peers: [1, 2]", 1), nil, "node.peers[0]", "quoted string"},
+		{"peers not a list", strings.Replace(base, "role: relay", "role: relay\n  peers: 5", 1), nil, "node.peers", "strata:card"},
 		{"plugin config not a section", strings.Replace(base, "plugin: none", "plugin: none\n    config: 5", 1), nil, "layers.privacy.config", ""},
 	}
 	for _, tt := range tests {

@@ -153,6 +153,36 @@ type sent struct {
 // waitAll waits until every node's history holds every message of want
 // that another node authored, and checks the history: each message once,
 // each after its parents, with its author.
+// logOnFailure logs, when the test has failed, every layer's counters and
+// every boundary's statistics of the nodes, to tell where frames stopped.
+func logOnFailure(t *testing.T, nodes ...*fullNode) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, n := range nodes {
+			for _, layer := range []string{"p2p", "privacy", "secure", "sync"} {
+				if c, err := n.LayerCounters(context.Background(), layer); err == nil {
+					t.Logf("%s %s: %v", n.Name(), layer, nonZero(c))
+				}
+			}
+			for _, b := range n.Boundaries() {
+				t.Logf("%s boundary %+v", n.Name(), b)
+			}
+		}
+	})
+}
+
+func nonZero(c map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range c {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func waitAll(t *testing.T, nodes []*fullNode, want []sent, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -555,12 +585,6 @@ api:
 // the envelopes it cannot read, and every message reaches the other client
 // exactly once, after its parents.
 func TestDevp2pWhisperThroughRelay(t *testing.T) {
-	if testing.Short() {
-		// About one run in eight, a client's messages never pass the relay:
-		// a whisper handshake between a client and the relay does not
-		// complete. Under investigation; make test-full runs it.
-		t.Skip("known race in whisper's per-peer handshake through a relay; runs without -short")
-	}
 	dir := t.TempDir()
 	write := func(name, text string) *config.Config {
 		path := filepath.Join(dir, name+".yaml")
@@ -592,6 +616,7 @@ func TestDevp2pWhisperThroughRelay(t *testing.T) {
 		text = strings.Replace(text, "  data_dir:", "  dial_contacts: false\n  data_dir:", 1)
 		nodes = append(nodes, startFull(t, write(name, text), nil))
 	}
+	logOnFailure(t, append([]*fullNode{relay}, nodes...)...)
 	ctx := context.Background()
 	for _, a := range nodes {
 		for _, b := range nodes {
@@ -681,5 +706,170 @@ func TestLibp2pWhisperStack(t *testing.T) {
 		if w["envelopes_opened"] == 0 {
 			t.Fatalf("%s: whisper opened no envelope: %v", n.Name(), w)
 		}
+	}
+}
+
+// TestDevp2pWhisperLineOfRelays is the 5-node whisper network on a real
+// overlay: client – relay – relay – relay – client on devp2p, each hop a
+// separate TCP connection, attached through node.peers (the cards of the
+// next node), with node.dial_contacts off so that the clients never meet.
+// Every message posted at one edge reaches the other edge exactly once,
+// after its parents; the relays forward envelopes and open none, since
+// they lack the keys.
+func TestDevp2pWhisperLineOfRelays(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) *config.Config {
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	peers := func(cards ...string) string {
+		var b strings.Builder
+		b.WriteString("  peers:\n")
+		for _, c := range cards {
+			fmt.Fprintf(&b, "    - %q\n", c)
+		}
+		return b.String()
+	}
+	// Each relay is attached to the one before it, so the line is built
+	// from its far end: r2, then r1 (peer r2), then r0 (peer r1).
+	relays := make([]*fullNode, 3)
+	for i := 2; i >= 0; i-- {
+		name := fmt.Sprintf("r%d", i)
+		text := strings.Replace(fmt.Sprintf(relayConfigEth, filepath.Join(dir, name), pluginDir), "name: relay", "name: "+name, 1)
+		if i < 2 {
+			text = strings.Replace(text, "  role: relay\n", "  role: relay\n"+peers(relays[i+1].CardText()), 1)
+		}
+		relays[i] = startFull(t, write(name, text), nil)
+	}
+	var clients []*fullNode
+	for i, r := range []*fullNode{relays[0], relays[2]} {
+		name := fmt.Sprintf("c%d", i)
+		text := fmt.Sprintf(ethConfig, name, filepath.Join(dir, name), pluginDir, config.ModeProcess,
+			strings.Replace(fmt.Sprintf(lossy, 70+i), "  p2p:", "  privacy:", 1))
+		text = strings.Replace(text, "  data_dir:", "  dial_contacts: false\n"+peers(r.CardText())+"  data_dir:", 1)
+		clients = append(clients, startFull(t, write(name, text), nil))
+	}
+	logOnFailure(t, append(append([]*fullNode{}, relays...), clients...)...)
+	ctx := context.Background()
+	for _, a := range clients {
+		for _, b := range clients {
+			if a != b {
+				if _, err := a.AddContact(ctx, b.CardText()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	conv := []byte("along the line")
+	members := []ed25519.PublicKey{clients[0].Identity(), clients[1].Identity()}
+	for _, n := range clients {
+		if err := n.SetConversation(ctx, conv, members); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := post(t, clients, conv, 6)
+	waitAll(t, clients, want, 90*time.Second)
+	wantPeers := map[string]int{"c0": 1, "c1": 1, "r0": 2, "r1": 2, "r2": 2}
+	for _, n := range append(append([]*fullNode{}, relays...), clients...) {
+		resp, err := p2pv1.NewControlClient(mustControl(t, n, "p2p")).Peers(ctx, &p2pv1.PeersRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetPeers()) != wantPeers[n.Name()] {
+			t.Errorf("%s has %d overlay peers, want %d: the line is not a line", n.Name(), len(resp.GetPeers()), wantPeers[n.Name()])
+		}
+	}
+	for _, r := range relays {
+		c, err := r.LayerCounters(ctx, "privacy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c["envelopes_forwarded"] == 0 || c["envelopes_opened"] != 0 {
+			t.Errorf("%s forwarded %d and opened %d envelopes; want some forwarded, none opened", r.Name(), c["envelopes_forwarded"], c["envelopes_opened"])
+		}
+	}
+}
+
+// TestDevp2pWhisperPluginKill kills -9 one client's whisper plugin while
+// the devp2p connections stay up, twice, on devp2p+whisper+doubleratchet+
+// mvds through a relay. The restarted whisper has lost its handshakes and
+// its pool: it sends a new Status, which the relay answers (a second
+// Status on a connection means the peer's layer restarted), and MVDS
+// retransmits what was lost, so every message still reaches the other
+// client exactly once.
+func TestDevp2pWhisperPluginKill(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) *config.Config {
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	relay := startFull(t, write("relay", fmt.Sprintf(relayConfigEth, filepath.Join(dir, "relay"), pluginDir)), nil)
+	var nodes []*fullNode
+	for i := range 2 {
+		name := fmt.Sprintf("k%d", i)
+		text := fmt.Sprintf(ethConfig, name, filepath.Join(dir, name), pluginDir, config.ModeProcess, "")
+		text = strings.Replace(text, "  data_dir:", fmt.Sprintf("  dial_contacts: false\n  peers: [%q]\n  data_dir:", relay.CardText()), 1)
+		text = strings.Replace(text, "plugins:\n", "plugins:\n  restart:\n    initial: 50ms\n", 1)
+		nodes = append(nodes, startFull(t, write(name, text), nil))
+	}
+	logOnFailure(t, append([]*fullNode{relay}, nodes...)...)
+	ctx := context.Background()
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				if _, err := a.AddContact(ctx, b.CardText()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		waitPeers(t, a.Node, 1)
+	}
+	conv := []byte("whisper restarts")
+	members := []ed25519.PublicKey{nodes[0].Identity(), nodes[1].Identity()}
+	for _, n := range nodes {
+		if err := n.SetConversation(ctx, conv, members); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []sent
+	victim := nodes[0]
+	for round := range 3 {
+		want = append(want, post(t, nodes, conv, 2)...)
+		if round == 2 {
+			break
+		}
+		restarts := victim.Restarts("privacy")
+		if err := syscall.Kill(victim.PluginPID("privacy"), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for victim.Restarts("privacy") == restarts || !victim.Running() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's whisper plugin was not restarted", victim.Name())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitAll(t, nodes, want, 90*time.Second)
+	c, err := relay.LayerCounters(ctx, "privacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c["status_refreshed"] == 0 {
+		t.Errorf("the relay saw no second Status from the restarted whisper: %v", nonZero(c))
 	}
 }

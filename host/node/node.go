@@ -104,6 +104,8 @@ type Node struct {
 	once    sync.Once
 	closing atomic.Bool
 	card    atomic.Pointer[contacts.Card]
+	// peers are the cards of node.peers: relays and bootstrap nodes.
+	peers []*contacts.Card
 }
 
 // ErrUnknownContact is returned by Send when the recipient is not a contact
@@ -127,6 +129,16 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		opts.HealthTimeout = 5 * time.Second
 	}
 	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1)}
+	for i, text := range cfg.Node.Peers {
+		c, err := contacts.DecodeText(text)
+		if err != nil {
+			return nil, &sdk.ConfigError{Key: fmt.Sprintf("node.peers[%d]", i), Problem: fmt.Sprintf("is not a contact card: %v", err), Fix: "paste the peer's card as `strata card` or its API prints it (strata:card:...)"}
+		}
+		if sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_P2P]; !ok || sec.Plugin != cfg.Layers["p2p"].Plugin {
+			return nil, &sdk.ConfigError{Key: fmt.Sprintf("node.peers[%d]", i), Problem: fmt.Sprintf("card of %q has no address for the %s overlay", c.Name, cfg.Layers["p2p"].Plugin), Fix: "use the card of a node that runs the same p2p plugin"}
+		}
+		n.peers = append(n.peers, c)
+	}
 	allow := opts.AllowUnverified || cfg.Plugins.AllowUnverified
 	var lock *plugins.LockFile
 	for i, key := range cfg.Stack() {
@@ -248,6 +260,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}()
 	}
 	n.connectContacts(n.book.all())
+	n.connectPeers()
 	n.log.Info("node started", "name", n.cfg.Node.Name, "identity", n.id.Fingerprint(), "stack", n.cfg.Stack())
 	return nil
 }
@@ -403,6 +416,15 @@ func (n *Node) connectContacts(cards []*contacts.Card) {
 	if !n.cfg.Node.DialContacts {
 		return // contacts are reached through the overlay's own peers
 	}
+	n.dial(cards)
+}
+
+// connectPeers asks the overlay to keep a connection to each of
+// node.peers.
+func (n *Node) connectPeers() { n.dial(n.peers) }
+
+// dial asks the overlay to keep a connection to each card's node.
+func (n *Node) dial(cards []*contacts.Card) {
 	p2p := n.slots[0]
 	for _, c := range cards {
 		sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_P2P]
@@ -419,7 +441,7 @@ func (n *Node) connectContacts(cards []*contacts.Card) {
 			p2p.mu.RUnlock()
 			_, err := p2pv1.NewControlClient(conn.Control()).Connect(ctx, &p2pv1.ConnectRequest{ContactSection: sec.Data, Persistent: true})
 			if err != nil && n.ctx.Err() == nil {
-				n.log.Warn("could not connect to contact", "contact", c.Name, "error", err)
+				n.log.Warn("could not connect to peer", "peer", c.Name, "error", err)
 			}
 		}()
 	}
@@ -430,6 +452,7 @@ func (n *Node) connectContacts(cards []*contacts.Card) {
 func (n *Node) afterRestart(s *slot) {
 	if s.index == 0 {
 		n.connectContacts(n.book.all())
+		n.connectPeers()
 	}
 	if err := n.refreshCard(); err != nil {
 		n.log.Warn("could not refresh contact card", "error", err)
@@ -465,6 +488,33 @@ func (n *Node) Running() bool {
 	}
 	return true
 }
+
+// LayerInfo describes one layer of the stack as it runs now.
+type LayerInfo struct {
+	// Key is the config key ("p2p", ...), Plugin and Mode the layer's
+	// config.
+	Key, Plugin, Mode string
+	// PID is the plugin's process id, 0 in process-less modes or while
+	// it is down.
+	PID int
+	// Restarts counts restarts by the supervisor.
+	Restarts uint64
+	// Counters are what the plugin reported at its last health check.
+	Counters map[string]uint64
+}
+
+// Layers describes the stack's layers, bottom up, with the counters of the
+// last health check (Options.HealthInterval).
+func (n *Node) Layers() []LayerInfo {
+	out := make([]LayerInfo, len(n.slots))
+	for i, s := range n.slots {
+		out[i] = LayerInfo{Key: s.key, Plugin: s.layer.Plugin, Mode: s.layer.Mode, PID: s.pid(), Restarts: s.restarts.Load(), Counters: s.counters()}
+	}
+	return out
+}
+
+// Role is the node's role: config.RoleClient or config.RoleRelay.
+func (n *Node) Role() string { return n.cfg.Node.Role }
 
 // Boundaries returns a snapshot of every boundary's counters, bottom up.
 func (n *Node) Boundaries() []BoundaryStats {

@@ -51,15 +51,27 @@ func (n *Node) router(i int) func(*commonv1.Batch) {
 			}
 		}
 		if len(b.GetEvents()) > 0 && i+1 < len(n.slots) {
-			if l := n.slots[i+1].currentLink(); l != nil {
-				ctx, cancel := context.WithTimeout(n.ctx, n.opts.RouteTimeout)
-				for _, ev := range b.GetEvents() {
-					if l.EmitEvent(ctx, ev) != nil {
-						break // the layer is gone or stalled; events are advisory
-					}
-				}
-				cancel()
-			}
+			n.handEvents(n.ctx, i+1, b.GetEvents())
+		}
+	}
+}
+
+// handEvents gives events to slot to, through its gate, after the frames
+// of the same batch: the order they were emitted in.
+func (n *Node) handEvents(ctx context.Context, to int, events []*commonv1.Event) {
+	items := make([]heldItem, len(events))
+	for i, ev := range events {
+		items[i] = heldItem{event: ev}
+	}
+	l := n.slots[to].gate.admit(items)
+	if l == nil {
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, n.opts.RouteTimeout)
+	defer cancel()
+	for _, ev := range events {
+		if l.EmitEvent(tctx, ev) != nil {
+			return // the layer is gone or stalled; events are advisory
 		}
 	}
 }
@@ -91,13 +103,23 @@ func (n *Node) forward(ctx context.Context, from, to int, frames []*commonv1.Fra
 }
 
 // hand gives frames that crossed boundary b in direction dir to slot to,
-// waiting at most RouteTimeout for a slow layer, and counts them.
+// through its gate: a layer that is not taking traffic yet gets them when
+// it does.
 func (n *Node) hand(ctx context.Context, b *boundary, dir, to int, frames []*commonv1.Frame) bool {
-	l := n.slots[to].currentLink()
-	if l == nil {
-		b.dropped[DropLayerDown].Add(uint64(len(frames)))
-		return false
+	items := make([]heldItem, len(frames))
+	for i, f := range frames {
+		items[i] = heldItem{b: b, dir: dir, frame: f}
 	}
+	l := n.slots[to].gate.admit(items)
+	if l == nil {
+		return true // held, or dropped and counted
+	}
+	return n.handTo(ctx, b, dir, l, frames)
+}
+
+// handTo emits frames to link l, waiting at most RouteTimeout for a slow
+// layer, and counts them on boundary b.
+func (n *Node) handTo(ctx context.Context, b *boundary, dir int, l sdk.Link, frames []*commonv1.Frame) bool {
 	tctx, cancel := context.WithTimeout(ctx, n.opts.RouteTimeout)
 	defer cancel()
 	for i, f := range frames {

@@ -49,6 +49,9 @@ type slot struct {
 	// Start (the secure layer's Bundle); nil means started's.
 	section []byte
 
+	// gate holds the layer's input while it is not taking traffic.
+	gate gate
+
 	restarts   atomic.Uint64
 	unanswered atomic.Int32 // health checks in a row without an answer
 }
@@ -189,7 +192,9 @@ func (s *slot) start(ctx context.Context) error {
 	s.mu.Lock()
 	s.started = resp
 	s.section = nil
+	link := s.link
 	s.mu.Unlock()
+	s.gate.openTo(ctx, s.n, link)
 	s.log.Info("layer started", "plugin", s.layer.Plugin, "version", s.info.GetVersion(), "address", resp.GetDisplayAddress(), "mode", s.layer.Mode)
 	return nil
 }
@@ -230,16 +235,6 @@ func (s *slot) running() bool {
 	default:
 		return true
 	}
-}
-
-// currentLink returns the link to send into, or nil while the layer is down.
-func (s *slot) currentLink() sdk.Link {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.started == nil {
-		return nil
-	}
-	return s.link
 }
 
 func (s *slot) counters() map[string]uint64 {
@@ -295,6 +290,7 @@ func (s *slot) stop(ctx context.Context) {
 	conn, link := s.conn, s.link
 	s.started = nil
 	s.mu.Unlock()
+	s.gate.shut()
 	if conn == nil {
 		return
 	}
@@ -343,6 +339,7 @@ func (s *slot) supervise() {
 		s.mu.Lock()
 		s.started = nil
 		s.mu.Unlock()
+		s.gate.shut()
 		link.Close()
 		conn.Close()
 		if time.Since(upSince) > policy.Window {

@@ -22,7 +22,7 @@ type counters struct {
 	droppedWrongDirection  atomic.Uint64 // frames handed in that are not DOWN
 	droppedWriteError      atomic.Uint64 // frames lost because the connection failed
 	droppedNotRunning      atomic.Uint64 // DOWN frames handed in before Start or after Stop
-	droppedEvents          atomic.Uint64 // peer events that found the event queue full
+	droppedEvents          atomic.Uint64 // peer events that found the inbox full of events
 	ignoredEvents          atomic.Uint64 // events handed in (the p2p layer has no layer below)
 }
 

@@ -22,12 +22,12 @@ const (
 	// drainTimeout bounds how long close waits for queued frames to be
 	// written.
 	drainTimeout = 2 * time.Second
-	// eventQueue is the length of the queue of peer events to the host.
+	// eventQueue bounds the peer events waiting to go to the host.
 	eventQueue = 1024
 	// maxEmitBatch bounds how many queued frames one Emit carries.
 	maxEmitBatch = 64
-	// minUpQueue is the least length of the queue of inbound frames to the
-	// host; it is otherwise 4 × queue.
+	// minUpQueue is the least number of inbound frames that may wait to
+	// go to the host; it is otherwise 4 × queue.
 	minUpQueue = 4096
 	// clientName is sent in the devp2p hello.
 	clientName = "strata/devp2p/" + version
@@ -46,9 +46,8 @@ type node struct {
 
 	ctx    context.Context // ends when close begins
 	cancel context.CancelFunc
-	tasks  sync.WaitGroup // the emitters
-	upq    chan *commonv1.Frame
-	evq    chan *commonv1.PeerEvent
+	tasks  sync.WaitGroup // the emitter
+	up     *inbox         // inbound frames and peer events, in order
 
 	mu      sync.RWMutex
 	peers   map[enode.ID]*peerState
@@ -72,8 +71,7 @@ func newNode(startCtx context.Context, cfg *config, protos protocolTable, out sd
 		protos:  protos,
 		ctx:     ctx,
 		cancel:  cancel,
-		upq:     make(chan *commonv1.Frame, max(minUpQueue, 4*cfg.queue)),
-		evq:     make(chan *commonv1.PeerEvent, eventQueue),
+		up:      newInbox(max(minUpQueue, 4*cfg.queue), eventQueue),
 		peers:   make(map[enode.ID]*peerState),
 		oneShot: make(map[enode.ID]*enode.Node),
 	}
@@ -117,9 +115,8 @@ func (n *node) start(key *ecdsa.PrivateKey, listen string) error {
 		return err
 	}
 	n.self = n.srv.Self().ID()
-	n.tasks.Add(2)
-	go func() { defer n.tasks.Done(); n.emitFrames() }()
-	go func() { defer n.tasks.Done(); n.emitEvents() }()
+	n.tasks.Add(1)
+	go func() { defer n.tasks.Done(); n.emitUp() }()
 	return nil
 }
 
@@ -249,52 +246,50 @@ func (n *node) sharedProtocols(p *p2p.Peer) []string {
 }
 
 // event queues a peer event for the host; the caller holds n.mu, which
-// keeps events in order.
+// keeps a peer's events in order with each other, and the inbox keeps them
+// in order with its frames.
 func (n *node) event(ev *commonv1.PeerEvent) {
-	select {
-	case n.evq <- ev:
-	default:
+	if !n.up.put(upItem{event: ev}) {
 		n.ctr.droppedEvents.Add(1)
 	}
 }
 
-// emitEvents hands queued peer events to the host.
-func (n *node) emitEvents() {
+// emitUp hands what the inbox holds to the host in its order: runs of
+// frames in batches of at most maxEmitBatch, each event on its own.
+func (n *node) emitUp() {
 	for {
-		select {
-		case <-n.ctx.Done():
+		items, err := n.up.take(n.ctx)
+		if err != nil {
 			return
-		case ev := <-n.evq:
-			if err := n.out.EmitEvent(n.ctx, &commonv1.Event{Kind: &commonv1.Event_Peer{Peer: ev}}); err != nil {
+		}
+		batch := make([]*commonv1.Frame, 0, min(len(items), maxEmitBatch))
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			err := n.out.Emit(n.ctx, batch...)
+			batch = make([]*commonv1.Frame, 0, maxEmitBatch)
+			return err
+		}
+		for _, it := range items {
+			if it.frame != nil {
+				batch = append(batch, it.frame)
+				if len(batch) == maxEmitBatch {
+					if err := flush(); err != nil {
+						return
+					}
+				}
+				continue
+			}
+			if err := flush(); err != nil {
+				return
+			}
+			if err := n.out.EmitEvent(n.ctx, &commonv1.Event{Kind: &commonv1.Event_Peer{Peer: it.event}}); err != nil {
 				return
 			}
 		}
-	}
-}
-
-// emitFrames hands queued inbound frames to the host, batching those that
-// are already waiting.
-func (n *node) emitFrames() {
-	batch := make([]*commonv1.Frame, 0, maxEmitBatch)
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case f := <-n.upq:
-			batch = append(batch, f)
-		}
-	more:
-		for len(batch) < maxEmitBatch {
-			select {
-			case f := <-n.upq:
-				batch = append(batch, f)
-			default:
-				break more
-			}
-		}
-		if err := n.out.Emit(n.ctx, batch...); err != nil {
+		if err := flush(); err != nil {
 			return
 		}
-		batch = make([]*commonv1.Frame, 0, maxEmitBatch)
 	}
 }

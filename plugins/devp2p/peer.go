@@ -76,13 +76,12 @@ func (n *node) read(pc *protoConn, peer *p2p.Peer) error {
 			Protocol:  pc.proto.name,
 			Payload:   frame,
 		}
-		select {
-		case n.upq <- f:
-			n.ctr.framesReceived.Add(1)
-			n.ctr.bytesReceived.Add(uint64(len(frame)))
-		default:
+		if !n.up.put(upItem{frame: f}) {
 			n.ctr.droppedUpQueueFull.Add(1)
+			continue
 		}
+		n.ctr.framesReceived.Add(1)
+		n.ctr.bytesReceived.Add(uint64(len(frame)))
 	}
 }
 

@@ -118,41 +118,47 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// inner envelope inside the whisper payload, version 1:
-// 0x01 | uvarint len(conversation) | conversation | payload.
-const (
-	innerVersion    = 1
-	maxConversation = 255
-)
+// conversationFlag marks, in a free bit of the message's flags byte
+// (wire.FreeFlags), a payload that starts with the frame's conversation
+// id: uvarint len(conversation) | conversation | payload. A frame without
+// a conversation goes out as its bare payload and the bit stays clear, so
+// geth and Status clients see exactly what was sent, and a message from
+// them (bit clear) comes up as its payload with no conversation.
+const conversationFlag = byte(0x80)
 
-var errBadInner = errors.New("whisper: bad inner envelope")
+// maxConversation bounds a conversation id.
+const maxConversation = 255
 
-func appendInner(dst, conversation, payload []byte) ([]byte, error) {
+var errBadInner = errors.New("whisper: bad conversation prefix")
+
+// appendInner appends the whisper payload for a frame, and returns the
+// flags it needs.
+func appendInner(dst, conversation, payload []byte) ([]byte, byte, error) {
 	if len(conversation) > maxConversation {
-		return nil, fmt.Errorf("whisper: conversation id of %d bytes exceeds %d", len(conversation), maxConversation)
+		return nil, 0, fmt.Errorf("whisper: conversation id of %d bytes exceeds %d", len(conversation), maxConversation)
 	}
-	dst = append(dst, innerVersion)
+	if len(conversation) == 0 {
+		return append(dst, payload...), 0, nil
+	}
 	dst = appendUvarint(dst, uint64(len(conversation)))
 	dst = append(dst, conversation...)
-	return append(dst, payload...), nil
+	return append(dst, payload...), conversationFlag, nil
 }
 
-func decodeInner(b []byte) (conversation, payload []byte, err error) {
-	if len(b) == 0 || b[0] != innerVersion {
+// decodeInner splits a received whisper payload by its message's flags.
+func decodeInner(flags byte, b []byte) (conversation, payload []byte, err error) {
+	if flags&conversationFlag == 0 {
+		return nil, b, nil
+	}
+	n, used := uvarint(b)
+	if used <= 0 || used != len(appendUvarint(nil, n)) { // minimal encoding only
 		return nil, nil, errBadInner
 	}
-	n, used := uvarint(b[1:])
-	if used <= 0 {
+	rest := b[used:]
+	if n == 0 || n > maxConversation || n > uint64(len(rest)) {
 		return nil, nil, errBadInner
 	}
-	rest := b[1+used:]
-	if n > maxConversation || n > uint64(len(rest)) {
-		return nil, nil, errBadInner
-	}
-	if n > 0 {
-		conversation = rest[:n]
-	}
-	return conversation, rest[n:], nil
+	return rest[:n], rest[n:], nil
 }
 
 func appendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }

@@ -99,3 +99,24 @@ func FuzzReceive(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeInner: the conversation prefix of a received payload never
+// panics, and whatever it accepts re-encodes to the same bytes.
+func FuzzDecodeInner(f *testing.F) {
+	f.Add(byte(0), []byte("plain"))
+	f.Add(conversationFlag, []byte{3, 'a', 'b', 'c', 'x'})
+	f.Add(conversationFlag, []byte{0xff, 0xff})
+	f.Fuzz(func(t *testing.T, flags byte, b []byte) {
+		conv, payload, err := decodeInner(flags, b)
+		if err != nil {
+			return
+		}
+		again, gotFlags, err := appendInner(nil, conv, payload)
+		if err != nil {
+			t.Fatalf("accepted conversation of %d bytes does not re-encode: %v", len(conv), err)
+		}
+		if gotFlags != flags&conversationFlag || !bytes.Equal(again, b) {
+			t.Fatalf("re-encoded %x (flags %#x) from %x (flags %#x)", again, gotFlags, b, flags)
+		}
+	})
+}

@@ -200,12 +200,43 @@ func TestPenalties(t *testing.T) {
 }
 
 func TestHandshakeRequired(t *testing.T) {
-	l, _ := newTestLayer(t, nil)
+	// A packet before the peer's Status is dropped, not taken, and the
+	// peer is not banned: its Status may still come (it may be talking to
+	// an earlier instance of this layer over a connection that outlived
+	// it). A Status then completes the handshake.
+	l, c := newTestLayer(t, nil)
 	connect(l, "p")
+	c.take()
 	feed(l, upFrame("p", wire.MessagesCode, []byte{0xc0}))
-	if counter(l, "dropped_handshake") != 1 || counter(l, "peers_penalised") != 1 {
-		t.Fatal("code 1 before status not penalised")
+	if counter(l, "dropped_before_status") != 1 || counter(l, "peers_penalised") != 0 || counter(l, "envelopes_received") != 0 {
+		t.Fatalf("code 1 before status: %v", l.Health(context.Background()).GetCounters())
 	}
+	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.2, nil, false)))
+	if !l.peers["p"].gotStatus || l.peers["p"].banned {
+		t.Fatal("a Status after a dropped packet did not complete the handshake")
+	}
+	if fs := framesTo(c.take(), "p", wire.StatusCode); len(fs) != 0 {
+		t.Fatalf("answered a first Status with %d Statuses; ours went at connect", len(fs))
+	}
+	// A peer whose packets keep coming without a Status is sent ours
+	// again, at most once per statusRefresh.
+	lr, cr := newTestLayer(t, nil)
+	now := time.Now()
+	lr.mu.Lock()
+	lr.now = func() time.Time { return now }
+	lr.mu.Unlock()
+	connect(lr, "p")
+	cr.take()
+	feed(lr, upFrame("p", wire.MessagesCode, []byte{0xc0}))
+	if fs := framesTo(cr.take(), "p", wire.StatusCode); len(fs) != 0 {
+		t.Fatal("sent a Status again right after connect")
+	}
+	now = now.Add(statusRefresh)
+	feed(lr, upFrame("p", wire.MessagesCode, []byte{0xc0}), upFrame("p", wire.MessagesCode, []byte{0xc0}))
+	if fs := framesTo(cr.take(), "p", wire.StatusCode); len(fs) != 1 {
+		t.Fatalf("sent %d Statuses to a peer that sends packets without one, want 1", len(fs))
+	}
+
 	l2, _ := newTestLayer(t, map[string]any{"light": true})
 	connect(l2, "p")
 	feed(l2, upFrame("p", wire.StatusCode, encodeStatus(0.2, nil, true)))
@@ -214,9 +245,50 @@ func TestHandshakeRequired(t *testing.T) {
 	}
 	l3, _ := newTestLayer(t, nil)
 	handshake(l3, 0.2, nil, "p")
-	feed(l3, upFrame("p", wire.StatusCode, encodeStatus(0.2, nil, false)), upFrame("p", 55, nil), upFrame("p", wire.P2PMessageCode, []byte{1}))
-	if counter(l3, "ignored_status") != 1 || counter(l3, "ignored_code") != 2 || counter(l3, "peers_penalised") != 0 {
+	feed(l3, upFrame("p", 55, nil), upFrame("p", wire.P2PMessageCode, []byte{1}))
+	if counter(l3, "ignored_code") != 2 || counter(l3, "peers_penalised") != 0 {
 		t.Fatalf("ignored packets: %v", l3.Health(context.Background()).GetCounters())
+	}
+}
+
+// TestStatusRefresh: a second Status on one connection means the peer's
+// layer restarted and lost the handshake. It is answered with our Status,
+// at most once per statusRefresh (two such peers cannot trade Statuses
+// forever), its new requirements are taken, and it gets the pool again.
+func TestStatusRefresh(t *testing.T) {
+	l, c := newTestLayer(t, nil)
+	now := time.Now()
+	l.mu.Lock()
+	l.now = func() time.Time { return now }
+	l.mu.Unlock()
+	handshake(l, 0.2, nil, "p")
+	c.take()
+	feed(l, upFrame("p", wire.MessagesCode, messages(symEnvelope(t, testTopic, 0.2, []byte("pooled")))))
+	if counter(l, "envelopes_received") != 1 {
+		t.Fatalf("%v", l.Health(context.Background()).GetCounters())
+	}
+	c.take()
+
+	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.1, nil, false)))
+	out := c.take()
+	if fs := framesTo(out, "p", wire.StatusCode); len(fs) != 1 {
+		t.Fatalf("answered a repeated Status with %d Statuses, want 1", len(fs))
+	}
+	if fs := framesTo(out, "p", wire.MessagesCode); len(fs) != 1 {
+		t.Fatalf("the peer got %d batches of the pool again, want 1", len(fs))
+	}
+	if p := l.peers["p"]; p.pow != 0.1 || counter(l, "status_refreshed") != 1 {
+		t.Fatalf("refresh not taken: pow %v, %v", p.pow, l.Health(context.Background()).GetCounters())
+	}
+	now = now.Add(statusRefresh / 2)
+	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.1, nil, false)))
+	if fs := framesTo(c.take(), "p", wire.StatusCode); len(fs) != 0 {
+		t.Fatalf("answered a Status %v after the last answer", statusRefresh/2)
+	}
+	now = now.Add(statusRefresh)
+	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.1, nil, false)))
+	if fs := framesTo(c.take(), "p", wire.StatusCode); len(fs) != 1 {
+		t.Fatalf("did not answer a Status %v after the last answer", statusRefresh)
 	}
 }
 
@@ -250,7 +322,7 @@ func TestDownFrames(t *testing.T) {
 	if err != nil || !m.Src.Equal(&l.key.PublicKey) {
 		t.Fatalf("open: %v", err)
 	}
-	if conv, payload, err := decodeInner(m.Payload); err != nil || len(conv) != 0 || string(payload) != "ok" {
+	if conv, payload, err := decodeInner(m.Flags, m.Payload); err != nil || len(conv) != 0 || string(payload) != "ok" {
 		t.Fatalf("inner %q %q %v", conv, payload, err)
 	}
 }

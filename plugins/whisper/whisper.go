@@ -10,6 +10,7 @@
 package whisper
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"errors"
@@ -54,6 +55,11 @@ const payloadOverhead = 1024
 // to received envelopes after a change (geth's DefaultSyncAllowance).
 const tolerance = wire.DefaultSyncAllowance * time.Second
 
+// statusRefresh is the least time between two Statuses this layer sends a
+// peer beyond the first: to answer a repeated Status, or to ask again for
+// the Status of a peer whose packets it drops for want of one.
+const statusRefresh = 2 * time.Second
+
 type entry struct {
 	env *wire.Envelope
 	raw []byte
@@ -68,8 +74,12 @@ type peer struct {
 	light     bool
 	banned    bool
 	known     map[[32]byte]struct{}
-	packets   bucket
-	bytes     bucket
+	// statusSent is when our last Status went to the peer, answered when
+	// we last answered a repeated Status of its (zero: never).
+	statusSent time.Time
+	answered   time.Time
+	packets    bucket
+	bytes      bucket
 }
 
 type subscription struct {
@@ -130,7 +140,7 @@ var counterNames = []string{
 	"dropped_duplicate", "dropped_rate_limited", "dropped_undecryptable", "dropped_bloom",
 	"dropped_zero_ttl", "dropped_handshake", "dropped_banned_peer", "dropped_wrong_protocol",
 	"dropped_bad_address", "dropped_bad_inner", "dropped_pow_timeout", "dropped_wrong_direction",
-	"dropped_not_started", "ignored_code", "ignored_status",
+	"dropped_not_started", "ignored_code", "status_refreshed", "dropped_before_status",
 }
 
 // New returns an unconfigured layer.
@@ -317,6 +327,22 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 	now := l.now()
 	done := l.done
 	l.expire(now)
+	// A batch is read as its frames, then its events: that is the order
+	// they were emitted in (see commonv1.Batch), so a peer's DISCONNECTED
+	// follows its last frame and a reconnect's CONNECTED precedes the
+	// new session's Status.
+	for _, f := range b.GetFrames() {
+		switch f.GetDirection() {
+		case commonv1.Direction_DIRECTION_DOWN:
+			if p := l.prepare(f); p != nil {
+				posts = append(posts, p)
+			}
+		case commonv1.Direction_DIRECTION_UP:
+			out = append(out, l.receive(f, now)...)
+		default:
+			l.count("dropped_wrong_direction")
+		}
+	}
 	for _, ev := range b.GetEvents() {
 		p := ev.GetPeer()
 		if p == nil || len(p.GetPeer()) == 0 {
@@ -329,18 +355,6 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 			}
 		case commonv1.PeerState_PEER_STATE_DISCONNECTED:
 			delete(l.peers, string(p.GetPeer()))
-		}
-	}
-	for _, f := range b.GetFrames() {
-		switch f.GetDirection() {
-		case commonv1.Direction_DIRECTION_DOWN:
-			if p := l.prepare(f); p != nil {
-				posts = append(posts, p)
-			}
-		case commonv1.Direction_DIRECTION_UP:
-			out = append(out, l.receive(f, now)...)
-		default:
-			l.count("dropped_wrong_direction")
 		}
 	}
 	l.mu.Unlock()
@@ -365,7 +379,7 @@ func (l *Layer) addPeer(id []byte, now time.Time) []*commonv1.Frame {
 		packets: newBucket(l.cfg.ratePackets, math.Max(l.cfg.ratePackets, 1)),
 		bytes:   newBucket(l.cfg.rateBytes, math.Max(l.cfg.rateBytes, float64(l.cfg.maxSize)+1)),
 	}
-	p.packets.last, p.bytes.last = now, now
+	p.packets.last, p.bytes.last, p.statusSent = now, now, now
 	l.peers[string(id)] = p
 	return []*commonv1.Frame{down(p.id, wire.StatusCode, encodeStatus(l.minPoW, l.bloom, l.cfg.light))}
 }
@@ -413,15 +427,21 @@ func (l *Layer) receive(f *commonv1.Frame, now time.Time) []*commonv1.Frame {
 		return out
 	}
 	if !p.gotStatus && code != wire.StatusCode {
-		l.penalise(p, "handshake", fmt.Errorf("code %d before status", code))
+		// geth ends the connection here. This layer cannot, and cannot
+		// tell an attack from a peer that was talking to an earlier
+		// instance of this layer (it restarted; the connection did not):
+		// the packet is dropped, and the peer's next Status is taken. Our
+		// Status goes to it again now and then, for a peer like this one
+		// answers a repeated Status with its own.
+		l.count("dropped_before_status")
+		if now.Sub(p.statusSent) >= statusRefresh {
+			p.statusSent = now
+			out = append(out, down(p.id, wire.StatusCode, encodeStatus(l.minPoW, l.bloom, l.cfg.light)))
+		}
 		return out
 	}
 	switch code {
 	case wire.StatusCode:
-		if p.gotStatus {
-			l.count("ignored_status")
-			return out
-		}
 		st, err := decodeStatus(body)
 		if err != nil {
 			l.penalise(p, "handshake", err)
@@ -431,10 +451,32 @@ func (l *Layer) receive(f *commonv1.Frame, now time.Time) []*commonv1.Frame {
 			l.penalise(p, "handshake", errors.New("light node to light node"))
 			return out
 		}
+		if p.gotStatus {
+			// A second Status on one connection: geth ignores it. From a
+			// layer like this one it means the peer's layer restarted
+			// with the connection up and lost the handshake: take its
+			// new requirements, answer with our Status (then at most once
+			// per statusRefresh, so two peers cannot trade Statuses
+			// forever), and hand it the pool again.
+			l.count("status_refreshed")
+			p.pow, p.bloom, p.light = 0, nil, st.Light
+			if st.PoWSet {
+				p.pow, p.bloom = st.PoW, st.Bloom
+			}
+			clear(p.known)
+			if p.answered.IsZero() || now.Sub(p.answered) >= statusRefresh {
+				p.answered, p.statusSent = now, now
+				out = append(out, down(p.id, wire.StatusCode, encodeStatus(l.minPoW, l.bloom, l.cfg.light)))
+			}
+			return append(out, l.forwardTo(p, l.poolEntries())...)
+		}
 		p.gotStatus, p.light = true, st.Light
 		if st.PoWSet {
 			p.pow, p.bloom = st.PoW, st.Bloom
 		}
+		// As geth's broadcast loop does, a peer gets the pool once it
+		// has told us what it wants.
+		out = append(out, l.forwardTo(p, l.poolEntries())...)
 	case wire.MessagesCode:
 		envs, err := decodeMessages(body)
 		if err != nil {
@@ -577,7 +619,7 @@ func (l *Layer) open(e *wire.Envelope) []*commonv1.Frame {
 }
 
 func (l *Layer) deliver(msg *wire.ReceivedMessage) []*commonv1.Frame {
-	conv, payload, err := decodeInner(msg.Payload)
+	conv, payload, err := decodeInner(msg.Flags, msg.Payload)
 	if err != nil {
 		l.count("dropped_bad_inner")
 		return nil
@@ -610,37 +652,65 @@ func (l *Layer) forward(ents []*entry, from *peer) []*commonv1.Frame {
 	sort.Strings(ids)
 	var out []*commonv1.Frame
 	for _, id := range ids {
-		p := l.peers[id]
-		if p == from || p.banned {
-			continue
+		if p := l.peers[id]; p != from {
+			out = append(out, l.forwardTo(p, ents)...)
 		}
-		var batch [][]byte
-		size := 0
-		flush := func() {
-			if len(batch) > 0 {
-				out = append(out, down(p.id, wire.MessagesCode, encodeMessages(batch)))
-				batch, size = nil, 0
-			}
-		}
-		for _, ent := range ents {
-			h := ent.env.Hash()
-			if _, ok := p.known[h]; ok {
-				continue
-			}
-			if ent.pow < p.pow || (p.bloom != nil && !wire.BloomFilterMatch(p.bloom, ent.env.Bloom())) {
-				continue
-			}
-			if size+len(ent.raw)+16 > int(l.cfg.maxSize) {
-				flush()
-			}
-			batch = append(batch, ent.raw)
-			size += len(ent.raw)
-			p.known[h] = struct{}{}
-			l.count("envelopes_forwarded")
-		}
-		flush()
 	}
 	return out
+}
+
+// forwardTo sends p the envelopes it does not know and wants (its bloom
+// and PoW requirement), in code-1 batches of at most max_message_size
+// bytes.
+func (l *Layer) forwardTo(p *peer, ents []*entry) []*commonv1.Frame {
+	if p.banned || !p.gotStatus {
+		return nil
+	}
+	var out []*commonv1.Frame
+	var batch [][]byte
+	size := 0
+	flush := func() {
+		if len(batch) > 0 {
+			out = append(out, down(p.id, wire.MessagesCode, encodeMessages(batch)))
+			batch, size = nil, 0
+		}
+	}
+	for _, ent := range ents {
+		h := ent.env.Hash()
+		if _, ok := p.known[h]; ok {
+			continue
+		}
+		if ent.pow < p.pow || (p.bloom != nil && !wire.BloomFilterMatch(p.bloom, ent.env.Bloom())) {
+			continue
+		}
+		if size+len(ent.raw)+16 > int(l.cfg.maxSize) {
+			flush()
+		}
+		batch = append(batch, ent.raw)
+		size += len(ent.raw)
+		p.known[h] = struct{}{}
+		l.count("envelopes_forwarded")
+	}
+	flush()
+	return out
+}
+
+// poolEntries returns the pooled envelopes, oldest expiry first (ties by
+// hash), for handing a peer the pool when its handshake completes.
+func (l *Layer) poolEntries() []*entry {
+	ents := make([]*entry, 0, len(l.pool))
+	for _, ent := range l.pool {
+		ents = append(ents, ent)
+	}
+	sort.Slice(ents, func(i, j int) bool {
+		a, b := ents[i].env, ents[j].env
+		if a.Expiry != b.Expiry {
+			return a.Expiry < b.Expiry
+		}
+		ha, hb := a.Hash(), b.Hash()
+		return bytes.Compare(ha[:], hb[:]) < 0
+	})
+	return ents
 }
 
 // expire drops envelopes whose expiry has passed, at most once a second.
@@ -726,11 +796,11 @@ func (l *Layer) publish(p *post, env *wire.Envelope, err error) []*commonv1.Fram
 }
 
 func seal(p *post, cfg settings, key *ecdsa.PrivateKey, now time.Time) (*wire.Envelope, error) {
-	inner, err := appendInner(nil, p.conversation, p.payload)
+	inner, flags, err := appendInner(nil, p.conversation, p.payload)
 	if err != nil {
 		return nil, err
 	}
-	params := &wire.MessageParams{TTL: cfg.ttl, Src: key, Topic: p.addr.topic, Payload: inner}
+	params := &wire.MessageParams{TTL: cfg.ttl, Src: key, Topic: p.addr.topic, Payload: inner, Flags: flags}
 	if p.addr.kind == addrKindContact {
 		params.Dst = p.addr.pub
 	} else {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
@@ -37,27 +38,37 @@ func Privacy(t *testing.T, open sdktest.Opener, o Options) {
 			t.Fatalf("OwnAddress %x differs from the contact section %x", own.GetAddress(), b.started.GetContactSection())
 		}
 
-		// The suite is the overlay: a's DOWN frames for b's overlay id (or
-		// broadcasts) arrive at b as UP frames from a's overlay id.
+		// The suite is the overlay, both ways (a layer may need a
+		// handshake): a's DOWN frames for b's overlay id (or broadcasts)
+		// arrive at b as UP frames from a's overlay id, and b's at a. A
+		// frame that is not DOWN goes back for the test to see.
 		done := make(chan struct{})
 		t.Cleanup(func() { close(done) })
-		go func() {
+		carry := func(from, to *instance, fromID, toID []byte, seen chan<- *commonv1.Frame) {
 			for {
 				select {
 				case <-done:
 					return
-				case f := <-a.frames:
+				case f := <-from.frames:
 					if f.GetDirection() != commonv1.Direction_DIRECTION_DOWN {
+						select {
+						case seen <- f:
+						case <-done:
+							return
+						}
 						continue
 					}
-					if len(f.GetPeer()) == 0 || bytes.Equal(f.GetPeer(), overlayB) {
+					if len(f.GetPeer()) == 0 || bytes.Equal(f.GetPeer(), toID) {
 						ctx, cancel := context.WithTimeout(context.Background(), o.timeout())
-						_ = b.link.Emit(ctx, up(overlayA, f.GetProtocol(), f.GetPayload()))
+						_ = to.link.Emit(ctx, up(fromID, f.GetProtocol(), f.GetPayload()))
 						cancel()
 					}
 				}
 			}
-		}()
+		}
+		upAtB := make(chan *commonv1.Frame, 64)
+		go carry(a, b, overlayA, overlayB, make(chan *commonv1.Frame, 64))
+		go carry(b, a, overlayB, overlayA, upAtB)
 
 		msg := &commonv1.Frame{
 			Direction:    commonv1.Direction_DIRECTION_DOWN,
@@ -66,9 +77,18 @@ func Privacy(t *testing.T, open sdktest.Opener, o Options) {
 			Payload:      []byte("a message for b"),
 		}
 		a.send(msg)
-		got := b.expect(o.timeout(), "the message at b", func(f *commonv1.Frame) bool {
-			return f.GetDirection() == commonv1.Direction_DIRECTION_UP && bytes.Equal(f.GetPayload(), []byte("a message for b"))
-		})
+		var got *commonv1.Frame
+		deadline := time.After(o.timeout())
+		for got == nil {
+			select {
+			case f := <-upAtB:
+				if f.GetDirection() == commonv1.Direction_DIRECTION_UP && bytes.Equal(f.GetPayload(), []byte("a message for b")) {
+					got = f
+				}
+			case <-deadline:
+				t.Fatalf("timed out after %v waiting for the message at b", o.timeout())
+			}
+		}
 		if !bytes.Equal(got.GetConversation(), []byte("conformance-conversation")) {
 			t.Fatalf("conversation %q did not survive", got.GetConversation())
 		}

@@ -67,6 +67,10 @@ const (
 const (
 	SizeMask      = byte(3) // mask of the flags byte giving the size-field length
 	signatureFlag = byte(4) // flags bit set when the message is signed
+	// FreeFlags are the bits of the flags byte that EIP-627 and geth leave
+	// unused: geth neither sets nor reads them, so a sender may use them
+	// for its own purposes without changing what geth sees.
+	FreeFlags = ^(SizeMask | signatureFlag)
 
 	TopicLength     = 4  // bytes
 	signatureLength = 65 // bytes: R(32) | S(32) | V(1)

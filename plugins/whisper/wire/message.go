@@ -27,6 +27,7 @@ type MessageParams struct {
 	PoW      float64           // PoW target; 0 = none, < 0 = best effort for WorkTime
 	Payload  []byte            // application data
 	Padding  []byte            // explicit padding; nil/empty = geth's random padding
+	Flags    byte              // extra bits of the flags byte, within FreeFlags
 }
 
 // SentMessage is an unencrypted, unsigned plaintext in the payload format
@@ -40,6 +41,9 @@ type SentMessage struct {
 type ReceivedMessage struct {
 	Raw []byte // full plaintext
 
+	// Flags is the plaintext's flags byte; Flags&FreeFlags are the bits
+	// geth leaves unused (see MessageParams.Flags).
+	Flags     byte
 	Payload   []byte
 	Padding   []byte
 	Signature []byte           // 65 bytes R|S|V, nil if unsigned
@@ -76,9 +80,12 @@ func NewSentMessage(params *MessageParams) (*SentMessage, error) {
 	if len(params.Payload) > maxPayload {
 		return nil, ErrPayloadTooLarge
 	}
+	if params.Flags&^FreeFlags != 0 {
+		return nil, fmt.Errorf("%w: flags %#x use bits geth gives a meaning", ErrBadPayload, params.Flags)
+	}
 	l := sizeFieldLen(len(params.Payload))
 	raw := make([]byte, 1+l, flagsLength+l+len(params.Payload)+len(params.Padding)+signatureLength+padSizeLimit)
-	raw[0] = byte(l)
+	raw[0] = byte(l) | params.Flags
 	var field [4]byte
 	binary.LittleEndian.PutUint32(field[:], uint32(len(params.Payload)))
 	copy(raw[1:], field[:l])
@@ -324,8 +331,8 @@ func ParseMessage(raw []byte) (*ReceivedMessage, error) {
 	if end < 1 {
 		return nil, fmt.Errorf("%w: empty", ErrBadPayload)
 	}
-	msg := &ReceivedMessage{Raw: raw}
 	flags := raw[0]
+	msg := &ReceivedMessage{Raw: raw, Flags: flags}
 	if flags&signatureFlag != 0 {
 		end -= signatureLength
 		if end <= 1 {

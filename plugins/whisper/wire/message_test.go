@@ -307,3 +307,28 @@ func TestSymKeyFromPassword(t *testing.T) {
 		t.Fatalf("topic %s", got)
 	}
 }
+
+// TestFreeFlags: bits geth leaves unused travel in the flags byte and come
+// back from ParseMessage; bits geth gives a meaning are refused.
+func TestFreeFlags(t *testing.T) {
+	tests := []struct {
+		flags byte
+		ok    bool
+	}{{0, true}, {0x80, true}, {0xf8, true}, {0x04, false}, {0x01, false}, {0x83, false}}
+	for _, tt := range tests {
+		m, err := NewSentMessage(&MessageParams{Payload: []byte("payload"), Flags: tt.flags})
+		if (err == nil) != tt.ok {
+			t.Fatalf("flags %#x: err %v, want ok=%v", tt.flags, err, tt.ok)
+		}
+		if err != nil {
+			continue
+		}
+		got, err := ParseMessage(m.Raw)
+		if err != nil {
+			t.Fatalf("flags %#x: %v", tt.flags, err)
+		}
+		if got.Flags&FreeFlags != tt.flags || string(got.Payload) != "payload" {
+			t.Fatalf("flags %#x: parsed flags %#x payload %q", tt.flags, got.Flags, got.Payload)
+		}
+	}
+}

@@ -957,6 +957,320 @@ func (x *SubscribeRequest) GetOutgoing() bool {
 	return false
 }
 
+type StatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_app_v1_app_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{16}
+}
+
+// BoundaryStats is the traffic across one layer boundary of the node since
+// it started.
+type BoundaryStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "<lower>|<upper>", e.g. "p2p|privacy" or "sync|app".
+	Name       string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	FramesDown uint64 `protobuf:"varint,2,opt,name=frames_down,json=framesDown,proto3" json:"frames_down,omitempty"`
+	FramesUp   uint64 `protobuf:"varint,3,opt,name=frames_up,json=framesUp,proto3" json:"frames_up,omitempty"`
+	BytesDown  uint64 `protobuf:"varint,4,opt,name=bytes_down,json=bytesDown,proto3" json:"bytes_down,omitempty"`
+	BytesUp    uint64 `protobuf:"varint,5,opt,name=bytes_up,json=bytesUp,proto3" json:"bytes_up,omitempty"`
+	// Frames the host dropped at the boundary, by reason.
+	Dropped map[string]uint64 `protobuf:"bytes,6,rep,name=dropped,proto3" json:"dropped,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// UP frames from a privacy address that no contact claims.
+	UnknownSender uint64 `protobuf:"varint,7,opt,name=unknown_sender,json=unknownSender,proto3" json:"unknown_sender,omitempty"`
+	// What the boundary's fault injectors did, when the config has faults.
+	Faults        map[string]uint64 `protobuf:"bytes,8,rep,name=faults,proto3" json:"faults,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoundaryStats) Reset() {
+	*x = BoundaryStats{}
+	mi := &file_app_v1_app_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoundaryStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoundaryStats) ProtoMessage() {}
+
+func (x *BoundaryStats) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoundaryStats.ProtoReflect.Descriptor instead.
+func (*BoundaryStats) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *BoundaryStats) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BoundaryStats) GetFramesDown() uint64 {
+	if x != nil {
+		return x.FramesDown
+	}
+	return 0
+}
+
+func (x *BoundaryStats) GetFramesUp() uint64 {
+	if x != nil {
+		return x.FramesUp
+	}
+	return 0
+}
+
+func (x *BoundaryStats) GetBytesDown() uint64 {
+	if x != nil {
+		return x.BytesDown
+	}
+	return 0
+}
+
+func (x *BoundaryStats) GetBytesUp() uint64 {
+	if x != nil {
+		return x.BytesUp
+	}
+	return 0
+}
+
+func (x *BoundaryStats) GetDropped() map[string]uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return nil
+}
+
+func (x *BoundaryStats) GetUnknownSender() uint64 {
+	if x != nil {
+		return x.UnknownSender
+	}
+	return 0
+}
+
+func (x *BoundaryStats) GetFaults() map[string]uint64 {
+	if x != nil {
+		return x.Faults
+	}
+	return nil
+}
+
+// LayerStats is one layer of the node's stack.
+type LayerStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The config key: "p2p", "privacy", "secure" or "sync".
+	Layer  string `protobuf:"bytes,1,opt,name=layer,proto3" json:"layer,omitempty"`
+	Plugin string `protobuf:"bytes,2,opt,name=plugin,proto3" json:"plugin,omitempty"`
+	// "process" or "inproc".
+	Mode string `protobuf:"bytes,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	// The plugin's process id; 0 in process-less modes or while it is down.
+	Pid int32 `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	// Times the supervisor restarted the plugin.
+	Restarts uint64 `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// The layer's own counters, from its last health check.
+	Counters      map[string]uint64 `protobuf:"bytes,6,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LayerStats) Reset() {
+	*x = LayerStats{}
+	mi := &file_app_v1_app_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LayerStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LayerStats) ProtoMessage() {}
+
+func (x *LayerStats) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LayerStats.ProtoReflect.Descriptor instead.
+func (*LayerStats) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *LayerStats) GetLayer() string {
+	if x != nil {
+		return x.Layer
+	}
+	return ""
+}
+
+func (x *LayerStats) GetPlugin() string {
+	if x != nil {
+		return x.Plugin
+	}
+	return ""
+}
+
+func (x *LayerStats) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *LayerStats) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *LayerStats) GetRestarts() uint64 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *LayerStats) GetCounters() map[string]uint64 {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+// StatsResponse is the node's counters, for monitoring and `strata
+// compare`.
+type StatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host's process id.
+	Pid int32 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	// Bottom up.
+	Boundaries []*BoundaryStats `protobuf:"bytes,2,rep,name=boundaries,proto3" json:"boundaries,omitempty"`
+	Layers     []*LayerStats    `protobuf:"bytes,3,rep,name=layers,proto3" json:"layers,omitempty"`
+	// Whether every layer is up.
+	Running bool `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
+	// "client" or "relay".
+	Role          string `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsResponse) Reset() {
+	*x = StatsResponse{}
+	mi := &file_app_v1_app_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsResponse) ProtoMessage() {}
+
+func (x *StatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
+func (*StatsResponse) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *StatsResponse) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetBoundaries() []*BoundaryStats {
+	if x != nil {
+		return x.Boundaries
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetLayers() []*LayerStats {
+	if x != nil {
+		return x.Layers
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *StatsResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 var File_app_v1_app_proto protoreflect.FileDescriptor
 
 const file_app_v1_app_proto_rawDesc = "" +
@@ -1020,7 +1334,44 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\x10SubscribeRequest\x12\"\n" +
 	"\fconversation\x18\x01 \x01(\fR\fconversation\x12\x14\n" +
 	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x1a\n" +
-	"\boutgoing\x18\x03 \x01(\bR\boutgoing2\xe7\x04\n" +
+	"\boutgoing\x18\x03 \x01(\bR\boutgoing\"\x0e\n" +
+	"\fStatsRequest\"\xc0\x03\n" +
+	"\rBoundaryStats\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vframes_down\x18\x02 \x01(\x04R\n" +
+	"framesDown\x12\x1b\n" +
+	"\tframes_up\x18\x03 \x01(\x04R\bframesUp\x12\x1d\n" +
+	"\n" +
+	"bytes_down\x18\x04 \x01(\x04R\tbytesDown\x12\x19\n" +
+	"\bbytes_up\x18\x05 \x01(\x04R\abytesUp\x12C\n" +
+	"\adropped\x18\x06 \x03(\v2).strata.app.v1.BoundaryStats.DroppedEntryR\adropped\x12%\n" +
+	"\x0eunknown_sender\x18\a \x01(\x04R\runknownSender\x12@\n" +
+	"\x06faults\x18\b \x03(\v2(.strata.app.v1.BoundaryStats.FaultsEntryR\x06faults\x1a:\n" +
+	"\fDroppedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1a9\n" +
+	"\vFaultsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xfe\x01\n" +
+	"\n" +
+	"LayerStats\x12\x14\n" +
+	"\x05layer\x18\x01 \x01(\tR\x05layer\x12\x16\n" +
+	"\x06plugin\x18\x02 \x01(\tR\x06plugin\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\tR\x04mode\x12\x10\n" +
+	"\x03pid\x18\x04 \x01(\x05R\x03pid\x12\x1a\n" +
+	"\brestarts\x18\x05 \x01(\x04R\brestarts\x12C\n" +
+	"\bcounters\x18\x06 \x03(\v2'.strata.app.v1.LayerStats.CountersEntryR\bcounters\x1a;\n" +
+	"\rCountersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xc0\x01\n" +
+	"\rStatsResponse\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\x05R\x03pid\x12<\n" +
+	"\n" +
+	"boundaries\x18\x02 \x03(\v2\x1c.strata.app.v1.BoundaryStatsR\n" +
+	"boundaries\x121\n" +
+	"\x06layers\x18\x03 \x03(\v2\x19.strata.app.v1.LayerStatsR\x06layers\x12\x18\n" +
+	"\arunning\x18\x04 \x01(\bR\arunning\x12\x12\n" +
+	"\x04role\x18\x05 \x01(\tR\x04role2\xab\x05\n" +
 	"\tMessaging\x12?\n" +
 	"\x04Node\x12\x1a.strata.app.v1.NodeRequest\x1a\x1b.strata.app.v1.NodeResponse\x12K\n" +
 	"\bContacts\x12\x1e.strata.app.v1.ContactsRequest\x1a\x1f.strata.app.v1.ContactsResponse\x12F\n" +
@@ -1030,7 +1381,8 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\rConversations\x12#.strata.app.v1.ConversationsRequest\x1a$.strata.app.v1.ConversationsResponse\x12?\n" +
 	"\x04Send\x12\x1a.strata.app.v1.SendRequest\x1a\x1b.strata.app.v1.SendResponse\x12H\n" +
 	"\aHistory\x12\x1d.strata.app.v1.HistoryRequest\x1a\x1e.strata.app.v1.HistoryResponse\x12F\n" +
-	"\tSubscribe\x12\x1f.strata.app.v1.SubscribeRequest\x1a\x16.strata.app.v1.Message0\x01B4Z2github.com/strata-msg/strata/core/api/app/v1;appv1b\x06proto3"
+	"\tSubscribe\x12\x1f.strata.app.v1.SubscribeRequest\x1a\x16.strata.app.v1.Message0\x01\x12B\n" +
+	"\x05Stats\x12\x1b.strata.app.v1.StatsRequest\x1a\x1c.strata.app.v1.StatsResponseB4Z2github.com/strata-msg/strata/core/api/app/v1;appv1b\x06proto3"
 
 var (
 	file_app_v1_app_proto_rawDescOnce sync.Once
@@ -1044,7 +1396,7 @@ func file_app_v1_app_proto_rawDescGZIP() []byte {
 	return file_app_v1_app_proto_rawDescData
 }
 
-var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_app_v1_app_proto_goTypes = []any{
 	(*NodeRequest)(nil),            // 0: strata.app.v1.NodeRequest
 	(*NodeResponse)(nil),           // 1: strata.app.v1.NodeResponse
@@ -1062,32 +1414,46 @@ var file_app_v1_app_proto_goTypes = []any{
 	(*HistoryRequest)(nil),         // 13: strata.app.v1.HistoryRequest
 	(*HistoryResponse)(nil),        // 14: strata.app.v1.HistoryResponse
 	(*SubscribeRequest)(nil),       // 15: strata.app.v1.SubscribeRequest
+	(*StatsRequest)(nil),           // 16: strata.app.v1.StatsRequest
+	(*BoundaryStats)(nil),          // 17: strata.app.v1.BoundaryStats
+	(*LayerStats)(nil),             // 18: strata.app.v1.LayerStats
+	(*StatsResponse)(nil),          // 19: strata.app.v1.StatsResponse
+	nil,                            // 20: strata.app.v1.BoundaryStats.DroppedEntry
+	nil,                            // 21: strata.app.v1.BoundaryStats.FaultsEntry
+	nil,                            // 22: strata.app.v1.LayerStats.CountersEntry
 }
 var file_app_v1_app_proto_depIdxs = []int32{
 	2,  // 0: strata.app.v1.ContactsResponse.contacts:type_name -> strata.app.v1.Contact
 	6,  // 1: strata.app.v1.ConversationsResponse.conversations:type_name -> strata.app.v1.Conversation
 	12, // 2: strata.app.v1.HistoryResponse.messages:type_name -> strata.app.v1.Message
-	0,  // 3: strata.app.v1.Messaging.Node:input_type -> strata.app.v1.NodeRequest
-	3,  // 4: strata.app.v1.Messaging.Contacts:input_type -> strata.app.v1.ContactsRequest
-	5,  // 5: strata.app.v1.Messaging.AddContact:input_type -> strata.app.v1.AddContactRequest
-	7,  // 6: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
-	8,  // 7: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
-	10, // 8: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
-	13, // 9: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
-	15, // 10: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
-	1,  // 11: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
-	4,  // 12: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
-	2,  // 13: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
-	6,  // 14: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
-	9,  // 15: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
-	11, // 16: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
-	14, // 17: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
-	12, // 18: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
-	11, // [11:19] is the sub-list for method output_type
-	3,  // [3:11] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	20, // 3: strata.app.v1.BoundaryStats.dropped:type_name -> strata.app.v1.BoundaryStats.DroppedEntry
+	21, // 4: strata.app.v1.BoundaryStats.faults:type_name -> strata.app.v1.BoundaryStats.FaultsEntry
+	22, // 5: strata.app.v1.LayerStats.counters:type_name -> strata.app.v1.LayerStats.CountersEntry
+	17, // 6: strata.app.v1.StatsResponse.boundaries:type_name -> strata.app.v1.BoundaryStats
+	18, // 7: strata.app.v1.StatsResponse.layers:type_name -> strata.app.v1.LayerStats
+	0,  // 8: strata.app.v1.Messaging.Node:input_type -> strata.app.v1.NodeRequest
+	3,  // 9: strata.app.v1.Messaging.Contacts:input_type -> strata.app.v1.ContactsRequest
+	5,  // 10: strata.app.v1.Messaging.AddContact:input_type -> strata.app.v1.AddContactRequest
+	7,  // 11: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
+	8,  // 12: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
+	10, // 13: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
+	13, // 14: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
+	15, // 15: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
+	16, // 16: strata.app.v1.Messaging.Stats:input_type -> strata.app.v1.StatsRequest
+	1,  // 17: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
+	4,  // 18: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
+	2,  // 19: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
+	6,  // 20: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
+	9,  // 21: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
+	11, // 22: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
+	14, // 23: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
+	12, // 24: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
+	19, // 25: strata.app.v1.Messaging.Stats:output_type -> strata.app.v1.StatsResponse
+	17, // [17:26] is the sub-list for method output_type
+	8,  // [8:17] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_app_v1_app_proto_init() }
@@ -1101,7 +1467,7 @@ func file_app_v1_app_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_app_v1_app_proto_rawDesc), len(file_app_v1_app_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,7 @@ const (
 	Messaging_Send_FullMethodName            = "/strata.app.v1.Messaging/Send"
 	Messaging_History_FullMethodName         = "/strata.app.v1.Messaging/History"
 	Messaging_Subscribe_FullMethodName       = "/strata.app.v1.Messaging/Subscribe"
+	Messaging_Stats_FullMethodName           = "/strata.app.v1.Messaging/Stats"
 )
 
 // MessagingClient is the client API for Messaging service.
@@ -66,6 +67,8 @@ type MessagingClient interface {
 	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
 	// Subscribe streams messages in cursor order, stored ones first.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Message], error)
+	// Stats returns the node's traffic and layer counters.
+	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 }
 
 type messagingClient struct {
@@ -165,6 +168,16 @@ func (c *messagingClient) Subscribe(ctx context.Context, in *SubscribeRequest, o
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Messaging_SubscribeClient = grpc.ServerStreamingClient[Message]
 
+func (c *messagingClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatsResponse)
+	err := c.cc.Invoke(ctx, Messaging_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MessagingServer is the server API for Messaging service.
 // All implementations should embed UnimplementedMessagingServer
 // for forward compatibility.
@@ -187,6 +200,8 @@ type MessagingServer interface {
 	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
 	// Subscribe streams messages in cursor order, stored ones first.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[Message]) error
+	// Stats returns the node's traffic and layer counters.
+	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 }
 
 // UnimplementedMessagingServer should be embedded to have
@@ -219,6 +234,9 @@ func (UnimplementedMessagingServer) History(context.Context, *HistoryRequest) (*
 }
 func (UnimplementedMessagingServer) Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[Message]) error {
 	return status.Errorf(codes.Unimplemented, "method Subscribe not implemented")
+}
+func (UnimplementedMessagingServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Stats not implemented")
 }
 func (UnimplementedMessagingServer) testEmbeddedByValue() {}
 
@@ -377,6 +395,24 @@ func _Messaging_Subscribe_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Messaging_SubscribeServer = grpc.ServerStreamingServer[Message]
 
+func _Messaging_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServer).Stats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messaging_Stats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServer).Stats(ctx, req.(*StatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Messaging_ServiceDesc is the grpc.ServiceDesc for Messaging service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -411,6 +447,10 @@ var Messaging_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "History",
 			Handler:    _Messaging_History_Handler,
+		},
+		{
+			MethodName: "Stats",
+			Handler:    _Messaging_Stats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

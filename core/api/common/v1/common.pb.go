@@ -574,6 +574,13 @@ func (*Event_Peer) isEvent_Kind() {}
 // Batch carries frames and events over a plugin's data stream. Batching is
 // the framework's answer to per-message RPC cost: the SDK packs whatever is
 // queued, up to a size bound, into one stream message.
+//
+// A batch keeps the order in which its contents were emitted when it is read
+// as its frames, in order, then its events, in order: the SDK never puts a
+// frame emitted after an event into that event's batch. A receiver that
+// handles frames before events therefore sees, for example, a peer's
+// CONNECTED event before the frames that peer sent after it, and its
+// DISCONNECTED event after the last of them.
 type Batch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Frames        []*Frame               `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
