@@ -159,8 +159,20 @@ func (s *service) SetConversation(ctx context.Context, req *appv1.SetConversatio
 	return nil, status.Error(codes.Internal, "the conversation was not stored")
 }
 
+// JoinPublicChat implements appv1.MessagingServer.
+func (s *service) JoinPublicChat(ctx context.Context, req *appv1.JoinPublicChatRequest) (*appv1.Conversation, error) {
+	c, err := s.n.JoinPublicChat(ctx, req.GetName())
+	switch {
+	case errors.Is(err, node.ErrNoPublicChats):
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	case err != nil:
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return conversationOf(c), nil
+}
+
 func conversationOf(c *conversations.Conversation) *appv1.Conversation {
-	out := &appv1.Conversation{Id: c.ID}
+	out := &appv1.Conversation{Id: c.ID, PublicChat: c.PublicChat}
 	for _, m := range c.Members {
 		out.Members = append(out.Members, m)
 	}

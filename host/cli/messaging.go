@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	"github.com/strata-msg/strata/host/conversations"
 )
 
 // apiFlags locate a running node's messaging API: its config (api.listen,
@@ -102,10 +103,14 @@ func resolveContact(ctx context.Context, c appv1.MessagingClient, ref string) (*
 }
 
 // conversationID turns a conversation given on the command line into its
-// bytes: "hex:..." for raw bytes, otherwise the text itself.
+// bytes: "hex:..." for raw bytes, "public:NAME" for a public chat,
+// otherwise the text itself.
 func conversationID(s string) ([]byte, error) {
 	if h, ok := strings.CutPrefix(s, "hex:"); ok {
 		return hex.DecodeString(h)
+	}
+	if name, ok := strings.CutPrefix(s, "public:"); ok && name != "" {
+		return conversations.PublicChatID(name), nil
 	}
 	if s == "" {
 		return nil, errors.New("empty conversation id")
@@ -284,7 +289,7 @@ resume without missing or repeating a message.`,
 }
 
 func conversationCmd(env Env) *cobra.Command {
-	cmd := &cobra.Command{Use: "conversation", Short: "Create and list a running node's conversations"}
+	cmd := &cobra.Command{Use: "conversation", Short: "Create, join and list a running node's conversations"}
 	var cf apiFlags
 	var members []string
 	create := &cobra.Command{
@@ -347,6 +352,10 @@ func conversationCmd(env Env) *cobra.Command {
 				return err
 			}
 			for _, conv := range resp.GetConversations() {
+				if conv.GetPublicChat() != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "public:%s\tpublic chat\n", conv.GetPublicChat())
+					continue
+				}
 				var names []string
 				for _, m := range conv.GetMembers() {
 					names = append(names, memberName(ed25519.PublicKey(m), me, cts.GetContacts()))
@@ -358,7 +367,29 @@ func conversationCmd(env Env) *cobra.Command {
 		},
 	}
 	lf.register(list)
-	cmd.AddCommand(create, list)
+	var jf apiFlags
+	join := &cobra.Command{
+		Use:   "join [-c FILE] NAME",
+		Short: "Join a public chat; send to it and listen to it as public:NAME",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := jf.dial(env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			conv, err := c.JoinPublicChat(ctx, &appv1.JoinPublicChatRequest{Name: args[0]})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "joined public:%s (%s)\n", conv.GetPublicChat(), showID(conv.GetId()))
+			return nil
+		},
+	}
+	jf.register(join)
+	cmd.AddCommand(create, list, join)
 	return cmd
 }
 

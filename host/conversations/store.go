@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -42,6 +43,17 @@ type Conversation struct {
 	Members []ed25519.PublicKey
 	// Updated is when the membership was last set.
 	Updated time.Time
+	// PublicChat is the name of the public chat this conversation is, or
+	// "" for a conversation with members. A public chat reaches whoever
+	// joined a chat of that name; its Members are the local node only.
+	PublicChat string
+}
+
+// PublicChatID is the conversation id of the public chat name: the same on
+// every node.
+func PublicChatID(name string) []byte {
+	sum := sha256.Sum256([]byte("strata public chat\x00" + name))
+	return sum[:16]
 }
 
 // migrations are the schema versions, in order; see sqlstore.Open.
@@ -67,6 +79,8 @@ var migrations = []string{
 		UNIQUE (conversation, message_id)
 	) STRICT;
 	CREATE INDEX messages_by_conversation ON messages (conversation, cursor);`,
+	// Version 3: public chats, by name ('' for conversations with members).
+	`ALTER TABLE conversations ADD COLUMN public_chat TEXT NOT NULL DEFAULT '';`,
 }
 
 // Store is a durable store of conversations in a SQLite database. Every
@@ -118,9 +132,9 @@ func (s *Store) Put(ctx context.Context, c Conversation) error {
 		updated = time.Now()
 	}
 	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO conversations (id, members, updated_unix) VALUES (?, ?, ?)
-		 ON CONFLICT (id) DO UPDATE SET members = excluded.members, updated_unix = excluded.updated_unix`,
-		c.ID, bytes.Join(keyBytes(members), nil), updated.Unix())
+		`INSERT INTO conversations (id, members, updated_unix, public_chat) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (id) DO UPDATE SET members = excluded.members, updated_unix = excluded.updated_unix, public_chat = excluded.public_chat`,
+		c.ID, bytes.Join(keyBytes(members), nil), updated.Unix(), c.PublicChat)
 	if err != nil {
 		return fmt.Errorf("conversations: put: %w", err)
 	}
@@ -129,7 +143,7 @@ func (s *Store) Put(ctx context.Context, c Conversation) error {
 
 // Get returns one conversation, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id []byte) (*Conversation, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT id, members, updated_unix FROM conversations WHERE id = ?`, id)
+	row := s.db.QueryRowContext(ctx, `SELECT id, members, updated_unix, public_chat FROM conversations WHERE id = ?`, id)
 	c, err := scan(row.Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -142,7 +156,7 @@ func (s *Store) Get(ctx context.Context, id []byte) (*Conversation, error) {
 
 // List returns every conversation, by id.
 func (s *Store) List(ctx context.Context) ([]*Conversation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, members, updated_unix FROM conversations ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, members, updated_unix, public_chat FROM conversations ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("conversations: list: %w", err)
 	}
@@ -172,13 +186,14 @@ func (s *Store) Close() error {
 func scan(scanner func(...any) error) (*Conversation, error) {
 	var id, members []byte
 	var updated int64
-	if err := scanner(&id, &members, &updated); err != nil {
+	var public string
+	if err := scanner(&id, &members, &updated, &public); err != nil {
 		return nil, err
 	}
 	if len(members)%ed25519.PublicKeySize != 0 {
 		return nil, fmt.Errorf("conversation %x: members column is %d bytes, not a multiple of %d", id, len(members), ed25519.PublicKeySize)
 	}
-	c := &Conversation{ID: id, Updated: time.Unix(updated, 0)}
+	c := &Conversation{ID: id, Updated: time.Unix(updated, 0), PublicChat: public}
 	for len(members) > 0 {
 		c.Members = append(c.Members, ed25519.PublicKey(members[:ed25519.PublicKeySize:ed25519.PublicKeySize]))
 		members = members[ed25519.PublicKeySize:]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -871,5 +872,94 @@ func TestDevp2pWhisperPluginKill(t *testing.T) {
 	}
 	if c["status_refreshed"] == 0 {
 		t.Errorf("the relay saw no second Status from the restarted whisper: %v", nonZero(c))
+	}
+}
+
+// TestPublicChat: three devp2p+whisper+doubleratchet+mvds nodes (in
+// process); two join the public chat "strata-lobby", the third does not.
+// A message sent to the chat reaches the other member's history with the
+// sender as author (a contact), once; the third node forwards it but has
+// no such message. A stack whose privacy layer is none has no public chats.
+func TestPublicChat(t *testing.T) {
+	dir := t.TempDir()
+	var nodes []*fullNode
+	for i := range 3 {
+		name := fmt.Sprintf("p%d", i)
+		text := fmt.Sprintf(ethConfig, name, filepath.Join(dir, name), pluginDir, config.ModeInProc, "")
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, startFull(t, cfg, nil))
+	}
+	logOnFailure(t, nodes...)
+	mesh(t, nodes, []byte("unrelated"))
+	ctx := context.Background()
+	var chat []byte
+	for _, n := range nodes[:2] {
+		c, err := n.JoinPublicChat(ctx, "strata-lobby")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.PublicChat != "strata-lobby" || !bytes.Equal(c.ID, conversations.PublicChatID("strata-lobby")) {
+			t.Fatalf("joined %+v", c)
+		}
+		chat = c.ID
+	}
+	if _, err := nodes[0].JoinPublicChat(ctx, "strata-lobby"); err != nil {
+		t.Fatalf("joining again: %v", err)
+	}
+	if err := nodes[0].SetConversation(ctx, chat, nil); err == nil {
+		t.Fatal("SetConversation changed a public chat")
+	}
+	sent, err := nodes[0].Post(ctx, chat, []byte("hello lobby"), nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var got []*conversations.Message
+	for {
+		got, err = nodes[1].History(ctx, chat, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(got) != 1 || string(got[0].Payload) != "hello lobby" || got[0].Outgoing {
+		t.Fatalf("p1's history of the chat: %+v", got)
+	}
+	if !bytes.Equal(got[0].Author, nodes[0].Identity()) {
+		t.Errorf("author %x, want p0 %x", got[0].Author, []byte(nodes[0].Identity()))
+	}
+	own, err := nodes[0].History(ctx, chat, 0, 0)
+	if err != nil || len(own) != 1 || !own[0].Outgoing || !bytes.Equal(own[0].MessageID, sent.MessageID) {
+		t.Fatalf("p0's history of the chat: %+v, %v", own, err)
+	}
+	time.Sleep(500 * time.Millisecond) // would a second copy come?
+	if again, _ := nodes[1].History(ctx, chat, 0, 0); len(again) != 1 {
+		t.Fatalf("p1 has %d messages of the chat, want 1", len(again))
+	}
+	if other, _ := nodes[2].History(ctx, chat, 0, 0); len(other) != 0 {
+		t.Fatalf("p2 did not join, yet has %d messages of the chat", len(other))
+	}
+
+	path := filepath.Join(dir, "direct.yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(fullConfig, "direct", filepath.Join(dir, "direct"), pluginDir, config.ModeInProc, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := startFull(t, cfg, nil)
+	if _, err := direct.JoinPublicChat(ctx, "strata-lobby"); !errors.Is(err, node.ErrNoPublicChats) {
+		t.Fatalf("joining on a none stack: %v, want ErrNoPublicChats", err)
 	}
 }

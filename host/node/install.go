@@ -9,6 +9,7 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
+	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
 	securev1 "github.com/strata-msg/strata/core/api/secure/v1"
 	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/core/sdk"
@@ -32,6 +33,9 @@ func (n *Node) install(ctx context.Context, s *slot, conn sdk.Conn) {
 		n.announcePeers(ctx, s)
 	}
 	switch s.kind {
+	case commonv1.LayerKind_LAYER_KIND_PRIVACY:
+		n.installPublic(ctx, s, privacyv1.NewControlClient(conn.Control()))
+		return
 	case commonv1.LayerKind_LAYER_KIND_SECURE:
 		for _, c := range n.book.all() {
 			if err := n.addSecureContact(ctx, s, conn, c); err != nil {
@@ -48,6 +52,9 @@ func (n *Node) install(ctx context.Context, s *slot, conn sdk.Conn) {
 		return
 	}
 	for _, c := range convs {
+		if c.PublicChat != "" {
+			continue // public chats bypass the secure and sync layers
+		}
 		if err := setMembers(ctx, s, conn, c.ID, c.Members); err != nil {
 			s.log.Warn("layer refused a conversation", "conversation", fmt.Sprintf("%x", c.ID), "error", err)
 		}
@@ -142,6 +149,9 @@ func (n *Node) SetConversation(ctx context.Context, id []byte, members []ed25519
 	all, err := conversations.Normalize(id, all)
 	if err != nil {
 		return err
+	}
+	if c, err := n.convs.Get(ctx, id); err == nil && c.PublicChat != "" {
+		return fmt.Errorf("conversation %x is the public chat %q: it has no members to set", id, c.PublicChat)
 	}
 	for _, m := range all {
 		if !bytes.Equal(m, n.id.Public()) && !n.book.knows(m) {

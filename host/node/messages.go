@@ -103,6 +103,12 @@ func (n *Node) deliverApp(frames []*commonv1.Frame) {
 		return
 	}
 	n.ackSync(msgs)
+	n.deliverAdded(added)
+}
+
+// deliverAdded hands messages just added to the history to
+// Options.Deliver.
+func (n *Node) deliverAdded(added []*conversations.Message) {
 	if n.opts.Deliver == nil {
 		return
 	}
@@ -201,10 +207,14 @@ func (n *Node) runAcks() {
 // at once, best effort, and the host names it. Either way a message that
 // is not ephemeral is added to the node's history as outgoing.
 func (n *Node) Post(ctx context.Context, conversation, payload []byte, parents [][]byte, ephemeral bool) (*conversations.Message, error) {
-	if _, err := n.convs.Get(ctx, conversation); errors.Is(err, conversations.ErrNotFound) {
+	c, err := n.convs.Get(ctx, conversation)
+	if errors.Is(err, conversations.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %x", ErrUnknownConversation, conversation)
 	} else if err != nil {
 		return nil, err
+	}
+	if c.PublicChat != "" {
+		return n.postPublic(ctx, c, payload, parents, ephemeral)
 	}
 	top := n.slots[len(n.slots)-1]
 	m := &conversations.Message{

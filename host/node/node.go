@@ -106,6 +106,8 @@ type Node struct {
 	card    atomic.Pointer[contacts.Card]
 	// peers are the cards of node.peers: relays and bootstrap nodes.
 	peers []*contacts.Card
+	// public maps joined public chats to the privacy layer's addresses.
+	public *publicChats
 }
 
 // ErrUnknownContact is returned by Send when the recipient is not a contact
@@ -128,7 +130,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if opts.HealthTimeout <= 0 {
 		opts.HealthTimeout = 5 * time.Second
 	}
-	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1)}
+	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1), public: newPublicChats()}
 	for i, text := range cfg.Node.Peers {
 		c, err := contacts.DecodeText(text)
 		if err != nil {

@@ -44,7 +44,12 @@ func (n *Node) router(i int) func(*commonv1.Batch) {
 					}
 				}
 			}
-			if i == len(n.slots)-1 {
+			if n.slots[i].kind == commonv1.LayerKind_LAYER_KIND_PRIVACY {
+				ups = n.divertPublic(i, ups)
+			}
+			if len(ups) == 0 {
+				// All were public chat messages.
+			} else if i == len(n.slots)-1 {
 				n.toApp(ups)
 			} else {
 				n.forward(n.ctx, i, i+1, ups)
@@ -54,6 +59,25 @@ func (n *Node) router(i int) func(*commonv1.Batch) {
 			n.handEvents(n.ctx, i+1, b.GetEvents())
 		}
 	}
+}
+
+// divertPublic takes the privacy layer's UP frames of public chats (their
+// conversation is a joined chat's shared address) to the application, and
+// returns the others.
+func (n *Node) divertPublic(i int, frames []*commonv1.Frame) []*commonv1.Frame {
+	var public []*commonv1.Frame
+	rest := frames[:0]
+	for _, f := range frames {
+		if _, ok := n.public.conversation(f.GetConversation()); ok {
+			public = append(public, f)
+		} else {
+			rest = append(rest, f)
+		}
+	}
+	if len(public) > 0 {
+		n.deliverPublic(i, public)
+	}
+	return rest
 }
 
 // handEvents gives events to slot to, through its gate, after the frames
@@ -152,6 +176,10 @@ func (n *Node) translate(b *boundary, dir int, frames []*commonv1.Frame) []*comm
 	out := frames[:0]
 	for _, f := range frames {
 		if dir == down {
+			if _, public := n.public.conversation(f.GetPeer()); public {
+				out = append(out, f) // a public chat's shared address
+				continue
+			}
 			if len(f.GetPeer()) > 0 {
 				addr, ok := n.book.privacyAddress(f.GetPeer())
 				if !ok {

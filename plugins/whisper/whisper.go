@@ -587,7 +587,7 @@ func (l *Layer) open(e *wire.Envelope) []*commonv1.Frame {
 		tried = true
 		msg, err := wire.OpenAsymmetric(e, l.key)
 		if err == nil {
-			return l.deliver(msg)
+			return l.deliver(msg, nil)
 		}
 		if !errors.Is(err, wire.ErrDecrypt) {
 			l.count("dropped_undecryptable")
@@ -605,7 +605,7 @@ func (l *Layer) open(e *wire.Envelope) []*commonv1.Frame {
 		tried = true
 		msg, err := wire.OpenSymmetric(e, l.subs[k].key)
 		if err == nil {
-			return l.deliver(msg)
+			return l.deliver(msg, []byte(k))
 		}
 		if !errors.Is(err, wire.ErrDecrypt) {
 			l.count("dropped_undecryptable")
@@ -618,11 +618,18 @@ func (l *Layer) open(e *wire.Envelope) []*commonv1.Frame {
 	return nil
 }
 
-func (l *Layer) deliver(msg *wire.ReceivedMessage) []*commonv1.Frame {
+// deliver turns an opened message into an UP frame. A message opened on a
+// shared address (shared is that address) that names no conversation of
+// its own comes up with the shared address as its conversation, as the
+// privacy contract says: a public chat's messages are told apart by it.
+func (l *Layer) deliver(msg *wire.ReceivedMessage, shared []byte) []*commonv1.Frame {
 	conv, payload, err := decodeInner(msg.Flags, msg.Payload)
 	if err != nil {
 		l.count("dropped_bad_inner")
 		return nil
+	}
+	if len(conv) == 0 {
+		conv = shared
 	}
 	var from []byte
 	if msg.Src != nil {

@@ -352,7 +352,13 @@ type Conversation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Identity keys of every member, the local node included.
-	Members       [][]byte `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	Members [][]byte `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// The name of the public chat this conversation is; empty for a
+	// conversation with members. A public chat's messages are open to
+	// whoever knows its name (whisper: Status's public chat topic and key);
+	// they bypass the secure and sync layers, and its members list the
+	// local node only.
+	PublicChat    string `protobuf:"bytes,3,opt,name=public_chat,json=publicChat,proto3" json:"public_chat,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -401,6 +407,58 @@ func (x *Conversation) GetMembers() [][]byte {
 	return nil
 }
 
+func (x *Conversation) GetPublicChat() string {
+	if x != nil {
+		return x.PublicChat
+	}
+	return ""
+}
+
+// JoinPublicChatRequest joins a public chat.
+type JoinPublicChatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinPublicChatRequest) Reset() {
+	*x = JoinPublicChatRequest{}
+	mi := &file_app_v1_app_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinPublicChatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinPublicChatRequest) ProtoMessage() {}
+
+func (x *JoinPublicChatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinPublicChatRequest.ProtoReflect.Descriptor instead.
+func (*JoinPublicChatRequest) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *JoinPublicChatRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 // SetConversationRequest creates a conversation or changes its members.
 type SetConversationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -415,7 +473,7 @@ type SetConversationRequest struct {
 
 func (x *SetConversationRequest) Reset() {
 	*x = SetConversationRequest{}
-	mi := &file_app_v1_app_proto_msgTypes[7]
+	mi := &file_app_v1_app_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +485,7 @@ func (x *SetConversationRequest) String() string {
 func (*SetConversationRequest) ProtoMessage() {}
 
 func (x *SetConversationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[7]
+	mi := &file_app_v1_app_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +498,7 @@ func (x *SetConversationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConversationRequest.ProtoReflect.Descriptor instead.
 func (*SetConversationRequest) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{7}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetConversationRequest) GetId() []byte {
@@ -465,7 +523,7 @@ type ConversationsRequest struct {
 
 func (x *ConversationsRequest) Reset() {
 	*x = ConversationsRequest{}
-	mi := &file_app_v1_app_proto_msgTypes[8]
+	mi := &file_app_v1_app_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +535,7 @@ func (x *ConversationsRequest) String() string {
 func (*ConversationsRequest) ProtoMessage() {}
 
 func (x *ConversationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[8]
+	mi := &file_app_v1_app_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +548,7 @@ func (x *ConversationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationsRequest.ProtoReflect.Descriptor instead.
 func (*ConversationsRequest) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{8}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{9}
 }
 
 type ConversationsResponse struct {
@@ -502,7 +560,7 @@ type ConversationsResponse struct {
 
 func (x *ConversationsResponse) Reset() {
 	*x = ConversationsResponse{}
-	mi := &file_app_v1_app_proto_msgTypes[9]
+	mi := &file_app_v1_app_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +572,7 @@ func (x *ConversationsResponse) String() string {
 func (*ConversationsResponse) ProtoMessage() {}
 
 func (x *ConversationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[9]
+	mi := &file_app_v1_app_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +585,7 @@ func (x *ConversationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationsResponse.ProtoReflect.Descriptor instead.
 func (*ConversationsResponse) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{9}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConversationsResponse) GetConversations() []*Conversation {
@@ -553,7 +611,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_app_v1_app_proto_msgTypes[10]
+	mi := &file_app_v1_app_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +623,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[10]
+	mi := &file_app_v1_app_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +636,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{10}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SendRequest) GetConversation() []byte {
@@ -621,7 +679,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_app_v1_app_proto_msgTypes[11]
+	mi := &file_app_v1_app_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +691,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[11]
+	mi := &file_app_v1_app_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +704,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{11}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SendResponse) GetMessageId() []byte {
@@ -688,7 +746,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_app_v1_app_proto_msgTypes[12]
+	mi := &file_app_v1_app_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +758,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[12]
+	mi := &file_app_v1_app_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +771,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{12}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Message) GetCursor() uint64 {
@@ -801,7 +859,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_app_v1_app_proto_msgTypes[13]
+	mi := &file_app_v1_app_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +871,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[13]
+	mi := &file_app_v1_app_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +884,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{13}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HistoryRequest) GetConversation() []byte {
@@ -859,7 +917,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_app_v1_app_proto_msgTypes[14]
+	mi := &file_app_v1_app_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +929,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[14]
+	mi := &file_app_v1_app_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +942,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{14}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HistoryResponse) GetMessages() []*Message {
@@ -908,7 +966,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_app_v1_app_proto_msgTypes[15]
+	mi := &file_app_v1_app_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +978,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[15]
+	mi := &file_app_v1_app_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +991,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{15}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SubscribeRequest) GetConversation() []byte {
@@ -965,7 +1023,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_app_v1_app_proto_msgTypes[16]
+	mi := &file_app_v1_app_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1035,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[16]
+	mi := &file_app_v1_app_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1048,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{16}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{17}
 }
 
 // BoundaryStats is the traffic across one layer boundary of the node since
@@ -1015,7 +1073,7 @@ type BoundaryStats struct {
 
 func (x *BoundaryStats) Reset() {
 	*x = BoundaryStats{}
-	mi := &file_app_v1_app_proto_msgTypes[17]
+	mi := &file_app_v1_app_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1085,7 @@ func (x *BoundaryStats) String() string {
 func (*BoundaryStats) ProtoMessage() {}
 
 func (x *BoundaryStats) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[17]
+	mi := &file_app_v1_app_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1098,7 @@ func (x *BoundaryStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoundaryStats.ProtoReflect.Descriptor instead.
 func (*BoundaryStats) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{17}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BoundaryStats) GetName() string {
@@ -1119,7 +1177,7 @@ type LayerStats struct {
 
 func (x *LayerStats) Reset() {
 	*x = LayerStats{}
-	mi := &file_app_v1_app_proto_msgTypes[18]
+	mi := &file_app_v1_app_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1189,7 @@ func (x *LayerStats) String() string {
 func (*LayerStats) ProtoMessage() {}
 
 func (x *LayerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[18]
+	mi := &file_app_v1_app_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1202,7 @@ func (x *LayerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LayerStats.ProtoReflect.Descriptor instead.
 func (*LayerStats) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{18}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LayerStats) GetLayer() string {
@@ -1208,7 +1266,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_app_v1_app_proto_msgTypes[19]
+	mi := &file_app_v1_app_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1278,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[19]
+	mi := &file_app_v1_app_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1291,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{19}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatsResponse) GetPid() int32 {
@@ -1292,10 +1350,14 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\x10ContactsResponse\x122\n" +
 	"\bcontacts\x18\x01 \x03(\v2\x16.strata.app.v1.ContactR\bcontacts\"'\n" +
 	"\x11AddContactRequest\x12\x12\n" +
-	"\x04card\x18\x01 \x01(\tR\x04card\"8\n" +
+	"\x04card\x18\x01 \x01(\tR\x04card\"Y\n" +
 	"\fConversation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
-	"\amembers\x18\x02 \x03(\fR\amembers\"B\n" +
+	"\amembers\x18\x02 \x03(\fR\amembers\x12\x1f\n" +
+	"\vpublic_chat\x18\x03 \x01(\tR\n" +
+	"publicChat\"+\n" +
+	"\x15JoinPublicChatRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"B\n" +
 	"\x16SetConversationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\amembers\x18\x02 \x03(\fR\amembers\"\x16\n" +
@@ -1371,13 +1433,14 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"boundaries\x121\n" +
 	"\x06layers\x18\x03 \x03(\v2\x19.strata.app.v1.LayerStatsR\x06layers\x12\x18\n" +
 	"\arunning\x18\x04 \x01(\bR\arunning\x12\x12\n" +
-	"\x04role\x18\x05 \x01(\tR\x04role2\xab\x05\n" +
+	"\x04role\x18\x05 \x01(\tR\x04role2\x80\x06\n" +
 	"\tMessaging\x12?\n" +
 	"\x04Node\x12\x1a.strata.app.v1.NodeRequest\x1a\x1b.strata.app.v1.NodeResponse\x12K\n" +
 	"\bContacts\x12\x1e.strata.app.v1.ContactsRequest\x1a\x1f.strata.app.v1.ContactsResponse\x12F\n" +
 	"\n" +
 	"AddContact\x12 .strata.app.v1.AddContactRequest\x1a\x16.strata.app.v1.Contact\x12U\n" +
-	"\x0fSetConversation\x12%.strata.app.v1.SetConversationRequest\x1a\x1b.strata.app.v1.Conversation\x12Z\n" +
+	"\x0fSetConversation\x12%.strata.app.v1.SetConversationRequest\x1a\x1b.strata.app.v1.Conversation\x12S\n" +
+	"\x0eJoinPublicChat\x12$.strata.app.v1.JoinPublicChatRequest\x1a\x1b.strata.app.v1.Conversation\x12Z\n" +
 	"\rConversations\x12#.strata.app.v1.ConversationsRequest\x1a$.strata.app.v1.ConversationsResponse\x12?\n" +
 	"\x04Send\x12\x1a.strata.app.v1.SendRequest\x1a\x1b.strata.app.v1.SendResponse\x12H\n" +
 	"\aHistory\x12\x1d.strata.app.v1.HistoryRequest\x1a\x1e.strata.app.v1.HistoryResponse\x12F\n" +
@@ -1396,7 +1459,7 @@ func file_app_v1_app_proto_rawDescGZIP() []byte {
 	return file_app_v1_app_proto_rawDescData
 }
 
-var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_app_v1_app_proto_goTypes = []any{
 	(*NodeRequest)(nil),            // 0: strata.app.v1.NodeRequest
 	(*NodeResponse)(nil),           // 1: strata.app.v1.NodeResponse
@@ -1405,52 +1468,55 @@ var file_app_v1_app_proto_goTypes = []any{
 	(*ContactsResponse)(nil),       // 4: strata.app.v1.ContactsResponse
 	(*AddContactRequest)(nil),      // 5: strata.app.v1.AddContactRequest
 	(*Conversation)(nil),           // 6: strata.app.v1.Conversation
-	(*SetConversationRequest)(nil), // 7: strata.app.v1.SetConversationRequest
-	(*ConversationsRequest)(nil),   // 8: strata.app.v1.ConversationsRequest
-	(*ConversationsResponse)(nil),  // 9: strata.app.v1.ConversationsResponse
-	(*SendRequest)(nil),            // 10: strata.app.v1.SendRequest
-	(*SendResponse)(nil),           // 11: strata.app.v1.SendResponse
-	(*Message)(nil),                // 12: strata.app.v1.Message
-	(*HistoryRequest)(nil),         // 13: strata.app.v1.HistoryRequest
-	(*HistoryResponse)(nil),        // 14: strata.app.v1.HistoryResponse
-	(*SubscribeRequest)(nil),       // 15: strata.app.v1.SubscribeRequest
-	(*StatsRequest)(nil),           // 16: strata.app.v1.StatsRequest
-	(*BoundaryStats)(nil),          // 17: strata.app.v1.BoundaryStats
-	(*LayerStats)(nil),             // 18: strata.app.v1.LayerStats
-	(*StatsResponse)(nil),          // 19: strata.app.v1.StatsResponse
-	nil,                            // 20: strata.app.v1.BoundaryStats.DroppedEntry
-	nil,                            // 21: strata.app.v1.BoundaryStats.FaultsEntry
-	nil,                            // 22: strata.app.v1.LayerStats.CountersEntry
+	(*JoinPublicChatRequest)(nil),  // 7: strata.app.v1.JoinPublicChatRequest
+	(*SetConversationRequest)(nil), // 8: strata.app.v1.SetConversationRequest
+	(*ConversationsRequest)(nil),   // 9: strata.app.v1.ConversationsRequest
+	(*ConversationsResponse)(nil),  // 10: strata.app.v1.ConversationsResponse
+	(*SendRequest)(nil),            // 11: strata.app.v1.SendRequest
+	(*SendResponse)(nil),           // 12: strata.app.v1.SendResponse
+	(*Message)(nil),                // 13: strata.app.v1.Message
+	(*HistoryRequest)(nil),         // 14: strata.app.v1.HistoryRequest
+	(*HistoryResponse)(nil),        // 15: strata.app.v1.HistoryResponse
+	(*SubscribeRequest)(nil),       // 16: strata.app.v1.SubscribeRequest
+	(*StatsRequest)(nil),           // 17: strata.app.v1.StatsRequest
+	(*BoundaryStats)(nil),          // 18: strata.app.v1.BoundaryStats
+	(*LayerStats)(nil),             // 19: strata.app.v1.LayerStats
+	(*StatsResponse)(nil),          // 20: strata.app.v1.StatsResponse
+	nil,                            // 21: strata.app.v1.BoundaryStats.DroppedEntry
+	nil,                            // 22: strata.app.v1.BoundaryStats.FaultsEntry
+	nil,                            // 23: strata.app.v1.LayerStats.CountersEntry
 }
 var file_app_v1_app_proto_depIdxs = []int32{
 	2,  // 0: strata.app.v1.ContactsResponse.contacts:type_name -> strata.app.v1.Contact
 	6,  // 1: strata.app.v1.ConversationsResponse.conversations:type_name -> strata.app.v1.Conversation
-	12, // 2: strata.app.v1.HistoryResponse.messages:type_name -> strata.app.v1.Message
-	20, // 3: strata.app.v1.BoundaryStats.dropped:type_name -> strata.app.v1.BoundaryStats.DroppedEntry
-	21, // 4: strata.app.v1.BoundaryStats.faults:type_name -> strata.app.v1.BoundaryStats.FaultsEntry
-	22, // 5: strata.app.v1.LayerStats.counters:type_name -> strata.app.v1.LayerStats.CountersEntry
-	17, // 6: strata.app.v1.StatsResponse.boundaries:type_name -> strata.app.v1.BoundaryStats
-	18, // 7: strata.app.v1.StatsResponse.layers:type_name -> strata.app.v1.LayerStats
+	13, // 2: strata.app.v1.HistoryResponse.messages:type_name -> strata.app.v1.Message
+	21, // 3: strata.app.v1.BoundaryStats.dropped:type_name -> strata.app.v1.BoundaryStats.DroppedEntry
+	22, // 4: strata.app.v1.BoundaryStats.faults:type_name -> strata.app.v1.BoundaryStats.FaultsEntry
+	23, // 5: strata.app.v1.LayerStats.counters:type_name -> strata.app.v1.LayerStats.CountersEntry
+	18, // 6: strata.app.v1.StatsResponse.boundaries:type_name -> strata.app.v1.BoundaryStats
+	19, // 7: strata.app.v1.StatsResponse.layers:type_name -> strata.app.v1.LayerStats
 	0,  // 8: strata.app.v1.Messaging.Node:input_type -> strata.app.v1.NodeRequest
 	3,  // 9: strata.app.v1.Messaging.Contacts:input_type -> strata.app.v1.ContactsRequest
 	5,  // 10: strata.app.v1.Messaging.AddContact:input_type -> strata.app.v1.AddContactRequest
-	7,  // 11: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
-	8,  // 12: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
-	10, // 13: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
-	13, // 14: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
-	15, // 15: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
-	16, // 16: strata.app.v1.Messaging.Stats:input_type -> strata.app.v1.StatsRequest
-	1,  // 17: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
-	4,  // 18: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
-	2,  // 19: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
-	6,  // 20: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
-	9,  // 21: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
-	11, // 22: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
-	14, // 23: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
-	12, // 24: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
-	19, // 25: strata.app.v1.Messaging.Stats:output_type -> strata.app.v1.StatsResponse
-	17, // [17:26] is the sub-list for method output_type
-	8,  // [8:17] is the sub-list for method input_type
+	8,  // 11: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
+	7,  // 12: strata.app.v1.Messaging.JoinPublicChat:input_type -> strata.app.v1.JoinPublicChatRequest
+	9,  // 13: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
+	11, // 14: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
+	14, // 15: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
+	16, // 16: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
+	17, // 17: strata.app.v1.Messaging.Stats:input_type -> strata.app.v1.StatsRequest
+	1,  // 18: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
+	4,  // 19: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
+	2,  // 20: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
+	6,  // 21: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
+	6,  // 22: strata.app.v1.Messaging.JoinPublicChat:output_type -> strata.app.v1.Conversation
+	10, // 23: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
+	12, // 24: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
+	15, // 25: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
+	13, // 26: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
+	20, // 27: strata.app.v1.Messaging.Stats:output_type -> strata.app.v1.StatsResponse
+	18, // [18:28] is the sub-list for method output_type
+	8,  // [8:18] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name
@@ -1467,7 +1533,7 @@ func file_app_v1_app_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_app_v1_app_proto_rawDesc), len(file_app_v1_app_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,7 @@ const (
 	Messaging_Contacts_FullMethodName        = "/strata.app.v1.Messaging/Contacts"
 	Messaging_AddContact_FullMethodName      = "/strata.app.v1.Messaging/AddContact"
 	Messaging_SetConversation_FullMethodName = "/strata.app.v1.Messaging/SetConversation"
+	Messaging_JoinPublicChat_FullMethodName  = "/strata.app.v1.Messaging/JoinPublicChat"
 	Messaging_Conversations_FullMethodName   = "/strata.app.v1.Messaging/Conversations"
 	Messaging_Send_FullMethodName            = "/strata.app.v1.Messaging/Send"
 	Messaging_History_FullMethodName         = "/strata.app.v1.Messaging/History"
@@ -59,6 +60,9 @@ type MessagingClient interface {
 	AddContact(ctx context.Context, in *AddContactRequest, opts ...grpc.CallOption) (*Contact, error)
 	// SetConversation creates a conversation or changes its members.
 	SetConversation(ctx context.Context, in *SetConversationRequest, opts ...grpc.CallOption) (*Conversation, error)
+	// JoinPublicChat joins the public chat of that name; its conversation id
+	// is the same on every node. Send and History work with that id.
+	JoinPublicChat(ctx context.Context, in *JoinPublicChatRequest, opts ...grpc.CallOption) (*Conversation, error)
 	// Conversations lists the node's conversations.
 	Conversations(ctx context.Context, in *ConversationsRequest, opts ...grpc.CallOption) (*ConversationsResponse, error)
 	// Send sends a message to a conversation.
@@ -113,6 +117,16 @@ func (c *messagingClient) SetConversation(ctx context.Context, in *SetConversati
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Conversation)
 	err := c.cc.Invoke(ctx, Messaging_SetConversation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagingClient) JoinPublicChat(ctx context.Context, in *JoinPublicChatRequest, opts ...grpc.CallOption) (*Conversation, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Conversation)
+	err := c.cc.Invoke(ctx, Messaging_JoinPublicChat_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +206,9 @@ type MessagingServer interface {
 	AddContact(context.Context, *AddContactRequest) (*Contact, error)
 	// SetConversation creates a conversation or changes its members.
 	SetConversation(context.Context, *SetConversationRequest) (*Conversation, error)
+	// JoinPublicChat joins the public chat of that name; its conversation id
+	// is the same on every node. Send and History work with that id.
+	JoinPublicChat(context.Context, *JoinPublicChatRequest) (*Conversation, error)
 	// Conversations lists the node's conversations.
 	Conversations(context.Context, *ConversationsRequest) (*ConversationsResponse, error)
 	// Send sends a message to a conversation.
@@ -222,6 +239,9 @@ func (UnimplementedMessagingServer) AddContact(context.Context, *AddContactReque
 }
 func (UnimplementedMessagingServer) SetConversation(context.Context, *SetConversationRequest) (*Conversation, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SetConversation not implemented")
+}
+func (UnimplementedMessagingServer) JoinPublicChat(context.Context, *JoinPublicChatRequest) (*Conversation, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method JoinPublicChat not implemented")
 }
 func (UnimplementedMessagingServer) Conversations(context.Context, *ConversationsRequest) (*ConversationsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Conversations not implemented")
@@ -326,6 +346,24 @@ func _Messaging_SetConversation_Handler(srv interface{}, ctx context.Context, de
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(MessagingServer).SetConversation(ctx, req.(*SetConversationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Messaging_JoinPublicChat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinPublicChatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServer).JoinPublicChat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messaging_JoinPublicChat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServer).JoinPublicChat(ctx, req.(*JoinPublicChatRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -435,6 +473,10 @@ var Messaging_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetConversation",
 			Handler:    _Messaging_SetConversation_Handler,
+		},
+		{
+			MethodName: "JoinPublicChat",
+			Handler:    _Messaging_JoinPublicChat_Handler,
 		},
 		{
 			MethodName: "Conversations",

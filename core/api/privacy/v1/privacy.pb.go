@@ -131,7 +131,12 @@ func (x *OwnAddressResponse) GetDisplayAddress() string {
 }
 
 // SubscribeRequest makes the layer deliver payloads sent to a shared
-// address, such as a public chat or a group topic.
+// address, such as a public chat or a group topic. A payload received on a
+// shared address goes up with Frame.conversation set to that address when
+// the sender gave it no conversation of its own, so that the host can tell
+// a public chat's messages apart; Frame.peer is the sender's address when
+// the message is signed, else empty. A DOWN frame whose peer is a shared
+// address reaches every subscriber.
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A name that both sides derive the address from (e.g. a public chat's
