@@ -61,6 +61,8 @@ func NewRoot(env Env) *cobra.Command {
 		listenCmd(env),
 		conversationCmd(env),
 		demoCmd(env),
+		compareCmd(env),
+		testnetCmd(env),
 		versionCmd(env),
 	)
 	return root

@@ -1,0 +1,288 @@
+// Package compare runs one scenario on several stacks, each on a local
+// testnet, and measures what users of a messaging stack care about:
+// delivery, latency, convergence, bytes on the wire, CPU and memory. Its
+// results are plain data (Report), rendered by package compare/report.
+package compare
+
+import (
+	"math"
+	"time"
+)
+
+// Report is the outcome of one `strata compare`: every stack, every run.
+type Report struct {
+	// Scenario is the scenario's name, ScenarioFile the file it came from.
+	Scenario     string `json:"scenario"`
+	ScenarioFile string `json:"scenario_file"`
+	// Description is the scenario's description.
+	Description string `json:"description,omitempty"`
+	// Seed is the scenario's seed: the same seed gives the same workload.
+	Seed uint64 `json:"seed"`
+	// Runs is the number of runs per stack.
+	Runs int `json:"runs"`
+	// Started is when the comparison began.
+	Started time.Time `json:"started"`
+	// Machine describes where it ran.
+	Machine Machine `json:"machine"`
+	// Stacks are in the order given on the command line; ratios are
+	// against the first.
+	Stacks []StackResult `json:"stacks"`
+}
+
+// Machine describes the machine a comparison ran on.
+type Machine struct {
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	CPUs      int    `json:"cpus"`
+	GoVersion string `json:"go_version"`
+}
+
+// StackResult is one stack's runs and their summary.
+type StackResult struct {
+	// Name labels the stack in reports (the config file's base name).
+	Name string `json:"name"`
+	// Config is the stack's config file.
+	Config string `json:"config"`
+	// Layers is the stack bottom up: "p2p=devp2p", "privacy=whisper", ...
+	Layers []string `json:"layers"`
+	// Relays is how many relay nodes the testnet ran besides the clients.
+	Relays int `json:"relays"`
+	// Runs holds each run's measurements.
+	Runs []RunResult `json:"runs"`
+	// Summary aggregates the runs.
+	Summary Summary `json:"summary"`
+	// Error says why runs are missing: the testnet did not start, or a run
+	// was aborted. Empty when every run completed.
+	Error string `json:"error,omitempty"`
+}
+
+// RunResult is what one run of the scenario on one stack measured.
+type RunResult struct {
+	// Run numbers the run from 1.
+	Run int `json:"run"`
+	// Sent counts the measured sends (warm-up excluded) the API accepted;
+	// SendErrors the sends it refused or that could not be made.
+	Sent       int `json:"sent"`
+	SendErrors int `json:"send_errors"`
+	// Expected is the deliveries the measured sends call for: one per
+	// member other than the sender.
+	Expected int `json:"expected"`
+	// Delivered counts distinct (message, receiver) deliveries of measured
+	// sends; Duplicates counts deliveries beyond the first.
+	Delivered  int `json:"delivered"`
+	Duplicates int `json:"duplicates"`
+	// DeliveryRatio is Delivered / Expected.
+	DeliveryRatio float64 `json:"delivery_ratio"`
+	// Latency is from the sender's API call to the receiver's API
+	// delivery, over measured deliveries.
+	Latency Latency `json:"latency"`
+	// Converged says whether every expected delivery happened before the
+	// settle time ran out; Convergence is the time from the end of the
+	// sending phase (when faults, churn and offline periods stop) to the
+	// last expected delivery.
+	Converged   bool          `json:"converged"`
+	Convergence time.Duration `json:"convergence_ns"`
+	// WireBytes is the payload bytes the p2p layers of all nodes (relays
+	// included) handed to the wire, WireFrames the frames. Ratios over
+	// Delivered or Expected are 0 when the divisor is 0.
+	WireBytes  uint64 `json:"wire_bytes"`
+	WireFrames uint64 `json:"wire_frames"`
+	// BytesPerDelivered is WireBytes / Delivered; FramesPerDelivered is
+	// WireFrames / Delivered (messages on the wire per delivered message).
+	BytesPerDelivered  float64 `json:"bytes_per_delivered"`
+	FramesPerDelivered float64 `json:"frames_per_delivered"`
+	// Boundaries sums, over all nodes, the traffic across each layer
+	// boundary ("p2p|privacy", ..., "sync|app"), bottom up.
+	Boundaries []BoundaryTraffic `json:"boundaries"`
+	// Nodes is each node's resource use, relays included.
+	Nodes []NodeResult `json:"nodes"`
+	// Timeline counts sends and deliveries per interval, for the
+	// delivery-over-time chart.
+	Timeline []TimelinePoint `json:"timeline"`
+	// Events lists what happened to nodes during the run: kills,
+	// restarts, offline periods, and any node that died on its own.
+	Events []NodeEvent `json:"events,omitempty"`
+	// Duration is how long the run took, settle included.
+	Duration time.Duration `json:"duration_ns"`
+	// SendingEnded is when the sending phase (and with it faults, churn
+	// and offline periods) ended, from the start of sending; convergence
+	// counts from here.
+	SendingEnded time.Duration `json:"sending_ended_ns"`
+	// TimelineInterval is the width of one Timeline interval.
+	TimelineInterval time.Duration `json:"timeline_interval_ns"`
+}
+
+// Latency summarises end-to-end latencies.
+type Latency struct {
+	P50 time.Duration `json:"p50_ns"`
+	P95 time.Duration `json:"p95_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	Max time.Duration `json:"max_ns"`
+	// CDF is the latency distribution at 101 points: CDF[i] is the i-th
+	// percentile (CDF[0] the least, CDF[100] the greatest). Empty when
+	// nothing was delivered.
+	CDF []time.Duration `json:"cdf_ns,omitempty"`
+}
+
+// BoundaryTraffic is the traffic across one layer boundary, summed over
+// nodes.
+type BoundaryTraffic struct {
+	Name       string `json:"name"`
+	FramesDown uint64 `json:"frames_down"`
+	FramesUp   uint64 `json:"frames_up"`
+	BytesDown  uint64 `json:"bytes_down"`
+	BytesUp    uint64 `json:"bytes_up"`
+	// Dropped sums the boundary's drops, by reason.
+	Dropped map[string]uint64 `json:"dropped,omitempty"`
+}
+
+// NodeResult is one node's resource use over a run: the host process and
+// its plugin processes together.
+type NodeResult struct {
+	Name string `json:"name"`
+	// Role is "client" or "relay".
+	Role string `json:"role"`
+	// CPUSeconds is user+system CPU time, PeakRSS the largest resident set
+	// seen (bytes; the sum over the node's processes at one sample).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	PeakRSS    uint64  `json:"peak_rss_bytes"`
+	// Restarts counts plugin restarts by the host's supervisor.
+	Restarts uint64 `json:"restarts"`
+	// WireBytesSent and WireBytesReceived are the p2p layer's payload
+	// bytes to and from the wire.
+	WireBytesSent     uint64 `json:"wire_bytes_sent"`
+	WireBytesReceived uint64 `json:"wire_bytes_received"`
+	// Died says the node ended on its own (not by the scenario) during the
+	// run; Error says how.
+	Died  bool   `json:"died,omitempty"`
+	Error string `json:"error,omitempty"`
+	// DiedAt is when the node was found dead, from the start of sending.
+	DiedAt time.Duration `json:"died_at_ns,omitempty"`
+}
+
+// TimelinePoint counts what happened in one interval of a run.
+type TimelinePoint struct {
+	// At is the interval's end, from the start of sending.
+	At time.Duration `json:"at_ns"`
+	// Sent and Delivered count measured sends and deliveries in the
+	// interval.
+	Sent      int `json:"sent"`
+	Delivered int `json:"delivered"`
+}
+
+// NodeEvent is something that happened to a node during a run.
+type NodeEvent struct {
+	At   time.Duration `json:"at_ns"`
+	Node string        `json:"node"`
+	// Kind is "killed", "restarted", "offline", "online" or "died".
+	Kind   string `json:"kind"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Figure is one measure over repeated runs.
+type Figure struct {
+	Mean   float64 `json:"mean"`
+	StdDev float64 `json:"stddev"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	// N is the number of runs that gave a value (a run that delivered
+	// nothing gives no latency).
+	N int `json:"n"`
+}
+
+// Summary aggregates a stack's runs, one Figure per measure.
+type Summary struct {
+	DeliveryRatio      Figure `json:"delivery_ratio"`
+	LatencyP50Ms       Figure `json:"latency_p50_ms"`
+	LatencyP95Ms       Figure `json:"latency_p95_ms"`
+	LatencyP99Ms       Figure `json:"latency_p99_ms"`
+	ConvergenceS       Figure `json:"convergence_s"`
+	BytesPerDelivered  Figure `json:"bytes_per_delivered"`
+	FramesPerDelivered Figure `json:"frames_per_delivered"`
+	// CPUSecondsPerNode is the mean CPU time of a node in a run;
+	// PeakRSSMiB the largest peak RSS of any node in a run.
+	CPUSecondsPerNode Figure `json:"cpu_seconds_per_node"`
+	PeakRSSMiB        Figure `json:"peak_rss_mib"`
+	Restarts          Figure `json:"restarts"`
+	Duplicates        Figure `json:"duplicates"`
+	// Unconverged counts runs that did not converge within settle time.
+	Unconverged int `json:"unconverged"`
+}
+
+// Summarize aggregates runs into a Summary.
+func Summarize(runs []RunResult) Summary {
+	var s Summary
+	fig := func(get func(RunResult) (float64, bool)) Figure {
+		var vals []float64
+		for _, r := range runs {
+			if v, ok := get(r); ok {
+				vals = append(vals, v)
+			}
+		}
+		return newFigure(vals)
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	delivered := func(r RunResult) bool { return r.Delivered > 0 }
+	s.DeliveryRatio = fig(func(r RunResult) (float64, bool) { return r.DeliveryRatio, true })
+	s.LatencyP50Ms = fig(func(r RunResult) (float64, bool) { return ms(r.Latency.P50), delivered(r) })
+	s.LatencyP95Ms = fig(func(r RunResult) (float64, bool) { return ms(r.Latency.P95), delivered(r) })
+	s.LatencyP99Ms = fig(func(r RunResult) (float64, bool) { return ms(r.Latency.P99), delivered(r) })
+	s.ConvergenceS = fig(func(r RunResult) (float64, bool) { return r.Convergence.Seconds(), r.Converged })
+	s.BytesPerDelivered = fig(func(r RunResult) (float64, bool) { return r.BytesPerDelivered, delivered(r) })
+	s.FramesPerDelivered = fig(func(r RunResult) (float64, bool) { return r.FramesPerDelivered, delivered(r) })
+	s.CPUSecondsPerNode = fig(func(r RunResult) (float64, bool) {
+		if len(r.Nodes) == 0 {
+			return 0, false
+		}
+		var sum float64
+		for _, n := range r.Nodes {
+			sum += n.CPUSeconds
+		}
+		return sum / float64(len(r.Nodes)), true
+	})
+	s.PeakRSSMiB = fig(func(r RunResult) (float64, bool) {
+		var peak uint64
+		for _, n := range r.Nodes {
+			peak = max(peak, n.PeakRSS)
+		}
+		return float64(peak) / (1 << 20), len(r.Nodes) > 0
+	})
+	s.Restarts = fig(func(r RunResult) (float64, bool) {
+		var sum uint64
+		for _, n := range r.Nodes {
+			sum += n.Restarts
+		}
+		return float64(sum), true
+	})
+	s.Duplicates = fig(func(r RunResult) (float64, bool) { return float64(r.Duplicates), true })
+	for _, r := range runs {
+		if !r.Converged {
+			s.Unconverged++
+		}
+	}
+	return s
+}
+
+// newFigure summarises values; the spread is the sample standard
+// deviation (0 for fewer than two values).
+func newFigure(vals []float64) Figure {
+	f := Figure{N: len(vals)}
+	if len(vals) == 0 {
+		return f
+	}
+	f.Min, f.Max = vals[0], vals[0]
+	var sum float64
+	for _, v := range vals {
+		sum += v
+		f.Min, f.Max = min(f.Min, v), max(f.Max, v)
+	}
+	f.Mean = sum / float64(len(vals))
+	if len(vals) > 1 {
+		var ss float64
+		for _, v := range vals {
+			ss += (v - f.Mean) * (v - f.Mean)
+		}
+		f.StdDev = math.Sqrt(ss / float64(len(vals)-1))
+	}
+	return f
+}
