@@ -154,6 +154,20 @@ type sent struct {
 // waitAll waits until every node's history holds every message of want
 // that another node authored, and checks the history: each message once,
 // each after its parents, with its author.
+// writeConfig writes a node config as <dir>/<name>.yaml and loads it.
+func writeConfig(t testing.TB, dir, name, text string) *config.Config {
+	t.Helper()
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // logOnFailure logs, when the test has failed, every layer's counters and
 // every boundary's statistics of the nodes, to tell where frames stopped.
 func logOnFailure(t *testing.T, nodes ...*fullNode) {
@@ -587,17 +601,7 @@ api:
 // exactly once, after its parents.
 func TestDevp2pWhisperThroughRelay(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, text string) *config.Config {
-		path := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
+	write := func(name, text string) *config.Config { return writeConfig(t, dir, name, text) }
 	relay := startFull(t, write("relay", fmt.Sprintf(relayConfigEth, filepath.Join(dir, "relay"), pluginDir)), nil)
 	conn, err := relay.Control("p2p")
 	if err != nil {
@@ -719,17 +723,7 @@ func TestLibp2pWhisperStack(t *testing.T) {
 // they lack the keys.
 func TestDevp2pWhisperLineOfRelays(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, text string) *config.Config {
-		path := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
+	write := func(name, text string) *config.Config { return writeConfig(t, dir, name, text) }
 	peers := func(cards ...string) string {
 		var b strings.Builder
 		b.WriteString("  peers:\n")
@@ -807,17 +801,7 @@ func TestDevp2pWhisperLineOfRelays(t *testing.T) {
 // client exactly once.
 func TestDevp2pWhisperPluginKill(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, text string) *config.Config {
-		path := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
+	write := func(name, text string) *config.Config { return writeConfig(t, dir, name, text) }
 	relay := startFull(t, write("relay", fmt.Sprintf(relayConfigEth, filepath.Join(dir, "relay"), pluginDir)), nil)
 	var nodes []*fullNode
 	for i := range 2 {
@@ -886,15 +870,7 @@ func TestPublicChat(t *testing.T) {
 	for i := range 3 {
 		name := fmt.Sprintf("p%d", i)
 		text := fmt.Sprintf(ethConfig, name, filepath.Join(dir, name), pluginDir, config.ModeInProc, "")
-		path := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, startFull(t, cfg, nil))
+		nodes = append(nodes, startFull(t, writeConfig(t, dir, name, text), nil))
 	}
 	logOnFailure(t, nodes...)
 	mesh(t, nodes, []byte("unrelated"))
@@ -950,15 +926,7 @@ func TestPublicChat(t *testing.T) {
 		t.Fatalf("p2 did not join, yet has %d messages of the chat", len(other))
 	}
 
-	path := filepath.Join(dir, "direct.yaml")
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(fullConfig, "direct", filepath.Join(dir, "direct"), pluginDir, config.ModeInProc, "")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct := startFull(t, cfg, nil)
+	direct := startFull(t, writeConfig(t, dir, "direct", fmt.Sprintf(fullConfig, "direct", filepath.Join(dir, "direct"), pluginDir, config.ModeInProc, "")), nil)
 	if _, err := direct.JoinPublicChat(ctx, "strata-lobby"); !errors.Is(err, node.ErrNoPublicChats) {
 		t.Fatalf("joining on a none stack: %v, want ErrNoPublicChats", err)
 	}
