@@ -860,20 +860,31 @@ func TestDevp2pWhisperPluginKill(t *testing.T) {
 }
 
 // TestPublicChat: three devp2p+whisper+doubleratchet+mvds nodes (in
-// process); two join the public chat "strata-lobby", the third does not.
-// A message sent to the chat reaches the other member's history with the
-// sender as author (a contact), once; the third node forwards it but has
-// no such message. A stack whose privacy layer is none has no public chats.
+// process) in a line p0 – p1 – p2 (node.peers, no contact dialing); p0 and
+// p1 join the public chat "strata-lobby", p2 does not. A message sent to
+// the chat reaches p1's history with the sender as author (a contact),
+// once; p2 receives the envelope but has no such message. A stack whose
+// privacy layer is none has no public chats.
 func TestPublicChat(t *testing.T) {
 	dir := t.TempDir()
-	var nodes []*fullNode
-	for i := range 3 {
-		name := fmt.Sprintf("p%d", i)
+	start := func(name, peer string) *fullNode {
 		text := fmt.Sprintf(ethConfig, name, filepath.Join(dir, name), pluginDir, config.ModeInProc, "")
-		nodes = append(nodes, startFull(t, writeConfig(t, dir, name, text), nil))
+		extra := "  dial_contacts: false\n"
+		if peer != "" {
+			extra += fmt.Sprintf("  peers: [%q]\n", peer)
+		}
+		text = strings.Replace(text, "  data_dir:", extra+"  data_dir:", 1)
+		return startFull(t, writeConfig(t, dir, name, text), nil)
 	}
+	p1 := start("p1", "")
+	nodes := []*fullNode{start("p0", p1.CardText()), p1, start("p2", p1.CardText())}
 	logOnFailure(t, nodes...)
-	mesh(t, nodes, []byte("unrelated"))
+	waitPeers(t, p1.Node, 2)
+	for _, pair := range [][2]*fullNode{{nodes[0], nodes[1]}, {nodes[1], nodes[0]}} {
+		if _, err := pair[0].AddContact(context.Background(), pair[1].CardText()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx := context.Background()
 	var chat []byte
 	for _, n := range nodes[:2] {
