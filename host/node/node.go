@@ -418,15 +418,23 @@ func (n *Node) connectContacts(cards []*contacts.Card) {
 	if !n.cfg.Node.DialContacts {
 		return // contacts are reached through the overlay's own peers
 	}
-	n.dial(cards)
+	n.dial(cards, true)
 }
+
+// dialDefer is how long the node with the greater identity waits before it
+// dials a contact: two nodes that import each other's cards at once would
+// otherwise dial each other at the same moment, and devp2p may then keep a
+// different connection on each side and drop both.
+const dialDefer = 2 * time.Second
 
 // connectPeers asks the overlay to keep a connection to each of
 // node.peers.
-func (n *Node) connectPeers() { n.dial(n.peers) }
+func (n *Node) connectPeers() { n.dial(n.peers, false) }
 
-// dial asks the overlay to keep a connection to each card's node.
-func (n *Node) dial(cards []*contacts.Card) {
+// dial asks the overlay to keep a connection to each card's node; with
+// tieBreak, the dial to a node whose identity is below ours waits
+// dialDefer first (by then that node has most likely dialed us).
+func (n *Node) dial(cards []*contacts.Card, tieBreak bool) {
 	p2p := n.slots[0]
 	for _, c := range cards {
 		sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_P2P]
@@ -436,6 +444,13 @@ func (n *Node) dial(cards []*contacts.Card) {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
+			if tieBreak && bytes.Compare(n.id.Public(), c.IdentityKey) > 0 {
+				select {
+				case <-time.After(dialDefer):
+				case <-n.ctx.Done():
+					return
+				}
+			}
 			ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
 			defer cancel()
 			p2p.mu.RLock()
