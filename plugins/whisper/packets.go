@@ -2,6 +2,7 @@ package whisper
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -122,39 +123,87 @@ func decodeBloom(b []byte) ([]byte, error) {
 // decodeMessages decodes a code-1 payload: an RLP list of envelopes. Any
 // error rejects the whole packet, as geth's decoding of []*Envelope does.
 func decodeMessages(b []byte) ([]*wire.Envelope, error) {
+	envs, _, err := decodeMessagesRaw(b)
+	return envs, err
+}
+
+// decodeMessagesRaw is decodeMessages that also returns each envelope's
+// encoding in the packet. The envelope decoder accepts only canonical
+// encodings, so that is exactly e.Encode(), and its Keccak256 is e.Hash()
+// (the invariant wire's FuzzDecodeEnvelope checks).
+func decodeMessagesRaw(b []byte) ([]*wire.Envelope, [][]byte, error) {
 	s := rlp.NewStream(bytes.NewReader(b), uint64(len(b)))
 	if _, err := s.List(); err != nil {
-		return nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
+		return nil, nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
 	}
 	var out []*wire.Envelope
+	var raws [][]byte
 	for {
 		raw, err := s.Raw()
 		if errors.Is(err, rlp.EOL) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
+			return nil, nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
 		}
 		e, err := wire.DecodeEnvelope(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errBadPacket, err)
+			return nil, nil, fmt.Errorf("%w: %v", errBadPacket, err)
 		}
 		out = append(out, e)
+		raws = append(raws, raw)
 	}
 	if err := s.ListEnd(); err != nil {
-		return nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
+		return nil, nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
 	}
-	return out, nil
+	return out, raws, nil
 }
 
 // encodeMessages builds a code-1 payload from already encoded envelopes.
 func encodeMessages(raws [][]byte) []byte {
-	list := make([]rlp.RawValue, len(raws))
-	for i, r := range raws {
-		list[i] = r
+	return appendMessages(nil, raws)
+}
+
+// messagesPacket is packet(MessagesCode, encodeMessages(raws)), built in
+// one allocation.
+func messagesPacket(raws [][]byte) []byte {
+	return appendMessages([]byte{wire.MessagesCode}, raws)
+}
+
+// appendMessages appends the RLP list of the encoded envelopes raws to
+// dst: the list header, then the envelopes as they are.
+func appendMessages(dst []byte, raws [][]byte) []byte {
+	size := 0
+	for _, r := range raws {
+		size += len(r)
 	}
-	b, _ := rlp.EncodeToBytes(list)
-	return b
+	var head [9]byte
+	h := listHeader(head[:0], size)
+	if dst == nil {
+		dst = make([]byte, 0, len(h)+size)
+	} else {
+		dst = append(make([]byte, 0, len(dst)+len(h)+size), dst...)
+	}
+	dst = append(dst, h...)
+	for _, r := range raws {
+		dst = append(dst, r...)
+	}
+	return dst
+}
+
+// listHeader appends the RLP header of a list whose content is size bytes.
+func listHeader(dst []byte, size int) []byte {
+	if size < 56 {
+		return append(dst, 0xc0+byte(size))
+	}
+	var be [8]byte
+	binary.BigEndian.PutUint64(be[:], uint64(size))
+	i := 0
+	for be[i] == 0 {
+		i++
+	}
+	dst = append(dst, 0xf7+byte(8-i))
+	return append(dst, be[i:]...)
 }
 
 // packet prefixes an RLP payload with its message code.

@@ -61,9 +61,15 @@ const tolerance = wire.DefaultSyncAllowance * time.Second
 const statusRefresh = 2 * time.Second
 
 type entry struct {
-	env *wire.Envelope
-	raw []byte
-	pow float64
+	env  *wire.Envelope
+	raw  []byte   // env.Encode()
+	hash [32]byte // env.Hash() = Keccak256(raw)
+	pow  float64
+}
+
+// newEntry makes the pool entry of env, encoded as raw, with PoW pow.
+func newEntry(env *wire.Envelope, raw []byte, pow float64) *entry {
+	return &entry{env: env, raw: raw, hash: crypto.Keccak256Hash(raw), pow: pow}
 }
 
 type peer struct {
@@ -478,15 +484,15 @@ func (l *Layer) receive(f *commonv1.Frame, now time.Time) []*commonv1.Frame {
 		// has told us what it wants.
 		out = append(out, l.forwardTo(p, l.poolEntries())...)
 	case wire.MessagesCode:
-		envs, err := decodeMessages(body)
+		envs, raws, err := decodeMessagesRaw(body)
 		if err != nil {
 			l.penalise(p, "malformed", err)
 			return out
 		}
 		var fresh []*entry
 		var bad error
-		for _, e := range envs {
-			ent, up, err := l.add(p, e, now)
+		for i, e := range envs {
+			ent, up, err := l.add(p, e, raws[i], now)
 			if err != nil && bad == nil {
 				bad = err
 			}
@@ -537,17 +543,20 @@ func (l *Layer) bloomAccepts(now time.Time, sample []byte) bool {
 	return now.Sub(l.bloomChanged) < tolerance && (l.prevBloom == nil || wire.BloomFilterMatch(l.prevBloom, sample))
 }
 
-// add admits one received envelope in geth's order. It returns the pool
-// entry if the envelope is new, the UP frames it opened to, and an error if
-// the sender deserves a penalty.
-func (l *Layer) add(p *peer, e *wire.Envelope, now time.Time) (*entry, []*commonv1.Frame, error) {
-	h := e.Hash()
+// add admits one received envelope, encoded as raw (its encoding in the
+// packet, which is e.Encode()), in geth's order. It returns the pool entry
+// if the envelope is new, the UP frames it opened to, and an error if the
+// sender deserves a penalty.
+func (l *Layer) add(p *peer, e *wire.Envelope, raw []byte, now time.Time) (*entry, []*commonv1.Frame, error) {
+	ent := newEntry(e, raw, 0)
+	h := ent.hash
 	if _, dup := l.pool[h]; dup {
 		p.known[h] = struct{}{}
 		l.count("dropped_duplicate")
 		return nil, nil, nil
 	}
-	if err := e.Validate(now, l.cfg.maxSize, l.effectiveMinPoW(now)); err != nil {
+	pow, err := e.ValidatePoW(now, l.cfg.maxSize, l.effectiveMinPoW(now))
+	if err != nil {
 		switch {
 		case errors.Is(err, wire.ErrVeryOld):
 			l.count("dropped_expired")
@@ -573,7 +582,7 @@ func (l *Layer) add(p *peer, e *wire.Envelope, now time.Time) (*entry, []*common
 		l.count("dropped_bloom")
 		return nil, nil, errors.New("whisper: envelope outside our bloom")
 	}
-	ent := &entry{env: e, raw: e.Encode(), pow: e.PoWAt(now)}
+	ent.pow = pow // PoWAt(now), as geth keeps the PoW it computed on receipt
 	l.pool[h] = ent
 	p.known[h] = struct{}{}
 	l.count("envelopes_received")
@@ -678,12 +687,17 @@ func (l *Layer) forwardTo(p *peer, ents []*entry) []*commonv1.Frame {
 	size := 0
 	flush := func() {
 		if len(batch) > 0 {
-			out = append(out, down(p.id, wire.MessagesCode, encodeMessages(batch)))
+			out = append(out, &commonv1.Frame{
+				Direction: commonv1.Direction_DIRECTION_DOWN,
+				Peer:      p.id,
+				Protocol:  wire.ProtocolName,
+				Payload:   messagesPacket(batch),
+			})
 			batch, size = nil, 0
 		}
 	}
 	for _, ent := range ents {
-		h := ent.env.Hash()
+		h := ent.hash
 		if _, ok := p.known[h]; ok {
 			continue
 		}
@@ -714,8 +728,7 @@ func (l *Layer) poolEntries() []*entry {
 		if a.Expiry != b.Expiry {
 			return a.Expiry < b.Expiry
 		}
-		ha, hb := a.Hash(), b.Hash()
-		return bytes.Compare(ha[:], hb[:]) < 0
+		return bytes.Compare(ents[i].hash[:], ents[j].hash[:]) < 0
 	})
 	return ents
 }
@@ -788,12 +801,11 @@ func (l *Layer) publish(p *post, env *wire.Envelope, err error) []*commonv1.Fram
 		l.logf("whisper: cannot post: %v", err)
 		return nil
 	}
-	h := env.Hash()
-	if _, dup := l.pool[h]; dup {
+	ent := newEntry(env, env.Encode(), env.PoW())
+	if _, dup := l.pool[ent.hash]; dup {
 		return nil
 	}
-	ent := &entry{env: env, raw: env.Encode(), pow: env.PoW()}
-	l.pool[h] = ent
+	l.pool[ent.hash] = ent
 	l.count("envelopes_posted")
 	out := l.forward([]*entry{ent}, nil)
 	for _, f := range out {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 	"math/bits"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/rlp"
@@ -91,15 +93,92 @@ func (e *Envelope) IsExpired(now time.Time) bool {
 
 // rlpWithoutNonce returns RLP([Expiry, TTL, Topic, Data]).
 func (e *Envelope) rlpWithoutNonce() []byte {
-	w := rlp.NewEncoderBuffer(nil)
-	l := w.List()
-	w.WriteUint64(uint64(e.Expiry))
-	w.WriteUint64(uint64(e.TTL))
-	w.WriteBytes(e.Topic[:])
-	w.WriteBytes(e.Data)
-	w.ListEnd(l)
-	return w.ToBytes()
+	var buf [maxShortPrefix]byte
+	p := e.shortPrefix(buf[:0])
+	return append(append(make([]byte, 0, len(p)+len(e.Data)), p...), e.Data...)
 }
+
+// maxShortPrefix bounds len(shortPrefix): a list header (9), two uint32s
+// (5 each), the topic (5) and a string header (9).
+const maxShortPrefix = 33
+
+// shortPrefix appends to dst the RLP encoding of [Expiry, TTL, Topic, Data]
+// without Data's content: the list header, the first three items and
+// Data's string header (none for a single byte below 0x80). shortPrefix ‖
+// Data is rlpWithoutNonce(), byte for byte (canonical RLP, as the rlp
+// package encodes it), so the PoW hash needs no copy of Data.
+func (e *Envelope) shortPrefix(dst []byte) []byte {
+	dataHead := stringHeaderLen(e.Data)
+	content := uintLen(uint64(e.Expiry)) + uintLen(uint64(e.TTL)) + 1 + len(e.Topic) + dataHead + len(e.Data)
+	dst = appendHeader(dst, 0xc0, content)
+	dst = appendUint(dst, uint64(e.Expiry))
+	dst = appendUint(dst, uint64(e.TTL))
+	dst = append(dst, 0x80+byte(len(e.Topic)))
+	dst = append(dst, e.Topic[:]...)
+	if dataHead > 0 {
+		dst = appendHeader(dst, 0x80, len(e.Data))
+	}
+	return dst
+}
+
+// uintLen is the length of the canonical RLP encoding of v.
+func uintLen(v uint64) int {
+	if v < 0x80 {
+		return 1 // 0x80 for 0, else the byte itself
+	}
+	return 1 + (bits.Len64(v)+7)/8
+}
+
+// appendUint appends the canonical RLP encoding of v.
+func appendUint(dst []byte, v uint64) []byte {
+	switch {
+	case v == 0:
+		return append(dst, 0x80)
+	case v < 0x80:
+		return append(dst, byte(v))
+	}
+	n := (bits.Len64(v) + 7) / 8
+	dst = append(dst, 0x80+byte(n))
+	for i := n - 1; i >= 0; i-- {
+		dst = append(dst, byte(v>>(8*i)))
+	}
+	return dst
+}
+
+// stringHeaderLen is the length of the RLP header of byte string b.
+func stringHeaderLen(b []byte) int {
+	switch {
+	case len(b) == 1 && b[0] < 0x80:
+		return 0
+	case len(b) < 56:
+		return 1
+	}
+	return 1 + (bits.Len64(uint64(len(b)))+7)/8
+}
+
+// appendHeader appends an RLP string (base 0x80) or list (base 0xc0)
+// header for content of size bytes.
+func appendHeader(dst []byte, base byte, size int) []byte {
+	if size < 56 {
+		return append(dst, base+byte(size))
+	}
+	n := (bits.Len64(uint64(size)) + 7) / 8
+	dst = append(dst, base+55+byte(n))
+	for i := n - 1; i >= 0; i-- {
+		dst = append(dst, byte(size>>(8*i)))
+	}
+	return dst
+}
+
+// powHasher is the reusable state of one PoW computation.
+type powHasher struct {
+	k      hash.Hash
+	prefix [maxShortPrefix]byte
+	nonce  [8]byte
+	sum    [32]byte
+}
+
+var powHashers = sync.Pool{New: func() any { return &powHasher{k: sha3.NewLegacyKeccak256()} }}
 
 // leadingZeros counts the leading zero bits of a 32-byte big-endian value.
 func leadingZeros(h []byte) int {
@@ -121,15 +200,18 @@ func powFormula(lz int, shortLen int, ttl, diff uint32) float64 {
 }
 
 func (e *Envelope) powWithDiff(diff uint32) float64 {
-	short := e.rlpWithoutNonce()
-	var nb [8]byte
-	binary.BigEndian.PutUint64(nb[:], e.Nonce)
-	k := sha3.NewLegacyKeccak256()
-	k.Write(short)
-	k.Write(nb[:])
-	var h [32]byte
-	k.Sum(h[:0])
-	return powFormula(leadingZeros(h[:]), len(short), e.TTL, diff)
+	// Keccak256(rlpWithoutNonce ‖ BigEndian64(Nonce)), without building
+	// rlpWithoutNonce.
+	ph := powHashers.Get().(*powHasher)
+	defer powHashers.Put(ph)
+	p := e.shortPrefix(ph.prefix[:0])
+	binary.BigEndian.PutUint64(ph.nonce[:], e.Nonce)
+	ph.k.Reset()
+	ph.k.Write(p)
+	ph.k.Write(e.Data)
+	ph.k.Write(ph.nonce[:])
+	h := ph.k.Sum(ph.sum[:0])
+	return powFormula(leadingZeros(h), len(p)+len(e.Data), e.TTL, diff)
 }
 
 // PoW returns the envelope's proof of work exactly as geth's Envelope.PoW:
@@ -173,28 +255,37 @@ func unixSeconds(t time.Time) uint32 {
 //
 // Bloom and duplicate checks are the node's business.
 func (e *Envelope) Validate(now time.Time, maxSize uint32, minPoW float64) error {
+	_, err := e.ValidatePoW(now, maxSize, minPoW)
+	return err
+}
+
+// ValidatePoW is [Envelope.Validate] that also returns the PoW it checked,
+// PoWAt(now), so that a receiver does not compute it twice. The PoW is 0
+// when a check before the PoW check failed.
+func (e *Envelope) ValidatePoW(now time.Time, maxSize uint32, minPoW float64) (float64, error) {
 	n := uint64(unixSeconds(now))
 	sent := uint64(e.Sent())
 	if sent > n+DefaultSyncAllowance {
-		return ErrFuture
+		return 0, ErrFuture
 	}
 	if uint64(e.Expiry) < n {
 		if uint64(e.Expiry)+2*DefaultSyncAllowance < n {
-			return ErrVeryOld
+			return 0, ErrVeryOld
 		}
-		return ErrExpired
+		return 0, ErrExpired
 	}
 	if uint64(e.Size()) > uint64(maxSize) {
-		return ErrTooLarge
+		return 0, ErrTooLarge
 	}
 	diff := e.futureDiff(uint32(n))
 	if e.TTL == 0 && diff == 0 {
-		return ErrZeroTTL
+		return 0, ErrZeroTTL
 	}
-	if pow := e.powWithDiff(diff); pow < minPoW || math.IsNaN(pow) {
-		return ErrLowPoW
+	pow := e.powWithDiff(diff)
+	if pow < minPoW || math.IsNaN(pow) {
+		return pow, ErrLowPoW
 	}
-	return nil
+	return pow, nil
 }
 
 // requiredBits returns the smallest number of leading zero bits for which

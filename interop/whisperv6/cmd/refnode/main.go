@@ -1,6 +1,12 @@
 // Command refnode runs a go-ethereum v1.9.20 whisper v6 (shh/6) node on a
 // devp2p server and is driven by newline-delimited JSON on stdin. Answers and
 // events go to stdout, logs to stderr. See ../../README.md for the protocol.
+//
+// For the benchmarks of plugins/whisper (docs/performance.md) there are also
+// the flags -sniff-messages=false (code-1 packets are left to geth, not read
+// by the sniffing wrapper) and -cpuprofile FILE, and the commands seal_bench
+// (time geth's Envelope.Seal on given envelopes) and rusage (the process's
+// CPU time).
 package main
 
 import (
@@ -16,9 +22,12 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ethereum/go-ethereum/crypto"
@@ -76,7 +85,7 @@ func (s *sniffRW) ReadMsg() (p2p.Msg, error) {
 	s.st.mu.Lock()
 	s.st.packetsIn[msg.Code]++
 	s.st.mu.Unlock()
-	if msg.Code > 3 || msg.Size > 16<<20 {
+	if msg.Code > 3 || msg.Size > 16<<20 || (msg.Code == 1 && !s.n.sniffMessages) {
 		return msg, nil
 	}
 	payload, rerr := io.ReadAll(msg.Payload)
@@ -153,6 +162,10 @@ type node struct {
 	pst       map[enode.ID]*peerState
 	subs      map[string]*subscription
 	delivered int
+	// sniffMessages: read and count the envelopes of code-1 packets
+	// (peers' envelopes_received). Off (-sniff-messages=false) for
+	// benchmarks, so that geth reads its packets as it does alone.
+	sniffMessages bool
 }
 
 func (n *node) wrapProtocols(protos []p2p.Protocol) []p2p.Protocol {
@@ -268,6 +281,7 @@ type args struct {
 	PowTime       uint32   `json:"pow_time"`
 	Direct        bool     `json:"direct"`
 	EnvelopeRLP   string   `json:"envelope_rlp"`
+	EnvelopesRLP  []string `json:"envelopes_rlp"`
 	To            string   `json:"to"`
 	Peer          string   `json:"peer"`
 }
@@ -444,6 +458,15 @@ func (n *node) handle(cmd string, a *args) (map[string]interface{}, error) {
 		return n.postRaw(raw, a.To, a.Peer)
 	case "stats":
 		return n.stats(), nil
+	case "seal_bench":
+		return sealBench(a)
+	case "rusage":
+		// CPU time used by the whole process so far (for benchmarks).
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			return nil, err
+		}
+		return map[string]interface{}{"user_ns": ru.Utime.Nano(), "sys_ns": ru.Stime.Nano()}, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", cmd)
 }
@@ -580,6 +603,57 @@ func (n *node) postRaw(raw []byte, to, peer string) (map[string]interface{}, err
 	return map[string]interface{}{"hash": hex.EncodeToString(crypto.Keccak256(raw)), "sent_to": sent}, nil
 }
 
+// sealBench times geth's Envelope.Seal on each of the given envelopes (RLP,
+// nonce ignored) at PoW target pow with WorkTime pow_time (default 60 s),
+// one after the other on one goroutine, as geth seals a posted message.
+// Only Seal is timed, not the decoding. It answers the time of each seal
+// (ns), their sum (total_ns), the nonces found, the PoW reached and the
+// leading-zero bits geth aimed at (its powToFirstBit).
+func sealBench(a *args) (map[string]interface{}, error) {
+	if a.Pow == nil || *a.Pow <= 0 {
+		return nil, errors.New("pow > 0 required")
+	}
+	workTime := a.PowTime
+	if workTime == 0 {
+		workTime = 60
+	}
+	envs := make([]*whisperv6.Envelope, len(a.EnvelopesRLP))
+	for i, h := range a.EnvelopesRLP {
+		raw, err := unhex(h)
+		if err != nil {
+			return nil, fmt.Errorf("envelope %d: %v", i, err)
+		}
+		envs[i] = new(whisperv6.Envelope)
+		if err := rlp.DecodeBytes(raw, envs[i]); err != nil {
+			return nil, fmt.Errorf("envelope %d: %v", i, err)
+		}
+	}
+	params := &whisperv6.MessageParams{PoW: *a.Pow, WorkTime: workTime}
+	ns := make([]int64, len(envs))
+	nonces := make([]uint64, len(envs))
+	pows := make([]float64, len(envs))
+	bits := make([]int, len(envs))
+	runtime.GC()
+	var total time.Duration
+	for i, e := range envs {
+		start := time.Now()
+		err := e.Seal(params)
+		d := time.Since(start)
+		if err != nil {
+			return nil, fmt.Errorf("envelope %d: %v", i, err)
+		}
+		total += d
+		ns[i], nonces[i], pows[i] = d.Nanoseconds(), e.Nonce, e.PoW()
+		// powToFirstBit (unexported in geth): ceil(log2(pow*size*TTL)), at least 1.
+		b := int(math.Ceil(math.Log2(*a.Pow * float64(whisperv6.EnvelopeHeaderLength+len(e.Data)) * float64(e.TTL))))
+		if b < 1 {
+			b = 1
+		}
+		bits[i] = b
+	}
+	return map[string]interface{}{"ns": ns, "total_ns": total.Nanoseconds(), "nonces": nonces, "pow": pows, "bits": bits, "gomaxprocs": runtime.GOMAXPROCS(0)}, nil
+}
+
 func (n *node) stats() map[string]interface{} {
 	s := n.w.Stats()
 	geth := map[string]interface{}{}
@@ -631,9 +705,28 @@ func main() {
 	maxSize := flag.Uint("maxsize", uint(whisperv6.DefaultMaxMessageSize), "whisper MaxMessageSize")
 	name := flag.String("name", "strata-refnode/geth-v1.9.20", "devp2p client name")
 	verbosity := flag.Int("verbosity", 2, "log level to stderr (0 crit .. 5 trace)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
+	sniffMessages := flag.Bool("sniff-messages", true, "read and count the envelopes of incoming code-1 packets (peers' envelopes_received); false for benchmarks")
 	flag.Parse()
 
 	log.Root().SetHandler(log.LvlFilterHandler(log.Lvl(*verbosity), log.StreamHandler(os.Stderr, log.TerminalFormat(false))))
+
+	stopProfile := func() {}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "refnode:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "refnode:", err)
+			os.Exit(1)
+		}
+		stopProfile = func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+	}
 
 	key, err := loadOrCreateKey(*nodeKey)
 	if err != nil {
@@ -644,7 +737,7 @@ func main() {
 	cfg.MinimumAcceptedPOW = *minPow
 	cfg.MaxMessageSize = uint32(*maxSize)
 	w := whisperv6.StandaloneWhisperService(&cfg)
-	n := &node{out: &output{enc: json.NewEncoder(os.Stdout)}, w: w, key: key, pst: map[enode.ID]*peerState{}, subs: map[string]*subscription{}}
+	n := &node{out: &output{enc: json.NewEncoder(os.Stdout)}, w: w, key: key, pst: map[enode.ID]*peerState{}, subs: map[string]*subscription{}, sniffMessages: *sniffMessages}
 	n.srv = &p2p.Server{Config: p2p.Config{
 		PrivateKey: key, MaxPeers: *maxPeers, ListenAddr: *listen, NoDiscovery: true,
 		Protocols: n.wrapProtocols(w.Protocols()), Name: *name,
@@ -691,6 +784,7 @@ func main() {
 		res["ok"] = true
 		n.out.send(res)
 	}
+	stopProfile()
 	w.Stop()
 	n.srv.Stop()
 }
