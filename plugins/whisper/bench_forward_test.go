@@ -357,15 +357,15 @@ type nodeUnderTest struct {
 }
 
 func startOurs(b *testing.B) benchNode {
-	h := newBenchHost(b,
+	h := newHost(b,
 		map[string]any{"listen": "127.0.0.1:0", "discovery": "off", "sticky_port": false},
 		// The per-peer rate limits (default 200 packets/s, 8 MiB/s) would
 		// cap the feeder at 12,800 envelopes/s; geth has none, so they are
 		// off here.
-		map[string]any{"min_pow": benchMinPoW, "max_message_size": benchMaxSize, "rate_limit_packets": 0, "rate_limit_bytes": 0})
+		map[string]any{"min_pow": benchMinPoW, "max_message_size": benchMaxSize, "rate_limit_packets": 0, "rate_limit_bytes": 0},
+		false)
 	return benchNode{url: h.enode(b), diag: func() string {
-		shh, p2p := h.counters()
-		return fmt.Sprintf("whisper %v; devp2p %v", shh, p2p)
+		return fmt.Sprintf("whisper %v; devp2p %v", h.counters(), h.p2pCounters())
 	}}
 }
 

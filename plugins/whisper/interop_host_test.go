@@ -9,6 +9,7 @@ import (
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/plugins/devp2p"
 	"github.com/strata-msg/strata/plugins/whisper"
@@ -33,6 +34,11 @@ type interopHost struct {
 	mu      sync.Mutex
 	sniffed []*commonv1.Frame     // shh UP frames whisper has handled, in order
 	events  []*commonv1.PeerEvent // devp2p peer events whisper has handled
+
+	// sniff keeps a copy of every shh frame and peer event whisper
+	// handled, and whisper's UP frames in app; without it (benchmarks)
+	// nothing is kept and UP frames are dropped.
+	sniff bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -69,10 +75,19 @@ func (h *interopHost) send(ctx context.Context, ch chan *commonv1.Batch, b *comm
 	}
 }
 
-func newInteropHost(t *testing.T, shhConfig map[string]any) *interopHost {
+// newInteropHost starts our devp2p (on 127.0.0.1, no discovery) and
+// whisper layers, routed to each other.
+func newInteropHost(t testing.TB, shhConfig map[string]any) *interopHost {
+	return newHost(t, map[string]any{"listen": "127.0.0.1:0", "discovery": "off", "sticky_port": false}, shhConfig, true)
+}
+
+// newHost starts the two layers with these configs; sniff says whether the
+// host keeps what it routes for the test to inspect.
+func newHost(t testing.TB, p2pConfig, shhConfig map[string]any, sniff bool) *interopHost {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &interopHost{
+		sniff:  sniff,
 		p2p:    devp2p.New(),
 		shh:    whisper.New(),
 		toShh:  make(chan *commonv1.Batch, 4096),
@@ -97,6 +112,9 @@ func newInteropHost(t *testing.T, shhConfig map[string]any) *interopHost {
 					downs = append(downs, f)
 					continue
 				}
+				if !h.sniff {
+					continue
+				}
 				select {
 				case h.app <- f:
 				case <-ctx.Done():
@@ -113,7 +131,7 @@ func newInteropHost(t *testing.T, shhConfig map[string]any) *interopHost {
 	}
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
-	p2pCfg, _ := json.Marshal(map[string]any{"listen": "127.0.0.1:0", "discovery": "off", "sticky_port": false})
+	p2pCfg, _ := json.Marshal(p2pConfig)
 	if _, err := h.p2p.Configure(cctx, &commonv1.ConfigureRequest{ConfigJson: string(p2pCfg), DataDir: t.TempDir(), NodeName: "interop"}, sdk.Env{Out: p2pOut}); err != nil {
 		t.Fatalf("devp2p Configure: %v", err)
 	}
@@ -137,6 +155,9 @@ func newInteropHost(t *testing.T, shhConfig map[string]any) *interopHost {
 				return
 			case b := <-h.toShh:
 				h.shh.HandleBatch(h.ctx, b)
+				if !h.sniff {
+					continue
+				}
 				h.mu.Lock()
 				for _, f := range b.GetFrames() {
 					if f.GetDirection() == commonv1.Direction_DIRECTION_UP && f.GetProtocol() == "shh" {
@@ -211,4 +232,19 @@ func (h *interopHost) peerEvents() []*commonv1.PeerEvent {
 
 func (h *interopHost) counters() map[string]uint64 {
 	return h.shh.Health(context.Background()).GetCounters()
+}
+
+// p2pCounters are the devp2p layer's counters.
+func (h *interopHost) p2pCounters() map[string]uint64 {
+	return h.p2p.Health(context.Background()).GetCounters()
+}
+
+// enode is the URL of our devp2p node, for test peers to dial.
+func (h *interopHost) enode(t testing.TB) string {
+	t.Helper()
+	n, err := h.p2p.NodeInfo(context.Background(), &p2pv1.NodeInfoRequest{})
+	if err != nil {
+		t.Fatalf("devp2p NodeInfo: %v", err)
+	}
+	return n.GetDisplayId()
 }
