@@ -36,13 +36,14 @@ type gate struct {
 }
 
 // admit returns the link to hand frames or an event to when the gate is
-// open. When it is shut it holds the items and returns nil; what does not
-// fit is dropped and counted as the layer being down.
-func (g *gate) admit(items []heldItem) sdk.Link {
+// open. When it is shut it holds the items and returns nil, and reports
+// whether all of them fit; what does not fit is dropped and counted as the
+// layer being down.
+func (g *gate) admit(items []heldItem) (sdk.Link, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.open {
-		return g.link
+		return g.link, true
 	}
 	room := max(maxHeld-len(g.held), 0)
 	for i, it := range items {
@@ -54,7 +55,7 @@ func (g *gate) admit(items []heldItem) sdk.Link {
 		}
 		g.held = append(g.held, it)
 	}
-	return nil
+	return nil, len(items) <= room
 }
 
 // openTo opens the gate onto link: the held items go to it first, in

@@ -262,6 +262,12 @@ func (n *Node) Post(ctx context.Context, conversation, payload []byte, parents [
 	default:
 		return nil, fmt.Errorf("send: a %s layer cannot address a conversation; the stack needs a secure layer", top.key)
 	}
+	return n.recordSent(ctx, m, ephemeral)
+}
+
+// recordSent adds a sent message that is not ephemeral to the history as
+// outgoing.
+func (n *Node) recordSent(ctx context.Context, m *conversations.Message, ephemeral bool) (*conversations.Message, error) {
 	if ephemeral {
 		return m, nil
 	}

@@ -185,13 +185,7 @@ func (n *Node) postPublic(ctx context.Context, c *conversations.Conversation, pa
 	if !n.forward(ctx, s.index+1, s.index, []*commonv1.Frame{f}) {
 		return nil, fmt.Errorf("send: the %s layer did not take the message", s.key)
 	}
-	if ephemeral {
-		return m, nil
-	}
-	if _, err := n.hist.append(ctx, []*conversations.Message{m}); err != nil {
-		return m, fmt.Errorf("sent, but not added to the history: %w", err)
-	}
-	return m, nil
+	return n.recordSent(ctx, m, ephemeral)
 }
 
 // installPublic subscribes a privacy layer that has just started to every

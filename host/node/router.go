@@ -87,9 +87,9 @@ func (n *Node) handEvents(ctx context.Context, to int, events []*commonv1.Event)
 	for i, ev := range events {
 		items[i] = heldItem{event: ev}
 	}
-	l := n.slots[to].gate.admit(items)
+	l, _ := n.slots[to].gate.admit(items)
 	if l == nil {
-		return
+		return // held, or dropped: events are advisory
 	}
 	tctx, cancel := context.WithTimeout(ctx, n.opts.RouteTimeout)
 	defer cancel()
@@ -134,9 +134,9 @@ func (n *Node) hand(ctx context.Context, b *boundary, dir, to int, frames []*com
 	for i, f := range frames {
 		items[i] = heldItem{b: b, dir: dir, frame: f}
 	}
-	l := n.slots[to].gate.admit(items)
+	l, held := n.slots[to].gate.admit(items)
 	if l == nil {
-		return true // held, or dropped and counted
+		return held // held for the layer's start, or dropped and counted
 	}
 	return n.handTo(ctx, b, dir, l, frames)
 }
