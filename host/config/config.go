@@ -489,7 +489,7 @@ func suggest(key string) string {
 	}
 	sort.Strings(cands)
 	for _, c := range cands {
-		if d := distance(key, c); d < bestD {
+		if d := sdk.EditDistance(key, c); d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -499,26 +499,6 @@ func suggest(key string) string {
 	return "did you mean " + best + "?"
 }
 
-// distance is the Levenshtein distance of a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
 
 // Check validates what can be validated without loading plugins.
 func (c *Config) Check() error {

@@ -459,7 +459,7 @@ func suggest(key string, known, siblings []string) string {
 		if parent(c) == parent(key) {
 			a, b = last(key), last(c)
 		}
-		if d := distance(a, b); 3*d <= len(b) && d < bestD {
+		if d := sdk.EditDistance(a, b); 3*d <= len(b) && d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -486,23 +486,3 @@ func last(key string) string {
 	return key[strings.LastIndexByte(key, '.')+1:]
 }
 
-// distance is the Levenshtein distance of a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
