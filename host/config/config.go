@@ -499,7 +499,6 @@ func suggest(key string) string {
 	return "did you mean " + best + "?"
 }
 
-
 // Check validates what can be validated without loading plugins.
 func (c *Config) Check() error {
 	if c.Node.Name == "" {

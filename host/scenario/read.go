@@ -485,4 +485,3 @@ func suggest(key string, known, siblings []string) string {
 func last(key string) string {
 	return key[strings.LastIndexByte(key, '.')+1:]
 }
-
