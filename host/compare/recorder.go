@@ -2,6 +2,7 @@ package compare
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -189,15 +190,11 @@ func latencyOf(ls []time.Duration) Latency {
 
 // timeline counts sends and deliveries per interval.
 func timeline(sends, recvs []time.Duration, width time.Duration) []TimelinePoint {
-	var end time.Duration
-	for _, t := range append(append([]time.Duration(nil), sends...), recvs...) {
-		end = max(end, t)
-	}
-	n := int(end/width) + 1
 	if len(sends)+len(recvs) == 0 {
 		return nil
 	}
-	pts := make([]TimelinePoint, n)
+	end := max(slices.Max(append([]time.Duration{0}, sends...)), slices.Max(append([]time.Duration{0}, recvs...)))
+	pts := make([]TimelinePoint, int(end/width)+1)
 	for i := range pts {
 		pts[i].At = time.Duration(i+1) * width
 	}

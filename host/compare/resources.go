@@ -1,8 +1,10 @@
 package compare
 
 import (
+	"cmp"
 	"context"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,10 +193,9 @@ func (r *resources) fill(res *RunResult) {
 }
 
 // boundaryOrder sorts boundary names bottom up: by the rank of their
-// lower layer.
+// lower layer, then by name.
 func boundaryOrder(names []string) []string {
 	rank := map[string]int{"p2p": 0, "privacy": 1, "secure": 2, "sync": 3}
-	out := append([]string(nil), names...)
 	lower := func(s string) int {
 		l, _, _ := strings.Cut(s, "|")
 		if k, ok := rank[l]; ok {
@@ -202,11 +203,10 @@ func boundaryOrder(names []string) []string {
 		}
 		return len(rank)
 	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && (lower(out[j]) < lower(out[j-1]) || lower(out[j]) == lower(out[j-1]) && out[j] < out[j-1]); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	out := slices.Clone(names)
+	slices.SortFunc(out, func(a, b string) int {
+		return cmp.Or(cmp.Compare(lower(a), lower(b)), strings.Compare(a, b))
+	})
 	return out
 }
 
