@@ -98,6 +98,7 @@ type post struct {
 	conversation []byte
 	payload      []byte
 	trace        uint64
+	hints        *commonv1.Hints
 }
 
 // Layer is the whisper privacy layer.
@@ -162,8 +163,8 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Version:     Version,
 		Description: "Whisper v6 (shh/6): PoW-stamped encrypted envelopes flooded through every node",
 		Config:      configFields(),
-		Provides:    []string{"whisper", "direct", "shared"},
-		Requires:    []string{"unicast", "named-protocols", "peer-events"},
+		Provides:    []string{sdk.CapWhisper, sdk.CapDirect, sdk.CapShared, sdk.CapRelayed},
+		Requires:    []string{sdk.CapUnicast, sdk.CapNamedProtocols, sdk.CapPeerEvents},
 		MaxPayload:  uint32(MaxPayload),
 	}
 }
@@ -344,7 +345,14 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 				posts = append(posts, p)
 			}
 		case commonv1.Direction_DIRECTION_UP:
-			out = append(out, l.receive(f, now)...)
+			for _, o := range l.receive(f, now) {
+				if o.GetDirection() == commonv1.Direction_DIRECTION_UP {
+					// A message opened from f carries f's trace id and
+					// hints (common.v1 Frame), so that the host can follow it.
+					o.TraceId, o.Hints = f.GetTraceId(), f.GetHints()
+				}
+				out = append(out, o)
+			}
 		default:
 			l.count("dropped_wrong_direction")
 		}
@@ -761,7 +769,7 @@ func (l *Layer) prepare(f *commonv1.Frame) *post {
 		l.count("dropped_too_large")
 		return nil
 	}
-	return &post{addr: a, conversation: f.GetConversation(), payload: f.GetPayload(), trace: f.GetTraceId()}
+	return &post{addr: a, conversation: f.GetConversation(), payload: f.GetPayload(), trace: f.GetTraceId(), hints: f.GetHints()}
 }
 
 // poster seals posts off the batch path (mining takes time) and posts them.
@@ -809,7 +817,7 @@ func (l *Layer) publish(p *post, env *wire.Envelope, err error) []*commonv1.Fram
 	l.count("envelopes_posted")
 	out := l.forward([]*entry{ent}, nil)
 	for _, f := range out {
-		f.TraceId = p.trace
+		f.TraceId, f.Hints = p.trace, p.hints
 	}
 	return out
 }
