@@ -142,7 +142,11 @@ type SendRequest struct {
 	// Ids of messages this one depends on; it is delivered after them.
 	Parents [][]byte `protobuf:"bytes,3,rep,name=parents,proto3" json:"parents,omitempty"`
 	// Not stored and not retransmitted.
-	Ephemeral     bool `protobuf:"varint,4,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	Ephemeral bool `protobuf:"varint,4,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	// The host's trace id of this send. The layer puts it on every frame that
+	// carries the message down the stack (first send and retransmissions), so
+	// that one send can be followed to the wire; 0 when the caller has none.
+	TraceId       uint64 `protobuf:"varint,5,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -203,6 +207,13 @@ func (x *SendRequest) GetEphemeral() bool {
 		return x.Ephemeral
 	}
 	return false
+}
+
+func (x *SendRequest) GetTraceId() uint64 {
+	if x != nil {
+		return x.TraceId
+	}
+	return 0
 }
 
 type SendResponse struct {
@@ -463,12 +474,13 @@ const file_sync_v1_sync_proto_rawDesc = "" +
 	"\fGroupRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\amembers\x18\x02 \x03(\fR\amembers\"\x0f\n" +
-	"\rGroupResponse\"u\n" +
+	"\rGroupResponse\"\x90\x01\n" +
 	"\vSendRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\fR\x05group\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x18\n" +
 	"\aparents\x18\x03 \x03(\fR\aparents\x12\x1c\n" +
-	"\tephemeral\x18\x04 \x01(\bR\tephemeral\"-\n" +
+	"\tephemeral\x18\x04 \x01(\bR\tephemeral\x12\x19\n" +
+	"\btrace_id\x18\x05 \x01(\x04R\atraceId\"-\n" +
 	"\fSendResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\"$\n" +
