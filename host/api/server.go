@@ -192,7 +192,7 @@ func (s *service) Conversations(ctx context.Context, _ *appv1.ConversationsReque
 }
 
 func (s *service) Send(ctx context.Context, req *appv1.SendRequest) (*appv1.SendResponse, error) {
-	m, err := s.n.Post(ctx, req.GetConversation(), req.GetPayload(), req.GetParents(), req.GetEphemeral())
+	m, err := s.n.Send(ctx, req.GetConversation(), req.GetPayload(), node.SendOptions{Parents: req.GetParents(), Ephemeral: req.GetEphemeral()})
 	if errors.Is(err, node.ErrUnknownConversation) {
 		return nil, status.Error(codes.NotFound, err.Error())
 	}

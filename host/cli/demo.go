@@ -196,7 +196,7 @@ func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
 			gotPings++
 			mu.Unlock()
 			reply := []byte("re: hello #" + strconv.Itoa(i))
-			if _, err := bob.node.Post(ctx, d.Conversation, reply, [][]byte{d.MessageID}, false); err != nil {
+			if _, err := bob.node.Send(ctx, d.Conversation, reply, node.SendOptions{Parents: [][]byte{d.MessageID}}); err != nil {
 				fmt.Fprintln(env.Stderr, "bob could not reply:", err)
 			}
 		}
@@ -226,7 +226,7 @@ func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
 		mu.Lock()
 		sentAt[i] = time.Now()
 		mu.Unlock()
-		if _, err := alice.node.Post(ctx, conversation, []byte("hello #"+strconv.Itoa(i)), nil, false); err != nil {
+		if _, err := alice.node.Send(ctx, conversation, []byte("hello #"+strconv.Itoa(i)), node.SendOptions{}); err != nil {
 			return fmt.Errorf("alice sends: %w", err)
 		}
 		if o.interval > 0 {

@@ -18,14 +18,14 @@ func card(id byte, privacy string) *contacts.Card {
 }
 
 func TestAddressBook(t *testing.T) {
-	ab := &addressBook{byID: map[string]*contacts.Card{}, byPrivacy: map[string]map[string]bool{}}
+	ab := &addressBook{kind: commonv1.LayerKind_LAYER_KIND_PRIVACY, byID: map[string]*contacts.Card{}, byPrivacy: map[string]map[string]bool{}}
 	alice, mallory := card(1, "addr-alice"), card(2, "addr-alice")
 
 	ab.put(alice)
 	if id, ok := ab.identityOf([]byte("addr-alice")); !ok || !bytes.Equal(id, alice.IdentityKey) {
 		t.Fatalf("alice's address: %x %v", id, ok)
 	}
-	if addr, ok := ab.privacyAddress(alice.IdentityKey); !ok || string(addr) != "addr-alice" {
+	if addr, ok := ab.address(alice.IdentityKey); !ok || string(addr) != "addr-alice" {
 		t.Fatalf("alice's privacy address: %q %v", addr, ok)
 	}
 

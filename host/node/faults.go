@@ -1,55 +1,40 @@
 package node
 
 import (
-	"github.com/strata-msg/strata/host/faults"
+	"context"
+	"fmt"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/pipeline"
+	"github.com/strata-msg/strata/host/faults"
 )
 
-// injectFaults builds the fault injectors the config asks for: one per
-// boundary and direction the boundary's spec applies to. A boundary is
-// named in the config by its lower layer.
-func (n *Node) injectFaults() {
-	for k, s := range n.slots {
-		spec, ok := n.cfg.Faults.Boundaries[s.key]
-		if !ok || !spec.Active() {
-			continue
+// faultStage is the stage that injects the faults the config asks for:
+// one injector per boundary and direction the boundary's spec applies to.
+// A boundary is named in the config by its lower layer. The injector hands
+// on what survives, now or later.
+func (n *Node) faultStage() pipeline.Stage {
+	return func(b *pipeline.Boundary, dir pipeline.Dir, next pipeline.Handler) pipeline.Handler {
+		spec, ok := n.cfg.Faults.Boundaries[n.slots[b.Index].key]
+		if !ok || !spec.Active() || !spec.Applies(dir == pipeline.Down) {
+			return next
 		}
-		b := n.bounds[k]
-		if spec.Applies(true) {
-			b.faults[down] = faults.New(spec, n.cfg.Faults.Seed, b.name+"/down", func(fs []*commonv1.Frame) {
-				n.hand(n.ctx, b, down, k, fs)
-			})
-		}
-		if spec.Applies(false) {
-			top := k == len(n.slots)-1
-			b.faults[up] = faults.New(spec, n.cfg.Faults.Seed, b.name+"/up", func(fs []*commonv1.Frame) {
-				if top {
-					n.deliverApp(fs)
-				} else {
-					n.hand(n.ctx, b, up, k+1, fs)
-				}
-			})
-		}
+		inj := faults.New(spec, n.cfg.Faults.Seed, fmt.Sprintf("%s/%s", b.Name, dir), func(fs []*commonv1.Frame) {
+			_ = next.Handle(n.ctx, fs)
+		})
+		n.faults[b.Index] = append(n.faults[b.Index], inj)
+		b.Report("faults", func() map[string]uint64 { return faultStats(n.faults[b.Index]) })
+		return pipeline.HandlerFunc(func(_ context.Context, frames []*commonv1.Frame) error {
+			inj.Apply(frames)
+			return nil
+		})
 	}
 }
 
-// closeFaults stops the boundary's injectors; frames they hold are dropped.
-func (b *boundary) closeFaults() {
-	for _, inj := range b.faults {
-		if inj != nil {
-			inj.Close()
-		}
-	}
-}
-
-// faultStats sums what the boundary's injectors did, both directions.
-func (b *boundary) faultStats() map[string]uint64 {
+// faultStats sums what a boundary's injectors did, both directions.
+func faultStats(injs []*faults.Injector) map[string]uint64 {
 	out := map[string]uint64{}
-	for _, inj := range b.faults {
-		if inj == nil {
-			continue
-		}
+	for _, inj := range injs {
 		st := inj.Stats()
 		out["dropped"] += st.Dropped + st.DroppedAtClose
 		out["duplicated"] += st.Duplicated

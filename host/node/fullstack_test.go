@@ -279,7 +279,7 @@ func post(t *testing.T, nodes []*fullNode, conv []byte, rounds int) []sent {
 					}
 				}
 			}
-			m, err := n.Post(ctx, conv, []byte(fmt.Sprintf("%s round %d", n.Name(), r)), parents, false)
+			m, err := n.Send(ctx, conv, []byte(fmt.Sprintf("%s round %d", n.Name(), r)), node.SendOptions{Parents: parents})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -374,7 +374,7 @@ func TestFullStackKill(t *testing.T) {
 			var out []sent
 			var prev [][]byte
 			for i := range 40 {
-				m, err := a.Post(context.Background(), conv, []byte(fmt.Sprintf("message %d", i)), prev, false)
+				m, err := a.Send(context.Background(), conv, []byte(fmt.Sprintf("message %d", i)), node.SendOptions{Parents: prev})
 				if err != nil {
 					// The sender's sync layer is down for a moment: go on.
 					time.Sleep(50 * time.Millisecond)
@@ -443,7 +443,7 @@ func benchWireBytes(b *testing.B, loss float64, pace time.Duration) {
 	b.ResetTimer()
 	var last []byte
 	for i := 0; i < b.N; i++ {
-		m, err := nodes[0].Post(context.Background(), conv, payload, nil, false)
+		m, err := nodes[0].Send(context.Background(), conv, payload, node.SendOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -903,7 +903,7 @@ func TestPublicChat(t *testing.T) {
 	if err := nodes[0].SetConversation(ctx, chat, nil); err == nil {
 		t.Fatal("SetConversation changed a public chat")
 	}
-	sent, err := nodes[0].Post(ctx, chat, []byte("hello lobby"), nil, false)
+	sent, err := nodes[0].Send(ctx, chat, []byte("hello lobby"), node.SendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,24 +4,21 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
-	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
+	"github.com/strata-msg/strata/core/pipeline"
 	"github.com/strata-msg/strata/host/conversations"
 )
 
-// ErrUnknownConversation is returned by Post for a conversation the node
+// ErrUnknownConversation is returned by Send for a conversation the node
 // does not have.
 var ErrUnknownConversation = errors.New("unknown conversation")
-
-// hostIDSize is the length of the ids the host gives messages on stacks
-// without a sync layer, which has none of its own.
-const hostIDSize = 16
 
 // history is the node's message history and its subscribers.
 type history struct {
@@ -54,61 +51,125 @@ func (h *history) wait() <-chan struct{} {
 	return h.changed
 }
 
-// toApp takes UP frames from the top layer: each is written to the
-// history (once: a message already there is not delivered again), then
-// acknowledged to a sync layer, then handed to Options.Deliver.
-func (n *Node) toApp(frames []*commonv1.Frame) {
-	top := len(n.slots) - 1
-	if n.slots[top].kind == commonv1.LayerKind_LAYER_KIND_PRIVACY {
-		frames = n.translate(n.bounds[top], up, frames)
-	}
-	b := n.bounds[top]
-	if inj := b.faults[up]; inj != nil {
-		inj.Apply(frames) // deliverApp, now or later
-		return
-	}
-	n.deliverApp(frames)
+// SendOptions are the optional parts of a message the application sends.
+type SendOptions struct {
+	// Parents are the ids of messages this one depends on; it is
+	// delivered after them. They need a sync layer.
+	Parents [][]byte
+	// Ephemeral messages are not stored nor retransmitted (typing
+	// notices), and not added to the history.
+	Ephemeral bool
 }
 
-// deliverApp is toApp past the top boundary's fault injector.
-func (n *Node) deliverApp(frames []*commonv1.Frame) {
-	b := n.bounds[len(n.slots)-1]
-	now := time.Now()
-	msgs := make([]*conversations.Message, 0, len(frames))
-	for _, f := range frames {
-		b.frames[up].Add(1)
-		b.bytes[up].Add(uint64(len(f.GetPayload())))
-		if n.opts.Tap != nil {
-			n.opts.Tap(b.name, f)
-		}
-		id := f.GetMessageId()
-		if len(id) == 0 {
-			// No sync layer: the host names the message.
-			id = make([]byte, hostIDSize)
-			rand.Read(id)
-		}
-		msgs = append(msgs, &conversations.Message{
-			Conversation: f.GetConversation(),
-			MessageID:    id,
-			Author:       f.GetPeer(),
-			Payload:      f.GetPayload(),
-			Time:         now,
-			TraceID:      f.GetTraceId(),
-		})
+// hints returns the frame hints the options imply.
+func (o SendOptions) hints() *commonv1.Hints {
+	if !o.Ephemeral {
+		return nil
 	}
-	added, err := n.hist.append(n.ctx, msgs)
+	return &commonv1.Hints{Ephemeral: true}
+}
+
+// Send sends a message to a conversation. It is the one way the
+// application's messages enter the stack: the top layer's adapter takes it
+// (a sync layer stores it durably and names it before Send returns; a
+// secure or privacy layer takes it best effort, and the host names it), and
+// the message's trace id follows it down the stack. Public chats go to the
+// privacy layer directly. A message that is not ephemeral is added to the
+// node's history as outgoing.
+func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts SendOptions) (*conversations.Message, error) {
+	c, err := n.convs.Get(ctx, conversation)
+	if errors.Is(err, conversations.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %x", ErrUnknownConversation, conversation)
+	} else if err != nil {
+		return nil, err
+	}
+	m := &conversations.Message{
+		Conversation: conversation,
+		Author:       n.id.Public(),
+		Payload:      payload,
+		Parents:      opts.Parents,
+		Outgoing:     true,
+		Time:         time.Now(),
+	}
+	if c.PublicChat != "" {
+		pub, _ := adapterOf[publicChatter](n)
+		if pub == nil {
+			return nil, ErrNoPublicChats
+		}
+		if len(opts.Parents) > 0 {
+			return nil, errors.New("send: a public chat has no sync layer: no parents")
+		}
+		if err := pub.postPublic(ctx, c, m); err != nil {
+			return nil, err
+		}
+		return n.recordSent(ctx, m, opts.Ephemeral)
+	}
+	top := n.slots[len(n.slots)-1]
+	port, ok := top.adapter.(appPort)
+	if !ok {
+		return nil, fmt.Errorf("send: a %s layer cannot address a conversation; the stack needs a privacy, secure or sync layer on top", top.key)
+	}
+	if err := port.send(ctx, c, m, opts); err != nil {
+		return nil, err
+	}
+	return n.recordSent(ctx, m, opts.Ephemeral)
+}
+
+// recordSent adds a sent message that is not ephemeral to the history as
+// outgoing.
+func (n *Node) recordSent(ctx context.Context, m *conversations.Message, ephemeral bool) (*conversations.Message, error) {
+	if ephemeral {
+		return m, nil
+	}
+	if _, err := n.hist.append(ctx, []*conversations.Message{m}); err != nil {
+		return m, fmt.Errorf("sent, but not added to the history: %w", err)
+	}
+	return m, nil
+}
+
+// received makes the history's message of an UP frame that reached the
+// application, in conversation conv from author (nil when unknown). A frame
+// without a message id (no sync layer below) is named by the host.
+func (n *Node) received(f *commonv1.Frame, conv, author []byte) *conversations.Message {
+	id := f.GetMessageId()
+	if len(id) == 0 {
+		id = newHostID()
+	}
+	return &conversations.Message{
+		Conversation: conv,
+		MessageID:    id,
+		Author:       author,
+		Payload:      f.GetPayload(),
+		Time:         time.Now(),
+		TraceID:      f.GetTraceId(),
+	}
+}
+
+// deliverTop is the router's App: the UP frames that crossed the top
+// boundary go to the history and the application.
+func (n *Node) deliverTop(ctx context.Context, frames []*commonv1.Frame) error {
+	msgs := make([]*conversations.Message, len(frames))
+	for i, f := range frames {
+		msgs[i] = n.received(f, f.GetConversation(), f.GetPeer())
+	}
+	n.deliver(ctx, n.router.Boundary(len(n.slots)-1), msgs, true)
+	return nil
+}
+
+// deliver writes messages that crossed boundary b to the history (once: a
+// message already there is not delivered again), then, with ack, queues
+// their acknowledgement to the top layer, then hands the new ones to
+// Options.Deliver.
+func (n *Node) deliver(ctx context.Context, b *pipeline.Boundary, msgs []*conversations.Message, ack bool) {
+	added, err := n.hist.append(ctx, msgs)
 	if err != nil {
-		b.dropped[DropStoreError].Add(uint64(len(msgs)))
+		b.Drop(pipeline.DropStoreError, uint64(len(msgs)))
 		n.log.Error("could not store received messages; they are not delivered", "messages", len(msgs), "error", err)
 		return
 	}
-	n.ackSync(msgs)
-	n.deliverAdded(added)
-}
-
-// deliverAdded hands messages just added to the history to
-// Options.Deliver.
-func (n *Node) deliverAdded(added []*conversations.Message) {
+	if ack {
+		n.acks.queue(msgs)
+	}
 	if n.opts.Deliver == nil {
 		return
 	}
@@ -132,28 +193,29 @@ func (n *Node) deliverAdded(added []*conversations.Message) {
 const maxAckIDs = 1024
 
 // acker collects the ids of delivered messages that are in the history,
-// for the sync layer's Ack. Acknowledging runs on its own goroutine: the
-// routing path never waits for the sync plugin's control API (which could
-// be waiting for the routing path to take its output).
+// for the top layer's acknowledgement. Acknowledging runs on its own
+// goroutine: the routing path never waits for a plugin's control API
+// (which could be waiting for the routing path to take its output).
 type acker struct {
+	port    appAcker // nil: the top layer takes no acknowledgements
 	mu      sync.Mutex
 	pending map[string][][]byte // group -> ids
 	wake    chan struct{}
 }
 
-func newAcker() *acker {
-	return &acker{pending: map[string][][]byte{}, wake: make(chan struct{}, 1)}
+func newAcker(port appAcker) *acker {
+	return &acker{port: port, pending: map[string][][]byte{}, wake: make(chan struct{}, 1)}
 }
 
-// ackSync queues the acknowledgement of messages now in the history, so
-// that the sync layer does not deliver them again after a restart. Repeats
-// are acknowledged too: the layer delivered them again because it had not
-// seen an acknowledgement.
-func (n *Node) ackSync(msgs []*conversations.Message) {
-	if n.slotOf(commonv1.LayerKind_LAYER_KIND_SYNC) == nil {
+// queue queues the acknowledgement of messages now in the history, so that
+// the layer does not deliver them again after a restart. Repeats are
+// acknowledged too: the layer delivered them again because it had not seen
+// an acknowledgement. Public chat messages came past the layer; the layer
+// ignores ids it does not know.
+func (a *acker) queue(msgs []*conversations.Message) {
+	if a.port == nil {
 		return
 	}
-	a := n.acks
 	a.mu.Lock()
 	for _, m := range msgs {
 		a.pending[string(m.Conversation)] = append(a.pending[string(m.Conversation)], m.MessageID)
@@ -165,116 +227,33 @@ func (n *Node) ackSync(msgs []*conversations.Message) {
 	}
 }
 
-// runAcks sends queued acknowledgements to the sync layer until the node
-// closes. If the layer is down they are dropped: it delivers those
-// messages again after its restart, and they are acknowledged then.
-func (n *Node) runAcks() {
-	s := n.slotOf(commonv1.LayerKind_LAYER_KIND_SYNC)
+// run sends queued acknowledgements until ctx ends. If the layer is down
+// they are dropped: it delivers those messages again after its restart,
+// and they are acknowledged then.
+func (a *acker) run(ctx context.Context, timeout time.Duration, log hclog.Logger) {
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
-		case <-n.acks.wake:
+		case <-a.wake:
 		}
-		n.acks.mu.Lock()
-		pending := n.acks.pending
-		n.acks.pending = map[string][][]byte{}
-		n.acks.mu.Unlock()
-		conn := s.liveConn()
-		if conn == nil {
-			continue
-		}
-		client := syncv1.NewControlClient(conn.Control())
+		a.mu.Lock()
+		pending := a.pending
+		a.pending = map[string][][]byte{}
+		a.mu.Unlock()
 		for group, ids := range pending {
 			for len(ids) > 0 {
 				k := min(len(ids), maxAckIDs)
-				ctx, cancel := context.WithTimeout(n.ctx, n.opts.HealthTimeout)
-				_, err := client.Ack(ctx, &syncv1.AckRequest{Group: []byte(group), MessageIds: ids[:k]})
+				actx, cancel := context.WithTimeout(ctx, timeout)
+				err := a.port.ack(actx, []byte(group), ids[:k])
 				cancel()
-				if err != nil && n.ctx.Err() == nil {
-					s.log.Warn("could not acknowledge deliveries; the sync layer will deliver them again after a restart", "messages", k, "error", err)
+				if err != nil && ctx.Err() == nil {
+					log.Warn("could not acknowledge deliveries; the layer will deliver them again after a restart", "messages", k, "error", err)
 				}
 				ids = ids[k:]
 			}
 		}
 	}
-}
-
-// Post sends a message to a conversation. With a sync layer the message is
-// handed to its Send, which stores it durably and returns its id before
-// Post returns; the message then reaches every member as the sync protocol
-// brings it. Without one the secure layer seals it for every other member
-// at once, best effort, and the host names it. Either way a message that
-// is not ephemeral is added to the node's history as outgoing.
-func (n *Node) Post(ctx context.Context, conversation, payload []byte, parents [][]byte, ephemeral bool) (*conversations.Message, error) {
-	c, err := n.convs.Get(ctx, conversation)
-	if errors.Is(err, conversations.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %x", ErrUnknownConversation, conversation)
-	} else if err != nil {
-		return nil, err
-	}
-	if c.PublicChat != "" {
-		return n.postPublic(ctx, c, payload, parents, ephemeral)
-	}
-	top := n.slots[len(n.slots)-1]
-	m := &conversations.Message{
-		Conversation: conversation,
-		Author:       n.id.Public(),
-		Payload:      payload,
-		Parents:      parents,
-		Outgoing:     true,
-		Time:         time.Now(),
-	}
-	switch top.kind {
-	case commonv1.LayerKind_LAYER_KIND_SYNC:
-		conn := top.liveConn()
-		if conn == nil {
-			return nil, fmt.Errorf("send: the %s layer is not running", top.key)
-		}
-		resp, err := syncv1.NewControlClient(conn.Control()).Send(ctx, &syncv1.SendRequest{
-			Group: conversation, Payload: payload, Parents: parents, Ephemeral: ephemeral,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("send: %w", err)
-		}
-		m.MessageID = resp.GetMessageId()
-		// Through the control API rather than a frame, but it crossed the
-		// top boundary all the same: count it there.
-		b := n.bounds[len(n.slots)-1]
-		b.frames[down].Add(1)
-		b.bytes[down].Add(uint64(len(payload)))
-	case commonv1.LayerKind_LAYER_KIND_SECURE:
-		if len(parents) > 0 {
-			return nil, errors.New("send: parents need a sync layer")
-		}
-		m.MessageID = make([]byte, hostIDSize)
-		rand.Read(m.MessageID)
-		f := &commonv1.Frame{
-			Direction:    commonv1.Direction_DIRECTION_DOWN,
-			TraceId:      n.traceID.Add(1),
-			Conversation: conversation,
-			Payload:      payload,
-		}
-		m.TraceID = f.GetTraceId()
-		if !n.forward(ctx, len(n.slots), len(n.slots)-1, []*commonv1.Frame{f}) {
-			return nil, fmt.Errorf("send: the %s layer did not take the message", top.key)
-		}
-	default:
-		return nil, fmt.Errorf("send: a %s layer cannot address a conversation; the stack needs a secure layer", top.key)
-	}
-	return n.recordSent(ctx, m, ephemeral)
-}
-
-// recordSent adds a sent message that is not ephemeral to the history as
-// outgoing.
-func (n *Node) recordSent(ctx context.Context, m *conversations.Message, ephemeral bool) (*conversations.Message, error) {
-	if ephemeral {
-		return m, nil
-	}
-	if _, err := n.hist.append(ctx, []*conversations.Message{m}); err != nil {
-		return m, fmt.Errorf("sent, but not added to the history: %w", err)
-	}
-	return m, nil
 }
 
 // History returns up to limit stored messages after a cursor, of one

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"os"
 	"testing"
 	"time"
@@ -43,8 +44,11 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPeers(t, a, 1)
+	if err := a.SetConversation(ctx, testConv, []ed25519.PublicKey{b.Identity()}); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 10 {
-		if _, err := a.Send(ctx, b.Identity(), nil, msg("a", i), nil); err != nil {
+		if _, err := a.Send(ctx, testConv, msg("a", i), node.SendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -22,11 +22,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
-	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
+	"github.com/strata-msg/strata/core/pipeline"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/contacts"
 	"github.com/strata-msg/strata/host/conversations"
+	"github.com/strata-msg/strata/host/faults"
 	"github.com/strata-msg/strata/host/identity"
 	"github.com/strata-msg/strata/host/plugins"
 )
@@ -46,9 +47,11 @@ type Options struct {
 	Deliver func(Delivery)
 	// Batch bounds the batches the host sends to each plugin.
 	Batch sdk.BatchOptions
-	// RouteTimeout bounds how long the host waits for a slow layer to take a
-	// frame before dropping it; default 2 s.
-	RouteTimeout time.Duration
+	// StallTimeout bounds how long a hand between two layers may stay
+	// blocked with no frame taken before its frames are dropped and counted
+	// as stalled; default pipeline.DefaultStallTimeout. A slow layer slows
+	// the layers that feed it (flow control); only a stall drops.
+	StallTimeout time.Duration
 	// HealthInterval is how often plugin counters are refreshed and
 	// liveness is checked; default 2 s.
 	HealthInterval time.Duration
@@ -94,20 +97,19 @@ type Node struct {
 	book     *addressBook
 
 	slots  []*slot
-	bounds []*boundary // bounds[k] lies between slots[k] and slots[k+1] (or the app)
+	router *pipeline.Router
+	// faults are the fault injectors of each boundary, by index.
+	faults map[int][]*faults.Injector
 
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	traceID atomic.Uint64
 	failed  chan error
 	once    sync.Once
 	closing atomic.Bool
 	card    atomic.Pointer[contacts.Card]
 	// peers are the cards of node.peers: relays and bootstrap nodes.
 	peers []*contacts.Card
-	// public maps joined public chats to the privacy layer's addresses.
-	public *publicChats
 }
 
 // ErrUnknownContact is returned by Send when the recipient is not a contact
@@ -121,26 +123,13 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	if opts.RouteTimeout <= 0 {
-		opts.RouteTimeout = 2 * time.Second
-	}
 	if opts.HealthInterval <= 0 {
 		opts.HealthInterval = 2 * time.Second
 	}
 	if opts.HealthTimeout <= 0 {
 		opts.HealthTimeout = 5 * time.Second
 	}
-	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1), public: newPublicChats()}
-	for i, text := range cfg.Node.Peers {
-		c, err := contacts.DecodeText(text)
-		if err != nil {
-			return nil, &sdk.ConfigError{Key: fmt.Sprintf("node.peers[%d]", i), Problem: fmt.Sprintf("is not a contact card: %v", err), Fix: "paste the peer's card as `strata card` or its API prints it (strata:card:...)"}
-		}
-		if sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_P2P]; !ok || sec.Plugin != cfg.Layers["p2p"].Plugin {
-			return nil, &sdk.ConfigError{Key: fmt.Sprintf("node.peers[%d]", i), Problem: fmt.Sprintf("card of %q has no address for the %s overlay", c.Name, cfg.Layers["p2p"].Plugin), Fix: "use the card of a node that runs the same p2p plugin"}
-		}
-		n.peers = append(n.peers, c)
-	}
+	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1)}
 	allow := opts.AllowUnverified || cfg.Plugins.AllowUnverified
 	var lock *plugins.LockFile
 	for i, key := range cfg.Stack() {
@@ -150,6 +139,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 		s := &slot{n: n, index: i, key: key, kind: kind, layer: l, log: opts.Logger.Named(key)}
+		s.adapter = adapterFor(n, s)
 		if l.Mode == config.ModeInProc {
 			f, err := opts.Catalog.Lookup(kind, l.Plugin)
 			if err != nil {
@@ -178,14 +168,12 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		}
 		n.slots = append(n.slots, s)
 	}
-	for k := range n.slots {
-		upper := "app"
-		if k+1 < len(n.slots) {
-			upper = n.slots[k+1].key
-		}
-		n.bounds = append(n.bounds, &boundary{name: n.slots[k].key + "|" + upper})
+	if err := n.readPeers(); err != nil {
+		return nil, err
 	}
-	n.injectFaults()
+	if err := n.buildRouter(); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -212,8 +200,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.hist = newHistory(n.convs)
-	n.acks = newAcker()
-	if n.book, err = loadAddressBook(ctx, n.contacts); err != nil {
+	ackPort, _ := n.slots[len(n.slots)-1].adapter.(appAcker)
+	n.acks = newAcker(ackPort)
+	if n.book, err = loadAddressBook(ctx, n.contacts, n.addressKind()); err != nil {
 		return err
 	}
 	for _, s := range n.slots {
@@ -254,13 +243,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		defer n.wg.Done()
 		n.pollHealth()
 	}()
-	if n.slotOf(commonv1.LayerKind_LAYER_KIND_SYNC) != nil {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.runAcks()
-		}()
-	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.acks.run(n.ctx, n.opts.HealthTimeout, n.log)
+	}()
 	n.connectContacts(n.book.all())
 	n.connectPeers()
 	n.log.Info("node started", "name", n.cfg.Node.Name, "identity", n.id.Fingerprint(), "stack", n.cfg.Stack())
@@ -314,29 +301,6 @@ func (n *Node) Fingerprint() string { return n.id.Fingerprint() }
 
 // Name returns the node's configured name.
 func (n *Node) Name() string { return n.cfg.Node.Name }
-
-// Send hands a message to the top of the stack, addressed to a contact (or,
-// with a nil recipient, to the whole conversation). It returns the trace id
-// that follows the message down the stack. Send does not wait for delivery;
-// below the sync layer delivery is best effort.
-func (n *Node) Send(ctx context.Context, to ed25519.PublicKey, conversation, payload []byte, hints *commonv1.Hints) (uint64, error) {
-	if to != nil && !n.book.knows(to) {
-		return 0, fmt.Errorf("%w: %x", ErrUnknownContact, []byte(to))
-	}
-	f := &commonv1.Frame{
-		Direction:    commonv1.Direction_DIRECTION_DOWN,
-		TraceId:      n.traceID.Add(1),
-		Conversation: conversation,
-		Peer:         to,
-		Hints:        hints,
-		Payload:      payload,
-	}
-	top := len(n.slots) - 1
-	if !n.forward(ctx, top+1, top, []*commonv1.Frame{f}) {
-		return 0, fmt.Errorf("send: the %s layer did not take the message", n.slots[top].key)
-	}
-	return f.GetTraceId(), nil
-}
 
 // Card returns the node's current signed contact card.
 func (n *Node) Card() *contacts.Card { return n.card.Load() }
@@ -392,11 +356,10 @@ func (n *Node) AddContact(ctx context.Context, text string) (*contacts.Card, err
 		return nil, err
 	}
 	n.book.put(c)
-	if s := n.slotOf(commonv1.LayerKind_LAYER_KIND_SECURE); s != nil {
-		// A secure layer that is down now gets the card from install when
-		// it is back.
-		if conn := s.liveConn(); conn != nil {
-			if err := n.addSecureContact(ctx, s, conn, c); err != nil {
+	// A layer that is down now gets the card from install when it is back.
+	for _, s := range n.slots {
+		if t, ok := s.adapter.(contactTaker); ok {
+			if err := t.addContact(ctx, c); err != nil {
 				return c, fmt.Errorf("layers.%s: the contact's key material was refused: %w", s.key, err)
 			}
 		}
@@ -413,61 +376,28 @@ func (n *Node) ContactName(id []byte) string { return n.book.name(id) }
 func (n *Node) Contacts(ctx context.Context) ([]*contacts.Card, error) { return n.contacts.List(ctx) }
 
 // connectContacts asks the overlay to keep a connection to each contact
-// whose card has a section for this node's p2p plugin.
+// whose card has a section for this node's overlay plugin.
 func (n *Node) connectContacts(cards []*contacts.Card) {
 	if !n.cfg.Node.DialContacts {
 		return // contacts are reached through the overlay's own peers
 	}
-	n.dial(cards, true)
+	if d, _ := adapterOf[dialer](n); d != nil {
+		d.dial(cards, true)
+	}
 }
-
-// dialDefer is how long the node with the greater identity waits before it
-// dials a contact: two nodes that import each other's cards at once would
-// otherwise dial each other at the same moment, and devp2p may then keep a
-// different connection on each side and drop both.
-const dialDefer = 2 * time.Second
 
 // connectPeers asks the overlay to keep a connection to each of
 // node.peers.
-func (n *Node) connectPeers() { n.dial(n.peers, false) }
-
-// dial asks the overlay to keep a connection to each card's node; with
-// tieBreak, the dial to a node whose identity is below ours waits
-// dialDefer first (by then that node has most likely dialed us).
-func (n *Node) dial(cards []*contacts.Card, tieBreak bool) {
-	p2p := n.slots[0]
-	for _, c := range cards {
-		sec, ok := c.Sections[commonv1.LayerKind_LAYER_KIND_P2P]
-		if !ok || sec.Plugin != p2p.layer.Plugin {
-			continue
-		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			if tieBreak && bytes.Compare(n.id.Public(), c.IdentityKey) > 0 {
-				select {
-				case <-time.After(dialDefer):
-				case <-n.ctx.Done():
-					return
-				}
-			}
-			ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
-			defer cancel()
-			p2p.mu.RLock()
-			conn := p2p.conn
-			p2p.mu.RUnlock()
-			_, err := p2pv1.NewControlClient(conn.Control()).Connect(ctx, &p2pv1.ConnectRequest{ContactSection: sec.Data, Persistent: true})
-			if err != nil && n.ctx.Err() == nil {
-				n.log.Warn("could not connect to peer", "peer", c.Name, "error", err)
-			}
-		}()
+func (n *Node) connectPeers() {
+	if d, _ := adapterOf[dialer](n); d != nil {
+		d.dial(n.peers, false)
 	}
 }
 
 // afterRestart brings a restarted layer back into the node: the overlay
 // reconnects to contacts, and the card is re-signed if an address changed.
 func (n *Node) afterRestart(s *slot) {
-	if s.index == 0 {
+	if _, ok := s.adapter.(dialer); ok {
 		n.connectContacts(n.book.all())
 		n.connectPeers()
 	}
@@ -535,9 +465,10 @@ func (n *Node) Role() string { return n.cfg.Node.Role }
 
 // Boundaries returns a snapshot of every boundary's counters, bottom up.
 func (n *Node) Boundaries() []BoundaryStats {
-	out := make([]BoundaryStats, len(n.bounds))
-	for i, b := range n.bounds {
-		out[i] = b.snapshot()
+	bounds := n.router.Boundaries()
+	out := make([]BoundaryStats, len(bounds))
+	for i, b := range bounds {
+		out[i] = snapshot(b)
 	}
 	return out
 }
@@ -591,7 +522,7 @@ func (n *Node) pollHealth() {
 			for _, s := range n.slots {
 				s.pollHealth(n.ctx)
 			}
-			n.refreshBundle(n.ctx)
+			n.refreshSections(n.ctx)
 		}
 	}
 }
@@ -601,8 +532,10 @@ func (n *Node) pollHealth() {
 func (n *Node) Close(ctx context.Context) error {
 	n.once.Do(func() {
 		n.closing.Store(true)
-		for _, b := range n.bounds {
-			b.closeFaults()
+		for _, injs := range n.faults {
+			for _, inj := range injs {
+				inj.Close()
+			}
 		}
 		for i := len(n.slots) - 1; i >= 0; i-- {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -196,7 +197,25 @@ func pair(t *testing.T, mode string) (a, b testNode) {
 	}
 	waitPeers(t, a.Node, 1)
 	waitPeers(t, b.Node, 1)
+	converse(t, testConv, a, b)
 	return a, b
+}
+
+// testConv is the conversation of the two nodes of pair.
+var testConv = []byte("conv")
+
+// converse creates the conversation id of the nodes on each of them.
+func converse(t testing.TB, id []byte, nodes ...testNode) {
+	t.Helper()
+	var members []ed25519.PublicKey
+	for _, n := range nodes {
+		members = append(members, n.Identity())
+	}
+	for _, n := range nodes {
+		if err := n.SetConversation(context.Background(), id, members); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func waitPeers(t testing.TB, n *node.Node, want int) {
@@ -241,7 +260,7 @@ func TestExchangeBothWays(t *testing.T) {
 					for i := range n {
 						p := msg(s.name, i)
 						*s.bytes += uint64(len(p))
-						if _, err := s.from.Send(ctx, s.to.Identity(), []byte("conv"), p, nil); err != nil {
+						if _, err := s.from.Send(ctx, testConv, p, node.SendOptions{}); err != nil {
 							t.Error(err)
 							return
 						}
@@ -321,7 +340,7 @@ func TestPluginKilledAndRestarted(t *testing.T) {
 				return
 			default:
 			}
-			_, _ = a.Send(ctx, b.Identity(), nil, msg("a", i), nil)
+			_, _ = a.Send(ctx, testConv, msg("a", i), node.SendOptions{})
 			time.Sleep(time.Millisecond)
 		}
 	}()
@@ -350,7 +369,7 @@ func TestPluginKilledAndRestarted(t *testing.T) {
 	// Traffic resumes: a fresh run of numbered messages all arrives.
 	before := len(b.inbox.waitFor(0, 0))
 	for i := range 100 {
-		if _, err := a.Send(ctx, b.Identity(), nil, []byte(fmt.Sprintf("after-%d", i)), nil); err != nil {
+		if _, err := a.Send(ctx, testConv, []byte(fmt.Sprintf("after-%d", i)), node.SendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -522,9 +541,10 @@ func TestFaultsAtBoundary(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPeers(t, a.Node, 1)
+	converse(t, testConv, a, b)
 	const n = 400
 	for i := range n {
-		if _, err := a.Send(ctx, b.Identity(), []byte("conv"), msg("a", i), nil); err != nil {
+		if _, err := a.Send(ctx, testConv, msg("a", i), node.SendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

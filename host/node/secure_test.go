@@ -127,6 +127,7 @@ func TestSecureStackEndToEnd(t *testing.T) {
 			waitPeers(t, a.Node, 1)
 			waitPeers(t, b.Node, 1)
 			conv := []byte("a-conversation-id-that-must-not-show")
+			converse(t, conv, a, b)
 			const rounds = 40
 			var sentA [][]byte
 			for i := range rounds {
@@ -135,7 +136,7 @@ func TestSecureStackEndToEnd(t *testing.T) {
 				for j := range 1 + i%3 {
 					p := []byte(fmt.Sprintf("plaintext from a, round %d.%d", i, j))
 					sentA = append(sentA, p)
-					if _, err := a.Send(ctx, b.Identity(), conv, p, nil); err != nil {
+					if _, err := a.Send(ctx, conv, p, node.SendOptions{}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -143,7 +144,7 @@ func TestSecureStackEndToEnd(t *testing.T) {
 					t.Fatalf("b received %d of %d", len(got), len(sentA))
 				}
 				p := []byte(fmt.Sprintf("plaintext from b, round %d", i))
-				if _, err := b.Send(ctx, a.Identity(), conv, p, nil); err != nil {
+				if _, err := b.Send(ctx, conv, p, node.SendOptions{}); err != nil {
 					t.Fatal(err)
 				}
 				if got := a.inbox.waitFor(i+1, 20*time.Second); len(got) != i+1 {
@@ -164,7 +165,7 @@ func TestSecureStackEndToEnd(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := a.Send(ctx, nil, group, []byte("to the group"), nil); err != nil {
+			if _, err := a.Send(ctx, group, []byte("to the group"), node.SendOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			got := b.inbox.waitFor(len(sentA)+1, 20*time.Second)
@@ -191,14 +192,14 @@ func TestSecureStackEndToEnd(t *testing.T) {
 			}
 			before := len(b.inbox.waitFor(0, 0))
 			for i := range 5 {
-				if _, err := a.Send(ctx, b.Identity(), conv, []byte(fmt.Sprintf("after the kill %d", i)), nil); err != nil {
+				if _, err := a.Send(ctx, conv, []byte(fmt.Sprintf("after the kill %d", i)), node.SendOptions{}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			if got := b.inbox.waitFor(before+5, 20*time.Second); len(got) != before+5 {
 				t.Fatalf("after the restart b received %d of 5", len(got)-before)
 			}
-			if _, err := b.Send(ctx, a.Identity(), conv, []byte("b is back"), nil); err != nil {
+			if _, err := b.Send(ctx, conv, []byte("b is back"), node.SendOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			if got := a.inbox.waitFor(rounds+1, 20*time.Second); string(got[len(got)-1].Payload) != "b is back" {

@@ -49,8 +49,8 @@ type slot struct {
 	// Start (the secure layer's Bundle); nil means started's.
 	section []byte
 
-	// gate holds the layer's input while it is not taking traffic.
-	gate gate
+	// adapter is the host's knowledge of the slot's kind (adapters.go).
+	adapter adapter
 
 	restarts   atomic.Uint64
 	unanswered atomic.Int32 // health checks in a row without an answer
@@ -131,7 +131,7 @@ func (s *slot) configure(ctx context.Context) error {
 	s.mu.RLock()
 	conn := s.conn
 	s.mu.RUnlock()
-	link, err := conn.Open(s.n.ctx, s.n.router(s.index))
+	link, err := conn.Open(s.n.ctx, s.n.router.Deliverer(s.n.ctx, s.index))
 	if err != nil {
 		return fmt.Errorf("layers.%s: %w", s.key, err)
 	}
@@ -172,12 +172,8 @@ func (s *slot) start(ctx context.Context) error {
 	if below := s.n.below(s.index); below != nil {
 		req.BelowAddress = below.localAddress()
 	}
-	if s.index == 0 {
-		// Overlay protocols are the p2p layer's business: it carries what
-		// every layer above declared in its ConfigureResponse.
-		for _, above := range s.n.slots[1:] {
-			req.Protocols = append(req.Protocols, above.protocols()...)
-		}
+	if p, ok := s.adapter.(startPreparer); ok {
+		p.prepareStart(req)
 	}
 	s.mu.RLock()
 	conn := s.conn
@@ -188,13 +184,13 @@ func (s *slot) start(ctx context.Context) error {
 	}
 	// The layer gets the host's contacts and conversations before it
 	// takes any traffic.
-	s.n.install(ctx, s, conn)
 	s.mu.Lock()
 	s.started = resp
 	s.section = nil
 	link := s.link
 	s.mu.Unlock()
-	s.gate.openTo(ctx, s.n, link)
+	s.n.install(ctx, s)
+	s.n.router.Door(s.index).Open(ctx, link)
 	s.log.Info("layer started", "plugin", s.layer.Plugin, "version", s.info.GetVersion(), "address", resp.GetDisplayAddress(), "mode", s.layer.Mode)
 	return nil
 }
@@ -290,7 +286,7 @@ func (s *slot) stop(ctx context.Context) {
 	conn, link := s.conn, s.link
 	s.started = nil
 	s.mu.Unlock()
-	s.gate.shut()
+	s.n.router.Door(s.index).Shut()
 	if conn == nil {
 		return
 	}
@@ -339,7 +335,7 @@ func (s *slot) supervise() {
 		s.mu.Lock()
 		s.started = nil
 		s.mu.Unlock()
-		s.gate.shut()
+		s.n.router.Door(s.index).Shut()
 		link.Close()
 		conn.Close()
 		if time.Since(upSince) > policy.Window {

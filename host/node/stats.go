@@ -1,57 +1,10 @@
 package node
 
 import (
-	"sync/atomic"
-
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/strata-msg/strata/host/faults"
+	"github.com/strata-msg/strata/core/pipeline"
 )
-
-// DropReason says why the host dropped a frame at a boundary.
-type DropReason int
-
-// Reasons the host drops a frame.
-const (
-	// DropLayerDown: the receiving layer is not running (crashed, restarting).
-	DropLayerDown DropReason = iota
-	// DropBackpressure: the receiving layer did not take the frame in time.
-	DropBackpressure
-	// DropUnknownContact: no privacy address is known for the identity.
-	DropUnknownContact
-	// DropInvalid: a frame with no direction, or one that left the stack's
-	// ends the wrong way (a DOWN frame from the p2p layer).
-	DropInvalid
-	// DropStoreError: a message for the application could not be written
-	// to the history, so it was not delivered (nor acknowledged to the sync
-	// layer, which delivers it again after its next start).
-	DropStoreError
-	numDropReasons
-)
-
-var dropNames = [numDropReasons]string{"layer_down", "backpressure", "unknown_contact", "invalid", "store_error"}
-
-// String returns the reason's metric label.
-func (r DropReason) String() string { return dropNames[r] }
-
-// Direction indexes per-direction counters.
-const (
-	down = 0
-	up   = 1
-)
-
-// boundary counts what crosses between two adjacent layers (or the top
-// layer and the application).
-type boundary struct {
-	name    string
-	frames  [2]atomic.Uint64
-	bytes   [2]atomic.Uint64
-	dropped [numDropReasons]atomic.Uint64
-	// unknownSender counts UP frames whose privacy address matched no contact.
-	unknownSender atomic.Uint64
-	// faults are the boundary's fault injectors by direction; nil for none.
-	faults [2]*faults.Injector
-}
 
 // BoundaryStats is a snapshot of one boundary's counters.
 type BoundaryStats struct {
@@ -66,23 +19,21 @@ type BoundaryStats struct {
 	Faults map[string]uint64
 }
 
-func (b *boundary) snapshot() BoundaryStats {
+func snapshot(b *pipeline.Boundary) BoundaryStats {
 	s := BoundaryStats{
-		Name:          b.name,
-		FramesDown:    b.frames[down].Load(),
-		FramesUp:      b.frames[up].Load(),
-		BytesDown:     b.bytes[down].Load(),
-		BytesUp:       b.bytes[up].Load(),
+		Name:          b.Name,
+		FramesDown:    b.Frames(pipeline.Down),
+		FramesUp:      b.Frames(pipeline.Up),
+		BytesDown:     b.Bytes(pipeline.Down),
+		BytesUp:       b.Bytes(pipeline.Up),
 		Dropped:       map[string]uint64{},
-		UnknownSender: b.unknownSender.Load(),
+		UnknownSender: b.UnknownSenders(),
+		Faults:        b.Extra("faults"),
 	}
-	for r := DropReason(0); r < numDropReasons; r++ {
-		if n := b.dropped[r].Load(); n > 0 {
+	for _, r := range pipeline.DropReasons() {
+		if n := b.Dropped(r); n > 0 {
 			s.Dropped[r.String()] = n
 		}
-	}
-	if b.faults[down] != nil || b.faults[up] != nil {
-		s.Faults = b.faultStats()
 	}
 	return s
 }
@@ -119,19 +70,17 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	for _, b := range c.n.bounds {
-		for dir, label := range []string{"down", "up"} {
-			ch <- prometheus.MustNewConstMetric(c.frames, prometheus.CounterValue, float64(b.frames[dir].Load()), b.name, label)
-			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(b.bytes[dir].Load()), b.name, label)
+	for _, b := range c.n.router.Boundaries() {
+		for _, dir := range []pipeline.Dir{pipeline.Down, pipeline.Up} {
+			ch <- prometheus.MustNewConstMetric(c.frames, prometheus.CounterValue, float64(b.Frames(dir)), b.Name, dir.String())
+			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(b.Bytes(dir)), b.Name, dir.String())
 		}
-		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.CounterValue, float64(b.unknownSender.Load()), b.name)
-		for r := DropReason(0); r < numDropReasons; r++ {
-			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(b.dropped[r].Load()), b.name, r.String())
+		ch <- prometheus.MustNewConstMetric(c.unknown, prometheus.CounterValue, float64(b.UnknownSenders()), b.Name)
+		for _, r := range pipeline.DropReasons() {
+			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(b.Dropped(r)), b.Name, r.String())
 		}
-		if b.faults[down] != nil || b.faults[up] != nil {
-			for kind, v := range b.faultStats() {
-				ch <- prometheus.MustNewConstMetric(c.faults, prometheus.CounterValue, float64(v), b.name, kind)
-			}
+		for kind, v := range b.Extra("faults") {
+			ch <- prometheus.MustNewConstMetric(c.faults, prometheus.CounterValue, float64(v), b.Name, kind)
 		}
 	}
 	for _, s := range c.n.slots {

@@ -1,0 +1,277 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
+	"github.com/strata-msg/strata/core/pipeline"
+	"github.com/strata-msg/strata/host/conversations"
+)
+
+// privacyAdapter is the host's side of a transport-privacy layer. At the
+// boundary above it, it translates Frame.peer between identity keys (above)
+// and privacy addresses (below) from the contacts' cards, and takes public
+// chat messages (whose conversation is a joined chat's shared address)
+// straight to the application: they are open to whoever knows the chat's
+// name, so the secure and sync layers, which work with members, have no
+// part in them (as in Status's public chats).
+type privacyAdapter struct {
+	n      *Node
+	s      *slot
+	public *publicChats
+}
+
+func newPrivacyAdapter(n *Node, s *slot) *privacyAdapter {
+	return &privacyAdapter{n: n, s: s, public: newPublicChats()}
+}
+
+// addressKind is the card section that holds a contact's privacy address.
+func (a *privacyAdapter) addressKind() commonv1.LayerKind { return a.s.kind }
+
+// stage implements stager: on the boundary above the privacy layer, UP
+// frames of public chats go to the application and the rest have their
+// sender translated; DOWN frames have their recipient translated.
+func (a *privacyAdapter) stage() pipeline.Stage {
+	return func(b *pipeline.Boundary, dir pipeline.Dir, next pipeline.Handler) pipeline.Handler {
+		if b.Index != a.s.index {
+			return next
+		}
+		if dir == pipeline.Down {
+			return pipeline.HandlerFunc(func(ctx context.Context, frames []*commonv1.Frame) error {
+				if frames = a.translateDown(b, frames); len(frames) == 0 {
+					return ErrUnknownContact
+				}
+				return next.Handle(ctx, frames)
+			})
+		}
+		return pipeline.HandlerFunc(func(ctx context.Context, frames []*commonv1.Frame) error {
+			frames = a.divertPublic(ctx, b, frames)
+			if len(frames) == 0 {
+				return nil
+			}
+			return next.Handle(ctx, a.translateUp(b, frames))
+		})
+	}
+}
+
+// translateDown rewrites the recipient of DOWN frames from an identity key
+// to its privacy address. A frame for an identity with no privacy address
+// is dropped and counted; a public chat's shared address passes as it is.
+func (a *privacyAdapter) translateDown(b *pipeline.Boundary, frames []*commonv1.Frame) []*commonv1.Frame {
+	out := frames[:0]
+	for _, f := range frames {
+		if _, public := a.public.conversation(f.GetPeer()); !public && len(f.GetPeer()) > 0 {
+			addr, ok := a.n.book.address(f.GetPeer())
+			if !ok {
+				b.Drop(pipeline.DropUnknownContact, 1)
+				continue
+			}
+			f.Peer = addr
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// translateUp rewrites the sender of UP frames from a privacy address to
+// the identity of the one contact whose card claims it. A frame from an
+// unknown address goes on with an empty peer (the layer above may
+// authenticate it in-band, as a first X3DH message does).
+func (a *privacyAdapter) translateUp(b *pipeline.Boundary, frames []*commonv1.Frame) []*commonv1.Frame {
+	for _, f := range frames {
+		if len(f.GetPeer()) == 0 {
+			continue
+		}
+		id, ok := a.n.book.identityOf(f.GetPeer())
+		if !ok {
+			b.UnknownSender()
+		}
+		f.Peer = id
+	}
+	return frames
+}
+
+// divertPublic hands UP frames of public chats to the history and the
+// application, and returns the others. The sender is the contact whose
+// card claims the signer's address, if any.
+func (a *privacyAdapter) divertPublic(ctx context.Context, b *pipeline.Boundary, frames []*commonv1.Frame) []*commonv1.Frame {
+	var msgs []*conversations.Message
+	rest := frames[:0]
+	for _, f := range frames {
+		conv, ok := a.public.conversation(f.GetConversation())
+		if !ok {
+			rest = append(rest, f)
+			continue
+		}
+		b.Crossed(pipeline.Up, 1, uint64(len(f.GetPayload())))
+		if a.n.opts.Tap != nil {
+			a.n.opts.Tap(b.Name, f)
+		}
+		var author []byte
+		if len(f.GetPeer()) > 0 {
+			author, _ = a.n.book.identityOf(f.GetPeer())
+		}
+		msgs = append(msgs, a.n.received(f, conv, author))
+	}
+	if len(msgs) > 0 {
+		a.n.deliver(ctx, b, msgs, false)
+	}
+	return rest
+}
+
+// install implements installer: the layer subscribes to every stored
+// public chat.
+func (a *privacyAdapter) install(ctx context.Context) {
+	conn := a.s.liveConn()
+	if conn == nil {
+		return
+	}
+	convs, err := a.n.convs.List(ctx)
+	if err != nil {
+		a.s.log.Error("could not list conversations", "error", err)
+		return
+	}
+	control := privacyv1.NewControlClient(conn.Control())
+	for _, c := range convs {
+		if c.PublicChat == "" {
+			continue
+		}
+		resp, err := control.Subscribe(ctx, &privacyv1.SubscribeRequest{Name: c.PublicChat})
+		if err != nil {
+			a.s.log.Warn("privacy layer refused a public chat", "chat", c.PublicChat, "error", err)
+			continue
+		}
+		a.public.add(c.ID, resp.GetAddress())
+	}
+}
+
+// joinPublic implements publicChatter: the layer subscribes to the chat's
+// shared address.
+func (a *privacyAdapter) joinPublic(ctx context.Context, id []byte, name string) error {
+	conn := a.s.liveConn()
+	if conn == nil {
+		return fmt.Errorf("layers.%s: the %s layer is not running", a.s.key, a.s.layer.Plugin)
+	}
+	resp, err := privacyv1.NewControlClient(conn.Control()).Subscribe(ctx, &privacyv1.SubscribeRequest{Name: name})
+	if err != nil {
+		if status.Code(err) == codes.Unimplemented {
+			return fmt.Errorf("%w (layers.%s is %s)", ErrNoPublicChats, a.s.key, a.s.layer.Plugin)
+		}
+		return fmt.Errorf("layers.%s: subscribe: %w", a.s.key, err)
+	}
+	a.public.add(id, resp.GetAddress())
+	return nil
+}
+
+// postPublic implements publicChatter: one DOWN frame to the chat's shared
+// address, across the boundary above the privacy layer (past the secure
+// and sync layers).
+func (a *privacyAdapter) postPublic(ctx context.Context, c *conversations.Conversation, m *conversations.Message) error {
+	addr, ok := a.public.address(c.ID)
+	if !ok {
+		return fmt.Errorf("send: public chat %q is not joined on the privacy layer (is it running?)", c.PublicChat)
+	}
+	m.MessageID = newHostID()
+	f := &commonv1.Frame{Peer: addr, Payload: m.Payload, TraceId: a.n.router.NewTraceID()}
+	m.TraceID = f.GetTraceId()
+	if err := a.n.router.Send(ctx, a.s.index, []*commonv1.Frame{f}); err != nil {
+		return fmt.Errorf("send: the %s layer did not take the message: %w", a.s.key, err)
+	}
+	return nil
+}
+
+// send implements appPort for a stack whose top is the privacy layer (a
+// relay's stack): one DOWN frame to each other member, best effort.
+func (a *privacyAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, opts SendOptions) error {
+	if len(opts.Parents) > 0 {
+		return errors.New("send: parents need a sync layer")
+	}
+	m.MessageID = newHostID()
+	m.TraceID = a.n.router.NewTraceID()
+	var frames []*commonv1.Frame
+	for _, member := range c.Members {
+		if bytes.Equal(member, a.n.id.Public()) {
+			continue
+		}
+		frames = append(frames, &commonv1.Frame{
+			TraceId: m.TraceID, Conversation: c.ID, Peer: member, Payload: m.Payload, Hints: opts.hints(),
+		})
+	}
+	if len(frames) == 0 {
+		return errors.New("send: the conversation has no other member")
+	}
+	if err := a.n.router.Send(ctx, a.s.index, frames); err != nil {
+		return fmt.Errorf("send: the %s layer did not take the message: %w", a.s.key, err)
+	}
+	return nil
+}
+
+// check implements contractChecker (core/api/privacy/v1): an UP frame
+// names its sender's privacy address, unless it came to a shared address.
+func (a *privacyAdapter) check(f *commonv1.Frame) string {
+	if f.GetDirection() != commonv1.Direction_DIRECTION_UP || len(f.GetPeer()) > 0 {
+		return ""
+	}
+	if _, public := a.public.conversation(f.GetConversation()); public {
+		return ""
+	}
+	return "an UP frame without its sender's privacy address (Frame.peer): the layers above cannot tell who sent it"
+}
+
+// hostIDSize is the length of the ids the host gives messages on stacks
+// without a sync layer, which has none of its own.
+const hostIDSize = 16
+
+// newHostID returns a random message id.
+func newHostID() []byte {
+	id := make([]byte, hostIDSize)
+	rand.Read(id)
+	return id
+}
+
+// publicChats maps the node's public chats between their conversation ids
+// and the privacy layer's shared addresses.
+type publicChats struct {
+	mu     sync.RWMutex
+	byAddr map[string][]byte // shared address → conversation id
+	byID   map[string][]byte // conversation id → shared address
+}
+
+func newPublicChats() *publicChats {
+	return &publicChats{byAddr: map[string][]byte{}, byID: map[string][]byte{}}
+}
+
+func (p *publicChats) add(id, addr []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.byAddr[string(addr)] = id
+	p.byID[string(id)] = addr
+}
+
+// conversation returns the public chat a shared address belongs to.
+func (p *publicChats) conversation(addr []byte) ([]byte, bool) {
+	if len(addr) == 0 {
+		return nil, false
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	id, ok := p.byAddr[string(addr)]
+	return id, ok
+}
+
+// address returns the shared address of a public chat.
+func (p *publicChats) address(id []byte) ([]byte, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	addr, ok := p.byID[string(id)]
+	return addr, ok
+}
