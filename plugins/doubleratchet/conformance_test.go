@@ -14,22 +14,17 @@ import (
 // and as a plugin binary, with post-quantum agreement on (the default) and
 // off, so both X3DH and PQXDH sessions go through it.
 func TestConformance(t *testing.T) {
-	bin, err := sdktest.Build(t.TempDir(), "github.com/strata-msg/strata/plugins/doubleratchet/cmd/strata-plugin-doubleratchet", doubleratchet.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mode := range []sdktest.Mode{sdktest.InProcess, sdktest.OutOfProcess} {
-		for _, pq := range []bool{true, false} {
-			name := string(mode) + "/pqxdh"
-			if !pq {
-				name = string(mode) + "/x3dh"
+	sdktest.Run(t, sdktest.Plugin{Kind: commonv1.LayerKind_LAYER_KIND_SECURE, New: func() sdk.Layer { return doubleratchet.New() }, Main: "./cmd/strata-plugin-doubleratchet", Name: doubleratchet.Name},
+		func(t *testing.T, open sdktest.Opener) {
+			for _, pq := range []struct {
+				name string
+				on   bool
+			}{{"pqxdh", true}, {"x3dh", false}} {
+				t.Run(pq.name, func(t *testing.T) {
+					conformance.Secure(t, open, conformance.Options{Config: func(int) map[string]any {
+						return map[string]any{"post_quantum": pq.on, "one_time_prekeys": 4, "one_time_kem_prekeys": 2}
+					}})
+				})
 			}
-			t.Run(name, func(t *testing.T) {
-				open := sdktest.Open(mode, commonv1.LayerKind_LAYER_KIND_SECURE, func() sdk.Layer { return doubleratchet.New() }, bin)
-				conformance.Secure(t, open, conformance.Options{Config: func(int) map[string]any {
-					return map[string]any{"post_quantum": pq, "one_time_prekeys": 4, "one_time_kem_prekeys": 2}
-				}})
-			})
-		}
-	}
+		})
 }

@@ -10,28 +10,12 @@ import (
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
 )
 
-// pluginBinary builds the plugin into the test's temp dir (go's build
-// cache makes repeats cheap).
-func pluginBinary(t *testing.T) string {
-	path, err := sdktest.Build(t.TempDir(), "github.com/strata-msg/strata/plugins/libp2p/cmd/strata-plugin-libp2p", "libp2p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// TestConformance runs the p2p-layer suite in both modes.
+// TestConformance runs the p2p-layer suite in both modes, on loopback.
 func TestConformance(t *testing.T) {
-	for _, mode := range []sdktest.Mode{sdktest.InProcess, sdktest.OutOfProcess} {
-		t.Run(string(mode), func(t *testing.T) {
-			path := ""
-			if mode == sdktest.OutOfProcess {
-				path = pluginBinary(t)
-			}
-			open := sdktest.Open(mode, commonv1.LayerKind_LAYER_KIND_P2P, func() sdk.Layer { return libp2pplugin.New() }, path)
+	sdktest.Run(t, sdktest.Plugin{Kind: commonv1.LayerKind_LAYER_KIND_P2P, New: func() sdk.Layer { return libp2pplugin.New() }, Main: "./cmd/strata-plugin-libp2p", Name: "libp2p"},
+		func(t *testing.T, open sdktest.Opener) {
 			conformance.P2P(t, open, conformance.Options{Config: func(int) map[string]any {
 				return map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}}
 			}})
 		})
-	}
 }

@@ -19,44 +19,29 @@ func testConfig(mode string, relay bool) func(int) map[string]any {
 	}
 }
 
-// opener opens the layer in mode; out of process it builds the plugin
-// binary into the test's directory first (the build cache makes repeats
-// cheap).
-func opener(t *testing.T, mode sdktest.Mode) sdktest.Opener {
-	t.Helper()
-	var path string
-	if mode == sdktest.OutOfProcess {
-		var err error
-		path, err = sdktest.Build(t.TempDir(), "github.com/strata-msg/strata/plugins/mvds/cmd/strata-plugin-mvds", mvds.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return sdktest.Open(mode, commonv1.LayerKind_LAYER_KIND_SYNC, func() sdk.Layer { return mvds.New() }, path)
-}
+// plugin is the mvds layer under test.
+var plugin = sdktest.Plugin{Kind: commonv1.LayerKind_LAYER_KIND_SYNC, New: func() sdk.Layer { return mvds.New() }, Main: "./cmd/strata-plugin-mvds", Name: mvds.Name}
 
 // TestConformance runs the sync suite in both modes, with batch and
 // interactive sending, and once (in process) without relaying. The runs
 // are parallel: each has its own instances and directories.
 func TestConformance(t *testing.T) {
-	for _, tc := range []struct {
-		mode     sdktest.Mode
-		sendMode string
-		relay    bool
-	}{
-		{sdktest.InProcess, mvds.ModeBatch, true},
-		{sdktest.OutOfProcess, mvds.ModeBatch, true},
-		{sdktest.InProcess, mvds.ModeInteractive, true},
-		{sdktest.OutOfProcess, mvds.ModeInteractive, true},
-		{sdktest.InProcess, mvds.ModeBatch, false},
-	} {
-		name := string(tc.mode) + "/" + tc.sendMode
-		if !tc.relay {
-			name += "/norelay"
-		}
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			conformance.Sync(t, opener(t, tc.mode), conformance.Options{Config: testConfig(tc.sendMode, tc.relay), Timeout: 15 * time.Second})
+	t.Run("relay", func(t *testing.T) {
+		sdktest.Run(t, plugin, func(t *testing.T, open sdktest.Opener) {
+			for _, sendMode := range []string{mvds.ModeBatch, mvds.ModeInteractive} {
+				t.Run(sendMode, func(t *testing.T) {
+					t.Parallel()
+					conformance.Sync(t, open, conformance.Options{Config: testConfig(sendMode, true), Timeout: 15 * time.Second})
+				})
+			}
 		})
-	}
+	})
+	t.Run("norelay", func(t *testing.T) {
+		t.Parallel()
+		inproc := plugin
+		inproc.Modes = []sdktest.Mode{sdktest.InProcess}
+		sdktest.Run(t, inproc, func(t *testing.T, open sdktest.Opener) {
+			conformance.Sync(t, open, conformance.Options{Config: testConfig(mvds.ModeBatch, false), Timeout: 15 * time.Second})
+		})
+	})
 }

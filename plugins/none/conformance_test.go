@@ -1,8 +1,6 @@
 package none_test
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
@@ -12,30 +10,8 @@ import (
 	"github.com/strata-msg/strata/plugins/none"
 )
 
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "none-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary, err = sdktest.Build(dir, "github.com/strata-msg/strata/plugins/none/cmd/strata-plugin-none", "none")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 // TestConformance runs the privacy-layer suite in both modes.
 func TestConformance(t *testing.T) {
-	for _, mode := range []sdktest.Mode{sdktest.InProcess, sdktest.OutOfProcess} {
-		t.Run(string(mode), func(t *testing.T) {
-			open := sdktest.Open(mode, commonv1.LayerKind_LAYER_KIND_PRIVACY, func() sdk.Layer { return none.New() }, binary)
-			conformance.Privacy(t, open, conformance.Options{})
-		})
-	}
+	sdktest.Run(t, sdktest.Plugin{Kind: commonv1.LayerKind_LAYER_KIND_PRIVACY, New: func() sdk.Layer { return none.New() }, Main: "./cmd/strata-plugin-none", Name: none.Name},
+		func(t *testing.T, open sdktest.Opener) { conformance.Privacy(t, open, conformance.Options{}) })
 }

@@ -1,19 +1,31 @@
 // Package conformance is the test suite every Strata layer plugin runs
-// against itself, ours or a third party's, in one line of its own tests:
+// against itself, ours or a third party's, in both modes, in one call of its
+// own tests:
 //
 //	func TestConformance(t *testing.T) {
-//		conformance.P2P(t, sdktest.Open(sdktest.InProcess, kind, factory, ""), conformance.Options{})
+//		sdktest.Run(t, sdktest.Plugin{Kind: commonv1.LayerKind_LAYER_KIND_PRIVACY,
+//			New: func() sdk.Layer { return rot13.New() }, Main: "./cmd/strata-plugin-rot13", Name: "rot13"},
+//			func(t *testing.T, open sdktest.Opener) { conformance.Privacy(t, open, conformance.Options{}) })
 //	}
 //
 // Layer checks what every kind must do (self-description, strict config,
-// lifecycle, surviving garbage input); P2P and Privacy check their kind's
-// contract as written in core/api/p2p/v1 and core/api/privacy/v1.
+// lifecycle, surviving garbage input, a direction on every frame); P2P,
+// Privacy, Secure and Sync check their kind's contract as written in
+// core/api/*/v1, every field of every frame the contract promises: peer,
+// conversation, trace id, hints, message id, direction and protocol. A
+// suite fails at the first frame that breaks the contract, printing it
+// (sdktest.FormatFrame), rather than waiting for a frame that will not come.
+//
+// The suites are themselves tested by breaking layers on purpose: for each
+// promised field, a layer that breaks it fails its suite (core/sdk's
+// mutation tests).
 package conformance
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -21,6 +33,14 @@ import (
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
+
+// TB is what a suite needs of its test: testing.TB and subtests. A
+// *testing.T is one (T = *testing.T); so is a fake test that records
+// failure, which is how the suites are tested.
+type TB[T any] interface {
+	testing.TB
+	Run(name string, f func(T)) bool
+}
 
 // Options adapt the suites to a layer.
 type Options struct {
@@ -54,6 +74,7 @@ type instance struct {
 	conn    sdk.Conn
 	link    sdk.Link
 	info    *commonv1.PluginInfo
+	conf    *commonv1.ConfigureResponse
 	started *commonv1.StartResponse
 	frames  chan *commonv1.Frame
 	events  chan *commonv1.Event
@@ -89,7 +110,7 @@ func setupAs(t testing.TB, open sdktest.Opener, section map[string]any, req *com
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := in.conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: string(js), DataDir: dataDir, NodeName: t.Name(), NodeIdentity: identity}); err != nil {
+	if in.conf, err = in.conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: string(js), DataDir: dataDir, NodeName: t.Name(), NodeIdentity: identity}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	in.link, err = in.conn.Open(ctx, func(b *commonv1.Batch) {
@@ -129,13 +150,20 @@ func (in *instance) send(frames ...*commonv1.Frame) {
 }
 
 // expect waits for a frame that matches, skipping others (a layer may emit
-// cover traffic or control frames of its own).
-func (in *instance) expect(timeout time.Duration, what string, match func(*commonv1.Frame) bool) *commonv1.Frame {
+// cover traffic or control frames of its own). check, when not nil, is
+// asked about every frame first, skipped or not: a frame it finds wrong
+// (a non-empty answer) fails the test at once, printed.
+func (in *instance) expect(timeout time.Duration, what string, match func(*commonv1.Frame) bool, check func(*commonv1.Frame) string) *commonv1.Frame {
 	in.t.Helper()
 	deadline := time.After(timeout)
 	for {
 		select {
 		case f := <-in.frames:
+			if check != nil {
+				if problem := check(f); problem != "" {
+					in.t.Fatalf("while waiting for %s: %s\n\tframe: %s", what, problem, sdktest.FormatFrame(f))
+				}
+			}
 			if match(f) {
 				return f
 			}
@@ -144,6 +172,32 @@ func (in *instance) expect(timeout time.Duration, what string, match func(*commo
 			return nil
 		}
 	}
+}
+
+// declared reports whether the layer declared the overlay protocol name in
+// its ConfigureResponse.
+func (in *instance) declared(name string) bool {
+	for _, p := range in.conf.GetProtocols() {
+		if p.GetName() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// validDirection is the check every frame of every kind must pass: a
+// plugin sets a direction on every frame it emits (common.v1 Frame).
+func validDirection(f *commonv1.Frame) string {
+	switch f.GetDirection() {
+	case commonv1.Direction_DIRECTION_UP, commonv1.Direction_DIRECTION_DOWN:
+		return ""
+	}
+	return fmt.Sprintf("a frame with direction %v: a layer sets UP or DOWN on every frame it emits", f.GetDirection())
+}
+
+// sameHints reports whether two hints are equal, nil being the zero hints.
+func sameHints(a, b *commonv1.Hints) bool {
+	return a.GetEphemeral() == b.GetEphemeral() && a.GetPriority() == b.GetPriority() && a.GetTtlSeconds() == b.GetTtlSeconds()
 }
 
 // expectPeer waits for a peer event in the given state.

@@ -5,16 +5,21 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strings"
-	"testing"
+	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
-// Layer runs the checks every layer kind must pass.
-func Layer(t *testing.T, open sdktest.Opener, o Options) {
-	t.Run("Describe", func(t *testing.T) {
+// Layer runs the checks every layer kind must pass: a self-description
+// with a kind, a name without spaces or slashes, a version and a described
+// config schema that its own defaults pass; Configure refusing an unknown
+// key with a *sdk.ConfigError that names it; Start, Health and Stop; and
+// 500 frames of garbage in every direction, after which the layer is
+// healthy and every frame it emitted has a direction (UP or DOWN).
+func Layer[T TB[T]](t T, open sdktest.Opener, o Options) {
+	t.Run("Describe", func(t T) {
 		info, err := open(t).Describe(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -46,7 +51,7 @@ func Layer(t *testing.T, open sdktest.Opener, o Options) {
 		}
 	})
 
-	t.Run("RejectsUnknownKey", func(t *testing.T) {
+	t.Run("RejectsUnknownKey", func(t T) {
 		conn := open(t)
 		_, err := conn.Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: `{"no_such_key_zz": 1}`, DataDir: t.TempDir()})
 		var ce *sdk.ConfigError
@@ -58,7 +63,7 @@ func Layer(t *testing.T, open sdktest.Opener, o Options) {
 		}
 	})
 
-	t.Run("Lifecycle", func(t *testing.T) {
+	t.Run("Lifecycle", func(t T) {
 		in := setup(t, open, o.config(0), &commonv1.StartRequest{BelowAddress: []byte("conformance-below")})
 		in.healthy()
 		if err := in.conn.Stop(context.Background()); err != nil {
@@ -66,7 +71,7 @@ func Layer(t *testing.T, open sdktest.Opener, o Options) {
 		}
 	})
 
-	t.Run("SurvivesGarbage", func(t *testing.T) {
+	t.Run("SurvivesGarbage", func(t T) {
 		in := setup(t, open, o.config(0), &commonv1.StartRequest{BelowAddress: []byte("conformance-below")})
 		rng := rand.New(rand.NewPCG(1, 2))
 		var frames []*commonv1.Frame
@@ -92,5 +97,22 @@ func Layer(t *testing.T, open sdktest.Opener, o Options) {
 			t.Fatal(err)
 		}
 		in.healthy()
+		// What the layer made of the garbage: every frame has a direction.
+		quiet := time.NewTimer(garbageQuiet)
+		defer quiet.Stop()
+		for {
+			select {
+			case f := <-in.frames:
+				if problem := validDirection(f); problem != "" {
+					t.Fatalf("after garbage input, %s\n\tframe: %s", problem, sdktest.FormatFrame(f))
+				}
+			case <-quiet.C:
+				return
+			}
+		}
 	})
 }
+
+// garbageQuiet is how long SurvivesGarbage watches the layer's output after
+// it reported healthy.
+const garbageQuiet = 200 * time.Millisecond

@@ -99,15 +99,26 @@ const secureQuiet = 250 * time.Millisecond
 //     delivered before the restart and again after it does not open again;
 //     new messages open both ways.
 //
+// Every frame of the suite's carries a trace id of its own, and every DOWN
+// frame it hands a layer carries hints. An UP frame that delivers a message
+// must carry the trace id and hints of the UP frame that brought its
+// ciphertext, and that ciphertext must have left its sender in a DOWN frame
+// with the trace id and hints of the message handed to it (common.v1
+// Frame: a layer copies the trace id of its input onto what it makes of
+// it, and passes hints on unchanged). The suite checks each delivery as it
+// arrives, and each DOWN frame as it is emitted (its peer, and no
+// plaintext in it): the first frame that breaks the contract fails the
+// subtest at once, printed.
+//
 // Throughout, a frame that is dropped must be counted: after the frames the
 // layer must drop, the sum of its Health counters whose names begin with
 // "dropped_" has grown. Every UP frame a layer emits must be a message the
 // suite sent, delivered once; no DOWN frame may be addressed to a peer other
 // than the suite's instances (or empty); and each instance stays healthy.
-func Secure(t *testing.T, open sdktest.Opener, o Options) {
+func Secure[T TB[T]](t T, open sdktest.Opener, o Options) {
 	Layer(t, open, o)
 
-	t.Run("Bundle", func(t *testing.T) {
+	t.Run("Bundle", func(t T) {
 		n, a, b, _ := newSecurePair(t, open, o)
 		ctx := context.Background()
 		for _, id := range [][]byte{nil, secureRandom(31), secureRandom(33)} {
@@ -118,7 +129,7 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 		n.settle()
 	})
 
-	t.Run("SealOpen", func(t *testing.T) {
+	t.Run("SealOpen", func(t T) {
 		n, a, b, conv := newSecurePair(t, open, o)
 		const each = 100
 		sentA, sentB := 0, 0
@@ -152,7 +163,7 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 		n.settle()
 	})
 
-	t.Run("GroupSend", func(t *testing.T) {
+	t.Run("GroupSend", func(t T) {
 		n, a, b, conv := newSecurePair(t, open, o)
 		b.awaitAll(n.postGroup(a, conv, b))
 		a.awaitAll(n.postGroup(b, conv, a))
@@ -162,7 +173,7 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 		n.settle()
 	})
 
-	t.Run("Tampered", func(t *testing.T) {
+	t.Run("Tampered", func(t T) {
 		n, a, b, conv := newSecurePair(t, open, o)
 		for phase := range 2 {
 			m := n.hold(a, b, conv)
@@ -180,7 +191,7 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 		n.settle()
 	})
 
-	t.Run("Replay", func(t *testing.T) {
+	t.Run("Replay", func(t T) {
 		n, a, b, conv := newSecurePair(t, open, o)
 		m := []*secureMsg{n.hold(a, b, conv), n.hold(a, b, conv), n.hold(a, b, conv), n.hold(a, b, conv)}
 		before := b.drops()
@@ -204,7 +215,7 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 		n.settle()
 	})
 
-	t.Run("OutOfOrder", func(t *testing.T) {
+	t.Run("OutOfOrder", func(t T) {
 		n, a, b, conv := newSecurePair(t, open, o)
 		var m []*secureMsg
 		for range 5 {
@@ -227,7 +238,7 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 		n.settle()
 	})
 
-	t.Run("UnknownSender", func(t *testing.T) {
+	t.Run("UnknownSender", func(t T) {
 		n, a, b, conv := newSecurePair(t, open, o)
 		m := n.hold(a, b, conv)
 		before := b.drops()
@@ -237,15 +248,20 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 		}
 		n.inject(b, nil, conv, secureRandom(100))             // the host's "unknown sender"
 		n.inject(b, secureRandom(7), conv, secureRandom(100)) // not an identity
-		n.inject(b, stranger, conv, m.sealed.GetPayload())    // a's ciphertext, claimed by a stranger
-		n.inject(b, nil, nil, secureRandom(64))               // no conversation either
+		// a's ciphertext, claimed by a stranger: it may open in-band as
+		// from a, once
+		m.due(b)
+		if err := n.relay(b, stranger, m.sealed, conv, m.sealed.GetPayload(), m.sealed.GetHints()); err != nil {
+			t.Fatalf("send to b: %v", err)
+		}
+		n.inject(b, nil, nil, secureRandom(64)) // no conversation either
 		n.deliver(b, m)
 		b.awaitAll(m)
 		b.awaitDrops(before, "frames from unknown senders")
 		n.settle()
 	})
 
-	t.Run("UnknownRecipient", func(t *testing.T) {
+	t.Run("UnknownRecipient", func(t T) {
 		n, a, b, conv := newSecurePair(t, open, o)
 		before := a.drops()
 		stranger := secureStranger()
@@ -263,7 +279,7 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 		}
 	})
 
-	t.Run("Forgery", func(t *testing.T) {
+	t.Run("Forgery", func(t T) {
 		n, a, b, conv := newSecurePair(t, open, o)
 		other := []byte("conformance-secure-other-conversation")
 		n.converse(other, a, b)
@@ -277,7 +293,7 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 		n.settle()
 	})
 
-	t.Run("Restart", func(t *testing.T) {
+	t.Run("Restart", func(t T) {
 		conv := []byte("conformance-secure-conversation")
 		dirB := t.TempDir()
 		n := newSecureNet(t, open, o)
@@ -308,10 +324,11 @@ func Secure(t *testing.T, open sdktest.Opener, o Options) {
 
 // secureNet plays the host and the layers below for secure instances.
 type secureNet struct {
-	t     *testing.T
-	open  sdktest.Opener
-	o     Options
-	trace atomic.Uint64 // trace ids the suite assigns
+	t        testing.TB
+	open     sdktest.Opener
+	o        Options
+	trace    atomic.Uint64 // trace ids the suite assigns
+	problems chan string   // breaches seen off the test goroutine
 
 	mu     sync.Mutex
 	nodes  []*secureNode                   // the running instances
@@ -320,6 +337,9 @@ type secureNet struct {
 	downs  []secureDown                    // every DOWN frame an instance emitted
 	strays []secureDown                    // frames emitted with no valid direction
 	sent   [][]byte                        // every plaintext handed to an instance
+	// carried maps the trace id of an UP frame the suite handed an instance
+	// to the DOWN frame whose ciphertext it carries, when there is one.
+	carried map[uint64]*commonv1.Frame
 }
 
 // secureDown is a frame one instance emitted.
@@ -351,17 +371,40 @@ type secureMsg struct {
 	from      *secureNode
 	conv      []byte
 	plaintext []byte
+	trace     uint64               // trace id of the DOWN frame that sent it
 	sealed    *commonv1.Frame      // the held DOWN frame (hold only)
 	expected  map[*secureNode]bool // where it has been registered as due
 }
 
-func newSecureNet(t *testing.T, open sdktest.Opener, o Options) *secureNet {
-	return &secureNet{t: t, open: open, o: o, held: map[uint64]chan *commonv1.Frame{}}
+func newSecureNet(t testing.TB, open sdktest.Opener, o Options) *secureNet {
+	return &secureNet{t: t, open: open, o: o, held: map[uint64]chan *commonv1.Frame{}, carried: map[uint64]*commonv1.Frame{}, problems: make(chan string, 16)}
+}
+
+// secureHints are the hints of every DOWN frame the suite hands a layer.
+var secureHints = &commonv1.Hints{Priority: 2, TtlSeconds: 60}
+
+// report records a breach of the contract seen off the test goroutine; the
+// next wait, or settle, fails the test with it.
+func (n *secureNet) report(format string, args ...any) {
+	select {
+	case n.problems <- fmt.Sprintf(format, args...):
+	default: // the first ones are enough
+	}
+}
+
+// failOnProblem fails the test with a reported breach, if there is one.
+func (n *secureNet) failOnProblem() {
+	n.t.Helper()
+	select {
+	case p := <-n.problems:
+		n.t.Fatal(p)
+	default:
+	}
 }
 
 // newSecurePair starts a and b, makes them contacts and gives both the
 // conversation it returns.
-func newSecurePair(t *testing.T, open sdktest.Opener, o Options) (*secureNet, *secureNode, *secureNode, []byte) {
+func newSecurePair(t testing.TB, open sdktest.Opener, o Options) (*secureNet, *secureNode, *secureNode, []byte) {
 	t.Helper()
 	conv := []byte("conformance-secure-conversation")
 	n := newSecureNet(t, open, o)
@@ -532,6 +575,7 @@ func (n *secureNet) sendDown(from *secureNode, trace uint64, peer, conv, payload
 		TraceId:      trace,
 		Conversation: bytes.Clone(conv),
 		Peer:         bytes.Clone(peer),
+		Hints:        proto.CloneOf(secureHints),
 		Payload:      bytes.Clone(payload),
 	})
 }
@@ -542,7 +586,7 @@ func (n *secureNet) post(from, to *secureNode, conv []byte) *secureMsg {
 	n.t.Helper()
 	m := &secureMsg{from: from, conv: conv, plaintext: securePlaintext()}
 	m.due(to)
-	n.down(from, to.id, conv, m.plaintext)
+	m.trace = n.down(from, to.id, conv, m.plaintext)
 	return m
 }
 
@@ -554,7 +598,7 @@ func (n *secureNet) postGroup(from *secureNode, conv []byte, recipients ...*secu
 	for _, r := range recipients {
 		m.due(r)
 	}
-	n.down(from, nil, conv, m.plaintext)
+	m.trace = n.down(from, nil, conv, m.plaintext)
 	return m
 }
 
@@ -564,6 +608,7 @@ func (n *secureNet) hold(from, to *secureNode, conv []byte) *secureMsg {
 	n.t.Helper()
 	m := &secureMsg{from: from, conv: conv, plaintext: securePlaintext()}
 	trace := n.trace.Add(1)
+	m.trace = trace
 	ch := make(chan *commonv1.Frame, 1)
 	n.mu.Lock()
 	n.held[trace] = ch
@@ -571,12 +616,17 @@ func (n *secureNet) hold(from, to *secureNode, conv []byte) *secureMsg {
 	n.sendDown(from, trace, to.id, conv, m.plaintext)
 	select {
 	case m.sealed = <-ch:
+	case p := <-n.problems:
+		n.t.Fatalf("while waiting for %s to seal a message for %s: %s", from.name, to.name, p)
 	case <-time.After(n.o.timeout()):
 		n.t.Fatalf("%s emitted no DOWN frame with trace id %d for %s within %v (a layer copies the trace id of the frame it seals onto the frames it makes from it)",
 			from.name, trace, to.name, n.o.timeout())
 	}
 	if !bytes.Equal(m.sealed.GetPeer(), to.id) {
-		n.t.Fatalf("%s sealed a message for %s as a frame for peer %x, want %s's identity %x", from.name, to.name, m.sealed.GetPeer(), to.name, to.id)
+		n.t.Fatalf("%s sealed a message for %s as a frame for peer %x, want %s's identity %x\n\tframe: %s", from.name, to.name, m.sealed.GetPeer(), to.name, to.id, sdktest.FormatFrame(m.sealed))
+	}
+	if !sameHints(m.sealed.GetHints(), secureHints) {
+		n.t.Fatalf("%s sealed a message with hints %s, want %s, those of the frame it sealed: a layer passes hints on unchanged\n\tframe: %s", from.name, sdktest.FormatHints(m.sealed.GetHints()), sdktest.FormatHints(secureHints), sdktest.FormatFrame(m.sealed))
 	}
 	return m
 }
@@ -586,26 +636,36 @@ func (n *secureNet) hold(from, to *secureNode, conv []byte) *secureMsg {
 func (n *secureNet) deliver(to *secureNode, m *secureMsg) {
 	n.t.Helper()
 	m.due(to)
-	n.inject(to, m.from.id, m.sealed.GetConversation(), m.sealed.GetPayload())
+	n.carry(to, m.from.id, m.sealed)
+}
+
+// carry hands to sealed's ciphertext as an UP frame from peer, as the
+// privacy layer and the host would, remembering which DOWN frame it carries.
+func (n *secureNet) carry(to *secureNode, peer []byte, sealed *commonv1.Frame) {
+	n.t.Helper()
+	if err := n.relay(to, peer, sealed, sealed.GetConversation(), sealed.GetPayload(), sealed.GetHints()); err != nil {
+		n.t.Fatalf("send to %s: %v", to.name, err)
+	}
 }
 
 // replay hands m's sealed frame to to again; it must not deliver it again.
 func (n *secureNet) replay(to *secureNode, m *secureMsg) {
 	n.t.Helper()
-	n.inject(to, m.from.id, m.sealed.GetConversation(), m.sealed.GetPayload())
+	n.carry(to, m.from.id, m.sealed)
 }
 
 // inject hands to an UP frame as the privacy layer and the host would.
 func (n *secureNet) inject(to *secureNode, peer, conv, payload []byte) {
 	n.t.Helper()
-	if err := n.relay(to, peer, conv, payload, nil); err != nil {
+	if err := n.relay(to, peer, nil, conv, payload, nil); err != nil {
 		n.t.Fatalf("send to %s: %v", to.name, err)
 	}
 }
 
-// relay hands to an UP frame; every frame gets its own copy of the bytes,
-// which the layer then owns.
-func (n *secureNet) relay(to *secureNode, peer, conv, payload []byte, hints *commonv1.Hints) error {
+// relay hands to an UP frame with a trace id of its own, carrying the DOWN
+// frame carrier (nil when the suite made the bytes up); every frame gets
+// its own copy of the bytes, which the layer then owns.
+func (n *secureNet) relay(to *secureNode, peer []byte, carrier *commonv1.Frame, conv, payload []byte, hints *commonv1.Hints) error {
 	ctx, cancel := context.WithTimeout(context.Background(), n.o.timeout())
 	defer cancel()
 	f := &commonv1.Frame{
@@ -618,6 +678,11 @@ func (n *secureNet) relay(to *secureNode, peer, conv, payload []byte, hints *com
 	if hints != nil {
 		f.Hints = proto.CloneOf(hints)
 	}
+	if carrier != nil {
+		n.mu.Lock()
+		n.carried[f.GetTraceId()] = carrier
+		n.mu.Unlock()
+	}
 	return to.link.Emit(ctx, f)
 }
 
@@ -627,6 +692,15 @@ func (n *secureNet) relay(to *secureNode, peer, conv, payload []byte, hints *com
 func (n *secureNet) route(from *secureNode, f *commonv1.Frame) {
 	n.mu.Lock()
 	n.downs = append(n.downs, secureDown{from, f})
+	if len(f.GetPeer()) > 0 && !slices.ContainsFunc(n.ids, func(id []byte) bool { return bytes.Equal(id, f.GetPeer()) }) {
+		n.report("%s sent a DOWN frame to a peer that is none of the suite's instances\n\tframe: %s", from.name, sdktest.FormatFrame(f))
+	}
+	for _, p := range n.sent {
+		if bytes.Contains(f.GetPayload(), p) {
+			n.report("%s sent a plaintext in the clear (%s)\n\tframe: %s", from.name, sdktest.FormatBytes(p), sdktest.FormatFrame(f))
+			break
+		}
+	}
 	if ch, ok := n.held[f.GetTraceId()]; ok && len(f.GetPeer()) > 0 {
 		delete(n.held, f.GetTraceId())
 		n.mu.Unlock()
@@ -641,7 +715,7 @@ func (n *secureNet) route(from *secureNode, f *commonv1.Frame) {
 	}
 	n.mu.Unlock()
 	for _, y := range to {
-		_ = n.relay(y, from.id, f.GetConversation(), f.GetPayload(), f.GetHints()) // best effort, as a network
+		_ = n.relay(y, from.id, f, f.GetConversation(), f.GetPayload(), f.GetHints()) // best effort, as a network
 	}
 }
 
@@ -660,6 +734,7 @@ func (n *secureNet) settle() {
 	t := n.t
 	t.Helper()
 	time.Sleep(secureQuiet)
+	n.failOnProblem()
 	n.mu.Lock()
 	nodes, ids, sent := slices.Clone(n.nodes), slices.Clone(n.ids), slices.Clone(n.sent)
 	downs, strays := slices.Clone(n.downs), slices.Clone(n.strays)
@@ -690,7 +765,53 @@ func (m *secureMsg) due(x *secureNode) {
 	}
 	if !m.expected[x] {
 		m.expected[x] = true
+		x.mu.Lock()
 		x.want = append(x.want, m)
+		x.mu.Unlock()
+	}
+}
+
+// inspect checks an UP frame as x emits it: it delivers a message due to
+// x, with the sender, conversation, trace id and hints the contract asks
+// for. A breach is reported at once.
+func (x *secureNode) inspect(f *commonv1.Frame) {
+	x.mu.Lock()
+	i := slices.IndexFunc(x.want, func(m *secureMsg) bool { return bytes.Equal(m.plaintext, f.GetPayload()) })
+	var m *secureMsg
+	if i >= 0 {
+		m = x.want[i]
+	}
+	x.mu.Unlock()
+	if m == nil {
+		x.net.report("%s delivered a frame that is no message due to it\n\tframe: %s", x.name, sdktest.FormatFrame(f))
+		return
+	}
+	var problems []string
+	if !bytes.Equal(f.GetPeer(), m.from.id) {
+		problems = append(problems, fmt.Sprintf("peer %s, want the sender's identity %s", sdktest.FormatBytes(f.GetPeer()), sdktest.FormatBytes(m.from.id)))
+	}
+	if !bytes.Equal(f.GetConversation(), m.conv) {
+		problems = append(problems, fmt.Sprintf("conversation %s, want %s", sdktest.FormatBytes(f.GetConversation()), sdktest.FormatBytes(m.conv)))
+	}
+	x.net.mu.Lock()
+	carrier, known := x.net.carried[f.GetTraceId()]
+	x.net.mu.Unlock()
+	switch {
+	case !known:
+		problems = append(problems, fmt.Sprintf("trace id %d, which is none the suite gave the frames that carried a ciphertext to %s: a layer copies the trace id of its input onto what it makes of it", f.GetTraceId(), x.name))
+	default:
+		if !sameHints(f.GetHints(), carrier.GetHints()) {
+			problems = append(problems, fmt.Sprintf("hints %s, want %s, those of the frame that brought it: a layer passes hints on unchanged", sdktest.FormatHints(f.GetHints()), sdktest.FormatHints(carrier.GetHints())))
+		}
+		if carrier.GetTraceId() != m.trace {
+			problems = append(problems, fmt.Sprintf("its ciphertext left %s with trace id %d, want %d, the trace id of the message handed to it\n\tcarrier: %s", m.from.name, carrier.GetTraceId(), m.trace, sdktest.FormatFrame(carrier)))
+		}
+		if !sameHints(carrier.GetHints(), secureHints) {
+			problems = append(problems, fmt.Sprintf("its ciphertext left %s with hints %s, want %s, those of the message handed to it\n\tcarrier: %s", m.from.name, sdktest.FormatHints(carrier.GetHints()), sdktest.FormatHints(secureHints), sdktest.FormatFrame(carrier)))
+		}
+	}
+	if len(problems) > 0 {
+		x.net.report("%s delivered a message from %s with\n\t- %s\n\tframe: %s", x.name, m.from.name, strings.Join(problems, "\n\t- "), sdktest.FormatFrame(f))
 	}
 }
 
@@ -705,6 +826,7 @@ func (x *secureNode) pump() {
 		case f := <-x.frames:
 			switch f.GetDirection() {
 			case commonv1.Direction_DIRECTION_UP:
+				x.inspect(f)
 				x.mu.Lock()
 				x.ups = append(x.ups, f)
 				close(x.changed)
@@ -716,6 +838,7 @@ func (x *secureNode) pump() {
 				x.net.mu.Lock()
 				x.net.strays = append(x.net.strays, secureDown{x, f})
 				x.net.mu.Unlock()
+				x.net.report("%s emitted a frame with direction %v\n\tframe: %s", x.name, f.GetDirection(), sdktest.FormatFrame(f))
 			}
 		}
 	}
@@ -749,6 +872,8 @@ func (x *secureNode) awaitAll(msgs ...*secureMsg) {
 			}
 			select {
 			case <-changed:
+			case p := <-x.net.problems:
+				x.t.Fatalf("while waiting for %s to open a message from %s: %s", x.name, m.from.name, p)
 			case <-deadline.C:
 				x.t.Fatalf("timed out after %v waiting for %s to open a message from %s (%x)", x.net.o.timeout(), x.name, m.from.name, m.plaintext)
 			}

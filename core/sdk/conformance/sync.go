@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,7 +51,8 @@ const (
 // reaches X's instance as an UP frame with Frame.peer = the sender's
 // identity key and the same payload and conversation; a DOWN frame with an
 // empty peer reaches every other member of the group as the sender knows
-// it. Nothing else of a frame crosses (no protocol, hints or trace id), the
+// it, and a trace id of its own (as a host assigns one to every frame it
+// passes up). Nothing else of a frame crosses (no protocol or hints), the
 // suite assumes no wire format and no number of frames per message, and an
 // instance that is down misses what is sent to it. In some subtests the
 // network drops, duplicates, reorders, holds back or replays frames, as
@@ -70,7 +72,11 @@ const (
 //   - every UP frame is the delivery of a message some member sent with
 //     Send: Frame.message_id = the id Send returned, Frame.payload = the
 //     payload sent, Frame.conversation = the group, Frame.peer = the
-//     author's identity key; each member other than the author delivers
+//     author's identity key, Frame.trace_id = the trace id of one of the UP
+//     frames the suite handed that instance (a layer copies the trace id of
+//     the input frame it delivers from; a delivery again after a restart,
+//     or an author's delivery of its own message, is exempt); each member
+//     other than the author delivers
 //     it (an author may deliver its own messages too), first only after
 //     every parent that the member did not author itself, and never again
 //     once the suite's Ack for it has returned;
@@ -80,7 +86,10 @@ const (
 //     says it does not). A delivery again of a message not yet acknowledged
 //     is allowed, as after a restart it is required;
 //   - every wait ends within o.Timeout; what must not happen is watched
-//     for 400 ms after the last thing waited for.
+//     for 400 ms after the last thing waited for; a frame that breaks the
+//     contract in a way the suite can tell as it arrives (a wrong
+//     conversation or peer, no message id, a delivery whose payload, author
+//     or trace id is wrong) fails the subtest at the next wait, printed.
 //
 // The subtests, and what each adds:
 //
@@ -125,10 +134,10 @@ const (
 //     messages, and UP frames with random payloads from x and from an
 //     unknown identity, deliver nothing at a or b and draw no frame to x;
 //     a and b stay healthy and then exchange messages.
-func Sync(t *testing.T, open sdktest.Opener, o Options) {
+func Sync[T TB[T]](t T, open sdktest.Opener, o Options) {
 	Layer(t, open, o)
 
-	t.Run("DescribesSync", func(t *testing.T) {
+	t.Run("DescribesSync", func(t T) {
 		info, err := open(t).Describe(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -137,19 +146,19 @@ func Sync(t *testing.T, open sdktest.Opener, o Options) {
 			t.Fatalf("kind %v, want %v", info.GetKind(), commonv1.LayerKind_LAYER_KIND_SYNC)
 		}
 	})
-	t.Run("SendDeliver", func(t *testing.T) { syncSendDeliver(t, open, o) })
-	t.Run("Lossy", func(t *testing.T) { syncLossy(t, open, o) })
-	t.Run("Causal", func(t *testing.T) { syncCausal(t, open, o) })
-	t.Run("Ephemeral", func(t *testing.T) { syncEphemeral(t, open, o) })
-	t.Run("Restart", func(t *testing.T) {
-		t.Run("Receiver", func(t *testing.T) { syncRestartReceiver(t, open, o) })
-		t.Run("Sender", func(t *testing.T) { syncRestartSender(t, open, o) })
-		t.Run("Unacknowledged", func(t *testing.T) { syncRestartUnacknowledged(t, open, o) })
+	t.Run("SendDeliver", func(t T) { syncSendDeliver(t, open, o) })
+	t.Run("Lossy", func(t T) { syncLossy(t, open, o) })
+	t.Run("Causal", func(t T) { syncCausal(t, open, o) })
+	t.Run("Ephemeral", func(t T) { syncEphemeral(t, open, o) })
+	t.Run("Restart", func(t T) {
+		t.Run("Receiver", func(t T) { syncRestartReceiver(t, open, o) })
+		t.Run("Sender", func(t T) { syncRestartSender(t, open, o) })
+		t.Run("Unacknowledged", func(t T) { syncRestartUnacknowledged(t, open, o) })
 	})
-	t.Run("NonMember", func(t *testing.T) { syncNonMember(t, open, o) })
+	t.Run("NonMember", func(t T) { syncNonMember(t, open, o) })
 }
 
-func syncSendDeliver(t *testing.T, open sdktest.Opener, o Options) {
+func syncSendDeliver(t testing.TB, open sdktest.Opener, o Options) {
 	n := newSyncNet(t, open, o, 1)
 	view := syncMembers("a", "b", "c")
 	a := n.start("a", 0, t.TempDir(), view)
@@ -168,7 +177,7 @@ func syncSendDeliver(t *testing.T, open sdktest.Opener, o Options) {
 	n.settle()
 }
 
-func syncLossy(t *testing.T, open sdktest.Opener, o Options) {
+func syncLossy(t testing.TB, open sdktest.Opener, o Options) {
 	n := newSyncNet(t, open, o, 2)
 	view := syncMembers("a", "b", "c")
 	a := n.start("a", 0, t.TempDir(), view)
@@ -197,7 +206,7 @@ func syncLossy(t *testing.T, open sdktest.Opener, o Options) {
 	n.settle()
 }
 
-func syncCausal(t *testing.T, open sdktest.Opener, o Options) {
+func syncCausal(t testing.TB, open sdktest.Opener, o Options) {
 	n := newSyncNet(t, open, o, 3)
 	view := syncMembers("a", "b")
 	a := n.start("a", 0, t.TempDir(), view)
@@ -221,7 +230,7 @@ func syncCausal(t *testing.T, open sdktest.Opener, o Options) {
 	n.settle()
 }
 
-func syncEphemeral(t *testing.T, open sdktest.Opener, o Options) {
+func syncEphemeral(t testing.TB, open sdktest.Opener, o Options) {
 	n := newSyncNet(t, open, o, 4)
 	view := syncMembers("a", "b")
 	a := n.start("a", 0, t.TempDir(), view)
@@ -247,7 +256,7 @@ func syncEphemeral(t *testing.T, open sdktest.Opener, o Options) {
 	n.settle()
 }
 
-func syncRestartReceiver(t *testing.T, open sdktest.Opener, o Options) {
+func syncRestartReceiver(t testing.TB, open sdktest.Opener, o Options) {
 	n := newSyncNet(t, open, o, 5)
 	view := syncMembers("a", "b")
 	a := n.start("a", 0, t.TempDir(), view)
@@ -275,7 +284,7 @@ func syncRestartReceiver(t *testing.T, open sdktest.Opener, o Options) {
 	n.settle()
 }
 
-func syncRestartUnacknowledged(t *testing.T, open sdktest.Opener, o Options) {
+func syncRestartUnacknowledged(t testing.TB, open sdktest.Opener, o Options) {
 	n := newSyncNet(t, open, o, 8)
 	view := syncMembers("a", "b")
 	a := n.start("a", 0, t.TempDir(), view)
@@ -323,7 +332,7 @@ func syncRestartUnacknowledged(t *testing.T, open sdktest.Opener, o Options) {
 	}
 }
 
-func syncRestartSender(t *testing.T, open sdktest.Opener, o Options) {
+func syncRestartSender(t testing.TB, open sdktest.Opener, o Options) {
 	n := newSyncNet(t, open, o, 6)
 	view := syncMembers("a", "b")
 	dirA := t.TempDir()
@@ -343,7 +352,7 @@ func syncRestartSender(t *testing.T, open sdktest.Opener, o Options) {
 	n.settle()
 }
 
-func syncNonMember(t *testing.T, open sdktest.Opener, o Options) {
+func syncNonMember(t testing.TB, open sdktest.Opener, o Options) {
 	n := newSyncNet(t, open, o, 7)
 	view := syncMembers("a", "b")
 	a := n.start("a", 0, t.TempDir(), view)
@@ -522,10 +531,11 @@ type syncSent struct {
 
 // syncNet is the network, the host and the bookkeeping of one subtest.
 type syncNet struct {
-	t     *testing.T
+	t     testing.TB
 	open  sdktest.Opener
 	o     Options
 	group []byte
+	trace uint64 // the last trace id the suite gave a frame; under mu
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -537,12 +547,13 @@ type syncNet struct {
 	logs   map[string][]syncDelivery  // receiver identity -> its deliveries
 	acked  map[string]map[string]bool // receiver identity -> ids it acknowledged
 	sent   map[string]*syncSent       // message id -> message
+	given  map[string]map[uint64]bool // receiver identity -> trace ids of the frames handed to it
 	// problems are breaches of the contract seen in transit.
 	problems     []string
 	problemCount map[string]int
 }
 
-func newSyncNet(t *testing.T, open sdktest.Opener, o Options, seed uint64) *syncNet {
+func newSyncNet(t testing.TB, open sdktest.Opener, o Options, seed uint64) *syncNet {
 	group := sha256.Sum256([]byte("strata sync conformance group"))
 	n := &syncNet{
 		t: t, open: open, o: o, group: group[:],
@@ -554,6 +565,7 @@ func newSyncNet(t *testing.T, open sdktest.Opener, o Options, seed uint64) *sync
 		logs:   make(map[string][]syncDelivery),
 		acked:  make(map[string]map[string]bool),
 		sent:   make(map[string]*syncSent),
+		given:  make(map[string]map[uint64]bool),
 
 		problemCount: make(map[string]int),
 	}
@@ -707,16 +719,17 @@ func (n *syncNet) take(s *syncNode, f *commonv1.Frame) {
 	switch f.GetDirection() {
 	case commonv1.Direction_DIRECTION_UP:
 		recv := string(s.id)
+		n.inspect(s, f)
 		n.logs[recv] = append(n.logs[recv], syncDelivery{frame: f, afterAck: n.acked[recv][string(f.GetMessageId())], run: s})
 		s.ack(f.GetMessageId())
 		return
 	case commonv1.Direction_DIRECTION_DOWN:
 	default:
-		n.problem("%s emitted a frame with direction %v", s.name, f.GetDirection())
+		n.problem("%s emitted a frame with direction %v\n\tframe: %s", s.name, f.GetDirection(), sdktest.FormatFrame(f))
 		return
 	}
 	if !bytes.Equal(f.GetConversation(), n.group) {
-		n.problem("%s emitted a DOWN frame with conversation %x, want the group %x", s.name, f.GetConversation(), n.group)
+		n.problem("%s emitted a DOWN frame with conversation %x, want the group %x\n\tframe: %s", s.name, f.GetConversation(), n.group, sdktest.FormatFrame(f))
 	}
 	var to [][]byte
 	switch {
@@ -727,17 +740,23 @@ func (n *syncNet) take(s *syncNode, f *commonv1.Frame) {
 			}
 		}
 	case bytes.Equal(f.GetPeer(), s.id):
-		n.problem("%s emitted a DOWN frame for itself", s.name)
+		n.problem("%s emitted a DOWN frame for itself\n\tframe: %s", s.name, sdktest.FormatFrame(f))
 		return
 	case !syncContains(s.view, f.GetPeer()):
-		n.problem("%s emitted a DOWN frame for %s, not a member of its group", s.name, n.nameOf(f.GetPeer()))
+		n.problem("%s emitted a DOWN frame for %s, not a member of its group\n\tframe: %s", s.name, n.nameOf(f.GetPeer()), sdktest.FormatFrame(f))
 		return
 	default:
 		to = [][]byte{f.GetPeer()}
 	}
 	for _, dst := range to {
+		n.trace++
+		if n.given[string(dst)] == nil {
+			n.given[string(dst)] = make(map[uint64]bool)
+		}
+		n.given[string(dst)][n.trace] = true
 		p := syncPacket{to: dst, frame: &commonv1.Frame{
 			Direction:    commonv1.Direction_DIRECTION_UP,
+			TraceId:      n.trace,
 			Conversation: bytes.Clone(f.GetConversation()),
 			Peer:         bytes.Clone(s.id),
 			Payload:      bytes.Clone(f.GetPayload()),
@@ -785,6 +804,7 @@ func (n *syncNet) transmit(p syncPacket, faults syncFaults) {
 func syncClonePacket(p syncPacket) syncPacket {
 	return syncPacket{to: p.to, frame: &commonv1.Frame{
 		Direction:    p.frame.GetDirection(),
+		TraceId:      p.frame.GetTraceId(),
 		Conversation: bytes.Clone(p.frame.GetConversation()),
 		Peer:         bytes.Clone(p.frame.GetPeer()),
 		Payload:      bytes.Clone(p.frame.GetPayload()),
@@ -812,6 +832,55 @@ func (n *syncNet) problemList() []string {
 		}
 	}
 	return list
+}
+
+// inspect checks an UP frame as s emits it, for what can be told at once:
+// it has a message id; a message's payload, conversation and author are
+// those sent; the first delivery of a message at an instance carries the
+// trace id of a frame the suite handed it. n.mu is held.
+func (n *syncNet) inspect(s *syncNode, f *commonv1.Frame) {
+	who, id := s.name, f.GetMessageId()
+	if len(id) == 0 {
+		n.problem("%s delivered a frame without a message id\n\tframe: %s", who, sdktest.FormatFrame(f))
+		return
+	}
+	sent := n.sent[string(id)]
+	if sent == nil {
+		// Send may not have returned yet; but a payload the suite knows
+		// under another id is a wrong id.
+		for sid, x := range n.sent {
+			if bytes.Equal(x.payload, f.GetPayload()) {
+				n.problem("%s delivered %s with message id %x, want %x, the id Send returned\n\tframe: %s", who, n.label([]byte(sid)), id, []byte(sid), sdktest.FormatFrame(f))
+			}
+		}
+		return
+	}
+	if !bytes.Equal(f.GetPayload(), sent.payload) {
+		n.problem("%s delivered %s with payload %q, want %q\n\tframe: %s", who, n.label(id), f.GetPayload(), sent.payload, sdktest.FormatFrame(f))
+	}
+	if !bytes.Equal(f.GetConversation(), n.group) {
+		n.problem("%s delivered %s with conversation %x, want the group %x\n\tframe: %s", who, n.label(id), f.GetConversation(), n.group, sdktest.FormatFrame(f))
+	}
+	if !bytes.Equal(f.GetPeer(), sent.author) {
+		n.problem("%s delivered %s with peer %s, want its author %s\n\tframe: %s", who, n.label(id), n.nameOf(f.GetPeer()), n.nameOf(sent.author), sdktest.FormatFrame(f))
+	}
+	recv := string(s.id)
+	again := slices.ContainsFunc(n.logs[recv], func(d syncDelivery) bool { return bytes.Equal(d.frame.GetMessageId(), id) })
+	if !again && string(sent.author) != recv && !n.given[recv][f.GetTraceId()] {
+		n.problem("%s delivered %s with trace id %d, which is none the suite gave the frames it handed %s: a layer copies the trace id of the frame it delivers from\n\tframe: %s", who, n.label(id), f.GetTraceId(), who, sdktest.FormatFrame(f))
+	}
+}
+
+// failOnProblem ends the subtest if the network saw a breach of the
+// contract; every wait calls it, so a bad frame fails at once.
+func (n *syncNet) failOnProblem() {
+	n.t.Helper()
+	n.mu.Lock()
+	problems := n.problemList()
+	n.mu.Unlock()
+	if len(problems) > 0 {
+		n.t.Fatal("the network saw:\n\t" + strings.Join(problems, "\n\t"))
+	}
 }
 
 // fatalf ends the subtest, adding what the network saw wrong so far: a
@@ -964,6 +1033,7 @@ func (n *syncNet) awaitUnacked(s *syncNode, want uint64) {
 	n.t.Helper()
 	deadline := time.Now().Add(n.o.timeout())
 	for {
+		n.failOnProblem()
 		st := n.state(s)
 		if st.GetUnacknowledged() == want {
 			return
@@ -980,6 +1050,7 @@ func (n *syncNet) awaitSeen(g *syncGate, what string) {
 	n.t.Helper()
 	deadline := time.Now().Add(n.o.timeout())
 	for {
+		n.failOnProblem()
 		n.mu.Lock()
 		seen := g.seen
 		n.mu.Unlock()
@@ -999,6 +1070,7 @@ func (n *syncNet) awaitAcked(s *syncNode, ids [][]byte) {
 	n.t.Helper()
 	deadline := time.Now().Add(n.o.timeout())
 	for {
+		n.failOnProblem()
 		n.mu.Lock()
 		missing := 0
 		for _, id := range ids {
@@ -1033,6 +1105,7 @@ func (n *syncNet) awaitDelivered(s *syncNode, ids [][]byte) {
 	n.t.Helper()
 	deadline := time.Now().Add(n.o.timeout())
 	for {
+		n.failOnProblem()
 		n.mu.Lock()
 		got := make(map[string]bool)
 		for _, d := range n.logs[string(s.id)] {

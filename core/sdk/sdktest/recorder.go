@@ -2,18 +2,24 @@ package sdktest
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"testing"
+	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 )
 
-// Recorder is an sdk.Emitter that keeps what a layer emits, for tests that
-// drive a layer's methods directly (Configure with sdk.Env{Out: r}, then
-// HandleBatch) rather than through Open. It is safe for concurrent use.
+// Recorder keeps what a layer emits, for tests. It is an sdk.Emitter, for
+// tests that drive a layer's methods directly (Configure with
+// sdk.Env{Out: r}, then HandleBatch), and its Handle method is the callback
+// of sdk.Conn.Open, for tests that go through Open. It is safe for
+// concurrent use; the zero value is ready.
 type Recorder struct {
-	mu     sync.Mutex
-	frames []*commonv1.Frame
-	events []*commonv1.Event
+	mu      sync.Mutex
+	frames  []*commonv1.Frame
+	events  []*commonv1.Event
+	changed chan struct{} // closed and replaced whenever something arrives
 }
 
 // Emit implements sdk.Emitter: it keeps the frames.
@@ -21,6 +27,7 @@ func (r *Recorder) Emit(_ context.Context, frames ...*commonv1.Frame) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.frames = append(r.frames, frames...)
+	r.wake()
 	return nil
 }
 
@@ -29,7 +36,25 @@ func (r *Recorder) EmitEvent(_ context.Context, ev *commonv1.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, ev)
+	r.wake()
 	return nil
+}
+
+// Handle keeps a batch's frames and events; pass it to sdk.Conn.Open.
+func (r *Recorder) Handle(b *commonv1.Batch) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frames = append(r.frames, b.GetFrames()...)
+	r.events = append(r.events, b.GetEvents()...)
+	r.wake()
+}
+
+// wake tells waiters that something arrived; r.mu is held.
+func (r *Recorder) wake() {
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
 }
 
 // Take returns the frames emitted since the last Take and forgets them.
@@ -49,4 +74,81 @@ func (r *Recorder) TakeEvents() []*commonv1.Event {
 	out := r.events
 	r.events = nil
 	return out
+}
+
+// TakeDirection returns the frames kept that travel in dir, in order, and
+// forgets them; frames in the other direction stay.
+func (r *Recorder) TakeDirection(dir commonv1.Direction) []*commonv1.Frame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var got []*commonv1.Frame
+	r.frames = slices.DeleteFunc(r.frames, func(f *commonv1.Frame) bool {
+		if f.GetDirection() == dir {
+			got = append(got, f)
+			return true
+		}
+		return false
+	})
+	return got
+}
+
+// Next waits up to timeout for a frame that match accepts (nil accepts
+// every frame), removes it and returns it; frames it skips stay, in order.
+// On timeout it fails the test, naming what it waited for.
+func (r *Recorder) Next(t testing.TB, timeout time.Duration, what string, match func(*commonv1.Frame) bool) *commonv1.Frame {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		if i := slices.IndexFunc(r.frames, func(f *commonv1.Frame) bool { return match == nil || match(f) }); i >= 0 {
+			f := r.frames[i]
+			r.frames = slices.Delete(r.frames, i, i+1)
+			r.mu.Unlock()
+			return f
+		}
+		changed := r.waitChan()
+		r.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return nil
+		}
+	}
+}
+
+// NextEvent waits up to timeout for an event that match accepts (nil
+// accepts every event), removes it and returns it. On timeout it fails the
+// test.
+func (r *Recorder) NextEvent(t testing.TB, timeout time.Duration, what string, match func(*commonv1.Event) bool) *commonv1.Event {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		if i := slices.IndexFunc(r.events, func(e *commonv1.Event) bool { return match == nil || match(e) }); i >= 0 {
+			e := r.events[i]
+			r.events = slices.Delete(r.events, i, i+1)
+			r.mu.Unlock()
+			return e
+		}
+		changed := r.waitChan()
+		r.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return nil
+		}
+	}
+}
+
+// waitChan returns a channel closed when something next arrives; r.mu is
+// held.
+func (r *Recorder) waitChan() chan struct{} {
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.changed
 }

@@ -21,6 +21,7 @@ type Layer struct {
 	env      sdk.Env
 	started  atomic.Bool
 	echoed   atomic.Uint64
+	dropped  atomic.Uint64
 	crashAt  int64
 	hang     atomic.Bool
 	hangH    atomic.Bool
@@ -90,13 +91,28 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 	if l.crashAt > 0 && l.received.Add(int64(len(b.GetFrames()))) >= l.crashAt {
 		exit()
 	}
-	for _, f := range b.GetFrames() {
-		if f.GetDirection() == commonv1.Direction_DIRECTION_DOWN {
+	// A frame without a direction goes nowhere (a layer emits only UP and
+	// DOWN frames) and is counted; out is a copy only once one is dropped,
+	// since the batch's slice is the SDK's.
+	frames, out, copied := b.GetFrames(), b.GetFrames(), false
+	for i, f := range frames {
+		switch f.GetDirection() {
+		case commonv1.Direction_DIRECTION_DOWN:
 			f.Direction = commonv1.Direction_DIRECTION_UP
 			l.echoed.Add(1)
+		case commonv1.Direction_DIRECTION_UP:
+		default:
+			if !copied {
+				out, copied = append([]*commonv1.Frame(nil), frames[:i]...), true
+			}
+			l.dropped.Add(1)
+			continue
+		}
+		if copied {
+			out = append(out, f)
 		}
 	}
-	_ = l.env.Out.Emit(ctx, b.GetFrames()...)
+	_ = l.env.Out.Emit(ctx, out...)
 }
 
 // Health implements sdk.Layer.
@@ -104,7 +120,7 @@ func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
 	if l.hangH.Load() {
 		<-ctx.Done()
 	}
-	return &commonv1.HealthResponse{Serving: l.started.Load(), Counters: map[string]uint64{"echoed": l.echoed.Load()}}
+	return &commonv1.HealthResponse{Serving: l.started.Load(), Counters: map[string]uint64{"echoed": l.echoed.Load(), "dropped_wrong_direction": l.dropped.Load()}}
 }
 
 // Stop implements sdk.Layer.
