@@ -1,11 +1,10 @@
 package sdk
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,28 +83,6 @@ func fromStatus(err error) error {
 	return err
 }
 
-// DecodeConfig decodes a config section (ConfigureRequest.config_json) into
-// v strictly: an unknown key is a ConfigError naming it.
-func DecodeConfig(configJSON string, v any) error {
-	if strings.TrimSpace(configJSON) == "" {
-		configJSON = "{}"
-	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(configJSON)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		const unknown = "json: unknown field "
-		if msg := err.Error(); strings.HasPrefix(msg, unknown) {
-			return &ConfigError{Key: strings.Trim(strings.TrimPrefix(msg, unknown), `"`), Problem: "unknown key", Fix: "remove it or check its spelling"}
-		}
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return &ConfigError{Key: te.Field, Problem: fmt.Sprintf("has type %s, want %s", te.Value, te.Type), Fix: "correct the value's type"}
-		}
-		return &ConfigError{Problem: "does not decode: " + err.Error()}
-	}
-	return nil
-}
-
 // String, Int, Bool, Duration, StringList and Float build ConfigField
 // entries for a plugin's PluginInfo.config.
 
@@ -168,22 +145,25 @@ func field(name string, t commonv1.FieldType, description string, def any) *comm
 }
 
 // ApplySchema checks a config section against a plugin's ConfigField list
-// and returns it with defaults filled in. Unknown keys, missing required
-// keys, wrong types and out-of-range values are ConfigErrors naming the key.
-// Durations are checked and kept as strings. It is what the host runs before
-// it hands a section to Configure.
+// and returns it with defaults filled in. Unknown keys (with "did you
+// mean"), missing required keys, wrong types and out-of-range values are
+// ConfigErrors naming the key. Values are read by Loose; durations are
+// checked and kept as strings, and a string given for a list is split at
+// commas (environment variables and flags write lists so). It is what the
+// host runs before it hands a section to Configure.
 func ApplySchema(fields []*commonv1.ConfigField, section map[string]any) (map[string]any, error) {
-	known := make(map[string]*commonv1.ConfigField, len(fields))
+	names := make([]string, 0, len(fields))
 	for _, f := range fields {
-		known[f.GetName()] = f
+		names = append(names, f.GetName())
 	}
+	keys := make([]string, 0, len(section))
 	for k := range section {
-		if _, ok := known[k]; !ok {
-			names := make([]string, 0, len(fields))
-			for _, f := range fields {
-				names = append(names, f.GetName())
-			}
-			return nil, &ConfigError{Key: k, Problem: "unknown key", Fix: "known keys are: " + strings.Join(names, ", ")}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !slices.Contains(names, k) {
+			return nil, &ConfigError{Key: k, Problem: "unknown key", Fix: SuggestKey(k, names)}
 		}
 	}
 	out := make(map[string]any, len(fields))
@@ -210,47 +190,32 @@ func ApplySchema(fields []*commonv1.ConfigField, section map[string]any) (map[st
 }
 
 func coerce(f *commonv1.ConfigField, v any) (any, error) {
-	bad := func(want string) error {
-		return &ConfigError{Key: f.GetName(), Problem: fmt.Sprintf("is %v (%T), want %s", v, v, want), Fix: f.GetDescription()}
-	}
+	d := Loose{Fix: f.GetDescription(), ListSep: ","}
+	key := f.GetName()
 	switch f.GetType() {
 	case commonv1.FieldType_FIELD_TYPE_STRING:
-		s, ok := v.(string)
-		if !ok {
-			return nil, bad("a string")
+		s, err := d.String(key, v)
+		if err != nil {
+			return nil, err
 		}
-		if len(f.GetAllowed()) > 0 {
-			for _, a := range f.GetAllowed() {
-				if s == a {
-					return s, nil
-				}
-			}
-			return nil, &ConfigError{Key: f.GetName(), Problem: fmt.Sprintf("is %q", s), Fix: "use one of: " + strings.Join(f.GetAllowed(), ", ")}
-		}
-		return s, nil
+		return s, allowed(f, s)
 	case commonv1.FieldType_FIELD_TYPE_BOOL:
-		switch b := v.(type) {
-		case bool:
-			return b, nil
-		case string:
-			switch strings.ToLower(b) {
-			case "true", "yes", "1":
-				return true, nil
-			case "false", "no", "0":
-				return false, nil
-			}
-		}
-		return nil, bad("true or false")
+		return d.Bool(key, v)
 	case commonv1.FieldType_FIELD_TYPE_INT, commonv1.FieldType_FIELD_TYPE_FLOAT:
-		n, ok := number(v)
-		if !ok {
-			return nil, bad("a number")
+		var n float64
+		var err error
+		if f.GetType() == commonv1.FieldType_FIELD_TYPE_INT {
+			var i int64
+			i, err = d.Int(key, v)
+			n = float64(i)
+		} else {
+			n, err = d.Float(key, v)
 		}
-		if f.GetType() == commonv1.FieldType_FIELD_TYPE_INT && n != math.Trunc(n) {
-			return nil, bad("a whole number")
+		if err != nil {
+			return nil, err
 		}
 		if f.GetHasBounds() && (n < f.GetMin() || n > f.GetMax()) {
-			return nil, &ConfigError{Key: f.GetName(), Problem: fmt.Sprintf("is %v, out of range", v), Fix: fmt.Sprintf("use a value from %s to %s",
+			return nil, &ConfigError{Key: key, Problem: "is " + DescribeValue(v) + ", out of range", Fix: fmt.Sprintf("use a value from %s to %s",
 				strconv.FormatFloat(f.GetMin(), 'f', -1, 64), strconv.FormatFloat(f.GetMax(), 'f', -1, 64))}
 		}
 		if f.GetType() == commonv1.FieldType_FIELD_TYPE_INT {
@@ -258,64 +223,35 @@ func coerce(f *commonv1.ConfigField, v any) (any, error) {
 		}
 		return n, nil
 	case commonv1.FieldType_FIELD_TYPE_DURATION:
-		s, ok := v.(string)
-		if !ok {
-			return nil, bad(`a duration such as "30s"`)
+		if _, err := d.Duration(key, v); err != nil {
+			return nil, err
 		}
-		if _, err := time.ParseDuration(s); err != nil {
-			return nil, bad(`a duration such as "30s"`)
-		}
-		return s, nil
+		return strings.TrimSpace(v.(string)), nil
 	case commonv1.FieldType_FIELD_TYPE_STRING_LIST:
-		switch l := v.(type) {
-		case []string:
-			return l, nil
-		case []any:
-			out := make([]string, 0, len(l))
-			for _, e := range l {
-				s, ok := e.(string)
-				if !ok {
-					return nil, bad("a list of strings")
-				}
-				out = append(out, s)
-			}
-			return out, nil
-		case string:
-			// Environment variables and flags give lists as comma-separated text.
-			if l == "" {
-				return []string{}, nil
-			}
-			return strings.Split(l, ","), nil
+		l, err := d.StringList(key, v)
+		if err != nil {
+			return nil, err
 		}
-		return nil, bad("a list of strings")
+		for _, s := range l {
+			if err := allowed(f, s); err != nil {
+				return nil, err
+			}
+		}
+		return l, nil
 	}
-	return nil, &ConfigError{Key: f.GetName(), Problem: "plugin declares an unknown field type " + f.GetType().String()}
+	return nil, &ConfigError{Key: key, Problem: "plugin declares an unknown field type " + f.GetType().String()}
 }
 
-func number(v any) (float64, bool) {
-	switch n := v.(type) {
-	case int:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case float64:
-		return n, true
-	case float32:
-		return float64(n), true
-	case json.Number:
-		f, err := n.Float64()
-		return f, err == nil
-	case string:
-		var f float64
-		if _, err := fmt.Sscan(n, &f); err == nil && strings.TrimSpace(n) != "" {
-			return f, true
-		}
+// allowed checks s against f's allowed values.
+func allowed(f *commonv1.ConfigField, s string) error {
+	if len(f.GetAllowed()) == 0 || slices.Contains(f.GetAllowed(), s) {
+		return nil
 	}
-	return 0, false
+	fix := "use one of: " + strings.Join(f.GetAllowed(), ", ")
+	if sug := SuggestKey(s, f.GetAllowed()); strings.HasPrefix(sug, "did you mean") {
+		fix = sug + " (" + fix + ")"
+	}
+	return &ConfigError{Key: f.GetName(), Problem: "is " + strconv.Quote(s) + ", not an allowed value", Fix: fix}
 }
 
 // EditDistance is the Levenshtein distance of a and b: what config readers

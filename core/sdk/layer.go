@@ -27,10 +27,12 @@ import (
 )
 
 // Layer is the part of the contract every plugin implements, whatever its
-// kind. The host drives it in this order: Describe (any time), Configure,
-// then Start, then HandleBatch for every input batch, Health at any time
-// after Configure, and Stop last. Methods other than HandleBatch may be
-// called concurrently with HandleBatch.
+// kind. The SDK drives it in this order, whatever the host does (see
+// Lifecycle): Describe (any time), Configure once, then Start once, then
+// HandleBatch for every input batch, Health at any time after Configure,
+// and Stop last, once, and only if Configure succeeded. A layer writes no
+// phase machine of its own. Methods other than HandleBatch may be called
+// concurrently with HandleBatch.
 type Layer interface {
 	// Describe returns the plugin's self-description. It does not depend on
 	// configuration and is cheap.
@@ -65,8 +67,12 @@ type Env struct {
 	// Logger is the layer's logger. In a plugin process its output is merged
 	// into the host's log under the plugin's name; write nothing to stdout.
 	Logger hclog.Logger
-	// Out sends frames and events to the host.
+	// Out sends frames and events to the host. Once Stop has begun it
+	// refuses them (ErrClosed).
 	Out Emitter
+	// Run ends when Stop begins. A layer bounds the goroutines it starts,
+	// and their Emits, by it, so that they are ending when its Stop runs.
+	Run context.Context
 }
 
 // Emitter sends a layer's output to the host, which routes DOWN frames to

@@ -118,7 +118,7 @@ func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 		return fmt.Errorf("sdk: no layer to serve")
 	}
 	commonv1.RegisterLayerServer(s, &layerServer{rt: p.rt})
-	return registerControl(s, p.rt.impl)
+	return registerControl(s, p.rt.control)
 }
 
 // GRPCClient implements plugin.GRPCPlugin. ctx is cancelled by go-plugin

@@ -19,15 +19,19 @@ import (
 // queue and its logger. Both the gRPC server and the in-process Conn drive a
 // layer through it, so the two modes behave alike.
 type runtime struct {
-	impl   Layer
-	logger hclog.Logger
-	out    *queue
-	stop   sync.Once
-	stopEr error
+	// impl is the layer wrapped in its Lifecycle: every call from either
+	// mode goes through it. control is the layer itself, whose control
+	// service is registered.
+	impl    Layer
+	control Layer
+	logger  hclog.Logger
+	out     *queue
+	stop    sync.Once
+	stopEr  error
 }
 
 func newRuntime(impl Layer, logger hclog.Logger, opts BatchOptions) *runtime {
-	return &runtime{impl: impl, logger: logger, out: newQueue(opts)}
+	return &runtime{impl: NewLifecycle(impl), control: impl, logger: logger, out: newQueue(opts)}
 }
 
 func (r *runtime) configure(ctx context.Context, req *commonv1.ConfigureRequest) (*commonv1.ConfigureResponse, error) {
