@@ -10,7 +10,6 @@ package none
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
@@ -19,6 +18,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/plugins/none/wire"
 )
 
 // Name is the implementation name a config uses.
@@ -30,31 +30,20 @@ const Version = "0.1.0"
 // Protocol is the overlay protocol the layer sends on.
 var Protocol = &commonv1.Protocol{Name: "direct", Version: 1, MessageCodes: 1}
 
-// DefaultMaxPayload is the default largest payload: 1 MiB (the libp2p
-// layer's default frame limit) less the largest envelope header (1 version
-// byte, a 2-byte length and a 255-byte conversation id), rounded down.
-const DefaultMaxPayload = 1<<20 - 512
-
-// Config is the layer's config section.
-type Config struct {
-	// MaxPayload is the largest payload accepted from above, in bytes.
-	MaxPayload int64 `json:"max_payload"`
-}
-
 // Layer is the none privacy layer.
 type Layer struct {
-	mu      sync.Mutex
+	// cfg and env are set by Configure, address by Start; the SDK orders
+	// these before any other use.
 	cfg     Config
 	env     sdk.Env
-	address []byte
-
-	sent, received, droppedBad, droppedOversize, droppedUnaddressed, wrongDirection, peersUp atomic.Uint64
+	address atomic.Pointer[[]byte]
+	c       *counters
 }
 
 var _ sdk.Privacy = (*Layer)(nil)
 
 // New returns an unconfigured layer.
-func New() *Layer { return &Layer{} }
+func New() *Layer { return &Layer{c: newCounters()} }
 
 // Describe implements sdk.Layer.
 func (l *Layer) Describe() *commonv1.PluginInfo {
@@ -63,27 +52,20 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Name:        Name,
 		Version:     Version,
 		Description: "direct delivery to the contact's overlay peer; hides no metadata",
-		Config: []*commonv1.ConfigField{
-			sdk.Int("max_payload", "largest payload accepted from above, in bytes", DefaultMaxPayload, 1, 16<<20),
-		},
-		Provides:   []string{"direct"},
-		Requires:   []string{"unicast"},
-		MaxPayload: DefaultMaxPayload,
+		Config:      sdk.ConfigFields[Config](),
+		Provides:    []string{"direct"},
+		Requires:    []string{"unicast"},
+		MaxPayload:  DefaultMaxPayload,
 	}
 }
 
 // Configure implements sdk.Layer.
 func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
-	cfg := Config{MaxPayload: DefaultMaxPayload}
-	if err := sdk.DecodeConfig(req.GetConfigJson(), &cfg); err != nil {
+	cfg, err := sdk.LoadConfig[Config](req.GetConfigJson())
+	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxPayload <= 0 {
-		return nil, &sdk.ConfigError{Key: "max_payload", Problem: "must be positive"}
-	}
-	l.mu.Lock()
 	l.cfg, l.env = cfg, env
-	l.mu.Unlock()
 	return &commonv1.ConfigureResponse{Protocols: []*commonv1.Protocol{Protocol}}, nil
 }
 
@@ -92,9 +74,8 @@ func (l *Layer) Start(_ context.Context, req *commonv1.StartRequest) (*commonv1.
 	if len(req.GetBelowAddress()) == 0 {
 		return nil, fmt.Errorf("none: the p2p layer reported no local address")
 	}
-	l.mu.Lock()
-	l.address = append([]byte(nil), req.GetBelowAddress()...)
-	l.mu.Unlock()
+	addr := append([]byte(nil), req.GetBelowAddress()...)
+	l.address.Store(&addr)
 	return &commonv1.StartResponse{
 		LocalAddress:   req.GetBelowAddress(),
 		ContactSection: req.GetBelowAddress(),
@@ -113,7 +94,7 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 		case commonv1.Direction_DIRECTION_UP:
 			o = l.up(f)
 		default:
-			l.wrongDirection.Add(1)
+			l.c.WrongDirection.Inc()
 		}
 		if o != nil {
 			out = append(out, o)
@@ -123,9 +104,9 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 		if p := ev.GetPeer(); p != nil {
 			switch p.GetState() {
 			case commonv1.PeerState_PEER_STATE_CONNECTED:
-				l.peersUp.Add(1)
+				l.c.peers.Add(1)
 			case commonv1.PeerState_PEER_STATE_DISCONNECTED:
-				l.peersUp.Add(^uint64(0))
+				l.c.peers.Add(-1)
 			}
 		}
 	}
@@ -136,78 +117,66 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 
 func (l *Layer) down(f *commonv1.Frame) *commonv1.Frame {
 	if len(f.GetPeer()) == 0 {
-		l.droppedUnaddressed.Add(1)
+		l.c.DroppedUnaddressed.Inc()
 		return nil
 	}
 	if int64(len(f.GetPayload())) > l.cfg.MaxPayload {
-		l.droppedOversize.Add(1)
+		l.c.DroppedOversize.Inc()
 		return nil
 	}
-	wire, err := appendEnvelope(make([]byte, 0, len(f.GetPayload())+len(f.GetConversation())+4),
-		envelope{conversation: f.GetConversation(), payload: f.GetPayload()})
+	out, err := wire.Append(make([]byte, 0, len(f.GetPayload())+len(f.GetConversation())+4),
+		wire.Envelope{Conversation: f.GetConversation(), Payload: f.GetPayload()})
 	if err != nil {
-		l.droppedOversize.Add(1)
+		l.c.DroppedOversize.Inc()
 		return nil
 	}
-	l.sent.Add(1)
+	l.c.Sent.Inc()
 	return &commonv1.Frame{
 		Direction: commonv1.Direction_DIRECTION_DOWN,
 		TraceId:   f.GetTraceId(),
 		Peer:      f.GetPeer(),
 		Protocol:  Protocol.GetName(),
 		Hints:     f.GetHints(),
-		Payload:   wire,
+		Payload:   out,
 	}
 }
 
 func (l *Layer) up(f *commonv1.Frame) *commonv1.Frame {
 	if f.GetProtocol() != Protocol.GetName() {
-		l.droppedBad.Add(1)
+		l.c.DroppedBad.Inc()
 		return nil
 	}
-	e, err := decodeEnvelope(f.GetPayload())
+	e, err := wire.Decode(f.GetPayload())
 	if err != nil {
-		l.droppedBad.Add(1)
+		l.c.DroppedBad.Inc()
 		return nil
 	}
-	l.received.Add(1)
+	l.c.Received.Inc()
 	return &commonv1.Frame{
 		Direction:    commonv1.Direction_DIRECTION_UP,
 		TraceId:      f.GetTraceId(),
 		Peer:         f.GetPeer(),
-		Conversation: e.conversation,
+		Conversation: e.Conversation,
 		Hints:        f.GetHints(),
-		Payload:      e.payload,
+		Payload:      e.Payload,
 	}
 }
 
 // Health implements sdk.Layer.
 func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
-	l.mu.Lock()
-	started := l.address != nil
-	l.mu.Unlock()
-	return &commonv1.HealthResponse{Serving: started, Counters: map[string]uint64{
-		"frames_sent":             l.sent.Load(),
-		"frames_received":         l.received.Load(),
-		"dropped_bad_envelope":    l.droppedBad.Load(),
-		"dropped_oversize":        l.droppedOversize.Load(),
-		"dropped_unaddressed":     l.droppedUnaddressed.Load(),
-		"dropped_wrong_direction": l.wrongDirection.Load(),
-		"peers":                   l.peersUp.Load(),
-	}}
+	return &commonv1.HealthResponse{Serving: true, Counters: l.c.set.Snapshot()}
 }
 
-// Stop implements sdk.Layer.
+// Stop implements sdk.Layer: the layer holds nothing to release.
 func (l *Layer) Stop(context.Context) error { return nil }
 
 // OwnAddress implements privacyv1.ControlServer.
 func (l *Layer) OwnAddress(context.Context, *privacyv1.OwnAddressRequest) (*privacyv1.OwnAddressResponse, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.address == nil {
+	addr := l.address.Load()
+	if addr == nil {
 		return nil, status.Error(codes.FailedPrecondition, "none: not started")
 	}
-	return &privacyv1.OwnAddressResponse{Address: l.address, DisplayAddress: fmt.Sprintf("direct:%x", l.address)}, nil
+	return &privacyv1.OwnAddressResponse{Address: *addr, DisplayAddress: fmt.Sprintf("direct:%x", *addr)}, nil
 }
 
 // Subscribe implements privacyv1.ControlServer. Direct delivery has no

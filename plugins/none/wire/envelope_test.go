@@ -1,4 +1,4 @@
-package none
+package wire
 
 import (
 	"bytes"
@@ -9,24 +9,24 @@ import (
 func TestEnvelopeRoundTrip(t *testing.T) {
 	tests := []struct {
 		name string
-		in   envelope
+		in   Envelope
 	}{
-		{"empty", envelope{}},
-		{"payload only", envelope{payload: []byte("hello")}},
-		{"conversation and payload", envelope{conversation: []byte("group-1"), payload: []byte{0, 1, 2}}},
-		{"longest conversation", envelope{conversation: bytes.Repeat([]byte{7}, maxConversation), payload: []byte("x")}},
+		{"empty", Envelope{}},
+		{"payload only", Envelope{Payload: []byte("hello")}},
+		{"conversation and payload", Envelope{Conversation: []byte("group-1"), Payload: []byte{0, 1, 2}}},
+		{"longest conversation", Envelope{Conversation: bytes.Repeat([]byte{7}, MaxConversation), Payload: []byte("x")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := appendEnvelope(nil, tt.in)
+			b, err := Append(nil, tt.in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeEnvelope(b)
+			got, err := Decode(b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got.conversation, tt.in.conversation) || !bytes.Equal(got.payload, tt.in.payload) {
+			if !bytes.Equal(got.Conversation, tt.in.Conversation) || !bytes.Equal(got.Payload, tt.in.Payload) {
 				t.Fatalf("round trip: got %+v, want %+v", got, tt.in)
 			}
 		})
@@ -47,33 +47,33 @@ func TestEnvelopeRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := decodeEnvelope(tt.in); !errors.Is(err, ErrBadEnvelope) {
-				t.Fatalf("decodeEnvelope(%x) = %v, want ErrBadEnvelope", tt.in, err)
+			if _, err := Decode(tt.in); !errors.Is(err, ErrBadEnvelope) {
+				t.Fatalf("Decode(%x) = %v, want ErrBadEnvelope", tt.in, err)
 			}
 		})
 	}
-	if _, err := appendEnvelope(nil, envelope{conversation: make([]byte, maxConversation+1)}); err == nil {
-		t.Fatal("appendEnvelope accepted an oversize conversation id")
+	if _, err := Append(nil, Envelope{Conversation: make([]byte, MaxConversation+1)}); err == nil {
+		t.Fatal("Append accepted an oversize conversation id")
 	}
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
-	good, _ := appendEnvelope(nil, envelope{conversation: []byte("c"), payload: []byte("p")})
+	good, _ := Append(nil, Envelope{Conversation: []byte("c"), Payload: []byte("p")})
 	f.Add(good)
 	f.Add([]byte{})
 	f.Add([]byte{1, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := decodeEnvelope(b)
+		e, err := Decode(b)
 		if err != nil {
 			return
 		}
-		re, err := appendEnvelope(nil, e)
+		re, err := Append(nil, e)
 		if err != nil {
-			t.Fatalf("decoded envelope does not re-encode: %v", err)
+			t.Fatalf("decoded Envelope does not re-encode: %v", err)
 		}
-		again, err := decodeEnvelope(re)
-		if err != nil || !bytes.Equal(again.conversation, e.conversation) || !bytes.Equal(again.payload, e.payload) {
-			t.Fatalf("re-encoded envelope differs")
+		again, err := Decode(re)
+		if err != nil || !bytes.Equal(again.Conversation, e.Conversation) || !bytes.Equal(again.Payload, e.Payload) {
+			t.Fatalf("re-encoded Envelope differs")
 		}
 	})
 }
