@@ -897,6 +897,9 @@ func (n *syncNet) fatalf(format string, args ...any) {
 }
 
 func (n *syncNet) nameOf(id []byte) string {
+	if len(id) == 0 {
+		return "- (empty)"
+	}
 	if name, ok := n.names[string(id)]; ok {
 		return name
 	}

@@ -1,0 +1,351 @@
+// Package direct is the skeleton of a direct-addressing privacy layer, the
+// shape of the stock `none` layer: a node's privacy address is its overlay
+// peer id, a DOWN frame addressed to it goes to that overlay peer on one
+// overlay protocol, and what goes on the wire is the frame's conversation id
+// and payload in a Codec's format (by default Envelope, with optional hooks
+// that transform the payload). Everything else a privacy layer owes its
+// contract is done here: the trace id, hints and sender of every frame,
+// OwnAddress, Health counters, dropping and counting what does not fit.
+//
+// A third-party layer that differs from `none` only in what it does to a
+// payload is then a few lines:
+//
+//	func New() *direct.Layer {
+//		return direct.New(direct.Spec{
+//			Name: "rot13", Version: "0.1.0", Description: "direct delivery, payload in rot13",
+//			Protocol: "rot13",
+//			Codec:    direct.Envelope{Seal: rot13, Open: rot13},
+//		})
+//	}
+//
+// and its main package is sdk.Serve(New()).
+package direct
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
+	"github.com/strata-msg/strata/core/sdk"
+)
+
+// DefaultMaxPayload is the payload limit of a Spec that names none: 1 MiB
+// (the libp2p layer's default frame limit) less 512 bytes for the
+// envelope, the `none` layer's limit.
+const DefaultMaxPayload = 1<<20 - 512
+
+// Codec is a direct layer's wire format: how a conversation id and a
+// payload become the payload of one overlay frame, and back.
+type Codec interface {
+	// Encode appends the message to dst. An error wrapping ErrTooLarge
+	// drops the frame as dropped_oversize, any other as
+	// dropped_unencodable.
+	Encode(dst, conversation, payload []byte) ([]byte, error)
+	// Decode parses one message from the overlay. It must not panic on
+	// any input; an error drops the frame as dropped_malformed.
+	Decode(wire []byte) (conversation, payload []byte, err error)
+}
+
+// CountingCodec is a Codec with Health counters of its own (such as the
+// padding bytes a padding codec sent), which the layer adds to its own.
+type CountingCodec interface {
+	Codec
+	Counters() map[string]uint64
+}
+
+// Spec is what makes a direct layer one of its own. Name, Version,
+// Description and Protocol are required.
+type Spec struct {
+	// Name is the implementation name a config uses.
+	Name string
+	// Version is the implementation's version.
+	Version string
+	// Description is one line on what the implementation is.
+	Description string
+	// Protocol is the overlay protocol the layer sends and receives on
+	// (version 1, one message code).
+	Protocol string
+	// Provides are capabilities beyond sdk.CapDirect, which every direct
+	// layer provides.
+	Provides []string
+	// MaxPayload is the largest payload accepted from above, declared in
+	// PluginInfo.max_payload; 0 means DefaultMaxPayload. A Codec may refuse
+	// smaller payloads with ErrTooLarge.
+	MaxPayload uint32
+	// Config is the layer's config schema (PluginInfo.config), such as
+	// sdk.ConfigFields of its config struct; nil means the layer takes no
+	// keys.
+	Config []*commonv1.ConfigField
+	// Codec is the wire format when Configure is nil; nil means
+	// Envelope{}.
+	Codec Codec
+	// Configure, when set, reads the config section
+	// (ConfigureRequest.config_json, checked by the host against Config)
+	// and returns the Codec for it. A bad value is an *sdk.ConfigError.
+	// When nil, a section with any key is refused.
+	Configure func(configJSON string, env sdk.Env) (Codec, error)
+}
+
+// Layer is a direct privacy layer built from a Spec. The zero value is not
+// usable; call New.
+type Layer struct {
+	// Embedded so that the layer keeps compiling, answering Unimplemented,
+	// if the privacy control API gains methods.
+	privacyv1.UnimplementedControlServer
+
+	spec Spec
+
+	mu      sync.Mutex
+	codec   Codec
+	env     sdk.Env
+	address []byte
+	stopped bool
+
+	// Health counters.
+	sent, received, peers                                        atomic.Uint64
+	oversize, unencodable, malformed, unaddressed, wrongProtocol atomic.Uint64
+	wrongDirection, notConfigured, emitFailed                    atomic.Uint64
+}
+
+var _ sdk.Privacy = (*Layer)(nil)
+
+// New returns an unconfigured layer of spec. It panics when Name, Version,
+// Description or Protocol is empty: that is a bug the layer's first test
+// finds.
+func New(spec Spec) *Layer {
+	if spec.Name == "" || spec.Version == "" || spec.Description == "" || spec.Protocol == "" {
+		panic(fmt.Sprintf("direct.New: Spec %q needs Name, Version, Description and Protocol", spec.Name))
+	}
+	if spec.MaxPayload == 0 {
+		spec.MaxPayload = DefaultMaxPayload
+	}
+	return &Layer{spec: spec}
+}
+
+// Protocol returns the overlay protocol the layer asks the p2p layer to
+// carry.
+func (l *Layer) Protocol() *commonv1.Protocol {
+	return &commonv1.Protocol{Name: l.spec.Protocol, Version: 1, MessageCodes: 1}
+}
+
+// Describe implements sdk.Layer.
+func (l *Layer) Describe() *commonv1.PluginInfo {
+	return &commonv1.PluginInfo{
+		Kind:        commonv1.LayerKind_LAYER_KIND_PRIVACY,
+		Name:        l.spec.Name,
+		Version:     l.spec.Version,
+		Description: l.spec.Description,
+		Config:      l.spec.Config,
+		Provides:    append([]string{sdk.CapDirect}, l.spec.Provides...),
+		Requires:    []string{sdk.CapUnicast},
+		MaxPayload:  l.spec.MaxPayload,
+	}
+}
+
+// Configure implements sdk.Layer: it reads the config section with
+// Spec.Configure (or refuses every key when there is none) and declares the
+// overlay protocol.
+func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
+	codec := l.spec.Codec
+	if l.spec.Configure != nil {
+		var err error
+		if codec, err = l.spec.Configure(req.GetConfigJson(), env); err != nil {
+			return nil, fmt.Errorf("%s: configure: %w", l.spec.Name, err)
+		}
+	} else {
+		var none struct{}
+		if err := sdk.DecodeConfig(req.GetConfigJson(), &none); err != nil {
+			return nil, err
+		}
+	}
+	if codec == nil {
+		codec = Envelope{}
+	}
+	l.mu.Lock()
+	l.codec, l.env = codec, env
+	l.mu.Unlock()
+	return &commonv1.ConfigureResponse{Protocols: []*commonv1.Protocol{l.Protocol()}}, nil
+}
+
+// Start implements sdk.Layer. The privacy address is the overlay address
+// in req.BelowAddress.
+func (l *Layer) Start(_ context.Context, req *commonv1.StartRequest) (*commonv1.StartResponse, error) {
+	below := req.GetBelowAddress()
+	if len(below) == 0 {
+		return nil, fmt.Errorf("%s: start: the p2p layer reported no local address", l.spec.Name)
+	}
+	addr := append([]byte(nil), below...)
+	l.mu.Lock()
+	l.address, l.stopped = addr, false
+	l.mu.Unlock()
+	return &commonv1.StartResponse{LocalAddress: addr, ContactSection: addr, DisplayAddress: l.display(addr)}, nil
+}
+
+func (l *Layer) display(addr []byte) string { return fmt.Sprintf("%s:%x", l.spec.Name, addr) }
+
+// HandleBatch implements sdk.Layer. A DOWN frame is encoded and sent to
+// the overlay peer its Frame.peer names; an UP frame on the layer's
+// protocol is decoded and passed up, from the overlay peer that sent it.
+// Both keep their trace id and hints. Peer events are counted only: the
+// layer sends to whatever overlay id it is given.
+func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
+	l.mu.Lock()
+	codec, out := l.codec, l.env.Out
+	l.mu.Unlock()
+	if out == nil {
+		l.notConfigured.Add(uint64(len(b.GetFrames())))
+		return
+	}
+	frames := make([]*commonv1.Frame, 0, len(b.GetFrames()))
+	for _, f := range b.GetFrames() {
+		var o *commonv1.Frame
+		switch f.GetDirection() {
+		case commonv1.Direction_DIRECTION_DOWN:
+			o = l.down(codec, f)
+		case commonv1.Direction_DIRECTION_UP:
+			o = l.up(codec, f)
+		default:
+			l.wrongDirection.Add(1)
+		}
+		if o != nil {
+			frames = append(frames, o)
+		}
+	}
+	for _, ev := range b.GetEvents() {
+		switch ev.GetPeer().GetState() {
+		case commonv1.PeerState_PEER_STATE_CONNECTED:
+			l.peers.Add(1)
+		case commonv1.PeerState_PEER_STATE_DISCONNECTED:
+			l.peers.Add(^uint64(0))
+		}
+	}
+	if len(frames) == 0 {
+		return
+	}
+	if err := out.Emit(ctx, frames...); err != nil {
+		l.emitFailed.Add(uint64(len(frames)))
+	}
+}
+
+// down encodes a frame from above for the overlay, or returns nil when the
+// frame is dropped.
+func (l *Layer) down(codec Codec, f *commonv1.Frame) *commonv1.Frame {
+	if len(f.GetPeer()) == 0 {
+		l.unaddressed.Add(1)
+		return nil
+	}
+	if len(f.GetPayload()) > int(l.spec.MaxPayload) {
+		l.oversize.Add(1)
+		return nil
+	}
+	wire, err := codec.Encode(make([]byte, 0, len(f.GetPayload())+len(f.GetConversation())+8), f.GetConversation(), f.GetPayload())
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		l.oversize.Add(1)
+		return nil
+	case err != nil:
+		l.unencodable.Add(1)
+		return nil
+	}
+	l.sent.Add(1)
+	return &commonv1.Frame{
+		Direction: commonv1.Direction_DIRECTION_DOWN,
+		TraceId:   f.GetTraceId(),
+		Peer:      f.GetPeer(),
+		Protocol:  l.spec.Protocol,
+		Hints:     f.GetHints(),
+		Payload:   wire,
+	}
+}
+
+// up decodes a frame from the overlay for the layer above, or returns nil
+// when the frame is dropped.
+func (l *Layer) up(codec Codec, f *commonv1.Frame) *commonv1.Frame {
+	if f.GetProtocol() != l.spec.Protocol {
+		l.wrongProtocol.Add(1)
+		return nil
+	}
+	conversation, payload, err := codec.Decode(f.GetPayload())
+	if err != nil {
+		l.malformed.Add(1)
+		return nil
+	}
+	l.received.Add(1)
+	return &commonv1.Frame{
+		Direction:    commonv1.Direction_DIRECTION_UP,
+		TraceId:      f.GetTraceId(),
+		Peer:         f.GetPeer(),
+		Conversation: conversation,
+		Hints:        f.GetHints(),
+		Payload:      payload,
+	}
+}
+
+// Health implements sdk.Layer.
+func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
+	l.mu.Lock()
+	started, stopped, codec := l.address != nil, l.stopped, l.codec
+	l.mu.Unlock()
+	counters := map[string]uint64{
+		"frames_sent":             l.sent.Load(),
+		"frames_received":         l.received.Load(),
+		"peers":                   l.peers.Load(),
+		"dropped_oversize":        l.oversize.Load(),
+		"dropped_unencodable":     l.unencodable.Load(),
+		"dropped_malformed":       l.malformed.Load(),
+		"dropped_unaddressed":     l.unaddressed.Load(),
+		"dropped_wrong_protocol":  l.wrongProtocol.Load(),
+		"dropped_wrong_direction": l.wrongDirection.Load(),
+		"dropped_not_configured":  l.notConfigured.Load(),
+		"dropped_emit_failed":     l.emitFailed.Load(),
+	}
+	if c, ok := codec.(CountingCodec); ok {
+		maps.Copy(counters, c.Counters())
+	}
+	h := &commonv1.HealthResponse{Serving: started && !stopped, Counters: counters}
+	switch {
+	case stopped:
+		h.Detail = "stopped"
+	case !started:
+		h.Detail = "not started"
+	}
+	return h
+}
+
+// Stop implements sdk.Layer. A direct layer holds no state to flush.
+func (l *Layer) Stop(context.Context) error {
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
+	return nil
+}
+
+// OwnAddress implements privacyv1.ControlServer.
+func (l *Layer) OwnAddress(context.Context, *privacyv1.OwnAddressRequest) (*privacyv1.OwnAddressResponse, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.address == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s: not started", l.spec.Name)
+	}
+	return &privacyv1.OwnAddressResponse{Address: l.address, DisplayAddress: l.display(l.address)}, nil
+}
+
+// Subscribe implements privacyv1.ControlServer. Direct delivery has no
+// shared addresses: a group over a direct layer is pairwise fan-out by the
+// layers above, so the call is refused with Unimplemented.
+func (l *Layer) Subscribe(context.Context, *privacyv1.SubscribeRequest) (*privacyv1.SubscribeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "%s: direct delivery has no shared addresses; send to each member", l.spec.Name)
+}
+
+// Unsubscribe implements privacyv1.ControlServer; see Subscribe.
+func (l *Layer) Unsubscribe(context.Context, *privacyv1.UnsubscribeRequest) (*privacyv1.UnsubscribeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "%s: direct delivery has no shared addresses", l.spec.Name)
+}
