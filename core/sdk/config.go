@@ -230,7 +230,7 @@ func coerce(f *commonv1.ConfigField, v any) (any, error) {
 	case commonv1.FieldType_FIELD_TYPE_STRING_LIST:
 		l, err := d.StringList(key, v)
 		if err != nil {
-			return nil, err
+			return nil, sectionKey(key, err)
 		}
 		for _, s := range l {
 			if err := allowed(f, s); err != nil {

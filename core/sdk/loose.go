@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -223,6 +224,17 @@ func (d Loose) StringList(key string, v any) ([]string, error) {
 		return []string{l}, nil
 	}
 	return nil, d.fail(key, v, "want a list of strings", `write it as ["a", "b"]`)
+}
+
+// sectionKey reports a list entry's mistake under the list's own key (a
+// plugin's schema names keys, not entries), saying which entry it is.
+func sectionKey(key string, err error) error {
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !strings.HasPrefix(ce.Key, key+"[") {
+		return err
+	}
+	entry := strings.TrimSuffix(strings.TrimPrefix(ce.Key, key+"["), "]")
+	return &ConfigError{Key: key, Problem: "entry " + entry + " " + ce.Problem, Fix: ce.Fix}
 }
 
 // DescribeValue renders a config value for an error message: strings

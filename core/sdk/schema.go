@@ -421,7 +421,7 @@ func (s *fieldSpec) decode(v any, d Loose) (reflect.Value, error) {
 	case commonv1.FieldType_FIELD_TYPE_STRING_LIST:
 		l, err := d.StringList(key, v)
 		if err != nil {
-			return x, err
+			return x, sectionKey(key, err)
 		}
 		x.Set(reflect.ValueOf(slices.Clone(l)))
 	}

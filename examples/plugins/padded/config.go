@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
 )
 
@@ -14,43 +13,41 @@ import (
 // hold little more than the message header.
 const minBucket = 16
 
-// Config is the layer's config section.
+// Config is the layer's config section; its tags are the schema.
 type Config struct {
 	// Buckets are the sizes, in bytes, that every message on the wire is
 	// padded to, as decimal strings in ascending order (the SDK's schema has
-	// string lists but no integer lists). Absent means the defaults.
-	Buckets []string `json:"buckets"`
+	// string lists but no integer lists).
+	Buckets []string `json:"buckets" default:"256,1024,4096,16384,65536" desc:"message sizes in bytes that every message is padded to, ascending, as quoted numbers from 16 to 65535, e.g. [\"256\", \"1024\"]"`
+
+	// buckets is Buckets checked, set by Validate.
+	buckets buckets
 }
 
-// defaultLargestBucket is the last entry of defaultBuckets.
+// Validate checks the bucket list; LoadConfig calls it.
+func (c *Config) Validate() error {
+	bs, err := parseBuckets(c.Buckets)
+	c.buckets = bs
+	return err
+}
+
+// defaultLargestBucket is the last default bucket.
 const defaultLargestBucket = 65536
 
 // defaultBuckets returns the default bucket sizes, as they appear in a
 // config section.
 func defaultBuckets() []string {
-	return []string{"256", "1024", "4096", "16384", "65536"}
-}
-
-// configFields is the layer's config schema.
-func configFields() []*commonv1.ConfigField {
-	return []*commonv1.ConfigField{
-		sdk.StringList("buckets",
-			fmt.Sprintf("message sizes in bytes that every message is padded to, ascending, as quoted numbers from %d to %d, e.g. [\"256\", \"1024\"]", minBucket, maxMessage),
-			defaultBuckets()),
-	}
+	c, _ := sdk.ConfigDefaults[Config]()
+	return c.Buckets
 }
 
 // buckets is a validated, strictly ascending list of message sizes.
 type buckets []int
 
-// parseBuckets validates a config's bucket list. nil means the defaults; an
-// empty list is an error.
+// parseBuckets validates a config's bucket list; an empty list is an error.
 func parseBuckets(list []string) (buckets, error) {
-	if list == nil {
-		list = defaultBuckets()
-	}
 	if len(list) == 0 {
-		return nil, &sdk.ConfigError{Key: "buckets", Problem: "is empty", Fix: "name at least one size, or remove the key for the defaults " + strings.Join(defaultBuckets(), ", ")}
+		return nil, &sdk.ConfigError{Key: "buckets", Problem: "is empty", Fix: "name at least one size, or remove the key for the defaults"}
 	}
 	out := make(buckets, 0, len(list))
 	for i, s := range list {

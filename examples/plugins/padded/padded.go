@@ -18,7 +18,6 @@ package padded
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
@@ -53,28 +52,24 @@ type Layer struct {
 	// if the privacy control API gains methods in a later SDK.
 	privacyv1.UnimplementedControlServer
 
-	mu      sync.Mutex
+	// buckets and env are set by Configure, address by Start; the SDK
+	// orders these before any other call that reads them.
 	buckets buckets
 	env     sdk.Env
-	address []byte
-	stopped bool
+	address atomic.Pointer[[]byte]
 
-	stats stats
-}
-
-// stats are the layer's Health counters.
-type stats struct {
-	sent, received, paddingBytes atomic.Uint64
-
-	droppedOversize, droppedLongConversation, droppedUnaddressed,
-	droppedMalformed, droppedWrongProtocol, droppedWrongDirection,
-	droppedNotConfigured, droppedEmitFailed atomic.Uint64
+	stats   stats
+	metrics *sdk.Counters
 }
 
 var _ sdk.Privacy = (*Layer)(nil)
 
 // New returns an unconfigured layer.
-func New() *Layer { return &Layer{} }
+func New() *Layer {
+	l := &Layer{}
+	l.metrics = sdk.NewCounters(&l.stats)
+	return l
+}
 
 // Describe implements sdk.Layer. MaxPayload is the limit of the default
 // buckets: PluginInfo cannot depend on configuration, so a config with a
@@ -86,7 +81,7 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Name:        Name,
 		Version:     Version,
 		Description: "direct delivery to the contact's overlay peer, padded to fixed size buckets; hides message length, not who talks to whom",
-		Config:      configFields(),
+		Config:      sdk.ConfigFields[Config](),
 		Provides:    []string{"direct", "length-padding"},
 		Requires:    []string{"unicast"},
 		MaxPayload:  uint32(maxPayload(defaultLargestBucket)),
@@ -106,20 +101,12 @@ func maxPayload(size int) int {
 // Configure implements sdk.Layer. It checks the bucket list; the layer has
 // no storage.
 func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
-	var cfg Config
-	if err := sdk.DecodeConfig(req.GetConfigJson(), &cfg); err != nil {
-		return nil, err
-	}
-	bs, err := parseBuckets(cfg.Buckets)
+	cfg, err := sdk.LoadConfig[Config](req.GetConfigJson())
 	if err != nil {
 		return nil, err
 	}
-	l.mu.Lock()
-	l.buckets, l.env = bs, env
-	l.mu.Unlock()
-	if env.Logger != nil {
-		env.Logger.Debug("configured", "buckets", []int(bs))
-	}
+	l.buckets, l.env = cfg.buckets, env
+	env.Logger.Debug("configured", "buckets", []int(cfg.buckets))
 	return &commonv1.ConfigureResponse{Protocols: []*commonv1.Protocol{Protocol()}}, nil
 }
 
@@ -131,10 +118,7 @@ func (l *Layer) Start(_ context.Context, req *commonv1.StartRequest) (*commonv1.
 		return nil, fmt.Errorf("padded: start: the p2p layer reported no local address")
 	}
 	addr := append([]byte(nil), below...)
-	l.mu.Lock()
-	l.address = addr
-	l.stopped = false
-	l.mu.Unlock()
+	l.address.Store(&addr)
 	return &commonv1.StartResponse{
 		LocalAddress:   addr,
 		ContactSection: addr,
@@ -149,13 +133,7 @@ func displayAddress(addr []byte) string { return fmt.Sprintf("padded:%x", addr) 
 // unpadded and passed up. Peer events are ignored: the layer sends to
 // whatever overlay id it is given.
 func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
-	l.mu.Lock()
 	bs, env := l.buckets, l.env
-	l.mu.Unlock()
-	if env.Out == nil {
-		l.stats.droppedNotConfigured.Add(uint64(len(b.GetFrames())))
-		return
-	}
 	frames := make([]*commonv1.Frame, 0, len(b.GetFrames()))
 	for _, f := range b.GetFrames() {
 		var o *commonv1.Frame
@@ -165,7 +143,7 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 		case commonv1.Direction_DIRECTION_UP:
 			o = l.up(f)
 		default:
-			l.stats.droppedWrongDirection.Add(1)
+			l.stats.DroppedWrongDirection.Inc()
 		}
 		if o != nil {
 			frames = append(frames, o)
@@ -175,10 +153,8 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 		return
 	}
 	if err := env.Out.Emit(ctx, frames...); err != nil {
-		l.stats.droppedEmitFailed.Add(uint64(len(frames)))
-		if env.Logger != nil {
-			env.Logger.Debug("emit failed", "frames", len(frames), "error", err)
-		}
+		l.stats.DroppedEmitFailed.Add(uint64(len(frames)))
+		env.Logger.Debug("emit failed", "frames", len(frames), "error", err)
 	}
 }
 
@@ -186,28 +162,28 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 // frame is dropped.
 func (l *Layer) down(f *commonv1.Frame, bs buckets) *commonv1.Frame {
 	if len(f.GetPeer()) == 0 {
-		l.stats.droppedUnaddressed.Add(1)
+		l.stats.DroppedUnaddressed.Inc()
 		return nil
 	}
 	if len(f.GetConversation()) > maxConversation {
-		l.stats.droppedLongConversation.Add(1)
+		l.stats.DroppedLongConversation.Inc()
 		return nil
 	}
 	n := unpaddedLen(len(f.GetConversation()), len(f.GetPayload()))
 	size, ok := bs.fit(n)
 	if !ok {
-		l.stats.droppedOversize.Add(1)
+		l.stats.DroppedOversize.Inc()
 		return nil
 	}
 	wire, err := appendMessage(make([]byte, 0, size), f.GetConversation(), f.GetPayload(), size)
 	if err != nil {
 		// fit chose a size that holds the message; this is unreachable
 		// unless the two disagree.
-		l.stats.droppedOversize.Add(1)
+		l.stats.DroppedOversize.Inc()
 		return nil
 	}
-	l.stats.sent.Add(1)
-	l.stats.paddingBytes.Add(uint64(size - n))
+	l.stats.Sent.Inc()
+	l.stats.PaddingBytes.Add(uint64(size - n))
 	return &commonv1.Frame{
 		Direction: commonv1.Direction_DIRECTION_DOWN,
 		TraceId:   f.GetTraceId(),
@@ -222,15 +198,15 @@ func (l *Layer) down(f *commonv1.Frame, bs buckets) *commonv1.Frame {
 // when the frame is dropped.
 func (l *Layer) up(f *commonv1.Frame) *commonv1.Frame {
 	if f.GetProtocol() != ProtocolName {
-		l.stats.droppedWrongProtocol.Add(1)
+		l.stats.DroppedWrongProtocol.Inc()
 		return nil
 	}
 	conversation, payload, err := decodeMessage(f.GetPayload())
 	if err != nil {
-		l.stats.droppedMalformed.Add(1)
+		l.stats.DroppedMalformed.Inc()
 		return nil
 	}
-	l.stats.received.Add(1)
+	l.stats.Received.Inc()
 	return &commonv1.Frame{
 		Direction:    commonv1.Direction_DIRECTION_UP,
 		TraceId:      f.GetTraceId(),
@@ -241,49 +217,21 @@ func (l *Layer) up(f *commonv1.Frame) *commonv1.Frame {
 	}
 }
 
-// Health implements sdk.Layer.
+// Health implements sdk.Layer. The SDK adds the layer's phase.
 func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
-	l.mu.Lock()
-	started, stopped := l.address != nil, l.stopped
-	l.mu.Unlock()
-	h := &commonv1.HealthResponse{Serving: started && !stopped, Counters: map[string]uint64{
-		"frames_sent":                   l.stats.sent.Load(),
-		"frames_received":               l.stats.received.Load(),
-		"padding_bytes_sent":            l.stats.paddingBytes.Load(),
-		"dropped_oversize":              l.stats.droppedOversize.Load(),
-		"dropped_conversation_too_long": l.stats.droppedLongConversation.Load(),
-		"dropped_unaddressed":           l.stats.droppedUnaddressed.Load(),
-		"dropped_malformed":             l.stats.droppedMalformed.Load(),
-		"dropped_wrong_protocol":        l.stats.droppedWrongProtocol.Load(),
-		"dropped_wrong_direction":       l.stats.droppedWrongDirection.Load(),
-		"dropped_not_configured":        l.stats.droppedNotConfigured.Load(),
-		"dropped_emit_failed":           l.stats.droppedEmitFailed.Load(),
-	}}
-	switch {
-	case stopped:
-		h.Detail = "stopped"
-	case !started:
-		h.Detail = "not started"
-	}
-	return h
+	return &commonv1.HealthResponse{Serving: true, Counters: l.metrics.Snapshot()}
 }
 
 // Stop implements sdk.Layer. The layer holds no state worth flushing.
-func (l *Layer) Stop(context.Context) error {
-	l.mu.Lock()
-	l.stopped = true
-	l.mu.Unlock()
-	return nil
-}
+func (l *Layer) Stop(context.Context) error { return nil }
 
 // OwnAddress implements privacyv1.ControlServer.
 func (l *Layer) OwnAddress(context.Context, *privacyv1.OwnAddressRequest) (*privacyv1.OwnAddressResponse, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.address == nil {
+	addr := l.address.Load()
+	if addr == nil {
 		return nil, status.Error(codes.FailedPrecondition, "padded: not started")
 	}
-	return &privacyv1.OwnAddressResponse{Address: l.address, DisplayAddress: displayAddress(l.address)}, nil
+	return &privacyv1.OwnAddressResponse{Address: *addr, DisplayAddress: displayAddress(*addr)}, nil
 }
 
 // Subscribe implements privacyv1.ControlServer. Direct delivery has no

@@ -47,7 +47,7 @@ func (c *capture) take() []*commonv1.Frame {
 func started(t *testing.T, configJSON string) (*Layer, *capture) {
 	t.Helper()
 	l, out := New(), &capture{}
-	if _, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: configJSON}, sdk.Env{Out: out}); err != nil {
+	if _, err := sdk.NewLifecycle(l).Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: configJSON}, sdk.Env{Out: out}); err != nil {
 		t.Fatalf("Configure(%s): %v", configJSON, err)
 	}
 	if _, err := l.Start(context.Background(), &commonv1.StartRequest{BelowAddress: []byte("overlay-self")}); err != nil {
@@ -237,7 +237,7 @@ func TestConfigure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := New()
-			resp, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: tt.json}, sdk.Env{Out: &capture{}})
+			resp, err := sdk.NewLifecycle(l).Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: tt.json}, sdk.Env{Out: &capture{}})
 			if tt.wantKey != "" {
 				var ce *sdk.ConfigError
 				if !errors.As(err, &ce) || ce.Key != tt.wantKey {
@@ -282,7 +282,7 @@ func TestSchema(t *testing.T) {
 				t.Fatal(err)
 			}
 			l := New()
-			if _, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: string(js)}, sdk.Env{Out: &capture{}}); err != nil {
+			if _, err := sdk.NewLifecycle(l).Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: string(js)}, sdk.Env{Out: &capture{}}); err != nil {
 				t.Fatalf("Configure(%s): %v", js, err)
 			}
 			if !slices.Equal(l.buckets, tt.want) {
@@ -318,19 +318,20 @@ func TestDescribe(t *testing.T) {
 
 func TestLifecycle(t *testing.T) {
 	l := New()
+	lc := sdk.NewLifecycle(l) // the SDK's lifecycle, as Serve and InProcess run it
 	if _, err := l.OwnAddress(context.Background(), &privacyv1.OwnAddressRequest{}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("OwnAddress before Start: %v, want FailedPrecondition", err)
 	}
-	if h := l.Health(context.Background()); h.GetServing() {
+	if h := lc.Health(context.Background()); h.GetServing() {
 		t.Fatal("serving before Start")
 	}
-	if _, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{}, sdk.Env{Out: &capture{}}); err != nil {
+	if _, err := lc.Configure(context.Background(), &commonv1.ConfigureRequest{}, sdk.Env{Out: &capture{}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Start(context.Background(), &commonv1.StartRequest{}); err == nil {
+	if _, err := lc.Start(context.Background(), &commonv1.StartRequest{}); err == nil {
 		t.Fatal("Start without a below address succeeded")
 	}
-	resp, err := l.Start(context.Background(), &commonv1.StartRequest{BelowAddress: []byte("overlay-id")})
+	resp, err := lc.Start(context.Background(), &commonv1.StartRequest{BelowAddress: []byte("overlay-id")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,13 +342,13 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || !bytes.Equal(own.GetAddress(), []byte("overlay-id")) {
 		t.Fatalf("OwnAddress = %v, %v; want overlay-id", own, err)
 	}
-	if !l.Health(context.Background()).GetServing() {
+	if !lc.Health(context.Background()).GetServing() {
 		t.Fatal("not serving after Start")
 	}
-	if err := l.Stop(context.Background()); err != nil {
+	if err := lc.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if h := l.Health(context.Background()); h.GetServing() || h.GetDetail() != "stopped" {
+	if h := lc.Health(context.Background()); h.GetServing() || h.GetDetail() != "stopped" {
 		t.Fatalf("Health after Stop = %v, want not serving, detail stopped", h)
 	}
 }
@@ -362,10 +363,15 @@ func TestNoSharedAddresses(t *testing.T) {
 	}
 }
 
-func TestHandleBatchBeforeConfigure(t *testing.T) {
-	l := New()
-	l.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{down([]byte("p"), nil, []byte("x"))}})
-	if got := counter(t, l, "dropped_not_configured"); got != 1 {
-		t.Fatalf("dropped_not_configured = %d, want 1", got)
+// TestHandleBatchNotRunning: a batch the layer cannot take (here, after
+// Stop, with no Configure) is dropped and counted, by the SDK.
+func TestHandleBatchNotRunning(t *testing.T) {
+	lc := sdk.NewLifecycle(New())
+	if err := lc.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lc.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{down([]byte("p"), nil, []byte("x"))}})
+	if got := lc.Health(context.Background()).GetCounters()[sdk.NotRunningCounter]; got != 1 {
+		t.Fatalf("%s = %d, want 1", sdk.NotRunningCounter, got)
 	}
 }
