@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
@@ -95,24 +94,37 @@ type Spec struct {
 }
 
 // Layer is a direct privacy layer built from a Spec. The zero value is not
-// usable; call New.
+// usable; call New. The SDK runs it in the order of its contract
+// (sdk.Lifecycle), so it keeps no phase of its own.
 type Layer struct {
 	// Embedded so that the layer keeps compiling, answering Unimplemented,
 	// if the privacy control API gains methods.
 	privacyv1.UnimplementedControlServer
 
 	spec Spec
-
-	mu      sync.Mutex
+	c    *counters
+	// codec and out are set by Configure, address by Start; the SDK orders
+	// these before any other use.
 	codec   Codec
-	env     sdk.Env
-	address []byte
-	stopped bool
+	out     sdk.Emitter
+	address atomic.Pointer[[]byte]
+}
 
-	// Health counters.
-	sent, received, peers                                        atomic.Uint64
-	oversize, unencodable, malformed, unaddressed, wrongProtocol atomic.Uint64
-	wrongDirection, notConfigured, emitFailed                    atomic.Uint64
+// counters are the Health counters every direct layer keeps.
+type counters struct {
+	Sent           sdk.Counter `counter:"frames_sent"`
+	Received       sdk.Counter `counter:"frames_received"`
+	Oversize       sdk.Drop    `drop:"oversize"`
+	Unencodable    sdk.Drop    `drop:"unencodable"`
+	Malformed      sdk.Drop    `drop:"malformed"`
+	Unaddressed    sdk.Drop    `drop:"unaddressed"`
+	WrongProtocol  sdk.Drop    `drop:"wrong_protocol"`
+	WrongDirection sdk.Drop    `drop:"wrong_direction"`
+	EmitFailed     sdk.Drop    `drop:"emit_failed"`
+
+	// peers is the number of overlay peers connected, a level.
+	peers atomic.Int64
+	set   *sdk.Counters
 }
 
 var _ sdk.Privacy = (*Layer)(nil)
@@ -127,7 +139,10 @@ func New(spec Spec) *Layer {
 	if spec.MaxPayload == 0 {
 		spec.MaxPayload = DefaultMaxPayload
 	}
-	return &Layer{spec: spec}
+	c := &counters{}
+	c.set = sdk.NewCounters(c)
+	c.set.Level("peers", func() uint64 { return uint64(max(c.peers.Load(), 0)) })
+	return &Layer{spec: spec, c: c}
 }
 
 // Protocol returns the overlay protocol the layer asks the p2p layer to
@@ -160,18 +175,13 @@ func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env
 		if codec, err = l.spec.Configure(req.GetConfigJson(), env); err != nil {
 			return nil, fmt.Errorf("%s: configure: %w", l.spec.Name, err)
 		}
-	} else {
-		var none struct{}
-		if err := sdk.DecodeConfig(req.GetConfigJson(), &none); err != nil {
-			return nil, err
-		}
+	} else if _, err := sdk.LoadConfig[struct{}](req.GetConfigJson()); err != nil {
+		return nil, err
 	}
 	if codec == nil {
 		codec = Envelope{}
 	}
-	l.mu.Lock()
-	l.codec, l.env = codec, env
-	l.mu.Unlock()
+	l.codec, l.out = codec, env.Out
 	return &commonv1.ConfigureResponse{Protocols: []*commonv1.Protocol{l.Protocol()}}, nil
 }
 
@@ -183,9 +193,7 @@ func (l *Layer) Start(_ context.Context, req *commonv1.StartRequest) (*commonv1.
 		return nil, fmt.Errorf("%s: start: the p2p layer reported no local address", l.spec.Name)
 	}
 	addr := append([]byte(nil), below...)
-	l.mu.Lock()
-	l.address, l.stopped = addr, false
-	l.mu.Unlock()
+	l.address.Store(&addr)
 	return &commonv1.StartResponse{LocalAddress: addr, ContactSection: addr, DisplayAddress: l.display(addr)}, nil
 }
 
@@ -197,23 +205,16 @@ func (l *Layer) display(addr []byte) string { return fmt.Sprintf("%s:%x", l.spec
 // Both keep their trace id and hints. Peer events are counted only: the
 // layer sends to whatever overlay id it is given.
 func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
-	l.mu.Lock()
-	codec, out := l.codec, l.env.Out
-	l.mu.Unlock()
-	if out == nil {
-		l.notConfigured.Add(uint64(len(b.GetFrames())))
-		return
-	}
 	frames := make([]*commonv1.Frame, 0, len(b.GetFrames()))
 	for _, f := range b.GetFrames() {
 		var o *commonv1.Frame
 		switch f.GetDirection() {
 		case commonv1.Direction_DIRECTION_DOWN:
-			o = l.down(codec, f)
+			o = l.down(f)
 		case commonv1.Direction_DIRECTION_UP:
-			o = l.up(codec, f)
+			o = l.up(f)
 		default:
-			l.wrongDirection.Add(1)
+			l.c.WrongDirection.Inc()
 		}
 		if o != nil {
 			frames = append(frames, o)
@@ -222,40 +223,40 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 	for _, ev := range b.GetEvents() {
 		switch ev.GetPeer().GetState() {
 		case commonv1.PeerState_PEER_STATE_CONNECTED:
-			l.peers.Add(1)
+			l.c.peers.Add(1)
 		case commonv1.PeerState_PEER_STATE_DISCONNECTED:
-			l.peers.Add(^uint64(0))
+			l.c.peers.Add(-1)
 		}
 	}
 	if len(frames) == 0 {
 		return
 	}
-	if err := out.Emit(ctx, frames...); err != nil {
-		l.emitFailed.Add(uint64(len(frames)))
+	if err := l.out.Emit(ctx, frames...); err != nil {
+		l.c.EmitFailed.Add(uint64(len(frames)))
 	}
 }
 
 // down encodes a frame from above for the overlay, or returns nil when the
 // frame is dropped.
-func (l *Layer) down(codec Codec, f *commonv1.Frame) *commonv1.Frame {
+func (l *Layer) down(f *commonv1.Frame) *commonv1.Frame {
 	if len(f.GetPeer()) == 0 {
-		l.unaddressed.Add(1)
+		l.c.Unaddressed.Inc()
 		return nil
 	}
 	if len(f.GetPayload()) > int(l.spec.MaxPayload) {
-		l.oversize.Add(1)
+		l.c.Oversize.Inc()
 		return nil
 	}
-	wire, err := codec.Encode(make([]byte, 0, len(f.GetPayload())+len(f.GetConversation())+8), f.GetConversation(), f.GetPayload())
+	wire, err := l.codec.Encode(make([]byte, 0, len(f.GetPayload())+len(f.GetConversation())+8), f.GetConversation(), f.GetPayload())
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		l.oversize.Add(1)
+		l.c.Oversize.Inc()
 		return nil
 	case err != nil:
-		l.unencodable.Add(1)
+		l.c.Unencodable.Inc()
 		return nil
 	}
-	l.sent.Add(1)
+	l.c.Sent.Inc()
 	return &commonv1.Frame{
 		Direction: commonv1.Direction_DIRECTION_DOWN,
 		TraceId:   f.GetTraceId(),
@@ -268,17 +269,17 @@ func (l *Layer) down(codec Codec, f *commonv1.Frame) *commonv1.Frame {
 
 // up decodes a frame from the overlay for the layer above, or returns nil
 // when the frame is dropped.
-func (l *Layer) up(codec Codec, f *commonv1.Frame) *commonv1.Frame {
+func (l *Layer) up(f *commonv1.Frame) *commonv1.Frame {
 	if f.GetProtocol() != l.spec.Protocol {
-		l.wrongProtocol.Add(1)
+		l.c.WrongProtocol.Inc()
 		return nil
 	}
-	conversation, payload, err := codec.Decode(f.GetPayload())
+	conversation, payload, err := l.codec.Decode(f.GetPayload())
 	if err != nil {
-		l.malformed.Add(1)
+		l.c.Malformed.Inc()
 		return nil
 	}
-	l.received.Add(1)
+	l.c.Received.Inc()
 	return &commonv1.Frame{
 		Direction:    commonv1.Direction_DIRECTION_UP,
 		TraceId:      f.GetTraceId(),
@@ -289,53 +290,25 @@ func (l *Layer) up(codec Codec, f *commonv1.Frame) *commonv1.Frame {
 	}
 }
 
-// Health implements sdk.Layer.
+// Health implements sdk.Layer: the layer's counters and its codec's.
 func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
-	l.mu.Lock()
-	started, stopped, codec := l.address != nil, l.stopped, l.codec
-	l.mu.Unlock()
-	counters := map[string]uint64{
-		"frames_sent":             l.sent.Load(),
-		"frames_received":         l.received.Load(),
-		"peers":                   l.peers.Load(),
-		"dropped_oversize":        l.oversize.Load(),
-		"dropped_unencodable":     l.unencodable.Load(),
-		"dropped_malformed":       l.malformed.Load(),
-		"dropped_unaddressed":     l.unaddressed.Load(),
-		"dropped_wrong_protocol":  l.wrongProtocol.Load(),
-		"dropped_wrong_direction": l.wrongDirection.Load(),
-		"dropped_not_configured":  l.notConfigured.Load(),
-		"dropped_emit_failed":     l.emitFailed.Load(),
-	}
-	if c, ok := codec.(CountingCodec); ok {
+	counters := l.c.set.Snapshot()
+	if c, ok := l.codec.(CountingCodec); ok {
 		maps.Copy(counters, c.Counters())
 	}
-	h := &commonv1.HealthResponse{Serving: started && !stopped, Counters: counters}
-	switch {
-	case stopped:
-		h.Detail = "stopped"
-	case !started:
-		h.Detail = "not started"
-	}
-	return h
+	return &commonv1.HealthResponse{Serving: true, Counters: counters}
 }
 
-// Stop implements sdk.Layer. A direct layer holds no state to flush.
-func (l *Layer) Stop(context.Context) error {
-	l.mu.Lock()
-	l.stopped = true
-	l.mu.Unlock()
-	return nil
-}
+// Stop implements sdk.Layer. A direct layer holds nothing to release.
+func (l *Layer) Stop(context.Context) error { return nil }
 
 // OwnAddress implements privacyv1.ControlServer.
 func (l *Layer) OwnAddress(context.Context, *privacyv1.OwnAddressRequest) (*privacyv1.OwnAddressResponse, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.address == nil {
+	addr := l.address.Load()
+	if addr == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s: not started", l.spec.Name)
 	}
-	return &privacyv1.OwnAddressResponse{Address: l.address, DisplayAddress: l.display(l.address)}, nil
+	return &privacyv1.OwnAddressResponse{Address: *addr, DisplayAddress: l.display(*addr)}, nil
 }
 
 // Subscribe implements privacyv1.ControlServer. Direct delivery has no
@@ -348,4 +321,29 @@ func (l *Layer) Subscribe(context.Context, *privacyv1.SubscribeRequest) (*privac
 // Unsubscribe implements privacyv1.ControlServer; see Subscribe.
 func (l *Layer) Unsubscribe(context.Context, *privacyv1.UnsubscribeRequest) (*privacyv1.UnsubscribeResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "%s: direct delivery has no shared addresses", l.spec.Name)
+}
+
+// Limit returns c refusing, with ErrTooLarge, payloads larger than max
+// bytes: for a layer whose payload limit is a config key (Spec.MaxPayload
+// is the declared, fixed one). It keeps c's counters.
+func Limit(c Codec, max int) Codec { return limited{c, max} }
+
+type limited struct {
+	Codec
+	max int
+}
+
+func (l limited) Encode(dst, conversation, payload []byte) ([]byte, error) {
+	if len(payload) > l.max {
+		return nil, fmt.Errorf("%w: a %d-byte payload exceeds the limit of %d", ErrTooLarge, len(payload), l.max)
+	}
+	return l.Codec.Encode(dst, conversation, payload)
+}
+
+// Counters implements CountingCodec with the limited codec's counters.
+func (l limited) Counters() map[string]uint64 {
+	if c, ok := l.Codec.(CountingCodec); ok {
+		return c.Counters()
+	}
+	return nil
 }
