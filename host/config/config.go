@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -87,9 +88,16 @@ type Node struct {
 
 // Plugins is the plugins section.
 type Plugins struct {
-	// Dir holds the plugin binaries, named strata-plugin-<name>.
+	// Dir is the first directory of Dirs, for callers that know one.
 	Dir string
-	// LockFile records each binary's SHA-256 (default <dir>/strata.lock).
+	// Dirs are the directories that hold plugin binaries, named
+	// strata-plugin-<name>, searched in order (plugins.dir: one directory
+	// or a list). A layer's own dir (layers.<layer>.dir) replaces them for
+	// that layer.
+	Dirs []string
+	// LockFile, when set, is the one lock file that vouches for every
+	// binary, wherever it is found. When it is not set, a binary is vouched
+	// for by the strata.lock of the directory it is found in.
 	LockFile string
 	// Checksums overrides the lock file: plugin name → hex SHA-256.
 	Checksums map[string]string
@@ -115,6 +123,9 @@ type Layer struct {
 	Plugin string
 	// Mode is ModeProcess or ModeInProc.
 	Mode string
+	// Dir, when set, is the only directory searched for this layer's
+	// plugin binary (layers.<layer>.dir).
+	Dir string
 	// Config is the plugin's own section, checked against its schema when
 	// the plugin is loaded.
 	Config map[string]any
@@ -255,7 +266,17 @@ func Load(src Sources) (*Config, error) {
 	cfg.Source = src.File
 	if src.File != "" {
 		base := filepath.Dir(src.File)
-		for _, p := range []*string{&cfg.Node.DataDir, &cfg.Plugins.Dir, &cfg.Plugins.LockFile} {
+		paths := []*string{&cfg.Node.DataDir, &cfg.Plugins.Dir, &cfg.Plugins.LockFile}
+		for i := range cfg.Plugins.Dirs {
+			paths = append(paths, &cfg.Plugins.Dirs[i])
+		}
+		for key, l := range cfg.Layers {
+			if l.Dir != "" && !filepath.IsAbs(l.Dir) {
+				l.Dir = filepath.Join(base, l.Dir)
+				cfg.Layers[key] = l
+			}
+		}
+		for _, p := range paths {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(base, *p)
 			}
@@ -368,7 +389,15 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 	if err == nil && k.Exists("node.peers") {
 		cfg.Node.Peers, err = stringList(k.Get("node.peers"), "node.peers")
 	}
-	cfg.Plugins.Dir = str("plugins.dir", "")
+	if err == nil && k.Exists("plugins.dir") {
+		cfg.Plugins.Dirs, err = stringList(k.Get("plugins.dir"), "plugins.dir")
+		if err == nil && slices.Contains(cfg.Plugins.Dirs, "") {
+			err = &sdk.ConfigError{Key: "plugins.dir", Problem: "names an empty directory", Fix: "remove the empty entry"}
+		}
+		if len(cfg.Plugins.Dirs) > 0 {
+			cfg.Plugins.Dir = cfg.Plugins.Dirs[0]
+		}
+	}
 	cfg.Plugins.LockFile = str("plugins.lock_file", "")
 	cfg.Plugins.AllowUnverified = boolean("plugins.allow_unverified")
 	cfg.Plugins.Restart = Restart{
@@ -405,6 +434,7 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 		l := Layer{
 			Plugin: str(prefix+".plugin", ""),
 			Mode:   str(prefix+".mode", ModeProcess),
+			Dir:    str(prefix+".dir", ""),
 		}
 		if err != nil {
 			return nil, err
@@ -441,7 +471,7 @@ func checkKeys(k *koanf.Koanf) error {
 			if !isLayer(layer) {
 				return &sdk.ConfigError{Key: "layers." + layer, Problem: "is not a layer", Fix: "layers are " + strings.Join(LayerOrder, ", ")}
 			}
-			if sub == "plugin" || sub == "mode" || sub == "config" || strings.HasPrefix(sub, "config.") {
+			if sub == "plugin" || sub == "mode" || sub == "dir" || sub == "config" || strings.HasPrefix(sub, "config.") {
 				continue
 			}
 		}
@@ -485,7 +515,7 @@ func suggest(key string) string {
 		cands = append(cands, k)
 	}
 	for _, l := range LayerOrder {
-		cands = append(cands, "layers."+l+".plugin", "layers."+l+".mode", "layers."+l+".config")
+		cands = append(cands, "layers."+l+".plugin", "layers."+l+".mode", "layers."+l+".dir", "layers."+l+".config")
 	}
 	sort.Strings(cands)
 	for _, c := range cands {
@@ -544,7 +574,11 @@ func (c *Config) Check() error {
 		}
 	}
 	if c.usesProcess() && c.Plugins.Dir == "" {
-		return &sdk.ConfigError{Key: "plugins.dir", Problem: "is not set", Fix: "name the directory with the plugin binaries (make plugins builds them into bin/plugins)"}
+		for _, key := range LayerOrder {
+			if l, ok := c.Layers[key]; ok && l.Mode == ModeProcess && l.Dir == "" {
+				return &sdk.ConfigError{Key: "plugins.dir", Problem: "is not set", Fix: "name the directory, or a list of them, with the plugin binaries (make plugins builds them into bin/plugins), or set layers." + key + ".dir"}
+			}
+		}
 	}
 	for name, sum := range c.Plugins.Checksums {
 		if len(sum) != 64 || strings.Trim(strings.ToLower(sum), "0123456789abcdef") != "" {
@@ -599,12 +633,36 @@ func (c *Config) Stack() []string {
 	return out
 }
 
-// LockPath is the lock file's path.
+// LockPath is the path of the lock file of the first plugin directory
+// (or plugins.lock_file): the one `strata plugins lock` writes.
 func (c *Config) LockPath() string {
 	if c.Plugins.LockFile != "" {
 		return c.Plugins.LockFile
 	}
 	return filepath.Join(c.Plugins.Dir, "strata.lock")
+}
+
+// PluginDirs are the directories searched, in order, for the plugin
+// binary of the layer key: the layer's own dir, else plugins.dir.
+func (c *Config) PluginDirs(key string) []string {
+	if l, ok := c.Layers[key]; ok && l.Dir != "" {
+		return []string{l.Dir}
+	}
+	if len(c.Plugins.Dirs) == 0 && c.Plugins.Dir != "" {
+		return []string{c.Plugins.Dir}
+	}
+	return c.Plugins.Dirs
+}
+
+// LockPathFor is the lock file that vouches for the plugin binary at
+// path: plugins.lock_file when set, else the strata.lock beside the
+// binary. Each plugin directory thus carries its own lock, and a binary is
+// never vouched for by another directory's.
+func (c *Config) LockPathFor(binary string) string {
+	if c.Plugins.LockFile != "" {
+		return c.Plugins.LockFile
+	}
+	return filepath.Join(filepath.Dir(binary), "strata.lock")
 }
 
 // IsConfigError reports whether err is (or wraps) a config mistake.

@@ -73,6 +73,31 @@ func BinaryPath(dir, name string) string {
 	return filepath.Join(dir, BinaryPrefix+name)
 }
 
+// Locate finds a plugin's binary in the first of dirs that has one and
+// returns its path, checked by CheckBinary. A directory earlier in dirs
+// shadows the later ones, so a third party's directory listed first may
+// replace a stock plugin of the same name. The error wraps ErrNotFound when
+// no directory has the binary, naming every directory searched. The binary
+// found is vouched for by its own directory's lock (config.LockPathFor),
+// never by another's.
+func Locate(dirs []string, name string) (string, error) {
+	if len(dirs) == 0 {
+		return "", fmt.Errorf("%w: no plugin directory to search for %s", ErrNotFound, BinaryPrefix+name)
+	}
+	for _, dir := range dirs {
+		path := BinaryPath(dir, name)
+		err := CheckBinary(path)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return path, nil
+	}
+	return "", fmt.Errorf("%w: %s is in none of %s", ErrNotFound, BinaryPrefix+name, strings.Join(dirs, ", "))
+}
+
 // Binaries lists the plugin names that have a binary in dir, sorted.
 func Binaries(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)

@@ -106,3 +106,41 @@ func TestLockRoundTripAndVerify(t *testing.T) {
 		t.Fatal("lock of version 2 accepted")
 	}
 }
+
+// TestLocate checks the search order of plugin directories.
+func TestLocate(t *testing.T) {
+	mine, stock, empty := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, b := range []struct{ dir, name string }{{mine, "rot13"}, {mine, "none"}, {stock, "none"}, {stock, "libp2p"}} {
+		if err := os.WriteFile(BinaryPath(b.dir, b.name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name     string
+		dirs     []string
+		plugin   string
+		want     string // "" for not found
+		notFound bool
+	}{
+		{"first directory", []string{mine, stock}, "rot13", BinaryPath(mine, "rot13"), false},
+		{"a later directory", []string{mine, stock}, "libp2p", BinaryPath(stock, "libp2p"), false},
+		{"the first shadows", []string{mine, stock}, "none", BinaryPath(mine, "none"), false},
+		{"order matters", []string{stock, mine}, "none", BinaryPath(stock, "none"), false},
+		{"nowhere", []string{empty, stock}, "rot13", "", true},
+		{"no directories", nil, "none", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Locate(tt.dirs, tt.plugin)
+			if tt.notFound {
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("Locate = %q, %v; want ErrNotFound", got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Locate = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
