@@ -48,38 +48,80 @@ type item struct {
 // queue is a bounded multi-producer queue of frames and events, drained in
 // batches by one pump at a time. It is the one mechanism behind every
 // boundary: plugin output to the host, host input to a plugin, in process
-// and out.
+// and out. A producer that finds it full blocks (flow control) until the
+// pump makes room, its context ends or the queue closes. Producers append
+// and the pump takes whole runs under one lock, so a batch of n frames costs
+// two lock round trips, not n channel operations.
 type queue struct {
-	opts   BatchOptions
-	ch     chan item
-	done   chan struct{}
-	closed sync.Once
+	opts BatchOptions
 
-	// drain serialises next; held is a frame that came off ch after an
-	// event of the batch being gathered, so it opens the next batch.
+	mu sync.Mutex
+	// items are the queued items, a window of base; base never grows, as
+	// QueueLen bounds the queue.
+	items  []item
+	base   []item
+	closed bool
+	// ready has a token while items may be waiting for the pump.
+	ready chan struct{}
+	// room is closed, and replaced, when the pump takes items from a full
+	// queue; producers waiting for room wait on it.
+	room chan struct{}
+	done chan struct{}
+
+	// drain serialises next.
 	drain sync.Mutex
-	held  *item
 }
 
 func newQueue(opts BatchOptions) *queue {
 	opts = opts.withDefaults()
-	return &queue{opts: opts, ch: make(chan item, opts.QueueLen), done: make(chan struct{})}
+	base := make([]item, 0, opts.QueueLen)
+	return &queue{
+		opts:  opts,
+		items: base,
+		base:  base,
+		ready: make(chan struct{}, 1),
+		room:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
 }
 
-func (q *queue) put(ctx context.Context, it item) error {
-	select {
-	case <-q.done:
-		return ErrClosed
-	default:
+// put queues items in order, blocking while the queue is full.
+func (q *queue) put(ctx context.Context, items ...item) error {
+	for len(items) > 0 {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return ErrClosed
+		}
+		free := q.opts.QueueLen - len(q.items)
+		if free <= 0 {
+			room := q.room
+			q.mu.Unlock()
+			select {
+			case <-room:
+				continue
+			case <-q.done:
+				return ErrClosed
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		k := min(free, len(items))
+		if cap(q.items)-len(q.items) < k {
+			// The window reached the end of base: move it to the front.
+			n := copy(q.base[:cap(q.base)], q.items)
+			clear(q.base[n:cap(q.base)])
+			q.items = q.base[:n]
+		}
+		q.items = append(q.items, items[:k]...)
+		q.mu.Unlock()
+		items = items[k:]
+		select {
+		case q.ready <- struct{}{}:
+		default:
+		}
 	}
-	select {
-	case q.ch <- it:
-		return nil
-	case <-q.done:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
 
 // ErrInvalidFrame is returned by Emit for a frame that cannot cross a
@@ -90,15 +132,19 @@ var ErrInvalidFrame = errors.New("sdk: invalid frame: protocol is not valid UTF-
 // Emit implements Emitter. Frames before an invalid one are queued; the
 // invalid one and those after it are not.
 func (q *queue) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
+	items := make([]item, 0, len(frames))
+	var bad error
 	for _, f := range frames {
 		if !utf8.ValidString(f.GetProtocol()) {
-			return ErrInvalidFrame
+			bad = ErrInvalidFrame
+			break
 		}
-		if err := q.put(ctx, item{frame: f}); err != nil {
-			return err
-		}
+		items = append(items, item{frame: f})
 	}
-	return nil
+	if err := q.put(ctx, items...); err != nil {
+		return err
+	}
+	return bad
 }
 
 // EmitEvent implements Emitter.
@@ -108,42 +154,64 @@ func (q *queue) EmitEvent(ctx context.Context, ev *commonv1.Event) error {
 
 // close stops the queue; blocked and later puts return ErrClosed.
 func (q *queue) close() {
-	q.closed.Do(func() { close(q.done) })
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.done)
+	}
 }
 
 // next blocks for the first item, then gathers whatever else is queued, up
 // to the batch bounds, into one batch. A batch is read as its frames, then
-// its events (see commonv1.Batch), so a frame queued after an event is held
-// back for the next batch: that keeps the order in which they were emitted.
+// its events (see commonv1.Batch), so a frame queued after an event is left
+// for the next batch: that keeps the order in which they were emitted.
 func (q *queue) next(ctx context.Context) (*commonv1.Batch, error) {
 	q.drain.Lock()
 	defer q.drain.Unlock()
-	var first item
-	if q.held != nil {
-		first, q.held = *q.held, nil
-	} else {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			break
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
 		select {
-		case first = <-q.ch:
+		case <-q.ready:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-q.done:
 			return nil, ErrClosed
 		}
 	}
+	defer q.mu.Unlock()
 	b := &commonv1.Batch{}
-	size := add(b, first)
-gather:
-	for n := 1; n < q.opts.MaxFrames && size < q.opts.MaxBytes; n++ {
-		select {
-		case it := <-q.ch:
-			if it.frame != nil && len(b.Events) > 0 {
-				q.held = &it
-				break gather
-			}
-			size += add(b, it)
-		default:
-			break gather
+	size, n := 0, 0
+	for n < len(q.items) && n < q.opts.MaxFrames && (n == 0 || size < q.opts.MaxBytes) {
+		it := q.items[n]
+		if it.frame != nil && len(b.Events) > 0 {
+			break
 		}
+		size += add(b, it)
+		n++
+	}
+	full := len(q.items) >= q.opts.QueueLen
+	clear(q.items[:n])
+	q.items = q.items[n:]
+	if len(q.items) == 0 {
+		q.items = q.base[:0] // start again at the front
+	} else {
+		select { // more waits: the next call must not sleep
+		case q.ready <- struct{}{}:
+		default:
+		}
+	}
+	if full {
+		close(q.room)
+		q.room = make(chan struct{})
 	}
 	return b, nil
 }

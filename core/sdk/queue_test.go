@@ -2,10 +2,12 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 )
@@ -84,5 +86,56 @@ func TestQueueKeepsEmissionOrder(t *testing.T) {
 				t.Errorf("%d batches for %q, want 1", batches, tt.pattern)
 			}
 		})
+	}
+}
+
+// TestQueueBlocksWhenFull: a producer that finds the queue full waits (flow
+// control) until the pump takes a batch, then goes on; its context ending
+// or the queue closing ends the wait with an error; nothing is dropped.
+func TestQueueBlocksWhenFull(t *testing.T) {
+	q := newQueue(BatchOptions{QueueLen: 4, MaxFrames: 2})
+	ctx := context.Background()
+	frames := make([]*commonv1.Frame, 6)
+	for i := range frames {
+		frames[i] = &commonv1.Frame{Protocol: fmt.Sprint(i)}
+	}
+	put := make(chan error, 1)
+	go func() { put <- q.Emit(ctx, frames...) }()
+	select {
+	case err := <-put:
+		t.Fatalf("Emit of 6 frames into a queue of 4 returned %v without waiting", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	var got []string
+	for len(got) < 6 {
+		b, err := q.next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range b.GetFrames() {
+			got = append(got, f.GetProtocol())
+		}
+	}
+	if err := <-put; err != nil {
+		t.Fatalf("Emit: %v", err)
+	}
+	if want := "0 1 2 3 4 5"; strings.Join(got, " ") != want {
+		t.Fatalf("drained %v, want %s", got, want)
+	}
+
+	// Full again: a cancelled context and a close both end the wait.
+	if err := q.Emit(ctx, frames[:4]...); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { put <- q.Emit(cctx, frames[4]) }()
+	cancel()
+	if err := <-put; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Emit with a cancelled context: %v", err)
+	}
+	go func() { put <- q.Emit(ctx, frames[4]) }()
+	q.close()
+	if err := <-put; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Emit into a closed queue: %v", err)
 	}
 }
