@@ -15,8 +15,9 @@ type counters struct {
 	droppedOversize        atomic.Uint64 // payloads above max_frame, either way
 	droppedBadCode         atomic.Uint64 // DOWN frames whose code is at or above the protocol's message_codes
 	droppedBadFrame        atomic.Uint64 // DOWN frames with no code byte, inbound messages that could not be read
-	droppedQueueFull       atomic.Uint64 // DOWN frames that found the peer's queue full
-	droppedUpQueueFull     atomic.Uint64 // inbound messages that found the queue to the host full
+	queueFullWaits         atomic.Uint64 // DOWN frames that waited for room in a peer's queue (not a drop)
+	peersResetSlow         atomic.Uint64 // peers disconnected for taking no frame for the stall timeout
+	droppedSlowPeer        atomic.Uint64 // DOWN frames for a peer disconnected by the stall timeout
 	droppedUnknownProtocol atomic.Uint64 // DOWN frames on a protocol not registered at Start
 	droppedUnknownPeer     atomic.Uint64 // DOWN frames for a peer not connected on the protocol
 	droppedWrongDirection  atomic.Uint64 // frames handed in that are not DOWN
@@ -38,8 +39,9 @@ func (c *counters) snapshot(peers int) map[string]uint64 {
 		"dropped_oversize":         c.droppedOversize.Load(),
 		"dropped_bad_code":         c.droppedBadCode.Load(),
 		"dropped_bad_frame":        c.droppedBadFrame.Load(),
-		"dropped_queue_full":       c.droppedQueueFull.Load(),
-		"dropped_up_queue_full":    c.droppedUpQueueFull.Load(),
+		"queue_full_waits":         c.queueFullWaits.Load(),
+		"peers_reset_slow":         c.peersResetSlow.Load(),
+		"dropped_slow_peer":        c.droppedSlowPeer.Load(),
 		"dropped_unknown_protocol": c.droppedUnknownProtocol.Load(),
 		"dropped_unknown_peer":     c.droppedUnknownPeer.Load(),
 		"dropped_wrong_direction":  c.droppedWrongDirection.Load(),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ethereum/go-ethereum/p2p/enode"
 	"github.com/hashicorp/go-hclog"
@@ -61,6 +62,9 @@ type Layer struct {
 	key *ecdsa.PrivateKey
 	out sdk.Emitter
 	log hclog.Logger
+
+	// stall, when set (by tests), replaces stallTimeout.
+	stall time.Duration
 }
 
 var _ sdk.P2P = (*Layer)(nil)
@@ -167,6 +171,9 @@ func (l *Layer) startSticky(ctx context.Context, protos protocolTable) (*node, e
 	cfg := l.cfg
 	try := func(listen string) (*node, error) {
 		n := newNode(ctx, cfg, protos, l.out, l.log, &l.ctr)
+		if l.stall > 0 {
+			n.stall = l.stall
+		}
 		if err := n.start(l.key, listen); err != nil {
 			return nil, err
 		}
@@ -201,8 +208,10 @@ func (l *Layer) rememberPort(n *node) {
 
 // HandleBatch implements sdk.Layer. DOWN frames with a peer are queued for
 // that peer on their protocol; DOWN frames without one are queued for
-// every peer that runs the protocol. It does not wait for the network: a
-// frame that cannot be queued is dropped and counted.
+// every peer that runs the protocol. A frame that finds a peer's queue full
+// waits for room, which slows the sender to the peer's pace; only a peer
+// that takes nothing for the stall timeout is disconnected and its frames
+// dropped (see enqueue).
 func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 	if k := len(batch.GetEvents()); k > 0 {
 		l.ctr.ignoredEvents.Add(uint64(k))
@@ -215,7 +224,7 @@ func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 		case n == nil:
 			l.ctr.droppedNotRunning.Add(1)
 		default:
-			n.send(f)
+			n.send(ctx, f)
 		}
 	}
 }

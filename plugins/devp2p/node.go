@@ -27,8 +27,14 @@ const (
 	// maxEmitBatch bounds how many queued frames one Emit carries.
 	maxEmitBatch = 64
 	// minUpQueue is the least number of inbound frames that may wait to
-	// go to the host; it is otherwise 4 × queue.
+	// go to the host; it is otherwise 4 × queue. A peer whose frame finds
+	// the queue full is not read until there is room.
 	minUpQueue = 4096
+	// stallTimeout is how long a DOWN frame waits for room in a peer's
+	// full outbound queue before the peer is disconnected: the breaker of
+	// last resort for a peer that does not read (geth's RLPx write timeout
+	// is 20 s too).
+	stallTimeout = 20 * time.Second
 	// clientName is sent in the devp2p hello.
 	clientName = "strata/devp2p/" + version
 )
@@ -48,6 +54,7 @@ type node struct {
 	cancel context.CancelFunc
 	tasks  sync.WaitGroup // the emitter
 	up     *inbox         // inbound frames and peer events, in order
+	stall  time.Duration  // see stallTimeout
 
 	mu      sync.RWMutex
 	peers   map[enode.ID]*peerState
@@ -72,6 +79,7 @@ func newNode(startCtx context.Context, cfg *config, protos protocolTable, out sd
 		ctx:     ctx,
 		cancel:  cancel,
 		up:      newInbox(max(minUpQueue, 4*cfg.queue), eventQueue),
+		stall:   stallTimeout,
 		peers:   make(map[enode.ID]*peerState),
 		oneShot: make(map[enode.ID]*enode.Node),
 	}
@@ -249,7 +257,7 @@ func (n *node) sharedProtocols(p *p2p.Peer) []string {
 // keeps a peer's events in order with each other, and the inbox keeps them
 // in order with its frames.
 func (n *node) event(ev *commonv1.PeerEvent) {
-	if !n.up.put(upItem{event: ev}) {
+	if !n.up.putEvent(ev) {
 		n.ctr.droppedEvents.Add(1)
 	}
 }

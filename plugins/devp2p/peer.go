@@ -2,9 +2,11 @@ package devp2p
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/ethereum/go-ethereum/p2p"
 
@@ -22,18 +24,21 @@ type outMsg struct {
 // and a writer goroutine draining a bounded queue.
 type protoConn struct {
 	proto *protocol
+	peer  *p2p.Peer
 	rw    p2p.MsgReadWriter
 	q     chan outMsg
 	done  chan struct{}
 	busy  atomic.Int32 // 1 while the writer holds a message it took off q
+	// stalled is set once a frame waited stallTimeout for room in q and
+	// the peer was disconnected; later frames for it are dropped at once.
+	stalled atomic.Bool
 }
 
 // run is the devp2p Run function of protocol p on peer: it registers the
 // connection, starts its writer, and reads messages until the connection
-// ends. It never waits for the host: inbound frames that find the queue to
-// the host full are dropped and counted.
+// ends.
 func (n *node) run(p *protocol, peer *p2p.Peer, rw p2p.MsgReadWriter) error {
-	pc := &protoConn{proto: p, rw: rw, q: make(chan outMsg, n.cfg.queue), done: make(chan struct{})}
+	pc := &protoConn{proto: p, peer: peer, rw: rw, q: make(chan outMsg, n.cfg.queue), done: make(chan struct{})}
 	n.attach(peer, pc)
 	writerDone := make(chan struct{})
 	go func() {
@@ -50,7 +55,11 @@ func (n *node) run(p *protocol, peer *p2p.Peer, rw p2p.MsgReadWriter) error {
 	return err
 }
 
-// read reads messages until the connection ends and queues them up.
+// read reads messages until the connection ends and queues them up. When
+// the queue to the host is full it waits for room and reads nothing
+// meanwhile: the host (and so the layer above) slows the peer down through
+// TCP instead of losing its messages. It waits on the host only, never on
+// a write to a peer (see docs/architecture.md, "Flow control").
 func (n *node) read(pc *protoConn, peer *p2p.Peer) error {
 	id := peer.ID()
 	for {
@@ -76,9 +85,9 @@ func (n *node) read(pc *protoConn, peer *p2p.Peer) error {
 			Protocol:  pc.proto.name,
 			Payload:   frame,
 		}
-		if !n.up.put(upItem{frame: f}) {
-			n.ctr.droppedUpQueueFull.Add(1)
-			continue
+		if err := n.up.putFrame(n.ctx, f); err != nil {
+			n.ctr.droppedNotRunning.Add(1)
+			return err
 		}
 		n.ctr.framesReceived.Add(1)
 		n.ctr.bytesReceived.Add(uint64(len(frame)))
@@ -110,18 +119,50 @@ func (n *node) write(pc *protoConn) {
 	}
 }
 
-// enqueue queues m for pc, dropping and counting it when the queue is full.
-func (n *node) enqueue(pc *protoConn, m outMsg) {
+// enqueue queues m for pc. When the queue is full it waits for room, which
+// slows the sender (the host, and the layer above) to the pace of the
+// peer's connection instead of dropping the frame. The wait ends without
+// queueing when the connection ends (dropped_write_error), when ctx or the
+// node ends (dropped_not_running), or after n.stall without room: the peer
+// does not read, so it is disconnected (peers_reset_slow) and this frame
+// and later ones for it are dropped (dropped_slow_peer). That bound is
+// what keeps a peer that never reads from holding the layer's one input
+// stream for ever.
+func (n *node) enqueue(ctx context.Context, pc *protoConn, m outMsg) {
+	if pc.stalled.Load() {
+		n.ctr.droppedSlowPeer.Add(1)
+		return
+	}
 	select {
 	case pc.q <- m:
+		return
 	default:
-		n.ctr.droppedQueueFull.Add(1)
+	}
+	n.ctr.queueFullWaits.Add(1)
+	stall := time.NewTimer(n.stall)
+	defer stall.Stop()
+	select {
+	case pc.q <- m:
+	case <-pc.done:
+		n.ctr.droppedWriteError.Add(1)
+	case <-ctx.Done():
+		n.ctr.droppedNotRunning.Add(1)
+	case <-n.ctx.Done():
+		n.ctr.droppedNotRunning.Add(1)
+	case <-stall.C:
+		n.ctr.droppedSlowPeer.Add(1)
+		if pc.stalled.CompareAndSwap(false, true) {
+			n.ctr.peersResetSlow.Add(1)
+			n.log.Warn("disconnecting a peer that took no frame for the stall timeout", "peer", pc.peer.ID().TerminalString(), "protocol", pc.proto.name, "timeout", n.stall)
+			pc.peer.Disconnect(p2p.DiscUselessPeer)
+		}
 	}
 }
 
 // send queues a DOWN frame: for its peer, or, without one, for every peer
-// connected on its protocol.
-func (n *node) send(f *commonv1.Frame) {
+// connected on its protocol. It may wait for room in a peer's queue (see
+// enqueue); it never holds the node's peer lock while it waits.
+func (n *node) send(ctx context.Context, f *commonv1.Frame) {
 	p := n.protos.byName[f.GetProtocol()]
 	if p == nil {
 		n.ctr.droppedUnknownProtocol.Add(1)
@@ -142,14 +183,10 @@ func (n *node) send(f *commonv1.Frame) {
 		return
 	}
 	m := outMsg{code: code, body: body, size: len(payload)}
-	n.mu.RLock()
-	defer n.mu.RUnlock()
 	if len(f.GetPeer()) == 0 {
 		n.ctr.floodSent.Add(1)
-		for _, ps := range n.peers {
-			if pc := ps.conns[p.name]; pc != nil {
-				n.enqueue(pc, m)
-			}
+		for _, pc := range n.conns(p.name) {
+			n.enqueue(ctx, pc, m)
 		}
 		return
 	}
@@ -159,10 +196,28 @@ func (n *node) send(f *commonv1.Frame) {
 		return
 	}
 	copy(id[:], f.GetPeer())
-	ps := n.peers[id]
-	if ps == nil || ps.conns[p.name] == nil {
+	n.mu.RLock()
+	var pc *protoConn
+	if ps := n.peers[id]; ps != nil {
+		pc = ps.conns[p.name]
+	}
+	n.mu.RUnlock()
+	if pc == nil {
 		n.ctr.droppedUnknownPeer.Add(1)
 		return
 	}
-	n.enqueue(ps.conns[p.name], m)
+	n.enqueue(ctx, pc, m)
+}
+
+// conns returns the connections of every peer running protocol name.
+func (n *node) conns(name string) []*protoConn {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	out := make([]*protoConn, 0, len(n.peers))
+	for _, ps := range n.peers {
+		if pc := ps.conns[name]; pc != nil {
+			out = append(out, pc)
+		}
+	}
+	return out
 }
