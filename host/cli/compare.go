@@ -53,7 +53,7 @@ report.html (charts) to --out and prints a table. See docs/compare.md.`,
 	f.StringVar(&o.out, "out", "", "directory for report.json and report.html (default compare-<scenario>-<time>)")
 	f.StringVar(&o.dir, "dir", "", "directory for the testnets' data (default: a temporary one, removed at the end)")
 	f.BoolVar(&o.keep, "keep", false, "keep the testnets' data directory")
-	f.IntVar(&o.relays, "relays", testnet.AutoRelays, "relays per testnet; -1: one when the privacy layer is not none")
+	f.IntVar(&o.relays, "relays", testnet.AutoRelays, "relays per testnet; -1: one when the privacy layer provides \"relayed\" (whisper)")
 	f.BoolVar(&o.allowUnverified, "allow-unverified", false, "run plugin binaries that have no recorded checksum")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	return cmd
@@ -106,6 +106,7 @@ func runCompare(cmd *cobra.Command, env Env, o compareOptions, stacks []string) 
 		Dir:             dir,
 		AllowUnverified: o.allowUnverified,
 		Relays:          o.relays,
+		Catalog:         env.Catalog,
 		Progress:        progress,
 	})
 	if err != nil {

@@ -38,7 +38,7 @@ func testnetCmd(env Env) *cobra.Command {
 		Short: "Run a local network of nodes on loopback until SIGINT or SIGTERM",
 		Long: `Run a network of nodes on 127.0.0.1, all on one stack config: --nodes
 clients (n0, n1, ...) and --relays relays (r0, ...; p2p and privacy only; by
-default one when the stack's privacy layer is not "none"). Each node is a
+default one when the stack's privacy layer provides "relayed", as whisper does). Each node is a
 "strata run" process with its own config, data directory and messaging API
 socket under --dir. Every client gets every other client as a contact and
 keeps a connection to every relay. The command prints each node's API
@@ -50,7 +50,7 @@ endpoint and example commands, then waits for Ctrl-C and stops every node.`,
 	}
 	cmd.Flags().StringVarP(&o.stack, "config", "c", "", "the stack: a client node config (configs/*.yaml)")
 	cmd.Flags().IntVar(&o.nodes, "nodes", 3, "number of client nodes")
-	cmd.Flags().IntVar(&o.relays, "relays", testnet.AutoRelays, "number of relays; -1: one when the stack's privacy plugin is not none, else none")
+	cmd.Flags().IntVar(&o.relays, "relays", testnet.AutoRelays, "number of relays; -1: one when the stack's privacy layer provides \"relayed\" (whisper), else none")
 	cmd.Flags().StringVar(&o.dir, "dir", "", "directory for the nodes' configs, data and logs (default: a temporary directory, removed at exit unless --keep)")
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the temporary directory at exit")
 	cmd.Flags().BoolVar(&o.allowUnverified, "allow-unverified", false, "start plugin binaries that have no recorded checksum (development only)")
@@ -94,6 +94,7 @@ func runTestnet(cmd *cobra.Command, env Env, o testnetOptions) error {
 		Dir:             dir,
 		AllowUnverified: o.allowUnverified,
 		Set:             o.set,
+		Catalog:         env.Catalog,
 	})
 	if err != nil {
 		cleanup()

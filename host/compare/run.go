@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/faults"
+	"github.com/strata-msg/strata/host/plugins"
 	"github.com/strata-msg/strata/host/scenario"
 	"github.com/strata-msg/strata/host/testnet"
 )
@@ -37,6 +38,10 @@ type Options struct {
 	// AllowUnverified lets plugin binaries without a recorded checksum
 	// run.
 	AllowUnverified bool
+	// Catalog holds the plugins the hosts run in process, so that
+	// testnet.AutoRelays can ask an in-process privacy layer whether it
+	// needs relays (testnet.Options.Catalog).
+	Catalog plugins.Catalog
 	// Relays is the relay count of every testnet, or testnet.AutoRelays.
 	Relays int
 	// Sample is how often node resources and counters are read (default
@@ -178,6 +183,7 @@ func (r *runner) do(ctx context.Context) (RunResult, int, error) {
 		Binary:          r.opts.Binary,
 		AllowUnverified: r.opts.AllowUnverified,
 		Faults:          faultsSection(sc.Faults),
+		Catalog:         r.opts.Catalog,
 	})
 	if err != nil {
 		return RunResult{}, 0, err

@@ -26,11 +26,17 @@ import (
 	"time"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/plugins"
 )
 
 // AutoRelays as Options.Relays runs one relay when the stack's privacy
-// plugin is not "none", and none otherwise.
+// layer provides sdk.CapRelayed (its messages travel through relays of
+// its own, such as whisper's), and none otherwise. The layer is asked: its
+// plugin binary is described, checked against the lock as a node checks
+// it, or looked up in Options.Catalog when it runs in process.
 const AutoRelays = -1
 
 // Defaults of Options.
@@ -52,7 +58,8 @@ type Options struct {
 	// ...
 	Nodes int
 	// Relays is the number of relays (named r0, r1, ...), or AutoRelays:
-	// one when the stack's privacy plugin is not "none", else none. A
+	// one when the stack's privacy layer provides sdk.CapRelayed, else
+	// none. A
 	// relay runs the stack's p2p and privacy layers only; every client
 	// keeps a connection to every relay, and each relay to the relays
 	// before it.
@@ -65,6 +72,10 @@ type Options struct {
 	Dir string
 	// Binary is the strata executable; "" means os.Executable().
 	Binary string
+	// Catalog holds the plugins the hosts run in process, so that
+	// AutoRelays can ask one of them what it provides; nil is an empty
+	// catalog.
+	Catalog plugins.Catalog
 	// AllowUnverified passes --allow-unverified to every host, so that
 	// plugin binaries without a recorded checksum run. The stack's own
 	// plugins.allow_unverified is kept either way.
@@ -163,7 +174,9 @@ func Start(ctx context.Context, opts Options) (*Net, error) {
 	relays := opts.Relays
 	if relays == AutoRelays {
 		relays = 0
-		if st.plugin("privacy") != "none" {
+		if need, err := NeedsRelays(ctx, st.path, opts.Catalog, opts.AllowUnverified); err != nil {
+			return nil, err
+		} else if need {
 			relays = 1
 		}
 	}
@@ -453,4 +466,21 @@ func (n *Net) closeLogs() {
 			m.logFile.Close()
 		}
 	}
+}
+
+// NeedsRelays reports whether the privacy layer of the stack config at
+// path needs relays, by asking it: whether its PluginInfo provides
+// sdk.CapRelayed. allowUnverified lets a binary without a recorded
+// checksum be described, as `strata run --allow-unverified` would run it.
+func NeedsRelays(ctx context.Context, path string, catalog plugins.Catalog, allowUnverified bool) (bool, error) {
+	cfg, err := config.Load(config.Sources{File: path})
+	if err != nil {
+		return false, fmt.Errorf("testnet: stack %s: %w", path, err)
+	}
+	cfg.Plugins.AllowUnverified = cfg.Plugins.AllowUnverified || allowUnverified
+	info, err := plugins.DescribeLayer(ctx, cfg, catalog, "privacy", commonv1.LayerKind_LAYER_KIND_PRIVACY)
+	if err != nil {
+		return false, fmt.Errorf("testnet: does the privacy layer need relays? %w", err)
+	}
+	return plugins.Provides(info, sdk.CapRelayed), nil
 }
