@@ -50,7 +50,7 @@ func BenchmarkUnicast1KiB(b *testing.B) {
 		deadline := time.Now().Add(waitFor)
 		for received.Load() < n {
 			if time.Now().After(deadline) {
-				b.Fatalf("received %d of %d frames (dropped: queue %d, stream %d)", received.Load(), n, from.counter("dropped_queue_full"), from.counter("dropped_stream_error"))
+				b.Fatalf("received %d of %d frames (dropped: slow peer %d, stream %d)", received.Load(), n, from.counter("dropped_slow_peer"), from.counter("dropped_stream_error"))
 			}
 			time.Sleep(20 * time.Microsecond)
 		}

@@ -18,7 +18,9 @@ type counters struct {
 
 	droppedOversize        atomic.Uint64 // DOWN payloads above max_frame
 	droppedBadFrame        atomic.Uint64 // inbound bytes that are not a valid frame
-	droppedQueueFull       atomic.Uint64 // DOWN frames that found their queue full
+	queueFullWaits         atomic.Uint64 // DOWN frames that waited for room in their queue (not a drop)
+	peersResetSlow         atomic.Uint64 // peers disconnected for taking no frame for the stall timeout
+	droppedSlowPeer        atomic.Uint64 // DOWN frames for a peer that took none for the stall timeout
 	droppedUnknownProtocol atomic.Uint64 // DOWN frames on a protocol not registered at Start
 	droppedWrongDirection  atomic.Uint64 // frames handed in that are not DOWN
 	droppedBadPeer         atomic.Uint64 // DOWN frames whose peer is not a valid peer id, or is this node
@@ -42,7 +44,9 @@ func (c *counters) snapshot(peers int) map[string]uint64 {
 		"stream_errors":            c.streamErrors.Load(),
 		"dropped_oversize":         c.droppedOversize.Load(),
 		"dropped_bad_frame":        c.droppedBadFrame.Load(),
-		"dropped_queue_full":       c.droppedQueueFull.Load(),
+		"queue_full_waits":         c.queueFullWaits.Load(),
+		"peers_reset_slow":         c.peersResetSlow.Load(),
+		"dropped_slow_peer":        c.droppedSlowPeer.Load(),
 		"dropped_unknown_protocol": c.droppedUnknownProtocol.Load(),
 		"dropped_wrong_direction":  c.droppedWrongDirection.Load(),
 		"dropped_bad_peer":         c.droppedBadPeer.Load(),

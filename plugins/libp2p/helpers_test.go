@@ -89,10 +89,16 @@ const tcpOnly = `{"listen":["/ip4/127.0.0.1/tcp/0"]}`
 // directory when empty) and stops it when the test ends.
 func startNodeT(t testing.TB, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
 	t.Helper()
+	return startNodeWith(t, New(), newRecorder(), dir, configJSON, protos...)
+}
+
+// startNodeWith is startNodeT with a layer and a recorder of the test's.
+func startNodeWith(t testing.TB, l *Layer, rec *recorder, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	tn := &testNode{l: New(), rec: newRecorder(), dir: dir}
+	tn := &testNode{l: l, rec: rec, dir: dir}
 	ctx := context.Background()
 	if _, err := tn.l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: tn.rec}); err != nil {
 		t.Fatalf("Configure: %v", err)

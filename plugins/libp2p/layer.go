@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -61,6 +62,9 @@ type Layer struct {
 	key crypto.PrivKey
 	out sdk.Emitter
 	log hclog.Logger
+
+	// stall, when set (by tests), replaces stallTimeout.
+	stall time.Duration
 }
 
 var _ sdk.P2P = (*Layer)(nil)
@@ -153,6 +157,9 @@ func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv
 		}
 		return nil, fmt.Errorf("libp2p: start: %w", err)
 	}
+	if l.stall > 0 {
+		n.stall = l.stall
+	}
 	l.node.Store(n)
 	l.enter(phaseStarted)
 	display := "/p2p/" + n.self.String()
@@ -205,8 +212,10 @@ func (l *Layer) rememberPorts(n *node) {
 
 // HandleBatch implements sdk.Layer. DOWN frames with a peer are queued for
 // that peer on their protocol; DOWN frames without one are broadcast on the
-// topic their protocol names. It does not wait for the network: a frame
-// that cannot be queued is dropped and counted.
+// topic their protocol names. A frame that finds its queue full waits for
+// room, which slows the sender to the peer's pace; only a peer that takes
+// nothing for the stall timeout is disconnected and its frames dropped (see
+// unicast).
 func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 	if k := len(batch.GetEvents()); k > 0 {
 		l.ctr.ignoredEvents.Add(uint64(k))
@@ -219,7 +228,7 @@ func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 		case n == nil:
 			l.ctr.droppedNotRunning.Add(1)
 		default:
-			n.send(f)
+			n.send(ctx, f)
 		}
 	}
 }

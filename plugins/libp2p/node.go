@@ -45,6 +45,7 @@ type node struct {
 	cancel context.CancelFunc
 	tasks  group // every goroutine of the node except the stream writers
 	outq   outbound
+	stall  time.Duration // see stallTimeout
 
 	dialer *dialer
 	bcast  *broadcaster // nil when gossipsub is off
@@ -72,6 +73,7 @@ func startNode(startCtx context.Context, cfg *config, key crypto.PrivKey, protos
 		protos: protos,
 		ctx:    ctx,
 		cancel: cancel,
+		stall:  stallTimeout,
 	}
 	n.outq.init()
 	n.dialer = newDialer(n)

@@ -17,6 +17,10 @@ const (
 	openTimeout  = 15 * time.Second // dialing and negotiating an outbound stream
 	writeTimeout = 30 * time.Second // one frame reaching the stream
 	writerIdle   = time.Minute      // an idle writer closes its stream and exits
+	// stallTimeout is how long a DOWN frame waits for room in a full
+	// queue before the peer is disconnected: the breaker of last resort
+	// for a peer that does not read (see unicast).
+	stallTimeout = 20 * time.Second
 )
 
 // writeBuffer is the size of a writer's buffer. Frames that are queued
@@ -33,6 +37,13 @@ type streamKey struct {
 type writer struct {
 	key   streamKey
 	queue chan []byte
+
+	// Guarded by outbound.mu: senders counts the frames waiting for room
+	// in queue (a writer with waiting senders is not retired); stalled is
+	// set when one waited stallTimeout in vain, and cleared when the queue
+	// has room again.
+	senders int
+	stalled bool
 }
 
 // outbound is the set of running writers.
@@ -63,13 +74,19 @@ func (o *outbound) drain(ctx context.Context) {
 }
 
 // unicast queues payload for peer to on protocol proto, starting the
-// writer of that stream if there is none. It never blocks: a full queue
-// drops the frame.
-func (n *node) unicast(to peer.ID, proto protocol.ID, payload []byte) {
+// writer of that stream if there is none. When the queue is full it waits
+// for room, which slows the sender (the host, and the layer above) to the
+// pace of the stream instead of dropping the frame. The wait ends without
+// queueing when ctx or the node ends (dropped_not_running), or after
+// n.stall without room: the peer does not read, so it is disconnected
+// (peers_reset_slow) and this frame, and later ones while its queue stays
+// full, are dropped (dropped_slow_peer). That bound keeps a peer that
+// never reads from holding the layer's one input stream for ever.
+func (n *node) unicast(ctx context.Context, to peer.ID, proto protocol.ID, payload []byte) {
 	o := &n.outq
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.closed {
+		o.mu.Unlock()
 		n.ctr.droppedNotRunning.Add(1)
 		return
 	}
@@ -78,6 +95,7 @@ func (n *node) unicast(to peer.ID, proto protocol.ID, payload []byte) {
 	if w == nil {
 		w = &writer{key: key, queue: make(chan []byte, n.cfg.queue)}
 		if !o.tasks.Go(func() { n.runWriter(w) }) {
+			o.mu.Unlock()
 			n.ctr.droppedNotRunning.Add(1)
 			return
 		}
@@ -85,21 +103,68 @@ func (n *node) unicast(to peer.ID, proto protocol.ID, payload []byte) {
 	}
 	select {
 	case w.queue <- payload:
+		w.stalled = false
+		o.mu.Unlock()
+		return
 	default:
-		n.ctr.droppedQueueFull.Add(1)
+	}
+	if w.stalled {
+		o.mu.Unlock()
+		n.ctr.droppedSlowPeer.Add(1)
+		return
+	}
+	w.senders++
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		w.senders--
+		o.mu.Unlock()
+	}()
+	n.ctr.queueFullWaits.Add(1)
+	stall := time.NewTimer(n.stall)
+	defer stall.Stop()
+	select {
+	case w.queue <- payload:
+	case <-ctx.Done():
+		n.ctr.droppedNotRunning.Add(1)
+	case <-n.ctx.Done():
+		n.ctr.droppedNotRunning.Add(1)
+	case <-o.drainCh:
+		n.ctr.droppedNotRunning.Add(1)
+	case <-stall.C:
+		n.ctr.droppedSlowPeer.Add(1)
+		o.mu.Lock()
+		first := !w.stalled
+		w.stalled = true
+		o.mu.Unlock()
+		if first {
+			n.ctr.peersResetSlow.Add(1)
+			n.log.Warn("disconnecting a peer that took no frame for the stall timeout", "peer", to, "protocol", proto, "timeout", n.stall)
+			if err := n.h.Network().ClosePeer(to); err != nil {
+				n.log.Debug("closing a stalled peer", "peer", to, "error", err)
+			}
+		}
 	}
 }
 
-// retire removes w from the set if its queue is empty and reports whether
-// it did. Holding the lock that unicast holds, it cannot lose a frame.
+// retire removes w from the set if its queue is empty and no sender waits
+// for room in it, and reports whether it did. Holding the lock that
+// unicast holds, it cannot lose a frame.
 func (o *outbound) retire(w *writer) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(w.queue) > 0 {
+	if len(w.queue) > 0 || w.senders > 0 {
 		return false
 	}
 	delete(o.writers, w.key)
 	return true
+}
+
+// idle reports whether w's queue is empty and no sender waits for room.
+func (o *outbound) idle(w *writer) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(w.queue) == 0 && w.senders == 0
 }
 
 // runWriter is a writer's goroutine. It opens the stream when the first
@@ -117,12 +182,7 @@ func (n *node) runWriter(w *writer) {
 			n.ctr.droppedNotRunning.Add(uint64(len(w.queue)))
 			return
 		case <-n.outq.drainCh:
-			// No frame is queued after drainCh closes and only this
-			// goroutine receives, so the length cannot grow under us.
-			for len(w.queue) > 0 {
-				sw.write(<-w.queue, len(w.queue) == 0)
-			}
-			sw.close()
+			n.drainWriter(w, &sw)
 			return
 		case <-idle.C:
 			if n.outq.retire(w) {
@@ -133,6 +193,35 @@ func (n *node) runWriter(w *writer) {
 		case p := <-w.queue:
 			sw.write(p, len(w.queue) == 0)
 			idle.Reset(writerIdle)
+		}
+	}
+}
+
+// drainWriter writes what w holds once the node drains. No sender starts
+// waiting after drainCh closes, and those waiting give up or queue at once,
+// so the loop ends as soon as the queue is empty and they are gone.
+func (n *node) drainWriter(w *writer, sw *streamWriter) {
+	for {
+		select {
+		case p := <-w.queue:
+			sw.write(p, len(w.queue) == 0)
+			continue
+		case <-n.ctx.Done():
+			n.ctr.droppedNotRunning.Add(uint64(len(w.queue)))
+			return
+		default:
+		}
+		if n.outq.idle(w) {
+			sw.close()
+			return
+		}
+		select {
+		case p := <-w.queue:
+			sw.write(p, len(w.queue) == 0)
+		case <-n.ctx.Done():
+			n.ctr.droppedNotRunning.Add(uint64(len(w.queue)))
+			return
+		case <-time.After(time.Millisecond):
 		}
 	}
 }

@@ -1,13 +1,16 @@
 package libp2pplugin
 
 import (
+	"context"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 )
 
-// send routes one DOWN frame.
-func (n *node) send(f *commonv1.Frame) {
+// send routes one DOWN frame. A unicast frame may wait for room in its
+// queue (see unicast).
+func (n *node) send(ctx context.Context, f *commonv1.Frame) {
 	payload := f.GetPayload()
 	if len(payload) > n.cfg.maxFrame {
 		n.ctr.droppedOversize.Add(1)
@@ -33,5 +36,5 @@ func (n *node) send(f *commonv1.Frame) {
 		n.ctr.droppedUnknownProtocol.Add(1)
 		return
 	}
-	n.unicast(to, proto, payload)
+	n.unicast(ctx, to, proto, payload)
 }
