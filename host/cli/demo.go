@@ -33,6 +33,9 @@ type demoOptions struct {
 	allowUnverified bool
 	verbose         bool
 	timeout         time.Duration
+	// stack, when set, is a node config whose layers and plugin
+	// directories both nodes use instead of the default stack.
+	stack string
 }
 
 func demoCmd(env Env) *cobra.Command {
@@ -45,7 +48,15 @@ none + doubleratchet + mvds (p2p, privacy, end-to-end encryption, data sync),
 each plugin its own process. They exchange contact cards and set up a
 conversation; alice sends numbered messages, bob answers each, and the demo
 prints delivery, round-trip times and the host's per-boundary counters of both
-nodes. MVDS runs with a 20 ms epoch here, so that round trips are short.`,
+nodes. MVDS runs with a 20 ms epoch here, so that round trips are short.
+
+With --stack FILE the nodes run the stack of a node config instead (its
+layers, plugins.dir and plugin settings; name, data directory, role, API and
+log level are the demo's), so that a plugin author can demo a layer:
+strata demo --stack configs/libp2p-whisper-dr-mvds.yaml. The stack must be a
+client stack (p2p, privacy, secure, sync) whose p2p layer listens on a port
+the system picks, as the stacks in configs/ do; --plugins and --mode are then
+ignored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), env, cmd.OutOrStdout(), o)
@@ -63,6 +74,7 @@ nodes. MVDS runs with a 20 ms epoch here, so that round trips are short.`,
 	cmd.Flags().BoolVar(&o.allowUnverified, "allow-unverified", false, "start plugin binaries that are not in the lock file")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the nodes' logs")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Second, "give up waiting for replies after this long")
+	cmd.Flags().StringVar(&o.stack, "stack", "", "run this node config's stack instead of the default one")
 	return cmd
 }
 
@@ -132,6 +144,17 @@ func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
 	)
 	var alice, bob peer
 	load := func(name string) (*config.Config, error) {
+		if o.stack != "" {
+			set := []string{"node.name=" + name, "node.data_dir=" + filepath.Join(dir, name), "node.role=client", "api.listen=off", "log.level=" + level}
+			if o.allowUnverified {
+				set = append(set, "plugins.allow_unverified=true")
+			}
+			cfg, err := config.Load(config.Sources{File: o.stack, Environ: []string{}, Set: set})
+			if err != nil {
+				return nil, fmt.Errorf("--stack %s: %w", o.stack, err)
+			}
+			return cfg, nil
+		}
 		path := filepath.Join(dir, name+".yaml")
 		text := fmt.Sprintf(demoConfig, name, filepath.Join(dir, name), pluginDir, o.mode, o.allowUnverified, level)
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -157,7 +180,11 @@ func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
 	}
 
 	alice.name, bob.name = "alice", "bob"
-	fmt.Fprintf(out, "starting alice and bob on 127.0.0.1 (libp2p + none + doubleratchet + mvds, plugins as %s)\n", o.mode)
+	if o.stack != "" {
+		fmt.Fprintf(out, "starting alice and bob on 127.0.0.1 (the stack of %s)\n", o.stack)
+	} else {
+		fmt.Fprintf(out, "starting alice and bob on 127.0.0.1 (libp2p + none + doubleratchet + mvds, plugins as %s)\n", o.mode)
+	}
 	if err := start(&alice, func(d node.Delivery) {
 		i, ok := parseNumbered(d.Payload, "re: hello #")
 		if !ok {
