@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"sync"
 	"testing"
@@ -16,10 +17,13 @@ import (
 	"github.com/strata-msg/strata/plugins/whisper/wire"
 )
 
-// capture is an Emitter that records frames.
+// capture is an Emitter that records frames. take first waits until the
+// layer has emitted everything it queued, so a test reads the frames a
+// call led to as if the layer emitted them at once.
 type capture struct {
 	mu     sync.Mutex
 	frames []*commonv1.Frame
+	layer  *Layer
 }
 
 func (c *capture) Emit(_ context.Context, fs ...*commonv1.Frame) error {
@@ -32,6 +36,13 @@ func (c *capture) Emit(_ context.Context, fs ...*commonv1.Frame) error {
 func (c *capture) EmitEvent(context.Context, *commonv1.Event) error { return nil }
 
 func (c *capture) take() []*commonv1.Frame {
+	if c.layer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := c.layer.out.waitIdle(ctx); err != nil {
+			panic(fmt.Sprintf("whisper test: the outbox did not drain: %v", err))
+		}
+		cancel()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := c.frames
@@ -43,7 +54,7 @@ func (c *capture) take() []*commonv1.Frame {
 func newTestLayer(t testing.TB, cfg map[string]any) (*Layer, *capture) {
 	t.Helper()
 	l := New()
-	c := &capture{}
+	c := &capture{layer: l}
 	js, _ := json.Marshal(cfg)
 	if _, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: string(js), DataDir: t.TempDir()}, sdk.Env{Out: c}); err != nil {
 		t.Fatal(err)

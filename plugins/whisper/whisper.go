@@ -103,12 +103,12 @@ type post struct {
 
 // Layer is the whisper privacy layer.
 type Layer struct {
-	// emitMu orders everything the layer emits: it is held from the moment
-	// a batch (or a post) decides what to send until it has been emitted,
-	// so that a peer's Status always goes out before anything else to it,
-	// even when the poster goroutine forwards a new envelope meanwhile.
-	emitMu     sync.Mutex
+	// mu guards the layer's state. Everything the layer decides to emit
+	// is queued on out under mu, in the order it was decided, so that a
+	// peer's Status always goes out before anything else to it, even when
+	// the poster goroutine forwards a new envelope meanwhile.
 	mu         sync.Mutex
+	out        outbox
 	cfg        settings
 	env        sdk.Env
 	key        *ecdsa.PrivateKey
@@ -148,6 +148,7 @@ var counterNames = []string{
 	"dropped_zero_ttl", "dropped_handshake", "dropped_banned_peer", "dropped_wrong_protocol",
 	"dropped_bad_address", "dropped_bad_inner", "dropped_pow_timeout", "dropped_wrong_direction",
 	"dropped_not_started", "ignored_code", "status_refreshed", "dropped_before_status",
+	"dropped_emit_failed",
 }
 
 // New returns an unconfigured layer.
@@ -235,9 +236,11 @@ func (l *Layer) Start(context.Context, *commonv1.StartRequest) (*commonv1.StartR
 		ctx, cancel := context.WithCancel(context.Background())
 		l.cancel, l.done = cancel, ctx.Done()
 		l.posts = make(chan *post, 1024)
+		l.out.init()
 		l.started = true
-		l.wg.Add(1)
+		l.wg.Add(2)
 		go l.poster(ctx)
+		go l.sender(ctx)
 	}
 	return &commonv1.StartResponse{
 		LocalAddress:   l.ownAddr,
@@ -250,12 +253,20 @@ func (l *Layer) display() string {
 	return fmt.Sprintf("shh:%x", crypto.FromECDSAPub(&l.key.PublicKey))
 }
 
-// Stop implements sdk.Layer.
-func (l *Layer) Stop(context.Context) error {
+// Stop implements sdk.Layer. It emits what the outbox holds (for at most
+// stopDrain) and queues nothing after.
+func (l *Layer) Stop(ctx context.Context) error {
 	l.mu.Lock()
 	l.stopped = true
-	cancel := l.cancel
+	cancel, started := l.cancel, l.started
 	l.mu.Unlock()
+	if started {
+		dctx, dcancel := context.WithTimeout(ctx, stopDrain)
+		if err := l.out.waitIdle(dctx); err != nil {
+			l.logf("whisper: stopping with %d frames not emitted: %v", l.out.len(), err)
+		}
+		dcancel()
+	}
 	if cancel != nil {
 		cancel()
 	}
@@ -279,6 +290,9 @@ func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
 	}
 	c["peers"] = uint64(len(l.peers))
 	c["pool_size"] = uint64(len(l.pool))
+	if l.started {
+		c["outbox_frames"] = uint64(l.out.len())
+	}
 	serving := l.started && !l.stopped
 	detail := ""
 	if !serving {
@@ -295,19 +309,6 @@ func (l *Layer) logf(format string, args ...any) {
 	}
 }
 
-func (l *Layer) emit(ctx context.Context, frames []*commonv1.Frame) {
-	if len(frames) == 0 {
-		return
-	}
-	l.mu.Lock()
-	stopped := l.stopped
-	l.mu.Unlock()
-	if stopped || l.env.Out == nil {
-		return
-	}
-	_ = l.env.Out.Emit(ctx, frames...)
-}
-
 func down(peerID []byte, code byte, payload []byte) *commonv1.Frame {
 	return &commonv1.Frame{
 		Direction: commonv1.Direction_DIRECTION_DOWN,
@@ -321,14 +322,12 @@ func down(peerID []byte, code byte, payload []byte) *commonv1.Frame {
 func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 	var out []*commonv1.Frame
 	var posts []*post
-	l.emitMu.Lock()
 	l.mu.Lock()
 	if !l.started || l.stopped {
 		if l.counters != nil {
 			l.counters["dropped_not_started"] += uint64(len(b.GetFrames()))
 		}
 		l.mu.Unlock()
-		l.emitMu.Unlock()
 		return
 	}
 	now := l.now()
@@ -371,9 +370,10 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 			delete(l.peers, string(p.GetPeer()))
 		}
 	}
+	// Queued, not emitted: reading never waits on the host taking what
+	// this layer sends (see outbox).
+	l.enqueue(out)
 	l.mu.Unlock()
-	l.emit(ctx, out)
-	l.emitMu.Unlock()
 	for _, p := range posts {
 		select {
 		case l.posts <- p:
@@ -791,15 +791,14 @@ func (l *Layer) send(ctx context.Context, p *post) {
 	cfg, key, now := l.cfg, l.key, l.now()
 	l.mu.Unlock()
 	env, err := seal(p, cfg, key, now)
-	l.emitMu.Lock()
-	defer l.emitMu.Unlock()
-	l.emit(ctx, l.publish(p, env, err))
-}
-
-// publish pools a sealed envelope and returns the frames that forward it.
-func (l *Layer) publish(p *post, env *wire.Envelope, err error) []*commonv1.Frame {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.enqueue(l.publish(p, env, err))
+}
+
+// publish pools a sealed envelope and returns the frames that forward it;
+// the caller holds l.mu.
+func (l *Layer) publish(p *post, env *wire.Envelope, err error) []*commonv1.Frame {
 	if err != nil {
 		if errors.Is(err, wire.ErrPoWTimeout) {
 			l.count("dropped_pow_timeout")
@@ -906,9 +905,8 @@ func (l *Layer) SetMinPoW(ctx context.Context, v float64) error {
 		return fmt.Errorf("whisper: not configured")
 	}
 	l.prevMinPoW, l.minPoW, l.powChanged = l.minPoW, v, l.now()
-	out := l.toAll(wire.PowRequirementCode, encodePoWRequirement(v))
+	l.enqueue(l.toAll(wire.PowRequirementCode, encodePoWRequirement(v)))
 	l.mu.Unlock()
-	l.emit(ctx, out)
 	return nil
 }
 
@@ -949,9 +947,8 @@ func (l *Layer) Subscribe(ctx context.Context, req *privacyv1.SubscribeRequest) 
 		return nil, grpcstatus.Error(codes.FailedPrecondition, "whisper: not configured")
 	}
 	l.subs[string(addr)] = &subscription{topic: topic, key: key}
-	out := l.updateBloom()
+	l.enqueue(l.updateBloom())
 	l.mu.Unlock()
-	l.emit(ctx, out)
 	return &privacyv1.SubscribeResponse{Address: addr}, nil
 }
 
@@ -971,8 +968,7 @@ func (l *Layer) Unsubscribe(ctx context.Context, req *privacyv1.UnsubscribeReque
 		return nil, grpcstatus.Error(codes.NotFound, "whisper: not subscribed")
 	}
 	delete(l.subs, string(req.GetAddress()))
-	out := l.updateBloom()
+	l.enqueue(l.updateBloom())
 	l.mu.Unlock()
-	l.emit(ctx, out)
 	return &privacyv1.UnsubscribeResponse{}, nil
 }
