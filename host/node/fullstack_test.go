@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -370,6 +372,7 @@ func TestFullStackKill(t *testing.T) {
 	mesh(t, nodes, conv)
 	for _, victim := range []*fullNode{b, a} {
 		done := make(chan []sent)
+		var sentSoFar atomic.Int32
 		go func() {
 			var out []sent
 			var prev [][]byte
@@ -382,11 +385,15 @@ func TestFullStackKill(t *testing.T) {
 				}
 				out = append(out, sent{id: m.MessageID, author: 0, parents: prev})
 				prev = [][]byte{m.MessageID}
-				time.Sleep(10 * time.Millisecond)
+				sentSoFar.Add(1)
+				time.Sleep(10 * time.Millisecond) // pace the traffic
 			}
 			done <- out
 		}()
-		time.Sleep(150 * time.Millisecond)
+		// Kill during traffic: once a few messages are out.
+		for sentSoFar.Load() < 8 {
+			runtime.Gosched()
+		}
 		restarts := victim.Restarts("sync")
 		if err := syscall.Kill(victim.PluginPID("sync"), syscall.SIGKILL); err != nil {
 			t.Fatal(err)

@@ -55,7 +55,9 @@ func TestMetrics(t *testing.T) {
 	if got := in.waitFor(10, 10*time.Second); len(got) != 10 {
 		t.Fatalf("%d of 10 arrived", len(got))
 	}
-	time.Sleep(100 * time.Millisecond) // one health poll
+	if _, err := a.LayerCounters(ctx, "p2p"); err != nil { // a health poll, now
+		t.Fatal(err)
+	}
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

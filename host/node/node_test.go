@@ -19,6 +19,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/direct"
 	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/node"
@@ -447,7 +448,7 @@ func TestRefusesTamperedPlugin(t *testing.T) {
 
 // needsSphinx is a privacy layer that needs a capability no overlay here
 // provides, to test the composition check.
-type needsSphinx struct{ *none.Layer }
+type needsSphinx struct{ *direct.Layer }
 
 func (l needsSphinx) Describe() *commonv1.PluginInfo {
 	info := l.Layer.Describe()
