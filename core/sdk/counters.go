@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 )
 
 // DroppedPrefix starts the name of every counter of things a layer
@@ -37,7 +38,8 @@ type Drop struct{ Counter }
 //		Oversize sdk.Drop    `drop:"oversize"` // Health name dropped_oversize
 //	}
 //
-// and builds the set once with NewCounters(&c). Drops of an open-ended set
+// and builds the set once with NewCounters(&c); the fields may be
+// unexported. Drops of an open-ended set
 // of reasons (an enum, the sentinel errors of a decoder) are added with
 // Counters.Drop; levels computed when asked (peers connected) with Level.
 type Counters struct {
@@ -80,12 +82,18 @@ func NewCounters(set any) *Counters {
 		case isDrop && sf.Type != dropT:
 			panic(fmt.Sprintf("sdk: field %s has a drop tag but is a %v, not an sdk.Drop", sf.Name, sf.Type))
 		case isCounter:
-			c.add(name, &rv.Field(i).Addr().Interface().(*Counter).Uint64)
+			c.add(name, &fieldAddr[Counter](rv.Field(i)).Uint64)
 		default:
-			c.Drop(reason, &rv.Field(i).Addr().Interface().(*Drop).Counter)
+			c.Drop(reason, &fieldAddr[Drop](rv.Field(i)).Counter)
 		}
 	}
 	return c
+}
+
+// fieldAddr is the address of a field of type T, exported or not (a
+// layer's counters are usually unexported fields).
+func fieldAddr[T any](f reflect.Value) *T {
+	return (*T)(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 // Counter adds a counter named name (not starting with DroppedPrefix) and

@@ -9,7 +9,7 @@ import (
 
 type kitCounters struct {
 	Sent     sdk.Counter `counter:"frames_sent"`
-	Oversize sdk.Drop    `drop:"oversize"`
+	oversize sdk.Drop    `drop:"oversize"` // unexported fields work too
 	untagged sdk.Counter
 }
 
@@ -20,7 +20,7 @@ func TestCounters(t *testing.T) {
 	peers := uint64(3)
 	set.Level("peers", func() uint64 { return peers })
 	c.Sent.Add(2)
-	c.Oversize.Inc()
+	c.oversize.Inc()
 	byReason.Inc()
 	c.untagged.Inc()
 	got := set.Snapshot()

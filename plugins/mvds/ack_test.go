@@ -222,7 +222,7 @@ func TestAckIgnored(t *testing.T) {
 	if got, want := a.counter("host_acks_ignored"), uint64(4+2+2+2+1+1); got != want {
 		t.Fatalf("host_acks_ignored = %d, want %d", got, want)
 	}
-	for name, c := range a.c.snapshot() {
+	for name, c := range a.c.set.Snapshot() {
 		if c != 0 && len(name) > 8 && name[:8] == "dropped_" {
 			t.Errorf("%s = %d: an ignored ack is no drop", name, c)
 		}
@@ -249,7 +249,7 @@ func TestAckDurable(t *testing.T) {
 	for _, durability := range []string{DurabilityFull, DurabilityNormal} {
 		t.Run(durability, func(t *testing.T) {
 			cfg := testSettings()
-			cfg.durability = durability
+			cfg.Durability = durability
 			a := newTNode(t, "a", cfg, newClock())
 			a.manualAck = true
 			b := identity("b")
@@ -476,9 +476,9 @@ func (c *capture) upIDs() []ID {
 
 // openLayer configures and starts a layer on dir with 1-minute epochs
 // (none runs in a test) and the group of a and b.
-func openLayer(t *testing.T, dir string, out sdk.Emitter) *Layer {
+func openLayer(t *testing.T, dir string, out sdk.Emitter) *managed {
 	t.Helper()
-	l := New()
+	l := manage(New())
 	ctx := context.Background()
 	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: `{"epoch": "1m"}`, DataDir: dir, NodeIdentity: identity("a")}, sdk.Env{Logger: hclog.NewNullLogger(), Out: out}); err != nil {
 		t.Fatal(err)
@@ -645,8 +645,10 @@ func TestLayerStopDuringRedelivery(t *testing.T) {
 	if got := again.upIDs(); !slices.Equal(got, ids) {
 		t.Fatalf("redelivered %v, want %v", got, ids)
 	}
-	if _, err := l.Start(ctx, &commonv1.StartRequest{}); err != nil {
-		t.Fatalf("a second Start: %v", err)
+	// The SDK refuses a second Start (sdk.Lifecycle), so it cannot deliver
+	// anything again either.
+	if _, err := l.Start(ctx, &commonv1.StartRequest{}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("a second Start: %v, want FailedPrecondition", err)
 	}
 	if got := again.upIDs(); len(got) != len(ids) {
 		t.Fatalf("a second Start delivered again: %d UP frames", len(got))

@@ -23,7 +23,7 @@ import (
 type wire struct {
 	self      []byte
 	peer      *wire
-	layer     *Layer
+	layer     *managed
 	mu        sync.Mutex
 	queue     []*commonv1.Frame
 	acks      [][]byte
@@ -119,7 +119,7 @@ func BenchmarkSync(b *testing.B) {
 			wires[0].peer, wires[1].peer = wires[1], wires[0]
 			var pumps sync.WaitGroup
 			for i, w := range wires {
-				l := New()
+				l := manage(New())
 				w.layer = l
 				if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: cfg, DataDir: b.TempDir(), NodeIdentity: ids[i]}, sdk.Env{Logger: hclog.NewNullLogger(), Out: w}); err != nil {
 					b.Fatal(err)
@@ -158,9 +158,9 @@ func BenchmarkSync(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 			b.ReportMetric(float64(wires[0].bytes.Load()+wires[1].bytes.Load())/float64(b.N), "wire-bytes/msg")
-			sender := wires[0].layer.c.snapshot()
+			sender := wires[0].layer.c.set.Snapshot()
 			b.ReportMetric(float64(sender["retransmissions"])/float64(b.N), "retx/msg")
-			b.ReportMetric(float64(sender["payloads_sent"]+wires[1].layer.c.snapshot()["payloads_sent"])/float64(b.N), "payloads/msg")
+			b.ReportMetric(float64(sender["payloads_sent"]+wires[1].layer.c.set.Snapshot()["payloads_sent"])/float64(b.N), "payloads/msg")
 		})
 	}
 }
@@ -177,7 +177,7 @@ func BenchmarkWireBytes(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/loss=%.0f%%", mode, loss*100), func(b *testing.B) {
 				var bytesTotal, delivered, epochs int
 				for i := range b.N {
-					cfg, err := parseConfig(fmt.Sprintf(`{"mode": %q, "durability": "normal"}`, mode))
+					cfg, err := sdk.LoadConfig[Config](fmt.Sprintf(`{"mode": %q, "durability": "normal"}`, mode))
 					if err != nil {
 						b.Fatal(err)
 					}

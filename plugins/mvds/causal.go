@@ -84,7 +84,7 @@ func (n *node) deliver(b *batch, g *group, first *pendingMsg, payload []byte) er
 			}
 		}
 		if m.ephemeral {
-			expires := max(m.timestamp, b.now.UnixMilli()) + n.cfg.ephemeralWindow.Milliseconds()
+			expires := max(m.timestamp, b.now.UnixMilli()) + n.cfg.EphemeralWindow.Milliseconds()
 			if err := b.tx.markEphemeral(g.id, m.id, expires); err != nil {
 				return err
 			}
@@ -149,7 +149,7 @@ func (n *node) payloadOf(b *batch, g *group, m *pendingMsg) ([]byte, error) {
 // Offers, not messages, so that members that hold it cost an id, not a
 // body: status-im/mvds relays the same way.
 func (n *node) share(b *batch, g *group, m *pendingMsg) error {
-	if !n.cfg.relay {
+	if !n.cfg.Relay {
 		return nil
 	}
 	for _, q := range g.members {
@@ -175,9 +175,9 @@ func (n *node) expire(tx *txn, now time.Time) (bool, error) {
 	wrote := false
 	for _, g := range n.groups {
 		for id, pm := range g.pending {
-			limit := n.cfg.pendingExpiry
+			limit := n.cfg.PendingExpiry
 			if pm.ephemeral {
-				limit = n.cfg.ephemeralWindow
+				limit = n.cfg.EphemeralWindow
 			}
 			if now.Sub(pm.received) <= limit {
 				continue

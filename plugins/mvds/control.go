@@ -84,17 +84,13 @@ func (l *Layer) Ack(ctx context.Context, req *syncv1.AckRequest) (*syncv1.AckRes
 }
 
 // configured returns the node, or the status error of a layer that has
-// none or has stopped.
+// none: not configured yet, or stopped.
 func (l *Layer) configured() (*node, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.stopped:
-		return nil, status.Error(codes.FailedPrecondition, "mvds: stopped")
-	case l.node == nil:
-		return nil, status.Error(codes.FailedPrecondition, "mvds: not configured")
+	nd := l.node.Load()
+	if nd == nil {
+		return nil, status.Error(codes.FailedPrecondition, "mvds: not configured, or stopped")
 	}
-	return l.node, nil
+	return nd, nil
 }
 
 // toStatus maps a node error to a gRPC status.

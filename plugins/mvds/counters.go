@@ -2,7 +2,8 @@ package mvds
 
 import (
 	"errors"
-	"sync/atomic"
+
+	"github.com/strata-msg/strata/core/sdk"
 )
 
 // reason is why something from the network was dropped. Each reason is a
@@ -55,8 +56,8 @@ const (
 	// dropRelayed: with relay false, a message that does not come from
 	// its author.
 	dropRelayed
-	// dropNotRunning: input before Start, after Stop or after a storage
-	// failure.
+	// dropNotRunning: input after a storage failure (the SDK counts what
+	// arrives before Start or after Stop under the same name).
 	dropNotRunning
 	// dropWrongDirection: a frame that is neither UP nor DOWN.
 	dropWrongDirection
@@ -135,64 +136,44 @@ func reasonOf(err error) reason {
 // counters are the layer's Health counters. They only grow, and are atomic
 // so that Health never waits for a batch or an epoch in progress.
 type counters struct {
-	sent            atomic.Uint64 // messages sent for the first time, to one member
-	retransmissions atomic.Uint64 // records (message, offer, request) sent again
-	delivered       atomic.Uint64 // UP frames of first deliveries
-	acks            atomic.Uint64 // ack entries received
-	offers          atomic.Uint64 // offer entries received
-	requests        atomic.Uint64 // request entries received
-	messages        atomic.Uint64 // message entries received
-	duplicates      atomic.Uint64 // messages received that were already here
-	acksSent        atomic.Uint64 // ack entries sent
-	offersSent      atomic.Uint64 // offer entries sent
-	requestsSent    atomic.Uint64 // request entries sent
-	relayed         atomic.Uint64 // received messages offered on to other members
-	abandoned       atomic.Uint64 // records given up after max_send_count
-	onlineResets    atomic.Uint64 // records made due early by online_reset
-	requestsCapped  atomic.Uint64 // missing parents not requested from a member at max_requests
-	payloadsSent    atomic.Uint64 // DOWN frames
-	bytesSent       atomic.Uint64 // payload bytes of those frames
-	payloadsIn      atomic.Uint64 // valid payloads received
-	bytesIn         atomic.Uint64 // payload bytes of those
-	sentDown        atomic.Uint64 // DOWN frames from above accepted as Send
-	redelivered     atomic.Uint64 // UP frames of unacknowledged deliveries emitted again at a Start
-	hostAcks        atomic.Uint64 // deliveries the host acknowledged (Ack)
-	hostAcksIgnored atomic.Uint64 // ids in Ack calls that acknowledged nothing
-	dropped         [numReasons]atomic.Uint64
+	sent            sdk.Counter `counter:"sent"`              // messages sent for the first time, to one member
+	retransmissions sdk.Counter `counter:"retransmissions"`   // records (message, offer, request) sent again
+	delivered       sdk.Counter `counter:"delivered"`         // UP frames of first deliveries
+	acks            sdk.Counter `counter:"acks"`              // ack entries received
+	offers          sdk.Counter `counter:"offers"`            // offer entries received
+	requests        sdk.Counter `counter:"requests"`          // request entries received
+	messages        sdk.Counter `counter:"messages_received"` // message entries received
+	duplicates      sdk.Counter `counter:"duplicates"`        // messages received that were already here
+	acksSent        sdk.Counter `counter:"acks_sent"`         // ack entries sent
+	offersSent      sdk.Counter `counter:"offers_sent"`       // offer entries sent
+	requestsSent    sdk.Counter `counter:"requests_sent"`     // request entries sent
+	relayed         sdk.Counter `counter:"relayed"`           // received messages offered on to other members
+	abandoned       sdk.Counter `counter:"abandoned"`         // records given up after max_send_count
+	onlineResets    sdk.Counter `counter:"online_resets"`     // records made due early by online_reset
+	requestsCapped  sdk.Counter `counter:"requests_capped"`   // missing parents not requested from a member at max_requests
+	payloadsSent    sdk.Counter `counter:"payloads_sent"`     // DOWN frames
+	bytesSent       sdk.Counter `counter:"bytes_sent"`        // payload bytes of those frames
+	payloadsIn      sdk.Counter `counter:"payloads_received"` // valid payloads received
+	bytesIn         sdk.Counter `counter:"bytes_received"`    // payload bytes of those
+	sentDown        sdk.Counter `counter:"sent_down"`         // DOWN frames from above accepted as Send
+	redelivered     sdk.Counter `counter:"redelivered"`       // UP frames of unacknowledged deliveries emitted again at a Start
+	hostAcks        sdk.Counter `counter:"host_acks"`         // deliveries the host acknowledged (Ack)
+	hostAcksIgnored sdk.Counter `counter:"host_acks_ignored"` // ids in Ack calls that acknowledged nothing
+	dropped         [numReasons]sdk.Counter
+
+	set *sdk.Counters
+}
+
+// newCounters builds the set; each drop reason is a counter named
+// "dropped_" + the reason's name.
+func newCounters() *counters {
+	c := &counters{}
+	c.set = sdk.NewCounters(c)
+	for r := range numReasons {
+		c.set.Drop(r.String(), &c.dropped[r])
+	}
+	return c
 }
 
 // drop counts one thing dropped for r.
-func (c *counters) drop(r reason) { c.dropped[r].Add(1) }
-
-// snapshot returns the counters by their Health names.
-func (c *counters) snapshot() map[string]uint64 {
-	m := map[string]uint64{
-		"sent":              c.sent.Load(),
-		"retransmissions":   c.retransmissions.Load(),
-		"delivered":         c.delivered.Load(),
-		"acks":              c.acks.Load(),
-		"offers":            c.offers.Load(),
-		"requests":          c.requests.Load(),
-		"messages_received": c.messages.Load(),
-		"duplicates":        c.duplicates.Load(),
-		"acks_sent":         c.acksSent.Load(),
-		"offers_sent":       c.offersSent.Load(),
-		"requests_sent":     c.requestsSent.Load(),
-		"relayed":           c.relayed.Load(),
-		"abandoned":         c.abandoned.Load(),
-		"online_resets":     c.onlineResets.Load(),
-		"requests_capped":   c.requestsCapped.Load(),
-		"payloads_sent":     c.payloadsSent.Load(),
-		"bytes_sent":        c.bytesSent.Load(),
-		"payloads_received": c.payloadsIn.Load(),
-		"bytes_received":    c.bytesIn.Load(),
-		"sent_down":         c.sentDown.Load(),
-		"redelivered":       c.redelivered.Load(),
-		"host_acks":         c.hostAcks.Load(),
-		"host_acks_ignored": c.hostAcksIgnored.Load(),
-	}
-	for r := range numReasons {
-		m["dropped_"+r.String()] = c.dropped[r].Load()
-	}
-	return m
-}
+func (c *counters) drop(r reason) { c.dropped[r].Inc() }

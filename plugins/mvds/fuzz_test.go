@@ -103,8 +103,8 @@ func fuzzNode(t *testing.T, data []byte) {
 		return
 	}
 	cfg := testSettings()
-	cfg.maxPending, cfg.maxRequests, cfg.maxParents, cfg.maxIDs = 4, 4, 3, 8
-	cfg.durability = DurabilityNormal
+	cfg.MaxPending, cfg.MaxRequests, cfg.MaxParents, cfg.MaxIDs = 4, 4, 3, 8
+	cfg.Durability = DurabilityNormal
 	clk := newClock()
 	a := newTNode(t, "a", cfg, clk)
 	a.manualAck = true
@@ -133,11 +133,11 @@ func fuzzNode(t *testing.T, data []byte) {
 	check := func() {
 		t.Helper()
 		g := a.n.groups[string(testGroupID)]
-		if len(g.pending) > cfg.maxPending {
-			t.Fatalf("%d pending, above max_pending %d", len(g.pending), cfg.maxPending)
+		if len(g.pending) > cfg.MaxPending {
+			t.Fatalf("%d pending, above max_pending %d", len(g.pending), cfg.MaxPending)
 		}
 		for peer, n := range g.requests {
-			if n > cfg.maxRequests {
+			if n > cfg.MaxRequests {
 				t.Fatalf("%d requests for %x, above max_requests", n, peer)
 			}
 		}

@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
 
@@ -45,8 +47,8 @@ var testGroupID = []byte("mvds-unit-test-group-0123456789!")
 
 // testSettings is the default config with a short backoff (2 to 16
 // epochs) and every limit small enough to reach in a test.
-func testSettings() settings {
-	s, err := parseConfig(`{"backoff_base": 2, "backoff_max": 16}`)
+func testSettings() Config {
+	s, err := sdk.LoadConfig[Config](`{"backoff_base": 2, "backoff_max": 16}`)
 	if err != nil {
 		panic(err)
 	}
@@ -59,7 +61,7 @@ type tnode struct {
 	name string
 	id   []byte
 	dir  string
-	cfg  settings
+	cfg  Config
 	clk  *clock
 	n    *node
 	c    *counters
@@ -97,9 +99,9 @@ func (tn *tnode) deliveredPersistent() []ID {
 	return out
 }
 
-func newTNode(t testing.TB, name string, cfg settings, clk *clock) *tnode {
+func newTNode(t testing.TB, name string, cfg Config, clk *clock) *tnode {
 	t.Helper()
-	tn := &tnode{t: t, name: name, id: identity(name), dir: t.TempDir(), cfg: cfg, clk: clk, c: &counters{}, got: make(map[ID]int), acked: make(map[ID]bool), thisRun: make(map[ID]bool)}
+	tn := &tnode{t: t, name: name, id: identity(name), dir: t.TempDir(), cfg: cfg, clk: clk, c: newCounters(), got: make(map[ID]int), acked: make(map[ID]bool), thisRun: make(map[ID]bool)}
 	tn.open()
 	t.Cleanup(func() { tn.n.close(context.Background()) })
 	return tn
@@ -294,7 +296,7 @@ func (tn *tnode) tick() []outbound {
 	return out
 }
 
-func (tn *tnode) counter(name string) uint64 { return tn.c.snapshot()[name] }
+func (tn *tnode) counter(name string) uint64 { return tn.c.set.Snapshot()[name] }
 
 func (tn *tnode) delivered(id ID) bool { return tn.got[id] > 0 }
 
@@ -322,7 +324,7 @@ type sentPayload struct {
 	p        *wirepb.Payload
 }
 
-func newTNet(t testing.TB, cfg settings, names ...string) *tnet {
+func newTNet(t testing.TB, cfg Config, names ...string) *tnet {
 	t.Helper()
 	nt := &tnet{t: t, clk: newClock()}
 	var members [][]byte
@@ -360,7 +362,7 @@ func (nt *tnet) byID(id []byte) *tnode {
 func (nt *tnet) step() {
 	nt.t.Helper()
 	nt.steps++
-	nt.clk.advance(nt.nodes[0].cfg.epoch)
+	nt.clk.advance(nt.nodes[0].cfg.Epoch)
 	inboxes := make(map[*tnode][]inbound)
 	for _, from := range nt.nodes {
 		for _, o := range from.tick() {
@@ -453,3 +455,35 @@ func wireIDs(raw [][]byte) []ID {
 	}
 	return out
 }
+
+// modeFor is the mode key's value for interactive or batch sending.
+func modeFor(interactive bool) string {
+	if interactive {
+		return ModeInteractive
+	}
+	return ModeBatch
+}
+
+// managed is a Layer run by the SDK's lifecycle, as sdk.Serve and
+// sdk.InProcess run it: its lifecycle methods go through sdk.Lifecycle,
+// the rest (control calls, fields) to the Layer.
+type managed struct {
+	*Layer
+	lc *sdk.Lifecycle
+}
+
+func manage(l *Layer) *managed { return &managed{Layer: l, lc: sdk.NewLifecycle(l)} }
+
+func (m *managed) Configure(ctx context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
+	return m.lc.Configure(ctx, req, env)
+}
+
+func (m *managed) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv1.StartResponse, error) {
+	return m.lc.Start(ctx, req)
+}
+
+func (m *managed) HandleBatch(ctx context.Context, b *commonv1.Batch) { m.lc.HandleBatch(ctx, b) }
+
+func (m *managed) Health(ctx context.Context) *commonv1.HealthResponse { return m.lc.Health(ctx) }
+
+func (m *managed) Stop(ctx context.Context) error { return m.lc.Stop(ctx) }

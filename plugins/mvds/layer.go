@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
@@ -19,40 +20,35 @@ const Name = "mvds"
 // Version is the plugin's version.
 const Version = "1.0.0"
 
-// Layer is the mvds sync layer. New makes one; the SDK drives it.
+// Layer is the mvds sync layer. New makes one; the SDK drives it, in
+// order (sdk.Lifecycle): Configure sets the fields below, Start starts
+// the epoch loop and the redelivery, and Stop, which the SDK calls after
+// ending env.Run and the calls in flight, waits for both and closes the
+// store.
 type Layer struct {
-	// mu guards the lifecycle fields below.
-	mu       sync.Mutex
 	env      sdk.Env
-	cfg      settings
+	cfg      Config
 	identity []byte
-	node     *node
-	started  bool
-	stopped  bool
-	// runCtx ends at Stop; it bounds every Emit and the epoch loop.
-	runCtx    context.Context
-	runCancel context.CancelFunc
-	loopDone  chan struct{}
-	// redeliverDone is closed when the redelivery that Start began ends.
+	// node is set by Configure and cleared by Stop; the control calls,
+	// which the SDK does not order, read it too.
+	node atomic.Pointer[node]
+	// loopDone and redeliverDone are closed when the epoch loop and the
+	// redelivery that Start began end.
+	loopDone      chan struct{}
 	redeliverDone chan struct{}
 
-	// startMu serializes Start calls.
-	startMu sync.Mutex
-	// deliverMu orders the emission of UP frames as they were decided. The
-	// first Start takes it and hands it to the redelivery, so that what
-	// earlier runs delivered goes up again before anything new.
+	// deliverMu orders the emission of UP frames as they were decided. Start
+	// takes it and hands it to the redelivery, so that what earlier runs
+	// delivered goes up again before anything new.
 	deliverMu sync.Mutex
-	// emitMu is held (read) around every Emit; Stop takes it to wait for
-	// emissions in flight, after which nothing is emitted.
-	emitMu sync.RWMutex
 
-	c counters
+	c *counters
 }
 
 var _ sdk.Sync = (*Layer)(nil)
 
 // New returns an unconfigured mvds layer.
-func New() *Layer { return &Layer{} }
+func New() *Layer { return &Layer{c: newCounters()} }
 
 // Describe implements sdk.Layer. The layer provides "sync" and "causal"
 // and needs a secure layer below ("e2e"): it relies on it to authenticate
@@ -63,9 +59,9 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Name:        Name,
 		Version:     Version,
 		Description: "Vac MVDS (2/MVDS) data sync: acks, offers, requests and retransmission by epochs, with causal delivery by parents",
-		Config:      schema(),
-		Provides:    []string{"sync", "causal"},
-		Requires:    []string{"e2e"},
+		Config:      sdk.ConfigFields[Config](),
+		Provides:    []string{sdk.CapSync, sdk.CapCausal},
+		Requires:    []string{sdk.CapE2E},
 		MaxPayload:  MaxPayload,
 	}
 }
@@ -73,7 +69,7 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 // Configure implements sdk.Layer: it checks the config and the identity,
 // opens the store in req.DataDir and rebuilds the node's state from it.
 func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
-	cfg, err := parseConfig(req.GetConfigJson())
+	cfg, err := sdk.LoadConfig[Config](req.GetConfigJson())
 	if err != nil {
 		return nil, err
 	}
@@ -83,18 +79,13 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	if req.GetDataDir() == "" {
 		return nil, errors.New("mvds: no data directory")
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.node != nil || l.stopped {
-		return nil, errors.New("mvds: configured twice")
-	}
-	nd, err := openNode(ctx, req.GetDataDir(), req.GetNodeIdentity(), cfg, &l.c, env.Logger, time.Now)
+	nd, err := openNode(ctx, req.GetDataDir(), req.GetNodeIdentity(), cfg, l.c, env.Logger, time.Now)
 	if err != nil {
 		return nil, err
 	}
-	l.env, l.cfg, l.node = env, cfg, nd
+	l.env, l.cfg = env, cfg
+	l.node.Store(nd)
 	l.identity = bytes.Clone(req.GetNodeIdentity())
-	l.runCtx, l.runCancel = context.WithCancel(context.Background())
 	return &commonv1.ConfigureResponse{}, nil
 }
 
@@ -105,42 +96,24 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 // acknowledged, in the order they first went up, then the ready ones.
 // Until that is done nothing new goes up (HandleBatch waits), so causal
 // order holds across the restart; an Emit that blocks delays HandleBatch,
-// never Start. A second Start does nothing.
+// never Start.
 func (l *Layer) Start(ctx context.Context, _ *commonv1.StartRequest) (*commonv1.StartResponse, error) {
-	l.startMu.Lock()
-	defer l.startMu.Unlock()
-	l.mu.Lock()
-	nd, started, stopped := l.node, l.started, l.stopped
-	resp := &commonv1.StartResponse{LocalAddress: l.identity, DisplayAddress: hex.EncodeToString(l.identity)}
-	l.mu.Unlock()
-	if nd == nil || stopped {
-		return nil, errors.New("mvds: Start before Configure or after Stop")
-	}
-	if started {
-		return resp, nil
-	}
-	// Nobody holds deliverMu before the first Start: HandleBatch takes it
-	// only once the layer runs.
+	// Nobody holds deliverMu before Start: the SDK holds HandleBatch until
+	// Start has returned.
 	l.deliverMu.Lock()
+	nd := l.node.Load()
 	upto, ds, err := nd.start(ctx)
 	if err != nil {
 		l.deliverMu.Unlock()
 		return nil, err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopped {
-		l.deliverMu.Unlock()
-		return nil, errors.New("mvds: stopped during Start")
-	}
-	l.started = true
 	l.loopDone = make(chan struct{})
 	l.redeliverDone = make(chan struct{})
 	returned := make(chan struct{})
 	defer close(returned)
 	go l.epochLoop(l.loopDone)
 	go l.redeliverAll(nd, upto, ds, returned, l.redeliverDone)
-	return resp, nil
+	return &commonv1.StartResponse{LocalAddress: l.identity, DisplayAddress: hex.EncodeToString(l.identity)}, nil
 }
 
 // redeliverAll waits for Start to return, emits again, in pages of
@@ -152,7 +125,7 @@ func (l *Layer) Start(ctx context.Context, _ *commonv1.StartRequest) (*commonv1.
 func (l *Layer) redeliverAll(nd *node, upto int64, ds []delivery, returned <-chan struct{}, done chan struct{}) {
 	defer close(done)
 	defer l.deliverMu.Unlock()
-	ctx := l.runCtx
+	ctx := l.env.Run
 	select {
 	case <-returned:
 	case <-ctx.Done():
@@ -187,13 +160,7 @@ func (l *Layer) redeliverAll(nd *node, upto int64, ds []delivery, returned <-cha
 // an answer: persistent unless hints.ephemeral is set. Anything else is
 // dropped and counted.
 func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
-	nd := l.running()
-	if nd == nil {
-		for range b.GetFrames() {
-			l.c.drop(dropNotRunning)
-		}
-		return
-	}
+	nd := l.node.Load()
 	l.deliverMu.Lock()
 	defer l.deliverMu.Unlock()
 	var in []inbound
@@ -223,100 +190,65 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 			l.env.Logger.Debug("send from a DOWN frame", "error", err)
 			continue
 		}
-		l.c.sentDown.Add(1)
+		l.c.sentDown.Inc()
 	}
 }
 
 // Health implements sdk.Layer. Besides the counters (counters.go) it
 // reports three levels: pending (messages waiting for a parent, all
 // groups), groups, and unacknowledged_deliveries (messages delivered up
-// that the host has not acknowledged).
+// that the host has not acknowledged). The SDK adds the phase.
 func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
-	l.mu.Lock()
-	nd, started, stopped := l.node, l.started, l.stopped
-	l.mu.Unlock()
-	h := &commonv1.HealthResponse{Counters: l.c.snapshot()}
-	var failed error
-	if nd != nil {
-		nh := nd.health()
-		h.Counters["pending"] = uint64(nh.pending)
-		h.Counters["groups"] = uint64(nh.groups)
-		h.Counters["unacknowledged_deliveries"] = uint64(nh.unacked)
-		failed = nh.failed
+	h := &commonv1.HealthResponse{Serving: true, Counters: l.c.set.Snapshot()}
+	nd := l.node.Load()
+	if nd == nil {
+		return h
 	}
-	h.Serving = nd != nil && started && !stopped && failed == nil
-	switch {
-	case failed != nil:
-		h.Detail = "storage failed: " + failed.Error()
-	case stopped:
-		h.Detail = "stopped"
-	case nd == nil:
-		h.Detail = "not configured"
-	case !started:
-		h.Detail = "not started"
+	nh := nd.health()
+	h.Counters["pending"] = uint64(nh.pending)
+	h.Counters["groups"] = uint64(nh.groups)
+	h.Counters["unacknowledged_deliveries"] = uint64(nh.unacked)
+	if nh.failed != nil {
+		h.Serving = false
+		h.Detail = "storage failed: " + nh.failed.Error()
 	}
 	return h
 }
 
-// Stop implements sdk.Layer: it ends the epoch loop and the redelivery,
-// waits for emissions in flight, persists the epoch and closes the store.
-// It may be called more than once.
+// Stop implements sdk.Layer: the SDK has ended env.Run, so the epoch loop
+// and the redelivery are ending; it waits for them, persists the epoch and
+// closes the store.
 func (l *Layer) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	if l.stopped {
-		l.mu.Unlock()
-		return nil
+	if l.loopDone != nil {
+		<-l.loopDone
 	}
-	l.stopped = true
-	done, redone, nd := l.loopDone, l.redeliverDone, l.node
-	l.mu.Unlock()
-	if l.runCancel != nil {
-		l.runCancel()
+	if l.redeliverDone != nil {
+		<-l.redeliverDone
 	}
-	if done != nil {
-		<-done
-	}
-	if redone != nil {
-		<-redone
-	}
-	l.emitMu.Lock() // no Emit is in flight, and none starts: stopped is set
-	defer l.emitMu.Unlock()
-	if nd == nil {
-		return nil
-	}
-	return nd.close(ctx)
+	return l.node.Swap(nil).close(ctx)
 }
 
-// running returns the node if the layer handles traffic.
-func (l *Layer) running() *node {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.started || l.stopped {
-		return nil
-	}
-	return l.node
-}
-
-// epochLoop runs an epoch every cfg.epoch until Stop and emits its
+// epochLoop runs an epoch every cfg.Epoch until Stop and emits its
 // payloads.
 func (l *Layer) epochLoop(done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(l.cfg.epoch)
+	t := time.NewTicker(l.cfg.Epoch)
 	defer t.Stop()
+	run := l.env.Run
 	for {
 		select {
-		case <-l.runCtx.Done():
+		case <-run.Done():
 			return
 		case <-t.C:
 		}
-		out, err := l.node.tick(l.runCtx)
+		out, err := l.node.Load().tick(run)
 		if err != nil {
-			if l.runCtx.Err() == nil {
+			if run.Err() == nil {
 				l.env.Logger.Debug("epoch", "error", err)
 			}
 			continue
 		}
-		_ = l.emit(l.runCtx, downFrames(out)) // lost payloads: the records come due again
+		_ = l.emit(run, downFrames(out)) // lost payloads: the records come due again
 	}
 }
 
@@ -359,29 +291,15 @@ func (l *Layer) upFrames(ds []delivery) []*commonv1.Frame {
 	return frames
 }
 
-// errStopped is emit's error once the layer has stopped.
-var errStopped = errors.New("mvds: stopped")
-
-// emit hands frames to the host unless the layer has stopped. It gives up
-// when ctx ends or the layer stops, and says whether the frames were
-// handed over. An UP frame lost here (a stop, a broken stream) stays an
-// unacknowledged delivery: the next Start delivers it again.
+// emit hands frames to the host and says whether they were handed over.
+// Once Stop has begun the SDK refuses them. An UP frame lost here (a stop,
+// a broken stream) stays an unacknowledged delivery: the next Start
+// delivers it again.
 func (l *Layer) emit(ctx context.Context, frames []*commonv1.Frame) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	l.emitMu.RLock()
-	defer l.emitMu.RUnlock()
-	l.mu.Lock()
-	stopped := l.stopped
-	l.mu.Unlock()
-	if stopped {
-		return errStopped
-	}
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(l.runCtx, cancel)()
-	if err := l.env.Out.Emit(ectx, frames...); err != nil {
+	if err := l.env.Out.Emit(ctx, frames...); err != nil {
 		l.env.Logger.Debug("emit", "frames", len(frames), "error", err)
 		return err
 	}

@@ -21,12 +21,12 @@ import (
 // and the other way round, and the schema's defaults are the defaults.
 func TestSchemaCoversConfig(t *testing.T) {
 	var keys []string
-	typ := reflect.TypeFor[config]()
+	typ := reflect.TypeFor[Config]()
 	for i := range typ.NumField() {
 		keys = append(keys, typ.Field(i).Tag.Get("json"))
 	}
 	var names []string
-	for _, f := range schema() {
+	for _, f := range sdk.ConfigFields[Config]() {
 		names = append(names, f.GetName())
 		if f.GetDescription() == "" {
 			t.Errorf("key %s has no description", f.GetName())
@@ -37,7 +37,7 @@ func TestSchemaCoversConfig(t *testing.T) {
 	if !slices.Equal(keys, names) {
 		t.Fatalf("config keys %v, schema keys %v", keys, names)
 	}
-	filled, err := sdk.ApplySchema(schema(), map[string]any{})
+	filled, err := sdk.ApplySchema(sdk.ConfigFields[Config](), map[string]any{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,18 +45,18 @@ func TestSchemaCoversConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromSchema, err := parseConfig(string(js))
+	fromSchema, err := sdk.LoadConfig[Config](string(js))
 	if err != nil {
 		t.Fatal(err)
 	}
-	empty, err := parseConfig("")
+	empty, err := sdk.LoadConfig[Config]("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fromSchema != empty {
 		t.Fatalf("the schema's defaults give %+v, an empty section %+v", fromSchema, empty)
 	}
-	if empty.epoch != DefaultEpoch || empty.interactive || !empty.relay || empty.durability != DurabilityFull {
+	if empty.Epoch != DefaultEpoch || empty.interactive() || !empty.Relay || empty.Durability != DurabilityFull {
 		t.Fatalf("defaults %+v", empty)
 	}
 }
@@ -76,7 +76,7 @@ func TestConfigErrors(t *testing.T) {
 		{`{"no_such_key": 1}`, "no_such_key"},
 	} {
 		t.Run(tc.json, func(t *testing.T) {
-			_, err := parseConfig(tc.json)
+			_, err := sdk.LoadConfig[Config](tc.json)
 			var ce *sdk.ConfigError
 			if !errors.As(err, &ce) || ce.Key != tc.key {
 				t.Fatalf("parseConfig: %v, want a ConfigError for %q", err, tc.key)
@@ -100,9 +100,9 @@ func (c *capture) Emit(_ context.Context, frames ...*commonv1.Frame) error {
 
 func (c *capture) EmitEvent(context.Context, *commonv1.Event) error { return nil }
 
-func startLayer(t *testing.T, id []byte) *Layer {
+func startLayer(t *testing.T, id []byte) *managed {
 	t.Helper()
-	l := New()
+	l := manage(New())
 	ctx := context.Background()
 	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: `{"epoch": "1m"}`, DataDir: t.TempDir(), NodeIdentity: id}, sdk.Env{Logger: hclog.NewNullLogger(), Out: &capture{}}); err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func startLayer(t *testing.T, id []byte) *Layer {
 }
 
 func TestLayerLifecycle(t *testing.T) {
-	l := New()
+	l := manage(New())
 	ctx := context.Background()
 	if h := l.Health(ctx); h.GetServing() || h.GetDetail() != "not configured" {
 		t.Fatalf("before Configure: %v", h)
@@ -197,5 +197,13 @@ func TestControlErrors(t *testing.T) {
 	}
 	if _, err := l.State(ctx, &syncv1.StateRequest{Group: []byte("nope")}); err == nil || !strings.Contains(err.Error(), "NotFound") {
 		t.Fatalf("State of an unknown group: %v, want NotFound", err)
+	}
+}
+
+// TestConfigDefaults holds the exported defaults to the schema's tags.
+func TestConfigDefaults(t *testing.T) {
+	c, err := sdk.ConfigDefaults[Config]()
+	if err != nil || c.Epoch != DefaultEpoch || c.Mode != DefaultMode || c.Durability != DefaultDurability {
+		t.Fatalf("defaults %+v, %v", c, err)
 	}
 }

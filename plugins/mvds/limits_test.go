@@ -32,7 +32,7 @@ func TestLimits(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		tune   func(*settings)
+		tune   func(*Config)
 		feed   func(t *testing.T, a *tnode)
 		want   string
 		count  uint64
@@ -50,7 +50,7 @@ func TestLimits(t *testing.T) {
 			a.receive(a.id, msg(t, a.id, 1, false)) // from itself
 		}},
 		{name: "oversize frame", want: "oversize", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
-			a.receive(b, make([]byte, a.cfg.maxFrame+1))
+			a.receive(b, make([]byte, a.cfg.MaxFrame+1))
 		}},
 		{name: "oversize payload", want: "oversize", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, rawBody(t, &wirepb.Body{Version: 1, Author: b, Payload: make([]byte, MaxPayload+1)}))
@@ -61,7 +61,7 @@ func TestLimits(t *testing.T) {
 			a.receive(b, msg(t, b, -5, false))                 // negative timestamp
 			a.receive(b, rawBody(t, &wirepb.Body{Version: 1})) // no author
 		}},
-		{name: "too many ids", tune: func(s *settings) { s.maxIDs = 2 }, want: "too_many_ids", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "too many ids", tune: func(s *Config) { s.MaxIDs = 2 }, want: "too_many_ids", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, encode(t, &wirepb.Payload{Offers: [][]byte{{1: 1, 31: 0}, make([]byte, 32), make([]byte, 32)}}))
 		}},
 		{name: "bad id", want: "bad_id", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
@@ -78,10 +78,10 @@ func TestLimits(t *testing.T) {
 		{name: "non member author", want: "non_member_author", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, x, 1, false)) // relayed by a member
 		}},
-		{name: "too many parents", tune: func(s *settings) { s.maxParents = 1 }, want: "too_many_parents", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "too many parents", tune: func(s *Config) { s.MaxParents = 1 }, want: "too_many_parents", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, b, 1, false, ID{1}, ID{2}))
 		}},
-		{name: "pending full", tune: func(s *settings) { s.maxPending = 1 }, want: "pending_full", count: 2, feed: func(t *testing.T, a *tnode) {
+		{name: "pending full", tune: func(s *Config) { s.MaxPending = 1 }, want: "pending_full", count: 2, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, b, 1, false, ID{1}))
 			a.receive(b, msg(t, b, 2, false, ID{2}))                      // not stored, not acked
 			a.receive(b, msg(t, b, a.clk.now().UnixMilli(), true, ID{3})) // ephemeral too
@@ -97,12 +97,12 @@ func TestLimits(t *testing.T) {
 		{name: "pending expired", want: "pending_expired", count: 2, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, b, 1, false, ID{1}))
 			a.receive(b, msg(t, b, a.clk.now().UnixMilli(), true, ID{1}))
-			a.clk.advance(a.cfg.ephemeralWindow + time.Second)
+			a.clk.advance(a.cfg.EphemeralWindow + time.Second)
 			a.tick()
 			if st := a.state(); st.pending != 1 {
 				t.Fatalf("state %+v, want the persistent message still pending", st)
 			}
-			a.clk.advance(a.cfg.pendingExpiry)
+			a.clk.advance(a.cfg.PendingExpiry)
 			a.tick()
 			if st := a.state(); st.pending != 0 || st.messages != 0 {
 				t.Fatalf("state %+v after the expiry, want nothing", st)
@@ -111,7 +111,7 @@ func TestLimits(t *testing.T) {
 				t.Fatal("the waiting index still holds the expired messages")
 			}
 		}},
-		{name: "offer flood", tune: func(s *settings) { s.maxRequests = 2 }, want: "offer_flood", count: 1, feed: func(t *testing.T, a *tnode) {
+		{name: "offer flood", tune: func(s *Config) { s.MaxRequests = 2 }, want: "offer_flood", count: 1, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, encode(t, &wirepb.Payload{Offers: [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)}}))
 			out := a.tick()
 			p, err := decodePayload(out[0].payload, 10)
@@ -125,7 +125,7 @@ func TestLimits(t *testing.T) {
 		{name: "unknown request", want: "unknown_request", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, encode(t, &wirepb.Payload{Requests: [][]byte{id[:]}}))
 		}},
-		{name: "unrequested", tune: func(s *settings) { s.acceptUnsolicited = false }, want: "unrequested", count: 1, feed: func(t *testing.T, a *tnode) {
+		{name: "unrequested", tune: func(s *Config) { s.AcceptUnsolicited = false }, want: "unrequested", count: 1, feed: func(t *testing.T, a *tnode) {
 			m, mid := messageFrom(t, testGroupID, b, 1, "p", false)
 			one := encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})
 			a.receive(b, one)
@@ -140,12 +140,12 @@ func TestLimits(t *testing.T) {
 			}
 			a.order = nil
 		}},
-		{name: "relayed", tune: func(s *settings) { s.relay = false }, want: "relayed", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "relayed", tune: func(s *Config) { s.Relay = false }, want: "relayed", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, a.id, 1, false)) // b forwards a message "by a"
 		}},
 		{name: "stale ephemeral", want: "stale", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, b, 1, true))
-			a.receive(b, msg(t, b, a.clk.now().Add(a.cfg.ephemeralWindow+time.Second).UnixMilli(), true))
+			a.receive(b, msg(t, b, a.clk.now().Add(a.cfg.EphemeralWindow+time.Second).UnixMilli(), true))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,7 +156,7 @@ func TestLimits(t *testing.T) {
 			a := newTNode(t, "a", cfg, newClock())
 			a.setGroup(a.id, b)
 			tc.feed(t, a)
-			for name, v := range a.c.snapshot() {
+			for name, v := range a.c.set.Snapshot() {
 				if !strings.HasPrefix(name, "dropped_") {
 					continue
 				}

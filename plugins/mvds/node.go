@@ -47,7 +47,7 @@ const maxRequestTries = 16
 // return. Every method is safe for concurrent use; one mutex serializes
 // them, and each runs its writes in one store transaction.
 type node struct {
-	cfg  settings
+	cfg  Config
 	self []byte
 	st   *store
 	now  func() time.Time
@@ -120,7 +120,7 @@ func (n *node) queueAck(g *group, peer []byte, id ID) {
 		q = &idQueue{set: make(map[ID]bool)}
 		g.acks[string(peer)] = q
 	}
-	if len(q.ids) < queueFactor*n.cfg.maxIDs {
+	if len(q.ids) < queueFactor*n.cfg.MaxIDs {
 		q.push(id)
 	}
 }
@@ -184,8 +184,8 @@ type outbound struct {
 // openNode opens the store in dir and rebuilds the node's memory from it.
 // self is the node's identity key (empty: the node stores and relays
 // nothing, since it cannot be a member).
-func openNode(ctx context.Context, dir string, self []byte, cfg settings, c *counters, log hclog.Logger, now func() time.Time) (*node, error) {
-	st, err := openStore(ctx, dir, cfg.durability)
+func openNode(ctx context.Context, dir string, self []byte, cfg Config, c *counters, log hclog.Logger, now func() time.Time) (*node, error) {
+	st, err := openStore(ctx, dir, cfg.Durability)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func (n *node) load(ctx context.Context) error {
 	// it was last sent in; the epochs of idle ticks are not stored, so this
 	// also bounds how much later than planned a record goes out after a
 	// restart.
-	if err := tx.clampStates(n.epoch + n.cfg.backoffMax); err != nil {
+	if err := tx.clampStates(n.epoch + n.cfg.BackoffMax); err != nil {
 		return err
 	}
 	rows, err := tx.groups()
@@ -435,8 +435,8 @@ func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][
 	if len(payload) > MaxPayload {
 		return ID{}, fmt.Errorf("%w: payload of %d bytes, at most %d", errInvalid, len(payload), MaxPayload)
 	}
-	if len(rawParents) > n.cfg.maxParents {
-		return ID{}, fmt.Errorf("%w: %d parents, at most %d", errInvalid, len(rawParents), n.cfg.maxParents)
+	if len(rawParents) > n.cfg.MaxParents {
+		return ID{}, fmt.Errorf("%w: %d parents, at most %d", errInvalid, len(rawParents), n.cfg.MaxParents)
 	}
 	parents, err := toIDs(rawParents)
 	if err != nil {
@@ -478,7 +478,7 @@ func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][
 	}
 	if ephemeral {
 		for _, peer := range g.members {
-			if len(g.once[string(peer)]) >= queueFactor*n.cfg.maxIDs {
+			if len(g.once[string(peer)]) >= queueFactor*n.cfg.MaxIDs {
 				return ID{}, fmt.Errorf("%w: %d ephemeral messages wait for %s", errBusy, len(g.once[string(peer)]), short(peer))
 			}
 		}
@@ -495,7 +495,7 @@ func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][
 		return ID{}, err
 	}
 	typ := recMessage
-	if n.cfg.interactive {
+	if n.cfg.interactive() {
 		typ = recOffer
 	}
 	for _, peer := range g.members {

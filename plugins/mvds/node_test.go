@@ -109,7 +109,7 @@ func TestBatchFlow(t *testing.T) {
 // OFFER, REQUEST, MESSAGE, ACK.
 func TestInteractiveFlow(t *testing.T) {
 	cfg := testSettings()
-	cfg.interactive = true
+	cfg.Mode = ModeInteractive
 	nt := newTNet(t, cfg, "a", "b")
 	nt.keep = true
 	a, b := nt.node("a"), nt.node("b")
@@ -144,7 +144,7 @@ func TestInteractiveFlow(t *testing.T) {
 // up in order once the parent arrives.
 func TestCausalRequestsMissingParent(t *testing.T) {
 	cfg := testSettings()
-	cfg.backoffBase, cfg.backoffMax = 100, 100 // no retransmission in this test
+	cfg.BackoffBase, cfg.BackoffMax = 100, 100 // no retransmission in this test
 	nt := newTNet(t, cfg, "a", "b")
 	nt.keep = true
 	a, b := nt.node("a"), nt.node("b")
@@ -251,7 +251,7 @@ func TestEphemeral(t *testing.T) {
 		t.Fatalf("an ephemeral parent: %v, want errPrecondition", err)
 	}
 	// Older than the window: stale.
-	old, _ := messageFrom(t, testGroupID, a.id, nt.clk.now().Add(-b.cfg.ephemeralWindow).UnixMilli()-1, "late", true)
+	old, _ := messageFrom(t, testGroupID, a.id, nt.clk.now().Add(-b.cfg.EphemeralWindow).UnixMilli()-1, "late", true)
 	b.receive(a.id, encode(t, &wirepb.Payload{Messages: []*wirepb.Message{old}}))
 	if b.counter("dropped_stale") != 1 || len(b.order) != 1 {
 		t.Fatalf("a stale ephemeral message: dropped_stale %d, delivered %d", b.counter("dropped_stale"), len(b.order))
@@ -363,7 +363,7 @@ func TestOnlineReset(t *testing.T) {
 	}{{100, 23}, {0, 31}} {
 		t.Run(fmt.Sprint(tc.reset), func(t *testing.T) {
 			cfg := testSettings()
-			cfg.onlineReset = tc.reset
+			cfg.OnlineReset = tc.reset
 			nt := newTNet(t, cfg, "a", "b")
 			a, b := nt.node("a"), nt.node("b")
 			nt.drop = func(from, _ *tnode, _ []byte) bool { return from == a && nt.steps <= 20 }
@@ -415,7 +415,7 @@ func TestSetGroupRemovesMember(t *testing.T) {
 func TestSendChecks(t *testing.T) {
 	clk := newClock()
 	cfg := testSettings()
-	cfg.maxParents = 2
+	cfg.MaxParents = 2
 	a := newTNode(t, "a", cfg, clk)
 	b := identity("b")
 	a.setGroup(a.id, b)
@@ -450,7 +450,7 @@ func TestSendChecks(t *testing.T) {
 		t.Fatal("two Sends of the same content got the same id")
 	}
 	// A node without an identity sends nothing.
-	anon, err := openNode(ctx, t.TempDir(), nil, cfg, &counters{}, a.n.log, clk.now)
+	anon, err := openNode(ctx, t.TempDir(), nil, cfg, newCounters(), a.n.log, clk.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +493,7 @@ func TestLossyConvergence(t *testing.T) {
 	for _, interactive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("interactive=%v", interactive), func(t *testing.T) {
 			cfg := testSettings()
-			cfg.interactive = interactive
+			cfg.Mode = modeFor(interactive)
 			nt := newTNet(t, cfg, "a", "b", "c")
 			nt.drop = lossy(42, 0.3)
 			sent := map[string][]ID{}
@@ -544,26 +544,26 @@ func TestLossyConvergence(t *testing.T) {
 // TestQueueBounds: the in-memory queues of a member are bounded.
 func TestQueueBounds(t *testing.T) {
 	cfg := testSettings()
-	cfg.maxIDs = 2
+	cfg.MaxIDs = 2
 	a := newTNode(t, "a", cfg, newClock())
 	b := identity("b")
 	a.setGroup(a.id, b)
-	for i := range queueFactor * cfg.maxIDs {
+	for i := range queueFactor * cfg.MaxIDs {
 		a.sendOpt(fmt.Sprint("e", i), true)
 	}
 	if _, err := a.n.send(context.Background(), testGroupID, []byte("one more"), nil, true); !errors.Is(err, errBusy) {
 		t.Fatalf("an ephemeral Send beyond the queue: %v, want errBusy", err)
 	}
 	var msgs []*wirepb.Message
-	for i := range queueFactor*cfg.maxIDs + 5 {
+	for i := range queueFactor*cfg.MaxIDs + 5 {
 		m, _ := messageFrom(t, testGroupID, b, int64(i), "m", false)
 		msgs = append(msgs, m)
 	}
-	for i := 0; i < len(msgs); i += cfg.maxIDs {
-		a.receive(b, encode(t, &wirepb.Payload{Messages: msgs[i:min(i+cfg.maxIDs, len(msgs))]}))
+	for i := 0; i < len(msgs); i += cfg.MaxIDs {
+		a.receive(b, encode(t, &wirepb.Payload{Messages: msgs[i:min(i+cfg.MaxIDs, len(msgs))]}))
 	}
-	if got := len(a.n.groups[string(testGroupID)].acks[string(b)].ids); got != queueFactor*cfg.maxIDs {
-		t.Fatalf("%d acks queued, want the bound %d", got, queueFactor*cfg.maxIDs)
+	if got := len(a.n.groups[string(testGroupID)].acks[string(b)].ids); got != queueFactor*cfg.MaxIDs {
+		t.Fatalf("%d acks queued, want the bound %d", got, queueFactor*cfg.MaxIDs)
 	}
 }
 
@@ -613,7 +613,7 @@ func TestNoSpuriousRetransmission(t *testing.T) {
 	for _, interactive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("interactive=%v", interactive), func(t *testing.T) {
 			cfg := testSettings()
-			cfg.interactive = interactive
+			cfg.Mode = modeFor(interactive)
 			nt := newTNet(t, cfg, "a", "b")
 			a, b := nt.node("a"), nt.node("b")
 			for range 20 {
@@ -640,7 +640,7 @@ func TestTamperedAnswer(t *testing.T) {
 	for _, accept := range []bool{true, false} {
 		t.Run(fmt.Sprintf("accept_unsolicited=%v", accept), func(t *testing.T) {
 			cfg := testSettings()
-			cfg.acceptUnsolicited = accept
+			cfg.AcceptUnsolicited = accept
 			a := newTNode(t, "a", cfg, newClock())
 			b := identity("b")
 			a.setGroup(a.id, b)

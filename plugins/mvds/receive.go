@@ -76,11 +76,11 @@ func (n *node) handle(b *batch, f inbound) error {
 		n.c.drop(dropNonMember)
 		return nil
 	}
-	if len(f.payload) > n.cfg.maxFrame {
+	if len(f.payload) > n.cfg.MaxFrame {
 		n.c.drop(dropOversize)
 		return nil
 	}
-	p, err := decodePayload(f.payload, n.cfg.maxIDs)
+	p, err := decodePayload(f.payload, n.cfg.MaxIDs)
 	if err != nil {
 		n.c.drop(reasonOf(err))
 		return nil
@@ -122,10 +122,10 @@ func (n *node) handle(b *batch, f inbound) error {
 func (n *node) heardFrom(b *batch, g *group, peer []byte) error {
 	last, seen := g.heard[string(peer)]
 	g.heard[string(peer)] = n.epoch
-	if n.cfg.onlineReset == 0 || (seen && n.epoch-last < n.cfg.backoffMax) {
+	if n.cfg.OnlineReset == 0 || (seen && n.epoch-last < n.cfg.BackoffMax) {
 		return nil
 	}
-	reset, err := b.tx.resetPeer(g.id, peer, n.epoch+1, n.epoch+n.cfg.backoffBase, n.cfg.onlineReset)
+	reset, err := b.tx.resetPeer(g.id, peer, n.epoch+1, n.epoch+n.cfg.BackoffBase, n.cfg.OnlineReset)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (n *node) onOffer(b *batch, g *group, peer []byte, id ID) error {
 // request adds a REQUEST record for id to peer, due at the next epoch,
 // unless peer already has max_requests of them (capped).
 func (n *node) request(b *batch, g *group, peer []byte, id ID) (capped bool, err error) {
-	if g.requests[string(peer)] >= n.cfg.maxRequests {
+	if g.requests[string(peer)] >= n.cfg.MaxRequests {
 		return true, nil
 	}
 	added, err := b.tx.addState(g.id, peer, id, recRequest, n.epoch+1)
@@ -211,7 +211,7 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 		n.c.drop(dropMalformed)
 		return nil
 	}
-	bd, err := decodeBody(m.Body, n.cfg.maxParents)
+	bd, err := decodeBody(m.Body, n.cfg.MaxParents)
 	if err != nil {
 		n.c.drop(reasonOf(err))
 		return nil
@@ -220,7 +220,7 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 		n.c.drop(dropNonMemberAuthor)
 		return nil
 	}
-	if !n.cfg.relay && !bytes.Equal(bd.author, peer) {
+	if !n.cfg.Relay && !bytes.Equal(bd.author, peer) {
 		n.c.drop(dropRelayed) // authorship is authenticated only first hand
 		return nil
 	}
@@ -242,7 +242,7 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 		_, err := b.tx.clearSent(g.id, peer, id)
 		return err
 	}
-	if !n.cfg.acceptUnsolicited {
+	if !n.cfg.AcceptUnsolicited {
 		asked, err := b.tx.requested(g.id, id)
 		if err != nil {
 			return err
@@ -256,7 +256,7 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 	if err != nil {
 		return err
 	}
-	if missing != nil && len(g.pending) >= n.cfg.maxPending {
+	if missing != nil && len(g.pending) >= n.cfg.MaxPending {
 		n.c.drop(dropPendingFull) // not acked: it comes back by retransmission
 		return nil
 	}
@@ -290,7 +290,7 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 // node's clock, either way (so that no id is remembered for longer than
 // twice the window).
 func (n *node) onEphemeral(b *batch, g *group, pm *pendingMsg) error {
-	window, now := n.cfg.ephemeralWindow.Milliseconds(), b.now.UnixMilli()
+	window, now := n.cfg.EphemeralWindow.Milliseconds(), b.now.UnixMilli()
 	if pm.timestamp < now-window || pm.timestamp > now+window {
 		n.c.drop(dropStale)
 		return nil
@@ -310,7 +310,7 @@ func (n *node) onEphemeral(b *batch, g *group, pm *pendingMsg) error {
 	if missing == nil {
 		return n.deliver(b, g, pm, pm.payload)
 	}
-	if len(g.pending) >= n.cfg.maxPending {
+	if len(g.pending) >= n.cfg.MaxPending {
 		n.c.drop(dropPendingFull)
 		return nil
 	}

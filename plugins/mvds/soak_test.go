@@ -24,8 +24,8 @@ func TestSoak(t *testing.T) {
 	for _, interactive := range []bool{false, true} {
 		t.Run(fmt.Sprintf("interactive=%v", interactive), func(t *testing.T) {
 			cfg := testSettings()
-			cfg.interactive = interactive
-			cfg.durability = DurabilityNormal
+			cfg.Mode = modeFor(interactive)
+			cfg.Durability = DurabilityNormal
 			names := []string{"a", "b", "c", "d", "e"}
 			nt := newTNet(t, cfg, names...)
 			nt.node("b").manualAck, nt.node("d").manualAck = true, true

@@ -78,7 +78,7 @@ func (n *node) build(tx *txn) (out []outbound, wrote bool, err error) {
 			if bytes.Equal(peer, n.self) {
 				continue
 			}
-			pb := newPayloadBuilder(n.cfg.maxFrame, n.cfg.maxIDs)
+			pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
 			n.takeAcks(g, peer, pb)
 			n.takeOnce(g, peer, pb)
 			changed, err := n.takeDue(tx, g, peer, pb)
@@ -135,7 +135,7 @@ func (n *node) takeOnce(g *group, peer []byte, pb *payloadBuilder) {
 
 // takeDue moves peer's due records into pb and records their transmission.
 func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool, error) {
-	rows, err := tx.dueStates(g.id, peer, n.epoch, 3*n.cfg.maxIDs)
+	rows, err := tx.dueStates(g.id, peer, n.epoch, 3*n.cfg.MaxIDs)
 	if err != nil {
 		return false, err
 	}
@@ -175,7 +175,7 @@ func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool
 			n.c.abandoned.Add(1)
 			continue
 		}
-		if err := tx.updateState(r.rowid, count, nextEpoch(count, n.epoch, n.cfg.backoffBase, n.cfg.backoffMax)); err != nil {
+		if err := tx.updateState(r.rowid, count, nextEpoch(count, n.epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
 			return wrote, err
 		}
 	}
@@ -205,5 +205,5 @@ func (n *node) abandon(typ recordType, count uint64) bool {
 	if typ == recRequest {
 		return count >= maxRequestTries
 	}
-	return n.cfg.maxSendCount > 0 && count >= n.cfg.maxSendCount
+	return n.cfg.MaxSendCount > 0 && count >= n.cfg.MaxSendCount
 }
