@@ -131,7 +131,6 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1)}
 	allow := opts.AllowUnverified || cfg.Plugins.AllowUnverified
-	var lock *plugins.LockFile
 	for i, key := range cfg.Stack() {
 		l := cfg.Layers[key]
 		kind, err := sdk.ParseKind(key)
@@ -147,20 +146,27 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 			}
 			s.factory = f
 		} else {
-			if lock == nil {
-				if lock, err = plugins.ReadLock(cfg.LockPath()); err != nil {
-					return nil, err
+			dirs := cfg.PluginDirs(key)
+			if s.path, err = plugins.Locate(dirs, l.Plugin); errors.Is(err, plugins.ErrNotFound) {
+				fix := fmt.Sprintf("build it (make plugins) or check plugins.dir (searched %v)", dirs)
+				var found []string
+				for _, dir := range dirs {
+					if names, lerr := plugins.Binaries(dir); lerr == nil {
+						found = append(found, names...)
+					}
 				}
-			}
-			s.path = plugins.BinaryPath(cfg.Plugins.Dir, l.Plugin)
-			if err := plugins.CheckBinary(s.path); errors.Is(err, plugins.ErrNotFound) {
-				fix := "build it (make plugins) or check plugins.dir"
-				if names, lerr := plugins.Binaries(cfg.Plugins.Dir); lerr == nil {
-					fix = fmt.Sprintf("plugins in %s: %v", cfg.Plugins.Dir, names)
+				if len(found) > 0 {
+					fix = fmt.Sprintf("plugins in %v: %v", dirs, found)
 				}
 				return nil, &sdk.ConfigError{Key: "layers." + key + ".plugin", Problem: fmt.Sprintf("unknown plugin %q: %v", l.Plugin, err), Fix: fix}
 			} else if err != nil {
 				return nil, &sdk.ConfigError{Key: "layers." + key + ".plugin", Problem: fmt.Sprintf("plugin binary refused: %v", err)}
+			}
+			// The lock that vouches for a binary is its own directory's
+			// (or plugins.lock_file), never another directory's.
+			lock, err := plugins.ReadLock(cfg.LockPathFor(s.path))
+			if err != nil {
+				return nil, err
 			}
 			if s.checksum, err = checksumOf(cfg, lock, l.Plugin, s.path, allow); err != nil {
 				return nil, fmt.Errorf("layers.%s.plugin: %w", key, err)

@@ -413,7 +413,7 @@ func TestRefusesTamperedPlugin(t *testing.T) {
 	}
 	cfgFor := func() *config.Config {
 		cfg := loadConfig(t, "t", config.ModeProcess, dir, "")
-		cfg.Plugins.Dir = plugdir
+		cfg.Plugins.Dir, cfg.Plugins.Dirs = plugdir, []string{plugdir}
 		return cfg
 	}
 	// No lock at all.
