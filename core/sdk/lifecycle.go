@@ -60,12 +60,14 @@ const NotRunningCounter = DroppedPrefix + "not_running"
 //   - Stop any time, any number of times: the first call stops, the others
 //     wait for it and return its result. Stop first ends Env.Run (a layer's
 //     goroutines and the context of a HandleBatch in progress end with it)
-//     and refuses Emit, then waits for the HandleBatch and Emit calls in
-//     flight, then calls the layer's Stop, only if Configure succeeded. The
-//     layer's Configure, Start and Stop never run at the same time; none
-//     of them runs with HandleBatch only because the host's order says so
-//     (Start may overlap a held HandleBatch, which waits).
-//   - Nothing is emitted once Stop has begun: Emit returns ErrClosed.
+//     and refuses new batches, then waits for the HandleBatch in flight,
+//     then calls the layer's Stop, only if Configure succeeded. The layer's
+//     Configure, Start and Stop never run at the same time, and its Stop
+//     never runs with its HandleBatch.
+//   - Nothing is emitted once Stop has returned: Emit then returns
+//     ErrClosed, and an Emit still blocked is ended first. During the
+//     layer's Stop it may still Emit, to flush what it holds (with a
+//     context other than Env.Run, which has ended).
 //   - Health reports Serving only while the layer runs (and the layer says
 //     it serves), the phase as Detail when the layer gives none, and adds
 //     NotRunningCounter to the layer's counters. Before Configure the layer
@@ -83,10 +85,11 @@ type Lifecycle struct {
 	phase phase
 	// started is closed when Start succeeds, stopping when Stop begins.
 	started, stopping chan struct{}
-	run               context.Context
-	endRun            context.CancelFunc
-	// busy counts HandleBatch and Emit calls in flight.
-	busy sync.WaitGroup
+	// run ends when Stop begins, closed when the layer's Stop returns.
+	run, closed       context.Context
+	endRun, close     context.CancelFunc
+	// batches and emits count the HandleBatch and Emit calls in flight.
+	batches, emits sync.WaitGroup
 
 	// configured is set once the layer's Configure succeeded: it then
 	// holds state that its Stop releases.
@@ -110,12 +113,15 @@ var _ Layer = (*Lifecycle)(nil)
 // NewLifecycle wraps impl.
 func NewLifecycle(impl Layer) *Lifecycle {
 	run, end := context.WithCancel(context.Background())
+	closed, closeFn := context.WithCancel(context.Background())
 	return &Lifecycle{
 		impl:     impl,
 		started:  make(chan struct{}),
 		stopping: make(chan struct{}),
 		run:      run,
 		endRun:   end,
+		closed:   closed,
+		close:    closeFn,
 		logger:   hclog.NewNullLogger(),
 	}
 }
@@ -205,7 +211,7 @@ func (l *Lifecycle) enter(ctx context.Context) bool {
 		l.mu.RLock()
 		p := l.phase
 		if p == phaseStarted {
-			l.busy.Add(1)
+			l.batches.Add(1)
 		}
 		l.mu.RUnlock()
 		switch p {
@@ -230,7 +236,7 @@ func (l *Lifecycle) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 		l.notRunning.Add(uint64(len(b.GetFrames()) + len(b.GetEvents())))
 		return
 	}
-	defer l.busy.Done()
+	defer l.batches.Done()
 	l.impl.HandleBatch(l.batchContext(ctx), b)
 }
 
@@ -283,49 +289,56 @@ func (l *Lifecycle) stop(ctx context.Context) error {
 	close(l.stopping)
 	l.mu.Unlock()
 	l.endRun()
-	defer l.set(phaseStopped)
 
 	l.ctrl.Lock() // a Configure or Start in progress returns first
 	defer l.ctrl.Unlock()
-	idle := make(chan struct{})
-	go func() {
-		l.busy.Wait()
-		close(idle)
-	}()
-	select {
-	case <-idle:
-	case <-ctx.Done():
-		l.logger.Warn("stopping while a HandleBatch or Emit is still in progress: it ignores the end of its context")
-	}
+	l.wait(ctx, &l.batches, "a HandleBatch")
 	l.batchMu.Lock()
 	if l.batchEnd != nil {
 		l.batchEnd()
 	}
 	l.batchMu.Unlock()
-	if !l.configured {
-		return nil
+	var err error
+	if l.configured {
+		if err = l.impl.Stop(ctx); err != nil {
+			err = fmt.Errorf("%s: stop: %w", l.impl.Describe().GetName(), err)
+		}
 	}
-	if err := l.impl.Stop(ctx); err != nil {
-		return fmt.Errorf("%s: stop: %w", l.impl.Describe().GetName(), err)
+	l.set(phaseStopped)
+	l.close()
+	l.wait(ctx, &l.emits, "an Emit")
+	return err
+}
+
+// wait waits for the calls wg counts, or for ctx.
+func (l *Lifecycle) wait(ctx context.Context, wg *sync.WaitGroup, what string) {
+	idle := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		l.logger.Warn("stopping while " + what + " is still in progress: it ignores the end of its context")
 	}
-	return nil
 }
 
 // lifeEmitter is the Env.Out a layer gets: it refuses Emit once Stop has
-// begun, and Stop waits for those in flight.
+// returned, and Stop ends and waits for those in flight.
 type lifeEmitter struct {
 	l   *Lifecycle
 	out Emitter
 }
 
-// enterEmit counts an Emit in flight unless Stop has begun.
+// enterEmit counts an Emit in flight unless Stop has returned.
 func (e *lifeEmitter) enterEmit() bool {
 	e.l.mu.RLock()
 	defer e.l.mu.RUnlock()
-	if e.l.phase >= phaseStopping {
+	if e.l.phase == phaseStopped {
 		return false
 	}
-	e.l.busy.Add(1)
+	e.l.emits.Add(1)
 	return true
 }
 
@@ -334,7 +347,7 @@ func (e *lifeEmitter) Emit(ctx context.Context, frames ...*commonv1.Frame) error
 	if !e.enterEmit() {
 		return ErrClosed
 	}
-	defer e.l.busy.Done()
+	defer e.l.emits.Done()
 	ctx, done := e.l.bound(ctx)
 	defer done()
 	return e.out.Emit(ctx, frames...)
@@ -345,15 +358,15 @@ func (e *lifeEmitter) EmitEvent(ctx context.Context, ev *commonv1.Event) error {
 	if !e.enterEmit() {
 		return ErrClosed
 	}
-	defer e.l.busy.Done()
+	defer e.l.emits.Done()
 	ctx, done := e.l.bound(ctx)
 	defer done()
 	return e.out.EmitEvent(ctx, ev)
 }
 
-// bound returns ctx, ended also when Stop begins: an Emit blocked on a
-// full queue then returns. Run itself and the context of the batch in
-// progress end so already and cost nothing.
+// bound returns ctx, ended also when the layer's Stop has returned: an
+// Emit blocked on a full queue then returns. Run and the context of the
+// batch in progress end earlier already, and cost nothing.
 func (l *Lifecycle) bound(ctx context.Context) (context.Context, func()) {
 	if ctx == l.run {
 		return ctx, func() {}
@@ -365,6 +378,6 @@ func (l *Lifecycle) bound(ctx context.Context) (context.Context, func()) {
 		return ctx, func() {}
 	}
 	bctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(l.run, cancel)
+	stop := context.AfterFunc(l.closed, cancel)
 	return bctx, func() { stop(); cancel() }
 }

@@ -270,3 +270,32 @@ func (blockingOut) EmitEvent(ctx context.Context, _ *commonv1.Event) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
+
+// flushLayer emits from its Stop, as a layer flushing its outbox does.
+type flushLayer struct {
+	lcLayer
+	flushErr error
+}
+
+func (l *flushLayer) Stop(ctx context.Context) error {
+	l.flushErr = l.env.Out.Emit(ctx, &commonv1.Frame{})
+	return nil
+}
+
+func TestLifecycleFlushDuringStop(t *testing.T) {
+	ctx := context.Background()
+	impl := &flushLayer{}
+	l := sdk.NewLifecycle(impl)
+	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{}, sdk.Env{Out: nullOut{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if impl.flushErr != nil {
+		t.Fatalf("an Emit from the layer's Stop: %v", impl.flushErr)
+	}
+	if err := impl.env.Out.Emit(ctx, &commonv1.Frame{}); !errors.Is(err, sdk.ErrClosed) {
+		t.Fatalf("Emit after Stop: %v, want ErrClosed", err)
+	}
+}

@@ -146,10 +146,6 @@ func TestConfigTagsChecked(t *testing.T) {
 	type requiredWithDefault struct {
 		A string `json:"a" required:"true" default:"x" desc:"a"`
 	}
-	type twice struct {
-		A string `json:"a" desc:"a"`
-		B string `json:"a" desc:"b"`
-	}
 	for name, err := range map[string]error{
 		"no desc":               sdk.CheckConfig[noDesc](),
 		"bad default":           sdk.CheckConfig[badDefault](),
@@ -157,7 +153,6 @@ func TestConfigTagsChecked(t *testing.T) {
 		"zero not allowed":      sdk.CheckConfig[zeroNotAllowed](),
 		"bad type":              sdk.CheckConfig[badType](),
 		"required with default": sdk.CheckConfig[requiredWithDefault](),
-		"key twice":             sdk.CheckConfig[twice](),
 		"not a struct":          sdk.CheckConfig[int](),
 	} {
 		if err == nil {
