@@ -36,7 +36,7 @@ func (l *Layer) Send(ctx context.Context, req *syncv1.SendRequest) (*syncv1.Send
 	if err != nil {
 		return nil, err
 	}
-	id, err := nd.send(ctx, req.GetGroup(), req.GetPayload(), req.GetParents(), req.GetEphemeral())
+	id, err := nd.send(ctx, req.GetGroup(), req.GetPayload(), req.GetParents(), req.GetEphemeral(), req.GetTraceId())
 	if err != nil {
 		return nil, toStatus(err)
 	}

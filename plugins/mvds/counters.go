@@ -61,8 +61,8 @@ const (
 	dropNotRunning
 	// dropWrongDirection: a frame that is neither UP nor DOWN.
 	dropWrongDirection
-	// dropBadSend: a DOWN frame from above that Send refuses.
-	dropBadSend
+	// dropDownFrame: a DOWN frame from above; messages enter through Send.
+	dropDownFrame
 
 	numReasons
 )
@@ -110,8 +110,8 @@ func (r reason) String() string {
 		return "not_running"
 	case dropWrongDirection:
 		return "wrong_direction"
-	case dropBadSend:
-		return "bad_send"
+	case dropDownFrame:
+		return "down_frame"
 	}
 	return "unknown"
 }
@@ -155,7 +155,6 @@ type counters struct {
 	bytesSent       sdk.Counter `counter:"bytes_sent"`        // payload bytes of those frames
 	payloadsIn      sdk.Counter `counter:"payloads_received"` // valid payloads received
 	bytesIn         sdk.Counter `counter:"bytes_received"`    // payload bytes of those
-	sentDown        sdk.Counter `counter:"sent_down"`         // DOWN frames from above accepted as Send
 	redelivered     sdk.Counter `counter:"redelivered"`       // UP frames of unacknowledged deliveries emitted again at a Start
 	hostAcks        sdk.Counter `counter:"host_acks"`         // deliveries the host acknowledged (Ack)
 	hostAcksIgnored sdk.Counter `counter:"host_acks_ignored"` // ids in Ack calls that acknowledged nothing

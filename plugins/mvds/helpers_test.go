@@ -223,7 +223,7 @@ func (tn *tnode) sendOpt(payload string, ephemeral bool, parents ...ID) ID {
 	for i, p := range parents {
 		raw[i] = bytes.Clone(p[:])
 	}
-	id, err := tn.n.send(context.Background(), testGroupID, []byte(payload), raw, ephemeral)
+	id, err := tn.n.send(context.Background(), testGroupID, []byte(payload), raw, ephemeral, 0)
 	if err != nil {
 		tn.t.Fatalf("%s: send %q: %v", tn.name, payload, err)
 	}

@@ -156,21 +156,20 @@ func (l *Layer) redeliverAll(nd *node, upto int64, ds []delivery, returned <-cha
 // HandleBatch implements sdk.Layer. UP frames are payloads from members
 // (their frame.peer authenticated by the layer below); they are handled in
 // one transaction, and the messages they make deliverable go up once it is
-// committed. A DOWN frame from above is a Send without parents and without
-// an answer: persistent unless hints.ephemeral is set. Anything else is
-// dropped and counted.
+// committed. The application's messages enter through Send, never as
+// frames (sync.v1): a DOWN frame from above is dropped and counted, as is a
+// frame without a direction.
 func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 	nd := l.node.Load()
 	l.deliverMu.Lock()
 	defer l.deliverMu.Unlock()
 	var in []inbound
-	var down []*commonv1.Frame
 	for _, f := range b.GetFrames() {
 		switch f.GetDirection() {
 		case commonv1.Direction_DIRECTION_UP:
 			in = append(in, inbound{group: f.GetConversation(), from: f.GetPeer(), payload: f.GetPayload(), trace: f.GetTraceId()})
 		case commonv1.Direction_DIRECTION_DOWN:
-			down = append(down, f)
+			l.c.drop(dropDownFrame)
 		default:
 			l.c.drop(dropWrongDirection)
 		}
@@ -183,14 +182,6 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 		if err := l.emit(ctx, l.upFrames(ds)); err == nil {
 			l.c.delivered.Add(uint64(len(ds)))
 		}
-	}
-	for _, f := range down {
-		if _, err := nd.send(ctx, f.GetConversation(), f.GetPayload(), nil, f.GetHints().GetEphemeral()); err != nil {
-			l.c.drop(dropBadSend)
-			l.env.Logger.Debug("send from a DOWN frame", "error", err)
-			continue
-		}
-		l.c.sentDown.Inc()
 	}
 }
 
@@ -258,6 +249,7 @@ func downFrames(out []outbound) []*commonv1.Frame {
 	for _, o := range out {
 		f := &commonv1.Frame{
 			Direction:    commonv1.Direction_DIRECTION_DOWN,
+			TraceId:      o.trace,
 			Conversation: bytes.Clone(o.group),
 			Peer:         bytes.Clone(o.peer),
 			Payload:      o.payload,

@@ -147,9 +147,10 @@ func TestLayerLifecycle(t *testing.T) {
 	}
 }
 
-// TestLayerDownFrameIsSend: a DOWN frame from above is a Send without
-// parents.
-func TestLayerDownFrameIsSend(t *testing.T) {
+// TestLayerRefusesDownFrames: the application's messages enter through
+// Send only (sync.v1); a DOWN frame from above is dropped and counted, and
+// stores nothing.
+func TestLayerRefusesDownFrames(t *testing.T) {
 	a := identity("a")
 	l := startLayer(t, a)
 	ctx := context.Background()
@@ -159,18 +160,17 @@ func TestLayerDownFrameIsSend(t *testing.T) {
 	l.HandleBatch(ctx, &commonv1.Batch{Frames: []*commonv1.Frame{
 		{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: testGroupID, Payload: []byte("from above")},
 		{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: testGroupID, Payload: []byte("typing"), Hints: &commonv1.Hints{Ephemeral: true}},
-		{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: []byte("no such group"), Payload: []byte("x")},
 		{Direction: commonv1.Direction_DIRECTION_UNSPECIFIED},
 	}})
 	st, err := l.State(ctx, &syncv1.StateRequest{Group: testGroupID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.GetMessages() != 1 || st.GetUnacknowledged() != 1 {
-		t.Fatalf("State %v, want the persistent message stored and unacknowledged", st)
+	if st.GetMessages() != 0 {
+		t.Fatalf("State %v, want nothing stored from DOWN frames", st)
 	}
 	c := l.Health(ctx).GetCounters()
-	for name, want := range map[string]uint64{"sent_down": 2, "dropped_bad_send": 1, "dropped_wrong_direction": 1} {
+	for name, want := range map[string]uint64{"dropped_down_frame": 2, "dropped_wrong_direction": 1} {
 		if c[name] != want {
 			t.Errorf("%s = %d, want %d", name, c[name], want)
 		}

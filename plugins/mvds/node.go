@@ -65,6 +65,31 @@ type node struct {
 	// the node refuses to go on.
 	failed error
 	closed bool
+	// traces are the host's trace ids of this node's own messages, so
+	// that every frame carrying one (retransmissions too) carries its send's
+	// trace id. In memory and bounded: after a restart, or for the oldest of
+	// more than maxTraces, frames go with trace id 0.
+	traces map[ID]uint64
+}
+
+// maxTraces bounds the trace ids a node remembers.
+const maxTraces = 1 << 16
+
+// noteTrace remembers the trace id of an own message. Called with n.mu.
+func (n *node) noteTrace(id ID, trace uint64) {
+	if trace == 0 {
+		return
+	}
+	if n.traces == nil {
+		n.traces = map[ID]uint64{}
+	}
+	if len(n.traces) >= maxTraces {
+		for old := range n.traces { // any one: a trace id is advisory
+			delete(n.traces, old)
+			break
+		}
+	}
+	n.traces[id] = trace
 }
 
 // group is the in-memory state of one sync group. Messages and records
@@ -179,6 +204,9 @@ type outbound struct {
 	payload     []byte
 	// ephemeral says the payload holds ephemeral messages only.
 	ephemeral bool
+	// trace is the host's trace id of the first own message in the
+	// payload that has one, or 0.
+	trace uint64
 }
 
 // openNode opens the store in dir and rebuilds the node's memory from it.
@@ -431,7 +459,7 @@ func sameMembers(a, b map[string]bool) bool {
 // once at the next epoch. Every parent must be a persistent message of the
 // group that was sent or delivered here. Each call is a new message: the
 // timestamp strictly increases, so equal content gets a new id.
-func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][]byte, ephemeral bool) (ID, error) {
+func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][]byte, ephemeral bool, trace uint64) (ID, error) {
 	if len(payload) > MaxPayload {
 		return ID{}, fmt.Errorf("%w: payload of %d bytes, at most %d", errInvalid, len(payload), MaxPayload)
 	}
@@ -489,6 +517,7 @@ func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][
 			}
 		}
 		n.lastTS = ts
+		n.noteTrace(id, trace)
 		return id, nil
 	}
 	if err := tx.insertMessage(messageRow{group: g.id, id: id, timestamp: ts, body: b, own: true, delivered: true, sender: n.self, receivedMs: now.UnixMilli()}); err != nil {
@@ -516,6 +545,7 @@ func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][
 		return ID{}, err
 	}
 	n.lastTS = ts
+	n.noteTrace(id, trace)
 	return id, nil
 }
 

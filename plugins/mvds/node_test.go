@@ -247,7 +247,7 @@ func TestEphemeral(t *testing.T) {
 	if b.got[e] != 1 || b.counter("duplicates") != 2 {
 		t.Fatalf("after two replays (one across a restart): delivered %d times, duplicates %d", b.got[e], b.counter("duplicates"))
 	}
-	if _, err := a.n.send(context.Background(), testGroupID, []byte("child of e"), [][]byte{e[:]}, false); !errors.Is(err, errPrecondition) {
+	if _, err := a.n.send(context.Background(), testGroupID, []byte("child of e"), [][]byte{e[:]}, false, 0); !errors.Is(err, errPrecondition) {
 		t.Fatalf("an ephemeral parent: %v, want errPrecondition", err)
 	}
 	// Older than the window: stale.
@@ -440,7 +440,7 @@ func TestSendChecks(t *testing.T) {
 		{"pending parent", testGroupID, nil, [][]byte{waitingID[:]}, errPrecondition},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := a.n.send(ctx, tc.group, tc.payload, tc.parents, false); !errors.Is(err, tc.want) {
+			if _, err := a.n.send(ctx, tc.group, tc.payload, tc.parents, false, 0); !errors.Is(err, tc.want) {
 				t.Fatalf("send: %v, want %v", err, tc.want)
 			}
 		})
@@ -551,7 +551,7 @@ func TestQueueBounds(t *testing.T) {
 	for i := range queueFactor * cfg.MaxIDs {
 		a.sendOpt(fmt.Sprint("e", i), true)
 	}
-	if _, err := a.n.send(context.Background(), testGroupID, []byte("one more"), nil, true); !errors.Is(err, errBusy) {
+	if _, err := a.n.send(context.Background(), testGroupID, []byte("one more"), nil, true, 0); !errors.Is(err, errBusy) {
 		t.Fatalf("an ephemeral Send beyond the queue: %v, want errBusy", err)
 	}
 	var msgs []*wirepb.Message
@@ -602,7 +602,7 @@ func TestStorageFailure(t *testing.T) {
 	if a.n.health().failed == nil {
 		t.Fatal("the node did not fail")
 	}
-	if _, err := a.n.send(context.Background(), testGroupID, []byte("x"), nil, false); !errors.Is(err, errUnavailable) {
+	if _, err := a.n.send(context.Background(), testGroupID, []byte("x"), nil, false, 0); !errors.Is(err, errUnavailable) {
 		t.Fatalf("send after the failure: %v, want errUnavailable", err)
 	}
 }
@@ -664,5 +664,35 @@ func TestTamperedAnswer(t *testing.T) {
 				t.Fatalf("the request for the real message is gone (%v)", err)
 			}
 		})
+	}
+}
+
+// TestTraceFollowsSend: every frame that carries an own message (its first
+// send and its retransmissions) carries the trace id the host gave the
+// send; frames with nothing traced carry 0.
+func TestTraceFollowsSend(t *testing.T) {
+	clk := newClock()
+	a := newTNode(t, "a", testSettings(), clk)
+	a.setGroup(a.id, identity("b"))
+	if _, err := a.n.send(context.Background(), testGroupID, []byte("traced"), nil, false, 77); err != nil {
+		t.Fatal(err)
+	}
+	var traces []uint64
+	for range 6 { // b never acknowledges: a retransmits on its backoff
+		for _, o := range a.tick() {
+			traces = append(traces, o.trace)
+		}
+		clk.advance(a.cfg.Epoch)
+	}
+	if len(traces) < 2 {
+		t.Fatalf("a sent %d payloads in 6 epochs, want the message and a retransmission", len(traces))
+	}
+	for i, tr := range traces {
+		if tr != 77 {
+			t.Fatalf("payload %d went with trace %d, want 77 (all: %v)", i, tr, traces)
+		}
+	}
+	if frames := downFrames([]outbound{{group: testGroupID, peer: identity("b"), trace: 77}}); frames[0].GetTraceId() != 77 {
+		t.Fatalf("the DOWN frame has trace %d, want 77", frames[0].GetTraceId())
 	}
 }

@@ -95,7 +95,7 @@ func (n *node) build(tx *txn) (out []outbound, wrote bool, err error) {
 			}
 			n.c.payloadsSent.Add(1)
 			n.c.bytesSent.Add(uint64(len(payload)))
-			out = append(out, outbound{group: g.id, peer: peer, payload: payload, ephemeral: pb.ephemeralOnly})
+			out = append(out, outbound{group: g.id, peer: peer, payload: payload, ephemeral: pb.ephemeralOnly, trace: pb.trace})
 		}
 	}
 	return out, wrote, nil
@@ -124,6 +124,9 @@ func (n *node) takeOnce(g *group, peer []byte, pb *payloadBuilder) {
 	msgs := g.once[string(peer)]
 	i := 0
 	for ; i < len(msgs) && pb.addMessage(msgs[i], true); i++ {
+		if pb.trace == 0 && len(n.traces) > 0 {
+			pb.trace = n.traces[MessageID(g.id, msgs[i].Timestamp, msgs[i].Body)]
+		}
 	}
 	n.c.sent.Add(uint64(i))
 	if i == len(msgs) {
@@ -161,6 +164,9 @@ func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool
 		}
 		if !fits {
 			continue
+		}
+		if pb.trace == 0 && r.typ != recRequest {
+			pb.trace = n.traces[r.id]
 		}
 		n.countSent(r)
 		count := r.count + 1

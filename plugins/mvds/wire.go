@@ -170,6 +170,8 @@ type payloadBuilder struct {
 	maxIDs   int
 	// ephemeralOnly stays true while every record is an ephemeral message.
 	ephemeralOnly bool
+	// trace is the trace id the payload's frame carries (outbound.trace).
+	trace uint64
 }
 
 func newPayloadBuilder(maxFrame, maxIDs int) *payloadBuilder {

@@ -6,7 +6,10 @@
 // Provides above:
 //   - send: Send stores a message durably and returns its id; only then is
 //     it acknowledged. The layer then brings it to every member of the group,
-//     retransmitting as its protocol says;
+//     retransmitting as its protocol says. Send is the only way messages
+//     enter: a DOWN frame from the host is not a send (the layer drops and
+//     counts it). Every frame that carries the message carries
+//     SendRequest.trace_id;
 //   - deliver: a message goes up as an UP frame (Frame.conversation = group,
 //     Frame.message_id = its id, Frame.peer = its author's identity), and
 //     only after every one of its parents has been delivered;
