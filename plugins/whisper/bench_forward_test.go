@@ -8,27 +8,18 @@ package whisper_test
 // read them.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/ethereum/go-ethereum/log"
 	"github.com/ethereum/go-ethereum/p2p"
-	"github.com/ethereum/go-ethereum/p2p/enode"
-	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/strata-msg/strata/plugins/whisper/wire"
 )
@@ -101,240 +92,11 @@ func minedEnvelopes(tb testing.TB, n int) [][]byte {
 	if len(benchEnvs.raws) >= n && time.Until(benchEnvs.until) > 2*time.Minute {
 		return benchEnvs.raws[:n]
 	}
-	now := time.Now()
-	expiry := uint32(now.Unix()) + benchTTL
-	raws := make([][]byte, n)
-	rng := rand.New(rand.NewPCG(benchEnvs.next, uint64(n)))
+	spec := envelopeSpec{n: n, dataSize: benchDataSize, ttl: benchTTL, pow: benchPoW, minPoW: benchMinPoW, seed: benchEnvs.next}
 	benchEnvs.next++
-	ctx := context.Background()
-	for i := range raws {
-		e := &wire.Envelope{Expiry: expiry, TTL: benchTTL, Data: make([]byte, benchDataSize)}
-		for j := range e.Data {
-			e.Data[j] = byte(rng.Uint32())
-		}
-		e.Topic = wire.TopicType{0xbe, 0x0c, byte(i >> 8), byte(i)}
-		if err := e.Mine(ctx, benchPoW); err != nil {
-			tb.Fatal(err)
-		}
-		if err := e.Validate(now, benchMaxSize, benchMinPoW); err != nil {
-			tb.Fatalf("a mined benchmark envelope does not validate: %v", err)
-		}
-		raws[i] = e.Encode()
-	}
-	benchEnvs.raws, benchEnvs.until = raws, time.Unix(int64(expiry), 0)
+	raws, until := mineEnvelopes(tb, spec)
+	benchEnvs.raws, benchEnvs.until = raws, until
 	return raws
-}
-
-// benchPackets groups envelopes into code-1 payloads (RLP lists) of per each.
-func benchPackets(raws [][]byte, per int) [][]byte {
-	var out [][]byte
-	for i := 0; i < len(raws); i += per {
-		list := make([]rlp.RawValue, 0, per)
-		for _, r := range raws[i:min(i+per, len(raws))] {
-			list = append(list, r)
-		}
-		b, err := rlp.EncodeToBytes(list)
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
-// ---- test-side shh/6 peers (go-ethereum v1.17 p2p) ----
-
-// shhPeer is one test-side devp2p node running shh/6 towards the node
-// under test: the feeder (sends) or the sink (counts what it receives).
-type shhPeer struct {
-	srv *p2p.Server
-
-	ready chan p2p.MsgReadWriter // the connection, once the Status exchange is done
-	fail  chan error
-
-	// sink side: envelopes received in code-1 packets; when count
-	// reaches target, last is set and done closed.
-	count  atomic.Int64
-	target atomic.Int64
-	last   atomic.Int64 // unix ns
-	done   chan struct{}
-	doneMu sync.Mutex
-
-	// arrivals: every code-1 packet since expect, its time and size.
-	arrMu    sync.Mutex
-	arrivals []arrival
-}
-
-type arrival struct {
-	at time.Time
-	n  int
-}
-
-func newShhPeer(tb testing.TB, name string) *shhPeer {
-	tb.Helper()
-	key, err := crypto.GenerateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &shhPeer{ready: make(chan p2p.MsgReadWriter, 1), fail: make(chan error, 1), done: make(chan struct{})}
-	p.target.Store(math.MaxInt64)
-	p.srv = &p2p.Server{Config: p2p.Config{
-		PrivateKey:  key,
-		MaxPeers:    4,
-		NoDiscovery: true,
-		Name:        "strata-bench-" + name,
-		Logger:      log.NewLogger(log.DiscardHandler()),
-		Protocols: []p2p.Protocol{{
-			Name: wire.ProtocolName, Version: uint(wire.ProtocolVersion), Length: uint64(wire.NumberOfMessageCodes),
-			Run: p.run,
-		}},
-	}}
-	if err := p.srv.Start(); err != nil {
-		tb.Fatalf("%s p2p server: %v", name, err)
-	}
-	tb.Cleanup(p.srv.Stop)
-	return p
-}
-
-func (p *shhPeer) failf(format string, args ...any) error {
-	err := fmt.Errorf(format, args...)
-	select {
-	case p.fail <- err:
-	default:
-	}
-	return err
-}
-
-// run is the shh/6 protocol of a test peer: the Status exchange (a full
-// node advertising benchMinPoW), then reading until the connection ends,
-// counting the envelopes of code-1 packets.
-func (p *shhPeer) run(_ *p2p.Peer, rw p2p.MsgReadWriter) error {
-	if err := p2p.Send(rw, uint64(wire.StatusCode), []any{uint64(wire.ProtocolVersion), math.Float64bits(benchMinPoW), []byte{}, false}); err != nil {
-		return p.failf("sending Status: %v", err)
-	}
-	msg, err := rw.ReadMsg()
-	if err != nil {
-		return p.failf("reading Status: %v", err)
-	}
-	if msg.Code != uint64(wire.StatusCode) {
-		return p.failf("first packet has code %d, want Status", msg.Code)
-	}
-	_ = msg.Discard()
-	select {
-	case p.ready <- rw:
-	default: // a second connection (a redial): nobody waits for it
-	}
-	var buf []byte
-	for {
-		msg, err := rw.ReadMsg()
-		if err != nil {
-			return err
-		}
-		if msg.Code != uint64(wire.MessagesCode) {
-			_ = msg.Discard()
-			continue
-		}
-		if cap(buf) < int(msg.Size) {
-			buf = make([]byte, msg.Size)
-		}
-		buf = buf[:msg.Size]
-		if _, err := io.ReadFull(msg.Payload, buf); err != nil {
-			return err
-		}
-		content, _, err := rlp.SplitList(buf)
-		if err != nil {
-			return p.failf("bad code-1 packet: %v", err)
-		}
-		k, err := rlp.CountValues(content)
-		if err != nil {
-			return p.failf("bad code-1 packet: %v", err)
-		}
-		now := time.Now()
-		p.arrMu.Lock()
-		p.arrivals = append(p.arrivals, arrival{now, k})
-		p.arrMu.Unlock()
-		if c := p.count.Add(int64(k)); c >= p.target.Load() {
-			p.doneMu.Lock()
-			select {
-			case <-p.done:
-			default:
-				p.last.Store(now.UnixNano())
-				close(p.done)
-			}
-			p.doneMu.Unlock()
-		}
-	}
-}
-
-// steadyRate is the rate between the first and the last packet received
-// since expect: the envelopes of the packets in between, over the time
-// between the first and the last but one. For geth, whose packets come
-// every 300 ms with what it validated since the previous one, the
-// envelopes of packets 2..M-1 were validated exactly in that time, so this
-// is its rate without the start and end phases of its timer; for ours it
-// is nearly envelopes/s. 0 with fewer than 3 packets.
-func (p *shhPeer) steadyRate() float64 {
-	p.arrMu.Lock()
-	defer p.arrMu.Unlock()
-	a := p.arrivals
-	if len(a) < 3 {
-		return 0
-	}
-	n := 0
-	for _, x := range a[1 : len(a)-1] {
-		n += x.n
-	}
-	d := a[len(a)-2].at.Sub(a[0].at)
-	if d <= 0 {
-		return 0
-	}
-	return float64(n) / d.Seconds()
-}
-
-// expect arms the sink: done closes when count reaches n.
-func (p *shhPeer) expect(n int64) {
-	p.arrMu.Lock()
-	p.arrivals = nil
-	p.arrMu.Unlock()
-	p.doneMu.Lock()
-	p.done = make(chan struct{})
-	p.doneMu.Unlock()
-	p.target.Store(n)
-	if p.count.Load() >= n {
-		p.doneMu.Lock()
-		p.last.Store(time.Now().UnixNano())
-		close(p.done)
-		p.doneMu.Unlock()
-	}
-}
-
-func (p *shhPeer) doneCh() <-chan struct{} {
-	p.doneMu.Lock()
-	defer p.doneMu.Unlock()
-	return p.done
-}
-
-// connect dials the node under test and waits for the Status exchange.
-func (p *shhPeer) connect(tb testing.TB, url string) p2p.MsgReadWriter {
-	tb.Helper()
-	n, err := enode.ParseV4(url)
-	if err != nil {
-		tb.Fatalf("node under test's enode %q: %v", url, err)
-	}
-	p.srv.AddPeer(n)
-	select {
-	case rw := <-p.ready:
-		return rw
-	case err := <-p.fail:
-		tb.Fatalf("shh/6 with the node under test: %v", err)
-	case <-time.After(15 * time.Second):
-		tb.Fatalf("no shh/6 Status exchange with %s within 15 s", url)
-	}
-	return nil
-}
-
-func sendPacket(rw p2p.MsgReadWriter, pkt []byte) error {
-	return rw.WriteMsg(p2p.Msg{Code: uint64(wire.MessagesCode), Size: uint32(len(pkt)), Payload: bytes.NewReader(pkt)})
 }
 
 // ---- the nodes under test ----
