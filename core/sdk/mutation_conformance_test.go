@@ -148,6 +148,7 @@ func TestSuitesCatchMutations(t *testing.T) {
 				{"UP without direction", up, unspecified},
 				{"DOWN conversation changed", down, changeConv},
 				{"DOWN to a forged peer", down, forgePeer},
+				{"DOWN trace id zeroed", down, zeroTrace},
 				{"DOWN sent UP", down, flip},
 			},
 		},

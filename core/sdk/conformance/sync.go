@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -147,6 +148,7 @@ func Sync[T TB[T]](t T, open sdktest.Opener, o Options) {
 		}
 	})
 	t.Run("SendDeliver", func(t T) { syncSendDeliver(t, open, o) })
+	t.Run("TraceFollowsSend", func(t T) { syncTraceFollowsSend(t, open, o) })
 	t.Run("Lossy", func(t T) { syncLossy(t, open, o) })
 	t.Run("Causal", func(t T) { syncCausal(t, open, o) })
 	t.Run("Ephemeral", func(t T) { syncEphemeral(t, open, o) })
@@ -174,6 +176,37 @@ func syncSendDeliver(t testing.TB, open sdktest.Opener, o Options) {
 	n.awaitUnacked(a, 0)
 	n.untap(a)
 	n.replay(tape)
+	n.settle()
+}
+
+// sendTrace is the trace id the suite gives the Send of the message
+// labelled label, as a host gives each send its own.
+func sendTrace(label string) uint64 {
+	h := sha256.Sum256([]byte("strata sync conformance trace " + label))
+	return binary.BigEndian.Uint64(h[:8]) | 1
+}
+
+// syncTraceFollowsSend: the frames that carry a message sent alone carry
+// the trace id of its Send (SendRequest.trace_id), so one send can be
+// followed down the stack.
+func syncTraceFollowsSend(t testing.TB, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 7)
+	view := syncMembers("a", "b")
+	a := n.start("a", 0, t.TempDir(), view)
+	b := n.start("b", 1, t.TempDir(), view)
+	const label = "traced"
+	id := n.send(a, label, nil, false)
+	n.awaitDelivered(b, [][]byte{id})
+	n.mu.Lock()
+	seen := n.downTraces[string(a.id)][sendTrace(label)]
+	var got []uint64
+	for tr := range n.downTraces[string(a.id)] {
+		got = append(got, tr)
+	}
+	n.mu.Unlock()
+	if !seen {
+		n.fatalf("a carried its message down in frames with trace ids %v; none is %d, the trace id of its Send (SendRequest.trace_id)", got, sendTrace(label))
+	}
 	n.settle()
 }
 
@@ -548,6 +581,8 @@ type syncNet struct {
 	acked  map[string]map[string]bool // receiver identity -> ids it acknowledged
 	sent   map[string]*syncSent       // message id -> message
 	given  map[string]map[uint64]bool // receiver identity -> trace ids of the frames handed to it
+	// downTraces are the trace ids of the DOWN frames each node emitted.
+	downTraces map[string]map[uint64]bool
 	// problems are breaches of the contract seen in transit.
 	problems     []string
 	problemCount map[string]int
@@ -557,15 +592,16 @@ func newSyncNet(t testing.TB, open sdktest.Opener, o Options, seed uint64) *sync
 	group := sha256.Sum256([]byte("strata sync conformance group"))
 	n := &syncNet{
 		t: t, open: open, o: o, group: group[:],
-		rng:    rand.New(rand.NewPCG(seed, 0x5eed)),
-		names:  make(map[string]string),
-		online: make(map[string]*syncNode),
-		gates:  make(map[string]*syncGate),
-		tapes:  make(map[string]*syncTape),
-		logs:   make(map[string][]syncDelivery),
-		acked:  make(map[string]map[string]bool),
-		sent:   make(map[string]*syncSent),
-		given:  make(map[string]map[uint64]bool),
+		rng:        rand.New(rand.NewPCG(seed, 0x5eed)),
+		names:      make(map[string]string),
+		online:     make(map[string]*syncNode),
+		gates:      make(map[string]*syncGate),
+		tapes:      make(map[string]*syncTape),
+		logs:       make(map[string][]syncDelivery),
+		acked:      make(map[string]map[string]bool),
+		sent:       make(map[string]*syncSent),
+		given:      make(map[string]map[uint64]bool),
+		downTraces: make(map[string]map[uint64]bool),
 
 		problemCount: make(map[string]int),
 	}
@@ -731,6 +767,10 @@ func (n *syncNet) take(s *syncNode, f *commonv1.Frame) {
 	if !bytes.Equal(f.GetConversation(), n.group) {
 		n.problem("%s emitted a DOWN frame with conversation %x, want the group %x\n\tframe: %s", s.name, f.GetConversation(), n.group, sdktest.FormatFrame(f))
 	}
+	if n.downTraces[string(s.id)] == nil {
+		n.downTraces[string(s.id)] = make(map[uint64]bool)
+	}
+	n.downTraces[string(s.id)][f.GetTraceId()] = true
 	var to [][]byte
 	switch {
 	case len(f.GetPeer()) == 0:
@@ -995,7 +1035,7 @@ func (n *syncNet) send(s *syncNode, label string, parents [][]byte, ephemeral bo
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.o.timeout())
 	defer cancel()
-	resp, err := syncControl(s.in).Send(ctx, &syncv1.SendRequest{Group: n.group, Payload: payload, Parents: parents, Ephemeral: ephemeral})
+	resp, err := syncControl(s.in).Send(ctx, &syncv1.SendRequest{Group: n.group, Payload: payload, Parents: parents, Ephemeral: ephemeral, TraceId: sendTrace(label)})
 	if err != nil {
 		n.t.Fatalf("%s: Send %q: %v", s.name, label, err)
 	}

@@ -498,7 +498,7 @@ func (l *Layer) Send(ctx context.Context, req *syncv1.SendRequest) (*syncv1.Send
 		}
 	}
 	id := MessageID(g.id, l.identity, parents, payload)
-	m := &message{id: id, author: l.identity, parents: parents, payload: payload, own: true, ephemeral: req.GetEphemeral()}
+	m := &message{id: id, author: l.identity, parents: parents, payload: payload, own: true, ephemeral: req.GetEphemeral(), trace: req.GetTraceId()}
 	var frames []*commonv1.Frame
 	switch {
 	case m.ephemeral:
@@ -878,7 +878,8 @@ type message struct {
 	// acked holds the members that have an own message.
 	acked    map[string]bool
 	lastSent time.Time
-	// trace is the trace id of the frame that brought the message.
+	// trace is the trace id of the frame that brought the message, or
+	// for an own message the trace id of its Send.
 	trace uint64
 }
 
@@ -956,6 +957,7 @@ func (g *group) messageFrames(m *message, self []byte, frames []*commonv1.Frame)
 		}
 		f := &commonv1.Frame{
 			Direction:    commonv1.Direction_DIRECTION_DOWN,
+			TraceId:      m.trace,
 			Conversation: bytes.Clone(g.id),
 			Peer:         bytes.Clone(member),
 			Payload:      bytes.Clone(wire),
