@@ -5,109 +5,59 @@ import (
 	"math"
 	"time"
 
-	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/plugins/whisper/wire"
 )
 
-// Defaults of the config keys.
+// Defaults that other code names; the tags of Config are the schema, and
+// TestConfigDefaults holds these (and wire's) to them.
 const (
-	DefaultTTL              = wire.DefaultTTL * time.Second
-	DefaultPoWTime          = 2 * time.Second
-	DefaultRateLimitPackets = 200
-	DefaultRateLimitBytes   = 8 << 20
+	DefaultTTL     = wire.DefaultTTL * time.Second
+	DefaultPoWTime = 2 * time.Second
 )
 
-// Config is the layer's config section as JSON.
+// Config is the layer's config section; its tags are the schema.
+// max_message_size's lower bound is 2*payloadOverhead, its upper bound
+// wire.MaxMessageSize; TestConfigDefaults holds the defaults to wire's.
 type Config struct {
-	MinPoW           float64  `json:"min_pow"`
-	MaxMessageSize   int64    `json:"max_message_size"`
-	TTL              string   `json:"ttl"`
-	PoWTarget        *float64 `json:"pow_target"`
-	PoWTime          string   `json:"pow_time"`
-	RateLimitPackets int64    `json:"rate_limit_packets"`
-	RateLimitBytes   int64    `json:"rate_limit_bytes"`
-	Light            bool     `json:"light"`
+	MinPoW           float64       `json:"min_pow" default:"0.2" min:"0" max:"1e6" desc:"minimum PoW of accepted envelopes, advertised to peers"`
+	MaxMessageSize   int64         `json:"max_message_size" default:"1048576" min:"2048" max:"10485760" desc:"largest accepted packet/envelope, in bytes"`
+	TTL              time.Duration `json:"ttl" default:"50s" min:"1s" max:"24h" desc:"time to live of posted envelopes (whole seconds)"`
+	PoWTarget        *float64      `json:"pow_target" min:"0" max:"1e6" desc:"PoW target of the envelopes this node posts; must be at least min_pow (default: min_pow)"`
+	PoWTime          time.Duration `json:"pow_time" default:"2s" min:"1ms" max:"1m" desc:"longest time spent mining one posted envelope"`
+	RateLimitPackets int64         `json:"rate_limit_packets" default:"200" min:"0" max:"1073741824" desc:"packets per second accepted from one peer (0: unlimited)"`
+	RateLimitBytes   int64         `json:"rate_limit_bytes" default:"8388608" min:"0" max:"1099511627776" desc:"bytes per second accepted from one peer (0: unlimited)"`
+	Light            bool          `json:"light" desc:"light node: advertise a bloom of this node's own topics and refuse envelopes outside it"`
 }
 
-// settings is a checked Config.
-type settings struct {
-	minPoW      float64
-	maxSize     uint32
-	ttl         uint32 // seconds
-	powTarget   float64
-	powTime     time.Duration
-	ratePackets float64 // per second, 0 = unlimited
-	rateBytes   float64
-	light       bool
+// Validate checks what the tags cannot; sdk.LoadConfig calls it.
+func (c Config) Validate() error {
+	if c.TTL%time.Second != 0 {
+		return &sdk.ConfigError{Key: "ttl", Problem: fmt.Sprintf("is %v", c.TTL), Fix: "use whole seconds between 1s and 24h"}
+	}
+	if c.PoWTarget != nil && *c.PoWTarget < c.MinPoW {
+		return &sdk.ConfigError{Key: "pow_target", Problem: fmt.Sprintf("%v is below min_pow %v", *c.PoWTarget, c.MinPoW), Fix: "peers with the same min_pow would refuse this node's envelopes; raise it or leave it unset"}
+	}
+	return nil
 }
 
-func configFields() []*commonv1.ConfigField {
-	powTarget := sdk.Float("pow_target", "PoW target of the envelopes this node posts; must be at least min_pow (default: min_pow)", wire.DefaultMinimumPoW, 0, 1e6)
-	powTarget.DefaultJson = "" // absent means min_pow
-	return []*commonv1.ConfigField{
-		sdk.Float("min_pow", "minimum PoW of accepted envelopes, advertised to peers", wire.DefaultMinimumPoW, 0, 1e6),
-		sdk.Int("max_message_size", "largest accepted packet/envelope, in bytes", int64(wire.DefaultMaxMessageSize), 2*payloadOverhead, int64(wire.MaxMessageSize)),
-		sdk.Duration("ttl", "time to live of posted envelopes (whole seconds)", DefaultTTL),
-		powTarget,
-		sdk.Duration("pow_time", "longest time spent mining one posted envelope", DefaultPoWTime),
-		sdk.Int("rate_limit_packets", "packets per second accepted from one peer (0: unlimited)", DefaultRateLimitPackets, 0, 1<<30),
-		sdk.Int("rate_limit_bytes", "bytes per second accepted from one peer (0: unlimited)", DefaultRateLimitBytes, 0, 1<<40),
-		sdk.Bool("light", "light node: advertise a bloom of this node's own topics and refuse envelopes outside it", false),
+// maxSize is max_message_size as the wire code has it.
+func (c Config) maxSize() uint32 { return uint32(c.MaxMessageSize) }
+
+// ttl is the TTL of posted envelopes in seconds.
+func (c Config) ttl() uint32 { return uint32(c.TTL / time.Second) }
+
+// powTarget is the PoW posted envelopes are mined to.
+func (c Config) powTarget() float64 {
+	if c.PoWTarget == nil {
+		return c.MinPoW
 	}
+	return *c.PoWTarget
 }
 
-func parseConfig(js string) (settings, error) {
-	cfg := Config{
-		MinPoW:           wire.DefaultMinimumPoW,
-		MaxMessageSize:   int64(wire.DefaultMaxMessageSize),
-		TTL:              DefaultTTL.String(),
-		PoWTime:          DefaultPoWTime.String(),
-		RateLimitPackets: DefaultRateLimitPackets,
-		RateLimitBytes:   DefaultRateLimitBytes,
-	}
-	if err := sdk.DecodeConfig(js, &cfg); err != nil {
-		return settings{}, err
-	}
-	var s settings
-	if !validPoW(cfg.MinPoW) {
-		return s, &sdk.ConfigError{Key: "min_pow", Problem: fmt.Sprintf("is %v", cfg.MinPoW), Fix: "use a finite, non-negative number"}
-	}
-	s.minPoW = cfg.MinPoW
-	if cfg.MaxMessageSize < 2*payloadOverhead || cfg.MaxMessageSize > int64(wire.MaxMessageSize) {
-		return s, &sdk.ConfigError{Key: "max_message_size", Problem: fmt.Sprintf("is %d", cfg.MaxMessageSize), Fix: fmt.Sprintf("use %d..%d", 2*payloadOverhead, wire.MaxMessageSize)}
-	}
-	s.maxSize = uint32(cfg.MaxMessageSize)
-	ttl, err := time.ParseDuration(cfg.TTL)
-	if err != nil || ttl < time.Second || ttl > 24*time.Hour || ttl%time.Second != 0 {
-		return s, &sdk.ConfigError{Key: "ttl", Problem: fmt.Sprintf("is %q", cfg.TTL), Fix: "use whole seconds between 1s and 24h"}
-	}
-	s.ttl = uint32(ttl / time.Second)
-	s.powTarget = s.minPoW
-	if cfg.PoWTarget != nil {
-		if !validPoW(*cfg.PoWTarget) || math.IsNaN(*cfg.PoWTarget) {
-			return s, &sdk.ConfigError{Key: "pow_target", Problem: fmt.Sprintf("is %v", *cfg.PoWTarget), Fix: "use a finite, non-negative number"}
-		}
-		if *cfg.PoWTarget < s.minPoW {
-			return s, &sdk.ConfigError{Key: "pow_target", Problem: fmt.Sprintf("%v is below min_pow %v", *cfg.PoWTarget, s.minPoW), Fix: "peers with the same min_pow would refuse this node's envelopes; raise it or leave it unset"}
-		}
-		s.powTarget = *cfg.PoWTarget
-	}
-	pt, err := time.ParseDuration(cfg.PoWTime)
-	if err != nil || pt <= 0 || pt > time.Minute {
-		return s, &sdk.ConfigError{Key: "pow_time", Problem: fmt.Sprintf("is %q", cfg.PoWTime), Fix: "use a duration between 1ms and 1m"}
-	}
-	s.powTime = pt
-	if cfg.RateLimitPackets < 0 {
-		return s, &sdk.ConfigError{Key: "rate_limit_packets", Problem: "is negative", Fix: "use 0 for unlimited"}
-	}
-	if cfg.RateLimitBytes < 0 {
-		return s, &sdk.ConfigError{Key: "rate_limit_bytes", Problem: "is negative", Fix: "use 0 for unlimited"}
-	}
-	s.ratePackets, s.rateBytes = float64(cfg.RateLimitPackets), float64(cfg.RateLimitBytes)
-	s.light = cfg.Light
-	return s, nil
-}
+// ratePackets and rateBytes are the per-peer rate limits; 0 is unlimited.
+func (c Config) ratePackets() float64 { return float64(c.RateLimitPackets) }
+func (c Config) rateBytes() float64   { return float64(c.RateLimitBytes) }
 
 // bucket is a token bucket; rate 0 means unlimited.
 type bucket struct {

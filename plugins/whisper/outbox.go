@@ -120,9 +120,7 @@ func (l *Layer) sender(ctx context.Context) {
 			return
 		}
 		if err := l.env.Out.Emit(ctx, fs...); err != nil {
-			l.mu.Lock()
-			l.counters["dropped_emit_failed"] += uint64(len(fs))
-			l.mu.Unlock()
+			l.c.add("dropped_emit_failed", uint64(len(fs)))
 			l.logf("whisper: emit failed: %v", err)
 		}
 		l.out.done()
@@ -130,9 +128,9 @@ func (l *Layer) sender(ctx context.Context) {
 }
 
 // enqueue queues frames for the sender; the caller holds l.mu. After Stop
-// nothing is queued.
+// nothing takes them.
 func (l *Layer) enqueue(frames []*commonv1.Frame) {
-	if len(frames) == 0 || l.stopped || l.env.Out == nil {
+	if len(frames) == 0 || l.env.Out == nil {
 		return
 	}
 	l.out.put(frames)

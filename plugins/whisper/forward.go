@@ -1,0 +1,123 @@
+// Flooding: which pooled envelopes go to which peer, and their expiry.
+
+package whisper
+
+import (
+	"bytes"
+	"sort"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/plugins/whisper/wire"
+)
+
+// forward sends new envelopes to every peer (but the one they came from)
+// whose bloom and PoW requirement they meet, in code-1 batches of at most
+// max_message_size bytes.
+func (l *Layer) forward(ents []*entry, from *peer) []*commonv1.Frame {
+	if len(ents) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(l.peers))
+	for id := range l.peers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []*commonv1.Frame
+	for _, id := range ids {
+		if p := l.peers[id]; p != from {
+			out = append(out, l.forwardTo(p, ents)...)
+		}
+	}
+	return out
+}
+
+// forwardTo sends p the envelopes it does not know and wants (its bloom
+// and PoW requirement), in code-1 batches of at most max_message_size
+// bytes.
+func (l *Layer) forwardTo(p *peer, ents []*entry) []*commonv1.Frame {
+	if p.banned || !p.gotStatus {
+		return nil
+	}
+	var out []*commonv1.Frame
+	var batch [][]byte
+	size := 0
+	flush := func() {
+		if len(batch) > 0 {
+			out = append(out, &commonv1.Frame{
+				Direction: commonv1.Direction_DIRECTION_DOWN,
+				Peer:      p.id,
+				Protocol:  wire.ProtocolName,
+				Payload:   messagesPacket(batch),
+			})
+			batch, size = nil, 0
+		}
+	}
+	for _, ent := range ents {
+		h := ent.hash
+		if _, ok := p.known[h]; ok {
+			continue
+		}
+		if ent.pow < p.pow || (p.bloom != nil && !wire.BloomFilterMatch(p.bloom, ent.env.Bloom())) {
+			continue
+		}
+		if size+len(ent.raw)+16 > int(l.cfg.maxSize()) {
+			flush()
+		}
+		batch = append(batch, ent.raw)
+		size += len(ent.raw)
+		p.known[h] = struct{}{}
+		l.count("envelopes_forwarded")
+	}
+	flush()
+	return out
+}
+
+// poolEntries returns the pooled envelopes, oldest expiry first (ties by
+// hash), for handing a peer the pool when its handshake completes.
+func (l *Layer) poolEntries() []*entry {
+	ents := make([]*entry, 0, len(l.pool))
+	for _, ent := range l.pool {
+		ents = append(ents, ent)
+	}
+	sort.Slice(ents, func(i, j int) bool {
+		a, b := ents[i].env, ents[j].env
+		if a.Expiry != b.Expiry {
+			return a.Expiry < b.Expiry
+		}
+		return bytes.Compare(ents[i].hash[:], ents[j].hash[:]) < 0
+	})
+	return ents
+}
+
+// expire drops envelopes whose expiry has passed, at most once a second.
+func (l *Layer) expire(now time.Time) {
+	if now.Sub(l.lastExpire) < time.Second && !now.Before(l.lastExpire) {
+		return
+	}
+	l.lastExpire = now
+	n := uint32(now.Unix())
+	for h, ent := range l.pool {
+		if ent.env.Expiry < n {
+			delete(l.pool, h)
+			for _, p := range l.peers {
+				delete(p.known, h)
+			}
+		}
+	}
+}
+
+func (l *Layer) toAll(code byte, payload []byte) []*commonv1.Frame {
+	ids := make([]string, 0, len(l.peers))
+	for id := range l.peers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]*commonv1.Frame, 0, len(ids))
+	for _, id := range ids {
+		if p := l.peers[id]; !p.banned {
+			out = append(out, down(p.id, code, payload))
+		}
+	}
+	return out
+}
