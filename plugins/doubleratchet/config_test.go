@@ -9,18 +9,18 @@ import (
 )
 
 func TestParseConfig(t *testing.T) {
-	c, err := parseConfig(`{}`)
+	c, err := sdk.LoadConfig[Config](`{}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.rotation != defaultRotation || c.retention != defaultRetention || !c.postQuantum || c.limits.MaxSkip != defaultMaxSkip || c.padding != defaultPadding {
+	if c.SignedPreKeyRotation != 7*24*time.Hour || c.SignedPreKeyRetention != 30*24*time.Hour || !c.PostQuantum || c.limits.MaxSkip != 1000 || c.Padding != 32 || c.OneTimePreKeys != 100 {
 		t.Fatalf("defaults: %+v", c)
 	}
-	c, err = parseConfig(`{"signed_prekey_rotation":"1h","max_skip":5,"skipped_key_ttl":"10m","post_quantum":false}`)
+	c, err = sdk.LoadConfig[Config](`{"signed_prekey_rotation":"1h","max_skip":5,"skipped_key_ttl":"10m","post_quantum":false}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.rotation != time.Hour || c.limits.MaxSkip != 5 || c.limits.SkippedKeyTTL != 10*time.Minute || c.postQuantum {
+	if c.SignedPreKeyRotation != time.Hour || c.limits.MaxSkip != 5 || c.limits.SkippedKeyTTL != 10*time.Minute || c.PostQuantum {
 		t.Fatalf("values: %+v", c)
 	}
 	for _, tt := range []struct{ section, key string }{
@@ -35,7 +35,7 @@ func TestParseConfig(t *testing.T) {
 		{`{"padding":5000}`, "padding"},
 		{`{"bogus":1}`, "bogus"},
 	} {
-		_, err := parseConfig(tt.section)
+		_, err := sdk.LoadConfig[Config](tt.section)
 		var ce *sdk.ConfigError
 		if !errors.As(err, &ce) || ce.Key != tt.key {
 			t.Errorf("%s: %v, want a ConfigError for %q", tt.section, err, tt.key)

@@ -1,6 +1,6 @@
 package doubleratchet
 
-import "sync/atomic"
+import "github.com/strata-msg/strata/core/sdk"
 
 // Names of the Health counters other than dropped_<reason>.
 const (
@@ -19,22 +19,24 @@ const (
 	cBundlesReceived = "bundles_received"
 )
 
-// counters are the layer's Health counters, fixed at construction so that
-// reading them needs no lock: Health never waits for a batch in progress.
+// counters are the layer's Health counters (sdk.Counters), fixed at
+// construction so that counting needs no lock: Health never waits for a
+// batch in progress.
 type counters struct {
-	m map[string]*atomic.Uint64
+	all *sdk.Counters
+	m   map[string]*sdk.Counter
 }
 
 func newCounters() counters {
-	c := counters{m: map[string]*atomic.Uint64{}}
+	c := counters{all: sdk.NewCounters(nil), m: map[string]*sdk.Counter{}}
 	for _, name := range []string{
 		cSealed, cOpened, cContacts, cSessions, cConversations, cOneTime, cOneTimeKEM,
 		cStartedX3DH, cStartedPQXDH, cAccepted, cRequestsSent, cBundlesSent, cBundlesReceived,
 	} {
-		c.m[name] = new(atomic.Uint64)
+		c.m[name] = c.all.Counter(name, nil)
 	}
 	for _, r := range dropReasons {
-		c.m["dropped_"+r] = new(atomic.Uint64)
+		c.m[sdk.DroppedPrefix+r] = c.all.Drop(r, nil)
 	}
 	return c
 }
@@ -46,12 +48,6 @@ func (c counters) add(name string, n uint64) { c.m[name].Add(n) }
 func (c counters) set(name string, v uint64) { c.m[name].Store(v) }
 
 // drop counts a dropped frame under its reason.
-func (c counters) drop(err error) { c.m["dropped_"+dropReason(err)].Add(1) }
+func (c counters) drop(err error) { c.m[sdk.DroppedPrefix+dropReason(err)].Inc() }
 
-func (c counters) snapshot() map[string]uint64 {
-	out := make(map[string]uint64, len(c.m))
-	for k, v := range c.m {
-		out[k] = v.Load()
-	}
-	return out
-}
+func (c counters) snapshot() map[string]uint64 { return c.all.Snapshot() }

@@ -14,7 +14,7 @@ import (
 func (l *Layer) HandleBatch(ctx context.Context, in *commonv1.Batch) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.started.Load() || l.stopped || l.storeErr.Load() != nil {
+	if !l.started.Load() || l.storeErr.Load() != nil {
 		return
 	}
 	b, err := newBatch(ctx, l.db)

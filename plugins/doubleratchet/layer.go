@@ -102,7 +102,7 @@ type Layer struct {
 	// HandleBatch and of every control call.
 	mu            sync.Mutex
 	env           sdk.Env
-	cfg           *config
+	cfg           Config
 	db            *sql.DB
 	self          []byte // node identity
 	id            *x3dh.Identity
@@ -115,12 +115,13 @@ type Layer struct {
 	conversations map[string][][]byte
 	nextSession   int64
 	nextRank      int64
-	configured    bool
-	stopped       bool
-	stop          chan struct{}
-	wg            sync.WaitGroup
+	// stop ends the maintenance loop that Start began.
+	stop chan struct{}
+	wg   sync.WaitGroup
 
-	now      func() time.Time
+	now func() time.Time
+	// started is set while the layer is live: a contact added before
+	// Start is asked for its bundle by Start's first use, not at once.
 	started  atomic.Bool
 	storeErr atomic.Pointer[string]
 	c        counters
@@ -138,9 +139,9 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Name:        Name,
 		Version:     Version,
 		Description: "X3DH / PQXDH (ML-KEM-1024) key agreement and the Double Ratchet with header encryption; groups as pairwise fan-out",
-		Config:      configSchema(),
-		Provides:    []string{"e2e", "forward-secrecy", "post-compromise-security"},
-		Requires:    []string{"direct"},
+		Config:      sdk.ConfigFields[Config](),
+		Provides:    []string{sdk.CapE2E, sdk.CapForwardSecrecy, sdk.CapPostCompromiseSecurity},
+		Requires:    []string{sdk.CapDirect},
 		MaxPayload:  MaxPayload,
 	}
 }
@@ -149,7 +150,7 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 // identity and the first prekeys on first use, and loads contacts and
 // sessions.
 func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
-	cfg, err := parseConfig(req.GetConfigJson())
+	cfg, err := sdk.LoadConfig[Config](req.GetConfigJson())
 	if err != nil {
 		return nil, err
 	}
@@ -162,9 +163,6 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.configured {
-		return nil, fmt.Errorf("doubleratchet: configured twice")
-	}
 	db, err := openStore(ctx, filepath.Join(req.GetDataDir(), dbFile))
 	if err != nil {
 		return nil, fmt.Errorf("doubleratchet: %w", err)
@@ -178,8 +176,6 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 		db.Close()
 		return nil, fmt.Errorf("doubleratchet: %w", err)
 	}
-	l.configured = true
-	l.stop = make(chan struct{})
 	return &commonv1.ConfigureResponse{}, nil
 }
 
@@ -188,13 +184,8 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 func (l *Layer) Start(context.Context, *commonv1.StartRequest) (*commonv1.StartResponse, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.configured || l.stopped {
-		return nil, fmt.Errorf("doubleratchet: start before configure or after stop")
-	}
-	if l.started.Load() {
-		return nil, fmt.Errorf("doubleratchet: started twice")
-	}
 	l.started.Store(true)
+	l.stop = make(chan struct{})
 	l.wg.Add(1)
 	go l.maintainLoop()
 	return &commonv1.StartResponse{
@@ -210,7 +201,7 @@ func (l *Layer) Start(context.Context, *commonv1.StartRequest) (*commonv1.StartR
 // sessions_accepted, bundle_requests_sent, bundles_sent, bundles_received;
 // and dropped_<reason> for every reason in errors.go.
 func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
-	serving, detail := l.started.Load(), ""
+	serving, detail := true, ""
 	if e := l.storeErr.Load(); e != nil {
 		serving, detail = false, *e
 	}
@@ -221,24 +212,17 @@ func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
 // database and zeroes the keys it holds in memory.
 func (l *Layer) Stop(context.Context) error {
 	l.started.Store(false)
-	l.mu.Lock()
-	if l.stopped {
-		l.mu.Unlock()
-		return nil
-	}
-	l.stopped = true
 	if l.stop != nil {
 		close(l.stop)
 	}
-	l.mu.Unlock()
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.zero()
-	if l.db != nil {
-		if err := l.db.Close(); err != nil {
-			return fmt.Errorf("doubleratchet: close database: %w", err)
-		}
+	db := l.db
+	l.db = nil // the control calls see the layer stopped
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("doubleratchet: close database: %w", err)
 	}
 	return nil
 }
@@ -264,7 +248,7 @@ func (l *Layer) zero() {
 
 // ready reports whether control calls may run; l.mu is held.
 func (l *Layer) ready() error {
-	if !l.configured || l.stopped {
+	if l.db == nil {
 		return status.Error(codes.FailedPrecondition, "doubleratchet: not configured, or stopped")
 	}
 	if e := l.storeErr.Load(); e != nil {
@@ -286,7 +270,7 @@ func (l *Layer) failStore(err error) {
 // on a schedule.
 func (l *Layer) maintainLoop() {
 	defer l.wg.Done()
-	every := min(max(l.cfg.rotation/4, time.Second), time.Hour)
+	every := min(max(l.cfg.SignedPreKeyRotation/4, time.Second), time.Hour)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -295,7 +279,7 @@ func (l *Layer) maintainLoop() {
 			return
 		case <-t.C:
 			l.mu.Lock()
-			if !l.stopped && l.storeErr.Load() == nil {
+			if l.storeErr.Load() == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				if err := l.maintain(ctx); err != nil {
 					l.failStore(err)

@@ -121,7 +121,7 @@ func (l *Layer) maintain(ctx context.Context) error {
 // held. It rebuilds the card section.
 func (l *Layer) maintainTx(ctx context.Context, tx *sql.Tx) error {
 	now := l.now()
-	if l.spk == nil || now.Sub(l.spkMade) >= l.cfg.rotation {
+	if l.spk == nil || now.Sub(l.spkMade) >= l.cfg.SignedPreKeyRotation {
 		id, err := nextID(ctx, tx, "spk")
 		if err != nil {
 			return err
@@ -139,11 +139,11 @@ func (l *Layer) maintainTx(ctx context.Context, tx *sql.Tx) error {
 		}
 		l.spk, l.spkMade = spk, now
 	}
-	if err := retireSignedPreKeys(ctx, tx, l.spk.ID, now.Add(-l.cfg.retention)); err != nil {
+	if err := retireSignedPreKeys(ctx, tx, l.spk.ID, now.Add(-l.cfg.SignedPreKeyRetention)); err != nil {
 		return err
 	}
-	if l.cfg.postQuantum {
-		if l.kem == nil || now.Sub(l.kemMade) >= l.cfg.rotation {
+	if l.cfg.PostQuantum {
+		if l.kem == nil || now.Sub(l.kemMade) >= l.cfg.SignedPreKeyRotation {
 			id, err := nextID(ctx, tx, "kem")
 			if err != nil {
 				return err
@@ -161,7 +161,7 @@ func (l *Layer) maintainTx(ctx context.Context, tx *sql.Tx) error {
 			}
 			l.kem, l.kemMade = k, now
 		}
-		if err := retireLastResortKEMs(ctx, tx, l.kem.ID, now.Add(-l.cfg.retention)); err != nil {
+		if err := retireLastResortKEMs(ctx, tx, l.kem.ID, now.Add(-l.cfg.SignedPreKeyRetention)); err != nil {
 			return err
 		}
 	} else if l.kem != nil {
@@ -181,8 +181,8 @@ func (l *Layer) refill(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return err
 	}
-	if n <= l.cfg.oneTime/2 {
-		for ; n < l.cfg.oneTime; n++ {
+	if n <= l.cfg.OneTimePreKeys/2 {
+		for ; n < l.cfg.OneTimePreKeys; n++ {
 			id, err := nextID(ctx, tx, "opk")
 			if err != nil {
 				return err
@@ -199,15 +199,15 @@ func (l *Layer) refill(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	l.c.set(cOneTime, uint64(n))
-	if !l.cfg.postQuantum {
+	if !l.cfg.PostQuantum {
 		return nil
 	}
 	n, err = unreserved(ctx, tx, "kem_prekeys")
 	if err != nil {
 		return err
 	}
-	if n <= l.cfg.oneTimeKEM/2 {
-		for ; n < l.cfg.oneTimeKEM; n++ {
+	if n <= l.cfg.OneTimeKEMPreKeys/2 {
+		for ; n < l.cfg.OneTimeKEMPreKeys; n++ {
 			id, err := nextID(ctx, tx, "kem")
 			if err != nil {
 				return err

@@ -94,7 +94,7 @@ func (l *Layer) promote(b *batch, s *session) {
 func (l *Layer) plaintext(conversation, payload []byte) ([]byte, error) {
 	pt := &wirepb.Plaintext{Conversation: conversation, Payload: payload}
 	n := proto.Size(pt)
-	if block := l.cfg.padding; block > 0 {
+	if block := l.cfg.Padding; block > 0 {
 		// The padding field costs a tag byte and a length varint besides
 		// its bytes; find the pad that lands on the next block boundary.
 		target := (n + 2 + block - 1) / block * block
@@ -151,7 +151,7 @@ func (l *Layer) initiate(_ context.Context, b *batch, c *contact) (*session, err
 	if c.fresh != nil {
 		bundle, fromFresh = c.fresh, true
 	}
-	if !l.cfg.postQuantum && bundle.KEMPreKey != nil {
+	if !l.cfg.PostQuantum && bundle.KEMPreKey != nil {
 		// "PQXDH when both sides advertise the KEM prekey": this node does not.
 		cp := *bundle
 		cp.KEMPreKey, cp.OneTimeKEMPreKeys = nil, nil
