@@ -110,6 +110,8 @@ type Node struct {
 	card    atomic.Pointer[contacts.Card]
 	// peers are the cards of node.peers: relays and bootstrap nodes.
 	peers []*contacts.Card
+	// unlock releases the data directory's lock (datalock.go).
+	unlock func()
 }
 
 // ErrUnknownContact is returned by Send when the recipient is not a contact
@@ -195,6 +197,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	hostDir := filepath.Join(n.cfg.Node.DataDir, "host")
 	if err := os.MkdirAll(hostDir, 0o700); err != nil {
 		return fmt.Errorf("node.data_dir: %w", err)
+	}
+	// Before anything else: a second node on this data directory must fail
+	// before it starts plugins on the first one's state and ports.
+	if n.unlock, err = lockDataDir(n.cfg.Node.DataDir, hostDir); err != nil {
+		return err
 	}
 	if n.id, err = identity.Load(hostDir); err != nil {
 		return fmt.Errorf("identity: %w", err)
@@ -560,6 +567,9 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 		if n.id != nil {
 			n.id.Close()
+		}
+		if n.unlock != nil {
+			n.unlock()
 		}
 	})
 	return nil

@@ -576,3 +576,38 @@ func TestFaultsAtBoundary(t *testing.T) {
 		t.Fatal("fault counters on a boundary without faults")
 	}
 }
+
+// TestDataDirLocked: a second node on a running node's data directory
+// fails at start, naming the key, before it starts any plugin; once the
+// first node is closed, the directory is free again.
+func TestDataDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	cfg := loadConfig(t, "a", config.ModeInProc, dir, "")
+	first, err := node.New(cfg, node.Options{Catalog: catalog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second, err := node.New(cfg, node.Options{Catalog: catalog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = second.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "node.data_dir") || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second node on the same data_dir: %v, want an error naming node.data_dir and the holder's pid", err)
+	}
+	if pid := second.PluginPID("p2p"); pid != 0 || second.Running() {
+		t.Fatalf("the refused node runs layers (p2p pid %d)", pid)
+	}
+	first.Close(context.Background())
+	third, err := node.New(cfg, node.Options{Catalog: catalog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := third.Start(context.Background()); err != nil {
+		t.Fatalf("after the first node closed: %v", err)
+	}
+	third.Close(context.Background())
+}
