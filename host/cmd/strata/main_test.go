@@ -3,6 +3,7 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -344,5 +345,28 @@ func TestGroupSIGTERMStopsInOrder(t *testing.T) {
 	}
 	if strings.Count(log, `reason="the host asked"`) != 2 {
 		t.Fatalf("want both plugins stopped by the host:\n%s", log)
+	}
+}
+
+// TestSameConfigTwice: `strata run` on the config of a running node fails
+// at once, naming node.data_dir, and starts no plugin on the running
+// node's state; the running node keeps its plugins.
+func TestSameConfigTwice(t *testing.T) {
+	h := startHost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, strataBin, "run", "-c", h.cfg)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("the second `strata run` did not stop by itself:\n%s", out)
+	}
+	if err == nil || !strings.Contains(string(out), "node.data_dir") || !strings.Contains(string(out), "in use") {
+		t.Fatalf("second run: %v\n%s\nwant a failure naming node.data_dir as in use", err, out)
+	}
+	if strings.Contains(string(out), "plugin") && strings.Contains(string(out), "started") {
+		t.Fatalf("the second run started plugins:\n%s", out)
+	}
+	if kids := children(h.cmd.Process.Pid); len(kids) != len(h.kids) {
+		t.Fatalf("the running node has %d plugins now, had %d", len(kids), len(h.kids))
 	}
 }
