@@ -34,13 +34,6 @@ func (c *Config) Validate() error {
 // defaultLargestBucket is the last default bucket.
 const defaultLargestBucket = 65536
 
-// defaultBuckets returns the default bucket sizes, as they appear in a
-// config section.
-func defaultBuckets() []string {
-	c, _ := sdk.ConfigDefaults[Config]()
-	return c.Buckets
-}
-
 // buckets is a validated, strictly ascending list of message sizes.
 type buckets []int
 

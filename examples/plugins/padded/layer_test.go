@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -16,37 +15,14 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
-// capture is an sdk.Emitter that keeps what the layer emits.
-type capture struct {
-	mu     sync.Mutex
-	frames []*commonv1.Frame
-}
-
-func (c *capture) Emit(_ context.Context, frames ...*commonv1.Frame) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.frames = append(c.frames, frames...)
-	return nil
-}
-
-func (c *capture) EmitEvent(context.Context, *commonv1.Event) error { return nil }
-
-// take returns and forgets the frames emitted so far.
-func (c *capture) take() []*commonv1.Frame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f := c.frames
-	c.frames = nil
-	return f
-}
-
 // started returns a configured and started layer whose output goes to the
-// returned capture. configJSON is the config section.
-func started(t *testing.T, configJSON string) (*Layer, *capture) {
+// returned recorder. configJSON is the config section.
+func started(t *testing.T, configJSON string) (*Layer, *sdktest.Recorder) {
 	t.Helper()
-	l, out := New(), &capture{}
+	l, out := New(), &sdktest.Recorder{}
 	if _, err := sdk.NewLifecycle(l).Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: configJSON}, sdk.Env{Out: out}); err != nil {
 		t.Fatalf("Configure(%s): %v", configJSON, err)
 	}
@@ -97,7 +73,7 @@ func TestWireLengthIsAlwaysABucket(t *testing.T) {
 				for _, conv := range [][]byte{nil, []byte("conversation-id")} {
 					payload := bytes.Repeat([]byte{0xA5}, n)
 					l.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{down([]byte("peer"), conv, payload)}})
-					got := out.take()
+					got := out.Take()
 					if unpaddedLen(len(conv), n) > bs.largest() {
 						wantDropped++
 						if len(got) != 0 {
@@ -138,7 +114,7 @@ func TestDownAndUp(t *testing.T) {
 	frame.TraceId = 42
 	frame.Hints = &commonv1.Hints{Priority: 3}
 	a.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{frame}})
-	sent := outA.take()
+	sent := outA.Take()
 	if len(sent) != 1 {
 		t.Fatalf("a emitted %d frames, want 1", len(sent))
 	}
@@ -157,7 +133,7 @@ func TestDownAndUp(t *testing.T) {
 	b.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{{
 		Direction: commonv1.Direction_DIRECTION_UP, Peer: []byte("overlay-a"), Protocol: ProtocolName, TraceId: 7, Payload: s.GetPayload(),
 	}}})
-	recv := outB.take()
+	recv := outB.Take()
 	if len(recv) != 1 {
 		t.Fatalf("b emitted %d frames, want 1", len(recv))
 	}
@@ -199,7 +175,7 @@ func TestDropsAreCounted(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l, out := started(t, "")
 			l.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{tt.frame}})
-			if got := out.take(); len(got) != 0 {
+			if got := out.Take(); len(got) != 0 {
 				t.Fatalf("emitted %v, want the frame dropped", got)
 			}
 			if got := counter(t, l, tt.counter); got != 1 {
@@ -237,7 +213,7 @@ func TestConfigure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := New()
-			resp, err := sdk.NewLifecycle(l).Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: tt.json}, sdk.Env{Out: &capture{}})
+			resp, err := sdk.NewLifecycle(l).Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: tt.json}, sdk.Env{Out: &sdktest.Recorder{}})
 			if tt.wantKey != "" {
 				var ce *sdk.ConfigError
 				if !errors.As(err, &ce) || ce.Key != tt.wantKey {
@@ -248,8 +224,8 @@ func TestConfigure(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Configure(%s): %v", tt.json, err)
 			}
-			if !slices.Equal(l.buckets, tt.want) {
-				t.Fatalf("buckets %v, want %v", l.buckets, tt.want)
+			if !slices.Equal(l.codec.buckets, tt.want) {
+				t.Fatalf("buckets %v, want %v", l.codec.buckets, tt.want)
 			}
 			if p := resp.GetProtocols(); len(p) != 1 || p[0].GetName() != ProtocolName || p[0].GetVersion() != ProtocolVersion {
 				t.Fatalf("Configure asks for protocols %v, want only %s/%d", p, ProtocolName, ProtocolVersion)
@@ -282,11 +258,11 @@ func TestSchema(t *testing.T) {
 				t.Fatal(err)
 			}
 			l := New()
-			if _, err := sdk.NewLifecycle(l).Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: string(js)}, sdk.Env{Out: &capture{}}); err != nil {
+			if _, err := sdk.NewLifecycle(l).Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: string(js)}, sdk.Env{Out: &sdktest.Recorder{}}); err != nil {
 				t.Fatalf("Configure(%s): %v", js, err)
 			}
-			if !slices.Equal(l.buckets, tt.want) {
-				t.Fatalf("buckets %v, want %v", l.buckets, tt.want)
+			if !slices.Equal(l.codec.buckets, tt.want) {
+				t.Fatalf("buckets %v, want %v", l.codec.buckets, tt.want)
 			}
 		})
 	}
@@ -325,7 +301,7 @@ func TestLifecycle(t *testing.T) {
 	if h := lc.Health(context.Background()); h.GetServing() {
 		t.Fatal("serving before Start")
 	}
-	if _, err := lc.Configure(context.Background(), &commonv1.ConfigureRequest{}, sdk.Env{Out: &capture{}}); err != nil {
+	if _, err := lc.Configure(context.Background(), &commonv1.ConfigureRequest{}, sdk.Env{Out: &sdktest.Recorder{}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := lc.Start(context.Background(), &commonv1.StartRequest{}); err == nil {
@@ -373,5 +349,30 @@ func TestHandleBatchNotRunning(t *testing.T) {
 	lc.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{down([]byte("p"), nil, []byte("x"))}})
 	if got := lc.Health(context.Background()).GetCounters()[sdk.NotRunningCounter]; got != 1 {
 		t.Fatalf("%s = %d, want 1", sdk.NotRunningCounter, got)
+	}
+}
+
+// TestLargerBucketsLiftTheLimit: the declared max_payload is that of the
+// default buckets, but the real limit is the configured largest bucket, as
+// docs/plugins/padded.md says: a payload over the declared limit is sent
+// when a bucket holds it, and one too large for every bucket is dropped.
+func TestLargerBucketsLiftTheLimit(t *testing.T) {
+	l, out := started(t, `{"buckets": ["256", "1048576"]}`)
+	declared := int(l.Describe().GetMaxPayload())
+	big := maxPayload(maxMessage)
+	if big <= declared {
+		t.Fatalf("the largest payload of a 1 MiB bucket (%d) is not over the declared limit %d", big, declared)
+	}
+	l.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{
+		down([]byte("p"), nil, make([]byte, declared+1)),
+		down([]byte("p"), nil, make([]byte, big)),
+		down([]byte("p"), nil, make([]byte, big+1)),
+	}})
+	got := out.Take()
+	if len(got) != 2 || len(got[0].GetPayload()) != maxMessage || len(got[1].GetPayload()) != maxMessage {
+		t.Fatalf("sent %d frames, want the two that fit, each %d bytes on the wire", len(got), maxMessage)
+	}
+	if n := counter(t, l, "dropped_oversize"); n != 1 {
+		t.Fatalf("dropped_oversize = %d, want 1", n)
 	}
 }

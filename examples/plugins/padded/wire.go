@@ -5,7 +5,56 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/direct"
 )
+
+// codec is the wire format below as the direct skeleton's Codec: Encode
+// pads to the smallest of its buckets that holds the message, and counts
+// the padding.
+type codec struct {
+	buckets buckets
+	stats   codecStats
+	set     *sdk.Counters
+}
+
+var _ direct.CountingCodec = (*codec)(nil)
+
+// newCodec returns the codec that pads to bs.
+func newCodec(bs buckets) *codec {
+	c := &codec{buckets: bs}
+	c.set = sdk.NewCounters(&c.stats)
+	return c
+}
+
+// Encode implements direct.Codec. A conversation id over maxConversation
+// bytes is errConversationTooLong; a message larger than the largest
+// bucket wraps direct.ErrTooLarge.
+func (c *codec) Encode(dst, conversation, payload []byte) ([]byte, error) {
+	if len(conversation) > maxConversation {
+		return nil, fmt.Errorf("%w: %d bytes", errConversationTooLong, len(conversation))
+	}
+	n := unpaddedLen(len(conversation), len(payload))
+	size, ok := c.buckets.fit(n)
+	if !ok {
+		return nil, fmt.Errorf("%w: %d bytes exceed the largest bucket %d", errTooLarge, n, c.buckets.largest())
+	}
+	dst, err := appendMessage(dst, conversation, payload, size)
+	if err != nil {
+		return nil, err
+	}
+	c.stats.PaddingBytes.Add(uint64(size - n))
+	return dst, nil
+}
+
+// Decode implements direct.Codec.
+func (c *codec) Decode(wire []byte) (conversation, payload []byte, err error) {
+	return decodeMessage(wire)
+}
+
+// Counters implements direct.CountingCodec.
+func (c *codec) Counters() map[string]uint64 { return c.set.Snapshot() }
 
 // The wire format, version 1. Every message the layer sends on the overlay
 // protocol "padded" version 1 is
@@ -34,12 +83,20 @@ const (
 	maxMessage = 1 << 20
 )
 
-// errMalformed is wrapped by every error that decodeMessage returns.
-var errMalformed = errors.New("padded: malformed message")
+// errMalformed is wrapped by every error that decodeMessage returns. It
+// wraps direct.ErrMalformed: the skeleton drops the frame as
+// dropped_malformed.
+var errMalformed = fmt.Errorf("padded: %w", direct.ErrMalformed)
 
 // errTooLarge is wrapped by appendMessage's errors when a message does not
-// fit the size asked for.
-var errTooLarge = errors.New("padded: message too large")
+// fit the size asked for. It wraps direct.ErrTooLarge: the skeleton drops
+// the frame as dropped_oversize.
+var errTooLarge = fmt.Errorf("padded: %w", direct.ErrTooLarge)
+
+// errConversationTooLong is Encode's error for a conversation id the wire
+// format cannot carry; the skeleton drops the frame as dropped_unencodable,
+// which Layer.Health reports as dropped_conversation_too_long.
+var errConversationTooLong = errors.New("padded: conversation id longer than 255 bytes")
 
 // unpaddedLen is the length of a message carrying a conversation id of conv
 // bytes and a payload of payload bytes, before padding.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/strata-msg/strata/core/sdk"
 )
 
 // mustBuckets parses a bucket list or fails the test.
@@ -17,14 +19,17 @@ func mustBuckets(t testing.TB, list ...string) buckets {
 	return bs
 }
 
-// encode pads a message to the smallest of bs that holds it, as the layer
-// does.
+// encode pads a message to the smallest of bs that holds it, with the
+// layer's codec.
 func encode(bs buckets, conversation, payload []byte) ([]byte, error) {
-	size, ok := bs.fit(unpaddedLen(len(conversation), len(payload)))
-	if !ok {
-		return nil, fmt.Errorf("%w: %d bytes exceed the largest bucket %d", errTooLarge, unpaddedLen(len(conversation), len(payload)), bs.largest())
-	}
-	return appendMessage(nil, conversation, payload, size)
+	return newCodec(bs).Encode(nil, conversation, payload)
+}
+
+// defaultBuckets returns the default bucket sizes, as they appear in a
+// config section.
+func defaultBuckets() []string {
+	c, _ := sdk.ConfigDefaults[Config]()
+	return c.Buckets
 }
 
 // payloadFor returns a payload that, with conversation, makes an unpadded
