@@ -10,27 +10,14 @@ import (
 	"github.com/ethereum/go-ethereum/p2p/nat"
 	"github.com/ethereum/go-ethereum/p2p/netutil"
 
-	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
 )
 
-// Defaults and bounds of the numeric config keys, shared by the schema in
-// Describe and the checks in parseConfig.
-const (
-	defaultListen   = "127.0.0.1:0"
-	defaultMaxPeers = 25
-	maxMaxPeers     = 100_000
+// maxNodesListed bounds the static and bootstrap lists.
+const maxNodesListed = 1024
 
-	defaultMaxFrame = 1 << 20
-	// maxMaxFrame keeps a frame, with RLPx's message header, under the
-	// 24-bit RLPx frame size limit.
-	maxMaxFrame = 16<<20 - 1<<10
-
-	defaultQueue = 1024
-	maxQueue     = 1 << 20
-
-	maxNodesListed = 1024
-)
+// defaultMaxFrame is max_frame's default, the MaxPayload of Describe.
+const defaultMaxFrame = 1 << 20
 
 // Discovery modes accepted by the "discovery" key.
 const (
@@ -40,119 +27,52 @@ const (
 	discBoth = "both"
 )
 
-const defaultNAT = "none"
+// Config is the layer's config section; its tags are the schema.
+// max_frame's bound keeps a frame, with RLPx's message header, under the
+// 24-bit RLPx frame size limit (16 MiB - 1 KiB).
+type Config struct {
+	Listen      string   `json:"listen" default:"127.0.0.1:0" desc:"TCP address host:port the RLPx listener binds (and discovery's UDP socket when discovery is on); port 0 lets the system choose."`
+	MaxPeers    int      `json:"max_peers" default:"25" min:"1" max:"100000" desc:"Most peers connected at once; a third of them may be dialed, the rest are inbound slots."`
+	Static      []string `json:"static" desc:"Enode URLs (enode://<pubkey>@<ip>:<port>) of peers kept connected: dialed at start and redialed when they drop."`
+	Bootstrap   []string `json:"bootstrap" desc:"Enode URLs of discovery bootstrap nodes (used when discovery is v4, v5 or both)."`
+	Discovery   string   `json:"discovery" default:"off" enum:"off,v4,v5,both" desc:"Node discovery: off (no UDP socket), v4, v5 or both."`
+	NAT         string   `json:"nat" default:"none" desc:"NAT traversal, as go-ethereum's --nat: none, any, upnp, pmp[:gateway], extip:<ip>, stun[:host:port]."`
+	NetRestrict []string `json:"net_restrict" desc:"CIDR masks (such as 10.0.0.0/8) that peers must be in; empty allows any address."`
+	MaxFrame    int      `json:"max_frame" default:"1048576" min:"1" max:"16776192" desc:"Largest frame payload in bytes, sent or received; larger frames are refused and counted."`
+	Queue       int      `json:"queue" default:"1024" min:"1" max:"1048576" desc:"Outbound queue length per peer and protocol; a frame that finds it full waits for room, which slows its sender."`
+	StickyPort  bool     `json:"sticky_port" default:"true" desc:"A listen port of 0 gets a port from the system on first start and the same port at later starts (when it is free), kept in <data_dir>/listen.json, so that the node's enode URL stays valid."`
 
-// configSchema is the plugin's config section as declared in Describe.
-func configSchema() []*commonv1.ConfigField {
-	return []*commonv1.ConfigField{
-		sdk.String("listen", "TCP address host:port the RLPx listener binds (and discovery's UDP socket when discovery is on); port 0 lets the system choose.", defaultListen),
-		sdk.Int("max_peers", "Most peers connected at once; a third of them may be dialed, the rest are inbound slots.", defaultMaxPeers, 1, maxMaxPeers),
-		sdk.StringList("static", "Enode URLs (enode://<pubkey>@<ip>:<port>) of peers kept connected: dialed at start and redialed when they drop.", nil),
-		sdk.StringList("bootstrap", "Enode URLs of discovery bootstrap nodes (used when discovery is v4, v5 or both).", nil),
-		sdk.OneOf(sdk.String("discovery", "Node discovery: off (no UDP socket), v4, v5 or both.", discOff), discOff, discV4, discV5, discBoth),
-		sdk.String("nat", "NAT traversal, as go-ethereum's --nat: none, any, upnp, pmp[:gateway], extip:<ip>, stun[:host:port].", defaultNAT),
-		sdk.StringList("net_restrict", "CIDR masks (such as 10.0.0.0/8) that peers must be in; empty allows any address.", nil),
-		sdk.Int("max_frame", "Largest frame payload in bytes, sent or received; larger frames are refused and counted.", defaultMaxFrame, 1, maxMaxFrame),
-		sdk.Int("queue", "Outbound queue length per peer and protocol; frames that find it full are dropped and counted.", defaultQueue, 1, maxQueue),
-		sdk.Bool("sticky_port", "A listen port of 0 gets a port from the system on first start and the same port at later starts (when it is free), kept in <data_dir>/listen.json, so that the node's enode URL stays valid.", true),
-	}
+	// The parsed forms of the keys above, set by Validate.
+	static, bootstrap []*enode.Node
+	nat               nat.Interface
+	netRestrict       *netutil.Netlist
 }
 
-// configSection is the JSON form of the config section.
-type configSection struct {
-	Listen      string   `json:"listen"`
-	MaxPeers    int      `json:"max_peers"`
-	Static      []string `json:"static"`
-	Bootstrap   []string `json:"bootstrap"`
-	Discovery   string   `json:"discovery"`
-	NAT         string   `json:"nat"`
-	NetRestrict []string `json:"net_restrict"`
-	MaxFrame    int      `json:"max_frame"`
-	Queue       int      `json:"queue"`
-	StickyPort  bool     `json:"sticky_port"`
-}
-
-func defaultSection() configSection {
-	return configSection{
-		Listen:     defaultListen,
-		MaxPeers:   defaultMaxPeers,
-		Discovery:  discOff,
-		NAT:        defaultNAT,
-		MaxFrame:   defaultMaxFrame,
-		Queue:      defaultQueue,
-		StickyPort: true,
-	}
-}
-
-// config is a validated config section with its values parsed.
-type config struct {
-	listen      string
-	maxPeers    int
-	static      []*enode.Node
-	bootstrap   []*enode.Node
-	discovery   string
-	natSpec     string
-	nat         nat.Interface
-	netRestrict *netutil.Netlist
-	maxFrame    int
-	queue       int
-	stickyPort  bool
-}
-
-// parseConfig decodes and checks a config section. Absent keys take their
-// defaults. Every problem is a *sdk.ConfigError naming the key.
-func parseConfig(configJSON string) (*config, error) {
-	s := defaultSection()
-	if err := sdk.DecodeConfig(configJSON, &s); err != nil {
-		return nil, err
-	}
-	c := &config{stickyPort: s.StickyPort}
+// Validate checks and parses the addresses; sdk.LoadConfig calls it.
+func (c *Config) Validate() error {
 	var err error
-	if c.listen, err = parseListen(s.Listen); err != nil {
-		return nil, err
+	if c.Listen, err = parseListen(c.Listen); err != nil {
+		return err
 	}
-	if c.static, err = parseNodes("static", s.Static); err != nil {
-		return nil, err
+	if c.static, err = parseNodes("static", c.Static); err != nil {
+		return err
 	}
-	if c.bootstrap, err = parseNodes("bootstrap", s.Bootstrap); err != nil {
-		return nil, err
+	if c.bootstrap, err = parseNodes("bootstrap", c.Bootstrap); err != nil {
+		return err
 	}
-	switch s.Discovery {
-	case discOff, discV4, discV5, discBoth:
-		c.discovery = s.Discovery
-	default:
-		return nil, &sdk.ConfigError{Key: "discovery", Problem: fmt.Sprintf("is %q", s.Discovery), Fix: "use one of: off, v4, v5, both"}
+	if c.Discovery == discOff && len(c.bootstrap) > 0 {
+		return &sdk.ConfigError{Key: "bootstrap", Problem: "is set but discovery is off", Fix: "set discovery to v4, v5 or both, or list the nodes under static"}
 	}
-	if c.discovery == discOff && len(c.bootstrap) > 0 {
-		return nil, &sdk.ConfigError{Key: "bootstrap", Problem: "is set but discovery is off", Fix: "set discovery to v4, v5 or both, or list the nodes under static"}
+	if c.NAT = strings.TrimSpace(c.NAT); c.NAT == "" {
+		c.NAT = "none"
 	}
-	c.natSpec = strings.TrimSpace(s.NAT)
-	if c.natSpec == "" {
-		c.natSpec = defaultNAT
+	if c.nat, err = nat.Parse(c.NAT); err != nil {
+		return &sdk.ConfigError{Key: "nat", Problem: fmt.Sprintf("%q: %v", c.NAT, err), Fix: "use none, any, upnp, pmp[:gateway], extip:<ip> or stun[:host:port]"}
 	}
-	if c.nat, err = nat.Parse(c.natSpec); err != nil {
-		return nil, &sdk.ConfigError{Key: "nat", Problem: fmt.Sprintf("%q: %v", s.NAT, err), Fix: "use none, any, upnp, pmp[:gateway], extip:<ip> or stun[:host:port]"}
+	if c.netRestrict, err = parseNetRestrict(c.NetRestrict); err != nil {
+		return err
 	}
-	if c.netRestrict, err = parseNetRestrict(s.NetRestrict); err != nil {
-		return nil, err
-	}
-	ints := []struct {
-		key    string
-		v      int
-		lo, hi int
-		dst    *int
-	}{
-		{"max_peers", s.MaxPeers, 1, maxMaxPeers, &c.maxPeers},
-		{"max_frame", s.MaxFrame, 1, maxMaxFrame, &c.maxFrame},
-		{"queue", s.Queue, 1, maxQueue, &c.queue},
-	}
-	for _, f := range ints {
-		if f.v < f.lo || f.v > f.hi {
-			return nil, &sdk.ConfigError{Key: f.key, Problem: fmt.Sprintf("is %d, out of range", f.v), Fix: fmt.Sprintf("use a value from %d to %d", f.lo, f.hi)}
-		}
-		*f.dst = f.v
-	}
-	return c, nil
+	return nil
 }
 
 // parseListen checks a host:port listen address with a literal IP.

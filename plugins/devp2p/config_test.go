@@ -22,16 +22,16 @@ func testURL(t testing.TB, port int) string {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c, err := parseConfig("")
+	c, err := sdk.LoadConfig[Config]("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.listen != defaultListen || c.maxPeers != defaultMaxPeers || c.discovery != discOff || c.nat != nil ||
-		c.netRestrict != nil || c.maxFrame != defaultMaxFrame || c.queue != defaultQueue || !c.stickyPort {
+	if c.Listen != "127.0.0.1:0" || c.MaxPeers != 25 || c.Discovery != discOff || c.nat != nil ||
+		c.netRestrict != nil || c.MaxFrame != defaultMaxFrame || c.Queue != 1024 || !c.StickyPort {
 		t.Fatalf("defaults: %+v", c)
 	}
 	url := testURL(t, 30303)
-	c, err = parseConfig(`{"static":["` + url + `","` + url + `"],"discovery":"both","bootstrap":["` + url + `"],"nat":"extip:192.0.2.1","net_restrict":["127.0.0.0/8","10.0.0.0/8"]}`)
+	c, err = sdk.LoadConfig[Config](`{"static":["` + url + `","` + url + `"],"discovery":"both","bootstrap":["` + url + `"],"nat":"extip:192.0.2.1","net_restrict":["127.0.0.0/8","10.0.0.0/8"]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestConfigMistakes(t *testing.T) {
 		{`{"no_such_key":1}`, "no_such_key"},
 	}
 	for _, c := range cases {
-		_, err := parseConfig(c.json)
+		_, err := sdk.LoadConfig[Config](c.json)
 		var ce *sdk.ConfigError
 		if !errors.As(err, &ce) {
 			t.Errorf("%s: got %v, want a ConfigError", c.json, err)
@@ -84,11 +84,11 @@ func TestConfigMistakes(t *testing.T) {
 // TestSchemaMatchesDefaults checks that the schema's defaults are the ones
 // parseConfig applies.
 func TestSchemaMatchesDefaults(t *testing.T) {
-	section, err := sdk.ApplySchema(configSchema(), map[string]any{})
+	section, err := sdk.ApplySchema(sdk.ConfigFields[Config](), map[string]any{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range configSchema() {
+	for _, f := range sdk.ConfigFields[Config]() {
 		if _, ok := section[f.GetName()]; !ok && f.GetDefaultJson() != "" {
 			t.Errorf("schema default of %s not applied", f.GetName())
 		}

@@ -1,54 +1,39 @@
 package devp2p
 
-import "sync/atomic"
+import "github.com/strata-msg/strata/core/sdk"
 
 // counters are the layer's monotonic counters, reported by Health. They
 // live on the Layer, not the running node, so that they survive Stop.
 type counters struct {
-	framesSent     atomic.Uint64 // messages written to a peer
-	framesReceived atomic.Uint64 // messages read from a peer and queued up
-	bytesSent      atomic.Uint64 // frame payload bytes of framesSent
-	bytesReceived  atomic.Uint64 // frame payload bytes of framesReceived
+	framesSent     sdk.Counter `counter:"frames_sent"`     // messages written to a peer
+	framesReceived sdk.Counter `counter:"frames_received"` // messages read from a peer and queued up
+	bytesSent      sdk.Counter `counter:"bytes_sent"`      // frame payload bytes of framesSent
+	bytesReceived  sdk.Counter `counter:"bytes_received"`  // frame payload bytes of framesReceived
 
-	floodSent atomic.Uint64 // DOWN frames without a peer, sent to all peers of the protocol
+	floodSent sdk.Counter `counter:"flood_sent"` // DOWN frames without a peer, sent to all peers of the protocol
 
-	droppedOversize        atomic.Uint64 // payloads above max_frame, either way
-	droppedBadCode         atomic.Uint64 // DOWN frames whose code is at or above the protocol's message_codes
-	droppedBadFrame        atomic.Uint64 // DOWN frames with no code byte, inbound messages that could not be read
-	queueFullWaits         atomic.Uint64 // DOWN frames that waited for room in a peer's queue (not a drop)
-	peersResetSlow         atomic.Uint64 // peers disconnected for taking no frame for the stall timeout
-	droppedSlowPeer        atomic.Uint64 // DOWN frames for a peer disconnected by the stall timeout
-	droppedUnknownProtocol atomic.Uint64 // DOWN frames on a protocol not registered at Start
-	droppedUnknownPeer     atomic.Uint64 // DOWN frames for a peer not connected on the protocol
-	droppedWrongDirection  atomic.Uint64 // frames handed in that are not DOWN
-	droppedWriteError      atomic.Uint64 // frames lost because the connection failed
-	droppedNotRunning      atomic.Uint64 // DOWN frames handed in before Start or after Stop
-	droppedEvents          atomic.Uint64 // peer events that found the inbox full of events
-	ignoredEvents          atomic.Uint64 // events handed in (the p2p layer has no layer below)
+	droppedOversize        sdk.Drop    `drop:"oversize"`            // payloads above max_frame, either way
+	droppedBadCode         sdk.Drop    `drop:"bad_code"`            // DOWN frames whose code is at or above the protocol's message_codes
+	droppedBadFrame        sdk.Drop    `drop:"bad_frame"`           // DOWN frames with no code byte, inbound messages that could not be read
+	queueFullWaits         sdk.Counter `counter:"queue_full_waits"` // DOWN frames that waited for room in a peer's queue (not a drop)
+	peersResetSlow         sdk.Counter `counter:"peers_reset_slow"` // peers disconnected for taking no frame for the stall timeout
+	droppedSlowPeer        sdk.Drop    `drop:"slow_peer"`           // DOWN frames for a peer disconnected by the stall timeout
+	droppedUnknownProtocol sdk.Drop    `drop:"unknown_protocol"`    // DOWN frames on a protocol not registered at Start
+	droppedUnknownPeer     sdk.Drop    `drop:"unknown_peer"`        // DOWN frames for a peer not connected on the protocol
+	droppedWrongDirection  sdk.Drop    `drop:"wrong_direction"`     // frames handed in that are not DOWN
+	droppedWriteError      sdk.Drop    `drop:"write_error"`         // frames lost because the connection failed
+	droppedNotRunning      sdk.Drop    `drop:"not_running"`         // frames lost because the node was stopping (the SDK counts what comes before Start or after Stop under the same name)
+	droppedEvents          sdk.Drop    `drop:"events"`              // peer events that found the inbox full of events
+	ignoredEvents          sdk.Counter `counter:"ignored_events"`   // events handed in (the p2p layer has no layer below)
+
+	// set is built from the tags above by New.
+	set *sdk.Counters
 }
 
-// snapshot returns the counters by their exported names; peers is the
+// snapshot returns the counters by their Health names; peers is the
 // current number of connected peers.
 func (c *counters) snapshot(peers int) map[string]uint64 {
-	return map[string]uint64{
-		"frames_sent":              c.framesSent.Load(),
-		"frames_received":          c.framesReceived.Load(),
-		"bytes_sent":               c.bytesSent.Load(),
-		"bytes_received":           c.bytesReceived.Load(),
-		"flood_sent":               c.floodSent.Load(),
-		"dropped_oversize":         c.droppedOversize.Load(),
-		"dropped_bad_code":         c.droppedBadCode.Load(),
-		"dropped_bad_frame":        c.droppedBadFrame.Load(),
-		"queue_full_waits":         c.queueFullWaits.Load(),
-		"peers_reset_slow":         c.peersResetSlow.Load(),
-		"dropped_slow_peer":        c.droppedSlowPeer.Load(),
-		"dropped_unknown_protocol": c.droppedUnknownProtocol.Load(),
-		"dropped_unknown_peer":     c.droppedUnknownPeer.Load(),
-		"dropped_wrong_direction":  c.droppedWrongDirection.Load(),
-		"dropped_write_error":      c.droppedWriteError.Load(),
-		"dropped_not_running":      c.droppedNotRunning.Load(),
-		"dropped_events":           c.droppedEvents.Load(),
-		"ignored_events":           c.ignoredEvents.Load(),
-		"peers":                    uint64(peers),
-	}
+	m := c.set.Snapshot()
+	m["peers"] = uint64(peers)
+	return m
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
 
 // Plugin identity, as reported by Describe.
@@ -24,40 +24,14 @@ const (
 	description = "P2P overlay on go-ethereum's devp2p: RLPx over TCP, secp256k1 node keys and enode URLs, registered subprotocols, optional discv4/discv5."
 )
 
-// phase is where a Layer is in its life.
-type phase int32
-
-const (
-	phaseNew phase = iota
-	phaseConfigured
-	phaseStarted
-	phaseStopped
-)
-
-// String describes p for Health.
-func (p phase) String() string {
-	switch p {
-	case phaseNew:
-		return "not configured"
-	case phaseConfigured:
-		return "configured, not started"
-	case phaseStarted:
-		return "started"
-	default:
-		return "stopped"
-	}
-}
-
-// Layer is the devp2p p2p overlay layer. Create it with New; the host
-// drives it through sdk.P2P.
+// Layer is the devp2p p2p overlay layer. Create it with New; the SDK
+// drives it through sdk.P2P, in order (sdk.Lifecycle): Configure sets the
+// fields below node, Start sets node and Stop clears it.
 type Layer struct {
 	ctr  counters
 	node atomic.Pointer[node] // the running node; nil before Start and after Stop
 
-	phase atomic.Int32 // a phase; written under mu, read by Health without it
-
-	mu  sync.Mutex // serialises Configure, Start and Stop
-	cfg *config
+	cfg *Config
 	dir string
 	key *ecdsa.PrivateKey
 	out sdk.Emitter
@@ -69,14 +43,11 @@ type Layer struct {
 
 var _ sdk.P2P = (*Layer)(nil)
 
-func (l *Layer) current() phase { return phase(l.phase.Load()) }
-
-// enter moves the layer to phase p; the caller holds l.mu.
-func (l *Layer) enter(p phase) { l.phase.Store(int32(p)) }
-
 // New returns an unconfigured layer.
 func New() *Layer {
-	return &Layer{log: hclog.NewNullLogger()}
+	l := &Layer{log: hclog.NewNullLogger()}
+	l.ctr.set = sdk.NewCounters(&l.ctr)
+	return l
 }
 
 // Describe implements sdk.Layer.
@@ -86,27 +57,21 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Name:        name,
 		Version:     version,
 		Description: description,
-		Config:      configSchema(),
+		Config:      sdk.ConfigFields[Config](),
 		// No "broadcast": devp2p has no pubsub topics. A DOWN frame
 		// without a peer is flooded to the protocol's peers instead.
-		Provides:   []string{"unicast", "named-protocols", "peer-events", "flood"},
+		Provides:   []string{sdk.CapUnicast, sdk.CapNamedProtocols, sdk.CapPeerEvents, sdk.CapFlood},
 		MaxPayload: defaultMaxFrame,
 	}
 }
 
 // Configure implements sdk.Layer. It checks the config section and loads
-// the node key from req.DataDir or creates it there. It may be called
-// again before Start to replace the configuration.
+// the node key from req.DataDir or creates it there.
 func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.current() > phaseConfigured {
-		return nil, status.Error(codes.FailedPrecondition, "devp2p: Configure after Start")
-	}
 	if env.Out == nil {
 		return nil, status.Error(codes.InvalidArgument, "devp2p: Configure without an emitter")
 	}
-	cfg, err := parseConfig(req.GetConfigJson())
+	cfg, err := sdk.LoadConfig[Config](req.GetConfigJson())
 	if err != nil {
 		return nil, err
 	}
@@ -119,9 +84,8 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 		lg = hclog.NewNullLogger()
 	}
 	lg.Info("node key loaded", "node_id", enode.PubkeyToIDV4(&key.PublicKey).String(), "created", created, "node", req.GetNodeName())
-	l.cfg, l.key, l.out, l.log = cfg, key, env.Out, lg
+	l.cfg, l.key, l.out, l.log = &cfg, key, env.Out, lg
 	l.dir = req.GetDataDir()
-	l.enter(phaseConfigured)
 	return &commonv1.ConfigureResponse{}, nil
 }
 
@@ -129,16 +93,6 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 // devp2p subprotocol and starts the server: listener, static dials and
 // discovery as configured.
 func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv1.StartResponse, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch l.current() {
-	case phaseNew:
-		return nil, status.Error(codes.FailedPrecondition, "devp2p: Start before Configure")
-	case phaseStarted:
-		return nil, status.Error(codes.FailedPrecondition, "devp2p: already started")
-	case phaseStopped:
-		return nil, status.Error(codes.FailedPrecondition, "devp2p: Start after Stop")
-	}
 	protos, err := newProtocolTable(req.GetProtocols())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "devp2p: %v", err)
@@ -155,8 +109,7 @@ func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv
 		return nil, fmt.Errorf("devp2p: start: %w", err)
 	}
 	l.node.Store(n)
-	l.enter(phaseStarted)
-	l.log.Info("started", "enode", local.GetDisplayId(), "listen", n.srv.ListenAddr, "discovery", l.cfg.discovery)
+	l.log.Info("started", "enode", local.GetDisplayId(), "listen", n.srv.ListenAddr, "discovery", l.cfg.Discovery)
 	return &commonv1.StartResponse{
 		LocalAddress:   n.self[:],
 		ContactSection: local.GetContactSection(),
@@ -179,13 +132,13 @@ func (l *Layer) startSticky(ctx context.Context, protos protocolTable) (*node, e
 		}
 		return n, nil
 	}
-	if cfg.stickyPort {
-		listen, err := stickyListen(l.dir, cfg.listen)
+	if cfg.StickyPort {
+		listen, err := l.sticky().Resolve([]string{cfg.Listen})
 		if err != nil {
 			l.log.Warn("could not read the remembered listen port", "error", err)
 		}
-		if listen != cfg.listen {
-			n, err := try(listen)
+		if listen[0] != cfg.Listen {
+			n, err := try(listen[0])
 			if err == nil {
 				l.rememberPort(n)
 				return n, nil
@@ -193,15 +146,20 @@ func (l *Layer) startSticky(ctx context.Context, protos protocolTable) (*node, e
 			l.log.Warn("the remembered listen port is not free; listening on a new one (contacts need the new enode URL)", "error", err)
 		}
 	}
-	n, err := try(cfg.listen)
-	if err == nil && cfg.stickyPort {
+	n, err := try(cfg.Listen)
+	if err == nil && cfg.StickyPort {
 		l.rememberPort(n)
 	}
 	return n, err
 }
 
+// sticky keeps the listen port in the data directory.
+func (l *Layer) sticky() p2pkit.Sticky {
+	return p2pkit.Sticky{Dir: l.dir, Shape: p2pkit.HostPortShape}
+}
+
 func (l *Layer) rememberPort(n *node) {
-	if err := saveListen(l.dir, n.srv.ListenAddr); err != nil {
+	if err := l.sticky().Save([]string{n.srv.ListenAddr}); err != nil {
 		l.log.Warn("could not remember the listen port", "error", err)
 	}
 }
@@ -221,9 +179,7 @@ func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 		switch {
 		case f.GetDirection() != commonv1.Direction_DIRECTION_DOWN:
 			l.ctr.droppedWrongDirection.Add(1)
-		case n == nil:
-			l.ctr.droppedNotRunning.Add(1)
-		default:
+		default: // the SDK hands batches over only while the node runs
 			n.send(ctx, f)
 		}
 	}
@@ -232,8 +188,8 @@ func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 // Health implements sdk.Layer.
 func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
 	n := l.node.Load()
-	if n == nil {
-		return &commonv1.HealthResponse{Detail: l.current().String(), Counters: l.ctr.snapshot(0)}
+	if n == nil { // the SDK says why
+		return &commonv1.HealthResponse{Counters: l.ctr.snapshot(0)}
 	}
 	peers := n.peerCount()
 	return &commonv1.HealthResponse{
@@ -244,14 +200,8 @@ func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
 }
 
 // Stop implements sdk.Layer. It writes what is queued (briefly) and stops
-// the server. It is idempotent; the layer cannot be started again.
+// the server.
 func (l *Layer) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.current() == phaseStopped {
-		return nil
-	}
-	l.enter(phaseStopped)
 	n := l.node.Swap(nil)
 	if n == nil {
 		return nil

@@ -17,6 +17,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
 
 // staticConfig is a loopback config with static peers.
@@ -237,9 +238,10 @@ func TestStickyPortTaken(t *testing.T) {
 	dir := t.TempDir()
 	a := startNodeT(t, dir, loopback)
 	a.stop(t)
-	saved, err := stickyListen(dir, "127.0.0.1:0")
+	resolved, err := p2pkit.Sticky{Dir: dir, Shape: p2pkit.HostPortShape}.Resolve([]string{"127.0.0.1:0"})
+	saved := resolved[0]
 	if err != nil || saved == "127.0.0.1:0" {
-		t.Fatalf("stickyListen = %q, %v", saved, err)
+		t.Fatalf("the remembered address = %q, %v", saved, err)
 	}
 	ln, err := net.Listen("tcp", saved)
 	if err != nil {
@@ -292,15 +294,16 @@ func TestDiscovery(t *testing.T) {
 // TestLifecycleErrors checks the phase rules.
 func TestLifecycleErrors(t *testing.T) {
 	l := New()
+	lc := sdk.NewLifecycle(l) // the SDK's lifecycle, as Serve and InProcess run it
 	ctx := context.Background()
-	if _, err := l.Start(ctx, &commonv1.StartRequest{}); err == nil {
+	if _, err := lc.Start(ctx, &commonv1.StartRequest{}); err == nil {
 		t.Fatal("Start before Configure succeeded")
 	}
 	if _, err := l.Connect(ctx, &p2pv1.ConnectRequest{Address: "x"}); err == nil {
 		t.Fatal("Connect before Start succeeded")
 	}
 	tn := startNodeT(t, "", loopback)
-	if _, err := tn.l.Start(ctx, &commonv1.StartRequest{}); err == nil {
+	if _, err := tn.lc.Start(ctx, &commonv1.StartRequest{}); err == nil {
 		t.Fatal("second Start succeeded")
 	}
 	bad := []*commonv1.Protocol{{Name: "shh", Version: 6, MessageCodes: 300}}

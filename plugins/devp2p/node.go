@@ -42,7 +42,7 @@ const (
 // node is a started layer: the devp2p server and the per-peer state of the
 // registered protocols. Start creates one and Stop closes it.
 type node struct {
-	cfg    *config
+	cfg    *Config
 	ctr    *counters
 	out    sdk.Emitter
 	log    hclog.Logger
@@ -68,7 +68,7 @@ type peerState struct {
 }
 
 // newNode builds a node; start starts it.
-func newNode(startCtx context.Context, cfg *config, protos protocolTable, out sdk.Emitter, lg hclog.Logger, ctr *counters) *node {
+func newNode(startCtx context.Context, cfg *Config, protos protocolTable, out sdk.Emitter, lg hclog.Logger, ctr *counters) *node {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(startCtx))
 	return &node{
 		cfg:     cfg,
@@ -78,7 +78,7 @@ func newNode(startCtx context.Context, cfg *config, protos protocolTable, out sd
 		protos:  protos,
 		ctx:     ctx,
 		cancel:  cancel,
-		up:      newInbox(max(minUpQueue, 4*cfg.queue), eventQueue),
+		up:      newInbox(max(minUpQueue, 4*cfg.Queue), eventQueue),
 		stall:   stallTimeout,
 		peers:   make(map[enode.ID]*peerState),
 		oneShot: make(map[enode.ID]*enode.Node),
@@ -100,10 +100,10 @@ func (n *node) start(key *ecdsa.PrivateKey, listen string) error {
 			},
 		})
 	}
-	disc := cfg.discovery
+	disc := cfg.Discovery
 	n.srv = &p2p.Server{Config: p2p.Config{
 		PrivateKey:       key,
-		MaxPeers:         cfg.maxPeers,
+		MaxPeers:         cfg.MaxPeers,
 		NoDiscovery:      disc == discOff,
 		DiscoveryV4:      disc == discV4 || disc == discBoth,
 		DiscoveryV5:      disc == discV5 || disc == discBoth,

@@ -38,7 +38,7 @@ type protoConn struct {
 // connection, starts its writer, and reads messages until the connection
 // ends.
 func (n *node) run(p *protocol, peer *p2p.Peer, rw p2p.MsgReadWriter) error {
-	pc := &protoConn{proto: p, peer: peer, rw: rw, q: make(chan outMsg, n.cfg.queue), done: make(chan struct{})}
+	pc := &protoConn{proto: p, peer: peer, rw: rw, q: make(chan outMsg, n.cfg.Queue), done: make(chan struct{})}
 	n.attach(peer, pc)
 	writerDone := make(chan struct{})
 	go func() {
@@ -67,7 +67,7 @@ func (n *node) read(pc *protoConn, peer *p2p.Peer) error {
 		if err != nil {
 			return err
 		}
-		if pc.proto.frameSize(msg.Size) > uint64(n.cfg.maxFrame) {
+		if pc.proto.frameSize(msg.Size) > uint64(n.cfg.MaxFrame) {
 			n.ctr.droppedOversize.Add(1)
 			if err := msg.Discard(); err != nil {
 				return err
@@ -169,7 +169,7 @@ func (n *node) send(ctx context.Context, f *commonv1.Frame) {
 		return
 	}
 	payload := f.GetPayload()
-	if len(payload) > n.cfg.maxFrame {
+	if len(payload) > n.cfg.MaxFrame {
 		n.ctr.droppedOversize.Add(1)
 		return
 	}

@@ -3,13 +3,10 @@ package devp2p
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
-
-// maxProtocolName bounds the length of a protocol name.
-const maxProtocolName = 64
 
 // maxCodedLength is the most message codes a protocol may declare: a frame
 // carries its code in one byte.
@@ -34,59 +31,26 @@ type protocolTable struct {
 	list   []*protocol // sorted by name
 }
 
-// newProtocolTable checks the protocols of a StartRequest. A name is
-// non-empty and made of letters, digits, '.', '_' and '-', and may appear
-// with one version only, since a frame names its protocol without one (as
-// on the libp2p overlay). message_codes 0 counts as 1; at most 256. An
-// exact repeat is ignored.
+// newProtocolTable checks the protocols of a StartRequest as every overlay
+// does (p2pkit.Protocols: names, one version per name, exact repeats
+// ignored) and, for devp2p, that a protocol's message codes fit the
+// one-byte code of a frame (at most 256).
 func newProtocolTable(list []*commonv1.Protocol) (protocolTable, error) {
-	t := protocolTable{byName: make(map[string]*protocol, len(list))}
-	for _, p := range list {
-		name := p.GetName()
-		if err := checkProtocolName(name); err != nil {
-			return protocolTable{}, err
-		}
-		length := uint64(max(p.GetMessageCodes(), 1))
+	checked, err := p2pkit.Protocols(list)
+	if err != nil {
+		return protocolTable{}, err
+	}
+	t := protocolTable{byName: make(map[string]*protocol, len(checked))}
+	for _, p := range checked {
+		length := uint64(p.GetMessageCodes())
 		if length > maxCodedLength {
-			return protocolTable{}, fmt.Errorf("protocol %q declares %d message codes; at most %d fit the one-byte code of a frame", name, length, maxCodedLength)
+			return protocolTable{}, fmt.Errorf("protocol %q declares %d message codes; at most %d fit the one-byte code of a frame", p.GetName(), length, maxCodedLength)
 		}
-		np := &protocol{name: name, version: uint(p.GetVersion()), length: length, coded: length > 1}
-		if prev, ok := t.byName[name]; ok {
-			if prev.version != np.version || prev.length != np.length {
-				return protocolTable{}, fmt.Errorf("protocol %q is requested as both %d (%d codes) and %d (%d codes)", name, prev.version, prev.length, np.version, np.length)
-			}
-			continue
-		}
-		t.byName[name] = np
-		t.list = append(t.list, np)
+		np := &protocol{name: p.GetName(), version: uint(p.GetVersion()), length: length, coded: length > 1}
+		t.byName[np.name] = np
+		t.list = append(t.list, np) // sorted by name, as p2pkit returns them
 	}
-	slices.SortFunc(t.list, func(a, b *protocol) int {
-		switch {
-		case a.name < b.name:
-			return -1
-		case a.name > b.name:
-			return 1
-		}
-		return 0
-	})
 	return t, nil
-}
-
-// checkProtocolName checks one protocol name.
-func checkProtocolName(name string) error {
-	if name == "" {
-		return errors.New("protocol name is empty")
-	}
-	if len(name) > maxProtocolName {
-		return fmt.Errorf("protocol name %q is longer than %d bytes", name, maxProtocolName)
-	}
-	for _, r := range name {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
-		if !ok {
-			return fmt.Errorf("protocol name %q has %q; use letters, digits, '.', '_' and '-'", name, r)
-		}
-	}
-	return nil
 }
 
 // Errors of splitFrame.
