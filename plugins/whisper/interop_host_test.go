@@ -2,77 +2,38 @@ package whisper_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"sync"
 	"testing"
-	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/devp2p"
 	"github.com/strata-msg/strata/plugins/whisper"
 )
 
-// interopHost is a minimal in-process host for two layers, devp2p below
-// whisper, routed as host/node does: devp2p's UP frames and events go to
-// whisper.HandleBatch, whisper's DOWN frames to devp2p.HandleBatch, and
-// whisper's UP frames to the test. Each layer gets its batches from one
-// goroutine of its own, one batch at a time, so no HandleBatch is ever
-// entered from inside another on the same goroutine.
+// interopHost is our devp2p layer below our whisper layer, in process,
+// routed by the host's own routing core (sdktest.Stack): devp2p's UP frames
+// and events go to whisper, whisper's DOWN frames to devp2p, whisper's UP
+// frames to the test, with the host's batching and flow control.
 type interopHost struct {
 	p2p *devp2p.Layer
 	shh *whisper.Layer
 
 	p2pStart, shhStart *commonv1.StartResponse
 
-	toShh chan *commonv1.Batch
-	toP2P chan *commonv1.Batch
+	stack *sdktest.Stack
 	app   chan *commonv1.Frame
 
 	mu      sync.Mutex
-	sniffed []*commonv1.Frame     // shh UP frames whisper has handled, in order
-	events  []*commonv1.PeerEvent // devp2p peer events whisper has handled
+	sniffed []*commonv1.Frame     // shh UP frames handed to whisper, in order
+	events  []*commonv1.PeerEvent // devp2p peer events handed to whisper
 
-	// sniff keeps a copy of every shh frame and peer event whisper
-	// handled, and whisper's UP frames in app; without it (benchmarks)
+	// sniff keeps a copy of every shh frame and peer event handed to
+	// whisper, and whisper's UP frames in app; without it (benchmarks)
 	// nothing is kept and UP frames are dropped.
 	sniff bool
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-// hostEmitter is the sdk.Emitter of one layer: it queues its output on the
-// host's channels (and never calls a layer itself).
-type hostEmitter struct {
-	h     *interopHost
-	frame func(ctx context.Context, f []*commonv1.Frame) error
-	event func(ctx context.Context, ev *commonv1.Event) error
-}
-
-func (e hostEmitter) Emit(ctx context.Context, fs ...*commonv1.Frame) error {
-	return e.frame(ctx, fs)
-}
-
-func (e hostEmitter) EmitEvent(ctx context.Context, ev *commonv1.Event) error {
-	if e.event == nil {
-		return nil
-	}
-	return e.event(ctx, ev)
-}
-
-func (h *interopHost) send(ctx context.Context, ch chan *commonv1.Batch, b *commonv1.Batch) error {
-	select {
-	case ch <- b:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-h.ctx.Done():
-		return errors.New("host stopped")
-	}
 }
 
 // newInteropHost starts our devp2p (on 127.0.0.1, no discovery) and
@@ -85,130 +46,52 @@ func newInteropHost(t testing.TB, shhConfig map[string]any) *interopHost {
 // host keeps what it routes for the test to inspect.
 func newHost(t testing.TB, p2pConfig, shhConfig map[string]any, sniff bool) *interopHost {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &interopHost{
-		sniff:  sniff,
-		p2p:    devp2p.New(),
-		shh:    whisper.New(),
-		toShh:  make(chan *commonv1.Batch, 4096),
-		toP2P:  make(chan *commonv1.Batch, 4096),
-		app:    make(chan *commonv1.Frame, 4096),
-		ctx:    ctx,
-		cancel: cancel,
-	}
-	p2pOut := hostEmitter{h: h,
-		frame: func(ctx context.Context, fs []*commonv1.Frame) error {
-			return h.send(ctx, h.toShh, &commonv1.Batch{Frames: fs})
-		},
-		event: func(ctx context.Context, ev *commonv1.Event) error {
-			return h.send(ctx, h.toShh, &commonv1.Batch{Events: []*commonv1.Event{ev}})
-		},
-	}
-	shhOut := hostEmitter{h: h,
-		frame: func(ctx context.Context, fs []*commonv1.Frame) error {
-			var downs []*commonv1.Frame
+	h := &interopHost{sniff: sniff, p2p: devp2p.New(), shh: whisper.New(), app: make(chan *commonv1.Frame, 4096)}
+	p2p := sdktest.Open(sdktest.InProcess, commonv1.LayerKind_LAYER_KIND_P2P, func() sdk.Layer { return h.p2p }, "")
+	shh := sdktest.Open(sdktest.InProcess, commonv1.LayerKind_LAYER_KIND_PRIVACY, func() sdk.Layer { return h.shh }, "")
+	cfg := sdktest.StackConfig{Layers: []sdktest.StackLayer{
+		{Name: "p2p", Open: p2p, Config: p2pConfig},
+		{Name: "privacy", Open: shh, Config: shhConfig},
+	}}
+	if sniff {
+		cfg.App = func(fs []*commonv1.Frame) {
 			for _, f := range fs {
-				if f.GetDirection() == commonv1.Direction_DIRECTION_DOWN {
-					downs = append(downs, f)
-					continue
-				}
-				if !h.sniff {
-					continue
-				}
-				select {
-				case h.app <- f:
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-h.ctx.Done():
-					return errors.New("host stopped")
-				}
-			}
-			if len(downs) == 0 {
-				return nil
-			}
-			return h.send(ctx, h.toP2P, &commonv1.Batch{Frames: downs})
-		},
-	}
-	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer ccancel()
-	p2pCfg, _ := json.Marshal(p2pConfig)
-	if _, err := h.p2p.Configure(cctx, &commonv1.ConfigureRequest{ConfigJson: string(p2pCfg), DataDir: t.TempDir(), NodeName: "interop"}, sdk.Env{Out: p2pOut}); err != nil {
-		t.Fatalf("devp2p Configure: %v", err)
-	}
-	shhCfg, _ := json.Marshal(shhConfig)
-	cres, err := h.shh.Configure(cctx, &commonv1.ConfigureRequest{ConfigJson: string(shhCfg), DataDir: t.TempDir(), NodeName: "interop"}, sdk.Env{Out: shhOut})
-	if err != nil {
-		t.Fatalf("whisper Configure: %v", err)
-	}
-	if h.p2pStart, err = h.p2p.Start(cctx, &commonv1.StartRequest{Protocols: cres.GetProtocols()}); err != nil {
-		t.Fatalf("devp2p Start: %v", err)
-	}
-	if h.shhStart, err = h.shh.Start(cctx, &commonv1.StartRequest{BelowAddress: h.p2pStart.GetLocalAddress()}); err != nil {
-		t.Fatalf("whisper Start: %v", err)
-	}
-	h.wg.Add(2)
-	go func() { // devp2p → whisper
-		defer h.wg.Done()
-		for {
-			select {
-			case <-h.ctx.Done():
-				return
-			case b := <-h.toShh:
-				h.shh.HandleBatch(h.ctx, b)
-				if !h.sniff {
-					continue
-				}
-				h.mu.Lock()
-				for _, f := range b.GetFrames() {
-					if f.GetDirection() == commonv1.Direction_DIRECTION_UP && f.GetProtocol() == "shh" {
-						h.sniffed = append(h.sniffed, f)
-					}
-				}
-				for _, ev := range b.GetEvents() {
-					if p := ev.GetPeer(); p != nil {
-						h.events = append(h.events, p)
-					}
-				}
-				h.mu.Unlock()
+				h.app <- f
 			}
 		}
-	}()
-	go func() { // whisper (or the test) → devp2p
-		defer h.wg.Done()
-		for {
-			select {
-			case <-h.ctx.Done():
-				return
-			case b := <-h.toP2P:
-				h.p2p.HandleBatch(h.ctx, b)
-			}
-		}
-	}()
-	t.Cleanup(h.stop)
+		cfg.Input = h.observe
+	}
+	h.stack = sdktest.NewStack(t, cfg)
+	h.p2pStart, h.shhStart = h.stack.Started(0), h.stack.Started(1)
 	return h
 }
 
-func (h *interopHost) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	h.cancel()
-	_ = h.shh.Stop(ctx)
-	_ = h.p2p.Stop(ctx)
-	h.wg.Wait()
+// observe keeps the shh UP frames and the peer events handed to whisper.
+func (h *interopHost) observe(layer string, f *commonv1.Frame, ev *commonv1.Event) {
+	if layer != "privacy" {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case f != nil && f.GetDirection() == commonv1.Direction_DIRECTION_UP && f.GetProtocol() == "shh":
+		h.sniffed = append(h.sniffed, f)
+	case ev.GetPeer() != nil:
+		h.events = append(h.events, ev.GetPeer())
+	}
 }
 
-// down hands DOWN frames to the whisper layer, as the layer above would,
-// through the same queue as devp2p's input (one batch at a time).
+// down hands DOWN frames to the whisper layer, as the layer above would.
 func (h *interopHost) down(ctx context.Context, fs ...*commonv1.Frame) error {
-	return h.send(ctx, h.toShh, &commonv1.Batch{Frames: fs})
+	return h.stack.Send(ctx, fs...)
 }
 
 // raw hands DOWN frames straight to devp2p, bypassing whisper.
 func (h *interopHost) raw(ctx context.Context, fs ...*commonv1.Frame) error {
-	return h.send(ctx, h.toP2P, &commonv1.Batch{Frames: fs})
+	return h.stack.Router().Send(ctx, 0, fs)
 }
 
-// sniffedSince returns the shh UP frames whisper has handled from index i on.
+// sniffedSince returns the shh UP frames handed to whisper from index i on.
 func (h *interopHost) sniffedSince(i int) []*commonv1.Frame {
 	h.mu.Lock()
 	defer h.mu.Unlock()
