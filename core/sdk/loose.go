@@ -21,8 +21,10 @@ import (
 // The zero Loose accepts numbers and bools written as strings ("42",
 // "true"), as environment variables and flags give them.
 type Loose struct {
-	// Strict refuses numbers and bools written as strings: a scenario file
-	// is written by hand, and `nodes: "4"` there is a mistake.
+	// Strict refuses numbers, bools and lists written as strings: a
+	// scenario file is written by hand, and `nodes: "4"` there is a
+	// mistake; a plugin's section has been through ApplySchema, which
+	// made the strings of environment variables into values already.
 	Strict bool
 	// Fix is the Fix of the errors; empty gives one that says what to write.
 	Fix string
@@ -198,8 +200,8 @@ func (d Loose) Duration(key string, v any) (time.Duration, error) {
 	return t, nil
 }
 
-// StringList reads a list of strings. A string is a list of one, or split
-// at ListSep when that is set.
+// StringList reads a list of strings. Without Strict a string is a list of
+// one, or split at ListSep when that is set.
 func (d Loose) StringList(key string, v any) ([]string, error) {
 	switch l := v.(type) {
 	case []string:
@@ -215,6 +217,9 @@ func (d Loose) StringList(key string, v any) ([]string, error) {
 		}
 		return out, nil
 	case string:
+		if d.Strict {
+			break
+		}
 		if l == "" {
 			return []string{}, nil
 		}

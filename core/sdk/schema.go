@@ -76,9 +76,11 @@ func ConfigDefaults[T any]() (T, error) {
 // a T strictly: absent or null keys take their defaults; an unknown key, a
 // missing required key, a value of the wrong type, out of bounds or not
 // among the allowed values is a *ConfigError naming the key, with "did you
-// mean" for a misspelt key. Values are read as Loose reads them, so a
-// section that did not go through the host's ApplySchema decodes alike.
-// Last, T's Validate method runs, if it has one.
+// mean" for a misspelt key. Values are read as a strict Loose reads them:
+// the host's ApplySchema has already turned the strings of environment
+// variables and flags into numbers, bools and lists, so a string where a
+// number belongs is a mistake here, as it is in JSON. Last, T's Validate
+// method runs, if it has one.
 func LoadConfig[T any](configJSON string) (T, error) {
 	var cfg T
 	rt := reflect.TypeFor[T]()
@@ -116,7 +118,7 @@ func LoadConfig[T any](configJSON string) (T, error) {
 			}
 			continue
 		}
-		x, err := s.decode(v, Loose{Fix: s.field.GetDescription(), ListSep: ","})
+		x, err := s.decode(v, Loose{Strict: true, Fix: s.field.GetDescription()})
 		if err != nil {
 			return cfg, err
 		}

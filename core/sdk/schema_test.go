@@ -90,7 +90,7 @@ func TestLoadConfig(t *testing.T) {
 		def.Static == nil || len(def.Static) != 0 || strings.Join(def.Security, ",") != "noise,tls" || def.Target != nil || def.low != 12 {
 		t.Fatalf("defaults %+v", def)
 	}
-	got, err := sdk.LoadConfig[kitConfig](`{"max_peers": 40, "queue": "9", "epoch": "2s", "on": false, "static": ["x"], "target": 0.75, "mode": null, "security": "tls"}`)
+	got, err := sdk.LoadConfig[kitConfig](`{"max_peers": 40, "queue": 9, "epoch": "2s", "on": false, "static": ["x"], "target": 0.75, "mode": null, "security": ["tls"]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +113,9 @@ func TestLoadConfig(t *testing.T) {
 		{"duration bare", `{"epoch": 5}`, "epoch", "bare number"},
 		{"duration too long", `{"epoch": "2m"}`, "epoch", "use a value from 1ms to 1m0s"},
 		{"bool", `{"on": "maybe"}`, "on", "want true or false"},
+		{"bool as a string", `{"on": "yes"}`, "on", "want true or false"},
+		{"number as a string", `{"max_peers": "4"}`, "max_peers", "want a whole number"},
+		{"list as a string", `{"static": "a"}`, "static", "want a list of strings"},
 		{"validate", `{"target": 0.1}`, "target", "is below ratio"},
 		{"not a section", `[1]`, "", "does not decode"},
 	}

@@ -48,7 +48,7 @@ type topic struct {
 // disc, when not nil, lets GossipSub find topic peers.
 func newBroadcaster(n *node, disc *drouting.RoutingDiscovery) (*broadcaster, error) {
 	opts := []pubsub.Option{
-		pubsub.WithMaxMessageSize(n.cfg.maxFrame + pubsubOverhead),
+		pubsub.WithMaxMessageSize(n.cfg.MaxFrame + pubsubOverhead),
 		// Send this node's own messages to every peer known to be on the
 		// topic, not only to its mesh, which takes a heartbeat to form.
 		pubsub.WithFloodPublish(true),
@@ -169,7 +169,7 @@ func (b *broadcaster) deliver(name string, sub *pubsub.Subscription) {
 		if from == n.self {
 			continue
 		}
-		if len(msg.Data) > n.cfg.maxFrame {
+		if len(msg.Data) > n.cfg.MaxFrame {
 			n.ctr.droppedBadFrame.Add(1)
 			continue
 		}

@@ -7,23 +7,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
-	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
 )
 
-// Defaults and bounds of the numeric config keys. The schema in Describe and
-// the checks in parseConfig both use them.
-const (
-	defaultConnLow  = 32
-	defaultConnHigh = 64
-	maxConns        = 100_000
-
-	defaultMaxFrame = 1 << 20
-	maxMaxFrame     = 16 << 20
-
-	defaultQueue = 1024
-	maxQueue     = 1 << 20
-)
+// defaultMaxFrame is max_frame's default, the MaxPayload of Describe.
+const defaultMaxFrame = 1 << 20
 
 // Security protocol names accepted by the "security" key.
 const (
@@ -44,136 +32,43 @@ const (
 	limitsInfinite = "infinite"
 )
 
-func defaultListen() []string {
-	return []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+// Config is the layer's config section; its tags are the schema.
+type Config struct {
+	Listen         []string `json:"listen" default:"/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1" desc:"Multiaddrs to listen on: /ip4|ip6/<ip>/tcp/<port> or /ip4|ip6/<ip>/udp/<port>/quic-v1; empty listens nowhere (dial-only node)."`
+	Bootstrap      []string `json:"bootstrap" desc:"Full multiaddrs ending in /p2p/<peer id> of peers kept connected: dialed at start, redialed with backoff, never trimmed."`
+	Security       []string `json:"security" default:"noise,tls" desc:"Security protocols for TCP connections, most preferred first: a non-empty subset of noise, tls (QUIC always uses its built-in TLS)."`
+	MDNS           bool     `json:"mdns" desc:"Find and connect to peers on the local network with mDNS."`
+	DHT            string   `json:"dht" default:"off" enum:"off,client,server" desc:"Kademlia DHT (protocol prefix /strata) with rendezvous discovery: off, client or server."`
+	ConnLow        int      `json:"conn_low" default:"32" min:"0" max:"100000" desc:"Connection manager low watermark: trimming stops at this many connections."`
+	ConnHigh       int      `json:"conn_high" default:"64" min:"1" max:"100000" desc:"Connection manager high watermark: above this many connections the manager trims to conn_low."`
+	MaxFrame       int      `json:"max_frame" default:"1048576" min:"1" max:"16777216" desc:"Largest frame payload in bytes, sent or received; larger frames are refused and counted."`
+	Queue          int      `json:"queue" default:"1024" min:"1" max:"1048576" desc:"Outbound queue length per peer and protocol; a frame that finds it full waits for room, which slows its sender."`
+	ResourceLimits string   `json:"resource_limits" default:"default" enum:"default,infinite" desc:"libp2p resource manager limits: default (libp2p's defaults scaled to the machine) or infinite (benchmarks only)."`
+	GossipSub      bool     `json:"gossipsub" default:"true" desc:"Run GossipSub for broadcast frames and the Subscribe call."`
+	StickyPorts    bool     `json:"sticky_ports" default:"true" desc:"A listen address with port 0 gets a port from the system on first start and the same port at later starts (when it is free), so that the node's contact card stays valid across restarts."`
+
+	// The parsed forms of the keys above, set by Validate.
+	listen    []ma.Multiaddr
+	bootstrap []peer.AddrInfo
+	security  []string
 }
 
-func defaultSecurity() []string { return []string{securityNoise, securityTLS} }
-
-// configSchema is the plugin's config section as declared in Describe.
-func configSchema() []*commonv1.ConfigField {
-	return []*commonv1.ConfigField{
-		sdk.StringList("listen", "Multiaddrs to listen on: /ip4|ip6/<ip>/tcp/<port> or /ip4|ip6/<ip>/udp/<port>/quic-v1; empty listens nowhere (dial-only node).", defaultListen()),
-		sdk.StringList("bootstrap", "Full multiaddrs ending in /p2p/<peer id> of peers kept connected: dialed at start, redialed with backoff, never trimmed.", nil),
-		sdk.StringList("security", "Security protocols for TCP connections, most preferred first: a non-empty subset of noise, tls (QUIC always uses its built-in TLS).", defaultSecurity()),
-		sdk.Bool("mdns", "Find and connect to peers on the local network with mDNS.", false),
-		sdk.OneOf(sdk.String("dht", "Kademlia DHT (protocol prefix /strata) with rendezvous discovery: off, client or server.", dhtOff), dhtOff, dhtClient, dhtServer),
-		sdk.Int("conn_low", "Connection manager low watermark: trimming stops at this many connections.", defaultConnLow, 0, maxConns),
-		sdk.Int("conn_high", "Connection manager high watermark: above this many connections the manager trims to conn_low.", defaultConnHigh, 1, maxConns),
-		sdk.Int("max_frame", "Largest frame payload in bytes, sent or received; larger frames are refused and counted.", defaultMaxFrame, 1, maxMaxFrame),
-		sdk.Int("queue", "Outbound queue length per peer and protocol; frames that find it full are dropped and counted.", defaultQueue, 1, maxQueue),
-		sdk.OneOf(sdk.String("resource_limits", "libp2p resource manager limits: default (libp2p's defaults scaled to the machine) or infinite (benchmarks only).", limitsDefault), limitsDefault, limitsInfinite),
-		sdk.Bool("gossipsub", "Run GossipSub for broadcast frames and the Subscribe call.", true),
-		sdk.Bool("sticky_ports", "A listen address with port 0 gets a port from the system on first start and the same port at later starts (when it is free), so that the node's contact card stays valid across restarts.", true),
-	}
-}
-
-// configSection is the JSON form of the config section.
-type configSection struct {
-	Listen         []string `json:"listen"`
-	Bootstrap      []string `json:"bootstrap"`
-	Security       []string `json:"security"`
-	MDNS           bool     `json:"mdns"`
-	DHT            string   `json:"dht"`
-	ConnLow        int      `json:"conn_low"`
-	ConnHigh       int      `json:"conn_high"`
-	MaxFrame       int      `json:"max_frame"`
-	Queue          int      `json:"queue"`
-	ResourceLimits string   `json:"resource_limits"`
-	GossipSub      bool     `json:"gossipsub"`
-	StickyPorts    bool     `json:"sticky_ports"`
-}
-
-// defaultSection returns the section every key of which has its default.
-func defaultSection() configSection {
-	return configSection{
-		Listen:         defaultListen(),
-		Bootstrap:      []string{},
-		Security:       defaultSecurity(),
-		DHT:            dhtOff,
-		ConnLow:        defaultConnLow,
-		ConnHigh:       defaultConnHigh,
-		MaxFrame:       defaultMaxFrame,
-		Queue:          defaultQueue,
-		ResourceLimits: limitsDefault,
-		GossipSub:      true,
-		StickyPorts:    true,
-	}
-}
-
-// config is a validated config section with its addresses parsed.
-type config struct {
-	listen         []ma.Multiaddr
-	bootstrap      []peer.AddrInfo
-	security       []string
-	mdns           bool
-	dht            string
-	connLow        int
-	connHigh       int
-	maxFrame       int
-	queue          int
-	resourceLimits string
-	gossipSub      bool
-	stickyPorts    bool
-}
-
-// parseConfig decodes and checks a config section. Absent keys take their
-// defaults, so the section need not have been through the host's schema
-// check. Every problem is a *sdk.ConfigError naming the key.
-func parseConfig(configJSON string) (*config, error) {
-	s := defaultSection()
-	if err := sdk.DecodeConfig(configJSON, &s); err != nil {
-		return nil, err
-	}
-	// An explicit null means "the default", as it does in sdk.ApplySchema.
-	if s.Listen == nil {
-		s.Listen = defaultListen()
-	}
-	if s.Security == nil {
-		s.Security = defaultSecurity()
-	}
-	c := &config{
-		mdns:        s.MDNS,
-		gossipSub:   s.GossipSub,
-		stickyPorts: s.StickyPorts,
-	}
+// Validate checks and parses the addresses; sdk.LoadConfig calls it.
+func (c *Config) Validate() error {
 	var err error
-	if c.listen, err = parseListen(s.Listen); err != nil {
-		return nil, err
+	if c.listen, err = parseListen(c.Listen); err != nil {
+		return err
 	}
-	if c.bootstrap, err = parseBootstrap(s.Bootstrap); err != nil {
-		return nil, err
+	if c.bootstrap, err = parseBootstrap(c.Bootstrap); err != nil {
+		return err
 	}
-	if c.security, err = parseSecurity(s.Security); err != nil {
-		return nil, err
+	if c.security, err = parseSecurity(c.Security); err != nil {
+		return err
 	}
-	if c.dht, err = oneOf("dht", s.DHT, dhtOff, dhtClient, dhtServer); err != nil {
-		return nil, err
+	if c.ConnLow > c.ConnHigh {
+		return &sdk.ConfigError{Key: "conn_low", Problem: fmt.Sprintf("is %d, above conn_high (%d)", c.ConnLow, c.ConnHigh), Fix: "make conn_low at most conn_high"}
 	}
-	if c.resourceLimits, err = oneOf("resource_limits", s.ResourceLimits, limitsDefault, limitsInfinite); err != nil {
-		return nil, err
-	}
-	ints := []struct {
-		key    string
-		v      int
-		lo, hi int
-		dst    *int
-	}{
-		{"conn_low", s.ConnLow, 0, maxConns, &c.connLow},
-		{"conn_high", s.ConnHigh, 1, maxConns, &c.connHigh},
-		{"max_frame", s.MaxFrame, 1, maxMaxFrame, &c.maxFrame},
-		{"queue", s.Queue, 1, maxQueue, &c.queue},
-	}
-	for _, f := range ints {
-		if f.v < f.lo || f.v > f.hi {
-			return nil, &sdk.ConfigError{Key: f.key, Problem: fmt.Sprintf("is %d, out of range", f.v), Fix: fmt.Sprintf("use a value from %d to %d", f.lo, f.hi)}
-		}
-		*f.dst = f.v
-	}
-	if c.connLow > c.connHigh {
-		return nil, &sdk.ConfigError{Key: "conn_low", Problem: fmt.Sprintf("is %d, above conn_high (%d)", c.connLow, c.connHigh), Fix: "make conn_low at most conn_high"}
-	}
-	return c, nil
+	return nil
 }
 
 // parseListen checks that every listen address is one the TCP or QUIC
@@ -252,14 +147,4 @@ func parseSecurity(list []string) ([]string, error) {
 		out = append(out, name)
 	}
 	return out, nil
-}
-
-// oneOf checks that v is one of allowed.
-func oneOf(key, v string, allowed ...string) (string, error) {
-	for _, a := range allowed {
-		if v == a {
-			return v, nil
-		}
-	}
-	return "", &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %q", v), Fix: "use one of: " + strings.Join(allowed, ", ")}
 }

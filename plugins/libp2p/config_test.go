@@ -38,7 +38,7 @@ func TestDescribe(t *testing.T) {
 // TestSchemaDefaultsMatch checks that the defaults the host fills in from
 // the schema give the same config as an empty section.
 func TestSchemaDefaultsMatch(t *testing.T) {
-	filled, err := sdk.ApplySchema(configSchema(), map[string]any{})
+	filled, err := sdk.ApplySchema(sdk.ConfigFields[Config](), map[string]any{})
 	if err != nil {
 		t.Fatalf("ApplySchema: %v", err)
 	}
@@ -46,20 +46,20 @@ func TestSchemaDefaultsMatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromSchema, err := parseConfig(string(b))
+	fromSchema, err := sdk.LoadConfig[Config](string(b))
 	if err != nil {
-		t.Fatalf("parseConfig(schema defaults): %v", err)
+		t.Fatalf("sdk.LoadConfig[Config](schema defaults): %v", err)
 	}
-	fromEmpty, err := parseConfig("")
+	fromEmpty, err := sdk.LoadConfig[Config]("")
 	if err != nil {
-		t.Fatalf("parseConfig(empty): %v", err)
+		t.Fatalf("sdk.LoadConfig[Config](empty): %v", err)
 	}
 	if !reflect.DeepEqual(fromSchema, fromEmpty) {
 		t.Errorf("schema defaults give %+v, empty section gives %+v", fromSchema, fromEmpty)
 	}
-	if len(fromEmpty.listen) != 2 || fromEmpty.dht != dhtOff || fromEmpty.maxFrame != 1<<20 || fromEmpty.queue != 1024 ||
-		fromEmpty.connLow != 32 || fromEmpty.connHigh != 64 || !fromEmpty.gossipSub || fromEmpty.mdns ||
-		!slices.Equal(fromEmpty.security, []string{"noise", "tls"}) || fromEmpty.resourceLimits != limitsDefault {
+	if len(fromEmpty.listen) != 2 || fromEmpty.DHT != dhtOff || fromEmpty.MaxFrame != 1<<20 || fromEmpty.Queue != 1024 ||
+		fromEmpty.ConnLow != 32 || fromEmpty.ConnHigh != 64 || !fromEmpty.GossipSub || fromEmpty.MDNS ||
+		!slices.Equal(fromEmpty.security, []string{"noise", "tls"}) || fromEmpty.ResourceLimits != limitsDefault {
 		t.Errorf("defaults = %+v", fromEmpty)
 	}
 }
@@ -69,7 +69,7 @@ func TestParseConfig(t *testing.T) {
 		idA = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
 		idB = "12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK"
 	)
-	c, err := parseConfig(`{
+	c, err := sdk.LoadConfig[Config](`{
 		"listen": ["/ip6/::1/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"],
 		"bootstrap": ["/ip4/192.0.2.1/tcp/4001/p2p/` + idA + `", "/dns4/b.example/tcp/1/p2p/` + idB + `", "/ip4/192.0.2.1/udp/4001/quic-v1/p2p/` + idA + `"],
 		"security": ["TLS", "noise"],
@@ -91,8 +91,8 @@ func TestParseConfig(t *testing.T) {
 	if !slices.Equal(c.security, []string{"tls", "noise"}) {
 		t.Errorf("security = %v, want [tls noise]", c.security)
 	}
-	if c.dht != dhtServer || c.connLow != 0 || c.connHigh != 1 || c.maxFrame != 16<<20 || c.queue != 1 ||
-		c.resourceLimits != limitsInfinite || c.gossipSub || !c.mdns {
+	if c.DHT != dhtServer || c.ConnLow != 0 || c.ConnHigh != 1 || c.MaxFrame != 16<<20 || c.Queue != 1 ||
+		c.ResourceLimits != limitsInfinite || c.GossipSub || !c.MDNS {
 		t.Errorf("config = %+v", c)
 	}
 }
@@ -127,10 +127,10 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseConfig(tt.config)
+			_, err := sdk.LoadConfig[Config](tt.config)
 			var ce *sdk.ConfigError
 			if !errors.As(err, &ce) {
-				t.Fatalf("parseConfig(%s) = %v, want a *sdk.ConfigError", tt.config, err)
+				t.Fatalf("sdk.LoadConfig[Config](%s) = %v, want a *sdk.ConfigError", tt.config, err)
 			}
 			if ce.Key != tt.wantKey {
 				t.Errorf("key = %q, want %q (error: %v)", ce.Key, tt.wantKey, ce)

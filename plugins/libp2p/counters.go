@@ -1,59 +1,42 @@
 package libp2pplugin
 
-import "sync/atomic"
+import "github.com/strata-msg/strata/core/sdk"
 
 // counters are the layer's monotonic counters, reported by Health. They
 // live on the Layer, not the running node, so that they survive Stop.
 type counters struct {
-	framesSent     atomic.Uint64 // frames written to a stream or published
-	framesReceived atomic.Uint64 // frames read from a stream or a topic
-	bytesSent      atomic.Uint64 // payload bytes of framesSent
-	bytesReceived  atomic.Uint64 // payload bytes of framesReceived
+	framesSent     sdk.Counter `counter:"frames_sent"`     // frames written to a stream or published
+	framesReceived sdk.Counter `counter:"frames_received"` // frames read from a stream or a topic
+	bytesSent      sdk.Counter `counter:"bytes_sent"`      // payload bytes of framesSent
+	bytesReceived  sdk.Counter `counter:"bytes_received"`  // payload bytes of framesReceived
 
-	broadcastSent     atomic.Uint64 // frames published on a topic
-	broadcastReceived atomic.Uint64 // frames delivered from a topic
+	broadcastSent     sdk.Counter `counter:"broadcast_sent"`     // frames published on a topic
+	broadcastReceived sdk.Counter `counter:"broadcast_received"` // frames delivered from a topic
 
-	streamsOpened atomic.Uint64 // outbound streams opened
-	streamErrors  atomic.Uint64 // outbound streams reset after an error
+	streamsOpened sdk.Counter `counter:"streams_opened"` // outbound streams opened
+	streamErrors  sdk.Counter `counter:"stream_errors"`  // outbound streams reset after an error
 
-	droppedOversize        atomic.Uint64 // DOWN payloads above max_frame
-	droppedBadFrame        atomic.Uint64 // inbound bytes that are not a valid frame
-	queueFullWaits         atomic.Uint64 // DOWN frames that waited for room in their queue (not a drop)
-	peersResetSlow         atomic.Uint64 // peers disconnected for taking no frame for the stall timeout
-	droppedSlowPeer        atomic.Uint64 // DOWN frames for a peer that took none for the stall timeout
-	droppedUnknownProtocol atomic.Uint64 // DOWN frames on a protocol not registered at Start
-	droppedWrongDirection  atomic.Uint64 // frames handed in that are not DOWN
-	droppedBadPeer         atomic.Uint64 // DOWN frames whose peer is not a valid peer id, or is this node
-	droppedStreamError     atomic.Uint64 // DOWN frames lost because no stream could be opened or it failed
-	droppedBroadcast       atomic.Uint64 // broadcast frames that could not be published
-	droppedNotRunning      atomic.Uint64 // DOWN frames handed in before Start or after Stop
-	ignoredEvents          atomic.Uint64 // events handed in (the p2p layer has no layer below)
+	droppedOversize        sdk.Drop    `drop:"oversize"`            // DOWN payloads above max_frame
+	droppedBadFrame        sdk.Drop    `drop:"bad_frame"`           // inbound bytes that are not a valid frame
+	queueFullWaits         sdk.Counter `counter:"queue_full_waits"` // DOWN frames that waited for room in their queue (not a drop)
+	peersResetSlow         sdk.Counter `counter:"peers_reset_slow"` // peers disconnected for taking no frame for the stall timeout
+	droppedSlowPeer        sdk.Drop    `drop:"slow_peer"`           // DOWN frames for a peer that took none for the stall timeout
+	droppedUnknownProtocol sdk.Drop    `drop:"unknown_protocol"`    // DOWN frames on a protocol not registered at Start
+	droppedWrongDirection  sdk.Drop    `drop:"wrong_direction"`     // frames handed in that are not DOWN
+	droppedBadPeer         sdk.Drop    `drop:"bad_peer"`            // DOWN frames whose peer is not a valid peer id, or is this node
+	droppedStreamError     sdk.Drop    `drop:"stream_error"`        // DOWN frames lost because no stream could be opened or it failed
+	droppedBroadcast       sdk.Drop    `drop:"broadcast"`           // broadcast frames that could not be published
+	droppedNotRunning      sdk.Drop    `drop:"not_running"`         // frames lost because the node was stopping (the SDK counts what comes before Start or after Stop under the same name)
+	ignoredEvents          sdk.Counter `counter:"ignored_events"`   // events handed in (the p2p layer has no layer below)
+
+	// set is built from the tags above by New.
+	set *sdk.Counters
 }
 
-// snapshot returns the counters by their exported names. peers is the
+// snapshot returns the counters by their Health names; peers is the
 // current number of connected peers.
 func (c *counters) snapshot(peers int) map[string]uint64 {
-	return map[string]uint64{
-		"frames_sent":              c.framesSent.Load(),
-		"frames_received":          c.framesReceived.Load(),
-		"bytes_sent":               c.bytesSent.Load(),
-		"bytes_received":           c.bytesReceived.Load(),
-		"broadcast_sent":           c.broadcastSent.Load(),
-		"broadcast_received":       c.broadcastReceived.Load(),
-		"streams_opened":           c.streamsOpened.Load(),
-		"stream_errors":            c.streamErrors.Load(),
-		"dropped_oversize":         c.droppedOversize.Load(),
-		"dropped_bad_frame":        c.droppedBadFrame.Load(),
-		"queue_full_waits":         c.queueFullWaits.Load(),
-		"peers_reset_slow":         c.peersResetSlow.Load(),
-		"dropped_slow_peer":        c.droppedSlowPeer.Load(),
-		"dropped_unknown_protocol": c.droppedUnknownProtocol.Load(),
-		"dropped_wrong_direction":  c.droppedWrongDirection.Load(),
-		"dropped_bad_peer":         c.droppedBadPeer.Load(),
-		"dropped_stream_error":     c.droppedStreamError.Load(),
-		"dropped_broadcast":        c.droppedBroadcast.Load(),
-		"dropped_not_running":      c.droppedNotRunning.Load(),
-		"ignored_events":           c.ignoredEvents.Load(),
-		"peers":                    uint64(peers),
-	}
+	m := c.set.Snapshot()
+	m["peers"] = uint64(peers)
+	return m
 }

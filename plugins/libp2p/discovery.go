@@ -66,7 +66,7 @@ func (n *node) connectFound(ai peer.AddrInfo, source string) {
 // rendezvous namespace and connects to the others found there.
 func (n *node) startDHT() (*drouting.RoutingDiscovery, error) {
 	mode := dht.ModeClient
-	if n.cfg.dht == dhtServer {
+	if n.cfg.DHT == dhtServer {
 		mode = dht.ModeServer
 	}
 	opts := []dht.Option{dht.Mode(mode), dht.ProtocolPrefix(dhtPrefix)}
@@ -111,7 +111,7 @@ func (n *node) discover(rd *drouting.RoutingDiscovery) {
 			}
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, discoverTimeout)
-		found, err := rd.FindPeers(ctx, rendezvous, discovery.Limit(n.cfg.connHigh))
+		found, err := rd.FindPeers(ctx, rendezvous, discovery.Limit(n.cfg.ConnHigh))
 		if err != nil {
 			cancel()
 			n.log.Debug("DHT lookup failed", "error", err)

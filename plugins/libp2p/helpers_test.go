@@ -74,6 +74,7 @@ func testLogger(t testing.TB) hclog.Logger {
 // testNode is a started layer and what it emits.
 type testNode struct {
 	l     *Layer
+	lc    *sdk.Lifecycle // l as the SDK runs it: lifecycle calls and batches go through it
 	rec   *recorder
 	dir   string
 	start *commonv1.StartResponse
@@ -98,12 +99,12 @@ func startNodeWith(t testing.TB, l *Layer, rec *recorder, dir, configJSON string
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	tn := &testNode{l: l, rec: rec, dir: dir}
+	tn := &testNode{l: l, lc: sdk.NewLifecycle(l), rec: rec, dir: dir}
 	ctx := context.Background()
-	if _, err := tn.l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: tn.rec}); err != nil {
+	if _, err := tn.lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: tn.rec}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
-	resp, err := tn.l.Start(ctx, &commonv1.StartRequest{Protocols: protos})
+	resp, err := tn.lc.Start(ctx, &commonv1.StartRequest{Protocols: protos})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -111,7 +112,7 @@ func startNodeWith(t testing.TB, l *Layer, rec *recorder, dir, configJSON string
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
-		if err := tn.l.Stop(ctx); err != nil {
+		if err := tn.lc.Stop(ctx); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
 	})

@@ -8,7 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -26,12 +26,12 @@ const connGracePeriod = time.Minute
 // newHost builds the libp2p host for cfg: TCP and QUIC, the configured
 // security protocols in order of preference, yamux, the connection and
 // resource managers, and no relay, NAT port mapping or metrics.
-func newHost(cfg *config, key crypto.PrivKey) (host.Host, error) {
-	cm, err := connmgr.NewConnManager(cfg.connLow, cfg.connHigh, connmgr.WithGracePeriod(connGracePeriod))
+func newHost(cfg *Config, key crypto.PrivKey) (host.Host, error) {
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(connGracePeriod))
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
-	rm, err := newResourceManager(cfg.resourceLimits)
+	rm, err := newResourceManager(cfg.ResourceLimits)
 	if err != nil {
 		cm.Close()
 		return nil, fmt.Errorf("resource manager: %w", err)

@@ -33,7 +33,7 @@ func (n *node) readStream(s network.Stream, name string) {
 	stop := context.AfterFunc(n.ctx, func() { s.Reset() })
 	defer stop()
 	from := s.Conn().RemotePeer()
-	fr := newFrameReader(s, n.cfg.maxFrame)
+	fr := newFrameReader(s, n.cfg.MaxFrame)
 	batch := make([]*commonv1.Frame, 0, maxEmitBatch)
 	for {
 		p, err := fr.ReadFrame()

@@ -3,18 +3,19 @@ package libp2pplugin
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
 
 // Plugin identity, as reported by Describe.
@@ -24,40 +25,14 @@ const (
 	description = "P2P overlay on go-libp2p: TCP/QUIC, Noise/TLS, yamux, named-protocol streams and GossipSub broadcast."
 )
 
-// phase is where a Layer is in its life.
-type phase int32
-
-const (
-	phaseNew phase = iota
-	phaseConfigured
-	phaseStarted
-	phaseStopped
-)
-
-// String describes p for Health.
-func (p phase) String() string {
-	switch p {
-	case phaseNew:
-		return "not configured"
-	case phaseConfigured:
-		return "configured, not started"
-	case phaseStarted:
-		return "started"
-	default:
-		return "stopped"
-	}
-}
-
-// Layer is the libp2p p2p overlay layer. Create it with New; the host
-// drives it through sdk.P2P.
+// Layer is the libp2p p2p overlay layer. Create it with New; the SDK
+// drives it through sdk.P2P, in order (sdk.Lifecycle): Configure sets the
+// fields below node, Start sets node and Stop clears it.
 type Layer struct {
 	ctr  counters
 	node atomic.Pointer[node] // the running node; nil before Start and after Stop
 
-	phase atomic.Int32 // a phase; written under mu, read by Health without it
-
-	mu  sync.Mutex // serialises Configure, Start and Stop
-	cfg *config
+	cfg *Config
 	dir string // the data directory
 	key crypto.PrivKey
 	out sdk.Emitter
@@ -69,15 +44,11 @@ type Layer struct {
 
 var _ sdk.P2P = (*Layer)(nil)
 
-// current returns the layer's phase.
-func (l *Layer) current() phase { return phase(l.phase.Load()) }
-
-// enter moves the layer to phase p; the caller holds l.mu.
-func (l *Layer) enter(p phase) { l.phase.Store(int32(p)) }
-
 // New returns an unconfigured layer.
 func New() *Layer {
-	return &Layer{log: hclog.NewNullLogger()}
+	l := &Layer{log: hclog.NewNullLogger()}
+	l.ctr.set = sdk.NewCounters(&l.ctr)
+	return l
 }
 
 // Describe implements sdk.Layer.
@@ -87,25 +58,19 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Name:        name,
 		Version:     version,
 		Description: description,
-		Config:      configSchema(),
-		Provides:    []string{"unicast", "broadcast", "named-protocols", "peer-events"},
+		Config:      sdk.ConfigFields[Config](),
+		Provides:    []string{sdk.CapUnicast, sdk.CapBroadcast, sdk.CapNamedProtocols, sdk.CapPeerEvents},
 		MaxPayload:  defaultMaxFrame,
 	}
 }
 
 // Configure implements sdk.Layer. It checks the config section, and loads
-// the node's identity from req.DataDir or creates it there. It may be
-// called again before Start to replace the configuration.
+// the node's identity from req.DataDir or creates it there.
 func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, env sdk.Env) (*commonv1.ConfigureResponse, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.current() > phaseConfigured {
-		return nil, status.Error(codes.FailedPrecondition, "libp2p: Configure after Start")
-	}
 	if env.Out == nil {
 		return nil, status.Error(codes.InvalidArgument, "libp2p: Configure without an emitter")
 	}
-	cfg, err := parseConfig(req.GetConfigJson())
+	cfg, err := sdk.LoadConfig[Config](req.GetConfigJson())
 	if err != nil {
 		return nil, err
 	}
@@ -122,9 +87,8 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 		log = hclog.NewNullLogger()
 	}
 	log.Info("identity loaded", "peer_id", id, "created", created, "node", req.GetNodeName())
-	l.cfg, l.key, l.out, l.log = cfg, key, env.Out, log
+	l.cfg, l.key, l.out, l.log = &cfg, key, env.Out, log
 	l.dir = req.GetDataDir()
-	l.enter(phaseConfigured)
 	return &commonv1.ConfigureResponse{}, nil
 }
 
@@ -132,16 +96,6 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 // handler of every requested protocol as /strata/<name>/<version>, and
 // starts bootstrap dialing, GossipSub, the DHT and mDNS as configured.
 func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv1.StartResponse, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch l.current() {
-	case phaseNew:
-		return nil, status.Error(codes.FailedPrecondition, "libp2p: Start before Configure")
-	case phaseStarted:
-		return nil, status.Error(codes.FailedPrecondition, "libp2p: already started")
-	case phaseStopped:
-		return nil, status.Error(codes.FailedPrecondition, "libp2p: Start after Stop")
-	}
 	protos, err := newProtocolTable(req.GetProtocols())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "libp2p: %v", err)
@@ -161,7 +115,6 @@ func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv
 		n.stall = l.stall
 	}
 	l.node.Store(n)
-	l.enter(phaseStarted)
 	display := "/p2p/" + n.self.String()
 	if len(local.GetListenAddresses()) > 0 {
 		display = local.GetListenAddresses()[0]
@@ -180,8 +133,8 @@ func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv
 // starts on fresh ones.
 func (l *Layer) startSticky(ctx context.Context, protos protocolTable) (*node, error) {
 	cfg := l.cfg
-	if cfg.stickyPorts && len(cfg.listen) > 0 {
-		listen, err := stickyListen(l.dir, cfg.listen)
+	if cfg.StickyPorts && len(cfg.listen) > 0 {
+		listen, err := l.stickyListen(cfg.listen)
 		if err != nil {
 			l.log.Warn("could not read the remembered listen ports", "error", err)
 		}
@@ -198,14 +151,42 @@ func (l *Layer) startSticky(ctx context.Context, protos protocolTable) (*node, e
 		l.log.Warn("the remembered listen ports are not free; listening on new ones (contacts need the new card)", "error", err)
 	}
 	n, err := startNode(ctx, cfg, l.key, protos, l.out, l.log, &l.ctr)
-	if err == nil && cfg.stickyPorts {
+	if err == nil && cfg.StickyPorts {
 		l.rememberPorts(n)
 	}
 	return n, err
 }
 
+// sticky keeps the listen ports in the data directory.
+func (l *Layer) sticky() p2pkit.Sticky {
+	return p2pkit.Sticky{Dir: l.dir, Shape: p2pkit.MultiaddrShape}
+}
+
+// stickyListen returns the listen addresses to try first: each of listen
+// with port 0 replaced by the address of its shape the node had last time.
+func (l *Layer) stickyListen(listen []ma.Multiaddr) ([]ma.Multiaddr, error) {
+	strs := make([]string, len(listen))
+	for i, a := range listen {
+		strs[i] = a.String()
+	}
+	got, err := l.sticky().Resolve(strs)
+	out := make([]ma.Multiaddr, len(got))
+	for i, s := range got {
+		a, perr := ma.NewMultiaddr(s)
+		if perr != nil { // a corrupt remembered address: the configured one
+			a = listen[i]
+		}
+		out[i] = a
+	}
+	return out, err
+}
+
 func (l *Layer) rememberPorts(n *node) {
-	if err := savePorts(l.dir, n.h.Network().ListenAddresses()); err != nil {
+	var addrs []string
+	for _, a := range n.h.Network().ListenAddresses() {
+		addrs = append(addrs, a.String())
+	}
+	if err := l.sticky().Save(addrs); err != nil {
 		l.log.Warn("could not remember the listen ports", "error", err)
 	}
 }
@@ -225,9 +206,7 @@ func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 		switch {
 		case f.GetDirection() != commonv1.Direction_DIRECTION_DOWN:
 			l.ctr.droppedWrongDirection.Add(1)
-		case n == nil:
-			l.ctr.droppedNotRunning.Add(1)
-		default:
+		default: // the SDK hands batches over only while the node runs
 			n.send(ctx, f)
 		}
 	}
@@ -236,8 +215,8 @@ func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 // Health implements sdk.Layer.
 func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
 	n := l.node.Load()
-	if n == nil {
-		return &commonv1.HealthResponse{Detail: l.current().String(), Counters: l.ctr.snapshot(0)}
+	if n == nil { // the SDK says why
+		return &commonv1.HealthResponse{Counters: l.ctr.snapshot(0)}
 	}
 	peers := len(n.h.Network().Peers())
 	return &commonv1.HealthResponse{
@@ -249,14 +228,8 @@ func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
 
 // Stop implements sdk.Layer. It writes what is queued (briefly), ends all
 // of the layer's goroutines and closes GossipSub, the DHT, mDNS and the
-// host. It is idempotent; the layer cannot be started again.
+// host.
 func (l *Layer) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.current() == phaseStopped {
-		return nil
-	}
-	l.enter(phaseStopped)
 	n := l.node.Swap(nil)
 	if n == nil {
 		return nil

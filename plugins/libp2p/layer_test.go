@@ -489,28 +489,29 @@ func portOf(ln net.Listener) string {
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	l := New()
-	if _, err := l.Start(ctx, &commonv1.StartRequest{}); status.Code(err) != codes.FailedPrecondition {
+	lc := sdk.NewLifecycle(l) // the SDK's lifecycle, as Serve and InProcess run it
+	if _, err := lc.Start(ctx, &commonv1.StartRequest{}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("Start before Configure = %v, want FailedPrecondition", err)
 	}
 	if _, err := l.NodeInfo(ctx, &p2pv1.NodeInfoRequest{}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("NodeInfo before Start = %v, want FailedPrecondition", err)
 	}
-	if h := l.Health(ctx); h.GetServing() || h.GetCounters()["peers"] != 0 {
+	if h := lc.Health(ctx); h.GetServing() || h.GetCounters()["peers"] != 0 {
 		t.Errorf("Health before Start = %v", h)
 	}
-	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: tcpOnly, DataDir: t.TempDir()}, sdk.Env{Out: newRecorder()}); err != nil {
+	if _, err := lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: tcpOnly, DataDir: t.TempDir()}, sdk.Env{Out: newRecorder()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Start(ctx, &commonv1.StartRequest{Protocols: []*commonv1.Protocol{{Name: "a/b", Version: 1}}}); status.Code(err) != codes.InvalidArgument {
+	if _, err := lc.Start(ctx, &commonv1.StartRequest{Protocols: []*commonv1.Protocol{{Name: "a/b", Version: 1}}}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("Start with a bad protocol name = %v, want InvalidArgument", err)
 	}
-	if _, err := l.Start(ctx, &commonv1.StartRequest{Protocols: []*commonv1.Protocol{{Name: "x", Version: 1}, {Name: "x", Version: 2}}}); status.Code(err) != codes.InvalidArgument {
+	if _, err := lc.Start(ctx, &commonv1.StartRequest{Protocols: []*commonv1.Protocol{{Name: "x", Version: 1}, {Name: "x", Version: 2}}}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("Start with one name at two versions = %v, want InvalidArgument", err)
 	}
-	if _, err := l.Start(ctx, &commonv1.StartRequest{Protocols: []*commonv1.Protocol{chat, chat}}); err != nil {
+	if _, err := lc.Start(ctx, &commonv1.StartRequest{Protocols: []*commonv1.Protocol{chat, chat}}); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	if _, err := l.Start(ctx, &commonv1.StartRequest{}); status.Code(err) != codes.FailedPrecondition {
+	if _, err := lc.Start(ctx, &commonv1.StartRequest{}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("second Start = %v, want FailedPrecondition", err)
 	}
 
@@ -545,20 +546,20 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("Peers = %v, %v", resp, err)
 	}
 
-	if err := l.Stop(ctx); err != nil {
+	if err := lc.Stop(ctx); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if err := l.Stop(ctx); err != nil {
+	if err := lc.Stop(ctx); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
-	if l.Health(ctx).GetServing() {
+	if lc.Health(ctx).GetServing() {
 		t.Error("serving after Stop")
 	}
-	l.HandleBatch(ctx, &commonv1.Batch{Frames: []*commonv1.Frame{down(randomID(t), "chat", nil)}})
-	if got := l.Health(ctx).GetCounters()["dropped_not_running"]; got != 1 {
+	lc.HandleBatch(ctx, &commonv1.Batch{Frames: []*commonv1.Frame{down(randomID(t), "chat", nil)}})
+	if got := lc.Health(ctx).GetCounters()["dropped_not_running"]; got != 1 {
 		t.Errorf("dropped_not_running = %d, want 1", got)
 	}
-	if _, err := l.Start(ctx, &commonv1.StartRequest{}); status.Code(err) != codes.FailedPrecondition {
+	if _, err := lc.Start(ctx, &commonv1.StartRequest{}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("Start after Stop = %v, want FailedPrecondition", err)
 	}
 }

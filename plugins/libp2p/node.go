@@ -33,7 +33,7 @@ const peerEventBuffer = 1024
 // node is a started layer: the libp2p host and everything that runs on
 // it. Start creates one and Stop closes it.
 type node struct {
-	cfg    *config
+	cfg    *Config
 	ctr    *counters
 	out    sdk.Emitter
 	log    hclog.Logger
@@ -57,7 +57,7 @@ type node struct {
 // one stream handler per protocol, the DHT, GossipSub and mDNS as
 // configured, and the bootstrap dialers. startCtx's values, not its
 // deadline, carry over to the node's own context.
-func startNode(startCtx context.Context, cfg *config, key crypto.PrivKey, protos protocolTable, out sdk.Emitter, log hclog.Logger, ctr *counters) (_ *node, err error) {
+func startNode(startCtx context.Context, cfg *Config, key crypto.PrivKey, protos protocolTable, out sdk.Emitter, log hclog.Logger, ctr *counters) (_ *node, err error) {
 	h, err := newHost(cfg, key)
 	if err != nil {
 		return nil, err
@@ -100,17 +100,17 @@ func startNode(startCtx context.Context, cfg *config, key crypto.PrivKey, protos
 	}
 
 	var disc *drouting.RoutingDiscovery
-	if cfg.dht != dhtOff {
+	if cfg.DHT != dhtOff {
 		if disc, err = n.startDHT(); err != nil {
 			return nil, err
 		}
 	}
-	if cfg.gossipSub {
+	if cfg.GossipSub {
 		if n.bcast, err = newBroadcaster(n, disc); err != nil {
 			return nil, err
 		}
 	}
-	if cfg.mdns {
+	if cfg.MDNS {
 		n.startMDNS()
 	}
 	for _, ai := range cfg.bootstrap {

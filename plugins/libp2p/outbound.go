@@ -93,7 +93,7 @@ func (n *node) unicast(ctx context.Context, to peer.ID, proto protocol.ID, paylo
 	key := streamKey{peer: to, proto: proto}
 	w := o.writers[key]
 	if w == nil {
-		w = &writer{key: key, queue: make(chan []byte, n.cfg.queue)}
+		w = &writer{key: key, queue: make(chan []byte, n.cfg.Queue)}
 		if !o.tasks.Go(func() { n.runWriter(w) }) {
 			o.mu.Unlock()
 			n.ctr.droppedNotRunning.Add(1)

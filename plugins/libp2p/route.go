@@ -12,9 +12,9 @@ import (
 // queue (see unicast).
 func (n *node) send(ctx context.Context, f *commonv1.Frame) {
 	payload := f.GetPayload()
-	if len(payload) > n.cfg.maxFrame {
+	if len(payload) > n.cfg.MaxFrame {
 		n.ctr.droppedOversize.Add(1)
-		n.log.Debug("frame above max_frame refused", "size", len(payload), "max_frame", n.cfg.maxFrame, "protocol", f.GetProtocol())
+		n.log.Debug("frame above max_frame refused", "size", len(payload), "max_frame", n.cfg.MaxFrame, "protocol", f.GetProtocol())
 		return
 	}
 	if len(f.GetPeer()) == 0 {
