@@ -19,12 +19,7 @@ func TestLargeFrameCrosses(t *testing.T) {
 	if err := link.Emit(context.Background(), &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Payload: big}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case f := <-got:
-		if !bytes.Equal(f.GetPayload(), big) {
-			t.Fatalf("a %d-byte frame came back as %d bytes", len(big), len(f.GetPayload()))
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the 5 MiB frame did not come back")
+	if f := got.Next(t, 20*time.Second, "the 5 MiB frame to come back", nil); !bytes.Equal(f.GetPayload(), big) {
+		t.Fatalf("a %d-byte frame came back as %d bytes", len(big), len(f.GetPayload()))
 	}
 }

@@ -60,21 +60,17 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// started opens an echo layer and returns its link and the channel of
-// frames it echoes.
-func started(t *testing.T, mode sdktest.Mode, configJSON string) (sdk.Conn, sdk.Link, chan *commonv1.Frame) {
+// started opens an echo layer and returns its link and the recorder of
+// the frames it echoes.
+func started(t *testing.T, mode sdktest.Mode, configJSON string) (sdk.Conn, sdk.Link, *sdktest.Recorder) {
 	t.Helper()
 	conn := opener(mode)(t)
 	ctx := context.Background()
 	if _, err := conn.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *commonv1.Frame, 1<<16)
-	link, err := conn.Open(ctx, func(b *commonv1.Batch) {
-		for _, f := range b.GetFrames() {
-			got <- f
-		}
-	})
+	got := &sdktest.Recorder{}
+	link, err := conn.Open(ctx, got.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,16 +101,12 @@ func TestFramesCrossIntact(t *testing.T) {
 				}
 			}
 			for i := range n {
-				select {
-				case f := <-got:
-					if f.GetTraceId() != uint64(i) || f.GetDirection() != commonv1.Direction_DIRECTION_UP ||
-						!bytes.Equal(f.GetPayload(), bytes.Repeat([]byte{byte(i)}, i%2000)) ||
-						f.GetHints().GetPriority() != uint32(i%3) || f.GetHints().GetEphemeral() != (i%2 == 0) ||
-						!bytes.Equal(f.GetPeer(), []byte{byte(i)}) || f.GetProtocol() != "p" {
-						t.Fatalf("frame %d came back as %v", i, f)
-					}
-				case <-time.After(10 * time.Second):
-					t.Fatalf("frame %d did not come back", i)
+				f := got.Next(t, 10*time.Second, fmt.Sprintf("frame %d to come back", i), nil)
+				if f.GetTraceId() != uint64(i) || f.GetDirection() != commonv1.Direction_DIRECTION_UP ||
+					!bytes.Equal(f.GetPayload(), bytes.Repeat([]byte{byte(i)}, i%2000)) ||
+					f.GetHints().GetPriority() != uint32(i%3) || f.GetHints().GetEphemeral() != (i%2 == 0) ||
+					!bytes.Equal(f.GetPeer(), []byte{byte(i)}) || f.GetProtocol() != "p" {
+					t.Fatalf("frame %d came back as %v", i, f)
 				}
 			}
 			h, err := conn.Health(ctx)
@@ -280,13 +272,8 @@ func TestInvalidFrameDoesNotKillStream(t *testing.T) {
 			if err := link.Emit(ctx, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Payload: []byte("still here")}); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case f := <-got:
-				if string(f.GetPayload()) != "still here" {
-					t.Fatalf("got %q", f.GetPayload())
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the stream died with the invalid frame")
+			if f := got.Next(t, 10*time.Second, "the frame after the invalid one (did the stream die with it?)", nil); string(f.GetPayload()) != "still here" {
+				t.Fatalf("got %q", f.GetPayload())
 			}
 		})
 	}

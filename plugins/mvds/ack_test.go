@@ -19,6 +19,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
 
@@ -446,9 +447,9 @@ func TestMigrationFromVersion1(t *testing.T) {
 }
 
 // gatedOut is an Emitter that holds every Emit until open is closed (or
-// its context ends), then keeps the frames.
+// its context ends), then records the frames.
 type gatedOut struct {
-	capture
+	sdktest.Recorder
 	open chan struct{}
 }
 
@@ -458,15 +459,13 @@ func (g *gatedOut) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return g.capture.Emit(ctx, frames...)
+	return g.Recorder.Emit(ctx, frames...)
 }
 
-// upIDs returns the message ids of the UP frames captured.
-func (c *capture) upIDs() []ID {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// upIDs returns the message ids of the UP frames among frames.
+func upIDs(frames []*commonv1.Frame) []ID {
 	var out []ID
-	for _, f := range c.frames {
+	for _, f := range frames {
 		if f.GetDirection() == commonv1.Direction_DIRECTION_UP {
 			out = append(out, ID(f.GetMessageId()))
 		}
@@ -525,10 +524,10 @@ func TestLayerRedelivery(t *testing.T) {
 	const n = 2*redeliveryPage + 88
 	msgs, ids := chainFrom(t, identity("b"), 1, n+1, "layer")
 
-	first := &capture{}
+	first := &sdktest.Recorder{}
 	l := openLayer(t, dir, first)
 	l.HandleBatch(ctx, upBatch(t, 7, shuffled(msgs[:n])...))
-	if got := first.upIDs(); !slices.Equal(got, ids[:n]) {
+	if got := upIDs(first.Take()); !slices.Equal(got, ids[:n]) {
 		t.Fatalf("delivered %d messages, want the chain of %d in order", len(got), n)
 	}
 	c := l.Health(ctx).GetCounters()
@@ -556,11 +555,11 @@ func TestLayerRedelivery(t *testing.T) {
 	close(gated.open)
 	waitDone(t, "HandleBatch", handled)
 	waitDone(t, "the redelivery", l.redeliverDone)
-	if got := gated.upIDs(); !slices.Equal(got, ids) {
+	frames := gated.Take()
+	if got := upIDs(frames); !slices.Equal(got, ids) {
 		t.Fatalf("after the restart: %d UP frames, want the %d again in order, then the new one", len(got), n)
 	}
-	gated.mu.Lock()
-	for i, f := range gated.frames {
+	for i, f := range frames {
 		want := uint64(7)
 		if i == n {
 			want = 8
@@ -569,7 +568,6 @@ func TestLayerRedelivery(t *testing.T) {
 			t.Fatalf("UP frame %d: %v", i, f)
 		}
 	}
-	gated.mu.Unlock()
 	c = l.Health(ctx).GetCounters()
 	if c["delivered"] != 1 || c["redelivered"] != n || c["unacknowledged_deliveries"] != n+1 {
 		t.Fatalf("Health after the redelivery %v", c)
@@ -604,14 +602,14 @@ func TestLayerRedelivery(t *testing.T) {
 	}
 
 	// Acknowledged: nothing comes again.
-	last := &capture{}
+	last := &sdktest.Recorder{}
 	l = openLayer(t, dir, last)
 	waitDone(t, "the redelivery", l.redeliverDone)
-	if got := last.upIDs(); len(got) != 0 {
+	if got := upIDs(last.Take()); len(got) != 0 {
 		t.Fatalf("%d UP frames after every delivery was acknowledged", len(got))
 	}
 	l.HandleBatch(ctx, upBatch(t, 9, msgs...))
-	if got := last.upIDs(); len(got) != 0 || l.Health(ctx).GetCounters()["duplicates"] != n+1 {
+	if got := upIDs(last.Take()); len(got) != 0 || l.Health(ctx).GetCounters()["duplicates"] != n+1 {
 		t.Fatalf("copies of acknowledged messages: %d UP frames, counters %v", len(got), l.Health(ctx).GetCounters())
 	}
 	if err := l.Stop(ctx); err != nil {
@@ -625,7 +623,7 @@ func TestLayerStopDuringRedelivery(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	msgs, ids := chainFrom(t, identity("b"), 1, 3, "stop")
-	l := openLayer(t, dir, &capture{})
+	l := openLayer(t, dir, &sdktest.Recorder{})
 	l.HandleBatch(ctx, upBatch(t, 1, msgs...))
 	if err := l.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -639,10 +637,10 @@ func TestLayerStopDuringRedelivery(t *testing.T) {
 		}
 	}()
 	waitDone(t, "Stop", stopped)
-	again := &capture{}
+	again := &sdktest.Recorder{}
 	l = openLayer(t, dir, again)
 	waitDone(t, "the redelivery", l.redeliverDone)
-	if got := again.upIDs(); !slices.Equal(got, ids) {
+	if got := upIDs(again.Take()); !slices.Equal(got, ids) {
 		t.Fatalf("redelivered %v, want %v", got, ids)
 	}
 	// The SDK refuses a second Start (sdk.Lifecycle), so it cannot deliver
@@ -650,7 +648,7 @@ func TestLayerStopDuringRedelivery(t *testing.T) {
 	if _, err := l.Start(ctx, &commonv1.StartRequest{}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("a second Start: %v, want FailedPrecondition", err)
 	}
-	if got := again.upIDs(); len(got) != len(ids) {
+	if got := upIDs(again.Take()); len(got) != 0 {
 		t.Fatalf("a second Start delivered again: %d UP frames", len(got))
 	}
 }

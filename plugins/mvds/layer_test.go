@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,6 +14,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // TestSchemaCoversConfig: every key of the config struct is in the schema
@@ -85,26 +85,11 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-// capture is an sdk.Emitter that keeps what a layer emits.
-type capture struct {
-	mu     sync.Mutex
-	frames []*commonv1.Frame
-}
-
-func (c *capture) Emit(_ context.Context, frames ...*commonv1.Frame) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.frames = append(c.frames, frames...)
-	return nil
-}
-
-func (c *capture) EmitEvent(context.Context, *commonv1.Event) error { return nil }
-
 func startLayer(t *testing.T, id []byte) *managed {
 	t.Helper()
 	l := manage(New())
 	ctx := context.Background()
-	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: `{"epoch": "1m"}`, DataDir: t.TempDir(), NodeIdentity: id}, sdk.Env{Logger: hclog.NewNullLogger(), Out: &capture{}}); err != nil {
+	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: `{"epoch": "1m"}`, DataDir: t.TempDir(), NodeIdentity: id}, sdk.Env{Logger: hclog.NewNullLogger(), Out: &sdktest.Recorder{}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Start(ctx, &commonv1.StartRequest{}); err != nil {
@@ -123,10 +108,10 @@ func TestLayerLifecycle(t *testing.T) {
 	if _, err := l.Start(ctx, &commonv1.StartRequest{}); err == nil {
 		t.Fatal("Start before Configure succeeded")
 	}
-	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{DataDir: t.TempDir(), NodeIdentity: []byte{1}}, sdk.Env{Logger: hclog.NewNullLogger(), Out: &capture{}}); err == nil {
+	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{DataDir: t.TempDir(), NodeIdentity: []byte{1}}, sdk.Env{Logger: hclog.NewNullLogger(), Out: &sdktest.Recorder{}}); err == nil {
 		t.Fatal("a 1-byte identity was accepted")
 	}
-	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{}, sdk.Env{Logger: hclog.NewNullLogger(), Out: &capture{}}); err == nil {
+	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{}, sdk.Env{Logger: hclog.NewNullLogger(), Out: &sdktest.Recorder{}}); err == nil {
 		t.Fatal("no data dir was accepted")
 	}
 	l = startLayer(t, identity("a"))

@@ -12,8 +12,10 @@ import (
 
 // Recorder keeps what a layer emits, for tests. It is an sdk.Emitter, for
 // tests that drive a layer's methods directly (Configure with
-// sdk.Env{Out: r}, then HandleBatch), and its Handle method is the callback
-// of sdk.Conn.Open, for tests that go through Open. It is safe for
+// sdk.Env{Out: r}, then HandleBatch); its Handle method is the callback of
+// sdk.Conn.Open, for tests that go through Open; its Keep method is the App
+// of a Stack. A test that needs a host that misbehaves (one that holds or
+// loses frames) embeds a Recorder in an Emitter of its own. It is safe for
 // concurrent use; the zero value is ready.
 type Recorder struct {
 	mu      sync.Mutex
@@ -46,6 +48,16 @@ func (r *Recorder) Handle(b *commonv1.Batch) {
 	defer r.mu.Unlock()
 	r.frames = append(r.frames, b.GetFrames()...)
 	r.events = append(r.events, b.GetEvents()...)
+	r.wake()
+}
+
+// Keep keeps frames; it is the App of a StackConfig, so that a test of a
+// Stack records what reaches the application as it records a layer's
+// output.
+func (r *Recorder) Keep(frames []*commonv1.Frame) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frames = append(r.frames, frames...)
 	r.wake()
 }
 

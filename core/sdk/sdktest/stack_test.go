@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/pipeline"
@@ -18,23 +19,15 @@ import (
 // observer sees each one, and the boundary counts both directions.
 func TestStackRoutesAndCounts(t *testing.T) {
 	var (
+		app   sdktest.Recorder
 		mu    sync.Mutex
-		app   []*commonv1.Frame
 		seen  int
-		wait  = make(chan struct{})
 		count = 100
 	)
 	open := sdktest.Open(sdktest.InProcess, commonv1.LayerKind_LAYER_KIND_PRIVACY, func() sdk.Layer { return echolayer.New() }, "")
 	st := sdktest.NewStack(t, sdktest.StackConfig{
 		Layers: []sdktest.StackLayer{{Name: "echo", Open: open}},
-		App: func(fs []*commonv1.Frame) {
-			mu.Lock()
-			defer mu.Unlock()
-			app = append(app, fs...)
-			if len(app) == count {
-				close(wait)
-			}
-		},
+		App:    app.Keep,
 		Input: func(layer string, f *commonv1.Frame, ev *commonv1.Event) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -49,14 +42,17 @@ func TestStackRoutesAndCounts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	<-wait
-	mu.Lock()
-	defer mu.Unlock()
-	for i, f := range app {
+	for i := range count {
+		f := app.Next(t, 10*time.Second, fmt.Sprintf("frame %d at the app", i), nil)
 		if f.GetTraceId() != uint64(1000+i) || string(f.GetPayload()) != fmt.Sprint(i) {
 			t.Fatalf("frame %d came back as trace %d payload %q", i, f.GetTraceId(), f.GetPayload())
 		}
 	}
+	if extra := app.Take(); len(extra) != 0 {
+		t.Fatalf("%d frames more than were sent reached the app", len(extra))
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	if seen != count {
 		t.Errorf("the observer saw %d frames handed to the layer, want %d", seen, count)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,36 +14,13 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	securev1 "github.com/strata-msg/strata/core/api/secure/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
-
-// collector is an sdk.Emitter that keeps what the layer emits.
-type collector struct {
-	mu     sync.Mutex
-	frames []*commonv1.Frame
-}
-
-func (c *collector) Emit(_ context.Context, frames ...*commonv1.Frame) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.frames = append(c.frames, frames...)
-	return nil
-}
-
-func (c *collector) EmitEvent(context.Context, *commonv1.Event) error { return nil }
-
-// take returns and forgets what was emitted.
-func (c *collector) take() []*commonv1.Frame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f := c.frames
-	c.frames = nil
-	return f
-}
 
 // node is a started layer driven directly, without the SDK's runtime.
 type node struct {
 	l       *Layer
-	out     *collector
+	out     *sdktest.Recorder
 	id      []byte
 	section []byte
 }
@@ -53,7 +29,7 @@ func identity(b byte) []byte { return bytes.Repeat([]byte{b}, identitySize) }
 
 func startNode(t *testing.T, dir string, id []byte) *node {
 	t.Helper()
-	n := &node{l: New(), out: &collector{}, id: id}
+	n := &node{l: New(), out: &sdktest.Recorder{}, id: id}
 	ctx := context.Background()
 	if _, err := n.l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: "{}", DataDir: dir, NodeIdentity: id}, sdk.Env{Logger: hclog.NewNullLogger(), Out: n.out}); err != nil {
 		t.Fatalf("Configure: %v", err)
@@ -76,7 +52,7 @@ func (n *node) add(t *testing.T, c *node) {
 
 func (n *node) handle(frames ...*commonv1.Frame) []*commonv1.Frame {
 	n.l.HandleBatch(context.Background(), &commonv1.Batch{Frames: frames})
-	return n.out.take()
+	return n.out.Take()
 }
 
 func (n *node) counter(name string) uint64 {
@@ -333,7 +309,7 @@ func TestWithoutIdentity(t *testing.T) {
 		t.Fatalf("dropped_no_identity = %d, want 2", got)
 	}
 	l := New()
-	_, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{DataDir: t.TempDir(), NodeIdentity: identity(1)[:31]}, sdk.Env{Out: &collector{}})
+	_, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{DataDir: t.TempDir(), NodeIdentity: identity(1)[:31]}, sdk.Env{Out: &sdktest.Recorder{}})
 	if err == nil {
 		t.Fatal("a 31-byte node identity was accepted")
 	}

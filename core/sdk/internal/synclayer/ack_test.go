@@ -82,20 +82,20 @@ func restart(t *testing.T, n *node, name, dir string, members ...[]byte) *node {
 func fourMessages(t *testing.T, a, b *node) ([][]byte, []*commonv1.Frame) {
 	t.Helper()
 	m1 := a.send(t, "m1")
-	f1 := a.out.take(commonv1.Direction_DIRECTION_DOWN)
+	f1 := a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 	m2 := a.send(t, "m2", m1)
-	f2 := a.out.take(commonv1.Direction_DIRECTION_DOWN)
+	f2 := a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 	m3 := a.send(t, "m3", m2)
-	f3 := a.out.take(commonv1.Direction_DIRECTION_DOWN)
+	f3 := a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 	m4 := a.send(t, "m4")
-	f4 := a.out.take(commonv1.Direction_DIRECTION_DOWN)
+	f4 := a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 	b.deliverTo(a.id, f2...)
 	b.deliverTo(a.id, f1...)
 	b.deliverTo(a.id, f4...)
 	b.deliverTo(a.id, f3...)
 	ids := [][]byte{m1, m2, m3, m4}
-	wantUps(t, "first delivery", b.out.take(commonv1.Direction_DIRECTION_UP), m1, m2, m4, m3)
-	b.out.take(commonv1.Direction_DIRECTION_DOWN) // b's acks to a
+	wantUps(t, "first delivery", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m1, m2, m4, m3)
+	b.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN) // b's acks to a
 	return ids, append(append(append(f1, f2...), f3...), f4...)
 }
 
@@ -113,7 +113,7 @@ func TestRedeliversUnacknowledgedInOrder(t *testing.T) {
 	// Every Start redelivers, in the order of first delivery.
 	for i := range 2 {
 		b = restart(t, b, "b", dir, members...)
-		ups := b.out.take(commonv1.Direction_DIRECTION_UP)
+		ups := b.out.TakeDirection(commonv1.Direction_DIRECTION_UP)
 		wantUps(t, fmt.Sprintf("restart %d", i+1), ups, m1, m2, m4, m3)
 		for j, f := range ups {
 			want := []string{"m1", "m2", "m4", "m3"}[j]
@@ -133,10 +133,10 @@ func TestRedeliversUnacknowledgedInOrder(t *testing.T) {
 
 	// What a sends again is a duplicate, acked and not delivered.
 	b.deliverTo(a.id, frames...)
-	if ups := b.out.take(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
+	if ups := b.out.TakeDirection(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
 		t.Fatalf("a duplicate went up after a restart: %v", ups)
 	}
-	if acks := b.out.take(commonv1.Direction_DIRECTION_DOWN); len(acks) == 0 {
+	if acks := b.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN); len(acks) == 0 {
 		t.Fatal("the duplicates drew no ack")
 	}
 
@@ -145,11 +145,11 @@ func TestRedeliversUnacknowledgedInOrder(t *testing.T) {
 		t.Fatalf("after acking 2, unacknowledged_deliveries = %d, want 2", got)
 	}
 	b = restart(t, b, "b", dir, members...)
-	wantUps(t, "after acking m1 and m2", b.out.take(commonv1.Direction_DIRECTION_UP), m4, m3)
+	wantUps(t, "after acking m1 and m2", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m4, m3)
 
 	b.ack(t, m3, m4)
 	b = restart(t, b, "b", dir, members...)
-	wantUps(t, "after acking everything", b.out.take(commonv1.Direction_DIRECTION_UP))
+	wantUps(t, "after acking everything", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP))
 	for name, want := range map[string]uint64{"redelivered": 0, "unacknowledged_deliveries": 0} {
 		if got := b.counter(name); got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
@@ -169,18 +169,16 @@ func TestAckIsDurableAcrossACrash(t *testing.T) {
 	b := startNodeWith(t, lossy, "b", dir, "1m", members...)
 
 	m1 := a.send(t, "m1")
-	b.deliverTo(a.id, a.out.take(commonv1.Direction_DIRECTION_DOWN)...)
-	wantUps(t, "m1", b.out.take(commonv1.Direction_DIRECTION_UP), m1)
+	b.deliverTo(a.id, a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)...)
+	wantUps(t, "m1", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m1)
 	b.ack(t, m1)
 	m2 := a.send(t, "m2", m1)
-	b.deliverTo(a.id, a.out.take(commonv1.Direction_DIRECTION_DOWN)...)
-	wantUps(t, "m2", b.out.take(commonv1.Direction_DIRECTION_UP), m2)
-	lossy.mu.Lock()
-	lossy.loseUp = true
-	lossy.mu.Unlock()
+	b.deliverTo(a.id, a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)...)
+	wantUps(t, "m2", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m2)
+	lossy.loseUp.Store(true)
 	m3 := a.send(t, "m3, its UP frame lost", m2)
-	b.deliverTo(a.id, a.out.take(commonv1.Direction_DIRECTION_DOWN)...)
-	if ups := b.out.take(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
+	b.deliverTo(a.id, a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)...)
+	if ups := b.out.TakeDirection(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
 		t.Fatalf("the lost frame arrived: %v", ups)
 	}
 	b.ack(t, m2)
@@ -188,7 +186,7 @@ func TestAckIsDurableAcrossACrash(t *testing.T) {
 	img := crashImage(t, dir) // b is never stopped on img: it crashed
 	b2 := startNode(t, "b", img, "1m", members...)
 	b2.settled()
-	wantUps(t, "after the crash", b2.out.take(commonv1.Direction_DIRECTION_UP), m3)
+	wantUps(t, "after the crash", b2.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m3)
 	if st := b2.state(t); st.GetMessages() != 3 || st.GetDelivered() != 3 {
 		t.Fatalf("after the crash, State is %v, want 3 messages delivered", st)
 	}
@@ -206,22 +204,22 @@ func TestAckIgnores(t *testing.T) {
 	}
 
 	m1 := a.send(t, "m1")
-	f1 := a.out.take(commonv1.Direction_DIRECTION_DOWN)
+	f1 := a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 	m2 := a.send(t, "m2, pending at b", m1)
-	b.deliverTo(a.id, a.out.take(commonv1.Direction_DIRECTION_DOWN)...)
+	b.deliverTo(a.id, a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)...)
 	e, err := a.l.Send(ctx, &syncv1.SendRequest{Group: testGroup, Payload: []byte("e"), Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.deliverTo(a.id, a.out.take(commonv1.Direction_DIRECTION_DOWN)...)
-	wantUps(t, "the ephemeral message", b.out.take(commonv1.Direction_DIRECTION_UP), e.GetMessageId())
+	b.deliverTo(a.id, a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)...)
+	wantUps(t, "the ephemeral message", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), e.GetMessageId())
 	own := b.send(t, "b's own")
-	b.out.take(commonv1.Direction_DIRECTION_DOWN)
+	b.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 
 	// Delivered m0, to show the ignored acks leave it unacknowledged.
 	m0 := a.send(t, "m0")
-	b.deliverTo(a.id, a.out.take(commonv1.Direction_DIRECTION_DOWN)...)
-	wantUps(t, "m0", b.out.take(commonv1.Direction_DIRECTION_UP), m0)
+	b.deliverTo(a.id, a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)...)
+	wantUps(t, "m0", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m0)
 
 	size := logSize(t, dir)
 	unknown := testID(7)
@@ -253,14 +251,14 @@ func TestAckIgnores(t *testing.T) {
 
 	// m2's ack was ignored: once delivered, it is unacknowledged.
 	b.deliverTo(a.id, f1...)
-	wantUps(t, "m1 and then m2", b.out.take(commonv1.Direction_DIRECTION_UP), m1, m2)
+	wantUps(t, "m1 and then m2", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m1, m2)
 	b.ack(t, m1, m1) // twice in one call
 	b.ack(t, m1)     // and again
 	if got := logSize(t, dir); got <= size {
 		t.Fatal("the ack of m1 wrote nothing")
 	}
 	b = restart(t, b, "b", dir, members...)
-	wantUps(t, "after a restart", b.out.take(commonv1.Direction_DIRECTION_UP), m0, m2)
+	wantUps(t, "after a restart", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m0, m2)
 }
 
 // TestReplayWithAcksAndATornTail checks the store a layer wrote, acks
@@ -294,7 +292,7 @@ func TestReplayWithAcksAndATornTail(t *testing.T) {
 
 	b = startNode(t, "b", dir, "1m", members...)
 	b.settled()
-	wantUps(t, "after the torn ack", b.out.take(commonv1.Direction_DIRECTION_UP), m1, m4, m3)
+	wantUps(t, "after the torn ack", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m1, m4, m3)
 	if err := b.l.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +325,7 @@ func TestReplayWithAcksAndATornTail(t *testing.T) {
 	}
 	b = startNode(t, "b", dir, "1m", members...)
 	b.settled()
-	wantUps(t, "after the whole ack", b.out.take(commonv1.Direction_DIRECTION_UP), m1, m3)
+	wantUps(t, "after the whole ack", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m1, m3)
 }
 
 // TestStartDoesNotWaitForEmit checks that Start returns while the host
@@ -339,8 +337,8 @@ func TestStartDoesNotWaitForEmit(t *testing.T) {
 	dir := t.TempDir()
 	b := startNode(t, "b", dir, "1m", members...)
 	m1 := a.send(t, "m1")
-	b.deliverTo(a.id, a.out.take(commonv1.Direction_DIRECTION_DOWN)...)
-	wantUps(t, "m1", b.out.take(commonv1.Direction_DIRECTION_UP), m1)
+	b.deliverTo(a.id, a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)...)
+	wantUps(t, "m1", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m1)
 	if err := b.l.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -371,13 +369,13 @@ func TestStartDoesNotWaitForEmit(t *testing.T) {
 	handled := make(chan struct{})
 	go func() {
 		defer close(handled)
-		b.deliverTo(a.id, a.out.take(commonv1.Direction_DIRECTION_DOWN)...)
+		b.deliverTo(a.id, a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)...)
 	}()
 	time.Sleep(20 * time.Millisecond)
 	close(blocked.block)
 	<-handled
 	b.settled()
-	wantUps(t, "redelivery, then the new message", b.out.take(commonv1.Direction_DIRECTION_UP), m1, m2)
+	wantUps(t, "redelivery, then the new message", b.out.TakeDirection(commonv1.Direction_DIRECTION_UP), m1, m2)
 
 	// A Start whose emission never ends does not keep Stop waiting.
 	if err := b.l.Stop(context.Background()); err != nil {
@@ -395,7 +393,7 @@ func TestStartDoesNotWaitForEmit(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Stop waits for an emission the host never takes")
 	}
-	if ups := stuck.take(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
+	if ups := stuck.TakeDirection(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
 		t.Fatalf("emitted %v", ups)
 	}
 }

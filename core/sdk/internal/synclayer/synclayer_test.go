@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,58 +14,33 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
-// capture is an sdk.Emitter that keeps what a layer emits.
+// capture is the host a layer emits to in these tests: an sdktest.Recorder
+// that can lose UP frames, as a host that dies before it takes them would
+// (loseUp), or hold them until block is closed or ctx ends (block, set
+// before the layer starts).
 type capture struct {
-	mu     sync.Mutex
-	frames []*commonv1.Frame
-	// loseUp makes Emit lose UP frames, as a host that dies before it
-	// takes them would.
-	loseUp bool
-	// block, when set, makes an Emit with UP frames wait until it is
-	// closed or ctx ends.
-	block chan struct{}
+	sdktest.Recorder
+	loseUp atomic.Bool
+	block  chan struct{}
 }
 
+// Emit implements sdk.Emitter.
 func (c *capture) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
-	c.mu.Lock()
-	block := c.block
-	c.mu.Unlock()
-	if block != nil && slices.ContainsFunc(frames, func(f *commonv1.Frame) bool { return f.GetDirection() == commonv1.Direction_DIRECTION_UP }) {
+	isUp := func(f *commonv1.Frame) bool { return f.GetDirection() == commonv1.Direction_DIRECTION_UP }
+	if c.block != nil && slices.ContainsFunc(frames, isUp) {
 		select {
-		case <-block:
+		case <-c.block:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, f := range frames {
-		if c.loseUp && f.GetDirection() == commonv1.Direction_DIRECTION_UP {
-			continue
-		}
-		c.frames = append(c.frames, f)
+	if c.loseUp.Load() {
+		frames = slices.DeleteFunc(slices.Clone(frames), isUp)
 	}
-	return nil
-}
-
-func (c *capture) EmitEvent(context.Context, *commonv1.Event) error { return nil }
-
-// take returns and forgets what was emitted in the given direction.
-func (c *capture) take(dir commonv1.Direction) []*commonv1.Frame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var got, rest []*commonv1.Frame
-	for _, f := range c.frames {
-		if f.GetDirection() == dir {
-			got = append(got, f)
-		} else {
-			rest = append(rest, f)
-		}
-	}
-	c.frames = rest
-	return got
+	return c.Recorder.Emit(ctx, frames...)
 }
 
 func identity(name string) []byte {
@@ -154,22 +129,22 @@ func TestPendingUntilParentThenOnce(t *testing.T) {
 	b := startNode(t, "b", t.TempDir(), "1m", members...)
 
 	m1 := a.send(t, "m1")
-	f1 := a.out.take(commonv1.Direction_DIRECTION_DOWN)
+	f1 := a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 	m2 := a.send(t, "m2", m1)
-	f2 := a.out.take(commonv1.Direction_DIRECTION_DOWN)
+	f2 := a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 	if len(f1) != 1 || len(f2) != 1 {
 		t.Fatalf("a emitted %d and %d frames, want one per message for the one other member", len(f1), len(f2))
 	}
 
 	b.deliverTo(a.id, f2...)
-	if ups := b.out.take(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
+	if ups := b.out.TakeDirection(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
 		t.Fatalf("m2 went up before its parent: %v", ups)
 	}
 	if st := b.state(t); st.GetPending() != 1 {
 		t.Fatalf("State %v, want 1 pending", st)
 	}
 	b.deliverTo(a.id, f1...)
-	ups := b.out.take(commonv1.Direction_DIRECTION_UP)
+	ups := b.out.TakeDirection(commonv1.Direction_DIRECTION_UP)
 	if len(ups) != 2 || !bytes.Equal(ups[0].GetMessageId(), m1) || !bytes.Equal(ups[1].GetMessageId(), m2) {
 		t.Fatalf("delivered %v, want m1 then m2", ups)
 	}
@@ -178,7 +153,7 @@ func TestPendingUntilParentThenOnce(t *testing.T) {
 	}
 
 	b.deliverTo(a.id, f1...)
-	if ups := b.out.take(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
+	if ups := b.out.TakeDirection(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
 		t.Fatalf("a duplicate went up: %v", ups)
 	}
 	if got := b.counter("duplicates"); got != 1 {
@@ -188,7 +163,7 @@ func TestPendingUntilParentThenOnce(t *testing.T) {
 		t.Fatalf("State %v, want 2 messages, 2 delivered, none pending", st)
 	}
 
-	a.deliverTo(b.id, b.out.take(commonv1.Direction_DIRECTION_DOWN)...)
+	a.deliverTo(b.id, b.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)...)
 	if st := a.state(t); st.GetUnacknowledged() != 0 {
 		t.Fatalf("after b's acks, a's State is %v, want none unacknowledged", st)
 	}
@@ -199,15 +174,15 @@ func TestDropsAndCounts(t *testing.T) {
 	a := startNode(t, "a", t.TempDir(), "1m", members...)
 	x := startNode(t, "x", t.TempDir(), "1m", identity("x"), identity("a"))
 	x.send(t, "from an outsider")
-	fx := x.out.take(commonv1.Direction_DIRECTION_DOWN)
+	fx := x.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 
 	a.deliverTo(x.id, fx...)
 	a.deliverTo(identity("b"), &commonv1.Frame{Conversation: testGroup, Payload: []byte{1, 9}})
 	a.l.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: testGroup, Payload: []byte("x")}}})
-	if out := a.out.take(commonv1.Direction_DIRECTION_UP); len(out) != 0 {
+	if out := a.out.TakeDirection(commonv1.Direction_DIRECTION_UP); len(out) != 0 {
 		t.Fatalf("delivered %v", out)
 	}
-	if out := a.out.take(commonv1.Direction_DIRECTION_DOWN); len(out) != 0 {
+	if out := a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN); len(out) != 0 {
 		t.Fatalf("answered with %v", out)
 	}
 	for name, want := range map[string]uint64{"dropped_non_member": 1, "dropped_malformed": 1, "ignored_down": 1, "delivered": 0} {
@@ -243,7 +218,7 @@ func TestRetransmitsUntilAckedAndAfterRestart(t *testing.T) {
 			t.Fatal("no retransmission after the restart")
 		}
 		time.Sleep(5 * time.Millisecond)
-		frames = a.out.take(commonv1.Direction_DIRECTION_DOWN)
+		frames = a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 	}
 	ack := &commonv1.Frame{Conversation: testGroup, Payload: encodeAck([]ID{ID(m)})}
 	a.deliverTo(identity("b"), ack)
@@ -258,9 +233,9 @@ func TestReceiverRestartDeliversNothingAckedTwice(t *testing.T) {
 	dir := t.TempDir()
 	b := startNode(t, "b", dir, "1m", members...)
 	m := a.send(t, "m")
-	f := a.out.take(commonv1.Direction_DIRECTION_DOWN)
+	f := a.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN)
 	b.deliverTo(a.id, f...)
-	if ups := b.out.take(commonv1.Direction_DIRECTION_UP); len(ups) != 1 {
+	if ups := b.out.TakeDirection(commonv1.Direction_DIRECTION_UP); len(ups) != 1 {
 		t.Fatalf("delivered %d, want 1", len(ups))
 	}
 	b.ack(t, m)
@@ -270,10 +245,10 @@ func TestReceiverRestartDeliversNothingAckedTwice(t *testing.T) {
 	b = startNode(t, "b", dir, "1m", members...)
 	b.settled()
 	b.deliverTo(a.id, f...)
-	if ups := b.out.take(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
+	if ups := b.out.TakeDirection(commonv1.Direction_DIRECTION_UP); len(ups) != 0 {
 		t.Fatalf("delivered again after a restart: %v", ups)
 	}
-	if acks := b.out.take(commonv1.Direction_DIRECTION_DOWN); len(acks) != 1 {
+	if acks := b.out.TakeDirection(commonv1.Direction_DIRECTION_DOWN); len(acks) != 1 {
 		t.Fatalf("the duplicate drew %d acks, want 1", len(acks))
 	}
 }
