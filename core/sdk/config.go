@@ -214,7 +214,7 @@ func coerce(f *commonv1.ConfigField, v any) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if f.GetHasBounds() && (n < f.GetMin() || n > f.GetMax()) {
+		if f.GetHasBounds() && !(n >= f.GetMin() && n <= f.GetMax()) { // also refuses NaN
 			return nil, &ConfigError{Key: key, Problem: "is " + DescribeValue(v) + ", out of range", Fix: fmt.Sprintf("use a value from %s to %s",
 				strconv.FormatFloat(f.GetMin(), 'f', -1, 64), strconv.FormatFloat(f.GetMax(), 'f', -1, 64))}
 		}

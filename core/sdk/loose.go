@@ -69,10 +69,12 @@ func (d Loose) Bool(key string, v any) (bool, error) {
 	return false, d.fail(key, v, "want true or false", "write true or false")
 }
 
-// Float reads a finite number; without Strict also a string holding one.
+// Float reads a number; without Strict also a string holding a finite
+// one. A NaN or infinite float (YAML's .nan, .inf) is read as it is, for
+// the caller's range check to refuse as out of range.
 func (d Loose) Float(key string, v any) (float64, error) {
 	f, ok := d.float(v)
-	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+	if _, isString := v.(string); !ok || isString && (math.IsNaN(f) || math.IsInf(f, 0)) {
 		return 0, d.fail(key, v, "want a number", "write a number such as 3 or 0.5")
 	}
 	return f, nil

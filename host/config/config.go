@@ -320,66 +320,46 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 	}
 	cfg := &Config{Layers: map[string]Layer{}}
 	var err error
+	// One value decoder for every key (sdk.Loose): numbers, bools and
+	// durations may come as strings from the environment and flags.
+	var d sdk.Loose
 	str := func(key, def string) string {
 		if err != nil || !k.Exists(key) {
 			return def
 		}
-		s, ok := k.Get(key).(string)
-		if !ok {
-			err = &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %v, want a string", k.Get(key)), Fix: "quote the value"}
-		}
-		return s
+		var v string
+		v, err = d.String(key, k.Get(key))
+		return v
 	}
 	dur := func(key string, def time.Duration) time.Duration {
-		s := str(key, "")
-		if err != nil || s == "" {
+		if err != nil || !k.Exists(key) || k.Get(key) == "" {
 			return def
 		}
-		d, perr := time.ParseDuration(s)
-		if perr != nil || d < 0 {
-			err = &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %q, not a duration", s), Fix: `write a duration such as "500ms" or "30s"`}
+		v, derr := d.Duration(key, k.Get(key))
+		if derr == nil && v < 0 {
+			derr = &sdk.ConfigError{Key: key, Problem: "is " + sdk.DescribeValue(k.Get(key)) + ", below zero", Fix: `write a duration such as "500ms" or "30s"`}
 		}
-		return d
+		err = derr
+		return v
 	}
 	boolean := func(key string) bool {
 		if err != nil || !k.Exists(key) {
 			return false
 		}
-		switch v := k.Get(key).(type) {
-		case bool:
-			return v
-		case string:
-			switch strings.ToLower(v) {
-			case "true", "yes", "1":
-				return true
-			case "false", "no", "0", "":
-				return false
-			}
-		}
-		err = &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %v, want true or false", k.Get(key))}
-		return false
+		var v bool
+		v, err = d.Bool(key, k.Get(key))
+		return v
 	}
 	integer := func(key string) int {
 		if err != nil || !k.Exists(key) {
 			return 0
 		}
-		switch v := k.Get(key).(type) {
-		case int:
-			return v
-		case int64:
-			return int(v)
-		case float64:
-			if v == float64(int(v)) {
-				return int(v)
-			}
-		case string:
-			var n int
-			if _, serr := fmt.Sscan(v, &n); serr == nil {
-				return n
-			}
+		v, ierr := d.Int(key, k.Get(key))
+		if ierr == nil && int64(int(v)) != v {
+			ierr = &sdk.ConfigError{Key: key, Problem: "is " + sdk.DescribeValue(k.Get(key)) + ", out of range"}
 		}
-		err = &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %v, want a whole number", k.Get(key))}
-		return 0
+		err = ierr
+		return int(v)
 	}
 
 	cfg.Node.Name = str("node.name", "strata")
@@ -673,24 +653,13 @@ func IsConfigError(err error) bool {
 
 // stringList reads a list of strings; one string counts as a list of one.
 func stringList(v any, key string) ([]string, error) {
-	switch v := v.(type) {
-	case string:
-		if v == "" {
-			return nil, nil
-		}
-		return []string{v}, nil
-	case []string:
-		return v, nil
-	case []any:
-		out := make([]string, 0, len(v))
-		for i, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return nil, &sdk.ConfigError{Key: fmt.Sprintf("%s[%d]", key, i), Problem: fmt.Sprintf("is %v, want a string", e), Fix: "give each entry as a quoted string"}
-			}
-			out = append(out, s)
-		}
-		return out, nil
+	l, err := sdk.Loose{}.StringList(key, v)
+	var ce *sdk.ConfigError
+	if errors.As(err, &ce) && ce.Key == key {
+		ce.Fix = `write it as ["strata:card:...", ...]`
 	}
-	return nil, &sdk.ConfigError{Key: key, Problem: fmt.Sprintf("is %v, want a list of strings", v), Fix: `write it as ["strata:card:...", ...]`}
+	if err != nil || len(l) == 0 {
+		return nil, err
+	}
+	return l, nil
 }

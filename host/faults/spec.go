@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -234,20 +233,20 @@ func unknownSpecKey(key string) error {
 
 func probability(key string, v any) (float64, error) {
 	const fix = "write a probability from 0 to 1, such as 0.3"
-	f, ok := toFloat(v)
-	if !ok {
-		return 0, &sdk.ConfigError{Key: key, Problem: "is " + describe(v) + ", want a number", Fix: fix}
+	f, err := sdk.Loose{Fix: fix}.Float(key, v)
+	if err != nil {
+		return 0, err
 	}
-	if !(f >= 0 && f <= 1) { // also refuses NaN
+	if !(f >= 0 && f <= 1) {
 		return 0, &sdk.ConfigError{Key: key, Problem: "is " + describe(v) + ", out of range", Fix: fix}
 	}
 	return f, nil
 }
 
 func integer(key string, v any, lo, hi int64, fix string) (int64, error) {
-	n, ok := toInt(v)
-	if !ok {
-		return 0, &sdk.ConfigError{Key: key, Problem: "is " + describe(v) + ", want a whole number", Fix: fix}
+	n, err := sdk.Loose{Fix: fix}.Int(key, v)
+	if err != nil {
+		return 0, err
 	}
 	if n < lo || n > hi {
 		return 0, &sdk.ConfigError{Key: key, Problem: "is " + describe(v) + ", out of range", Fix: fix}
@@ -257,17 +256,9 @@ func integer(key string, v any, lo, hi int64, fix string) (int64, error) {
 
 func duration(key string, v any) (time.Duration, error) {
 	const fix = `write a duration string from "0s" to "1h", such as "20ms" or "1.5s"`
-	s, ok := v.(string)
-	if !ok {
-		p := "is " + describe(v) + ", want a duration string"
-		if _, num := toFloat(v); num {
-			p += " (a bare number is not accepted: its unit would be a guess)"
-		}
-		return 0, &sdk.ConfigError{Key: key, Problem: p, Fix: fix}
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(s))
+	d, err := sdk.Loose{Fix: fix}.Duration(key, v)
 	if err != nil {
-		return 0, &sdk.ConfigError{Key: key, Problem: "is " + describe(v) + ", not a duration", Fix: fix}
+		return 0, err
 	}
 	if d < 0 || d > MaxDelay {
 		return 0, &sdk.ConfigError{Key: key, Problem: "is " + describe(v) + ", out of range", Fix: fix}
@@ -277,9 +268,9 @@ func duration(key string, v any) (time.Duration, error) {
 
 func direction(key string, v any) (string, error) {
 	const fix = `write "both", "up" (towards the application) or "down" (towards the wire)`
-	s, ok := v.(string)
-	if !ok {
-		return "", &sdk.ConfigError{Key: key, Problem: "is " + describe(v) + ", want a string", Fix: fix}
+	s, err := sdk.Loose{Fix: fix}.String(key, v)
+	if err != nil {
+		return "", err
 	}
 	switch d := strings.ToLower(strings.TrimSpace(s)); d {
 	case DirectionBoth, DirectionUp, DirectionDown:
@@ -288,98 +279,8 @@ func direction(key string, v any) (string, error) {
 	return "", &sdk.ConfigError{Key: key, Problem: "is " + describe(v) + ", not a direction", Fix: fix}
 }
 
-// toFloat reads a number given as any integer or float type or as a string.
-func toFloat(v any) (float64, bool) {
-	switch n := v.(type) {
-	case int:
-		return float64(n), true
-	case int8:
-		return float64(n), true
-	case int16:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case uint:
-		return float64(n), true
-	case uint8:
-		return float64(n), true
-	case uint16:
-		return float64(n), true
-	case uint32:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case float32:
-		return float64(n), true
-	case float64:
-		return n, true
-	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0, false
-		}
-		return f, true
-	}
-	return 0, false
-}
-
-// toInt reads a whole number given as any integer type, as a float with no
-// fraction, or as a string holding a decimal integer.
-func toInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int:
-		return int64(n), true
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint:
-		return int64(n), uint64(n) <= math.MaxInt64
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint64:
-		return int64(n), n <= math.MaxInt64
-	case float32:
-		return floatInt(float64(n))
-	case float64:
-		return floatInt(n)
-	case string:
-		i, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64)
-		return i, err == nil
-	}
-	return 0, false
-}
-
-func floatInt(f float64) (int64, bool) {
-	// -2^63 is an int64; 2^63 is not.
-	if f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {
-		return 0, false
-	}
-	return int64(f), true
-}
-
 // describe renders a config value for an error message.
-func describe(v any) string {
-	switch x := v.(type) {
-	case string:
-		return strconv.Quote(x)
-	case map[string]any:
-		return "a section"
-	case []any:
-		return "a list"
-	}
-	return fmt.Sprint(v)
-}
+func describe(v any) string { return sdk.DescribeValue(v) }
 
 func isBoundary(s string) bool {
 	for _, b := range boundaryNames {

@@ -1,10 +1,10 @@
 package scenario
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -290,14 +290,34 @@ func (r *reader) value(key string) any {
 	return r.k.Get(key)
 }
 
+// loose is the value decoder for key: strict, as a hand-written file
+// should be, with key's hint as the fix.
+func (r *reader) loose(key string) sdk.Loose {
+	return sdk.Loose{Strict: true, Fix: hint(r.hints + key)}
+}
+
+// keep records err, if any, as the reader's mistake.
+func (r *reader) keep(err error) bool {
+	if err == nil {
+		return true
+	}
+	if r.err == nil {
+		var ce *sdk.ConfigError
+		if errors.As(err, &ce) {
+			ce.Key = r.prefix + ce.Key
+		}
+		r.err = err
+	}
+	return false
+}
+
 func (r *reader) str(key, def string) string {
 	v := r.value(key)
 	if v == nil {
 		return def
 	}
-	s, ok := v.(string)
-	if !ok {
-		r.fail(key, "is "+describe(v)+", want a string", hint(r.hints+key))
+	s, err := r.loose(key).String(key, v)
+	if !r.keep(err) {
 		return def
 	}
 	return s
@@ -308,9 +328,8 @@ func (r *reader) int64(key string, def int64) int64 {
 	if v == nil {
 		return def
 	}
-	n, ok := toInt(v)
-	if !ok {
-		r.fail(key, "is "+describe(v)+", want a whole number", hint(r.hints+key))
+	n, err := r.loose(key).Int(key, v)
+	if !r.keep(err) {
 		return def
 	}
 	return n
@@ -330,9 +349,8 @@ func (r *reader) number(key string, def float64) float64 {
 	if v == nil {
 		return def
 	}
-	f, ok := toFloat(v)
-	if !ok {
-		r.fail(key, "is "+describe(v)+", want a number", hint(r.hints+key))
+	f, err := r.loose(key).Float(key, v)
+	if !r.keep(err) {
 		return def
 	}
 	return f
@@ -343,71 +361,15 @@ func (r *reader) duration(key string, def time.Duration) time.Duration {
 	if v == nil {
 		return def
 	}
-	s, ok := v.(string)
-	if !ok {
-		p := "is " + describe(v) + ", want a duration string"
-		if _, num := toFloat(v); num {
-			p += " (a bare number is not accepted: its unit would be a guess)"
-		}
-		r.fail(key, p, hint(r.hints+key))
-		return def
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(s))
-	if err != nil {
-		r.fail(key, "is "+describe(v)+", not a duration", hint(r.hints+key))
+	d, err := r.loose(key).Duration(key, v)
+	if !r.keep(err) {
 		return def
 	}
 	return d
 }
 
-// toInt reads a whole number given as an integer or as a float with no
-// fraction.
-func toInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint64:
-		return int64(n), n <= math.MaxInt64
-	case float64:
-		if n != math.Trunc(n) || n < -(1<<63) || n >= 1<<63 {
-			return 0, false
-		}
-		return int64(n), true
-	}
-	return 0, false
-}
-
-// toFloat reads a number given as an integer or a float.
-func toFloat(v any) (float64, bool) {
-	switch n := v.(type) {
-	case int:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case float64:
-		return n, true
-	}
-	return 0, false
-}
-
 // describe renders a value for an error message.
-func describe(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "empty"
-	case string:
-		return strconv.Quote(x)
-	case map[string]any:
-		return "a section"
-	case []any:
-		return "a list"
-	}
-	return fmt.Sprint(v)
-}
+func describe(v any) string { return sdk.DescribeValue(v) }
 
 // isEmpty reports whether v is nil or an empty section.
 func isEmpty(v any) bool {
