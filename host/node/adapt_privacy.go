@@ -14,6 +14,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
 	"github.com/strata-msg/strata/core/pipeline"
+	"github.com/strata-msg/strata/host/contacts"
 	"github.com/strata-msg/strata/host/conversations"
 )
 
@@ -275,3 +276,6 @@ func (p *publicChats) address(id []byte) ([]byte, bool) {
 	addr, ok := p.byID[string(id)]
 	return addr, ok
 }
+
+// checkRecipient implements recipientChecker.
+func (a *privacyAdapter) checkRecipient(c *contacts.Card) error { return cardSectionFor(c, a.s) }

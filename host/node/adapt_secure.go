@@ -133,3 +133,6 @@ func rawKeys(keys []ed25519.PublicKey) [][]byte {
 	}
 	return raw
 }
+
+// checkRecipient implements recipientChecker.
+func (a *secureAdapter) checkRecipient(c *contacts.Card) error { return cardSectionFor(c, a.s) }

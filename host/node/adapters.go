@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
+	"fmt"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/pipeline"
@@ -120,11 +122,41 @@ func adapterOf[T any](n *Node) (T, *slot) {
 	return zero, nil
 }
 
-// addressKind is the card section the address book indexes: that of the
-// layer whose addresses the host translates (the privacy layer).
-func (n *Node) addressKind() commonv1.LayerKind {
-	if a, _ := adapterOf[*privacyAdapter](n); a != nil {
-		return a.addressKind()
+// addressSection is the card section the address book indexes: that of
+// the layer whose addresses the host translates (the privacy layer), and
+// its plugin.
+func (n *Node) addressSection() (commonv1.LayerKind, string) {
+	if a, s := adapterOf[*privacyAdapter](n); a != nil {
+		return a.addressKind(), s.layer.Plugin
 	}
-	return commonv1.LayerKind_LAYER_KIND_UNSPECIFIED
+	return commonv1.LayerKind_LAYER_KIND_UNSPECIFIED, ""
+}
+
+// recipientChecker says why a contact cannot be reached at the adapter's
+// layer (its card has no section for this node's plugin), or nil.
+type recipientChecker interface {
+	checkRecipient(c *contacts.Card) error
+}
+
+// ErrStaleCard is returned by Send when a member's card has no section for
+// a plugin of this node's stack: it was made on another stack.
+var ErrStaleCard = errors.New("the contact's card is not for this stack")
+
+// cardSectionFor says why card c has no section for slot s's plugin, or
+// nil when it has one.
+func cardSectionFor(c *contacts.Card, s *slot) error {
+	sec, ok := c.Sections[s.kind]
+	if ok && sec.Plugin == s.layer.Plugin {
+		return nil
+	}
+	name := c.Name
+	if c.Alias != "" {
+		name = c.Alias
+	}
+	has := "none"
+	if ok {
+		has = fmt.Sprintf("one for %q", sec.Plugin)
+	}
+	return fmt.Errorf("%w: %s's card has no %s section for %q (it has %s): it was made on another stack; import %s's card from its node on this stack (strata contact import)",
+		ErrStaleCard, name, s.key, s.layer.Plugin, has, name)
 }

@@ -15,19 +15,22 @@ import (
 // nobody, and frames from it go up with no sender.
 type addressBook struct {
 	// kind is the card section that holds a contact's address at the
-	// translating layer (the privacy layer's).
+	// translating layer (the privacy layer's), and plugin the plugin it
+	// must come from: an address another privacy plugin made means
+	// nothing to this one.
 	kind      commonv1.LayerKind
+	plugin    string
 	mu        sync.RWMutex
 	byID      map[string]*contacts.Card
 	byPrivacy map[string]map[string]bool // privacy address → identity keys claiming it
 }
 
-func loadAddressBook(ctx context.Context, store *contacts.Store, kind commonv1.LayerKind) (*addressBook, error) {
+func loadAddressBook(ctx context.Context, store *contacts.Store, kind commonv1.LayerKind, plugin string) (*addressBook, error) {
 	cards, err := store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ab := &addressBook{kind: kind, byID: map[string]*contacts.Card{}, byPrivacy: map[string]map[string]bool{}}
+	ab := &addressBook{kind: kind, plugin: plugin, byID: map[string]*contacts.Card{}, byPrivacy: map[string]map[string]bool{}}
 	for _, c := range cards {
 		ab.put(c)
 	}
@@ -39,7 +42,7 @@ func (ab *addressBook) put(c *contacts.Card) {
 	defer ab.mu.Unlock()
 	id := string(c.IdentityKey)
 	if old, ok := ab.byID[id]; ok {
-		if sec, ok := old.Sections[ab.kind]; ok {
+		if sec, ok := ab.section(old); ok {
 			claims := ab.byPrivacy[string(sec.Data)]
 			delete(claims, id)
 			if len(claims) == 0 {
@@ -48,7 +51,7 @@ func (ab *addressBook) put(c *contacts.Card) {
 		}
 	}
 	ab.byID[id] = c
-	if sec, ok := c.Sections[ab.kind]; ok {
+	if sec, ok := ab.section(c); ok {
 		claims := ab.byPrivacy[string(sec.Data)]
 		if claims == nil {
 			claims = map[string]bool{}
@@ -56,6 +59,21 @@ func (ab *addressBook) put(c *contacts.Card) {
 		}
 		claims[id] = true
 	}
+}
+
+// section returns the card's address section for the translating layer's
+// plugin.
+func (ab *addressBook) section(c *contacts.Card) (contacts.Section, bool) {
+	sec, ok := c.Sections[ab.kind]
+	return sec, ok && sec.Plugin == ab.plugin
+}
+
+// card returns a contact's card.
+func (ab *addressBook) card(id []byte) (*contacts.Card, bool) {
+	ab.mu.RLock()
+	defer ab.mu.RUnlock()
+	c, ok := ab.byID[string(id)]
+	return c, ok
 }
 
 func (ab *addressBook) knows(id []byte) bool {
@@ -72,7 +90,7 @@ func (ab *addressBook) address(id []byte) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	sec, ok := c.Sections[ab.kind]
+	sec, ok := ab.section(c)
 	return sec.Data, ok
 }
 

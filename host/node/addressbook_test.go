@@ -18,7 +18,7 @@ func card(id byte, privacy string) *contacts.Card {
 }
 
 func TestAddressBook(t *testing.T) {
-	ab := &addressBook{kind: commonv1.LayerKind_LAYER_KIND_PRIVACY, byID: map[string]*contacts.Card{}, byPrivacy: map[string]map[string]bool{}}
+	ab := &addressBook{kind: commonv1.LayerKind_LAYER_KIND_PRIVACY, plugin: "none", byID: map[string]*contacts.Card{}, byPrivacy: map[string]map[string]bool{}}
 	alice, mallory := card(1, "addr-alice"), card(2, "addr-alice")
 
 	ab.put(alice)

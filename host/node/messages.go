@@ -104,6 +104,9 @@ func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts Send
 		}
 		return n.recordSent(ctx, m, opts.Ephemeral)
 	}
+	if err := n.checkRecipients(c); err != nil {
+		return nil, err
+	}
 	top := n.slots[len(n.slots)-1]
 	port, ok := top.adapter.(appPort)
 	if !ok {
@@ -113,6 +116,30 @@ func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts Send
 		return nil, err
 	}
 	return n.recordSent(ctx, m, opts.Ephemeral)
+}
+
+// checkRecipients refuses a send to a conversation with a member this
+// stack cannot reach: not a contact, or a contact whose card was made on
+// another stack (it has no section for one of this node's plugins).
+// Without the check such a send would be taken and delivered to nobody.
+func (n *Node) checkRecipients(c *conversations.Conversation) error {
+	for _, m := range c.Members {
+		if bytes.Equal(m, n.id.Public()) {
+			continue
+		}
+		card, ok := n.book.card(m)
+		if !ok {
+			return fmt.Errorf("%w: member %x of the conversation", ErrUnknownContact, []byte(m))
+		}
+		for _, s := range n.slots {
+			if rc, ok := s.adapter.(recipientChecker); ok {
+				if err := rc.checkRecipient(card); err != nil {
+					return fmt.Errorf("send: %w", err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // recordSent adds a sent message that is not ephemeral to the history as

@@ -215,7 +215,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.hist = newHistory(n.convs)
 	ackPort, _ := n.slots[len(n.slots)-1].adapter.(appAcker)
 	n.acks = newAcker(ackPort)
-	if n.book, err = loadAddressBook(ctx, n.contacts, n.addressKind()); err != nil {
+	kind, plugin := n.addressSection()
+	if n.book, err = loadAddressBook(ctx, n.contacts, kind, plugin); err != nil {
 		return err
 	}
 	for _, s := range n.slots {
@@ -608,7 +609,7 @@ func (n *Node) Check(ctx context.Context) error {
 	}
 	defer os.RemoveAll(scratch)
 	for _, s := range n.slots {
-		if _, err := s.callConfigure(ctx, filepath.Join(scratch, s.key)); err != nil {
+		if _, err := s.callConfigure(ctx, s.layerDir(scratch)); err != nil {
 			return err
 		}
 	}

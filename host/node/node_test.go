@@ -22,6 +22,8 @@ import (
 	"github.com/strata-msg/strata/core/sdk/direct"
 	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/contacts"
+	"github.com/strata-msg/strata/host/identity"
 	"github.com/strata-msg/strata/host/node"
 	"github.com/strata-msg/strata/host/plugins"
 	"github.com/strata-msg/strata/plugins/devp2p"
@@ -610,4 +612,81 @@ func TestDataDirLocked(t *testing.T) {
 		t.Fatalf("after the first node closed: %v", err)
 	}
 	third.Close(context.Background())
+}
+
+// TestSendRefusesCardOfAnotherStack: a contact whose card was made on a
+// stack with another privacy plugin cannot be reached here; a send to a
+// conversation with it fails and says what to re-import, instead of being
+// taken and delivered to nobody.
+func TestSendRefusesCardOfAnotherStack(t *testing.T) {
+	dir := t.TempDir()
+	a := startNode(t, loadConfig(t, "a", config.ModeInProc, dir, ""))
+	id, err := identity.Load(filepath.Join(dir, "bob-host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer id.Close()
+	card := &contacts.Card{IdentityKey: id.Public(), Name: "bob", Issued: time.Now(), Sections: map[commonv1.LayerKind]contacts.Section{
+		commonv1.LayerKind_LAYER_KIND_P2P:     {Plugin: "libp2p", Data: []byte("not dialled in this test")},
+		commonv1.LayerKind_LAYER_KIND_PRIVACY: {Plugin: "whisper", Data: []byte("a whisper address")},
+	}}
+	signed, err := card.Sign(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := a.AddContact(ctx, contacts.EncodeText(signed)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetConversation(ctx, testConv, []ed25519.PublicKey{id.Public()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Send(ctx, testConv, []byte("hello"), node.SendOptions{})
+	if !errors.Is(err, node.ErrStaleCard) || !strings.Contains(err.Error(), `"whisper"`) || !strings.Contains(err.Error(), "contact import") {
+		t.Fatalf("send to a contact with a whisper card on a none stack: %v, want ErrStaleCard naming the card's plugin and what to re-import", err)
+	}
+	if b := a.Boundaries(); b[len(b)-1].FramesDown != 0 {
+		t.Fatalf("the refused message crossed the top boundary: %+v", b[len(b)-1])
+	}
+}
+
+// TestPluginStateSeparate: each plugin keeps its state in its own folder,
+// <data_dir>/<layer>/<plugin>/, and the state of the layout before that
+// (files in <data_dir>/<layer>/) moves into the plugin's folder once.
+func TestPluginStateSeparate(t *testing.T) {
+	dir := t.TempDir()
+	cfg := loadConfig(t, "a", config.ModeInProc, dir, "")
+	// The old layout: libp2p's key directly in <data_dir>/p2p/.
+	old := filepath.Join(cfg.Node.DataDir, "p2p")
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	a := startNode(t, cfg)
+	// With none, the privacy address is the overlay peer id.
+	first := a.Card().Sections[commonv1.LayerKind_LAYER_KIND_PRIVACY]
+	a.Close(context.Background())
+	entries, err := os.ReadDir(filepath.Join(old, "libp2p"))
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("libp2p's folder %s: %v, %d entries", filepath.Join(old, "libp2p"), err, len(entries))
+	}
+	// Move libp2p's state back to the old layout: the next start moves it
+	// into libp2p's folder again, and the node keeps its overlay identity.
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(old, "libp2p", e.Name()), filepath.Join(old, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(old, "libp2p")); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, loadConfig(t, "a", config.ModeInProc, dir, ""))
+	again := b.Card().Sections[commonv1.LayerKind_LAYER_KIND_PRIVACY]
+	if len(first.Data) == 0 || !bytes.Equal(first.Data, again.Data) {
+		t.Fatal("the overlay identity changed across the move to the plugin's folder")
+	}
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(old, e.Name())); !os.IsNotExist(err) {
+			t.Fatalf("%s is still in the old layout (%v)", e.Name(), err)
+		}
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,7 +123,10 @@ func (s *slot) prepare(ctx context.Context) error {
 
 // configure hands the plugin its section and opens its data stream.
 func (s *slot) configure(ctx context.Context) error {
-	resp, err := s.callConfigure(ctx, filepath.Join(s.n.cfg.Node.DataDir, s.key))
+	if err := s.migrateLayerDir(s.n.cfg.Node.DataDir); err != nil {
+		return err
+	}
+	resp, err := s.callConfigure(ctx, s.layerDir(s.n.cfg.Node.DataDir))
 	if err != nil {
 		return err
 	}
