@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -63,20 +62,6 @@ func (f *apiFlags) dial(env Env) (appv1.MessagingClient, func(), error) {
 		return nil, nil, fmt.Errorf("api %s: %w", target, err)
 	}
 	return appv1.NewMessagingClient(conn), func() { conn.Close() }, nil
-}
-
-// directConversation is the id both sides of a 1:1 conversation derive
-// from their two identities, so that neither has to tell the other.
-func directConversation(a, b []byte) []byte {
-	lo, hi := a, b
-	if bytes.Compare(lo, hi) > 0 {
-		lo, hi = hi, lo
-	}
-	h := sha256.New()
-	h.Write([]byte("strata-direct-conversation-v1"))
-	h.Write(lo)
-	h.Write(hi)
-	return append([]byte("dm:"), hex.EncodeToString(h.Sum(nil)[:12])...)
 }
 
 // resolveContact finds a contact by alias, name, fingerprint or hex key.
@@ -169,7 +154,7 @@ message id.`,
 				if err != nil {
 					return err
 				}
-				id = directConversation(me.GetIdentity(), ct.GetIdentity())
+				id = conversations.DirectID(me.GetIdentity(), ct.GetIdentity())
 				if _, err := c.SetConversation(ctx, &appv1.SetConversationRequest{Id: id, Members: [][]byte{ct.GetIdentity()}}); err != nil {
 					return err
 				}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	"github.com/strata-msg/strata/host/conversations"
 	"github.com/strata-msg/strata/host/testnet"
 )
 
@@ -162,7 +163,7 @@ func testnetConversations(ctx context.Context, net *testnet.Net) error {
 				continue
 			}
 			all = append(all, b.Identity())
-			id := directConversation(a.Identity(), b.Identity())
+			id := conversations.DirectID(a.Identity(), b.Identity())
 			if _, err := c.SetConversation(ctx, &appv1.SetConversationRequest{Id: id, Members: [][]byte{b.Identity()}}); err != nil {
 				return fmt.Errorf("testnet: %s: conversation with %s: %w", a.Name, b.Name, err)
 			}

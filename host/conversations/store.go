@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -54,6 +55,21 @@ type Conversation struct {
 func PublicChatID(name string) []byte {
 	sum := sha256.Sum256([]byte("strata public chat\x00" + name))
 	return sum[:16]
+}
+
+// DirectID is the id of the 1:1 conversation of two identities, which both
+// derive from the pair, so that neither has to tell the other: the same
+// whichever of the two computes it.
+func DirectID(a, b ed25519.PublicKey) []byte {
+	lo, hi := a, b
+	if bytes.Compare(lo, hi) > 0 {
+		lo, hi = hi, lo
+	}
+	h := sha256.New()
+	h.Write([]byte("strata-direct-conversation-v1"))
+	h.Write(lo)
+	h.Write(hi)
+	return append([]byte("dm:"), hex.EncodeToString(h.Sum(nil)[:12])...)
 }
 
 // migrations are the schema versions, in order; see sqlstore.Open.
