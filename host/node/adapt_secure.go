@@ -107,19 +107,15 @@ func (a *secureAdapter) check(f *commonv1.Frame) string {
 	return ""
 }
 
-// installMembers gives a layer that takes members every stored
-// conversation (public chats excepted: they bypass the secure and sync
-// layers).
+// installMembers gives a layer that takes members every conversation it
+// must know (Node.memberships).
 func installMembers(ctx context.Context, n *Node, s *slot, m memberTaker) {
-	convs, err := n.convs.List(ctx)
+	convs, err := n.memberships(ctx)
 	if err != nil {
 		s.log.Error("could not list conversations", "error", err)
 		return
 	}
 	for _, c := range convs {
-		if c.PublicChat != "" {
-			continue
-		}
 		if err := m.setMembers(ctx, c.ID, c.Members); err != nil {
 			s.log.Warn("layer refused a conversation", "conversation", fmt.Sprintf("%x", c.ID), "error", err)
 		}

@@ -949,3 +949,43 @@ func TestPublicChat(t *testing.T) {
 		t.Fatalf("joining on a none stack: %v, want ErrNoPublicChats", err)
 	}
 }
+
+// TestDirectConversationOnReceipt: on the full stack, a message in the 1:1
+// conversation of two contacts reaches the receiver though only the sender
+// created the conversation; the receiver then lists it, and answers in it
+// with nothing created by hand.
+func TestDirectConversationOnReceipt(t *testing.T) {
+	dir := t.TempDir()
+	a := startFull(t, fullCfg(t, dir, "a", config.ModeInProc, ""), nil)
+	b := startFull(t, fullCfg(t, dir, "b", config.ModeInProc, ""), nil)
+	logOnFailure(t, a, b)
+	ctx := context.Background()
+	if _, err := a.AddContact(ctx, b.CardText()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddContact(ctx, a.CardText()); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, a.Node, 1)
+	dm := conversations.DirectID(a.Identity(), b.Identity())
+	if err := a.SetConversation(ctx, dm, []ed25519.PublicKey{b.Identity()}); err != nil {
+		t.Fatal(err)
+	}
+	hello, err := a.Send(ctx, dm, []byte("hello bob"), node.SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, []*fullNode{a, b}, []sent{{id: hello.MessageID, author: 0}}, 30*time.Second)
+	convs, err := b.Conversations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(convs) != 1 || !bytes.Equal(convs[0].ID, dm) || len(convs[0].Members) != 2 {
+		t.Fatalf("b's conversations after a's first message: %+v, want the 1:1 conversation of the two", convs)
+	}
+	reply, err := b.Send(ctx, dm, []byte("hello alice"), node.SendOptions{Parents: [][]byte{hello.MessageID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, []*fullNode{a, b}, []sent{{id: hello.MessageID, author: 0}, {id: reply.MessageID, author: 1, parents: [][]byte{hello.MessageID}}}, 30*time.Second)
+}

@@ -74,6 +74,65 @@ func (n *Node) SetConversation(ctx context.Context, id []byte, members []ed25519
 	return nil
 }
 
+// memberships are the conversations the layers that take members must
+// know: every stored conversation but public chats (they bypass the secure
+// and sync layers), and the 1:1 conversation with every contact, stored or
+// not, so that a contact's first message in it is taken: neither side has
+// to announce a 1:1 conversation (conversations.DirectID).
+func (n *Node) memberships(ctx context.Context) ([]conversations.Conversation, error) {
+	stored, err := n.convs.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []conversations.Conversation
+	seen := map[string]bool{}
+	for _, c := range stored {
+		if c.PublicChat != "" {
+			continue
+		}
+		seen[string(c.ID)] = true
+		out = append(out, *c)
+	}
+	for _, card := range n.book.all() {
+		if d := n.direct(card.IdentityKey); !seen[string(d.ID)] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// direct is the 1:1 conversation of this node and a contact.
+func (n *Node) direct(contact ed25519.PublicKey) conversations.Conversation {
+	members, _ := conversations.Normalize([]byte("dm"), []ed25519.PublicKey{n.id.Public(), contact})
+	return conversations.Conversation{ID: conversations.DirectID(n.id.Public(), contact), Members: members}
+}
+
+// storeDirect stores the 1:1 conversation of a message that arrived in it
+// from the contact it is with, the first time one does, so that it shows
+// in the conversation list. A message in a 1:1 conversation whose author
+// is not the other member is not this node's 1:1 conversation.
+func (n *Node) storeDirect(ctx context.Context, m *conversations.Message) {
+	if len(m.Author) != ed25519.PublicKeySize || bytes.Equal(m.Author, n.id.Public()) {
+		return
+	}
+	d := n.direct(m.Author)
+	if !bytes.Equal(m.Conversation, d.ID) {
+		return
+	}
+	if _, known := n.directStored.Load(string(d.ID)); known {
+		return
+	}
+	if _, err := n.convs.Get(ctx, d.ID); err == nil {
+		n.directStored.Store(string(d.ID), true)
+		return
+	}
+	if err := n.convs.Put(ctx, d); err != nil {
+		n.log.Warn("could not store a 1:1 conversation", "conversation", string(d.ID), "error", err)
+		return
+	}
+	n.directStored.Store(string(d.ID), true)
+}
+
 // Conversations lists the stored conversations.
 func (n *Node) Conversations(ctx context.Context) ([]*conversations.Conversation, error) {
 	return n.convs.List(ctx)

@@ -188,6 +188,9 @@ func (n *Node) deliverTop(ctx context.Context, frames []*commonv1.Frame) error {
 // their acknowledgement to the top layer, then hands the new ones to
 // Options.Deliver.
 func (n *Node) deliver(ctx context.Context, b *pipeline.Boundary, msgs []*conversations.Message, ack bool) {
+	for _, m := range msgs {
+		n.storeDirect(ctx, m)
+	}
 	added, err := n.hist.append(ctx, msgs)
 	if err != nil {
 		b.Drop(pipeline.DropStoreError, uint64(len(msgs)))

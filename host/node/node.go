@@ -112,6 +112,8 @@ type Node struct {
 	peers []*contacts.Card
 	// unlock releases the data directory's lock (datalock.go).
 	unlock func()
+	// directStored holds the ids of 1:1 conversations known to be stored.
+	directStored sync.Map
 }
 
 // ErrUnknownContact is returned by Send when the recipient is not a contact
@@ -370,11 +372,23 @@ func (n *Node) AddContact(ctx context.Context, text string) (*contacts.Card, err
 		return nil, err
 	}
 	n.book.put(c)
-	// A layer that is down now gets the card from install when it is back.
+	// A layer that is down now gets the card, and the 1:1 conversation,
+	// from install when it is back.
 	for _, s := range n.slots {
 		if t, ok := s.adapter.(contactTaker); ok {
 			if err := t.addContact(ctx, c); err != nil {
 				return c, fmt.Errorf("layers.%s: the contact's key material was refused: %w", s.key, err)
+			}
+		}
+	}
+	d := n.direct(c.IdentityKey)
+	if stored, err := n.convs.Get(ctx, d.ID); err == nil {
+		d = *stored
+	}
+	for _, s := range n.slots {
+		if m, ok := s.adapter.(memberTaker); ok {
+			if err := m.setMembers(ctx, d.ID, d.Members); err != nil {
+				return c, fmt.Errorf("layers.%s: the 1:1 conversation with the contact was refused: %w", s.key, err)
 			}
 		}
 	}
