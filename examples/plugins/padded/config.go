@@ -18,7 +18,7 @@ type Config struct {
 	// Buckets are the sizes, in bytes, that every message on the wire is
 	// padded to, as decimal strings in ascending order (the SDK's schema has
 	// string lists but no integer lists).
-	Buckets []string `json:"buckets" default:"256,1024,4096,16384,65536" desc:"message sizes in bytes that every message is padded to, ascending, as quoted numbers from 16 to 65535, e.g. [\"256\", \"1024\"]"`
+	Buckets []string `json:"buckets" default:"256,1024,4096,16384,65536" desc:"message sizes in bytes that every message is padded to, ascending, as quoted numbers from 16 to 1048576, e.g. [\"256\", \"1024\"]"`
 
 	// buckets is Buckets checked, set by Validate.
 	buckets buckets
