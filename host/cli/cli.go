@@ -75,9 +75,16 @@ type configFlags struct {
 	allowUnverified bool
 }
 
+// register adds -c and --set.
 func (f *configFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.file, "config", "c", "", "node config file (YAML or TOML)")
 	cmd.Flags().StringArrayVar(&f.set, "set", nil, "override a config key: --set layers.p2p.config.listen=/ip4/127.0.0.1/tcp/4001 (repeatable)")
+}
+
+// registerRun is register for the commands that start plugins: it adds
+// --allow-unverified too.
+func (f *configFlags) registerRun(cmd *cobra.Command) {
+	f.register(cmd)
 	cmd.Flags().BoolVar(&f.allowUnverified, "allow-unverified", false, "start plugin binaries that have no recorded checksum (development only)")
 }
 

@@ -36,7 +36,7 @@ func configCmd(env Env) *cobra.Command {
 			return nil
 		},
 	}
-	flags.register(check)
+	flags.registerRun(check)
 	cmd.AddCommand(check)
 	return cmd
 }

@@ -81,7 +81,7 @@ func runCmd(env Env) *cobra.Command {
 			}
 		},
 	}
-	flags.register(cmd)
+	flags.registerRun(cmd)
 	return cmd
 }
 

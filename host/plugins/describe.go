@@ -32,6 +32,9 @@ func DescribeLayer(ctx context.Context, cfg *config.Config, catalog Catalog, key
 		return f().Describe(), nil
 	}
 	path, err := Locate(cfg.PluginDirs(key), l.Plugin)
+	if errors.Is(err, ErrNotFound) {
+		return nil, NotFoundError(cfg, key, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("describe layers.%s: %w", key, err)
 	}
