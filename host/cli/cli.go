@@ -49,7 +49,9 @@ func NewRoot(env Env) *cobra.Command {
 		Short:         "Strata: a peer-to-peer secure-messaging stack whose every layer is a plugin",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 	}
+	root.SetVersionTemplate("strata {{.Version}}\n")
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.AddCommand(
@@ -115,10 +117,16 @@ func versionCmd(env Env) *cobra.Command {
 		Short: "Print the host version and the plugin API version it speaks",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "strata %s (plugin API v%d)\n", Version, sdk.ProtocolVersion)
+			fmt.Fprintf(cmd.OutOrStdout(), "strata %s\n", versionString())
 			return nil
 		},
 	}
+}
+
+// versionString is the host version and the plugin API version it speaks,
+// as `strata version` and `strata --version` print them.
+func versionString() string {
+	return fmt.Sprintf("%s (plugin API v%d)", Version, sdk.ProtocolVersion)
 }
 
 // exists reports whether path exists.

@@ -35,7 +35,7 @@ type compareOptions struct {
 func compareCmd(env Env) *cobra.Command {
 	var o compareOptions
 	cmd := &cobra.Command{
-		Use:   "compare STACK.yaml STACK.yaml... --scenario FILE",
+		Use:   "compare STACK.yaml... [--scenario FILE]",
 		Short: "Run one scenario on several stacks, each on a local testnet, and report them side by side",
 		Long: `compare runs the scenario on each stack in turn, --runs times each, on a
 testnet of local hosts (strata testnet), and reports delivery, latency,

@@ -56,7 +56,14 @@ func contactCmd(env Env) *cobra.Command {
 	imp := &cobra.Command{
 		Use:   "import -c FILE CARD",
 		Short: "Verify a contact card and add it to this node's contacts",
-		Long:  "Verify a contact card and add it to this node's contacts. CARD is the card's text (strata:card:...) or - to read it from standard input. When the node is running, the card goes through its API and the node uses it at once; otherwise it is stored for the next start.",
+		Long: `Verify a contact card and add it to this node's contacts. CARD is the
+card's text (strata:card:...), or - to read it from standard input:
+
+  strata contact export -c alice.yaml | strata contact import -c bob.yaml -
+
+When the node is running, the card goes through its messaging API and the
+node uses it at once; otherwise it is stored in the node's contacts for its
+next start. The output says which.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := importFlags.load(env)

@@ -23,6 +23,25 @@ func runCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run one node until SIGINT or SIGTERM",
+		Long: `Run one node until SIGINT or SIGTERM (Ctrl-C), then stop its plugins and
+exit 0.
+
+The node locks its data directory (node.data_dir), starts its plugins
+bottom up and, once it is up, prints on standard output:
+
+  node NAME (FINGERPRINT) running; contact card:
+  strata:card:...
+
+FINGERPRINT is the node's identity as "strata contact list" shows it. Others
+import the card with "strata contact import"; "strata contact export" prints
+it again later. The log goes to standard error.
+
+The messaging API, which send, listen, conversation and contact import use,
+is served on a Unix socket at <node.data_dir>/host/api.sock unless
+api.listen says otherwise (unix:PATH, a loopback host:port, or off); the log
+line "messaging API endpoint=..." says where. Prometheus metrics are served
+at metrics.listen when it is set. See docs/configuration.md and
+docs/messaging-api.md.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := flags.load(env)
