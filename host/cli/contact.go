@@ -64,7 +64,7 @@ card's text (strata:card:...), or - to read it from standard input:
 When the node is running, the card goes through its messaging API and the
 node uses it at once; otherwise it is stored in the node's contacts for its
 next start. The output says which.`,
-		Args:  cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := importFlags.load(env)
 			if err != nil {

@@ -42,7 +42,7 @@ api.listen says otherwise (unix:PATH, a loopback host:port, or off); the log
 line "messaging API endpoint=..." says where. Prometheus metrics are served
 at metrics.listen when it is set. See docs/configuration.md and
 docs/messaging-api.md.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := flags.load(env)
 			if err != nil {
