@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/strata-msg/strata/host/compare"
 	"github.com/strata-msg/strata/host/compare/report"
@@ -50,12 +52,12 @@ report.html (charts) to --out and prints a table. See docs/compare.md.`,
 	f := cmd.Flags()
 	f.StringVar(&o.scenario, "scenario", "configs/scenarios/small-1to1.yaml", "the scenario file")
 	f.IntVar(&o.runs, "runs", 1, "runs per stack; figures show their spread")
-	f.StringVar(&o.out, "out", "", "directory for report.json and report.html (default compare-<scenario>-<time>)")
+	f.StringVar(&o.out, "out", "", "directory for report.json and report.html (default ./"+compareOutPrefix+"<scenario>-<time>)")
 	f.StringVar(&o.dir, "dir", "", "directory for the testnets' data (default: a temporary one, removed at the end)")
 	f.BoolVar(&o.keep, "keep", false, "keep the testnets' data directory")
 	f.IntVar(&o.relays, "relays", testnet.AutoRelays, "relays per testnet; -1: one when the privacy layer provides \"relayed\" (whisper)")
 	f.BoolVar(&o.allowUnverified, "allow-unverified", false, "run plugin binaries that have no recorded checksum")
-	f.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	f.BoolVar(&o.quiet, "quiet", false, "no progress bar (there is none when standard error is not a terminal)")
 	return cmd
 }
 
@@ -84,7 +86,7 @@ func runCompare(cmd *cobra.Command, env Env, o compareOptions, stacks []string) 
 	}
 	out := o.out
 	if out == "" {
-		out = fmt.Sprintf("compare-%s-%s", sc.Name, time.Now().Format("20060102-150405"))
+		out = defaultCompareOut(sc.Name, time.Now())
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -93,8 +95,9 @@ func runCompare(cmd *cobra.Command, env Env, o compareOptions, stacks []string) 
 	defer stop()
 
 	var progress func(compare.Progress)
-	if !o.quiet {
-		bar := newCompareBar(env, len(stacks)*o.runs, sc.Duration+sc.Settle)
+	var bar *compareBar
+	if !o.quiet && isTerminal(env.Stderr) {
+		bar = newCompareBar(env, len(stacks)*o.runs, sc.Duration+sc.Settle)
 		defer bar.finish()
 		progress = bar.update
 	}
@@ -109,6 +112,9 @@ func runCompare(cmd *cobra.Command, env Env, o compareOptions, stacks []string) 
 		Catalog:         env.Catalog,
 		Progress:        progress,
 	})
+	// The bar goes before anything else is written: the table must not
+	// share a line with it, nor have it redrawn below.
+	bar.finish()
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted; every testnet was stopped")
@@ -165,7 +171,6 @@ func newCompareBar(env Env, runs int, per time.Duration) *compareBar {
 		progressbar.OptionSetPredictTime(false),
 		progressbar.OptionThrottle(200*time.Millisecond),
 		progressbar.OptionSetDescription("starting"),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(env.Stderr) }),
 	)
 	return &compareBar{bar: bar, per: per}
 }
@@ -182,11 +187,33 @@ func (b *compareBar) update(p compare.Progress) {
 	_ = b.bar.Set64(pos)
 }
 
+// finish erases the bar from the terminal and stops it; later updates
+// are ignored. It may be called more than once, and on a nil bar.
 func (b *compareBar) finish() {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.done {
 		b.done = true
-		_ = b.bar.Finish()
+		_ = b.bar.Clear()
+		_ = b.bar.Exit()
 	}
+}
+
+// compareOutPrefix starts the name of compare's default output directory;
+// .gitignore ignores such directories anywhere in the repository.
+const compareOutPrefix = "strata-compare-"
+
+// defaultCompareOut is the output directory when --out is not given:
+// ./strata-compare-<scenario>-<time>, in the working directory.
+func defaultCompareOut(scenario string, now time.Time) string {
+	return compareOutPrefix + scenario + "-" + now.Format("20060102-150405")
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -82,34 +85,42 @@ next start. The output says which.`,
 			if err != nil {
 				return err
 			}
-			if imported, err := importLive(cmd.Context(), cfg, strings.TrimSpace(text)); err != nil {
+			fp := identity.Fingerprint(card.IdentityKey)
+			live, err := importLive(cmd.Context(), cfg, strings.TrimSpace(text))
+			if err != nil {
 				return err
-			} else if imported && alias == "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "imported %s (%x) into the running node\n", card.Name, []byte(card.IdentityKey[:8]))
-				return nil
 			}
-			return withStore(cmd.Context(), cfg, func(id *identity.Identity, store *contacts.Store) error {
+			err = withStore(cmd.Context(), cfg, func(id *identity.Identity, store *contacts.Store) error {
 				if bytes.Equal(card.IdentityKey, id.Public()) {
 					return errors.New("that is this node's own card")
 				}
-				stale := false
-				if err := store.Put(cmd.Context(), card); errors.Is(err, contacts.ErrStale) {
-					stale = true
-				} else if err != nil {
-					return err
-				}
-				if alias != "" {
-					if err := store.SetAlias(cmd.Context(), card.IdentityKey, alias); err != nil {
+				if !live {
+					if err := store.Put(cmd.Context(), card); errors.Is(err, contacts.ErrStale) {
+						fmt.Fprintf(cmd.OutOrStdout(), "kept the newer card already stored for %s (%s)\n", card.Name, fp)
+					} else if err != nil {
 						return err
 					}
 				}
-				if stale {
-					fmt.Fprintf(cmd.OutOrStdout(), "kept the newer card already stored for %s (%x)\n", card.Name, []byte(card.IdentityKey[:8]))
-					return nil
+				if alias != "" {
+					return store.SetAlias(cmd.Context(), card.IdentityKey, alias)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "imported %s (%x)\n", card.Name, []byte(card.IdentityKey[:8]))
 				return nil
 			})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if live {
+				fmt.Fprintf(out, "imported %s (%s) into the running node %s: it uses the card now\n", card.Name, fp, cfg.Node.Name)
+				return nil
+			}
+			fmt.Fprintf(out, "imported %s (%s) into the contacts of node %s\n", card.Name, fp, cfg.Node.Name)
+			if pid := nodePID(cfg); pid > 0 {
+				fmt.Fprintf(out, "node %s is running (pid %d) but its API is off or unreachable: it uses the card from its next start\n", cfg.Node.Name, pid)
+			} else {
+				fmt.Fprintf(out, "node %s is not running: it uses the card from its next start\n", cfg.Node.Name)
+			}
+			return nil
 		},
 	}
 	importFlags.register(imp)
@@ -131,13 +142,14 @@ next start. The output says which.`,
 					return err
 				}
 				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "NAME\tALIAS\tIDENTITY\tLAYERS")
+				fmt.Fprintln(w, "NAME\tALIAS\tFINGERPRINT\tLAYERS")
 				for _, c := range cards {
 					var layers []string
 					for kind, sec := range c.Sections {
 						layers = append(layers, sdk.KindName(kind)+"="+sec.Plugin)
 					}
-					fmt.Fprintf(w, "%s\t%s\t%x\t%s\n", c.Name, c.Alias, []byte(c.IdentityKey[:8]), strings.Join(layers, " "))
+					slices.Sort(layers)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Name, c.Alias, identity.Fingerprint(c.IdentityKey), strings.Join(layers, " "))
 				}
 				return w.Flush()
 			})
@@ -200,4 +212,24 @@ func importLive(ctx context.Context, cfg *config.Config, text string) (bool, err
 		return false, err
 	}
 	return true, nil
+}
+
+// nodePID returns the process id of the node running on cfg's data
+// directory, or 0 when none is. A running node holds the OS lock of
+// <data_dir>/host/lock and has written its pid there; the lock is not
+// taken here (that could make a node that starts at this moment fail),
+// only the pid is checked for a live process.
+func nodePID(cfg *config.Config) int {
+	b, err := os.ReadFile(filepath.Join(cfg.Node.DataDir, "host", "lock"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0
+	}
+	return pid
 }

@@ -17,10 +17,13 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	"github.com/strata-msg/strata/host/conversations"
+	"github.com/strata-msg/strata/host/identity"
 )
 
 // apiFlags locate a running node's messaging API: its config (api.listen,
@@ -194,9 +197,10 @@ func listenCmd(env Env) *cobra.Command {
 		Use:   "listen [-c FILE] [--conversation ID] [--after CURSOR]",
 		Short: "Print the messages a running node receives",
 		Long: `Print a running node's messages in history order: first the stored ones
-after --after, then each new one as it arrives, until interrupted. Each line
-starts with the message's cursor: pass the last one seen as --after to
-resume without missing or repeating a message.`,
+after --after, then each new one as it arrives, until interrupted or until
+the node stops (then it prints "node stopped" on standard error and exits
+0). Each line starts with the message's cursor: pass the last one seen as
+--after to resume without missing or repeating a message.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, done, err := f.dial(env)
@@ -256,7 +260,11 @@ resume without missing or repeating a message.`,
 					if cmd.Context().Err() != nil {
 						return nil
 					}
-					return err
+					if nodeStopped(err) {
+						fmt.Fprintln(cmd.ErrOrStderr(), "node stopped")
+						return nil
+					}
+					return fmt.Errorf("listen: %w", err)
 				}
 				if err := print(m); err != nil {
 					return err
@@ -271,6 +279,12 @@ resume without missing or repeating a message.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
 	cmd.Flags().BoolVar(&noFollow, "no-follow", false, "print the stored messages and exit")
 	return cmd
+}
+
+// nodeStopped reports whether err, from a stream of the node's API, means
+// that the node went away: the stream ended, or the connection closed.
+func nodeStopped(err error) bool {
+	return errors.Is(err, io.EOF) || status.Code(err) == codes.Unavailable
 }
 
 func conversationCmd(env Env) *cobra.Command {
@@ -390,5 +404,5 @@ func memberName(id ed25519.PublicKey, me *appv1.NodeResponse, cts []*appv1.Conta
 			return c.GetName()
 		}
 	}
-	return hex.EncodeToString(id[:8])
+	return identity.Fingerprint(id)
 }

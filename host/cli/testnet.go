@@ -180,7 +180,7 @@ func testnetConversations(ctx context.Context, net *testnet.Net) error {
 // printTestnet prints the table of nodes and example commands.
 func printTestnet(w io.Writer, net *testnet.Net) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tAPI\tIDENTITY\tPIDS")
+	fmt.Fprintln(tw, "NAME\tROLE\tAPI\tFINGERPRINT\tPIDS")
 	for _, m := range append(net.Relays(), net.Clients()...) {
 		pids := make([]string, 0, 4)
 		for _, p := range m.PIDs() {
