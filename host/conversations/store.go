@@ -48,7 +48,13 @@ type Conversation struct {
 	// "" for a conversation with members. A public chat reaches whoever
 	// joined a chat of that name; its Members are the local node only.
 	PublicChat string
+	// Name is the conversation's display name, as its creator gave it;
+	// advisory, like a contact card's name. At most MaxNameSize bytes.
+	Name string
 }
+
+// MaxNameSize bounds a conversation's name.
+const MaxNameSize = 256
 
 // PublicChatID is the conversation id of the public chat name: the same on
 // every node.
@@ -97,6 +103,8 @@ var migrations = []string{
 	CREATE INDEX messages_by_conversation ON messages (conversation, cursor);`,
 	// Version 3: public chats, by name ('' for conversations with members).
 	`ALTER TABLE conversations ADD COLUMN public_chat TEXT NOT NULL DEFAULT '';`,
+	// Version 4: a conversation's display name.
+	`ALTER TABLE conversations ADD COLUMN name TEXT NOT NULL DEFAULT '';`,
 }
 
 // Store is a durable store of conversations in a SQLite database. Every
@@ -143,14 +151,17 @@ func (s *Store) Put(ctx context.Context, c Conversation) error {
 	if err != nil {
 		return fmt.Errorf("conversations: %w", err)
 	}
+	if len(c.Name) > MaxNameSize {
+		return fmt.Errorf("conversations: a name is at most %d bytes, got %d", MaxNameSize, len(c.Name))
+	}
 	updated := c.Updated
 	if updated.IsZero() {
 		updated = time.Now()
 	}
 	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO conversations (id, members, updated_unix, public_chat) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (id) DO UPDATE SET members = excluded.members, updated_unix = excluded.updated_unix, public_chat = excluded.public_chat`,
-		c.ID, bytes.Join(keyBytes(members), nil), updated.Unix(), c.PublicChat)
+		`INSERT INTO conversations (id, members, updated_unix, public_chat, name) VALUES (?, ?, ?, ?, ?)
+		 ON CONFLICT (id) DO UPDATE SET members = excluded.members, updated_unix = excluded.updated_unix, public_chat = excluded.public_chat, name = excluded.name`,
+		c.ID, bytes.Join(keyBytes(members), nil), updated.Unix(), c.PublicChat, c.Name)
 	if err != nil {
 		return fmt.Errorf("conversations: put: %w", err)
 	}
@@ -159,7 +170,7 @@ func (s *Store) Put(ctx context.Context, c Conversation) error {
 
 // Get returns one conversation, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id []byte) (*Conversation, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT id, members, updated_unix, public_chat FROM conversations WHERE id = ?`, id)
+	row := s.db.QueryRowContext(ctx, `SELECT id, members, updated_unix, public_chat, name FROM conversations WHERE id = ?`, id)
 	c, err := scan(row.Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -172,7 +183,7 @@ func (s *Store) Get(ctx context.Context, id []byte) (*Conversation, error) {
 
 // List returns every conversation, by id.
 func (s *Store) List(ctx context.Context) ([]*Conversation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, members, updated_unix, public_chat FROM conversations ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, members, updated_unix, public_chat, name FROM conversations ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("conversations: list: %w", err)
 	}
@@ -202,14 +213,14 @@ func (s *Store) Close() error {
 func scan(scanner func(...any) error) (*Conversation, error) {
 	var id, members []byte
 	var updated int64
-	var public string
-	if err := scanner(&id, &members, &updated, &public); err != nil {
+	var public, name string
+	if err := scanner(&id, &members, &updated, &public, &name); err != nil {
 		return nil, err
 	}
 	if len(members)%ed25519.PublicKeySize != 0 {
 		return nil, fmt.Errorf("conversation %x: members column is %d bytes, not a multiple of %d", id, len(members), ed25519.PublicKeySize)
 	}
-	c := &Conversation{ID: id, Updated: time.Unix(updated, 0), PublicChat: public}
+	c := &Conversation{ID: id, Updated: time.Unix(updated, 0), PublicChat: public, Name: name}
 	for len(members) > 0 {
 		c.Members = append(c.Members, ed25519.PublicKey(members[:ed25519.PublicKeySize:ed25519.PublicKeySize]))
 		members = members[ed25519.PublicKeySize:]

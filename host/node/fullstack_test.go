@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,9 @@ import (
 
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/contacts"
 	"github.com/strata-msg/strata/host/conversations"
+	"github.com/strata-msg/strata/host/identity"
 	"github.com/strata-msg/strata/host/node"
 )
 
@@ -988,4 +991,94 @@ func TestDirectConversationOnReceipt(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAll(t, []*fullNode{a, b}, []sent{{id: hello.MessageID, author: 0}, {id: reply.MessageID, author: 1, parents: [][]byte{hello.MessageID}}}, 30*time.Second)
+}
+
+// TestGroupAnnounced: a group created on one member's node reaches the
+// other members' nodes, announced through the stack: it shows in their
+// conversation lists with its members and name, and its messages arrive,
+// with nothing created by hand on their side. A member that is not the
+// receiver's contact makes the receiver refuse the announcement, counted.
+func TestGroupAnnounced(t *testing.T) {
+	dir := t.TempDir()
+	a := startFull(t, fullCfg(t, dir, "a", config.ModeInProc, ""), nil)
+	b := startFull(t, fullCfg(t, dir, "b", config.ModeInProc, ""), nil)
+	c := startFull(t, fullCfg(t, dir, "c", config.ModeInProc, ""), nil)
+	nodes := []*fullNode{a, b, c}
+	logOnFailure(t, nodes...)
+	ctx := context.Background()
+	for _, x := range nodes {
+		for _, y := range nodes {
+			if x != y {
+				if _, err := x.AddContact(ctx, y.CardText()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for _, x := range nodes {
+		waitPeers(t, x.Node, 2)
+	}
+	team := []byte("team")
+	if err := a.SetConversation(ctx, team, []ed25519.PublicKey{b.Identity(), c.Identity()}, node.WithName("the team")); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*fullNode{b, c} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			convs, err := x.Conversations(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i := slices.IndexFunc(convs, func(cv *conversations.Conversation) bool { return bytes.Equal(cv.ID, team) }); i >= 0 {
+				if got := convs[i]; got.Name != "the team" || len(got.Members) != 3 {
+					t.Fatalf("%s has the group as %+v, want 3 members named \"the team\"", x.Name(), got)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never got the group's announcement; stats %v", x.Name(), x.AnnouncementStats())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if st := x.AnnouncementStats(); st["accepted"] != 1 {
+			t.Fatalf("%s's announcement stats %v, want 1 accepted", x.Name(), st)
+		}
+	}
+	hi, err := a.Send(ctx, team, []byte("hello team"), node.SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAll(t, nodes, []sent{{id: hi.MessageID, author: 0}}, 60*time.Second)
+
+	// A group with a member b does not know: b refuses it, counted.
+	stranger, err := identity.Load(filepath.Join(dir, "stranger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	card := &contacts.Card{IdentityKey: stranger.Public(), Name: "stranger", Issued: time.Now(), Sections: a.Card().Sections}
+	signed, err := card.Sign(stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddContact(ctx, contacts.EncodeText(signed)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetConversation(ctx, []byte("with a stranger"), []ed25519.PublicKey{b.Identity(), stranger.Public()}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for b.AnnouncementStats()["refused_unknown_member"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("b did not refuse a group with a member it does not know; stats %v", b.AnnouncementStats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	convs, err := b.Conversations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(convs, func(cv *conversations.Conversation) bool { return string(cv.ID) == "with a stranger" }) {
+		t.Fatal("b lists a group whose announcement it refused")
+	}
 }

@@ -42,36 +42,78 @@ func (s *slot) liveConn() sdk.Conn {
 	return s.conn
 }
 
+// ConversationOption is an optional part of SetConversation.
+type ConversationOption func(*conversations.Conversation)
+
+// WithName gives the conversation a display name.
+func WithName(name string) ConversationOption {
+	return func(c *conversations.Conversation) { c.Name = name }
+}
+
 // SetConversation creates a conversation, or changes its members, and
 // gives it to every layer that takes members (the secure and sync layers).
 // The local node is always a member. Every member other than the node must
 // be a contact. The conversation is stored, so the layers get it again
-// after every restart.
-func (n *Node) SetConversation(ctx context.Context, id []byte, members []ed25519.PublicKey) error {
-	all := append([]ed25519.PublicKey{n.id.Public()}, members...)
-	all, err := conversations.Normalize(id, all)
+// after every restart. Unless it is the 1:1 conversation of this node and
+// one contact (which both derive), it is announced to the other members
+// (announce.go), so that it shows on their nodes too.
+func (n *Node) SetConversation(ctx context.Context, id []byte, members []ed25519.PublicKey, opts ...ConversationOption) error {
+	c := conversations.Conversation{ID: id, Members: append([]ed25519.PublicKey{n.id.Public()}, members...)}
+	for _, o := range opts {
+		o(&c)
+	}
+	return n.setConversation(ctx, c, true)
+}
+
+// setConversation is SetConversation; with announce, the other members
+// are told.
+func (n *Node) setConversation(ctx context.Context, c conversations.Conversation, announce bool) error {
+	all, err := conversations.Normalize(c.ID, append(c.Members, n.id.Public()))
 	if err != nil {
 		return err
 	}
-	if c, err := n.convs.Get(ctx, id); err == nil && c.PublicChat != "" {
-		return fmt.Errorf("conversation %x is the public chat %q: it has no members to set", id, c.PublicChat)
+	c.Members = all
+	if old, err := n.convs.Get(ctx, c.ID); err == nil {
+		if old.PublicChat != "" {
+			return fmt.Errorf("conversation %x is the public chat %q: it has no members to set", c.ID, old.PublicChat)
+		}
+		if c.Name == "" {
+			c.Name = old.Name
+		}
 	}
 	for _, m := range all {
 		if !bytes.Equal(m, n.id.Public()) && !n.book.knows(m) {
 			return fmt.Errorf("%w: member %x", ErrUnknownContact, []byte(m))
 		}
 	}
-	if err := n.convs.Put(ctx, conversations.Conversation{ID: id, Members: all}); err != nil {
+	if err := n.convs.Put(ctx, c); err != nil {
 		return err
 	}
 	for _, s := range n.slots {
 		if m, ok := s.adapter.(memberTaker); ok {
-			if err := m.setMembers(ctx, id, all); err != nil {
+			if err := m.setMembers(ctx, c.ID, all); err != nil {
 				return fmt.Errorf("layers.%s: set conversation: %w", s.key, err)
 			}
 		}
 	}
+	if announce && !n.isDirect(c) {
+		n.announce(ctx, c)
+	}
 	return nil
+}
+
+// isDirect reports whether c is the 1:1 conversation of this node and its
+// one other member.
+func (n *Node) isDirect(c conversations.Conversation) bool {
+	if len(c.Members) != 2 {
+		return false
+	}
+	for _, m := range c.Members {
+		if !bytes.Equal(m, n.id.Public()) {
+			return bytes.Equal(c.ID, conversations.DirectID(n.id.Public(), m))
+		}
+	}
+	return false
 }
 
 // memberships are the conversations the layers that take members must

@@ -77,6 +77,9 @@ func (o SendOptions) hints() *commonv1.Hints {
 // privacy layer directly. A message that is not ephemeral is added to the
 // node's history as outgoing.
 func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts SendOptions) (*conversations.Message, error) {
+	if isHostMessage(payload) {
+		return nil, fmt.Errorf("send: %w", ErrReservedPayload)
+	}
 	c, err := n.convs.Get(ctx, conversation)
 	if errors.Is(err, conversations.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %x", ErrUnknownConversation, conversation)
@@ -184,12 +187,38 @@ func (n *Node) deliverTop(ctx context.Context, frames []*commonv1.Frame) error {
 }
 
 // deliver writes messages that crossed boundary b to the history (once: a
-// message already there is not delivered again), then, with ack, queues
-// their acknowledgement to the top layer, then hands the new ones to
-// Options.Deliver.
-func (n *Node) deliver(ctx context.Context, b *pipeline.Boundary, msgs []*conversations.Message, ack bool) {
+// message already there is not delivered again), then, for messages that
+// came through the top of the stack (top), queues their acknowledgement to
+// the top layer, then hands the new ones to Options.Deliver. Host messages
+// are taken only from the top of the stack, where the secure layer has
+// authenticated their author; elsewhere (public chats) they are dropped.
+func (n *Node) deliver(ctx context.Context, b *pipeline.Boundary, msgs []*conversations.Message, top bool) {
+	// Host messages are the host's: taken here, acknowledged, never in
+	// the history nor handed to the application.
+	kept := msgs[:0]
+	var host []*conversations.Message
 	for _, m := range msgs {
+		if isHostMessage(m.Payload) {
+			host = append(host, m)
+			continue
+		}
 		n.storeDirect(ctx, m)
+		kept = append(kept, m)
+	}
+	for _, m := range host {
+		if !top {
+			n.announced.malformed.Add(1)
+			n.log.Warn("dropped a host message that did not come through the stack's top (a public chat's)")
+			continue
+		}
+		n.takeHostMessage(ctx, m.Author, m.Payload)
+	}
+	if top && len(host) > 0 {
+		n.acks.queue(host)
+	}
+	msgs = kept
+	if len(msgs) == 0 {
+		return
 	}
 	added, err := n.hist.append(ctx, msgs)
 	if err != nil {
@@ -197,7 +226,7 @@ func (n *Node) deliver(ctx context.Context, b *pipeline.Boundary, msgs []*conver
 		n.log.Error("could not store received messages; they are not delivered", "messages", len(msgs), "error", err)
 		return
 	}
-	if ack {
+	if top {
 		n.acks.queue(msgs)
 	}
 	if n.opts.Deliver == nil {

@@ -114,6 +114,8 @@ type Node struct {
 	unlock func()
 	// directStored holds the ids of 1:1 conversations known to be stored.
 	directStored sync.Map
+	// announced counts the conversation announcements received.
+	announced announcements
 }
 
 // ErrUnknownContact is returned by Send when the recipient is not a contact
