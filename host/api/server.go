@@ -140,7 +140,7 @@ func (s *service) SetConversation(ctx context.Context, req *appv1.SetConversatio
 	for i, m := range req.GetMembers() {
 		members[i] = m
 	}
-	if err := s.n.SetConversation(ctx, id, members); err != nil {
+	if err := s.n.SetConversation(ctx, id, members, node.WithName(req.GetName())); err != nil {
 		code := codes.InvalidArgument
 		if !errors.Is(err, node.ErrUnknownContact) && !strings.Contains(err.Error(), "conversation") {
 			code = codes.Internal
@@ -172,7 +172,7 @@ func (s *service) JoinPublicChat(ctx context.Context, req *appv1.JoinPublicChatR
 }
 
 func conversationOf(c *conversations.Conversation) *appv1.Conversation {
-	out := &appv1.Conversation{Id: c.ID, PublicChat: c.PublicChat}
+	out := &appv1.Conversation{Id: c.ID, PublicChat: c.PublicChat, Name: c.Name}
 	for _, m := range c.Members {
 		out.Members = append(out.Members, m)
 	}

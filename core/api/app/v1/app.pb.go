@@ -358,7 +358,9 @@ type Conversation struct {
 	// whoever knows its name (whisper: Status's public chat topic and key);
 	// they bypass the secure and sync layers, and its members list the
 	// local node only.
-	PublicChat    string `protobuf:"bytes,3,opt,name=public_chat,json=publicChat,proto3" json:"public_chat,omitempty"`
+	PublicChat string `protobuf:"bytes,3,opt,name=public_chat,json=publicChat,proto3" json:"public_chat,omitempty"`
+	// The conversation's display name, as its creator gave it; advisory.
+	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +412,13 @@ func (x *Conversation) GetMembers() [][]byte {
 func (x *Conversation) GetPublicChat() string {
 	if x != nil {
 		return x.PublicChat
+	}
+	return ""
+}
+
+func (x *Conversation) GetName() string {
+	if x != nil {
+		return x.Name
 	}
 	return ""
 }
@@ -466,7 +475,11 @@ type SetConversationRequest struct {
 	Id []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Identity keys of the members other than the local node (it is always
 	// a member). Each must be a contact.
-	Members       [][]byte `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	Members [][]byte `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// A display name; empty keeps the name it has. The host announces the
+	// conversation (id, members, name) to the other members, through the
+	// stack, so it shows on their nodes too.
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -513,6 +526,13 @@ func (x *SetConversationRequest) GetMembers() [][]byte {
 		return x.Members
 	}
 	return nil
+}
+
+func (x *SetConversationRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type ConversationsRequest struct {
@@ -1350,17 +1370,19 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\x10ContactsResponse\x122\n" +
 	"\bcontacts\x18\x01 \x03(\v2\x16.strata.app.v1.ContactR\bcontacts\"'\n" +
 	"\x11AddContactRequest\x12\x12\n" +
-	"\x04card\x18\x01 \x01(\tR\x04card\"Y\n" +
+	"\x04card\x18\x01 \x01(\tR\x04card\"m\n" +
 	"\fConversation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\amembers\x18\x02 \x03(\fR\amembers\x12\x1f\n" +
 	"\vpublic_chat\x18\x03 \x01(\tR\n" +
-	"publicChat\"+\n" +
+	"publicChat\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"+\n" +
 	"\x15JoinPublicChatRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"B\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"V\n" +
 	"\x16SetConversationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
-	"\amembers\x18\x02 \x03(\fR\amembers\"\x16\n" +
+	"\amembers\x18\x02 \x03(\fR\amembers\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\x16\n" +
 	"\x14ConversationsRequest\"Z\n" +
 	"\x15ConversationsResponse\x12A\n" +
 	"\rconversations\x18\x01 \x03(\v2\x1b.strata.app.v1.ConversationR\rconversations\"\x83\x01\n" +
