@@ -41,9 +41,10 @@ type recorder struct {
 	sends      map[string]*sendRecord
 	early      map[string][]delivery // deliveries of ids Send has not returned yet
 	duplicates int
-	stray      int // deliveries of messages no send of this run made
-	failed     int // measured sends that failed
-	sentN      int // measured sends accepted
+	stray      int       // deliveries of messages no send of this run made
+	failed     int       // measured sends that failed
+	sentN      int       // measured sends accepted
+	lastSend   time.Time // the latest measured send accepted was made
 	expected   int
 	delivered  int
 	sendTimes  []time.Duration // measured, from start
@@ -75,6 +76,9 @@ func (r *recorder) sent(id []byte, at time.Time, s scenario.Send) {
 	r.sends[string(id)] = rec
 	if !s.Warm {
 		r.sentN++
+		if at.After(r.lastSend) {
+			r.lastSend = at
+		}
 		r.expected += len(rec.want)
 		r.sendTimes = append(r.sendTimes, at.Sub(r.start))
 	}
@@ -164,6 +168,11 @@ func (r *recorder) result(sendingEnded time.Duration) RunResult {
 		res.Convergence = max(r.last.Sub(r.start)-sendingEnded, 0)
 	}
 	res.Timeline = timeline(r.sendTimes, r.recvTimes, timelineInterval)
+	var last time.Duration
+	if !r.lastSend.IsZero() {
+		last = r.lastSend.Sub(r.start) - r.plan.Warmup
+	}
+	res.OfferedRate, res.AchievedRate, res.Overloaded = sendRates(r.plan.Measured(), r.sentN, r.plan.Duration-r.plan.Warmup, last)
 	return res
 }
 

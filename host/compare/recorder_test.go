@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -32,5 +33,28 @@ func TestLatencyAndTimeline(t *testing.T) {
 	}
 	if got := boundaryOrder([]string{"sync|app", "p2p|privacy", "secure|sync", "privacy|secure"}); got[0] != "p2p|privacy" || got[3] != "sync|app" || got[1] != "privacy|secure" {
 		t.Fatalf("boundary order %v", got)
+	}
+}
+
+// TestSendRates: the achieved rate counts accepted sends over the
+// measured window, stretched when the last send was late; a run below
+// 95% of the offered rate is overloaded.
+func TestSendRates(t *testing.T) {
+	for _, tt := range []struct {
+		planned, sent    int
+		window, last     time.Duration
+		offered, achieve float64
+		overloaded       bool
+	}{
+		{100, 100, 10 * time.Second, 9900 * time.Millisecond, 10, 10, false},
+		{100, 100, 10 * time.Second, 10200 * time.Millisecond, 10, 100 / 10.2, false},
+		{100, 100, 10 * time.Second, 20 * time.Second, 10, 5, true},
+		{100, 60, 10 * time.Second, 10 * time.Second, 10, 6, true},
+		{0, 0, 10 * time.Second, 0, 0, 0, false},
+	} {
+		o, a, over := sendRates(tt.planned, tt.sent, tt.window, tt.last)
+		if math.Abs(o-tt.offered) > 1e-9 || math.Abs(a-tt.achieve) > 1e-9 || over != tt.overloaded {
+			t.Errorf("sendRates(%d, %d, %v, %v) = %v, %v, %v; want %v, %v, %v", tt.planned, tt.sent, tt.window, tt.last, o, a, over, tt.offered, tt.achieve, tt.overloaded)
+		}
 	}
 }

@@ -64,6 +64,17 @@ type RunResult struct {
 	// SendErrors the sends it refused or that could not be made.
 	Sent       int `json:"sent"`
 	SendErrors int `json:"send_errors"`
+	// OfferedRate is the send rate the scenario asks for, in messages per
+	// second over all conversations: its measured sends over the measured
+	// part of the sending phase (duration minus warm-up). AchievedRate is
+	// the rate the load generator made them at: the measured sends the API
+	// accepted over the same span, stretched to the last of them when they
+	// ran late. Overloaded says AchievedRate fell below OverloadThreshold
+	// of OfferedRate: the stacks were measured under a lighter load than
+	// the scenario's.
+	OfferedRate  float64 `json:"offered_rate"`
+	AchievedRate float64 `json:"achieved_rate"`
+	Overloaded   bool    `json:"overloaded,omitempty"`
 	// Expected is the deliveries the measured sends call for: one per
 	// member other than the sender.
 	Expected int `json:"expected"`
@@ -110,6 +121,23 @@ type RunResult struct {
 	SendingEnded time.Duration `json:"sending_ended_ns"`
 	// TimelineInterval is the width of one Timeline interval.
 	TimelineInterval time.Duration `json:"timeline_interval_ns"`
+}
+
+// OverloadThreshold is the share of the offered send rate below which a
+// run is flagged Overloaded.
+const OverloadThreshold = 0.95
+
+// sendRates returns the offered and achieved send rates of a run with
+// planned measured sends, of which sent were accepted, over the measured
+// window, the last accepted one made at last (from the start of the
+// window), and whether the run is overloaded.
+func sendRates(planned, sent int, window, last time.Duration) (offered, achieved float64, overloaded bool) {
+	if window <= 0 || planned == 0 {
+		return 0, 0, false
+	}
+	offered = float64(planned) / window.Seconds()
+	achieved = float64(sent) / max(window, last).Seconds()
+	return offered, achieved, achieved < OverloadThreshold*offered
 }
 
 // Latency summarises end-to-end latencies.
@@ -205,6 +233,12 @@ type Summary struct {
 	PeakRSSMiB        Figure `json:"peak_rss_mib"`
 	Restarts          Figure `json:"restarts"`
 	Duplicates        Figure `json:"duplicates"`
+	// OfferedRate and AchievedRate are the runs' send rates (messages
+	// per second); Overloaded counts the runs whose achieved rate fell
+	// below OverloadThreshold of the offered one.
+	OfferedRate  Figure `json:"offered_rate"`
+	AchievedRate Figure `json:"achieved_rate"`
+	Overloaded   int    `json:"overloaded"`
 	// Unconverged counts runs that did not converge within settle time.
 	Unconverged int `json:"unconverged"`
 }
@@ -255,9 +289,14 @@ func Summarize(runs []RunResult) Summary {
 		return float64(sum), true
 	})
 	s.Duplicates = fig(func(r RunResult) (float64, bool) { return float64(r.Duplicates), true })
+	s.OfferedRate = fig(func(r RunResult) (float64, bool) { return r.OfferedRate, r.OfferedRate > 0 })
+	s.AchievedRate = fig(func(r RunResult) (float64, bool) { return r.AchievedRate, r.OfferedRate > 0 })
 	for _, r := range runs {
 		if !r.Converged {
 			s.Unconverged++
+		}
+		if r.Overloaded {
+			s.Overloaded++
 		}
 	}
 	return s

@@ -231,26 +231,7 @@ traffic:
 // table; the report goes to the default directory, which is in the
 // working directory and ignored by git.
 func TestCompareOnATerminal(t *testing.T) {
-	plugins := secureStack(t)
-	work := t.TempDir()
-	stackText, err := os.ReadFile(filepath.Join("..", "..", "..", "configs", "libp2p-none-dr-mvds.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack := filepath.Join(work, "libp2p-none-dr-mvds.yaml")
-	text := strings.Replace(string(stackText), "dir: ../bin/plugins", "dir: "+plugins, 1)
-	if err := os.WriteFile(stack, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sc := filepath.Join(work, "tiny.yaml")
-	if err := os.WriteFile(sc, []byte(tinyScenario), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	nets, err := os.MkdirTemp("", "sc-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(nets) })
+	work, stack, sc, nets := compareFiles(t, tinyScenario)
 
 	master, slave := openPTY(t)
 	defer master.Close()
@@ -283,6 +264,9 @@ func TestCompareOnATerminal(t *testing.T) {
 			t.Fatalf("the progress bar is still on the screen: %q\nscreen:\n%s", line, strings.Join(lines, "\n"))
 		}
 	}
+	if !slicesHasPrefix(lines, "offered send rate (msg/s)") || !slicesHasPrefix(lines, "achieved send rate (msg/s)") {
+		t.Fatalf("the table has no send rates:\n%s", strings.Join(lines, "\n"))
+	}
 	if !slicesHasPrefix(lines, "scenario: ") {
 		t.Fatalf("the table's first line does not start a line of the screen:\n%s", strings.Join(lines, "\n"))
 	}
@@ -296,6 +280,33 @@ func TestCompareOnATerminal(t *testing.T) {
 	if out, err := exec.Command("git", "-C", repo, "check-ignore", "--no-index", "-q", rel).CombinedOutput(); err != nil {
 		t.Fatalf("git does not ignore compare's default output %s in the repository: %v\n%s", rel, err, out)
 	}
+}
+
+// compareFiles writes, in a new working directory, the shipped
+// libp2p-none-dr-mvds stack on this test's plugins and the scenario text,
+// and makes a short directory for the testnets.
+func compareFiles(t *testing.T, scenario string) (work, stack, sc, nets string) {
+	t.Helper()
+	plugins := secureStack(t)
+	work = t.TempDir()
+	stackText, err := os.ReadFile(filepath.Join("..", "..", "..", "configs", "libp2p-none-dr-mvds.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack = filepath.Join(work, "libp2p-none-dr-mvds.yaml")
+	text := strings.Replace(string(stackText), "dir: ../bin/plugins", "dir: "+plugins, 1)
+	if err := os.WriteFile(stack, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc = filepath.Join(work, "scenario.yaml")
+	if err := os.WriteFile(sc, []byte(scenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if nets, err = os.MkdirTemp("", "sc-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(nets) })
+	return work, stack, sc, nets
 }
 
 // slicesHasPrefix reports whether a line of lines starts with prefix.

@@ -7,8 +7,8 @@ import (
 )
 
 // The fixtures are built by hand: two stacks with two runs each, one of
-// which loses nodes, another that delivers nothing, and one with a single
-// run. Summaries are filled by compare.Summarize, as the caller does.
+// which loses nodes and one of whose runs sent below 95% of the offered
+// rate, another that delivers nothing, and one with a single run. Summaries are filled by compare.Summarize, as the caller does.
 
 // cdf is a latency distribution of 101 points, CDF[i] = base + i*step.
 func cdf(base, step time.Duration) []time.Duration {
@@ -62,7 +62,7 @@ func timeline(sent, delivered []int) []compare.TimelinePoint {
 func whisper() compare.StackResult {
 	runs := []compare.RunResult{
 		{
-			Run: 1, Sent: 10, Expected: 40, Delivered: 40, DeliveryRatio: 1,
+			Run: 1, Sent: 10, Expected: 40, Delivered: 40, DeliveryRatio: 1, OfferedRate: 2.5, AchievedRate: 2.5,
 			Latency:   compare.Latency{P50: 100 * time.Millisecond, P95: 200 * time.Millisecond, P99: 300 * time.Millisecond, Max: 350 * time.Millisecond, CDF: cdf(250*time.Microsecond, 2*time.Millisecond)},
 			Converged: true, Convergence: 2 * time.Second,
 			WireBytes: 40000, WireFrames: 80, BytesPerDelivered: 1000, FramesPerDelivered: 2,
@@ -76,7 +76,7 @@ func whisper() compare.StackResult {
 			Duration: 10 * time.Second,
 		},
 		{
-			Run: 2, Sent: 10, Expected: 40, Delivered: 38, DeliveryRatio: 0.95,
+			Run: 2, Sent: 10, Expected: 40, Delivered: 38, DeliveryRatio: 0.95, OfferedRate: 2.5, AchievedRate: 2.45,
 			Latency:   compare.Latency{P50: 100 * time.Millisecond, P95: 220 * time.Millisecond, P99: 340 * time.Millisecond, Max: 400 * time.Millisecond, CDF: cdf(500*time.Microsecond, 2*time.Millisecond)},
 			Converged: false,
 			WireBytes: 45600, WireFrames: 95, BytesPerDelivered: 1200, FramesPerDelivered: 2.5,
@@ -107,7 +107,7 @@ func waku() compare.StackResult {
 	n2[3].Restarts = 3
 	runs := []compare.RunResult{
 		{
-			Run: 1, Sent: 10, Expected: 40, Delivered: 36, Duplicates: 2, DeliveryRatio: 0.9,
+			Run: 1, Sent: 10, Expected: 40, Delivered: 36, Duplicates: 2, DeliveryRatio: 0.9, OfferedRate: 2.5, AchievedRate: 2.5,
 			Latency:   compare.Latency{P50: 40 * time.Millisecond, P95: 90 * time.Millisecond, P99: 120 * time.Millisecond, Max: 150 * time.Millisecond, CDF: cdf(125*time.Microsecond, time.Millisecond)},
 			Converged: true, Convergence: 1500 * time.Millisecond,
 			WireBytes: 28800, WireFrames: 54, BytesPerDelivered: 800, FramesPerDelivered: 1.5,
@@ -117,7 +117,7 @@ func waku() compare.StackResult {
 			Duration:   9 * time.Second,
 		},
 		{
-			Run: 2, Sent: 10, Expected: 40, Delivered: 34, Duplicates: 4, DeliveryRatio: 0.85,
+			Run: 2, Sent: 10, Expected: 40, Delivered: 34, Duplicates: 4, DeliveryRatio: 0.85, OfferedRate: 2.5, AchievedRate: 1.625, Overloaded: true,
 			Latency:   compare.Latency{P50: 60 * time.Millisecond, P95: 110 * time.Millisecond, P99: 140 * time.Millisecond, Max: 170 * time.Millisecond, CDF: cdf(375*time.Microsecond, time.Millisecond)},
 			Converged: true, Convergence: 2500 * time.Millisecond,
 			WireBytes: 30600, WireFrames: 68, BytesPerDelivered: 900, FramesPerDelivered: 2,

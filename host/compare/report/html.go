@@ -50,7 +50,12 @@ type htmlPage struct {
 	Table      summaryTable
 	Legend     string
 	Deaths     []string
-	Charts     []chartSpec
+	// Overloads lists the runs whose achieved send rate fell below
+	// compare.OverloadThreshold of the offered one; OverloadWarning heads
+	// the list.
+	Overloads       []string
+	OverloadWarning string
+	Charts          []chartSpec
 	// ChartData is the charts' ids and options as a JavaScript value.
 	ChartData template.JS
 	// ECharts is the inlined ECharts library, Version its version.
@@ -97,6 +102,8 @@ func newHTMLPage(r *compare.Report) (*htmlPage, error) {
 	for _, d := range deaths(r) {
 		p.Deaths = append(p.Deaths, deathLine(d))
 	}
+	p.Overloads = overloads(r)
+	p.OverloadWarning = overloadWarning(len(p.Overloads))
 	for i := range r.Stacks {
 		s := &r.Stacks[i]
 		hs := htmlStack{
@@ -221,6 +228,15 @@ footer { margin-top: 40px; font-size: 12.5px; color: var(--muted); }
 </tbody>
 </table>
 <p class="note">Each cell is the mean ± the standard deviation over the runs that gave a value; n/a when none did.{{if .Legend}} {{.Legend}}.{{end}}</p>
+{{- end}}
+{{- if .Overloads}}
+<div class="deaths overloads"><strong>Warning: {{.OverloadWarning}}:</strong>
+<ul>
+{{- range .Overloads}}
+<li>{{.}}</li>
+{{- end}}
+</ul>
+</div>
 {{- end}}
 {{- if .Deaths}}
 <div class="deaths"><strong>Nodes that died during a run ({{len .Deaths}}):</strong>

@@ -33,6 +33,8 @@ type measure struct {
 
 // measures are the summary table's rows, in order.
 var measures = []measure{
+	{label: "offered send rate (msg/s)", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.OfferedRate }},
+	{label: "achieved send rate (msg/s)", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.AchievedRate }, note: overloadedNote},
 	{label: "delivery ratio (%)", scale: 100, figure: func(s *compare.Summary) compare.Figure { return s.DeliveryRatio }},
 	{label: "latency p50 (ms)", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.LatencyP50Ms }},
 	{label: "latency p95 (ms)", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.LatencyP95Ms }},
@@ -58,6 +60,45 @@ func unconvergedNote(s *compare.StackResult, r *compare.Report) string {
 	}
 	n = max(n, k)
 	return fmt.Sprintf("%d of %d runs unconverged", k, n)
+}
+
+// overloadedNote says how many of a stack's runs sent below
+// compare.OverloadThreshold of the offered rate.
+func overloadedNote(s *compare.StackResult, r *compare.Report) string {
+	k := s.Summary.Overloaded
+	if k <= 0 {
+		return ""
+	}
+	n := max(len(s.Runs), k)
+	return fmt.Sprintf("%d of %d runs below %.0f%% of offered", k, n, 100*compare.OverloadThreshold)
+}
+
+// overloads describes, one line each, every run whose load generator did
+// not keep up with the scenario: its achieved send rate is below
+// compare.OverloadThreshold of the offered one.
+func overloads(r *compare.Report) []string {
+	var out []string
+	for i := range r.Stacks {
+		s := &r.Stacks[i]
+		for _, run := range s.Runs {
+			if !run.Overloaded {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s run %d: sent %.1f msg/s of the %.1f offered (%.0f%%)",
+				s.Name, run.Run, run.AchievedRate, run.OfferedRate, 100*run.AchievedRate/run.OfferedRate))
+		}
+	}
+	return out
+}
+
+// overloadWarning heads the list of n overloaded runs.
+func overloadWarning(n int) string {
+	runs := "runs"
+	if n == 1 {
+		runs = "run"
+	}
+	return fmt.Sprintf("%d %s sent below %.0f%% of the offered send rate: the load generator did not keep up, so the figures describe a lighter load than the scenario asks for (lower traffic.rate, or use fewer nodes)",
+		n, runs, 100*compare.OverloadThreshold)
 }
 
 // summaryTable is the summary table, rendered as text or HTML.

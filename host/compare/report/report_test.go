@@ -735,3 +735,33 @@ func TestAssetsREADME(t *testing.T) {
 		t.Error("embedded ECharts has lost its license header")
 	}
 }
+
+// TestOverloadedRunFlagged: a run whose achieved send rate fell below 95%
+// of the offered one is flagged in the table, the HTML page and the JSON,
+// beside the two rates.
+func TestOverloadedRunFlagged(t *testing.T) {
+	r := twoStacks()
+	var table, js bytes.Buffer
+	if err := WriteTable(&table, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteJSON(&js, r); err != nil {
+		t.Fatal(err)
+	}
+	page := writeHTML(t, r)
+	for what, text := range map[string]string{"table": table.String(), "html": page} {
+		for _, want := range []string{"offered send rate (msg/s)", "achieved send rate (msg/s)", "1 of 2 runs below 95% of offered", "waku run 2: sent 1.6 msg/s of the 2.5 offered (65%)", "the load generator did"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s does not say %q", what, want)
+			}
+		}
+		if strings.Contains(text, "whisper run 1: sent") || strings.Contains(text, "whisper run 2: sent") {
+			t.Errorf("%s flags a run that kept up", what)
+		}
+	}
+	for _, want := range []string{`"offered_rate": 2.5`, `"achieved_rate": 1.625`, `"overloaded": true`, `"overloaded": 1`} {
+		if !strings.Contains(js.String(), want) {
+			t.Errorf("report.json has no %s", want)
+		}
+	}
+}

@@ -16,7 +16,9 @@ import (
 // gave a value, "n/a" when none did); then one ratio column per stack
 // after the first, the stack's mean over the first stack's ("0.82x", "n/a"
 // when the first has no value or 0). Below the table come a legend for the
-// ratios and every node that died on its own during a run, each on a line.
+// ratios, every run whose achieved send rate fell below 95% of the
+// offered one (a WARNING: its figures are for a lighter load), and every
+// node that died on its own during a run, each on a line.
 func WriteTable(w io.Writer, r *compare.Report) error {
 	if r == nil {
 		return fmt.Errorf("report: nil Report")
@@ -58,6 +60,13 @@ func WriteTable(w io.Writer, r *compare.Report) error {
 		fmt.Fprintln(bw)
 		fmt.Fprintln(bw, l)
 	}
+	if ol := overloads(r); len(ol) > 0 {
+		fmt.Fprintln(bw)
+		fmt.Fprint(bw, wrapText("WARNING: "+overloadWarning(len(ol))+":", 80))
+		for _, l := range ol {
+			fmt.Fprintf(bw, "  %s\n", l)
+		}
+	}
 	fmt.Fprintln(bw)
 	if ds := deaths(r); len(ds) == 0 {
 		fmt.Fprintln(bw, "no node died during a run")
@@ -68,6 +77,27 @@ func WriteTable(w io.Writer, r *compare.Report) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// wrapText folds s at spaces into lines of at most width columns, each
+// ending in a newline.
+func wrapText(s string, width int) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Fields(s) {
+		n := utf8.RuneCountInString(word)
+		if i > 0 && line+1+n > width {
+			b.WriteString("\n")
+			line = 0
+		} else if i > 0 {
+			b.WriteString(" ")
+			line++
+		}
+		b.WriteString(word)
+		line += n
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // writeRow writes one table row: the first column left-aligned, the
