@@ -232,7 +232,7 @@ func Load(src Sources) (*Config, error) {
 			return nil, fmt.Errorf("config file: %w", err)
 		}
 		if err := k.Load(file.Provider(src.File), parser); err != nil {
-			return nil, fmt.Errorf("config file %s: %w", src.File, err)
+			return nil, fmt.Errorf("config file %s: %w", src.File, locateYAMLError(src.File, err))
 		}
 	}
 	environ := src.Environ

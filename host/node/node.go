@@ -154,17 +154,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		} else {
 			dirs := cfg.PluginDirs(key)
 			if s.path, err = plugins.Locate(dirs, l.Plugin); errors.Is(err, plugins.ErrNotFound) {
-				fix := fmt.Sprintf("build it (make plugins) or check plugins.dir (searched %v)", dirs)
-				var found []string
-				for _, dir := range dirs {
-					if names, lerr := plugins.Binaries(dir); lerr == nil {
-						found = append(found, names...)
-					}
-				}
-				if len(found) > 0 {
-					fix = fmt.Sprintf("plugins in %v: %v", dirs, found)
-				}
-				return nil, &sdk.ConfigError{Key: "layers." + key + ".plugin", Problem: fmt.Sprintf("unknown plugin %q: %v", l.Plugin, err), Fix: fix}
+				return nil, plugins.NotFoundError(cfg, key, err)
 			} else if err != nil {
 				return nil, &sdk.ConfigError{Key: "layers." + key + ".plugin", Problem: fmt.Sprintf("plugin binary refused: %v", err)}
 			}
