@@ -20,6 +20,7 @@ import (
 
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/conversations"
 	"github.com/strata-msg/strata/host/node"
 )
 
@@ -241,12 +242,11 @@ func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
 		return err
 	}
 
-	conversation := []byte("demo")
+	// Their 1:1 conversation: alice starts it; bob's node takes it from her
+	// first message (both derive its id), as a user's would.
+	conversation := conversations.DirectID(alice.node.Identity(), bob.node.Identity())
 	if err := alice.node.SetConversation(ctx, conversation, []ed25519.PublicKey{bob.node.Identity()}); err != nil {
-		return fmt.Errorf("alice sets up the conversation: %w", err)
-	}
-	if err := bob.node.SetConversation(ctx, conversation, []ed25519.PublicKey{alice.node.Identity()}); err != nil {
-		return fmt.Errorf("bob sets up the conversation: %w", err)
+		return fmt.Errorf("alice starts the conversation: %w", err)
 	}
 	began := time.Now()
 	for i := 1; i <= o.messages; i++ {

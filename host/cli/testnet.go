@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
-	"github.com/strata-msg/strata/host/conversations"
 	"github.com/strata-msg/strata/host/testnet"
 )
 
@@ -149,28 +149,37 @@ func runTestnet(cmd *cobra.Command, env Env, o testnetOptions) error {
 // groupConversation is the conversation of every client of a testnet.
 const groupConversation = "all"
 
-// testnetConversations creates, on every client, the 1:1 conversation
-// with each other client (the one `strata send --to` uses) and the group
-// of all clients, so that a sync layer accepts their messages from the
-// start: every member of a conversation must have created it.
+// testnetConversations creates the group of all clients on the first
+// client, as a user would, and waits until its announcement has reached
+// every other client's node (the 1:1 conversations need nothing: each node
+// knows the one with every contact from the card's import on).
 func testnetConversations(ctx context.Context, net *testnet.Net) error {
 	cs := net.Clients()
-	for _, a := range cs {
-		c := a.Client()
-		var all [][]byte
-		for _, b := range cs {
-			if a == b {
-				continue
+	if len(cs) < 2 {
+		return nil
+	}
+	var others [][]byte
+	for _, b := range cs[1:] {
+		others = append(others, b.Identity())
+	}
+	if _, err := cs[0].Client().SetConversation(ctx, &appv1.SetConversationRequest{Id: []byte(groupConversation), Members: others, Name: groupConversation}); err != nil {
+		return fmt.Errorf("testnet: %s: conversation %q: %w", cs[0].Name, groupConversation, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for _, b := range cs[1:] {
+		for {
+			resp, err := b.Client().Conversations(ctx, &appv1.ConversationsRequest{})
+			if err != nil {
+				return fmt.Errorf("testnet: %s: conversations: %w", b.Name, err)
 			}
-			all = append(all, b.Identity())
-			id := conversations.DirectID(a.Identity(), b.Identity())
-			if _, err := c.SetConversation(ctx, &appv1.SetConversationRequest{Id: id, Members: [][]byte{b.Identity()}}); err != nil {
-				return fmt.Errorf("testnet: %s: conversation with %s: %w", a.Name, b.Name, err)
+			if slices.ContainsFunc(resp.GetConversations(), func(c *appv1.Conversation) bool { return string(c.GetId()) == groupConversation }) {
+				break
 			}
-		}
-		if len(all) > 0 {
-			if _, err := c.SetConversation(ctx, &appv1.SetConversationRequest{Id: []byte(groupConversation), Members: all}); err != nil {
-				return fmt.Errorf("testnet: %s: conversation %q: %w", a.Name, groupConversation, err)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("testnet: the announcement of conversation %q did not reach %s", groupConversation, b.Name)
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
 	}

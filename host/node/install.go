@@ -96,10 +96,18 @@ func (n *Node) setConversation(ctx context.Context, c conversations.Conversation
 			}
 		}
 	}
-	if announce && !n.isDirect(c) {
+	if announce && n.authenticated() && !n.isDirect(c) {
 		n.announce(ctx, c)
 	}
 	return nil
+}
+
+// authenticated reports whether the stack authenticates who sent a
+// message (it has a secure layer), which host messages need: without one,
+// a message's author is only what a card claims for its address.
+func (n *Node) authenticated() bool {
+	a, _ := adapterOf[*secureAdapter](n)
+	return a != nil
 }
 
 // isDirect reports whether c is the 1:1 conversation of this node and its

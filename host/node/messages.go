@@ -206,9 +206,9 @@ func (n *Node) deliver(ctx context.Context, b *pipeline.Boundary, msgs []*conver
 		kept = append(kept, m)
 	}
 	for _, m := range host {
-		if !top {
+		if !top || !n.authenticated() {
 			n.announced.malformed.Add(1)
-			n.log.Warn("dropped a host message that did not come through the stack's top (a public chat's)")
+			n.log.Warn("dropped a host message whose author nothing authenticated (a public chat's, or on a stack without a secure layer)")
 			continue
 		}
 		n.takeHostMessage(ctx, m.Author, m.Payload)
