@@ -44,12 +44,9 @@ func (e *ConfigError) WithPrefix(p string) *ConfigError {
 	return &c
 }
 
-// configErrorPrefix marks a ConfigError carried in a gRPC status message so
-// that the host can rebuild it on its side of the process boundary.
-const configErrorPrefix = "strata-config-error\x1f"
-
-// toStatus turns a layer error into a gRPC status error, keeping a
-// ConfigError recognisable across the process boundary.
+// toStatus turns a layer error into a gRPC status error. A ConfigError
+// travels as a structured detail (commonv1.ConfigErrorDetail), so that the
+// host rebuilds it on its side of the process boundary and names the key.
 func toStatus(err error) error {
 	if err == nil {
 		return nil
@@ -59,12 +56,31 @@ func toStatus(err error) error {
 	}
 	var ce *ConfigError
 	if errors.As(err, &ce) {
-		return status.Error(codes.InvalidArgument, configErrorPrefix+ce.Key+"\x1f"+ce.Problem+"\x1f"+ce.Fix)
+		st, derr := status.New(codes.InvalidArgument, ce.Error()).WithDetails(&commonv1.ConfigErrorDetail{Key: ce.Key, Problem: ce.Problem, Fix: ce.Fix})
+		if derr != nil {
+			return status.Error(codes.InvalidArgument, ce.Error())
+		}
+		return st.Err()
 	}
 	return status.Error(codes.Unknown, err.Error())
 }
 
-// fromStatus undoes toStatus on the host side.
+// RemoteError is an error a plugin returned across the process boundary:
+// its text, without gRPC's "rpc error: code = ... desc =" wrapping, and its
+// gRPC code.
+type RemoteError struct {
+	Code    codes.Code
+	Message string
+}
+
+// Error implements error.
+func (e *RemoteError) Error() string { return e.Message }
+
+// GRPCStatus lets status.Code and status.FromError see the code.
+func (e *RemoteError) GRPCStatus() *status.Status { return status.New(e.Code, e.Message) }
+
+// fromStatus undoes toStatus on the host side: a ConfigError comes back as
+// one, any other plugin error as a RemoteError with the plugin's text.
 func fromStatus(err error) error {
 	if err == nil {
 		return nil
@@ -73,14 +89,12 @@ func fromStatus(err error) error {
 	if !ok {
 		return err
 	}
-	if st.Code() == codes.InvalidArgument && strings.HasPrefix(st.Message(), configErrorPrefix) {
-		parts := strings.SplitN(strings.TrimPrefix(st.Message(), configErrorPrefix), "\x1f", 3)
-		for len(parts) < 3 {
-			parts = append(parts, "")
+	for _, d := range st.Details() {
+		if cd, ok := d.(*commonv1.ConfigErrorDetail); ok {
+			return &ConfigError{Key: cd.GetKey(), Problem: cd.GetProblem(), Fix: cd.GetFix()}
 		}
-		return &ConfigError{Key: parts[0], Problem: parts[1], Fix: parts[2]}
 	}
-	return err
+	return &RemoteError{Code: st.Code(), Message: st.Message()}
 }
 
 // String, Int, Bool, Duration, StringList and Float build ConfigField

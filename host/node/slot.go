@@ -182,6 +182,10 @@ func (s *slot) start(ctx context.Context) error {
 	s.mu.RUnlock()
 	resp, err := conn.Start(ctx, req)
 	if err != nil {
+		var ce *sdk.ConfigError
+		if errors.As(err, &ce) {
+			return ce.WithPrefix("layers." + s.key + ".config")
+		}
 		return fmt.Errorf("layers.%s: start %q: %w", s.key, s.layer.Plugin, err)
 	}
 	// The layer gets the host's contacts and conversations before it

@@ -99,6 +99,9 @@ func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv
 	}
 	n, err := l.startSticky(ctx, protos)
 	if err != nil {
+		if ce := p2pkit.ListenError(err, "listen", []string{l.cfg.Listen}); ce != err {
+			return nil, ce
+		}
 		return nil, fmt.Errorf("devp2p: start: %w", err)
 	}
 	local, err := n.localNode()

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -353,5 +355,29 @@ func TestStartFailsOnTakenPort(t *testing.T) {
 	}
 	if err := l.Stop(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestListenInUseIsConfigError: a listen address in use makes Start fail
+// with a config error that names the key and the fix, so the host can tell
+// the user which setting to change.
+func TestListenInUseIsConfigError(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	lc := sdk.NewLifecycle(New())
+	ctx := context.Background()
+	cfg := fmt.Sprintf(`{"listen": %q, "discovery": "off", "sticky_port": false}`, addr)
+	if _, err := lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: cfg, DataDir: t.TempDir(), NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: newRecorder()}); err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Stop(ctx)
+	_, err = lc.Start(ctx, &commonv1.StartRequest{})
+	var ce *sdk.ConfigError
+	if !errors.As(err, &ce) || ce.Key != "listen" || !strings.Contains(ce.Problem, addr+" is in use") || ce.Fix == "" {
+		t.Fatalf("Start on a busy address: %v, want a config error for key listen saying %s is in use", err, addr)
 	}
 }

@@ -102,6 +102,13 @@ func (l *Layer) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv
 	}
 	n, err := l.startSticky(ctx, protos)
 	if err != nil {
+		listen := make([]string, len(l.cfg.listen))
+		for i, a := range l.cfg.listen {
+			listen[i] = a.String()
+		}
+		if ce := p2pkit.ListenError(err, "listen", listen); ce != err {
+			return nil, ce
+		}
 		return nil, fmt.Errorf("libp2p: start: %w", err)
 	}
 	local, err := n.localNode()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -368,5 +369,39 @@ func TestSameConfigTwice(t *testing.T) {
 	}
 	if kids := children(h.cmd.Process.Pid); len(kids) != len(h.kids) {
 		t.Fatalf("the running node has %d plugins now, had %d", len(kids), len(h.kids))
+	}
+}
+
+// TestPortInUseNamesTheKey: a p2p port that is in use stops `strata run`
+// with the config key, what is wrong and the fix, carried across the
+// plugin boundary as a structured error, not as gRPC's text.
+func TestPortInUseNamesTheKey(t *testing.T) {
+	if out, err := strata(t, "plugins", "lock", "--dir", pluginDir); err != nil {
+		t.Fatalf("lock: %v\n%s", err, out)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	cfg := writeConfig(t, t.TempDir(), "n")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "/ip4/127.0.0.1/tcp/0", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, strataBin, "run", "-c", cfg).CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("run on a busy port: %v\n%s", err, out)
+	}
+	want := fmt.Sprintf("\"layers.p2p.config.listen\": /ip4/127.0.0.1/tcp/%d is in use; choose another port", port)
+	if !strings.Contains(string(out), want) || strings.Contains(string(out), "rpc error") {
+		t.Fatalf("run on a busy port said:\n%s\nwant %s and no rpc error", out, want)
 	}
 }

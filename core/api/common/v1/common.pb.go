@@ -923,6 +923,70 @@ func (x *Protocol) GetMessageCodes() uint32 {
 	return 0
 }
 
+// ConfigErrorDetail is attached, as a gRPC status detail, to the
+// InvalidArgument error of a Configure or Start that a config value
+// caused, so that the host can name the key to the user: the key within
+// the plugin's section, what is wrong with its value, and what to do.
+type ConfigErrorDetail struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Problem       string                 `protobuf:"bytes,2,opt,name=problem,proto3" json:"problem,omitempty"`
+	Fix           string                 `protobuf:"bytes,3,opt,name=fix,proto3" json:"fix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigErrorDetail) Reset() {
+	*x = ConfigErrorDetail{}
+	mi := &file_common_v1_common_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigErrorDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigErrorDetail) ProtoMessage() {}
+
+func (x *ConfigErrorDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_common_v1_common_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigErrorDetail.ProtoReflect.Descriptor instead.
+func (*ConfigErrorDetail) Descriptor() ([]byte, []int) {
+	return file_common_v1_common_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ConfigErrorDetail) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ConfigErrorDetail) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+func (x *ConfigErrorDetail) GetFix() string {
+	if x != nil {
+		return x.Fix
+	}
+	return ""
+}
+
 type DescribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -931,7 +995,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[8]
+	mi := &file_common_v1_common_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1007,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[8]
+	mi := &file_common_v1_common_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1020,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{8}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{9}
 }
 
 // ConfigureRequest hands a plugin its configuration. Configure does no
@@ -981,7 +1045,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[9]
+	mi := &file_common_v1_common_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1057,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[9]
+	mi := &file_common_v1_common_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1070,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{9}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConfigureRequest) GetConfigJson() string {
@@ -1050,7 +1114,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_common_v1_common_proto_msgTypes[10]
+	mi := &file_common_v1_common_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1126,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[10]
+	mi := &file_common_v1_common_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1139,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{10}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConfigureResponse) GetProtocols() []*Protocol {
@@ -1100,7 +1164,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[11]
+	mi := &file_common_v1_common_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1176,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[11]
+	mi := &file_common_v1_common_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1189,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{11}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StartRequest) GetBelowAddress() []byte {
@@ -1160,7 +1224,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_common_v1_common_proto_msgTypes[12]
+	mi := &file_common_v1_common_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1236,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[12]
+	mi := &file_common_v1_common_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1249,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{12}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StartResponse) GetLocalAddress() []byte {
@@ -1217,7 +1281,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[13]
+	mi := &file_common_v1_common_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1293,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[13]
+	mi := &file_common_v1_common_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1306,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{13}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{14}
 }
 
 // HealthResponse reports liveness and the layer's own counters.
@@ -1261,7 +1325,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_common_v1_common_proto_msgTypes[14]
+	mi := &file_common_v1_common_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1337,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[14]
+	mi := &file_common_v1_common_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1350,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{14}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HealthResponse) GetServing() bool {
@@ -1318,7 +1382,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[15]
+	mi := &file_common_v1_common_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1394,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[15]
+	mi := &file_common_v1_common_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1407,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{15}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{16}
 }
 
 type StopResponse struct {
@@ -1354,7 +1418,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_common_v1_common_proto_msgTypes[16]
+	mi := &file_common_v1_common_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1430,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[16]
+	mi := &file_common_v1_common_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1443,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{16}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{17}
 }
 
 var File_common_v1_common_proto protoreflect.FileDescriptor
@@ -1437,7 +1501,11 @@ const file_common_v1_common_proto_rawDesc = "" +
 	"\bProtocol\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12#\n" +
-	"\rmessage_codes\x18\x03 \x01(\rR\fmessageCodes\"\x11\n" +
+	"\rmessage_codes\x18\x03 \x01(\rR\fmessageCodes\"Q\n" +
+	"\x11ConfigErrorDetail\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
+	"\aproblem\x18\x02 \x01(\tR\aproblem\x12\x10\n" +
+	"\x03fix\x18\x03 \x01(\tR\x03fix\"\x11\n" +
 	"\x0fDescribeRequest\"\x90\x01\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\tR\n" +
@@ -1507,7 +1575,7 @@ func file_common_v1_common_proto_rawDescGZIP() []byte {
 }
 
 var file_common_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_common_v1_common_proto_goTypes = []any{
 	(LayerKind)(0),            // 0: strata.common.v1.LayerKind
 	(Direction)(0),            // 1: strata.common.v1.Direction
@@ -1521,16 +1589,17 @@ var file_common_v1_common_proto_goTypes = []any{
 	(*ConfigField)(nil),       // 9: strata.common.v1.ConfigField
 	(*PluginInfo)(nil),        // 10: strata.common.v1.PluginInfo
 	(*Protocol)(nil),          // 11: strata.common.v1.Protocol
-	(*DescribeRequest)(nil),   // 12: strata.common.v1.DescribeRequest
-	(*ConfigureRequest)(nil),  // 13: strata.common.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 14: strata.common.v1.ConfigureResponse
-	(*StartRequest)(nil),      // 15: strata.common.v1.StartRequest
-	(*StartResponse)(nil),     // 16: strata.common.v1.StartResponse
-	(*HealthRequest)(nil),     // 17: strata.common.v1.HealthRequest
-	(*HealthResponse)(nil),    // 18: strata.common.v1.HealthResponse
-	(*StopRequest)(nil),       // 19: strata.common.v1.StopRequest
-	(*StopResponse)(nil),      // 20: strata.common.v1.StopResponse
-	nil,                       // 21: strata.common.v1.HealthResponse.CountersEntry
+	(*ConfigErrorDetail)(nil), // 12: strata.common.v1.ConfigErrorDetail
+	(*DescribeRequest)(nil),   // 13: strata.common.v1.DescribeRequest
+	(*ConfigureRequest)(nil),  // 14: strata.common.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 15: strata.common.v1.ConfigureResponse
+	(*StartRequest)(nil),      // 16: strata.common.v1.StartRequest
+	(*StartResponse)(nil),     // 17: strata.common.v1.StartResponse
+	(*HealthRequest)(nil),     // 18: strata.common.v1.HealthRequest
+	(*HealthResponse)(nil),    // 19: strata.common.v1.HealthResponse
+	(*StopRequest)(nil),       // 20: strata.common.v1.StopRequest
+	(*StopResponse)(nil),      // 21: strata.common.v1.StopResponse
+	nil,                       // 22: strata.common.v1.HealthResponse.CountersEntry
 }
 var file_common_v1_common_proto_depIdxs = []int32{
 	1,  // 0: strata.common.v1.Frame.direction:type_name -> strata.common.v1.Direction
@@ -1544,19 +1613,19 @@ var file_common_v1_common_proto_depIdxs = []int32{
 	9,  // 8: strata.common.v1.PluginInfo.config:type_name -> strata.common.v1.ConfigField
 	11, // 9: strata.common.v1.ConfigureResponse.protocols:type_name -> strata.common.v1.Protocol
 	11, // 10: strata.common.v1.StartRequest.protocols:type_name -> strata.common.v1.Protocol
-	21, // 11: strata.common.v1.HealthResponse.counters:type_name -> strata.common.v1.HealthResponse.CountersEntry
-	12, // 12: strata.common.v1.Layer.Describe:input_type -> strata.common.v1.DescribeRequest
-	13, // 13: strata.common.v1.Layer.Configure:input_type -> strata.common.v1.ConfigureRequest
-	15, // 14: strata.common.v1.Layer.Start:input_type -> strata.common.v1.StartRequest
+	22, // 11: strata.common.v1.HealthResponse.counters:type_name -> strata.common.v1.HealthResponse.CountersEntry
+	13, // 12: strata.common.v1.Layer.Describe:input_type -> strata.common.v1.DescribeRequest
+	14, // 13: strata.common.v1.Layer.Configure:input_type -> strata.common.v1.ConfigureRequest
+	16, // 14: strata.common.v1.Layer.Start:input_type -> strata.common.v1.StartRequest
 	8,  // 15: strata.common.v1.Layer.Frames:input_type -> strata.common.v1.Batch
-	17, // 16: strata.common.v1.Layer.Health:input_type -> strata.common.v1.HealthRequest
-	19, // 17: strata.common.v1.Layer.Stop:input_type -> strata.common.v1.StopRequest
+	18, // 16: strata.common.v1.Layer.Health:input_type -> strata.common.v1.HealthRequest
+	20, // 17: strata.common.v1.Layer.Stop:input_type -> strata.common.v1.StopRequest
 	10, // 18: strata.common.v1.Layer.Describe:output_type -> strata.common.v1.PluginInfo
-	14, // 19: strata.common.v1.Layer.Configure:output_type -> strata.common.v1.ConfigureResponse
-	16, // 20: strata.common.v1.Layer.Start:output_type -> strata.common.v1.StartResponse
+	15, // 19: strata.common.v1.Layer.Configure:output_type -> strata.common.v1.ConfigureResponse
+	17, // 20: strata.common.v1.Layer.Start:output_type -> strata.common.v1.StartResponse
 	8,  // 21: strata.common.v1.Layer.Frames:output_type -> strata.common.v1.Batch
-	18, // 22: strata.common.v1.Layer.Health:output_type -> strata.common.v1.HealthResponse
-	20, // 23: strata.common.v1.Layer.Stop:output_type -> strata.common.v1.StopResponse
+	19, // 22: strata.common.v1.Layer.Health:output_type -> strata.common.v1.HealthResponse
+	21, // 23: strata.common.v1.Layer.Stop:output_type -> strata.common.v1.StopResponse
 	18, // [18:24] is the sub-list for method output_type
 	12, // [12:18] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
@@ -1578,7 +1647,7 @@ func file_common_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_common_v1_common_proto_rawDesc), len(file_common_v1_common_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
