@@ -164,7 +164,10 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 			if err != nil {
 				return nil, err
 			}
-			if s.checksum, err = checksumOf(cfg, lock, l.Plugin, s.path, allow); err != nil {
+			if s.checksum, err = checksumOf(cfg, lock, l.Plugin, s.path, allow); errors.Is(err, plugins.ErrNoChecksum) {
+				return nil, fmt.Errorf("layers.%s.plugin: %w; %s is not in %s: if you trust it, lock it there: strata plugins lock --dir %s %s",
+					key, err, s.path, cfg.LockPathFor(s.path), filepath.Dir(s.path), l.Plugin)
+			} else if err != nil {
 				return nil, fmt.Errorf("layers.%s.plugin: %w", key, err)
 			}
 		}
