@@ -32,16 +32,30 @@ func contactCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{Use: "contact", Short: "Export this node's contact card, import others'"}
 
 	var exportFlags configFlags
+	var wait time.Duration
 	export := &cobra.Command{
 		Use:   "export -c FILE",
 		Short: "Print this node's contact card (written by the node each time it starts)",
-		Args:  cobra.NoArgs,
+		Long: `Print this node's contact card, as the node wrote it at its last start
+(<data_dir>/host/card.txt). A node that has never started has no card: export
+waits up to --wait for it to write one, so that it can follow a "strata run
+... &" in a script.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := exportFlags.load(env)
 			if err != nil {
 				return err
 			}
-			b, err := os.ReadFile(filepath.Join(cfg.Node.DataDir, "host", "card.txt"))
+			path := filepath.Join(cfg.Node.DataDir, "host", "card.txt")
+			b, err := os.ReadFile(path)
+			for deadline := time.Now().Add(wait); errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); {
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+				b, err = os.ReadFile(path)
+			}
 			if errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("node %s has no card yet: start it once with `strata run -c %s`", cfg.Node.Name, exportFlags.file)
 			}
@@ -53,6 +67,7 @@ func contactCmd(env Env) *cobra.Command {
 		},
 	}
 	exportFlags.register(export)
+	export.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for a node that has never started to write its card")
 
 	var importFlags configFlags
 	var alias string

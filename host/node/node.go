@@ -341,8 +341,14 @@ func (n *Node) refreshCard() error {
 		return fmt.Errorf("contact card: %w", err)
 	}
 	n.card.Store(c)
+	// Written whole or not at all: `strata contact export` may read it at
+	// any moment.
 	path := filepath.Join(n.cfg.Node.DataDir, "host", "card.txt")
-	if err := os.WriteFile(path, []byte(contacts.EncodeText(signed)+"\n"), 0o644); err != nil {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(contacts.EncodeText(signed)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("contact card: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("contact card: %w", err)
 	}
 	return nil
