@@ -55,6 +55,7 @@ func NewRoot(env Env) *cobra.Command {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.AddCommand(
+		initCmd(env),
 		runCmd(env),
 		configCmd(env),
 		pluginsCmd(env),
