@@ -138,8 +138,9 @@ func (g *group) setMembers(members [][]byte) {
 func (g *group) isMember(peer []byte) bool { return g.memberSet[string(peer)] }
 
 // queueAck acknowledges id to peer at the next epoch, unless peer's queue
-// is full.
-func (n *node) queueAck(g *group, peer []byte, id ID) {
+// is full; trace is the trace id of the frame that brought what is acked,
+// so that the ack can be followed back to it.
+func (n *node) queueAck(g *group, peer []byte, id ID, trace uint64) {
 	q := g.acks[string(peer)]
 	if q == nil {
 		q = &idQueue{set: make(map[ID]bool)}
@@ -147,6 +148,9 @@ func (n *node) queueAck(g *group, peer []byte, id ID) {
 	}
 	if len(q.ids) < queueFactor*n.cfg.MaxIDs {
 		q.push(id)
+		if q.trace == 0 {
+			q.trace = trace
+		}
 	}
 }
 
@@ -154,6 +158,9 @@ func (n *node) queueAck(g *group, peer []byte, id ID) {
 type idQueue struct {
 	ids []ID
 	set map[ID]bool
+	// trace is the trace id of the frame that brought the first id queued
+	// since the queue was last emptied, or 0.
+	trace uint64
 }
 
 func (q *idQueue) push(id ID) {

@@ -696,3 +696,25 @@ func TestTraceFollowsSend(t *testing.T) {
 		t.Fatalf("the DOWN frame has trace %d, want 77", frames[0].GetTraceId())
 	}
 }
+
+// TestAckCarriesTrace: the payload that acknowledges a message carries the
+// trace id of the frame that brought the message (the ack path).
+func TestAckCarriesTrace(t *testing.T) {
+	clk := newClock()
+	a := newTNode(t, "a", testSettings(), clk)
+	b := newTNode(t, "b", testSettings(), clk)
+	a.setGroup(a.id, b.id)
+	b.setGroup(a.id, b.id)
+	a.send("hello")
+	out := a.tick()
+	if len(out) != 1 {
+		t.Fatalf("a sent %d payloads, want 1", len(out))
+	}
+	if _, err := b.n.receive(context.Background(), []inbound{{group: testGroupID, from: a.id, payload: out[0].payload, trace: 99}}); err != nil {
+		t.Fatal(err)
+	}
+	acks := b.tick()
+	if len(acks) != 1 || acks[0].trace != 99 {
+		t.Fatalf("b's ack payloads %+v, want one with trace 99", acks)
+	}
+}

@@ -101,7 +101,7 @@ func (n *node) handle(b *batch, f inbound) error {
 		}
 	}
 	for _, raw := range p.Offers {
-		if err := n.onOffer(b, g, f.from, ID(raw)); err != nil {
+		if err := n.onOffer(b, g, f.from, ID(raw), f.trace); err != nil {
 			return err
 		}
 	}
@@ -169,14 +169,14 @@ func (n *node) onRequest(b *batch, g *group, peer []byte, id ID) error {
 // ack (so that it stops offering; the Go node ignores such offers, which
 // makes the offerer retransmit forever) and loses any record for it;
 // otherwise the message is requested from peer, within max_requests.
-func (n *node) onOffer(b *batch, g *group, peer []byte, id ID) error {
+func (n *node) onOffer(b *batch, g *group, peer []byte, id ID, trace uint64) error {
 	n.c.offers.Add(1)
 	_, found, err := b.tx.message(g.id, id)
 	if err != nil {
 		return err
 	}
 	if found {
-		n.queueAck(g, peer, id)
+		n.queueAck(g, peer, id, trace)
 		_, err := b.tx.clearSent(g.id, peer, id)
 		return err
 	}
@@ -238,7 +238,7 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 		// The sender may have missed the ack: ack again (2/MVDS acks every
 		// copy that arrives). The sender holds the message.
 		n.c.duplicates.Add(1)
-		n.queueAck(g, peer, id)
+		n.queueAck(g, peer, id, trace)
 		_, err := b.tx.clearSent(g.id, peer, id)
 		return err
 	}
@@ -263,7 +263,7 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 	if err := b.tx.insertMessage(messageRow{group: g.id, id: id, timestamp: m.Timestamp, body: bytes.Clone(m.Body), sender: pm.from, receivedMs: b.now.UnixMilli()}); err != nil {
 		return err
 	}
-	n.queueAck(g, peer, id)
+	n.queueAck(g, peer, id, trace)
 	// Every member this node asked for the message holds it: ack it to
 	// them too, so that they stop sending it.
 	asked, err := b.tx.clearRequests(g.id, id)
@@ -275,7 +275,7 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 			g.requests[string(q)]--
 		}
 		if g.isMember(q) && !bytes.Equal(q, peer) {
-			n.queueAck(g, q, id)
+			n.queueAck(g, q, id, trace)
 		}
 	}
 	if missing == nil {

@@ -95,7 +95,11 @@ func (n *node) build(tx *txn) (out []outbound, wrote bool, err error) {
 			}
 			n.c.payloadsSent.Add(1)
 			n.c.bytesSent.Add(uint64(len(payload)))
-			out = append(out, outbound{group: g.id, peer: peer, payload: payload, ephemeral: pb.ephemeralOnly, trace: pb.trace})
+			trace := pb.trace // an own message's send, else what the acks answer
+			if trace == 0 {
+				trace = pb.ackTrace
+			}
+			out = append(out, outbound{group: g.id, peer: peer, payload: payload, ephemeral: pb.ephemeralOnly, trace: trace})
 		}
 	}
 	return out, wrote, nil
@@ -112,6 +116,9 @@ func (n *node) takeAcks(g *group, peer []byte, pb *payloadBuilder) {
 		delete(q.set, q.ids[i])
 	}
 	n.c.acksSent.Add(uint64(i))
+	if i > 0 && pb.ackTrace == 0 {
+		pb.ackTrace = q.trace // the ack path: the frame that brought the first
+	}
 	q.ids = q.ids[i:]
 	if len(q.ids) == 0 {
 		delete(g.acks, string(peer))

@@ -170,8 +170,10 @@ type payloadBuilder struct {
 	maxIDs   int
 	// ephemeralOnly stays true while every record is an ephemeral message.
 	ephemeralOnly bool
-	// trace is the trace id the payload's frame carries (outbound.trace).
-	trace uint64
+	// trace is the trace id of the first own message in the payload, and
+	// ackTrace that of the frame that brought what its first acks answer;
+	// the payload's frame carries the first, else the second.
+	trace, ackTrace uint64
 }
 
 func newPayloadBuilder(maxFrame, maxIDs int) *payloadBuilder {
