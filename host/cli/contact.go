@@ -105,6 +105,21 @@ next start. The output says which.`,
 			if err != nil {
 				return err
 			}
+			// A node that is starting holds its data directory but serves
+			// its API only once every layer is up: wait for it, so that
+			// the card goes into the running node, not only its store.
+			if network, _ := cfg.APIEndpoint(); !live && network != "" && nodePID(cfg) > 0 {
+				for deadline := time.Now().Add(apiWait); !live && time.Now().Before(deadline) && nodePID(cfg) > 0; {
+					select {
+					case <-cmd.Context().Done():
+						return cmd.Context().Err()
+					case <-time.After(100 * time.Millisecond):
+					}
+					if live, err = importLive(cmd.Context(), cfg, strings.TrimSpace(text)); err != nil {
+						return err
+					}
+				}
+			}
 			err = withStore(cmd.Context(), cfg, func(id *identity.Identity, store *contacts.Store) error {
 				if bytes.Equal(card.IdentityKey, id.Public()) {
 					return errors.New("that is this node's own card")
@@ -175,6 +190,10 @@ next start. The output says which.`,
 	cmd.AddCommand(export, imp, list)
 	return cmd
 }
+
+// apiWait bounds how long `contact import` waits for a node that is
+// starting to serve its API.
+const apiWait = 60 * time.Second
 
 // withStore opens the node's identity and contact store (SQLite in WAL mode
 // allows this beside a running node).

@@ -152,7 +152,9 @@ const groupConversation = "all"
 // testnetConversations creates the group of all clients on the first
 // client, as a user would, and waits until its announcement has reached
 // every other client's node (the 1:1 conversations need nothing: each node
-// knows the one with every contact from the card's import on).
+// knows the one with every contact from the card's import on). Without a
+// sync layer an announcement is best effort, like any message: it is made
+// again every announceRetry until every member has the group.
 func testnetConversations(ctx context.Context, net *testnet.Net) error {
 	cs := net.Clients()
 	if len(cs) < 2 {
@@ -162,11 +164,19 @@ func testnetConversations(ctx context.Context, net *testnet.Net) error {
 	for _, b := range cs[1:] {
 		others = append(others, b.Identity())
 	}
-	if _, err := cs[0].Client().SetConversation(ctx, &appv1.SetConversationRequest{Id: []byte(groupConversation), Members: others, Name: groupConversation}); err != nil {
-		return fmt.Errorf("testnet: %s: conversation %q: %w", cs[0].Name, groupConversation, err)
+	announce := func() error {
+		_, err := cs[0].Client().SetConversation(ctx, &appv1.SetConversationRequest{Id: []byte(groupConversation), Members: others, Name: groupConversation})
+		if err != nil {
+			return fmt.Errorf("testnet: %s: conversation %q: %w", cs[0].Name, groupConversation, err)
+		}
+		return nil
+	}
+	if err := announce(); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	last := time.Now()
 	for _, b := range cs[1:] {
 		for {
 			resp, err := b.Client().Conversations(ctx, &appv1.ConversationsRequest{})
@@ -175,6 +185,12 @@ func testnetConversations(ctx context.Context, net *testnet.Net) error {
 			}
 			if slices.ContainsFunc(resp.GetConversations(), func(c *appv1.Conversation) bool { return string(c.GetId()) == groupConversation }) {
 				break
+			}
+			if time.Since(last) > announceRetry {
+				if err := announce(); err != nil {
+					return err
+				}
+				last = time.Now()
 			}
 			select {
 			case <-ctx.Done():
@@ -185,6 +201,10 @@ func testnetConversations(ctx context.Context, net *testnet.Net) error {
 	}
 	return nil
 }
+
+// announceRetry is how often a testnet announces its group again while a
+// member has not got it.
+const announceRetry = 2 * time.Second
 
 // printTestnet prints the table of nodes and example commands.
 func printTestnet(w io.Writer, net *testnet.Net) {
