@@ -200,57 +200,54 @@ func (n *privacyOverlay) awaitDelivery(from, to *privacyNode, msg *commonv1.Fram
 	t.Helper()
 	what := fmt.Sprintf("%s to deliver the message %s sent it", to.name, from.name)
 	deadline := time.After(n.o.timeout())
-	for {
-		var f *commonv1.Frame
-		select {
-		case p := <-n.problems:
-			t.Fatalf("while waiting for %s: %s", what, p)
-		case f = <-from.ups:
-			t.Fatalf("while waiting for %s: %s emitted a frame that is not DOWN, though nothing was sent to it\n\tframe: %s", what, from.name, sdktest.FormatFrame(f))
-		case f = <-to.ups:
-		case <-deadline:
-			t.Fatalf("timed out after %v waiting for %s", n.o.timeout(), what)
+	var f *commonv1.Frame
+	select {
+	case p := <-n.problems:
+		t.Fatalf("while waiting for %s: %s", what, p)
+	case f = <-from.ups:
+		t.Fatalf("while waiting for %s: %s emitted a frame that is not DOWN, though nothing was sent to it\n\tframe: %s", what, from.name, sdktest.FormatFrame(f))
+	case f = <-to.ups:
+	case <-deadline:
+		t.Fatalf("timed out after %v waiting for %s", n.o.timeout(), what)
+	}
+	if problem := validDirection(f); problem != "" {
+		t.Fatalf("while waiting for %s: %s emitted %s\n\tframe: %s", what, to.name, problem, sdktest.FormatFrame(f))
+	}
+	var problems []string
+	if !bytes.Equal(f.GetPayload(), msg.GetPayload()) {
+		t.Fatalf("while waiting for %s: %s delivered a frame that is not the message sent (payload %s)\n\tframe: %s", what, to.name, sdktest.FormatBytes(msg.GetPayload()), sdktest.FormatFrame(f))
+	}
+	if !bytes.Equal(f.GetConversation(), msg.GetConversation()) {
+		problems = append(problems, fmt.Sprintf("conversation %s, want %s as sent", sdktest.FormatBytes(f.GetConversation()), sdktest.FormatBytes(msg.GetConversation())))
+	}
+	switch sender := from.started.GetContactSection(); {
+	case bytes.Equal(f.GetPeer(), sender):
+	case direct:
+		problems = append(problems, fmt.Sprintf("peer %s, want the sender's privacy address %s: a layer that provides %q names the sender of every UP frame", sdktest.FormatBytes(f.GetPeer()), sdktest.FormatBytes(sender), sdk.CapDirect))
+	case len(f.GetPeer()) > 0:
+		problems = append(problems, fmt.Sprintf("peer %s, want the sender's privacy address %s, or empty when the layer does not know it", sdktest.FormatBytes(f.GetPeer()), sdktest.FormatBytes(sender)))
+	}
+	n.mu.Lock()
+	carrier, injected := n.carried[f.GetTraceId()], f.GetTraceId()
+	n.mu.Unlock()
+	if carrier == nil {
+		problems = append(problems, fmt.Sprintf("trace id %d, which is none the suite gave the frames it passed up: a layer copies the trace id of the input frame onto the frames it makes from it", injected))
+	} else {
+		if !sameHints(f.GetHints(), carrier.GetHints()) {
+			problems = append(problems, fmt.Sprintf("hints %s, want %s, those of the frame from below that carried it: a layer passes hints on unchanged", sdktest.FormatHints(f.GetHints()), sdktest.FormatHints(carrier.GetHints())))
 		}
-		if problem := validDirection(f); problem != "" {
-			t.Fatalf("while waiting for %s: %s emitted %s\n\tframe: %s", what, to.name, problem, sdktest.FormatFrame(f))
+		if carrier.GetTraceId() != msg.GetTraceId() {
+			problems = append(problems, fmt.Sprintf("it came in a DOWN frame from %s with trace id %d, want %d, the trace id of the message handed to %s\n\tcarrier: %s", from.name, carrier.GetTraceId(), msg.GetTraceId(), from.name, sdktest.FormatFrame(carrier)))
 		}
-		var problems []string
-		if !bytes.Equal(f.GetPayload(), msg.GetPayload()) {
-			t.Fatalf("while waiting for %s: %s delivered a frame that is not the message sent (payload %s)\n\tframe: %s", what, to.name, sdktest.FormatBytes(msg.GetPayload()), sdktest.FormatFrame(f))
+		if !sameHints(carrier.GetHints(), msg.GetHints()) {
+			problems = append(problems, fmt.Sprintf("it came in a DOWN frame from %s with hints %s, want %s, the hints of the message handed to %s\n\tcarrier: %s", from.name, sdktest.FormatHints(carrier.GetHints()), sdktest.FormatHints(msg.GetHints()), from.name, sdktest.FormatFrame(carrier)))
 		}
-		if !bytes.Equal(f.GetConversation(), msg.GetConversation()) {
-			problems = append(problems, fmt.Sprintf("conversation %s, want %s as sent", sdktest.FormatBytes(f.GetConversation()), sdktest.FormatBytes(msg.GetConversation())))
+	}
+	if len(problems) > 0 {
+		var b bytes.Buffer
+		for _, p := range problems {
+			b.WriteString("\n\t- " + p)
 		}
-		switch sender := from.started.GetContactSection(); {
-		case bytes.Equal(f.GetPeer(), sender):
-		case direct:
-			problems = append(problems, fmt.Sprintf("peer %s, want the sender's privacy address %s: a layer that provides %q names the sender of every UP frame", sdktest.FormatBytes(f.GetPeer()), sdktest.FormatBytes(sender), sdk.CapDirect))
-		case len(f.GetPeer()) > 0:
-			problems = append(problems, fmt.Sprintf("peer %s, want the sender's privacy address %s, or empty when the layer does not know it", sdktest.FormatBytes(f.GetPeer()), sdktest.FormatBytes(sender)))
-		}
-		n.mu.Lock()
-		carrier, injected := n.carried[f.GetTraceId()], f.GetTraceId()
-		n.mu.Unlock()
-		if carrier == nil {
-			problems = append(problems, fmt.Sprintf("trace id %d, which is none the suite gave the frames it passed up: a layer copies the trace id of the input frame onto the frames it makes from it", injected))
-		} else {
-			if !sameHints(f.GetHints(), carrier.GetHints()) {
-				problems = append(problems, fmt.Sprintf("hints %s, want %s, those of the frame from below that carried it: a layer passes hints on unchanged", sdktest.FormatHints(f.GetHints()), sdktest.FormatHints(carrier.GetHints())))
-			}
-			if carrier.GetTraceId() != msg.GetTraceId() {
-				problems = append(problems, fmt.Sprintf("it came in a DOWN frame from %s with trace id %d, want %d, the trace id of the message handed to %s\n\tcarrier: %s", from.name, carrier.GetTraceId(), msg.GetTraceId(), from.name, sdktest.FormatFrame(carrier)))
-			}
-			if !sameHints(carrier.GetHints(), msg.GetHints()) {
-				problems = append(problems, fmt.Sprintf("it came in a DOWN frame from %s with hints %s, want %s, the hints of the message handed to %s\n\tcarrier: %s", from.name, sdktest.FormatHints(carrier.GetHints()), sdktest.FormatHints(msg.GetHints()), from.name, sdktest.FormatFrame(carrier)))
-			}
-		}
-		if len(problems) > 0 {
-			var b bytes.Buffer
-			for _, p := range problems {
-				b.WriteString("\n\t- " + p)
-			}
-			t.Fatalf("%s delivered the message from %s with%s\n\tframe: %s", to.name, from.name, b.String(), sdktest.FormatFrame(f))
-		}
-		return
+		t.Fatalf("%s delivered the message from %s with%s\n\tframe: %s", to.name, from.name, b.String(), sdktest.FormatFrame(f))
 	}
 }

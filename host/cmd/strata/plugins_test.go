@@ -75,12 +75,12 @@ func TestPluginsNeverRunUnverified(t *testing.T) {
 	}
 
 	// Unlocked.
-	out, err := strata(t, "plugins", "list", "--dir", extra)
+	out, _ := strata(t, "plugins", "list", "--dir", extra)
 	if ran(marker) {
 		t.Fatalf("plugins list ran an unlocked binary:\n%s", out)
 	}
 	// Unlocked, in the config's second directory.
-	out, err = strata(t, "plugins", "list", "-c", cfg)
+	out, err := strata(t, "plugins", "list", "-c", cfg)
 	if ran(marker) {
 		t.Fatalf("plugins list ran an unlocked binary:\n%s", out)
 	}
