@@ -58,7 +58,7 @@ var quoted = regexp.MustCompile(`'([^']*)'`)
 // pastes it into a shell at the top of a fresh clone: two nodes, a 1:1
 // message that the receiver's `listen` shows with no step the receiver
 // took first, a group created by one member that reaches the other two,
-// and the same 1:1 on the devp2p + whisper stack through its relay. Only
+// and both again on the devp2p + whisper stack through its relay. Only
 // `make build` is replaced (the test builds bin/ itself), and job control
 // (`&`, `kill %N`, `wait`) is done by the test for the lines that use it.
 func TestReadmeUse(t *testing.T) {
