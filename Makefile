@@ -26,7 +26,7 @@ help:
 	@echo "make fuzz       each fuzz target for FUZZTIME (default 30s)"
 	@echo "make proto      regenerate core/api/*/v1 from the .proto files"
 	@echo "make lint       gofmt, go vet and staticcheck"
-	@echo "make example    build and test the example third-party plugin"
+	@echo "make example    build and test the example third-party plugins (padded, rot13)"
 	@echo "make interop    test the go-ethereum v1.9.20 whisper reference (interop/whisperv6)"
 
 build: strata plugins
@@ -57,6 +57,7 @@ interop:
 test-full:
 	$(GO) test -race -count=1 ./...
 	cd examples/plugins/padded && $(GO) test -race -count=1 ./...
+	cd examples/plugins/rot13 && $(GO) test -race -count=1 ./...
 	$(MAKE) flood
 
 # The whisper relays (devp2p and libp2p, run as processes from configs/)
@@ -89,6 +90,7 @@ fuzz:
 
 example:
 	cd examples/plugins/padded && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd examples/plugins/rot13 && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 tools:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
