@@ -14,6 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/p2p/enode"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // flowFrames is how many 2 KiB frames the flow-control tests send: more
@@ -52,8 +53,8 @@ func droppedCounters(tn *testNode) map[string]uint64 {
 // dropped on either side.
 func TestSlowReceiverSlowsSender(t *testing.T) {
 	a := startNodeT(t, "", `{"listen":"127.0.0.1:0","queue":4}`, shh)
-	slow := &recorder{frames: make(chan *commonv1.Frame), events: make(chan *commonv1.PeerEvent, 256)}
-	b := startNodeWith(t, New(), slow, "", staticConfig(t, nil, a.url()), shh)
+	held := newGate()
+	b := startNodeWith(t, New(), held, "", staticConfig(t, nil, a.url()), shh)
 	a.expectPeer(t, commonv1.PeerState_PEER_STATE_CONNECTED, b.id())
 
 	sent := make(chan struct{})
@@ -73,6 +74,7 @@ func TestSlowReceiverSlowsSender(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	held.open()
 	for i := range flowFrames {
 		f := b.expectFrame(t)
 		if got := int(binary.BigEndian.Uint32(f.GetPayload()[1:])); got != i || !bytes.Equal(f.GetPeer(), a.id().Bytes()) {
@@ -95,7 +97,7 @@ func TestSlowReceiverSlowsSender(t *testing.T) {
 func TestStalledPeerIsReset(t *testing.T) {
 	l := New()
 	l.stall = 300 * time.Millisecond
-	a := startNodeWith(t, l, newRecorder(), "", `{"listen":"127.0.0.1:0","queue":4}`, shh)
+	a := startNodeWith(t, l, &sdktest.Recorder{}, "", `{"listen":"127.0.0.1:0","queue":4}`, shh)
 	key, err := crypto.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -134,15 +136,10 @@ func TestStalledPeerIsReset(t *testing.T) {
 	}
 	// The connection goes once devp2p's own write timeout (20 s) ends the
 	// write that is stuck; then every frame is either sent or counted.
-	deadline := time.After(30 * time.Second)
-	for gone := false; !gone; {
-		select {
-		case e := <-a.rec.events:
-			gone = e.GetState() == commonv1.PeerState_PEER_STATE_DISCONNECTED && enode.ID(e.GetPeer()) == deaf
-		case <-deadline:
-			t.Fatal("the stalled peer was not disconnected")
-		}
-	}
+	a.rec.NextEvent(t, 30*time.Second, "the stalled peer to be disconnected", func(ev *commonv1.Event) bool {
+		e := ev.GetPeer()
+		return e.GetState() == commonv1.PeerState_PEER_STATE_DISCONNECTED && enode.ID(e.GetPeer()) == deaf
+	})
 	c := a.l.Health(context.Background()).GetCounters()
 	lost := c["dropped_slow_peer"] + c["dropped_write_error"]
 	if c["dropped_slow_peer"] == 0 || c["frames_sent"]+lost != flowFrames {

@@ -2,8 +2,8 @@ package devp2p
 
 import (
 	"context"
-	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,44 +12,36 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // waitFor bounds every wait in the tests.
 const waitFor = 10 * time.Second
 
-// recorder is an sdk.Emitter that records what a layer emits.
-type recorder struct {
-	frames chan *commonv1.Frame
-	events chan *commonv1.PeerEvent
+// gate is a host that takes nothing until it is opened and then keeps
+// what it takes in a Recorder; not a plain Recorder, because a Recorder
+// never makes the layer wait, and the flow-control tests need a host that
+// does.
+type gate struct {
+	*sdktest.Recorder
+	opened chan struct{}
+	once   sync.Once
 }
 
-func newRecorder() *recorder {
-	return &recorder{frames: make(chan *commonv1.Frame, 8192), events: make(chan *commonv1.PeerEvent, 256)}
-}
+func newGate() *gate { return &gate{Recorder: &sdktest.Recorder{}, opened: make(chan struct{})} }
 
-func (r *recorder) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
-	for _, f := range frames {
-		select {
-		case r.frames <- f:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-func (r *recorder) EmitEvent(ctx context.Context, ev *commonv1.Event) error {
-	p := ev.GetPeer()
-	if p == nil {
-		return fmt.Errorf("unexpected event %v", ev)
-	}
+// Emit waits until the gate is open, then keeps the frames.
+func (g *gate) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
 	select {
-	case r.events <- p:
-		return nil
+	case <-g.opened:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	return g.Recorder.Emit(ctx, frames...)
 }
+
+// open lets every frame through, from now on; it may be called again.
+func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }
 
 type testWriter struct{ t testing.TB }
 
@@ -69,8 +61,8 @@ func testLogger(t testing.TB) hclog.Logger {
 // testNode is a started layer and what it emits.
 type testNode struct {
 	l     *Layer
-	lc    *sdk.Lifecycle // l as the SDK runs it: lifecycle calls and batches go through it
-	rec   *recorder
+	lc    *sdk.Lifecycle    // l as the SDK runs it: lifecycle calls and batches go through it
+	rec   *sdktest.Recorder // what the layer emitted, kept for the test
 	dir   string
 	start *commonv1.StartResponse
 }
@@ -84,18 +76,29 @@ const loopback = `{"listen":"127.0.0.1:0"}`
 // directory when empty) and stops it when the test ends.
 func startNodeT(t testing.TB, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
 	t.Helper()
-	return startNodeWith(t, New(), newRecorder(), dir, configJSON, protos...)
+	return startNodeWith(t, New(), &sdktest.Recorder{}, dir, configJSON, protos...)
 }
 
-// startNodeWith is startNodeT with a layer and a recorder of the test's.
-func startNodeWith(t testing.TB, l *Layer, rec *recorder, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
+// startNodeWith is startNodeT with a layer of the test's and its host: an
+// *sdktest.Recorder, or a *gate in front of one (opened before the node
+// stops, so that Stop does not wait on it).
+func startNodeWith(t testing.TB, l *Layer, out sdk.Emitter, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	tn := &testNode{l: l, lc: sdk.NewLifecycle(l), rec: rec, dir: dir}
+	tn := &testNode{l: l, lc: sdk.NewLifecycle(l), dir: dir}
+	var g *gate
+	switch out := out.(type) {
+	case *sdktest.Recorder:
+		tn.rec = out
+	case *gate:
+		tn.rec, g = out.Recorder, out
+	default:
+		t.Fatalf("startNodeWith: host %T is neither a Recorder nor a gate", out)
+	}
 	ctx := context.Background()
-	if _, err := tn.lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: tn.rec}); err != nil {
+	if _, err := tn.lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: out}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	resp, err := tn.lc.Start(ctx, &commonv1.StartRequest{Protocols: protos})
@@ -104,6 +107,9 @@ func startNodeWith(t testing.TB, l *Layer, rec *recorder, dir, configJSON string
 	}
 	tn.start = resp
 	t.Cleanup(func() { tn.stop(t) })
+	if g != nil {
+		t.Cleanup(g.open) // cleanups run last first: before Stop
+	}
 	return tn
 }
 
@@ -131,28 +137,22 @@ func (tn *testNode) send(frames ...*commonv1.Frame) {
 // expectFrame waits for the next frame the layer emits.
 func (tn *testNode) expectFrame(t testing.TB) *commonv1.Frame {
 	t.Helper()
-	select {
-	case f := <-tn.rec.frames:
-		return f
-	case <-time.After(waitFor):
-		t.Fatal("timed out waiting for a frame")
-		return nil
-	}
+	return tn.rec.Next(t, waitFor, "a frame", nil)
 }
 
-// expectPeer waits for a peer event of peer in state.
+// expectPeer waits for a peer event of peer in state; the events before it
+// are passed over and forgotten.
 func (tn *testNode) expectPeer(t testing.TB, state commonv1.PeerState, peer enode.ID) *commonv1.PeerEvent {
 	t.Helper()
-	deadline := time.After(waitFor)
+	deadline := time.Now().Add(waitFor)
 	for {
-		select {
-		case e := <-tn.rec.events:
-			if e.GetState() == state && enode.ID(e.GetPeer()) == peer {
-				return e
-			}
-		case <-deadline:
+		ev := tn.rec.TryNextEvent(time.Until(deadline), nil)
+		if ev == nil {
 			t.Fatalf("timed out waiting for %v of %s", state, peer.TerminalString())
 			return nil
+		}
+		if e := ev.GetPeer(); e.GetState() == state && enode.ID(e.GetPeer()) == peer {
+			return e
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/core/sdk/p2pkit"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // staticConfig is a loopback config with static peers.
@@ -310,7 +311,7 @@ func TestLifecycleErrors(t *testing.T) {
 	}
 	bad := []*commonv1.Protocol{{Name: "shh", Version: 6, MessageCodes: 300}}
 	l2 := New()
-	if _, err := l2.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: loopback, DataDir: t.TempDir()}, sdk.Env{Out: newRecorder()}); err != nil {
+	if _, err := l2.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: loopback, DataDir: t.TempDir()}, sdk.Env{Out: &sdktest.Recorder{}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l2.Start(ctx, &commonv1.StartRequest{Protocols: bad}); err == nil {
@@ -334,7 +335,7 @@ func TestStartFailsOnTakenPort(t *testing.T) {
 	l := New()
 	ctx := context.Background()
 	cfg := fmt.Sprintf(`{"listen":%q}`, ln.Addr().String())
-	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: cfg, DataDir: t.TempDir()}, sdk.Env{Out: newRecorder()}); err != nil {
+	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: cfg, DataDir: t.TempDir()}, sdk.Env{Out: &sdktest.Recorder{}}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -371,7 +372,7 @@ func TestListenInUseIsConfigError(t *testing.T) {
 	lc := sdk.NewLifecycle(New())
 	ctx := context.Background()
 	cfg := fmt.Sprintf(`{"listen": %q, "discovery": "off", "sticky_port": false}`, addr)
-	if _, err := lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: cfg, DataDir: t.TempDir(), NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: newRecorder()}); err != nil {
+	if _, err := lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: cfg, DataDir: t.TempDir(), NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: &sdktest.Recorder{}}); err != nil {
 		t.Fatal(err)
 	}
 	defer lc.Stop(ctx)

@@ -10,6 +10,7 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 func TestDescribe(t *testing.T) {
@@ -138,7 +139,7 @@ func TestParseConfigErrors(t *testing.T) {
 
 			// Configure reports the same error, before touching the data directory.
 			dir := t.TempDir()
-			_, err = New().Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: tt.config, DataDir: dir}, sdk.Env{Out: newRecorder()})
+			_, err = New().Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: tt.config, DataDir: dir}, sdk.Env{Out: &sdktest.Recorder{}})
 			if !errors.As(err, &ce) || ce.Key != tt.wantKey {
 				t.Errorf("Configure = %v, want a *sdk.ConfigError for %q", err, tt.wantKey)
 			}

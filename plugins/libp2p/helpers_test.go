@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,44 +15,36 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // waitFor bounds every wait in the tests.
 const waitFor = 10 * time.Second
 
-// recorder is an sdk.Emitter that records what a layer emits.
-type recorder struct {
-	frames chan *commonv1.Frame
-	events chan *commonv1.PeerEvent
+// gate is a host that takes nothing until it is opened and then keeps
+// what it takes in a Recorder; not a plain Recorder, because a Recorder
+// never makes the layer wait, and the flow-control test needs a host that
+// does.
+type gate struct {
+	*sdktest.Recorder
+	opened chan struct{}
+	once   sync.Once
 }
 
-func newRecorder() *recorder {
-	return &recorder{frames: make(chan *commonv1.Frame, 8192), events: make(chan *commonv1.PeerEvent, 256)}
-}
+func newGate() *gate { return &gate{Recorder: &sdktest.Recorder{}, opened: make(chan struct{})} }
 
-func (r *recorder) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
-	for _, f := range frames {
-		select {
-		case r.frames <- f:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-func (r *recorder) EmitEvent(ctx context.Context, ev *commonv1.Event) error {
-	p := ev.GetPeer()
-	if p == nil {
-		return fmt.Errorf("unexpected event %v", ev)
-	}
+// Emit waits until the gate is open, then keeps the frames.
+func (g *gate) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
 	select {
-	case r.events <- p:
-		return nil
+	case <-g.opened:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	return g.Recorder.Emit(ctx, frames...)
 }
+
+// open lets every frame through, from now on; it may be called again.
+func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }
 
 // testWriter sends log output to t.Log.
 type testWriter struct{ t testing.TB }
@@ -74,8 +66,8 @@ func testLogger(t testing.TB) hclog.Logger {
 // testNode is a started layer and what it emits.
 type testNode struct {
 	l     *Layer
-	lc    *sdk.Lifecycle // l as the SDK runs it: lifecycle calls and batches go through it
-	rec   *recorder
+	lc    *sdk.Lifecycle    // l as the SDK runs it: lifecycle calls and batches go through it
+	rec   *sdktest.Recorder // what the layer emitted, kept for the test
 	dir   string
 	start *commonv1.StartResponse
 }
@@ -90,18 +82,29 @@ const tcpOnly = `{"listen":["/ip4/127.0.0.1/tcp/0"]}`
 // directory when empty) and stops it when the test ends.
 func startNodeT(t testing.TB, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
 	t.Helper()
-	return startNodeWith(t, New(), newRecorder(), dir, configJSON, protos...)
+	return startNodeWith(t, New(), &sdktest.Recorder{}, dir, configJSON, protos...)
 }
 
-// startNodeWith is startNodeT with a layer and a recorder of the test's.
-func startNodeWith(t testing.TB, l *Layer, rec *recorder, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
+// startNodeWith is startNodeT with a layer of the test's and its host: an
+// *sdktest.Recorder, or a *gate in front of one (opened before the node
+// stops, so that Stop does not wait on it).
+func startNodeWith(t testing.TB, l *Layer, out sdk.Emitter, dir, configJSON string, protos ...*commonv1.Protocol) *testNode {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	tn := &testNode{l: l, lc: sdk.NewLifecycle(l), rec: rec, dir: dir}
+	tn := &testNode{l: l, lc: sdk.NewLifecycle(l), dir: dir}
+	var g *gate
+	switch out := out.(type) {
+	case *sdktest.Recorder:
+		tn.rec = out
+	case *gate:
+		tn.rec, g = out.Recorder, out
+	default:
+		t.Fatalf("startNodeWith: host %T is neither a Recorder nor a gate", out)
+	}
 	ctx := context.Background()
-	if _, err := tn.lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: tn.rec}); err != nil {
+	if _, err := tn.lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: out}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
 	resp, err := tn.lc.Start(ctx, &commonv1.StartRequest{Protocols: protos})
@@ -116,6 +119,9 @@ func startNodeWith(t testing.TB, l *Layer, rec *recorder, dir, configJSON string
 			t.Errorf("Stop: %v", err)
 		}
 	})
+	if g != nil {
+		t.Cleanup(g.open) // cleanups run last first: before Stop
+	}
 	return tn
 }
 
@@ -144,37 +150,28 @@ func connect(t testing.TB, a, b *testNode, persistent bool) {
 // waitPeerEvent waits for the next peer event of tn and checks it.
 func waitPeerEvent(t testing.TB, tn *testNode, from peer.ID, state commonv1.PeerState) *commonv1.PeerEvent {
 	t.Helper()
-	select {
-	case ev := <-tn.rec.events:
-		if peer.ID(ev.GetPeer()) != from || ev.GetState() != state {
-			t.Fatalf("peer event = %s %v, want %s %v", peer.ID(ev.GetPeer()), ev.GetState(), from, state)
-		}
-		return ev
-	case <-time.After(waitFor):
+	ev := tn.rec.TryNextEvent(waitFor, func(ev *commonv1.Event) bool { return ev.GetPeer() != nil })
+	if ev == nil {
 		t.Fatalf("no %v event for %s", state, from)
-		return nil
 	}
+	p := ev.GetPeer()
+	if peer.ID(p.GetPeer()) != from || p.GetState() != state {
+		t.Fatalf("peer event = %s %v, want %s %v", peer.ID(p.GetPeer()), p.GetState(), from, state)
+	}
+	return p
 }
 
 // waitFrame waits for the next frame tn emits.
 func waitFrame(t testing.TB, tn *testNode) *commonv1.Frame {
 	t.Helper()
-	select {
-	case f := <-tn.rec.frames:
-		return f
-	case <-time.After(waitFor):
-		t.Fatal("no frame arrived")
-		return nil
-	}
+	return tn.rec.Next(t, waitFor, "a frame", nil)
 }
 
 // noFrame checks that tn emits no frame for d.
 func noFrame(t testing.TB, tn *testNode, d time.Duration) {
 	t.Helper()
-	select {
-	case f := <-tn.rec.frames:
+	if f := tn.rec.TryNext(d, nil); f != nil {
 		t.Fatalf("unexpected frame on %q from %s: %d bytes", f.GetProtocol(), peer.ID(f.GetPeer()), len(f.GetPayload()))
-	case <-time.After(d):
 	}
 }
 

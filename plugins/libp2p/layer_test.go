@@ -25,6 +25,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // TestUnicastBothWays connects two layers, checks the peer events on both
@@ -225,8 +226,7 @@ func TestInboundBadFrame(t *testing.T) {
 			t.Fatal("no frame arrived after the reset")
 		}
 		a.l.HandleBatch(context.Background(), &commonv1.Batch{Frames: []*commonv1.Frame{down(b.id(), "chat", []byte("again"))}})
-		select {
-		case f := <-b.rec.frames:
+		if f := b.rec.TryNext(50*time.Millisecond, nil); f != nil {
 			if string(f.GetPayload()) != "again" {
 				t.Fatalf("payload = %q", f.GetPayload())
 			}
@@ -234,7 +234,6 @@ func TestInboundBadFrame(t *testing.T) {
 				t.Errorf("streams_opened = %d, want a new stream", a.counter("streams_opened"))
 			}
 			return
-		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -287,7 +286,7 @@ func TestBroadcast(t *testing.T) {
 func TestIdentityPersists(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "p2p")
 	first := New()
-	env := sdk.Env{Out: newRecorder(), Logger: testLogger(t)}
+	env := sdk.Env{Out: &sdktest.Recorder{}, Logger: testLogger(t)}
 	ctx := context.Background()
 	if _, err := first.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: tcpOnly, DataDir: dir}, env); err != nil {
 		t.Fatal(err)
@@ -319,7 +318,7 @@ func TestIdentityCorrupt(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, identityFile), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New().Configure(context.Background(), &commonv1.ConfigureRequest{DataDir: dir}, sdk.Env{Out: newRecorder()})
+	_, err := New().Configure(context.Background(), &commonv1.ConfigureRequest{DataDir: dir}, sdk.Env{Out: &sdktest.Recorder{}})
 	if err == nil {
 		t.Fatal("Configure accepted a corrupt identity file")
 	}
@@ -416,7 +415,7 @@ func TestStalledPeerIsReset(t *testing.T) {
 	}()
 	l := New()
 	l.stall = 300 * time.Millisecond
-	a := startNodeWith(t, l, newRecorder(), "", `{"listen":["/ip4/127.0.0.1/tcp/0"],"queue":4}`, chat)
+	a := startNodeWith(t, l, &sdktest.Recorder{}, "", `{"listen":["/ip4/127.0.0.1/tcp/0"],"queue":4}`, chat)
 	silent := randomID(t)
 	a.l.node.Load().h.Peerstore().AddAddr(silent, ma.StringCast("/ip4/127.0.0.1/tcp/"+portOf(ln)), peerstore.TempAddrTTL)
 
@@ -438,14 +437,15 @@ func TestStalledPeerIsReset(t *testing.T) {
 // more than the sender's queue and the stream's and sockets' buffers hold.
 const flowFrames = 16000
 
-// TestSlowReceiverSlowsSender: the receiving node's host takes its frames
-// one at a time, so the receiver reads its stream slowly and the sender's
-// queue (4 frames) fills: HandleBatch waits instead of dropping, and every
-// frame arrives, in order, with nothing dropped on either side.
+// TestSlowReceiverSlowsSender: the receiving node's host takes nothing for
+// a while, so the receiver stops reading its stream and the sender's queue
+// (4 frames) fills: HandleBatch waits instead of dropping, and once the
+// host takes frames again every frame arrives, in order, with nothing
+// dropped on either side.
 func TestSlowReceiverSlowsSender(t *testing.T) {
 	a := startNodeT(t, "", `{"listen":["/ip4/127.0.0.1/tcp/0"],"queue":4}`, chat)
-	slow := &recorder{frames: make(chan *commonv1.Frame), events: make(chan *commonv1.PeerEvent, 256)}
-	b := startNodeWith(t, New(), slow, "", tcpOnly, chat)
+	held := newGate()
+	b := startNodeWith(t, New(), held, "", tcpOnly, chat)
 	connect(t, a, b, false)
 
 	sent := make(chan struct{})
@@ -459,6 +459,9 @@ func TestSlowReceiverSlowsSender(t *testing.T) {
 		}
 		a.l.HandleBatch(context.Background(), batch)
 	}()
+	// The sender is slowed: it waits for room rather than returning.
+	eventually(t, "the sender to wait for room in its queue", func() bool { return a.counter("queue_full_waits") > 0 })
+	held.open()
 	for i := range flowFrames {
 		f := waitFrame(t, b)
 		if got := int(binary.BigEndian.Uint32(f.GetPayload())); got != i || peer.ID(f.GetPeer()) != a.id() {
@@ -466,9 +469,6 @@ func TestSlowReceiverSlowsSender(t *testing.T) {
 		}
 	}
 	<-sent
-	if a.counter("queue_full_waits") == 0 {
-		t.Error("the sender never waited for room in its queue")
-	}
 	eventually(t, "frames_sent", func() bool { return a.counter("frames_sent") == flowFrames })
 	for _, n := range []*testNode{a, b} {
 		for k, v := range n.l.Health(context.Background()).GetCounters() {
@@ -499,7 +499,7 @@ func TestLifecycle(t *testing.T) {
 	if h := lc.Health(ctx); h.GetServing() || h.GetCounters()["peers"] != 0 {
 		t.Errorf("Health before Start = %v", h)
 	}
-	if _, err := lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: tcpOnly, DataDir: t.TempDir()}, sdk.Env{Out: newRecorder()}); err != nil {
+	if _, err := lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: tcpOnly, DataDir: t.TempDir()}, sdk.Env{Out: &sdktest.Recorder{}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := lc.Start(ctx, &commonv1.StartRequest{Protocols: []*commonv1.Protocol{{Name: "a/b", Version: 1}}}); status.Code(err) != codes.InvalidArgument {

@@ -3,21 +3,22 @@ package whisper
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"testing"
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/whisper/wire"
 )
 
 // gate is an Emitter that takes nothing until it is opened, like a host
-// whose overlay waits on a peer that does not read.
+// whose overlay waits on a peer that does not read, and then keeps what it
+// takes in its Recorder; not a plain Recorder, because a Recorder never
+// makes the layer wait.
 type gate struct {
-	open   chan struct{}
-	mu     sync.Mutex
-	frames []*commonv1.Frame
+	sdktest.Recorder
+	open chan struct{}
 }
 
 func (g *gate) Emit(ctx context.Context, fs ...*commonv1.Frame) error {
@@ -26,13 +27,8 @@ func (g *gate) Emit(ctx context.Context, fs ...*commonv1.Frame) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	g.mu.Lock()
-	g.frames = append(g.frames, fs...)
-	g.mu.Unlock()
-	return nil
+	return g.Recorder.Emit(ctx, fs...)
 }
-
-func (g *gate) EmitEvent(context.Context, *commonv1.Event) error { return nil }
 
 // TestReadDoesNotWaitOnWrite: while the host takes none of the layer's
 // output, HandleBatch still takes every UP batch (Statuses, then packets
@@ -72,19 +68,13 @@ func TestReadDoesNotWaitOnWrite(t *testing.T) {
 		t.Fatalf("envelopes_received = %d, want %d", n, packets)
 	}
 	close(g.open)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := l.out.waitIdle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	st := framesTo(g.frames, "sink", wire.StatusCode)
-	fw := framesTo(g.frames, "sink", wire.MessagesCode)
+	out := emitted(t, l, &g.Recorder)
+	st := framesTo(out, "sink", wire.StatusCode)
+	fw := framesTo(out, "sink", wire.MessagesCode)
 	if len(st) != 1 || len(fw) != packets {
 		t.Fatalf("sink got %d Statuses and %d packets, want 1 and %d", len(st), len(fw), packets)
 	}
-	for _, f := range g.frames {
+	for _, f := range out {
 		if string(f.GetPeer()) == "sink" {
 			if f.GetPayload()[0] != wire.StatusCode {
 				t.Fatal("a packet went to the sink before its Status")

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"encoding/json"
-	"fmt"
 	"math/big"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,47 +12,29 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/whisper/wire"
 )
 
-// capture is an Emitter that records frames. take first waits until the
-// layer has emitted everything it queued, so a test reads the frames a
-// call led to as if the layer emitted them at once.
-type capture struct {
-	mu     sync.Mutex
-	frames []*commonv1.Frame
-	layer  *Layer
-}
-
-func (c *capture) Emit(_ context.Context, fs ...*commonv1.Frame) error {
-	c.mu.Lock()
-	c.frames = append(c.frames, fs...)
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *capture) EmitEvent(context.Context, *commonv1.Event) error { return nil }
-
-func (c *capture) take() []*commonv1.Frame {
-	if c.layer != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := c.layer.out.waitIdle(ctx); err != nil {
-			panic(fmt.Sprintf("whisper test: the outbox did not drain: %v", err))
-		}
-		cancel()
+// emitted returns the frames rec kept since the last call, once l's outbox
+// has handed the host everything it queued, so that a test reads the
+// frames a call led to as if the layer emitted them at once.
+func emitted(t testing.TB, l *Layer, rec *sdktest.Recorder) []*commonv1.Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.out.waitIdle(ctx); err != nil {
+		t.Fatalf("the outbox did not drain: %v", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.frames
-	c.frames = nil
-	return out
+	return rec.Take()
 }
 
-// newTestLayer configures and starts a layer with a capturing emitter.
-func newTestLayer(t testing.TB, cfg map[string]any) (*Layer, *capture) {
+// newTestLayer configures and starts a layer whose output goes to the
+// returned Recorder; read it with emitted.
+func newTestLayer(t testing.TB, cfg map[string]any) (*Layer, *sdktest.Recorder) {
 	t.Helper()
 	l := New()
-	c := &capture{layer: l}
+	c := &sdktest.Recorder{}
 	js, _ := json.Marshal(cfg)
 	if _, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{ConfigJson: string(js), DataDir: t.TempDir()}, sdk.Env{Out: c}); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/whisper/wire"
 )
 
@@ -21,7 +22,7 @@ var testTopic = wire.TopicType{0xaa, 0xbb, 0xcc, 0xdd}
 func TestStatusOnConnect(t *testing.T) {
 	l, c := newTestLayer(t, nil)
 	connect(l, "p1")
-	fs := framesTo(c.take(), "p1", wire.StatusCode)
+	fs := framesTo(emitted(t, l, c), "p1", wire.StatusCode)
 	if len(fs) != 1 {
 		t.Fatalf("got %d status frames", len(fs))
 	}
@@ -36,13 +37,13 @@ func TestStatusOnConnect(t *testing.T) {
 func TestPoolDedupAndExpiry(t *testing.T) {
 	l, c := newTestLayer(t, nil)
 	handshake(l, 0.2, nil, "p1", "p2")
-	c.take()
+	emitted(t, l, c)
 	e := symEnvelope(t, testTopic, 0.2, []byte("hello"))
 	feed(l, upFrame("p1", wire.MessagesCode, messages(e)))
 	if n := counter(l, "envelopes_received"); n != 1 {
 		t.Fatalf("received %d", n)
 	}
-	if n := len(framesTo(c.take(), "p2", wire.MessagesCode)); n != 1 {
+	if n := len(framesTo(emitted(t, l, c), "p2", wire.MessagesCode)); n != 1 {
 		t.Fatalf("forwarded %d packets to p2", n)
 	}
 	feed(l, upFrame("p2", wire.MessagesCode, messages(e)), upFrame("p1", wire.MessagesCode, messages(e)))
@@ -52,7 +53,7 @@ func TestPoolDedupAndExpiry(t *testing.T) {
 	if n := counter(l, "peers_penalised"); n != 0 {
 		t.Fatalf("duplicate penalised")
 	}
-	if fs := c.take(); len(fs) != 0 {
+	if fs := emitted(t, l, c); len(fs) != 0 {
 		t.Fatalf("duplicate forwarded: %v", fs)
 	}
 	if n := counter(l, "pool_size"); n != 1 {
@@ -81,10 +82,10 @@ func TestForwardRules(t *testing.T) {
 	handshake(l, 0.2, other, "wrongbloom")
 	handshake(l, 0.2, wire.TopicToBloom(testTopic), "rightbloom")
 	handshake(l, 1000, nil, "highpow")
-	c.take()
+	emitted(t, l, c)
 	e := symEnvelope(t, testTopic, 0.2, []byte("x"))
 	feed(l, upFrame("from", wire.MessagesCode, messages(e)))
-	fs := c.take()
+	fs := emitted(t, l, c)
 	for peer, want := range map[string]int{"from": 0, "full": 1, "wrongbloom": 0, "rightbloom": 1, "highpow": 0} {
 		if got := len(framesTo(fs, peer, wire.MessagesCode)); got != want {
 			t.Errorf("%s: %d packets, want %d", peer, got, want)
@@ -98,14 +99,14 @@ func TestForwardRules(t *testing.T) {
 	feed(l, upFrame("highpow", wire.PowRequirementCode, encodePoWRequirement(0)))
 	e2 := symEnvelope(t, testTopic, 0.2, []byte("y"))
 	feed(l, upFrame("from", wire.MessagesCode, messages(e2)))
-	if n := len(framesTo(c.take(), "highpow", wire.MessagesCode)); n != 1 {
+	if n := len(framesTo(emitted(t, l, c), "highpow", wire.MessagesCode)); n != 1 {
 		t.Fatalf("after code 2: %d packets", n)
 	}
 	// A code-3 update moves rightbloom away from the topic.
 	feed(l, upFrame("rightbloom", wire.BloomFilterExCode, encodeBloom(other)))
 	e3 := symEnvelope(t, testTopic, 0.2, []byte("z"))
 	feed(l, upFrame("from", wire.MessagesCode, messages(e3)))
-	if n := len(framesTo(c.take(), "rightbloom", wire.MessagesCode)); n != 0 {
+	if n := len(framesTo(emitted(t, l, c), "rightbloom", wire.MessagesCode)); n != 0 {
 		t.Fatalf("after code 3: %d packets", n)
 	}
 }
@@ -179,13 +180,13 @@ func TestPenalties(t *testing.T) {
 			if n := counter(l, "peers_penalised"); n != 1 {
 				t.Fatalf("peers_penalised = %d", n)
 			}
-			out.take()
+			emitted(t, l, out)
 			good := symEnvelope(t, testTopic, 0.5, []byte("good"))
 			feed(l, upFrame("p", wire.MessagesCode, messages(good)))
 			if n := counter(l, "dropped_banned_peer"); n != 1 {
 				t.Fatalf("banned peer still accepted (%d)", n)
 			}
-			if fs := framesTo(out.take(), "q", wire.MessagesCode); len(fs) != 0 {
+			if fs := framesTo(emitted(t, l, out), "q", wire.MessagesCode); len(fs) != 0 {
 				t.Fatal("forwarded from a banned peer")
 			}
 			// After the overlay reports the peer gone and back, it starts afresh.
@@ -206,7 +207,7 @@ func TestHandshakeRequired(t *testing.T) {
 	// it). A Status then completes the handshake.
 	l, c := newTestLayer(t, nil)
 	connect(l, "p")
-	c.take()
+	emitted(t, l, c)
 	feed(l, upFrame("p", wire.MessagesCode, []byte{0xc0}))
 	if counter(l, "dropped_before_status") != 1 || counter(l, "peers_penalised") != 0 || counter(l, "envelopes_received") != 0 {
 		t.Fatalf("code 1 before status: %v", l.Health(context.Background()).GetCounters())
@@ -215,7 +216,7 @@ func TestHandshakeRequired(t *testing.T) {
 	if !l.peers["p"].gotStatus || l.peers["p"].banned {
 		t.Fatal("a Status after a dropped packet did not complete the handshake")
 	}
-	if fs := framesTo(c.take(), "p", wire.StatusCode); len(fs) != 0 {
+	if fs := framesTo(emitted(t, l, c), "p", wire.StatusCode); len(fs) != 0 {
 		t.Fatalf("answered a first Status with %d Statuses; ours went at connect", len(fs))
 	}
 	// A peer whose packets keep coming without a Status is sent ours
@@ -226,14 +227,14 @@ func TestHandshakeRequired(t *testing.T) {
 	lr.now = func() time.Time { return now }
 	lr.mu.Unlock()
 	connect(lr, "p")
-	cr.take()
+	emitted(t, lr, cr)
 	feed(lr, upFrame("p", wire.MessagesCode, []byte{0xc0}))
-	if fs := framesTo(cr.take(), "p", wire.StatusCode); len(fs) != 0 {
+	if fs := framesTo(emitted(t, lr, cr), "p", wire.StatusCode); len(fs) != 0 {
 		t.Fatal("sent a Status again right after connect")
 	}
 	now = now.Add(statusRefresh)
 	feed(lr, upFrame("p", wire.MessagesCode, []byte{0xc0}), upFrame("p", wire.MessagesCode, []byte{0xc0}))
-	if fs := framesTo(cr.take(), "p", wire.StatusCode); len(fs) != 1 {
+	if fs := framesTo(emitted(t, lr, cr), "p", wire.StatusCode); len(fs) != 1 {
 		t.Fatalf("sent %d Statuses to a peer that sends packets without one, want 1", len(fs))
 	}
 
@@ -262,15 +263,15 @@ func TestStatusRefresh(t *testing.T) {
 	l.now = func() time.Time { return now }
 	l.mu.Unlock()
 	handshake(l, 0.2, nil, "p")
-	c.take()
+	emitted(t, l, c)
 	feed(l, upFrame("p", wire.MessagesCode, messages(symEnvelope(t, testTopic, 0.2, []byte("pooled")))))
 	if counter(l, "envelopes_received") != 1 {
 		t.Fatalf("%v", l.Health(context.Background()).GetCounters())
 	}
-	c.take()
+	emitted(t, l, c)
 
 	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.1, nil, false)))
-	out := c.take()
+	out := emitted(t, l, c)
 	if fs := framesTo(out, "p", wire.StatusCode); len(fs) != 1 {
 		t.Fatalf("answered a repeated Status with %d Statuses, want 1", len(fs))
 	}
@@ -282,12 +283,12 @@ func TestStatusRefresh(t *testing.T) {
 	}
 	now = now.Add(statusRefresh / 2)
 	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.1, nil, false)))
-	if fs := framesTo(c.take(), "p", wire.StatusCode); len(fs) != 0 {
+	if fs := framesTo(emitted(t, l, c), "p", wire.StatusCode); len(fs) != 0 {
 		t.Fatalf("answered a Status %v after the last answer", statusRefresh/2)
 	}
 	now = now.Add(statusRefresh)
 	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.1, nil, false)))
-	if fs := framesTo(c.take(), "p", wire.StatusCode); len(fs) != 1 {
+	if fs := framesTo(emitted(t, l, c), "p", wire.StatusCode); len(fs) != 1 {
 		t.Fatalf("did not answer a Status %v after the last answer", statusRefresh)
 	}
 }
@@ -295,7 +296,7 @@ func TestStatusRefresh(t *testing.T) {
 func TestDownFrames(t *testing.T) {
 	l, c := newTestLayer(t, nil)
 	handshake(l, 0.2, nil, "p")
-	c.take()
+	emitted(t, l, c)
 	k := mustKey(t)
 	feed(l,
 		&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: []byte("junk"), Payload: []byte("x")},
@@ -306,7 +307,7 @@ func TestDownFrames(t *testing.T) {
 		t.Fatalf("%v", l.Health(context.Background()).GetCounters())
 	}
 	waitFor(t, "the post", func() bool { return counter(l, "envelopes_posted") == 1 })
-	fs := framesTo(c.take(), "p", wire.MessagesCode)
+	fs := framesTo(emitted(t, l, c), "p", wire.MessagesCode)
 	if len(fs) != 1 || fs[0].GetTraceId() != 7 {
 		t.Fatalf("posted frames %v", fs)
 	}
@@ -330,7 +331,7 @@ func TestDownFrames(t *testing.T) {
 func TestLightBloom(t *testing.T) {
 	l, c := newTestLayer(t, map[string]any{"light": true})
 	handshake(l, 0.2, nil, "p")
-	st := framesTo(c.take(), "p", wire.StatusCode)
+	st := framesTo(emitted(t, l, c), "p", wire.StatusCode)
 	s, err := decodeStatus(st[0].GetPayload()[1:])
 	if err != nil || !s.Light || !bytes.Equal(s.Bloom, wire.TopicToBloom(l.ownTopic)) {
 		t.Fatalf("light status %+v %v", s, err)
@@ -338,7 +339,7 @@ func TestLightBloom(t *testing.T) {
 	if _, err := l.Subscribe(context.Background(), &privacyv1.SubscribeRequest{Name: "chat"}); err != nil {
 		t.Fatal(err)
 	}
-	fs := framesTo(c.take(), "p", wire.BloomFilterExCode)
+	fs := framesTo(emitted(t, l, c), "p", wire.BloomFilterExCode)
 	if len(fs) != 1 {
 		t.Fatalf("%d bloom updates", len(fs))
 	}
@@ -349,7 +350,7 @@ func TestLightBloom(t *testing.T) {
 	if err := l.SetMinPoW(context.Background(), 2); err != nil {
 		t.Fatal(err)
 	}
-	if fs := framesTo(c.take(), "p", wire.PowRequirementCode); len(fs) != 1 || !bytes.Equal(fs[0].GetPayload()[1:], encodePoWRequirement(2)) {
+	if fs := framesTo(emitted(t, l, c), "p", wire.PowRequirementCode); len(fs) != 1 || !bytes.Equal(fs[0].GetPayload()[1:], encodePoWRequirement(2)) {
 		t.Fatalf("pow update %v", fs)
 	}
 	// An envelope on a topic outside the bloom is refused (geth step 6).
@@ -418,7 +419,7 @@ func TestKeyPersists(t *testing.T) {
 	var addrs [][]byte
 	for range 2 {
 		l := New()
-		if _, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{DataDir: dir}, sdk.Env{Out: &capture{}}); err != nil {
+		if _, err := l.Configure(context.Background(), &commonv1.ConfigureRequest{DataDir: dir}, sdk.Env{Out: &sdktest.Recorder{}}); err != nil {
 			t.Fatal(err)
 		}
 		r, err := l.OwnAddress(context.Background(), &privacyv1.OwnAddressRequest{})

@@ -27,6 +27,9 @@ type testNet struct {
 	done  chan struct{}
 }
 
+// netNode is a node's host in a testNet; not a Recorder, because it
+// delivers its layer's DOWN frames to the other nodes rather than keeping
+// them.
 type netNode struct {
 	id    string
 	net   *testNet

@@ -53,6 +53,15 @@ type Codec interface {
 	Decode(wire []byte) (conversation, payload []byte, err error)
 }
 
+// LimitedCodec is a Codec with a payload limit of its own, such as one read
+// from the layer's config: the layer enforces MaxPayload in place of
+// Spec.MaxPayload, which stays the declared limit (PluginInfo cannot depend
+// on config).
+type LimitedCodec interface {
+	Codec
+	MaxPayload() int
+}
+
 // CountingCodec is a Codec with Health counters of its own (such as the
 // padding bytes a padding codec sent), which the layer adds to its own.
 type CountingCodec interface {
@@ -76,8 +85,10 @@ type Spec struct {
 	// layer provides.
 	Provides []string
 	// MaxPayload is the largest payload accepted from above, declared in
-	// PluginInfo.max_payload; 0 means DefaultMaxPayload. A Codec may refuse
-	// smaller payloads with ErrTooLarge.
+	// PluginInfo.max_payload; 0 means DefaultMaxPayload. It is also the
+	// limit enforced, unless the Codec has one of its own (a LimitedCodec,
+	// such as Limit returns for a limit read from the config). A Codec may
+	// refuse smaller payloads with ErrTooLarge.
 	MaxPayload uint32
 	// Config is the layer's config schema (PluginInfo.config), such as
 	// sdk.ConfigFields of its config struct; nil means the layer takes no
@@ -103,9 +114,10 @@ type Layer struct {
 
 	spec Spec
 	c    *counters
-	// codec and out are set by Configure, address by Start; the SDK orders
-	// these before any other use.
+	// codec, limit and out are set by Configure, address by Start; the
+	// SDK orders these before any other use.
 	codec   Codec
+	limit   int // the largest payload accepted from above
 	out     sdk.Emitter
 	address atomic.Pointer[[]byte]
 }
@@ -181,7 +193,11 @@ func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env
 	if codec == nil {
 		codec = Envelope{}
 	}
-	l.codec, l.out = codec, env.Out
+	limit := int(l.spec.MaxPayload)
+	if c, ok := codec.(LimitedCodec); ok {
+		limit = c.MaxPayload()
+	}
+	l.codec, l.limit, l.out = codec, limit, env.Out
 	return &commonv1.ConfigureResponse{Protocols: []*commonv1.Protocol{l.Protocol()}}, nil
 }
 
@@ -243,7 +259,7 @@ func (l *Layer) down(f *commonv1.Frame) *commonv1.Frame {
 		l.c.Unaddressed.Inc()
 		return nil
 	}
-	if len(f.GetPayload()) > int(l.spec.MaxPayload) {
+	if len(f.GetPayload()) > l.limit {
 		l.c.Oversize.Inc()
 		return nil
 	}
@@ -324,9 +340,10 @@ func (l *Layer) Unsubscribe(context.Context, *privacyv1.UnsubscribeRequest) (*pr
 }
 
 // Limit returns c refusing, with ErrTooLarge, payloads larger than max
-// bytes: for a layer whose payload limit is a config key (Spec.MaxPayload
-// is the declared, fixed one). It keeps c's counters.
-func Limit(c Codec, max int) Codec { return limited{c, max} }
+// bytes: the Codec for a layer whose payload limit is a config key. The
+// layer enforces max in place of Spec.MaxPayload, which stays the declared
+// limit, the one of the default config. It keeps c's counters.
+func Limit(c Codec, max int) LimitedCodec { return limited{c, max} }
 
 type limited struct {
 	Codec
@@ -339,6 +356,9 @@ func (l limited) Encode(dst, conversation, payload []byte) ([]byte, error) {
 	}
 	return l.Codec.Encode(dst, conversation, payload)
 }
+
+// MaxPayload implements LimitedCodec.
+func (l limited) MaxPayload() int { return l.max }
 
 // Counters implements CountingCodec with the limited codec's counters.
 func (l limited) Counters() map[string]uint64 {

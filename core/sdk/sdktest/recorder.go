@@ -109,25 +109,11 @@ func (r *Recorder) TakeDirection(dir commonv1.Direction) []*commonv1.Frame {
 // On timeout it fails the test, naming what it waited for.
 func (r *Recorder) Next(t testing.TB, timeout time.Duration, what string, match func(*commonv1.Frame) bool) *commonv1.Frame {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		r.mu.Lock()
-		if i := slices.IndexFunc(r.frames, func(f *commonv1.Frame) bool { return match == nil || match(f) }); i >= 0 {
-			f := r.frames[i]
-			r.frames = slices.Delete(r.frames, i, i+1)
-			r.mu.Unlock()
-			return f
-		}
-		changed := r.waitChan()
-		r.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-			return nil
-		}
+	f := r.TryNext(timeout, match)
+	if f == nil {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
 	}
+	return f
 }
 
 // NextEvent waits up to timeout for an event that match accepts (nil
@@ -135,22 +121,44 @@ func (r *Recorder) Next(t testing.TB, timeout time.Duration, what string, match 
 // test.
 func (r *Recorder) NextEvent(t testing.TB, timeout time.Duration, what string, match func(*commonv1.Event) bool) *commonv1.Event {
 	t.Helper()
+	e := r.TryNextEvent(timeout, match)
+	if e == nil {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+	return e
+}
+
+// TryNext is Next that returns nil on timeout instead of failing: for a
+// test that checks that nothing arrives, or that retries until something
+// does.
+func (r *Recorder) TryNext(timeout time.Duration, match func(*commonv1.Frame) bool) *commonv1.Frame {
+	return next(r, &r.frames, timeout, match)
+}
+
+// TryNextEvent is NextEvent that returns nil on timeout instead of
+// failing.
+func (r *Recorder) TryNextEvent(timeout time.Duration, match func(*commonv1.Event) bool) *commonv1.Event {
+	return next(r, &r.events, timeout, match)
+}
+
+// next waits up to timeout for an element of *list that match accepts
+// (nil accepts every one), removes it and returns it, or returns nil.
+func next[T any](r *Recorder, list *[]*T, timeout time.Duration, match func(*T) bool) *T {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		r.mu.Lock()
-		if i := slices.IndexFunc(r.events, func(e *commonv1.Event) bool { return match == nil || match(e) }); i >= 0 {
-			e := r.events[i]
-			r.events = slices.Delete(r.events, i, i+1)
+		if i := slices.IndexFunc(*list, func(x *T) bool { return match == nil || match(x) }); i >= 0 {
+			x := (*list)[i]
+			*list = slices.Delete(*list, i, i+1)
 			r.mu.Unlock()
-			return e
+			return x
 		}
 		changed := r.waitChan()
 		r.mu.Unlock()
 		select {
 		case <-changed:
 		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 			return nil
 		}
 	}

@@ -62,12 +62,10 @@ func New() *Layer {
 		Description: "direct delivery to the contact's overlay peer, padded to fixed size buckets; hides message length, not who talks to whom",
 		Protocol:    ProtocolName,
 		Provides:    []string{CapLengthPadding},
-		// The skeleton drops a payload over MaxPayload before the codec
-		// sees it. padded's real limit is its largest bucket, a config
-		// key, so the skeleton's gate is the wire limit and the codec
-		// refuses what its buckets cannot hold; Describe declares the
-		// limit of the default buckets.
-		MaxPayload: uint32(maxPayload(maxMessage)),
+		// The declared limit is that of the default buckets; the one
+		// enforced follows the configured largest bucket (direct.Limit),
+		// and the codec refuses what a long conversation id pushes past it.
+		MaxPayload: uint32(maxPayload(defaultLargestBucket)),
 		Config:     sdk.ConfigFields[Config](),
 		Configure: func(configJSON string, env sdk.Env) (direct.Codec, error) {
 			cfg, err := sdk.LoadConfig[Config](configJSON)
@@ -76,20 +74,10 @@ func New() *Layer {
 			}
 			env.Logger.Debug("configured", "buckets", []int(cfg.buckets))
 			l.codec = newCodec(cfg.buckets)
-			return l.codec, nil
+			return direct.Limit(l.codec, maxPayload(cfg.buckets.largest())), nil
 		},
 	})
 	return l
-}
-
-// Describe implements sdk.Layer. MaxPayload is the limit of the default
-// buckets: PluginInfo cannot depend on configuration, so a config with a
-// different largest bucket changes the real limit without changing the
-// declared one.
-func (l *Layer) Describe() *commonv1.PluginInfo {
-	info := l.Layer.Describe()
-	info.MaxPayload = uint32(maxPayload(defaultLargestBucket))
-	return info
 }
 
 // Health implements sdk.Layer: the skeleton's counters and the codec's
