@@ -86,8 +86,8 @@ type Lifecycle struct {
 	// started is closed when Start succeeds, stopping when Stop begins.
 	started, stopping chan struct{}
 	// run ends when Stop begins, closed when the layer's Stop returns.
-	run, closed       context.Context
-	endRun, close     context.CancelFunc
+	run, closed   context.Context
+	endRun, close context.CancelFunc
 	// batches and emits count the HandleBatch and Emit calls in flight.
 	batches, emits sync.WaitGroup
 
