@@ -586,7 +586,10 @@ func (n *secureNet) post(from, to *secureNode, conv []byte) *secureMsg {
 	n.t.Helper()
 	m := &secureMsg{from: from, conv: conv, plaintext: securePlaintext()}
 	m.due(to)
-	m.trace = n.down(from, to.id, conv, m.plaintext)
+	// The trace id is set before the message leaves: the recipient may
+	// deliver it, and the suite inspect it, before the send returns.
+	m.trace = n.trace.Add(1)
+	n.sendDown(from, m.trace, to.id, conv, m.plaintext)
 	return m
 }
 
@@ -598,7 +601,8 @@ func (n *secureNet) postGroup(from *secureNode, conv []byte, recipients ...*secu
 	for _, r := range recipients {
 		m.due(r)
 	}
-	m.trace = n.down(from, nil, conv, m.plaintext)
+	m.trace = n.trace.Add(1) // before it leaves, as in post
+	n.sendDown(from, m.trace, nil, conv, m.plaintext)
 	return m
 }
 
