@@ -170,15 +170,8 @@ func ApplySchema(fields []*commonv1.ConfigField, section map[string]any) (map[st
 	for _, f := range fields {
 		names = append(names, f.GetName())
 	}
-	keys := make([]string, 0, len(section))
-	for k := range section {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !slices.Contains(names, k) {
-			return nil, &ConfigError{Key: k, Problem: "unknown key", Fix: SuggestKey(k, names)}
-		}
+	if err := knownKeys(section, names); err != nil {
+		return nil, err
 	}
 	out := make(map[string]any, len(fields))
 	for _, f := range fields {
@@ -288,4 +281,20 @@ func EditDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// knownKeys refuses the first key of section, in sorted order, that is not
+// among names, suggesting the nearest one.
+func knownKeys(section map[string]any, names []string) error {
+	keys := make([]string, 0, len(section))
+	for k := range section {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !slices.Contains(names, k) {
+			return &ConfigError{Key: k, Problem: "unknown key", Fix: SuggestKey(k, names)}
+		}
+	}
+	return nil
 }

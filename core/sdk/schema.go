@@ -96,15 +96,8 @@ func LoadConfig[T any](configJSON string) (T, error) {
 	for i, s := range specs {
 		names[i] = s.name
 	}
-	keys := make([]string, 0, len(section))
-	for k := range section {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !slices.Contains(names, k) {
-			return cfg, &ConfigError{Key: k, Problem: "unknown key", Fix: SuggestKey(k, names)}
-		}
+	if err := knownKeys(section, names); err != nil {
+		return cfg, err
 	}
 	rv := reflect.ValueOf(&cfg).Elem()
 	for _, s := range specs {
