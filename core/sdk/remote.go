@@ -80,8 +80,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (Conn, error) {
 		SkipHostEnv:      true,
 		Logger:           cfg.Logger,
 		StartTimeout:     cfg.StartTimeout,
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(maxMessageBytes), grpc.MaxCallSendMsgSize(maxMessageBytes))},
+		GRPCDialOptions:  boundaryDialOptions(),
 	})
 	fail := func(err error) (Conn, error) {
 		killBounded(client)

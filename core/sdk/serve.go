@@ -81,9 +81,7 @@ func Serve(impl Layer) {
 			ProtocolVersion: {KindName(info.GetKind()): &grpcPlugin{rt: rt}},
 		},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts,
-				grpc.MaxRecvMsgSize(maxMessageBytes),
-				grpc.MaxSendMsgSize(maxMessageBytes))...)
+			return grpc.NewServer(append(opts, boundaryServerOptions()...)...)
 		},
 		Logger: logger,
 	})
