@@ -44,6 +44,12 @@ const (
 	MaxPluginNameSize = 64
 	// MaxCardSize is the largest serialized SignedCard, in bytes.
 	MaxCardSize = 256 << 10
+	// MaxClockSkew is how far in the future a card's issue time may be when
+	// a Store takes it: the issuer's clock may run this much ahead of ours.
+	// A card issued later than that is refused (ErrFuture), since it would
+	// otherwise stay the newest card of its identity, and so block every
+	// genuine update, until the clock caught up with it.
+	MaxClockSkew = 5 * time.Minute
 )
 
 // TextPrefix starts the text form of a card.
@@ -93,7 +99,9 @@ type Card struct {
 	IdentityKey ed25519.PublicKey
 	// Name is the name the node gives itself: display only, never proof of
 	// identity. At most MaxNameSize bytes of UTF-8 without control
-	// characters.
+	// characters; Sign and Store.Put also refuse the characters CheckName
+	// refuses (bidirectional controls, zero-width and other invisible
+	// characters).
 	Name string
 	// Issued is when the card was issued, with a resolution of one second.
 	// Of two cards for one identity, the later issued supersedes the other.
@@ -122,7 +130,8 @@ func (c *Card) Signed() []byte {
 // Sign signs c with id, which must be c's identity, and returns the
 // serialized SignedCard. c remembers the result: Signed returns it, and a
 // Store accepts c. Sign fails, with an error wrapping ErrMalformed, if c
-// breaks a rule that Decode enforces.
+// breaks a rule that Decode enforces, or if its name is one that CheckName
+// refuses.
 func (c *Card) Sign(id Signer) ([]byte, error) {
 	if !bytes.Equal(c.IdentityKey, id.Public()) {
 		return nil, errors.New("contacts: sign card: card identity key is not the signer's public key")
@@ -130,6 +139,9 @@ func (c *Card) Sign(id Signer) ([]byte, error) {
 	pb := c.proto()
 	if err := validate(pb); err != nil {
 		return nil, fmt.Errorf("contacts: sign card: %w", err)
+	}
+	if err := CheckName(c.Name); err != nil {
+		return nil, fmt.Errorf("contacts: sign card: %w: name: %v", ErrMalformed, err)
 	}
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(pb)
 	if err != nil {
@@ -301,8 +313,11 @@ func validate(pb *cardv1.ContactCard) error {
 	return nil
 }
 
-// checkName checks a display name or alias: at most MaxNameSize bytes of
-// valid UTF-8 with no control characters (which could rewrite a terminal).
+// checkName checks a display name or alias as Decode does: at most
+// MaxNameSize bytes of valid UTF-8 with no control characters (which could
+// rewrite a terminal). Decode stays with this rule so that a card stored
+// before CheckName's stricter one still reads; every display of a name
+// escapes what could mislead (host/cli).
 func checkName(s string) error {
 	if len(s) > MaxNameSize {
 		return fmt.Errorf("%d bytes, more than %d", len(s), MaxNameSize)
@@ -312,6 +327,31 @@ func checkName(s string) error {
 	}
 	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
 		return fmt.Errorf("control character at byte %d", i)
+	}
+	return nil
+}
+
+// CheckName checks a name that a card is signed with or that a Store takes
+// (a card's name on import, an alias): checkName's rules, and none of the
+// characters that make a name look like another or rearrange the text
+// around it on a screen: bidirectional controls (U+202A-U+202E,
+// U+2066-U+2069, U+200E, U+200F, U+061C), zero-width and other invisible
+// format characters (Unicode category Cf: U+200B-U+200D, U+2060, U+FEFF,
+// U+00AD, ...), the other default-ignorable characters (U+034F, U+115F,
+// U+3164, ...) and the line and paragraph separators U+2028 and U+2029.
+func CheckName(s string) error {
+	if err := checkName(s); err != nil {
+		return err
+	}
+	for i, r := range s {
+		switch {
+		case unicode.In(r, unicode.Bidi_Control):
+			return fmt.Errorf("bidirectional control %U at byte %d (it reorders the text around it on a screen)", r, i)
+		case unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point):
+			return fmt.Errorf("invisible character %U at byte %d (it makes a name look like another)", r, i)
+		case unicode.In(r, unicode.Zl, unicode.Zp):
+			return fmt.Errorf("line or paragraph separator %U at byte %d", r, i)
+		}
 	}
 	return nil
 }

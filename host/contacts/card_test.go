@@ -443,6 +443,8 @@ func TestSignRefuses(t *testing.T) {
 		{"no identity key", &Card{Issued: time.Unix(1, 0)}, s, false},
 		{"no issue time", &Card{IdentityKey: s.Public()}, s, true},
 		{"name too long", &Card{IdentityKey: s.Public(), Issued: time.Unix(1, 0), Name: strings.Repeat("x", MaxNameSize+1)}, s, true},
+		{"bidi override in the name", &Card{IdentityKey: s.Public(), Issued: time.Unix(1, 0), Name: "ali‮ce"}, s, true},
+		{"zero-width space in the name", &Card{IdentityKey: s.Public(), Issued: time.Unix(1, 0), Name: "ali​ce"}, s, true},
 		{"unspecified layer", &Card{IdentityKey: s.Public(), Issued: time.Unix(1, 0), Sections: map[commonv1.LayerKind]Section{
 			commonv1.LayerKind_LAYER_KIND_UNSPECIFIED: {Plugin: "p"},
 		}}, s, true},
@@ -526,4 +528,42 @@ func mustSign(t testing.TB, s testSigner, c *Card) []byte {
 		t.Fatalf("Sign: %v", err)
 	}
 	return b
+}
+
+func TestCheckName(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ok   bool
+	}{
+		{"alice", true},
+		{"", true},
+		{"Zoë 山田 🙂", true},
+		{"الأسماء", true},            // right-to-left script itself is fine
+		{"\u2764\ufe0f", true},       // a variation selector is visible
+		{"a\x1b[2Jb", false},         // ESC
+		{"a\u0085b", false},          // C1 control
+		{"a\x7fb", false},            // DEL
+		{"evil\u202egpj.exe", false}, // right-to-left override
+		{"\u202aa", false},           // left-to-right embedding
+		{"\u2066a\u2069", false},     // isolates
+		{"a\u200eb", false},          // left-to-right mark
+		{"a\u200fb", false},          // right-to-left mark
+		{"a\u061cb", false},          // Arabic letter mark
+		{"al\u200bice", false},       // zero-width space
+		{"al\u200cice", false},       // zero-width non-joiner
+		{"al\u200dice", false},       // zero-width joiner
+		{"al\u2060ice", false},       // word joiner
+		{"\ufeffalice", false},       // zero-width no-break space
+		{"al\u00adice", false},       // soft hyphen
+		{"a\u034fb", false},          // combining grapheme joiner
+		{"\u3164", false},            // Hangul filler
+		{"a\u2028b", false},          // line separator
+		{"a\u2029b", false},          // paragraph separator
+		{"a\xffb", false},            // not UTF-8
+		{strings.Repeat("x", MaxNameSize+1), false},
+	} {
+		if err := CheckName(tt.name); (err == nil) != tt.ok {
+			t.Errorf("CheckName(%+q) = %v, want ok %v", tt.name, err, tt.ok)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sqlstore"
@@ -23,6 +24,9 @@ var (
 	// ErrStale reports a card older than the one the store holds for the
 	// same identity. The stored card stays.
 	ErrStale = errors.New("card is older than the stored card")
+	// ErrFuture reports a card issued more than MaxClockSkew after the
+	// store's clock. It is not stored.
+	ErrFuture = errors.New("card is issued in the future")
 	// ErrUnsigned reports a card that does not carry its signature: one that
 	// was never signed, or whose fields changed after it was signed or
 	// decoded.
@@ -70,6 +74,8 @@ var migrations = []string{
 // may open the same database.
 type Store struct {
 	db *sql.DB
+	// now is the clock that issue times are checked against.
+	now func() time.Time
 }
 
 // Open opens the store in the SQLite database at path, creating the file
@@ -85,7 +91,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("contacts: %w", err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, now: time.Now}, nil
 }
 
 // tx runs f in a transaction and commits it if f succeeds.
@@ -102,9 +108,15 @@ func (s *Store) Close() error {
 }
 
 // Put stores c, replacing the card stored for the same identity unless that
-// one was issued later, in which case Put returns ErrStale and changes
-// nothing. A card issued at the same second replaces the stored one. The
-// contact's alias, if any, stays.
+// one was issued later, in which case Put returns an error wrapping ErrStale
+// and changes nothing. A card issued at the same second replaces the stored
+// one. The contact's alias, if any, stays.
+//
+// Put refuses, changing nothing, a card issued more than MaxClockSkew in the
+// future (ErrFuture), and one whose name CheckName refuses (ErrMalformed). A
+// stored card that is itself issued more than MaxClockSkew in the future (a
+// store written before Put checked) does not count as newer: any card may
+// replace it.
 //
 // c must carry its signature (it came from Decode, DecodeText, Get or Sign,
 // and its fields have not changed since); otherwise Put returns an error
@@ -123,6 +135,15 @@ func (s *Store) Put(ctx context.Context, c *Card) error {
 	if !sameContent(card, c) {
 		return fmt.Errorf("contacts: put: %w: fields changed since the card was signed", ErrUnsigned)
 	}
+	if err := CheckName(card.Name); err != nil {
+		return fmt.Errorf("contacts: put: %w: name %q: %v", ErrMalformed, card.Name, err)
+	}
+	now := s.now()
+	latest := now.Add(MaxClockSkew).Unix()
+	if card.Issued.Unix() > latest {
+		return fmt.Errorf("contacts: put: %w: issued %s, more than %v after this machine's clock (%s); the issuer's clock is wrong",
+			ErrFuture, showTime(card.Issued.Unix()), MaxClockSkew, showTime(now.Unix()))
+	}
 	key := []byte(card.IdentityKey)
 	issued := card.Issued.Unix()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
@@ -132,8 +153,8 @@ func (s *Store) Put(ctx context.Context, c *Card) error {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return fmt.Errorf("read stored card: %w", err)
-		case stored > issued:
-			return fmt.Errorf("%w: issued %d, stored card issued %d", ErrStale, issued, stored)
+		case stored > issued && stored <= latest:
+			return fmt.Errorf("%w: this card was issued %s, the stored one %s", ErrStale, showTime(issued), showTime(stored))
 		}
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO contacts (identity, name, issued_unix, signed) VALUES (?, ?, ?, ?)
@@ -160,6 +181,11 @@ func (s *Store) Put(ctx context.Context, c *Card) error {
 		return fmt.Errorf("contacts: put: %w", err)
 	}
 	return nil
+}
+
+// showTime shows an issue time (Unix seconds) in UTC.
+func showTime(unix int64) string {
+	return time.Unix(unix, 0).UTC().Format(time.RFC3339)
 }
 
 // sectionHash is the key of a section's data in section_index.
@@ -270,10 +296,9 @@ func (s *Store) Delete(ctx context.Context, identity []byte) error {
 // SetAlias gives the contact with the identity key a local nickname, or
 // removes its nickname if alias is empty. It returns ErrNotFound if there is
 // no such contact, ErrAliasInUse if another contact has the alias, and an
-// error if alias is longer than MaxNameSize bytes, not UTF-8, or holds
-// control characters.
+// error if CheckName refuses alias.
 func (s *Store) SetAlias(ctx context.Context, identity []byte, alias string) error {
-	if err := checkName(alias); err != nil {
+	if err := CheckName(alias); err != nil {
 		return fmt.Errorf("contacts: set alias: alias: %v", err)
 	}
 	value := sql.NullString{String: alias, Valid: alias != ""}

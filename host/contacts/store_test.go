@@ -633,3 +633,75 @@ func TestStoreOddPath(t *testing.T) {
 		t.Errorf("Get after reopening: %v", err)
 	}
 }
+
+// TestStoreFuture: a card issued more than MaxClockSkew ahead of the
+// store's clock is refused, so that it cannot block the genuine updates
+// issued after it; one within the skew is taken; and a far-future card that
+// a store already holds (from before the check) does not block a current
+// card.
+func TestStoreFuture(t *testing.T) {
+	ctx := t.Context()
+	st, _ := openStore(t)
+	now := time.Unix(1_800_000_000, 0)
+	st.now = func() time.Time { return now }
+	s := newSigner(1)
+	skew := int64(MaxClockSkew / time.Second)
+
+	far := signed(t, s, testCard(s, "from the future", now.Unix()+skew+1))
+	if err := st.Put(ctx, far); !errors.Is(err, ErrFuture) {
+		t.Fatalf("Put of a card issued %ds ahead = %v, want ErrFuture", skew+1, err)
+	}
+	if _, err := st.Get(ctx, s.Public()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refused future card was stored: Get = %v", err)
+	}
+	near := put(t, st, s, testCard(s, "clock a little ahead", now.Unix()+skew))
+	// The genuine update issued later still supersedes it.
+	later := now.Add(MaxClockSkew + time.Second)
+	st.now = func() time.Time { return later }
+	put(t, st, s, testCard(s, "update", later.Unix()))
+	if got, err := st.Get(ctx, s.Public()); err != nil || got.Name != "update" {
+		t.Fatalf("after the update, stored %v (%v), want \"update\" over %q", got, err, near.Name)
+	}
+
+	// A store that took a far-future card before Put checked: the card
+	// does not count as newer than a current one.
+	b := newSigner(2)
+	st.now = func() time.Time { return now.Add(24 * time.Hour) }
+	put(t, st, b, testCard(b, "stored while the clock was wrong", now.Unix()+24*3600))
+	st.now = func() time.Time { return now }
+	put(t, st, b, testCard(b, "current", now.Unix()))
+	if got, err := st.Get(ctx, b.Public()); err != nil || got.Name != "current" {
+		t.Fatalf("a current card did not replace a far-future stored one: %v (%v)", got, err)
+	}
+	// An older card than a plausible stored one is still stale.
+	if err := st.Put(ctx, signed(t, b, testCard(b, "older", now.Unix()-1))); !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "issued") {
+		t.Fatalf("Put of an older card = %v, want ErrStale with both issue times", err)
+	}
+}
+
+// TestStoreRefusesMisleadingNames: a card whose name holds a bidirectional
+// control or an invisible character decodes (a stored card stays
+// readable), but Put refuses it, and SetAlias refuses such an alias.
+func TestStoreRefusesMisleadingNames(t *testing.T) {
+	ctx := t.Context()
+	st, _ := openStore(t)
+	s := newSigner(1)
+	for _, name := range []string{"ali\u202ece", "al\u200bice", "\u2066alice\u2069", "alice\ufeff", "a\u3164"} {
+		pb := validProto(s)
+		pb.Name = name
+		c, err := Decode(signProto(t, s, pb))
+		if err != nil {
+			t.Fatalf("Decode of a card named %q: %v", name, err)
+		}
+		if err := st.Put(ctx, c); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "name") {
+			t.Errorf("Put of a card named %q = %v, want ErrMalformed naming the name", name, err)
+		}
+	}
+	if cards, err := st.List(ctx); err != nil || len(cards) != 0 {
+		t.Fatalf("store holds %q after refused Puts (err %v)", names(cards), err)
+	}
+	put(t, st, s, testCard(s, "alice", 1_700_000_000))
+	if err := st.SetAlias(ctx, s.Public(), "bo\u200db"); err == nil {
+		t.Error("SetAlias took an alias with a zero-width joiner")
+	}
+}
