@@ -126,40 +126,7 @@ func BenchmarkBareGRPC(b *testing.B) {
 		}
 		size := c.size
 		b.Run(fmt.Sprintf("%dB/%s", size, name), func(b *testing.B) {
-			sock := filepath.Join(b.TempDir(), "bare.sock")
-			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), bareServerEnv+"="+sock)
-			creds := insecure.NewCredentials()
-			if c.tls {
-				pemData, err := bareCert()
-				if err != nil {
-					b.Fatal(err)
-				}
-				cmd.Env = append(cmd.Env, bareTLSEnv+"="+string(pemData))
-				block, _ := pem.Decode(pemData)
-				cert, err := x509.ParseCertificate(block.Bytes)
-				if err != nil {
-					b.Fatal(err)
-				}
-				roots := x509.NewCertPool()
-				roots.AddCert(cert)
-				creds = credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS13})
-			}
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-			for i := 0; i < 200; i++ {
-				if _, err := os.Stat(sock); err == nil {
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(creds))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cc.Close()
+			cc := dialBare(b, c.tls)
 			stream, err := commonv1.NewLayerClient(cc).Frames(context.Background())
 			if err != nil {
 				b.Fatal(err)
@@ -198,4 +165,46 @@ func BenchmarkBareGRPC(b *testing.B) {
 			_ = stream.CloseSend()
 		})
 	}
+}
+
+// dialBare starts the bare reference server in a child process (the test
+// binary itself, see bareServerEnv) and dials it, in plaintext or with
+// TLS 1.3. The child and the connection end with the benchmark.
+func dialBare(b *testing.B, withTLS bool) *grpc.ClientConn {
+	b.Helper()
+	sock := filepath.Join(b.TempDir(), "bare.sock")
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), bareServerEnv+"="+sock)
+	creds := insecure.NewCredentials()
+	if withTLS {
+		pemData, err := bareCert()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Env = append(cmd.Env, bareTLSEnv+"="+string(pemData))
+		block, _ := pem.Decode(pemData)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(cert)
+		creds = credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS13})
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cc.Close() })
+	return cc
 }
