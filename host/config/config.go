@@ -133,8 +133,37 @@ type Layer struct {
 
 // Metrics is the metrics section.
 type Metrics struct {
-	// Listen is the address of the /metrics endpoint; "" turns it off.
+	// Listen is the address of the /metrics endpoint; "" (or "off" in the
+	// file) turns it off. Loopback only unless AllowRemote.
 	Listen string
+	// AllowRemote lets Listen be an address that other machines reach.
+	// The endpoint has no authentication, and its counters tell when and
+	// how much the node sends and receives.
+	AllowRemote bool
+}
+
+// checkMetrics validates metrics.listen.
+func (c *Config) checkMetrics() error {
+	l := c.Metrics.Listen
+	if l == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(l)
+	if err != nil {
+		return &sdk.ConfigError{Key: "metrics.listen", Problem: fmt.Sprintf("%q is not host:port", l), Fix: "use 127.0.0.1:9464, or off"}
+	}
+	if c.Metrics.AllowRemote {
+		return nil
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		problem := fmt.Sprintf("%q is not a loopback address", host)
+		if host == "" {
+			problem = fmt.Sprintf("%q has no host, which listens on every interface", l)
+		}
+		return &sdk.ConfigError{Key: "metrics.listen", Problem: problem,
+			Fix: "serve metrics on 127.0.0.1 or ::1; to serve them to other machines on purpose (they have no authentication, and show when and how much this node sends), also set metrics.allow_remote: true"}
+	}
+	return nil
 }
 
 // API is the api section: where the host serves the messaging API
@@ -185,7 +214,7 @@ func (c *Config) checkAPI() error {
 		return &sdk.ConfigError{Key: "api.listen", Problem: fmt.Sprintf("%q is not host:port or unix:<path>", addr), Fix: "use 127.0.0.1:7400, unix:/path/api.sock, or off"}
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return &sdk.ConfigError{Key: "api.listen", Problem: fmt.Sprintf("%q is not a loopback address", host), Fix: "the API has no authentication beyond who can reach it: serve it on 127.0.0.1 or ::1, or on a Unix socket (the default)"}
+		return &sdk.ConfigError{Key: "api.listen", Problem: fmt.Sprintf("%q is not a loopback address", host), Fix: "the API is for this machine only (its token travels in the clear): serve it on 127.0.0.1 or ::1, or on a Unix socket (the default)"}
 	}
 	return nil
 }
@@ -212,7 +241,7 @@ var topKeys = map[string]bool{
 	"plugins.dir": true, "plugins.lock_file": true, "plugins.allow_unverified": true,
 	"plugins.restart.initial": true, "plugins.restart.max": true,
 	"plugins.restart.limit": true, "plugins.restart.window": true,
-	"metrics.listen": true, "log.level": true, "log.format": true,
+	"metrics.listen": true, "metrics.allow_remote": true, "log.level": true, "log.format": true,
 	"api.listen": true,
 }
 
@@ -387,6 +416,10 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 		Window:  dur("plugins.restart.window", 5*time.Minute),
 	}
 	cfg.Metrics.Listen = str("metrics.listen", "")
+	if cfg.Metrics.Listen == "off" {
+		cfg.Metrics.Listen = ""
+	}
+	cfg.Metrics.AllowRemote = boolean("metrics.allow_remote")
 	cfg.API.Listen = str("api.listen", "")
 	if err == nil && k.Exists("faults") {
 		cfg.Faults, err = faults.Parse(k.Cut("faults").All())
@@ -573,6 +606,9 @@ func (c *Config) Check() error {
 		return &sdk.ConfigError{Key: "plugins.restart.limit", Problem: "is negative", Fix: "use 0 for no limit"}
 	}
 	if err := c.checkAPI(); err != nil {
+		return err
+	}
+	if err := c.checkMetrics(); err != nil {
 		return err
 	}
 	for b := range c.Faults.Boundaries {

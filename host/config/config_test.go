@@ -111,6 +111,11 @@ func TestLoadMistakes(t *testing.T) {
 		{"peers not strings", strings.Replace(base, "role: relay", "role: relay\n  peers: [1, 2]", 1), nil, "node.peers[0]", "quoted string"},
 		{"peers not a list", strings.Replace(base, "role: relay", "role: relay\n  peers: 5", 1), nil, "node.peers", "strata:card"},
 		{"plugin config not a section", strings.Replace(base, "plugin: none", "plugin: none\n    config: 5", 1), nil, "layers.privacy.config", ""},
+		{"metrics on every interface", base + "metrics:\n  listen: \":9464\"\n", nil, "metrics.listen", "metrics.allow_remote: true"},
+		{"metrics on a network address", base + "metrics:\n  listen: 192.0.2.7:9464\n", nil, "metrics.listen", "metrics.allow_remote: true"},
+		{"metrics on a host name", base, []string{"metrics.listen=metrics.example:9464"}, "metrics.listen", "127.0.0.1"},
+		{"metrics not host:port", base, []string{"metrics.listen=9464"}, "metrics.listen", "127.0.0.1:9464"},
+		{"metrics remote allowed by a typo", base + "metrics:\n  listen: 0.0.0.0:9464\n  allow_remot: true\n", nil, "metrics.allow_remot", "did you mean metrics.allow_remote?"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,5 +169,34 @@ layers:
 		if !errors.As(err, &ce) || ce.Key != key {
 			t.Errorf("%q: %v, want a ConfigError for %s", extra, err, key)
 		}
+	}
+}
+
+// TestMetricsListen: metrics are served on loopback unless the config says
+// explicitly that other machines may reach them; "off" turns them off.
+func TestMetricsListen(t *testing.T) {
+	for _, tt := range []struct {
+		set  []string
+		want string
+	}{
+		{[]string{"metrics.listen=127.0.0.1:9464"}, "127.0.0.1:9464"},
+		{[]string{"metrics.listen=[::1]:9464"}, "[::1]:9464"},
+		{[]string{"metrics.listen=localhost:0"}, "localhost:0"},
+		{[]string{"metrics.listen=off"}, ""},
+		{[]string{"metrics.listen=0.0.0.0:9464", "metrics.allow_remote=true"}, "0.0.0.0:9464"},
+		{[]string{"metrics.listen=:9464", "metrics.allow_remote=yes"}, ":9464"},
+	} {
+		cfg, err := Load(Sources{File: write(t, "n.yaml", base), Environ: []string{}, Set: tt.set})
+		if err != nil {
+			t.Errorf("%v: %v", tt.set, err)
+			continue
+		}
+		if cfg.Metrics.Listen != tt.want {
+			t.Errorf("%v: metrics.listen %q, want %q", tt.set, cfg.Metrics.Listen, tt.want)
+		}
+	}
+	_, err := Load(Sources{File: write(t, "n.yaml", base), Environ: []string{}, Set: []string{"metrics.listen=0.0.0.0:9464", "metrics.allow_remote=false"}})
+	if !IsConfigError(err) || !strings.Contains(err.Error(), "metrics.allow_remote") {
+		t.Errorf("0.0.0.0 with metrics.allow_remote false: %v, want a ConfigError naming metrics.allow_remote", err)
 	}
 }
