@@ -130,9 +130,9 @@ type Inbox struct {
 	mu     sync.Mutex
 	peers  map[string]*inPeer
 	active []*inPeer // peers with things waiting, in turn order
-	events int      // events waiting, over all peers
-	frames int      // frames waiting, over all peers
-	batch  uint64   // number of the batch being built
+	events int       // events waiting, over all peers
+	frames int       // frames waiting, over all peers
+	batch  uint64    // number of the batch being built
 }
 
 // inPeer is one peer's state.
