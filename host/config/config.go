@@ -84,6 +84,14 @@ type Node struct {
 	// DialContacts says: relays and bootstrap nodes, each given by its
 	// contact card (text form); only the card's p2p section is used.
 	Peers []string
+	// PassphraseFile names a file holding the passphrase that encrypts the
+	// node's secrets at rest (the identity key, each layer's keys and
+	// state) under a key derived from it with Argon2id. KeyFile names a
+	// file of at least 32 random bytes used as that key instead, for
+	// machines with no one to type a passphrase. At most one is set; with
+	// neither, file modes are the only protection of secrets at rest.
+	PassphraseFile string
+	KeyFile        string
 }
 
 // Plugins is the plugins section.
@@ -238,6 +246,7 @@ type Sources struct {
 // topKeys are the keys a config may have, with the fix to show for a typo.
 var topKeys = map[string]bool{
 	"node.name": true, "node.data_dir": true, "node.role": true, "node.dial_contacts": true, "node.peers": true,
+	"node.passphrase_file": true, "node.key_file": true,
 	"plugins.dir": true, "plugins.lock_file": true, "plugins.allow_unverified": true,
 	"plugins.restart.initial": true, "plugins.restart.max": true,
 	"plugins.restart.limit": true, "plugins.restart.window": true,
@@ -295,7 +304,7 @@ func Load(src Sources) (*Config, error) {
 	cfg.Source = src.File
 	if src.File != "" {
 		base := filepath.Dir(src.File)
-		paths := []*string{&cfg.Node.DataDir, &cfg.Plugins.Dir, &cfg.Plugins.LockFile}
+		paths := []*string{&cfg.Node.DataDir, &cfg.Node.PassphraseFile, &cfg.Node.KeyFile, &cfg.Plugins.Dir, &cfg.Plugins.LockFile}
 		for i := range cfg.Plugins.Dirs {
 			paths = append(paths, &cfg.Plugins.Dirs[i])
 		}
@@ -395,6 +404,8 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 	cfg.Node.Role = str("node.role", RoleClient)
 	cfg.Node.DialContacts = !k.Exists("node.dial_contacts") || boolean("node.dial_contacts")
 	cfg.Node.DataDir = str("node.data_dir", "")
+	cfg.Node.PassphraseFile = str("node.passphrase_file", "")
+	cfg.Node.KeyFile = str("node.key_file", "")
 	if err == nil && k.Exists("node.peers") {
 		cfg.Node.Peers, err = stringList(k.Get("node.peers"), "node.peers")
 	}
@@ -552,6 +563,9 @@ func (c *Config) Check() error {
 	}
 	if c.Node.DataDir == "" {
 		return &sdk.ConfigError{Key: "node.data_dir", Problem: "is not set", Fix: "name the directory where the node keeps its keys and state"}
+	}
+	if c.Node.PassphraseFile != "" && c.Node.KeyFile != "" {
+		return &sdk.ConfigError{Key: "node.key_file", Problem: "is set together with node.passphrase_file", Fix: "keep one of the two: a passphrase, or a key file"}
 	}
 	var need []string
 	switch c.Node.Role {

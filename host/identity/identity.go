@@ -23,6 +23,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+
+	"github.com/strata-msg/strata/core/sdk/atrest"
 )
 
 // FileName is the name of the key file inside the directory given to Load.
@@ -72,14 +74,21 @@ func (k *privateKey) erase() { clear(k.priv) }
 // ed25519.SeedSize bytes. It never replaces an existing key file. Two
 // processes that call Load on the same new directory at once end up with the
 // same key.
-func Load(dir string) (*Identity, error) {
+func Load(dir string) (*Identity, error) { return LoadSealed(dir, nil) }
+
+// LoadSealed is Load with the seed encrypted at rest under key (see
+// core/sdk/atrest): a new key file is written sealed, a sealed one is
+// opened with key, and a plain one (written before the user set a
+// passphrase) is sealed in place. A nil key is Load: the file is plain,
+// and opening a sealed one fails with atrest.ErrLocked.
+func LoadSealed(dir string, key *atrest.Key) (*Identity, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("identity: create key directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	seed, err := readSeed(path)
+	seed, err := readSeed(path, key)
 	if errors.Is(err, fs.ErrNotExist) {
-		seed, err = createSeed(dir, path)
+		seed, err = createSeed(dir, path, key)
 	}
 	if err != nil {
 		return nil, err
@@ -105,7 +114,7 @@ func newIdentity(seed []byte) *Identity {
 // readSeed reads the seed from the key file at path, checking the file's type,
 // size and permissions on the open file so that what is checked is what is
 // read.
-func readSeed(path string) ([]byte, error) {
+func readSeed(path string, key *atrest.Key) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -127,16 +136,43 @@ func readSeed(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s has mode %#o, want 0600 (run: chmod 600 %s)",
 			ErrInsecurePermissions, path, fi.Mode().Perm(), path)
 	}
-	if fi.Size() != ed25519.SeedSize {
-		return nil, fmt.Errorf("%w: %s is %d bytes, want %d", ErrInvalidKeyFile, path, fi.Size(), ed25519.SeedSize)
+	if fi.Size() != ed25519.SeedSize && fi.Size() != sealedSize {
+		return nil, fmt.Errorf("%w: %s is %d bytes, want %d (or %d encrypted)", ErrInvalidKeyFile, path, fi.Size(), ed25519.SeedSize, sealedSize)
 	}
-	seed := make([]byte, ed25519.SeedSize)
-	if _, err := io.ReadFull(f, seed); err != nil {
-		clear(seed)
+	blob := make([]byte, fi.Size())
+	defer clear(blob)
+	if _, err := io.ReadFull(f, blob); err != nil {
 		return nil, fmt.Errorf("identity: read key file %s: %w", path, err)
+	}
+	seed, err := key.Open(sealPurpose, blob, true)
+	if err != nil {
+		return nil, fmt.Errorf("identity: key file %s: %w", path, err)
+	}
+	if len(seed) != ed25519.SeedSize {
+		clear(seed)
+		return nil, fmt.Errorf("%w: %s holds %d bytes, want %d", ErrInvalidKeyFile, path, len(seed), ed25519.SeedSize)
+	}
+	if key != nil && !atrest.Sealed(blob) {
+		// Written before the user set a passphrase: seal it now, so that
+		// no plain copy outlives this start.
+		if err := atrest.WriteFile(path, key, sealPurpose, seed); err != nil {
+			clear(seed)
+			return nil, fmt.Errorf("identity: encrypting key file %s: %w", path, err)
+		}
 	}
 	return seed, nil
 }
+
+// sealPurpose names the identity seed to atrest, so that a sealed blob of
+// another secret never opens as a seed.
+const sealPurpose = "identity seed"
+
+// sealedSize is the size of a key file holding the seed sealed by atrest.
+var sealedSize = func() int64 {
+	k, _ := atrest.NewKey(make([]byte, atrest.KeySize))
+	b, _ := k.Seal(sealPurpose, make([]byte, ed25519.SeedSize))
+	return int64(len(b))
+}()
 
 // createSeed generates a seed and stores it at path, unless another process
 // got there first, in which case it returns that process's seed.
@@ -144,9 +180,15 @@ func readSeed(path string) ([]byte, error) {
 // The seed is written to a temporary file in dir, synced, and then linked to
 // path. Linking, unlike renaming, fails when path exists, so a key file, once
 // there, is never replaced; and path never holds a partly written key.
-func createSeed(dir, path string) ([]byte, error) {
+func createSeed(dir, path string, key *atrest.Key) ([]byte, error) {
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed) // Never fails: crypto/rand aborts the program instead.
+	blob, err := key.Seal(sealPurpose, seed)
+	if err != nil {
+		clear(seed)
+		return nil, fmt.Errorf("identity: encrypt key file: %w", err)
+	}
+	defer clear(blob)
 
 	tmp, err := os.CreateTemp(dir, "."+FileName+".tmp-*") // mode 0600
 	if err != nil {
@@ -155,7 +197,7 @@ func createSeed(dir, path string) ([]byte, error) {
 	}
 	tmpName := tmp.Name()
 	defer os.Remove(tmpName)
-	_, err = tmp.Write(seed)
+	_, err = tmp.Write(blob)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -169,7 +211,7 @@ func createSeed(dir, path string) ([]byte, error) {
 	if err := os.Link(tmpName, path); err != nil {
 		clear(seed)
 		if errors.Is(err, fs.ErrExist) {
-			return readSeed(path)
+			return readSeed(path, key)
 		}
 		return nil, fmt.Errorf("identity: install key file: %w", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/strata-msg/strata/core/sdk/atrest"
 )
 
 func TestLoadCreates(t *testing.T) {
@@ -310,5 +312,69 @@ func TestFormattingHidesKey(t *testing.T) {
 	var nilID *Identity
 	if got := fmt.Sprint(nilID); got != "identity(nil)" {
 		t.Errorf("Sprint(nil) = %q", got)
+	}
+}
+
+// TestLoadSealed: with a key the seed is written encrypted, opens again
+// only with that key, and a plain key file from before a passphrase was set
+// is encrypted in place on the first load with one.
+func TestLoadSealed(t *testing.T) {
+	key, err := atrest.NewKey(bytes.Repeat([]byte{1}, atrest.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := atrest.NewKey(bytes.Repeat([]byte{2}, atrest.KeySize))
+
+	dir := t.TempDir()
+	id, err := LoadSealed(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := id.Public()
+	id.Close()
+	raw, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !atrest.Sealed(raw) {
+		t.Fatal("the new key file is not encrypted")
+	}
+	again, err := LoadSealed(dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.Public(), pub) {
+		t.Fatal("the sealed seed reloaded as another identity")
+	}
+	again.Close()
+	if _, err := Load(dir); !errors.Is(err, atrest.ErrLocked) {
+		t.Fatalf("Load without a key: %v, want ErrLocked", err)
+	}
+	if _, err := LoadSealed(dir, wrong); !errors.Is(err, atrest.ErrWrongKey) {
+		t.Fatalf("Load with the wrong key: %v, want ErrWrongKey", err)
+	}
+
+	plainDir := t.TempDir()
+	plain, err := Load(plainDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainPub := plain.Public()
+	plain.Close()
+	before, _ := os.ReadFile(filepath.Join(plainDir, FileName))
+	sealed, err := LoadSealed(plainDir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sealed.Close()
+	if !bytes.Equal(sealed.Public(), plainPub) {
+		t.Fatal("sealing changed the identity")
+	}
+	after, _ := os.ReadFile(filepath.Join(plainDir, FileName))
+	if !atrest.Sealed(after) || bytes.Contains(after, before) {
+		t.Fatal("the plain key file was not encrypted in place")
+	}
+	if fi, _ := os.Stat(filepath.Join(plainDir, FileName)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("re-sealed key file has mode %04o", fi.Mode().Perm())
 	}
 }

@@ -1038,7 +1038,14 @@ type ConfigureRequest struct {
 	// Frame.peer carries above the secure layer. A secure layer binds its own
 	// key material to it; other layers may ignore it. Empty in tests that
 	// drive a layer without a host.
-	NodeIdentity  []byte `protobuf:"bytes,4,opt,name=node_identity,json=nodeIdentity,proto3" json:"node_identity,omitempty"`
+	NodeIdentity []byte `protobuf:"bytes,4,opt,name=node_identity,json=nodeIdentity,proto3" json:"node_identity,omitempty"`
+	// The layer's key for its secrets at rest: 32 bytes, derived by the host
+	// from the passphrase or key file the user configured (node.passphrase_file,
+	// node.key_file), one key per layer. Empty when the user configured
+	// neither: then file modes are the only protection. A layer that keeps
+	// secrets on disk seals them under it (core/sdk/atrest) and erases its
+	// copy of this field once it has made the key.
+	AtRestKey     []byte `protobuf:"bytes,5,opt,name=at_rest_key,json=atRestKey,proto3" json:"at_rest_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1097,6 +1104,13 @@ func (x *ConfigureRequest) GetNodeName() string {
 func (x *ConfigureRequest) GetNodeIdentity() []byte {
 	if x != nil {
 		return x.NodeIdentity
+	}
+	return nil
+}
+
+func (x *ConfigureRequest) GetAtRestKey() []byte {
+	if x != nil {
+		return x.AtRestKey
 	}
 	return nil
 }
@@ -1506,13 +1520,14 @@ const file_common_v1_common_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aproblem\x18\x02 \x01(\tR\aproblem\x12\x10\n" +
 	"\x03fix\x18\x03 \x01(\tR\x03fix\"\x11\n" +
-	"\x0fDescribeRequest\"\x90\x01\n" +
+	"\x0fDescribeRequest\"\xb0\x01\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\tR\n" +
 	"configJson\x12\x19\n" +
 	"\bdata_dir\x18\x02 \x01(\tR\adataDir\x12\x1b\n" +
 	"\tnode_name\x18\x03 \x01(\tR\bnodeName\x12#\n" +
-	"\rnode_identity\x18\x04 \x01(\fR\fnodeIdentity\"M\n" +
+	"\rnode_identity\x18\x04 \x01(\fR\fnodeIdentity\x12\x1e\n" +
+	"\vat_rest_key\x18\x05 \x01(\fR\tatRestKey\"M\n" +
 	"\x11ConfigureResponse\x128\n" +
 	"\tprotocols\x18\x01 \x03(\v2\x1a.strata.common.v1.ProtocolR\tprotocols\"m\n" +
 	"\fStartRequest\x12#\n" +
