@@ -24,6 +24,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/pipeline"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/atrest"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/contacts"
 	"github.com/strata-msg/strata/host/conversations"
@@ -89,7 +90,11 @@ type Node struct {
 	opts Options
 	log  hclog.Logger
 
-	id       *identity.Identity
+	id *identity.Identity
+	// atRest is the master key for secrets at rest (node.passphrase_file,
+	// node.key_file), nil when the user set neither. Each layer gets a
+	// subkey of it at Configure; Close wipes it.
+	atRest   *atrest.Key
 	contacts *contacts.Store
 	convs    *conversations.Store
 	hist     *history
@@ -200,7 +205,19 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.unlock, err = lockDataDir(n.cfg.Node.DataDir, hostDir); err != nil {
 		return err
 	}
-	if n.id, err = identity.Load(hostDir); err != nil {
+	if n.atRest, err = identity.MasterKey(hostDir, n.cfg.Node.PassphraseFile, n.cfg.Node.KeyFile); err != nil {
+		return err
+	}
+	hostKey, err := identity.HostKey(n.atRest)
+	if err != nil {
+		return err
+	}
+	n.id, err = identity.LoadSealed(hostDir, hostKey)
+	hostKey.Wipe()
+	if err != nil {
+		if errors.Is(err, atrest.ErrLocked) {
+			return fmt.Errorf("identity: %w (fix: set node.passphrase_file or node.key_file to the one it was encrypted with)", err)
+		}
 		return fmt.Errorf("identity: %w", err)
 	}
 	if n.contacts, err = contacts.Open(ctx, filepath.Join(hostDir, "contacts.db")); err != nil {
@@ -584,6 +601,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if n.id != nil {
 			n.id.Close()
 		}
+		n.atRest.Wipe()
 		if n.unlock != nil {
 			n.unlock()
 		}

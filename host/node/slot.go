@@ -16,6 +16,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/identity"
 	"github.com/strata-msg/strata/host/plugins"
 )
 
@@ -157,6 +158,13 @@ func (s *slot) callConfigure(ctx context.Context, dir string) (*commonv1.Configu
 	if s.n.id != nil { // nil in Check, which loads no identity
 		req.NodeIdentity = s.n.id.Public()
 	}
+	layerKey, err := identity.LayerKey(s.n.atRest, s.key)
+	if err != nil {
+		return nil, fmt.Errorf("layers.%s: at-rest key: %w", s.key, err)
+	}
+	req.AtRestKey = layerKey.Bytes()
+	layerKey.Wipe()
+	defer clear(req.AtRestKey)
 	resp, err := conn.Configure(ctx, req)
 	if err != nil {
 		var ce *sdk.ConfigError
