@@ -10,6 +10,7 @@ import (
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
 
 // Bounds on broadcast topics.
@@ -176,14 +177,22 @@ func (b *broadcaster) deliver(name string, sub *pubsub.Subscription) {
 		n.ctr.framesReceived.Add(1)
 		n.ctr.bytesReceived.Add(uint64(len(msg.Data)))
 		n.ctr.broadcastReceived.Add(1)
-		err = n.emit(&commonv1.Frame{
+		// The message counts against the peer it came from (its
+		// publisher may be anyone), and is dropped rather than waited
+		// for: one subscription carries every peer's messages, so a
+		// wait for one would hold up the others, and GossipSub drops a
+		// slow subscriber's messages itself.
+		err = n.in.TryPut(string(msg.ReceivedFrom), &commonv1.Frame{
 			Direction: commonv1.Direction_DIRECTION_UP,
 			Peer:      []byte(from),
 			Protocol:  name,
 			Payload:   msg.Data,
 		})
-		if err != nil {
-			return
+		switch {
+		case errors.Is(err, p2pkit.ErrRateLimited):
+			n.ctr.droppedRateLimit.Add(1)
+		case errors.Is(err, p2pkit.ErrPeerFull):
+			n.ctr.droppedInboxFull.Add(1)
 		}
 	}
 }

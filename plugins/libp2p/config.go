@@ -43,6 +43,9 @@ type Config struct {
 	ConnHigh       int      `json:"conn_high" default:"64" min:"1" max:"100000" desc:"Connection manager high watermark: above this many connections the manager trims to conn_low."`
 	MaxFrame       int      `json:"max_frame" default:"1048576" min:"1" max:"16777216" desc:"Largest frame payload in bytes, sent or received; larger frames are refused and counted."`
 	Queue          int      `json:"queue" default:"1024" min:"1" max:"1048576" desc:"Outbound queue length per peer and protocol; a frame that finds it full waits for room, which slows its sender."`
+	PeerOutBytes   int      `json:"peer_out_bytes" default:"4194304" min:"65536" max:"1073741824" desc:"Most payload bytes queued for one peer, over all its protocols; a frame that does not fit waits for room, and a peer that makes none for 20 s is disconnected. A larger frame is sent alone."`
+	PeerInRate     int      `json:"peer_in_rate" default:"16777216" min:"0" max:"1099511627776" desc:"Bytes per second read from one peer, over all its streams and broadcasts; past it the peer's streams are not read (broadcasts are dropped) until its bucket refills. 0: no limit."`
+	PeerInBurst    int      `json:"peer_in_burst" default:"4194304" min:"65536" max:"1073741824" desc:"Bytes one peer may send at once before peer_in_rate applies (its token bucket's size)."`
 	ResourceLimits string   `json:"resource_limits" default:"default" enum:"default,infinite" desc:"libp2p resource manager limits: default (libp2p's defaults scaled to the machine) or infinite (benchmarks only)."`
 	GossipSub      bool     `json:"gossipsub" default:"true" desc:"Run GossipSub for broadcast frames and the Subscribe call."`
 	StickyPorts    bool     `json:"sticky_ports" default:"true" desc:"A listen address with port 0 gets a port from the system on first start and the same port at later starts (when it is free), so that the node's contact card stays valid across restarts."`

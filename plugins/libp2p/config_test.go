@@ -30,7 +30,7 @@ func TestDescribe(t *testing.T) {
 	for _, f := range info.GetConfig() {
 		keys = append(keys, f.GetName())
 	}
-	want := []string{"listen", "bootstrap", "security", "mdns", "dht", "conn_low", "conn_high", "max_frame", "queue", "resource_limits", "gossipsub", "sticky_ports"}
+	want := []string{"listen", "bootstrap", "security", "mdns", "dht", "conn_low", "conn_high", "max_frame", "queue", "peer_out_bytes", "peer_in_rate", "peer_in_burst", "resource_limits", "gossipsub", "sticky_ports"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("config keys = %v, want %v", keys, want)
 	}
@@ -60,7 +60,8 @@ func TestSchemaDefaultsMatch(t *testing.T) {
 	}
 	if len(fromEmpty.listen) != 2 || fromEmpty.DHT != dhtOff || fromEmpty.MaxFrame != 1<<20 || fromEmpty.Queue != 1024 ||
 		fromEmpty.ConnLow != 32 || fromEmpty.ConnHigh != 64 || !fromEmpty.GossipSub || fromEmpty.MDNS ||
-		!slices.Equal(fromEmpty.security, []string{"noise", "tls"}) || fromEmpty.ResourceLimits != limitsDefault {
+		!slices.Equal(fromEmpty.security, []string{"noise", "tls"}) || fromEmpty.ResourceLimits != limitsDefault ||
+		fromEmpty.PeerOutBytes != 4<<20 || fromEmpty.PeerInRate != 16<<20 || fromEmpty.PeerInBurst != 4<<20 {
 		t.Errorf("defaults = %+v", fromEmpty)
 	}
 }

@@ -29,14 +29,22 @@ type counters struct {
 	droppedNotRunning      sdk.Drop    `drop:"not_running"`         // frames lost because the node was stopping (the SDK counts what comes before Start or after Stop under the same name)
 	ignoredEvents          sdk.Counter `counter:"ignored_events"`   // events handed in (the p2p layer has no layer below)
 
+	rateWaits         sdk.Counter `counter:"rate_waits"`       // inbound frames after which a peer's reader waited for its token bucket (not a drop)
+	inboxFullWaits    sdk.Counter `counter:"inbox_full_waits"` // inbound frames that waited for room in their peer's queue to the host (not a drop)
+	droppedRateLimit  sdk.Drop    `drop:"rate_limit"`          // broadcasts from a peer above peer_in_rate
+	droppedInboxFull  sdk.Drop    `drop:"inbox_full"`          // broadcasts from a peer whose queue to the host is full
+	droppedPeerEvents sdk.Drop    `drop:"events"`              // peer events that found the inbox's event bound reached
+
 	// set is built from the tags above by New.
 	set *sdk.Counters
 }
 
 // snapshot returns the counters by their Health names; peers is the
-// current number of connected peers.
-func (c *counters) snapshot(peers int) map[string]uint64 {
+// current number of connected peers and outBytes the payload bytes queued
+// for them.
+func (c *counters) snapshot(peers, outBytes int) map[string]uint64 {
 	m := c.set.Snapshot()
 	m["peers"] = uint64(peers)
+	m["out_queued_bytes"] = uint64(outBytes)
 	return m
 }

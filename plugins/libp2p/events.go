@@ -14,7 +14,11 @@ import (
 // run on its first connection, so that the event can name the protocols it
 // speaks and a stream opened in response does not wait; it counts as
 // disconnected when its last connection closes. Persistent peers that
-// disconnect are handed to the dialer.
+// disconnect are handed to the dialer; a peer that connects again is no
+// longer taken for one that does not read (see unicast). An event goes
+// up behind the frames its peer has waiting and never waits itself, so
+// the event bus never backs up; one that finds the inbox's event bound
+// reached is dropped and counted (dropped_events).
 func (n *node) watchPeers(sub event.Subscription) {
 	defer sub.Close()
 	connected := make(map[peer.ID]bool)
@@ -36,6 +40,9 @@ func (n *node) watchPeers(sub event.Subscription) {
 		case event.EvtPeerIdentificationFailed:
 			ev = n.peerUp(connected, e.Peer, nil)
 		case event.EvtPeerConnectednessChanged:
+			if e.Connectedness == network.Connected {
+				n.outq.connected(e.Peer)
+			}
 			if e.Connectedness != network.Connected && connected[e.Peer] {
 				delete(connected, e.Peer)
 				ev = &commonv1.PeerEvent{Peer: []byte(e.Peer), State: commonv1.PeerState_PEER_STATE_DISCONNECTED}
@@ -45,8 +52,9 @@ func (n *node) watchPeers(sub event.Subscription) {
 		if ev == nil {
 			continue
 		}
-		if err := n.out.EmitEvent(n.ctx, &commonv1.Event{Kind: &commonv1.Event_Peer{Peer: ev}}); err != nil {
-			return
+		if !n.in.Event(string(ev.GetPeer()), &commonv1.Event{Kind: &commonv1.Event_Peer{Peer: ev}}) {
+			n.ctr.droppedPeerEvents.Add(1)
+			n.log.Warn("peer event dropped: too many events wait for the host", "peer", peer.ID(ev.GetPeer()), "state", ev.GetState())
 		}
 	}
 }

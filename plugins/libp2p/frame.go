@@ -104,17 +104,6 @@ func (fr *frameReader) readLength() (uint64, error) {
 	return 0, fmt.Errorf("%w: longer than %d bytes", errBadLength, binary.MaxVarintLen64)
 }
 
-// complete reports whether a whole frame is already buffered, so that the
-// next ReadFrame will not wait for the network.
-func (fr *frameReader) complete() bool {
-	b, err := fr.r.Peek(fr.r.Buffered())
-	if err != nil {
-		return false
-	}
-	n, k := binary.Uvarint(b)
-	return k > 0 && uint64(len(b)-k) >= n
-}
-
 // writeFrame writes payload, framed, to w.
 func writeFrame(w *bufio.Writer, payload []byte) error {
 	var hdr [binary.MaxVarintLen64]byte

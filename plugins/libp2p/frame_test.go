@@ -87,24 +87,6 @@ func TestFrameReaderErrors(t *testing.T) {
 	}
 }
 
-func TestFrameReaderComplete(t *testing.T) {
-	in := appendFrame(appendFrame(nil, []byte("one")), []byte("two"))
-	in = append(in, 9, 'x') // a third frame, cut short
-	fr := newFrameReader(bytes.NewReader(in), 100)
-	if _, err := fr.ReadFrame(); err != nil {
-		t.Fatal(err)
-	}
-	if !fr.complete() {
-		t.Error("complete() = false with a whole frame buffered")
-	}
-	if _, err := fr.ReadFrame(); err != nil {
-		t.Fatal(err)
-	}
-	if fr.complete() {
-		t.Error("complete() = true with half a frame buffered")
-	}
-}
-
 // FuzzReadFrame checks that the frame reader never panics, never returns
 // a frame above its maximum, and reads only canonical encodings: the
 // frames it returns, framed again, are a prefix of its input.

@@ -8,9 +8,23 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
 
-// maxEmitBatch bounds how many already-buffered frames one Emit carries.
+// newInbox returns the node's way up to the host: per-peer queues with the
+// peer's token bucket, handed up in turns (see p2pkit.Inbox).
+func (n *node) newInbox() *p2pkit.Inbox {
+	return p2pkit.NewInbox(p2pkit.InboxConfig{
+		Out:         n.out,
+		Rate:        n.cfg.PeerInRate,
+		Burst:       n.cfg.PeerInBurst,
+		BatchFrames: maxEmitBatch,
+		RateWaits:   &n.ctr.rateWaits,
+		FullWaits:   &n.ctr.inboxFullWaits,
+	})
+}
+
+// maxEmitBatch bounds how many frames one Emit carries.
 const maxEmitBatch = 64
 
 // streamHandler returns the handler of inbound streams on the protocol
@@ -26,41 +40,36 @@ func (n *node) streamHandler(name string) network.StreamHandler {
 	}
 }
 
-// readStream reads frames from an inbound stream and sends them up until
-// the stream ends. Frames that are already buffered go up together. Bytes
-// that are not a valid frame reset the stream and are counted.
+// readStream reads frames from an inbound stream and puts them in the
+// sender's queue up until the stream ends. While the sender's queue is full,
+// or its token bucket in debt, the stream is not read: yamux's window, then
+// TCP, slow the sender, and no other peer. Bytes that are not a valid frame
+// reset the stream and are counted.
 func (n *node) readStream(s network.Stream, name string) {
 	stop := context.AfterFunc(n.ctx, func() { s.Reset() })
 	defer stop()
 	from := s.Conn().RemotePeer()
+	in := n.in.Open(string(from))
+	defer in.Close()
 	fr := newFrameReader(s, n.cfg.MaxFrame)
-	batch := make([]*commonv1.Frame, 0, maxEmitBatch)
 	for {
 		p, err := fr.ReadFrame()
 		if err != nil {
-			if len(batch) > 0 && n.emit(batch...) != nil {
-				s.Reset()
-				return
-			}
 			n.endStream(s, err)
 			return
 		}
 		n.ctr.framesReceived.Add(1)
 		n.ctr.bytesReceived.Add(uint64(len(p)))
-		batch = append(batch, &commonv1.Frame{
+		err = in.Put(n.ctx, &commonv1.Frame{
 			Direction: commonv1.Direction_DIRECTION_UP,
 			Peer:      []byte(from),
 			Protocol:  name,
 			Payload:   p,
 		})
-		if len(batch) < maxEmitBatch && fr.complete() {
-			continue
-		}
-		if err := n.emit(batch...); err != nil {
+		if err != nil {
 			s.Reset()
 			return
 		}
-		batch = make([]*commonv1.Frame, 0, maxEmitBatch)
 	}
 }
 

@@ -200,10 +200,10 @@ func (l *Layer) rememberPorts(n *node) {
 
 // HandleBatch implements sdk.Layer. DOWN frames with a peer are queued for
 // that peer on their protocol; DOWN frames without one are broadcast on the
-// topic their protocol names. A frame that finds its queue full waits for
-// room, which slows the sender to the peer's pace; only a peer that takes
-// nothing for the stall timeout is disconnected and its frames dropped (see
-// unicast).
+// topic their protocol names. A frame that finds its queue full, or its
+// peer's byte budget spent, waits for room, which slows the sender to the
+// peer's pace; only a peer that makes no room for the stall timeout is
+// disconnected and its frames dropped (see unicast).
 func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 	if k := len(batch.GetEvents()); k > 0 {
 		l.ctr.ignoredEvents.Add(uint64(k))
@@ -223,13 +223,13 @@ func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
 	n := l.node.Load()
 	if n == nil { // the SDK says why
-		return &commonv1.HealthResponse{Counters: l.ctr.snapshot(0)}
+		return &commonv1.HealthResponse{Counters: l.ctr.snapshot(0, 0)}
 	}
 	peers := len(n.h.Network().Peers())
 	return &commonv1.HealthResponse{
 		Serving:  true,
 		Detail:   fmt.Sprintf("peer %s, %d peers", n.self, peers),
-		Counters: l.ctr.snapshot(peers),
+		Counters: l.ctr.snapshot(peers, n.outq.queuedBytes()),
 	}
 }
 

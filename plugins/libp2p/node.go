@@ -17,9 +17,9 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	ma "github.com/multiformats/go-multiaddr"
 
-	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
 
 // drainTimeout bounds how long Stop waits for queued frames to be written.
@@ -45,6 +45,7 @@ type node struct {
 	cancel context.CancelFunc
 	tasks  group // every goroutine of the node except the stream writers
 	outq   outbound
+	in     *p2pkit.Inbox // inbound frames and peer events, to the host in turns
 	stall  time.Duration // see stallTimeout
 
 	dialer *dialer
@@ -76,6 +77,8 @@ func startNode(startCtx context.Context, cfg *Config, key crypto.PrivKey, protos
 		stall:  stallTimeout,
 	}
 	n.outq.init()
+	n.in = n.newInbox()
+	n.tasks.Go(func() { _ = n.in.Run(n.ctx) })
 	n.dialer = newDialer(n)
 	defer func() {
 		if err != nil {
@@ -151,6 +154,7 @@ func (n *node) close(ctx context.Context) error {
 	if err := n.tasks.close(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	n.ctr.droppedNotRunning.Add(uint64(n.in.Frames())) // read, never handed up
 	return errors.Join(errs...)
 }
 
@@ -170,10 +174,4 @@ func (n *node) localNode() (*p2pv1.LocalNode, error) {
 		ListenAddresses: fullAddrs(n.self, addrs),
 		ContactSection:  contact,
 	}, nil
-}
-
-// emit hands frames to the host; it blocks while the host's queue is full
-// and fails once the node is closing.
-func (n *node) emit(frames ...*commonv1.Frame) error {
-	return n.out.Emit(n.ctx, frames...)
 }

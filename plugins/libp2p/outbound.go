@@ -10,6 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
 
 // Timeouts of the stream writers.
@@ -33,17 +35,27 @@ type streamKey struct {
 	proto protocol.ID
 }
 
+// outPeer is what the writers of one peer share: the byte budget of their
+// queues, and whether the peer was reset for not reading.
+type outPeer struct {
+	budget *p2pkit.Budget
+	// Guarded by outbound.mu: writers counts the peer's writers in the
+	// set (the outPeer goes with the last); stalled is set when a frame
+	// waited the stall timeout for room and the peer was reset, and
+	// cleared when the peer connects again.
+	writers int
+	stalled bool
+}
+
 // writer owns one outbound stream and the queue of frames for it.
 type writer struct {
 	key   streamKey
+	peer  *outPeer
 	queue chan []byte
 
 	// Guarded by outbound.mu: senders counts the frames waiting for room
-	// in queue (a writer with waiting senders is not retired); stalled is
-	// set when one waited stallTimeout in vain, and cleared when the queue
-	// has room again.
+	// (a writer with waiting senders is not retired).
 	senders int
-	stalled bool
 }
 
 // outbound is the set of running writers.
@@ -51,6 +63,7 @@ type outbound struct {
 	mu      sync.Mutex
 	closed  bool
 	writers map[streamKey]*writer
+	peers   map[peer.ID]*outPeer
 	tasks   group
 	drainCh chan struct{} // closed when the writers are to flush and exit
 }
@@ -58,6 +71,7 @@ type outbound struct {
 // init prepares an outbound for use.
 func (o *outbound) init() {
 	o.writers = make(map[streamKey]*writer)
+	o.peers = make(map[peer.ID]*outPeer)
 	o.drainCh = make(chan struct{})
 }
 
@@ -73,45 +87,88 @@ func (o *outbound) drain(ctx context.Context) {
 	_ = o.tasks.close(ctx) // stragglers are ended by the host closing
 }
 
+// queuedBytes is the payload bytes queued for all peers.
+func (o *outbound) queuedBytes() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := 0
+	for _, op := range o.peers {
+		k += op.budget.Used()
+	}
+	return k
+}
+
+// connected clears the stall of a peer that connects again.
+func (o *outbound) connected(p peer.ID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if op := o.peers[p]; op != nil {
+		op.stalled = false
+	}
+}
+
+// writerFor returns the writer of key, starting it if there is none, or
+// nil when the node is stopping. The caller holds o.mu.
+func (n *node) writerFor(key streamKey) *writer {
+	o := &n.outq
+	if w := o.writers[key]; w != nil {
+		return w
+	}
+	op := o.peers[key.peer]
+	if op == nil {
+		op = &outPeer{budget: p2pkit.NewBudget(n.cfg.PeerOutBytes)}
+	}
+	w := &writer{key: key, peer: op, queue: make(chan []byte, n.cfg.Queue)}
+	if !o.tasks.Go(func() { n.runWriter(w) }) {
+		return nil
+	}
+	o.writers[key] = w
+	o.peers[key.peer] = op
+	op.writers++
+	return w
+}
+
 // unicast queues payload for peer to on protocol proto, starting the
-// writer of that stream if there is none. When the queue is full it waits
-// for room, which slows the sender (the host, and the layer above) to the
-// pace of the stream instead of dropping the frame. The wait ends without
-// queueing when ctx or the node ends (dropped_not_running), or after
-// n.stall without room: the peer does not read, so it is disconnected
-// (peers_reset_slow) and this frame, and later ones while its queue stays
-// full, are dropped (dropped_slow_peer). That bound keeps a peer that
-// never reads from holding the layer's one input stream for ever.
+// writer of that stream if there is none. A frame needs room in its
+// stream's queue (queue frames) and in its peer's byte budget
+// (peer_out_bytes, over all the peer's streams); without it, it waits,
+// which slows the sender (the host, and the layer above) to the pace of
+// the peer instead of dropping the frame. So a peer that stops reading
+// holds at most its budget. The wait ends without queueing when ctx or
+// the node ends (dropped_not_running), or after n.stall without room: the
+// peer does not read, so it is disconnected (peers_reset_slow), what is
+// queued for it is dropped, and so are this frame and later ones until it
+// connects again (dropped_slow_peer). That bound keeps a peer that never
+// reads from holding the layer's one input stream for ever.
 func (n *node) unicast(ctx context.Context, to peer.ID, proto protocol.ID, payload []byte) {
 	o := &n.outq
+	size := len(payload)
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
 		n.ctr.droppedNotRunning.Add(1)
 		return
 	}
-	key := streamKey{peer: to, proto: proto}
-	w := o.writers[key]
+	w := n.writerFor(streamKey{peer: to, proto: proto})
 	if w == nil {
-		w = &writer{key: key, queue: make(chan []byte, n.cfg.Queue)}
-		if !o.tasks.Go(func() { n.runWriter(w) }) {
-			o.mu.Unlock()
-			n.ctr.droppedNotRunning.Add(1)
-			return
-		}
-		o.writers[key] = w
-	}
-	select {
-	case w.queue <- payload:
-		w.stalled = false
 		o.mu.Unlock()
+		n.ctr.droppedNotRunning.Add(1)
 		return
-	default:
 	}
-	if w.stalled {
+	op := w.peer
+	if op.stalled {
 		o.mu.Unlock()
 		n.ctr.droppedSlowPeer.Add(1)
 		return
+	}
+	if ok, _ := op.budget.TryTake(size); ok {
+		select {
+		case w.queue <- payload:
+			o.mu.Unlock()
+			return
+		default:
+			op.budget.Release(size)
+		}
 	}
 	w.senders++
 	o.mu.Unlock()
@@ -123,27 +180,83 @@ func (n *node) unicast(ctx context.Context, to peer.ID, proto protocol.ID, paylo
 	n.ctr.queueFullWaits.Add(1)
 	stall := time.NewTimer(n.stall)
 	defer stall.Stop()
+	// First room in the budget, then in the queue; either may be what
+	// the peer does not make.
+	for {
+		o.mu.Lock()
+		stalled := op.stalled
+		o.mu.Unlock()
+		if stalled { // reset meanwhile, for another frame
+			n.ctr.droppedSlowPeer.Add(1)
+			return
+		}
+		ok, room := op.budget.TryTake(size)
+		if ok {
+			break
+		}
+		select {
+		case <-room:
+			continue
+		case <-ctx.Done():
+		case <-n.ctx.Done():
+		case <-o.drainCh:
+		case <-stall.C:
+			n.ctr.droppedSlowPeer.Add(1)
+			n.resetSlow(to, proto)
+			return
+		}
+		n.ctr.droppedNotRunning.Add(1)
+		return
+	}
 	select {
 	case w.queue <- payload:
+		return
 	case <-ctx.Done():
-		n.ctr.droppedNotRunning.Add(1)
 	case <-n.ctx.Done():
-		n.ctr.droppedNotRunning.Add(1)
 	case <-o.drainCh:
-		n.ctr.droppedNotRunning.Add(1)
 	case <-stall.C:
+		op.budget.Release(size)
 		n.ctr.droppedSlowPeer.Add(1)
-		o.mu.Lock()
-		first := !w.stalled
-		w.stalled = true
+		n.resetSlow(to, proto)
+		return
+	}
+	op.budget.Release(size)
+	n.ctr.droppedNotRunning.Add(1)
+}
+
+// resetSlow disconnects peer to, which made no room for a frame on proto
+// for the stall timeout, and drops what is queued for it, unless another
+// frame did so first.
+func (n *node) resetSlow(to peer.ID, proto protocol.ID) {
+	o := &n.outq
+	o.mu.Lock()
+	op := o.peers[to]
+	if op == nil || op.stalled {
 		o.mu.Unlock()
-		if first {
-			n.ctr.peersResetSlow.Add(1)
-			n.log.Warn("disconnecting a peer that took no frame for the stall timeout", "peer", to, "protocol", proto, "timeout", n.stall)
-			if err := n.h.Network().ClosePeer(to); err != nil {
-				n.log.Debug("closing a stalled peer", "peer", to, "error", err)
+		return
+	}
+	op.stalled = true
+	dropped, bytes := 0, 0
+	for key, w := range o.writers {
+		if key.peer != to {
+			continue
+		}
+		for len(w.queue) > 0 {
+			select {
+			case p := <-w.queue:
+				dropped++
+				bytes += len(p)
+			default:
 			}
 		}
+	}
+	op.budget.Release(bytes)
+	o.mu.Unlock()
+	n.ctr.droppedSlowPeer.Add(uint64(dropped))
+	n.ctr.peersResetSlow.Add(1)
+	n.log.Warn("disconnecting a peer that made no room for a frame for the stall timeout", "peer", to, "protocol", proto, "timeout", n.stall, "frames_dropped", dropped)
+	if err := n.h.Network().ClosePeer(to); err != nil {
+		n.log.Debug("closing a stalled peer", "peer", to, "error", err)
 	}
 }
 
@@ -157,6 +270,9 @@ func (o *outbound) retire(w *writer) bool {
 		return false
 	}
 	delete(o.writers, w.key)
+	if w.peer.writers--; w.peer.writers == 0 {
+		delete(o.peers, w.key.peer)
+	}
 	return true
 }
 
@@ -192,6 +308,7 @@ func (n *node) runWriter(w *writer) {
 			idle.Reset(writerIdle)
 		case p := <-w.queue:
 			sw.write(p, len(w.queue) == 0)
+			w.peer.budget.Release(len(p))
 			idle.Reset(writerIdle)
 		}
 	}
@@ -205,6 +322,7 @@ func (n *node) drainWriter(w *writer, sw *streamWriter) {
 		select {
 		case p := <-w.queue:
 			sw.write(p, len(w.queue) == 0)
+			w.peer.budget.Release(len(p))
 			continue
 		case <-n.ctx.Done():
 			n.ctr.droppedNotRunning.Add(uint64(len(w.queue)))
@@ -218,6 +336,7 @@ func (n *node) drainWriter(w *writer, sw *streamWriter) {
 		select {
 		case p := <-w.queue:
 			sw.write(p, len(w.queue) == 0)
+			w.peer.budget.Release(len(p))
 		case <-n.ctx.Done():
 			n.ctr.droppedNotRunning.Add(uint64(len(w.queue)))
 			return
