@@ -127,11 +127,11 @@ func (n *node) redeliver(ctx context.Context, after, upto int64, limit int) ([]d
 	}
 	out := make([]delivery, 0, len(rows))
 	for _, r := range rows {
-		bd, err := decodeBody(r.body, MaxParentsLimit)
+		c, err := r.content()
 		if err != nil {
 			return fail(fmt.Errorf("mvds: stored message %s: %w", r.id, err))
 		}
-		out = append(out, delivery{group: r.group, id: r.id, author: bd.author, payload: bd.payload, trace: r.trace})
+		out = append(out, delivery{group: r.group, id: r.id, author: c.author, payload: c.payload, trace: r.trace})
 		after = r.seq
 	}
 	return out, after, nil

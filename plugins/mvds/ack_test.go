@@ -404,7 +404,16 @@ func TestMigrationFromVersion1(t *testing.T) {
 	exec(migrations[0])
 	exec("PRAGMA user_version = 1")
 	exec("INSERT INTO groups (id, members) VALUES (?, ?)", testGroupID, append(bytes.Clone(a.id), b...))
-	msgs, ids := chainFrom(t, b, 1, 3, "old")
+	var msgs []*wirepb.Message // bound: the only format of version 1
+	var ids []ID
+	for i := range 3 {
+		var parents []ID
+		if i > 0 {
+			parents = []ID{ids[i-1]}
+		}
+		m, id := boundFrom(t, testGroupID, b, 1+int64(i), fmt.Sprintf("old#%d", i), false, parents...)
+		msgs, ids = append(msgs, m), append(ids, id)
+	}
 	for i, m := range msgs {
 		exec("INSERT INTO messages (group_id, id, timestamp, body, own, delivered, sender, received_ms) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
 			testGroupID, ids[i][:], m.Timestamp, m.Body, i < 2, b, a.clk.now().UnixMilli())

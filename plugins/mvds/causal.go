@@ -14,9 +14,11 @@ import (
 // REQUEST of each parent this node does not hold to the member it came
 // from and to its author; when a parent is delivered, every pending child
 // it made ready is delivered in the same transaction, parents first.
-// Content ids make a cycle impossible (a message would have to name the
-// hash of a body that contains that name), and a message whose parents
-// never come is dropped after pending_expiry.
+// Where the id covers the parents (bound wire), a cycle is impossible (a
+// message would have to name the hash of a body that contains that name);
+// with the spec's wire a member can make one up (a message naming itself
+// is dropped as malformed), and its messages wait until pending_expiry
+// drops them, as any message whose parents never come.
 
 // missing returns the parents of a message that are not done here, nil if
 // none.
@@ -83,12 +85,21 @@ func (n *node) deliver(b *batch, g *group, first *pendingMsg, payload []byte) er
 				return err
 			}
 		}
-		if m.ephemeral {
-			expires := max(m.timestamp, b.now.UnixMilli()) + n.cfg.EphemeralWindow.Milliseconds()
-			if err := b.tx.markEphemeral(g.id, m.id, expires); err != nil {
+		switch {
+		case m.ephemeral:
+			now, window := b.now.UnixMilli(), n.cfg.EphemeralWindow.Milliseconds()
+			ms, _ := ephemeralMillis(m.timestamp, now, window)
+			if err := b.tx.markEphemeral(g.id, m.id, max(ms, now)+window); err != nil {
 				return err
 			}
-		} else {
+		case m.silent: // went up as ephemeral already
+			if err := b.tx.markDelivered(g.id, m.id); err != nil {
+				return err
+			}
+			if err := n.share(b, g, m); err != nil {
+				return err
+			}
+		default:
 			if err := b.tx.markDelivered(g.id, m.id); err != nil {
 				return err
 			}
@@ -99,7 +110,9 @@ func (n *node) deliver(b *batch, g *group, first *pendingMsg, payload []byte) er
 				return err
 			}
 		}
-		b.out = append(b.out, delivery{group: g.id, id: m.id, author: m.author, payload: p, ephemeral: m.ephemeral, trace: m.trace})
+		if !m.silent {
+			b.out = append(b.out, delivery{group: g.id, id: m.id, author: m.author, payload: p, ephemeral: m.ephemeral, trace: m.trace})
+		}
 		children := g.waiting[m.id]
 		delete(g.waiting, m.id)
 		if m.ephemeral {
@@ -129,18 +142,18 @@ func (n *node) payloadOf(b *batch, g *group, m *pendingMsg) ([]byte, error) {
 	if m.ephemeral {
 		return m.payload, nil
 	}
-	raw, ok, err := b.tx.messageBody(g.id, m.id)
+	st, ok, err := b.tx.messageBody(g.id, m.id)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, fmt.Errorf("mvds: pending message %s is not stored", m.id)
 	}
-	bd, err := decodeBody(raw, MaxParentsLimit)
+	c, err := st.content()
 	if err != nil {
 		return nil, fmt.Errorf("mvds: stored message %s: %w", m.id, err)
 	}
-	return bd.payload, nil
+	return c.payload, nil
 }
 
 // share offers a delivered message to every member that is neither its

@@ -32,6 +32,7 @@ const (
 	DefaultEpoch      = 300 * time.Millisecond
 	DefaultMode       = ModeBatch
 	DefaultDurability = DurabilityFull
+	DefaultWire       = WireSpec
 )
 
 // Config is the layer's config section; its tags are the schema (bounds
@@ -40,6 +41,7 @@ const (
 // below, doubleratchet's 1 MiB - 16 KiB).
 type Config struct {
 	Epoch             time.Duration `json:"epoch" default:"300ms" min:"1ms" max:"1m" desc:"length of one epoch: every epoch each member gets at most one payload of what is due (1ms to 1m)"`
+	Wire              string        `json:"wire" default:"spec" enum:"spec,bound" desc:"how messages are encoded: spec is 2/MVDS with 4/MVDS-META (interoperates with other MVDS nodes; a relay could change parents or the ephemeral flag unseen), bound is Strata's extension that binds author, parents and ephemeral flag to the message id (Strata nodes in bound mode only)"`
 	Mode              string        `json:"mode" default:"batch" enum:"batch,interactive" desc:"how new messages go out: batch sends them whole, interactive offers their ids and sends them on request"`
 	BackoffBase       uint64        `json:"backoff_base" default:"2" min:"1" max:"1048576" desc:"epochs between the first and second transmission of a record; each retransmission doubles the wait"`
 	BackoffMax        uint64        `json:"backoff_max" default:"1024" min:"1" max:"1048576" desc:"the longest wait between transmissions, in epochs; beyond it the wait falls back to backoff_base"`
@@ -64,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// bound reports whether the node speaks the bound wire mode.
+func (c Config) bound() bool { return c.Wire == WireBound }
 
 // interactive reports whether new messages are offered first.
 func (c Config) interactive() bool { return c.Mode == ModeInteractive }

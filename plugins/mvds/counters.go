@@ -63,6 +63,10 @@ const (
 	dropWrongDirection
 	// dropDownFrame: a DOWN frame from above; messages enter through Send.
 	dropDownFrame
+	// dropWireMode: in the bound wire mode, a spec message (one of
+	// Payload.messages that is not a Body of Strata before the spec wire):
+	// its metadata is not covered by its id.
+	dropWireMode
 
 	numReasons
 )
@@ -112,6 +116,8 @@ func (r reason) String() string {
 		return "wrong_direction"
 	case dropDownFrame:
 		return "down_frame"
+	case dropWireMode:
+		return "wire_mode"
 	}
 	return "unknown"
 }
@@ -129,6 +135,8 @@ func reasonOf(err error) reason {
 		return dropTooManyParents
 	case errors.Is(err, errOversize):
 		return dropOversize
+	case errors.Is(err, errWireMode):
+		return dropWireMode
 	}
 	return dropMalformed
 }

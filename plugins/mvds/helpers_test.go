@@ -426,8 +426,18 @@ func encode(t testing.TB, p *wirepb.Payload) []byte {
 	return b
 }
 
-// messageFrom builds a wire Message authored by author.
+// messageFrom builds a spec Message (of Payload.messages) authored by
+// author, who it names (Message.author) whoever sends it.
 func messageFrom(t testing.TB, group, author []byte, ts int64, payload string, ephemeral bool, parents ...ID) (*wirepb.Message, ID) {
+	t.Helper()
+	m := specMessage(group, ts, []byte(payload), parents, ephemeral)
+	m.Author = author
+	return m, MessageID(group, ts, m.Body)
+}
+
+// boundFrom builds a bound Message (of Payload.bound_messages) authored by
+// author.
+func boundFrom(t testing.TB, group, author []byte, ts int64, payload string, ephemeral bool, parents ...ID) (*wirepb.Message, ID) {
 	t.Helper()
 	b, err := encodeBody(author, parents, []byte(payload), ephemeral)
 	if err != nil {

@@ -28,7 +28,11 @@ func TestLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return encode(t, &wirepb.Payload{Messages: []*wirepb.Message{{GroupId: testGroupID, Timestamp: 1, Body: body}}})
+		return encode(t, &wirepb.Payload{BoundMessages: []*wirepb.Message{{GroupId: testGroupID, Timestamp: 1, Body: body}}})
+	}
+	spec := func(t *testing.T, m *wirepb.Message) []byte {
+		m.GroupId = testGroupID
+		return encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})
 	}
 	for _, tc := range []struct {
 		name   string
@@ -52,21 +56,36 @@ func TestLimits(t *testing.T) {
 		{name: "oversize frame", want: "oversize", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, make([]byte, a.cfg.MaxFrame+1))
 		}},
-		{name: "oversize payload", want: "oversize", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "oversize payload", want: "oversize", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, rawBody(t, &wirepb.Body{Version: 1, Author: b, Payload: make([]byte, MaxPayload+1)}))
+			a.receive(b, spec(t, &wirepb.Message{Body: make([]byte, MaxPayload+1)}))
 		}},
-		{name: "malformed", want: "malformed", count: 4, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "malformed", want: "malformed", count: 7, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, []byte{0xff, 0x01, 0x02})
 			a.receive(b, nil)                                  // no record at all
-			a.receive(b, msg(t, b, -5, false))                 // negative timestamp
 			a.receive(b, rawBody(t, &wirepb.Body{Version: 1})) // no author
+			a.receive(b, spec(t, &wirepb.Message{Body: []byte("p"), Author: b[:31]}))
+			a.receive(b, spec(t, &wirepb.Message{Body: []byte("p"), Metadata: &wirepb.Metadata{Parents: [][]byte{id[:], id[:]}}}))
+			self := MessageID(testGroupID, 1, []byte("p")) // a message naming itself
+			a.receive(b, spec(t, &wirepb.Message{Timestamp: 1, Body: []byte("p"), Metadata: &wirepb.Metadata{Parents: [][]byte{self[:]}}}))
+			body, err := encodeBody(b, nil, []byte("p"), false) // a bound message with metadata
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.receive(b, encode(t, &wirepb.Payload{BoundMessages: []*wirepb.Message{{GroupId: testGroupID, Body: body, Metadata: &wirepb.Metadata{}}}}))
+		}},
+		{name: "wire mode", tune: func(s *Config) { s.Wire = WireBound }, want: "wire_mode", count: 3, silent: true, feed: func(t *testing.T, a *tnode) {
+			a.receive(b, msg(t, b, 1, false))                                                  // names its author
+			a.receive(b, spec(t, &wirepb.Message{Timestamp: 2, Body: []byte("plain")}))        // a payload that is no Body
+			a.receive(b, spec(t, &wirepb.Message{Timestamp: 3, Metadata: &wirepb.Metadata{}})) // metadata
 		}},
 		{name: "too many ids", tune: func(s *Config) { s.MaxIDs = 2 }, want: "too_many_ids", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, encode(t, &wirepb.Payload{Offers: [][]byte{{1: 1, 31: 0}, make([]byte, 32), make([]byte, 32)}}))
 		}},
-		{name: "bad id", want: "bad_id", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "bad id", want: "bad_id", count: 3, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, encode(t, &wirepb.Payload{Acks: [][]byte{make([]byte, 31)}}))
 			a.receive(b, rawBody(t, &wirepb.Body{Version: 1, Author: b, Parents: [][]byte{{1}}}))
+			a.receive(b, spec(t, &wirepb.Message{Metadata: &wirepb.Metadata{Parents: [][]byte{{1}}}}))
 		}},
 		{name: "wrong group", want: "wrong_group", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			m, _ := messageFrom(t, []byte("another group"), b, 1, "p", false)
@@ -75,11 +94,15 @@ func TestLimits(t *testing.T) {
 		{name: "body version", want: "version", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, rawBody(t, &wirepb.Body{Version: 2, Author: b}))
 		}},
-		{name: "non member author", want: "non_member_author", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "non member author", want: "non_member_author", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, x, 1, false)) // relayed by a member
+			m, _ := boundFrom(t, testGroupID, x, 1, "p", false)
+			a.receive(b, encode(t, &wirepb.Payload{BoundMessages: []*wirepb.Message{m}}))
 		}},
-		{name: "too many parents", tune: func(s *Config) { s.MaxParents = 1 }, want: "too_many_parents", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "too many parents", tune: func(s *Config) { s.MaxParents = 1 }, want: "too_many_parents", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, b, 1, false, ID{1}, ID{2}))
+			m, _ := boundFrom(t, testGroupID, b, 1, "p", false, ID{1}, ID{2})
+			a.receive(b, encode(t, &wirepb.Payload{BoundMessages: []*wirepb.Message{m}}))
 		}},
 		{name: "pending full", tune: func(s *Config) { s.MaxPending = 1 }, want: "pending_full", count: 2, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, b, 1, false, ID{1}))
@@ -140,12 +163,16 @@ func TestLimits(t *testing.T) {
 			}
 			a.order = nil
 		}},
-		{name: "relayed", tune: func(s *Config) { s.Relay = false }, want: "relayed", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "relayed", tune: func(s *Config) { s.Relay = false }, want: "relayed", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, a.id, 1, false)) // b forwards a message "by a"
+			m, _ := boundFrom(t, testGroupID, a.id, 1, "p", false)
+			a.receive(b, encode(t, &wirepb.Payload{BoundMessages: []*wirepb.Message{m}}))
 		}},
-		{name: "stale ephemeral", want: "stale", count: 2, silent: true, feed: func(t *testing.T, a *tnode) {
+		{name: "stale ephemeral", want: "stale", count: 4, silent: true, feed: func(t *testing.T, a *tnode) {
 			a.receive(b, msg(t, b, 1, true))
 			a.receive(b, msg(t, b, a.clk.now().Add(a.cfg.EphemeralWindow+time.Second).UnixMilli(), true))
+			a.receive(b, msg(t, b, -a.clk.now().UnixMilli(), true))
+			a.receive(b, msg(t, b, a.clk.now().Add(-a.cfg.EphemeralWindow-time.Second).Unix(), true)) // in seconds
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
@@ -107,11 +108,14 @@ type group struct {
 	// acks are the ids to acknowledge to each member at the next epoch.
 	acks map[string]*idQueue
 	// once are the ephemeral messages to send each member at the next epoch.
-	once map[string][]*wirepb.Message
+	once map[string][]outMessage
 	// heard is the epoch of each member's last valid payload.
 	heard map[string]uint64
 	// requests counts the REQUEST records for each member.
 	requests map[string]int
+	// wireWarned holds the members whose messages of the other wire mode
+	// were logged, so that the log says it once per member and run.
+	wireWarned map[string]bool
 }
 
 func newGroup(id []byte) *group {
@@ -121,9 +125,11 @@ func newGroup(id []byte) *group {
 		pending:   make(map[ID]*pendingMsg),
 		waiting:   make(map[ID][]ID),
 		acks:      make(map[string]*idQueue),
-		once:      make(map[string][]*wirepb.Message),
+		once:      make(map[string][]outMessage),
 		heard:     make(map[string]uint64),
 		requests:  make(map[string]int),
+
+		wireWarned: make(map[string]bool),
 	}
 }
 
@@ -182,6 +188,10 @@ type pendingMsg struct {
 	ephemeral bool
 	timestamp int64
 	payload   []byte // ephemeral only; a persistent one is read back from the store
+	// silent marks a persistent copy of a message that went up as
+	// ephemeral (spec wire: the id does not cover the flag): delivered
+	// here, its children released, no second UP frame.
+	silent bool
 }
 
 // delivery is a message the node has decided to deliver, its delivered
@@ -284,11 +294,11 @@ func (n *node) load(ctx context.Context) error {
 		if g == nil {
 			continue
 		}
-		b, err := decodeBody(m.body, MaxParentsLimit)
+		c, err := m.content()
 		if err != nil {
 			return fmt.Errorf("mvds: stored message %s: %w", m.id, err)
 		}
-		g.pending[m.id] = &pendingMsg{id: m.id, author: b.author, parents: b.parents, from: m.sender, received: time.UnixMilli(m.receivedMs), timestamp: m.timestamp}
+		g.pending[m.id] = &pendingMsg{id: m.id, author: c.author, parents: c.parents, from: m.sender, received: time.UnixMilli(m.receivedMs), timestamp: m.timestamp}
 	}
 	for _, g := range n.groups {
 		for _, pm := range g.pending {
@@ -443,6 +453,7 @@ func (n *node) setGroup(ctx context.Context, id []byte, members [][]byte) error 
 		delete(g.once, string(m))
 		delete(g.heard, string(m))
 		delete(g.requests, string(m))
+		delete(g.wireWarned, string(m))
 	}
 	return nil
 }
@@ -491,11 +502,11 @@ func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][
 	}
 	now := n.now()
 	ts := max(now.UnixMilli(), n.lastTS+1)
-	b, err := encodeBody(n.self, parents, payload, ephemeral)
+	out, st, err := n.encode(g.id, ts, payload, parents, ephemeral)
 	if err != nil {
 		return ID{}, err
 	}
-	id := MessageID(g.id, ts, b)
+	id := MessageID(g.id, ts, out.m.Body)
 
 	tx, err := n.st.begin(ctx)
 	if err != nil {
@@ -517,17 +528,16 @@ func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][
 				return ID{}, fmt.Errorf("%w: %d ephemeral messages wait for %s", errBusy, len(g.once[string(peer)]), short(peer))
 			}
 		}
-		m := &wirepb.Message{GroupId: g.id, Timestamp: ts, Body: b}
 		for _, peer := range g.members {
 			if !bytes.Equal(peer, n.self) {
-				g.once[string(peer)] = append(g.once[string(peer)], m)
+				g.once[string(peer)] = append(g.once[string(peer)], out)
 			}
 		}
 		n.lastTS = ts
 		n.noteTrace(id, trace)
 		return id, nil
 	}
-	if err := tx.insertMessage(messageRow{group: g.id, id: id, timestamp: ts, body: b, own: true, delivered: true, sender: n.self, receivedMs: now.UnixMilli()}); err != nil {
+	if err := tx.insertMessage(messageRow{group: g.id, id: id, timestamp: ts, stored: st, own: true, delivered: true, sender: n.self, receivedMs: now.UnixMilli()}); err != nil {
 		return ID{}, err
 	}
 	typ := recMessage
@@ -554,6 +564,30 @@ func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][
 	n.lastTS = ts
 	n.noteTrace(id, trace)
 	return id, nil
+}
+
+// encode makes an own message in the node's wire mode: its wire form and
+// what the store keeps of it. The caller computes the id from the body.
+func (n *node) encode(group []byte, ts int64, payload []byte, parents []ID, ephemeral bool) (outMessage, stored, error) {
+	if n.cfg.bound() {
+		b, err := encodeBody(n.self, parents, payload, ephemeral)
+		if err != nil {
+			return outMessage{}, stored{}, err
+		}
+		m := &wirepb.Message{GroupId: group, Timestamp: ts, Body: b}
+		return outMessage{m: m, format: formatBound}, stored{format: formatBound, body: b}, nil
+	}
+	payload = bytes.Clone(payload)
+	m := specMessage(group, ts, payload, parents, ephemeral)
+	st := stored{format: formatSpec, body: payload, author: n.self}
+	if m.Metadata != nil {
+		md, err := proto.Marshal(m.Metadata)
+		if err != nil {
+			return outMessage{}, stored{}, fmt.Errorf("mvds: encode metadata: %w", err)
+		}
+		st.metadata = md
+	}
+	return outMessage{m: m, format: formatSpec}, st, nil
 }
 
 // groupState is a group's State.

@@ -3,7 +3,13 @@ package mvds
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
@@ -106,7 +112,12 @@ func (n *node) handle(b *batch, f inbound) error {
 		}
 	}
 	for _, m := range p.Messages {
-		if err := n.onMessage(b, g, f.from, m, f.trace); err != nil {
+		if err := n.onMessage(b, g, f.from, m, false, f.trace); err != nil {
+			return err
+		}
+	}
+	for _, m := range p.BoundMessages {
+		if err := n.onMessage(b, g, f.from, m, true, f.trace); err != nil {
 			return err
 		}
 	}
@@ -200,34 +211,65 @@ func (n *node) request(b *batch, g *group, peer []byte, id ID) (capped bool, err
 	return false, err
 }
 
-// onMessage checks and takes one message from peer.
-func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, trace uint64) error {
+// decodeMessage checks a message of Payload.messages (bound false) or
+// Payload.bound_messages (bound true) as the node's wire mode says. A
+// node of either mode takes bound messages: their id covers what they
+// carry. A node in the spec mode takes spec messages; one in the bound
+// mode refuses them (a relay could have changed their metadata), except
+// that it reads a Body there as a bound message: Strata sent bound
+// messages in Payload.messages before it spoke the spec's wire.
+func (n *node) decodeMessage(g *group, peer []byte, m *wirepb.Message, bound bool) (content, error) {
+	switch {
+	case bound:
+		return decodeBound(m, n.cfg.MaxParents)
+	case !n.cfg.bound():
+		return decodeSpec(m, n.cfg.MaxParents)
+	}
+	c, err := decodeBound(m, n.cfg.MaxParents)
+	if errors.Is(err, errMalformed) || errors.Is(err, errVersion) {
+		if !g.wireWarned[string(peer)] {
+			g.wireWarned[string(peer)] = true
+			n.log.Warn("a member sends spec messages (wire: spec); this node is in the bound wire mode and drops them (dropped_wire_mode): give every member the same wire", "group", short(g.id), "member", short(peer))
+		}
+		return content{}, fmt.Errorf("%w: %v", errWireMode, err)
+	}
+	return c, err
+}
+
+// onMessage checks and takes one message from peer, of Payload.messages
+// (bound false) or Payload.bound_messages (bound true).
+func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, bound bool, trace uint64) error {
 	n.c.messages.Add(1)
 	if !bytes.Equal(m.GroupId, g.id) {
 		n.c.drop(dropWrongGroup)
 		return nil
 	}
-	if m.Timestamp < 0 {
-		n.c.drop(dropMalformed)
-		return nil
-	}
-	bd, err := decodeBody(m.Body, n.cfg.MaxParents)
+	c, err := n.decodeMessage(g, peer, m, bound)
 	if err != nil {
 		n.c.drop(reasonOf(err))
 		return nil
 	}
-	if !g.isMember(bd.author) {
+	author := c.author
+	if author == nil {
+		author = peer // a spec message that names no author: the member it came from
+	}
+	if !g.isMember(author) {
 		n.c.drop(dropNonMemberAuthor)
 		return nil
 	}
-	if !n.cfg.Relay && !bytes.Equal(bd.author, peer) {
+	if !n.cfg.Relay && !bytes.Equal(author, peer) {
 		n.c.drop(dropRelayed) // authorship is authenticated only first hand
 		return nil
 	}
 	id := MessageID(g.id, m.Timestamp, m.Body)
-	pm := &pendingMsg{id: id, author: bytes.Clone(bd.author), parents: bd.parents, from: bytes.Clone(peer), received: b.now, trace: trace, timestamp: m.Timestamp}
-	if bd.ephemeral {
-		pm.ephemeral, pm.payload = true, bytes.Clone(bd.payload)
+	if slices.Contains(c.parents, id) {
+		// Possible only where the id does not cover the parents (spec).
+		n.c.drop(dropMalformed)
+		return nil
+	}
+	pm := &pendingMsg{id: id, author: bytes.Clone(author), parents: c.parents, from: bytes.Clone(peer), received: b.now, trace: trace, timestamp: m.Timestamp}
+	if c.ephemeral {
+		pm.ephemeral, pm.payload = true, bytes.Clone(c.payload)
 		return n.onEphemeral(b, g, pm)
 	}
 	_, found, err := b.tx.message(g.id, id)
@@ -252,15 +294,37 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 			return nil
 		}
 	}
-	missing, err := n.missing(b, g, bd.parents)
+	// A persistent copy of a message delivered here as ephemeral (the
+	// spec's id does not cover the flag): it went up once and does not
+	// again; it is stored as delivered, so that it is acked, relayed and a
+	// parent like any other.
+	seen, err := b.tx.ephemeralSeen(g.id, id)
 	if err != nil {
 		return err
+	}
+	var missing []ID
+	if !seen {
+		if missing, err = n.missing(b, g, c.parents); err != nil {
+			return err
+		}
 	}
 	if missing != nil && len(g.pending) >= n.cfg.MaxPending {
 		n.c.drop(dropPendingFull) // not acked: it comes back by retransmission
 		return nil
 	}
-	if err := b.tx.insertMessage(messageRow{group: g.id, id: id, timestamp: m.Timestamp, body: bytes.Clone(m.Body), sender: pm.from, receivedMs: b.now.UnixMilli()}); err != nil {
+	st := stored{format: c.format, body: bytes.Clone(m.Body)}
+	if c.format == formatSpec {
+		st.author = pm.author
+		if m.Metadata != nil {
+			if st.metadata, err = proto.Marshal(m.Metadata); err != nil {
+				return fmt.Errorf("mvds: encode metadata: %w", err)
+			}
+			if st.metadata == nil {
+				st.metadata = []byte{} // present, and empty
+			}
+		}
+	}
+	if err := b.tx.insertMessage(messageRow{group: g.id, id: id, timestamp: m.Timestamp, stored: st, sender: pm.from, receivedMs: b.now.UnixMilli()}); err != nil {
 		return err
 	}
 	n.queueAck(g, peer, id, trace)
@@ -278,8 +342,13 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 			n.queueAck(g, q, id, trace)
 		}
 	}
+	if seen {
+		n.c.duplicates.Add(1)
+		pm.silent = true
+		return n.deliver(b, g, pm, nil)
+	}
 	if missing == nil {
-		return n.deliver(b, g, pm, bd.payload)
+		return n.deliver(b, g, pm, c.payload)
 	}
 	return n.hold(b, g, pm, missing)
 }
@@ -290,8 +359,7 @@ func (n *node) onMessage(b *batch, g *group, peer []byte, m *wirepb.Message, tra
 // node's clock, either way (so that no id is remembered for longer than
 // twice the window).
 func (n *node) onEphemeral(b *batch, g *group, pm *pendingMsg) error {
-	window, now := n.cfg.EphemeralWindow.Milliseconds(), b.now.UnixMilli()
-	if pm.timestamp < now-window || pm.timestamp > now+window {
+	if _, fresh := ephemeralMillis(pm.timestamp, b.now.UnixMilli(), n.cfg.EphemeralWindow.Milliseconds()); !fresh {
 		n.c.drop(dropStale)
 		return nil
 	}
@@ -299,7 +367,13 @@ func (n *node) onEphemeral(b *batch, g *group, pm *pendingMsg) error {
 	if err != nil {
 		return err
 	}
-	if seen || g.pending[pm.id] != nil {
+	// A message stored here (a persistent copy, spec wire) is not
+	// delivered again as ephemeral either.
+	_, stored, err := b.tx.message(g.id, pm.id)
+	if err != nil {
+		return err
+	}
+	if seen || stored || g.pending[pm.id] != nil {
 		n.c.duplicates.Add(1)
 		return nil
 	}
@@ -315,4 +389,22 @@ func (n *node) onEphemeral(b *batch, g *group, pm *pendingMsg) error {
 		return nil
 	}
 	return n.hold(b, g, pm, missing)
+}
+
+// ephemeralMillis reads an ephemeral message's timestamp ts, which Strata
+// writes in Unix milliseconds and the vacp2p/mvds Go node in seconds, and
+// says whether it is within window (ms) of now (ms), either way; ms is the
+// timestamp in milliseconds. A timestamp is taken in seconds only when it
+// is not fresh in milliseconds: the two cannot both be near the present
+// (seconds since 1970 read as milliseconds fall in January 1970).
+func ephemeralMillis(ts, now, window int64) (ms int64, fresh bool) {
+	near := func(t int64) bool { return t >= now-window && t <= now+window }
+	if near(ts) {
+		return ts, true
+	}
+	const limit = math.MaxInt64 / 1000
+	if ts > -limit && ts < limit && near(ts*1000) {
+		return ts * 1000, true
+	}
+	return ts, false
 }

@@ -1,6 +1,7 @@
 package mvds
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
 
 // DBName is the store's file inside the layer's data directory.
@@ -103,6 +106,18 @@ var migrations = []string{
 		trace    INTEGER NOT NULL
 	) STRICT;
 	CREATE UNIQUE INDEX unacked_by_id ON unacked (group_id, id);`,
+
+	// Version 3: the spec's wire (2/MVDS with 4/MVDS-META).
+	//
+	// messages.format says how body is to be read, and what the id
+	// hashed: 0 (every message stored before) a Body, 1 a spec message
+	// whose body is the application's payload. A spec message keeps its
+	// Metadata as carried (NULL: none) and its author's identity key,
+	// which the wire names only when a member relays it; a bound one
+	// keeps neither (its Body holds them).
+	`ALTER TABLE messages ADD COLUMN format INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE messages ADD COLUMN metadata BLOB;
+	ALTER TABLE messages ADD COLUMN author BLOB;`,
 }
 
 // The statements of the store, each prepared once at open.
@@ -112,12 +127,12 @@ const (
 	qGroups               = "SELECT id, members FROM groups"
 	qPutGroup             = "INSERT INTO groups (id, members) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET members = excluded.members"
 	qMessage              = "SELECT own, delivered FROM messages WHERE group_id = ? AND id = ?"
-	qInsertMessage        = "INSERT INTO messages (group_id, id, timestamp, body, own, delivered, sender, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+	qInsertMessage        = "INSERT INTO messages (group_id, id, timestamp, body, format, metadata, author, own, delivered, sender, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	qMarkDelivered        = "UPDATE messages SET delivered = 1 WHERE group_id = ? AND id = ?"
 	qDeleteMessage        = "DELETE FROM messages WHERE group_id = ? AND id = ?"
 	qDeleteMessageRecords = "DELETE FROM states WHERE group_id = ? AND id = ? AND type != ?"
-	qMessageBody          = "SELECT body FROM messages WHERE group_id = ? AND id = ?"
-	qPending              = "SELECT group_id, id, timestamp, body, sender, received_ms FROM messages WHERE delivered = 0"
+	qMessageBody          = "SELECT body, format, metadata, metadata IS NOT NULL, author FROM messages WHERE group_id = ? AND id = ?"
+	qPending              = "SELECT group_id, id, timestamp, body, format, metadata, metadata IS NOT NULL, author, sender, received_ms FROM messages WHERE delivered = 0"
 	qAddState             = "INSERT INTO states (group_id, peer, id, type, send_count, send_epoch) VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING"
 	qAnswerRequest        = `INSERT INTO states (group_id, peer, id, type, send_count, send_epoch) VALUES (?, ?, ?, ?, 0, ?)
 		ON CONFLICT (group_id, peer, id) DO UPDATE SET
@@ -127,7 +142,7 @@ const (
 	qClearSent     = "DELETE FROM states WHERE group_id = ? AND peer = ? AND id = ? AND type != ?"
 	qClearRequests = "DELETE FROM states WHERE group_id = ? AND id = ? AND type = ? RETURNING peer"
 	qRequested     = "SELECT 1 FROM states WHERE group_id = ? AND id = ? AND type = ? LIMIT 1"
-	qDue           = `SELECT s.rowid, s.id, s.type, s.send_count, m.timestamp, m.body
+	qDue           = `SELECT s.rowid, s.id, s.type, s.send_count, m.timestamp, m.body, m.format, m.metadata, m.metadata IS NOT NULL, m.author
 		FROM states s LEFT JOIN messages m ON s.type = ? AND m.group_id = s.group_id AND m.id = s.id
 		WHERE s.group_id = ? AND s.peer = ? AND s.send_epoch <= ?
 		ORDER BY s.send_epoch, s.rowid LIMIT ?`
@@ -149,7 +164,7 @@ const (
 	qAddUnacked     = "INSERT INTO unacked (group_id, id, trace) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 	qAck            = "DELETE FROM unacked WHERE group_id = ? AND id = ?"
 	qUnackedCount   = "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM unacked"
-	qUnacked        = `SELECT u.seq, u.group_id, u.id, u.trace, m.body
+	qUnacked        = `SELECT u.seq, u.group_id, u.id, u.trace, m.body, m.format, m.metadata, m.metadata IS NOT NULL, m.author
 		FROM unacked u JOIN messages m ON m.group_id = u.group_id AND m.id = u.id
 		WHERE u.seq > ? AND u.seq <= ? ORDER BY u.seq LIMIT ?`
 )
@@ -445,12 +460,102 @@ func (t *txn) message(group []byte, id ID) (info msgInfo, found bool, err error)
 	return info, true, nil
 }
 
+// stored is a message's encoding as the store keeps it: its body as
+// carried and its format, and for a spec message its Metadata as carried
+// (nil: none) and its author.
+type stored struct {
+	format   msgFormat
+	body     []byte
+	metadata []byte
+	author   []byte
+}
+
+// content decodes a stored message. The store holds only messages that
+// were checked on their way in, so an error means a damaged store.
+func (s stored) content() (content, error) {
+	switch s.format {
+	case formatBound:
+		b, err := decodeBody(s.body, MaxParentsLimit)
+		if err != nil {
+			return content{}, err
+		}
+		return content{format: formatBound, author: b.author, parents: b.parents, payload: b.payload, ephemeral: b.ephemeral}, nil
+	case formatSpec:
+		m, err := s.specMessage(nil, 0, nil)
+		if err != nil {
+			return content{}, err
+		}
+		c, err := decodeSpec(m, MaxParentsLimit)
+		if err != nil {
+			return content{}, err
+		}
+		if len(s.author) != IdentitySize {
+			return content{}, fmt.Errorf("%w: stored author of %d bytes", errMalformed, len(s.author))
+		}
+		c.author = s.author
+		return c, nil
+	}
+	return content{}, fmt.Errorf("%w: stored message of format %d", errMalformed, s.format)
+}
+
+// specMessage returns a stored spec message as it goes on the wire in the
+// group, sent by self: with its metadata as it came, and with its author
+// unless self is the author.
+func (s stored) specMessage(group []byte, ts int64, self []byte) (*wirepb.Message, error) {
+	m := &wirepb.Message{GroupId: group, Timestamp: ts, Body: s.body}
+	if s.metadata != nil {
+		m.Metadata = &wirepb.Metadata{}
+		if err := unmarshal.Unmarshal(s.metadata, m.Metadata); err != nil {
+			return nil, fmt.Errorf("%w: stored metadata: %v", errMalformed, err)
+		}
+	}
+	if self != nil && !bytes.Equal(s.author, self) {
+		m.Author = s.author
+	}
+	return m, nil
+}
+
+// wire returns a stored message as self sends it in the group.
+func (s stored) wire(group []byte, ts int64, self []byte) (outMessage, error) {
+	if s.format == formatBound {
+		return outMessage{m: &wirepb.Message{GroupId: group, Timestamp: ts, Body: s.body}, format: formatBound}, nil
+	}
+	m, err := s.specMessage(group, ts, self)
+	if err != nil {
+		return outMessage{}, err
+	}
+	return outMessage{m: m, format: formatSpec}, nil
+}
+
+// scanStored receives the columns body, format, metadata, metadata IS NOT
+// NULL, author (a LEFT JOIN may make them all NULL). The driver reads an
+// empty BLOB as nil, so whether metadata is present is read apart.
+type scanStored struct {
+	body     []byte
+	format   sql.NullInt64
+	metadata []byte
+	hasMeta  bool
+	author   []byte
+}
+
+func (sc *scanStored) dest() []any {
+	return []any{&sc.body, &sc.format, &sc.metadata, &sc.hasMeta, &sc.author}
+}
+
+func (sc *scanStored) stored() stored {
+	s := stored{format: msgFormat(sc.format.Int64), body: sc.body, metadata: sc.metadata, author: sc.author}
+	if sc.hasMeta && s.metadata == nil {
+		s.metadata = []byte{} // present and empty
+	}
+	return s
+}
+
 // messageRow is one stored message.
 type messageRow struct {
-	group      []byte
-	id         ID
-	timestamp  int64
-	body       []byte
+	group     []byte
+	id        ID
+	timestamp int64
+	stored
 	own        bool
 	delivered  bool
 	sender     []byte
@@ -458,9 +563,13 @@ type messageRow struct {
 }
 
 func (t *txn) insertMessage(m messageRow) error {
+	body := m.body
+	if body == nil {
+		body = []byte{} // an empty payload; nil would be NULL
+	}
 	_, err := t.exec("store message "+m.id.String(),
 		qInsertMessage,
-		m.group, m.id[:], m.timestamp, m.body, m.own, m.delivered, m.sender, m.receivedMs)
+		m.group, m.id[:], m.timestamp, body, int64(m.format), m.metadata, m.author, m.own, m.delivered, m.sender, m.receivedMs)
 	return err
 }
 
@@ -478,17 +587,18 @@ func (t *txn) deleteMessage(group []byte, id ID) error {
 	return err
 }
 
-// messageBody returns a stored message's body; ok is false when it is not
-// stored.
-func (t *txn) messageBody(group []byte, id ID) (body []byte, ok bool, err error) {
-	err = t.row(qMessageBody, group, id[:]).Scan(&body)
+// messageBody returns a stored message's encoding; ok is false when it is
+// not stored.
+func (t *txn) messageBody(group []byte, id ID) (s stored, ok bool, err error) {
+	var sc scanStored
+	err = t.row(qMessageBody, group, id[:]).Scan(sc.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
+		return stored{}, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("mvds: read message %s: %w", id, err)
+		return stored{}, false, fmt.Errorf("mvds: read message %s: %w", id, err)
 	}
-	return body, true, nil
+	return sc.stored(), true, nil
 }
 
 // pendingMessages returns every stored message that has not gone up.
@@ -502,9 +612,12 @@ func (t *txn) pendingMessages() ([]messageRow, error) {
 	for rows.Next() {
 		var m messageRow
 		var id []byte
-		if err := rows.Scan(&m.group, &id, &m.timestamp, &m.body, &m.sender, &m.receivedMs); err != nil {
+		var sc scanStored
+		dest := append([]any{&m.group, &id, &m.timestamp}, sc.dest()...)
+		if err := rows.Scan(append(dest, &m.sender, &m.receivedMs)...); err != nil {
 			return nil, fmt.Errorf("mvds: read pending messages: %w", err)
 		}
+		m.stored = sc.stored()
 		if len(id) != len(ID{}) {
 			return nil, fmt.Errorf("mvds: stored message id of %d bytes", len(id))
 		}
@@ -591,15 +704,16 @@ func (t *txn) requested(group []byte, id ID) (bool, error) {
 	return true, nil
 }
 
-// stateRow is a due record, with the message's timestamp and body for a
-// MESSAGE record (nil when the message is no longer stored).
+// stateRow is a due record, with the message's timestamp and encoding for
+// a MESSAGE record (held false when the message is no longer stored).
 type stateRow struct {
 	rowid     int64
 	id        ID
 	typ       recordType
 	count     uint64
+	held      bool
 	timestamp int64
-	body      []byte
+	stored
 }
 
 // dueStates returns up to limit records for peer whose send epoch is at
@@ -616,14 +730,16 @@ func (t *txn) dueStates(group, peer []byte, epoch uint64, limit int) ([]stateRow
 		var id []byte
 		var count int64
 		var ts sql.NullInt64
-		if err := rows.Scan(&r.rowid, &id, &r.typ, &count, &ts, &r.body); err != nil {
+		var sc scanStored
+		if err := rows.Scan(append([]any{&r.rowid, &id, &r.typ, &count, &ts}, sc.dest()...)...); err != nil {
 			return nil, fmt.Errorf("mvds: read due records: %w", err)
 		}
+		r.stored = sc.stored()
 		if len(id) != len(ID{}) {
 			return nil, fmt.Errorf("mvds: stored record id of %d bytes", len(id))
 		}
 		copy(r.id[:], id)
-		r.count, r.timestamp = uint64(count), ts.Int64
+		r.count, r.held, r.timestamp = uint64(count), ts.Valid, ts.Int64
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -774,13 +890,13 @@ func (t *txn) unackedCount() (count int, last int64, err error) {
 	return count, last, nil
 }
 
-// unackedRow is an unacknowledged delivery with its message's body.
+// unackedRow is an unacknowledged delivery with its message's encoding.
 type unackedRow struct {
 	seq   int64
 	group []byte
 	id    ID
 	trace uint64
-	body  []byte
+	stored
 }
 
 // unacked returns up to limit unacknowledged deliveries with a sequence
@@ -796,9 +912,11 @@ func (t *txn) unacked(after, upto int64, limit int) ([]unackedRow, error) {
 		var r unackedRow
 		var id []byte
 		var trace int64
-		if err := rows.Scan(&r.seq, &r.group, &id, &trace, &r.body); err != nil {
+		var sc scanStored
+		if err := rows.Scan(append([]any{&r.seq, &r.group, &id, &trace}, sc.dest()...)...); err != nil {
 			return nil, fmt.Errorf("mvds: read unacknowledged deliveries: %w", err)
 		}
+		r.stored = sc.stored()
 		if len(id) != len(ID{}) {
 			return nil, fmt.Errorf("mvds: stored delivery id of %d bytes", len(id))
 		}

@@ -3,8 +3,7 @@ package mvds
 import (
 	"bytes"
 	"context"
-
-	"github.com/strata-msg/strata/plugins/mvds/wirepb"
+	"fmt"
 )
 
 // pruneEvery is how many epochs pass between two prunings of the
@@ -132,7 +131,7 @@ func (n *node) takeOnce(g *group, peer []byte, pb *payloadBuilder) {
 	i := 0
 	for ; i < len(msgs) && pb.addMessage(msgs[i], true); i++ {
 		if pb.trace == 0 && len(n.traces) > 0 {
-			pb.trace = n.traces[MessageID(g.id, msgs[i].Timestamp, msgs[i].Body)]
+			pb.trace = n.traces[MessageID(g.id, msgs[i].m.Timestamp, msgs[i].m.Body)]
 		}
 	}
 	n.c.sent.Add(uint64(i))
@@ -154,14 +153,18 @@ func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool
 		var fits bool
 		switch r.typ {
 		case recMessage:
-			if r.body == nil { // the message is no longer stored
+			if !r.held { // the message is no longer stored
 				if err := tx.deleteState(r.rowid); err != nil {
 					return wrote, err
 				}
 				wrote = true
 				continue
 			}
-			fits = pb.addMessage(&wirepb.Message{GroupId: g.id, Timestamp: r.timestamp, Body: r.body}, false)
+			m, err := r.wire(g.id, r.timestamp, n.self)
+			if err != nil {
+				return wrote, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+			}
+			fits = pb.addMessage(m, false)
 		case recOffer:
 			fits = pb.addOffer(r.id)
 		case recRequest:

@@ -179,7 +179,7 @@ func TestPayloadBuilderSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !b.addMessage(&wirepb.Message{GroupId: testGroupID, Timestamp: 12345, Body: body}, false) {
+	if !b.addMessage(outMessage{m: &wirepb.Message{GroupId: testGroupID, Timestamp: 12345, Body: body}, format: formatBound}, false) {
 		t.Fatal("a message did not fit")
 	}
 	out, err := b.encode()
@@ -194,10 +194,10 @@ func TestPayloadBuilderSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	one := newPayloadBuilder(MinFrame, 10)
-	if !one.addMessage(&wirepb.Message{GroupId: bytes.Repeat([]byte{1}, MaxGroupID), Timestamp: -1, Body: big}, false) {
+	if !one.addMessage(outMessage{m: &wirepb.Message{GroupId: bytes.Repeat([]byte{1}, MaxGroupID), Timestamp: -1, Body: big}, format: formatBound}, false) {
 		t.Fatal("a largest message does not fit in MinFrame")
 	}
-	if one.addMessage(&wirepb.Message{GroupId: testGroupID, Body: big}, false) {
+	if one.addMessage(outMessage{m: &wirepb.Message{GroupId: testGroupID, Body: big}, format: formatBound}, false) {
 		t.Fatal("two largest messages fit in MinFrame")
 	}
 }
