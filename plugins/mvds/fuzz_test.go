@@ -7,13 +7,19 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
 
 func FuzzDecodePayload(f *testing.F) {
 	id := bytes.Repeat([]byte{1}, 32)
 	m, _ := messageFrom(f, testGroupID, identity("a"), 1, "x", false, ID{2})
-	f.Add(encode(f, &wirepb.Payload{Acks: [][]byte{id}, Offers: [][]byte{id}, Requests: [][]byte{id}, Messages: []*wirepb.Message{m}}))
+	bm, _ := boundFrom(f, testGroupID, identity("a"), 1, "x", false, ID{2})
+	f.Add(encode(f, &wirepb.Payload{Acks: [][]byte{id}, Offers: [][]byte{id}, Requests: [][]byte{id}, Messages: []*wirepb.Message{m}, BoundMessages: []*wirepb.Message{bm}}))
+	for _, fx := range specFixtures {
+		f.Add(readSpec(f, fx.name))
+	}
 	f.Add([]byte{0xca, 0xb8, 0x02, 0x20})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -25,8 +31,52 @@ func FuzzDecodePayload(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a decoded payload does not decode once re-encoded: %v", err)
 		}
-		if len(again.Acks) != len(p.Acks) || len(again.Offers) != len(p.Offers) || len(again.Requests) != len(p.Requests) || len(again.Messages) != len(p.Messages) {
+		if len(again.Acks) != len(p.Acks) || len(again.Offers) != len(p.Offers) || len(again.Requests) != len(p.Requests) || len(again.Messages) != len(p.Messages) || len(again.BoundMessages) != len(p.BoundMessages) {
 			t.Fatal("re-encoding changed the payload")
+		}
+	})
+}
+
+// FuzzDecodeSpec feeds decodeSpec and decodeBound any Message: they return
+// errors, never panic, and a spec message they take, rebuilt by Strata's
+// encoder (specMessage), decodes to the same content with the same id.
+func FuzzDecodeSpec(f *testing.F) {
+	for _, fx := range specFixtures {
+		var p wirepb.Payload
+		if err := proto.Unmarshal(readSpec(f, fx.name), &p); err != nil {
+			f.Fatal(err)
+		}
+		for _, m := range p.Messages {
+			f.Add(encodeMessage(f, m))
+		}
+	}
+	m, _ := messageFrom(f, testGroupID, identity("a"), -1, "x", true, ID{1}, ID{2})
+	f.Add(encodeMessage(f, m))
+	bm, _ := boundFrom(f, testGroupID, identity("a"), 1, "x", false, ID{2})
+	f.Add(encodeMessage(f, bm))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var m wirepb.Message
+		if err := unmarshal.Unmarshal(data, &m); err != nil {
+			return
+		}
+		if _, err := decodeBound(&m, 16); err == nil && (m.Metadata != nil || len(m.Author) > 0) {
+			t.Fatal("decodeBound took a message with metadata or an author")
+		}
+		c, err := decodeSpec(&m, 16)
+		if err != nil {
+			return
+		}
+		own := specMessage(m.GroupId, m.Timestamp, c.payload, c.parents, c.ephemeral)
+		own.Author = c.author
+		again, err := decodeSpec(own, 16)
+		if err != nil {
+			t.Fatalf("Strata's encoding of a decoded message does not decode: %v", err)
+		}
+		if !bytes.Equal(again.payload, c.payload) || !bytes.Equal(again.author, c.author) || again.ephemeral != c.ephemeral || !slices.Equal(again.parents, c.parents) {
+			t.Fatalf("re-encoding changed the message: %+v, then %+v", c, again)
+		}
+		if MessageID(own.GroupId, own.Timestamp, own.Body) != MessageID(m.GroupId, m.Timestamp, m.Body) {
+			t.Fatal("re-encoding changed the id")
 		}
 	})
 }
@@ -77,9 +127,11 @@ func (r *reader) bytes(n int) []byte {
 	return out
 }
 
-// FuzzNode drives node a, in a group with b and c, with a random sequence
-// of inbound payloads from members and from a stranger x (messages with
-// random parents and authors, acks, offers, requests, garbage, replays),
+// FuzzNode drives node a, in a group with b and c, in the wire mode the
+// first byte picks, with a random sequence of inbound payloads from
+// members and from a stranger x (spec and bound messages with random
+// parents and authors, named or not, copies with the ephemeral flag
+// flipped, acks, offers, requests, garbage, replays),
 // epochs, Sends, the host's Acks (of deliveries, and of unknown, pending
 // and own ids), restarts and crashes. Invariants: no panic or storage
 // error, pending within max_pending, requests within max_requests,
@@ -92,6 +144,9 @@ func FuzzNode(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 1, 1, 5, 5, 0, 2, 2, 1, 8, 3})
 	f.Add([]byte{0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 5, 7, 5, 0, 1, 1, 2, 0, 1, 9, 9, 9, 6, 5})
 	f.Add(bytes.Repeat([]byte{0, 1, 0, 0, 1, 2, 1, 0, 5}, 8))
+	// Bound mode; a message delivered ephemeral, then its persistent copy.
+	f.Add([]byte{1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 5, 0, 1, 0, 0, 1, 0, 7})
+	f.Add([]byte{0, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0, 0, 0, 5, 0, 11})
 	// Messages, an ack of some, a restart, more, a crash.
 	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 10, 3, 0, 0, 7, 0, 0, 0, 0, 0, 1, 0, 11})
 	f.Fuzz(fuzzNode)
@@ -105,6 +160,9 @@ func fuzzNode(t *testing.T, data []byte) {
 	cfg := testSettings()
 	cfg.MaxPending, cfg.MaxRequests, cfg.MaxParents, cfg.MaxIDs = 4, 4, 3, 8
 	cfg.Durability = DurabilityNormal
+	if len(data) > 0 && data[0]%2 == 1 {
+		cfg.Wire = WireBound
+	}
 	clk := newClock()
 	a := newTNode(t, "a", cfg, clk)
 	a.manualAck = true
@@ -112,10 +170,11 @@ func fuzzNode(t *testing.T, data []byte) {
 	a.setGroup(a.id, b, c)
 	senders := [][]byte{b, c, x}
 
-	// Messages made so far, with their parents.
+	// Messages made so far, with their parents, and how to make them again.
 	type made struct {
 		parents   []ID
 		ephemeral bool
+		again     func(ephemeral bool) *wirepb.Payload
 	}
 	pool := map[ID]made{}
 	var ids []ID
@@ -169,7 +228,7 @@ func fuzzNode(t *testing.T, data []byte) {
 			}
 		}
 		switch r.byte() % 12 {
-		case 0, 1: // a message
+		case 0: // a message
 			author := senders[int(r.byte())%len(senders)]
 			var parents []ID
 			for range int(r.byte()) % 4 {
@@ -178,12 +237,34 @@ func fuzzNode(t *testing.T, data []byte) {
 					parents = append(parents, p)
 				}
 			}
-			eph := r.byte()%5 == 0
+			how := r.byte()
+			eph := how%5 == 0
 			ts := clk.now().UnixMilli() - int64(r.byte())
-			m, id := messageFrom(t, testGroupID, author, ts, fmt.Sprint(step), eph, parents...)
-			pool[id] = made{parents: parents, ephemeral: eph}
-			ids = append(ids, id)
-			payload = encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})
+			text := fmt.Sprint(step)
+			build := func(eph bool) (*wirepb.Payload, ID) {
+				if how%3 == 0 {
+					m, id := boundFrom(t, testGroupID, author, ts, text, eph, parents...)
+					return &wirepb.Payload{BoundMessages: []*wirepb.Message{m}}, id
+				}
+				m, id := messageFrom(t, testGroupID, author, ts, text, eph, parents...)
+				if how%3 == 1 && bytes.Equal(author, from) {
+					m.Author = nil // first hand, named by nobody
+				}
+				return &wirepb.Payload{Messages: []*wirepb.Message{m}}, id
+			}
+			p, id := build(eph)
+			if _, ok := pool[id]; !ok {
+				pool[id] = made{parents: parents, ephemeral: eph, again: func(e bool) *wirepb.Payload { p, _ := build(e); return p }}
+				ids = append(ids, id)
+			}
+			payload = encode(t, p)
+		case 1: // a copy of a message made before, its ephemeral flag flipped
+			if len(ids) > 0 {
+				m := pool[ids[int(r.byte())%len(ids)]]
+				if m.again != nil {
+					payload = encode(t, m.again(!m.ephemeral))
+				}
+			}
 		case 2:
 			id := pick(r)
 			payload = encode(t, &wirepb.Payload{Acks: [][]byte{id[:]}})
@@ -202,9 +283,9 @@ func fuzzNode(t *testing.T, data []byte) {
 			}
 		case 6:
 			var parents []ID
-			for _, id := range ids {
-				if done[id] && !pool[id].ephemeral {
-					parents = append(parents, id)
+			for _, d := range a.order {
+				if !d.ephemeral {
+					parents = append(parents, d.id) // delivered as persistent
 					break
 				}
 			}

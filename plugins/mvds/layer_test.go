@@ -56,7 +56,7 @@ func TestSchemaCoversConfig(t *testing.T) {
 	if fromSchema != empty {
 		t.Fatalf("the schema's defaults give %+v, an empty section %+v", fromSchema, empty)
 	}
-	if empty.Epoch != DefaultEpoch || empty.interactive() || !empty.Relay || empty.Durability != DurabilityFull {
+	if empty.Epoch != DefaultEpoch || empty.interactive() || !empty.Relay || empty.Durability != DurabilityFull || empty.Wire != WireSpec || empty.bound() {
 		t.Fatalf("defaults %+v", empty)
 	}
 }
@@ -66,6 +66,7 @@ func TestConfigErrors(t *testing.T) {
 		{`{"epoch": "0s"}`, "epoch"},
 		{`{"epoch": "soon"}`, "epoch"},
 		{`{"mode": "fast"}`, "mode"},
+		{`{"wire": "signed"}`, "wire"},
 		{`{"backoff_base": 8, "backoff_max": 4}`, "backoff_max"},
 		{`{"backoff_base": 0}`, "backoff_base"},
 		{`{"max_frame": 1000}`, "max_frame"},
@@ -188,7 +189,7 @@ func TestControlErrors(t *testing.T) {
 // TestConfigDefaults holds the exported defaults to the schema's tags.
 func TestConfigDefaults(t *testing.T) {
 	c, err := sdk.ConfigDefaults[Config]()
-	if err != nil || c.Epoch != DefaultEpoch || c.Mode != DefaultMode || c.Durability != DefaultDurability {
+	if err != nil || c.Epoch != DefaultEpoch || c.Mode != DefaultMode || c.Durability != DefaultDurability || c.Wire != DefaultWire {
 		t.Fatalf("defaults %+v, %v", c, err)
 	}
 }
