@@ -31,16 +31,19 @@ const (
 // max_frame's bound keeps a frame, with RLPx's message header, under the
 // 24-bit RLPx frame size limit (16 MiB - 1 KiB).
 type Config struct {
-	Listen      string   `json:"listen" default:"127.0.0.1:0" desc:"TCP address host:port the RLPx listener binds (and discovery's UDP socket when discovery is on); port 0 lets the system choose."`
-	MaxPeers    int      `json:"max_peers" default:"25" min:"1" max:"100000" desc:"Most peers connected at once; a third of them may be dialed, the rest are inbound slots."`
-	Static      []string `json:"static" desc:"Enode URLs (enode://<pubkey>@<ip>:<port>) of peers kept connected: dialed at start and redialed when they drop."`
-	Bootstrap   []string `json:"bootstrap" desc:"Enode URLs of discovery bootstrap nodes (used when discovery is v4, v5 or both)."`
-	Discovery   string   `json:"discovery" default:"off" enum:"off,v4,v5,both" desc:"Node discovery: off (no UDP socket), v4, v5 or both."`
-	NAT         string   `json:"nat" default:"none" desc:"NAT traversal, as go-ethereum's --nat: none, any, upnp, pmp[:gateway], extip:<ip>, stun[:host:port]."`
-	NetRestrict []string `json:"net_restrict" desc:"CIDR masks (such as 10.0.0.0/8) that peers must be in; empty allows any address."`
-	MaxFrame    int      `json:"max_frame" default:"1048576" min:"1" max:"16776192" desc:"Largest frame payload in bytes, sent or received; larger frames are refused and counted."`
-	Queue       int      `json:"queue" default:"1024" min:"1" max:"1048576" desc:"Outbound queue length per peer and protocol; a frame that finds it full waits for room, which slows its sender."`
-	StickyPort  bool     `json:"sticky_port" default:"true" desc:"A listen port of 0 gets a port from the system on first start and the same port at later starts (when it is free), kept in <data_dir>/listen.json, so that the node's enode URL stays valid."`
+	Listen       string   `json:"listen" default:"127.0.0.1:0" desc:"TCP address host:port the RLPx listener binds (and discovery's UDP socket when discovery is on); port 0 lets the system choose."`
+	MaxPeers     int      `json:"max_peers" default:"25" min:"1" max:"100000" desc:"Most peers connected at once; a third of them may be dialed, the rest are inbound slots."`
+	Static       []string `json:"static" desc:"Enode URLs (enode://<pubkey>@<ip>:<port>) of peers kept connected: dialed at start and redialed when they drop."`
+	Bootstrap    []string `json:"bootstrap" desc:"Enode URLs of discovery bootstrap nodes (used when discovery is v4, v5 or both)."`
+	Discovery    string   `json:"discovery" default:"off" enum:"off,v4,v5,both" desc:"Node discovery: off (no UDP socket), v4, v5 or both."`
+	NAT          string   `json:"nat" default:"none" desc:"NAT traversal, as go-ethereum's --nat: none, any, upnp, pmp[:gateway], extip:<ip>, stun[:host:port]."`
+	NetRestrict  []string `json:"net_restrict" desc:"CIDR masks (such as 10.0.0.0/8) that peers must be in; empty allows any address."`
+	MaxFrame     int      `json:"max_frame" default:"1048576" min:"1" max:"16776192" desc:"Largest frame payload in bytes, sent or received; larger frames are refused and counted."`
+	Queue        int      `json:"queue" default:"1024" min:"1" max:"1048576" desc:"Outbound queue length per peer and protocol; a frame that finds it full waits for room, which slows its sender."`
+	PeerOutBytes int      `json:"peer_out_bytes" default:"4194304" min:"65536" max:"1073741824" desc:"Most payload bytes queued for one peer, over all its protocols; a frame that does not fit waits for room, and a peer that makes none for 20 s is disconnected. A larger frame is sent alone."`
+	PeerInRate   int      `json:"peer_in_rate" default:"16777216" min:"0" max:"1099511627776" desc:"Bytes per second read from one peer, over all its protocols; past it the peer is not read until its bucket refills. 0: no limit."`
+	PeerInBurst  int      `json:"peer_in_burst" default:"4194304" min:"65536" max:"1073741824" desc:"Bytes one peer may send at once before peer_in_rate applies (its token bucket's size)."`
+	StickyPort   bool     `json:"sticky_port" default:"true" desc:"A listen port of 0 gets a port from the system on first start and the same port at later starts (when it is free), kept in <data_dir>/listen.json, so that the node's enode URL stays valid."`
 
 	// The parsed forms of the keys above, set by Validate.
 	static, bootstrap []*enode.Node

@@ -27,7 +27,8 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Listen != "127.0.0.1:0" || c.MaxPeers != 25 || c.Discovery != discOff || c.nat != nil ||
-		c.netRestrict != nil || c.MaxFrame != defaultMaxFrame || c.Queue != 1024 || !c.StickyPort {
+		c.netRestrict != nil || c.MaxFrame != defaultMaxFrame || c.Queue != 1024 || !c.StickyPort ||
+		c.PeerOutBytes != 4<<20 || c.PeerInRate != 16<<20 || c.PeerInBurst != 4<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	url := testURL(t, 30303)
@@ -65,6 +66,9 @@ func TestConfigMistakes(t *testing.T) {
 		{`{"max_frame":0}`, "max_frame"},
 		{`{"max_frame":16777216}`, "max_frame"},
 		{`{"queue":0}`, "queue"},
+		{`{"peer_out_bytes":1024}`, "peer_out_bytes"},
+		{`{"peer_in_rate":-1}`, "peer_in_rate"},
+		{`{"peer_in_burst":0}`, "peer_in_burst"},
 		{`{"sticky_port":"yes"}`, "sticky_port"},
 		{`{"no_such_key":1}`, "no_such_key"},
 	}

@@ -23,17 +23,23 @@ type counters struct {
 	droppedWrongDirection  sdk.Drop    `drop:"wrong_direction"`     // frames handed in that are not DOWN
 	droppedWriteError      sdk.Drop    `drop:"write_error"`         // frames lost because the connection failed
 	droppedNotRunning      sdk.Drop    `drop:"not_running"`         // frames lost because the node was stopping (the SDK counts what comes before Start or after Stop under the same name)
-	droppedEvents          sdk.Drop    `drop:"events"`              // peer events that found the inbox full of events
+	droppedEvents          sdk.Drop    `drop:"events"`              // peer events that found the inbox's event bound reached
 	ignoredEvents          sdk.Counter `counter:"ignored_events"`   // events handed in (the p2p layer has no layer below)
+
+	peersResetOversize sdk.Counter `counter:"peers_reset_oversize"` // peers disconnected for sending a message above max_frame (also in dropped_oversize)
+	rateWaits          sdk.Counter `counter:"rate_waits"`           // inbound messages after which a peer's reader waited for its token bucket (not a drop)
+	inboxFullWaits     sdk.Counter `counter:"inbox_full_waits"`     // inbound messages that waited for room in their peer's queue to the host (not a drop)
 
 	// set is built from the tags above by New.
 	set *sdk.Counters
 }
 
 // snapshot returns the counters by their Health names; peers is the
-// current number of connected peers.
-func (c *counters) snapshot(peers int) map[string]uint64 {
+// current number of connected peers and outBytes the payload bytes queued
+// for them.
+func (c *counters) snapshot(peers, outBytes int) map[string]uint64 {
 	m := c.set.Snapshot()
 	m["peers"] = uint64(peers)
+	m["out_queued_bytes"] = uint64(outBytes)
 	return m
 }

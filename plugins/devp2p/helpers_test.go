@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,81 @@ func (g *gate) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
 
 // open lets every frame through, from now on; it may be called again.
 func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }
+
+// stepHost is a host that, once stepping, takes one call (an Emit or an
+// EmitEvent) per step the test gives, and keeps what it takes in a
+// Recorder: the slowest host, under the test's control, with one intake
+// for frames and events as the SDK's queue has.
+type stepHost struct {
+	*sdktest.Recorder
+	stepping atomic.Bool
+	steps    chan struct{}
+	took     chan struct{} // a token per call taken on a step, once recorded
+	freed    chan struct{} // closed by free
+	once     sync.Once
+}
+
+func newStepHost() *stepHost {
+	return &stepHost{Recorder: &sdktest.Recorder{}, steps: make(chan struct{}), took: make(chan struct{}, 1<<16), freed: make(chan struct{})}
+}
+
+// wait waits for a step while stepping, and reports whether it took one.
+func (h *stepHost) wait(ctx context.Context) (bool, error) {
+	if !h.stepping.Load() {
+		return false, nil
+	}
+	select {
+	case <-h.steps:
+		return true, nil
+	case <-h.freed:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+func (h *stepHost) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
+	stepped, err := h.wait(ctx)
+	if err != nil {
+		return err
+	}
+	err = h.Recorder.Emit(ctx, frames...)
+	if stepped {
+		h.took <- struct{}{}
+	}
+	return err
+}
+
+func (h *stepHost) EmitEvent(ctx context.Context, ev *commonv1.Event) error {
+	stepped, err := h.wait(ctx)
+	if err != nil {
+		return err
+	}
+	err = h.Recorder.EmitEvent(ctx, ev)
+	if stepped {
+		h.took <- struct{}{}
+	}
+	return err
+}
+
+// step lets one call through and waits until it is recorded.
+func (h *stepHost) step(t testing.TB) {
+	t.Helper()
+	select {
+	case h.steps <- struct{}{}:
+	case <-time.After(waitFor):
+		t.Fatal("the host was given a step, and no call came to take it")
+	}
+	<-h.took
+}
+
+// free lets every call through from now on.
+func (h *stepHost) free() { h.once.Do(func() { close(h.freed) }) }
+
+// freer opens a stepHost as a gate is opened.
+type freer struct{ h *stepHost }
+
+func (f freer) open() { f.h.free() }
 
 type testWriter struct{ t testing.TB }
 
@@ -88,14 +164,16 @@ func startNodeWith(t testing.TB, l *Layer, out sdk.Emitter, dir, configJSON stri
 		dir = t.TempDir()
 	}
 	tn := &testNode{l: l, lc: sdk.NewLifecycle(l), dir: dir}
-	var g *gate
+	var g interface{ open() }
 	switch out := out.(type) {
 	case *sdktest.Recorder:
 		tn.rec = out
 	case *gate:
 		tn.rec, g = out.Recorder, out
+	case *stepHost:
+		tn.rec, g = out.Recorder, freer{out}
 	default:
-		t.Fatalf("startNodeWith: host %T is neither a Recorder nor a gate", out)
+		t.Fatalf("startNodeWith: host %T is not a Recorder, a gate or a stepHost", out)
 	}
 	ctx := context.Background()
 	if _, err := tn.lc.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: configJSON, DataDir: dir, NodeName: t.Name()}, sdk.Env{Logger: testLogger(t), Out: out}); err != nil {

@@ -169,10 +169,10 @@ func (l *Layer) rememberPort(n *node) {
 
 // HandleBatch implements sdk.Layer. DOWN frames with a peer are queued for
 // that peer on their protocol; DOWN frames without one are queued for
-// every peer that runs the protocol. A frame that finds a peer's queue full
-// waits for room, which slows the sender to the peer's pace; only a peer
-// that takes nothing for the stall timeout is disconnected and its frames
-// dropped (see enqueue).
+// every peer that runs the protocol. A frame that finds a peer's queue
+// full, or its byte budget spent, waits for room, which slows the sender
+// to the peer's pace; only a peer that makes no room for the stall timeout
+// is disconnected and its frames dropped (see enqueue).
 func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 	if k := len(batch.GetEvents()); k > 0 {
 		l.ctr.ignoredEvents.Add(uint64(k))
@@ -192,13 +192,13 @@ func (l *Layer) HandleBatch(ctx context.Context, batch *commonv1.Batch) {
 func (l *Layer) Health(ctx context.Context) *commonv1.HealthResponse {
 	n := l.node.Load()
 	if n == nil { // the SDK says why
-		return &commonv1.HealthResponse{Counters: l.ctr.snapshot(0)}
+		return &commonv1.HealthResponse{Counters: l.ctr.snapshot(0, 0)}
 	}
 	peers := n.peerCount()
 	return &commonv1.HealthResponse{
 		Serving:  true,
 		Detail:   fmt.Sprintf("node %s, %d peers", n.self.TerminalString(), peers),
-		Counters: l.ctr.snapshot(peers),
+		Counters: l.ctr.snapshot(peers, n.queuedBytes()),
 	}
 }
 

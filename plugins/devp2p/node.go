@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/log"
@@ -15,6 +16,7 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
 
 // Timing and sizing of a node.
@@ -22,14 +24,8 @@ const (
 	// drainTimeout bounds how long close waits for queued frames to be
 	// written.
 	drainTimeout = 2 * time.Second
-	// eventQueue bounds the peer events waiting to go to the host.
-	eventQueue = 1024
 	// maxEmitBatch bounds how many queued frames one Emit carries.
 	maxEmitBatch = 64
-	// minUpQueue is the least number of inbound frames that may wait to
-	// go to the host; it is otherwise 4 × queue. A peer whose frame finds
-	// the queue full is not read until there is room.
-	minUpQueue = 4096
 	// stallTimeout is how long a DOWN frame waits for room in a peer's
 	// full outbound queue before the peer is disconnected: the breaker of
 	// last resort for a peer that does not read (geth's RLPx write timeout
@@ -53,7 +49,7 @@ type node struct {
 	ctx    context.Context // ends when close begins
 	cancel context.CancelFunc
 	tasks  sync.WaitGroup // the emitter
-	up     *inbox         // inbound frames and peer events, in order
+	up     *p2pkit.Inbox  // inbound frames and peer events, per peer, to the host in turns
 	stall  time.Duration  // see stallTimeout
 
 	mu      sync.RWMutex
@@ -64,21 +60,32 @@ type node struct {
 // peerState is one connected peer and its running protocols.
 type peerState struct {
 	p     *p2p.Peer
-	conns map[string]*protoConn // by protocol name
+	conns map[string]*protoConn // by protocol name; guarded by node.mu
+	out   *p2pkit.Budget        // the bytes queued for the peer, over its protocols
+	// stalled is set once a frame waited stallTimeout for room and the
+	// peer was disconnected; later frames for it are dropped at once.
+	stalled atomic.Bool
 }
 
 // newNode builds a node; start starts it.
 func newNode(startCtx context.Context, cfg *Config, protos protocolTable, out sdk.Emitter, lg hclog.Logger, ctr *counters) *node {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(startCtx))
 	return &node{
-		cfg:     cfg,
-		ctr:     ctr,
-		out:     out,
-		log:     lg,
-		protos:  protos,
-		ctx:     ctx,
-		cancel:  cancel,
-		up:      newInbox(max(minUpQueue, 4*cfg.Queue), eventQueue),
+		cfg:    cfg,
+		ctr:    ctr,
+		out:    out,
+		log:    lg,
+		protos: protos,
+		ctx:    ctx,
+		cancel: cancel,
+		up: p2pkit.NewInbox(p2pkit.InboxConfig{
+			Out:         out,
+			Rate:        cfg.PeerInRate,
+			Burst:       cfg.PeerInBurst,
+			BatchFrames: maxEmitBatch,
+			RateWaits:   &ctr.rateWaits,
+			FullWaits:   &ctr.inboxFullWaits,
+		}),
 		stall:   stallTimeout,
 		peers:   make(map[enode.ID]*peerState),
 		oneShot: make(map[enode.ID]*enode.Node),
@@ -124,7 +131,7 @@ func (n *node) start(key *ecdsa.PrivateKey, listen string) error {
 	}
 	n.self = n.srv.Self().ID()
 	n.tasks.Add(1)
-	go func() { defer n.tasks.Done(); n.emitUp() }()
+	go func() { defer n.tasks.Done(); _ = n.up.Run(n.ctx) }()
 	return nil
 }
 
@@ -144,6 +151,7 @@ func (n *node) close(ctx context.Context) error {
 	}()
 	select {
 	case <-stopped:
+		n.ctr.droppedNotRunning.Add(uint64(n.up.Frames())) // read, never handed up
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the server to stop: %w", ctx.Err())
@@ -179,6 +187,17 @@ func (n *node) queued() int {
 	return k
 }
 
+// queuedBytes is the payload bytes queued for all peers.
+func (n *node) queuedBytes() int {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	k := 0
+	for _, ps := range n.peers {
+		k += ps.out.Used()
+	}
+	return k
+}
+
 // localNode describes the node for NodeInfo.
 func (n *node) localNode() (*p2pv1.LocalNode, error) {
 	self := n.srv.Self()
@@ -210,13 +229,14 @@ func (n *node) attach(p *p2p.Peer, pc *protoConn) {
 	defer n.mu.Unlock()
 	ps := n.peers[p.ID()]
 	if ps == nil {
-		ps = &peerState{p: p, conns: make(map[string]*protoConn)}
+		ps = &peerState{p: p, conns: make(map[string]*protoConn), out: p2pkit.NewBudget(n.cfg.PeerOutBytes)}
 		n.peers[p.ID()] = ps
 		id := p.ID()
 		n.event(&commonv1.PeerEvent{Peer: id[:], State: commonv1.PeerState_PEER_STATE_CONNECTED, Protocols: n.sharedProtocols(p)})
 		n.log.Debug("peer connected", "peer", p.ID().TerminalString(), "inbound", p.Inbound())
 	}
 	ps.conns[pc.proto.name] = pc
+	pc.ps = ps
 }
 
 // detach records a protocol ending on a peer; the last one makes the peer
@@ -253,51 +273,13 @@ func (n *node) sharedProtocols(p *p2p.Peer) []string {
 	return out
 }
 
-// event queues a peer event for the host; the caller holds n.mu, which
-// keeps a peer's events in order with each other, and the inbox keeps them
-// in order with its frames.
+// event queues a peer event for the host, behind the frames its peer has
+// waiting; the caller holds n.mu, which keeps a peer's events in order with
+// each other. An event never waits; one that finds the inbox's event bound
+// reached is dropped and counted.
 func (n *node) event(ev *commonv1.PeerEvent) {
-	if !n.up.putEvent(ev) {
+	if !n.up.Event(string(ev.GetPeer()), &commonv1.Event{Kind: &commonv1.Event_Peer{Peer: ev}}) {
 		n.ctr.droppedEvents.Add(1)
-	}
-}
-
-// emitUp hands what the inbox holds to the host in its order: runs of
-// frames in batches of at most maxEmitBatch, each event on its own.
-func (n *node) emitUp() {
-	for {
-		items, err := n.up.take(n.ctx)
-		if err != nil {
-			return
-		}
-		batch := make([]*commonv1.Frame, 0, min(len(items), maxEmitBatch))
-		flush := func() error {
-			if len(batch) == 0 {
-				return nil
-			}
-			err := n.out.Emit(n.ctx, batch...)
-			batch = make([]*commonv1.Frame, 0, maxEmitBatch)
-			return err
-		}
-		for _, it := range items {
-			if it.frame != nil {
-				batch = append(batch, it.frame)
-				if len(batch) == maxEmitBatch {
-					if err := flush(); err != nil {
-						return
-					}
-				}
-				continue
-			}
-			if err := flush(); err != nil {
-				return
-			}
-			if err := n.out.EmitEvent(n.ctx, &commonv1.Event{Kind: &commonv1.Event_Peer{Peer: it.event}}); err != nil {
-				return
-			}
-		}
-		if err := flush(); err != nil {
-			return
-		}
+		n.log.Warn("peer event dropped: too many events wait for the host", "peer", enode.ID(ev.GetPeer()).TerminalString(), "state", ev.GetState())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
@@ -25,14 +26,15 @@ type outMsg struct {
 type protoConn struct {
 	proto *protocol
 	peer  *p2p.Peer
+	ps    *peerState // set by attach, before the connection is seen by send
 	rw    p2p.MsgReadWriter
 	q     chan outMsg
 	done  chan struct{}
 	busy  atomic.Int32 // 1 while the writer holds a message it took off q
-	// stalled is set once a frame waited stallTimeout for room in q and
-	// the peer was disconnected; later frames for it are dropped at once.
-	stalled atomic.Bool
 }
+
+// errOversize ends a peer that sent a message above max_frame.
+var errOversize = errors.New("message above max_frame")
 
 // run is the devp2p Run function of protocol p on peer: it registers the
 // connection, starts its writer, and reads messages until the connection
@@ -49,30 +51,47 @@ func (n *node) run(p *protocol, peer *p2p.Peer, rw p2p.MsgReadWriter) error {
 	close(pc.done)
 	<-writerDone
 	n.detach(peer, pc)
-	if k := len(pc.q); k > 0 {
-		n.ctr.droppedWriteError.Add(uint64(k))
+	for {
+		select {
+		case m := <-pc.q:
+			pc.ps.out.Release(m.size)
+			n.ctr.droppedWriteError.Add(1)
+			continue
+		default:
+		}
+		return err
 	}
-	return err
 }
 
-// read reads messages until the connection ends and queues them up. When
-// the queue to the host is full it waits for room and reads nothing
-// meanwhile: the host (and so the layer above) slows the peer down through
-// TCP instead of losing its messages. It waits on the host only, never on
-// a write to a peer (see docs/architecture.md, "Flow control").
+// read reads messages until the connection ends and puts them in the
+// peer's queue up. While that queue is full, or the peer's token bucket in
+// debt, it waits and reads nothing: devp2p stops reading the connection
+// and TCP slows the peer, and no other peer, instead of losing its
+// messages. It waits on the host only, never on a write to a peer (see
+// docs/architecture.md, "Flow control").
+//
+// A message above max_frame is refused on its size, which ReadMsg gives
+// before the payload is read from the Msg; but by then go-ethereum has
+// read the whole RLPx frame (up to 16 MiB), decompressed it (snappy, up to
+// 16 MiB) and copied it, and it keeps its read and decompression buffers
+// at that size for the connection's life. So the peer is disconnected
+// (peers_reset_oversize), which frees them, and the message is counted
+// (dropped_oversize).
 func (n *node) read(pc *protoConn, peer *p2p.Peer) error {
 	id := peer.ID()
+	in := n.up.Open(string(id[:]))
+	defer in.Close()
 	for {
 		msg, err := pc.rw.ReadMsg()
 		if err != nil {
 			return err
 		}
-		if pc.proto.frameSize(msg.Size) > uint64(n.cfg.MaxFrame) {
+		if size := pc.proto.frameSize(msg.Size); size > uint64(n.cfg.MaxFrame) {
 			n.ctr.droppedOversize.Add(1)
-			if err := msg.Discard(); err != nil {
-				return err
-			}
-			continue
+			n.ctr.peersResetOversize.Add(1)
+			n.log.Debug("disconnecting a peer that sent a message above max_frame", "peer", id.TerminalString(), "protocol", pc.proto.name, "size", size, "max_frame", n.cfg.MaxFrame)
+			_ = msg.Discard()
+			return fmt.Errorf("%w: %d bytes, max_frame %d", errOversize, size, n.cfg.MaxFrame)
 		}
 		frame, body := pc.proto.newFrameBuffer(msg.Code, msg.Size)
 		if _, err := io.ReadFull(msg.Payload, body); err != nil {
@@ -85,12 +104,11 @@ func (n *node) read(pc *protoConn, peer *p2p.Peer) error {
 			Protocol:  pc.proto.name,
 			Payload:   frame,
 		}
-		if err := n.up.putFrame(n.ctx, f); err != nil {
-			n.ctr.droppedNotRunning.Add(1)
-			return err
-		}
 		n.ctr.framesReceived.Add(1)
 		n.ctr.bytesReceived.Add(uint64(len(frame)))
+		if err := in.Put(n.ctx, f); err != nil {
+			return err
+		}
 	}
 }
 
@@ -104,6 +122,7 @@ func (n *node) write(pc *protoConn) {
 		case m := <-pc.q:
 			pc.busy.Store(1)
 			err := pc.rw.WriteMsg(p2p.Msg{Code: m.code, Size: uint32(len(m.body)), Payload: bytes.NewReader(m.body)})
+			pc.ps.out.Release(m.size)
 			pc.busy.Store(0)
 			if err != nil {
 				n.ctr.droppedWriteError.Add(1)
@@ -119,30 +138,64 @@ func (n *node) write(pc *protoConn) {
 	}
 }
 
-// enqueue queues m for pc. When the queue is full it waits for room, which
-// slows the sender (the host, and the layer above) to the pace of the
-// peer's connection instead of dropping the frame. The wait ends without
-// queueing when the connection ends (dropped_write_error), when ctx or the
-// node ends (dropped_not_running), or after n.stall without room: the peer
-// does not read, so it is disconnected (peers_reset_slow) and this frame
-// and later ones for it are dropped (dropped_slow_peer). That bound is
-// what keeps a peer that never reads from holding the layer's one input
+// enqueue queues m for pc. A frame needs room in the connection's queue
+// (queue frames) and in its peer's byte budget (peer_out_bytes, over all
+// the peer's protocols); without it, it waits, which slows the sender (the
+// host, and the layer above) to the pace of the peer's connection instead
+// of dropping the frame. So a peer that stops reading holds at most its
+// budget. The wait ends without queueing when the connection ends
+// (dropped_write_error), when ctx or the node ends (dropped_not_running),
+// or after n.stall without room: the peer does not read, so it is
+// disconnected (peers_reset_slow), what is queued for it is dropped, and
+// so are this frame and later ones for it (dropped_slow_peer). That bound
+// is what keeps a peer that never reads from holding the layer's one input
 // stream for ever.
 func (n *node) enqueue(ctx context.Context, pc *protoConn, m outMsg) {
-	if pc.stalled.Load() {
+	ps := pc.ps
+	if ps.stalled.Load() {
 		n.ctr.droppedSlowPeer.Add(1)
 		return
 	}
-	select {
-	case pc.q <- m:
-		return
-	default:
+	if ok, _ := ps.out.TryTake(m.size); ok {
+		select {
+		case pc.q <- m:
+			return
+		default:
+			ps.out.Release(m.size)
+		}
 	}
 	n.ctr.queueFullWaits.Add(1)
 	stall := time.NewTimer(n.stall)
 	defer stall.Stop()
+	// First room in the budget, then in the queue; either may be what
+	// the peer does not make.
+	for {
+		if ps.stalled.Load() { // reset meanwhile, for another frame
+			n.ctr.droppedSlowPeer.Add(1)
+			return
+		}
+		ok, room := ps.out.TryTake(m.size)
+		if ok {
+			break
+		}
+		select {
+		case <-room:
+			continue
+		case <-pc.done:
+			n.ctr.droppedWriteError.Add(1)
+		case <-ctx.Done():
+			n.ctr.droppedNotRunning.Add(1)
+		case <-n.ctx.Done():
+			n.ctr.droppedNotRunning.Add(1)
+		case <-stall.C:
+			n.ctr.droppedSlowPeer.Add(1)
+			n.resetSlow(pc)
+		}
+		return
+	}
 	select {
 	case pc.q <- m:
+		return
 	case <-pc.done:
 		n.ctr.droppedWriteError.Add(1)
 	case <-ctx.Done():
@@ -151,12 +204,43 @@ func (n *node) enqueue(ctx context.Context, pc *protoConn, m outMsg) {
 		n.ctr.droppedNotRunning.Add(1)
 	case <-stall.C:
 		n.ctr.droppedSlowPeer.Add(1)
-		if pc.stalled.CompareAndSwap(false, true) {
-			n.ctr.peersResetSlow.Add(1)
-			n.log.Warn("disconnecting a peer that took no frame for the stall timeout", "peer", pc.peer.ID().TerminalString(), "protocol", pc.proto.name, "timeout", n.stall)
-			pc.peer.Disconnect(p2p.DiscUselessPeer)
+		n.resetSlow(pc)
+	}
+	ps.out.Release(m.size)
+}
+
+// resetSlow disconnects the peer of pc, which made no room for a frame on
+// pc for the stall timeout, and drops what is queued for it on every
+// protocol, unless another frame did so first. The connection's writers may
+// hold a frame each in a write that only go-ethereum's write timeout ends.
+func (n *node) resetSlow(pc *protoConn) {
+	ps := pc.ps
+	if !ps.stalled.CompareAndSwap(false, true) {
+		return
+	}
+	n.mu.RLock()
+	conns := make([]*protoConn, 0, len(ps.conns))
+	for _, c := range ps.conns {
+		conns = append(conns, c)
+	}
+	n.mu.RUnlock()
+	dropped := 0
+	for _, c := range conns {
+	drain:
+		for {
+			select {
+			case m := <-c.q:
+				ps.out.Release(m.size)
+				dropped++
+			default:
+				break drain
+			}
 		}
 	}
+	n.ctr.droppedSlowPeer.Add(uint64(dropped))
+	n.ctr.peersResetSlow.Add(1)
+	n.log.Warn("disconnecting a peer that made no room for a frame for the stall timeout", "peer", pc.peer.ID().TerminalString(), "protocol", pc.proto.name, "timeout", n.stall, "frames_dropped", dropped)
+	pc.peer.Disconnect(p2p.DiscUselessPeer)
 }
 
 // send queues a DOWN frame: for its peer, or, without one, for every peer
