@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,8 +151,16 @@ func floodSetup(t *testing.T) (r, f, q *testNode, host *stepHost) {
 	q = startNodeT(t, "", tcpOnly, chat)
 	connect(t, f, r, false)
 	connect(t, q, r, false)
-	waitPeerEvent(t, r, f.id(), commonv1.PeerState_PEER_STATE_CONNECTED)
-	waitPeerEvent(t, r, q.id(), commonv1.PeerState_PEER_STATE_CONNECTED)
+	want := map[peer.ID]bool{f.id(): true, q.id(): true}
+	for len(want) > 0 {
+		ev := r.rec.TryNextEvent(waitFor, func(ev *commonv1.Event) bool {
+			return ev.GetPeer().GetState() == commonv1.PeerState_PEER_STATE_CONNECTED
+		})
+		if ev == nil {
+			t.Fatalf("%d peers never connected", len(want))
+		}
+		delete(want, peer.ID(ev.GetPeer().GetPeer()))
+	}
 	host.stepping.Store(true)
 	flood(t, f, r.id(), 1<<20)
 	// The flooder's share of the receiver's queue fills, and its writers
@@ -242,5 +251,37 @@ func TestPeerEventsUnderFlood(t *testing.T) {
 	await(commonv1.PeerState_PEER_STATE_DISCONNECTED)
 	if got := r.counter("dropped_events"); got != 0 {
 		t.Errorf("dropped_events = %d", got)
+	}
+}
+
+// TestPeerRateSlowsNotDrops: a receiver with peer_in_rate 1 MiB/s and a
+// 64 KiB burst gets 512 KiB from a peer: its reader waits for the bucket
+// (rate_waits), and every frame arrives, in order, with nothing dropped.
+func TestPeerRateSlowsNotDrops(t *testing.T) {
+	b := startNodeT(t, "", `{"listen":["/ip4/127.0.0.1/tcp/0"],"peer_in_rate":1048576,"peer_in_burst":65536}`, chat)
+	a := startNodeT(t, "", tcpOnly, chat)
+	connect(t, a, b, false)
+	const n = 512
+	batch := &commonv1.Batch{}
+	for i := range n {
+		p := make([]byte, 1024)
+		binary.BigEndian.PutUint32(p, uint32(i))
+		batch.Frames = append(batch.Frames, down(b.id(), "chat", p))
+	}
+	a.l.HandleBatch(context.Background(), batch)
+	for i := range n {
+		if got := int(binary.BigEndian.Uint32(waitFrame(t, b).GetPayload())); got != i {
+			t.Fatalf("frame %d carries %d", i, got)
+		}
+	}
+	if b.counter("rate_waits") == 0 {
+		t.Error("the reader never waited for its bucket")
+	}
+	for _, tn := range []*testNode{a, b} {
+		for k, v := range tn.l.Health(context.Background()).GetCounters() {
+			if strings.HasPrefix(k, "dropped_") && v > 0 {
+				t.Errorf("%s = %d", k, v)
+			}
+		}
 	}
 }
