@@ -170,37 +170,44 @@ func BenchmarkSync(b *testing.B) {
 // network that loses each payload with a seeded probability: a sends 200
 // messages of 100 bytes, ten an epoch, and the network runs until b has
 // them all and a holds no unacknowledged record. The default backoff (2
-// to 1024 epochs) applies.
+// to 1024 epochs) applies, in each wire mode.
 func BenchmarkWireBytes(b *testing.B) {
-	for _, mode := range []string{ModeBatch, ModeInteractive} {
-		for _, loss := range []float64{0, 0.1, 0.3} {
-			b.Run(fmt.Sprintf("%s/loss=%.0f%%", mode, loss*100), func(b *testing.B) {
-				var bytesTotal, delivered, epochs int
-				for i := range b.N {
-					cfg, err := sdk.LoadConfig[Config](fmt.Sprintf(`{"mode": %q, "durability": "normal"}`, mode))
-					if err != nil {
-						b.Fatal(err)
-					}
-					nt := newTNet(b, cfg, "a", "b")
-					nt.drop = lossy(uint64(i)+1, loss)
-					a, r := nt.node("a"), nt.node("b")
-					payload := string(bytes.Repeat([]byte("m"), 100))
-					for range 20 {
-						for range 10 {
-							a.send(payload)
-						}
-						nt.step()
-					}
-					epochs += 20 + nt.run(100000, func() bool {
-						return len(r.order) == 200 && a.state().unacknowledged == 0
-					})
-					bytesTotal += nt.bytes
-					delivered += len(r.order)
-				}
-				b.ReportMetric(float64(bytesTotal)/float64(delivered), "bytes/msg")
-				b.ReportMetric(float64(epochs)/float64(b.N), "epochs/run")
-				b.ReportMetric(0, "ns/op")
-			})
+	for _, wireMode := range []string{WireSpec, WireBound} {
+		for _, mode := range []string{ModeBatch, ModeInteractive} {
+			for _, loss := range []float64{0, 0.1, 0.3} {
+				benchWireBytes(b, wireMode, mode, loss)
+			}
 		}
 	}
+}
+
+// benchWireBytes runs one case of BenchmarkWireBytes.
+func benchWireBytes(b *testing.B, wireMode, mode string, loss float64) {
+	b.Run(fmt.Sprintf("%s/%s/loss=%.0f%%", wireMode, mode, loss*100), func(b *testing.B) {
+		var bytesTotal, delivered, epochs int
+		for i := range b.N {
+			cfg, err := sdk.LoadConfig[Config](fmt.Sprintf(`{"wire": %q, "mode": %q, "durability": "normal"}`, wireMode, mode))
+			if err != nil {
+				b.Fatal(err)
+			}
+			nt := newTNet(b, cfg, "a", "b")
+			nt.drop = lossy(uint64(i)+1, loss)
+			a, r := nt.node("a"), nt.node("b")
+			payload := string(bytes.Repeat([]byte("m"), 100))
+			for range 20 {
+				for range 10 {
+					a.send(payload)
+				}
+				nt.step()
+			}
+			epochs += 20 + nt.run(100000, func() bool {
+				return len(r.order) == 200 && a.state().unacknowledged == 0
+			})
+			bytesTotal += nt.bytes
+			delivered += len(r.order)
+		}
+		b.ReportMetric(float64(bytesTotal)/float64(delivered), "bytes/msg")
+		b.ReportMetric(float64(epochs)/float64(b.N), "epochs/run")
+		b.ReportMetric(0, "ns/op")
+	})
 }

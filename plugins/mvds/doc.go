@@ -1,15 +1,20 @@
 // Package mvds is Strata's sync layer (core/api/sync/v1) built on Vac
 // MVDS: 2/MVDS for the wire and the sync state, with the parents and the
-// ephemeral flag of 4/MVDS-META carried inside the message body, so that
-// the message id covers them.
+// ephemeral flag of 4/MVDS-META in Message.metadata, as the specs define
+// them (config wire: spec, the default). An opt-in extension (wire: bound)
+// carries the author, the parents and the flag inside the message body
+// instead, so that the message id covers them.
 //
 // What it implements of MVDS:
 //
 //   - the wire format: Payload{acks, offers, requests, messages} and
-//     Message{group_id, timestamp, body} with the spec's field numbers
-//     (wirepb), one Payload per DOWN frame, and the message id
-//     SHA-256("MESSAGE_ID" || group_id || u64le(timestamp) || body)
-//     (MessageID);
+//     Message{group_id, timestamp, body, metadata}, Metadata{parents,
+//     ephemeral} with the spec's field numbers (wirepb), one Payload per
+//     DOWN frame, and the message id SHA-256("MESSAGE_ID" || group_id ||
+//     u64le(timestamp) || body) (MessageID); two extension fields that
+//     spec nodes skip: the author of a copy a member relays for another
+//     (Message.author), and the bound mode's messages
+//     (Payload.bound_messages);
 //   - per-message, per-member state records (OFFER, REQUEST, MESSAGE) with
 //     a send count and a next send epoch; an epoch every `epoch` (300 ms
 //     by default) in which each member gets at most one payload with what
@@ -38,11 +43,12 @@
 // epoch).
 //
 // What it does not do: prove authorship of relayed messages (the secure
-// layer authenticates the member a frame comes from, not the author named
-// in the body; `relay: false` accepts first-hand copies only), send
+// layer authenticates the member a frame comes from, not the author a
+// relayed copy names; `relay: false` accepts first-hand copies only), send
 // history to members that join later, compact or expire delivered
 // messages, or 4/MVDS-META's eventual mode. docs/plugins/mvds.md has the
-// details: wire, config keys, limits, durability, trust model.
+// details: wire and wire modes, config keys, limits, durability, trust
+// model.
 //
 // The node (node.go, receive.go, causal.go, tick.go, ack.go) is the state
 // machine and knows nothing of the SDK; Layer (layer.go, control.go)

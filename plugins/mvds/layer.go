@@ -18,7 +18,7 @@ import (
 const Name = "mvds"
 
 // Version is the plugin's version.
-const Version = "1.0.0"
+const Version = "2.0.0"
 
 // Layer is the mvds sync layer. New makes one; the SDK drives it, in
 // order (sdk.Lifecycle): Configure sets the fields below, Start starts
