@@ -1,8 +1,12 @@
 // Package p2pkit is what the p2p overlay layers (devp2p, libp2p, and any
 // third party's) share: the check of the protocol names the layers above
-// register at Start, and sticky listen addresses, so that a node told to
+// register at Start; sticky listen addresses, so that a node told to
 // listen on port 0 keeps its port, and its contact card stays valid, across
-// restarts. The lifecycle they share is the SDK's (sdk.Lifecycle).
+// restarts; and the bounds where a node meets its peers, so that no peer
+// can take more than its share: the Inbox (frames and events up to the
+// host, per peer, in turns, behind a token Bucket per peer) and the Budget
+// of bytes queued for one peer. The lifecycle they share is the SDK's
+// (sdk.Lifecycle).
 package p2pkit
 
 import (
