@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -67,6 +68,7 @@ func TestWireFieldNumbers(t *testing.T) {
 		{"offers 5002", &wirepb.Payload{Offers: [][]byte{id}}, "d2b802"},
 		{"requests 5003", &wirepb.Payload{Requests: [][]byte{id}}, "dab802"},
 		{"messages 5004", &wirepb.Payload{Messages: []*wirepb.Message{{GroupId: []byte{1}}}}, "e2b802"},
+		{"bound_messages 5100", &wirepb.Payload{BoundMessages: []*wirepb.Message{{GroupId: []byte{1}}}}, "e2be02"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := hex.EncodeToString(encode(t, tc.p)); !strings.HasPrefix(got, tc.tag) {
@@ -79,6 +81,40 @@ func TestWireFieldNumbers(t *testing.T) {
 	if got, want := hex.EncodeToString(m), "e2b8020e"+"8af7020107"+"90f70201"+"9af7020109"; got != want {
 		t.Errorf("a message encodes as %s, want %s", got, want)
 	}
+	// 6004 LEN (Metadata: 1 LEN parent, 2 VARINT true), then 6100 LEN.
+	parent := ID{0xee}
+	meta := specMessage([]byte{7}, 1, []byte{9}, []ID{parent}, true)
+	meta.Author = []byte{5}
+	want := "8af7020107" + "90f70201" + "9af7020109" + "a2f70224" + "0a20" + hex.EncodeToString(parent[:]) + "1001" + "a2fd020105"
+	if got := hex.EncodeToString(encodeMessage(t, meta)); got != want {
+		t.Errorf("a message with metadata and author encodes as %s, want %s", got, want)
+	}
+}
+
+// TestEphemeralMillis: a timestamp within the window in milliseconds, or
+// failing that in seconds, is fresh; nothing else, and no overflow.
+func TestEphemeralMillis(t *testing.T) {
+	const now, window = int64(1_700_000_000_000), int64(300_000)
+	for _, tc := range []struct {
+		ts     int64
+		ms     int64
+		fresh  bool
+		reason string
+	}{
+		{now, now, true, "now, ms"},
+		{now - window, now - window, true, "the window's edge"},
+		{now + window + 1, now + window + 1, false, "too far ahead"},
+		{now / 1000, now, true, "now, seconds"},
+		{now/1000 - window/1000 - 1, now/1000 - window/1000 - 1, false, "too old in seconds"},
+		{-1, -1, false, "negative"},
+		{math.MaxInt64, math.MaxInt64, false, "largest"},
+		{math.MinInt64, math.MinInt64, false, "smallest"},
+		{math.MaxInt64 / 999, math.MaxInt64 / 999, false, "seconds that overflow in ms"},
+	} {
+		if ms, fresh := ephemeralMillis(tc.ts, now, window); ms != tc.ms || fresh != tc.fresh {
+			t.Errorf("%s: ephemeralMillis(%d) = %d, %v; want %d, %v", tc.reason, tc.ts, ms, fresh, tc.ms, tc.fresh)
+		}
+	}
 }
 
 func TestDecodePayload(t *testing.T) {
@@ -90,8 +126,8 @@ func TestDecodePayload(t *testing.T) {
 		}
 		return out
 	}
-	// An unknown field (6004 metadata, here as 5099 in the Payload) is
-	// skipped, per protobuf rules.
+	// An unknown field (5099 in the Payload) is skipped, per protobuf
+	// rules.
 	unknown := protowire.AppendTag(encode(t, &wirepb.Payload{Acks: [][]byte{id}}), 5099, protowire.BytesType)
 	unknown = protowire.AppendBytes(unknown, []byte("future"))
 	for _, tc := range []struct {
