@@ -66,6 +66,8 @@ type Config struct {
 	Faults faults.Config
 	// Log configures the host log (plugin logs are merged into it).
 	Log Log
+	// Public bounds what the node keeps of public chats.
+	Public Public
 	// Source is the file the config was read from, "" when none.
 	Source string
 }
@@ -251,7 +253,7 @@ var topKeys = map[string]bool{
 	"plugins.restart.initial": true, "plugins.restart.max": true,
 	"plugins.restart.limit": true, "plugins.restart.window": true,
 	"metrics.listen": true, "metrics.allow_remote": true, "log.level": true, "log.format": true,
-	"api.listen": true,
+	"api.listen": true, "public.max_messages_per_chat": true, "public.max_bytes_per_chat": true, "public.retention": true,
 }
 
 // Load reads, merges and checks a config. When a file is given, relative
@@ -435,6 +437,17 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 	if err == nil && k.Exists("faults") {
 		cfg.Faults, err = faults.Parse(k.Cut("faults").All())
 	}
+	cfg.Public = Public{
+		MaxMessagesPerChat: DefaultPublicMaxMessages,
+		MaxBytesPerChat:    DefaultPublicMaxBytes,
+		Retention:          dur("public.retention", DefaultPublicRetention),
+	}
+	if k.Exists("public.max_messages_per_chat") {
+		cfg.Public.MaxMessagesPerChat = integer("public.max_messages_per_chat")
+	}
+	if k.Exists("public.max_bytes_per_chat") {
+		cfg.Public.MaxBytesPerChat = int64(integer("public.max_bytes_per_chat"))
+	}
 	cfg.Log.Level = str("log.level", "info")
 	cfg.Log.Format = str("log.format", "text")
 	if err != nil {
@@ -563,6 +576,9 @@ func (c *Config) Check() error {
 	}
 	if c.Node.DataDir == "" {
 		return &sdk.ConfigError{Key: "node.data_dir", Problem: "is not set", Fix: "name the directory where the node keeps its keys and state"}
+	}
+	if err := c.Public.check(); err != nil {
+		return err
 	}
 	if c.Node.PassphraseFile != "" && c.Node.KeyFile != "" {
 		return &sdk.ConfigError{Key: "node.key_file", Problem: "is set together with node.passphrase_file", Fix: "keep one of the two: a passphrase, or a key file"}
