@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-msg/strata/core/sqlstore"
@@ -105,6 +106,26 @@ var migrations = []string{
 	`ALTER TABLE conversations ADD COLUMN public_chat TEXT NOT NULL DEFAULT '';`,
 	// Version 4: a conversation's display name.
 	`ALTER TABLE conversations ADD COLUMN name TEXT NOT NULL DEFAULT '';`,
+	// Version 5: each message's signed envelope id, kept once per
+	// conversation (a replay under another message id is recognised), and
+	// each conversation's usage (messages, payload bytes), kept by
+	// triggers, for the public chats' quotas.
+	`ALTER TABLE messages ADD COLUMN envelope_id BLOB;
+	CREATE UNIQUE INDEX messages_by_envelope ON messages (conversation, envelope_id);
+	CREATE TABLE usage (
+		conversation BLOB    NOT NULL PRIMARY KEY,
+		messages     INTEGER NOT NULL,
+		bytes        INTEGER NOT NULL
+	) STRICT;
+	INSERT INTO usage (conversation, messages, bytes)
+		SELECT conversation, COUNT(*), SUM(length(payload)) FROM messages GROUP BY conversation;
+	CREATE TRIGGER usage_insert AFTER INSERT ON messages BEGIN
+		INSERT INTO usage (conversation, messages, bytes) VALUES (NEW.conversation, 1, length(NEW.payload))
+		ON CONFLICT (conversation) DO UPDATE SET messages = messages + 1, bytes = bytes + length(NEW.payload);
+	END;
+	CREATE TRIGGER usage_delete AFTER DELETE ON messages BEGIN
+		UPDATE usage SET messages = messages - 1, bytes = bytes - length(OLD.payload) WHERE conversation = OLD.conversation;
+	END;`,
 }
 
 // Store is a durable store of conversations in a SQLite database. Every
@@ -112,6 +133,8 @@ var migrations = []string{
 // Store is safe for concurrent use.
 type Store struct {
 	db *sql.DB
+	// quota bounds each public chat's history (SetPublicQuota).
+	quota atomic.Pointer[Quota]
 }
 
 // Open opens the store at path, creating it if need be. The host keeps it

@@ -84,17 +84,18 @@ func TestHistoryAppendOnceAndPage(t *testing.T) {
 	mk := func(conv, id string, parents ...[]byte) *Message {
 		return &Message{Conversation: []byte(conv), MessageID: []byte(id), Author: key(1), Payload: []byte("p-" + id), Parents: parents, TraceID: 7}
 	}
-	added, err := s.Append(ctx, []*Message{mk("g", "1"), mk("g", "2", []byte("1")), mk("h", "1")})
-	if err != nil || len(added) != 3 {
-		t.Fatalf("Append = %d, %v", len(added), err)
+	res, err := s.Append(ctx, []*Message{mk("g", "1"), mk("g", "2", []byte("1")), mk("h", "1")})
+	if err != nil || len(res.Added) != 3 {
+		t.Fatalf("Append = %+v, %v", res, err)
 	}
+	added := res.Added
 	if added[0].Cursor >= added[1].Cursor || added[1].Cursor >= added[2].Cursor {
 		t.Fatal("cursors do not increase")
 	}
 	// Delivered again, with a new one: only the new one is added.
 	again, err := s.Append(ctx, []*Message{mk("g", "2"), mk("g", "3", []byte("2"), []byte("1"))})
-	if err != nil || len(again) != 1 || string(again[0].MessageID) != "3" {
-		t.Fatalf("second Append = %v, %v", again, err)
+	if err != nil || len(again.Added) != 1 || string(again.Added[0].MessageID) != "3" || len(again.Replayed) != 0 {
+		t.Fatalf("second Append = %+v, %v", again, err)
 	}
 	s.Close()
 	s, err = Open(ctx, path)

@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -101,9 +100,10 @@ func (a *privacyAdapter) translateUp(b *pipeline.Boundary, frames []*commonv1.Fr
 	return frames
 }
 
-// divertPublic hands UP frames of public chats to the history and the
-// application, and returns the others. The sender is the contact whose
-// card claims the signer's address, if any.
+// divertPublic hands UP frames of public chats to the history writer, and
+// returns the others. The author is whoever signed the message's envelope
+// (Node.open): anyone may write to a public chat, and a contact's card
+// proves nothing about the privacy layer's signer.
 func (a *privacyAdapter) divertPublic(ctx context.Context, b *pipeline.Boundary, frames []*commonv1.Frame) []*commonv1.Frame {
 	var msgs []*conversations.Message
 	rest := frames[:0]
@@ -117,11 +117,7 @@ func (a *privacyAdapter) divertPublic(ctx context.Context, b *pipeline.Boundary,
 		if a.n.opts.Tap != nil {
 			a.n.opts.Tap(b.Name, f)
 		}
-		var author []byte
-		if len(f.GetPeer()) > 0 {
-			author, _ = a.n.book.identityOf(f.GetPeer())
-		}
-		msgs = append(msgs, a.n.received(f, conv, author))
+		msgs = append(msgs, a.n.received(f, conv, nil))
 	}
 	if len(msgs) > 0 {
 		a.n.deliver(ctx, b, msgs, false)
@@ -176,13 +172,12 @@ func (a *privacyAdapter) joinPublic(ctx context.Context, id []byte, name string)
 // postPublic implements publicChatter: one DOWN frame to the chat's shared
 // address, across the boundary above the privacy layer (past the secure
 // and sync layers).
-func (a *privacyAdapter) postPublic(ctx context.Context, c *conversations.Conversation, m *conversations.Message) error {
+func (a *privacyAdapter) postPublic(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte) error {
 	addr, ok := a.public.address(c.ID)
 	if !ok {
 		return fmt.Errorf("send: public chat %q is not joined on the privacy layer (is it running?)", c.PublicChat)
 	}
-	m.MessageID = newHostID()
-	f := &commonv1.Frame{Peer: addr, Payload: m.Payload, TraceId: a.n.router.NewTraceID()}
+	f := &commonv1.Frame{Peer: addr, Payload: wire, TraceId: a.n.router.NewTraceID()}
 	m.TraceID = f.GetTraceId()
 	if err := a.n.router.Send(ctx, a.s.index, []*commonv1.Frame{f}); err != nil {
 		return fmt.Errorf("send: the %s layer did not take the message: %w", a.s.key, err)
@@ -191,12 +186,12 @@ func (a *privacyAdapter) postPublic(ctx context.Context, c *conversations.Conver
 }
 
 // send implements appPort for a stack whose top is the privacy layer (a
-// relay's stack): one DOWN frame to each other member, best effort.
-func (a *privacyAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, opts SendOptions) error {
+// relay's stack): one DOWN frame to each other member, best effort; the
+// message keeps its envelope's id.
+func (a *privacyAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error {
 	if len(opts.Parents) > 0 {
 		return errors.New("send: parents need a sync layer")
 	}
-	m.MessageID = newHostID()
 	m.TraceID = a.n.router.NewTraceID()
 	var frames []*commonv1.Frame
 	for _, member := range c.Members {
@@ -204,7 +199,7 @@ func (a *privacyAdapter) send(ctx context.Context, c *conversations.Conversation
 			continue
 		}
 		frames = append(frames, &commonv1.Frame{
-			TraceId: m.TraceID, Conversation: c.ID, Peer: member, Payload: m.Payload, Hints: opts.hints(),
+			TraceId: m.TraceID, Conversation: c.ID, Peer: member, Payload: wire, Hints: opts.hints(),
 		})
 	}
 	if len(frames) == 0 {
@@ -226,17 +221,6 @@ func (a *privacyAdapter) check(f *commonv1.Frame) string {
 		return ""
 	}
 	return "an UP frame without its sender's privacy address (Frame.peer): the layers above cannot tell who sent it"
-}
-
-// hostIDSize is the length of the ids the host gives messages on stacks
-// without a sync layer, which has none of its own.
-const hostIDSize = 16
-
-// newHostID returns a random message id.
-func newHostID() []byte {
-	id := make([]byte, hostIDSize)
-	rand.Read(id)
-	return id
 }
 
 // publicChats maps the node's public chats between their conversation ids

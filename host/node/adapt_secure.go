@@ -78,13 +78,12 @@ func (a *secureAdapter) refreshSection(ctx context.Context) []byte {
 
 // send implements appPort for a stack whose top is the secure layer: one
 // DOWN frame for the conversation, sealed by the layer for every other
-// member, best effort; the host names the message.
-func (a *secureAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, opts SendOptions) error {
+// member, best effort; the message keeps its envelope's id.
+func (a *secureAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error {
 	if len(opts.Parents) > 0 {
 		return errors.New("send: parents need a sync layer")
 	}
-	m.MessageID = newHostID()
-	f := &commonv1.Frame{Conversation: c.ID, Payload: m.Payload, Hints: opts.hints(), TraceId: a.n.router.NewTraceID()}
+	f := &commonv1.Frame{Conversation: c.ID, Payload: wire, Hints: opts.hints(), TraceId: a.n.router.NewTraceID()}
 	m.TraceID = f.GetTraceId()
 	if err := a.n.router.Send(ctx, a.s.index, []*commonv1.Frame{f}); err != nil {
 		return fmt.Errorf("send: the %s layer did not take the message: %w", a.s.key, err)

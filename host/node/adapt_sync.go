@@ -34,29 +34,30 @@ func (a *syncAdapter) setMembers(ctx context.Context, id []byte, members []ed255
 	return err
 }
 
-// send implements appPort: Send stores the message and returns its id;
+// send implements appPort: Send stores the message's envelope and returns
+// its id;
 // the trace id goes with it onto every frame that carries it. It crossed
 // the top boundary all the same, through the control API: it is counted
 // there like any frame.
-func (a *syncAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, opts SendOptions) error {
+func (a *syncAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error {
 	conn := a.s.liveConn()
 	if conn == nil {
 		return fmt.Errorf("send: the %s layer is not running", a.s.key)
 	}
 	m.TraceID = a.n.router.NewTraceID()
 	resp, err := syncv1.NewControlClient(conn.Control()).Send(ctx, &syncv1.SendRequest{
-		Group: c.ID, Payload: m.Payload, Parents: opts.Parents, Ephemeral: opts.Ephemeral, TraceId: m.TraceID,
+		Group: c.ID, Payload: wire, Parents: opts.Parents, Ephemeral: opts.Ephemeral, TraceId: m.TraceID,
 	})
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	m.MessageID = resp.GetMessageId()
 	b := a.n.router.Boundary(a.s.index)
-	b.Crossed(pipeline.Down, 1, uint64(len(m.Payload)))
+	b.Crossed(pipeline.Down, 1, uint64(len(wire)))
 	if a.n.opts.Tap != nil {
 		a.n.opts.Tap(b.Name, &commonv1.Frame{
 			Direction: commonv1.Direction_DIRECTION_DOWN, TraceId: m.TraceID, Conversation: c.ID,
-			Payload: m.Payload, MessageId: m.MessageID,
+			Payload: wire, MessageId: m.MessageID,
 		})
 	}
 	return nil

@@ -75,10 +75,12 @@ type memberTaker interface {
 }
 
 // appPort is how the application's messages enter the stack and are
-// acknowledged when the adapter's layer is the top one. Its send fills in
-// m.MessageID and m.TraceID.
+// acknowledged when the adapter's layer is the top one. Its send carries
+// wire, the message in its signed envelope (envelope.go), and fills in
+// m.TraceID, and m.MessageID when the layer names messages (a sync
+// layer; otherwise the message keeps its envelope's id).
 type appPort interface {
-	send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, opts SendOptions) error
+	send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error
 }
 
 // appAcker acknowledges messages that the host has stored, so that the top
@@ -101,7 +103,7 @@ type dialer interface {
 // publicChatter is the layer that carries public chats (shared addresses).
 type publicChatter interface {
 	joinPublic(ctx context.Context, id []byte, name string) error
-	postPublic(ctx context.Context, c *conversations.Conversation, m *conversations.Message) error
+	postPublic(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte) error
 }
 
 // contractChecker says what is wrong with a frame the layer emitted under

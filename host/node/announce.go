@@ -119,8 +119,8 @@ func (n *Node) announce(ctx context.Context, c conversations.Conversation) {
 }
 
 // sendHost sends a host message in conversation c through the top layer's
-// port, as the application's messages go, without adding it to the
-// history.
+// port, as the application's messages go (in a signed envelope), without
+// adding it to the history.
 func (n *Node) sendHost(ctx context.Context, c *conversations.Conversation, payload []byte) error {
 	if err := n.checkRecipients(c); err != nil {
 		return err
@@ -130,8 +130,12 @@ func (n *Node) sendHost(ctx context.Context, c *conversations.Conversation, payl
 	if !ok {
 		return fmt.Errorf("a %s layer cannot address a conversation", top.key)
 	}
-	m := &conversations.Message{Conversation: c.ID, Author: n.id.Public(), Payload: payload, Outgoing: true}
-	return port.send(ctx, c, m, SendOptions{})
+	env, err := n.seal(c.ID, payload)
+	if err != nil {
+		return err
+	}
+	m := &conversations.Message{Conversation: c.ID, MessageID: env.id, EnvelopeID: env.id, Author: n.id.Public(), Payload: payload, Outgoing: true}
+	return port.send(ctx, c, m, env.wire, SendOptions{})
 }
 
 // takeHostMessage applies a host message that arrived from author: a

@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sync"
@@ -20,28 +19,34 @@ import (
 // does not have.
 var ErrUnknownConversation = errors.New("unknown conversation")
 
+// historyStore is where the history is kept: *conversations.Store.
+type historyStore interface {
+	Append(ctx context.Context, msgs []*conversations.Message) (*conversations.Appended, error)
+	History(ctx context.Context, conversation []byte, after uint64, limit int) ([]*conversations.Message, error)
+}
+
 // history is the node's message history and its subscribers.
 type history struct {
-	store *conversations.Store
+	store historyStore
 	mu    sync.Mutex
 	// changed is closed, and replaced, whenever messages are appended.
 	changed chan struct{}
 }
 
-func newHistory(store *conversations.Store) *history {
+func newHistory(store historyStore) *history {
 	return &history{store: store, changed: make(chan struct{})}
 }
 
-// append stores messages and wakes subscribers; it returns the new ones.
-func (h *history) append(ctx context.Context, msgs []*conversations.Message) ([]*conversations.Message, error) {
-	added, err := h.store.Append(ctx, msgs)
-	if len(added) > 0 {
+// append stores messages and wakes subscribers.
+func (h *history) append(ctx context.Context, msgs []*conversations.Message) (*conversations.Appended, error) {
+	res, err := h.store.Append(ctx, msgs)
+	if err == nil && len(res.Added) > 0 {
 		h.mu.Lock()
 		close(h.changed)
 		h.changed = make(chan struct{})
 		h.mu.Unlock()
 	}
-	return added, err
+	return res, err
 }
 
 // wait returns a channel closed at the next append.
@@ -70,12 +75,14 @@ func (o SendOptions) hints() *commonv1.Hints {
 }
 
 // Send sends a message to a conversation. It is the one way the
-// application's messages enter the stack: the top layer's adapter takes it
-// (a sync layer stores it durably and names it before Send returns; a
-// secure or privacy layer takes it best effort, and the host names it), and
-// the message's trace id follows it down the stack. Public chats go to the
-// privacy layer directly. A message that is not ephemeral is added to the
-// node's history as outgoing.
+// application's messages enter the stack: the host puts the payload in an
+// envelope signed by the node's identity for this conversation
+// (envelope.go), and the top layer's adapter takes the envelope (a sync
+// layer stores it durably and names the message before Send returns; a
+// secure or privacy layer takes it best effort, and the message is named
+// by its envelope), and the message's trace id follows it down the stack.
+// Public chats go to the privacy layer directly. A message that is not
+// ephemeral is added to the node's history as outgoing.
 func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts SendOptions) (*conversations.Message, error) {
 	if isHostMessage(payload) {
 		return nil, fmt.Errorf("send: %w", ErrReservedPayload)
@@ -86,8 +93,14 @@ func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts Send
 	} else if err != nil {
 		return nil, err
 	}
+	env, err := n.seal(conversation, payload)
+	if err != nil {
+		return nil, fmt.Errorf("send: %w", err)
+	}
 	m := &conversations.Message{
 		Conversation: conversation,
+		MessageID:    env.id,
+		EnvelopeID:   env.id,
 		Author:       n.id.Public(),
 		Payload:      payload,
 		Parents:      opts.Parents,
@@ -102,7 +115,7 @@ func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts Send
 		if len(opts.Parents) > 0 {
 			return nil, errors.New("send: a public chat has no sync layer: no parents")
 		}
-		if err := pub.postPublic(ctx, c, m); err != nil {
+		if err := pub.postPublic(ctx, c, m, env.wire); err != nil {
 			return nil, err
 		}
 		return n.recordSent(ctx, m, opts.Ephemeral)
@@ -115,7 +128,7 @@ func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts Send
 	if !ok {
 		return nil, fmt.Errorf("send: a %s layer cannot address a conversation; the stack needs a privacy, secure or sync layer on top", top.key)
 	}
-	if err := port.send(ctx, c, m, opts); err != nil {
+	if err := port.send(ctx, c, m, env.wire, opts); err != nil {
 		return nil, err
 	}
 	return n.recordSent(ctx, m, opts.Ephemeral)
@@ -151,23 +164,25 @@ func (n *Node) recordSent(ctx context.Context, m *conversations.Message, ephemer
 	if ephemeral {
 		return m, nil
 	}
-	if _, err := n.hist.append(ctx, []*conversations.Message{m}); err != nil {
+	res, err := n.hist.append(ctx, []*conversations.Message{m})
+	if err != nil {
 		return m, fmt.Errorf("sent, but not added to the history: %w", err)
+	}
+	if len(res.OverQuota) > 0 {
+		return m, fmt.Errorf("sent, but not added to the history: %d bytes is more than public.max_bytes_per_chat", len(m.Payload))
 	}
 	return m, nil
 }
 
 // received makes the history's message of an UP frame that reached the
-// application, in conversation conv from author (nil when unknown). A frame
-// without a message id (no sync layer below) is named by the host.
+// application's side of the stack, in conversation conv from the author
+// the layer names (nil when none). Its payload is still the envelope; the
+// writer opens it (Node.open). A frame without a message id (no sync layer
+// below) is named by its envelope.
 func (n *Node) received(f *commonv1.Frame, conv, author []byte) *conversations.Message {
-	id := f.GetMessageId()
-	if len(id) == 0 {
-		id = newHostID()
-	}
 	return &conversations.Message{
 		Conversation: conv,
-		MessageID:    id,
+		MessageID:    f.GetMessageId(),
 		Author:       author,
 		Payload:      f.GetPayload(),
 		Time:         time.Now(),
@@ -176,7 +191,7 @@ func (n *Node) received(f *commonv1.Frame, conv, author []byte) *conversations.M
 }
 
 // deliverTop is the router's App: the UP frames that crossed the top
-// boundary go to the history and the application.
+// boundary go to the history writer.
 func (n *Node) deliverTop(ctx context.Context, frames []*commonv1.Frame) error {
 	msgs := make([]*conversations.Message, len(frames))
 	for i, f := range frames {
@@ -186,66 +201,16 @@ func (n *Node) deliverTop(ctx context.Context, frames []*commonv1.Frame) error {
 	return nil
 }
 
-// deliver writes messages that crossed boundary b to the history (once: a
-// message already there is not delivered again), then, for messages that
-// came through the top of the stack (top), queues their acknowledgement to
-// the top layer, then hands the new ones to Options.Deliver. Host messages
-// are taken only from the top of the stack, where the secure layer has
-// authenticated their author; elsewhere (public chats) they are dropped.
+// deliver hands messages that crossed boundary b toward the application to
+// the history writer (writer.go), which checks their envelopes, writes
+// them to the history (once: a message already there is not delivered
+// again), then, for messages that came through the top of the stack (top),
+// acknowledges them to the top layer, then hands the new ones to
+// Options.Deliver. It is called on routing goroutines and does no I/O:
+// top deliveries wait for room in the writer's queue, public chat messages
+// that find none are dropped.
 func (n *Node) deliver(ctx context.Context, b *pipeline.Boundary, msgs []*conversations.Message, top bool) {
-	// Host messages are the host's: taken here, acknowledged, never in
-	// the history nor handed to the application.
-	kept := msgs[:0]
-	var host []*conversations.Message
-	for _, m := range msgs {
-		if isHostMessage(m.Payload) {
-			host = append(host, m)
-			continue
-		}
-		n.storeDirect(ctx, m)
-		kept = append(kept, m)
-	}
-	for _, m := range host {
-		if !top || !n.authenticated() {
-			n.announced.malformed.Add(1)
-			n.log.Warn("dropped a host message whose author nothing authenticated (a public chat's, or on a stack without a secure layer)")
-			continue
-		}
-		n.takeHostMessage(ctx, m.Author, m.Payload)
-	}
-	if top && len(host) > 0 {
-		n.acks.queue(host)
-	}
-	msgs = kept
-	if len(msgs) == 0 {
-		return
-	}
-	added, err := n.hist.append(ctx, msgs)
-	if err != nil {
-		b.Drop(pipeline.DropStoreError, uint64(len(msgs)))
-		n.log.Error("could not store received messages; they are not delivered", "messages", len(msgs), "error", err)
-		return
-	}
-	if top {
-		n.acks.queue(msgs)
-	}
-	if n.opts.Deliver == nil {
-		return
-	}
-	for _, m := range added {
-		d := Delivery{
-			Conversation: m.Conversation,
-			Payload:      m.Payload,
-			MessageID:    m.MessageID,
-			TraceID:      m.TraceID,
-			Cursor:       m.Cursor,
-		}
-		if len(m.Author) > 0 {
-			d.From = ed25519.PublicKey(m.Author)
-			d.FromName = n.book.name(d.From)
-		}
-		n.opts.Deliver(d)
-	}
+	n.writer.queue(ctx, b, msgs, top)
 }
 
 // maxAckIDs bounds the ids of one Ack call.
@@ -325,7 +290,8 @@ func (n *Node) History(ctx context.Context, conversation []byte, after uint64, l
 // cursor order, first the stored ones and then each new one as the host
 // takes it, until ctx ends or f returns an error. With a conversation it
 // follows that conversation only; outgoing messages are included only if
-// asked for.
+// asked for. It reads the history a page at a time (at most
+// conversations.MaxHistoryPage messages and MaxHistoryPageBytes bytes).
 func (n *Node) Follow(ctx context.Context, conversation []byte, after uint64, outgoing bool, f func(*conversations.Message) error) error {
 	for {
 		changed := n.hist.wait()
@@ -345,8 +311,8 @@ func (n *Node) Follow(ctx context.Context, conversation []byte, after uint64, ou
 				return err
 			}
 		}
-		if len(msgs) == conversations.MaxHistoryPage {
-			continue // more stored
+		if len(msgs) > 0 {
+			continue // there may be more stored
 		}
 		select {
 		case <-ctx.Done():

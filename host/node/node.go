@@ -43,8 +43,10 @@ type Options struct {
 	// (the --allow-unverified flag); a recorded checksum that does not match
 	// is refused regardless.
 	AllowUnverified bool
-	// Deliver receives every message that reaches the top of the stack. It
-	// is called from the host's routing goroutines and must not block long.
+	// Deliver receives every message that reaches the application, once
+	// it is in the history, in cursor order. It is called from the host's
+	// history writer (writer.go) and must not block long: the next writes
+	// wait for it.
 	Deliver func(Delivery)
 	// Batch bounds the batches the host sends to each plugin.
 	Batch sdk.BatchOptions
@@ -59,6 +61,9 @@ type Options struct {
 	// HealthTimeout bounds one health check; a plugin that misses three in a
 	// row is taken for hung and restarted. Default 5 s.
 	HealthTimeout time.Duration
+	// PruneInterval is how often public chats' histories are pruned to
+	// public.retention and the quotas; default 1 minute.
+	PruneInterval time.Duration
 	// Registerer receives the node's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// Tap, if set, sees every frame as it crosses a layer boundary (named
@@ -98,6 +103,7 @@ type Node struct {
 	contacts *contacts.Store
 	convs    *conversations.Store
 	hist     *history
+	writer   *writer
 	acks     *acker
 	book     *addressBook
 
@@ -121,6 +127,11 @@ type Node struct {
 	directStored sync.Map
 	// announced counts the conversation announcements received.
 	announced announcements
+	// msgStats counts the messages refused and removed (MessageStats).
+	msgStats messageStats
+	// wrapHistory, when set before Start, wraps the history's store (a
+	// test stands for a slow disk with it: export_test.go).
+	wrapHistory func(historyStore) historyStore
 }
 
 // ErrUnknownContact is returned by Send when the recipient is not a contact
@@ -139,6 +150,9 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	if opts.HealthTimeout <= 0 {
 		opts.HealthTimeout = 5 * time.Second
+	}
+	if opts.PruneInterval <= 0 {
+		opts.PruneInterval = time.Minute
 	}
 	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1)}
 	allow := opts.AllowUnverified || cfg.Plugins.AllowUnverified
@@ -226,7 +240,23 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.convs, err = conversations.Open(ctx, filepath.Join(hostDir, conversations.FileName)); err != nil {
 		return err
 	}
-	n.hist = newHistory(n.convs)
+	n.convs.SetPublicQuota(conversations.Quota{
+		MaxMessages: n.cfg.Public.MaxMessagesPerChat,
+		MaxBytes:    n.cfg.Public.MaxBytesPerChat,
+		Retention:   n.cfg.Public.Retention,
+	})
+	var store historyStore = n.convs
+	if n.wrapHistory != nil {
+		store = n.wrapHistory(store)
+	}
+	n.hist = newHistory(store)
+	n.writer = newWriter(n)
+	// Before any layer starts: the top layer delivers from its start on.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.writer.run(n.ctx)
+	}()
 	ackPort, _ := n.slots[len(n.slots)-1].adapter.(appAcker)
 	n.acks = newAcker(ackPort)
 	kind, plugin := n.addressSection()
@@ -258,6 +288,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if err := n.opts.Registerer.Register(newCollector(n)); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
+		if err := n.opts.Registerer.Register(newMessageCollector(n)); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
 	}
 	for _, s := range n.slots {
 		n.wg.Add(1)
@@ -275,6 +308,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	go func() {
 		defer n.wg.Done()
 		n.acks.run(n.ctx, n.opts.HealthTimeout, n.log)
+	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.prunePublic()
 	}()
 	n.connectContacts(n.book.all())
 	n.connectPeers()

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/strata-msg/strata/host/conversations"
 )
@@ -41,4 +42,27 @@ func (n *Node) JoinPublicChat(ctx context.Context, name string) (*conversations.
 		return nil, err
 	}
 	return n.convs.Get(ctx, id)
+}
+
+// prunePublic brings every public chat's history within public.retention
+// and the quotas (conversations.Store.Prune) at start and then every
+// Options.PruneInterval, until the node closes.
+func (n *Node) prunePublic() {
+	t := time.NewTicker(n.opts.PruneInterval)
+	defer t.Stop()
+	for {
+		removed, err := n.convs.Prune(n.ctx, time.Now())
+		if err != nil && n.ctx.Err() == nil {
+			n.log.Warn("could not prune the public chats' history", "error", err)
+		}
+		if removed > 0 {
+			n.msgStats.pruned.Add(uint64(removed))
+			n.log.Debug("pruned the public chats' history", "messages", removed)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

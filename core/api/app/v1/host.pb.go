@@ -164,6 +164,167 @@ func (x *ConversationAnnouncement) GetName() string {
 	return ""
 }
 
+// SignedMessage is how every message a host sends travels inside the stack:
+// the payload that the top layer carries (the sync layer's Send, the
+// secure layer's DOWN frame, a public chat's frame) is the serialized
+// SignedMessage, whatever the application sent (a HostMessage included). It
+// proves to every receiver who wrote the message and for which
+// conversation, whoever relayed it: the sync layer relays messages among
+// members, and the author it names is not otherwise authenticated.
+//
+// The receiver verifies the envelope bytes as received, never a
+// re-serialization: signature is Ed25519 by the author's identity key over
+// the ASCII bytes "strata-message-v1", one zero byte, then envelope.
+type SignedMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The serialized MessageEnvelope, as signed.
+	Envelope []byte `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// 64 bytes.
+	Signature     []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedMessage) Reset() {
+	*x = SignedMessage{}
+	mi := &file_app_v1_host_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedMessage) ProtoMessage() {}
+
+func (x *SignedMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_host_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedMessage.ProtoReflect.Descriptor instead.
+func (*SignedMessage) Descriptor() ([]byte, []int) {
+	return file_app_v1_host_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SignedMessage) GetEnvelope() []byte {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *SignedMessage) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// MessageEnvelope is the signed part of a SignedMessage.
+type MessageEnvelope struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The author's Ed25519 identity key, 32 bytes.
+	Author []byte `protobuf:"bytes,2,opt,name=author,proto3" json:"author,omitempty"`
+	// The conversation the author wrote it for: a receiver refuses it in
+	// any other, so an old message cannot be replayed into another
+	// conversation.
+	Conversation []byte `protobuf:"bytes,3,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	// When the author sent it, Unix milliseconds, by the author's clock
+	// (advisory).
+	SentUnixMilli int64 `protobuf:"varint,4,opt,name=sent_unix_milli,json=sentUnixMilli,proto3" json:"sent_unix_milli,omitempty"`
+	// 16 random bytes, so that two messages with the same text are two
+	// messages: the hash of the envelope names it (the history keeps each
+	// once per conversation).
+	Nonce []byte `protobuf:"bytes,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// What the application sent, or a host message.
+	Payload       []byte `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageEnvelope) Reset() {
+	*x = MessageEnvelope{}
+	mi := &file_app_v1_host_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageEnvelope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageEnvelope) ProtoMessage() {}
+
+func (x *MessageEnvelope) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_host_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageEnvelope.ProtoReflect.Descriptor instead.
+func (*MessageEnvelope) Descriptor() ([]byte, []int) {
+	return file_app_v1_host_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MessageEnvelope) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *MessageEnvelope) GetAuthor() []byte {
+	if x != nil {
+		return x.Author
+	}
+	return nil
+}
+
+func (x *MessageEnvelope) GetConversation() []byte {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+func (x *MessageEnvelope) GetSentUnixMilli() int64 {
+	if x != nil {
+		return x.SentUnixMilli
+	}
+	return 0
+}
+
+func (x *MessageEnvelope) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *MessageEnvelope) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
 var File_app_v1_host_proto protoreflect.FileDescriptor
 
 const file_app_v1_host_proto_rawDesc = "" +
@@ -175,7 +336,17 @@ const file_app_v1_host_proto_rawDesc = "" +
 	"\x18ConversationAnnouncement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\amembers\x18\x02 \x03(\fR\amembers\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04nameB4Z2github.com/strata-msg/strata/core/api/app/v1;appv1b\x06proto3"
+	"\x04name\x18\x03 \x01(\tR\x04name\"I\n" +
+	"\rSignedMessage\x12\x1a\n" +
+	"\benvelope\x18\x01 \x01(\fR\benvelope\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xbf\x01\n" +
+	"\x0fMessageEnvelope\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x16\n" +
+	"\x06author\x18\x02 \x01(\fR\x06author\x12\"\n" +
+	"\fconversation\x18\x03 \x01(\fR\fconversation\x12&\n" +
+	"\x0fsent_unix_milli\x18\x04 \x01(\x03R\rsentUnixMilli\x12\x14\n" +
+	"\x05nonce\x18\x05 \x01(\fR\x05nonce\x12\x18\n" +
+	"\apayload\x18\x06 \x01(\fR\apayloadB4Z2github.com/strata-msg/strata/core/api/app/v1;appv1b\x06proto3"
 
 var (
 	file_app_v1_host_proto_rawDescOnce sync.Once
@@ -189,10 +360,12 @@ func file_app_v1_host_proto_rawDescGZIP() []byte {
 	return file_app_v1_host_proto_rawDescData
 }
 
-var file_app_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_app_v1_host_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_app_v1_host_proto_goTypes = []any{
 	(*HostMessage)(nil),              // 0: strata.app.v1.HostMessage
 	(*ConversationAnnouncement)(nil), // 1: strata.app.v1.ConversationAnnouncement
+	(*SignedMessage)(nil),            // 2: strata.app.v1.SignedMessage
+	(*MessageEnvelope)(nil),          // 3: strata.app.v1.MessageEnvelope
 }
 var file_app_v1_host_proto_depIdxs = []int32{
 	1, // 0: strata.app.v1.HostMessage.conversation:type_name -> strata.app.v1.ConversationAnnouncement
@@ -217,7 +390,7 @@ func file_app_v1_host_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_app_v1_host_proto_rawDesc), len(file_app_v1_host_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
