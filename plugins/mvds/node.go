@@ -120,15 +120,14 @@ type group struct {
 
 func newGroup(id []byte) *group {
 	return &group{
-		id:        id,
-		memberSet: make(map[string]bool),
-		pending:   make(map[ID]*pendingMsg),
-		waiting:   make(map[ID][]ID),
-		acks:      make(map[string]*idQueue),
-		once:      make(map[string][]outMessage),
-		heard:     make(map[string]uint64),
-		requests:  make(map[string]int),
-
+		id:         id,
+		memberSet:  make(map[string]bool),
+		pending:    make(map[ID]*pendingMsg),
+		waiting:    make(map[ID][]ID),
+		acks:       make(map[string]*idQueue),
+		once:       make(map[string][]outMessage),
+		heard:      make(map[string]uint64),
+		requests:   make(map[string]int),
 		wireWarned: make(map[string]bool),
 	}
 }
