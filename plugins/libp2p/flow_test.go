@@ -167,6 +167,7 @@ func floodSetup(t *testing.T) (r, f, q *testNode, host *stepHost) {
 	// wait.
 	eventually(t, "the flooder to wait for room", func() bool { return f.counter("queue_full_waits") > 0 })
 	t.Cleanup(host.free) // first, so that the flooder's Stop can drain
+	eventually(t, "the receiver to wait on its host", func() bool { return host.waiting.Load() > 0 })
 	return r, f, q, host
 }
 
@@ -189,7 +190,7 @@ func TestFloodDoesNotStarveQuietPeer(t *testing.T) {
 		eventually(t, "the quiet frame to reach the receiver's queue", func() bool { return waiting(r, q.id()) })
 		calls, before := 0, 0
 		for found := false; !found; {
-			host.step(t)
+			host.turn(t)
 			calls++
 			for _, fr := range r.rec.Take() {
 				switch peer.ID(fr.GetPeer()) {
@@ -231,7 +232,7 @@ func TestPeerEventsUnderFlood(t *testing.T) {
 		t.Helper()
 		eventually(t, fmt.Sprintf("the %v event to reach the receiver's queue", state), func() bool { return waiting(r, e.id()) })
 		for calls := 1; ; calls++ {
-			host.step(t)
+			host.turn(t)
 			for _, ev := range r.rec.TakeEvents() {
 				if p := ev.GetPeer(); peer.ID(p.GetPeer()) == e.id() && p.GetState() == state {
 					t.Logf("%v went up on call %d", state, calls)

@@ -54,6 +54,7 @@ func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }
 type stepHost struct {
 	*sdktest.Recorder
 	stepping atomic.Bool
+	waiting  atomic.Int32 // calls waiting for a step
 	steps    chan struct{}
 	took     chan struct{} // a token per call taken on a step, once recorded
 	freed    chan struct{} // closed by free
@@ -69,6 +70,8 @@ func (h *stepHost) wait(ctx context.Context) (bool, error) {
 	if !h.stepping.Load() {
 		return false, nil
 	}
+	h.waiting.Add(1)
+	defer h.waiting.Add(-1)
 	select {
 	case <-h.steps:
 		return true, nil
@@ -112,6 +115,22 @@ func (h *stepHost) step(t testing.TB) {
 		t.Fatal("the host was given a step, and no call came to take it")
 	}
 	<-h.took
+}
+
+// turn lets one call through and waits until the next call waits for a
+// step: the layer is then blocked on the host, and what reaches its queues
+// stays there until the next step. Only for a layer that always has more
+// to hand over (a flood).
+func (h *stepHost) turn(t testing.TB) {
+	t.Helper()
+	h.step(t)
+	deadline := time.Now().Add(waitFor)
+	for h.waiting.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the layer does not call the host again")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }
 
 // free lets every call through from now on.

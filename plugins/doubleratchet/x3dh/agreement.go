@@ -96,6 +96,18 @@ type Initiation struct {
 // rand (nil: crypto/rand.Reader) the 32-byte ephemeral private key EK_A and
 // then, for PQXDH, the 32-byte ML-KEM encapsulation randomness.
 func Initiate(rand io.Reader, self *Identity, peer *Bundle) (*Initiation, error) {
+	return initiate(rand, self, peer, true)
+}
+
+// InitiateClassic is Initiate for an initiator that does not use PQXDH: it
+// verifies peer completely, ML-KEM prekeys included, and then runs X3DH,
+// ignoring them. (Removing them from the bundle instead would break its
+// bundle signature.)
+func InitiateClassic(rand io.Reader, self *Identity, peer *Bundle) (*Initiation, error) {
+	return initiate(rand, self, peer, false)
+}
+
+func initiate(rand io.Reader, self *Identity, peer *Bundle, pq bool) (*Initiation, error) {
 	if err := self.check(); err != nil {
 		return nil, err
 	}
@@ -118,6 +130,9 @@ func Initiate(rand io.Reader, self *Identity, peer *Bundle) (*Initiation, error)
 	kem := peer.KEMPreKey
 	if len(peer.OneTimeKEMPreKeys) > 0 {
 		kem = &peer.OneTimeKEMPreKeys[0]
+	}
+	if !pq {
+		kem = nil
 	}
 
 	var ek, encSeed [32]byte

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/subtle"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -28,8 +29,10 @@ type PublicPreKey struct {
 	ID uint32
 	// Public is EncodeEC or EncodeKEM of the key.
 	Public []byte
-	// Signature is Ed25519(signing, Public); nil for a one-time X25519
-	// prekey, which is unsigned (any value there is ignored).
+	// Signature is Ed25519(signing, context || Public), with the
+	// signed-prekey or the KEM-prekey context; nil for a one-time X25519
+	// prekey, which is signed only by the bundle signature (any value there
+	// is ignored).
 	Signature []byte
 }
 
@@ -38,13 +41,16 @@ type PublicPreKey struct {
 // is only trusted after Verify; ParseBundle and BundleFromProto verify it,
 // and Initiate verifies it again (once) before use.
 //
-// Only keys are signed: Issued is not authenticated by the bundle itself.
+// Each signature is over a context prefix of its own (encoding.go), and
+// BundleSignature covers Issued and every key, so a bundle's parts cannot be
+// recombined with an older bundle's.
 type Bundle struct {
 	// SigningKey is the Ed25519 public key that signs the keys below.
 	SigningKey ed25519.PublicKey
 	// IdentityKey is EncodeEC(IK), the X25519 identity key.
 	IdentityKey []byte
-	// IdentitySignature is Ed25519(signing, IdentityKey).
+	// IdentitySignature is Ed25519(signing, "strata-dr-identity-v1\x00" ||
+	// IdentityKey).
 	IdentitySignature []byte
 	// SignedPreKey is the current signed X25519 prekey (SPK).
 	SignedPreKey PublicPreKey
@@ -58,8 +64,11 @@ type Bundle struct {
 	// most MaxOneTimePreKeys.
 	OneTimeKEMPreKeys []PublicPreKey
 	// Issued is when the bundle was made, with one-second precision on the
-	// wire; the zero time is sent as 0.
+	// wire; the zero time is sent as 0. BundleSignature signs it.
 	Issued time.Time
+	// BundleSignature is Ed25519(signing, "strata-dr-bundle-v1\x00" ||
+	// transcript): see Transcript. SignBundle sets it.
+	BundleSignature []byte
 }
 
 func publicOf(p *PreKeyPair, withSig bool) PublicPreKey {
@@ -72,21 +81,15 @@ func publicOf(p *PreKeyPair, withSig bool) PublicPreKey {
 
 // Bundle assembles the identity's bundle from its prekeys: spk (required),
 // the last-resort KEM prekey kem (nil: X3DH only), one-time prekeys opks and
-// one-time KEM prekeys pqopks (nil entries are skipped). It signs the
-// identity key; the prekeys carry the signatures they were made with. It
-// returns nil for a nil or zeroed identity. It does not check limits: call
-// Verify before publishing.
+// one-time KEM prekeys pqopks (nil entries are skipped), issued at issued.
+// The prekeys carry the signatures they were made with; SignBundle signs the
+// rest. It returns nil for a nil or zeroed identity. It does not check
+// limits: call Verify before publishing.
 func (id *Identity) Bundle(spk *PreKeyPair, kem *KEMPreKeyPair, opks []*PreKeyPair, pqopks []*KEMPreKeyPair, issued time.Time) *Bundle {
 	if !id.usable() {
 		return nil
 	}
-	ik := id.IdentityKey()
-	b := &Bundle{
-		SigningKey:        id.SigningKey(),
-		IdentityKey:       ik,
-		IdentitySignature: id.sign(ik),
-		Issued:            issued,
-	}
+	b := &Bundle{Issued: issued}
 	if spk != nil {
 		b.SignedPreKey = publicOf(spk, true)
 	}
@@ -103,7 +106,75 @@ func (id *Identity) Bundle(spk *PreKeyPair, kem *KEMPreKeyPair, opks []*PreKeyPa
 			b.OneTimeKEMPreKeys = append(b.OneTimeKEMPreKeys, PublicPreKey{ID: k.ID, Public: bytes.Clone(k.Public), Signature: bytes.Clone(k.Signature)})
 		}
 	}
+	id.SignBundle(b)
 	return b
+}
+
+// SignBundle makes b the identity's: it sets the signing key, the identity
+// key and its signature, and signs the bundle (BundleSignature) over b's
+// current issue time and keys. Call it again after changing any of them. It
+// does nothing for a nil or zeroed identity.
+func (id *Identity) SignBundle(b *Bundle) {
+	if !id.usable() || b == nil {
+		return
+	}
+	b.SigningKey = id.SigningKey()
+	b.IdentityKey = id.IdentityKey()
+	b.IdentitySignature = id.sign(ctxIdentity, b.IdentityKey)
+	b.BundleSignature = id.sign(ctxBundle, b.Transcript())
+}
+
+// Transcript returns what BundleSignature signs after its context prefix,
+// integers big-endian: issued_unix (int64, 0 for the zero time) ||
+// IdentityKey || SignedPreKey.ID (uint32) || SignedPreKey.Public || (0x01 ||
+// KEMPreKey.ID (uint32) || KEMPreKey.Public, or 0x00 without one) || the
+// number of one-time prekeys (uint32) || each one's ID (uint32) || Public ||
+// the number of one-time KEM prekeys (uint32) || each one's ID (uint32) ||
+// Public. Once Verify's structural checks pass every key has a fixed length,
+// so two different bundles never have the same transcript.
+func (b *Bundle) Transcript() []byte {
+	n := 8 + len(b.IdentityKey) + 4 + len(b.SignedPreKey.Public) + 1 + 4 + 4
+	if b.KEMPreKey != nil {
+		n += 4 + len(b.KEMPreKey.Public)
+	}
+	for _, o := range b.OneTimePreKeys {
+		n += 4 + len(o.Public)
+	}
+	for _, k := range b.OneTimeKEMPreKeys {
+		n += 4 + len(k.Public)
+	}
+	t := make([]byte, 0, n)
+	t = binary.BigEndian.AppendUint64(t, uint64(issuedUnix(b.Issued)))
+	t = append(t, b.IdentityKey...)
+	t = binary.BigEndian.AppendUint32(t, b.SignedPreKey.ID)
+	t = append(t, b.SignedPreKey.Public...)
+	if b.KEMPreKey != nil {
+		t = append(t, 1)
+		t = binary.BigEndian.AppendUint32(t, b.KEMPreKey.ID)
+		t = append(t, b.KEMPreKey.Public...)
+	} else {
+		t = append(t, 0)
+	}
+	t = binary.BigEndian.AppendUint32(t, uint32(len(b.OneTimePreKeys)))
+	for _, o := range b.OneTimePreKeys {
+		t = binary.BigEndian.AppendUint32(t, o.ID)
+		t = append(t, o.Public...)
+	}
+	t = binary.BigEndian.AppendUint32(t, uint32(len(b.OneTimeKEMPreKeys)))
+	for _, k := range b.OneTimeKEMPreKeys {
+		t = binary.BigEndian.AppendUint32(t, k.ID)
+		t = append(t, k.Public...)
+	}
+	return t
+}
+
+// issuedUnix is the wire form of an issue time: Unix seconds, 0 for the
+// zero time.
+func issuedUnix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // Proto returns the wire form of b (version BundleVersion). The message
@@ -138,9 +209,8 @@ func (b *Bundle) Proto() *wirepb.Bundle {
 			p.OneTimeKemPrekeys[i] = &wirepb.SignedPreKey{Id: k.ID, PublicKey: k.Public, Signature: k.Signature}
 		}
 	}
-	if !b.Issued.IsZero() {
-		p.IssuedUnix = b.Issued.Unix()
-	}
+	p.IssuedUnix = issuedUnix(b.Issued)
+	p.BundleSignature = b.BundleSignature
 	return p
 }
 
@@ -175,8 +245,11 @@ func BundleFromProto(p *wirepb.Bundle) (*Bundle, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: nil bundle", ErrMalformed)
 	}
-	if p.GetVersion() != BundleVersion {
-		return nil, fmt.Errorf("%w: bundle version %d, want %d", ErrVersion, p.GetVersion(), BundleVersion)
+	if v := p.GetVersion(); v != BundleVersion {
+		if v == 1 {
+			return nil, fmt.Errorf("%w: bundle version 1, want %d (version 1 signs without context prefixes and leaves the issue time unsigned; the contact must upgrade its doubleratchet layer)", ErrVersion, BundleVersion)
+		}
+		return nil, fmt.Errorf("%w: bundle version %d, want %d", ErrVersion, v, BundleVersion)
 	}
 	if p.GetSignedPrekey() == nil {
 		return nil, fmt.Errorf("%w: bundle has no signed prekey", ErrMalformed)
@@ -192,6 +265,7 @@ func BundleFromProto(p *wirepb.Bundle) (*Bundle, error) {
 		IdentityKey:       bytes.Clone(p.GetIdentityKey()),
 		IdentitySignature: bytes.Clone(p.GetIdentitySignature()),
 		SignedPreKey:      signed(p.GetSignedPrekey()),
+		BundleSignature:   bytes.Clone(p.GetBundleSignature()),
 	}
 	if k := p.GetKemPrekey(); k != nil {
 		s := signed(k)
@@ -223,9 +297,10 @@ func BundleFromProto(p *wirepb.Bundle) (*Bundle, error) {
 // limits (at most MaxOneTimePreKeys one-time keys of each type, which with
 // the fixed key sizes bounds the bundle's size); nonzero prekey ids, unique
 // among the one-time X25519 keys and among all ML-KEM keys (last-resort and
-// one-time share the header's kem_prekey_id); and every signature: the
-// identity signature, the SPK's, the last-resort KEM prekey's and each
-// one-time KEM prekey's. All structural checks run before the first
+// one-time share the header's kem_prekey_id); and every signature, each
+// under its own context: the identity signature, the SPK's, the last-resort
+// KEM prekey's, each one-time KEM prekey's, and the bundle signature over
+// the issue time and all keys. All structural checks run before the first
 // signature is verified. The version is a property of the wire form and is
 // checked by BundleFromProto: a Bundle value is always BundleVersion.
 func (b *Bundle) Verify() error {
@@ -287,20 +362,23 @@ func (b *Bundle) Verify() error {
 		}
 	}
 
-	if !ed25519.Verify(b.SigningKey, b.IdentityKey, b.IdentitySignature) {
+	if !verify(b.SigningKey, ctxIdentity, b.IdentityKey, b.IdentitySignature) {
 		return fmt.Errorf("%w: identity signature", ErrBadSignature)
 	}
-	if !ed25519.Verify(b.SigningKey, b.SignedPreKey.Public, b.SignedPreKey.Signature) {
+	if !verify(b.SigningKey, ctxSignedPreKey, b.SignedPreKey.Public, b.SignedPreKey.Signature) {
 		return fmt.Errorf("%w: signed prekey %d", ErrBadSignature, b.SignedPreKey.ID)
 	}
-	if b.KEMPreKey != nil && !ed25519.Verify(b.SigningKey, b.KEMPreKey.Public, b.KEMPreKey.Signature) {
+	if b.KEMPreKey != nil && !verify(b.SigningKey, ctxKEMPreKey, b.KEMPreKey.Public, b.KEMPreKey.Signature) {
 		return fmt.Errorf("%w: KEM prekey %d", ErrBadSignature, b.KEMPreKey.ID)
 	}
 	for i := range b.OneTimeKEMPreKeys {
 		k := &b.OneTimeKEMPreKeys[i]
-		if !ed25519.Verify(b.SigningKey, k.Public, k.Signature) {
+		if !verify(b.SigningKey, ctxKEMPreKey, k.Public, k.Signature) {
 			return fmt.Errorf("%w: one-time KEM prekey %d", ErrBadSignature, k.ID)
 		}
+	}
+	if !verify(b.SigningKey, ctxBundle, b.Transcript(), b.BundleSignature) {
+		return fmt.Errorf("%w: bundle signature (issue time and keys)", ErrBadSignature)
 	}
 	return nil
 }

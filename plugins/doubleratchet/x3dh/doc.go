@@ -14,10 +14,19 @@
 //   - KEM ML-KEM-1024 (FIPS 203); EncodeKEM(PK) = 0x0A || 1568-byte
 //     encapsulation key; private keys are kept as their 64-byte FIPS 203 seed;
 //   - identity: an Ed25519 signing key plus a separate X25519 identity DH key
-//     IK, bound by identity_signature = Ed25519(signing, EncodeEC(IK)); the
-//     signed prekey and every ML-KEM prekey (last-resort and one-time) are
-//     signed with Ed25519 over their encoding; one-time X25519 prekeys are
-//     unsigned;
+//     IK, bound by identity_signature = Ed25519(signing,
+//     "strata-dr-identity-v1\x00" || EncodeEC(IK)); the signed prekey is
+//     signed over "strata-dr-spk-v1\x00" || EncodeEC(SPK) and every ML-KEM
+//     prekey (last-resort and one-time) over "strata-dr-kem-v1\x00" ||
+//     EncodeKEM(PK), so that no signature verifies for another purpose (a
+//     shared encoding let an identity signature pass as the prekey
+//     signature of a bundle whose SPK is IK); one-time X25519 prekeys have
+//     no signature of their own;
+//   - the bundle signature, over "strata-dr-bundle-v1\x00" || the
+//     transcript of the issue time and every key (Bundle.Transcript), binds
+//     them together, so that a receiver can refuse a bundle older than the
+//     one it holds and no key of an older bundle passes for a current one
+//     (bundle version 2; version 1 is refused);
 //   - SK = HKDF-SHA256(IKM = 0xFF×32 || DH1 || DH2 || DH3 [|| DH4] [|| SS],
 //     salt = 32 zero bytes, info, 32 bytes) with info
 //     "Strata_X3DH_X25519_SHA-256" or "Strata_PQXDH_X25519_SHA-256_ML-KEM-1024";

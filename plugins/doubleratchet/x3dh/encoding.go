@@ -18,8 +18,30 @@ const (
 	// encapsulation key.
 	TagMLKEM1024 = 0x0A
 	// BundleVersion is the version of the bundle format this package writes
-	// and accepts.
-	BundleVersion = 1
+	// and accepts. Version 2 signs under context prefixes (see the ctx
+	// constants) and adds the bundle signature over the issue time and every
+	// key; version 1 bundles (signatures over the bare key encodings, issue
+	// time unsigned) are refused with ErrVersion.
+	BundleVersion = 2
+)
+
+// Context prefixes of the Ed25519 signatures (bundle version 2). Every
+// signature is over its own prefix followed by the signed bytes, so that a
+// signature made for one purpose never verifies for another: without them
+// the identity signature, over EncodeEC(IK), was also a valid signed-prekey
+// signature for a bundle whose SPK is IK.
+const (
+	// ctxIdentity prefixes EncodeEC(IK) in identity_signature.
+	ctxIdentity = "strata-dr-identity-v1\x00"
+	// ctxSignedPreKey prefixes EncodeEC(SPK) in the signed prekey's
+	// signature.
+	ctxSignedPreKey = "strata-dr-spk-v1\x00"
+	// ctxKEMPreKey prefixes EncodeKEM(PQPK) in the signature of every
+	// ML-KEM prekey, last-resort and one-time (the bundle signature says
+	// which slot a key is in).
+	ctxKEMPreKey = "strata-dr-kem-v1\x00"
+	// ctxBundle prefixes the bundle transcript in bundle_signature.
+	ctxBundle = "strata-dr-bundle-v1\x00"
 )
 
 const (

@@ -112,9 +112,21 @@ func (id *Identity) Zero() {
 	id.zeroed = true
 }
 
-// sign returns Ed25519(signing, msg).
-func (id *Identity) sign(msg []byte) []byte {
-	return ed25519.Sign(id.signing, msg)
+// sign returns Ed25519(signing, context || msg). Every signature this
+// package makes has a context prefix of its own (encoding.go), so that it
+// verifies for nothing else.
+func (id *Identity) sign(context string, msg []byte) []byte {
+	return ed25519.Sign(id.signing, withContext(context, msg))
+}
+
+// verify reports whether sig is Ed25519(pub, context || msg).
+func verify(pub ed25519.PublicKey, context string, msg, sig []byte) bool {
+	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, withContext(context, msg), sig)
+}
+
+func withContext(context string, msg []byte) []byte {
+	m := make([]byte, 0, len(context)+len(msg))
+	return append(append(m, context...), msg...)
 }
 
 // Format prints the public keys only, so that an identity that ends up in a

@@ -17,8 +17,8 @@ type PreKeyPair struct {
 	Private []byte
 	// Public is EncodeEC of the public key (33 bytes).
 	Public []byte
-	// Signature is Ed25519(signing, Public) for a signed prekey; nil for a
-	// one-time prekey.
+	// Signature is Ed25519(signing, "strata-dr-spk-v1\x00" || Public) for a
+	// signed prekey; nil for a one-time prekey.
 	Signature []byte
 }
 
@@ -33,7 +33,7 @@ type KEMPreKeyPair struct {
 	Seed []byte
 	// Public is EncodeKEM of the encapsulation key (1569 bytes).
 	Public []byte
-	// Signature is Ed25519(signing, Public).
+	// Signature is Ed25519(signing, "strata-dr-kem-v1\x00" || Public).
 	Signature []byte
 }
 
@@ -68,7 +68,7 @@ func NewOneTimePreKey(rand io.Reader, id uint32) (*PreKeyPair, error) {
 
 // NewSignedPreKey creates a signed X25519 prekey with the given nonzero id
 // from 32 bytes of rand (nil: crypto/rand.Reader) and signs EncodeEC of it
-// with the identity's Ed25519 key.
+// with the identity's Ed25519 key, under the signed-prekey context.
 func (id *Identity) NewSignedPreKey(rand io.Reader, keyID uint32) (*PreKeyPair, error) {
 	if err := id.check(); err != nil {
 		return nil, err
@@ -77,7 +77,7 @@ func (id *Identity) NewSignedPreKey(rand io.Reader, keyID uint32) (*PreKeyPair, 
 	if err != nil {
 		return nil, err
 	}
-	p.Signature = id.sign(p.Public)
+	p.Signature = id.SignPreKey(p.Public)
 	return p, nil
 }
 
@@ -99,8 +99,27 @@ func (id *Identity) NewKEMPreKey(rand io.Reader, keyID uint32) (*KEMPreKeyPair, 
 	pk, _ := mlkem1024.NewKeyFromSeed(k.Seed)
 	k.Public[0] = TagMLKEM1024
 	pk.Pack(k.Public[1:])
-	k.Signature = id.sign(k.Public)
+	k.Signature = id.SignKEMPreKey(k.Public)
 	return k, nil
+}
+
+// SignPreKey returns the signature of a signed prekey, EncodeEC(SPK), under
+// the signed-prekey context; nil for a nil or zeroed identity. A store that
+// kept signatures of an older bundle version re-signs its prekeys with it.
+func (id *Identity) SignPreKey(public []byte) []byte {
+	if !id.usable() {
+		return nil
+	}
+	return id.sign(ctxSignedPreKey, public)
+}
+
+// SignKEMPreKey returns the signature of an ML-KEM prekey, EncodeKEM(PK),
+// under the KEM-prekey context; nil for a nil or zeroed identity.
+func (id *Identity) SignKEMPreKey(public []byte) []byte {
+	if !id.usable() {
+		return nil
+	}
+	return id.sign(ctxKEMPreKey, public)
 }
 
 // Zero wipes the private key.

@@ -126,8 +126,8 @@ func TestIdentityRoundTrip(t *testing.T) {
 	if len(id.IdentityKey()) != 33 || id.IdentityKey()[0] != TagX25519 {
 		t.Fatal("IdentityKey is not EncodeEC")
 	}
-	if !ed25519.Verify(id.SigningKey(), id.IdentityKey(), id.Bundle(spk, nil, nil, nil, time.Time{}).IdentitySignature) {
-		t.Fatal("identity signature is not Ed25519 over EncodeEC(IK)")
+	if !ed25519.Verify(id.SigningKey(), append([]byte("strata-dr-identity-v1\x00"), id.IdentityKey()...), id.Bundle(spk, nil, nil, nil, time.Time{}).IdentitySignature) {
+		t.Fatal("identity signature is not Ed25519 over the identity context and EncodeEC(IK)")
 	}
 
 	for _, bad := range [][]byte{nil, {}, b[:64], append(bytes.Clone(b), 0), append([]byte{2}, b[1:]...)} {
@@ -197,6 +197,7 @@ func TestBundleRoundTrip(t *testing.T) {
 	// A zero Issued travels as 0 and comes back zero.
 	p := newParty(t, testRand("bundle zero time"), scenarios[0])
 	p.bundle.Issued = time.Time{}
+	p.bob.SignBundle(p.bundle)
 	enc, _ := p.bundle.Marshal()
 	got, err := ParseBundle(enc)
 	if err != nil {
@@ -218,16 +219,23 @@ func equalBundles(a, b *Bundle) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(ea, eb) && a.Issued.Equal(b.Issued)
 }
 
-// resign re-signs every signed key of b with id, after a test has changed one.
+// resign re-signs every signed key of b and the bundle with id, after a
+// test has changed one, so that only the check the test aims at fails.
 func resign(id *Identity, b *Bundle) {
-	b.IdentitySignature = id.sign(b.IdentityKey)
-	b.SignedPreKey.Signature = id.sign(b.SignedPreKey.Public)
+	b.IdentitySignature = id.sign(ctxIdentity, b.IdentityKey)
+	b.SignedPreKey.Signature = id.sign(ctxSignedPreKey, b.SignedPreKey.Public)
 	if b.KEMPreKey != nil {
-		b.KEMPreKey.Signature = id.sign(b.KEMPreKey.Public)
+		b.KEMPreKey.Signature = id.sign(ctxKEMPreKey, b.KEMPreKey.Public)
 	}
 	for i := range b.OneTimeKEMPreKeys {
-		b.OneTimeKEMPreKeys[i].Signature = id.sign(b.OneTimeKEMPreKeys[i].Public)
+		b.OneTimeKEMPreKeys[i].Signature = id.sign(ctxKEMPreKey, b.OneTimeKEMPreKeys[i].Public)
 	}
+	resignBundle(id, b)
+}
+
+// resignBundle re-signs only the bundle signature.
+func resignBundle(id *Identity, b *Bundle) {
+	b.BundleSignature = id.sign(ctxBundle, b.Transcript())
 }
 
 func TestBundleRejections(t *testing.T) {
@@ -247,7 +255,49 @@ func TestBundleRejections(t *testing.T) {
 		{"bad identity signature", func(b *Bundle) { flip(b.IdentitySignature) }, ErrBadSignature},
 		{"identity signature by another key", func(b *Bundle) {
 			other, _ := NewIdentity(testRand("other signer"))
-			b.IdentitySignature = other.sign(b.IdentityKey)
+			b.IdentitySignature = other.sign(ctxIdentity, b.IdentityKey)
+		}, ErrBadSignature},
+		// Signature domain separation: a signature valid in one context
+		// verifies in no other.
+		{"SPK is the identity key, signed under the identity context", func(b *Bundle) {
+			b.SignedPreKey.Public = bytes.Clone(b.IdentityKey)
+			b.SignedPreKey.Signature = bytes.Clone(b.IdentitySignature)
+			resignBundle(base.bob, b)
+		}, ErrBadSignature},
+		{"identity key is the SPK, signed under the SPK context", func(b *Bundle) {
+			b.IdentityKey = bytes.Clone(b.SignedPreKey.Public)
+			b.IdentitySignature = bytes.Clone(b.SignedPreKey.Signature)
+			resignBundle(base.bob, b)
+		}, ErrBadSignature},
+		{"identity signature without context (version 1)", func(b *Bundle) {
+			b.IdentitySignature = ed25519.Sign(base.bob.signing, b.IdentityKey)
+		}, ErrBadSignature},
+		{"SPK signature without context (version 1)", func(b *Bundle) {
+			b.SignedPreKey.Signature = ed25519.Sign(base.bob.signing, b.SignedPreKey.Public)
+		}, ErrBadSignature},
+		{"KEM prekey signed under the SPK context", func(b *Bundle) {
+			b.KEMPreKey.Signature = base.bob.sign(ctxSignedPreKey, b.KEMPreKey.Public)
+			resignBundle(base.bob, b)
+		}, ErrBadSignature},
+		{"bundle signature under the identity context", func(b *Bundle) {
+			b.BundleSignature = base.bob.sign(ctxIdentity, b.Transcript())
+		}, ErrBadSignature},
+		// The bundle signature binds the issue time and the keys together.
+		{"issue time changed", func(b *Bundle) { b.Issued = b.Issued.Add(time.Second) }, ErrBadSignature},
+		{"no bundle signature", func(b *Bundle) { b.BundleSignature = nil }, ErrBadSignature},
+		{"SPK of another bundle, with its own signature", func(b *Bundle) {
+			older, _ := base.bob.NewSignedPreKey(testRand("older spk"), 9)
+			b.SignedPreKey = publicOf(older, true)
+		}, ErrBadSignature},
+		{"one-time prekey replaced", func(b *Bundle) {
+			o, _ := NewOneTimePreKey(testRand("opk swap"), b.OneTimePreKeys[0].ID)
+			b.OneTimePreKeys[0].Public = o.Public
+		}, ErrBadSignature},
+		{"one-time KEM prekey dropped", func(b *Bundle) { b.OneTimeKEMPreKeys = nil }, ErrBadSignature},
+		{"last-resort KEM prekey dropped", func(b *Bundle) { b.KEMPreKey = nil }, ErrBadSignature},
+		{"one-time KEM prekey moved to the last-resort slot", func(b *Bundle) {
+			b.KEMPreKey = &b.OneTimeKEMPreKeys[0]
+			b.OneTimeKEMPreKeys = nil
 		}, ErrBadSignature},
 		{"bad SPK signature", func(b *Bundle) { flip(b.SignedPreKey.Signature) }, ErrBadSignature},
 		{"SPK replaced, old signature", func(b *Bundle) {
@@ -339,7 +389,7 @@ func TestBundleRejections(t *testing.T) {
 	}{
 		{"unknown version", func() []byte {
 			p := base.bundle.Proto()
-			p.Version = 2
+			p.Version = 3
 			b, _ := proto.Marshal(p)
 			return b
 		}, ErrVersion},
@@ -737,5 +787,118 @@ func TestCanonicalU(t *testing.T) {
 		if got := canonicalU(&k); got != c.want {
 			t.Errorf("%s: canonicalU = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// TestBundleSignaturesByHand checks every signature of a bundle version 2
+// with crypto/ed25519 over the context prefixes and the transcript written
+// out here, independently of the package's own encoding, and that a
+// version 1 bundle is refused with an error naming its version.
+func TestBundleSignaturesByHand(t *testing.T) {
+	p := newParty(t, testRand("signatures by hand"), scenario{opk: true, kem: true, oneTime: true})
+	b := p.bundle
+	pub := ed25519.PublicKey(p.bob.SigningKey())
+	check := func(what, context string, msg, sig []byte) {
+		t.Helper()
+		if !ed25519.Verify(pub, append([]byte(context), msg...), sig) {
+			t.Errorf("%s: not Ed25519 over %q || message", what, context)
+		}
+		if ed25519.Verify(pub, msg, sig) {
+			t.Errorf("%s: verifies without its context", what)
+		}
+	}
+	check("identity signature", "strata-dr-identity-v1\x00", b.IdentityKey, b.IdentitySignature)
+	check("signed prekey", "strata-dr-spk-v1\x00", b.SignedPreKey.Public, b.SignedPreKey.Signature)
+	check("last-resort KEM prekey", "strata-dr-kem-v1\x00", b.KEMPreKey.Public, b.KEMPreKey.Signature)
+	check("one-time KEM prekey", "strata-dr-kem-v1\x00", b.OneTimeKEMPreKeys[0].Public, b.OneTimeKEMPreKeys[0].Signature)
+
+	u32 := func(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+	issued := testIssued.Unix()
+	var tr []byte
+	for i := 7; i >= 0; i-- {
+		tr = append(tr, byte(issued>>(8*i)))
+	}
+	tr = append(tr, p.bob.IdentityKey()...)
+	tr = append(append(tr, u32(spkID)...), p.spk.Public...)
+	tr = append(append(append(tr, 1), u32(kemID)...), p.kem.Public...)
+	tr = append(append(append(tr, u32(1)...), u32(opkID)...), p.opk.Public...)
+	tr = append(append(append(tr, u32(1)...), u32(pqopkID)...), p.pqopk.Public...)
+	if !bytes.Equal(tr, b.Transcript()) {
+		t.Fatal("Transcript differs from the one written out by hand")
+	}
+	check("bundle signature", "strata-dr-bundle-v1\x00", tr, b.BundleSignature)
+
+	// A version 1 bundle is refused, and the error names the version.
+	pm := b.Proto()
+	if pm.GetVersion() != 2 {
+		t.Fatalf("bundle version %d, want 2", pm.GetVersion())
+	}
+	pm.Version = 1
+	old, _ := proto.Marshal(pm)
+	_, err := ParseBundle(old)
+	if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "bundle version 1") {
+		t.Fatalf("ParseBundle(version 1) = %v, want ErrVersion naming version 1", err)
+	}
+}
+
+// TestInitiateClassic: an initiator without post-quantum runs X3DH with a
+// bundle that offers ML-KEM prekeys, after verifying all of it.
+func TestInitiateClassic(t *testing.T) {
+	sc := scenario{opk: true, kem: true, oneTime: true}
+	p := newParty(t, testRand("classic"), sc)
+	init, err := InitiateClassic(nil, p.alice, p.bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if init.PostQuantum || init.Header.GetKemPrekeyId() != 0 || len(init.Header.GetKemCiphertext()) != 0 {
+		t.Fatal("InitiateClassic used an ML-KEM prekey")
+	}
+	keys := p.responderKeys(sc)
+	keys.KEMPreKey = nil
+	sk, ad, err := Respond(p.bob, keys, p.alice.IdentityKey(), init.Header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sk, init.SharedSecret) || !bytes.Equal(ad, init.AssociatedData) {
+		t.Fatal("responder and initiator disagree")
+	}
+	// It verifies the ML-KEM prekeys it does not use.
+	bad := cloneBundle(t, p.bundle)
+	bad.OneTimeKEMPreKeys[0].Signature[0] ^= 1
+	if _, err := InitiateClassic(failReader{}, p.alice, bad); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("InitiateClassic with a bad KEM signature = %v, want ErrBadSignature", err)
+	}
+}
+
+// TestSignedPreKeyIsIdentityKey is the attack the context prefixes stop: a
+// bundle whose signed prekey is the identity key, carrying the identity
+// signature as the prekey's, with everything else validly signed. Under one
+// shared encoding both checks passed; now the prekey's signature fails, and
+// the bundle is refused on every path.
+func TestSignedPreKeyIsIdentityKey(t *testing.T) {
+	p := newParty(t, testRand("spk is ik"), scenario{kem: true})
+	b := cloneBundle(t, p.bundle)
+	b.SignedPreKey.Public = bytes.Clone(b.IdentityKey)
+	b.SignedPreKey.Signature = bytes.Clone(b.IdentitySignature)
+	resignBundle(p.bob, b)
+	err := b.Verify()
+	if !errors.Is(err, ErrBadSignature) || !strings.Contains(err.Error(), "signed prekey") {
+		t.Fatalf("Verify = %v, want ErrBadSignature on the signed prekey", err)
+	}
+	enc, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseBundle(enc); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("ParseBundle = %v, want ErrBadSignature", err)
+	}
+	if _, err := Initiate(failReader{}, p.alice, b); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("Initiate = %v, want ErrBadSignature", err)
+	}
+	// The same bundle with the prekey signed as a prekey verifies: only the
+	// context made the difference.
+	b.SignedPreKey.Signature = p.bob.SignPreKey(b.SignedPreKey.Public)
+	if err := b.Verify(); err != nil {
+		t.Fatalf("with a prekey signature: %v", err)
 	}
 }
