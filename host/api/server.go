@@ -1,7 +1,19 @@
 // Package api serves the host's messaging API (core/api/app/v1) for a
-// running node, on a Unix socket (mode 0600) or a loopback TCP address.
-// It has no authentication of its own: whoever can connect is the node's
-// user, which is why it refuses to listen anywhere else.
+// running node, on a Unix socket or a loopback TCP address, and dials it
+// for the CLI (Dial).
+//
+// Whoever may call the API acts as the node: reads its history, sends as
+// it. So:
+//
+//   - The Unix socket is created under umask 077 (no access for group or
+//     others from its first instant) in a directory of the node's user
+//     that group and others cannot write to, and every connection is
+//     checked by the peer's credentials: a process of another user is
+//     refused even if it got past the file's mode.
+//   - On TCP, which any local user can connect to, every call must carry a
+//     token that the node makes at each start (32 random bytes) and writes
+//     to <data_dir>/host/api.token with mode 0600; the CLI reads it there.
+//     A non-loopback address is refused by the config check.
 package api
 
 import (
@@ -12,10 +24,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,44 +43,64 @@ import (
 // envelope).
 const maxMessage = 8 << 20
 
+// Options are the choices of Listen.
+type Options struct {
+	// TokenFile is where a server on TCP writes the token its clients
+	// must send: TokenPath of the node's data directory. Required for TCP.
+	TokenFile string
+	// Logger, when set, logs the connections refused on the Unix socket.
+	Logger hclog.Logger
+}
+
 // Server is the messaging API of one node.
 type Server struct {
-	n   *node.Node
 	grp *grpc.Server
 	lis net.Listener
 	// sock is the socket file to remove at Close, if any.
 	sock string
+	// token is the token file to remove at Close, if any.
+	token string
 }
 
 // Listen serves the API for n at network ("unix" or "tcp") and address.
-// A Unix socket is created with mode 0600; a stale socket file from a node
-// that died is replaced, one that a live process still serves is not.
-func Listen(n *node.Node, network, address string) (*Server, error) {
-	if network == "unix" {
-		if err := os.MkdirAll(filepath.Dir(address), 0o700); err != nil {
+func Listen(n *node.Node, network, address string, opts Options) (*Server, error) {
+	return listen(&service{n: n}, network, address, opts)
+}
+
+// listen serves svc: Listen without the node.
+func listen(svc appv1.MessagingServer, network, address string, opts Options) (*Server, error) {
+	s := &Server{}
+	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage)}
+	var err error
+	switch network {
+	case "unix":
+		if s.lis, err = listenUnix(address, opts.Logger); err != nil {
 			return nil, fmt.Errorf("api: %w", err)
 		}
-		if c, err := net.DialTimeout("unix", address, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("api: %s is served by another process (is this node already running?)", address)
-		}
-		os.Remove(address)
-	}
-	lis, err := net.Listen(network, address)
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	s := &Server{n: n, lis: lis}
-	if network == "unix" {
 		s.sock = address
-		if err := os.Chmod(address, 0o600); err != nil {
-			lis.Close()
+	case "tcp":
+		if opts.TokenFile == "" {
+			return nil, errors.New("api: a TCP endpoint needs a token file")
+		}
+		// The token is on disk before the port opens: a client that can
+		// connect finds it.
+		token, err := writeToken(opts.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		s.token = opts.TokenFile
+		if s.lis, err = net.Listen("tcp", address); err != nil {
+			os.Remove(s.token)
 			return nil, fmt.Errorf("api: %w", err)
 		}
+		check := tokenCheck{want: []byte(token), path: opts.TokenFile}
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(check.unary), grpc.ChainStreamInterceptor(check.stream))
+	default:
+		return nil, fmt.Errorf("api: network %q is not unix or tcp", network)
 	}
-	s.grp = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
-	appv1.RegisterMessagingServer(s.grp, &service{n: n})
-	go s.grp.Serve(lis) // returns when Close stops the server
+	s.grp = grpc.NewServer(gopts...)
+	appv1.RegisterMessagingServer(s.grp, svc)
+	go s.grp.Serve(s.lis) // returns when Close stops the server
 	return s, nil
 }
 
@@ -80,11 +112,15 @@ func (s *Server) Addr() string {
 	return s.lis.Addr().String()
 }
 
-// Close stops the server: streams end, the socket file is removed.
+// Close stops the server: streams end, the socket and token files are
+// removed.
 func (s *Server) Close() {
 	s.grp.Stop()
 	if s.sock != "" {
 		os.Remove(s.sock)
+	}
+	if s.token != "" {
+		os.Remove(s.token)
 	}
 }
 
@@ -122,10 +158,27 @@ func (s *service) Contacts(ctx context.Context, _ *appv1.ContactsRequest) (*appv
 	return resp, nil
 }
 
+// AddContact implements appv1.MessagingServer. A card older than the one
+// the node holds for the same identity is not taken: the call fails with
+// FailedPrecondition, naming both issue times, rather than answer with
+// the stored card as if the new one had been added.
 func (s *service) AddContact(ctx context.Context, req *appv1.AddContactRequest) (*appv1.Contact, error) {
-	c, err := s.n.AddContact(ctx, strings.TrimSpace(req.GetCard()))
+	text := strings.TrimSpace(req.GetCard())
+	card, err := contacts.DecodeText(text)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	c, err := s.n.AddContact(ctx, text)
+	if errors.Is(err, contacts.ErrStale) {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if c.Issued.After(card.Issued) {
+		// The node kept the newer card it had.
+		return nil, status.Errorf(codes.FailedPrecondition, "%v: this card was issued %s, the stored one %s; the stored card stays",
+			contacts.ErrStale, card.Issued.UTC().Format(time.RFC3339), c.Issued.UTC().Format(time.RFC3339))
 	}
 	return contactOf(c), nil
 }
