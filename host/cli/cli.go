@@ -36,7 +36,8 @@ func Execute(ctx context.Context, env Env, args []string) int {
 	root := NewRoot(env)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(env.Stderr, "strata:", err)
+		// An error may quote remote text (a name, a node's answer).
+		fmt.Fprintln(env.Stderr, "strata:", escapeLines(err.Error()))
 		return 1
 	}
 	return 0

@@ -16,13 +16,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/host/api"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/contacts"
 	"github.com/strata-msg/strata/host/identity"
@@ -101,9 +100,10 @@ next start. The output says which.`,
 				return err
 			}
 			fp := identity.Fingerprint(card.IdentityKey)
+			name := escapeText(card.Name)
 			live, err := importLive(cmd.Context(), cfg, strings.TrimSpace(text))
 			if err != nil {
-				return err
+				return importRefused(name, fp, err)
 			}
 			// A node that is starting holds its data directory but serves
 			// its API only once every layer is up: wait for it, so that
@@ -116,23 +116,37 @@ next start. The output says which.`,
 					case <-time.After(100 * time.Millisecond):
 					}
 					if live, err = importLive(cmd.Context(), cfg, strings.TrimSpace(text)); err != nil {
-						return err
+						return importRefused(name, fp, err)
 					}
 				}
 			}
+			var namesakes []string
 			err = withStore(cmd.Context(), cfg, func(id *identity.Identity, store *contacts.Store) error {
 				if bytes.Equal(card.IdentityKey, id.Public()) {
 					return errors.New("that is this node's own card")
 				}
 				if !live {
-					if err := store.Put(cmd.Context(), card); errors.Is(err, contacts.ErrStale) {
-						fmt.Fprintf(cmd.OutOrStdout(), "kept the newer card already stored for %s (%s)\n", card.Name, fp)
-					} else if err != nil {
-						return err
+					if err := store.Put(cmd.Context(), card); err != nil {
+						return importRefused(name, fp, err)
 					}
 				}
 				if alias != "" {
-					return store.SetAlias(cmd.Context(), card.IdentityKey, alias)
+					if err := store.SetAlias(cmd.Context(), card.IdentityKey, alias); err != nil {
+						return err
+					}
+				}
+				cards, err := store.List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				shown := showContact(&contacts.Card{Name: card.Name, Alias: alias})
+				if foldName(shown) == foldName(cfg.Node.Name) {
+					namesakes = append(namesakes, escapeText(cfg.Node.Name)+" (this node)")
+				}
+				for _, c := range cards {
+					if !bytes.Equal(c.IdentityKey, card.IdentityKey) && foldName(showContact(c)) == foldName(shown) {
+						namesakes = append(namesakes, escapeText(showContact(c))+" ("+identity.Fingerprint(c.IdentityKey)+")")
+					}
 				}
 				return nil
 			})
@@ -141,14 +155,18 @@ next start. The output says which.`,
 			}
 			out := cmd.OutOrStdout()
 			if live {
-				fmt.Fprintf(out, "imported %s (%s) into the running node %s: it uses the card now\n", card.Name, fp, cfg.Node.Name)
-				return nil
-			}
-			fmt.Fprintf(out, "imported %s (%s) into the contacts of node %s\n", card.Name, fp, cfg.Node.Name)
-			if pid := nodePID(cfg); pid > 0 {
-				fmt.Fprintf(out, "node %s is running (pid %d) but its API is off or unreachable: it uses the card from its next start\n", cfg.Node.Name, pid)
+				fmt.Fprintf(out, "imported %s (%s) into the running node %s: it uses the card now\n", name, fp, cfg.Node.Name)
 			} else {
-				fmt.Fprintf(out, "node %s is not running: it uses the card from its next start\n", cfg.Node.Name)
+				fmt.Fprintf(out, "imported %s (%s) into the contacts of node %s\n", name, fp, cfg.Node.Name)
+				if pid := nodePID(cfg); pid > 0 {
+					fmt.Fprintf(out, "node %s is running (pid %d) but its API is off or unreachable: it uses the card from its next start\n", cfg.Node.Name, pid)
+				} else {
+					fmt.Fprintf(out, "node %s is not running: it uses the card from its next start\n", cfg.Node.Name)
+				}
+			}
+			for _, other := range namesakes {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s (%s) has the same name as %s; the CLI shows each of them with its fingerprint (--alias gives a contact a name of your own)\n",
+					escapeText(showContact(&contacts.Card{Name: card.Name, Alias: alias})), fp, other)
 			}
 			return nil
 		},
@@ -179,7 +197,7 @@ next start. The output says which.`,
 						layers = append(layers, sdk.KindName(kind)+"="+sec.Plugin)
 					}
 					slices.Sort(layers)
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Name, c.Alias, identity.Fingerprint(c.IdentityKey), strings.Join(layers, " "))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", escapeText(c.Name), escapeText(c.Alias), identity.Fingerprint(c.IdentityKey), strings.Join(layers, " "))
 				}
 				return w.Flush()
 			})
@@ -231,9 +249,12 @@ func importLive(ctx context.Context, cfg *config.Config, text string) (bool, err
 	if network == "unix" {
 		target = "unix:" + addr
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := api.Dial(target, api.TokenPath(cfg.Node.DataDir))
+	if errors.Is(err, api.ErrNoToken) {
+		return false, nil // a node on TCP writes its token when it starts
+	}
 	if err != nil {
-		return false, nil
+		return false, err
 	}
 	defer conn.Close()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -246,6 +267,29 @@ func importLive(ctx context.Context, cfg *config.Config, text string) (bool, err
 		return false, err
 	}
 	return true, nil
+}
+
+// importRefused is the error of an import that the node or its store
+// refused: a card older than the stored one, one issued in the future, a
+// name that could mislead. name is already escaped.
+func importRefused(name, fp string, err error) error {
+	msg := err.Error()
+	if st, ok := status.FromError(err); ok {
+		msg = st.Message()
+	}
+	if errors.Is(err, contacts.ErrStale) || status.Code(err) == codes.FailedPrecondition {
+		return fmt.Errorf("not imported: the node keeps the newer card it holds for %s (%s): %s", name, fp, msg)
+	}
+	return fmt.Errorf("not imported: %s (%s): %s", name, fp, msg)
+}
+
+// showContact is the name the CLI shows a contact by: its alias, else its
+// card name.
+func showContact(c *contacts.Card) string {
+	if c.Alias != "" {
+		return c.Alias
+	}
+	return c.Name
 }
 
 // nodePID returns the process id of the node running on cfg's data

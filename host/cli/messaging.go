@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,53 +15,55 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	"github.com/strata-msg/strata/host/api"
 	"github.com/strata-msg/strata/host/conversations"
-	"github.com/strata-msg/strata/host/identity"
 )
 
 // apiFlags locate a running node's messaging API: its config (api.listen,
-// or the default socket in its data directory), or --api.
+// or the default socket in its data directory), or --api. On TCP, the
+// node's token is read from its data directory (or --api-token).
 type apiFlags struct {
 	configFlags
-	api string
+	api   string
+	token string
 }
 
 func (f *apiFlags) register(cmd *cobra.Command) {
 	f.configFlags.register(cmd)
 	cmd.Flags().StringVar(&f.api, "api", "", "the node's API endpoint (unix:/path or 127.0.0.1:port); default: from the config")
+	cmd.Flags().StringVar(&f.token, "api-token", "", "the token file of a node's API on TCP; default: <node.data_dir>/host/"+api.TokenFileName+" from the config")
 }
 
 // dial connects to the node's API.
 func (f *apiFlags) dial(env Env) (appv1.MessagingClient, func(), error) {
-	target := f.api
-	if target == "" {
+	target, tokenFile := f.api, f.token
+	if target == "" || (tokenFile == "" && f.file != "" && !strings.HasPrefix(target, "unix:")) {
 		cfg, err := f.load(env)
 		if err != nil {
 			return nil, nil, err
 		}
-		network, addr := cfg.APIEndpoint()
-		switch network {
-		case "":
-			return nil, nil, fmt.Errorf("the node's API is off (api.listen: off)")
-		case "unix":
-			target = "unix:" + addr
-		default:
-			target = addr
+		if target == "" {
+			network, addr := cfg.APIEndpoint()
+			switch network {
+			case "":
+				return nil, nil, fmt.Errorf("the node's API is off (api.listen: off)")
+			case "unix":
+				target = "unix:" + addr
+			default:
+				target = addr
+			}
+		}
+		if tokenFile == "" {
+			tokenFile = api.TokenPath(cfg.Node.DataDir)
 		}
 	}
-	if sock, ok := strings.CutPrefix(target, "unix:"); ok && !exists(sock) {
-		return nil, nil, fmt.Errorf("no node API at %s: is the node running (strata run -c ...)?", sock)
-	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20)))
+	conn, err := api.Dial(target, tokenFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("api %s: %w", target, err)
+		return nil, nil, err
 	}
 	return appv1.NewMessagingClient(conn), func() { conn.Close() }, nil
 }
@@ -106,9 +107,11 @@ func conversationID(s string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// showID prints an id as text when it is printable, else as hex:...
+// showID prints an id as text when that text is safe to print and reads
+// back as the same id (see conversationID), else as hex:...
 func showID(b []byte) string {
-	if utf8.Valid(b) && !bytes.ContainsFunc(b, func(r rune) bool { return r < 0x20 || r == 0x7f }) && len(b) > 0 {
+	if len(b) > 0 && utf8.Valid(b) && !bytes.HasPrefix(b, []byte("hex:")) && !bytes.HasPrefix(b, []byte("public:")) &&
+		escapeText(string(b)) == string(b) {
 		return string(b)
 	}
 	return "hex:" + hex.EncodeToString(b)
@@ -215,19 +218,33 @@ the node stops (then it prints "node stopped" on standard error and exits
 				}
 			}
 			out := cmd.OutOrStdout()
+			var who *names
+			if !asJSON {
+				if who, err = newNames(cmd.Context(), c); err != nil {
+					return err
+				}
+			}
 			print := func(m *appv1.Message) error {
 				if asJSON {
-					return json.NewEncoder(out).Encode(map[string]any{
+					line, err := json.Marshal(map[string]any{
 						"cursor": m.GetCursor(), "conversation": showID(m.GetConversation()), "id": hex.EncodeToString(m.GetMessageId()),
 						"author": hex.EncodeToString(m.GetAuthor()), "author_name": m.GetAuthorName(), "payload": string(m.GetPayload()),
 						"outgoing": m.GetOutgoing(), "time": time.Unix(0, m.GetTimeUnixNano()).UTC().Format(time.RFC3339Nano),
 					})
+					if err != nil {
+						return err
+					}
+					_, err = out.Write(append(jsonLine(line), '\n'))
+					return err
 				}
-				who := m.GetAuthorName()
-				if who == "" {
-					who = "unknown sender"
+				author := m.GetAuthor()
+				if m.GetOutgoing() && len(author) == 0 {
+					author = who.self
 				}
-				_, err := fmt.Fprintf(out, "%d\t%s\t%s\t%s\n", m.GetCursor(), showID(m.GetConversation()), who, m.GetPayload())
+				// Every field but the cursor is remote text, escaped: a
+				// payload cannot end its line or add one of its own.
+				_, err := fmt.Fprintf(out, "%d\t%s\t%s\t%s\n", m.GetCursor(), showID(m.GetConversation()),
+					who.show(cmd.Context(), author, m.GetAuthorName()), escapeText(string(m.GetPayload())))
 				return err
 			}
 			if noFollow {
@@ -350,14 +367,15 @@ func conversationCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			who := namesOf(me, cts.GetContacts())
 			for _, conv := range resp.GetConversations() {
 				if conv.GetPublicChat() != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "public:%s\tpublic chat\n", conv.GetPublicChat())
+					fmt.Fprintf(cmd.OutOrStdout(), "public:%s\tpublic chat\n", escapeText(conv.GetPublicChat()))
 					continue
 				}
 				var names []string
 				for _, m := range conv.GetMembers() {
-					names = append(names, memberName(ed25519.PublicKey(m), me, cts.GetContacts()))
+					names = append(names, who.member(ctx, m))
 				}
 				slices.Sort(names)
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", showID(conv.GetId()), strings.Join(names, ", "))
@@ -383,26 +401,11 @@ func conversationCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "joined public:%s (%s)\n", conv.GetPublicChat(), showID(conv.GetId()))
+			fmt.Fprintf(cmd.OutOrStdout(), "joined public:%s (%s)\n", escapeText(conv.GetPublicChat()), showID(conv.GetId()))
 			return nil
 		},
 	}
 	jf.register(join)
 	cmd.AddCommand(create, list, join)
 	return cmd
-}
-
-func memberName(id ed25519.PublicKey, me *appv1.NodeResponse, cts []*appv1.Contact) string {
-	if bytes.Equal(id, me.GetIdentity()) {
-		return me.GetName() + " (this node)"
-	}
-	for _, c := range cts {
-		if bytes.Equal(c.GetIdentity(), id) {
-			if c.GetAlias() != "" {
-				return c.GetAlias()
-			}
-			return c.GetName()
-		}
-	}
-	return identity.Fingerprint(id)
 }

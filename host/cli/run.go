@@ -39,9 +39,11 @@ it again later. The log goes to standard error.
 The messaging API, which send, listen, conversation and contact import use,
 is served on a Unix socket at <node.data_dir>/host/api.sock unless
 api.listen says otherwise (unix:PATH, a loopback host:port, or off); the log
-line "messaging API endpoint=..." says where. Prometheus metrics are served
-at metrics.listen when it is set. See docs/configuration.md and
-docs/messaging-api.md.`,
+line "messaging API endpoint=..." says where. On TCP, every call must carry
+the token the node writes to <node.data_dir>/host/api.token at each start
+(the CLI reads it there). Prometheus metrics are served at metrics.listen
+when it is set (loopback only, unless metrics.allow_remote). See
+docs/configuration.md and docs/messaging-api.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := flags.load(env)
@@ -60,7 +62,7 @@ docs/messaging-api.md.`,
 				AllowUnverified: flags.allowUnverified,
 				Registerer:      reg,
 				Deliver: func(d node.Delivery) {
-					log.Info("message", "from", d.FromName, "conversation", fmt.Sprintf("%x", d.Conversation), "bytes", len(d.Payload), "trace", d.TraceID)
+					log.Info("message", "from", escapeText(d.FromName), "conversation", fmt.Sprintf("%x", d.Conversation), "bytes", len(d.Payload), "trace", d.TraceID)
 				},
 			})
 			if err != nil {
@@ -76,7 +78,7 @@ docs/messaging-api.md.`,
 				log.Info("node stopped")
 			}()
 			if network, addr := cfg.APIEndpoint(); network != "" {
-				srv, err := api.Listen(n, network, addr)
+				srv, err := api.Listen(n, network, addr, api.Options{TokenFile: api.TokenPath(cfg.Node.DataDir), Logger: log})
 				if err != nil {
 					return fmt.Errorf("api.listen: %w", err)
 				}
