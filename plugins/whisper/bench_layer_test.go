@@ -49,7 +49,7 @@ func (c *countingEmitter) EmitEvent(context.Context, *commonv1.Event) error { re
 func BenchmarkLayerRelay(b *testing.B) {
 	out := &countingEmitter{}
 	l := whisper.New()
-	cfg, _ := json.Marshal(map[string]any{"min_pow": benchMinPoW, "max_message_size": benchMaxSize, "rate_limit_packets": 0, "rate_limit_bytes": 0})
+	cfg, _ := json.Marshal(map[string]any{"min_pow": benchMinPoW, "max_message_size": benchMaxSize, "rate_limit_packets": 0, "rate_limit_bytes": 0, "peer_out_rate": 0})
 	ctx := context.Background()
 	if _, err := l.Configure(ctx, &commonv1.ConfigureRequest{ConfigJson: string(cfg), DataDir: b.TempDir()}, sdk.Env{Out: out}); err != nil {
 		b.Fatal(err)

@@ -27,6 +27,8 @@ type Config struct {
 	PoWTime          time.Duration `json:"pow_time" default:"2s" min:"1ms" max:"1m" desc:"longest time spent mining one posted envelope"`
 	RateLimitPackets int64         `json:"rate_limit_packets" default:"200" min:"0" max:"1073741824" desc:"packets per second accepted from one peer (0: unlimited)"`
 	RateLimitBytes   int64         `json:"rate_limit_bytes" default:"8388608" min:"0" max:"1099511627776" desc:"bytes per second accepted from one peer (0: unlimited)"`
+	PeerOutRate      int64         `json:"peer_out_rate" default:"8388608" min:"0" max:"1099511627776" desc:"envelope bytes per second sent to one peer, past peer_out_burst; the rest is dropped for that peer (0: unlimited)"`
+	PeerOutBurst     int64         `json:"peer_out_burst" default:"8388608" min:"2048" max:"1099511627776" desc:"envelope bytes one peer may be sent at once before peer_out_rate applies (at least max_message_size is used)"`
 	Light            bool          `json:"light" desc:"light node: advertise a bloom of this node's own topics and refuse envelopes outside it"`
 }
 
@@ -59,6 +61,14 @@ func (c Config) powTarget() float64 {
 func (c Config) ratePackets() float64 { return float64(c.RateLimitPackets) }
 func (c Config) rateBytes() float64   { return float64(c.RateLimitBytes) }
 
+// outRate and outBurst are the per-peer outbound byte bucket's; rate 0 is
+// unlimited. The burst is at least one largest envelope, which could
+// never be sent otherwise.
+func (c Config) outRate() float64 { return float64(c.PeerOutRate) }
+func (c Config) outBurst() float64 {
+	return math.Max(float64(c.PeerOutBurst), float64(c.maxSize()))
+}
+
 // bucket is a token bucket; rate 0 means unlimited.
 type bucket struct {
 	rate, burst, tokens float64
@@ -67,6 +77,11 @@ type bucket struct {
 
 func newBucket(rate, burst float64) bucket {
 	return bucket{rate: rate, burst: burst, tokens: burst}
+}
+
+// full reports whether the bucket holds its burst at now, as a new one.
+func (b *bucket) full(now time.Time) bool {
+	return b.rate <= 0 || b.tokens+math.Max(now.Sub(b.last).Seconds(), 0)*b.rate >= b.burst
 }
 
 func (b *bucket) take(now time.Time, n float64) bool {

@@ -17,7 +17,7 @@ var counterNames = []string{
 	"dropped_duplicate", "dropped_rate_limited", "dropped_undecryptable", "dropped_bloom",
 	"dropped_zero_ttl", "dropped_handshake", "dropped_banned_peer", "dropped_wrong_protocol",
 	"dropped_bad_address", "dropped_bad_inner", "dropped_pow_timeout", "dropped_wrong_direction",
-	"dropped_before_status", "dropped_emit_failed",
+	"dropped_before_status", "dropped_emit_failed", "dropped_out_rate_limited",
 }
 
 // counters are the layer's Health counters, atomic so that counting needs

@@ -121,6 +121,7 @@ func startRelay(t *testing.T, shipped, name, pluginDir, listen string) *node.Nod
 		fmt.Sprintf("layers.privacy.config.min_pow=%g", floodMinPoW),
 		"layers.privacy.config.rate_limit_packets=0",
 		"layers.privacy.config.rate_limit_bytes=0",
+		"layers.privacy.config.peer_out_rate=0",
 	}
 	cfg, err := config.Load(config.Sources{File: filepath.Join("..", "..", "configs", shipped), Environ: []string{}, Set: set})
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 // forward sends new envelopes to every peer (but the one they came from)
 // whose bloom and PoW requirement they meet, in code-1 batches of at most
 // max_message_size bytes.
-func (l *Layer) forward(ents []*entry, from *peer) []*commonv1.Frame {
+func (l *Layer) forward(ents []*entry, from *peer, now time.Time) []*commonv1.Frame {
 	if len(ents) == 0 {
 		return nil
 	}
@@ -26,7 +26,7 @@ func (l *Layer) forward(ents []*entry, from *peer) []*commonv1.Frame {
 	var out []*commonv1.Frame
 	for _, id := range ids {
 		if p := l.peers[id]; p != from {
-			out = append(out, l.forwardTo(p, ents)...)
+			out = append(out, l.forwardTo(p, ents, now)...)
 		}
 	}
 	return out
@@ -34,8 +34,10 @@ func (l *Layer) forward(ents []*entry, from *peer) []*commonv1.Frame {
 
 // forwardTo sends p the envelopes it does not know and wants (its bloom
 // and PoW requirement), in code-1 batches of at most max_message_size
-// bytes.
-func (l *Layer) forwardTo(p *peer, ents []*entry) []*commonv1.Frame {
+// bytes, as far as its outbound byte bucket allows. An envelope the bucket
+// refuses is dropped for p (dropped_out_rate_limited) and not marked
+// known: p still lacks it, but nothing offers it to p again.
+func (l *Layer) forwardTo(p *peer, ents []*entry, now time.Time) []*commonv1.Frame {
 	if p.banned || !p.gotStatus {
 		return nil
 	}
@@ -59,6 +61,10 @@ func (l *Layer) forwardTo(p *peer, ents []*entry) []*commonv1.Frame {
 			continue
 		}
 		if ent.pow < p.pow || (p.bloom != nil && !wire.BloomFilterMatch(p.bloom, ent.env.Bloom())) {
+			continue
+		}
+		if !p.out.take(now, float64(len(ent.raw))) {
+			l.count("dropped_out_rate_limited")
 			continue
 		}
 		if size+len(ent.raw)+16 > int(l.cfg.maxSize()) {
@@ -90,12 +96,35 @@ func (l *Layer) poolEntries() []*entry {
 	return ents
 }
 
-// expire drops envelopes whose expiry has passed, at most once a second.
+// outBucket returns the outbound byte bucket of peer id. It is kept by
+// id across the peer's connections, for as long as it is not full again
+// (see expire): a peer that reconnects, and so is handed the pool again,
+// finds its bucket as it left it rather than a full one.
+func (l *Layer) outBucket(id []byte, now time.Time) *bucket {
+	if b, ok := l.outBuckets[string(id)]; ok {
+		return b
+	}
+	b := newBucket(l.cfg.outRate(), l.cfg.outBurst())
+	b.last = now
+	if b.rate > 0 {
+		l.outBuckets[string(id)] = &b
+	}
+	return &b
+}
+
+// expire drops envelopes whose expiry has passed, and the outbound
+// buckets of disconnected peers that have refilled (a new one would be
+// the same), at most once a second.
 func (l *Layer) expire(now time.Time) {
 	if now.Sub(l.lastExpire) < time.Second && !now.Before(l.lastExpire) {
 		return
 	}
 	l.lastExpire = now
+	for id, b := range l.outBuckets {
+		if _, on := l.peers[id]; !on && b.full(now) {
+			delete(l.outBuckets, id)
+		}
+	}
 	n := uint32(now.Unix())
 	for h, ent := range l.pool {
 		if ent.env.Expiry < n {

@@ -68,6 +68,9 @@ type Layer struct {
 	peers map[string]*peer
 	pool  map[[32]byte]*entry
 	subs  map[string]*subscription
+	// outBuckets are the outbound byte buckets by peer id, of connected
+	// peers and of disconnected ones until theirs have refilled.
+	outBuckets map[string]*bucket
 
 	minPoW, prevMinPoW float64
 	powChanged         time.Time
@@ -94,7 +97,9 @@ func New() *Layer {
 		pool:  map[[32]byte]*entry{},
 		subs:  map[string]*subscription{},
 		posts: make(chan *post, 1024),
-		c:     newCounters(),
+
+		outBuckets: map[string]*bucket{},
+		c:          newCounters(),
 	}
 	l.out.init()
 	return l

@@ -255,7 +255,9 @@ func TestHandshakeRequired(t *testing.T) {
 // TestStatusRefresh: a second Status on one connection means the peer's
 // layer restarted and lost the handshake. It is answered with our Status,
 // at most once per statusRefresh (two such peers cannot trade Statuses
-// forever), its new requirements are taken, and it gets the pool again.
+// forever), and its new requirements are taken; but its known set stays
+// and it is not handed the pool again: that happens once per connection,
+// and a reconnect is a new one.
 func TestStatusRefresh(t *testing.T) {
 	l, c := newTestLayer(t, nil)
 	now := time.Now()
@@ -275,11 +277,11 @@ func TestStatusRefresh(t *testing.T) {
 	if fs := framesTo(out, "p", wire.StatusCode); len(fs) != 1 {
 		t.Fatalf("answered a repeated Status with %d Statuses, want 1", len(fs))
 	}
-	if fs := framesTo(out, "p", wire.MessagesCode); len(fs) != 1 {
-		t.Fatalf("the peer got %d batches of the pool again, want 1", len(fs))
+	if fs := framesTo(out, "p", wire.MessagesCode); len(fs) != 0 {
+		t.Fatalf("a repeated Status drew %d batches of the pool, want none", len(fs))
 	}
-	if p := l.peers["p"]; p.pow != 0.1 || counter(l, "status_refreshed") != 1 {
-		t.Fatalf("refresh not taken: pow %v, %v", p.pow, l.Health(context.Background()).GetCounters())
+	if p := l.peers["p"]; p.pow != 0.1 || len(p.known) != 1 || counter(l, "status_refreshed") != 1 {
+		t.Fatalf("refresh: pow %v, %d known, %v", p.pow, len(p.known), l.Health(context.Background()).GetCounters())
 	}
 	now = now.Add(statusRefresh / 2)
 	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.1, nil, false)))
@@ -288,8 +290,18 @@ func TestStatusRefresh(t *testing.T) {
 	}
 	now = now.Add(statusRefresh)
 	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.1, nil, false)))
-	if fs := framesTo(emitted(t, l, c), "p", wire.StatusCode); len(fs) != 1 {
+	out = emitted(t, l, c)
+	if fs := framesTo(out, "p", wire.StatusCode); len(fs) != 1 {
 		t.Fatalf("did not answer a Status %v after the last answer", statusRefresh)
+	}
+	if fs := framesTo(out, "p", wire.MessagesCode); len(fs) != 0 {
+		t.Fatalf("an answered repeated Status drew %d batches of the pool, want none", len(fs))
+	}
+	// A new connection is a new peer: its handshake hands it the pool.
+	l.HandleBatch(context.Background(), &commonv1.Batch{Events: []*commonv1.Event{{Kind: &commonv1.Event_Peer{Peer: &commonv1.PeerEvent{Peer: []byte("p"), State: commonv1.PeerState_PEER_STATE_DISCONNECTED}}}}})
+	handshake(l, 0.1, nil, "p")
+	if fs := framesTo(emitted(t, l, c), "p", wire.MessagesCode); len(fs) != 1 {
+		t.Fatalf("a reconnected peer got %d batches of the pool, want 1", len(fs))
 	}
 }
 

@@ -77,7 +77,7 @@ func (l *Layer) publish(p *post, env *wire.Envelope, err error) []*commonv1.Fram
 	}
 	l.pool[ent.hash] = ent
 	l.count("envelopes_posted")
-	out := l.forward([]*entry{ent}, nil)
+	out := l.forward([]*entry{ent}, nil, l.now())
 	for _, f := range out {
 		f.TraceId, f.Hints = p.trace, p.hints
 	}

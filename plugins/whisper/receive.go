@@ -41,6 +41,9 @@ type peer struct {
 	answered   time.Time
 	packets    bucket
 	bytes      bucket
+	// out is the peer's share of l.outBuckets: the envelope bytes it may
+	// still be sent (peer_out_rate, peer_out_burst).
+	out *bucket
 }
 
 // addPeer registers an overlay peer and returns our Status for it.
@@ -50,6 +53,7 @@ func (l *Layer) addPeer(id []byte, now time.Time) []*commonv1.Frame {
 		known:   map[[32]byte]struct{}{},
 		packets: newBucket(l.cfg.ratePackets(), math.Max(l.cfg.ratePackets(), 1)),
 		bytes:   newBucket(l.cfg.rateBytes(), math.Max(l.cfg.rateBytes(), float64(l.cfg.maxSize())+1)),
+		out:     l.outBucket(id, now),
 	}
 	p.packets.last, p.bytes.last, p.statusSent = now, now, now
 	l.peers[string(id)] = p
@@ -123,32 +127,34 @@ func (l *Layer) receive(f *commonv1.Frame, now time.Time) []*commonv1.Frame {
 			l.penalise(p, "handshake", errors.New("light node to light node"))
 			return out
 		}
+		p.pow, p.bloom, p.light = 0, nil, st.Light
+		if st.PoWSet {
+			p.pow, p.bloom = st.PoW, st.Bloom
+		}
 		if p.gotStatus {
-			// A second Status on one connection: geth ignores it. From a
-			// layer like this one it means the peer's layer restarted
-			// with the connection up and lost the handshake: take its
-			// new requirements, answer with our Status (then at most once
-			// per statusRefresh, so two peers cannot trade Statuses
-			// forever), and hand it the pool again.
+			// A second Status on one connection (geth logs it and reads
+			// on). From a layer like this one it means the peer's layer
+			// restarted with the connection up and lost the handshake:
+			// its new requirements are taken, and it is answered with our
+			// Status, then at most once per statusRefresh, so that two
+			// peers cannot trade Statuses forever. Nothing else: its
+			// known set stays and it is not handed the pool again. That
+			// is once per connection, or every Status would buy the
+			// whole pool (a flood of 100 Statuses, 1.4 KB, drew 8.3 MB of
+			// 20 pooled 4 KB envelopes: TestStatusFlood). What the
+			// restarted layer lost, the layers above send again.
 			l.count("status_refreshed")
-			p.pow, p.bloom, p.light = 0, nil, st.Light
-			if st.PoWSet {
-				p.pow, p.bloom = st.PoW, st.Bloom
-			}
-			clear(p.known)
 			if p.answered.IsZero() || now.Sub(p.answered) >= statusRefresh {
 				p.answered, p.statusSent = now, now
 				out = append(out, down(p.id, wire.StatusCode, encodeStatus(l.minPoW, l.bloom, l.cfg.Light)))
 			}
-			return append(out, l.forwardTo(p, l.poolEntries())...)
+			return out
 		}
-		p.gotStatus, p.light = true, st.Light
-		if st.PoWSet {
-			p.pow, p.bloom = st.PoW, st.Bloom
-		}
+		p.gotStatus = true
 		// As geth's broadcast loop does, a peer gets the pool once it
-		// has told us what it wants.
-		out = append(out, l.forwardTo(p, l.poolEntries())...)
+		// has told us what it wants: once per connection, since
+		// gotStatus is never cleared on one (a reconnect is a new peer).
+		out = append(out, l.forwardTo(p, l.poolEntries(), now)...)
 	case wire.MessagesCode:
 		envs, raws, err := decodeMessagesRaw(body)
 		if err != nil {
@@ -172,7 +178,7 @@ func (l *Layer) receive(f *commonv1.Frame, now time.Time) []*commonv1.Frame {
 			l.count("peers_penalised")
 			l.logf("whisper: ignoring peer %x from now on: %v", p.id, bad)
 		}
-		out = append(out, l.forward(fresh, p)...)
+		out = append(out, l.forward(fresh, p, now)...)
 	case wire.PowRequirementCode:
 		v, err := decodePoWRequirement(body)
 		if err != nil {
