@@ -220,7 +220,17 @@ func withStore(ctx context.Context, cfg *config.Config, f func(*identity.Identit
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	id, err := identity.Load(dir)
+	master, err := identity.MasterKey(dir, cfg.Node.PassphraseFile, cfg.Node.KeyFile)
+	if err != nil {
+		return err
+	}
+	hostKey, err := identity.HostKey(master)
+	master.Wipe()
+	if err != nil {
+		return err
+	}
+	id, err := identity.LoadSealed(dir, hostKey)
+	hostKey.Wipe()
 	if err != nil {
 		return err
 	}
