@@ -1,0 +1,36 @@
+package bsp_test
+
+import (
+	"testing"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/conformance"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
+	"github.com/strata-msg/strata/plugins/bsp"
+)
+
+// testConfig is a test-sized config: latencies from 10 ms to 200 ms, an
+// initial 50 ms, backoff capped at 1 s, the session mode given.
+func testConfig(mode string) func(int) map[string]any {
+	return func(int) map[string]any {
+		return map[string]any{"mode": mode, "initial_latency": "50ms", "min_latency": "10ms", "max_latency": "200ms", "max_backoff": "1s"}
+	}
+}
+
+// plugin is the bsp layer under test.
+var plugin = sdktest.Plugin{Kind: commonv1.LayerKind_LAYER_KIND_SYNC, New: func() sdk.Layer { return bsp.New() }, Main: "./cmd/strata-plugin-bsp", Name: bsp.Name}
+
+// TestConformance runs the sync suite in both modes (in process and as a
+// process), with eager and interactive sessions.
+func TestConformance(t *testing.T) {
+	sdktest.Run(t, plugin, func(t *testing.T, open sdktest.Opener) {
+		for _, mode := range []string{bsp.ModeEager, bsp.ModeInteractive} {
+			t.Run(mode, func(t *testing.T) {
+				t.Parallel()
+				conformance.Sync(t, open, conformance.Options{Config: testConfig(mode), Timeout: 15 * time.Second})
+			})
+		}
+	})
+}

@@ -1,0 +1,74 @@
+package bsp
+
+import (
+	"errors"
+
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/plugins/bsp/wire"
+)
+
+// counters are the layer's Health counters; they only grow.
+type counters struct {
+	sent            sdk.Counter `counter:"sent"`              // MESSAGE records sent for the first time to one member
+	retransmissions sdk.Counter `counter:"retransmissions"`   // MESSAGE and OFFER records sent again
+	delivered       sdk.Counter `counter:"delivered"`         // UP frames of first deliveries
+	redelivered     sdk.Counter `counter:"redelivered"`       // UP frames of unacknowledged deliveries emitted again at a Start
+	acks            sdk.Counter `counter:"acks"`              // ack entries received
+	offers          sdk.Counter `counter:"offers"`            // offer entries received
+	requests        sdk.Counter `counter:"requests"`          // request entries received
+	messages        sdk.Counter `counter:"messages_received"` // MESSAGE records received
+	duplicates      sdk.Counter `counter:"duplicates"`        // messages received that were already here
+	invalid         sdk.Counter `counter:"invalid"`           // messages found invalid, directly or through a dependency
+	acksSent        sdk.Counter `counter:"acks_sent"`         // ack entries sent
+	offersSent      sdk.Counter `counter:"offers_sent"`       // offer entries sent
+	requestsSent    sdk.Counter `counter:"requests_sent"`     // request entries sent for offered ids
+	repairsSent     sdk.Counter `counter:"repair_requests"`   // request entries sent for missing dependencies (gap repair)
+	repaired        sdk.Counter `counter:"repaired"`          // missing dependencies that arrived after a repair request
+	compacted       sdk.Counter `counter:"compacted"`         // messages that left the sync state, acknowledged by every member
+	forgotten       sdk.Counter `counter:"forgotten"`         // compacted ids forgotten after the history window
+	beyondHistory   sdk.Counter `counter:"beyond_history"`    // missing dependencies given up on as older than the history window
+	onlineResets    sdk.Counter `counter:"online_resets"`     // records made due at once because their member was heard again
+	skipped         sdk.Counter `counter:"records_skipped"`   // records of unknown types, skipped
+	framesSent      sdk.Counter `counter:"frames_sent"`       // DOWN frames
+	bytesSent       sdk.Counter `counter:"bytes_sent"`        // payload bytes of those frames
+	framesIn        sdk.Counter `counter:"frames_received"`   // UP frames from members
+	bytesIn         sdk.Counter `counter:"bytes_received"`    // payload bytes of those
+	hostAcks        sdk.Counter `counter:"host_acks"`         // deliveries the host acknowledged (Ack)
+	hostAcksIgnored sdk.Counter `counter:"host_acks_ignored"` // ids in Ack calls that acknowledged nothing
+	commits         sdk.Counter `counter:"commits"`           // store transactions (group commit: one per batch of concurrent changes)
+
+	unknownGroup sdk.Drop `drop:"unknown_group"`   // a frame whose conversation is no group of ours
+	nonMember    sdk.Drop `drop:"non_member"`      // a frame from a peer that is not another member
+	version      sdk.Drop `drop:"version"`         // a record of a protocol version other than 0: the rest of the frame is abandoned
+	oversize     sdk.Drop `drop:"oversize"`        // a frame above max_frame or a record above the limits
+	malformed    sdk.Drop `drop:"malformed"`       // a record that does not decode: the rest of the frame is abandoned
+	wrongGroup   sdk.Drop `drop:"wrong_group"`     // a MESSAGE of another group than its frame's
+	unknownAck   sdk.Drop `drop:"unknown_ack"`     // acked ids this node does not hold
+	unknownReq   sdk.Drop `drop:"unknown_request"` // requested ids this node does not hold, or holds undelivered
+	offerFlood   sdk.Drop `drop:"offer_flood"`     // offered ids beyond max_offered per member
+	pendingFull  sdk.Drop `drop:"pending_full"`    // messages with a missing dependency beyond max_pending
+	tooOld       sdk.Drop `drop:"too_old"`         // messages older than the history window
+	notRunning   sdk.Drop `drop:"not_running"`     // input after a storage failure
+	downFrame    sdk.Drop `drop:"down_frame"`      // a DOWN frame from above; messages enter through Send
+	wrongDir     sdk.Drop `drop:"wrong_direction"` // a frame that is neither UP nor DOWN
+
+	set *sdk.Counters
+}
+
+func newCounters() *counters {
+	c := &counters{}
+	c.set = sdk.NewCounters(c)
+	return c
+}
+
+// readError counts a record stream error by its kind.
+func (c *counters) readError(err error) {
+	switch {
+	case errors.Is(err, wire.ErrVersion):
+		c.version.Inc()
+	case errors.Is(err, wire.ErrTooLarge):
+		c.oversize.Inc()
+	default:
+		c.malformed.Inc()
+	}
+}

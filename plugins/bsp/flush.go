@@ -1,0 +1,354 @@
+package bsp
+
+import (
+	"bytes"
+	"cmp"
+	"slices"
+
+	"github.com/strata-msg/strata/plugins/bsp/wire"
+)
+
+// maxMessagesPerFlush bounds the MESSAGE and OFFER entries one flush
+// writes to one member; the rest wait for the next flush, which follows at
+// once (coalescing under load).
+const maxMessagesPerFlush = 512
+
+// flush writes what is due to every member at time now (ms), as one or
+// more frames per member, each a BSP record stream that begins with
+// VERSIONS (§2.7). It returns the frames, whether more is due at once,
+// and the time the next record comes due (0: none). The caller commits
+// (sync) before it emits the frames.
+func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.failed != nil {
+		return nil, nil, false, 0
+	}
+	for _, g := range n.groups {
+		n.compact(g)
+		n.forget(g, now)
+		repairs := n.dueRepairs(g, now)
+		for _, p := range g.peers {
+			w := newFrameWriter(n.cfg.MaxFrame)
+			// ACKs owed.
+			var acks []wire.ID
+			for id, st := range p.status {
+				if st.ack {
+					acks = append(acks, id)
+					st.ack = false
+					n.dirtyStatusOf(g, p, id)
+					if m := g.msgs[id]; m != nil {
+						n.markCheck(g, m)
+					}
+				}
+			}
+			for id := range p.owed {
+				acks = append(acks, id)
+			}
+			clear(p.owed)
+			w.ids(wire.Ack, acks)
+			n.c.acksSent.Add(uint64(len(acks)))
+			// REQUESTs of offered ids (Briar requests each once; a lost
+			// request is made good by the offerer offering again), then of
+			// missing dependencies.
+			var reqs []wire.ID
+			for id := range p.offered {
+				if g.msgs[id] == nil {
+					reqs = append(reqs, id)
+				}
+				delete(p.offered, id)
+				n.dirtyOffered[statusKey{g, p, id}] = false
+			}
+			n.c.requestsSent.Add(uint64(len(reqs)))
+			for _, r := range repairs {
+				if r.w.from[p] || r.w.tries >= 2 {
+					reqs = append(reqs, r.id)
+					n.c.repairsSent.Inc()
+				}
+			}
+			w.ids(wire.Request, reqs)
+			// Messages and offers due.
+			lat := n.latency(p)
+			var due []*message
+			for id, st := range p.status {
+				if st.seen {
+					continue
+				}
+				m := g.msgs[id]
+				if m == nil || m.state != stDelivered || m.raw == nil || !(n.shares(m) || st.requested) {
+					continue
+				}
+				if st.requested || st.expiry <= now || (st.maxLatency > 0 && 2*lat < st.maxLatency) {
+					due = append(due, m)
+				} else if next == 0 || st.expiry < next {
+					next = st.expiry
+				}
+			}
+			slices.SortFunc(due, func(a, b *message) int {
+				if c := cmp.Compare(a.ts, b.ts); c != 0 {
+					return c
+				}
+				return bytes.Compare(a.id[:], b.id[:])
+			})
+			if len(due) > maxMessagesPerFlush {
+				due, more = due[:maxMessagesPerFlush], true
+			}
+			var offers []wire.ID
+			offerTrace := uint64(0)
+			for _, m := range due {
+				st := p.status[m.id]
+				full := st.requested || (m.own && !n.cfg.interactive())
+				if full {
+					w.message(wire.RawMessage{Group: g.bsp, Timestamp: m.ts, Body: m.raw}, m.trace)
+					if st.tx == 0 && !st.requested {
+						n.c.sent.Inc()
+					}
+				} else {
+					offers = append(offers, m.id)
+					if offerTrace == 0 {
+						offerTrace = m.trace
+					}
+				}
+				if st.tx > 0 {
+					n.c.retransmissions.Inc()
+				}
+				if st.tx == 0 {
+					p.sentAt[m.id] = now
+				}
+				st.expiry = now + n.backoff(lat, st.tx)
+				st.tx++
+				st.maxLatency = lat
+				st.requested = false
+				n.dirtyStatusOf(g, p, m.id)
+				if next == 0 || st.expiry < next {
+					next = st.expiry
+				}
+			}
+			if len(offers) > 0 {
+				w.trace(offerTrace)
+				w.ids(wire.Offer, offers)
+				n.c.offersSent.Add(uint64(len(offers)))
+			}
+			// Ephemeral messages, once.
+			for _, e := range g.ephOut {
+				w.message(e.raw, e.trace)
+			}
+			for _, f := range w.frames() {
+				out = append(out, outbound{group: g.id, peer: p.key, payload: f.b, trace: f.trace})
+				n.c.framesSent.Inc()
+				n.c.bytesSent.Add(uint64(len(f.b)))
+			}
+		}
+		g.ephOut = nil
+		for _, r := range repairs {
+			r.w.tries++
+			lat := n.cfg.InitialLatency.Milliseconds()
+			for p := range r.w.from {
+				lat = min(lat, n.latency(p))
+			}
+			r.w.next = now + n.backoff(max(lat, n.cfg.MinLatency.Milliseconds()), r.w.tries)
+			if n.cfg.History > 0 && r.w.tries >= beyondHistoryTries {
+				ups = n.beyondHistory(g, r.id, ups)
+			}
+		}
+		for _, wt := range g.wants {
+			if next == 0 || wt.next < next {
+				next = max(wt.next, now+1)
+			}
+		}
+	}
+	return out, ups, more, next
+}
+
+// beyondHistoryTries is the number of repair rounds, the last ones to
+// every member, after which a missing dependency counts as beyond the
+// history window (Config.History).
+const beyondHistoryTries = 6
+
+// beyondHistory gives up on the missing dependency d, which no member
+// could send after beyondHistoryTries rounds: with a history window,
+// members forget what is older than it, so a member who joins late, or
+// comes back after longer than the window, cannot have it. The messages
+// waiting only for it are delivered (the cut-off rule, docs/plugins/bsp.md).
+func (n *node) beyondHistory(g *group, d wire.ID, ups []delivery) []delivery {
+	delete(g.wants, d)
+	n.c.beyondHistory.Inc()
+	for _, w := range g.waiting[d] {
+		w.missing--
+		if w.missing == 0 && w.state == stPending {
+			g.pending--
+			ups = n.deliver(g, w, ups)
+		}
+	}
+	delete(g.waiting, d)
+	return ups
+}
+
+// forget drops, once every tenth of the history window, the messages
+// older than the window that the sync state may let go: compacted ids,
+// and held messages the host has acknowledged or that are this node's,
+// with what every member's state says of them. A member that has not
+// acknowledged one by then will not get it from here (the cut-off rule).
+// Pending messages wait for their dependencies regardless.
+func (n *node) forget(g *group, now int64) {
+	if n.cfg.History <= 0 {
+		return
+	}
+	every := max(n.cfg.History.Milliseconds()/10, 1000)
+	if now-g.lastForget < every {
+		return
+	}
+	g.lastForget = now
+	cut := uint64(max(n.historyCut(), 0))
+	for id, m := range g.msgs {
+		if m.ts >= cut || m.state == stPending || (m.deliverSeq > 0 && !m.hostAcked && !m.own) || len(g.waiting[id]) > 0 {
+			continue
+		}
+		for _, p := range g.peers {
+			if _, ok := p.status[id]; ok {
+				delete(p.status, id)
+				delete(p.sentAt, id)
+				n.dirtyStatusOf(g, p, id)
+			}
+		}
+		delete(g.msgs, id)
+		m.gone = true
+		n.dirtyMsgs[m] = g
+		n.c.forgotten.Inc()
+	}
+}
+
+type dueRepair struct {
+	id wire.ID
+	w  *want
+}
+
+// dueRepairs are the missing dependencies to ask for now: first from the
+// members that announced them, from the third try on from every member.
+func (n *node) dueRepairs(g *group, now int64) []dueRepair {
+	var rs []dueRepair
+	for id, w := range g.wants {
+		if g.msgs[id] != nil {
+			delete(g.wants, id)
+			continue
+		}
+		if w.next <= now {
+			rs = append(rs, dueRepair{id, w})
+		}
+	}
+	slices.SortFunc(rs, func(a, b dueRepair) int { return bytes.Compare(a.id[:], b.id[:]) })
+	if len(rs) > wire.MaxIDs {
+		rs = rs[:wire.MaxIDs]
+	}
+	return rs
+}
+
+// compact takes out of the sync state the messages that every member
+// holds and, for received ones, that the host has acknowledged: their
+// statuses go, their body goes (the host's history keeps the message),
+// and the id stays, so that a replay is acknowledged and not taken again.
+// Ids compacted longer ago than the history window are forgotten
+// (Config.History), and a copy that comes back after that is refused as
+// too old.
+func (n *node) compact(g *group) {
+	for id := range g.check {
+		delete(g.check, id)
+		m := g.msgs[id]
+		if m == nil || m.state != stDelivered || m.raw == nil || (!m.own && !m.hostAcked) {
+			continue
+		}
+		if len(g.waiting[id]) > 0 {
+			continue
+		}
+		done := true
+		for _, p := range g.peers {
+			st := p.status[id]
+			if st == nil {
+				// Only a member known to have it counts: its author, or the
+				// member it came from. Without relaying, another member's
+				// copy is never acknowledged here, so received messages
+				// stay until the history window forgets them.
+				if bytes.Equal(p.key, m.b.author) || bytes.Equal(p.key, m.sender) {
+					continue
+				}
+				done = false
+				break
+			}
+			if !st.seen || st.ack || st.requested {
+				done = false
+				break
+			}
+		}
+		if !done {
+			continue
+		}
+		for _, p := range g.peers {
+			if _, ok := p.status[id]; ok {
+				delete(p.status, id)
+				delete(p.sentAt, id)
+				n.dirtyStatusOf(g, p, id)
+			}
+		}
+		m.state, m.raw = stCompacted, nil
+		n.dirtyMsgs[m] = g
+		n.c.compacted.Inc()
+	}
+}
+
+// frameWriter packs records into frames of at most max bytes, each
+// beginning with VERSIONS.
+type frameWriter struct {
+	max int
+	out []frame
+}
+
+type frame struct {
+	b     []byte
+	trace uint64
+}
+
+func newFrameWriter(max int) *frameWriter { return &frameWriter{max: max} }
+
+// room returns a frame with room for n more bytes.
+func (w *frameWriter) room(n int) *frame {
+	if len(w.out) == 0 || len(w.out[len(w.out)-1].b)+n > w.max {
+		w.out = append(w.out, frame{b: wire.AppendVersions(make([]byte, 0, 256), wire.ProtocolVersion)})
+	}
+	return &w.out[len(w.out)-1]
+}
+
+// trace sets the trace id of the current frame if it has none.
+func (w *frameWriter) trace(t uint64) {
+	f := w.room(0)
+	if f.trace == 0 {
+		f.trace = t
+	}
+}
+
+// ids writes records of type t for ids, as many as they need.
+func (w *frameWriter) ids(t wire.Type, ids []wire.ID) {
+	for len(ids) > 0 {
+		f := w.room(wire.HeaderLen + wire.IDLen)
+		k := min(len(ids), wire.MaxIDs, (w.max-len(f.b)-wire.HeaderLen)/wire.IDLen)
+		f.b = wire.AppendIDs(f.b, t, ids[:k])
+		ids = ids[k:]
+	}
+}
+
+// message writes m's MESSAGE record; a frame that carries a message
+// carries its trace id (the first message's).
+func (w *frameWriter) message(m wire.RawMessage, trace uint64) {
+	f := w.room(m.RecordLen())
+	f.b = wire.AppendMessage(f.b, m)
+	if f.trace == 0 {
+		f.trace = trace
+	}
+}
+
+// frames returns the frames written, none if nothing but VERSIONS.
+func (w *frameWriter) frames() []frame {
+	if len(w.out) == 1 && len(w.out[0].b) == wire.HeaderLen+1 {
+		return nil
+	}
+	return w.out
+}

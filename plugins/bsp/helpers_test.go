@@ -1,0 +1,227 @@
+package bsp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/plugins/bsp/wire"
+)
+
+// clock is a manual clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *clock) ms() int64               { return c.t.UnixMilli() }
+
+// key is the identity key of the member named name.
+func key(name string) []byte {
+	h := sha256.Sum256([]byte("bsp test member " + name))
+	return h[:]
+}
+
+var testGroup = []byte("test-group")
+
+// tnode is a node in a testNet.
+type tnode struct {
+	name string
+	dir  string
+	n    *node
+	// delivered are the ids delivered up, in order, and their payloads.
+	delivered []wire.ID
+	payloads  map[wire.ID]string
+	offline   bool
+}
+
+// testNet is a deterministic network of nodes over a manual clock: step
+// flushes every node and hands each frame to its member, unless a filter
+// drops it.
+type testNet struct {
+	t     testing.TB
+	clk   *clock
+	cfg   Config
+	nodes map[string]*tnode
+	names []string
+	// drop decides whether a frame from → to is lost.
+	drop func(from, to string, payload []byte) bool
+	// tape records every frame, for replays.
+	tape []tframe
+}
+
+type tframe struct {
+	from, to string
+	payload  []byte
+}
+
+func testCfg() Config {
+	c, err := sdk.ConfigDefaults[Config]()
+	if err != nil {
+		panic(err)
+	}
+	c.InitialLatency = 100 * time.Millisecond
+	c.MinLatency = 10 * time.Millisecond
+	c.MaxLatency = time.Second
+	c.MaxBackoff = 10 * time.Second
+	c.Durability = DurabilityNormal
+	return c
+}
+
+func newNet(t testing.TB, cfg Config, names ...string) *testNet {
+	tn := &testNet{t: t, clk: &clock{t: time.UnixMilli(1_800_000_000_000)}, cfg: cfg, nodes: map[string]*tnode{}, names: names}
+	for _, name := range names {
+		nd := &tnode{name: name, dir: t.TempDir(), payloads: map[wire.ID]string{}}
+		tn.nodes[name] = nd
+		tn.open(nd)
+	}
+	return tn
+}
+
+func (tn *testNet) members() [][]byte {
+	var ms [][]byte
+	for _, name := range tn.names {
+		ms = append(ms, key(name))
+	}
+	return ms
+}
+
+// open opens (or reopens, after a crash) nd's node and sets the group.
+func (tn *testNet) open(nd *tnode) {
+	tn.t.Helper()
+	n, err := openNode(context.Background(), nd.dir, key(nd.name), tn.cfg, newCounters(), nil, tn.clk.now)
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	nd.n = n
+	tn.t.Cleanup(func() { n.close() })
+	if err := n.setGroup(context.Background(), testGroup, tn.members()); err != nil {
+		tn.t.Fatal(err)
+	}
+	for _, d := range n.unackedDeliveries() {
+		tn.take(nd, d)
+	}
+}
+
+// crash drops nd's node without anything more being written, and opens
+// it again on the same directory.
+func (tn *testNet) crash(name string) {
+	nd := tn.nodes[name]
+	nd.n.close()
+	tn.open(nd)
+}
+
+func (tn *testNet) take(nd *tnode, d delivery) {
+	if !d.ephemeral {
+		if slices.Contains(nd.delivered, d.id) {
+			tn.t.Fatalf("%s delivered %x twice", nd.name, d.id[:4])
+		}
+	}
+	nd.delivered = append(nd.delivered, d.id)
+	nd.payloads[d.id] = string(d.payload)
+	if !d.ephemeral {
+		if err := nd.n.hostAck(context.Background(), d.group, [][]byte{d.id[:]}); err != nil {
+			tn.t.Fatal(err)
+		}
+	}
+}
+
+func (tn *testNet) send(from, payload string, parents ...wire.ID) wire.ID {
+	tn.t.Helper()
+	var ps [][]byte
+	for _, p := range parents {
+		ps = append(ps, bytes.Clone(p[:]))
+	}
+	id, err := tn.nodes[from].n.send(context.Background(), testGroup, []byte(payload), ps, false, 0)
+	if err != nil {
+		tn.t.Fatalf("send %s: %v", payload, err)
+	}
+	return id
+}
+
+// step flushes every online node at the current time and delivers the
+// frames; it returns the number of frames that crossed.
+func (tn *testNet) step() int {
+	tn.t.Helper()
+	crossed := 0
+	for _, name := range tn.names {
+		nd := tn.nodes[name]
+		if nd.offline {
+			continue
+		}
+		out, ups, _, _ := nd.n.flush(tn.clk.ms())
+		if err := nd.n.sync(context.Background()); err != nil {
+			tn.t.Fatal(err)
+		}
+		for _, d := range ups {
+			tn.take(nd, d)
+		}
+		for _, o := range out {
+			to := tn.nameOf(o.peer)
+			tn.tape = append(tn.tape, tframe{name, to, o.payload})
+			if tn.nodes[to].offline || (tn.drop != nil && tn.drop(name, to, o.payload)) {
+				continue
+			}
+			tn.deliver(name, to, o.payload)
+			crossed++
+		}
+	}
+	return crossed
+}
+
+func (tn *testNet) deliver(from, to string, payload []byte) {
+	tn.t.Helper()
+	nd := tn.nodes[to]
+	ds, err := nd.n.receive(context.Background(), []inbound{{group: testGroup, from: key(from), payload: payload, trace: 1}})
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	for _, d := range ds {
+		tn.take(nd, d)
+	}
+}
+
+func (tn *testNet) nameOf(k []byte) string {
+	for _, name := range tn.names {
+		if bytes.Equal(key(name), k) {
+			return name
+		}
+	}
+	tn.t.Fatalf("frame to unknown key %x", k[:4])
+	return ""
+}
+
+// run steps, advancing the clock by dt each time, until cond holds or
+// the clock has advanced by limit.
+func (tn *testNet) run(dt, limit time.Duration, cond func() bool) {
+	tn.t.Helper()
+	for end := tn.clk.t.Add(limit); !cond(); tn.clk.advance(dt) {
+		if tn.clk.t.After(end) {
+			tn.t.Fatalf("not done after %v", limit)
+		}
+		tn.step()
+	}
+}
+
+func (tn *testNet) has(name string, ids ...wire.ID) bool {
+	for _, id := range ids {
+		if !slices.Contains(tn.nodes[name].delivered, id) {
+			return false
+		}
+	}
+	return true
+}
+
+func (tn *testNet) unacked(name string) uint64 {
+	st, err := tn.nodes[name].n.state(testGroup)
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	return st.unacknowledged
+}
+
+func short(id wire.ID) string { return fmt.Sprintf("%x", id[:4]) }
