@@ -40,6 +40,8 @@ const (
 	MaxSectionSize = 64 << 10
 	// MaxNameSize is the largest card name or local alias, in bytes.
 	MaxNameSize = 256
+	// MaxBindingSize is the largest Section.binding, in bytes.
+	MaxBindingSize = 1024
 	// MaxPluginNameSize is the largest Section.plugin, in bytes.
 	MaxPluginNameSize = 64
 	// MaxCardSize is the largest serialized SignedCard, in bytes.
@@ -87,6 +89,10 @@ type Section struct {
 	// Data is the section itself, as the plugin reported it in
 	// StartResponse.contact_section; at most MaxSectionSize bytes.
 	Data []byte
+	// Binding is the plugin's proof that the key behind Data belongs to
+	// the card's identity (privacy.v1 BindAddress); at most
+	// MaxBindingSize bytes, empty for layers that do not bind.
+	Binding []byte
 }
 
 // Card is a node's contact card.
@@ -175,7 +181,7 @@ func (c *Card) proto() *cardv1.ContactCard {
 	}
 	for _, layer := range slices.Sorted(maps.Keys(c.Sections)) {
 		s := c.Sections[layer]
-		pb.Sections = append(pb.Sections, &cardv1.Section{Layer: layer, Plugin: s.Plugin, Data: s.Data})
+		pb.Sections = append(pb.Sections, &cardv1.Section{Layer: layer, Plugin: s.Plugin, Data: s.Data, Binding: s.Binding})
 	}
 	return pb
 }
@@ -196,7 +202,7 @@ func sameContent(a, b *Card) bool {
 	}
 	for layer, sa := range a.Sections {
 		sb, ok := b.Sections[layer]
-		if !ok || sa.Plugin != sb.Plugin || !bytes.Equal(sa.Data, sb.Data) {
+		if !ok || sa.Plugin != sb.Plugin || !bytes.Equal(sa.Data, sb.Data) || !bytes.Equal(sa.Binding, sb.Binding) {
 			return false
 		}
 	}
@@ -268,7 +274,7 @@ func Decode(b []byte) (*Card, error) {
 		signed:      signed,
 	}
 	for _, s := range pb.GetSections() {
-		c.Sections[s.GetLayer()] = Section{Plugin: s.GetPlugin(), Data: s.GetData()}
+		c.Sections[s.GetLayer()] = Section{Plugin: s.GetPlugin(), Data: s.GetData(), Binding: s.GetBinding()}
 	}
 	return c, nil
 }
@@ -308,6 +314,10 @@ func validate(pb *cardv1.ContactCard) error {
 		if n := len(s.GetData()); n > MaxSectionSize {
 			return fmt.Errorf("%w: section %d (%v): %d bytes of data, more than %d",
 				ErrMalformed, i, layer, n, MaxSectionSize)
+		}
+		if n := len(s.GetBinding()); n > MaxBindingSize {
+			return fmt.Errorf("%w: section %d (%v): %d bytes of binding, more than %d",
+				ErrMalformed, i, layer, n, MaxBindingSize)
 		}
 	}
 	return nil

@@ -263,3 +263,53 @@ func (p *publicChats) address(id []byte) ([]byte, bool) {
 
 // checkRecipient implements recipientChecker.
 func (a *privacyAdapter) checkRecipient(c *contacts.Card) error { return cardSectionFor(c, a.s) }
+
+// addressBinder is a layer whose card section can be bound to the node's
+// identity, so that a card copying another node's address is refused.
+type addressBinder interface {
+	// bind returns the binding of the node's own address to identity, or
+	// nil when the layer does not bind its addresses.
+	bind(ctx context.Context, identity []byte) ([]byte, error)
+	// checkBinding checks a contact's section against its identity. It
+	// returns nil for a layer that does not bind its addresses.
+	checkBinding(ctx context.Context, identity []byte, sec contacts.Section) error
+}
+
+// ErrUnboundAddress reports a card whose privacy section is not bound to
+// its identity by the privacy layer's proof: a copy of another node's
+// address, or a card made by a version of the plugin that did not bind.
+var ErrUnboundAddress = errors.New("the card's privacy address is not proven to belong to its identity")
+
+// bind implements addressBinder through the layer's BindAddress.
+func (a *privacyAdapter) bind(ctx context.Context, identity []byte) ([]byte, error) {
+	conn := a.s.liveConn()
+	if conn == nil {
+		return nil, fmt.Errorf("layers.%s: the %s layer is not running", a.s.key, a.s.layer.Plugin)
+	}
+	resp, err := privacyv1.NewControlClient(conn.Control()).BindAddress(ctx, &privacyv1.BindAddressRequest{IdentityKey: identity})
+	if status.Code(err) == codes.Unimplemented {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("layers.%s: bind the address: %w", a.s.key, err)
+	}
+	return resp.GetBinding(), nil
+}
+
+// checkBinding implements addressBinder through the layer's CheckBinding.
+func (a *privacyAdapter) checkBinding(ctx context.Context, identity []byte, sec contacts.Section) error {
+	conn := a.s.liveConn()
+	if conn == nil {
+		return fmt.Errorf("layers.%s: the %s layer is restarting and cannot check the card's address; try again", a.s.key, a.s.layer.Plugin)
+	}
+	_, err := privacyv1.NewControlClient(conn.Control()).CheckBinding(ctx, &privacyv1.CheckBindingRequest{
+		IdentityKey: identity, Address: sec.Data, Binding: sec.Binding,
+	})
+	switch status.Code(err) {
+	case codes.OK, codes.Unimplemented:
+		return nil
+	case codes.InvalidArgument:
+		return fmt.Errorf("%w (%s: %s); ask the contact for a card made by a current version", ErrUnboundAddress, a.s.layer.Plugin, status.Convert(err).Message())
+	}
+	return fmt.Errorf("layers.%s: check the card's address: %w", a.s.key, err)
+}

@@ -129,3 +129,17 @@ func (ab *addressBook) all() []*contacts.Card {
 	}
 	return out
 }
+
+// claimants returns the identities other than id whose cards claim the
+// privacy address addr.
+func (ab *addressBook) claimants(addr, id []byte) [][]byte {
+	ab.mu.RLock()
+	defer ab.mu.RUnlock()
+	var out [][]byte
+	for other := range ab.byPrivacy[string(addr)] {
+		if other != string(id) {
+			out = append(out, []byte(other))
+		}
+	}
+	return out
+}

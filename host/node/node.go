@@ -391,6 +391,18 @@ func (n *Node) refreshCard() error {
 			c.Sections[s.kind] = contacts.Section{Plugin: s.layer.Plugin, Data: sec}
 		}
 	}
+	if b, s := adapterOf[addressBinder](n); b != nil {
+		if sec, ok := c.Sections[s.kind]; ok {
+			ctx, cancel := context.WithTimeout(context.Background(), n.opts.HealthTimeout)
+			binding, err := b.bind(ctx, n.id.Public())
+			cancel()
+			if err != nil {
+				return fmt.Errorf("contact card: %w", err)
+			}
+			sec.Binding = binding
+			c.Sections[s.kind] = sec
+		}
+	}
 	signed, err := c.Sign(n.id)
 	if err != nil {
 		return fmt.Errorf("contact card: %w", err)
@@ -418,6 +430,9 @@ func (n *Node) AddContact(ctx context.Context, text string) (*contacts.Card, err
 	}
 	if bytes.Equal(c.IdentityKey, n.id.Public()) {
 		return nil, errors.New("that is this node's own card")
+	}
+	if err := n.checkAddress(ctx, c); err != nil {
+		return nil, err
 	}
 	if err := n.contacts.Put(ctx, c); errors.Is(err, contacts.ErrStale) {
 		// The store holds a newer card for this contact: keep using it.
@@ -450,6 +465,33 @@ func (n *Node) AddContact(ctx context.Context, text string) (*contacts.Card, err
 	}
 	n.connectContacts([]*contacts.Card{c})
 	return c, nil
+}
+
+// ErrAddressTaken reports a card whose privacy address another contact's
+// card already has: two identities on one address would make frames from
+// it nobody's.
+var ErrAddressTaken = errors.New("another contact's card has the same privacy address")
+
+// checkAddress refuses a card whose privacy section is not bound to its
+// identity (when the privacy layer binds addresses) or whose address
+// another contact already has.
+func (n *Node) checkAddress(ctx context.Context, c *contacts.Card) error {
+	b, s := adapterOf[addressBinder](n)
+	if b == nil {
+		return nil
+	}
+	sec, ok := c.Sections[s.kind]
+	if !ok || sec.Plugin != s.layer.Plugin {
+		return nil
+	}
+	if err := b.checkBinding(ctx, c.IdentityKey, sec); err != nil {
+		return err
+	}
+	for _, other := range n.book.claimants(sec.Data, c.IdentityKey) {
+		name := n.book.name(other)
+		return fmt.Errorf("%w: %q (%s) has it; the card of %s is refused", ErrAddressTaken, name, identity.Fingerprint(other), identity.Fingerprint(c.IdentityKey))
+	}
+	return nil
 }
 
 // ContactName returns a contact's alias, or its card name, or "" when the

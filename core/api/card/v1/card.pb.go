@@ -46,7 +46,15 @@ type Section struct {
 	// The section itself, opaque to the host: produced by that layer's plugin
 	// as StartResponse.contact_section and interpreted only by a plugin of the
 	// same implementation.
-	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// Proof by the layer that the key behind data belongs to the node the
+	// card names: made by the plugin with the private key of its address
+	// over the card's identity key (privacy.v1 Control.BindAddress), checked
+	// by a receiver's plugin of the same implementation
+	// (Control.CheckBinding) before the card is taken. It stops a card that
+	// copies another node's address from squatting on it. Empty for layers
+	// that do not bind their addresses.
+	Binding       []byte `protobuf:"bytes,4,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -98,6 +106,13 @@ func (x *Section) GetPlugin() string {
 func (x *Section) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *Section) GetBinding() []byte {
+	if x != nil {
+		return x.Binding
 	}
 	return nil
 }
@@ -247,11 +262,12 @@ var File_card_v1_card_proto protoreflect.FileDescriptor
 
 const file_card_v1_card_proto_rawDesc = "" +
 	"\n" +
-	"\x12card/v1/card.proto\x12\x0estrata.card.v1\x1a\x16common/v1/common.proto\"h\n" +
+	"\x12card/v1/card.proto\x12\x0estrata.card.v1\x1a\x16common/v1/common.proto\"\x82\x01\n" +
 	"\aSection\x121\n" +
 	"\x05layer\x18\x01 \x01(\x0e2\x1b.strata.common.v1.LayerKindR\x05layer\x12\x16\n" +
 	"\x06plugin\x18\x02 \x01(\tR\x06plugin\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"\xb4\x01\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x18\n" +
+	"\abinding\x18\x04 \x01(\fR\abinding\"\xb4\x01\n" +
 	"\vContactCard\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12!\n" +
 	"\fidentity_key\x18\x02 \x01(\fR\videntityKey\x12\x12\n" +

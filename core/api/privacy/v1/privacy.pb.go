@@ -318,6 +318,202 @@ func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
 	return file_privacy_v1_privacy_proto_rawDescGZIP(), []int{5}
 }
 
+// BindAddressRequest asks the layer to bind its own address to the node's
+// identity.
+type BindAddressRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's identity key (Ed25519 public key, 32 bytes).
+	IdentityKey   []byte `protobuf:"bytes,1,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindAddressRequest) Reset() {
+	*x = BindAddressRequest{}
+	mi := &file_privacy_v1_privacy_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindAddressRequest) ProtoMessage() {}
+
+func (x *BindAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_privacy_v1_privacy_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindAddressRequest.ProtoReflect.Descriptor instead.
+func (*BindAddressRequest) Descriptor() ([]byte, []int) {
+	return file_privacy_v1_privacy_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BindAddressRequest) GetIdentityKey() []byte {
+	if x != nil {
+		return x.IdentityKey
+	}
+	return nil
+}
+
+type BindAddressResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The proof, for the privacy section's binding in the contact card: a
+	// signature by the address's private key over a domain-separated
+	// encoding of identity_key and the address. Its form is the plugin's.
+	Binding       []byte `protobuf:"bytes,1,opt,name=binding,proto3" json:"binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindAddressResponse) Reset() {
+	*x = BindAddressResponse{}
+	mi := &file_privacy_v1_privacy_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindAddressResponse) ProtoMessage() {}
+
+func (x *BindAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_privacy_v1_privacy_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindAddressResponse.ProtoReflect.Descriptor instead.
+func (*BindAddressResponse) Descriptor() ([]byte, []int) {
+	return file_privacy_v1_privacy_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BindAddressResponse) GetBinding() []byte {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
+// CheckBindingRequest asks the layer whether a contact's address is bound
+// to the contact's identity.
+type CheckBindingRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	IdentityKey []byte                 `protobuf:"bytes,1,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
+	// The contact's privacy address (its card's privacy section).
+	Address []byte `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// The section's binding.
+	Binding       []byte `protobuf:"bytes,3,opt,name=binding,proto3" json:"binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckBindingRequest) Reset() {
+	*x = CheckBindingRequest{}
+	mi := &file_privacy_v1_privacy_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckBindingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckBindingRequest) ProtoMessage() {}
+
+func (x *CheckBindingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_privacy_v1_privacy_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckBindingRequest.ProtoReflect.Descriptor instead.
+func (*CheckBindingRequest) Descriptor() ([]byte, []int) {
+	return file_privacy_v1_privacy_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CheckBindingRequest) GetIdentityKey() []byte {
+	if x != nil {
+		return x.IdentityKey
+	}
+	return nil
+}
+
+func (x *CheckBindingRequest) GetAddress() []byte {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+func (x *CheckBindingRequest) GetBinding() []byte {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
+// CheckBindingResponse is empty: a binding that does not hold fails the
+// call with INVALID_ARGUMENT.
+type CheckBindingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckBindingResponse) Reset() {
+	*x = CheckBindingResponse{}
+	mi := &file_privacy_v1_privacy_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckBindingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckBindingResponse) ProtoMessage() {}
+
+func (x *CheckBindingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_privacy_v1_privacy_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckBindingResponse.ProtoReflect.Descriptor instead.
+func (*CheckBindingResponse) Descriptor() ([]byte, []int) {
+	return file_privacy_v1_privacy_proto_rawDescGZIP(), []int{9}
+}
+
 var File_privacy_v1_privacy_proto protoreflect.FileDescriptor
 
 const file_privacy_v1_privacy_proto_rawDesc = "" +
@@ -334,12 +530,23 @@ const file_privacy_v1_privacy_proto_rawDesc = "" +
 	"\aaddress\x18\x01 \x01(\fR\aaddress\".\n" +
 	"\x12UnsubscribeRequest\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\fR\aaddress\"\x15\n" +
-	"\x13UnsubscribeResponse2\x9a\x02\n" +
+	"\x13UnsubscribeResponse\"7\n" +
+	"\x12BindAddressRequest\x12!\n" +
+	"\fidentity_key\x18\x01 \x01(\fR\videntityKey\"/\n" +
+	"\x13BindAddressResponse\x12\x18\n" +
+	"\abinding\x18\x01 \x01(\fR\abinding\"l\n" +
+	"\x13CheckBindingRequest\x12!\n" +
+	"\fidentity_key\x18\x01 \x01(\fR\videntityKey\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\fR\aaddress\x12\x18\n" +
+	"\abinding\x18\x03 \x01(\fR\abinding\"\x16\n" +
+	"\x14CheckBindingResponse2\xd9\x03\n" +
 	"\aControl\x12Y\n" +
 	"\n" +
 	"OwnAddress\x12$.strata.privacy.v1.OwnAddressRequest\x1a%.strata.privacy.v1.OwnAddressResponse\x12V\n" +
 	"\tSubscribe\x12#.strata.privacy.v1.SubscribeRequest\x1a$.strata.privacy.v1.SubscribeResponse\x12\\\n" +
-	"\vUnsubscribe\x12%.strata.privacy.v1.UnsubscribeRequest\x1a&.strata.privacy.v1.UnsubscribeResponseB<Z:github.com/strata-msg/strata/core/api/privacy/v1;privacyv1b\x06proto3"
+	"\vUnsubscribe\x12%.strata.privacy.v1.UnsubscribeRequest\x1a&.strata.privacy.v1.UnsubscribeResponse\x12\\\n" +
+	"\vBindAddress\x12%.strata.privacy.v1.BindAddressRequest\x1a&.strata.privacy.v1.BindAddressResponse\x12_\n" +
+	"\fCheckBinding\x12&.strata.privacy.v1.CheckBindingRequest\x1a'.strata.privacy.v1.CheckBindingResponseB<Z:github.com/strata-msg/strata/core/api/privacy/v1;privacyv1b\x06proto3"
 
 var (
 	file_privacy_v1_privacy_proto_rawDescOnce sync.Once
@@ -353,24 +560,32 @@ func file_privacy_v1_privacy_proto_rawDescGZIP() []byte {
 	return file_privacy_v1_privacy_proto_rawDescData
 }
 
-var file_privacy_v1_privacy_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_privacy_v1_privacy_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_privacy_v1_privacy_proto_goTypes = []any{
-	(*OwnAddressRequest)(nil),   // 0: strata.privacy.v1.OwnAddressRequest
-	(*OwnAddressResponse)(nil),  // 1: strata.privacy.v1.OwnAddressResponse
-	(*SubscribeRequest)(nil),    // 2: strata.privacy.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),   // 3: strata.privacy.v1.SubscribeResponse
-	(*UnsubscribeRequest)(nil),  // 4: strata.privacy.v1.UnsubscribeRequest
-	(*UnsubscribeResponse)(nil), // 5: strata.privacy.v1.UnsubscribeResponse
+	(*OwnAddressRequest)(nil),    // 0: strata.privacy.v1.OwnAddressRequest
+	(*OwnAddressResponse)(nil),   // 1: strata.privacy.v1.OwnAddressResponse
+	(*SubscribeRequest)(nil),     // 2: strata.privacy.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),    // 3: strata.privacy.v1.SubscribeResponse
+	(*UnsubscribeRequest)(nil),   // 4: strata.privacy.v1.UnsubscribeRequest
+	(*UnsubscribeResponse)(nil),  // 5: strata.privacy.v1.UnsubscribeResponse
+	(*BindAddressRequest)(nil),   // 6: strata.privacy.v1.BindAddressRequest
+	(*BindAddressResponse)(nil),  // 7: strata.privacy.v1.BindAddressResponse
+	(*CheckBindingRequest)(nil),  // 8: strata.privacy.v1.CheckBindingRequest
+	(*CheckBindingResponse)(nil), // 9: strata.privacy.v1.CheckBindingResponse
 }
 var file_privacy_v1_privacy_proto_depIdxs = []int32{
 	0, // 0: strata.privacy.v1.Control.OwnAddress:input_type -> strata.privacy.v1.OwnAddressRequest
 	2, // 1: strata.privacy.v1.Control.Subscribe:input_type -> strata.privacy.v1.SubscribeRequest
 	4, // 2: strata.privacy.v1.Control.Unsubscribe:input_type -> strata.privacy.v1.UnsubscribeRequest
-	1, // 3: strata.privacy.v1.Control.OwnAddress:output_type -> strata.privacy.v1.OwnAddressResponse
-	3, // 4: strata.privacy.v1.Control.Subscribe:output_type -> strata.privacy.v1.SubscribeResponse
-	5, // 5: strata.privacy.v1.Control.Unsubscribe:output_type -> strata.privacy.v1.UnsubscribeResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
+	6, // 3: strata.privacy.v1.Control.BindAddress:input_type -> strata.privacy.v1.BindAddressRequest
+	8, // 4: strata.privacy.v1.Control.CheckBinding:input_type -> strata.privacy.v1.CheckBindingRequest
+	1, // 5: strata.privacy.v1.Control.OwnAddress:output_type -> strata.privacy.v1.OwnAddressResponse
+	3, // 6: strata.privacy.v1.Control.Subscribe:output_type -> strata.privacy.v1.SubscribeResponse
+	5, // 7: strata.privacy.v1.Control.Unsubscribe:output_type -> strata.privacy.v1.UnsubscribeResponse
+	7, // 8: strata.privacy.v1.Control.BindAddress:output_type -> strata.privacy.v1.BindAddressResponse
+	9, // 9: strata.privacy.v1.Control.CheckBinding:output_type -> strata.privacy.v1.CheckBindingResponse
+	5, // [5:10] is the sub-list for method output_type
+	0, // [0:5] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -387,7 +602,7 @@ func file_privacy_v1_privacy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_privacy_v1_privacy_proto_rawDesc), len(file_privacy_v1_privacy_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,9 +39,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Control_OwnAddress_FullMethodName  = "/strata.privacy.v1.Control/OwnAddress"
-	Control_Subscribe_FullMethodName   = "/strata.privacy.v1.Control/Subscribe"
-	Control_Unsubscribe_FullMethodName = "/strata.privacy.v1.Control/Unsubscribe"
+	Control_OwnAddress_FullMethodName   = "/strata.privacy.v1.Control/OwnAddress"
+	Control_Subscribe_FullMethodName    = "/strata.privacy.v1.Control/Subscribe"
+	Control_Unsubscribe_FullMethodName  = "/strata.privacy.v1.Control/Unsubscribe"
+	Control_BindAddress_FullMethodName  = "/strata.privacy.v1.Control/BindAddress"
+	Control_CheckBinding_FullMethodName = "/strata.privacy.v1.Control/CheckBinding"
 )
 
 // ControlClient is the client API for Control service.
@@ -56,6 +58,13 @@ type ControlClient interface {
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (*SubscribeResponse, error)
 	// Unsubscribe stops receiving on a shared address.
 	Unsubscribe(ctx context.Context, in *UnsubscribeRequest, opts ...grpc.CallOption) (*UnsubscribeResponse, error)
+	// BindAddress proves the layer holds the key of its own address, for
+	// the node's identity. Optional: a layer whose addresses carry no key
+	// of their own leaves it UNIMPLEMENTED, and its sections carry no
+	// binding.
+	BindAddress(ctx context.Context, in *BindAddressRequest, opts ...grpc.CallOption) (*BindAddressResponse, error)
+	// CheckBinding checks a contact's binding. Optional, with BindAddress.
+	CheckBinding(ctx context.Context, in *CheckBindingRequest, opts ...grpc.CallOption) (*CheckBindingResponse, error)
 }
 
 type controlClient struct {
@@ -96,6 +105,26 @@ func (c *controlClient) Unsubscribe(ctx context.Context, in *UnsubscribeRequest,
 	return out, nil
 }
 
+func (c *controlClient) BindAddress(ctx context.Context, in *BindAddressRequest, opts ...grpc.CallOption) (*BindAddressResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BindAddressResponse)
+	err := c.cc.Invoke(ctx, Control_BindAddress_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlClient) CheckBinding(ctx context.Context, in *CheckBindingRequest, opts ...grpc.CallOption) (*CheckBindingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckBindingResponse)
+	err := c.cc.Invoke(ctx, Control_CheckBinding_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations should embed UnimplementedControlServer
 // for forward compatibility.
@@ -108,6 +137,13 @@ type ControlServer interface {
 	Subscribe(context.Context, *SubscribeRequest) (*SubscribeResponse, error)
 	// Unsubscribe stops receiving on a shared address.
 	Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error)
+	// BindAddress proves the layer holds the key of its own address, for
+	// the node's identity. Optional: a layer whose addresses carry no key
+	// of their own leaves it UNIMPLEMENTED, and its sections carry no
+	// binding.
+	BindAddress(context.Context, *BindAddressRequest) (*BindAddressResponse, error)
+	// CheckBinding checks a contact's binding. Optional, with BindAddress.
+	CheckBinding(context.Context, *CheckBindingRequest) (*CheckBindingResponse, error)
 }
 
 // UnimplementedControlServer should be embedded to have
@@ -125,6 +161,12 @@ func (UnimplementedControlServer) Subscribe(context.Context, *SubscribeRequest) 
 }
 func (UnimplementedControlServer) Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Unsubscribe not implemented")
+}
+func (UnimplementedControlServer) BindAddress(context.Context, *BindAddressRequest) (*BindAddressResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method BindAddress not implemented")
+}
+func (UnimplementedControlServer) CheckBinding(context.Context, *CheckBindingRequest) (*CheckBindingResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CheckBinding not implemented")
 }
 func (UnimplementedControlServer) testEmbeddedByValue() {}
 
@@ -200,6 +242,42 @@ func _Control_Unsubscribe_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_BindAddress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BindAddressRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).BindAddress(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_BindAddress_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).BindAddress(ctx, req.(*BindAddressRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Control_CheckBinding_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckBindingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).CheckBinding(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_CheckBinding_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).CheckBinding(ctx, req.(*CheckBindingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -218,6 +296,14 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Unsubscribe",
 			Handler:    _Control_Unsubscribe_Handler,
+		},
+		{
+			MethodName: "BindAddress",
+			Handler:    _Control_BindAddress_Handler,
+		},
+		{
+			MethodName: "CheckBinding",
+			Handler:    _Control_CheckBinding_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -147,3 +147,14 @@ func (l *Layer) Subscribe(context.Context, *privacyv1.SubscribeRequest) (*privac
 func (l *Layer) Unsubscribe(context.Context, *privacyv1.UnsubscribeRequest) (*privacyv1.UnsubscribeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "echo has no shared addresses")
 }
+
+// BindAddress implements privacyv1.ControlServer; echo's addresses carry
+// no key.
+func (l *Layer) BindAddress(context.Context, *privacyv1.BindAddressRequest) (*privacyv1.BindAddressResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "echo does not bind addresses")
+}
+
+// CheckBinding implements privacyv1.ControlServer.
+func (l *Layer) CheckBinding(context.Context, *privacyv1.CheckBindingRequest) (*privacyv1.CheckBindingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "echo does not bind addresses")
+}
