@@ -128,14 +128,16 @@ func (p *dirtyPool) Put(b *[]byte) {
 
 // boundaryDialOptions are the host side's gRPC options for a plugin
 // connection: the boundary codec, its pool for the transport's reads, and
-// the message size limit.
+// the message size limits. A plugin's answers to unary calls are bounded by
+// maxUnaryRecvBytes; its data stream sets its own limit per call, from the
+// plugin's frame limits (remoteConn.Open).
 func boundaryDialOptions() []grpc.DialOption {
 	pool := newDirtyPool()
 	return []grpc.DialOption{
 		experimental.WithBufferPool(pool),
 		grpc.WithDefaultCallOptions(
 			grpc.ForceCodecV2(boundaryCodec{pool: pool}),
-			grpc.MaxCallRecvMsgSize(maxMessageBytes),
+			grpc.MaxCallRecvMsgSize(maxUnaryRecvBytes),
 			grpc.MaxCallSendMsgSize(maxMessageBytes)),
 	}
 }

@@ -1,10 +1,12 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -12,7 +14,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 )
@@ -21,31 +26,62 @@ import (
 // unverified binaries are not allowed.
 var ErrUnverified = errors.New("sdk: plugin binary has no checksum to verify")
 
+// ErrChecksumMismatch is returned by Launch when the binary's SHA-256 is
+// not LaunchConfig.Checksum.
+var ErrChecksumMismatch = errors.New("plugin checksum mismatch")
+
 // LaunchConfig says how to start a plugin process.
 type LaunchConfig struct {
-	// Path is the plugin binary.
+	// Path is the plugin binary. Launch opens it once (OpenBinary: no
+	// symlink, owned by this user or root, neither it nor a directory above
+	// it writable by others), hashes the open file and executes that same
+	// file, so the binary cannot be swapped between the check and the run.
 	Path string
 	// Kind is the layer kind the host expects the binary to serve.
 	Kind commonv1.LayerKind
-	// Checksum is the binary's expected SHA-256. The binary is hashed right
-	// before it is executed and refused on mismatch.
+	// Checksum is the binary's expected SHA-256, compared with the hash of
+	// the open file right before it is executed; a mismatch is refused.
 	Checksum []byte
-	// AllowUnverified starts the binary without a checksum. For development.
+	// AllowUnverified starts the binary when Checksum is empty. For
+	// development: the file checks still apply, and every such launch logs
+	// a warning that names the binary, its SHA-256 and UnverifiedReason.
 	AllowUnverified bool
+	// UnverifiedReason says what allowed an unverified binary, for that
+	// warning (for the host: plugins.allow_unverified, from the config
+	// file or STRATA_PLUGINS__ALLOW_UNVERIFIED, or --allow-unverified).
+	UnverifiedReason string
 	// Logger receives the plugin's log, under its own name.
 	Logger hclog.Logger
+	// LogLimit bounds what the plugin may write to Logger.
+	LogLimit LogLimit
 	// Env is extra environment for the plugin. The host's own environment is
 	// not passed on (it may hold secrets).
 	Env []string
+	// RunAs, when set, runs the plugin as that user (the host must be root).
+	RunAs *RunAs
 	// StartTimeout bounds the handshake; default 1 minute.
 	StartTimeout time.Duration
 	// CallTimeout bounds every unary call (lifecycle and Control) whose
 	// context has no deadline; default 30 s. A plugin that hangs must not
 	// hang the host.
 	CallTimeout time.Duration
-	// Batch bounds the batches the host sends to the plugin.
+	// Batch bounds the batches the host sends to the plugin, and those it
+	// accepts from it: the plugin is told MaxFrames and MaxBytes, and a
+	// batch beyond them is refused (see FrameLimits).
 	Batch BatchOptions
+	// Limits bound the frames the host accepts from the plugin.
+	Limits FrameLimits
+	// Refused is told of every frame and event the host dropped on receipt
+	// for breaking Limits or Batch, from the goroutine that receives the
+	// plugin's output, before the rest of the batch is delivered. The host
+	// counts them at its boundary. May be nil.
+	Refused func(Refusal)
 }
+
+// launchHook, when set by a test, runs after the binary was opened and
+// hashed and before it is started: where a swap of the file would have
+// to happen to beat the check.
+var launchHook func(path string)
 
 // Launch starts a plugin binary and returns its Conn once the handshake is
 // done: protocol version negotiated, AutoMTLS set up, kind checked.
@@ -56,29 +92,66 @@ func Launch(ctx context.Context, cfg LaunchConfig) (Conn, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 30 * time.Second
 	}
-	var secure *plugin.SecureConfig
+	cfg.Batch = cfg.Batch.withDefaults()
+	bin, err := OpenBinary(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("launch %s: %w", cfg.Path, err)
+	}
+	// bin stays open until the process has started from it.
+	defer bin.Close()
+	sum, err := HashFile(bin)
+	if err != nil {
+		return nil, fmt.Errorf("launch %s: %w", cfg.Path, err)
+	}
 	switch {
 	case len(cfg.Checksum) > 0:
-		secure = &plugin.SecureConfig{Checksum: cfg.Checksum, Hash: sha256.New()}
+		if !bytes.Equal(sum, cfg.Checksum) {
+			return nil, fmt.Errorf("launch %s: %w: its sha256 is %x, not the recorded %x", cfg.Path, ErrChecksumMismatch, sum, cfg.Checksum)
+		}
 	case !cfg.AllowUnverified:
 		return nil, fmt.Errorf("launch %s: %w", cfg.Path, ErrUnverified)
+	default:
+		reason := cfg.UnverifiedReason
+		if reason == "" {
+			reason = "LaunchConfig.AllowUnverified"
+		}
+		cfg.Logger.Warn("STARTING AN UNVERIFIED PLUGIN BINARY: no recorded checksum vouches for it; lock it, or stop allowing unverified plugins",
+			"binary", cfg.Path, "sha256", hex.EncodeToString(sum), "allowed_by", reason)
+	}
+	if launchHook != nil {
+		launchHook(cfg.Path)
 	}
 	kind := KindName(cfg.Kind)
-	cmd := exec.Command(cfg.Path)
-	cmd.Env = append([]string{EnvLogLevel + "=" + levelName(cfg.Logger)}, cfg.Env...)
-	if cfg.Batch.MaxFrames > 0 {
-		cmd.Env = append(cmd.Env, EnvBatchFrames+"="+strconv.Itoa(cfg.Batch.MaxFrames))
+	env := append([]string{
+		EnvLogLevel + "=" + levelName(cfg.Logger),
+		EnvBatchFrames + "=" + strconv.Itoa(cfg.Batch.MaxFrames),
+		EnvBatchBytes + "=" + strconv.Itoa(cfg.Batch.MaxBytes),
+	}, cfg.Env...)
+	var (
+		proc       *procRunner
+		socketConf *plugin.UnixSocketConfig
+	)
+	if cfg.RunAs != nil {
+		// go-plugin makes a directory for the plugin's socket, mode 0700:
+		// the plugin's user must be able to create its socket in it.
+		socketConf = &plugin.UnixSocketConfig{Group: strconv.FormatUint(uint64(cfg.RunAs.GID), 10)}
 	}
-	setParentDeathSignal(cmd)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {kind: &grpcPlugin{}}},
-		Cmd:              cmd,
-		SecureConfig:     secure,
+		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
+			r, err := newProcRunner(cfg.Path, bin, append(env, cmd.Env...), &cfg)
+			proc = r
+			return r, err
+		},
+		UnixSocketConfig: socketConf,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		Logger:           cfg.Logger,
+		SyncStdout:       io.Discard,
+		SyncStderr:       io.Discard,
+		Stderr:           io.Discard,
 		StartTimeout:     cfg.StartTimeout,
 		GRPCDialOptions:  boundaryDialOptions(),
 	})
@@ -100,6 +173,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (Conn, error) {
 	}
 	c := &remoteConn{
 		client: client,
+		proc:   proc,
 		cc:     d.cc,
 		layer:  commonv1.NewLayerClient(d.cc),
 		cfg:    cfg,
@@ -120,15 +194,18 @@ func Launch(ctx context.Context, cfg LaunchConfig) (Conn, error) {
 	if info.GetKind() != cfg.Kind {
 		return fail(fmt.Errorf("the binary is a %s layer, not %s", KindName(info.GetKind()), kind))
 	}
+	c.limits = newRecvLimits(cfg.Limits, info.GetMaxPayload(), cfg.Batch, cfg.Refused)
 	return c, nil
 }
 
 // remoteConn is a Conn to a plugin process.
 type remoteConn struct {
 	client *plugin.Client
+	proc   *procRunner
 	cc     *grpc.ClientConn
 	layer  commonv1.LayerClient
 	cfg    LaunchConfig
+	limits *recvLimits
 
 	doneOnce  sync.Once
 	done      chan struct{}
@@ -150,43 +227,46 @@ func (c *remoteConn) Describe(ctx context.Context) (*commonv1.PluginInfo, error)
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	info, err := c.layer.Describe(ctx, &commonv1.DescribeRequest{})
-	return info, fromStatus(err)
+	return info, untrusted(fromStatus(err))
 }
 
 func (c *remoteConn) Configure(ctx context.Context, req *commonv1.ConfigureRequest) (*commonv1.ConfigureResponse, error) {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	resp, err := c.layer.Configure(ctx, req)
-	return resp, fromStatus(err)
+	return resp, untrusted(fromStatus(err))
 }
 
 func (c *remoteConn) Start(ctx context.Context, req *commonv1.StartRequest) (*commonv1.StartResponse, error) {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	resp, err := c.layer.Start(ctx, req)
-	return resp, fromStatus(err)
+	return resp, untrusted(fromStatus(err))
 }
 
 func (c *remoteConn) Health(ctx context.Context) (*commonv1.HealthResponse, error) {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	resp, err := c.layer.Health(ctx, &commonv1.HealthRequest{})
-	return resp, fromStatus(err)
+	return resp, untrusted(fromStatus(err))
 }
 
 func (c *remoteConn) Stop(ctx context.Context) error {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	_, err := c.layer.Stop(ctx, &commonv1.StopRequest{})
-	return fromStatus(err)
+	return untrusted(fromStatus(err))
 }
 
 func (c *remoteConn) Open(ctx context.Context, deliver func(*commonv1.Batch)) (Link, error) {
 	sctx, cancel := context.WithCancel(ctx)
-	stream, err := c.layer.Frames(sctx)
+	// The data stream's own receive limit: the largest batch the plugin
+	// can legitimately send (boundaryDialOptions' default is for the
+	// unary calls).
+	stream, err := c.layer.Frames(sctx, grpc.MaxCallRecvMsgSize(c.limits.streamMax))
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("open frame stream: %w", fromStatus(err))
+		return nil, fmt.Errorf("open frame stream: %w", untrusted(fromStatus(err)))
 	}
 	l := newLink(c.cfg.Batch, cancel)
 	go func() { l.fail(l.pump(sctx, stream.Send)) }()
@@ -194,9 +274,14 @@ func (c *remoteConn) Open(ctx context.Context, deliver func(*commonv1.Batch)) (L
 		for {
 			b, err := stream.Recv()
 			if err != nil {
+				if status.Code(err) == codes.ResourceExhausted {
+					c.cfg.Logger.Error("the plugin sent a batch larger than the host accepts from it; its data stream is closed",
+						"limit_bytes", c.limits.streamMax, "error", err)
+				}
 				l.fail(err)
 				return
 			}
+			c.limits.admit(b)
 			deliver(b)
 		}
 	}()
@@ -217,6 +302,21 @@ func (c *remoteConn) Close() error {
 		c.markDone()
 	})
 	return nil
+}
+
+// untrusted cleans the text of an error a plugin sent (cleanLogText), so
+// that the host's log and the CLI show it without terminal escapes or
+// fake lines.
+func untrusted(err error) error {
+	var ce *ConfigError
+	var re *RemoteError
+	switch {
+	case errors.As(err, &ce):
+		ce.Key, ce.Problem, ce.Fix = cleanLogText(ce.Key), cleanLogText(ce.Problem), cleanLogText(ce.Fix)
+	case errors.As(err, &re):
+		re.Message = cleanLogText(re.Message)
+	}
+	return err
 }
 
 // killBounded calls Kill but gives up waiting after 10 s: go-plugin's Kill
@@ -250,8 +350,8 @@ func levelName(l hclog.Logger) string {
 
 // Pid returns the plugin's process id, or 0 if it is not known.
 func (c *remoteConn) Pid() int {
-	if rc := c.client.ReattachConfig(); rc != nil {
-		return rc.Pid
+	if c.proc == nil {
+		return 0
 	}
-	return 0
+	return c.proc.Pid()
 }

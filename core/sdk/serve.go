@@ -25,11 +25,15 @@ const (
 	// EnvBatchFrames carries the host's BatchOptions.MaxFrames, so that a
 	// plugin batches its output as the host batches its input.
 	EnvBatchFrames = "STRATA_BATCH_MAX_FRAMES"
+	// EnvBatchBytes carries the host's BatchOptions.MaxBytes. The host
+	// refuses a batch larger than these two allow (see FrameLimits).
+	EnvBatchBytes = "STRATA_BATCH_MAX_BYTES"
 )
 
-// maxMessageBytes raises gRPC's 4 MiB default receive limit on both sides of
-// the boundary; frames larger than a layer's own limit are refused by the
-// layer, not by the transport.
+// maxMessageBytes raises gRPC's 4 MiB default limits where the sender is
+// trusted: what a plugin accepts from its host, what the host sends, and
+// in-process layers. What the host accepts from a plugin process is bounded
+// by the plugin's limits instead (limits.go).
 const maxMessageBytes = math.MaxInt32
 
 // parentPoll is how often a plugin checks that its host is still alive.
@@ -53,6 +57,9 @@ func Serve(impl Layer) {
 	var batch BatchOptions
 	if n, err := strconv.Atoi(os.Getenv(EnvBatchFrames)); err == nil && n > 0 {
 		batch.MaxFrames = n
+	}
+	if n, err := strconv.Atoi(os.Getenv(EnvBatchBytes)); err == nil && n > 0 {
+		batch.MaxBytes = n
 	}
 	rt := newRuntime(impl, logger, batch)
 	stop := func(reason string) {
