@@ -20,6 +20,7 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/atrest"
 	"github.com/strata-msg/strata/plugins/whisper/wire"
 )
 
@@ -126,7 +127,13 @@ func (l *Layer) Configure(_ context.Context, req *commonv1.ConfigureRequest, env
 	if err != nil {
 		return nil, err
 	}
-	key, err := loadKey(req.GetDataDir())
+	sealKey, err := atrest.NewKey(req.GetAtRestKey())
+	clear(req.GetAtRestKey())
+	if err != nil {
+		return nil, err
+	}
+	key, err := loadKey(req.GetDataDir(), sealKey)
+	sealKey.Wipe()
 	if err != nil {
 		return nil, err
 	}
