@@ -237,16 +237,8 @@ func (n *Node) take(ctx context.Context, jobs []*inbound) {
 	if len(store) > 0 {
 		res, err := n.hist.append(ctx, store)
 		if err != nil {
-			for _, j := range jobs {
-				k := 0
-				for _, m := range j.msgs {
-					if from[m] == j {
-						k++
-					}
-				}
-				if k > 0 {
-					j.b.Drop(pipeline.DropStoreError, uint64(k))
-				}
+			for _, m := range store {
+				from[m].b.Drop(pipeline.DropStoreError, 1)
 			}
 			n.log.Error("could not store received messages; they are not delivered", "messages", len(store), "error", err)
 			// Not acknowledged: the sync layer delivers them again after
