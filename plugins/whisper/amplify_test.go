@@ -32,8 +32,8 @@ const (
 // version, PoW, empty bloom, light flag), and by nothing else; the
 // smallest Status a peer can send is 3 bytes (code, list header, version
 // 6), so no Status draws more than 14/3 of its size. A light node's
-// Status carries its 64-byte bloom (78 bytes), which this bound does not
-// cover: that is 26 times the smallest Status, still at most once per
+// Status carries its 64-byte bloom (80 bytes), which this bound does not
+// cover: that is 80/3 of the smallest Status, still at most once per
 // statusRefresh.
 const maxStatusRatio = 5
 
@@ -120,6 +120,13 @@ func statusFlood(tb testing.TB, l *Layer, rec *sdktest.Recorder, now *time.Time,
 // statusRefresh after the last, so that each is answered, and when they
 // are the smallest Status there is.
 func TestStatusFlood(t *testing.T) {
+	// The sizes maxStatusRatio rests on.
+	full := len(packet(wire.StatusCode, encodeStatus(floodMinPoW, nil, false)))
+	light := len(packet(wire.StatusCode, encodeStatus(floodMinPoW, make([]byte, wire.BloomFilterSize), true)))
+	least := len(packet(wire.StatusCode, minimalStatus))
+	if _, err := decodeStatus(minimalStatus); err != nil || full != 14 || light != 80 || least != 3 || full > maxStatusRatio*least {
+		t.Fatalf("Statuses of %d (full), %d (light) and %d (smallest, %v) bytes", full, light, least, err)
+	}
 	for _, tc := range []struct {
 		name   string
 		status []byte
