@@ -16,7 +16,8 @@ import (
 // AddContact implements securev1.ControlServer. The section is the
 // contact's Bundle; it is verified and pinned. The same section again
 // changes nothing; a newer one replaces the pinned bundle and keeps the
-// sessions. A contact with no session yet is asked for one-time prekeys.
+// sessions; one issued before the pinned one is refused (ErrStaleBundle).
+// A contact with no session yet is asked for one-time prekeys.
 func (l *Layer) AddContact(ctx context.Context, req *securev1.AddContactRequest) (*securev1.AddContactResponse, error) {
 	if len(req.GetIdentity()) != identitySize {
 		return nil, status.Errorf(codes.InvalidArgument, "doubleratchet: identity is %d bytes, want %d", len(req.GetIdentity()), identitySize)
@@ -48,6 +49,12 @@ func (l *Layer) addContact(ctx context.Context, identity, raw []byte, bundle *x3
 	}
 	c := l.contacts[string(identity)]
 	if c == nil || !bytes.Equal(c.pinnedRaw, raw) {
+		if c != nil {
+			if err := notOlder(bundle, c.pinned, "pinned"); err != nil {
+				l.c.drop(err)
+				return nil, status.Errorf(codes.FailedPrecondition, "doubleratchet: contact section: %v", err)
+			}
+		}
 		b, err := newBatch(ctx, l.db)
 		if err != nil {
 			return nil, status.Errorf(codes.Unavailable, "doubleratchet: %v", err)

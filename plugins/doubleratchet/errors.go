@@ -40,6 +40,8 @@ var (
 	// ErrBadBundle: a bundle that does not verify, or is not signed by the
 	// contact's pinned key.
 	ErrBadBundle = errors.New("doubleratchet: bad bundle")
+	// ErrStaleBundle: a bundle issued before the one held for the contact.
+	ErrStaleBundle = errors.New("doubleratchet: stale bundle")
 	// ErrNoIdentity: the layer runs without a node identity.
 	ErrNoIdentity = errors.New("doubleratchet: no node identity")
 )
@@ -62,6 +64,7 @@ func dropReason(err error) string {
 		{ErrUnknownPreKey, "unknown_prekey"},
 		{ErrDowngrade, "downgrade"},
 		{ErrBadBundle, "bad_bundle"},
+		{ErrStaleBundle, "stale_bundle"},
 		{ErrNoIdentity, "no_identity"},
 		{ratchet.ErrDuplicate, "replay"},
 		{ratchet.ErrTooFarAhead, "too_far_ahead"},
@@ -88,6 +91,6 @@ func dropReason(err error) string {
 var dropReasons = []string{
 	"unknown_contact", "unknown_conversation", "not_member", "conversation_mismatch",
 	"version", "oversize", "unknown_session", "replay", "unknown_prekey", "downgrade",
-	"bad_bundle", "no_identity", "too_far_ahead", "bad_ciphertext", "bad_key",
+	"bad_bundle", "stale_bundle", "no_identity", "too_far_ahead", "bad_ciphertext", "bad_key",
 	"identity_mismatch", "malformed", "store_error", "wrong_direction", "other",
 }

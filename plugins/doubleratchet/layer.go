@@ -34,6 +34,15 @@
 // It can lose a message that was opened and committed but not yet handed
 // up, which the sync layer above repairs by sending it again.
 //
+// Secrets at rest. A commit that supersedes or deletes secrets (a ratchet
+// state that moved on, a used or retired prekey, expired skipped keys) is
+// followed by a checkpoint that truncates the write-ahead log, before any
+// frame of the batch leaves: with secure_delete, no file of the data
+// directory then holds them (forward secrecy on disk). With a passphrase
+// (ConfigureRequest.at_rest_key) every secret column is sealed under the
+// layer's at-rest key (core/sdk/atrest); without one, file mode 0600 is the
+// only protection.
+//
 // Bad input is dropped with a typed error (errors.go) and counted under
 // dropped_<reason>; a failed open leaves the session state untouched.
 package doubleratchet
@@ -42,6 +51,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -53,14 +63,16 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/atrest"
 	"github.com/strata-msg/strata/plugins/doubleratchet/x3dh"
 )
 
 // Name is the implementation name a config uses.
 const Name = "doubleratchet"
 
-// Version is the implementation version.
-const Version = "1.0.0"
+// Version is the implementation version. 2.0.0: bundle version 2 (signature
+// contexts, the signed issue time).
+const Version = "2.0.0"
 
 // WireVersion is the Envelope version this layer speaks.
 const WireVersion = 1
@@ -115,6 +127,11 @@ type Layer struct {
 	conversations map[string][][]byte
 	nextSession   int64
 	nextRank      int64
+	// key seals the secret columns; nil without a passphrase.
+	key *atrest.Key
+	// unforgotten is set while a checkpoint that was due has not
+	// finished, so that the next commit tries again.
+	unforgotten bool
 	// stop ends the maintenance loop that Start began.
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -161,19 +178,29 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	if req.GetDataDir() == "" {
 		return nil, fmt.Errorf("doubleratchet: no data directory")
 	}
+	key, err := atrest.NewKey(req.GetAtRestKey())
+	clear(req.GetAtRestKey())
+	if err != nil {
+		return nil, fmt.Errorf("doubleratchet: %w", err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	db, err := openStore(ctx, filepath.Join(req.GetDataDir(), dbFile))
 	if err != nil {
+		key.Wipe()
 		return nil, fmt.Errorf("doubleratchet: %w", err)
 	}
-	l.db, l.cfg, l.env = db, cfg, env
+	l.db, l.cfg, l.env, l.key = db, cfg, env, key
 	l.self = append([]byte(nil), self...)
 	l.contacts = map[string]*contact{}
 	l.conversations = map[string][][]byte{}
 	if err := l.load(ctx); err != nil {
 		l.zero()
 		db.Close()
+		l.db = nil
+		if errors.Is(err, atrest.ErrLocked) {
+			return nil, fmt.Errorf("doubleratchet: %w (the layer's keys were sealed under a passphrase: configure node.passphrase_file or node.key_file again)", err)
+		}
 		return nil, fmt.Errorf("doubleratchet: %w", err)
 	}
 	return &commonv1.ConfigureResponse{}, nil
@@ -187,7 +214,7 @@ func (l *Layer) Start(context.Context, *commonv1.StartRequest) (*commonv1.StartR
 	l.started.Store(true)
 	l.stop = make(chan struct{})
 	l.wg.Add(1)
-	go l.maintainLoop()
+	go l.maintainLoop(l.stop)
 	return &commonv1.StartResponse{
 		LocalAddress:   l.self,
 		ContactSection: append([]byte(nil), l.card...),
@@ -208,12 +235,17 @@ func (l *Layer) Health(context.Context) *commonv1.HealthResponse {
 	return &commonv1.HealthResponse{Serving: serving, Detail: detail, Counters: l.c.snapshot()}
 }
 
-// Stop implements sdk.Layer: it stops the maintenance loop, closes the
-// database and zeroes the keys it holds in memory.
-func (l *Layer) Stop(context.Context) error {
+// Stop implements sdk.Layer: it stops the maintenance loop, checkpoints
+// and closes the database, and zeroes the keys it holds in memory, the
+// at-rest key included. A second Stop does nothing.
+func (l *Layer) Stop(ctx context.Context) error {
 	l.started.Store(false)
-	if l.stop != nil {
-		close(l.stop)
+	l.mu.Lock()
+	stop := l.stop
+	l.stop = nil
+	l.mu.Unlock()
+	if stop != nil {
+		close(stop)
 	}
 	l.wg.Wait()
 	l.mu.Lock()
@@ -221,14 +253,39 @@ func (l *Layer) Stop(context.Context) error {
 	l.zero()
 	db := l.db
 	l.db = nil // the control calls see the layer stopped
+	if db == nil {
+		return nil
+	}
+	_, cerr := checkpoint(ctx, db)
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("doubleratchet: close database: %w", err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("doubleratchet: %w", cerr)
 	}
 	return nil
 }
 
-// zero overwrites the key material in memory; l.mu is held.
+// forget checkpoints the database after a commit that superseded or
+// deleted secrets (see checkpoint); l.mu is held. A checkpoint that a
+// reader kept from finishing is tried again after the next commit.
+func (l *Layer) forget(ctx context.Context) error {
+	done, err := checkpoint(ctx, l.db)
+	if err != nil {
+		return err
+	}
+	if !done && !l.unforgotten {
+		l.env.Logger.Warn("a reader kept the write-ahead log from being truncated: superseded keys stay in it until the next commit")
+	}
+	l.unforgotten = !done
+	return nil
+}
+
+// zero overwrites the key material in memory, the at-rest key included;
+// l.mu is held.
 func (l *Layer) zero() {
+	l.key.Wipe()
+	l.key = nil
 	if l.id != nil {
 		l.id.Zero()
 	}
@@ -268,14 +325,14 @@ func (l *Layer) failStore(err error) {
 
 // maintainLoop rotates prekeys, refills the pools and expires skipped keys
 // on a schedule.
-func (l *Layer) maintainLoop() {
+func (l *Layer) maintainLoop(stop <-chan struct{}) {
 	defer l.wg.Done()
 	every := min(max(l.cfg.SignedPreKeyRotation/4, time.Second), time.Hour)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-stop:
 			return
 		case <-t.C:
 			l.mu.Lock()

@@ -30,24 +30,73 @@ type node struct {
 	id  []byte
 	dir string
 	cfg map[string]any
+	key []byte // the at-rest key it is configured with; nil: none
 }
 
 func identity(b byte) []byte { return bytes.Repeat([]byte{b}, identitySize) }
 
 func startNode(t testing.TB, dir string, id []byte, cfg map[string]any) *node {
 	t.Helper()
-	n := &node{t: t, l: New(), out: &sdktest.Recorder{}, id: id, dir: dir, cfg: cfg}
-	raw, _ := json.Marshal(cfg)
-	if _, err := n.l.Configure(context.Background(), &commonv1.ConfigureRequest{
-		ConfigJson: string(raw), DataDir: dir, NodeIdentity: id,
-	}, sdk.Env{Logger: hclog.NewNullLogger(), Out: n.out}); err != nil {
+	return startNodeKey(t, dir, id, cfg, nil)
+}
+
+// startNodeKey starts a node whose ConfigureRequest carries an at-rest key,
+// as the host sends it when the user configured a passphrase.
+func startNodeKey(t testing.TB, dir string, id []byte, cfg map[string]any, key []byte) *node {
+	t.Helper()
+	n := &node{t: t, l: New(), out: &sdktest.Recorder{}, id: id, dir: dir, cfg: cfg, key: key}
+	if err := n.configure(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.l.Start(context.Background(), &commonv1.StartRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.l.Stop(context.Background()) })
+	n.start()
 	return n
+}
+
+// request is the node's ConfigureRequest, with a copy of its key.
+func (n *node) request() *commonv1.ConfigureRequest {
+	raw, _ := json.Marshal(n.cfg)
+	return &commonv1.ConfigureRequest{ConfigJson: string(raw), DataDir: n.dir, NodeIdentity: n.id, AtRestKey: bytes.Clone(n.key)}
+}
+
+func (n *node) env() sdk.Env { return sdk.Env{Logger: hclog.NewNullLogger(), Out: n.out} }
+
+// configure runs Configure on the node's layer.
+func (n *node) configure() error {
+	_, err := n.l.Configure(context.Background(), n.request(), n.env())
+	return err
+}
+
+// start starts the configured layer, and stops it when the test ends.
+func (n *node) start() {
+	n.t.Helper()
+	if _, err := n.l.Start(context.Background(), &commonv1.StartRequest{}); err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { n.l.Stop(context.Background()) })
+}
+
+// section is the node's current card section.
+func (n *node) section() []byte {
+	n.t.Helper()
+	b, err := n.l.Bundle(context.Background(), &securev1.BundleRequest{})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return b.GetContactSection()
+}
+
+func addContactRequest(c *node, section []byte) *securev1.AddContactRequest {
+	return &securev1.AddContactRequest{Identity: c.id, ContactSection: section}
+}
+
+// restart stops the node and starts a new layer on its directory, with the
+// same key.
+func (n *node) restart() *node {
+	n.t.Helper()
+	if err := n.l.Stop(context.Background()); err != nil {
+		n.t.Fatal(err)
+	}
+	return startNodeKey(n.t, n.dir, n.id, n.cfg, n.key)
 }
 
 // restart simulates a crash: the instance is abandoned without Stop (its
@@ -56,7 +105,7 @@ func startNode(t testing.TB, dir string, id []byte, cfg map[string]any) *node {
 func (n *node) crash() *node {
 	n.t.Helper()
 	n.l.started.Store(false) // the old instance takes nothing more
-	return startNode(n.t, n.dir, n.id, n.cfg)
+	return startNodeKey(n.t, n.dir, n.id, n.cfg, n.key)
 }
 
 func (n *node) add(c *node) {
@@ -157,8 +206,13 @@ func exchange(a, b *node, fromA []*commonv1.Frame) (atA, atB []*commonv1.Frame) 
 // pair starts two nodes that know each other, with the bundle requests
 // answered, so that the first session uses one-time prekeys.
 func pair(t testing.TB, cfg map[string]any) (a, b *node) {
-	a = startNode(t, t.TempDir(), identity(0xA1), cfg)
-	b = startNode(t, t.TempDir(), identity(0xB2), cfg)
+	return pairKeys(t, cfg, nil, nil)
+}
+
+// pairKeys is pair with at-rest keys for a and b.
+func pairKeys(t testing.TB, cfg map[string]any, keyA, keyB []byte) (a, b *node) {
+	a = startNodeKey(t, t.TempDir(), identity(0xA1), cfg, keyA)
+	b = startNodeKey(t, t.TempDir(), identity(0xB2), cfg, keyB)
 	a.add(b)
 	b.add(a)
 	exchange(a, b, a.out.Take())
@@ -248,11 +302,11 @@ func TestSessionUsesInBandOneTimePreKeysOnce(t *testing.T) {
 				t.Fatal("post_quantum off, but the session is PQXDH")
 			}
 			mustOpen(t, a, b, f, []byte("first message, with prekeys"))
-			if k, _, err := oneTimePreKey(context.Background(), b.l.db, pk.GetOneTimePrekeyId()); err != nil || k != nil {
+			if k, _, err := oneTimePreKey(context.Background(), b.l.db, b.l.key, pk.GetOneTimePrekeyId()); err != nil || k != nil {
 				t.Fatalf("one-time prekey %d still stored after use (%v)", pk.GetOneTimePrekeyId(), err)
 			}
 			if pq {
-				if k, _, err := kemPreKey(context.Background(), b.l.db, pk.GetKemPrekeyId()); err != nil || k != nil {
+				if k, err := kemPreKey(context.Background(), b.l.db, b.l.key, pk.GetKemPrekeyId()); err != nil || k != nil {
 					t.Fatalf("one-time KEM prekey %d still stored after use (%v)", pk.GetKemPrekeyId(), err)
 				}
 			}
@@ -440,13 +494,28 @@ func TestAddContactRefusesBadSections(t *testing.T) {
 	mustOpen(t, a, b, send(t, a, b, conv, []byte("still fine")), []byte("still fine"))
 }
 
+// TestDowngradeRefused: a bundle stripped of its ML-KEM prekey no longer
+// verifies (the bundle signature covers it), so the initiator refuses it;
+// and an X3DH initial message from a contact whose card has an ML-KEM
+// prekey, to a node that publishes one, is refused by the responder.
 func TestDowngradeRefused(t *testing.T) {
 	a, b := pair(t, nil)
 	c := a.l.contacts[string(b.id)]
 	c.fresh = nil
+	pinned := c.pinned
 	stripped := *c.pinned
 	stripped.KEMPreKey = nil
 	c.pinned = &stripped // as if an attacker had removed b's ML-KEM prekey
+	if out := a.handle(down(b.id, conv, []byte("x3dh only"))); len(out) != 0 {
+		t.Fatal("sealed with a bundle stripped of its ML-KEM prekey")
+	}
+	if a.counter("dropped_bad_bundle") != 1 {
+		t.Fatal("the stripped bundle was not counted as dropped_bad_bundle")
+	}
+	// An initiator that runs X3DH anyway (as one with post_quantum off
+	// does) is refused by b, which pinned a's card with its ML-KEM prekey.
+	c.pinned = pinned
+	a.l.cfg.PostQuantum = false
 	f := send(t, a, b, conv, []byte("x3dh only"))
 	if envelopeOf(t, f).GetPrekey().GetKemPrekeyId() != 0 {
 		t.Fatal("the test meant to send an X3DH initial message")

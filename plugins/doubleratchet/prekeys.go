@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/strata-msg/strata/core/sqlstore"
@@ -14,10 +15,17 @@ import (
 )
 
 // load reads the identity, prekeys, contacts and sessions, creating the
-// identity and the first prekeys on first use; l.mu is held.
+// identity and the first prekeys on first use; l.mu is held. With an
+// at-rest key it first seals the secrets stored in plain (written before a
+// passphrase was set), and it re-signs prekeys stored by bundle version 1.
+// It ends with a checkpoint, so that whatever a crash left in the
+// write-ahead log, or the sealing replaced, is gone from the files.
 func (l *Layer) load(ctx context.Context) error {
 	err := sqlstore.Tx(ctx, l.db, func(tx *sql.Tx) error {
-		id, err := loadIdentity(ctx, tx)
+		if _, err := sealPlainRows(ctx, tx, l.key); err != nil {
+			return err
+		}
+		id, err := loadIdentity(ctx, tx, l.key)
 		if err != nil {
 			return err
 		}
@@ -25,21 +33,27 @@ func (l *Layer) load(ctx context.Context) error {
 			if id, err = x3dh.NewIdentity(rand.Reader); err != nil {
 				return fmt.Errorf("new identity: %w", err)
 			}
-			if err := saveIdentity(ctx, tx, id, l.now()); err != nil {
+			if err := saveIdentity(ctx, tx, l.key, id, l.now()); err != nil {
 				id.Zero()
 				return err
 			}
 		}
 		l.id = id
-		if l.spk, l.spkMade, err = latestSignedPreKey(ctx, tx); err != nil {
+		if err := resignPreKeys(ctx, tx, id); err != nil {
 			return err
 		}
-		if l.kem, l.kemMade, err = latestLastResortKEM(ctx, tx); err != nil {
+		if l.spk, l.spkMade, err = latestSignedPreKey(ctx, tx, l.key); err != nil {
+			return err
+		}
+		if l.kem, l.kemMade, err = latestLastResortKEM(ctx, tx, l.key); err != nil {
 			return err
 		}
 		return l.maintainTx(ctx, tx)
 	})
 	if err != nil {
+		return err
+	}
+	if err := l.forget(ctx); err != nil {
 		return err
 	}
 	stored, err := loadContacts(ctx, l.db)
@@ -48,7 +62,13 @@ func (l *Layer) load(ctx context.Context) error {
 	}
 	for _, sc := range stored {
 		c := &contact{identity: sc.identity, pinnedRaw: sc.bundle}
-		if c.pinned, err = x3dh.ParseBundle(sc.bundle); err != nil {
+		if c.pinned, err = x3dh.ParseBundle(sc.bundle); errors.Is(err, x3dh.ErrVersion) {
+			// Pinned under bundle version 1: its sessions go on, but no new
+			// one starts until the contact's next card (AddContact).
+			c.pinned = nil
+			l.env.Logger.Warn("a contact's stored bundle is of an old version; existing sessions continue, new ones wait for its upgraded card",
+				"contact", short(sc.identity), "error", err)
+		} else if err != nil {
 			return fmt.Errorf("stored contact %x: %w", sc.identity[:4], err)
 		}
 		if len(sc.fresh) > 0 {
@@ -69,7 +89,13 @@ func (l *Layer) load(ctx context.Context) error {
 		if c == nil {
 			continue // the contact row is always written first
 		}
-		st, err := ratchet.Unmarshal(row.state, l.cfg.limits)
+		raw, err := openSecret(l.key, purposeSession(row.id), row.state)
+		clear(row.state)
+		if err != nil {
+			return fmt.Errorf("stored session %d: %w", row.id, err)
+		}
+		st, err := ratchet.Unmarshal(raw, l.cfg.limits)
+		clear(raw)
 		if err != nil {
 			return fmt.Errorf("stored session %d: %w", row.id, err)
 		}
@@ -88,7 +114,8 @@ func (l *Layer) load(ctx context.Context) error {
 	return nil
 }
 
-// maintain runs maintainTx in a transaction of its own; l.mu is held.
+// maintain runs maintainTx in a transaction of its own, and checkpoints
+// what it retired and expired out of the files; l.mu is held.
 func (l *Layer) maintain(ctx context.Context) error {
 	err := sqlstore.Tx(ctx, l.db, func(tx *sql.Tx) error {
 		if err := l.maintainTx(ctx, tx); err != nil {
@@ -112,7 +139,7 @@ func (l *Layer) maintain(ctx context.Context) error {
 		return err
 	}
 	l.levels()
-	return nil
+	return l.forget(ctx)
 }
 
 // maintainTx replaces the signed prekey and the last-resort ML-KEM prekey
@@ -130,7 +157,7 @@ func (l *Layer) maintainTx(ctx context.Context, tx *sql.Tx) error {
 		if err != nil {
 			return fmt.Errorf("new signed prekey: %w", err)
 		}
-		if err := insertSignedPreKey(ctx, tx, spk, now); err != nil {
+		if err := insertSignedPreKey(ctx, tx, l.key, spk, now); err != nil {
 			spk.Zero()
 			return err
 		}
@@ -152,7 +179,7 @@ func (l *Layer) maintainTx(ctx context.Context, tx *sql.Tx) error {
 			if err != nil {
 				return fmt.Errorf("new KEM prekey: %w", err)
 			}
-			if err := insertKEMPreKey(ctx, tx, k, true, now); err != nil {
+			if err := insertKEMPreKey(ctx, tx, l.key, k, true, now); err != nil {
 				k.Zero()
 				return err
 			}
@@ -191,7 +218,7 @@ func (l *Layer) refill(ctx context.Context, tx *sql.Tx) error {
 			if err != nil {
 				return fmt.Errorf("new one-time prekey: %w", err)
 			}
-			err = insertOneTimePreKey(ctx, tx, k)
+			err = insertOneTimePreKey(ctx, tx, l.key, k)
 			k.Zero()
 			if err != nil {
 				return err
@@ -216,7 +243,7 @@ func (l *Layer) refill(ctx context.Context, tx *sql.Tx) error {
 			if err != nil {
 				return fmt.Errorf("new one-time KEM prekey: %w", err)
 			}
-			err = insertKEMPreKey(ctx, tx, k, false, l.now())
+			err = insertKEMPreKey(ctx, tx, l.key, k, false, l.now())
 			k.Zero()
 			if err != nil {
 				return err
@@ -227,17 +254,25 @@ func (l *Layer) refill(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// publicBundle is the node's bundle with the given one-time keys.
+// publicBundle is the node's bundle with the given one-time keys, signed.
+// Its issue time is when its newest prekey was made (the signed prekey or
+// the last-resort ML-KEM prekey), so that it changes only when a prekey
+// rotates, and a bundle with newer prekeys is never older.
 func (l *Layer) publicBundle(opks, kems []x3dh.PublicPreKey) *x3dh.Bundle {
-	b := l.id.Bundle(l.spk, l.kem, nil, nil, l.spkMade)
-	b.OneTimePreKeys = opks
-	b.OneTimeKEMPreKeys = kems
+	issued := l.spkMade
+	if l.kem != nil && l.kemMade.After(issued) {
+		issued = l.kemMade
+	}
+	b := l.id.Bundle(l.spk, l.kem, nil, nil, issued)
+	if len(opks)+len(kems) > 0 {
+		b.OneTimePreKeys = opks
+		b.OneTimeKEMPreKeys = kems
+		l.id.SignBundle(b) // the bundle signature covers them too
+	}
 	return b
 }
 
 // buildCard remakes the card section: the bundle without one-time keys.
-// Its issue time is the signed prekey's, so it changes only when a prekey
-// rotates.
 func (l *Layer) buildCard() error {
 	raw, err := l.publicBundle(nil, nil).Marshal()
 	if err != nil {

@@ -46,9 +46,15 @@ func sessionAD(agreementAD, initiator, responder []byte) []byte {
 	return append(ad, responder...)
 }
 
-// saveSession writes a session's current state.
+// saveSession writes a session's current state, sealed under the at-rest
+// key when there is one.
 func (l *Layer) saveSession(ctx context.Context, q querier, s *session) error {
-	state, err := s.state.MarshalBinary()
+	raw, err := s.state.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("session %d: %w", s.id, err)
+	}
+	state, err := sealSecret(l.key, purposeSession(s.id), raw)
+	clear(raw)
 	if err != nil {
 		return fmt.Errorf("session %d: %w", s.id, err)
 	}
@@ -146,18 +152,20 @@ func (l *Layer) seal(ctx context.Context, b *batch, c *contact, conversation, pa
 // publish an ML-KEM prekey) from its freshest bundle. A bundle with
 // one-time keys is used once.
 func (l *Layer) initiate(_ context.Context, b *batch, c *contact) (*session, error) {
+	if c.pinned == nil {
+		return nil, fmt.Errorf("%w: the contact's pinned bundle is of an old version; waiting for its current card", ErrBadBundle)
+	}
 	bundle := c.pinned
 	fromFresh := false
 	if c.fresh != nil {
 		bundle, fromFresh = c.fresh, true
 	}
-	if !l.cfg.PostQuantum && bundle.KEMPreKey != nil {
+	agree := x3dh.Initiate
+	if !l.cfg.PostQuantum {
 		// "PQXDH when both sides advertise the KEM prekey": this node does not.
-		cp := *bundle
-		cp.KEMPreKey, cp.OneTimeKEMPreKeys = nil, nil
-		bundle = &cp
+		agree = x3dh.InitiateClassic
 	}
-	in, err := x3dh.Initiate(rand.Reader, l.id, bundle)
+	in, err := agree(rand.Reader, l.id, bundle)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadBundle, err)
 	}
@@ -285,6 +293,9 @@ func (l *Layer) openPreKey(ctx context.Context, b *batch, c *contact, outer []by
 			return l.openMessage(b, c, outer, pk.GetMessage(), s)
 		}
 	}
+	if c.pinned == nil {
+		return nil, fmt.Errorf("%w: the contact's pinned bundle is of an old version; no new session until its current card", ErrBadBundle)
+	}
 	if b.acceptedBase[string(pk.GetBaseKey())] {
 		return nil, ErrReplay
 	}
@@ -297,7 +308,7 @@ func (l *Layer) openPreKey(ctx context.Context, b *batch, c *contact, outer []by
 		return nil, ErrReplay
 	}
 	var keys x3dh.ResponderKeys
-	spk, _, err := signedPreKey(ctx, b.q(), spkID)
+	spk, _, err := signedPreKey(ctx, b.q(), l.key, spkID)
 	if err != nil {
 		return nil, l.storeFailure(err)
 	}
@@ -306,28 +317,37 @@ func (l *Layer) openPreKey(ctx context.Context, b *batch, c *contact, outer []by
 	}
 	keys.SignedPreKey = spk
 	defer spk.Zero()
+	// A one-time key, X25519 or ML-KEM, opens only for the contact it was
+	// reserved for (handed to in answer to its BundleRequest): another
+	// contact cannot spend it, and one never handed out was never usable.
 	if id := pk.GetOneTimePrekeyId(); id != 0 {
-		opk, holder, err := oneTimePreKey(ctx, b.q(), id)
+		opk, holder, err := oneTimePreKey(ctx, b.q(), l.key, id)
 		if err != nil {
 			return nil, l.storeFailure(err)
 		}
-		if opk == nil || (holder != nil && !bytes.Equal(holder, c.identity)) {
+		if opk == nil {
 			return nil, fmt.Errorf("%w: one-time prekey %d", ErrUnknownPreKey, id)
 		}
-		keys.OneTimePreKey = opk
 		defer opk.Zero()
+		if !bytes.Equal(holder, c.identity) {
+			return nil, fmt.Errorf("%w: one-time prekey %d is not reserved for this contact", ErrUnknownPreKey, id)
+		}
+		keys.OneTimePreKey = opk
 	}
 	lastResortKEM := false
 	if id := pk.GetKemPrekeyId(); id != 0 {
-		k, lastResort, err := kemPreKey(ctx, b.q(), id)
+		row, err := kemPreKey(ctx, b.q(), l.key, id)
 		if err != nil {
 			return nil, l.storeFailure(err)
 		}
-		if k == nil {
+		if row == nil {
 			return nil, fmt.Errorf("%w: KEM prekey %d", ErrUnknownPreKey, id)
 		}
-		keys.KEMPreKey, lastResortKEM = k, lastResort
-		defer k.Zero()
+		defer row.key.Zero()
+		if !row.lastResort && !bytes.Equal(row.reservedFor, c.identity) {
+			return nil, fmt.Errorf("%w: one-time KEM prekey %d is not reserved for this contact", ErrUnknownPreKey, id)
+		}
+		keys.KEMPreKey, lastResortKEM = row.key, row.lastResort
 	} else if l.kem != nil && c.pinned.KEMPreKey != nil {
 		return nil, ErrDowngrade
 	}
@@ -419,7 +439,8 @@ func bundleRequest() ([]byte, error) {
 }
 
 // takeBundle keeps a bundle a contact sent in answer to a BundleRequest,
-// when its pinned keys signed it.
+// when its pinned keys signed it and it is not older than the bundles held
+// for the contact.
 func (l *Layer) takeBundle(b *batch, c *contact, p *wirepb.Bundle) error {
 	bundle, err := x3dh.BundleFromProto(p)
 	if err != nil {
@@ -427,6 +448,12 @@ func (l *Layer) takeBundle(b *batch, c *contact, p *wirepb.Bundle) error {
 	}
 	if !bundle.SameIdentity(c.pinned) {
 		return fmt.Errorf("%w: not signed by the contact's pinned key", ErrBadBundle)
+	}
+	if err := notOlder(bundle, c.pinned, "pinned"); err != nil {
+		return err
+	}
+	if err := notOlder(bundle, c.fresh, "in-band"); err != nil {
+		return err
 	}
 	if c.pinned.KEMPreKey != nil && bundle.KEMPreKey == nil {
 		return fmt.Errorf("%w: the ML-KEM prekey is missing (downgrade)", ErrBadBundle)
@@ -439,6 +466,18 @@ func (l *Layer) takeBundle(b *batch, c *contact, p *wirepb.Bundle) error {
 	b.contacts[c] = true
 	l.c.add(cBundlesReceived, 1)
 	return errNoReply
+}
+
+// notOlder refuses a bundle issued before the one held (nil: none held).
+// The issue time is signed (bundle version 2), so an older bundle is a
+// replay, or a copy that was delayed past a newer one: either way its
+// prekeys are older than those held.
+func notOlder(b, held *x3dh.Bundle, what string) error {
+	if held != nil && b.Issued.Before(held.Issued) {
+		return fmt.Errorf("%w: bundle issued %s, older than the %s bundle held (issued %s)",
+			ErrStaleBundle, b.Issued.UTC().Format(time.RFC3339), what, held.Issued.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // storeFailure records a storage error; the batch then fails as a whole.
@@ -490,7 +529,10 @@ func (b *batch) control(c *contact, payload []byte) {
 }
 
 // commit writes what the batch changed and commits it. On failure the
-// transaction is rolled back.
+// transaction is rolled back. When the batch changed or deleted a session
+// (and with it, when it accepted one, deleted the prekeys it used), or a
+// checkpoint is still due, it then checkpoints the database, so that the
+// superseded secrets are gone from the files before any frame leaves.
 func (l *Layer) commit(b *batch) error {
 	err := l.writeBatch(b)
 	if err == nil {
@@ -504,6 +546,9 @@ func (l *Layer) commit(b *batch) error {
 		s.state.Zero()
 	}
 	l.levels()
+	if len(b.dirty) > 0 || len(b.deleted) > 0 || l.unforgotten {
+		return l.forget(b.ctx)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strata-msg/strata/core/sdk/atrest"
 	"github.com/strata-msg/strata/core/sqlstore"
 	"github.com/strata-msg/strata/plugins/doubleratchet/x3dh"
 )
@@ -83,13 +84,188 @@ var migrations = []string{
 		key   TEXT    NOT NULL PRIMARY KEY,
 		value INTEGER NOT NULL
 	) STRICT;`,
+	// Version 2: bundle version 2 signs prekeys under context prefixes.
+	// The signatures stored by version 1 are over the bare encodings, so
+	// the layer re-signs every stored prekey once (resignPreKeys) when this
+	// mark is set. (Secret columns hold sealed blobs when a passphrase is
+	// configured: see sealSecret; that needs no schema change.)
+	`INSERT INTO meta (key, value) VALUES ('resign_prekeys', 1)
+		ON CONFLICT (key) DO UPDATE SET value = 1;`,
 }
 
 // openStore opens the layer's database. secure_delete makes SQLite
 // overwrite what it deletes, so that a used prekey or an old ratchet state
-// does not linger in the file's free pages (forward secrecy).
+// does not linger in the file's free pages (forward secrecy); checkpoint
+// then clears the write-ahead log of them.
 func openStore(ctx context.Context, path string) (*sql.DB, error) {
 	return sqlstore.Open(ctx, path, migrations, sqlstore.Options{Synchronous: "FULL", SecureDelete: true})
+}
+
+// checkpoint copies every committed page from the write-ahead log into the
+// database file and truncates the log to zero bytes (PRAGMA
+// wal_checkpoint(TRUNCATE)). The log holds the page images of past
+// commits, superseded ratchet states and deleted prekeys among them, and a
+// passive checkpoint leaves them there to be overwritten some time later;
+// secure_delete has zeroed their cells in the images the checkpoint copies,
+// so that afterwards no file of the data directory holds them. It reports
+// done = false when a reader kept the checkpoint from finishing (not this
+// layer's: every use of the database holds l.mu); the caller tries again
+// after its next commit.
+func checkpoint(ctx context.Context, db *sql.DB) (done bool, err error) {
+	var busy, logFrames, moved int
+	if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &moved); err != nil {
+		return false, fmt.Errorf("checkpoint: %w", err)
+	}
+	return busy == 0, nil
+}
+
+// Purposes of the sealed secrets: the associated data of each seal names
+// the column and the row, so that a sealed blob opens only where it was
+// written.
+func purposeIdentity() string              { return "doubleratchet identity" }
+func purposeSignedPreKey(id uint32) string { return fmt.Sprintf("doubleratchet signed prekey %d", id) }
+func purposeKEMPreKey(id uint32) string    { return fmt.Sprintf("doubleratchet kem prekey %d", id) }
+func purposeOneTimePreKey(id uint32) string {
+	return fmt.Sprintf("doubleratchet one-time prekey %d", id)
+}
+func purposeSession(id int64) string { return fmt.Sprintf("doubleratchet session %d", id) }
+
+// sealSecret seals a secret column's value under the at-rest key; with no
+// key (no passphrase configured) it is the value itself.
+func sealSecret(k *atrest.Key, purpose string, secret []byte) ([]byte, error) {
+	blob, err := k.Seal(purpose, secret)
+	if err != nil {
+		return nil, fmt.Errorf("seal %s: %w", purpose, err)
+	}
+	return blob, nil
+}
+
+// openSecret opens a secret column's value. With a key every value must be
+// sealed (sealPlainRows sealed the plain ones at Configure); without one a
+// sealed value fails with atrest.ErrLocked.
+func openSecret(k *atrest.Key, purpose string, blob []byte) ([]byte, error) {
+	secret, err := k.Open(purpose, blob, false)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", purpose, err)
+	}
+	return secret, nil
+}
+
+// secretColumns are the columns that hold secrets, with the purpose of
+// each row's seal. Every other column is public (keys' public halves,
+// signatures, bundles, the PreKeyMessage header, the AD, base keys).
+var secretColumns = []struct {
+	table, id, col string
+	purpose        func(id int64) string
+}{
+	{"identity", "id", "key", func(int64) string { return purposeIdentity() }},
+	{"signed_prekeys", "id", "private", func(id int64) string { return purposeSignedPreKey(uint32(id)) }},
+	{"kem_prekeys", "id", "seed", func(id int64) string { return purposeKEMPreKey(uint32(id)) }},
+	{"one_time_prekeys", "id", "private", func(id int64) string { return purposeOneTimePreKey(uint32(id)) }},
+	{"sessions", "id", "state", purposeSession},
+}
+
+// sealPlainRows seals, under k, every secret value still stored in plain:
+// values written before the user configured a passphrase. It reports
+// whether it sealed any (their plain bytes are then superseded, and the
+// caller checkpoints). With a nil k it does nothing.
+func sealPlainRows(ctx context.Context, q querier, k *atrest.Key) (bool, error) {
+	if k == nil {
+		return false, nil
+	}
+	sealed := false
+	for _, c := range secretColumns {
+		// The table and column names are constants, never input.
+		rows, err := q.QueryContext(ctx, `SELECT `+c.id+`, `+c.col+` FROM `+c.table)
+		if err != nil {
+			return false, fmt.Errorf("seal %s: %w", c.table, err)
+		}
+		var plain []int64
+		for rows.Next() {
+			var id int64
+			var blob []byte
+			if err := rows.Scan(&id, &blob); err != nil {
+				rows.Close()
+				return false, fmt.Errorf("seal %s: %w", c.table, err)
+			}
+			if !atrest.Sealed(blob) {
+				plain = append(plain, id)
+			}
+			clear(blob)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return false, fmt.Errorf("seal %s: %w", c.table, err)
+		}
+		for _, id := range plain {
+			var secret []byte
+			if err := q.QueryRowContext(ctx, `SELECT `+c.col+` FROM `+c.table+` WHERE `+c.id+` = ?`, id).Scan(&secret); err != nil {
+				return false, fmt.Errorf("seal %s %d: %w", c.table, id, err)
+			}
+			blob, err := sealSecret(k, c.purpose(id), secret)
+			clear(secret)
+			if err != nil {
+				return false, err
+			}
+			if _, err := q.ExecContext(ctx, `UPDATE `+c.table+` SET `+c.col+` = ? WHERE `+c.id+` = ?`, blob, id); err != nil {
+				return false, fmt.Errorf("seal %s %d: %w", c.table, id, err)
+			}
+			sealed = true
+		}
+	}
+	return sealed, nil
+}
+
+// resignPreKeys re-signs the stored signed and ML-KEM prekeys with id
+// under bundle version 2's contexts, once, when migration 2 left its mark.
+func resignPreKeys(ctx context.Context, q querier, id *x3dh.Identity) error {
+	var mark int64
+	err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'resign_prekeys'`).Scan(&mark)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && mark == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("re-sign prekeys: %w", err)
+	}
+	for _, t := range []struct {
+		table string
+		sign  func([]byte) []byte
+	}{{"signed_prekeys", id.SignPreKey}, {"kem_prekeys", id.SignKEMPreKey}} {
+		rows, err := q.QueryContext(ctx, `SELECT id, public FROM `+t.table)
+		if err != nil {
+			return fmt.Errorf("re-sign prekeys: %w", err)
+		}
+		type row struct {
+			id  int64
+			sig []byte
+		}
+		var out []row
+		for rows.Next() {
+			var r row
+			var pub []byte
+			if err := rows.Scan(&r.id, &pub); err != nil {
+				rows.Close()
+				return fmt.Errorf("re-sign prekeys: %w", err)
+			}
+			r.sig = t.sign(pub)
+			out = append(out, r)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("re-sign prekeys: %w", err)
+		}
+		for _, r := range out {
+			if _, err := q.ExecContext(ctx, `UPDATE `+t.table+` SET signature = ? WHERE id = ?`, r.sig, r.id); err != nil {
+				return fmt.Errorf("re-sign prekeys: %w", err)
+			}
+		}
+	}
+	if _, err := q.ExecContext(ctx, `DELETE FROM meta WHERE key = 'resign_prekeys'`); err != nil {
+		return fmt.Errorf("re-sign prekeys: %w", err)
+	}
+	return nil
 }
 
 // querier is what both *sql.DB and *sql.Tx offer.
@@ -117,12 +293,17 @@ func nextID(ctx context.Context, q querier, kind string) (uint32, error) {
 }
 
 // loadIdentity returns the stored identity, or nil if there is none.
-func loadIdentity(ctx context.Context, q querier) (*x3dh.Identity, error) {
-	var raw []byte
-	err := q.QueryRowContext(ctx, `SELECT key FROM identity WHERE id = 1`).Scan(&raw)
+func loadIdentity(ctx context.Context, q querier, k *atrest.Key) (*x3dh.Identity, error) {
+	var blob []byte
+	err := q.QueryRowContext(ctx, `SELECT key FROM identity WHERE id = 1`).Scan(&blob)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("load identity: %w", err)
+	}
+	defer clear(blob)
+	raw, err := openSecret(k, purposeIdentity(), blob)
 	if err != nil {
 		return nil, fmt.Errorf("load identity: %w", err)
 	}
@@ -134,21 +315,31 @@ func loadIdentity(ctx context.Context, q querier) (*x3dh.Identity, error) {
 	return id, nil
 }
 
-func saveIdentity(ctx context.Context, q querier, id *x3dh.Identity, now time.Time) error {
+func saveIdentity(ctx context.Context, q querier, k *atrest.Key, id *x3dh.Identity, now time.Time) error {
 	raw, err := id.MarshalBinary()
 	if err != nil {
 		return fmt.Errorf("save identity: %w", err)
 	}
 	defer clear(raw)
-	if _, err := q.ExecContext(ctx, `INSERT INTO identity (id, key, created_unix) VALUES (1, ?, ?)`, raw, now.Unix()); err != nil {
+	blob, err := sealSecret(k, purposeIdentity(), raw)
+	if err != nil {
+		return fmt.Errorf("save identity: %w", err)
+	}
+	defer clear(blob)
+	if _, err := q.ExecContext(ctx, `INSERT INTO identity (id, key, created_unix) VALUES (1, ?, ?)`, blob, now.Unix()); err != nil {
 		return fmt.Errorf("save identity: %w", err)
 	}
 	return nil
 }
 
-func insertSignedPreKey(ctx context.Context, q querier, k *x3dh.PreKeyPair, now time.Time) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO signed_prekeys (id, private, public, signature, created_unix) VALUES (?, ?, ?, ?, ?)`,
-		k.ID, k.Private, k.Public, k.Signature, now.Unix())
+func insertSignedPreKey(ctx context.Context, q querier, key *atrest.Key, k *x3dh.PreKeyPair, now time.Time) error {
+	blob, err := sealSecret(key, purposeSignedPreKey(k.ID), k.Private)
+	if err != nil {
+		return fmt.Errorf("store signed prekey: %w", err)
+	}
+	defer clear(blob)
+	_, err = q.ExecContext(ctx, `INSERT INTO signed_prekeys (id, private, public, signature, created_unix) VALUES (?, ?, ?, ?, ?)`,
+		k.ID, blob, k.Public, k.Signature, now.Unix())
 	if err != nil {
 		return fmt.Errorf("store signed prekey: %w", err)
 	}
@@ -157,22 +348,27 @@ func insertSignedPreKey(ctx context.Context, q querier, k *x3dh.PreKeyPair, now 
 
 // signedPreKey returns the signed prekey with an id and when it was made,
 // or nil if it is not (or no longer) stored.
-func signedPreKey(ctx context.Context, q querier, id uint32) (*x3dh.PreKeyPair, time.Time, error) {
+func signedPreKey(ctx context.Context, q querier, key *atrest.Key, id uint32) (*x3dh.PreKeyPair, time.Time, error) {
 	k := &x3dh.PreKeyPair{ID: id}
 	var created int64
+	var blob []byte
 	err := q.QueryRowContext(ctx, `SELECT private, public, signature, created_unix FROM signed_prekeys WHERE id = ?`, id).
-		Scan(&k.Private, &k.Public, &k.Signature, &created)
+		Scan(&blob, &k.Public, &k.Signature, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, time.Time{}, nil
 	}
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("load signed prekey %d: %w", id, err)
 	}
+	defer clear(blob)
+	if k.Private, err = openSecret(key, purposeSignedPreKey(id), blob); err != nil {
+		return nil, time.Time{}, fmt.Errorf("load signed prekey %d: %w", id, err)
+	}
 	return k, time.Unix(created, 0), nil
 }
 
 // latestSignedPreKey returns the newest signed prekey, or nil.
-func latestSignedPreKey(ctx context.Context, q querier) (*x3dh.PreKeyPair, time.Time, error) {
+func latestSignedPreKey(ctx context.Context, q querier, key *atrest.Key) (*x3dh.PreKeyPair, time.Time, error) {
 	var id uint32
 	err := q.QueryRowContext(ctx, `SELECT id FROM signed_prekeys ORDER BY id DESC LIMIT 1`).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -181,7 +377,7 @@ func latestSignedPreKey(ctx context.Context, q querier) (*x3dh.PreKeyPair, time.
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("load signed prekey: %w", err)
 	}
-	return signedPreKey(ctx, q, id)
+	return signedPreKey(ctx, q, key, id)
 }
 
 // retireSignedPreKeys deletes the signed prekeys other than keep made
@@ -197,34 +393,52 @@ func retireSignedPreKeys(ctx context.Context, q querier, keep uint32, cutoff tim
 	return nil
 }
 
-func insertKEMPreKey(ctx context.Context, q querier, k *x3dh.KEMPreKeyPair, lastResort bool, now time.Time) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO kem_prekeys (id, seed, public, signature, last_resort, created_unix) VALUES (?, ?, ?, ?, ?, ?)`,
-		k.ID, k.Seed, k.Public, k.Signature, lastResort, now.Unix())
+func insertKEMPreKey(ctx context.Context, q querier, key *atrest.Key, k *x3dh.KEMPreKeyPair, lastResort bool, now time.Time) error {
+	blob, err := sealSecret(key, purposeKEMPreKey(k.ID), k.Seed)
+	if err != nil {
+		return fmt.Errorf("store KEM prekey: %w", err)
+	}
+	defer clear(blob)
+	_, err = q.ExecContext(ctx, `INSERT INTO kem_prekeys (id, seed, public, signature, last_resort, created_unix) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.ID, blob, k.Public, k.Signature, lastResort, now.Unix())
 	if err != nil {
 		return fmt.Errorf("store KEM prekey: %w", err)
 	}
 	return nil
 }
 
-// kemPreKey returns a stored ML-KEM prekey and whether it is a last-resort
-// one, or nil.
-func kemPreKey(ctx context.Context, q querier, id uint32) (*x3dh.KEMPreKeyPair, bool, error) {
+// storedKEM is a kem_prekeys row.
+type storedKEM struct {
+	key        *x3dh.KEMPreKeyPair
+	lastResort bool
+	// reservedFor is the contact a one-time key was handed to; nil for a
+	// last-resort key and for a one-time key not handed out.
+	reservedFor []byte
+}
+
+// kemPreKey returns a stored ML-KEM prekey, or nil.
+func kemPreKey(ctx context.Context, q querier, key *atrest.Key, id uint32) (*storedKEM, error) {
 	k := &x3dh.KEMPreKeyPair{ID: id}
-	var lastResort bool
-	err := q.QueryRowContext(ctx, `SELECT seed, public, signature, last_resort FROM kem_prekeys WHERE id = ?`, id).
-		Scan(&k.Seed, &k.Public, &k.Signature, &lastResort)
+	row := &storedKEM{key: k}
+	var blob []byte
+	err := q.QueryRowContext(ctx, `SELECT seed, public, signature, last_resort, reserved_for FROM kem_prekeys WHERE id = ?`, id).
+		Scan(&blob, &k.Public, &k.Signature, &row.lastResort, &row.reservedFor)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("load KEM prekey %d: %w", id, err)
+		return nil, fmt.Errorf("load KEM prekey %d: %w", id, err)
 	}
-	return k, lastResort, nil
+	defer clear(blob)
+	if k.Seed, err = openSecret(key, purposeKEMPreKey(id), blob); err != nil {
+		return nil, fmt.Errorf("load KEM prekey %d: %w", id, err)
+	}
+	return row, nil
 }
 
 // latestLastResortKEM returns the newest last-resort ML-KEM prekey and
 // when it was made, or nil.
-func latestLastResortKEM(ctx context.Context, q querier) (*x3dh.KEMPreKeyPair, time.Time, error) {
+func latestLastResortKEM(ctx context.Context, q querier, key *atrest.Key) (*x3dh.KEMPreKeyPair, time.Time, error) {
 	var id uint32
 	var created int64
 	err := q.QueryRowContext(ctx, `SELECT id, created_unix FROM kem_prekeys WHERE last_resort = 1 ORDER BY id DESC LIMIT 1`).Scan(&id, &created)
@@ -234,8 +448,11 @@ func latestLastResortKEM(ctx context.Context, q querier) (*x3dh.KEMPreKeyPair, t
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("load KEM prekey: %w", err)
 	}
-	k, _, err := kemPreKey(ctx, q, id)
-	return k, time.Unix(created, 0), err
+	row, err := kemPreKey(ctx, q, key, id)
+	if err != nil || row == nil {
+		return nil, time.Time{}, err
+	}
+	return row.key, time.Unix(created, 0), nil
 }
 
 // retireLastResortKEMs deletes the last-resort ML-KEM prekeys other than
@@ -254,8 +471,13 @@ func deleteKEMPreKey(ctx context.Context, q querier, id uint32) error {
 	return nil
 }
 
-func insertOneTimePreKey(ctx context.Context, q querier, k *x3dh.PreKeyPair) error {
-	if _, err := q.ExecContext(ctx, `INSERT INTO one_time_prekeys (id, private, public) VALUES (?, ?, ?)`, k.ID, k.Private, k.Public); err != nil {
+func insertOneTimePreKey(ctx context.Context, q querier, key *atrest.Key, k *x3dh.PreKeyPair) error {
+	blob, err := sealSecret(key, purposeOneTimePreKey(k.ID), k.Private)
+	if err != nil {
+		return fmt.Errorf("store one-time prekey: %w", err)
+	}
+	defer clear(blob)
+	if _, err := q.ExecContext(ctx, `INSERT INTO one_time_prekeys (id, private, public) VALUES (?, ?, ?)`, k.ID, blob, k.Public); err != nil {
 		return fmt.Errorf("store one-time prekey: %w", err)
 	}
 	return nil
@@ -263,14 +485,18 @@ func insertOneTimePreKey(ctx context.Context, q querier, k *x3dh.PreKeyPair) err
 
 // oneTimePreKey returns a stored one-time prekey and the contact it was
 // handed to, or nil.
-func oneTimePreKey(ctx context.Context, q querier, id uint32) (*x3dh.PreKeyPair, []byte, error) {
+func oneTimePreKey(ctx context.Context, q querier, key *atrest.Key, id uint32) (*x3dh.PreKeyPair, []byte, error) {
 	k := &x3dh.PreKeyPair{ID: id}
-	var reserved []byte
-	err := q.QueryRowContext(ctx, `SELECT private, public, reserved_for FROM one_time_prekeys WHERE id = ?`, id).Scan(&k.Private, &k.Public, &reserved)
+	var reserved, blob []byte
+	err := q.QueryRowContext(ctx, `SELECT private, public, reserved_for FROM one_time_prekeys WHERE id = ?`, id).Scan(&blob, &k.Public, &reserved)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, nil
 	}
 	if err != nil {
+		return nil, nil, fmt.Errorf("load one-time prekey %d: %w", id, err)
+	}
+	defer clear(blob)
+	if k.Private, err = openSecret(key, purposeOneTimePreKey(id), blob); err != nil {
 		return nil, nil, fmt.Errorf("load one-time prekey %d: %w", id, err)
 	}
 	return k, reserved, nil
