@@ -37,6 +37,9 @@ type tnode struct {
 	delivered []wire.ID
 	payloads  map[wire.ID]string
 	offline   bool
+	// holdAcks: the host does not ack deliveries; acked are those it did.
+	holdAcks bool
+	acked    map[wire.ID]bool
 }
 
 // testNet is a deterministic network of nodes over a manual clock: step
@@ -75,7 +78,7 @@ func testCfg() Config {
 func newNet(t testing.TB, cfg Config, names ...string) *testNet {
 	tn := &testNet{t: t, clk: &clock{t: time.UnixMilli(1_800_000_000_000)}, cfg: cfg, nodes: map[string]*tnode{}, names: names}
 	for _, name := range names {
-		nd := &tnode{name: name, dir: t.TempDir(), payloads: map[wire.ID]string{}}
+		nd := &tnode{name: name, dir: t.TempDir(), payloads: map[wire.ID]string{}, acked: map[wire.ID]bool{}}
 		tn.nodes[name] = nd
 		tn.open(nd)
 	}
@@ -116,17 +119,33 @@ func (tn *testNet) crash(name string) {
 }
 
 func (tn *testNet) take(nd *tnode, d delivery) {
+	tn.t.Helper()
 	if !d.ephemeral {
 		if slices.Contains(nd.delivered, d.id) {
-			tn.t.Fatalf("%s delivered %x twice", nd.name, d.id[:4])
+			if nd.acked[d.id] {
+				tn.t.Fatalf("%s delivered %x again after the host's ack", nd.name, d.id[:4])
+			}
+		} else {
+			// Causal order: every parent went up first (or is its own).
+			if m := nd.n.groups[string(d.group)].msgs[d.id]; m != nil {
+				for _, p := range m.b.parents {
+					pm := nd.n.groups[string(d.group)].msgs[p]
+					if !slices.Contains(nd.delivered, p) && !(pm != nil && pm.own) && tn.cfg.History == 0 {
+						tn.t.Fatalf("%s delivered %x before its parent %x", nd.name, d.id[:4], p[:4])
+					}
+				}
+			}
+			nd.delivered = append(nd.delivered, d.id)
 		}
+	} else {
+		nd.delivered = append(nd.delivered, d.id)
 	}
-	nd.delivered = append(nd.delivered, d.id)
 	nd.payloads[d.id] = string(d.payload)
-	if !d.ephemeral {
+	if !d.ephemeral && !nd.holdAcks {
 		if err := nd.n.hostAck(context.Background(), d.group, [][]byte{d.id[:]}); err != nil {
 			tn.t.Fatal(err)
 		}
+		nd.acked[d.id] = true
 	}
 }
 

@@ -446,7 +446,7 @@ func TestHistoryWindow(t *testing.T) {
 	recent := tn.send("a", "recent")
 	// c joins.
 	tn.names = append(tn.names, "c")
-	c := &tnode{name: "c", dir: t.TempDir(), payloads: map[wire.ID]string{}}
+	c := &tnode{name: "c", dir: t.TempDir(), payloads: map[wire.ID]string{}, acked: map[wire.ID]bool{}}
 	tn.nodes["c"] = c
 	tn.open(c)
 	for _, name := range []string{"a", "b"} {

@@ -1,0 +1,153 @@
+package bsp
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/strata-msg/strata/plugins/bsp/wire"
+)
+
+// FuzzBody decodes any bytes as a Strata sync body: an error or a body
+// that encodes again to the same bytes; never a panic.
+func FuzzBody(f *testing.F) {
+	f.Add(encodeBody(body{author: key("a"), payload: []byte("x")}))
+	f.Add(encodeBody(body{ephemeral: true, author: key("b"), parents: []wire.ID{{1}, {2}}, payload: []byte("y")}))
+	f.Add([]byte{1, 0})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		b, err := decodeBody(raw, MaxParentsLimit)
+		if err != nil {
+			return
+		}
+		if len(b.parents) > MaxParentsLimit || len(b.author) != IdentitySize {
+			t.Fatalf("%d parents, author of %d bytes", len(b.parents), len(b.author))
+		}
+		if again := encodeBody(b); !bytes.Equal(again, raw) {
+			t.Fatalf("re-encoded %x as %x", raw, again)
+		}
+	})
+}
+
+// FuzzNode drives three nodes over the manual-clock network with
+// operations read from the input: sends (with parents), steps of the
+// clock, lost links, crashes and restarts, hosts that hold back their
+// acks, replays of earlier frames, and arbitrary bytes injected as frames
+// from a member. testNet.take fails on a delivery after the host's ack
+// and on a delivery before a parent. At the end the links heal, every
+// host acks, and every message an honest node sent must reach the other
+// two; the levels the config bounds stay within them.
+func FuzzNode(f *testing.F) {
+	f.Add([]byte{0, 0, 1, 5, 0, 1, 1, 9, 2, 1, 1, 3})
+	f.Add([]byte{3, 1, 0, 0, 0, 0, 1, 4, 2, 0, 1, 20, 3, 1, 1, 20})
+	f.Add([]byte{6, 1, 0, 2, 1, 2, 2, 1, 0, 1, 5, 1, 7})
+	f.Add([]byte{4, 0, 2, 8, 0, 1, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 5, 3, 1, 3})
+	f.Fuzz(fuzzNodeBody)
+}
+
+// fuzzNodeBody is FuzzNode's body.
+func fuzzNodeBody(t *testing.T, ops []byte) {
+	{
+		if len(ops) > 256 {
+			return
+		}
+		cfg := testCfg()
+		cfg.MaxOffered = 8
+		cfg.MaxPending = 16
+		names := []string{"a", "b", "c"}
+		tn := newNet(t, cfg, names...)
+		down := map[[2]string]bool{}
+		tn.drop = func(from, to string, _ []byte) bool { return down[[2]string{from, to}] }
+		var sent []wire.ID
+		last := map[string]wire.ID{}
+		next := func() byte {
+			if len(ops) == 0 {
+				return 0
+			}
+			b := ops[0]
+			ops = ops[1:]
+			return b
+		}
+		for i := 0; len(ops) > 0; i++ {
+			op, x := next()%9, names[int(next())%3]
+			switch op {
+			case 0, 1: // send, with the sender's last message as parent on 1
+				var parents []wire.ID
+				if p, ok := last[x]; ok && op == 1 {
+					parents = append(parents, p)
+				}
+				id := tn.send(x, string(rune('a'+i%26))+x+string(rune(i)), parents...)
+				last[x] = id
+				sent = append(sent, id)
+			case 2: // steps
+				for range int(next()%8) + 1 {
+					tn.clk.advance(time.Duration(next()%50+1) * 10 * time.Millisecond)
+					tn.step()
+				}
+			case 3: // a link goes down or up
+				y := names[int(next())%3]
+				down[[2]string{x, y}] = !down[[2]string{x, y}]
+			case 4: // crash and restart
+				tn.crash(x)
+			case 5: // the host holds its acks, or acks again
+				tn.nodes[x].holdAcks = !tn.nodes[x].holdAcks
+			case 6: // replay an earlier frame
+				if len(tn.tape) > 0 {
+					fr := tn.tape[int(next())%len(tn.tape)]
+					tn.deliver(fr.from, fr.to, fr.payload)
+				}
+			case 7: // an ephemeral message
+				if _, err := tn.nodes[x].n.send(t.Context(), testGroup, []byte("eph"), nil, true, 0); err != nil {
+					t.Fatal(err)
+				}
+			case 8: // arbitrary bytes from a member, or a crafted record
+				y := names[int(next())%3]
+				if x == y {
+					continue
+				}
+				n := int(next() % 64)
+				junk := make([]byte, 0, n+8)
+				switch next() % 3 {
+				case 0:
+					junk = wire.AppendHeader(junk, wire.Type(next()%8), n)
+				case 1:
+					g := tn.nodes[y].n.groups[string(testGroup)]
+					body := encodeBody(body{author: key(x), parents: []wire.ID{{next()}}, payload: []byte{next()}})
+					junk = wire.AppendMessage(junk, wire.RawMessage{Group: g.bsp, Timestamp: uint64(tn.clk.ms()), Body: body})
+					n = 0
+				}
+				for range n {
+					junk = append(junk, next())
+				}
+				tn.deliver(x, y, junk)
+			}
+		}
+		clear(down)
+		for _, name := range names {
+			tn.nodes[name].holdAcks = false
+			tn.crash(name) // what was held back goes up again, and is acked
+		}
+		tn.run(100*time.Millisecond, 10*time.Minute, func() bool {
+			for _, id := range sent {
+				for _, name := range names {
+					nd := tn.nodes[name]
+					if m := nd.n.groups[string(testGroup)].msgs[id]; (m == nil || !m.own) && !tn.has(name, id) {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		for _, name := range names {
+			n := tn.nodes[name].n
+			g := n.groups[string(testGroup)]
+			if g.pending > cfg.MaxPending {
+				t.Fatalf("%s: %d pending", name, g.pending)
+			}
+			for _, p := range g.peers {
+				if len(p.offered) > cfg.MaxOffered {
+					t.Fatalf("%s: %d offered", name, len(p.offered))
+				}
+			}
+		}
+	}
+}
