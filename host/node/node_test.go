@@ -26,6 +26,7 @@ import (
 	"github.com/strata-msg/strata/host/identity"
 	"github.com/strata-msg/strata/host/node"
 	"github.com/strata-msg/strata/host/plugins"
+	"github.com/strata-msg/strata/plugins/bsp"
 	"github.com/strata-msg/strata/plugins/devp2p"
 	"github.com/strata-msg/strata/plugins/doubleratchet"
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
@@ -50,6 +51,7 @@ func TestMain(m *testing.M) {
 		"echo":          "github.com/strata-msg/strata/core/sdk/internal/echolayer/cmd/strata-plugin-echo",
 		"doubleratchet": "github.com/strata-msg/strata/plugins/doubleratchet/cmd/strata-plugin-doubleratchet",
 		"mvds":          "github.com/strata-msg/strata/plugins/mvds/cmd/strata-plugin-mvds",
+		"bsp":           "github.com/strata-msg/strata/plugins/bsp/cmd/strata-plugin-bsp",
 		"devp2p":        "github.com/strata-msg/strata/plugins/devp2p/cmd/strata-plugin-devp2p",
 		"whisper":       "github.com/strata-msg/strata/plugins/whisper/cmd/strata-plugin-whisper",
 	} {
@@ -89,6 +91,7 @@ func catalog() plugins.Catalog {
 		Add(func() sdk.Layer { return none.New() }).
 		Add(func() sdk.Layer { return doubleratchet.New() }).
 		Add(func() sdk.Layer { return mvds.New() }).
+		Add(func() sdk.Layer { return bsp.New() }).
 		Add(func() sdk.Layer { return devp2p.New() }).
 		Add(func() sdk.Layer { return whisper.New() })
 }

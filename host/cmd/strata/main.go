@@ -9,6 +9,7 @@ import (
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/cli"
 	"github.com/strata-msg/strata/host/plugins"
+	"github.com/strata-msg/strata/plugins/bsp"
 	"github.com/strata-msg/strata/plugins/devp2p"
 	"github.com/strata-msg/strata/plugins/doubleratchet"
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
@@ -24,7 +25,8 @@ func main() {
 		Add(func() sdk.Layer { return none.New() }).
 		Add(func() sdk.Layer { return whisper.New() }).
 		Add(func() sdk.Layer { return doubleratchet.New() }).
-		Add(func() sdk.Layer { return mvds.New() })
+		Add(func() sdk.Layer { return mvds.New() }).
+		Add(func() sdk.Layer { return bsp.New() })
 	os.Exit(cli.Execute(context.Background(), cli.Env{
 		Catalog: catalog,
 		Stdout:  os.Stdout,
