@@ -111,8 +111,13 @@ type Plugins struct {
 	LockFile string
 	// Checksums overrides the lock file: plugin name → hex SHA-256.
 	Checksums map[string]string
-	// AllowUnverified starts binaries that have no checksum. Development only.
+	// AllowUnverified starts binaries that have no checksum. Development
+	// only: the file checks still apply, and every such launch logs a
+	// warning that names the binary.
 	AllowUnverified bool
+	// RunAs, when set, is the user (name or uid) every plugin process runs
+	// as (plugins.run_as). The host must run as root.
+	RunAs string
 	// Restart is the crash-restart policy.
 	Restart Restart
 }
@@ -249,7 +254,7 @@ type Sources struct {
 var topKeys = map[string]bool{
 	"node.name": true, "node.data_dir": true, "node.role": true, "node.dial_contacts": true, "node.peers": true,
 	"node.passphrase_file": true, "node.key_file": true,
-	"plugins.dir": true, "plugins.lock_file": true, "plugins.allow_unverified": true,
+	"plugins.dir": true, "plugins.lock_file": true, "plugins.allow_unverified": true, "plugins.run_as": true,
 	"plugins.restart.initial": true, "plugins.restart.max": true,
 	"plugins.restart.limit": true, "plugins.restart.window": true,
 	"metrics.listen": true, "metrics.allow_remote": true, "log.level": true, "log.format": true,
@@ -422,6 +427,7 @@ func fromKoanf(k *koanf.Koanf) (*Config, error) {
 	}
 	cfg.Plugins.LockFile = str("plugins.lock_file", "")
 	cfg.Plugins.AllowUnverified = boolean("plugins.allow_unverified")
+	cfg.Plugins.RunAs = str("plugins.run_as", "")
 	cfg.Plugins.Restart = Restart{
 		Initial: dur("plugins.restart.initial", 200*time.Millisecond),
 		Max:     dur("plugins.restart.max", 30*time.Second),

@@ -1,12 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/pipeline"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/identity"
@@ -31,9 +34,14 @@ type slot struct {
 	log   hclog.Logger
 
 	// Resolved once at New.
-	path     string // binary, in process mode
-	checksum []byte // nil when unverified
+	path string // binary, in process mode
+	// checksum is what New verified the binary against, nil when it was
+	// unverified. Each launch reads the lock again (vouch).
+	checksum []byte
 	factory  plugins.Factory
+
+	// refusedOnce holds the reasons of sdk.Refusal already logged.
+	refusedOnce sync.Map
 
 	// Set when the slot is first loaded, kept across restarts.
 	info       *commonv1.PluginInfo
@@ -66,14 +74,11 @@ func (s *slot) load(ctx context.Context) (sdk.Conn, *commonv1.PluginInfo, error)
 	if s.layer.Mode == config.ModeInProc {
 		conn, err = sdk.InProcess(s.factory(), sdk.InProcessConfig{Logger: s.log, Batch: s.n.opts.Batch})
 	} else {
-		conn, err = sdk.Launch(ctx, sdk.LaunchConfig{
-			Path:            s.path,
-			Kind:            s.kind,
-			Checksum:        s.checksum,
-			AllowUnverified: s.checksum == nil,
-			Logger:          s.log,
-			Batch:           s.n.opts.Batch,
-		})
+		var lc sdk.LaunchConfig
+		if lc, err = s.launchConfig(); err != nil {
+			return nil, nil, err
+		}
+		conn, err = sdk.Launch(ctx, lc)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers.%s: start plugin %q: %w", s.key, s.layer.Plugin, err)
@@ -92,6 +97,66 @@ func (s *slot) load(ctx context.Context) (sdk.Conn, *commonv1.PluginInfo, error)
 		return nil, nil, fmt.Errorf("layers.%s: binary for plugin %q says its name is %q", s.key, s.layer.Plugin, info.GetName())
 	}
 	return conn, info, nil
+}
+
+// launchConfig says how to launch the slot's binary, from the lock as it
+// is now: the plugin's binary is checked and hashed again on every launch,
+// restarts included (sdk.Launch), against what the lock records at that
+// moment (plugins.Vouch, which also checks that the lock records the
+// binary as a layer of this slot's kind).
+func (s *slot) launchConfig() (sdk.LaunchConfig, error) {
+	flag := s.n.opts.AllowUnverified
+	sum, err := plugins.Vouch(s.n.cfg, s.key, s.layer.Plugin, s.path, flag || s.n.cfg.Plugins.AllowUnverified)
+	if err != nil {
+		var ce *sdk.ConfigError
+		if errors.As(err, &ce) {
+			return sdk.LaunchConfig{}, err
+		}
+		return sdk.LaunchConfig{}, fmt.Errorf("layers.%s.plugin: %w", s.key, err)
+	}
+	if s.checksum != nil && sum != nil && !bytes.Equal(sum, s.checksum) {
+		s.log.Info("the lock records another checksum for the plugin than when the node was created; the binary must match the new one", "plugin", s.layer.Plugin, "lock", s.n.cfg.LockPathFor(s.path))
+	}
+	runAs, err := plugins.RunAs(s.n.cfg)
+	if err != nil {
+		return sdk.LaunchConfig{}, err
+	}
+	var limits sdk.FrameLimits
+	if s.index > 0 {
+		// DOWN frames go to the layer below, which takes no payload larger
+		// than it declared.
+		limits.DownPayload = s.n.slots[s.index-1].info.GetMaxPayload()
+	}
+	return sdk.LaunchConfig{
+		Path:             s.path,
+		Kind:             s.kind,
+		Checksum:         sum,
+		AllowUnverified:  sum == nil,
+		UnverifiedReason: plugins.UnverifiedReason(s.n.cfg, flag),
+		Logger:           s.log,
+		Batch:            s.n.opts.Batch,
+		Limits:           limits,
+		Refused:          s.refused,
+		RunAs:            runAs,
+	}, nil
+}
+
+// refused counts what the host dropped on receipt from the plugin, for
+// breaking the limits of its frames, as invalid at the boundary the frames
+// were to cross (UP: the one above the layer; DOWN: the one below), and
+// logs the first refusal of each reason.
+func (s *slot) refused(rf sdk.Refusal) {
+	k := s.index
+	if rf.Direction == commonv1.Direction_DIRECTION_DOWN && k > 0 {
+		k--
+	}
+	if rf.Frames > 0 {
+		s.n.router.Boundary(k).Drop(pipeline.DropInvalid, uint64(rf.Frames))
+	}
+	if _, seen := s.refusedOnce.LoadOrStore(rf.Reason, struct{}{}); !seen {
+		s.log.Warn("the plugin emitted frames or events beyond its limits; the host drops them and counts them as invalid (reported once per reason)",
+			"plugin", s.layer.Plugin, "reason", rf.Reason, "direction", rf.Direction, "frames", rf.Frames, "events", rf.Events)
+	}
 }
 
 // prepare loads the plugin once to check its config section against its
@@ -154,6 +219,9 @@ func (s *slot) callConfigure(ctx context.Context, dir string) (*commonv1.Configu
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("layers.%s: data dir: %w", s.key, err)
 	}
+	if err := s.handOver(dir); err != nil {
+		return nil, err
+	}
 	req := &commonv1.ConfigureRequest{ConfigJson: s.configJSON, DataDir: dir, NodeName: s.n.cfg.Node.Name}
 	if s.n.id != nil { // nil in Check, which loads no identity
 		req.NodeIdentity = s.n.id.Public()
@@ -174,6 +242,40 @@ func (s *slot) callConfigure(ctx context.Context, dir string) (*commonv1.Configu
 		return nil, fmt.Errorf("layers.%s: configure %q: %w", s.key, s.layer.Plugin, err)
 	}
 	return resp, nil
+}
+
+// handOver gives a plugin that runs as another user (plugins.run_as) its
+// data directory, <base>/<layer>/<plugin>: the directory becomes that
+// user's, and <base> and <base>/<layer> become traversable by others
+// (mode o+x: they can pass through, not list; the host's own folder,
+// <base>/host, stays 0700). Only the plugin's directory itself changes
+// owner, never what is in it: a plugin could have put a hard link to
+// another file there, and the host, as root, must not chown that file.
+// State written before the key was set stays the host's; see
+// docs/configuration.md.
+func (s *slot) handOver(dir string) error {
+	if s.layer.Mode == config.ModeInProc {
+		return nil
+	}
+	runAs, err := plugins.RunAs(s.n.cfg)
+	if err != nil || runAs == nil {
+		return err
+	}
+	if err := os.Lchown(dir, int(runAs.UID), int(runAs.GID)); err != nil {
+		return fmt.Errorf("layers.%s: give the data dir to %s (plugins.run_as): %w", s.key, runAs.Name, err)
+	}
+	for _, p := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("layers.%s: data dir: %w", s.key, err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
+				return fmt.Errorf("layers.%s: let %s (plugins.run_as) reach its data dir: %w", s.key, runAs.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // start makes the layer go live, given what the layers around it reported.

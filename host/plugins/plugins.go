@@ -4,7 +4,6 @@
 package plugins
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,8 +25,9 @@ const BinaryPrefix = "strata-plugin-"
 // ErrNotFound is returned when no binary or built-in has a plugin's name.
 var ErrNotFound = errors.New("plugin not found")
 
-// ErrChecksum is returned when a binary does not match its recorded hash.
-var ErrChecksum = errors.New("plugin checksum mismatch")
+// ErrChecksum is returned when a binary does not match its recorded hash
+// (here, or by sdk.Launch right before it runs the binary).
+var ErrChecksum = sdk.ErrChecksumMismatch
 
 // ErrNoChecksum is returned when a binary has no recorded hash.
 var ErrNoChecksum = errors.New("plugin has no recorded checksum")
@@ -116,41 +116,45 @@ func Binaries(dir string) ([]string, error) {
 	return out, nil
 }
 
-// Hash returns the hex SHA-256 of a file.
+// Hash returns the hex SHA-256 of a plugin binary, opened as sdk.Launch
+// opens it (sdk.OpenBinary): a binary that someone else could have written
+// is refused, not hashed.
 func Hash(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := openBinary(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
+	sum, err := sdk.HashFile(f)
+	if err != nil {
+		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(sum), nil
 }
 
-// CheckBinary refuses a binary that is missing, not a regular file (a
-// symlink could be swapped between check and exec), or writable by group or
-// others.
+// CheckBinary refuses a binary that is missing (ErrNotFound), a symlink
+// (one could be swapped between check and exec), not a regular file, not
+// executable, owned by neither this user nor root, writable by group or
+// others, or in a directory (or below one) that someone else could write:
+// the checks of sdk.OpenBinary, which sdk.Launch repeats on every launch.
 func CheckBinary(path string) error {
-	fi, err := os.Lstat(path)
+	f, err := openBinary(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w: %s does not exist", ErrNotFound, path)
-		}
 		return err
 	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("plugin %s is not a regular file (symlinks are refused)", path)
+	return f.Close()
+}
+
+// openBinary is sdk.OpenBinary with a missing file as ErrNotFound.
+func openBinary(path string) (*os.File, error) {
+	f, err := sdk.OpenBinary(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s does not exist", ErrNotFound, path)
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("plugin %s is writable by group or others (mode %v); chmod go-w it", path, fi.Mode().Perm())
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s refused: %w", path, err)
 	}
-	if fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("plugin %s is not executable", path)
-	}
-	return nil
+	return f, nil
 }
 
 // LockFile records the SHA-256 of every plugin binary the node may run.
@@ -174,14 +178,30 @@ type LockEntry struct {
 	Version string `json:"version,omitempty"`
 }
 
-// ReadLock reads a lock file. A missing file is an empty lock.
+// maxLockBytes bounds a lock file: a few hundred bytes per plugin.
+const maxLockBytes = 4 << 20
+
+// ReadLock reads a lock file. A missing file is an empty lock. The lock
+// decides which binaries run, so it is opened as sdk.OpenTrusted opens a
+// file: a symlink, a file owned by neither this user nor root, a file that
+// group or others may write, or one in a directory that someone else could
+// write, is refused (a missing lock in such a directory too: anyone could
+// put one there).
 func ReadLock(path string) (*LockFile, error) {
-	b, err := os.ReadFile(path)
+	f, err := sdk.OpenTrusted(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return &LockFile{Version: 1, Plugins: map[string]LockEntry{}}, nil
 	}
 	if err != nil {
+		return nil, fmt.Errorf("lock file refused: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxLockBytes+1))
+	if err != nil {
 		return nil, fmt.Errorf("lock file: %w", err)
+	}
+	if len(b) > maxLockBytes {
+		return nil, fmt.Errorf("lock file %s is larger than %d bytes", path, maxLockBytes)
 	}
 	var l LockFile
 	if err := json.Unmarshal(b, &l); err != nil {
@@ -196,17 +216,30 @@ func ReadLock(path string) (*LockFile, error) {
 	return &l, nil
 }
 
-// Write saves the lock file atomically.
+// Write saves the lock file atomically, mode 0644: through a new temporary
+// file in the same directory, renamed over path.
 func (l *LockFile) Write(path string) error {
 	b, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
 		return fmt.Errorf("write lock file: %w", err)
 	}
-	return os.Rename(tmp, path)
+	defer os.Remove(tmp.Name()) // after the rename, there is nothing to remove
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write lock file: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write lock file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write lock file: %w", err)
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // Expected returns the recorded hex SHA-256 for a plugin: the override

@@ -67,6 +67,7 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 			sdk.String("attack", "what to do at Start", ""),
 			sdk.Int("count", "how many frames, bytes or lines", 0, 0, 1<<40),
 		},
+		Provides:   []string{sdk.CapUnicast, sdk.CapBroadcast, sdk.CapNamedProtocols, sdk.CapPeerEvents},
 		MaxPayload: MaxPayload,
 	}
 }

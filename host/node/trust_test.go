@@ -1,0 +1,195 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
+	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/node"
+	"github.com/strata-msg/strata/host/plugins"
+)
+
+// lockEntry records the binary name of pluginDir (or dir) with kind.
+func lockEntry(t *testing.T, dir, name, kind string) plugins.LockEntry {
+	t.Helper()
+	sum, err := plugins.Hash(plugins.BinaryPath(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plugins.LockEntry{File: plugins.BinaryPrefix + name, SHA256: sum, Kind: kind}
+}
+
+// trustConfig loads a relay config whose p2p layer is plugin p2p from
+// p2pDir (pluginDir when ""), with extra appended.
+func trustConfig(t *testing.T, dir, p2p, p2pDir, extra string) *config.Config {
+	t.Helper()
+	if p2pDir == "" {
+		p2pDir = pluginDir
+	}
+	text := fmt.Sprintf(`
+node:
+  name: trust
+  data_dir: %s
+  role: relay
+plugins:
+  dir: %s
+layers:
+  p2p:
+    plugin: %s
+    dir: %s
+  privacy:
+    plugin: none
+%s`, filepath.Join(dir, "data"), pluginDir, p2p, p2pDir, extra)
+	path := filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Sources{File: path, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestLockKindMismatchIsRefused: a lock that records the privacy layer's
+// binary as a p2p layer stops the node at its launch, with the key.
+func TestLockKindMismatchIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	lockPath := filepath.Join(dir, "one.lock")
+	lock := &plugins.LockFile{Version: 1, Plugins: map[string]plugins.LockEntry{
+		"libp2p": lockEntry(t, pluginDir, "libp2p", "p2p"),
+		"none":   lockEntry(t, pluginDir, "none", "p2p"),
+	}}
+	if err := lock.Write(lockPath); err != nil {
+		t.Fatal(err)
+	}
+	cfg := trustConfig(t, dir, "libp2p", "", "")
+	cfg.Plugins.LockFile = lockPath
+	n, err := node.New(cfg, node.Options{Catalog: catalog(), Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Start(context.Background())
+	defer n.Close(context.Background())
+	var ce *sdk.ConfigError
+	if !errors.As(err, &ce) || ce.Key != "layers.privacy.plugin" || !strings.Contains(ce.Problem, "p2p layer") {
+		t.Fatalf("got %v, want a config error of layers.privacy.plugin", err)
+	}
+}
+
+// TestRefusedFramesAreCountedAtTheBoundary runs the rogue layer as the
+// overlay: the UP frames it emits beyond its declared max_payload and
+// header bound are dropped by the host and counted as invalid at the
+// p2p|privacy boundary.
+func TestRefusedFramesAreCountedAtTheBoundary(t *testing.T) {
+	dir := t.TempDir()
+	rogueDir := filepath.Join(dir, "rogue")
+	if err := os.Mkdir(rogueDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdktest.Build(rogueDir, "github.com/strata-msg/strata/core/sdk/internal/rogue/cmd/strata-plugin-rogue", "rogue"); err != nil {
+		t.Fatal(err)
+	}
+	lock := &plugins.LockFile{Version: 1, Plugins: map[string]plugins.LockEntry{"rogue": lockEntry(t, rogueDir, "rogue", "p2p")}}
+	if err := lock.Write(filepath.Join(rogueDir, "strata.lock")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := trustConfig(t, dir, "rogue", rogueDir, "")
+	p2p := cfg.Layers["p2p"]
+	p2p.Config = map[string]any{"attack": "frames"}
+	cfg.Layers["p2p"] = p2p
+	n := startNode(t, cfg).Node
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b := n.Boundaries()[0]
+		if got := b.Dropped["invalid"]; got == 2 {
+			return
+		} else if got > 2 || time.Now().After(deadline) {
+			t.Fatalf("%s counts %d invalid frames, want 2 (%v)", b.Name, got, b.Dropped)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a log output read while the node writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRestartChecksTheBinaryAgain: the supervisor's restart of a crashed
+// plugin checks the binary as the first launch did. Once its directory
+// has become writable by others, the restart is refused and says why.
+func TestRestartChecksTheBinaryAgain(t *testing.T) {
+	dir := t.TempDir()
+	p2pDir := filepath.Join(dir, "p2p")
+	if err := os.Mkdir(p2pDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(plugins.BinaryPath(pluginDir, "libp2p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(plugins.BinaryPath(p2pDir, "libp2p"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock := &plugins.LockFile{Version: 1, Plugins: map[string]plugins.LockEntry{"libp2p": lockEntry(t, p2pDir, "libp2p", "p2p")}}
+	if err := lock.Write(filepath.Join(p2pDir, "strata.lock")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := trustConfig(t, dir, "libp2p", p2pDir, "")
+	p2p := cfg.Layers["p2p"]
+	p2p.Config = map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}}
+	cfg.Layers["p2p"] = p2p
+	cfg.Plugins.Restart = config.Restart{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond, Limit: 2, Window: time.Minute}
+	var log lockedBuffer
+	n, err := node.New(cfg, node.Options{Catalog: catalog(), Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: &log})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	if err := os.Chmod(p2pDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(n.PluginPID("p2p"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-n.Failed():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the node kept going; restarts: %d", n.Restarts("p2p"))
+	}
+	if n.Restarts("p2p") != 0 {
+		t.Fatal("a binary in a world-writable directory was restarted")
+	}
+	if !strings.Contains(log.String(), "writable by group or others") {
+		t.Fatalf("the log does not say why the restart was refused:\n%s", log.String())
+	}
+}
