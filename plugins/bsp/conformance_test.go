@@ -23,14 +23,19 @@ func testConfig(mode string) func(int) map[string]any {
 var plugin = sdktest.Plugin{Kind: commonv1.LayerKind_LAYER_KIND_SYNC, New: func() sdk.Layer { return bsp.New() }, Main: "./cmd/strata-plugin-bsp", Name: bsp.Name}
 
 // TestConformance runs the sync suite in both modes (in process and as a
-// process), with eager and interactive sessions.
+// process) with eager and with interactive sessions; under -short the
+// interactive run is in process only.
 func TestConformance(t *testing.T) {
-	sdktest.Run(t, plugin, func(t *testing.T, open sdktest.Opener) {
-		for _, mode := range []string{bsp.ModeEager, bsp.ModeInteractive} {
-			t.Run(mode, func(t *testing.T) {
-				t.Parallel()
+	for _, mode := range []string{bsp.ModeEager, bsp.ModeInteractive} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			p := plugin
+			if testing.Short() && mode == bsp.ModeInteractive {
+				p.Modes = []sdktest.Mode{sdktest.InProcess}
+			}
+			sdktest.Run(t, p, func(t *testing.T, open sdktest.Opener) {
 				conformance.Sync(t, open, conformance.Options{Config: testConfig(mode), Timeout: 15 * time.Second})
 			})
-		}
-	})
+		})
+	}
 }
