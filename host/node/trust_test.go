@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,7 +35,7 @@ func lockEntry(t *testing.T, dir, name, kind string) plugins.LockEntry {
 }
 
 // trustConfig loads a relay config whose p2p layer is plugin p2p from
-// p2pDir (pluginDir when ""), with extra appended.
+// p2pDir (pluginDir when ""), with extra keys in its plugins section.
 func trustConfig(t *testing.T, dir, p2p, p2pDir, extra string) *config.Config {
 	t.Helper()
 	if p2pDir == "" {
@@ -45,13 +48,13 @@ node:
   role: relay
 plugins:
   dir: %s
-layers:
+%slayers:
   p2p:
     plugin: %s
     dir: %s
   privacy:
     plugin: none
-%s`, filepath.Join(dir, "data"), pluginDir, p2p, p2pDir, extra)
+`, filepath.Join(dir, "data"), pluginDir, extra, p2p, p2pDir)
 	path := filepath.Join(dir, "node.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -75,8 +78,7 @@ func TestLockKindMismatchIsRefused(t *testing.T) {
 	if err := lock.Write(lockPath); err != nil {
 		t.Fatal(err)
 	}
-	cfg := trustConfig(t, dir, "libp2p", "", "")
-	cfg.Plugins.LockFile = lockPath
+	cfg := trustConfig(t, dir, "libp2p", "", "  lock_file: "+lockPath+"\n")
 	n, err := node.New(cfg, node.Options{Catalog: catalog(), Logger: hclog.NewNullLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -191,5 +193,50 @@ func TestRestartChecksTheBinaryAgain(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "writable by group or others") {
 		t.Fatalf("the log does not say why the restart was refused:\n%s", log.String())
+	}
+}
+
+// TestRunAsNobody runs a relay's plugins as the user nobody (when the test
+// runs as root and the user exists): each plugin process has nobody's uid,
+// owns its data folder and works in it.
+func TestRunAsNobody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root can start plugins as another user")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody:", err)
+	}
+	dir := t.TempDir()
+	// The data dir's parents must let the plugins' user pass (see
+	// plugins.run_as in docs/configuration.md).
+	for _, p := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(p, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := trustConfig(t, dir, "libp2p", "", "  run_as: nobody\n")
+	p2p := cfg.Layers["p2p"]
+	p2p.Config = map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}}
+	cfg.Layers["p2p"] = p2p
+	n := startNode(t, cfg).Node
+	for _, layer := range []string{"p2p", "privacy"} {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.PluginPID(layer)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^Uid:\s+` + u.Uid + `\s`).Match(status) {
+			t.Fatalf("the %s plugin does not run as nobody (uid %s):\n%s", layer, u.Uid, status)
+		}
+		fi, err := os.Stat(filepath.Join(cfg.Node.DataDir, layer, cfg.Layers[layer].Plugin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := fi.Sys().(*syscall.Stat_t).Uid; strconv.FormatUint(uint64(uid), 10) != u.Uid {
+			t.Fatalf("the %s plugin's data folder belongs to uid %d", layer, uid)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Node.DataDir, "host")); err != nil {
+		t.Fatal(err)
 	}
 }
