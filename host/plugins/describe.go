@@ -2,7 +2,6 @@ package plugins
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -17,8 +16,9 @@ import (
 // layer key, of the given kind: from catalog when the layer runs in
 // process, else by launching its binary (found with Locate in the layer's
 // directories) after checking it against the lock that vouches for it, as
-// a node would: a binary no lock vouches for is not run unless the config
-// allows unverified plugins.
+// a node would (Vouch): a binary no lock vouches for is not run unless the
+// config allows unverified plugins, nor one the lock records as another
+// kind of layer.
 func DescribeLayer(ctx context.Context, cfg *config.Config, catalog Catalog, key string, kind commonv1.LayerKind) (*commonv1.PluginInfo, error) {
 	l, ok := cfg.Layers[key]
 	if !ok {
@@ -38,27 +38,18 @@ func DescribeLayer(ctx context.Context, cfg *config.Config, catalog Catalog, key
 	if err != nil {
 		return nil, fmt.Errorf("describe layers.%s: %w", key, err)
 	}
-	var sum []byte
-	lock, err := ReadLock(cfg.LockPathFor(path))
+	sum, err := Vouch(cfg, key, l.Plugin, path, cfg.Plugins.AllowUnverified)
 	if err != nil {
+		var ce *sdk.ConfigError
+		if errors.As(err, &ce) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("describe layers.%s: %w", key, err)
 	}
-	want, err := Expected(l.Plugin, cfg.Plugins.Checksums, lock)
-	switch {
-	case err == nil:
-		if err := Verify(path, want); err != nil {
-			return nil, fmt.Errorf("describe layers.%s: %w", key, err)
-		}
-		if sum, err = hex.DecodeString(want); err != nil {
-			return nil, fmt.Errorf("describe layers.%s: checksum %q: %w", key, want, err)
-		}
-	case errors.Is(err, ErrNoChecksum) && cfg.Plugins.AllowUnverified:
-	default:
-		return nil, fmt.Errorf("describe layers.%s: %w", key, err)
-	}
-	conn, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: path, Kind: kind, Checksum: sum, AllowUnverified: sum == nil, Logger: hclog.NewNullLogger()})
+	conn, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: path, Kind: kind, Checksum: sum, AllowUnverified: sum == nil,
+		UnverifiedReason: UnverifiedReason(cfg, false), Logger: hclog.NewNullLogger()})
 	if err != nil {
-		return nil, fmt.Errorf("describe layers.%s: launch %s: %w", key, path, err)
+		return nil, fmt.Errorf("describe layers.%s: %w", key, err)
 	}
 	defer conn.Close()
 	info, err := conn.Describe(ctx)
