@@ -107,6 +107,8 @@ type Appended struct {
 func (s *Store) Append(ctx context.Context, msgs []*Message) (*Appended, error) {
 	var res *Appended
 	q := s.publicQuota()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	err := sqlstore.Tx(ctx, s.db, func(tx *sql.Tx) error {
 		res = &Appended{}
 		public := map[string]bool{}  // conversation -> is a public chat
@@ -259,6 +261,8 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
 		return 0, nil
 	}
 	removed := 0
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	err := sqlstore.Tx(ctx, s.db, func(tx *sql.Tx) error {
 		removed = 0
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM conversations WHERE public_chat != ''`)

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -133,6 +134,11 @@ var migrations = []string{
 // Store is safe for concurrent use.
 type Store struct {
 	db *sql.DB
+	// writeMu serializes the store's writes. SQLite takes one writer at a
+	// time and its busy handler is not fair: a steady stream of one
+	// goroutine's transactions (the host's sends) can keep another (the
+	// history writer) waiting past the busy timeout, which fails it.
+	writeMu sync.Mutex
 	// quota bounds each public chat's history (SetPublicQuota).
 	quota atomic.Pointer[Quota]
 }
@@ -181,6 +187,8 @@ func (s *Store) Put(ctx context.Context, c Conversation) error {
 	if updated.IsZero() {
 		updated = time.Now()
 	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	_, err = s.db.ExecContext(ctx,
 		`INSERT INTO conversations (id, members, updated_unix, public_chat, name) VALUES (?, ?, ?, ?, ?)
 		 ON CONFLICT (id) DO UPDATE SET members = excluded.members, updated_unix = excluded.updated_unix, public_chat = excluded.public_chat, name = excluded.name`,

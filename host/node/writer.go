@@ -154,20 +154,23 @@ func (w *writer) queue(ctx context.Context, b *pipeline.Boundary, msgs []*conver
 	}
 }
 
-// run writes what is queued until ctx ends, then what is left (for up to
-// drainTimeout), so that a node that closes in order writes what it took.
+// run writes what is queued until ctx ends, then what is left, so that a
+// node that closes in order writes what it took. Its writes are not cut
+// short when ctx ends, only drainTimeout later.
 func (w *writer) run(ctx context.Context) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drainTimeout, cancel) })
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-			for w.writeQueued(dctx) {
+			for w.writeQueued(wctx) {
 			}
-			cancel()
 			return
 		case <-w.wake:
 		}
-		for w.writeQueued(ctx) {
+		for w.writeQueued(wctx) {
 		}
 	}
 }
