@@ -117,6 +117,8 @@ type opened struct {
 	conversation []byte
 	payload      []byte
 	id           []byte
+	// sent is when the author says it sent the message.
+	sent time.Time
 }
 
 // Reasons an envelope is refused (openEnvelope's errors).
@@ -162,5 +164,6 @@ func openEnvelope(wire []byte) (*opened, error) {
 		conversation: env.GetConversation(),
 		payload:      env.GetPayload(),
 		id:           envelopeID(sm.GetEnvelope()),
+		sent:         time.UnixMilli(env.GetSentUnixMilli()),
 	}, nil
 }

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/contacts"
+	"github.com/strata-msg/strata/host/conversations"
 	"github.com/strata-msg/strata/host/identity"
 )
 
@@ -187,4 +192,48 @@ func BenchmarkEnvelope(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestOpenPublicChatMessage: through the privacy layer's public chat
+// path, the author is whoever signed, contact or not; a message signed for
+// another conversation is refused, and so is one signed longer ago than
+// public.retention (the history has forgotten it: a replay would be new
+// again), each counted.
+func TestOpenPublicChatMessage(t *testing.T) {
+	n, stranger := signer(t), signer(t)
+	n.cfg = &config.Config{Public: config.Public{Retention: time.Hour}}
+	n.log = hclog.NewNullLogger()
+	n.book = &addressBook{byID: map[string]*contacts.Card{}, byPrivacy: map[string]map[string]bool{}}
+	chat := conversations.PublicChatID("lobby")
+	received := func(wire []byte, conv []byte) *conversations.Message {
+		return &conversations.Message{Conversation: conv, Payload: wire}
+	}
+	s, err := stranger.seal(chat, []byte("hi all"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := received(s.wire, chat)
+	if v, err := n.open(t.Context(), m, false); v != taken || err != nil {
+		t.Fatalf("a stranger's message: %v, %v", v, err)
+	}
+	if !bytes.Equal(m.Author, stranger.id.Public()) || string(m.Payload) != "hi all" || !bytes.Equal(m.MessageID, s.id) {
+		t.Fatalf("taken as %+v", m)
+	}
+	if v, _ := n.open(t.Context(), received(s.wire, conversations.PublicChatID("other")), false); v != refused || n.MessageStats()["dropped_wrong_conversation"] != 1 {
+		t.Fatalf("in another chat: %v, %v", v, n.MessageStats())
+	}
+	old, err := proto.Marshal(&appv1.MessageEnvelope{
+		Version: envelopeVersion, Author: stranger.id.Public(), Conversation: chat,
+		SentUnixMilli: time.Now().Add(-2 * time.Hour).UnixMilli(), Nonce: make([]byte, nonceSize), Payload: []byte("old news"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := proto.Marshal(&appv1.SignedMessage{Envelope: old, Signature: stranger.id.Sign(signedBytes(old))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := n.open(t.Context(), received(wire, chat), false); v != refused || n.MessageStats()["dropped_expired"] != 1 {
+		t.Fatalf("signed two hours ago, retention one hour: %v, %v", v, n.MessageStats())
+	}
 }

@@ -290,6 +290,11 @@ func (n *Node) open(ctx context.Context, m *conversations.Message, top bool) (ve
 	case !bytes.Equal(o.conversation, m.Conversation):
 		n.msgStats.count(dropWrongConversation, 1, n, fmt.Sprintf("signed for conversation %x, delivered in %x", o.conversation, m.Conversation), o.author)
 		return refused, nil
+	case !top && n.cfg.Public.Retention > 0 && o.sent.Before(time.Now().Add(-n.cfg.Public.Retention)):
+		// The history has forgotten it, so it would be new again: a
+		// public chat message is live traffic, not history to catch up on.
+		n.msgStats.count(dropExpired, 1, n, fmt.Sprintf("a public chat message sent %s, longer ago than public.retention", o.sent.UTC().Format(time.RFC3339)), o.author)
+		return refused, nil
 	case top && len(claimed) > 0 && !bytes.Equal(claimed, o.author):
 		// The sync layer names an author that did not sign it: a member
 		// relayed it as another member.
@@ -392,6 +397,7 @@ const (
 	dropNotMember
 	dropMalformed
 	dropReplayed
+	dropExpired
 	dropPublicBacklog
 	dropPublicOverQuota
 	numDropCounters
@@ -403,6 +409,7 @@ var msgCounterNames = [numDropCounters]string{
 	dropNotMember:         "dropped_not_member",
 	dropMalformed:         "dropped_malformed",
 	dropReplayed:          "dropped_replayed",
+	dropExpired:           "dropped_expired",
 	dropPublicBacklog:     "dropped_public_backlog",
 	dropPublicOverQuota:   "dropped_public_over_quota",
 }
@@ -428,7 +435,7 @@ func (s *messageStats) count(c msgCounter, k uint64, n *Node, why string, author
 
 // MessageStats returns what the host refused of the messages that reached
 // it, by reason (dropped_forged_author, dropped_wrong_conversation,
-// dropped_not_member, dropped_malformed, dropped_replayed,
+// dropped_not_member, dropped_malformed, dropped_replayed, dropped_expired,
 // dropped_public_backlog, dropped_public_over_quota), and what it removed
 // from public chats' histories (evicted_public by the quota on insert,
 // pruned_public by the periodic prune).
