@@ -240,3 +240,66 @@ func TestRunAsNobody(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnverifiedFromEnvironmentWarns: STRATA_PLUGINS__ALLOW_UNVERIFIED
+// lets a binary without a recorded checksum run, but not silently: every
+// launch, the restart after a crash included, logs a warning that names
+// the binary and the variable.
+func TestUnverifiedFromEnvironmentWarns(t *testing.T) {
+	dir := t.TempDir()
+	p2pDir := filepath.Join(dir, "p2p")
+	if err := os.Mkdir(p2pDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(plugins.BinaryPath(pluginDir, "libp2p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := plugins.BinaryPath(p2pDir, "libp2p")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	loaded := trustConfig(t, dir, "libp2p", p2pDir, "")
+	cfg, err := config.Load(config.Sources{File: loaded.Source, Environ: []string{"STRATA_PLUGINS__ALLOW_UNVERIFIED=true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2p := cfg.Layers["p2p"]
+	p2p.Config = map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}}
+	cfg.Layers["p2p"] = p2p
+	cfg.Plugins.Restart = config.Restart{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond, Window: time.Minute}
+	var log lockedBuffer
+	n, err := node.New(cfg, node.Options{Catalog: catalog(), Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: &log})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	warnings := func() int {
+		c := 0
+		for _, line := range strings.Split(log.String(), "\n") {
+			if strings.Contains(line, "UNVERIFIED") && strings.Contains(line, bin) && strings.Contains(line, "STRATA_PLUGINS__ALLOW_UNVERIFIED") {
+				c++
+			}
+		}
+		return c
+	}
+	if w := warnings(); w != 1 {
+		t.Fatalf("%d warnings after the first launch, want 1:\n%s", w, log.String())
+	}
+	if err := syscall.Kill(n.PluginPID("p2p"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for n.Restarts("p2p") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin was not restarted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if w := warnings(); w != 2 {
+		t.Fatalf("%d warnings after the restart, want 2:\n%s", w, log.String())
+	}
+}
