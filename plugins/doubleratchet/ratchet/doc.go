@@ -73,8 +73,13 @@
 //     one").
 //   - Key material is overwritten where this package holds it (Zero, used and
 //     deleted keys, failed attempts), but Go cannot guarantee that copies made
-//     by the runtime or by crypto/ecdh are wiped. Encrypt serialised states at
-//     rest.
+//     by the runtime or by crypto/ecdh are wiped. MarshalBinary's output holds
+//     every secret of the session: whoever stores it must protect it and erase
+//     superseded copies. The doubleratchet layer seals each stored state under
+//     its at-rest key when the user configured a passphrase (file mode 0600 is
+//     the only protection otherwise), and after every commit that supersedes
+//     a state it erases the old one from its files (SQLite secure_delete and a
+//     truncating WAL checkpoint).
 //
 // A State is not safe for concurrent use. The package has no global mutable
 // state and never logs.
