@@ -477,7 +477,72 @@ func TestInteropGethWhisperV6(t *testing.T) {
 		}
 	})
 
-	t.Run("5_refusals", func(t *testing.T) {
+	// TTL 0 as geth v1.9.20 handles it (whisper.go add, envelope.go
+	// calculatePoW): sent = Expiry, so an envelope that expires in the
+	// current second is neither future-dated nor expired, and its PoW
+	// divides by TTL 0: +Inf, above every requirement. geth accepts it
+	// (pools, delivers, keeps the peer) and so do we. Each side sends one to
+	// the other, and each is also checked by the side that sent it: geth's
+	// add() (post_raw to:"local") for geth's, our Validate for ours.
+	t.Run("5_zero_ttl", func(t *testing.T) {
+		if chatFilter == "" {
+			t.Skip("needs the public chat of check 3")
+		}
+		// zeroTTL is a chat message expiring in the current second, built
+		// early in a second so that it is still live where it arrives.
+		zeroTTL := func(payload []byte) *wire.Envelope {
+			now := time.Now()
+			if ns := now.Nanosecond(); ns > 200e6 {
+				time.Sleep(time.Duration(1e9-ns) + 10*time.Millisecond)
+				now = time.Now()
+			}
+			e := symEnv(t, chatKey, chatTopic, inner(payload), now, 50, 0)
+			e.TTL, e.Expiry = 0, uint32(now.Unix())
+			if !math.IsInf(e.PoW(), 1) {
+				t.Fatalf("TTL-0 envelope has PoW %v, want +Inf", e.PoW())
+			}
+			return e
+		}
+
+		// geth → ours, and the same envelope through geth's own add().
+		msg := []byte("ttl 0 from geth")
+		e := zeroTTL(msg)
+		c0 := h.counters()
+		mark := ref.eventCount()
+		if err := ref.call(ctx, "post_raw", map[string]any{"envelope_rlp": hex.EncodeToString(e.Encode()), "to": "peers"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ref.call(ctx, "post_raw", map[string]any{"envelope_rlp": hex.EncodeToString(e.Encode()), "to": "local"}, nil); err != nil {
+			t.Fatalf("geth's add() refused the TTL-0 envelope: %v", err)
+		}
+		expectApp(t, msg)
+		waitRefMessage(t, mark, chatFilter, msg)
+		if c := h.counters(); c["peers_penalised"] != c0["peers_penalised"] || c["envelopes_received"] != c0["envelopes_received"]+1 || c["dropped_zero_ttl"] != c0["dropped_zero_ttl"] {
+			t.Errorf("TTL-0 envelope from geth: penalised %d→%d received %d→%d dropped_zero_ttl %d→%d, want unchanged, +1, unchanged",
+				c0["peers_penalised"], c["peers_penalised"], c0["envelopes_received"], c["envelopes_received"], c0["dropped_zero_ttl"], c["dropped_zero_ttl"])
+		}
+
+		// ours → geth, and the same envelope through our own check.
+		msg2 := []byte("ttl 0 from strata")
+		e2 := zeroTTL(msg2)
+		p0 := waitRefPeer(t, func(*refPeer) bool { return true })
+		mark = ref.eventCount()
+		if err := h.raw(ctx, rawPacket(refID, e2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := e2.Validate(time.Now(), wire.DefaultMaxMessageSize, ourMinPoW2); err != nil {
+			t.Errorf("our check refuses the TTL-0 envelope geth is sent: %v", err)
+		}
+		waitRefMessage(t, mark, chatFilter, msg2)
+		waitRefPeer(t, func(p *refPeer) bool { return p.Envelopes > p0.Envelopes })
+		for _, ev := range ref.eventsSince(mark) {
+			if ev.Event == "peer" && ev.Type == "drop" {
+				t.Errorf("geth dropped a peer after our TTL-0 envelope: %+v", ev)
+			}
+		}
+	})
+
+	t.Run("6_refusals", func(t *testing.T) {
 		if chatKey == nil {
 			t.Skip("needs the public chat of check 3")
 		}

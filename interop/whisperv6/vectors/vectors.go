@@ -26,12 +26,26 @@ type File struct {
 	Bloom      []BloomVec `json:"bloom"`
 	Symmetric  []SymVec   `json:"symmetric"`
 	Asymmetric []AsymVec  `json:"asymmetric"`
+	Mined      []MinedVec `json:"mined"`
 }
 
 type PoWVec struct {
 	EnvelopeRLP string  `json:"envelope_rlp"`
 	Hash        string  `json:"hash"`
 	PoW         float64 `json:"pow"`
+}
+
+// MinedVec is an envelope sealed by geth's Envelope.Seal to PoWTarget:
+// Seal mines to powToFirstBit(PoWTarget) leading zero bits (size 20 +
+// len(Data), TTL, at least 1) and counts nonces up from 0, so Nonce is the
+// first nonce with that many. ReachesTarget is geth's PoW() >= PoWTarget
+// on the sealed envelope (false where the RLP is longer than 20 +
+// len(Data) and geth's bit count falls short of its own check).
+type MinedVec struct {
+	EnvelopeRLP   string  `json:"envelope_rlp"`
+	PoWTarget     float64 `json:"pow_target"`
+	Nonce         uint64  `json:"nonce"`
+	ReachesTarget bool    `json:"reaches_target"`
 }
 
 type BloomVec struct {
@@ -141,6 +155,21 @@ func Generate() (*File, error) {
 		f.PoW = append(f.PoW, PoWVec{EnvelopeRLP: hex.EncodeToString(encode(e)), Hash: hex.EncodeToString(e.Hash().Bytes()), PoW: e.PoW()})
 	}
 
+	// Mined: geth's Seal on fixed fields (deterministic: nonces from 0).
+	for i, c := range minedCases {
+		e := &whisperv6.Envelope{
+			Expiry: 1600000000 + uint32(i)*1000 + c.ttl,
+			TTL:    c.ttl,
+			Topic:  whisperv6.BytesToTopic(FixedBytes(fmt.Sprintf("mined-topic-%d", i), 4)),
+			Data:   FixedBytes(fmt.Sprintf("mined-data-%d", i), c.size),
+		}
+		v, err := mine(e, c.pow)
+		if err != nil {
+			return nil, fmt.Errorf("mined[%d]: %v", i, err)
+		}
+		f.Mined = append(f.Mined, v)
+	}
+
 	// Bloom.
 	topics := [][]byte{
 		{0x01, 0x02, 0x03, 0x00}, {0xff, 0x00, 0x80, 0x05}, {0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff},
@@ -208,6 +237,38 @@ func Generate() (*File, error) {
 		return nil, fmt.Errorf("self-check of generated vectors failed: %v", err)
 	}
 	return f, nil
+}
+
+// minedCases spread payload size, TTL and PoW target; each costs about
+// 2^bits hashes of the envelope in geth's single-threaded Seal.
+var minedCases = []struct {
+	size int
+	ttl  uint32
+	pow  float64
+}{
+	{0, 1, 0.2},               // 2 bits
+	{1, 1, 0.01},              // x < 1: geth's minimum of 1 bit
+	{0, 1, 10},                // 8 bits
+	{100, 1, 2.5},             // 9 bits
+	{12, 1, 2},                // pow·size·TTL = 64 exactly: 6 bits
+	{32, 50, 0.2},             // 10 bits
+	{284, 50, 1},              // 14 bits
+	{64, 50, 10},              // 16 bits
+	{255, 100, 0.2},           // 13 bits
+	{1000, 10, 2.5},           // 15 bits
+	{4096, 5, 1},              // 15 bits
+	{20000, 1, 0.2},           // 12 bits
+	{10, 0, 0.2},              // TTL 0: log2(0) = -Inf, so 1 bit
+	{256, 1 << 24, 1.1037e-7}, // RLP 21 bytes over Data, size 20: geth mines 9 bits, its check needs 10
+}
+
+// mine seals a copy of e with geth's Seal to pow and records the result.
+func mine(e *whisperv6.Envelope, pow float64) (MinedVec, error) {
+	c := &whisperv6.Envelope{Expiry: e.Expiry, TTL: e.TTL, Topic: e.Topic, Data: e.Data}
+	if err := c.Seal(&whisperv6.MessageParams{PoW: pow, WorkTime: 120}); err != nil {
+		return MinedVec{}, err
+	}
+	return MinedVec{EnvelopeRLP: hex.EncodeToString(encode(c)), PoWTarget: pow, Nonce: c.Nonce, ReachesTarget: c.PoW() >= pow}, nil
 }
 
 func wrap(p *whisperv6.MessageParams) (*whisperv6.Envelope, error) {
@@ -282,6 +343,25 @@ func Verify(f *File) error {
 		}
 		if p := e.PoW(); p != v.PoW || p < 0.2 {
 			return fmt.Errorf("pow[%d]: pow %v, want %v (>= 0.2)", i, p, v.PoW)
+		}
+	}
+	if len(f.Mined) < len(minedCases) {
+		return errors.New("too few mined vectors")
+	}
+	for i, v := range f.Mined {
+		e, _, err := decodeEnv(v.EnvelopeRLP)
+		if err != nil {
+			return fmt.Errorf("mined[%d]: %v", i, err)
+		}
+		if e.Nonce != v.Nonce {
+			return fmt.Errorf("mined[%d]: envelope nonce %d, field %d", i, e.Nonce, v.Nonce)
+		}
+		again, err := mine(e, v.PoWTarget)
+		if err != nil {
+			return fmt.Errorf("mined[%d]: %v", i, err)
+		}
+		if again != v {
+			return fmt.Errorf("mined[%d]: geth seals %+v, file has %+v", i, again, v)
 		}
 	}
 	for i, v := range f.Bloom {

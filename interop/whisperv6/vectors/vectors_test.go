@@ -8,7 +8,7 @@ func TestCheckedInVectorsOpen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("testdata/geth_vectors.json: %v", err)
 	}
-	t.Logf("%d pow, %d bloom, %d symmetric, %d asymmetric", len(f.PoW), len(f.Bloom), len(f.Symmetric), len(f.Asymmetric))
+	t.Logf("%d pow, %d bloom, %d symmetric, %d asymmetric, %d mined", len(f.PoW), len(f.Bloom), len(f.Symmetric), len(f.Asymmetric), len(f.Mined))
 }
 
 // Re-run the generator logic (randomised sealing, so no byte equality).

@@ -249,9 +249,12 @@ func unixSeconds(t time.Time) uint32 {
 //   - expired more than MaxPastDrift ago: [ErrVeryOld] (geth disconnects);
 //   - expired less long ago: [ErrExpired] (geth drops silently);
 //   - EnvelopeHeaderLength + len(Data) > maxSize: [ErrTooLarge];
-//   - TTL 0 and not future-dated: [ErrZeroTTL] (geth would accept it with
-//     infinite PoW; drop without penalty);
 //   - PoW (with geth's future-dating penalty) below minPoW: [ErrLowPoW].
+//
+// TTL 0 is accepted as geth accepts it: sent = Expiry, so an envelope that
+// expires in the current second has PoW +Inf (division by TTL 0) and
+// passes every requirement, one sent up to MaxFutureDrift in the future
+// has its PoW divided by sent - now + 1 alone, and later ones are expired.
 //
 // Bloom and duplicate checks are the node's business.
 func (e *Envelope) Validate(now time.Time, maxSize uint32, minPoW float64) error {
@@ -277,11 +280,7 @@ func (e *Envelope) ValidatePoW(now time.Time, maxSize uint32, minPoW float64) (f
 	if uint64(e.Size()) > uint64(maxSize) {
 		return 0, ErrTooLarge
 	}
-	diff := e.futureDiff(uint32(n))
-	if e.TTL == 0 && diff == 0 {
-		return 0, ErrZeroTTL
-	}
-	pow := e.powWithDiff(diff)
+	pow := e.powWithDiff(e.futureDiff(uint32(n)))
 	if pow < minPoW || math.IsNaN(pow) {
 		return pow, ErrLowPoW
 	}
@@ -299,23 +298,68 @@ func requiredBits(target float64, shortLen int, ttl uint32) int {
 	return -1
 }
 
-// Mine searches for a nonce such that PoW() >= target and stores it in
-// e.Nonce. It uses the verification formula (not geth's approximate
-// size-based bit target), so the result always passes a receiver's check at
-// target. Nonces are searched on all CPUs. It returns ctx.Err() if ctx ends
-// first, leaving Nonce unchanged. A target <= 0 (or an envelope whose
-// current nonce already suffices) returns immediately.
+// gethBits is go-ethereum v1.9.20's powToFirstBit, the bit count its Seal
+// mines to: ceil(log2(target · size · TTL)) with size = 20 + len(Data),
+// at least 1 (TTL 0 gives log2(0) = -Inf, hence 1).
+func gethBits(target float64, size int, ttl uint32) int {
+	b := math.Ceil(math.Log2(target * float64(size) * float64(ttl)))
+	if !(b >= 1) {
+		return 1
+	}
+	if b > 257 {
+		return 257 // unreachable; keeps the conversion defined
+	}
+	return int(b)
+}
+
+// mineBits is the number of leading zero bits [Envelope.Mine] looks for
+// at target: geth's count (gethBits), or the verification formula's
+// (requiredBits) where that one is larger. geth's size, 20 + len(Data),
+// is usually larger than the RLP that PoW divides by, so geth's count
+// leaves a margin, and our envelopes keep it: a receiver divides by
+// TTL + (sent - now + 1) for an envelope it sees as sent in the future
+// (clocks a second or two apart), and a nonce mined to the exact formula
+// would fall below target there where geth's does not. The RLP can also
+// be a byte or three longer than 20 + len(Data) (TTLs of 2^24 s and more,
+// Data of 2^16 bytes and more); there geth's count can fall short of the
+// formula (geth's own envelope would then fail target) and the formula's
+// is taken. -1: no count reaches target.
+func (e *Envelope) mineBits(target float64) int {
+	var buf [maxShortPrefix]byte
+	shortLen := len(e.shortPrefix(buf[:0])) + len(e.Data)
+	need := requiredBits(target, shortLen, e.TTL)
+	if need < 0 {
+		return -1
+	}
+	if g := gethBits(target, e.Size(), e.TTL); g > need {
+		need = g
+	}
+	if need > 256 {
+		return -1
+	}
+	return need
+}
+
+// Mine stores in e.Nonce the first nonce, counting from 0 as geth's Seal
+// does, whose hash has mineBits(target) leading zero bits, so
+// that PoW() >= target; for the same fields it finds geth's nonce. Nonces
+// are searched on all CPUs. It returns ctx.Err() if ctx ends first,
+// leaving Nonce unchanged. A target <= 0, or a current nonce that already
+// has the bits, returns immediately.
 func (e *Envelope) Mine(ctx context.Context, target float64) error {
 	if math.IsNaN(target) || math.IsInf(target, 0) {
 		return ErrBadPoWTarget
 	}
-	if target <= 0 || e.PoW() >= target {
+	if target <= 0 {
 		return nil
 	}
-	short := e.rlpWithoutNonce()
-	need := requiredBits(target, len(short), e.TTL)
+	need := e.mineBits(target)
 	if need < 0 {
 		return ErrBadPoWTarget
+	}
+	short := e.rlpWithoutNonce()
+	if newPrefixHasher(short).zeros(e.Nonce) >= need {
+		return nil
 	}
 	nonce, err := searchNonce(ctx, short, need, workers())
 	if err != nil {

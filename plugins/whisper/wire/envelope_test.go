@@ -211,6 +211,17 @@ func TestSeal(t *testing.T) {
 	}
 }
 
+// withZeros sets e.Nonce to the first nonce whose PoW hash has between lo
+// and hi leading zero bits.
+func withZeros(e *Envelope, lo, hi int) *Envelope {
+	p := newPrefixHasher(e.rlpWithoutNonce())
+	for e.Nonce = 0; ; e.Nonce++ {
+		if z := p.zeros(e.Nonce); z >= lo && z <= hi {
+			return e
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	n := uint32(now.Unix())
@@ -239,7 +250,13 @@ func TestValidate(t *testing.T) {
 		{"ttl > expiry wraps", &Envelope{Expiry: 10, TTL: 50}, DefaultMaxMessageSize, 0, ErrFuture},
 		{"oversize", &Envelope{Expiry: n + 50, TTL: 50, Data: make([]byte, 1000)}, 1019, 0, ErrTooLarge},
 		{"size at limit", mined(n+50, 50, 999, 0.01), 1019, 0.01, nil},
-		{"zero ttl", &Envelope{Expiry: n, TTL: 0}, DefaultMaxMessageSize, 0, ErrZeroTTL},
+		// TTL 0 as geth: PoW +Inf when it expires this second, divided by
+		// the future-dating penalty alone when sent later, expired after.
+		{"zero ttl", &Envelope{Expiry: n, TTL: 0}, DefaultMaxMessageSize, 1e300, nil},
+		// Sent 5 s ahead: PoW = 2^lz / 23 / 6, 0.2 needs 5 bits.
+		{"zero ttl future", withZeros(&Envelope{Expiry: n + 5, Data: make([]byte, 10)}, 5, 256), DefaultMaxMessageSize, 0.2, nil},
+		{"zero ttl future low pow", withZeros(&Envelope{Expiry: n + 5, Data: make([]byte, 10)}, 0, 4), DefaultMaxMessageSize, 0.2, ErrLowPoW},
+		{"zero ttl expired", &Envelope{Expiry: n - 1, TTL: 0}, DefaultMaxMessageSize, 0, ErrExpired},
 		{"low pow", &Envelope{Expiry: n + 50, TTL: 50, Data: make([]byte, 100)}, DefaultMaxMessageSize, 1e9, ErrLowPoW},
 	}
 	for _, c := range cases {

@@ -5,6 +5,7 @@ import (
 	"encoding"
 	"encoding/binary"
 	"hash"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -46,39 +47,40 @@ func workers() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// searchNonce finds a nonce whose hash has at least need leading zeros.
+// searchNonce returns the lowest nonce whose hash has at least need
+// leading zeros: the one go-ethereum's Seal, which counts up from 0, stops
+// at. The n workers take every n-th nonce; a worker stops at its first hit
+// or once it has passed the lowest hit so far (its later nonces cannot be
+// lower), so the lowest hit of all is the first.
 func searchNonce(ctx context.Context, short []byte, need, n int) (uint64, error) {
 	if n < 1 {
 		n = 1
 	}
 	var (
-		found  atomic.Bool
-		result uint64
-		once   sync.Once
+		lowest atomic.Uint64 // lowest hit so far; MaxUint64 = none yet
 		wg     sync.WaitGroup
 	)
+	lowest.Store(math.MaxUint64)
 	for w := 0; w < n; w++ {
 		wg.Add(1)
 		go func(start uint64) {
 			defer wg.Done()
 			p := newPrefixHasher(short)
 			for i, nonce := 0, start; ; i, nonce = i+1, nonce+uint64(n) {
-				if i%1024 == 0 && (found.Load() || ctx.Err() != nil) {
+				if i%1024 == 0 && (nonce > lowest.Load() || ctx.Err() != nil) {
 					return
 				}
 				if p.zeros(nonce) >= need {
-					once.Do(func() {
-						result = nonce
-						found.Store(true)
-					})
+					for old := lowest.Load(); nonce < old && !lowest.CompareAndSwap(old, nonce); old = lowest.Load() {
+					}
 					return
 				}
 			}
 		}(uint64(w))
 	}
 	wg.Wait()
-	if found.Load() {
-		return result, nil
+	if r := lowest.Load(); r != math.MaxUint64 {
+		return r, nil
 	}
 	return 0, ctx.Err()
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"math"
@@ -38,6 +39,12 @@ type gethVectors struct {
 		Payload     string `json:"payload"`
 		SignerPub   string `json:"signer_pub"`
 	} `json:"asymmetric"`
+	Mined []struct {
+		EnvelopeRLP   string  `json:"envelope_rlp"`
+		PoWTarget     float64 `json:"pow_target"`
+		Nonce         uint64  `json:"nonce"`
+		ReachesTarget bool    `json:"reaches_target"`
+	} `json:"mined"`
 }
 
 func loadGethVectors(t *testing.T) *gethVectors {
@@ -135,5 +142,83 @@ func TestGethVectors(t *testing.T) {
 			t.Errorf("asymmetric[%d]: payload %x, want %s", i, rm.Payload, c.Payload)
 		}
 		checkSigner(t, rm, c.SignerPub)
+	}
+}
+
+// TestGethMinedBits checks Mine's bit target against envelopes mined by
+// geth's Envelope.Seal (the "mined" vectors), which counts nonces up from
+// 0 and stops at the first with powToFirstBit(target) leading zeros. Where
+// geth's envelope reaches its own target, our count B must make geth's
+// nonce the first one our search accepts (it has >= B zeros, every lower
+// nonce < B), and Mine must find that very nonce. Where it does not (the
+// RLP is longer than geth's size), B must exceed what geth mined. Either
+// way Mine's envelope must pass the check at the target.
+func TestGethMinedBits(t *testing.T) {
+	v := loadGethVectors(t)
+	if len(v.Mined) < 12 {
+		t.Fatalf("geth_vectors.json holds %d mined vectors, want at least 12", len(v.Mined))
+	}
+	var ttl0, short bool
+	for i, c := range v.Mined {
+		geth, err := DecodeEnvelope(mustHex(t, c.EnvelopeRLP))
+		if err != nil {
+			t.Fatalf("mined[%d]: %v", i, err)
+		}
+		if geth.Nonce != c.Nonce {
+			t.Fatalf("mined[%d]: envelope nonce %d, vector says %d", i, geth.Nonce, c.Nonce)
+		}
+		if got := geth.PoW() >= c.PoWTarget; got != c.ReachesTarget {
+			t.Errorf("mined[%d]: PoW %v >= %v is %v here, %v in geth", i, geth.PoW(), c.PoWTarget, got, c.ReachesTarget)
+		}
+		ttl0 = ttl0 || geth.TTL == 0
+		short = short || !c.ReachesTarget
+		b := geth.mineBits(c.PoWTarget)
+		p := newPrefixHasher(geth.rlpWithoutNonce())
+		below := 0
+		for n := uint64(0); n < c.Nonce; n++ {
+			below = max(below, p.zeros(n))
+		}
+		at := p.zeros(c.Nonce)
+		if c.ReachesTarget {
+			if at < b || below >= b {
+				t.Errorf("mined[%d] (size %d, TTL %d, target %v): our target is %d bits; geth's nonce %d has %d, the nonces below it up to %d",
+					i, geth.Size(), geth.TTL, c.PoWTarget, b, c.Nonce, at, below)
+			}
+		} else if b <= at {
+			t.Errorf("mined[%d]: geth's envelope misses its target with %d bits, yet ours is only %d", i, at, b)
+		}
+		ours := &Envelope{Expiry: geth.Expiry, TTL: geth.TTL, Topic: geth.Topic, Data: geth.Data}
+		if err := ours.Mine(context.Background(), c.PoWTarget); err != nil {
+			t.Fatalf("mined[%d]: %v", i, err)
+		}
+		if c.ReachesTarget && ours.Nonce != c.Nonce {
+			t.Errorf("mined[%d]: Mine found nonce %d, geth %d", i, ours.Nonce, c.Nonce)
+		}
+		if ours.PoW() < c.PoWTarget {
+			t.Errorf("mined[%d]: Mine's envelope has PoW %v < %v", i, ours.PoW(), c.PoWTarget)
+		}
+	}
+	if !ttl0 || !short {
+		t.Errorf("the mined vectors lack a TTL-0 case (%v) or one where geth misses its target (%v)", ttl0, short)
+	}
+}
+
+// TestGethVectorsCopyCurrent: testdata/geth_vectors.json is a copy of the
+// interop module's file (testdata/README.md); in a full checkout the two
+// must be the same bytes.
+func TestGethVectorsCopyCurrent(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "..", "interop", "whisperv6", "testdata", "geth_vectors.json"))
+	if os.IsNotExist(err) {
+		t.Skip("no interop/whisperv6 in this checkout")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := os.ReadFile(filepath.Join("testdata", "geth_vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(src, cp) {
+		t.Fatal("testdata/geth_vectors.json differs from interop/whisperv6/testdata/geth_vectors.json: copy it again")
 	}
 }

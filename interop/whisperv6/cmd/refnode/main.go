@@ -45,6 +45,16 @@ type output struct {
 	enc *json.Encoder
 }
 
+// jsonFloat is f, or nil (JSON null) when f is not finite: JSON has no
+// +Inf, which is geth's PoW of a TTL-0 envelope that expires this second,
+// and encoding/json refuses to write it (the whole line would be lost).
+func jsonFloat(f float64) interface{} {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return nil
+	}
+	return f
+}
+
 func (o *output) send(v interface{}) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -211,7 +221,7 @@ func (n *node) pollFilters() {
 					"padding":    hex.EncodeToString(m.Padding),
 					"topic":      hex.EncodeToString(m.Topic[:]),
 					"signer_pub": "",
-					"pow":        m.PoW,
+					"pow":        jsonFloat(m.PoW),
 					"hash":       hex.EncodeToString(m.EnvelopeHash.Bytes()),
 					"sent":       m.Sent,
 					"ttl":        m.TTL,
@@ -538,7 +548,7 @@ func (n *node) post(a *args) (map[string]interface{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := map[string]interface{}{"hash": hex.EncodeToString(env.Hash().Bytes()), "envelope_rlp": hex.EncodeToString(raw), "pow": env.PoW()}
+	res := map[string]interface{}{"hash": hex.EncodeToString(env.Hash().Bytes()), "envelope_rlp": hex.EncodeToString(raw), "pow": jsonFloat(env.PoW())}
 	if a.Direct {
 		r, err := n.postRaw(raw, "peers", "")
 		if err != nil {
@@ -566,7 +576,7 @@ func (n *node) postRaw(raw []byte, to, peer string) (map[string]interface{}, err
 		if err := n.w.Send(&env); err != nil {
 			return nil, err
 		}
-		return map[string]interface{}{"hash": hex.EncodeToString(env.Hash().Bytes()), "pow": env.PoW()}, nil
+		return map[string]interface{}{"hash": hex.EncodeToString(env.Hash().Bytes()), "pow": jsonFloat(env.PoW())}, nil
 	}
 	if to != "" && to != "peers" {
 		return nil, fmt.Errorf("bad to %q (local|peers)", to)

@@ -31,5 +31,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vectors:", err)
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s: %d pow, %d bloom, %d symmetric, %d asymmetric\n", *out, len(f.PoW), len(f.Bloom), len(f.Symmetric), len(f.Asymmetric))
+	fmt.Fprintf(os.Stderr, "wrote %s: %d pow, %d bloom, %d symmetric, %d asymmetric, %d mined\n", *out, len(f.PoW), len(f.Bloom), len(f.Symmetric), len(f.Asymmetric), len(f.Mined))
 }
