@@ -46,8 +46,12 @@ func DescribeLayer(ctx context.Context, cfg *config.Config, catalog Catalog, key
 		}
 		return nil, fmt.Errorf("describe layers.%s: %w", key, err)
 	}
+	runAs, err := RunAs(cfg)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := sdk.Launch(ctx, sdk.LaunchConfig{Path: path, Kind: kind, Checksum: sum, AllowUnverified: sum == nil,
-		UnverifiedReason: UnverifiedReason(cfg, false), Logger: hclog.NewNullLogger()})
+		UnverifiedReason: UnverifiedReason(cfg, false), Logger: hclog.NewNullLogger(), RunAs: runAs})
 	if err != nil {
 		return nil, fmt.Errorf("describe layers.%s: %w", key, err)
 	}
