@@ -121,10 +121,12 @@ func (s *slot) launchConfig() (sdk.LaunchConfig, error) {
 	if err != nil {
 		return sdk.LaunchConfig{}, err
 	}
-	var limits sdk.FrameLimits
+	// DOWN frames go to the layer below, which takes no payload larger
+	// than it declared. Nothing lies below the bottom layer: the router
+	// drops its DOWN frames whatever their size, and a limit of one byte
+	// keeps them from widening the limit of its batches.
+	limits := sdk.FrameLimits{DownPayload: 1}
 	if s.index > 0 {
-		// DOWN frames go to the layer below, which takes no payload larger
-		// than it declared.
 		limits.DownPayload = s.n.slots[s.index-1].info.GetMaxPayload()
 	}
 	return sdk.LaunchConfig{
