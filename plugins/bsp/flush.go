@@ -24,6 +24,7 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 	if n.failed != nil {
 		return nil, nil, false, 0
 	}
+	defer func() { n.hello = false }()
 	for _, g := range n.groups {
 		n.compact(g)
 		n.forget(g, now)
@@ -133,7 +134,11 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 			for _, e := range g.ephOut {
 				w.message(e.raw, e.trace)
 			}
-			for _, f := range w.frames() {
+			fs := w.frames()
+			if len(fs) == 0 && n.hello {
+				fs = w.out[:1] // VERSIONS alone: a session that says "here"
+			}
+			for _, f := range fs {
 				out = append(out, outbound{group: g.id, peer: p.key, payload: f.b, trace: f.trace})
 				n.c.framesSent.Inc()
 				n.c.bytesSent.Add(uint64(len(f.b)))
@@ -307,7 +312,12 @@ type frame struct {
 	trace uint64
 }
 
-func newFrameWriter(max int) *frameWriter { return &frameWriter{max: max} }
+// newFrameWriter returns a writer whose first frame holds VERSIONS.
+func newFrameWriter(max int) *frameWriter {
+	w := &frameWriter{max: max}
+	w.room(0)
+	return w
+}
 
 // room returns a frame with room for n more bytes.
 func (w *frameWriter) room(n int) *frame {

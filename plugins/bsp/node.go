@@ -173,6 +173,11 @@ type node struct {
 	byBSP  map[wire.ID]*group
 	lastTS uint64
 	seq    int64
+	// hello: the next flush opens a session (a VERSIONS record) with
+	// every member, even with nothing else to say: set at open, so that a
+	// node that comes back tells its members at once, and their records
+	// waiting on a backoff come due (heard).
+	hello bool
 
 	// Changes not yet committed, and the commit generations: gen is the
 	// generation the changes being made now belong to, durable the last
@@ -201,7 +206,7 @@ func openNode(ctx context.Context, dir string, self []byte, cfg Config, c *count
 	if err != nil {
 		return nil, err
 	}
-	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, groups: map[string]*group{}, byBSP: map[wire.ID]*group{}, gen: 1}
+	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, groups: map[string]*group{}, byBSP: map[wire.ID]*group{}, gen: 1, hello: true}
 	n.resetDirty()
 	if err := n.rebuild(ctx); err != nil {
 		st.close()
@@ -386,6 +391,7 @@ func (n *node) setGroup(ctx context.Context, id []byte, members [][]byte) error 
 		g = n.newGroup(id)
 	}
 	joined := n.setMembers(g, ms)
+	n.hello = n.hello || len(joined) > 0
 	n.dirtyGroups[g] = struct{}{}
 	// A member who joins is sent what this node shares, back to the
 	// history window (Config.History).
@@ -676,11 +682,12 @@ func (n *node) hint(g *group, id wire.ID, p *peer) {
 // from p makes its records due at once.
 const silenceFactor = 4
 
-// heard notes a frame from p; after a silence of silenceFactor latencies
-// its records waiting on a backoff become due (Briar resends on a faster
+// heard notes a frame from p; the first since this node started, or one
+// after a silence of silenceFactor latencies, makes its records waiting on
+// a backoff due (Briar resends on a faster
 // transport; here the member coming back is the signal).
 func (n *node) heard(g *group, p *peer, nowMS int64) {
-	if p.lastHeard != 0 && nowMS-p.lastHeard > silenceFactor*n.latency(p) {
+	if p.lastHeard == 0 || nowMS-p.lastHeard > silenceFactor*n.latency(p) {
 		for id, st := range p.status {
 			if !st.seen && st.tx > 0 && st.expiry > nowMS {
 				st.expiry = nowMS

@@ -297,16 +297,13 @@ func TestGapRepair(t *testing.T) {
 	tn.drop = func(from, to string, _ []byte) bool { return from == "a" && to == "c" }
 	m1 := tn.send("a", "m1")
 	tn.run(10*time.Millisecond, 5*time.Second, func() bool { return tn.has("b", m1) })
-	tn.drop = nil
 	m2 := tn.send("a", "m2", m1)
-	// Only the frame with m2 reaches c, then a is gone.
-	out, _, _, _ := tn.nodes["a"].n.flush(tn.clk.ms())
-	for _, o := range out {
-		if bytes.Equal(o.peer, key("c")) {
-			tn.deliver("a", "c", o.payload)
-		}
-	}
+	// Only m2 reaches c, in a frame of its own, then a is gone.
+	ga := tn.nodes["a"].n.groups[string(testGroup)]
+	rm := wire.RawMessage{Group: ga.bsp, Timestamp: ga.msgs[m2].ts, Body: ga.msgs[m2].raw}
+	tn.deliver("a", "c", wire.AppendMessage(wire.AppendVersions(nil, 0), rm))
 	tn.nodes["a"].offline = true
+	tn.drop = nil
 	if tn.has("c", m2) {
 		t.Fatal("m2 delivered before m1")
 	}
@@ -476,5 +473,37 @@ func TestHistoryWindow(t *testing.T) {
 	tn.run(100*time.Millisecond, 5*time.Minute, func() bool { return tn.has("c", child) })
 	if c.n.c.beyondHistory.Load() != 1 {
 		t.Fatal("not delivered by the cut-off rule")
+	}
+}
+
+// TestComeBack: a member that restarts opens a session with every member
+// at once (VERSIONS alone), and what they held for it on a long backoff
+// comes due at once.
+func TestComeBack(t *testing.T) {
+	tn := newNet(t, testCfg(), "a", "b")
+	tn.nodes["b"].offline = true
+	id := tn.send("a", "while b was away")
+	for range 6 { // a's backoff for b grows to 2·100ms·2^6 = 12.8 s
+		tn.clk.advance(5 * time.Second)
+		tn.step()
+	}
+	a := tn.nodes["a"].n
+	st := a.groups[string(testGroup)].byKey[string(key("b"))].status[id]
+	if st.expiry-tn.clk.ms() < 2000 {
+		t.Fatalf("backoff only %d ms", st.expiry-tn.clk.ms())
+	}
+	tn.nodes["b"].offline = false
+	tn.crash("b")
+	out, _, _, _ := tn.nodes["b"].n.flush(tn.clk.ms())
+	if len(out) != 1 || len(out[0].payload) != wire.HeaderLen+1 {
+		t.Fatalf("b's first flush: %d frames", len(out))
+	}
+	tn.deliver("b", "a", out[0].payload)
+	if a.c.onlineResets.Load() != 1 {
+		t.Fatal("a did not make b's record due")
+	}
+	tn.step()
+	if !tn.has("b", id) {
+		t.Fatal("not sent at once")
 	}
 }
