@@ -187,19 +187,27 @@ func (a *privacyAdapter) postPublic(ctx context.Context, c *conversations.Conver
 
 // send implements appPort for a stack whose top is the privacy layer (a
 // relay's stack): one DOWN frame to each other member, best effort; the
-// message keeps its envelope's id.
+// message keeps its envelope's id. A 1:1 conversation's frame names no
+// conversation: the receiver derives it from the sender (deliverTop), and
+// the privacy layer then puts nothing of ours in front of the payload
+// (whisper sets no flag bit, so a stock Status client reads the message
+// as sent).
 func (a *privacyAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error {
 	if len(opts.Parents) > 0 {
 		return errors.New("send: parents need a sync layer")
 	}
 	m.TraceID = a.n.router.NewTraceID()
+	conv := c.ID
+	if a.n.isDirect(*c) {
+		conv = nil
+	}
 	var frames []*commonv1.Frame
 	for _, member := range c.Members {
 		if bytes.Equal(member, a.n.id.Public()) {
 			continue
 		}
 		frames = append(frames, &commonv1.Frame{
-			TraceId: m.TraceID, Conversation: c.ID, Peer: member, Payload: wire, Hints: opts.hints(),
+			TraceId: m.TraceID, Conversation: conv, Peer: member, Payload: wire, Hints: opts.hints(),
 		})
 	}
 	if len(frames) == 0 {

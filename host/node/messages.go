@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sync"
@@ -191,11 +192,18 @@ func (n *Node) received(f *commonv1.Frame, conv, author []byte) *conversations.M
 }
 
 // deliverTop is the router's App: the UP frames that crossed the top
-// boundary go to the history writer.
+// boundary go to the history writer. A frame that names its sender's
+// identity but no conversation is in their 1:1 conversation
+// (conversations.DirectID): a privacy layer on top carries none for it
+// (privacyAdapter.send); secure and sync layers always name one.
 func (n *Node) deliverTop(ctx context.Context, frames []*commonv1.Frame) error {
 	msgs := make([]*conversations.Message, len(frames))
 	for i, f := range frames {
-		msgs[i] = n.received(f, f.GetConversation(), f.GetPeer())
+		conv := f.GetConversation()
+		if len(conv) == 0 && len(f.GetPeer()) == ed25519.PublicKeySize {
+			conv = conversations.DirectID(n.id.Public(), f.GetPeer())
+		}
+		msgs[i] = n.received(f, conv, f.GetPeer())
 	}
 	n.deliver(ctx, n.router.Boundary(len(n.slots)-1), msgs, true)
 	return nil
