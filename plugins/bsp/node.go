@@ -90,9 +90,8 @@ type peer struct {
 	// offered are ids it offered that this node lacks (≤ max_offered).
 	offered map[wire.ID]struct{}
 	// sentAt is when a message was first sent to it, for latency samples.
-	sentAt    map[wire.ID]int64
-	srtt      int64 // smoothed round trip (ms) from acks; 0: none yet
-	lastHeard int64 // ms
+	sentAt map[wire.ID]int64
+	srtt   int64 // smoothed round trip (ms) from acks; 0: none yet
 }
 
 // want is a missing dependency this node asks for (gap repair).
@@ -178,6 +177,8 @@ type node struct {
 	// node that comes back tells its members at once, and their records
 	// waiting on a backoff come due (heard).
 	hello bool
+	// lastHeard is when each member (by key) was last heard from (ms).
+	lastHeard map[string]int64
 
 	// Changes not yet committed, and the commit generations: gen is the
 	// generation the changes being made now belong to, durable the last
@@ -206,7 +207,7 @@ func openNode(ctx context.Context, dir string, self []byte, cfg Config, c *count
 	if err != nil {
 		return nil, err
 	}
-	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, groups: map[string]*group{}, byBSP: map[wire.ID]*group{}, gen: 1, hello: true}
+	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, groups: map[string]*group{}, byBSP: map[wire.ID]*group{}, gen: 1, hello: true, lastHeard: map[string]int64{}}
 	n.resetDirty()
 	if err := n.rebuild(ctx); err != nil {
 		st.close()
@@ -682,19 +683,29 @@ func (n *node) hint(g *group, id wire.ID, p *peer) {
 // from p makes its records due at once.
 const silenceFactor = 4
 
-// heard notes a frame from p; the first since this node started, or one
-// after a silence of silenceFactor latencies, makes its records waiting on
-// a backoff due (Briar resends on a faster
-// transport; here the member coming back is the signal).
-func (n *node) heard(g *group, p *peer, nowMS int64) {
-	if p.lastHeard == 0 || nowMS-p.lastHeard > silenceFactor*n.latency(p) {
-		for id, st := range p.status {
+// heard notes a frame from p's member in any group; the first since this
+// node started, or one after a silence of silenceFactor latencies, makes
+// what waits on a backoff for that member due at once, in every group
+// (Briar resends on a faster transport; here the member coming back is
+// the signal). Silence is per member, not per group: a member back in one
+// conversation is back in all of them.
+func (n *node) heard(p *peer, nowMS int64) {
+	last, ok := n.lastHeard[string(p.key)]
+	n.lastHeard[string(p.key)] = nowMS
+	if ok && nowMS-last <= silenceFactor*n.latency(p) {
+		return
+	}
+	for _, g := range n.groups {
+		q := g.byKey[string(p.key)]
+		if q == nil {
+			continue
+		}
+		for id, st := range q.status {
 			if !st.seen && st.tx > 0 && st.expiry > nowMS {
 				st.expiry = nowMS
-				n.dirtyStatusOf(g, p, id)
+				n.dirtyStatusOf(g, q, id)
 				n.c.onlineResets.Inc()
 			}
 		}
 	}
-	p.lastHeard = nowMS
 }

@@ -507,3 +507,35 @@ func TestComeBack(t *testing.T) {
 		t.Fatal("not sent at once")
 	}
 }
+
+// TestComeBackAcrossGroups: a member heard from in one group after a
+// silence gets what waits for it in the others at once.
+func TestComeBackAcrossGroups(t *testing.T) {
+	tn := newNet(t, testCfg(), "a", "b")
+	a := tn.nodes["a"].n
+	other := []byte("other group")
+	if err := a.setGroup(t.Context(), other, tn.members()); err != nil {
+		t.Fatal(err)
+	}
+	tn.nodes["b"].n.hello = false
+	tn.step()
+	id, err := a.send(t.Context(), other, []byte("in the other group"), nil, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		tn.clk.advance(5 * time.Second)
+		a.flush(tn.clk.ms()) // lost: b's copy in the other group never leaves a
+	}
+	st := a.groups[string(other)].byKey[string(key("b"))].status[id]
+	if st.expiry-tn.clk.ms() < 2000 {
+		t.Fatalf("backoff only %d ms", st.expiry-tn.clk.ms())
+	}
+	// b says something in testGroup only.
+	tn.send("b", "hello in the test group")
+	out, _, _, _ := tn.nodes["b"].n.flush(tn.clk.ms())
+	tn.deliver("b", "a", out[0].payload)
+	if st.expiry != tn.clk.ms() {
+		t.Fatal("the other group's record is not due")
+	}
+}

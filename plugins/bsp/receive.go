@@ -47,7 +47,7 @@ func (n *node) receive(ctx context.Context, in []inbound) ([]delivery, error) {
 		}
 		n.c.framesIn.Inc()
 		n.c.bytesIn.Add(uint64(len(f.payload)))
-		n.heard(g, p, now)
+		n.heard(p, now)
 		out = n.session(g, p, f.payload, f.trace, now, out)
 	}
 	n.mu.Unlock()
