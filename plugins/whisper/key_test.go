@@ -59,4 +59,3 @@ func TestKeyAtRest(t *testing.T) {
 		t.Fatalf("world-readable key file: %v, want ErrInsecureFile", err)
 	}
 }
-

@@ -199,6 +199,20 @@ func (k testKey) card(t *testing.T, name string, issued time.Time, sections map[
 	return contacts.EncodeText(signed)
 }
 
+// elsewhere returns a copy of sections whose privacy address differs from
+// the original in its last byte (by tag): a card with another node's
+// address would be refused as a squat before any of the checks these
+// tests are about.
+func elsewhere(sections map[commonv1.LayerKind]contacts.Section, tag byte) map[commonv1.LayerKind]contacts.Section {
+	out := maps.Clone(sections)
+	if sec, ok := out[commonv1.LayerKind_LAYER_KIND_PRIVACY]; ok && len(sec.Data) > 0 {
+		sec.Data = slices.Clone(sec.Data)
+		sec.Data[len(sec.Data)-1] ^= tag
+		out[commonv1.LayerKind_LAYER_KIND_PRIVACY] = sec
+	}
+	return out
+}
+
 // rawControls lists what must never reach the terminal from remote text.
 func rawControls(s string) []string {
 	var found []string
@@ -332,7 +346,7 @@ func TestRemoteTextIsEscaped(t *testing.T) {
 	}
 	fp := identity.Fingerprint(aliceCard.IdentityKey)
 	impostor := newTestKey(t)
-	o, err := strata(t, "contact", "import", "-c", bob.cfg, impostor.card(t, "alice", time.Now(), aliceCard.Sections))
+	o, err := strata(t, "contact", "import", "-c", bob.cfg, impostor.card(t, "alice", time.Now(), elsewhere(aliceCard.Sections, 1)))
 	if err != nil || !strings.Contains(o, "same name as alice ("+fp+")") {
 		t.Fatalf("import of a second alice: %v\n%s\nwant a note that alice (%s) has the same name", err, o, fp)
 	}
@@ -351,15 +365,16 @@ func TestRemoteTextIsEscaped(t *testing.T) {
 	// Cards through the running node's API.
 	dave := newTestKey(t)
 	now := time.Now()
-	if o, err := strata(t, "contact", "import", "-c", bob.cfg, dave.card(t, "dave", now, aliceCard.Sections)); err != nil || !strings.Contains(o, "into the running node") {
+	daveSections := elsewhere(aliceCard.Sections, 2)
+	if o, err := strata(t, "contact", "import", "-c", bob.cfg, dave.card(t, "dave", now, daveSections)); err != nil || !strings.Contains(o, "into the running node") {
 		t.Fatalf("import of dave's card: %v\n%s", err, o)
 	}
 	for _, tt := range []struct {
 		what, card, want string
 	}{
-		{"an older card", dave.card(t, "dave (old)", now.Add(-time.Hour), aliceCard.Sections), "newer card"},
-		{"a card issued in an hour", dave.card(t, "dave (future)", now.Add(time.Hour), aliceCard.Sections), "future"},
-		{"a name with a bidi override", newTestKey(t).card(t, "eve\u202ecod.exe", now, aliceCard.Sections), "bidirectional"},
+		{"an older card", dave.card(t, "dave (old)", now.Add(-time.Hour), daveSections), "newer card"},
+		{"a card issued in an hour", dave.card(t, "dave (future)", now.Add(time.Hour), daveSections), "future"},
+		{"a name with a bidi override", newTestKey(t).card(t, "eve\u202ecod.exe", now, elsewhere(aliceCard.Sections, 3)), "bidirectional"},
 	} {
 		o, err := strata(t, "contact", "import", "-c", bob.cfg, tt.card)
 		if err == nil || !strings.Contains(o, "not imported") || !strings.Contains(o, tt.want) {
