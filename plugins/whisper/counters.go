@@ -15,7 +15,7 @@ var counterNames = []string{
 	"not_for_us", "peers_penalised", "ignored_code", "status_refreshed",
 	"dropped_malformed", "dropped_low_pow", "dropped_expired", "dropped_future", "dropped_too_large",
 	"dropped_duplicate", "dropped_rate_limited", "dropped_undecryptable", "dropped_bloom",
-	"dropped_zero_ttl", "dropped_handshake", "dropped_banned_peer", "dropped_wrong_protocol",
+	"dropped_handshake", "dropped_banned_peer", "dropped_wrong_protocol",
 	"dropped_bad_address", "dropped_bad_inner", "dropped_pow_timeout", "dropped_wrong_direction",
 	"dropped_before_status", "dropped_emit_failed", "dropped_out_rate_limited",
 }

@@ -517,9 +517,9 @@ func TestInteropGethWhisperV6(t *testing.T) {
 		}
 		expectApp(t, msg)
 		waitRefMessage(t, mark, chatFilter, msg)
-		if c := h.counters(); c["peers_penalised"] != c0["peers_penalised"] || c["envelopes_received"] != c0["envelopes_received"]+1 || c["dropped_zero_ttl"] != c0["dropped_zero_ttl"] {
-			t.Errorf("TTL-0 envelope from geth: penalised %d→%d received %d→%d dropped_zero_ttl %d→%d, want unchanged, +1, unchanged",
-				c0["peers_penalised"], c["peers_penalised"], c0["envelopes_received"], c["envelopes_received"], c0["dropped_zero_ttl"], c["dropped_zero_ttl"])
+		if c := h.counters(); c["peers_penalised"] != c0["peers_penalised"] || c["envelopes_received"] != c0["envelopes_received"]+1 || c["dropped_malformed"] != c0["dropped_malformed"] {
+			t.Errorf("TTL-0 envelope from geth: penalised %d→%d received %d→%d dropped_malformed %d→%d, want unchanged, +1, unchanged",
+				c0["peers_penalised"], c["peers_penalised"], c0["envelopes_received"], c["envelopes_received"], c0["dropped_malformed"], c["dropped_malformed"])
 		}
 
 		// ours → geth, and the same envelope through our own check.

@@ -242,9 +242,6 @@ func (l *Layer) add(p *peer, e *wire.Envelope, raw []byte, now time.Time) (*entr
 			l.count("dropped_too_large")
 		case errors.Is(err, wire.ErrLowPoW):
 			l.count("dropped_low_pow")
-		case errors.Is(err, wire.ErrZeroTTL):
-			l.count("dropped_zero_ttl")
-			return nil, nil, nil
 		default:
 			l.count("dropped_malformed")
 		}

@@ -22,9 +22,6 @@ var (
 	ErrTooLarge = errors.New("whisper: envelope too large")
 	// ErrLowPoW: proof of work below the requirement.
 	ErrLowPoW = errors.New("whisper: envelope PoW too low")
-	// ErrZeroTTL: TTL 0. [Envelope.Validate] no longer returns it: geth
-	// v1.9.20 accepts such envelopes (their PoW is +Inf), and so do we.
-	ErrZeroTTL = errors.New("whisper: envelope TTL is zero")
 )
 
 // Message errors returned by [NewSentMessage], [SentMessage.Wrap],
