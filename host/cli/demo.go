@@ -205,7 +205,7 @@ func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
 	}
 	defer alice.node.Close(context.Background())
 	// Bob answers from his own goroutine: Deliver runs on the host's
-	// routing path, which must not wait for the sync layer's Send.
+	// history writer, which must not wait for the sync layer's Send.
 	pings := make(chan node.Delivery, o.messages)
 	if err := start(&bob, func(d node.Delivery) {
 		if _, ok := parseNumbered(d.Payload, "hello #"); ok && d.From != nil {

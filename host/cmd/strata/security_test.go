@@ -21,12 +21,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	cardv1 "github.com/strata-msg/strata/core/api/card/v1"
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/host/api"
 	"github.com/strata-msg/strata/host/contacts"
 	"github.com/strata-msg/strata/host/identity"
 )
@@ -106,6 +108,18 @@ func TestAPIOnTCPNeedsToken(t *testing.T) {
 	}
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("Subscribe without the token: %v, want Unauthenticated", err)
+	}
+	// With it, Stats answers, the host's message counters included.
+	secret, err := api.ReadToken(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := c.Stats(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+secret), &appv1.StatsRequest{})
+	if err != nil {
+		t.Fatalf("Stats with the token: %v", err)
+	}
+	if _, ok := stats.GetMessages()["dropped_forged_author"]; !ok {
+		t.Errorf("Stats has no dropped_forged_author among its message counters: %v", stats.GetMessages())
 	}
 
 	if out, err := strata(t, "listen", "--api", addr, "--no-follow"); err == nil || !strings.Contains(out, "token") {

@@ -1279,7 +1279,12 @@ type StatsResponse struct {
 	// Whether every layer is up.
 	Running bool `protobuf:"varint,4,opt,name=running,proto3" json:"running,omitempty"`
 	// "client" or "relay".
-	Role          string `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
+	Role string `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
+	// The host's own message counters: messages refused on receipt
+	// (dropped_forged_author, dropped_wrong_conversation, dropped_not_member,
+	// dropped_replayed, dropped_malformed, dropped_expired, ...) and public
+	// chat bounds (evicted_public, pruned_public), by name.
+	Messages      map[string]uint64 `protobuf:"bytes,6,rep,name=messages,proto3" json:"messages,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1347,6 +1352,13 @@ func (x *StatsResponse) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *StatsResponse) GetMessages() map[string]uint64 {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
 }
 
 var File_app_v1_app_proto protoreflect.FileDescriptor
@@ -1447,7 +1459,7 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\bcounters\x18\x06 \x03(\v2'.strata.app.v1.LayerStats.CountersEntryR\bcounters\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xc0\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xc5\x02\n" +
 	"\rStatsResponse\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\x05R\x03pid\x12<\n" +
 	"\n" +
@@ -1455,7 +1467,11 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"boundaries\x121\n" +
 	"\x06layers\x18\x03 \x03(\v2\x19.strata.app.v1.LayerStatsR\x06layers\x12\x18\n" +
 	"\arunning\x18\x04 \x01(\bR\arunning\x12\x12\n" +
-	"\x04role\x18\x05 \x01(\tR\x04role2\x80\x06\n" +
+	"\x04role\x18\x05 \x01(\tR\x04role\x12F\n" +
+	"\bmessages\x18\x06 \x03(\v2*.strata.app.v1.StatsResponse.MessagesEntryR\bmessages\x1a;\n" +
+	"\rMessagesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\x80\x06\n" +
 	"\tMessaging\x12?\n" +
 	"\x04Node\x12\x1a.strata.app.v1.NodeRequest\x1a\x1b.strata.app.v1.NodeResponse\x12K\n" +
 	"\bContacts\x12\x1e.strata.app.v1.ContactsRequest\x1a\x1f.strata.app.v1.ContactsResponse\x12F\n" +
@@ -1481,7 +1497,7 @@ func file_app_v1_app_proto_rawDescGZIP() []byte {
 	return file_app_v1_app_proto_rawDescData
 }
 
-var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_app_v1_app_proto_goTypes = []any{
 	(*NodeRequest)(nil),            // 0: strata.app.v1.NodeRequest
 	(*NodeResponse)(nil),           // 1: strata.app.v1.NodeResponse
@@ -1507,6 +1523,7 @@ var file_app_v1_app_proto_goTypes = []any{
 	nil,                            // 21: strata.app.v1.BoundaryStats.DroppedEntry
 	nil,                            // 22: strata.app.v1.BoundaryStats.FaultsEntry
 	nil,                            // 23: strata.app.v1.LayerStats.CountersEntry
+	nil,                            // 24: strata.app.v1.StatsResponse.MessagesEntry
 }
 var file_app_v1_app_proto_depIdxs = []int32{
 	2,  // 0: strata.app.v1.ContactsResponse.contacts:type_name -> strata.app.v1.Contact
@@ -1517,31 +1534,32 @@ var file_app_v1_app_proto_depIdxs = []int32{
 	23, // 5: strata.app.v1.LayerStats.counters:type_name -> strata.app.v1.LayerStats.CountersEntry
 	18, // 6: strata.app.v1.StatsResponse.boundaries:type_name -> strata.app.v1.BoundaryStats
 	19, // 7: strata.app.v1.StatsResponse.layers:type_name -> strata.app.v1.LayerStats
-	0,  // 8: strata.app.v1.Messaging.Node:input_type -> strata.app.v1.NodeRequest
-	3,  // 9: strata.app.v1.Messaging.Contacts:input_type -> strata.app.v1.ContactsRequest
-	5,  // 10: strata.app.v1.Messaging.AddContact:input_type -> strata.app.v1.AddContactRequest
-	8,  // 11: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
-	7,  // 12: strata.app.v1.Messaging.JoinPublicChat:input_type -> strata.app.v1.JoinPublicChatRequest
-	9,  // 13: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
-	11, // 14: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
-	14, // 15: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
-	16, // 16: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
-	17, // 17: strata.app.v1.Messaging.Stats:input_type -> strata.app.v1.StatsRequest
-	1,  // 18: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
-	4,  // 19: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
-	2,  // 20: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
-	6,  // 21: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
-	6,  // 22: strata.app.v1.Messaging.JoinPublicChat:output_type -> strata.app.v1.Conversation
-	10, // 23: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
-	12, // 24: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
-	15, // 25: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
-	13, // 26: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
-	20, // 27: strata.app.v1.Messaging.Stats:output_type -> strata.app.v1.StatsResponse
-	18, // [18:28] is the sub-list for method output_type
-	8,  // [8:18] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	24, // 8: strata.app.v1.StatsResponse.messages:type_name -> strata.app.v1.StatsResponse.MessagesEntry
+	0,  // 9: strata.app.v1.Messaging.Node:input_type -> strata.app.v1.NodeRequest
+	3,  // 10: strata.app.v1.Messaging.Contacts:input_type -> strata.app.v1.ContactsRequest
+	5,  // 11: strata.app.v1.Messaging.AddContact:input_type -> strata.app.v1.AddContactRequest
+	8,  // 12: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
+	7,  // 13: strata.app.v1.Messaging.JoinPublicChat:input_type -> strata.app.v1.JoinPublicChatRequest
+	9,  // 14: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
+	11, // 15: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
+	14, // 16: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
+	16, // 17: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
+	17, // 18: strata.app.v1.Messaging.Stats:input_type -> strata.app.v1.StatsRequest
+	1,  // 19: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
+	4,  // 20: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
+	2,  // 21: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
+	6,  // 22: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
+	6,  // 23: strata.app.v1.Messaging.JoinPublicChat:output_type -> strata.app.v1.Conversation
+	10, // 24: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
+	12, // 25: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
+	15, // 26: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
+	13, // 27: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
+	20, // 28: strata.app.v1.Messaging.Stats:output_type -> strata.app.v1.StatsResponse
+	19, // [19:29] is the sub-list for method output_type
+	9,  // [9:19] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_app_v1_app_proto_init() }
@@ -1555,7 +1573,7 @@ func file_app_v1_app_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_app_v1_app_proto_rawDesc), len(file_app_v1_app_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
