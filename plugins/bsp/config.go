@@ -33,6 +33,7 @@ type Config struct {
 	MinLatency      time.Duration `json:"min_latency" default:"50ms" min:"1ms" max:"1h" desc:"the least latency used, whatever is observed"`
 	MaxLatency      time.Duration `json:"max_latency" default:"30s" min:"1ms" max:"8760h" desc:"the most latency used, whatever is observed (Briar's network transports declare 30s)"`
 	MaxBackoff      time.Duration `json:"max_backoff" default:"10m" min:"1ms" max:"8760h" desc:"the longest wait between transmissions of a record to a member; Briar has none, and a member who comes back is sent what is due at once"`
+	Keepalive       time.Duration `json:"keepalive" default:"30s" min:"0s" max:"24h" desc:"a member sent nothing for this long gets a frame with VERSIONS alone, as Briar's duplex sessions flush every maxIdleTime, so that it hears this node is there; 0 disables"`
 	Coalesce        time.Duration `json:"coalesce" default:"0s" min:"0s" max:"10s" desc:"how long to gather records after a flush before the next one; 0 sends at once when idle, and what arrives during a flush goes in the next"`
 	Relay           bool          `json:"relay" default:"true" desc:"offer messages received from one member to the others, so that a member catches up from any peer"`
 	MaxOffered      int           `json:"max_offered" default:"1000" min:"1" max:"1048576" desc:"offered ids not yet requested kept per member (Briar's MAX_OFFERED_MESSAGES); more are dropped"`

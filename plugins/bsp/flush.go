@@ -135,8 +135,20 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 				w.message(e.raw, e.trace)
 			}
 			fs := w.frames()
-			if len(fs) == 0 && n.hello {
-				fs = w.out[:1] // VERSIONS alone: a session that says "here"
+			idle := n.cfg.Keepalive > 0 && now-n.lastSent[string(p.key)] >= n.cfg.Keepalive.Milliseconds()
+			if len(fs) == 0 && (n.hello || idle) {
+				// VERSIONS alone: a session that says "here", at start and
+				// as Briar's keepalive on an idle link, so that a member
+				// that missed the first learns this node is back (heard).
+				fs = w.out[:1]
+			}
+			if len(fs) > 0 {
+				n.lastSent[string(p.key)] = now
+			}
+			if n.cfg.Keepalive > 0 {
+				if k := n.lastSent[string(p.key)] + n.cfg.Keepalive.Milliseconds(); next == 0 || k < next {
+					next = k
+				}
 			}
 			for _, f := range fs {
 				out = append(out, outbound{group: g.id, peer: p.key, payload: f.b, trace: f.trace})

@@ -179,6 +179,9 @@ type node struct {
 	hello bool
 	// lastHeard is when each member (by key) was last heard from (ms).
 	lastHeard map[string]int64
+	// lastSent is when a frame last went to each member (ms), for the
+	// keepalive.
+	lastSent map[string]int64
 
 	// Changes not yet committed, and the commit generations: gen is the
 	// generation the changes being made now belong to, durable the last
@@ -207,7 +210,7 @@ func openNode(ctx context.Context, dir string, self []byte, cfg Config, c *count
 	if err != nil {
 		return nil, err
 	}
-	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, groups: map[string]*group{}, byBSP: map[wire.ID]*group{}, gen: 1, hello: true, lastHeard: map[string]int64{}}
+	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, groups: map[string]*group{}, byBSP: map[wire.ID]*group{}, gen: 1, hello: true, lastHeard: map[string]int64{}, lastSent: map[string]int64{}}
 	n.resetDirty()
 	if err := n.rebuild(ctx); err != nil {
 		st.close()

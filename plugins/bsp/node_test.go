@@ -539,3 +539,25 @@ func TestComeBackAcrossGroups(t *testing.T) {
 		t.Fatal("the other group's record is not due")
 	}
 }
+
+// TestKeepalive: a member sent nothing for keepalive gets a VERSIONS
+// frame; one sent something recently does not.
+func TestKeepalive(t *testing.T) {
+	cfg := testCfg()
+	cfg.Keepalive = 30 * time.Second
+	tn := newNet(t, cfg, "a", "b")
+	a := tn.nodes["a"].n
+	out, _, _, next := a.flush(tn.clk.ms()) // the start-of-session frame
+	if len(out) != 1 || next != tn.clk.ms()+30_000 {
+		t.Fatalf("%d frames, next in %d ms", len(out), next-tn.clk.ms())
+	}
+	tn.clk.advance(29 * time.Second)
+	if out, _, _, _ := a.flush(tn.clk.ms()); len(out) != 0 {
+		t.Fatal("keepalive before its time")
+	}
+	tn.clk.advance(time.Second)
+	out, _, _, _ = a.flush(tn.clk.ms())
+	if len(out) != 1 || len(out[0].payload) != wire.HeaderLen+1 {
+		t.Fatalf("%d frames", len(out))
+	}
+}
