@@ -37,20 +37,21 @@ type counters struct {
 	hostAcksIgnored sdk.Counter `counter:"host_acks_ignored"` // ids in Ack calls that acknowledged nothing
 	commits         sdk.Counter `counter:"commits"`           // store transactions (group commit: one per batch of concurrent changes)
 
-	unknownGroup sdk.Drop `drop:"unknown_group"`   // a frame whose conversation is no group of ours
-	nonMember    sdk.Drop `drop:"non_member"`      // a frame from a peer that is not another member
-	version      sdk.Drop `drop:"version"`         // a record of a protocol version other than 0: the rest of the frame is abandoned
-	oversize     sdk.Drop `drop:"oversize"`        // a frame above max_frame or a record above the limits
-	malformed    sdk.Drop `drop:"malformed"`       // a record that does not decode: the rest of the frame is abandoned
-	wrongGroup   sdk.Drop `drop:"wrong_group"`     // a MESSAGE of another group than its frame's
-	unknownAck   sdk.Drop `drop:"unknown_ack"`     // acked ids this node does not hold
-	unknownReq   sdk.Drop `drop:"unknown_request"` // requested ids this node does not hold, or holds undelivered
-	offerFlood   sdk.Drop `drop:"offer_flood"`     // offered ids beyond max_offered per member
-	pendingFull  sdk.Drop `drop:"pending_full"`    // messages with a missing dependency beyond max_pending
-	tooOld       sdk.Drop `drop:"too_old"`         // messages older than the history window
-	notRunning   sdk.Drop `drop:"not_running"`     // input after a storage failure
-	downFrame    sdk.Drop `drop:"down_frame"`      // a DOWN frame from above; messages enter through Send
-	wrongDir     sdk.Drop `drop:"wrong_direction"` // a frame that is neither UP nor DOWN
+	unknownGroup  sdk.Drop `drop:"unknown_group"`   // a frame whose conversation is no group of ours
+	nonMember     sdk.Drop `drop:"non_member"`      // a frame from a peer that is not another member
+	version       sdk.Drop `drop:"version"`         // a record of a protocol version other than 0: the rest of the frame is abandoned
+	oversize      sdk.Drop `drop:"oversize"`        // a frame above max_frame or a record above the limits
+	malformed     sdk.Drop `drop:"malformed"`       // a record that does not decode: the rest of the frame is abandoned
+	wrongGroup    sdk.Drop `drop:"wrong_group"`     // a MESSAGE of another group than its frame's
+	unknownAck    sdk.Drop `drop:"unknown_ack"`     // acked ids this node does not hold
+	unknownReq    sdk.Drop `drop:"unknown_request"` // requested ids this node does not hold, or holds undelivered
+	offerFlood    sdk.Drop `drop:"offer_flood"`     // offered ids beyond max_offered per member
+	pendingFull   sdk.Drop `drop:"pending_full"`    // messages with a missing dependency beyond max_pending
+	ephemeralFull sdk.Drop `drop:"ephemeral_full"`  // ephemeral messages beyond maxEphemeralSeen in one window
+	tooOld        sdk.Drop `drop:"too_old"`         // messages older than the history window
+	notRunning    sdk.Drop `drop:"not_running"`     // input after a storage failure
+	downFrame     sdk.Drop `drop:"down_frame"`      // a DOWN frame from above; messages enter through Send
+	wrongDir      sdk.Drop `drop:"wrong_direction"` // a frame that is neither UP nor DOWN
 
 	set *sdk.Counters
 }

@@ -137,6 +137,11 @@ type outMsg struct {
 // maxHints bounds group.hints.
 const maxHints = 4096
 
+// maxEphemeralSeen bounds group.ephSeen: a member that sends ephemeral
+// messages faster than this many per ephemeral_window has the excess
+// dropped.
+const maxEphemeralSeen = 65536
+
 // delivery is a message going up.
 type delivery struct {
 	group     []byte

@@ -275,9 +275,15 @@ func (n *node) onEphemeral(g *group, p *peer, id wire.ID, b body, trace uint64, 
 			return out
 		}
 	}
-	for k, until := range g.ephSeen {
-		if until < now {
-			delete(g.ephSeen, k)
+	if len(g.ephSeen) >= maxEphemeralSeen {
+		for k, until := range g.ephSeen {
+			if until < now {
+				delete(g.ephSeen, k)
+			}
+		}
+		if len(g.ephSeen) >= maxEphemeralSeen {
+			n.c.ephemeralFull.Inc()
+			return out
 		}
 	}
 	g.ephSeen[id] = now + n.cfg.EphemeralWindow.Milliseconds()
