@@ -7,17 +7,24 @@
 // is the length-preserving wide-block cipher Katzenpost's Sphinx applies to
 // the packet payload.
 //
-// It does not implement the AEZ parameter variants other than the default
-// (no "abytes"/"key length" parameters beyond what Encrypt takes), the
-// streaming or incremental interfaces, or a crypto/cipher.AEAD wrapper.
-// Nonces and associated data strings may have any length.
+// Katzenpost's payload SPRP is Encrypt(key48, iv16, nil, 0, payload) and
+// Decrypt with the same arguments. Keys, nonces and associated-data strings
+// may have any length; tau is any non-negative byte count.
 //
-// The AES round function is written in Go, table-free and constant time,
-// because crypto/aes does not expose single rounds with caller-chosen round
-// keys (see round.go); it therefore does not use AES-NI and is slower than
-// an assembly implementation would be. Everything else has no branch or
-// memory index that depends on secret data; Decrypt checks the expanded
-// zero tag in constant time.
+// It does not implement: the earlier AEZ versions (v1-v4), which differ;
+// an incremental or streaming interface (whole messages only); a
+// crypto/cipher.AEAD wrapper; the Sphinx packet format itself; or key
+// reuse across calls (each call re-derives the key schedule, which costs a
+// BLAKE2b only for keys that are not 48 bytes). Buffers holding key
+// material are not wiped.
+//
+// AEZ needs single AES rounds with its own round keys, which crypto/aes
+// does not expose (it offers only whole AES with the standard key schedule).
+// On amd64 with AES-NI the rounds therefore run as AESENC instructions from
+// a few lines of assembly (round_amd64.s); elsewhere, or with the purego
+// build tag, a table-free constant-time Go round is used (round.go), which
+// is far slower. Everything else has no branch or memory index that depends
+// on secret data; Decrypt checks the expanded zero tag in constant time.
 package aez
 
 import (
@@ -60,6 +67,9 @@ func Extract(key []byte) [KeySize]byte {
 type state struct {
 	i, j, l block
 	lmul    [8]block // 0·L .. 7·L
+
+	aes4Keys  [4]block  // J, I, L, 0
+	aes10Keys [10]block // I, J, L, I, J, L, I, J, L, I
 }
 
 func newState(extracted *[KeySize]byte) *state {
@@ -69,6 +79,10 @@ func newState(extracted *[KeySize]byte) *state {
 	copy(s.l[:], extracted[32:48])
 	for n := 1; n < 8; n++ {
 		s.lmul[n] = mulBlock(uint(n), &s.l)
+	}
+	s.aes4Keys = [4]block{s.j, s.i, s.l, {}}
+	for r := range s.aes10Keys {
+		s.aes10Keys[r] = [3]block{s.i, s.j, s.l}[r%3]
 	}
 	return s
 }
@@ -97,20 +111,13 @@ func mulBlock(n uint, b *block) block {
 
 // aes4 is AES4 with round keys (0, J, I, L, 0): four full rounds.
 func (s *state) aes4(x *block) {
-	var zero block
-	aesRound(x, &s.j)
-	aesRound(x, &s.i)
-	aesRound(x, &s.l)
-	aesRound(x, &zero)
+	encRounds(x, s.aes4Keys[:])
 }
 
 // aes10 is AES10 with round keys (0, I, J, L, I, J, L, I, J, L, I): ten full
 // rounds, each including MixColumns.
 func (s *state) aes10(x *block) {
-	keys := [3]*block{&s.i, &s.j, &s.l}
-	for r := 0; r < 10; r++ {
-		aesRound(x, keys[r%3])
-	}
+	encRounds(x, s.aes10Keys[:])
 }
 
 // tweak holds the offset of E^{j,i} for j >= 0 and lets loops over i step
