@@ -157,6 +157,17 @@ func TestSendAndListen(t *testing.T) {
 			t.Fatalf("listen: %v\n%s", err, out)
 		}
 		if strings.Contains(out, "hello bob") {
+			// Every attempt sent so far will arrive: wait for all of them,
+			// so that the cursor taken below is past each.
+			for strings.Count(out, "hello bob") < i+1 {
+				if time.Now().After(deadline) {
+					t.Fatalf("bob has %d of the %d messages alice sent:\n%s", strings.Count(out, "hello bob"), i+1, out)
+				}
+				time.Sleep(100 * time.Millisecond)
+				if out, err = strata(t, "listen", "-c", bob.cfg, "--no-follow"); err != nil {
+					t.Fatalf("listen: %v\n%s", err, out)
+				}
+			}
 			got = out
 			break
 		}
