@@ -14,6 +14,7 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/atrest"
 	"github.com/strata-msg/strata/core/sdk/p2pkit"
 )
 
@@ -75,7 +76,13 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	if err != nil {
 		return nil, err
 	}
-	key, created, err := loadOrCreateNodeKey(req.GetDataDir())
+	sealKey, err := atrest.NewKey(req.GetAtRestKey())
+	clear(req.GetAtRestKey())
+	if err != nil {
+		return nil, fmt.Errorf("devp2p: %w", err)
+	}
+	key, created, err := loadOrCreateNodeKey(req.GetDataDir(), sealKey)
+	sealKey.Wipe()
 	if err != nil {
 		return nil, fmt.Errorf("devp2p: %w", err)
 	}

@@ -151,7 +151,7 @@ func TestBootstrap(t *testing.T) {
 	}
 	// The bootstrap list names the node itself too, as a shared list would.
 	self := t.TempDir()
-	key, _, err := loadOrCreateIdentity(self)
+	key, _, err := loadOrCreateIdentity(self, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
