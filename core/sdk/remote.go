@@ -127,6 +127,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (Conn, error) {
 		EnvBatchFrames + "=" + strconv.Itoa(cfg.Batch.MaxFrames),
 		EnvBatchBytes + "=" + strconv.Itoa(cfg.Batch.MaxBytes),
 	}, cfg.Env...)
+	env = append(env, profileEnv()...)
 	var (
 		proc       *procRunner
 		socketConf *plugin.UnixSocketConfig

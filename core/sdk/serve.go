@@ -61,6 +61,7 @@ func Serve(impl Layer) {
 	if n, err := strconv.Atoi(os.Getenv(EnvBatchBytes)); err == nil && n > 0 {
 		batch.MaxBytes = n
 	}
+	StartCPUProfile(info.GetName(), logger)
 	rt := newRuntime(impl, logger, batch)
 	stop := func(reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-msg/strata/host/api"
+	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/node"
 )
 
@@ -51,6 +52,7 @@ docs/configuration.md and docs/messaging-api.md.`,
 				return err
 			}
 			log := newLogger(cfg, env.Stderr)
+			sdk.StartCPUProfile("host", log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 
