@@ -175,6 +175,7 @@ func (n *node) share(b *batch, g *group, m *pendingMsg) error {
 		}
 		if added {
 			n.c.relayed.Add(1)
+			n.markFresh(g, q)
 		}
 	}
 	return nil

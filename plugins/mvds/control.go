@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
+	"github.com/strata-msg/strata/core/sdk"
 )
 
 // SetGroup implements syncv1.ControlServer. Members are 32-byte identity
@@ -27,10 +28,13 @@ func (l *Layer) SetGroup(ctx context.Context, req *syncv1.GroupRequest) (*syncv1
 }
 
 // Send implements syncv1.ControlServer. A persistent message is committed
-// when Send returns, and goes out at the next epoch; an ephemeral one goes
-// out once at the next epoch and is never stored. Parents must be
-// persistent messages of the group sent or delivered here. Every call is a
-// new message with a new id.
+// when Send returns; an ephemeral one is never stored. Either goes out at
+// once when the layer is idle, with the messages sent meanwhile when it is
+// busy (eager, the default), or at the next epoch (eager: false); an
+// ephemeral one only once. Parents must be persistent messages of the
+// group sent or delivered here. Every call is a new message with a new id.
+// Concurrent calls share commits: one fsync for all that gathered while
+// the previous commit ran.
 func (l *Layer) Send(ctx context.Context, req *syncv1.SendRequest) (*syncv1.SendResponse, error) {
 	nd, err := l.configured()
 	if err != nil {
@@ -40,7 +44,38 @@ func (l *Layer) Send(ctx context.Context, req *syncv1.SendRequest) (*syncv1.Send
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	l.kick()
 	return &syncv1.SendResponse{MessageId: bytes.Clone(id[:])}, nil
+}
+
+var _ sdk.SyncBatcher = (*Layer)(nil)
+
+// SendBatch implements sdk.SyncBatcher: the messages as Send takes each,
+// in order, all or none, in one commit (one fsync) that is done before it
+// returns. A message that Send would refuse refuses the batch, with an
+// error that names its index, and nothing of the batch is stored or sent.
+// A message may name an earlier message of the batch as a parent;
+// timestamps strictly increase along the batch. At most MaxSendBatch
+// messages.
+func (l *Layer) SendBatch(ctx context.Context, req *syncv1.SendBatchRequest) (*syncv1.SendBatchResponse, error) {
+	nd, err := l.configured()
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]sendMsg, len(req.GetMessages()))
+	for i, m := range req.GetMessages() {
+		msgs[i] = sendMsg{group: m.GetGroup(), payload: m.GetPayload(), parents: m.GetParents(), ephemeral: m.GetEphemeral(), trace: m.GetTraceId()}
+	}
+	ids, err := nd.sendBatch(ctx, msgs, true)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	l.kick()
+	resp := &syncv1.SendBatchResponse{Results: make([]*syncv1.SendResponse, len(ids))}
+	for i, id := range ids {
+		resp.Results[i] = &syncv1.SendResponse{MessageId: bytes.Clone(id[:])}
+	}
+	return resp, nil
 }
 
 // State implements syncv1.ControlServer: messages counts the stored

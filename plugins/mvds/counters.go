@@ -166,6 +166,8 @@ type counters struct {
 	redelivered     sdk.Counter `counter:"redelivered"`       // UP frames of unacknowledged deliveries emitted again at a Start
 	hostAcks        sdk.Counter `counter:"host_acks"`         // deliveries the host acknowledged (Ack)
 	hostAcksIgnored sdk.Counter `counter:"host_acks_ignored"` // ids in Ack calls that acknowledged nothing
+	sendCommits     sdk.Counter `counter:"send_commits"`      // commits of Send and SendBatch calls (group commit: one for all that gathered)
+	eagerPayloads   sdk.Counter `counter:"eager_payloads"`    // DOWN frames sent by an eager flush, between epochs (counted in payloads_sent too)
 	dropped         [numReasons]sdk.Counter
 
 	set *sdk.Counters

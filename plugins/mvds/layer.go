@@ -36,6 +36,11 @@ type Layer struct {
 	// redelivery that Start began end.
 	loopDone      chan struct{}
 	redeliverDone chan struct{}
+	// flushDone is closed when the flush loop that Start began (eager)
+	// ends; wake asks it for a flush (buffered: requests made while a
+	// flush runs coalesce into the next).
+	flushDone chan struct{}
+	wake      chan struct{}
 
 	// deliverMu orders the emission of UP frames as they were decided. Start
 	// takes it and hands it to the redelivery, so that what earlier runs
@@ -48,7 +53,7 @@ type Layer struct {
 var _ sdk.Sync = (*Layer)(nil)
 
 // New returns an unconfigured mvds layer.
-func New() *Layer { return &Layer{c: newCounters()} }
+func New() *Layer { return &Layer{c: newCounters(), wake: make(chan struct{}, 1)} }
 
 // Describe implements sdk.Layer. The layer provides "sync" and "causal"
 // and needs a secure layer below ("e2e"): it relies on it to authenticate
@@ -112,6 +117,10 @@ func (l *Layer) Start(ctx context.Context, _ *commonv1.StartRequest) (*commonv1.
 	returned := make(chan struct{})
 	defer close(returned)
 	go l.epochLoop(l.loopDone)
+	if l.cfg.Eager {
+		l.flushDone = make(chan struct{})
+		go l.flushLoop(nd, l.flushDone)
+	}
 	go l.redeliverAll(nd, upto, ds, returned, l.redeliverDone)
 	return &commonv1.StartResponse{LocalAddress: l.identity, DisplayAddress: hex.EncodeToString(l.identity)}, nil
 }
@@ -182,6 +191,7 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 		if err := l.emit(ctx, l.upFrames(ds)); err == nil {
 			l.c.delivered.Add(uint64(len(ds)))
 		}
+		l.kick() // requests, answers and relays it made
 	}
 }
 
@@ -216,11 +226,15 @@ func (l *Layer) Stop(ctx context.Context) error {
 	if l.redeliverDone != nil {
 		<-l.redeliverDone
 	}
+	if l.flushDone != nil {
+		<-l.flushDone
+	}
 	return l.node.Swap(nil).close(ctx)
 }
 
 // epochLoop runs an epoch every cfg.Epoch until Stop and emits its
-// payloads.
+// payloads (with eager on, retransmissions, acks, and what a flush could
+// not fit).
 func (l *Layer) epochLoop(done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(l.cfg.Epoch)
@@ -240,6 +254,45 @@ func (l *Layer) epochLoop(done chan struct{}) {
 			continue
 		}
 		_ = l.emit(run, downFrames(out)) // lost payloads: the records come due again
+	}
+}
+
+// kick asks the flush loop for a flush, if eager; a flush in progress
+// leaves the request for the next, which takes everything gathered.
+func (l *Layer) kick() {
+	if !l.cfg.Eager {
+		return
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flushLoop runs nd's eager flushes (flush.go) when kicked, until Stop,
+// and emits their payloads: at once when it is idle, and under load one
+// flush for all the kicks that came while the previous one ran.
+func (l *Layer) flushLoop(nd *node, done chan struct{}) {
+	defer close(done)
+	run := l.env.Run
+	for {
+		select {
+		case <-run.Done():
+			return
+		case <-l.wake:
+		}
+		for more := true; more && run.Err() == nil; {
+			var out []outbound
+			var err error
+			out, more, err = nd.flush(run)
+			if err != nil {
+				if run.Err() == nil {
+					l.env.Logger.Debug("flush", "error", err)
+				}
+				break
+			}
+			_ = l.emit(run, downFrames(out)) // lost payloads: the records come due again
+		}
 	}
 }
 

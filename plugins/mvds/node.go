@@ -71,6 +71,21 @@ type node struct {
 	// trace id. In memory and bounded: after a restart, or for the oldest of
 	// more than maxTraces, frames go with trace id 0.
 	traces map[ID]uint64
+	// fresh says that some group has a fresh member (group.fresh).
+	fresh bool
+
+	// The commit loop (commit.go): Send and SendBatch calls wait in queue,
+	// and one of them at a time (leading) commits what has gathered.
+	cmu     sync.Mutex
+	queue   []*commitReq
+	leading bool
+}
+
+// markFresh notes that peer has something never sent waiting for it.
+// Called with n.mu.
+func (n *node) markFresh(g *group, peer []byte) {
+	g.fresh[string(peer)] = true
+	n.fresh = true
 }
 
 // maxTraces bounds the trace ids a node remembers.
@@ -107,8 +122,13 @@ type group struct {
 	waiting map[ID][]ID
 	// acks are the ids to acknowledge to each member at the next epoch.
 	acks map[string]*idQueue
-	// once are the ephemeral messages to send each member at the next epoch.
+	// once are the ephemeral messages to send each member at the next epoch
+	// (or at once, eager).
 	once map[string][]outMessage
+	// fresh holds the members with something never sent waiting for them:
+	// a record with send count 0 or an ephemeral message. The eager flush
+	// (flush.go) looks at them only; an epoch clears them all.
+	fresh map[string]bool
 	// heard is the epoch of each member's last valid payload.
 	heard map[string]uint64
 	// requests counts the REQUEST records for each member.
@@ -126,6 +146,7 @@ func newGroup(id []byte) *group {
 		waiting:    make(map[ID][]ID),
 		acks:       make(map[string]*idQueue),
 		once:       make(map[string][]outMessage),
+		fresh:      make(map[string]bool),
 		heard:      make(map[string]uint64),
 		requests:   make(map[string]int),
 		wireWarned: make(map[string]bool),
@@ -450,6 +471,7 @@ func (n *node) setGroup(ctx context.Context, id []byte, members [][]byte) error 
 	for _, m := range gone {
 		delete(g.acks, string(m))
 		delete(g.once, string(m))
+		delete(g.fresh, string(m))
 		delete(g.heard, string(m))
 		delete(g.requests, string(m))
 		delete(g.wireWarned, string(m))
@@ -467,102 +489,6 @@ func sameMembers(a, b map[string]bool) bool {
 		}
 	}
 	return true
-}
-
-// send adds a message to a group and returns its id. A persistent message
-// is committed, with a record for every other member, before send
-// returns; it goes out at the next epoch (as a MESSAGE in batch mode, an
-// OFFER in interactive mode). An ephemeral one is only queued, to go out
-// once at the next epoch. Every parent must be a persistent message of the
-// group that was sent or delivered here. Each call is a new message: the
-// timestamp strictly increases, so equal content gets a new id.
-func (n *node) send(ctx context.Context, groupID, payload []byte, rawParents [][]byte, ephemeral bool, trace uint64) (ID, error) {
-	if len(payload) > MaxPayload {
-		return ID{}, fmt.Errorf("%w: payload of %d bytes, at most %d", errInvalid, len(payload), MaxPayload)
-	}
-	if len(rawParents) > n.cfg.MaxParents {
-		return ID{}, fmt.Errorf("%w: %d parents, at most %d", errInvalid, len(rawParents), n.cfg.MaxParents)
-	}
-	parents, err := toIDs(rawParents)
-	if err != nil {
-		return ID{}, fmt.Errorf("%w: %v", errInvalid, err)
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.usable(); err != nil {
-		return ID{}, err
-	}
-	if len(n.self) == 0 {
-		return ID{}, fmt.Errorf("%w: the node has no identity key", errPrecondition)
-	}
-	g := n.groups[string(groupID)]
-	if g == nil {
-		return ID{}, fmt.Errorf("%w: %s", errNoGroup, short(groupID))
-	}
-	now := n.now()
-	ts := max(now.UnixMilli(), n.lastTS+1)
-	out, st, err := n.encode(g.id, ts, payload, parents, ephemeral)
-	if err != nil {
-		return ID{}, err
-	}
-	id := MessageID(g.id, ts, out.m.Body)
-
-	tx, err := n.st.begin(ctx)
-	if err != nil {
-		return ID{}, err
-	}
-	defer tx.rollback()
-	for _, p := range parents {
-		info, found, err := tx.message(g.id, p)
-		if err != nil {
-			return ID{}, err
-		}
-		if !found || !info.done() {
-			return ID{}, fmt.Errorf("%w: parent %s is not a persistent message of the group sent or delivered here", errPrecondition, p)
-		}
-	}
-	if ephemeral {
-		for _, peer := range g.members {
-			if len(g.once[string(peer)]) >= queueFactor*n.cfg.MaxIDs {
-				return ID{}, fmt.Errorf("%w: %d ephemeral messages wait for %s", errBusy, len(g.once[string(peer)]), short(peer))
-			}
-		}
-		for _, peer := range g.members {
-			if !bytes.Equal(peer, n.self) {
-				g.once[string(peer)] = append(g.once[string(peer)], out)
-			}
-		}
-		n.lastTS = ts
-		n.noteTrace(id, trace)
-		return id, nil
-	}
-	if err := tx.insertMessage(messageRow{group: g.id, id: id, timestamp: ts, stored: st, own: true, delivered: true, sender: n.self, receivedMs: now.UnixMilli()}); err != nil {
-		return ID{}, err
-	}
-	typ := recMessage
-	if n.cfg.interactive() {
-		typ = recOffer
-	}
-	for _, peer := range g.members {
-		if bytes.Equal(peer, n.self) {
-			continue
-		}
-		if _, err := tx.addState(g.id, peer, id, typ, n.epoch+1); err != nil {
-			return ID{}, err
-		}
-	}
-	if err := tx.setMeta(metaTimestamp, ts); err != nil {
-		return ID{}, err
-	}
-	if err := tx.setMeta(metaEpoch, int64(n.epoch)); err != nil {
-		return ID{}, err
-	}
-	if err := tx.commit(); err != nil {
-		return ID{}, err
-	}
-	n.lastTS = ts
-	n.noteTrace(id, trace)
-	return id, nil
 }
 
 // encode makes an own message in the node's wire mode: its wire form and

@@ -173,6 +173,7 @@ func (n *node) onRequest(b *batch, g *group, peer []byte, id ID) error {
 		n.c.drop(dropUnknownRequest)
 		return nil
 	}
+	n.markFresh(g, peer) // an OFFER record becomes a MESSAGE never sent
 	return b.tx.answerRequest(g.id, peer, id, n.epoch+1)
 }
 
@@ -207,6 +208,7 @@ func (n *node) request(b *batch, g *group, peer []byte, id ID) (capped bool, err
 	added, err := b.tx.addState(g.id, peer, id, recRequest, n.epoch+1)
 	if added {
 		g.requests[string(peer)]++
+		n.markFresh(g, peer)
 	}
 	return false, err
 }

@@ -146,6 +146,10 @@ const (
 		FROM states s LEFT JOIN messages m ON s.type = ? AND m.group_id = s.group_id AND m.id = s.id
 		WHERE s.group_id = ? AND s.peer = ? AND s.send_epoch <= ?
 		ORDER BY s.send_epoch, s.rowid LIMIT ?`
+	qFresh = `SELECT s.rowid, s.id, s.type, s.send_count, m.timestamp, m.body, m.format, m.metadata, m.metadata IS NOT NULL, m.author
+		FROM states s LEFT JOIN messages m ON s.type = ? AND m.group_id = s.group_id AND m.id = s.id
+		WHERE s.group_id = ? AND s.peer = ? AND s.send_epoch <= ? AND s.send_count = 0
+		ORDER BY s.send_epoch, s.rowid LIMIT ?`
 	qUpdateState = "UPDATE states SET send_count = ?, send_epoch = ? WHERE rowid = ?"
 	qDeleteState = "DELETE FROM states WHERE rowid = ?"
 	qDeletePeer  = "DELETE FROM states WHERE group_id = ? AND peer = ?"
@@ -188,6 +192,7 @@ var queries = []string{
 	qClearRequests,
 	qRequested,
 	qDue,
+	qFresh,
 	qUpdateState,
 	qDeleteState,
 	qDeletePeer,
@@ -212,6 +217,9 @@ type store struct {
 	// stmts holds every statement the transactions run, prepared once at
 	// open on the pool's one connection, so that none is parsed twice.
 	stmts map[string]*sql.Stmt
+	// full says that commits are fsynced (DurabilityFull); beginLight
+	// turns it off for one transaction.
+	full bool
 }
 
 // openStore opens (creating it if need be) the database in dir and brings
@@ -240,7 +248,7 @@ func openStore(ctx context.Context, dir, durability string) (*store, error) {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt)}
+	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt), full: durability != DurabilityNormal}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("mvds: open store %s: %w", abs, err)
@@ -324,12 +332,47 @@ func (s *store) begin(ctx context.Context) (*txn, error) {
 	return &txn{ctx: ctx, tx: tx, stmts: s.stmts}, nil
 }
 
+// beginLight starts a transaction whose commit is not fsynced
+// (synchronous=NORMAL for it alone; the setting comes back when it ends).
+// It is for writes that a crash may lose without harm: the bookkeeping of
+// an eager transmission, which at worst makes a record go out again. In WAL
+// mode the next fsynced commit syncs the log, these writes included, and a
+// crash before it rolls them back whole, never half.
+func (s *store) beginLight(ctx context.Context) (*txn, error) {
+	if !s.full {
+		return s.begin(ctx)
+	}
+	// One connection: the pragma applies to the transaction begun next.
+	if _, err := s.db.ExecContext(ctx, "PRAGMA synchronous(NORMAL)"); err != nil {
+		return nil, fmt.Errorf("mvds: begin transaction: %w", err)
+	}
+	tx, err := s.begin(ctx)
+	if err != nil {
+		s.restoreSync(ctx)
+		return nil, err
+	}
+	tx.after = func() { s.restoreSync(tx.ctx) }
+	return tx, nil
+}
+
+// restoreSync sets synchronous back to FULL after a light transaction.
+// Should it fail, the connection is closed, so that the next one opens
+// with the data source name's FULL.
+func (s *store) restoreSync(ctx context.Context) {
+	if _, err := s.db.ExecContext(ctx, "PRAGMA synchronous(FULL)"); err != nil {
+		s.db.SetMaxIdleConns(0) // the connection is not reused...
+		s.db.SetMaxIdleConns(1) // ...and the pool keeps one from now on
+	}
+}
+
 // txn is one transaction of the store. Its methods wrap every error with
 // what they were doing.
 type txn struct {
 	ctx   context.Context
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
+	// after, if set, runs once the transaction has ended.
+	after func()
 }
 
 // stmt returns the prepared form of query for this transaction.
@@ -355,14 +398,29 @@ func (t *txn) row(query string, args ...any) *sql.Row {
 }
 
 func (t *txn) commit() error {
-	if err := t.tx.Commit(); err != nil {
+	err := t.tx.Commit()
+	t.ended()
+	if err != nil {
 		return fmt.Errorf("mvds: commit: %w", err)
 	}
 	return nil
 }
 
-// rollback ends a transaction that wrote nothing or failed.
-func (t *txn) rollback() { _ = t.tx.Rollback() }
+// rollback ends a transaction that wrote nothing or failed; after a
+// commit it does nothing.
+func (t *txn) rollback() {
+	if err := t.tx.Rollback(); !errors.Is(err, sql.ErrTxDone) {
+		t.ended()
+	}
+}
+
+// ended runs after once.
+func (t *txn) ended() {
+	if f := t.after; f != nil {
+		t.after = nil
+		f()
+	}
+}
 
 func (t *txn) exec(what, query string, args ...any) (sql.Result, error) {
 	var r sql.Result
@@ -719,7 +777,12 @@ type stateRow struct {
 // dueStates returns up to limit records for peer whose send epoch is at
 // most epoch, the longest due first, in the order they were made.
 func (t *txn) dueStates(group, peer []byte, epoch uint64, limit int) ([]stateRow, error) {
-	rows, err := t.query(qDue, recMessage, group, peer, int64(epoch), limit)
+	return t.states(qDue, group, peer, epoch, limit)
+}
+
+// states runs qDue or qFresh.
+func (t *txn) states(query string, group, peer []byte, epoch uint64, limit int) ([]stateRow, error) {
+	rows, err := t.query(query, recMessage, group, peer, int64(epoch), limit)
 	if err != nil {
 		return nil, fmt.Errorf("mvds: read due records: %w", err)
 	}
@@ -746,6 +809,12 @@ func (t *txn) dueStates(group, peer []byte, epoch uint64, limit int) ([]stateRow
 		return nil, fmt.Errorf("mvds: read due records: %w", err)
 	}
 	return out, nil
+}
+
+// freshStates returns up to limit records for peer never sent (send count
+// 0) whose send epoch is at most epoch, in the order dueStates gives.
+func (t *txn) freshStates(group, peer []byte, epoch uint64, limit int) ([]stateRow, error) {
+	return t.states(qFresh, group, peer, epoch, limit)
 }
 
 // updateState records a transmission: the new send count and send epoch.

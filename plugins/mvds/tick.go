@@ -72,7 +72,9 @@ func (n *node) build(tx *txn) (out []outbound, wrote bool, err error) {
 		}
 		wrote = wrote || pruned
 	}
+	n.fresh = false // the epoch takes what is fresh, as much as fits
 	for _, g := range n.groups {
+		clear(g.fresh)
 		for _, peer := range g.members {
 			if bytes.Equal(peer, n.self) {
 				continue
@@ -148,21 +150,29 @@ func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool
 	if err != nil {
 		return false, err
 	}
-	wrote := false
+	wrote, _, err := n.takeRows(tx, g, peer, pb, rows, n.epoch)
+	return wrote, err
+}
+
+// takeRows moves the records rows for peer into pb, as many as fit, and
+// records the transmission of each that goes: its send count increased
+// and its next send epoch counted from epoch (nextEpoch). It says whether
+// it wrote and how many rows did not fit.
+func (n *node) takeRows(tx *txn, g *group, peer []byte, pb *payloadBuilder, rows []stateRow, epoch uint64) (wrote bool, left int, err error) {
 	for _, r := range rows {
 		var fits bool
 		switch r.typ {
 		case recMessage:
 			if !r.held { // the message is no longer stored
 				if err := tx.deleteState(r.rowid); err != nil {
-					return wrote, err
+					return wrote, left, err
 				}
 				wrote = true
 				continue
 			}
 			m, err := r.wire(g.id, r.timestamp, n.self)
 			if err != nil {
-				return wrote, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+				return wrote, left, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
 			}
 			fits = pb.addMessage(m, false)
 		case recOffer:
@@ -173,6 +183,7 @@ func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool
 			continue
 		}
 		if !fits {
+			left++
 			continue
 		}
 		if pb.trace == 0 && r.typ != recRequest {
@@ -183,7 +194,7 @@ func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool
 		wrote = true
 		if n.abandon(r.typ, count) {
 			if err := tx.deleteState(r.rowid); err != nil {
-				return wrote, err
+				return wrote, left, err
 			}
 			if r.typ == recRequest && g.requests[string(peer)] > 0 {
 				g.requests[string(peer)]--
@@ -191,11 +202,11 @@ func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool
 			n.c.abandoned.Add(1)
 			continue
 		}
-		if err := tx.updateState(r.rowid, count, nextEpoch(count, n.epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
-			return wrote, err
+		if err := tx.updateState(r.rowid, count, nextEpoch(count, epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
+			return wrote, left, err
 		}
 	}
-	return wrote, nil
+	return wrote, left, nil
 }
 
 // countSent counts one transmission of r.

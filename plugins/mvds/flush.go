@@ -1,0 +1,113 @@
+package mvds
+
+import (
+	"bytes"
+	"context"
+)
+
+// Eager transmission (config eager, the default). 2/MVDS sends only at
+// epochs, so a new message waits half an epoch on average before it
+// leaves. An eager node sends what is new at once instead: after a Send,
+// or a batch of input that made records, the layer asks for a flush
+// (Layer.flushLoop); one runs at once when none is running, and while one
+// runs the requests gather and the next flush takes everything they
+// brought (coalescing, as Nagle's algorithm does). What is new is what was
+// never sent: a record with send count 0 (a message or offer of a Send, a
+// request for a missing message, a request answered, a relay's offer) and
+// an ephemeral message. Acks are not new: they wait for the next epoch, or
+// ride on a payload that a flush sends to the same member anyway. Epochs
+// then time only what follows: retransmissions, acks, and whatever a flush
+// could not fit.
+//
+// A record that a flush sends is scheduled as if it had gone at the next
+// epoch, in which it was due: its next transmission is backoff_base epochs
+// after that one, exactly when it would have been without eager, so eager
+// changes when the first copy leaves and nothing else.
+
+// flush builds a payload for every member that has something new, with
+// what is new for it (as much as fits) and the acks owed to it, and
+// records the transmissions. more says that something new did not fit and
+// waits for another flush. The record updates are committed before the
+// payloads are returned, without an fsync of their own: losing them in a
+// crash of the machine only sends those records again.
+func (n *node) flush(ctx context.Context) (out []outbound, more bool, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.usable(); err != nil {
+		return nil, false, err
+	}
+	if !n.fresh {
+		return nil, false, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	// Once begun, the transaction runs to its end (see receive).
+	tx, err := n.st.beginLight(context.WithoutCancel(ctx))
+	if err != nil {
+		n.fail(err)
+		return nil, false, err
+	}
+	defer tx.rollback()
+	n.fresh = false
+	wrote := false
+	due := n.epoch + 1 // a fresh record is due at the next epoch
+	limit := 3 * n.cfg.MaxIDs
+	for _, g := range n.groups {
+		if len(g.fresh) == 0 {
+			continue
+		}
+		for _, peer := range g.members {
+			if !g.fresh[string(peer)] || bytes.Equal(peer, n.self) {
+				continue
+			}
+			delete(g.fresh, string(peer))
+			pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
+			n.takeOnce(g, peer, pb)
+			rows, err := tx.freshStates(g.id, peer, due, limit)
+			if err != nil {
+				n.fail(err)
+				return nil, false, err
+			}
+			changed, left, err := n.takeRows(tx, g, peer, pb, rows, due)
+			if err != nil {
+				n.fail(err)
+				return nil, false, err
+			}
+			wrote = wrote || changed
+			if pb.empty() {
+				continue // what is left goes at the next epoch
+			}
+			if left > 0 || len(rows) == limit || len(g.once[string(peer)]) > 0 {
+				n.markFresh(g, peer)
+				more = true
+			}
+			n.takeAcks(g, peer, pb) // free riders: the payload goes anyway
+			payload, err := pb.encode()
+			if err != nil {
+				n.fail(err)
+				return nil, false, err
+			}
+			n.c.payloadsSent.Add(1)
+			n.c.eagerPayloads.Add(1)
+			n.c.bytesSent.Add(uint64(len(payload)))
+			trace := pb.trace
+			if trace == 0 {
+				trace = pb.ackTrace
+			}
+			out = append(out, outbound{group: g.id, peer: peer, payload: payload, ephemeral: pb.ephemeralOnly, trace: trace})
+		}
+	}
+	if !wrote {
+		return out, more, nil
+	}
+	if err := tx.setMeta(metaEpoch, int64(n.epoch)); err != nil {
+		n.fail(err)
+		return nil, false, err
+	}
+	if err := tx.commit(); err != nil {
+		n.fail(err)
+		return nil, false, err
+	}
+	return out, more, nil
+}
