@@ -2,6 +2,7 @@ package mvds
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -291,6 +292,16 @@ func fuzzNode(t *testing.T, data []byte) {
 			}
 			id := a.send(fmt.Sprint("own ", step), parents...)
 			done[id] = true
+			// The layer flushes after a Send (eager, the default).
+			out, _, err := a.n.flush(context.Background())
+			if err != nil {
+				t.Fatalf("flush: %v", err)
+			}
+			for _, o := range out {
+				if !bytes.Equal(o.peer, b) && !bytes.Equal(o.peer, c) {
+					t.Fatalf("a flushed a payload to %x", o.peer)
+				}
+			}
 		case 7:
 			reopen(a.restart)
 		case 8:

@@ -363,9 +363,42 @@ func (nt *tnet) step() {
 	nt.t.Helper()
 	nt.steps++
 	nt.clk.advance(nt.nodes[0].cfg.Epoch)
+	nt.deliver(func(from *tnode) []outbound { return from.tick() })
+}
+
+// flush runs the eager flushes of every node, as the layer does after a
+// Send or a batch of input, and delivers what they send, until no node
+// has anything new to send; it returns the payloads sent. The epoch does
+// not advance.
+func (nt *tnet) flush() int {
+	nt.t.Helper()
+	total := 0
+	for range 1000 {
+		sent := nt.deliver(func(from *tnode) []outbound {
+			out, _, err := from.n.flush(context.Background())
+			if err != nil {
+				nt.t.Fatalf("%s: flush: %v", from.name, err)
+			}
+			return out
+		})
+		if sent == 0 {
+			return total
+		}
+		total += sent
+	}
+	nt.t.Fatal("flushes never end")
+	return total
+}
+
+// deliver takes the payloads that emit returns for each node, then hands
+// each recipient its payloads in one batch; it returns how many were sent.
+func (nt *tnet) deliver(emit func(from *tnode) []outbound) int {
+	nt.t.Helper()
+	sent := 0
 	inboxes := make(map[*tnode][]inbound)
 	for _, from := range nt.nodes {
-		for _, o := range from.tick() {
+		for _, o := range emit(from) {
+			sent++
 			to := nt.byID(o.peer)
 			if to == nil {
 				nt.t.Fatalf("%s sent a payload to a non-member %x", from.name, o.peer)
@@ -393,6 +426,7 @@ func (nt *tnet) step() {
 			to.take(ds)
 		}
 	}
+	return sent
 }
 
 // run steps until done returns true or max epochs pass; it returns the
