@@ -18,7 +18,8 @@
 //   - per-message, per-member state records (OFFER, REQUEST, MESSAGE) with
 //     a send count and a next send epoch; an epoch every `epoch` (300 ms
 //     by default) in which each member gets at most one payload with what
-//     is due; retransmission with the spec's backoff, exponential up to a
+//     is due (with `eager`, the default, what was never sent goes at once
+//     instead, coalesced under load: flush.go); retransmission with the spec's backoff, exponential up to a
 //     bound and then back to the start (nextEpoch); acks, never
 //     retransmitted, sent again for every copy that arrives;
 //   - batch mode (the default: messages go whole) and interactive mode
@@ -32,7 +33,8 @@
 //     that missed it catches up from any peer.
 //
 // What it adds: durable state in SQLite (store.go; Send returns once the
-// message is committed, a message is acked once committed, the delivered
+// message is committed, concurrent Sends and SendBatch sharing one commit
+// (commit.go), a message is acked once committed, the delivered
 // mark is committed before the UP frame leaves), exactly-once delivery to
 // the host with Ack (ack.go: a delivery stays unacknowledged until the
 // host's Ack, committed before Ack returns, and every Start delivers the

@@ -120,7 +120,8 @@ type group struct {
 	pending map[ID]*pendingMsg
 	// waiting maps a parent that is not delivered to its pending children.
 	waiting map[ID][]ID
-	// acks are the ids to acknowledge to each member at the next epoch.
+	// acks are the ids to acknowledge to each member at the next epoch (or
+	// in an eager flush's payload to it, if one goes first).
 	acks map[string]*idQueue
 	// once are the ephemeral messages to send each member at the next epoch
 	// (or at once, eager).
@@ -163,7 +164,8 @@ func (g *group) setMembers(members [][]byte) {
 
 func (g *group) isMember(peer []byte) bool { return g.memberSet[string(peer)] }
 
-// queueAck acknowledges id to peer at the next epoch, unless peer's queue
+// queueAck acknowledges id to peer at the next epoch (or with an eager
+// flush's payload to peer, if one goes first), unless peer's queue
 // is full; trace is the trace id of the frame that brought what is acked,
 // so that the ack can be followed back to it.
 func (n *node) queueAck(g *group, peer []byte, id ID, trace uint64) {

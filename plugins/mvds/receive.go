@@ -26,8 +26,8 @@ type batch struct {
 // returns the messages to deliver, in order. When it returns, everything
 // the batch changed is committed: stored messages, records, and the
 // delivered marks (and unacknowledged deliveries) of what it returns. Acks for the stored messages are
-// queued only in memory and leave at the next epoch, which cannot begin
-// before the commit (it needs n.mu). A storage error fails the node.
+// queued only in memory and leave at the next epoch (or with an eager
+// flush), which cannot begin before the commit (it needs n.mu). A storage error fails the node.
 func (n *node) receive(ctx context.Context, in []inbound) ([]delivery, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -162,7 +162,8 @@ func (n *node) onAck(b *batch, g *group, peer []byte, id ID) error {
 }
 
 // onRequest: peer wants a message; if it is stored here it becomes a
-// MESSAGE record for peer, due at the next epoch.
+// MESSAGE record for peer, due at the next epoch (an OFFER record turned
+// MESSAGE is never sent, so an eager flush sends it at once).
 func (n *node) onRequest(b *batch, g *group, peer []byte, id ID) error {
 	n.c.requests.Add(1)
 	_, found, err := b.tx.message(g.id, id)
@@ -199,7 +200,8 @@ func (n *node) onOffer(b *batch, g *group, peer []byte, id ID, trace uint64) err
 	return err
 }
 
-// request adds a REQUEST record for id to peer, due at the next epoch,
+// request adds a REQUEST record for id to peer, due at the next epoch
+// (eager: at the next flush),
 // unless peer already has max_requests of them (capped).
 func (n *node) request(b *batch, g *group, peer []byte, id ID) (capped bool, err error) {
 	if g.requests[string(peer)] >= n.cfg.MaxRequests {
