@@ -102,12 +102,16 @@ func minedEnvelopes(tb testing.TB, n int) [][]byte {
 // ---- the nodes under test ----
 
 // benchNode is a started node under test: its enode URL, a description
-// of its counters for failure messages, and (geth only: a process of its
-// own) the CPU time it has used so far.
+// of its counters or log for failure messages, and, when it runs as
+// processes of its own, the CPU time it has used so far: the refnode's
+// (cpu), or each process's of the shipped relay (parts, by name; relay is
+// that relay).
 type benchNode struct {
-	url  string
-	diag func() string
-	cpu  func() (time.Duration, bool)
+	url   string
+	diag  func() string
+	cpu   func() (time.Duration, bool)
+	parts func() (map[string]time.Duration, bool)
+	relay *relayProcess
 }
 
 // nodeUnderTest is one started node (ours or geth) with the feeder and
@@ -118,6 +122,8 @@ type nodeUnderTest struct {
 	sink   *shhPeer
 }
 
+// startOurs starts our devp2p and whisper layers in this test process
+// (BenchmarkForwardInProcess).
 func startOurs(b *testing.B) benchNode {
 	h := newHost(b,
 		map[string]any{"listen": "127.0.0.1:0", "discovery": "off", "sticky_port": false},
@@ -131,6 +137,8 @@ func startOurs(b *testing.B) benchNode {
 	}}
 }
 
+// startGeth starts the refnode (geth v1.9.20's whisperv6) as the node
+// under test.
 func startGeth(b *testing.B, bin string) benchNode {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -203,19 +211,56 @@ type relayResult struct {
 	rate   float64 // envelopes per second, feeder's first write to the sink's last receipt
 	steady float64 // the sink's steadyRate
 	// CPU time per envelope over the same span: of this test process (the
-	// feeder and the sink, and our node when it is the one under test),
-	// and of the refnode process (geth only). 0 when unknown.
+	// feeder and the sink, and our node when it runs in it), and of the
+	// node under test when it runs as processes (the refnode; the shipped
+	// relay's processes together). 0 when unknown.
 	procCPU, nodeCPU float64 // ns per envelope
+	// parts is the shipped relay's CPU time per envelope by process
+	// (relayProcesses), nil for other nodes.
+	parts map[string]float64
+}
+
+// Profiles of the timed part. STRATA_BENCH_TIMED_CPUPROFILE=DIR writes one
+// of this test process per sub-benchmark, DIR/<name>.prof, and makes each
+// process of the shipped relay write its own through the SDK's
+// EnvCPUProfileDir, in DIR/<name>-procs/<process>.<pid>.cpu.pprof. A
+// process's profile starts a fixed delay after the process (profileAfter,
+// which the benchmark waits out after its setup, so the profile holds
+// neither the start nor the warm-up) and lasts profileFor(b.N), which the
+// benchmark waits out after the flood; idle time adds no samples.
+const (
+	envTimedProfile = "STRATA_BENCH_TIMED_CPUPROFILE"
+	profileAfter    = 6 * time.Second
+)
+
+// profileFor is how long the relay's processes profile a flood of n
+// envelopes: enough at 10,000 envelopes/s, a fifth of geth's rate here.
+func profileFor(n int) time.Duration {
+	return 2*time.Second + time.Duration(n)*100*time.Microsecond
 }
 
 // benchRelay runs one measurement: b.N envelopes through the node, from the
-// feeder's first write to the sink's receipt of the last one.
-func benchRelay(b *testing.B, start func() benchNode) relayResult {
+// feeder's first write to the sink's receipt of the last one. start gets
+// the profile span the shipped relay's processes are to write, nil for
+// none.
+func benchRelay(b *testing.B, start func(*profileSpan) benchNode) relayResult {
 	b.StopTimer()
 	all := minedEnvelopes(b, benchPerPacket+b.N)
 	warm, envs := all[:benchPerPacket], all[benchPerPacket:]
 	pkts := benchPackets(envs, benchPerPacket)
-	n := benchSetup(b, start, warm)
+	profDir := os.Getenv(envTimedProfile)
+	var span *profileSpan
+	if profDir != "" && b.N > 1 {
+		span = &profileSpan{dir: filepath.Join(profDir, filepath.Base(b.Name())+"-procs"), after: profileAfter, for_: profileFor(b.N)}
+		if err := os.MkdirAll(span.dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := benchSetup(b, func() benchNode { return start(span) }, warm)
+	if span != nil && n.relay != nil {
+		// The processes' profiles start profileAfter after the processes.
+		time.Sleep(time.Until(n.relay.started.Add(span.after + 250*time.Millisecond)))
+	}
 	want := int64(len(warm) + len(envs))
 	n.sink.expect(want)
 	done := n.sink.doneCh()
@@ -223,11 +268,11 @@ func benchRelay(b *testing.B, start func() benchNode) relayResult {
 	runtime.GC()
 
 	var prof *os.File
-	if dir := os.Getenv("STRATA_BENCH_TIMED_CPUPROFILE"); dir != "" {
+	if profDir != "" {
 		// A CPU profile of the timed part only (no mining, no setup), one
 		// file per sub-benchmark; the last round (the largest b.N) wins.
 		var err error
-		if prof, err = os.Create(filepath.Join(dir, filepath.Base(b.Name())+".prof")); err != nil {
+		if prof, err = os.Create(filepath.Join(profDir, filepath.Base(b.Name())+".prof")); err != nil {
 			b.Fatal(err)
 		}
 		if err := pprof.StartCPUProfile(prof); err != nil {
@@ -238,6 +283,11 @@ func benchRelay(b *testing.B, start func() benchNode) relayResult {
 	haveNode := n.cpu != nil
 	if haveNode {
 		nodeCPU0, haveNode = n.cpu()
+	}
+	var parts0 map[string]time.Duration
+	haveParts := n.parts != nil
+	if haveParts {
+		parts0, haveParts = n.parts()
 	}
 	procCPU0, haveProc := processCPU()
 	b.StartTimer()
@@ -275,6 +325,18 @@ func benchRelay(b *testing.B, start func() benchNode) relayResult {
 			res.nodeCPU = float64(nodeCPU1-nodeCPU0) / float64(b.N)
 		}
 	}
+	if haveParts {
+		if parts1, ok := n.parts(); ok {
+			res.parts = map[string]float64{}
+			var sum time.Duration
+			for _, name := range relayProcesses {
+				d := parts1[name] - parts0[name]
+				res.parts[name] = float64(d) / float64(b.N)
+				sum += d
+			}
+			res.nodeCPU = float64(sum) / float64(b.N)
+		}
+	}
 	if prof != nil {
 		pprof.StopCPUProfile()
 		prof.Close()
@@ -282,56 +344,109 @@ func benchRelay(b *testing.B, start func() benchNode) relayResult {
 	if haveProc {
 		res.procCPU = float64(procCPU1-procCPU0) / float64(b.N)
 	}
+	if got := n.sink.count.Load(); got != want {
+		b.Fatalf("sink got %d envelopes, want exactly %d (every envelope once)", got, want)
+	}
 	elapsed := time.Duration(n.sink.last.Load() - t0.UnixNano())
 	res.rate = float64(b.N) / elapsed.Seconds()
 	b.ReportMetric(res.rate, "envelopes/s")
 	if res.steady = n.sink.steadyRate(); res.steady > 0 {
 		b.ReportMetric(res.steady, "steady-env/s")
 	}
+	if span != nil && n.relay != nil {
+		n.relay.waitProfiles(b, len(relayProcesses), span.after+span.for_+30*time.Second)
+	}
 	return res
 }
 
+// reportCPU reports a measurement's CPU figures: the node's and the test
+// process's (the feeder and the sink) per envelope, and the shipped
+// relay's by process.
+func reportCPU(b *testing.B, r relayResult) {
+	if r.nodeCPU > 0 {
+		b.ReportMetric(r.nodeCPU, "node-cpu-ns/env")
+	}
+	if r.procCPU > 0 {
+		b.ReportMetric(r.procCPU, "peers-cpu-ns/env")
+	}
+	for name, ns := range r.parts {
+		b.ReportMetric(ns, name+"-cpu-ns/env")
+	}
+}
+
+// reportVsGeth reports ours' figures over geth's of the same run.
+func reportVsGeth(b *testing.B, ours, geth relayResult, oursNodeCPU float64) {
+	if geth.rate > 0 {
+		b.ReportMetric(ours.rate/geth.rate, "x-vs-geth")
+	}
+	if geth.steady > 0 && ours.steady > 0 {
+		b.ReportMetric(ours.steady/geth.steady, "steady-x-vs-geth")
+	}
+	if geth.nodeCPU > 0 && oursNodeCPU > 0 {
+		b.ReportMetric(geth.nodeCPU/oursNodeCPU, "cpu-x-vs-geth")
+	}
+}
+
 // BenchmarkForward measures envelopes validated and forwarded per second
-// by the go-ethereum v1.9.20 reference node (geth) and by our devp2p +
-// whisper layers (ours), the same way, in one run; ours also reports its
-// rate over geth's (x-vs-geth, against the last geth measurement of the
-// run: use -count 1 and repeat the command for more pairs). b.N is the
-// number of envelopes, so ns/op is the wall time per relayed envelope.
-// Run it with a large fixed -benchtime (e.g. 100000x): geth forwards its
-// pool on a 300 ms timer, and the figure must be throughput, not that
-// latency.
+// by the go-ethereum v1.9.20 reference node (geth) and by the shipped
+// devp2p + whisper relay as users run it (ours: `strata run` of
+// configs/devp2p-whisper-relay.yaml, the host and the devp2p and whisper
+// plugins each a process, the plugins vouched for by a lock file), the
+// same way, in one run: geth, then ours; ours also reports its rate over
+// geth's (x-vs-geth, against the geth measurement just before it; -count
+// repeats the pair, alternating). b.N is the number of envelopes, so ns/op
+// is the wall time per relayed envelope, and every one of them must reach
+// the sink exactly once. Run it with a large fixed -benchtime (200000x):
+// geth forwards its pool on a 300 ms timer, and the figure must be
+// throughput, not that latency.
 //
 // steady-env/s is the rate between the sink's first and last packets
 // (see steadyRate): geth's without the 300 ms of its timer at the start
 // and the end; steady-x-vs-geth compares those.
 //
 // CPU figures, less sensitive than rates to other load on the machine:
-// node-cpu-ns/env is the CPU time the node under test used per envelope.
-// For geth it is the refnode process's own; ours runs inside the test
-// process, so it is this process's CPU time in the ours run minus the
-// feeder's and the sink's (this process's CPU time in the geth run,
-// peers-cpu-ns/env). cpu-x-vs-geth is geth's node-cpu-ns/env over ours.
+// node-cpu-ns/env is the CPU time the node under test used per envelope,
+// from its processes (/proc/<pid>/stat for ours, the refnode's rusage for
+// geth); host-, devp2p- and whisper-cpu-ns/env split ours by process;
+// peers-cpu-ns/env is the test process's (the feeder and the sink).
+// cpu-x-vs-geth is geth's node-cpu-ns/env over ours.
 func BenchmarkForward(b *testing.B) {
+	bin := refnodeForBench(b)
+	shippedBinaries(b)
+	var geth relayResult
+	b.Run("geth", func(b *testing.B) {
+		geth = benchRelay(b, func(*profileSpan) benchNode { return startGeth(b, bin) })
+		reportCPU(b, geth)
+	})
+	b.Run("ours", func(b *testing.B) {
+		ours := benchRelay(b, func(span *profileSpan) benchNode { return startShippedNode(b, span) })
+		reportCPU(b, ours)
+		reportVsGeth(b, ours, geth, ours.nodeCPU)
+	})
+}
+
+// BenchmarkForwardInProcess is BenchmarkForward with our devp2p and whisper
+// layers in this test process, routed by sdktest.Stack, instead of the
+// shipped relay's processes: what the layers cost without the host and
+// the plugin boundary, which users never run. node-cpu-ns/env for ours is
+// this process's CPU time in the ours run minus the feeder's and the
+// sink's (this process's in the geth run).
+func BenchmarkForwardInProcess(b *testing.B) {
 	bin := refnodeForBench(b)
 	var geth relayResult
 	b.Run("geth", func(b *testing.B) {
-		geth = benchRelay(b, func() benchNode { return startGeth(b, bin) })
-		if geth.nodeCPU > 0 && geth.procCPU > 0 {
-			b.ReportMetric(geth.nodeCPU, "node-cpu-ns/env")
-			b.ReportMetric(geth.procCPU, "peers-cpu-ns/env")
-		}
+		geth = benchRelay(b, func(*profileSpan) benchNode { return startGeth(b, bin) })
+		reportCPU(b, geth)
 	})
-	b.Run("ours", func(b *testing.B) {
-		ours := benchRelay(b, func() benchNode { return startOurs(b) })
-		if geth.rate > 0 {
-			b.ReportMetric(ours.rate/geth.rate, "x-vs-geth")
+	b.Run("ours-inprocess", func(b *testing.B) {
+		ours := benchRelay(b, func(*profileSpan) benchNode { return startOurs(b) })
+		node := ours.procCPU - geth.procCPU
+		if geth.procCPU <= 0 || ours.procCPU <= 0 || node <= 0 {
+			node = 0
 		}
-		if geth.steady > 0 && ours.steady > 0 {
-			b.ReportMetric(ours.steady/geth.steady, "steady-x-vs-geth")
-		}
-		if node := ours.procCPU - geth.procCPU; geth.nodeCPU > 0 && geth.procCPU > 0 && ours.procCPU > 0 && node > 0 {
-			b.ReportMetric(node, "node-cpu-ns/env")
-			b.ReportMetric(geth.nodeCPU/node, "cpu-x-vs-geth")
-		}
+		// This process's CPU time holds the node's here: no peers- figure.
+		ours.nodeCPU, ours.procCPU = node, 0
+		reportCPU(b, ours)
+		reportVsGeth(b, ours, geth, node)
 	})
 }

@@ -89,7 +89,7 @@ func TestMain(m *testing.M) {
 
 // floodPlugins builds the overlay and whisper plugin binaries the first
 // time it is called and returns their directory.
-func floodPlugins(t *testing.T) string {
+func floodPlugins(t testing.TB) string {
 	t.Helper()
 	floodBins.once.Do(func() {
 		if floodBins.dir, floodBins.err = os.MkdirTemp("", "strata-flood-plugins-"); floodBins.err != nil {
