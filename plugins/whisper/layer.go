@@ -68,7 +68,10 @@ type Layer struct {
 
 	peers map[string]*peer
 	pool  map[[32]byte]*entry
-	subs  map[string]*subscription
+	// expiries indexes the pool by envelope expiry (unix seconds): what
+	// expire drops, without scanning the pool.
+	expiries map[uint32][][32]byte
+	subs     map[string]*subscription
 	// outBuckets are the outbound byte buckets by peer id, of connected
 	// peers and of disconnected ones until theirs have refilled.
 	outBuckets map[string]*bucket
@@ -96,8 +99,10 @@ func New() *Layer {
 		now:   time.Now,
 		peers: map[string]*peer{},
 		pool:  map[[32]byte]*entry{},
-		subs:  map[string]*subscription{},
-		posts: make(chan *post, 1024),
+
+		expiries: map[uint32][][32]byte{},
+		subs:     map[string]*subscription{},
+		posts:    make(chan *post, 1024),
 
 		outBuckets: map[string]*bucket{},
 		c:          newCounters(),

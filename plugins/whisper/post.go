@@ -75,7 +75,7 @@ func (l *Layer) publish(p *post, env *wire.Envelope, err error) []*commonv1.Fram
 	if _, dup := l.pool[ent.hash]; dup {
 		return nil
 	}
-	l.pool[ent.hash] = ent
+	l.pooled(ent)
 	l.count("envelopes_posted")
 	out := l.forward([]*entry{ent}, nil, l.now())
 	for _, f := range out {

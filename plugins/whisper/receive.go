@@ -252,7 +252,7 @@ func (l *Layer) add(p *peer, e *wire.Envelope, raw []byte, now time.Time) (*entr
 		return nil, nil, errors.New("whisper: envelope outside our bloom")
 	}
 	ent.pow = pow // PoWAt(now), as geth keeps the PoW it computed on receipt
-	l.pool[h] = ent
+	l.pooled(ent)
 	p.known[h] = struct{}{}
 	l.count("envelopes_received")
 	return ent, l.open(e), nil
