@@ -132,29 +132,27 @@ func decodeMessages(b []byte) ([]*wire.Envelope, error) {
 // encodings, so that is exactly e.Encode(), and its Keccak256 is e.Hash()
 // (the invariant wire's FuzzDecodeEnvelope checks).
 func decodeMessagesRaw(b []byte) ([]*wire.Envelope, [][]byte, error) {
-	s := rlp.NewStream(bytes.NewReader(b), uint64(len(b)))
-	if _, err := s.List(); err != nil {
+	// The envelopes' encodings are sub-slices of b, not copies: the pool
+	// keeps them, and b is the frame's own payload.
+	content, _, err := rlp.SplitList(b)
+	if err != nil {
 		return nil, nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
 	}
 	var out []*wire.Envelope
 	var raws [][]byte
-	for {
-		raw, err := s.Raw()
-		if errors.Is(err, rlp.EOL) {
-			break
-		}
+	for len(content) > 0 {
+		_, _, rest, err := rlp.Split(content)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
 		}
+		raw := content[: len(content)-len(rest) : len(content)-len(rest)]
+		content = rest
 		e, err := wire.DecodeEnvelope(raw)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %v", errBadPacket, err)
 		}
 		out = append(out, e)
 		raws = append(raws, raw)
-	}
-	if err := s.ListEnd(); err != nil {
-		return nil, nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
 	}
 	return out, raws, nil
 }
