@@ -74,7 +74,8 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkSync|BenchmarkWireBytes' ./plugins/mvds/
 	$(GO) test -run '^$$' -bench 'FullStackWireBytes/burst' -benchtime 300x ./host/node/
 	$(GO) test -run '^$$' -bench 'FullStackWireBytes/paced' -benchtime 100x ./host/node/
-	$(GO) test -run '^$$' -bench 'BenchmarkForward$$|BenchmarkLayerRelay$$' -benchtime 100000x ./plugins/whisper/
+	$(GO) test -run '^$$' -bench 'BenchmarkForward$$' -benchtime 200000x ./plugins/whisper/
+	$(GO) test -run '^$$' -bench 'BenchmarkForwardInProcess$$|BenchmarkLayerRelay$$' -benchtime 100000x ./plugins/whisper/
 	$(GO) test -run '^$$' -bench 'BenchmarkSeal$$' -benchtime 300x -cpu 1,2 ./plugins/whisper/
 	$(GO) test -run '^$$' -bench . ./plugins/whisper/wire/
 

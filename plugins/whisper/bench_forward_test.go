@@ -393,8 +393,8 @@ func reportVsGeth(b *testing.B, ours, geth relayResult, oursNodeCPU float64) {
 // configs/devp2p-whisper-relay.yaml, the host and the devp2p and whisper
 // plugins each a process, the plugins vouched for by a lock file), the
 // same way, in one run: geth, then ours; ours also reports its rate over
-// geth's (x-vs-geth, against the geth measurement just before it; -count
-// repeats the pair, alternating). b.N is the number of envelopes, so ns/op
+// geth's (x-vs-geth, against the last geth measurement of the run: use
+// -count 1 and repeat the command for more pairs). b.N is the number of envelopes, so ns/op
 // is the wall time per relayed envelope, and every one of them must reach
 // the sink exactly once. Run it with a large fixed -benchtime (200000x):
 // geth forwards its pool on a 300 ms timer, and the figure must be
