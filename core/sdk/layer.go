@@ -104,8 +104,28 @@ type Secure interface {
 	securev1.ControlServer
 }
 
-// Sync is a data-sync layer: Layer plus the sync control API.
+// Sync is a data-sync layer: Layer plus the sync control API. Its
+// SendBatch is optional: a layer that can commit several sends at once
+// implements [SyncBatcher] too; the SDK answers SendBatch for one that does
+// not with codes.Unimplemented, and the host then calls Send for each
+// message.
 type Sync interface {
 	Layer
-	syncv1.ControlServer
+	SyncControl
+}
+
+// SyncControl is the part of strata.sync.v1.Control every sync layer
+// serves.
+type SyncControl interface {
+	SetGroup(context.Context, *syncv1.GroupRequest) (*syncv1.GroupResponse, error)
+	Send(context.Context, *syncv1.SendRequest) (*syncv1.SendResponse, error)
+	State(context.Context, *syncv1.StateRequest) (*syncv1.StateResponse, error)
+	Ack(context.Context, *syncv1.AckRequest) (*syncv1.AckResponse, error)
+}
+
+// SyncBatcher is implemented by a sync layer that stores a batch of sends
+// with one durable commit (strata.sync.v1.Control.SendBatch: all or none,
+// answered once every message is durable).
+type SyncBatcher interface {
+	SendBatch(context.Context, *syncv1.SendBatchRequest) (*syncv1.SendBatchResponse, error)
 }

@@ -12,7 +12,6 @@ import (
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	privacyv1 "github.com/strata-msg/strata/core/api/privacy/v1"
 	securev1 "github.com/strata-msg/strata/core/api/secure/v1"
-	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/core/sdk/conformance"
 	"github.com/strata-msg/strata/core/sdk/direct"
@@ -196,10 +195,10 @@ func mutate(l sdk.Layer, m mutation) sdk.Layer {
 			*mutant
 			securev1.ControlServer
 		}{base, c}
-	case syncv1.ControlServer:
+	case sdk.SyncControl:
 		return struct {
 			*mutant
-			syncv1.ControlServer
+			sdk.SyncControl
 		}{base, c}
 	}
 	return base

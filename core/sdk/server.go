@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
@@ -97,9 +99,9 @@ func registerControl(s grpc.ServiceRegistrar, impl Layer) error {
 			securev1.RegisterControlServer(s, c)
 		}
 	case commonv1.LayerKind_LAYER_KIND_SYNC:
-		var c syncv1.ControlServer
-		if c, ok = impl.(syncv1.ControlServer); ok {
-			syncv1.RegisterControlServer(s, c)
+		var c SyncControl
+		if c, ok = impl.(SyncControl); ok {
+			syncv1.RegisterControlServer(s, syncControl{c})
 		}
 	default:
 		return fmt.Errorf("sdk: plugin %q describes an unknown layer kind %v", info.GetName(), kind)
@@ -108,6 +110,19 @@ func registerControl(s grpc.ServiceRegistrar, impl Layer) error {
 		return fmt.Errorf("sdk: plugin %q says it is a %s layer but does not implement that layer's control API", info.GetName(), KindName(kind))
 	}
 	return nil
+}
+
+// syncControl serves strata.sync.v1.Control for a sync layer, whether or
+// not it implements the optional SendBatch.
+type syncControl struct{ SyncControl }
+
+// SendBatch calls the layer's SendBatch, or answers Unimplemented for a
+// layer without one.
+func (c syncControl) SendBatch(ctx context.Context, req *syncv1.SendBatchRequest) (*syncv1.SendBatchResponse, error) {
+	if b, ok := c.SyncControl.(SyncBatcher); ok {
+		return b.SendBatch(ctx, req)
+	}
+	return nil, status.Error(codes.Unimplemented, "this sync layer has no SendBatch: call Send for each message")
 }
 
 // layerServer serves strata.common.v1.Layer for one plugin.

@@ -259,6 +259,36 @@ func (s *service) Send(ctx context.Context, req *appv1.SendRequest) (*appv1.Send
 	return &appv1.SendResponse{MessageId: m.MessageID, Cursor: m.Cursor}, nil
 }
 
+func (s *service) SendBatch(ctx context.Context, req *appv1.SendBatchRequest) (*appv1.SendBatchResponse, error) {
+	msgs := req.GetMessages()
+	if len(msgs) > node.MaxBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "a batch is at most %d messages, got %d: split it", node.MaxBatch, len(msgs))
+	}
+	batch := make([]node.Outgoing, len(msgs))
+	for i, m := range msgs {
+		batch[i] = node.Outgoing{
+			Conversation: m.GetConversation(),
+			Payload:      m.GetPayload(),
+			Options:      node.SendOptions{Parents: m.GetParents(), Ephemeral: m.GetEphemeral()},
+		}
+	}
+	sent, err := s.n.SendBatch(ctx, batch)
+	resp := &appv1.SendBatchResponse{}
+	for _, m := range sent {
+		resp.Results = append(resp.Results, &appv1.SendResponse{MessageId: m.MessageID, Cursor: m.Cursor})
+	}
+	switch {
+	case err == nil:
+		return resp, nil
+	case errors.Is(err, node.ErrUnknownConversation):
+		return nil, status.Error(codes.NotFound, err.Error())
+	case sent != nil:
+		// Sent, but the history write failed: say so, with the ids.
+		return resp, status.Error(codes.DataLoss, err.Error())
+	}
+	return nil, status.Error(codes.Unavailable, err.Error())
+}
+
 func (s *service) message(m *conversations.Message) *appv1.Message {
 	out := &appv1.Message{
 		Cursor:       m.Cursor,

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -121,7 +122,7 @@ func sendCmd(env Env) *cobra.Command {
 	var f apiFlags
 	var to, conv string
 	var parents []string
-	var ephemeral bool
+	var ephemeral, lines bool
 	cmd := &cobra.Command{
 		Use:   "send [-c FILE] (--to CONTACT | --conversation ID) MESSAGE...",
 		Short: "Send a message through a running node",
@@ -130,14 +131,19 @@ the 1:1 conversation both sides derive from their identities (created on
 first use); --conversation sends to a conversation made with
 "strata conversation create". The message is the arguments joined by
 spaces, or standard input when the only argument is "-". Prints the
-message id.`,
+message id. With --lines and "-", every line of standard input is a message
+of its own: they are sent in batches (the API's SendBatch, one durable
+commit per batch with a sync layer), and their ids printed one per line.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (to == "") == (conv == "") {
 				return errors.New("give exactly one of --to and --conversation")
 			}
+			if lines && (len(args) != 1 || args[0] != "-") {
+				return errors.New("--lines reads the messages from standard input: give \"-\" as the only argument")
+			}
 			payload := []byte(strings.Join(args, " "))
-			if len(args) == 1 && args[0] == "-" {
+			if len(args) == 1 && args[0] == "-" && !lines {
 				var err error
 				if payload, err = io.ReadAll(io.LimitReader(os.Stdin, 4<<20)); err != nil {
 					return err
@@ -167,14 +173,18 @@ message id.`,
 			} else if id, err = conversationID(conv); err != nil {
 				return err
 			}
-			req := &appv1.SendRequest{Conversation: id, Payload: payload, Ephemeral: ephemeral}
+			var rawParents [][]byte
 			for _, p := range parents {
 				b, err := hex.DecodeString(p)
 				if err != nil {
 					return fmt.Errorf("--parent %q: not hex", p)
 				}
-				req.Parents = append(req.Parents, b)
+				rawParents = append(rawParents, b)
 			}
+			if lines {
+				return sendLines(cmd.Context(), c, os.Stdin, cmd.OutOrStdout(), &appv1.SendRequest{Conversation: id, Parents: rawParents, Ephemeral: ephemeral})
+			}
+			req := &appv1.SendRequest{Conversation: id, Payload: payload, Ephemeral: ephemeral, Parents: rawParents}
 			resp, err := c.Send(ctx, req)
 			if err != nil {
 				return err
@@ -188,7 +198,90 @@ message id.`,
 	cmd.Flags().StringVar(&conv, "conversation", "", "a conversation id (text, or hex:...)")
 	cmd.Flags().StringArrayVar(&parents, "parent", nil, "id (hex) of a message this one depends on (repeatable)")
 	cmd.Flags().BoolVar(&ephemeral, "ephemeral", false, "not stored or retransmitted by the sync layer")
+	cmd.Flags().BoolVar(&lines, "lines", false, `with "-": each line of standard input is a message, sent in batches`)
 	return cmd
+}
+
+// linesBatch is how many lines `strata send --lines` sends per SendBatch.
+const linesBatch = 256
+
+// sendLines sends every line of in (without its newline; empty lines are
+// skipped) as a message like tmpl, in batches of linesBatch, and prints
+// each message's id on a line of out. A batch is sent once it is full or
+// when in has nothing more to read at once, so lines typed or piped slowly
+// go out as they come.
+func sendLines(ctx context.Context, c appv1.MessagingClient, in io.Reader, out io.Writer, tmpl *appv1.SendRequest) error {
+	lines := make(chan []byte)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if len(sc.Bytes()) == 0 {
+				continue
+			}
+			select {
+			case lines <- bytes.Clone(sc.Bytes()):
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+	}()
+	flush := func(batch []*appv1.SendRequest) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		resp, err := c.SendBatch(sctx, &appv1.SendBatchRequest{Messages: batch})
+		if err != nil {
+			return err
+		}
+		for _, r := range resp.GetResults() {
+			fmt.Fprintf(out, "%x\n", r.GetMessageId())
+		}
+		return nil
+	}
+	var batch []*appv1.SendRequest
+	for {
+		var line []byte
+		var ok bool
+		if len(batch) == 0 {
+			line, ok = <-lines
+		} else {
+			select {
+			case line, ok = <-lines:
+			default:
+				if err := flush(batch); err != nil {
+					return err
+				}
+				batch = batch[:0]
+				continue
+			}
+		}
+		if !ok {
+			if err := flush(batch); err != nil {
+				return err
+			}
+			select {
+			case err := <-readErr:
+				if err != nil {
+					return fmt.Errorf("reading standard input: %w", err)
+				}
+			default:
+			}
+			return ctx.Err()
+		}
+		batch = append(batch, &appv1.SendRequest{Conversation: tmpl.GetConversation(), Payload: line, Parents: tmpl.GetParents(), Ephemeral: tmpl.GetEphemeral()})
+		if len(batch) == linesBatch {
+			if err := flush(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
 }
 
 func listenCmd(env Env) *cobra.Command {

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/strata-msg/strata/host/api"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/host/api"
 	"github.com/strata-msg/strata/host/node"
 )
 

@@ -2,6 +2,7 @@ package compare
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -64,7 +65,7 @@ func (r *recorder) setStart(t time.Time) {
 }
 
 // sent records a send the API accepted as message id, made at at.
-func (r *recorder) sent(id []byte, at time.Time, s scenario.Send) {
+func (r *recorder) sent(id []byte, at, accepted time.Time, s scenario.Send) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec := &sendRecord{at: at, warm: s.Warm, want: map[int]bool{}, received: map[int]time.Time{}}
@@ -76,8 +77,8 @@ func (r *recorder) sent(id []byte, at time.Time, s scenario.Send) {
 	r.sends[string(id)] = rec
 	if !s.Warm {
 		r.sentN++
-		if at.After(r.lastSend) {
-			r.lastSend = at
+		if accepted.After(r.lastSend) {
+			r.lastSend = accepted
 		}
 		r.expected += len(rec.want)
 		r.sendTimes = append(r.sendTimes, at.Sub(r.start))
@@ -251,6 +252,23 @@ func send(ctx context.Context, m *testnet.Member, conv, payload []byte) ([]byte,
 		return nil, err
 	}
 	return resp.GetMessageId(), nil
+}
+
+// sendBatch sends msgs through m's API in one SendBatch and returns their
+// ids in order.
+func sendBatch(ctx context.Context, m *testnet.Member, msgs []*appv1.SendRequest) ([][]byte, error) {
+	resp, err := m.Client().SendBatch(ctx, &appv1.SendBatchRequest{Messages: msgs})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.GetResults()) != len(msgs) {
+		return nil, fmt.Errorf("SendBatch answered %d results for %d messages", len(resp.GetResults()), len(msgs))
+	}
+	ids := make([][]byte, len(msgs))
+	for i, r := range resp.GetResults() {
+		ids[i] = r.GetMessageId()
+	}
+	return ids, nil
 }
 
 // setConversation creates conversation id on m with the other members.

@@ -33,6 +33,7 @@ type resources struct {
 type nodeUsage struct {
 	role    string
 	cpu     map[int]float64 // seconds, by pid: the last value read
+	kind    map[int]string  // "host" or a layer's key, by pid, as the host named them
 	peakRSS uint64
 
 	hostPID  int32
@@ -48,7 +49,7 @@ type nodeUsage struct {
 func newResources(net *testnet.Net) *resources {
 	r := &resources{net: net, nodes: map[string]*nodeUsage{}}
 	for _, m := range append(net.Clients(), net.Relays()...) {
-		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}}
+		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, kind: map[int]string{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}}
 	}
 	return r
 }
@@ -109,6 +110,12 @@ func (u *nodeUsage) take(s *appv1.StatsResponse) {
 		u.restarts = 0
 		u.hostPID = s.GetPid()
 	}
+	u.kind[int(s.GetPid())] = "host"
+	for _, l := range s.GetLayers() {
+		if l.GetPid() != 0 && l.GetPid() != s.GetPid() {
+			u.kind[int(l.GetPid())] = l.GetLayer()
+		}
+	}
 	for _, b := range s.GetBoundaries() {
 		u.bounds[b.GetName()] = BoundaryTraffic{
 			Name: b.GetName(), FramesDown: b.GetFramesDown(), FramesUp: b.GetFramesUp(),
@@ -166,8 +173,20 @@ func (r *resources) fill(res *RunResult) {
 	for _, m := range append(r.net.Clients(), r.net.Relays()...) {
 		u := r.nodes[m.Name]
 		n := NodeResult{Name: m.Name, Role: u.role, PeakRSS: u.peakRSS, Restarts: u.doneRst + u.restarts}
-		for _, c := range u.cpu {
+		for pid, c := range u.cpu {
 			n.CPUSeconds += c
+			kind := u.kind[pid]
+			if kind == "" {
+				kind = "other"
+			}
+			if n.CPUByProcess == nil {
+				n.CPUByProcess = map[string]float64{}
+			}
+			n.CPUByProcess[kind] += c
+			if res.CPUPerDelivered == nil {
+				res.CPUPerDelivered = map[string]float64{}
+			}
+			res.CPUPerDelivered[kind] += c
 		}
 		n.WireBytesSent = u.doneWire[0] + u.wire[0]
 		n.WireBytesReceived = u.doneWire[1] + u.wire[1]
@@ -185,6 +204,13 @@ func (r *resources) fill(res *RunResult) {
 	}
 	for _, name := range boundaryOrder(order) {
 		res.Boundaries = append(res.Boundaries, total[name])
+	}
+	for k, c := range res.CPUPerDelivered {
+		if res.Delivered > 0 {
+			res.CPUPerDelivered[k] = c * 1e6 / float64(res.Delivered)
+		} else {
+			delete(res.CPUPerDelivered, k)
+		}
 	}
 	if res.Delivered > 0 {
 		res.BytesPerDelivered = float64(res.WireBytes) / float64(res.Delivered)

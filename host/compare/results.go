@@ -102,6 +102,11 @@ type RunResult struct {
 	// WireFrames / Delivered (messages on the wire per delivered message).
 	BytesPerDelivered  float64 `json:"bytes_per_delivered"`
 	FramesPerDelivered float64 `json:"frames_per_delivered"`
+	// CPUPerDelivered is the CPU time of each kind of process (as
+	// NodeResult.CPUByProcess), summed over every node of the testnet,
+	// relays included, per delivered message, in microseconds: what a
+	// message costs each process of the stack.
+	CPUPerDelivered map[string]float64 `json:"cpu_us_per_delivered,omitempty"`
 	// Boundaries sums, over all nodes, the traffic across each layer
 	// boundary ("p2p|privacy", ..., "sync|app"), bottom up.
 	Boundaries []BoundaryTraffic `json:"boundaries"`
@@ -174,6 +179,11 @@ type NodeResult struct {
 	// seen (bytes; the sum over the node's processes at one sample).
 	CPUSeconds float64 `json:"cpu_seconds"`
 	PeakRSS    uint64  `json:"peak_rss_bytes"`
+	// CPUByProcess splits CPUSeconds by process: "host", or the layer a
+	// plugin process serves ("p2p", "privacy", "secure", "sync"); "other"
+	// is a process the host never named (one that lived between two
+	// samples). Layers run in process count as the host's.
+	CPUByProcess map[string]float64 `json:"cpu_by_process,omitempty"`
 	// Restarts counts plugin restarts by the host's supervisor.
 	Restarts uint64 `json:"restarts"`
 	// WireBytesSent and WireBytesReceived are the p2p layer's payload
@@ -231,8 +241,12 @@ type Summary struct {
 	// PeakRSSMiB the largest peak RSS of any node in a run.
 	CPUSecondsPerNode Figure `json:"cpu_seconds_per_node"`
 	PeakRSSMiB        Figure `json:"peak_rss_mib"`
-	Restarts          Figure `json:"restarts"`
-	Duplicates        Figure `json:"duplicates"`
+	// CPUPerDelivered is RunResult.CPUPerDelivered over the runs, by
+	// process; CPUPerDeliveredAll the sum over every process.
+	CPUPerDelivered    map[string]Figure `json:"cpu_us_per_delivered,omitempty"`
+	CPUPerDeliveredAll Figure            `json:"cpu_us_per_delivered_all"`
+	Restarts           Figure            `json:"restarts"`
+	Duplicates         Figure            `json:"duplicates"`
 	// OfferedRate and AchievedRate are the runs' send rates (messages
 	// per second); Overloaded counts the runs whose achieved rate fell
 	// below OverloadThreshold of the offered one.
@@ -280,6 +294,25 @@ func Summarize(runs []RunResult) Summary {
 			peak = max(peak, n.PeakRSS)
 		}
 		return float64(peak) / (1 << 20), len(r.Nodes) > 0
+	})
+	kinds := map[string]bool{}
+	for _, r := range runs {
+		for k := range r.CPUPerDelivered {
+			kinds[k] = true
+		}
+	}
+	for k := range kinds {
+		if s.CPUPerDelivered == nil {
+			s.CPUPerDelivered = map[string]Figure{}
+		}
+		s.CPUPerDelivered[k] = fig(func(r RunResult) (float64, bool) { return r.CPUPerDelivered[k], r.Delivered > 0 })
+	}
+	s.CPUPerDeliveredAll = fig(func(r RunResult) (float64, bool) {
+		var sum float64
+		for _, v := range r.CPUPerDelivered {
+			sum += v
+		}
+		return sum, r.Delivered > 0 && len(r.CPUPerDelivered) > 0
 	})
 	s.Restarts = fig(func(r RunResult) (float64, bool) {
 		var sum uint64

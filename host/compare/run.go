@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/faults"
 	"github.com/strata-msg/strata/host/plugins"
@@ -146,6 +147,10 @@ func stackNames(paths []string) []string {
 	return out
 }
 
+// sendQueue is how many due sends a client's sender may be behind before
+// further ones are counted as failed.
+const sendQueue = 16384
+
 // runner is one run of the scenario on one stack.
 type runner struct {
 	opts  Options
@@ -220,7 +225,7 @@ func (r *runner) do(ctx context.Context) (RunResult, int, error) {
 	}
 	sendq := make([]chan scenario.Send, len(clients))
 	for i := range clients {
-		sendq[i] = make(chan scenario.Send, 1024)
+		sendq[i] = make(chan scenario.Send, sendQueue)
 		wg.Add(1)
 		go func() { defer wg.Done(); r.sender(runCtx, i, sendq[i], convs) }()
 	}
@@ -450,29 +455,70 @@ func (r *runner) watch(ctx context.Context) {
 	}
 }
 
-// sender makes client i's sends, in order, each when the node is up.
+// maxSendBatch bounds the messages of one SendBatch the load generator
+// makes.
+const maxSendBatch = 256
+
+// sender makes client i's sends, in order, each when the node is up. It
+// sends what has come due in one SendBatch (at most maxSendBatch), so that
+// while one batch is in flight the next gathers and the generator keeps up
+// with any rate the node can take. A send's latency is measured from the
+// time the plan made it due, so time it waited behind earlier batches
+// counts, or, if its node was down then, from the time the node was back.
 func (r *runner) sender(ctx context.Context, i int, q <-chan scenario.Send, convs [][]byte) {
 	m := r.net.Clients()[i]
+	batch := make([]scenario.Send, 0, maxSendBatch)
+	reqs := make([]*appv1.SendRequest, 0, maxSendBatch)
 	for s := range q {
+		batch = append(batch[:0], s)
+	fill:
+		for len(batch) < maxSendBatch {
+			select {
+			case s, ok := <-q:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, s)
+			default:
+				break fill
+			}
+		}
 		r.mu.Lock()
 		ready := r.ready[i]
 		r.mu.Unlock()
+		var back time.Time
 		select {
 		case <-ready:
-		case <-ctx.Done():
-			r.rec.sendFailed(s)
-			continue
+		default:
+			select {
+			case <-ready:
+				back = time.Now()
+			case <-ctx.Done():
+				for _, s := range batch {
+					r.rec.sendFailed(s)
+				}
+				continue
+			}
 		}
-		payload := payloadFor(r.opts.Scenario.Seed, s)
-		at := time.Now()
+		reqs = reqs[:0]
+		for _, s := range batch {
+			reqs = append(reqs, &appv1.SendRequest{Conversation: convs[s.Group], Payload: payloadFor(r.opts.Scenario.Seed, s)})
+		}
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		id, err := send(sctx, m, convs[s.Group], payload)
+		ids, err := sendBatch(sctx, m, reqs)
 		cancel()
-		if err != nil {
-			r.rec.sendFailed(s)
-			continue
+		accepted := time.Now()
+		for k, s := range batch {
+			if err != nil {
+				r.rec.sendFailed(s)
+				continue
+			}
+			at := r.t0.Add(s.At)
+			if back.After(at) {
+				at = back
+			}
+			r.rec.sent(ids[k], at, accepted, s)
 		}
-		r.rec.sent(id, at, s)
 	}
 }
 

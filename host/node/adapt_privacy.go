@@ -193,25 +193,34 @@ func (a *privacyAdapter) postPublic(ctx context.Context, c *conversations.Conver
 // (whisper sets no flag bit, so a stock Status client reads the message
 // as sent).
 func (a *privacyAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error {
-	if len(opts.Parents) > 0 {
-		return errors.New("send: parents need a sync layer")
-	}
-	m.TraceID = a.n.router.NewTraceID()
-	conv := c.ID
-	if a.n.isDirect(*c) {
-		conv = nil
-	}
+	return a.sendBatch(ctx, []portItem{{c: c, m: m, wire: wire, opts: opts}})
+}
+
+// sendBatch implements batchPort: the frames of every message, one per
+// other member, go down as one batch.
+func (a *privacyAdapter) sendBatch(ctx context.Context, items []portItem) error {
 	var frames []*commonv1.Frame
-	for _, member := range c.Members {
-		if bytes.Equal(member, a.n.id.Public()) {
-			continue
+	for _, it := range items {
+		if len(it.opts.Parents) > 0 {
+			return errors.New("send: parents need a sync layer")
 		}
-		frames = append(frames, &commonv1.Frame{
-			TraceId: m.TraceID, Conversation: conv, Peer: member, Payload: wire, Hints: opts.hints(),
-		})
-	}
-	if len(frames) == 0 {
-		return errors.New("send: the conversation has no other member")
+		it.m.TraceID = a.n.router.NewTraceID()
+		conv := it.c.ID
+		if a.n.isDirect(*it.c) {
+			conv = nil
+		}
+		k := len(frames)
+		for _, member := range it.c.Members {
+			if bytes.Equal(member, a.n.id.Public()) {
+				continue
+			}
+			frames = append(frames, &commonv1.Frame{
+				TraceId: it.m.TraceID, Conversation: conv, Peer: member, Payload: it.wire, Hints: it.opts.hints(),
+			})
+		}
+		if len(frames) == k {
+			return errors.New("send: the conversation has no other member")
+		}
 	}
 	if err := a.n.router.Send(ctx, a.s.index, frames); err != nil {
 		return fmt.Errorf("send: the %s layer did not take the message: %w", a.s.key, err)

@@ -80,12 +80,21 @@ func (a *secureAdapter) refreshSection(ctx context.Context) []byte {
 // DOWN frame for the conversation, sealed by the layer for every other
 // member, best effort; the message keeps its envelope's id.
 func (a *secureAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error {
-	if len(opts.Parents) > 0 {
-		return errors.New("send: parents need a sync layer")
+	return a.sendBatch(ctx, []portItem{{c: c, m: m, wire: wire, opts: opts}})
+}
+
+// sendBatch implements batchPort: the messages go down as one batch of
+// frames.
+func (a *secureAdapter) sendBatch(ctx context.Context, items []portItem) error {
+	frames := make([]*commonv1.Frame, len(items))
+	for i, it := range items {
+		if len(it.opts.Parents) > 0 {
+			return errors.New("send: parents need a sync layer")
+		}
+		frames[i] = &commonv1.Frame{Conversation: it.c.ID, Payload: it.wire, Hints: it.opts.hints(), TraceId: a.n.router.NewTraceID()}
+		it.m.TraceID = frames[i].GetTraceId()
 	}
-	f := &commonv1.Frame{Conversation: c.ID, Payload: wire, Hints: opts.hints(), TraceId: a.n.router.NewTraceID()}
-	m.TraceID = f.GetTraceId()
-	if err := a.n.router.Send(ctx, a.s.index, []*commonv1.Frame{f}); err != nil {
+	if err := a.n.router.Send(ctx, a.s.index, frames); err != nil {
 		return fmt.Errorf("send: the %s layer did not take the message: %w", a.s.key, err)
 	}
 	return nil

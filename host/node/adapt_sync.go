@@ -5,6 +5,9 @@ import (
 	"crypto/ed25519"
 	"fmt"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/core/pipeline"
@@ -60,6 +63,56 @@ func (a *syncAdapter) send(ctx context.Context, c *conversations.Conversation, m
 			Payload: wire, MessageId: m.MessageID,
 		})
 	}
+	return nil
+}
+
+// sendBatch implements batchPort: one SendBatch, which the layer makes
+// one durable commit, all or none. A layer without SendBatch (it answers
+// Unimplemented) gets one Send per message, in order.
+func (a *syncAdapter) sendBatch(ctx context.Context, items []portItem) error {
+	conn := a.s.liveConn()
+	if conn == nil {
+		return fmt.Errorf("send: the %s layer is not running", a.s.key)
+	}
+	req := &syncv1.SendBatchRequest{Messages: make([]*syncv1.SendRequest, len(items))}
+	for i, it := range items {
+		it.m.TraceID = a.n.router.NewTraceID()
+		req.Messages[i] = &syncv1.SendRequest{
+			Group: it.c.ID, Payload: it.wire, Parents: it.opts.Parents, Ephemeral: it.opts.Ephemeral, TraceId: it.m.TraceID,
+		}
+	}
+	client := syncv1.NewControlClient(conn.Control())
+	resp, err := client.SendBatch(ctx, req)
+	if status.Code(err) == codes.Unimplemented {
+		for i, it := range items {
+			if err := a.send(ctx, it.c, it.m, it.wire, it.opts); err != nil {
+				if i == 0 {
+					return err
+				}
+				return fmt.Errorf("message %d of the batch (the %d before it were sent): %w", i, i, err)
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if len(resp.GetResults()) != len(items) {
+		return fmt.Errorf("send: the %s layer answered %d results for a batch of %d", a.s.key, len(resp.GetResults()), len(items))
+	}
+	b := a.n.router.Boundary(a.s.index)
+	var bytes uint64
+	for i, it := range items {
+		it.m.MessageID = resp.GetResults()[i].GetMessageId()
+		bytes += uint64(len(it.wire))
+		if a.n.opts.Tap != nil {
+			a.n.opts.Tap(b.Name, &commonv1.Frame{
+				Direction: commonv1.Direction_DIRECTION_DOWN, TraceId: it.m.TraceID, Conversation: it.c.ID,
+				Payload: it.wire, MessageId: it.m.MessageID,
+			})
+		}
+	}
+	b.Crossed(pipeline.Down, uint64(len(items)), bytes)
 	return nil
 }
 

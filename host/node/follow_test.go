@@ -23,7 +23,7 @@ func TestFollowPagesInBytes(t *testing.T) {
 	}
 	defer store.Close()
 	pages := &pageRecorder{historyStore: store}
-	n := &Node{hist: newHistory(pages)}
+	n := &Node{hist: newHistory(t.Context(), pages)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer n.cancel()
 	mk := func(i int) *conversations.Message {

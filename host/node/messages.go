@@ -26,28 +26,136 @@ type historyStore interface {
 	History(ctx context.Context, conversation []byte, after uint64, limit int) ([]*conversations.Message, error)
 }
 
-// history is the node's message history and its subscribers.
+// history is the node's message history and its subscribers. Its appends
+// are group-committed: calls that arrive while a write is running wait for
+// it to end and are then written together, in one transaction (one fsync),
+// by one of them. Each call still returns only once its own messages are
+// on disk.
 type history struct {
 	store historyStore
-	mu    sync.Mutex
+	// life bounds every write: it ends when the node closes.
+	life context.Context
+	mu   sync.Mutex
 	// changed is closed, and replaced, whenever messages are appended.
 	changed chan struct{}
+
+	// commitMu is held by the caller writing a group.
+	commitMu sync.Mutex
+	gmu      sync.Mutex
+	// waiting are the calls not yet taken into a write, in arrival order.
+	waiting []*appendCall
 }
 
-func newHistory(store historyStore) *history {
-	return &history{store: store, changed: make(chan struct{})}
+// appendCall is one call of history.append waiting for its write.
+type appendCall struct {
+	msgs []*conversations.Message
+	res  *conversations.Appended
+	err  error
+	done chan struct{}
 }
 
-// append stores messages and wakes subscribers.
+// newHistory makes the history of store; life ends when the node closes,
+// and with it any write in progress.
+func newHistory(life context.Context, store historyStore) *history {
+	return &history{store: store, life: life, changed: make(chan struct{})}
+}
+
+// maxGroupMessages bounds the messages of one group write.
+const maxGroupMessages = 8192
+
+// append stores messages and wakes subscribers. Concurrent calls share
+// writes (see history).
 func (h *history) append(ctx context.Context, msgs []*conversations.Message) (*conversations.Appended, error) {
-	res, err := h.store.Append(ctx, msgs)
+	call := &appendCall{msgs: msgs, done: make(chan struct{})}
+	h.gmu.Lock()
+	h.waiting = append(h.waiting, call)
+	h.gmu.Unlock()
+	for {
+		select {
+		case <-call.done:
+			return call.res, call.err
+		default:
+		}
+		h.commitMu.Lock()
+		select {
+		case <-call.done: // a write that took it ended meanwhile
+			h.commitMu.Unlock()
+			return call.res, call.err
+		default:
+		}
+		h.writeGroup()
+		h.commitMu.Unlock()
+	}
+}
+
+// writeGroup writes the waiting calls (up to maxGroupMessages messages, at
+// least one call) in one transaction and ends them. The caller holds
+// commitMu. The write is not cancelled with the caller's ctx, since the
+// other calls of the group ride on it, but ends when the node closes.
+func (h *history) writeGroup() {
+	h.gmu.Lock()
+	k, n := 0, 0
+	for k < len(h.waiting) && (k == 0 || n+len(h.waiting[k].msgs) <= maxGroupMessages) {
+		n += len(h.waiting[k].msgs)
+		k++
+	}
+	group := append([]*appendCall(nil), h.waiting[:k]...)
+	h.waiting = append(h.waiting[:0], h.waiting[k:]...)
+	h.gmu.Unlock()
+	if len(group) == 0 {
+		return
+	}
+	var all []*conversations.Message
+	if len(group) == 1 {
+		all = group[0].msgs
+	} else {
+		all = make([]*conversations.Message, 0, n)
+		for _, c := range group {
+			all = append(all, c.msgs...)
+		}
+	}
+	res, err := h.store.Append(h.life, all)
 	if err == nil && len(res.Added) > 0 {
 		h.mu.Lock()
 		close(h.changed)
 		h.changed = make(chan struct{})
 		h.mu.Unlock()
 	}
-	return res, err
+	if len(group) == 1 {
+		group[0].res, group[0].err = res, err
+		close(group[0].done)
+		return
+	}
+	for _, c := range group {
+		c.err = err
+		if err == nil {
+			c.res = splitAppended(res, c.msgs)
+		}
+		close(c.done)
+	}
+}
+
+// splitAppended is the part of a group write's result that concerns msgs.
+func splitAppended(res *conversations.Appended, msgs []*conversations.Message) *conversations.Appended {
+	mine := make(map[*conversations.Message]bool, len(msgs))
+	for _, m := range msgs {
+		mine[m] = true
+	}
+	pick := func(all []*conversations.Message) []*conversations.Message {
+		var out []*conversations.Message
+		for _, m := range all {
+			if mine[m] {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	return &conversations.Appended{
+		Added:     pick(res.Added),
+		Replayed:  pick(res.Replayed),
+		OverQuota: pick(res.OverQuota),
+		Evicted:   res.Evicted,
+	}
 }
 
 // wait returns a channel closed at the next append.

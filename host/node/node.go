@@ -249,7 +249,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.wrapHistory != nil {
 		store = n.wrapHistory(store)
 	}
-	n.hist = newHistory(store)
+	n.hist = newHistory(n.ctx, store)
 	n.writer = newWriter(n)
 	// Before any layer starts: the top layer delivers from its start on.
 	n.wg.Add(1)

@@ -96,7 +96,7 @@ const (
 	MaxDuration = 24 * time.Hour
 	// MaxRate is the highest traffic rate, in messages per second per
 	// conversation.
-	MaxRate = 1000
+	MaxRate = 10000
 	// MaxSends is the largest expected number of sends (rate × duration ×
 	// conversations).
 	MaxSends = 1_000_000

@@ -249,7 +249,7 @@ func TestParseErrors(t *testing.T) {
 		{"traffic scalar", doc("traffic: 5"), "traffic", "not a section"},
 		{"rate zero", doc("traffic: {rate: 0}"), "traffic.rate", "out of range"},
 		{"rate negative", doc("traffic: {rate: -1}"), "traffic.rate", "out of range"},
-		{"rate high", doc("traffic: {rate: 1001}"), "traffic.rate", "out of range"},
+		{"rate high", doc("traffic: {rate: 10001}"), "traffic.rate", "out of range"},
 		{"rate nan", doc("traffic: {rate: .nan}"), "traffic.rate", "out of range"},
 		{"rate text", doc("traffic: {rate: fast}"), "traffic.rate", "want a number"},
 		{"too many sends", doc("duration: 24h", "traffic: {rate: 100}"), "traffic.rate", "more than 1000000"},

@@ -44,6 +44,30 @@ func (l *Layer) Send(ctx context.Context, req *syncv1.SendRequest) (*syncv1.Send
 	return &syncv1.SendResponse{MessageId: bytes.Clone(id[:])}, nil
 }
 
+// SendBatch implements sdk.SyncBatcher: the messages are taken all or
+// none, in order (a parent may be an earlier message of the batch), and
+// committed together.
+func (l *Layer) SendBatch(ctx context.Context, req *syncv1.SendBatchRequest) (*syncv1.SendBatchResponse, error) {
+	nd, err := l.configured()
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]outgoing, len(req.GetMessages()))
+	for i, m := range req.GetMessages() {
+		msgs[i] = outgoing{group: m.GetGroup(), payload: m.GetPayload(), parents: m.GetParents(), ephemeral: m.GetEphemeral(), trace: m.GetTraceId()}
+	}
+	ids, err := nd.sendBatch(ctx, msgs)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	l.kick()
+	resp := &syncv1.SendBatchResponse{Results: make([]*syncv1.SendResponse, len(ids))}
+	for i, id := range ids {
+		resp.Results[i] = &syncv1.SendResponse{MessageId: bytes.Clone(id[:])}
+	}
+	return resp, nil
+}
+
 // State implements syncv1.ControlServer: messages counts the group's
 // messages held or compacted here (invalid ones aside), delivered the
 // received ones that went up, pending those waiting for a dependency,

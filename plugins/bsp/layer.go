@@ -43,7 +43,10 @@ type Layer struct {
 	c *counters
 }
 
-var _ sdk.Sync = (*Layer)(nil)
+var (
+	_ sdk.Sync        = (*Layer)(nil)
+	_ sdk.SyncBatcher = (*Layer)(nil)
+)
 
 // New returns an unconfigured bsp layer.
 func New() *Layer { return &Layer{c: newCounters(), wake: make(chan struct{}, 1)} }

@@ -447,67 +447,114 @@ func (n *node) shares(m *message) bool { return m.own || n.cfg.Relay }
 
 // send adds a message of this node to group gid.
 func (n *node) send(ctx context.Context, gid, payload []byte, parents [][]byte, ephemeral bool, trace uint64) (wire.ID, error) {
-	if len(payload) > MaxPayload {
-		return wire.ID{}, fmt.Errorf("%w: payload of %d bytes, at most %d", errInvalid, len(payload), MaxPayload)
+	ids, err := n.sendBatch(ctx, []outgoing{{group: gid, payload: payload, parents: parents, ephemeral: ephemeral, trace: trace}})
+	if err != nil {
+		return wire.ID{}, err
 	}
-	if len(parents) > n.cfg.MaxParents {
-		return wire.ID{}, fmt.Errorf("%w: %d parents, at most %d (max_parents)", errInvalid, len(parents), n.cfg.MaxParents)
+	return ids[0], nil
+}
+
+// outgoing is one message of a sendBatch.
+type outgoing struct {
+	group, payload []byte
+	parents        [][]byte
+	ephemeral      bool
+	trace          uint64
+}
+
+// sendBatch adds messages, in order, all or none: every one is checked
+// before any is taken (a parent may be an earlier message of the batch),
+// then all are committed together, durable when it returns.
+func (n *node) sendBatch(ctx context.Context, msgs []outgoing) ([]wire.ID, error) {
+	for i, o := range msgs {
+		if len(o.payload) > MaxPayload {
+			return nil, fmt.Errorf("%w: message %d: payload of %d bytes, at most %d", errInvalid, i, len(o.payload), MaxPayload)
+		}
+		if len(o.parents) > n.cfg.MaxParents {
+			return nil, fmt.Errorf("%w: message %d: %d parents, at most %d (max_parents)", errInvalid, i, len(o.parents), n.cfg.MaxParents)
+		}
+	}
+	type planned struct {
+		g   *group
+		raw []byte
+		rm  wire.RawMessage
+		id  wire.ID
+		ts  uint64
+		o   outgoing
 	}
 	n.mu.Lock()
 	if n.failed != nil {
 		n.mu.Unlock()
-		return wire.ID{}, n.failed
+		return nil, n.failed
 	}
-	g := n.groups[string(gid)]
-	if g == nil {
-		n.mu.Unlock()
-		return wire.ID{}, fmt.Errorf("%w: %x", errNoGroup, gid)
-	}
-	b := body{ephemeral: ephemeral, author: n.self, payload: payload}
-	seen := map[wire.ID]bool{}
-	for _, p := range parents {
-		if len(p) != wire.IDLen {
+	plan := make([]planned, len(msgs))
+	inBatch := map[wire.ID]bool{} // persistent messages of the batch so far
+	lastTS := n.lastTS
+	for i, o := range msgs {
+		g := n.groups[string(o.group)]
+		if g == nil {
 			n.mu.Unlock()
-			return wire.ID{}, fmt.Errorf("%w: parent of %d bytes", errInvalid, len(p))
+			return nil, fmt.Errorf("%w: message %d: %x", errNoGroup, i, o.group)
 		}
-		id := wire.ID(p)
-		pm := g.msgs[id]
-		// With a history window, a parent forgotten here is accepted:
-		// the host keeps its history longer than the sync state.
-		forgotten := pm == nil && n.cfg.History > 0
-		if !forgotten && (pm == nil || (pm.state != stDelivered && pm.state != stCompacted)) {
-			n.mu.Unlock()
-			return wire.ID{}, fmt.Errorf("%w: parent %x is not a delivered message of the group", errInvalid, id[:4])
+		b := body{ephemeral: o.ephemeral, author: n.self, payload: o.payload}
+		seen := map[wire.ID]bool{}
+		for _, p := range o.parents {
+			if len(p) != wire.IDLen {
+				n.mu.Unlock()
+				return nil, fmt.Errorf("%w: message %d: parent of %d bytes", errInvalid, i, len(p))
+			}
+			id := wire.ID(p)
+			pm := g.msgs[id]
+			// With a history window, a parent forgotten here is accepted:
+			// the host keeps its history longer than the sync state.
+			forgotten := pm == nil && n.cfg.History > 0
+			ok := inBatch[id] || forgotten || (pm != nil && (pm.state == stDelivered || pm.state == stCompacted))
+			if !ok {
+				n.mu.Unlock()
+				return nil, fmt.Errorf("%w: message %d: parent %x is not a delivered message of the group", errInvalid, i, id[:4])
+			}
+			if !seen[id] {
+				seen[id] = true
+				b.parents = append(b.parents, id)
+			}
 		}
-		if !seen[id] {
-			seen[id] = true
-			b.parents = append(b.parents, id)
+		ts := uint64(max(n.nowMS(), 0))
+		if ts <= lastTS {
+			ts = lastTS + 1
+		}
+		lastTS = ts
+		raw := encodeBody(b)
+		rm := wire.RawMessage{Group: g.bsp, Timestamp: ts, Body: raw}
+		plan[i] = planned{g: g, raw: raw, rm: rm, id: rm.ID(), ts: ts, o: o}
+		if !o.ephemeral {
+			inBatch[plan[i].id] = true
 		}
 	}
-	ts := uint64(max(n.nowMS(), 0))
-	if ts <= n.lastTS {
-		ts = n.lastTS + 1
-	}
-	n.lastTS = ts
-	n.dirtyMeta[metaTimestamp] = int64(ts)
-	raw := encodeBody(b)
-	rm := wire.RawMessage{Group: g.bsp, Timestamp: ts, Body: raw}
-	id := rm.ID()
-	if ephemeral {
-		g.ephOut = append(g.ephOut, outMsg{raw: rm, trace: trace})
-		n.mu.Unlock()
-		return id, nil
-	}
-	m := &message{id: id, ts: ts, raw: raw, state: stDelivered, own: true, sender: n.self, trace: trace, receivedMS: n.nowMS()}
-	m.b, _ = decodeBody(raw, MaxParentsLimit)
-	g.msgs[id] = m
-	n.dirtyMsgs[m] = g
-	for _, p := range g.peers {
-		p.status[id] = &status{}
-		n.dirtyStatus[statusKey{g, p, id}] = struct{}{}
+	n.lastTS = lastTS
+	n.dirtyMeta[metaTimestamp] = int64(lastTS)
+	ids := make([]wire.ID, len(plan))
+	persistent := false
+	for i, p := range plan {
+		ids[i] = p.id
+		if p.o.ephemeral {
+			p.g.ephOut = append(p.g.ephOut, outMsg{raw: p.rm, trace: p.o.trace})
+			continue
+		}
+		persistent = true
+		m := &message{id: p.id, ts: p.ts, raw: p.raw, state: stDelivered, own: true, sender: n.self, trace: p.o.trace, receivedMS: n.nowMS()}
+		m.b, _ = decodeBody(p.raw, MaxParentsLimit)
+		p.g.msgs[p.id] = m
+		n.dirtyMsgs[m] = p.g
+		for _, peer := range p.g.peers {
+			peer.status[p.id] = &status{}
+			n.dirtyStatus[statusKey{p.g, peer, p.id}] = struct{}{}
+		}
 	}
 	n.mu.Unlock()
-	return id, n.sync(ctx)
+	if !persistent {
+		return ids, nil
+	}
+	return ids, n.sync(ctx)
 }
 
 // sync commits every change made so far (and any made meanwhile by

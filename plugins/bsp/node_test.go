@@ -3,6 +3,8 @@ package bsp
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -559,5 +561,89 @@ func TestKeepalive(t *testing.T) {
 	out, _, _, _ = a.flush(tn.clk.ms())
 	if len(out) != 1 || len(out[0].payload) != wire.HeaderLen+1 {
 		t.Fatalf("%d frames", len(out))
+	}
+}
+
+// TestSendBatch: a batch is taken all or none: a bad parent in its fourth
+// message leaves nothing of it behind and commits nothing; a good batch is
+// one commit, and what it took survives a crash and reaches the other
+// member.
+func TestSendBatch(t *testing.T) {
+	tn := newNet(t, testCfg(), "a", "b")
+	a := tn.nodes["a"].n
+	ctx := context.Background()
+	commits := a.c.commits.Load()
+	bogus := make([]byte, wire.IDLen)
+	bad := []outgoing{
+		{group: testGroup, payload: []byte("b0")},
+		{group: testGroup, payload: []byte("b1")},
+		{group: testGroup, payload: []byte("b2")},
+		{group: testGroup, payload: []byte("b3"), parents: [][]byte{bogus}},
+		{group: testGroup, payload: []byte("b4")},
+	}
+	if _, err := a.sendBatch(ctx, bad); !errors.Is(err, errInvalid) {
+		t.Fatalf("a batch with an unknown parent: %v, want errInvalid", err)
+	}
+	if n := len(a.groups[string(testGroup)].msgs); n != 0 {
+		t.Fatalf("a refused batch left %d messages behind", n)
+	}
+	if a.c.commits.Load() != commits {
+		t.Fatal("a refused batch was committed")
+	}
+	if _, err := a.sendBatch(ctx, []outgoing{{group: []byte("nope"), payload: []byte("x")}}); !errors.Is(err, errNoGroup) {
+		t.Fatalf("a batch to an unknown group: %v, want errNoGroup", err)
+	}
+
+	batch := make([]outgoing, 20)
+	for i := range batch {
+		batch[i] = outgoing{group: testGroup, payload: fmt.Appendf(nil, "g%d", i)}
+	}
+	ids, err := a.sendBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.c.commits.Load() - commits; got != 1 {
+		t.Fatalf("a batch of %d took %d commits, want 1", len(batch), got)
+	}
+	tn.crash("a")
+	tn.run(10*time.Millisecond, 5*time.Second, func() bool { return tn.has("b", ids...) })
+	if !tn.has("b", ids...) {
+		t.Fatalf("b has %d of %d messages", len(tn.nodes["b"].delivered), len(ids))
+	}
+}
+
+// TestSendBatchParentInBatch: a message may name an earlier message of its
+// own batch as a parent; it is delivered after it.
+func TestSendBatchParentInBatch(t *testing.T) {
+	tn := newNet(t, testCfg(), "a", "b")
+	a := tn.nodes["a"].n
+	ctx := context.Background()
+	// The test clock stands still between the calls, so the id the
+	// batch's first message will get is known: its timestamp is the next
+	// one after the last.
+	raw := encodeBody(body{author: a.self, payload: []byte("p0")})
+	first := wire.RawMessage{Group: a.groups[string(testGroup)].bsp, Timestamp: max(uint64(tn.clk.ms()), a.lastTS+1), Body: raw}.ID()
+	got, err := a.sendBatch(ctx, []outgoing{
+		{group: testGroup, payload: []byte("p0")},
+		{group: testGroup, payload: []byte("p1"), parents: [][]byte{first[:]}},
+	})
+	if err != nil {
+		t.Fatalf("a parent earlier in the batch: %v", err)
+	}
+	if got[0] != first {
+		t.Fatalf("the first message's id is %x, want %x", got[0][:4], first[:4])
+	}
+	tn.run(10*time.Millisecond, 5*time.Second, func() bool { return tn.has("b", got...) })
+	if !tn.has("b", got...) {
+		t.Fatal("b did not get the batch")
+	}
+	// A parent later in the batch is not a parent yet: refused.
+	raw = encodeBody(body{author: a.self, payload: []byte("q1")})
+	later := wire.RawMessage{Group: a.groups[string(testGroup)].bsp, Timestamp: a.lastTS + 2, Body: raw}.ID()
+	if _, err := a.sendBatch(ctx, []outgoing{
+		{group: testGroup, payload: []byte("q0"), parents: [][]byte{later[:]}},
+		{group: testGroup, payload: []byte("q1")},
+	}); !errors.Is(err, errInvalid) {
+		t.Fatalf("a parent later in the batch: %v, want errInvalid", err)
 	}
 }

@@ -215,6 +215,23 @@ func TestSendAndListen(t *testing.T) {
 	if !strings.Contains(out, `"conversation":"friends"`) || !strings.Contains(out, `"author_name":"alice"`) {
 		t.Fatalf("listen --json:\n%s", out)
 	}
+	// --lines: each line of standard input a message, sent in batches
+	// through SendBatch; an id printed per message.
+	cmd := exec.Command(strataBin, "send", "-c", alice.cfg, "--conversation", "friends", "--lines", "-")
+	cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+	cmd.Stdin = strings.NewReader("line one\nline two\n\nline three\n")
+	if out, err := cmd.Output(); err != nil || len(strings.Fields(string(out))) != 3 {
+		t.Fatalf("send --lines: %v, want three ids:\n%s", err, out)
+	}
+	out = waitListen(t, bob.cfg, "line three", "--conversation", "friends")
+	for _, l := range []string{"line one", "line two"} {
+		if !strings.Contains(out, "\t"+l+"\n") {
+			t.Fatalf("send --lines: %q did not arrive as a message of its own:\n%s", l, out)
+		}
+	}
+	if out, err := strata(t, "send", "-c", alice.cfg, "--conversation", "friends", "--lines", "x"); err == nil || !strings.Contains(out, "standard input") {
+		t.Fatalf("send --lines without -: %v\n%s", err, out)
+	}
 	// Errors name what is wrong.
 	if out, err := strata(t, "send", "-c", alice.cfg, "--to", "carol", "x"); err == nil || !strings.Contains(out, `no contact "carol"`) {
 		t.Fatalf("send to a stranger: %v\n%s", err, out)

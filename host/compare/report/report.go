@@ -43,9 +43,23 @@ var measures = []measure{
 	{label: "wire bytes / delivered msg", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.BytesPerDelivered }},
 	{label: "wire msgs / delivered msg", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.FramesPerDelivered }},
 	{label: "CPU s / node", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.CPUSecondsPerNode }},
+	{label: "CPU µs / delivered msg", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.CPUPerDeliveredAll }},
+	cpuRow("host"), cpuRow("p2p"), cpuRow("privacy"), cpuRow("secure"), cpuRow("sync"),
 	{label: "peak RSS (MiB)", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.PeakRSSMiB }},
 	{label: "plugin restarts", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.Restarts }},
 	{label: "duplicates", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.Duplicates }},
+}
+
+// cpuRow is the row of one kind of process's CPU time per delivered
+// message ("host", or a layer's plugin processes).
+func cpuRow(kind string) measure {
+	return measure{
+		label: "  of which " + kind,
+		scale: 1,
+		figure: func(s *compare.Summary) compare.Figure {
+			return s.CPUPerDelivered[kind]
+		},
+	}
 }
 
 // unconvergedNote says how many of a stack's runs did not converge.

@@ -741,6 +741,97 @@ func (x *SendResponse) GetCursor() uint64 {
 	return 0
 }
 
+// SendBatchRequest sends several messages, in order, to one conversation or
+// several. At most 1024 messages.
+type SendBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*SendRequest         `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendBatchRequest) Reset() {
+	*x = SendBatchRequest{}
+	mi := &file_app_v1_app_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendBatchRequest) ProtoMessage() {}
+
+func (x *SendBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendBatchRequest.ProtoReflect.Descriptor instead.
+func (*SendBatchRequest) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SendBatchRequest) GetMessages() []*SendRequest {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+// SendBatchResponse answers every message of the batch, in its order.
+type SendBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*SendResponse        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendBatchResponse) Reset() {
+	*x = SendBatchResponse{}
+	mi := &file_app_v1_app_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendBatchResponse) ProtoMessage() {}
+
+func (x *SendBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendBatchResponse.ProtoReflect.Descriptor instead.
+func (*SendBatchResponse) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SendBatchResponse) GetResults() []*SendResponse {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // Message is one message of the node's history.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -766,7 +857,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_app_v1_app_proto_msgTypes[13]
+	mi := &file_app_v1_app_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +869,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[13]
+	mi := &file_app_v1_app_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +882,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{13}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Message) GetCursor() uint64 {
@@ -879,7 +970,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_app_v1_app_proto_msgTypes[14]
+	mi := &file_app_v1_app_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +982,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[14]
+	mi := &file_app_v1_app_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +995,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{14}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HistoryRequest) GetConversation() []byte {
@@ -937,7 +1028,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_app_v1_app_proto_msgTypes[15]
+	mi := &file_app_v1_app_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1040,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[15]
+	mi := &file_app_v1_app_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1053,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{15}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HistoryResponse) GetMessages() []*Message {
@@ -986,7 +1077,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_app_v1_app_proto_msgTypes[16]
+	mi := &file_app_v1_app_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1089,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[16]
+	mi := &file_app_v1_app_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1102,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{16}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubscribeRequest) GetConversation() []byte {
@@ -1043,7 +1134,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_app_v1_app_proto_msgTypes[17]
+	mi := &file_app_v1_app_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1146,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[17]
+	mi := &file_app_v1_app_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1159,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{17}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{19}
 }
 
 // BoundaryStats is the traffic across one layer boundary of the node since
@@ -1093,7 +1184,7 @@ type BoundaryStats struct {
 
 func (x *BoundaryStats) Reset() {
 	*x = BoundaryStats{}
-	mi := &file_app_v1_app_proto_msgTypes[18]
+	mi := &file_app_v1_app_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1196,7 @@ func (x *BoundaryStats) String() string {
 func (*BoundaryStats) ProtoMessage() {}
 
 func (x *BoundaryStats) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[18]
+	mi := &file_app_v1_app_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1209,7 @@ func (x *BoundaryStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoundaryStats.ProtoReflect.Descriptor instead.
 func (*BoundaryStats) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{18}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BoundaryStats) GetName() string {
@@ -1197,7 +1288,7 @@ type LayerStats struct {
 
 func (x *LayerStats) Reset() {
 	*x = LayerStats{}
-	mi := &file_app_v1_app_proto_msgTypes[19]
+	mi := &file_app_v1_app_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1300,7 @@ func (x *LayerStats) String() string {
 func (*LayerStats) ProtoMessage() {}
 
 func (x *LayerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[19]
+	mi := &file_app_v1_app_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1313,7 @@ func (x *LayerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LayerStats.ProtoReflect.Descriptor instead.
 func (*LayerStats) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{19}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LayerStats) GetLayer() string {
@@ -1291,7 +1382,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_app_v1_app_proto_msgTypes[20]
+	mi := &file_app_v1_app_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1394,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_app_v1_app_proto_msgTypes[20]
+	mi := &file_app_v1_app_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1407,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_app_v1_app_proto_rawDescGZIP(), []int{20}
+	return file_app_v1_app_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StatsResponse) GetPid() int32 {
@@ -1406,7 +1497,11 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\fSendResponse\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x16\n" +
-	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\"\xae\x02\n" +
+	"\x06cursor\x18\x02 \x01(\x04R\x06cursor\"J\n" +
+	"\x10SendBatchRequest\x126\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1a.strata.app.v1.SendRequestR\bmessages\"J\n" +
+	"\x11SendBatchResponse\x125\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.strata.app.v1.SendResponseR\aresults\"\xae\x02\n" +
 	"\aMessage\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\"\n" +
 	"\fconversation\x18\x02 \x01(\fR\fconversation\x12\x1d\n" +
@@ -1471,7 +1566,7 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\bmessages\x18\x06 \x03(\v2*.strata.app.v1.StatsResponse.MessagesEntryR\bmessages\x1a;\n" +
 	"\rMessagesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\x80\x06\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\xd0\x06\n" +
 	"\tMessaging\x12?\n" +
 	"\x04Node\x12\x1a.strata.app.v1.NodeRequest\x1a\x1b.strata.app.v1.NodeResponse\x12K\n" +
 	"\bContacts\x12\x1e.strata.app.v1.ContactsRequest\x1a\x1f.strata.app.v1.ContactsResponse\x12F\n" +
@@ -1480,7 +1575,8 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\x0fSetConversation\x12%.strata.app.v1.SetConversationRequest\x1a\x1b.strata.app.v1.Conversation\x12S\n" +
 	"\x0eJoinPublicChat\x12$.strata.app.v1.JoinPublicChatRequest\x1a\x1b.strata.app.v1.Conversation\x12Z\n" +
 	"\rConversations\x12#.strata.app.v1.ConversationsRequest\x1a$.strata.app.v1.ConversationsResponse\x12?\n" +
-	"\x04Send\x12\x1a.strata.app.v1.SendRequest\x1a\x1b.strata.app.v1.SendResponse\x12H\n" +
+	"\x04Send\x12\x1a.strata.app.v1.SendRequest\x1a\x1b.strata.app.v1.SendResponse\x12N\n" +
+	"\tSendBatch\x12\x1f.strata.app.v1.SendBatchRequest\x1a .strata.app.v1.SendBatchResponse\x12H\n" +
 	"\aHistory\x12\x1d.strata.app.v1.HistoryRequest\x1a\x1e.strata.app.v1.HistoryResponse\x12F\n" +
 	"\tSubscribe\x12\x1f.strata.app.v1.SubscribeRequest\x1a\x16.strata.app.v1.Message0\x01\x12B\n" +
 	"\x05Stats\x12\x1b.strata.app.v1.StatsRequest\x1a\x1c.strata.app.v1.StatsResponseB4Z2github.com/strata-msg/strata/core/api/app/v1;appv1b\x06proto3"
@@ -1497,7 +1593,7 @@ func file_app_v1_app_proto_rawDescGZIP() []byte {
 	return file_app_v1_app_proto_rawDescData
 }
 
-var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_app_v1_app_proto_goTypes = []any{
 	(*NodeRequest)(nil),            // 0: strata.app.v1.NodeRequest
 	(*NodeResponse)(nil),           // 1: strata.app.v1.NodeResponse
@@ -1512,54 +1608,60 @@ var file_app_v1_app_proto_goTypes = []any{
 	(*ConversationsResponse)(nil),  // 10: strata.app.v1.ConversationsResponse
 	(*SendRequest)(nil),            // 11: strata.app.v1.SendRequest
 	(*SendResponse)(nil),           // 12: strata.app.v1.SendResponse
-	(*Message)(nil),                // 13: strata.app.v1.Message
-	(*HistoryRequest)(nil),         // 14: strata.app.v1.HistoryRequest
-	(*HistoryResponse)(nil),        // 15: strata.app.v1.HistoryResponse
-	(*SubscribeRequest)(nil),       // 16: strata.app.v1.SubscribeRequest
-	(*StatsRequest)(nil),           // 17: strata.app.v1.StatsRequest
-	(*BoundaryStats)(nil),          // 18: strata.app.v1.BoundaryStats
-	(*LayerStats)(nil),             // 19: strata.app.v1.LayerStats
-	(*StatsResponse)(nil),          // 20: strata.app.v1.StatsResponse
-	nil,                            // 21: strata.app.v1.BoundaryStats.DroppedEntry
-	nil,                            // 22: strata.app.v1.BoundaryStats.FaultsEntry
-	nil,                            // 23: strata.app.v1.LayerStats.CountersEntry
-	nil,                            // 24: strata.app.v1.StatsResponse.MessagesEntry
+	(*SendBatchRequest)(nil),       // 13: strata.app.v1.SendBatchRequest
+	(*SendBatchResponse)(nil),      // 14: strata.app.v1.SendBatchResponse
+	(*Message)(nil),                // 15: strata.app.v1.Message
+	(*HistoryRequest)(nil),         // 16: strata.app.v1.HistoryRequest
+	(*HistoryResponse)(nil),        // 17: strata.app.v1.HistoryResponse
+	(*SubscribeRequest)(nil),       // 18: strata.app.v1.SubscribeRequest
+	(*StatsRequest)(nil),           // 19: strata.app.v1.StatsRequest
+	(*BoundaryStats)(nil),          // 20: strata.app.v1.BoundaryStats
+	(*LayerStats)(nil),             // 21: strata.app.v1.LayerStats
+	(*StatsResponse)(nil),          // 22: strata.app.v1.StatsResponse
+	nil,                            // 23: strata.app.v1.BoundaryStats.DroppedEntry
+	nil,                            // 24: strata.app.v1.BoundaryStats.FaultsEntry
+	nil,                            // 25: strata.app.v1.LayerStats.CountersEntry
+	nil,                            // 26: strata.app.v1.StatsResponse.MessagesEntry
 }
 var file_app_v1_app_proto_depIdxs = []int32{
 	2,  // 0: strata.app.v1.ContactsResponse.contacts:type_name -> strata.app.v1.Contact
 	6,  // 1: strata.app.v1.ConversationsResponse.conversations:type_name -> strata.app.v1.Conversation
-	13, // 2: strata.app.v1.HistoryResponse.messages:type_name -> strata.app.v1.Message
-	21, // 3: strata.app.v1.BoundaryStats.dropped:type_name -> strata.app.v1.BoundaryStats.DroppedEntry
-	22, // 4: strata.app.v1.BoundaryStats.faults:type_name -> strata.app.v1.BoundaryStats.FaultsEntry
-	23, // 5: strata.app.v1.LayerStats.counters:type_name -> strata.app.v1.LayerStats.CountersEntry
-	18, // 6: strata.app.v1.StatsResponse.boundaries:type_name -> strata.app.v1.BoundaryStats
-	19, // 7: strata.app.v1.StatsResponse.layers:type_name -> strata.app.v1.LayerStats
-	24, // 8: strata.app.v1.StatsResponse.messages:type_name -> strata.app.v1.StatsResponse.MessagesEntry
-	0,  // 9: strata.app.v1.Messaging.Node:input_type -> strata.app.v1.NodeRequest
-	3,  // 10: strata.app.v1.Messaging.Contacts:input_type -> strata.app.v1.ContactsRequest
-	5,  // 11: strata.app.v1.Messaging.AddContact:input_type -> strata.app.v1.AddContactRequest
-	8,  // 12: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
-	7,  // 13: strata.app.v1.Messaging.JoinPublicChat:input_type -> strata.app.v1.JoinPublicChatRequest
-	9,  // 14: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
-	11, // 15: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
-	14, // 16: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
-	16, // 17: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
-	17, // 18: strata.app.v1.Messaging.Stats:input_type -> strata.app.v1.StatsRequest
-	1,  // 19: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
-	4,  // 20: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
-	2,  // 21: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
-	6,  // 22: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
-	6,  // 23: strata.app.v1.Messaging.JoinPublicChat:output_type -> strata.app.v1.Conversation
-	10, // 24: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
-	12, // 25: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
-	15, // 26: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
-	13, // 27: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
-	20, // 28: strata.app.v1.Messaging.Stats:output_type -> strata.app.v1.StatsResponse
-	19, // [19:29] is the sub-list for method output_type
-	9,  // [9:19] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	11, // 2: strata.app.v1.SendBatchRequest.messages:type_name -> strata.app.v1.SendRequest
+	12, // 3: strata.app.v1.SendBatchResponse.results:type_name -> strata.app.v1.SendResponse
+	15, // 4: strata.app.v1.HistoryResponse.messages:type_name -> strata.app.v1.Message
+	23, // 5: strata.app.v1.BoundaryStats.dropped:type_name -> strata.app.v1.BoundaryStats.DroppedEntry
+	24, // 6: strata.app.v1.BoundaryStats.faults:type_name -> strata.app.v1.BoundaryStats.FaultsEntry
+	25, // 7: strata.app.v1.LayerStats.counters:type_name -> strata.app.v1.LayerStats.CountersEntry
+	20, // 8: strata.app.v1.StatsResponse.boundaries:type_name -> strata.app.v1.BoundaryStats
+	21, // 9: strata.app.v1.StatsResponse.layers:type_name -> strata.app.v1.LayerStats
+	26, // 10: strata.app.v1.StatsResponse.messages:type_name -> strata.app.v1.StatsResponse.MessagesEntry
+	0,  // 11: strata.app.v1.Messaging.Node:input_type -> strata.app.v1.NodeRequest
+	3,  // 12: strata.app.v1.Messaging.Contacts:input_type -> strata.app.v1.ContactsRequest
+	5,  // 13: strata.app.v1.Messaging.AddContact:input_type -> strata.app.v1.AddContactRequest
+	8,  // 14: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
+	7,  // 15: strata.app.v1.Messaging.JoinPublicChat:input_type -> strata.app.v1.JoinPublicChatRequest
+	9,  // 16: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
+	11, // 17: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
+	13, // 18: strata.app.v1.Messaging.SendBatch:input_type -> strata.app.v1.SendBatchRequest
+	16, // 19: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
+	18, // 20: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
+	19, // 21: strata.app.v1.Messaging.Stats:input_type -> strata.app.v1.StatsRequest
+	1,  // 22: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
+	4,  // 23: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
+	2,  // 24: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
+	6,  // 25: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
+	6,  // 26: strata.app.v1.Messaging.JoinPublicChat:output_type -> strata.app.v1.Conversation
+	10, // 27: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
+	12, // 28: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
+	14, // 29: strata.app.v1.Messaging.SendBatch:output_type -> strata.app.v1.SendBatchResponse
+	17, // 30: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
+	15, // 31: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
+	22, // 32: strata.app.v1.Messaging.Stats:output_type -> strata.app.v1.StatsResponse
+	22, // [22:33] is the sub-list for method output_type
+	11, // [11:22] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_app_v1_app_proto_init() }
@@ -1573,7 +1675,7 @@ func file_app_v1_app_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_app_v1_app_proto_rawDesc), len(file_app_v1_app_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

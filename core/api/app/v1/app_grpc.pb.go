@@ -41,6 +41,7 @@ const (
 	Messaging_JoinPublicChat_FullMethodName  = "/strata.app.v1.Messaging/JoinPublicChat"
 	Messaging_Conversations_FullMethodName   = "/strata.app.v1.Messaging/Conversations"
 	Messaging_Send_FullMethodName            = "/strata.app.v1.Messaging/Send"
+	Messaging_SendBatch_FullMethodName       = "/strata.app.v1.Messaging/SendBatch"
 	Messaging_History_FullMethodName         = "/strata.app.v1.Messaging/History"
 	Messaging_Subscribe_FullMethodName       = "/strata.app.v1.Messaging/Subscribe"
 	Messaging_Stats_FullMethodName           = "/strata.app.v1.Messaging/Stats"
@@ -67,6 +68,11 @@ type MessagingClient interface {
 	Conversations(ctx context.Context, in *ConversationsRequest, opts ...grpc.CallOption) (*ConversationsResponse, error)
 	// Send sends a message to a conversation.
 	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error)
+	// SendBatch sends several messages, all or none: a message Send would
+	// refuse refuses the batch and nothing of it is sent. With a sync layer
+	// the whole batch is one durable commit; it is how a client that sends
+	// much keeps up (Send makes a commit per call).
+	SendBatch(ctx context.Context, in *SendBatchRequest, opts ...grpc.CallOption) (*SendBatchResponse, error)
 	// History returns stored messages in cursor order.
 	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
 	// Subscribe streams messages in cursor order, stored ones first.
@@ -153,6 +159,16 @@ func (c *messagingClient) Send(ctx context.Context, in *SendRequest, opts ...grp
 	return out, nil
 }
 
+func (c *messagingClient) SendBatch(ctx context.Context, in *SendBatchRequest, opts ...grpc.CallOption) (*SendBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendBatchResponse)
+	err := c.cc.Invoke(ctx, Messaging_SendBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *messagingClient) History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HistoryResponse)
@@ -213,6 +229,11 @@ type MessagingServer interface {
 	Conversations(context.Context, *ConversationsRequest) (*ConversationsResponse, error)
 	// Send sends a message to a conversation.
 	Send(context.Context, *SendRequest) (*SendResponse, error)
+	// SendBatch sends several messages, all or none: a message Send would
+	// refuse refuses the batch and nothing of it is sent. With a sync layer
+	// the whole batch is one durable commit; it is how a client that sends
+	// much keeps up (Send makes a commit per call).
+	SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error)
 	// History returns stored messages in cursor order.
 	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
 	// Subscribe streams messages in cursor order, stored ones first.
@@ -248,6 +269,9 @@ func (UnimplementedMessagingServer) Conversations(context.Context, *Conversation
 }
 func (UnimplementedMessagingServer) Send(context.Context, *SendRequest) (*SendResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Send not implemented")
+}
+func (UnimplementedMessagingServer) SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SendBatch not implemented")
 }
 func (UnimplementedMessagingServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method History not implemented")
@@ -404,6 +428,24 @@ func _Messaging_Send_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Messaging_SendBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServer).SendBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messaging_SendBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServer).SendBatch(ctx, req.(*SendBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Messaging_History_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(HistoryRequest)
 	if err := dec(in); err != nil {
@@ -485,6 +527,10 @@ var Messaging_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Send",
 			Handler:    _Messaging_Send_Handler,
+		},
+		{
+			MethodName: "SendBatch",
+			Handler:    _Messaging_SendBatch_Handler,
 		},
 		{
 			MethodName: "History",

@@ -264,6 +264,97 @@ func (x *SendResponse) GetMessageId() []byte {
 	return nil
 }
 
+// SendBatchRequest adds several messages at once, in order: a message may
+// name an earlier one of the same batch as a parent.
+type SendBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*SendRequest         `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendBatchRequest) Reset() {
+	*x = SendBatchRequest{}
+	mi := &file_sync_v1_sync_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendBatchRequest) ProtoMessage() {}
+
+func (x *SendBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sync_v1_sync_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendBatchRequest.ProtoReflect.Descriptor instead.
+func (*SendBatchRequest) Descriptor() ([]byte, []int) {
+	return file_sync_v1_sync_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SendBatchRequest) GetMessages() []*SendRequest {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+// SendBatchResponse answers every message of the batch, in its order.
+type SendBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*SendResponse        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendBatchResponse) Reset() {
+	*x = SendBatchResponse{}
+	mi := &file_sync_v1_sync_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendBatchResponse) ProtoMessage() {}
+
+func (x *SendBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sync_v1_sync_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendBatchResponse.ProtoReflect.Descriptor instead.
+func (*SendBatchResponse) Descriptor() ([]byte, []int) {
+	return file_sync_v1_sync_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SendBatchResponse) GetResults() []*SendResponse {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type StateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Group         []byte                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -273,7 +364,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_sync_v1_sync_proto_msgTypes[4]
+	mi := &file_sync_v1_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +376,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sync_v1_sync_proto_msgTypes[4]
+	mi := &file_sync_v1_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +389,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_sync_v1_sync_proto_rawDescGZIP(), []int{4}
+	return file_sync_v1_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StateRequest) GetGroup() []byte {
@@ -323,7 +414,7 @@ type StateResponse struct {
 
 func (x *StateResponse) Reset() {
 	*x = StateResponse{}
-	mi := &file_sync_v1_sync_proto_msgTypes[5]
+	mi := &file_sync_v1_sync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +426,7 @@ func (x *StateResponse) String() string {
 func (*StateResponse) ProtoMessage() {}
 
 func (x *StateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sync_v1_sync_proto_msgTypes[5]
+	mi := &file_sync_v1_sync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +439,7 @@ func (x *StateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateResponse.ProtoReflect.Descriptor instead.
 func (*StateResponse) Descriptor() ([]byte, []int) {
-	return file_sync_v1_sync_proto_rawDescGZIP(), []int{5}
+	return file_sync_v1_sync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StateResponse) GetMessages() uint64 {
@@ -391,7 +482,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_sync_v1_sync_proto_msgTypes[6]
+	mi := &file_sync_v1_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +494,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sync_v1_sync_proto_msgTypes[6]
+	mi := &file_sync_v1_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +507,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_sync_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_sync_v1_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AckRequest) GetGroup() []byte {
@@ -441,7 +532,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_sync_v1_sync_proto_msgTypes[7]
+	mi := &file_sync_v1_sync_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +544,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sync_v1_sync_proto_msgTypes[7]
+	mi := &file_sync_v1_sync_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +557,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_sync_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_sync_v1_sync_proto_rawDescGZIP(), []int{9}
 }
 
 var File_sync_v1_sync_proto protoreflect.FileDescriptor
@@ -486,7 +577,11 @@ const file_sync_v1_sync_proto_rawDesc = "" +
 	"\btrace_id\x18\x05 \x01(\x04R\atraceId\"-\n" +
 	"\fSendResponse\x12\x1d\n" +
 	"\n" +
-	"message_id\x18\x01 \x01(\fR\tmessageId\"$\n" +
+	"message_id\x18\x01 \x01(\fR\tmessageId\"K\n" +
+	"\x10SendBatchRequest\x127\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1b.strata.sync.v1.SendRequestR\bmessages\"K\n" +
+	"\x11SendBatchResponse\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.strata.sync.v1.SendResponseR\aresults\"$\n" +
 	"\fStateRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\fR\x05group\"\x8b\x01\n" +
 	"\rStateResponse\x12\x1a\n" +
@@ -499,10 +594,11 @@ const file_sync_v1_sync_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\fR\x05group\x12\x1f\n" +
 	"\vmessage_ids\x18\x02 \x03(\fR\n" +
 	"messageIds\"\r\n" +
-	"\vAckResponse2\x9b\x02\n" +
+	"\vAckResponse2\xed\x02\n" +
 	"\aControl\x12G\n" +
 	"\bSetGroup\x12\x1c.strata.sync.v1.GroupRequest\x1a\x1d.strata.sync.v1.GroupResponse\x12A\n" +
-	"\x04Send\x12\x1b.strata.sync.v1.SendRequest\x1a\x1c.strata.sync.v1.SendResponse\x12D\n" +
+	"\x04Send\x12\x1b.strata.sync.v1.SendRequest\x1a\x1c.strata.sync.v1.SendResponse\x12P\n" +
+	"\tSendBatch\x12 .strata.sync.v1.SendBatchRequest\x1a!.strata.sync.v1.SendBatchResponse\x12D\n" +
 	"\x05State\x12\x1c.strata.sync.v1.StateRequest\x1a\x1d.strata.sync.v1.StateResponse\x12>\n" +
 	"\x03Ack\x12\x1a.strata.sync.v1.AckRequest\x1a\x1b.strata.sync.v1.AckResponseB6Z4github.com/strata-msg/strata/core/api/sync/v1;syncv1b\x06proto3"
 
@@ -518,31 +614,37 @@ func file_sync_v1_sync_proto_rawDescGZIP() []byte {
 	return file_sync_v1_sync_proto_rawDescData
 }
 
-var file_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_sync_v1_sync_proto_goTypes = []any{
-	(*GroupRequest)(nil),  // 0: strata.sync.v1.GroupRequest
-	(*GroupResponse)(nil), // 1: strata.sync.v1.GroupResponse
-	(*SendRequest)(nil),   // 2: strata.sync.v1.SendRequest
-	(*SendResponse)(nil),  // 3: strata.sync.v1.SendResponse
-	(*StateRequest)(nil),  // 4: strata.sync.v1.StateRequest
-	(*StateResponse)(nil), // 5: strata.sync.v1.StateResponse
-	(*AckRequest)(nil),    // 6: strata.sync.v1.AckRequest
-	(*AckResponse)(nil),   // 7: strata.sync.v1.AckResponse
+	(*GroupRequest)(nil),      // 0: strata.sync.v1.GroupRequest
+	(*GroupResponse)(nil),     // 1: strata.sync.v1.GroupResponse
+	(*SendRequest)(nil),       // 2: strata.sync.v1.SendRequest
+	(*SendResponse)(nil),      // 3: strata.sync.v1.SendResponse
+	(*SendBatchRequest)(nil),  // 4: strata.sync.v1.SendBatchRequest
+	(*SendBatchResponse)(nil), // 5: strata.sync.v1.SendBatchResponse
+	(*StateRequest)(nil),      // 6: strata.sync.v1.StateRequest
+	(*StateResponse)(nil),     // 7: strata.sync.v1.StateResponse
+	(*AckRequest)(nil),        // 8: strata.sync.v1.AckRequest
+	(*AckResponse)(nil),       // 9: strata.sync.v1.AckResponse
 }
 var file_sync_v1_sync_proto_depIdxs = []int32{
-	0, // 0: strata.sync.v1.Control.SetGroup:input_type -> strata.sync.v1.GroupRequest
-	2, // 1: strata.sync.v1.Control.Send:input_type -> strata.sync.v1.SendRequest
-	4, // 2: strata.sync.v1.Control.State:input_type -> strata.sync.v1.StateRequest
-	6, // 3: strata.sync.v1.Control.Ack:input_type -> strata.sync.v1.AckRequest
-	1, // 4: strata.sync.v1.Control.SetGroup:output_type -> strata.sync.v1.GroupResponse
-	3, // 5: strata.sync.v1.Control.Send:output_type -> strata.sync.v1.SendResponse
-	5, // 6: strata.sync.v1.Control.State:output_type -> strata.sync.v1.StateResponse
-	7, // 7: strata.sync.v1.Control.Ack:output_type -> strata.sync.v1.AckResponse
-	4, // [4:8] is the sub-list for method output_type
-	0, // [0:4] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: strata.sync.v1.SendBatchRequest.messages:type_name -> strata.sync.v1.SendRequest
+	3, // 1: strata.sync.v1.SendBatchResponse.results:type_name -> strata.sync.v1.SendResponse
+	0, // 2: strata.sync.v1.Control.SetGroup:input_type -> strata.sync.v1.GroupRequest
+	2, // 3: strata.sync.v1.Control.Send:input_type -> strata.sync.v1.SendRequest
+	4, // 4: strata.sync.v1.Control.SendBatch:input_type -> strata.sync.v1.SendBatchRequest
+	6, // 5: strata.sync.v1.Control.State:input_type -> strata.sync.v1.StateRequest
+	8, // 6: strata.sync.v1.Control.Ack:input_type -> strata.sync.v1.AckRequest
+	1, // 7: strata.sync.v1.Control.SetGroup:output_type -> strata.sync.v1.GroupResponse
+	3, // 8: strata.sync.v1.Control.Send:output_type -> strata.sync.v1.SendResponse
+	5, // 9: strata.sync.v1.Control.SendBatch:output_type -> strata.sync.v1.SendBatchResponse
+	7, // 10: strata.sync.v1.Control.State:output_type -> strata.sync.v1.StateResponse
+	9, // 11: strata.sync.v1.Control.Ack:output_type -> strata.sync.v1.AckResponse
+	7, // [7:12] is the sub-list for method output_type
+	2, // [2:7] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_sync_v1_sync_proto_init() }
@@ -556,7 +658,7 @@ func file_sync_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sync_v1_sync_proto_rawDesc), len(file_sync_v1_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -45,10 +45,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Control_SetGroup_FullMethodName = "/strata.sync.v1.Control/SetGroup"
-	Control_Send_FullMethodName     = "/strata.sync.v1.Control/Send"
-	Control_State_FullMethodName    = "/strata.sync.v1.Control/State"
-	Control_Ack_FullMethodName      = "/strata.sync.v1.Control/Ack"
+	Control_SetGroup_FullMethodName  = "/strata.sync.v1.Control/SetGroup"
+	Control_Send_FullMethodName      = "/strata.sync.v1.Control/Send"
+	Control_SendBatch_FullMethodName = "/strata.sync.v1.Control/SendBatch"
+	Control_State_FullMethodName     = "/strata.sync.v1.Control/State"
+	Control_Ack_FullMethodName       = "/strata.sync.v1.Control/Ack"
 )
 
 // ControlClient is the client API for Control service.
@@ -61,6 +62,12 @@ type ControlClient interface {
 	SetGroup(ctx context.Context, in *GroupRequest, opts ...grpc.CallOption) (*GroupResponse, error)
 	// Send stores a message durably and returns its id.
 	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error)
+	// SendBatch stores several messages durably, all or none: one that would
+	// be refused by Send refuses the batch, and nothing of it is sent. It
+	// returns once every message is durable, so a layer can make the whole
+	// batch one commit. A layer without it answers Unimplemented and the host
+	// calls Send for each message instead.
+	SendBatch(ctx context.Context, in *SendBatchRequest, opts ...grpc.CallOption) (*SendBatchResponse, error)
 	// State reports a group's sync state.
 	State(ctx context.Context, in *StateRequest, opts ...grpc.CallOption) (*StateResponse, error)
 	// Ack records that the host has stored these delivered messages: they
@@ -97,6 +104,16 @@ func (c *controlClient) Send(ctx context.Context, in *SendRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *controlClient) SendBatch(ctx context.Context, in *SendBatchRequest, opts ...grpc.CallOption) (*SendBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendBatchResponse)
+	err := c.cc.Invoke(ctx, Control_SendBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlClient) State(ctx context.Context, in *StateRequest, opts ...grpc.CallOption) (*StateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StateResponse)
@@ -127,6 +144,12 @@ type ControlServer interface {
 	SetGroup(context.Context, *GroupRequest) (*GroupResponse, error)
 	// Send stores a message durably and returns its id.
 	Send(context.Context, *SendRequest) (*SendResponse, error)
+	// SendBatch stores several messages durably, all or none: one that would
+	// be refused by Send refuses the batch, and nothing of it is sent. It
+	// returns once every message is durable, so a layer can make the whole
+	// batch one commit. A layer without it answers Unimplemented and the host
+	// calls Send for each message instead.
+	SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error)
 	// State reports a group's sync state.
 	State(context.Context, *StateRequest) (*StateResponse, error)
 	// Ack records that the host has stored these delivered messages: they
@@ -147,6 +170,9 @@ func (UnimplementedControlServer) SetGroup(context.Context, *GroupRequest) (*Gro
 }
 func (UnimplementedControlServer) Send(context.Context, *SendRequest) (*SendResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Send not implemented")
+}
+func (UnimplementedControlServer) SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SendBatch not implemented")
 }
 func (UnimplementedControlServer) State(context.Context, *StateRequest) (*StateResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method State not implemented")
@@ -210,6 +236,24 @@ func _Control_Send_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_SendBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).SendBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Control_SendBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).SendBatch(ctx, req.(*SendBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Control_State_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StateRequest)
 	if err := dec(in); err != nil {
@@ -260,6 +304,10 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Send",
 			Handler:    _Control_Send_Handler,
+		},
+		{
+			MethodName: "SendBatch",
+			Handler:    _Control_SendBatch_Handler,
 		},
 		{
 			MethodName: "State",
