@@ -202,14 +202,19 @@ commit per batch with a sync layer), and their ids printed one per line.`,
 	return cmd
 }
 
-// linesBatch is how many lines `strata send --lines` sends per SendBatch.
-const linesBatch = 256
+// linesBatch is how many lines `strata send --lines` sends per SendBatch,
+// and linesWait how long it waits for the next line before it sends a
+// batch that is not full.
+const (
+	linesBatch = 256
+	linesWait  = 5 * time.Millisecond
+)
 
 // sendLines sends every line of in (without its newline; empty lines are
 // skipped) as a message like tmpl, in batches of linesBatch, and prints
 // each message's id on a line of out. A batch is sent once it is full or
-// when in has nothing more to read at once, so lines typed or piped slowly
-// go out as they come.
+// when no further line comes within linesWait, so lines typed or piped
+// slowly go out as they come.
 func sendLines(ctx context.Context, c appv1.MessagingClient, in io.Reader, out io.Writer, tmpl *appv1.SendRequest) error {
 	lines := make(chan []byte)
 	readErr := make(chan error, 1)
@@ -253,7 +258,7 @@ func sendLines(ctx context.Context, c appv1.MessagingClient, in io.Reader, out i
 		} else {
 			select {
 			case line, ok = <-lines:
-			default:
+			case <-time.After(linesWait):
 				if err := flush(batch); err != nil {
 					return err
 				}

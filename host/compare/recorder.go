@@ -44,6 +44,7 @@ type recorder struct {
 	duplicates int
 	stray      int       // deliveries of messages no send of this run made
 	failed     int       // measured sends that failed
+	firstErr   string    // why the first of them failed
 	sentN      int       // measured sends accepted
 	lastSend   time.Time // the latest measured send accepted was made
 	expected   int
@@ -90,12 +91,15 @@ func (r *recorder) sent(id []byte, at, accepted time.Time, s scenario.Send) {
 }
 
 // sendFailed records a planned send that could not be made.
-func (r *recorder) sendFailed(s scenario.Send) {
+func (r *recorder) sendFailed(s scenario.Send, err error) {
 	if s.Warm {
 		return
 	}
 	r.mu.Lock()
 	r.failed++
+	if r.firstErr == "" && err != nil {
+		r.firstErr = err.Error()
+	}
 	r.mu.Unlock()
 }
 
@@ -155,6 +159,7 @@ func (r *recorder) result(sendingEnded time.Duration) RunResult {
 	res := RunResult{
 		Sent:             r.sentN,
 		SendErrors:       r.failed,
+		FirstSendError:   r.firstErr,
 		Expected:         r.expected,
 		Delivered:        r.delivered,
 		Duplicates:       r.duplicates,

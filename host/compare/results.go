@@ -64,6 +64,8 @@ type RunResult struct {
 	// SendErrors the sends it refused or that could not be made.
 	Sent       int `json:"sent"`
 	SendErrors int `json:"send_errors"`
+	// FirstSendError says why the first failed send failed.
+	FirstSendError string `json:"first_send_error,omitempty"`
 	// OfferedRate is the send rate the scenario asks for, in messages per
 	// second over all conversations: its measured sends over the measured
 	// part of the sending phase (duration minus warm-up). AchievedRate is

@@ -147,6 +147,10 @@ func stackNames(paths []string) []string {
 	return out
 }
 
+// errSenderBehind is the failure of a send that came due while its
+// sender's queue was full.
+var errSenderBehind = fmt.Errorf("the load generator's queue of %d sends was full: the node took sends slower than they came due", sendQueue)
+
 // sendQueue is how many due sends a client's sender may be behind before
 // further ones are counted as failed.
 const sendQueue = 16384
@@ -223,11 +227,14 @@ func (r *runner) do(ctx context.Context) (RunResult, int, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); follow(runCtx, m, i, r.rec) }()
 	}
+	var senders sync.WaitGroup
+	sendersDone := make(chan struct{})
 	sendq := make([]chan scenario.Send, len(clients))
 	for i := range clients {
 		sendq[i] = make(chan scenario.Send, sendQueue)
 		wg.Add(1)
-		go func() { defer wg.Done(); r.sender(runCtx, i, sendq[i], convs) }()
+		senders.Add(1)
+		go func() { defer wg.Done(); defer senders.Done(); r.sender(runCtx, i, sendq[i], convs) }()
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); r.watch(runCtx) }()
@@ -238,8 +245,9 @@ func (r *runner) do(ctx context.Context) (RunResult, int, error) {
 	for _, q := range sendq {
 		close(q)
 	}
+	go func() { senders.Wait(); close(sendersDone) }()
 	if err == nil {
-		r.settle(runCtx)
+		r.settle(runCtx, sendersDone)
 	}
 	end := time.Since(r.t0)
 	r.res.sample(runCtx, nil)
@@ -354,7 +362,7 @@ func (r *runner) execute(ctx context.Context, sendq []chan scenario.Send) error 
 			select {
 			case sendq[st.send.Sender] <- *st.send:
 			default:
-				r.rec.sendFailed(*st.send) // the sender is hopelessly behind
+				r.rec.sendFailed(*st.send, errSenderBehind)
 			}
 		case !st.up:
 			r.takeDown(ctx, st.out)
@@ -495,7 +503,7 @@ func (r *runner) sender(ctx context.Context, i int, q <-chan scenario.Send, conv
 				back = time.Now()
 			case <-ctx.Done():
 				for _, s := range batch {
-					r.rec.sendFailed(s)
+					r.rec.sendFailed(s, ctx.Err())
 				}
 				continue
 			}
@@ -510,7 +518,7 @@ func (r *runner) sender(ctx context.Context, i int, q <-chan scenario.Send, conv
 		accepted := time.Now()
 		for k, s := range batch {
 			if err != nil {
-				r.rec.sendFailed(s)
+				r.rec.sendFailed(s, err)
 				continue
 			}
 			at := r.t0.Add(s.At)
@@ -523,13 +531,15 @@ func (r *runner) sender(ctx context.Context, i int, q <-chan scenario.Send, conv
 }
 
 // settle waits, after the sending phase, until every expected delivery
-// has happened or the scenario's settle time is over.
-func (r *runner) settle(ctx context.Context) {
+// has happened or the scenario's settle time is over. Sends still queued
+// behind a slow node are made first (sent is closed when the senders are
+// done): until then the expected deliveries are not all known.
+func (r *runner) settle(ctx context.Context, sent <-chan struct{}) {
 	deadline := time.Now().Add(r.opts.Scenario.Settle)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
-		if r.rec.complete() {
+		if isClosed(sent) && r.rec.complete() {
 			return
 		}
 		select {
@@ -603,4 +613,14 @@ func faultsSection(cfg faults.Config) map[string]any {
 		out[name] = spec
 	}
 	return out
+}
+
+// isClosed says whether c is closed.
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

@@ -114,6 +114,17 @@ func (s *Store) Append(ctx context.Context, msgs []*Message) (*Appended, error) 
 		public := map[string]bool{}  // conversation -> is a public chat
 		touched := map[string]bool{} // public chats added to
 		var order [][]byte           // the same, in order
+		// One statement for the whole batch: preparing it per message was
+		// a fifth of the host's CPU under load.
+		insert, err := tx.PrepareContext(ctx,
+			`INSERT INTO messages (conversation, message_id, author, payload, parents, outgoing, time_unix_nano, trace_id, envelope_id)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			 ON CONFLICT DO NOTHING
+			 RETURNING cursor`)
+		if err != nil {
+			return fmt.Errorf("append message: %w", err)
+		}
+		defer insert.Close()
 		for _, m := range msgs {
 			if len(m.MessageID) == 0 {
 				return errors.New("message without an id")
@@ -133,11 +144,7 @@ func (s *Store) Append(ctx context.Context, msgs []*Message) (*Appended, error) 
 				continue
 			}
 			var cursor int64
-			err := tx.QueryRowContext(ctx,
-				`INSERT INTO messages (conversation, message_id, author, payload, parents, outgoing, time_unix_nano, trace_id, envelope_id)
-				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-				 ON CONFLICT DO NOTHING
-				 RETURNING cursor`,
+			err := insert.QueryRowContext(ctx,
 				orEmpty(m.Conversation), m.MessageID, m.Author, orEmpty(m.Payload), encodeIDs(m.Parents), m.Outgoing, m.Time.UnixNano(), int64(m.TraceID), m.EnvelopeID).Scan(&cursor)
 			if errors.Is(err, sql.ErrNoRows) {
 				// Already in the history: the same message again, or its

@@ -213,13 +213,13 @@ func TestOpenPublicChatMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := received(s.wire, chat)
-	if v, err := n.open(t.Context(), m, false); v != taken || err != nil {
+	if v, err := n.open(t.Context(), m, false, nil); v != taken || err != nil {
 		t.Fatalf("a stranger's message: %v, %v", v, err)
 	}
 	if !bytes.Equal(m.Author, stranger.id.Public()) || string(m.Payload) != "hi all" || !bytes.Equal(m.MessageID, s.id) {
 		t.Fatalf("taken as %+v", m)
 	}
-	if v, _ := n.open(t.Context(), received(s.wire, conversations.PublicChatID("other")), false); v != refused || n.MessageStats()["dropped_wrong_conversation"] != 1 {
+	if v, _ := n.open(t.Context(), received(s.wire, conversations.PublicChatID("other")), false, nil); v != refused || n.MessageStats()["dropped_wrong_conversation"] != 1 {
 		t.Fatalf("in another chat: %v, %v", v, n.MessageStats())
 	}
 	old, err := proto.Marshal(&appv1.MessageEnvelope{
@@ -233,7 +233,7 @@ func TestOpenPublicChatMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := n.open(t.Context(), received(wire, chat), false); v != refused || n.MessageStats()["dropped_expired"] != 1 {
+	if v, _ := n.open(t.Context(), received(wire, chat), false, nil); v != refused || n.MessageStats()["dropped_expired"] != 1 {
 		t.Fatalf("signed two hours ago, retention one hour: %v, %v", v, n.MessageStats())
 	}
 }

@@ -198,11 +198,12 @@ func (w *writer) writeQueued(ctx context.Context) bool {
 
 // take opens, checks, stores, acknowledges and delivers queued messages.
 func (n *Node) take(ctx context.Context, jobs []*inbound) {
+	cache := convCache{}
 	var store, acks []*conversations.Message
 	from := map[*conversations.Message]*inbound{}
 	for _, j := range jobs {
 		for _, m := range j.msgs {
-			switch v, err := n.open(ctx, m, j.top); v {
+			switch v, err := n.open(ctx, m, j.top, cache); v {
 			case refused:
 				if j.top && len(m.MessageID) > 0 {
 					acks = append(acks, m) // refused for good: never deliver it again
@@ -277,7 +278,7 @@ func (n *Node) take(ctx context.Context, jobs []*inbound) {
 // not name is named by its envelope id. A message that fails is counted
 // and reported refused; one that could not be checked (the store failed)
 // is neither taken nor refused.
-func (n *Node) open(ctx context.Context, m *conversations.Message, top bool) (verdict, error) {
+func (n *Node) open(ctx context.Context, m *conversations.Message, top bool, cache convCache) (verdict, error) {
 	claimed := m.Author
 	o, err := openEnvelope(m.Payload)
 	switch {
@@ -302,7 +303,7 @@ func (n *Node) open(ctx context.Context, m *conversations.Message, top bool) (ve
 		return refused, nil
 	}
 	if top {
-		ok, err := n.mayWrite(ctx, o.author, m.Conversation)
+		ok, err := n.mayWrite(ctx, o.author, m.Conversation, cache)
 		if err != nil {
 			return unchecked, err
 		}
@@ -334,8 +335,8 @@ const (
 // members (they know every conversation the host does, and nothing else
 // comes up through them); on a stack without such layers (a relay's),
 // where conversations are not announced, its signer is its author.
-func (n *Node) mayWrite(ctx context.Context, author ed25519.PublicKey, conv []byte) (bool, error) {
-	c, err := n.convs.Get(ctx, conv)
+func (n *Node) mayWrite(ctx context.Context, author ed25519.PublicKey, conv []byte, cache convCache) (bool, error) {
+	c, err := cache.get(ctx, n.convs, conv)
 	switch {
 	case err == nil && c.PublicChat != "":
 		return false, nil // public chats never come through the top
@@ -353,6 +354,31 @@ func (n *Node) mayWrite(ctx context.Context, author ed25519.PublicKey, conv []by
 	}
 	m, _ := adapterOf[memberTaker](n)
 	return m == nil, nil
+}
+
+// convCache remembers the conversations one batch of received messages
+// looked up (Node.take): a batch is mostly of a few conversations, and
+// reading one per message was a tenth of the host's CPU under load. A nil
+// cache remembers nothing.
+type convCache map[string]convLookup
+
+// convLookup is one lookup's result.
+type convLookup struct {
+	c   *conversations.Conversation
+	err error
+}
+
+// get reads a conversation through the cache. Only answers the store gave
+// (found or not found) are remembered.
+func (cache convCache) get(ctx context.Context, convs *conversations.Store, id []byte) (*conversations.Conversation, error) {
+	if l, ok := cache[string(id)]; ok {
+		return l.c, l.err
+	}
+	c, err := convs.Get(ctx, id)
+	if cache != nil && (err == nil || errors.Is(err, conversations.ErrNotFound)) {
+		cache[string(id)] = convLookup{c: c, err: err}
+	}
+	return c, err
 }
 
 // displayName is a contact's name, else the key's fingerprint.
