@@ -13,7 +13,7 @@ PROTOS := $(wildcard core/api/*/v1/*.proto)
 # Plugins' own wire formats: plugins/<name>/wirepb/*.proto.
 PLUGIN_PROTOS := $(wildcard plugins/*/wirepb/*.proto)
 
-.PHONY: all build plugins strata demo test test-full flood bench fuzz proto tools lint vet staticcheck example interop clean help
+.PHONY: all build plugins strata demo test test-full flood bench bench-stack fuzz proto tools lint vet staticcheck example interop clean help
 
 all: build
 
@@ -22,7 +22,8 @@ help:
 	@echo "make test       the test suite CI runs (short mode)"
 	@echo "make test-full  every test without -short, with the race detector"
 	@echo "make flood      200,000 whisper envelopes through each shipped relay, nothing dropped"
-	@echo "make bench      the plugin-boundary and layer benchmarks"
+	@echo "make bench      the plugin-boundary and layer benchmarks, then bench-stack"
+	@echo "make bench-stack  the full stack on the speed scenarios (strata compare)"
 	@echo "make fuzz       each fuzz target for FUZZTIME (default 30s)"
 	@echo "make proto      regenerate core/api/*/v1 from the .proto files"
 	@echo "make lint       gofmt, go vet and staticcheck"
@@ -78,6 +79,18 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkForwardInProcess$$|BenchmarkLayerRelay$$' -benchtime 100000x ./plugins/whisper/
 	$(GO) test -run '^$$' -bench 'BenchmarkSeal$$' -benchtime 300x -cpu 1,2 ./plugins/whisper/
 	$(GO) test -run '^$$' -bench . ./plugins/whisper/wire/
+	$(MAKE) bench-stack
+
+# The full stack as users run it (every layer a process, started from the
+# shipped configs) on the speed scenarios, through strata compare. Reports
+# go to $(BENCH_OUT)/<scenario>/. About six minutes.
+BENCH_OUT ?= bench-reports
+bench-stack: build
+	$(BIN)/strata plugins lock --dir $(PLUGINS)
+	@for sc in latency latency-5k throughput; do \
+		$(BIN)/strata compare configs/libp2p-none-dr-mvds.yaml configs/libp2p-none-dr-bsp.yaml \
+			--scenario configs/scenarios/$$sc.yaml --out $(BENCH_OUT)/$$sc --quiet || exit 1; \
+	done
 
 FUZZTIME ?= 30s
 # Every Fuzz target in the module, found by name, each run for FUZZTIME.

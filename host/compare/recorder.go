@@ -249,16 +249,6 @@ func follow(ctx context.Context, m *testnet.Member, i int, rec *recorder) {
 	}
 }
 
-// send sends payload to a conversation through m's API and returns the
-// message id.
-func send(ctx context.Context, m *testnet.Member, conv, payload []byte) ([]byte, error) {
-	resp, err := m.Client().Send(ctx, &appv1.SendRequest{Conversation: conv, Payload: payload})
-	if err != nil {
-		return nil, err
-	}
-	return resp.GetMessageId(), nil
-}
-
 // sendBatch sends msgs through m's API in one SendBatch and returns their
 // ids in order.
 func sendBatch(ctx context.Context, m *testnet.Member, msgs []*appv1.SendRequest) ([][]byte, error) {

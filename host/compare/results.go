@@ -86,8 +86,9 @@ type RunResult struct {
 	Duplicates int `json:"duplicates"`
 	// DeliveryRatio is Delivered / Expected.
 	DeliveryRatio float64 `json:"delivery_ratio"`
-	// Latency is from the sender's API call to the receiver's API
-	// delivery, over measured deliveries.
+	// Latency is from the time the plan made the send due (or its node
+	// came back, if it was down then) to the receiver's API delivery,
+	// over measured deliveries: time queued behind a busy node counts.
 	Latency Latency `json:"latency"`
 	// Converged says whether every expected delivery happened before the
 	// settle time ran out; Convergence is the time from the end of the
