@@ -185,19 +185,13 @@ func (a *privacyAdapter) postPublic(ctx context.Context, c *conversations.Conver
 	return nil
 }
 
-// send implements appPort for a stack whose top is the privacy layer (a
-// relay's stack): one DOWN frame to each other member, best effort; the
-// message keeps its envelope's id. A 1:1 conversation's frame names no
-// conversation: the receiver derives it from the sender (deliverTop), and
-// the privacy layer then puts nothing of ours in front of the payload
-// (whisper sets no flag bit, so a stock Status client reads the message
-// as sent).
-func (a *privacyAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error {
-	return a.sendBatch(ctx, []portItem{{c: c, m: m, wire: wire, opts: opts}})
-}
-
-// sendBatch implements batchPort: the frames of every message, one per
-// other member, go down as one batch.
+// sendBatch implements appPort for a stack whose top is the privacy layer
+// (a relay's stack): one DOWN frame to each other member of each message's
+// conversation, all in one batch, best effort; a message keeps its
+// envelope's id. A 1:1 conversation's frame names no conversation: the
+// receiver derives it from the sender (deliverTop), and the privacy layer
+// then puts nothing of ours in front of the payload (whisper sets no flag
+// bit, so a stock Status client reads the message as sent).
 func (a *privacyAdapter) sendBatch(ctx context.Context, items []portItem) error {
 	var frames []*commonv1.Frame
 	for _, it := range items {

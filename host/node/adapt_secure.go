@@ -9,7 +9,6 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	securev1 "github.com/strata-msg/strata/core/api/secure/v1"
 	"github.com/strata-msg/strata/host/contacts"
-	"github.com/strata-msg/strata/host/conversations"
 )
 
 // secureAdapter is the host's side of a conversational-security layer: it
@@ -76,15 +75,10 @@ func (a *secureAdapter) refreshSection(ctx context.Context) []byte {
 	return resp.GetContactSection()
 }
 
-// send implements appPort for a stack whose top is the secure layer: one
-// DOWN frame for the conversation, sealed by the layer for every other
-// member, best effort; the message keeps its envelope's id.
-func (a *secureAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error {
-	return a.sendBatch(ctx, []portItem{{c: c, m: m, wire: wire, opts: opts}})
-}
-
-// sendBatch implements batchPort: the messages go down as one batch of
-// frames.
+// sendBatch implements appPort for a stack whose top is the secure
+// layer: one DOWN frame per message for its conversation, sealed by the
+// layer for every other member, all in one batch, best effort; a message
+// keeps its envelope's id.
 func (a *secureAdapter) sendBatch(ctx context.Context, items []portItem) error {
 	frames := make([]*commonv1.Frame, len(items))
 	for i, it := range items {

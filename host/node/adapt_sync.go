@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -11,7 +12,6 @@ import (
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/core/pipeline"
-	"github.com/strata-msg/strata/host/conversations"
 )
 
 // syncAdapter is the host's side of a data-sync layer: it gives the layer
@@ -22,6 +22,9 @@ import (
 type syncAdapter struct {
 	n *Node
 	s *slot
+	// noBatch: the layer answered SendBatch with Unimplemented; it gets
+	// one Send per message.
+	noBatch atomic.Bool
 }
 
 // install implements installer.
@@ -37,74 +40,35 @@ func (a *syncAdapter) setMembers(ctx context.Context, id []byte, members []ed255
 	return err
 }
 
-// send implements appPort: Send stores the message's envelope and returns
-// its id;
-// the trace id goes with it onto every frame that carries it. It crossed
-// the top boundary all the same, through the control API: it is counted
-// there like any frame.
-func (a *syncAdapter) send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error {
-	conn := a.s.liveConn()
-	if conn == nil {
-		return fmt.Errorf("send: the %s layer is not running", a.s.key)
-	}
-	m.TraceID = a.n.router.NewTraceID()
-	resp, err := syncv1.NewControlClient(conn.Control()).Send(ctx, &syncv1.SendRequest{
-		Group: c.ID, Payload: wire, Parents: opts.Parents, Ephemeral: opts.Ephemeral, TraceId: m.TraceID,
-	})
-	if err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	m.MessageID = resp.GetMessageId()
-	b := a.n.router.Boundary(a.s.index)
-	b.Crossed(pipeline.Down, 1, uint64(len(wire)))
-	if a.n.opts.Tap != nil {
-		a.n.opts.Tap(b.Name, &commonv1.Frame{
-			Direction: commonv1.Direction_DIRECTION_DOWN, TraceId: m.TraceID, Conversation: c.ID,
-			Payload: wire, MessageId: m.MessageID,
-		})
-	}
-	return nil
-}
-
-// sendBatch implements batchPort: one SendBatch, which the layer makes
-// one durable commit, all or none. A layer without SendBatch (it answers
-// Unimplemented) gets one Send per message, in order.
+// sendBatch implements appPort: the layer stores the messages' envelopes
+// and names them, in one SendBatch, which it makes one durable commit, all
+// or none; each message's trace id goes with it onto every frame that
+// carries it. They crossed the top boundary all the same, through the
+// control API: they are counted there like frames. A layer without
+// SendBatch (it answers Unimplemented) gets one Send per message, in
+// order, from then on.
 func (a *syncAdapter) sendBatch(ctx context.Context, items []portItem) error {
 	conn := a.s.liveConn()
 	if conn == nil {
 		return fmt.Errorf("send: the %s layer is not running", a.s.key)
 	}
-	req := &syncv1.SendBatchRequest{Messages: make([]*syncv1.SendRequest, len(items))}
+	reqs := make([]*syncv1.SendRequest, len(items))
 	for i, it := range items {
 		it.m.TraceID = a.n.router.NewTraceID()
-		req.Messages[i] = &syncv1.SendRequest{
+		reqs[i] = &syncv1.SendRequest{
 			Group: it.c.ID, Payload: it.wire, Parents: it.opts.Parents, Ephemeral: it.opts.Ephemeral, TraceId: it.m.TraceID,
 		}
 	}
 	client := syncv1.NewControlClient(conn.Control())
-	resp, err := client.SendBatch(ctx, req)
-	if status.Code(err) == codes.Unimplemented {
-		for i, it := range items {
-			if err := a.send(ctx, it.c, it.m, it.wire, it.opts); err != nil {
-				if i == 0 {
-					return err
-				}
-				return fmt.Errorf("message %d of the batch (the %d before it were sent): %w", i, i, err)
-			}
-		}
-		return nil
-	}
+	ids, err := a.sendRequests(ctx, client, reqs)
 	if err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
-	if len(resp.GetResults()) != len(items) {
-		return fmt.Errorf("send: the %s layer answered %d results for a batch of %d", a.s.key, len(resp.GetResults()), len(items))
+		return err
 	}
 	b := a.n.router.Boundary(a.s.index)
-	var bytes uint64
+	var size uint64
 	for i, it := range items {
-		it.m.MessageID = resp.GetResults()[i].GetMessageId()
-		bytes += uint64(len(it.wire))
+		it.m.MessageID = ids[i]
+		size += uint64(len(it.wire))
 		if a.n.opts.Tap != nil {
 			a.n.opts.Tap(b.Name, &commonv1.Frame{
 				Direction: commonv1.Direction_DIRECTION_DOWN, TraceId: it.m.TraceID, Conversation: it.c.ID,
@@ -112,8 +76,42 @@ func (a *syncAdapter) sendBatch(ctx context.Context, items []portItem) error {
 			})
 		}
 	}
-	b.Crossed(pipeline.Down, uint64(len(items)), bytes)
+	b.Crossed(pipeline.Down, uint64(len(items)), size)
 	return nil
+}
+
+// sendRequests makes the layer take reqs and returns their ids: one
+// SendBatch, or, for a layer that has none, one Send each, in order,
+// stopping at the first error (what came before it is sent).
+func (a *syncAdapter) sendRequests(ctx context.Context, client syncv1.ControlClient, reqs []*syncv1.SendRequest) ([][]byte, error) {
+	ids := make([][]byte, len(reqs))
+	if !a.noBatch.Load() {
+		resp, err := client.SendBatch(ctx, &syncv1.SendBatchRequest{Messages: reqs})
+		switch {
+		case status.Code(err) == codes.Unimplemented:
+			a.noBatch.Store(true)
+		case err != nil:
+			return nil, fmt.Errorf("send: %w", err)
+		case len(resp.GetResults()) != len(reqs):
+			return nil, fmt.Errorf("send: the %s layer answered %d results for a batch of %d", a.s.key, len(resp.GetResults()), len(reqs))
+		default:
+			for i, r := range resp.GetResults() {
+				ids[i] = r.GetMessageId()
+			}
+			return ids, nil
+		}
+	}
+	for i, req := range reqs {
+		resp, err := client.Send(ctx, req)
+		if err != nil {
+			if i > 0 {
+				return nil, fmt.Errorf("send: message %d of the batch (the %d before it were sent): %w", i, i, err)
+			}
+			return nil, fmt.Errorf("send: %w", err)
+		}
+		ids[i] = resp.GetMessageId()
+	}
+	return ids, nil
 }
 
 // ack implements appAcker.

@@ -74,13 +74,21 @@ type memberTaker interface {
 	setMembers(ctx context.Context, id []byte, members []ed25519.PublicKey) error
 }
 
-// appPort is how the application's messages enter the stack and are
-// acknowledged when the adapter's layer is the top one. Its send carries
-// wire, the message in its signed envelope (envelope.go), and fills in
-// m.TraceID, and m.MessageID when the layer names messages (a sync
-// layer; otherwise the message keeps its envelope's id).
+// appPort is how the application's messages enter the stack when the
+// adapter's layer is the top one. sendBatch hands on messages in order,
+// each as its wire form (the message in its signed envelope, envelope.go),
+// and fills in each one's m.TraceID, and m.MessageID when the layer names
+// messages (a sync layer; otherwise a message keeps its envelope's id).
 type appPort interface {
-	send(ctx context.Context, c *conversations.Conversation, m *conversations.Message, wire []byte, opts SendOptions) error
+	sendBatch(ctx context.Context, items []portItem) error
+}
+
+// portItem is one message on its way into the top layer.
+type portItem struct {
+	c    *conversations.Conversation
+	m    *conversations.Message
+	wire []byte
+	opts SendOptions
 }
 
 // appAcker acknowledges messages that the host has stored, so that the top

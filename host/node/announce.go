@@ -135,7 +135,7 @@ func (n *Node) sendHost(ctx context.Context, c *conversations.Conversation, payl
 		return err
 	}
 	m := &conversations.Message{Conversation: c.ID, MessageID: env.id, EnvelopeID: env.id, Author: n.id.Public(), Payload: payload, Outgoing: true}
-	return port.send(ctx, c, m, env.wire, SendOptions{})
+	return port.sendBatch(ctx, []portItem{{c: c, m: m, wire: env.wire}})
 }
 
 // takeHostMessage applies a host message that arrived from author: a

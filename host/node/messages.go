@@ -191,56 +191,15 @@ func (o SendOptions) hints() *commonv1.Hints {
 // secure or privacy layer takes it best effort, and the message is named
 // by its envelope), and the message's trace id follows it down the stack.
 // Public chats go to the privacy layer directly. A message that is not
-// ephemeral is added to the node's history as outgoing.
+// ephemeral is added to the node's history as outgoing. It is SendBatch
+// of one message; when the message was sent but not added to the history,
+// it is returned with the error.
 func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts SendOptions) (*conversations.Message, error) {
-	if isHostMessage(payload) {
-		return nil, fmt.Errorf("send: %w", ErrReservedPayload)
-	}
-	c, err := n.convs.Get(ctx, conversation)
-	if errors.Is(err, conversations.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %x", ErrUnknownConversation, conversation)
-	} else if err != nil {
+	msgs, err := n.SendBatch(ctx, []Outgoing{{Conversation: conversation, Payload: payload, Options: opts}})
+	if len(msgs) == 0 {
 		return nil, err
 	}
-	env, err := n.seal(conversation, payload)
-	if err != nil {
-		return nil, fmt.Errorf("send: %w", err)
-	}
-	m := &conversations.Message{
-		Conversation: conversation,
-		MessageID:    env.id,
-		EnvelopeID:   env.id,
-		Author:       n.id.Public(),
-		Payload:      payload,
-		Parents:      opts.Parents,
-		Outgoing:     true,
-		Time:         time.Now(),
-	}
-	if c.PublicChat != "" {
-		pub, _ := adapterOf[publicChatter](n)
-		if pub == nil {
-			return nil, ErrNoPublicChats
-		}
-		if len(opts.Parents) > 0 {
-			return nil, errors.New("send: a public chat has no sync layer: no parents")
-		}
-		if err := pub.postPublic(ctx, c, m, env.wire); err != nil {
-			return nil, err
-		}
-		return n.recordSent(ctx, m, opts.Ephemeral)
-	}
-	if err := n.checkRecipients(c); err != nil {
-		return nil, err
-	}
-	top := n.slots[len(n.slots)-1]
-	port, ok := top.adapter.(appPort)
-	if !ok {
-		return nil, fmt.Errorf("send: a %s layer cannot address a conversation; the stack needs a privacy, secure or sync layer on top", top.key)
-	}
-	if err := port.send(ctx, c, m, env.wire, opts); err != nil {
-		return nil, err
-	}
-	return n.recordSent(ctx, m, opts.Ephemeral)
+	return msgs[0], err
 }
 
 // checkRecipients refuses a send to a conversation with a member this
@@ -265,22 +224,6 @@ func (n *Node) checkRecipients(c *conversations.Conversation) error {
 		}
 	}
 	return nil
-}
-
-// recordSent adds a sent message that is not ephemeral to the history as
-// outgoing.
-func (n *Node) recordSent(ctx context.Context, m *conversations.Message, ephemeral bool) (*conversations.Message, error) {
-	if ephemeral {
-		return m, nil
-	}
-	res, err := n.hist.append(ctx, []*conversations.Message{m})
-	if err != nil {
-		return m, fmt.Errorf("sent, but not added to the history: %w", err)
-	}
-	if len(res.OverQuota) > 0 {
-		return m, fmt.Errorf("sent, but not added to the history: %d bytes is more than public.max_bytes_per_chat", len(m.Payload))
-	}
-	return m, nil
 }
 
 // received makes the history's message of an UP frame that reached the

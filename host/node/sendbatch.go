@@ -28,20 +28,6 @@ type Outgoing struct {
 	Options SendOptions
 }
 
-// batchPort is an appPort that takes several messages at once: a sync
-// layer with SendBatch makes them one durable commit.
-type batchPort interface {
-	sendBatch(ctx context.Context, items []portItem) error
-}
-
-// portItem is one message on its way into the top layer.
-type portItem struct {
-	c    *conversations.Conversation
-	m    *conversations.Message
-	wire []byte
-	opts SendOptions
-}
-
 // SendBatch sends several messages, in order, and returns them as Send
 // would, in the same order. Every message is checked (its conversation,
 // its recipients, its size) and sealed before any is handed on, so a
@@ -52,7 +38,8 @@ type portItem struct {
 // (the messages before it are sent). Below a secure or privacy layer the
 // messages are handed on in one batch of frames. Public-chat messages go to
 // the privacy layer one by one after the others. The messages that are
-// not ephemeral are added to the history in one write.
+// not ephemeral are added to the history in one write; when that fails
+// they were sent all the same, and are returned with the error.
 func (n *Node) SendBatch(ctx context.Context, batch []Outgoing) ([]*conversations.Message, error) {
 	if len(batch) == 0 {
 		return nil, nil
@@ -63,7 +50,7 @@ func (n *Node) SendBatch(ctx context.Context, batch []Outgoing) ([]*conversation
 	total := 0
 	for i, o := range batch {
 		if isHostMessage(o.Payload) {
-			return nil, fmt.Errorf("send: message %d: %w", i, ErrReservedPayload)
+			return nil, fmt.Errorf("send: %s%w", which(batch, i), ErrReservedPayload)
 		}
 		total += len(o.Payload)
 	}
@@ -81,24 +68,24 @@ func (n *Node) SendBatch(ctx context.Context, batch []Outgoing) ([]*conversation
 			var err error
 			c, err = n.convs.Get(ctx, o.Conversation)
 			if errors.Is(err, conversations.ErrNotFound) {
-				return nil, fmt.Errorf("message %d: %w: %x", i, ErrUnknownConversation, o.Conversation)
+				return nil, fmt.Errorf("%s%w: %x", which(batch, i), ErrUnknownConversation, o.Conversation)
 			} else if err != nil {
 				return nil, err
 			}
 			convs[string(o.Conversation)] = c
 		}
 		if c.PublicChat != "" && len(o.Options.Parents) > 0 {
-			return nil, fmt.Errorf("send: message %d: a public chat has no sync layer: no parents", i)
+			return nil, fmt.Errorf("send: %sa public chat has no sync layer: no parents", which(batch, i))
 		}
 		if c.PublicChat == "" && !checked[string(c.ID)] {
 			if err := n.checkRecipients(c); err != nil {
-				return nil, fmt.Errorf("message %d: %w", i, err)
+				return nil, fmt.Errorf("%s%w", which(batch, i), err)
 			}
 			checked[string(c.ID)] = true
 		}
 		env, err := n.seal(o.Conversation, o.Payload)
 		if err != nil {
-			return nil, fmt.Errorf("send: message %d: %w", i, err)
+			return nil, fmt.Errorf("send: %s%w", which(batch, i), err)
 		}
 		m := &conversations.Message{
 			Conversation: o.Conversation,
@@ -124,67 +111,52 @@ func (n *Node) SendBatch(ctx context.Context, batch []Outgoing) ([]*conversation
 			return nil, ErrNoPublicChats
 		}
 	}
+	var sent []portItem
 	if len(stack) > 0 {
 		top := n.slots[len(n.slots)-1]
-		if err := n.sendItems(ctx, top, stack); err != nil {
+		port, ok := top.adapter.(appPort)
+		if !ok {
+			return nil, fmt.Errorf("send: a %s layer cannot address a conversation; the stack needs a privacy, secure or sync layer on top", top.key)
+		}
+		if err := port.sendBatch(ctx, stack); err != nil {
 			return nil, err
 		}
+		sent = stack
 	}
 	for i, it := range public {
 		if err := pub.postPublic(ctx, it.c, it.m, it.wire); err != nil {
-			// The batch's other messages went out: record them.
-			_ = n.recordBatch(ctx, out, batch, func(m *conversations.Message) bool { return !isUnsentPublic(m, public[i:]) })
-			return nil, fmt.Errorf("send: public chat message %d of the batch: %w", i, err)
+			// What went out before it is recorded.
+			_ = n.recordSent(ctx, sent)
+			if len(batch) > 1 {
+				err = fmt.Errorf("public chat message %d of the batch: %w", i, err)
+			}
+			return nil, fmt.Errorf("send: %w", err)
 		}
+		sent = append(sent, it)
 	}
-	if err := n.recordBatch(ctx, out, batch, nil); err != nil {
+	if err := n.recordSent(ctx, sent); err != nil {
 		return out, err
 	}
 	return out, nil
 }
 
-// sendItems hands messages to the top layer: in one call where it takes
-// batches, else one by one in order.
-func (n *Node) sendItems(ctx context.Context, top *slot, items []portItem) error {
-	if bp, ok := top.adapter.(batchPort); ok {
-		return bp.sendBatch(ctx, items)
+// which names message i of a batch in an error, unless it is the batch's
+// only message.
+func which[T any](batch []T, i int) string {
+	if len(batch) == 1 {
+		return ""
 	}
-	port, ok := top.adapter.(appPort)
-	if !ok {
-		return fmt.Errorf("send: a %s layer cannot address a conversation; the stack needs a privacy, secure or sync layer on top", top.key)
-	}
-	for i, it := range items {
-		if err := port.send(ctx, it.c, it.m, it.wire, it.opts); err != nil {
-			if i == 0 {
-				return err
-			}
-			return fmt.Errorf("message %d of the batch (the %d before it were sent): %w", i, i, err)
-		}
-	}
-	return nil
+	return fmt.Sprintf("message %d of the batch: ", i)
 }
 
-// isUnsentPublic says whether m is one of the public-chat messages not
-// posted.
-func isUnsentPublic(m *conversations.Message, unsent []portItem) bool {
-	for _, it := range unsent {
-		if it.m == m {
-			return true
-		}
-	}
-	return false
-}
-
-// recordBatch adds the sent messages of a batch that are not ephemeral
-// (and that keep says were sent, when keep is set) to the history as
-// outgoing, in one write.
-func (n *Node) recordBatch(ctx context.Context, msgs []*conversations.Message, batch []Outgoing, keep func(*conversations.Message) bool) error {
+// recordSent adds the sent messages that are not ephemeral to the history
+// as outgoing, in one write.
+func (n *Node) recordSent(ctx context.Context, sent []portItem) error {
 	var rec []*conversations.Message
-	for i, m := range msgs {
-		if batch[i].Options.Ephemeral || (keep != nil && !keep(m)) {
-			continue
+	for _, it := range sent {
+		if !it.opts.Ephemeral {
+			rec = append(rec, it.m)
 		}
-		rec = append(rec, m)
 	}
 	if len(rec) == 0 {
 		return nil
@@ -194,7 +166,7 @@ func (n *Node) recordBatch(ctx context.Context, msgs []*conversations.Message, b
 		return fmt.Errorf("sent, but not added to the history: %w", err)
 	}
 	if len(res.OverQuota) > 0 {
-		return fmt.Errorf("sent, but %d messages were not added to the history: over public.max_bytes_per_chat", len(res.OverQuota))
+		return fmt.Errorf("sent, but %d of the messages were not added to the history: larger than public.max_bytes_per_chat", len(res.OverQuota))
 	}
 	return nil
 }
