@@ -76,6 +76,12 @@ func TestUnwrapTampered(t *testing.T) {
 			expectUnwrapError(t, g, nodes[0].priv, bad, c.want)
 		})
 	}
+	t.Run("nil-key", func(t *testing.T) {
+		p := bytes.Clone(pkt)
+		if _, err := g.Unwrap(nil, p); err == nil || !bytes.Equal(p, pkt) {
+			t.Fatalf("Unwrap with a nil key: %v", err)
+		}
+	})
 	t.Run("wrong-key", func(t *testing.T) {
 		expectUnwrapError(t, g, nodes[1].priv, bytes.Clone(pkt), ErrInvalidMAC)
 	})

@@ -3,6 +3,7 @@ package sphinx
 import (
 	"crypto/hmac"
 	"crypto/sha512"
+	"errors"
 	"fmt"
 	"io"
 
@@ -77,6 +78,9 @@ func (r *Result) IsTerminal() bool {
 func (g *Geometry) Unwrap(priv *PrivateKey, pkt []byte) (*Result, error) {
 	if err := g.Validate(); err != nil {
 		return nil, err
+	}
+	if priv == nil {
+		return nil, errors.New("sphinx: unwrap: nil private key")
 	}
 	if err := g.checkLength("packet", len(pkt), g.PacketLength); err != nil {
 		return nil, err
