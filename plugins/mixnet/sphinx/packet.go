@@ -261,8 +261,10 @@ func (g *Geometry) newHeader(r io.Reader, path []PathHop, hdr []byte) ([][SPRPKe
 	// tail beyond (NrHops-i)·P is what the appended zeros turn into.
 	streams := make([][]byte, n)
 	fillers := make([][]byte, n)
+	keystreams := make([]byte, n*(rl+p))
+	defer clear(keystreams)
 	for i := range path {
-		ks := make([]byte, rl+p)
+		ks := keystreams[i*(rl+p) : (i+1)*(rl+p)]
 		if err := keys[i].headerStream(ks); err != nil {
 			return nil, err
 		}

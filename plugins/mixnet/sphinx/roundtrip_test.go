@@ -102,52 +102,68 @@ func TestRoundTripForward(t *testing.T) {
 // TestRoundTripSURB creates a SURB for every hop count, replies with it and
 // decrypts the reply.
 func TestRoundTripSURB(t *testing.T) {
-	g := DefaultGeometry()
-	for n := 1; n <= g.NrHops; n++ {
-		t.Run(fmt.Sprintf("hops%d", n), func(t *testing.T) {
-			label := fmt.Sprintf("surb/%d", n)
-			r := seeded(label)
-			nodes := newNodes(t, n, label)
-			var rcpt RecipientID
-			var id SURBID
-			r.Read(rcpt[:])
-			r.Read(id[:])
-			path := forwardPath(nodes, rcpt, &id)
-			surb, keys, err := g.NewSURB(r, path)
-			if err != nil {
-				t.Fatalf("NewSURB: %v", err)
-			}
-			if len(surb) != g.SURBLength || len(keys) != (n+1)*SPRPKeyMaterialLength {
-				t.Fatalf("SURB %d bytes, keys %d bytes", len(surb), len(keys))
-			}
-			reply := make([]byte, g.ForwardPayloadLength)
-			r.Read(reply)
-			pkt, first, err := g.NewPacketFromSURB(surb, reply)
-			if err != nil {
-				t.Fatalf("NewPacketFromSURB: %v", err)
-			}
-			if first != nodes[0].id {
-				t.Fatalf("first hop %x, want %x", first, nodes[0].id)
-			}
-			res := unwrapPath(t, g, nodes, path, pkt)
-			if got, ok := res.Commands.SURBReply(); !ok || got.ID != id {
-				t.Fatalf("terminal SURBReply %v %x, want %x", ok, got.ID, id)
-			}
-			if len(res.Payload) != PayloadTagLength+g.ForwardPayloadLength {
-				t.Fatalf("SURB payload is %d bytes", len(res.Payload))
-			}
-			got, err := g.DecryptSURBPayload(res.Payload, keys)
-			if err != nil {
-				t.Fatalf("DecryptSURBPayload: %v", err)
-			}
-			if !bytes.Equal(got, reply) {
-				t.Fatal("reply differs")
-			}
-			if !isZero(keys) {
-				t.Fatal("keys not erased")
-			}
-		})
+	geoms := []*Geometry{DefaultGeometry()}
+	for _, c := range []struct{ user, hops int }{{103, 5}, {500, 10}} {
+		g, err := NewGeometry(c.user, c.hops, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		geoms = append(geoms, g)
 	}
+	for _, g := range geoms {
+		for n := 1; n <= g.NrHops; n++ {
+			for round := range 2 {
+				testSURBRoundTrip(t, g, n, round)
+			}
+		}
+	}
+}
+
+func testSURBRoundTrip(t *testing.T, g *Geometry, n, round int) {
+	t.Helper()
+	t.Run(fmt.Sprintf("hops%d-of-%d/user%d/%d", n, g.NrHops, g.UserForwardPayloadLength, round), func(t *testing.T) {
+		label := fmt.Sprintf("surb/%d/%d/%d/%d", g.NrHops, g.UserForwardPayloadLength, n, round)
+		r := seeded(label)
+		nodes := newNodes(t, n, label)
+		var rcpt RecipientID
+		var id SURBID
+		r.Read(rcpt[:])
+		r.Read(id[:])
+		path := forwardPath(nodes, rcpt, &id)
+		surb, keys, err := g.NewSURB(r, path)
+		if err != nil {
+			t.Fatalf("NewSURB: %v", err)
+		}
+		if len(surb) != g.SURBLength || len(keys) != (n+1)*SPRPKeyMaterialLength {
+			t.Fatalf("SURB %d bytes, keys %d bytes", len(surb), len(keys))
+		}
+		reply := make([]byte, g.ForwardPayloadLength)
+		r.Read(reply)
+		pkt, first, err := g.NewPacketFromSURB(surb, reply)
+		if err != nil {
+			t.Fatalf("NewPacketFromSURB: %v", err)
+		}
+		if first != nodes[0].id {
+			t.Fatalf("first hop %x, want %x", first, nodes[0].id)
+		}
+		res := unwrapPath(t, g, nodes, path, pkt)
+		if got, ok := res.Commands.SURBReply(); !ok || got.ID != id {
+			t.Fatalf("terminal SURBReply %v %x, want %x", ok, got.ID, id)
+		}
+		if len(res.Payload) != PayloadTagLength+g.ForwardPayloadLength {
+			t.Fatalf("SURB payload is %d bytes", len(res.Payload))
+		}
+		got, err := g.DecryptSURBPayload(res.Payload, keys)
+		if err != nil {
+			t.Fatalf("DecryptSURBPayload: %v", err)
+		}
+		if !bytes.Equal(got, reply) {
+			t.Fatal("reply differs")
+		}
+		if !isZero(keys) {
+			t.Fatal("keys not erased")
+		}
+	})
 }
 
 // TestForwardWithSURB sends a forward packet carrying a SURB (geometry
