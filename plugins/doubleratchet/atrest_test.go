@@ -484,7 +484,7 @@ func TestUpgradeFromBundleVersion1(t *testing.T) {
 	}
 	card.Version, card.BundleSignature = 1, nil
 	v1, _ := proto.Marshal(&card)
-	for _, q := range []string{`DELETE FROM meta WHERE key = 'resign_prekeys'`, `PRAGMA user_version = 1`} {
+	for _, q := range []string{`DELETE FROM meta WHERE key = 'resign_prekeys'`, `DROP TABLE sender_keys`, `PRAGMA user_version = 1`} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ type Config struct {
 	MaxSkippedKeys        int           `json:"max_skipped_keys" default:"1000" min:"1" max:"100000" desc:"Most skipped message keys stored per session; the oldest are deleted first."`
 	SkippedKeyTTL         time.Duration `json:"skipped_key_ttl" default:"720h" min:"1s" desc:"How long a skipped message key is kept for a late message before it is deleted."`
 	Padding               int           `json:"padding" default:"32" min:"0" max:"4096" desc:"Plaintexts are padded to a multiple of this many bytes before encryption, to blur their length; 0 turns padding off."`
+	GroupMessages         string        `json:"group_messages" default:"pairwise" enum:"pairwise,sender_keys" desc:"How a message for every member of a group of three or more is sealed: pairwise (once per member, each in its own Double Ratchet session) or sender_keys (once for the group with the node's sender key, handed to each member pairwise; sent to the group's shared privacy address)."`
 
 	// limits are the ratchet's limits from the keys above, set by Validate.
 	limits ratchet.Limits

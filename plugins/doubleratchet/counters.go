@@ -32,6 +32,7 @@ func newCounters() counters {
 	for _, name := range []string{
 		cSealed, cOpened, cContacts, cSessions, cConversations, cOneTime, cOneTimeKEM,
 		cStartedX3DH, cStartedPQXDH, cAccepted, cRequestsSent, cBundlesSent, cBundlesReceived,
+		cGroupSealed, cGroupOpened, cGroupPending, cGroupOwn, cDistributionsSent, cDistributionsRecv, cChainsStarted,
 	} {
 		c.m[name] = c.all.Counter(name, nil)
 	}

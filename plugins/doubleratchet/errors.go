@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/strata-msg/strata/plugins/doubleratchet/ratchet"
+	"github.com/strata-msg/strata/plugins/doubleratchet/senderkey"
 	"github.com/strata-msg/strata/plugins/doubleratchet/x3dh"
 )
 
@@ -44,6 +45,12 @@ var (
 	ErrStaleBundle = errors.New("doubleratchet: stale bundle")
 	// ErrNoIdentity: the layer runs without a node identity.
 	ErrNoIdentity = errors.New("doubleratchet: no node identity")
+	// ErrUnknownSenderKey: a group message whose sender key never arrived
+	// (it waited pendingGroupTTL, or was pushed out of the waiting room).
+	ErrUnknownSenderKey = errors.New("doubleratchet: group message for an unknown sender key")
+	// ErrSenderMismatch: a group message that the privacy layer says came
+	// from one contact, sealed with another member's sender key.
+	ErrSenderMismatch = errors.New("doubleratchet: group message from another member than its sender key's")
 )
 
 // dropReason maps an error of the seal or open path to the suffix of its
@@ -66,6 +73,14 @@ func dropReason(err error) string {
 		{ErrBadBundle, "bad_bundle"},
 		{ErrStaleBundle, "stale_bundle"},
 		{ErrNoIdentity, "no_identity"},
+		{ErrUnknownSenderKey, "unknown_sender_key"},
+		{ErrSenderMismatch, "sender_mismatch"},
+		{senderkey.ErrSignature, "bad_signature"},
+		{senderkey.ErrDecrypt, "bad_ciphertext"},
+		{senderkey.ErrKeyID, "unknown_sender_key"},
+		{senderkey.ErrReplay, "replay"},
+		{senderkey.ErrTooFar, "too_far_ahead"},
+		{senderkey.ErrMalformed, "malformed"},
 		{ratchet.ErrDuplicate, "replay"},
 		{ratchet.ErrTooFarAhead, "too_far_ahead"},
 		{ratchet.ErrAuth, "bad_ciphertext"},
@@ -93,4 +108,5 @@ var dropReasons = []string{
 	"version", "oversize", "unknown_session", "replay", "unknown_prekey", "downgrade",
 	"bad_bundle", "stale_bundle", "no_identity", "too_far_ahead", "bad_ciphertext", "bad_key",
 	"identity_mismatch", "malformed", "store_error", "wrong_direction", "other",
+	"unknown_sender_key", "sender_mismatch", "bad_signature",
 }

@@ -44,3 +44,42 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenGroup feeds arbitrary payloads into the group path of a layer
+// with sender keys, next to a member's chain it holds. The layer must
+// never panic, and what does not open must leave the chains as they were.
+func FuzzOpenGroup(f *testing.F) {
+	nodes := mesh(f, senderKeys, 3)
+	a, b := nodes[0], nodes[1]
+	group := []byte("group")
+	for _, n := range nodes {
+		setGroup(f, group, n, nodes...)
+	}
+	first := a.handle(down(nil, group, []byte("first")))
+	route(nodes, a, first)
+	later := a.handle(down(nil, group, []byte("later")))
+	f.Add(later[0].GetPayload(), true)
+	f.Add(later[0].GetPayload(), false)
+	for _, o := range first {
+		f.Add(o.GetPayload(), true)
+	}
+	f.Fuzz(func(t *testing.T, payload []byte, fromA bool) {
+		before := b.chainStates()
+		in := &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, Conversation: group, Payload: payload}
+		if fromA {
+			in.Peer = a.id
+		}
+		opened := false
+		for _, o := range b.handle(in) {
+			if o.GetDirection() == commonv1.Direction_DIRECTION_UP {
+				opened = true
+			}
+		}
+		if !opened && before != b.chainStates() && b.counter(cGroupPending) == 0 {
+			t.Fatal("a payload that did not open changed a sender key chain")
+		}
+		if e := b.l.storeErr.Load(); e != nil {
+			t.Fatalf("storage failed: %s", *e)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 )
@@ -67,6 +68,7 @@ func (l *Layer) down(ctx context.Context, b *batch, out []*commonv1.Frame, f *co
 		return out, nil
 	}
 	var to []*contact
+	var members [][]byte
 	if len(f.GetPeer()) > 0 {
 		c := l.contacts[string(f.GetPeer())]
 		if c == nil {
@@ -75,7 +77,8 @@ func (l *Layer) down(ctx context.Context, b *batch, out []*commonv1.Frame, f *co
 		}
 		to = append(to, c)
 	} else {
-		members, ok := l.conversations[string(f.GetConversation())]
+		var ok bool
+		members, ok = l.conversations[string(f.GetConversation())]
 		if !ok {
 			l.c.drop(ErrUnknownConversation)
 			return out, nil
@@ -84,6 +87,9 @@ func (l *Layer) down(ctx context.Context, b *batch, out []*commonv1.Frame, f *co
 			if c := l.contacts[string(m)]; c != nil && !bytes.Equal(m, l.self) {
 				to = append(to, c)
 			}
+		}
+		if l.useSenderKeys(len(to)) {
+			return l.groupDown(ctx, b, out, f, members, to)
 		}
 	}
 	for _, c := range to {
@@ -105,19 +111,28 @@ func (l *Layer) down(ctx context.Context, b *batch, out []*commonv1.Frame, f *co
 	return out, nil
 }
 
-// up opens an UP frame from a contact. Only a storage failure is
-// returned; other failures are counted.
+// up opens an UP frame: a group message sealed with a sender key, or a
+// pairwise message from a contact. Only a storage failure is returned;
+// other failures are counted.
 func (l *Layer) up(ctx context.Context, b *batch, out []*commonv1.Frame, f *commonv1.Frame) ([]*commonv1.Frame, error) {
 	if len(l.self) == 0 {
 		l.c.drop(ErrNoIdentity)
 		return out, nil
+	}
+	env, err := decodeEnvelope(f.GetPayload())
+	if err != nil {
+		l.c.drop(err)
+		return out, nil
+	}
+	if m := env.GetSenderKeyMessage(); m != nil {
+		return l.groupUp(ctx, b, out, f, m)
 	}
 	c := l.contacts[string(f.GetPeer())]
 	if c == nil {
 		l.c.drop(ErrUnknownContact)
 		return out, nil
 	}
-	pt, err := l.open(ctx, b, c, f.GetConversation(), f.GetPayload())
+	pt, err := l.open(ctx, b, c, f.GetConversation(), env)
 	if err != nil {
 		var se *storeError
 		switch {
@@ -135,6 +150,13 @@ func (l *Layer) up(ctx context.Context, b *batch, out []*commonv1.Frame, f *comm
 		return out, nil
 	}
 	l.c.add(cOpened, 1)
+	if d := pt.GetSenderKey(); d != nil {
+		if len(pt.GetPayload()) > 0 {
+			l.c.drop(fmt.Errorf("%w: a sender key with a payload", ErrMalformed))
+			return out, nil
+		}
+		return l.takeDistribution(ctx, b, out, c, pt.GetConversation(), d)
+	}
 	return append(out, &commonv1.Frame{
 		Direction:    commonv1.Direction_DIRECTION_UP,
 		TraceId:      f.GetTraceId(),

@@ -18,8 +18,10 @@
 // repeats the PreKeyMessage header on every message until the first reply.
 // A contact has up to maxSessions sessions (simultaneous starts, a peer
 // that lost its state); the one that last opened a message seals, and
-// opening tries each. Groups are pairwise fan-out: a frame without a peer
-// is sealed once per other member of its conversation.
+// opening tries each. Groups are pairwise fan-out by default: a frame
+// without a peer is sealed once per other member of its conversation; with
+// group_messages: sender_keys it is sealed once for all of them with the
+// node's sender key (group.go).
 //
 // Wire. wirepb.Envelope, version 1. The conversation id travels inside the
 // encrypted Plaintext, so DOWN frames carry no conversation; an UP frame
@@ -125,8 +127,13 @@ type Layer struct {
 	card          []byte // the card section, marshalled Bundle
 	contacts      map[string]*contact
 	conversations map[string][][]byte
-	nextSession   int64
-	nextRank      int64
+	// chains are the sender keys by chainKey(conversation, owner);
+	// pending are group messages waiting for theirs (group.go).
+	chains      map[string]*senderChain
+	nextChain   int64
+	pending     []pendingGroup
+	nextSession int64
+	nextRank    int64
 	// key seals the secret columns; nil without a passphrase.
 	key *atrest.Key
 	// unforgotten is set while a checkpoint that was due has not
@@ -155,7 +162,7 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Kind:        commonv1.LayerKind_LAYER_KIND_SECURE,
 		Name:        Name,
 		Version:     Version,
-		Description: "X3DH / PQXDH (ML-KEM-1024) key agreement and the Double Ratchet with header encryption; groups as pairwise fan-out",
+		Description: "X3DH / PQXDH (ML-KEM-1024) key agreement and the Double Ratchet with header encryption; groups as pairwise fan-out or with sender keys",
 		Config:      sdk.ConfigFields[Config](),
 		Provides:    []string{sdk.CapE2E, sdk.CapForwardSecrecy, sdk.CapPostCompromiseSecurity},
 		Requires:    []string{sdk.CapDirect},
@@ -194,6 +201,8 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	l.self = append([]byte(nil), self...)
 	l.contacts = map[string]*contact{}
 	l.conversations = map[string][][]byte{}
+	l.chains = map[string]*senderChain{}
+	l.pending = nil
 	if err := l.load(ctx); err != nil {
 		l.zero()
 		db.Close()
@@ -301,6 +310,11 @@ func (l *Layer) zero() {
 		}
 	}
 	l.contacts = nil
+	for _, ch := range l.chains {
+		ch.zero()
+	}
+	l.chains = nil
+	l.pending = nil
 }
 
 // ready reports whether control calls may run; l.mu is held.

@@ -269,7 +269,11 @@ func (n *node) openErr(from *node, f *commonv1.Frame) error {
 		n.t.Fatal(err)
 	}
 	defer b.abort()
-	_, err = n.l.open(context.Background(), b, n.l.contacts[string(from.id)], nil, f.GetPayload())
+	env, err := decodeEnvelope(f.GetPayload())
+	if err != nil {
+		return err
+	}
+	_, err = n.l.open(context.Background(), b, n.l.contacts[string(from.id)], nil, env)
 	return err
 }
 

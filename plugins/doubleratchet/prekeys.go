@@ -110,6 +110,9 @@ func (l *Layer) load(ctx context.Context) error {
 		l.nextSession = max(l.nextSession, row.id)
 		l.nextRank = max(l.nextRank, row.rank)
 	}
+	if err := l.loadChains(ctx); err != nil {
+		return err
+	}
 	l.levels()
 	return nil
 }

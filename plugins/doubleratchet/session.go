@@ -97,8 +97,8 @@ func (l *Layer) promote(b *batch, s *session) {
 
 // plaintext encodes what a message encrypts, padded to a multiple of the
 // configured block.
-func (l *Layer) plaintext(conversation, payload []byte) ([]byte, error) {
-	pt := &wirepb.Plaintext{Conversation: conversation, Payload: payload}
+func (l *Layer) plaintext(conversation, payload []byte, senderKey *wirepb.SenderKeyDistribution) ([]byte, error) {
+	pt := &wirepb.Plaintext{Conversation: conversation, Payload: payload, SenderKey: senderKey}
 	n := proto.Size(pt)
 	if block := l.cfg.Padding; block > 0 {
 		// The padding field costs a tag byte and a length varint besides
@@ -117,6 +117,11 @@ func (l *Layer) plaintext(conversation, payload []byte) ([]byte, error) {
 // seal encrypts a payload for a contact, starting a session if need be,
 // and returns the envelope.
 func (l *Layer) seal(ctx context.Context, b *batch, c *contact, conversation, payload []byte) ([]byte, error) {
+	return l.sealPlaintext(ctx, b, c, conversation, payload, nil)
+}
+
+// sealPlaintext is seal, with a sender key to hand over in the plaintext.
+func (l *Layer) sealPlaintext(ctx context.Context, b *batch, c *contact, conversation, payload []byte, senderKey *wirepb.SenderKeyDistribution) ([]byte, error) {
 	var s *session
 	if len(c.sessions) > 0 && c.sessions[0].state.CanSend() {
 		s = c.sessions[0]
@@ -126,7 +131,7 @@ func (l *Layer) seal(ctx context.Context, b *batch, c *contact, conversation, pa
 			return nil, err
 		}
 	}
-	pt, err := l.plaintext(conversation, payload)
+	pt, err := l.plaintext(conversation, payload, senderKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -194,9 +199,8 @@ func (l *Layer) initiate(_ context.Context, b *batch, c *contact) (*session, err
 	return s, nil
 }
 
-// open decrypts an envelope from a contact and returns the plaintext.
-// On any error nothing in the session state changes.
-func (l *Layer) open(ctx context.Context, b *batch, c *contact, outerConversation, raw []byte) (*wirepb.Plaintext, error) {
+// decodeEnvelope decodes an envelope from below.
+func decodeEnvelope(raw []byte) (*wirepb.Envelope, error) {
 	if len(raw) > maxEnvelope {
 		return nil, ErrOversize
 	}
@@ -210,6 +214,12 @@ func (l *Layer) open(ctx context.Context, b *batch, c *contact, outerConversatio
 	if env.GetVersion() != WireVersion {
 		return nil, fmt.Errorf("%w: %d", ErrVersion, env.GetVersion())
 	}
+	return env, nil
+}
+
+// open decrypts an envelope from a contact and returns the plaintext.
+// On any error nothing in the session state changes.
+func (l *Layer) open(ctx context.Context, b *batch, c *contact, outerConversation []byte, env *wirepb.Envelope) (*wirepb.Plaintext, error) {
 	switch body := env.GetBody().(type) {
 	case *wirepb.Envelope_Message:
 		return l.openMessage(b, c, outerConversation, body.Message, nil)
@@ -219,6 +229,8 @@ func (l *Layer) open(ctx context.Context, b *batch, c *contact, outerConversatio
 		return nil, l.answerBundleRequest(ctx, b, c)
 	case *wirepb.Envelope_Bundle:
 		return nil, l.takeBundle(b, c, body.Bundle)
+	case *wirepb.Envelope_SenderKeyMessage:
+		return nil, fmt.Errorf("%w: a group message in a pairwise path", ErrMalformed)
 	default:
 		return nil, fmt.Errorf("%w: empty envelope", ErrMalformed)
 	}
@@ -502,6 +514,7 @@ type batch struct {
 	acceptedBase map[string]bool
 	refill       bool
 	controls     []controlFrame
+	chains       map[*senderChain]bool
 }
 
 // controlFrame is a bundle-traffic frame to a contact.
@@ -516,13 +529,15 @@ func newBatch(ctx context.Context, db *sql.DB) (*batch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin transaction: %w", err)
 	}
-	return &batch{ctx: ctx, tx: tx, dirty: map[*session]bool{}, contacts: map[*contact]bool{}, acceptedBase: map[string]bool{}}, nil
+	return &batch{ctx: ctx, tx: tx, dirty: map[*session]bool{}, contacts: map[*contact]bool{}, acceptedBase: map[string]bool{}, chains: map[*senderChain]bool{}}, nil
 }
 
 // q returns the batch's transaction.
 func (b *batch) q() querier { return b.tx }
 
 func (b *batch) touch(s *session) { b.dirty[s] = true }
+
+func (b *batch) touchChain(ch *senderChain) { b.chains[ch] = true }
 
 func (b *batch) control(c *contact, payload []byte) {
 	b.controls = append(b.controls, controlFrame{to: c.identity, payload: payload})
@@ -546,7 +561,7 @@ func (l *Layer) commit(b *batch) error {
 		s.state.Zero()
 	}
 	l.levels()
-	if len(b.dirty) > 0 || len(b.deleted) > 0 || l.unforgotten {
+	if len(b.dirty) > 0 || len(b.deleted) > 0 || len(b.chains) > 0 || l.unforgotten {
 		return l.forget(b.ctx)
 	}
 	return nil
@@ -568,6 +583,11 @@ func (l *Layer) writeBatch(b *batch) error {
 	}
 	for _, s := range b.deleted {
 		if err := deleteSession(b.ctx, b.tx, s.id); err != nil {
+			return err
+		}
+	}
+	for ch := range b.chains {
+		if err := l.saveChain(b, ch); err != nil {
 			return err
 		}
 	}

@@ -91,6 +91,18 @@ var migrations = []string{
 	// configured: see sealSecret; that needs no schema change.)
 	`INSERT INTO meta (key, value) VALUES ('resign_prekeys', 1)
 		ON CONFLICT (key) DO UPDATE SET value = 1;`,
+	// Version 3: sender keys (config group_messages: sender_keys). One row
+	// per conversation and chain owner: the node's own chain (owner = the
+	// node identity; sent_to = the members it was handed to, 32-byte
+	// identities one after another) or a member's, as received.
+	`CREATE TABLE sender_keys (
+		id           INTEGER NOT NULL PRIMARY KEY,
+		conversation BLOB    NOT NULL,
+		owner        BLOB    NOT NULL,
+		state        BLOB    NOT NULL,
+		sent_to      BLOB    NOT NULL,
+		UNIQUE (conversation, owner)
+	) STRICT;`,
 }
 
 // openStore opens the layer's database. secure_delete makes SQLite
@@ -129,6 +141,9 @@ func purposeOneTimePreKey(id uint32) string {
 	return fmt.Sprintf("doubleratchet one-time prekey %d", id)
 }
 func purposeSession(id int64) string { return fmt.Sprintf("doubleratchet session %d", id) }
+func purposeSenderKey(id int64) string {
+	return fmt.Sprintf("doubleratchet sender key %d", id)
+}
 
 // sealSecret seals a secret column's value under the at-rest key; with no
 // key (no passphrase configured) it is the value itself.
@@ -163,6 +178,7 @@ var secretColumns = []struct {
 	{"kem_prekeys", "id", "seed", func(id int64) string { return purposeKEMPreKey(uint32(id)) }},
 	{"one_time_prekeys", "id", "private", func(id int64) string { return purposeOneTimePreKey(uint32(id)) }},
 	{"sessions", "id", "state", purposeSession},
+	{"sender_keys", "id", "state", purposeSenderKey},
 }
 
 // sealPlainRows seals, under k, every secret value still stored in plain:
@@ -669,4 +685,43 @@ func addSeenBaseKey(ctx context.Context, q querier, spk uint32, base []byte) err
 		return fmt.Errorf("record base key: %w", err)
 	}
 	return nil
+}
+
+func putSenderKey(ctx context.Context, q querier, id int64, conversation, owner, state, sentTo []byte) error {
+	if sentTo == nil {
+		sentTo = []byte{}
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO sender_keys (id, conversation, owner, state, sent_to) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state, sent_to = excluded.sent_to`,
+		id, conversation, owner, state, sentTo)
+	if err != nil {
+		return fmt.Errorf("store sender key: %w", err)
+	}
+	return nil
+}
+
+// storedSenderKey is a sender_keys row.
+type storedSenderKey struct {
+	id                                 int64
+	conversation, owner, state, sentTo []byte
+}
+
+func loadSenderKeys(ctx context.Context, q querier) ([]storedSenderKey, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, conversation, owner, state, sent_to FROM sender_keys ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("load sender keys: %w", err)
+	}
+	defer rows.Close()
+	var out []storedSenderKey
+	for rows.Next() {
+		var r storedSenderKey
+		if err := rows.Scan(&r.id, &r.conversation, &r.owner, &r.state, &r.sentTo); err != nil {
+			return nil, fmt.Errorf("load sender keys: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load sender keys: %w", err)
+	}
+	return out, nil
 }

@@ -48,6 +48,7 @@ type Envelope struct {
 	//	*Envelope_Message
 	//	*Envelope_BundleRequest
 	//	*Envelope_Bundle
+	//	*Envelope_SenderKeyMessage
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -133,6 +134,15 @@ func (x *Envelope) GetBundle() *Bundle {
 	return nil
 }
 
+func (x *Envelope) GetSenderKeyMessage() *SenderKeyMessage {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SenderKeyMessage); ok {
+			return x.SenderKeyMessage
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -157,6 +167,12 @@ type Envelope_Bundle struct {
 	Bundle *Bundle `protobuf:"bytes,5,opt,name=bundle,proto3,oneof"`
 }
 
+type Envelope_SenderKeyMessage struct {
+	// A group message sealed once for every member with the sender's
+	// sender key (config group_messages: sender_keys).
+	SenderKeyMessage *SenderKeyMessage `protobuf:"bytes,6,opt,name=sender_key_message,json=senderKeyMessage,proto3,oneof"`
+}
+
 func (*Envelope_Prekey) isEnvelope_Body() {}
 
 func (*Envelope_Message) isEnvelope_Body() {}
@@ -164,6 +180,165 @@ func (*Envelope_Message) isEnvelope_Body() {}
 func (*Envelope_BundleRequest) isEnvelope_Body() {}
 
 func (*Envelope_Bundle) isEnvelope_Body() {}
+
+func (*Envelope_SenderKeyMessage) isEnvelope_Body() {}
+
+// SenderKeyMessage is a group message sealed with a sender key (package
+// senderkey): the chain's message key at iteration encrypts a Plaintext,
+// and the chain's Ed25519 key signs "strata-dr-senderkey-v1\0" ||
+// uint32 len(conversation) || conversation || key_id || iteration ||
+// ciphertext (integers big-endian). It travels to the conversation's shared
+// privacy address, not to each member.
+type SenderKeyMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conversation, in the clear: receivers find the sender's chain by
+	// (conversation, key_id).
+	Conversation  []byte `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	KeyId         uint32 `protobuf:"varint,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Iteration     uint32 `protobuf:"varint,3,opt,name=iteration,proto3" json:"iteration,omitempty"`
+	Ciphertext    []byte `protobuf:"bytes,4,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Signature     []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderKeyMessage) Reset() {
+	*x = SenderKeyMessage{}
+	mi := &file_doubleratchet_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderKeyMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderKeyMessage) ProtoMessage() {}
+
+func (x *SenderKeyMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_doubleratchet_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderKeyMessage.ProtoReflect.Descriptor instead.
+func (*SenderKeyMessage) Descriptor() ([]byte, []int) {
+	return file_doubleratchet_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SenderKeyMessage) GetConversation() []byte {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+func (x *SenderKeyMessage) GetKeyId() uint32 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+func (x *SenderKeyMessage) GetIteration() uint32 {
+	if x != nil {
+		return x.Iteration
+	}
+	return 0
+}
+
+func (x *SenderKeyMessage) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *SenderKeyMessage) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// SenderKeyDistribution hands a member's sender key for a conversation to
+// another member, inside a pairwise Plaintext, so that it can open the
+// member's SenderKeyMessages from iteration on.
+type SenderKeyDistribution struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	KeyId     uint32                 `protobuf:"varint,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Iteration uint32                 `protobuf:"varint,2,opt,name=iteration,proto3" json:"iteration,omitempty"`
+	// 32 bytes.
+	ChainKey []byte `protobuf:"bytes,3,opt,name=chain_key,json=chainKey,proto3" json:"chain_key,omitempty"`
+	// The chain's Ed25519 public key, 32 bytes.
+	SigningKey    []byte `protobuf:"bytes,4,opt,name=signing_key,json=signingKey,proto3" json:"signing_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderKeyDistribution) Reset() {
+	*x = SenderKeyDistribution{}
+	mi := &file_doubleratchet_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderKeyDistribution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderKeyDistribution) ProtoMessage() {}
+
+func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
+	mi := &file_doubleratchet_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderKeyDistribution.ProtoReflect.Descriptor instead.
+func (*SenderKeyDistribution) Descriptor() ([]byte, []int) {
+	return file_doubleratchet_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SenderKeyDistribution) GetKeyId() uint32 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+func (x *SenderKeyDistribution) GetIteration() uint32 {
+	if x != nil {
+		return x.Iteration
+	}
+	return 0
+}
+
+func (x *SenderKeyDistribution) GetChainKey() []byte {
+	if x != nil {
+		return x.ChainKey
+	}
+	return nil
+}
+
+func (x *SenderKeyDistribution) GetSigningKey() []byte {
+	if x != nil {
+		return x.SigningKey
+	}
+	return nil
+}
 
 // Bundle is a node's public key material: the secure-layer section of its
 // contact card, and the answer to a BundleRequest.
@@ -207,7 +382,7 @@ type Bundle struct {
 
 func (x *Bundle) Reset() {
 	*x = Bundle{}
-	mi := &file_doubleratchet_proto_msgTypes[1]
+	mi := &file_doubleratchet_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +394,7 @@ func (x *Bundle) String() string {
 func (*Bundle) ProtoMessage() {}
 
 func (x *Bundle) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[1]
+	mi := &file_doubleratchet_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +407,7 @@ func (x *Bundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bundle.ProtoReflect.Descriptor instead.
 func (*Bundle) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{1}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Bundle) GetVersion() uint32 {
@@ -321,7 +496,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_doubleratchet_proto_msgTypes[2]
+	mi := &file_doubleratchet_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +508,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[2]
+	mi := &file_doubleratchet_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +521,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{2}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -382,7 +557,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_doubleratchet_proto_msgTypes[3]
+	mi := &file_doubleratchet_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +569,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[3]
+	mi := &file_doubleratchet_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +582,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{3}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -435,7 +610,7 @@ type BundleRequest struct {
 
 func (x *BundleRequest) Reset() {
 	*x = BundleRequest{}
-	mi := &file_doubleratchet_proto_msgTypes[4]
+	mi := &file_doubleratchet_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +622,7 @@ func (x *BundleRequest) String() string {
 func (*BundleRequest) ProtoMessage() {}
 
 func (x *BundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[4]
+	mi := &file_doubleratchet_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +635,7 @@ func (x *BundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleRequest.ProtoReflect.Descriptor instead.
 func (*BundleRequest) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{4}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{6}
 }
 
 // PreKeyMessage starts a session (X3DH, or PQXDH when kem_prekey_id is set):
@@ -489,7 +664,7 @@ type PreKeyMessage struct {
 
 func (x *PreKeyMessage) Reset() {
 	*x = PreKeyMessage{}
-	mi := &file_doubleratchet_proto_msgTypes[5]
+	mi := &file_doubleratchet_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +676,7 @@ func (x *PreKeyMessage) String() string {
 func (*PreKeyMessage) ProtoMessage() {}
 
 func (x *PreKeyMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[5]
+	mi := &file_doubleratchet_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +689,7 @@ func (x *PreKeyMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyMessage.ProtoReflect.Descriptor instead.
 func (*PreKeyMessage) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{5}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PreKeyMessage) GetIdentityKey() []byte {
@@ -580,7 +755,7 @@ type RatchetMessage struct {
 
 func (x *RatchetMessage) Reset() {
 	*x = RatchetMessage{}
-	mi := &file_doubleratchet_proto_msgTypes[6]
+	mi := &file_doubleratchet_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +767,7 @@ func (x *RatchetMessage) String() string {
 func (*RatchetMessage) ProtoMessage() {}
 
 func (x *RatchetMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[6]
+	mi := &file_doubleratchet_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +780,7 @@ func (x *RatchetMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RatchetMessage.ProtoReflect.Descriptor instead.
 func (*RatchetMessage) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{6}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RatchetMessage) GetHeader() []byte {
@@ -630,14 +805,17 @@ type Plaintext struct {
 	// The application payload.
 	Payload []byte `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
 	// Zero bytes that round the encrypted length up to a bucket.
-	Padding       []byte `protobuf:"bytes,3,opt,name=padding,proto3" json:"padding,omitempty"`
+	Padding []byte `protobuf:"bytes,3,opt,name=padding,proto3" json:"padding,omitempty"`
+	// The sender's sender key for the conversation, when it hands it over;
+	// such a Plaintext has no payload for the layer above.
+	SenderKey     *SenderKeyDistribution `protobuf:"bytes,4,opt,name=sender_key,json=senderKey,proto3" json:"sender_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Plaintext) Reset() {
 	*x = Plaintext{}
-	mi := &file_doubleratchet_proto_msgTypes[7]
+	mi := &file_doubleratchet_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +827,7 @@ func (x *Plaintext) String() string {
 func (*Plaintext) ProtoMessage() {}
 
 func (x *Plaintext) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[7]
+	mi := &file_doubleratchet_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +840,7 @@ func (x *Plaintext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Plaintext.ProtoReflect.Descriptor instead.
 func (*Plaintext) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{7}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Plaintext) GetConversation() []byte {
@@ -686,18 +864,40 @@ func (x *Plaintext) GetPadding() []byte {
 	return nil
 }
 
+func (x *Plaintext) GetSenderKey() *SenderKeyDistribution {
+	if x != nil {
+		return x.SenderKey
+	}
+	return nil
+}
+
 var File_doubleratchet_proto protoreflect.FileDescriptor
 
 const file_doubleratchet_proto_rawDesc = "" +
 	"\n" +
-	"\x13doubleratchet.proto\x12\x17strata.doubleratchet.v1\"\xbf\x02\n" +
+	"\x13doubleratchet.proto\x12\x17strata.doubleratchet.v1\"\x9a\x03\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12@\n" +
 	"\x06prekey\x18\x02 \x01(\v2&.strata.doubleratchet.v1.PreKeyMessageH\x00R\x06prekey\x12C\n" +
 	"\amessage\x18\x03 \x01(\v2'.strata.doubleratchet.v1.RatchetMessageH\x00R\amessage\x12O\n" +
 	"\x0ebundle_request\x18\x04 \x01(\v2&.strata.doubleratchet.v1.BundleRequestH\x00R\rbundleRequest\x129\n" +
-	"\x06bundle\x18\x05 \x01(\v2\x1f.strata.doubleratchet.v1.BundleH\x00R\x06bundleB\x06\n" +
-	"\x04body\"\x96\x04\n" +
+	"\x06bundle\x18\x05 \x01(\v2\x1f.strata.doubleratchet.v1.BundleH\x00R\x06bundle\x12Y\n" +
+	"\x12sender_key_message\x18\x06 \x01(\v2).strata.doubleratchet.v1.SenderKeyMessageH\x00R\x10senderKeyMessageB\x06\n" +
+	"\x04body\"\xa9\x01\n" +
+	"\x10SenderKeyMessage\x12\"\n" +
+	"\fconversation\x18\x01 \x01(\fR\fconversation\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\rR\x05keyId\x12\x1c\n" +
+	"\titeration\x18\x03 \x01(\rR\titeration\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x04 \x01(\fR\n" +
+	"ciphertext\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"\x8a\x01\n" +
+	"\x15SenderKeyDistribution\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\rR\x05keyId\x12\x1c\n" +
+	"\titeration\x18\x02 \x01(\rR\titeration\x12\x1b\n" +
+	"\tchain_key\x18\x03 \x01(\fR\bchainKey\x12\x1f\n" +
+	"\vsigning_key\x18\x04 \x01(\fR\n" +
+	"signingKey\"\x96\x04\n" +
 	"\x06Bundle\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1f\n" +
 	"\vsigning_key\x18\x02 \x01(\fR\n" +
@@ -735,11 +935,13 @@ const file_doubleratchet_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\fR\x06header\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x02 \x01(\fR\n" +
-	"ciphertext\"c\n" +
+	"ciphertext\"\xb2\x01\n" +
 	"\tPlaintext\x12\"\n" +
 	"\fconversation\x18\x01 \x01(\fR\fconversation\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x18\n" +
-	"\apadding\x18\x03 \x01(\fR\apaddingBBZ@github.com/strata-msg/strata/plugins/doubleratchet/wirepb;wirepbb\x06proto3"
+	"\apadding\x18\x03 \x01(\fR\apadding\x12M\n" +
+	"\n" +
+	"sender_key\x18\x04 \x01(\v2..strata.doubleratchet.v1.SenderKeyDistributionR\tsenderKeyBBZ@github.com/strata-msg/strata/plugins/doubleratchet/wirepb;wirepbb\x06proto3"
 
 var (
 	file_doubleratchet_proto_rawDescOnce sync.Once
@@ -753,32 +955,36 @@ func file_doubleratchet_proto_rawDescGZIP() []byte {
 	return file_doubleratchet_proto_rawDescData
 }
 
-var file_doubleratchet_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_doubleratchet_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_doubleratchet_proto_goTypes = []any{
-	(*Envelope)(nil),       // 0: strata.doubleratchet.v1.Envelope
-	(*Bundle)(nil),         // 1: strata.doubleratchet.v1.Bundle
-	(*SignedPreKey)(nil),   // 2: strata.doubleratchet.v1.SignedPreKey
-	(*PreKey)(nil),         // 3: strata.doubleratchet.v1.PreKey
-	(*BundleRequest)(nil),  // 4: strata.doubleratchet.v1.BundleRequest
-	(*PreKeyMessage)(nil),  // 5: strata.doubleratchet.v1.PreKeyMessage
-	(*RatchetMessage)(nil), // 6: strata.doubleratchet.v1.RatchetMessage
-	(*Plaintext)(nil),      // 7: strata.doubleratchet.v1.Plaintext
+	(*Envelope)(nil),              // 0: strata.doubleratchet.v1.Envelope
+	(*SenderKeyMessage)(nil),      // 1: strata.doubleratchet.v1.SenderKeyMessage
+	(*SenderKeyDistribution)(nil), // 2: strata.doubleratchet.v1.SenderKeyDistribution
+	(*Bundle)(nil),                // 3: strata.doubleratchet.v1.Bundle
+	(*SignedPreKey)(nil),          // 4: strata.doubleratchet.v1.SignedPreKey
+	(*PreKey)(nil),                // 5: strata.doubleratchet.v1.PreKey
+	(*BundleRequest)(nil),         // 6: strata.doubleratchet.v1.BundleRequest
+	(*PreKeyMessage)(nil),         // 7: strata.doubleratchet.v1.PreKeyMessage
+	(*RatchetMessage)(nil),        // 8: strata.doubleratchet.v1.RatchetMessage
+	(*Plaintext)(nil),             // 9: strata.doubleratchet.v1.Plaintext
 }
 var file_doubleratchet_proto_depIdxs = []int32{
-	5, // 0: strata.doubleratchet.v1.Envelope.prekey:type_name -> strata.doubleratchet.v1.PreKeyMessage
-	6, // 1: strata.doubleratchet.v1.Envelope.message:type_name -> strata.doubleratchet.v1.RatchetMessage
-	4, // 2: strata.doubleratchet.v1.Envelope.bundle_request:type_name -> strata.doubleratchet.v1.BundleRequest
-	1, // 3: strata.doubleratchet.v1.Envelope.bundle:type_name -> strata.doubleratchet.v1.Bundle
-	2, // 4: strata.doubleratchet.v1.Bundle.signed_prekey:type_name -> strata.doubleratchet.v1.SignedPreKey
-	2, // 5: strata.doubleratchet.v1.Bundle.kem_prekey:type_name -> strata.doubleratchet.v1.SignedPreKey
-	3, // 6: strata.doubleratchet.v1.Bundle.one_time_prekeys:type_name -> strata.doubleratchet.v1.PreKey
-	2, // 7: strata.doubleratchet.v1.Bundle.one_time_kem_prekeys:type_name -> strata.doubleratchet.v1.SignedPreKey
-	6, // 8: strata.doubleratchet.v1.PreKeyMessage.message:type_name -> strata.doubleratchet.v1.RatchetMessage
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	7,  // 0: strata.doubleratchet.v1.Envelope.prekey:type_name -> strata.doubleratchet.v1.PreKeyMessage
+	8,  // 1: strata.doubleratchet.v1.Envelope.message:type_name -> strata.doubleratchet.v1.RatchetMessage
+	6,  // 2: strata.doubleratchet.v1.Envelope.bundle_request:type_name -> strata.doubleratchet.v1.BundleRequest
+	3,  // 3: strata.doubleratchet.v1.Envelope.bundle:type_name -> strata.doubleratchet.v1.Bundle
+	1,  // 4: strata.doubleratchet.v1.Envelope.sender_key_message:type_name -> strata.doubleratchet.v1.SenderKeyMessage
+	4,  // 5: strata.doubleratchet.v1.Bundle.signed_prekey:type_name -> strata.doubleratchet.v1.SignedPreKey
+	4,  // 6: strata.doubleratchet.v1.Bundle.kem_prekey:type_name -> strata.doubleratchet.v1.SignedPreKey
+	5,  // 7: strata.doubleratchet.v1.Bundle.one_time_prekeys:type_name -> strata.doubleratchet.v1.PreKey
+	4,  // 8: strata.doubleratchet.v1.Bundle.one_time_kem_prekeys:type_name -> strata.doubleratchet.v1.SignedPreKey
+	8,  // 9: strata.doubleratchet.v1.PreKeyMessage.message:type_name -> strata.doubleratchet.v1.RatchetMessage
+	2,  // 10: strata.doubleratchet.v1.Plaintext.sender_key:type_name -> strata.doubleratchet.v1.SenderKeyDistribution
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_doubleratchet_proto_init() }
@@ -791,6 +997,7 @@ func file_doubleratchet_proto_init() {
 		(*Envelope_Message)(nil),
 		(*Envelope_BundleRequest)(nil),
 		(*Envelope_Bundle)(nil),
+		(*Envelope_SenderKeyMessage)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -798,7 +1005,7 @@ func file_doubleratchet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doubleratchet_proto_rawDesc), len(file_doubleratchet_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
