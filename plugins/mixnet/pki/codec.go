@@ -253,15 +253,3 @@ func (r *fieldReader) fixed(tag uint64, name string, size int) ([]byte, error) {
 	}
 	return append([]byte(nil), v...), nil
 }
-
-// copyFields returns a deep copy of fs.
-func copyFields(fs []Field) []Field {
-	if fs == nil {
-		return nil
-	}
-	out := make([]Field, len(fs))
-	for i, f := range fs {
-		out[i] = Field{Tag: f.Tag, Value: append([]byte(nil), f.Value...)}
-	}
-	return out
-}

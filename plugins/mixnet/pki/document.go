@@ -494,6 +494,18 @@ func (s *SignedDocument) Marshal() []byte {
 // signatures nor checks consistency; Verify does both. It returns errors,
 // never panics.
 func ParseSignedDocument(b []byte) (*SignedDocument, error) {
+	s, err := parseEnvelope(b)
+	if err != nil {
+		return nil, err
+	}
+	if s.Document, err = unmarshalDocument(s.Body); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseEnvelope decodes the body bytes and the signatures, not the body.
+func parseEnvelope(b []byte) (*SignedDocument, error) {
 	if len(b) > MaxDocumentSize {
 		return nil, fmt.Errorf("%w: document is %d bytes, over %d", ErrTooLarge, len(b), MaxDocumentSize)
 	}
@@ -530,9 +542,6 @@ func ParseSignedDocument(b []byte) (*SignedDocument, error) {
 			return nil, fmt.Errorf("%w: signature %d has unknown field %d", ErrMalformed, i, u[0].Tag)
 		}
 		s.Signatures = append(s.Signatures, Signature{AuthorityKey: key, Signature: val})
-	}
-	if s.Document, err = unmarshalDocument(s.Body); err != nil {
-		return nil, err
 	}
 	return s, nil
 }

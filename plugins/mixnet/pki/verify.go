@@ -57,28 +57,35 @@ func (o *VerifyOptions) check() (int, error) {
 }
 
 // Verify decodes a signed document from untrusted bytes and accepts it
-// only if, in this order: it decodes within the size bounds (ErrMalformed,
-// ErrTooLarge); it carries signatures (ErrUnsigned); at least Threshold
-// distinct configured authorities signed its body validly (ErrUnderSigned
-// — signatures by unknown keys are ignored, an authority's repeated
-// signatures count once, and an invalid signature by a configured
-// authority counts for nothing); it is for NetworkID (ErrWrongNetwork)
-// and for Epoch (ErrStale); it is consistent (Document.Check,
-// ErrInconsistent); and it matches the expected layer count
-// (ErrLayerCount) and geometry (ErrGeometryMismatch).
+// only if, in this order: its envelope decodes within the size bounds
+// (ErrMalformed, ErrTooLarge); it carries signatures (ErrUnsigned); at
+// least Threshold distinct configured authorities signed its body validly
+// (ErrUnderSigned — signatures by unknown keys are ignored, an
+// authority's repeated signatures count once, and an invalid signature by
+// a configured authority counts for nothing); its body and every
+// descriptor decode, with valid self-signatures; it is for NetworkID
+// (ErrWrongNetwork) and for Epoch (ErrStale); it is consistent
+// (Document.Check, ErrInconsistent); and it matches the expected layer
+// count (ErrLayerCount) and geometry (ErrGeometryMismatch).
 func Verify(b []byte, opts VerifyOptions) (*Document, error) {
 	k, err := opts.check()
 	if err != nil {
 		return nil, err
 	}
-	s, err := ParseSignedDocument(b)
+	// The authority signatures are checked before the body is decoded,
+	// so that unsigned input costs one pass over the envelope rather
+	// than a signature check per descriptor.
+	s, err := parseEnvelope(b)
 	if err != nil {
 		return nil, fmt.Errorf("verify document: %w", err)
 	}
 	if err := s.verifySignatures(opts.Authorities, k); err != nil {
 		return nil, fmt.Errorf("verify document: %w", err)
 	}
-	d := s.Document
+	d, err := unmarshalDocument(s.Body)
+	if err != nil {
+		return nil, fmt.Errorf("verify document: %w", err)
+	}
 	if d.NetworkID != opts.NetworkID {
 		return nil, fmt.Errorf("verify document: %w: %q, want %q", ErrWrongNetwork, d.NetworkID, opts.NetworkID)
 	}
