@@ -136,12 +136,17 @@ func readSnapshot(path string, epoch uint64) (*filter, error) {
 	return decodeSnapshot(b, epoch)
 }
 
-// appendRecord appends tag's log record.
+// appendRecord appends tag's log record. The CRC input (epoch ‖ tag) is
+// built in b itself: crc32 dispatches through a function value, so a
+// slice of a stack array passed to it would escape to the heap on every
+// call.
 func appendRecord(b []byte, epoch uint64, tag *[TagSize]byte) []byte {
-	var e [8]byte
-	binary.BigEndian.PutUint64(e[:], epoch)
-	crc := crc32.Update(crc32.Checksum(e[:], castagnoli), castagnoli, tag[:])
+	start := len(b)
+	b = binary.BigEndian.AppendUint64(b, epoch)
 	b = append(b, tag[:]...)
+	crc := crc32.Checksum(b[start:], castagnoli)
+	copy(b[start:], b[start+8:])
+	b = b[:start+TagSize]
 	return binary.BigEndian.AppendUint32(b, crc)
 }
 

@@ -146,14 +146,19 @@ type epochState struct {
 	closed bool
 
 	pending  []byte // log records not yet handed to a writer
+	spare    []byte // the writer's buffer when it is not writing
 	appended uint64 // records appended to pending, ever
 	taken    uint64 // records handed to a writer, ever
 	durable  uint64 // records written (and synced) or snapshotted, ever
 
-	// sem is the writer token: its holder writes pending records, syncs,
-	// snapshots, or closes the epoch's files.
-	sem chan struct{}
-	// Guarded by sem:
+	// writing is true while one caller is the writer: it writes pending
+	// records, syncs, snapshots, or closes the epoch's files. progress is
+	// closed (and replaced) whenever a writer finishes, if watched says
+	// that someone waits on it.
+	writing  bool
+	progress chan struct{}
+	watched  bool
+	// Used only by the writer:
 	log      *os.File
 	logBytes int64
 }
@@ -242,38 +247,82 @@ func (s *Store) Seen(ctx context.Context, epoch uint64, tag [TagSize]byte) (bool
 	return false, nil
 }
 
-// commit returns once record seq of ep is durable. Callers take turns as
-// the writer; each writer takes every pending record (up to
-// maxBatchRecords), so callers that arrive while a sync runs share the
-// next one.
+// commit returns once record seq of ep is durable. If no one is writing,
+// the caller becomes the writer and takes every pending record (up to
+// maxBatchRecords); otherwise it waits for the writer to finish. Waiting
+// callers do not queue for the writer role: when a write ends they all
+// wake, those whose records it carried return (and can submit their next
+// tag at once), and one of the rest writes everything that arrived
+// meanwhile — so a batch holds what arrived during one fsync.
 func (s *Store) commit(ctx context.Context, ep *epochState, seq uint64) error {
 	for {
 		s.mu.Lock()
-		done, failed, closed := ep.durable >= seq, ep.failed, ep.closed
-		s.mu.Unlock()
 		switch {
-		case done:
+		case ep.durable >= seq:
+			s.mu.Unlock()
 			return nil
-		case failed != nil:
-			return failed
-		case closed:
+		case ep.failed != nil:
+			err := ep.failed
+			s.mu.Unlock()
+			return err
+		case ep.closed:
+			s.mu.Unlock()
 			return fmt.Errorf("epoch %d: %w", ep.epoch, ErrExpired)
+		case ep.writing:
+			ch := ep.progress
+			ep.watched = true
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return fmt.Errorf("replay commit: %w", ctx.Err())
+			}
 		}
-		select {
-		case ep.sem <- struct{}{}:
-		case <-ctx.Done():
-			return fmt.Errorf("replay commit: %w", ctx.Err())
-		}
+		ep.writing = true
+		s.mu.Unlock()
 		err := s.writePending(ep)
-		<-ep.sem
+		s.release(ep)
 		if err != nil {
 			return err
 		}
 	}
 }
 
+// acquire makes the caller the epoch's writer, waiting for the current
+// one to finish.
+func (s *Store) acquire(ctx context.Context, ep *epochState) error {
+	s.mu.Lock()
+	for ep.writing {
+		ch := ep.progress
+		ep.watched = true
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	ep.writing = true
+	s.mu.Unlock()
+	return nil
+}
+
+// release ends the caller's turn as writer and wakes every waiter.
+func (s *Store) release(ep *epochState) {
+	s.mu.Lock()
+	ep.writing = false
+	if ep.watched { // a channel per wake-up only when someone waits
+		close(ep.progress)
+		ep.progress = make(chan struct{})
+		ep.watched = false
+	}
+	s.mu.Unlock()
+}
+
 // writePending writes (and syncs) one batch of pending records and
-// snapshots if the log has grown enough. The caller holds ep.sem.
+// snapshots if the log has grown enough. The caller is the writer.
 func (s *Store) writePending(ep *epochState) error {
 	s.mu.Lock()
 	if ep.closed || ep.failed != nil {
@@ -285,11 +334,16 @@ func (s *Store) writePending(ep *epochState) error {
 		s.mu.Unlock()
 		return nil
 	}
-	buf := slices.Clone(ep.pending[:n*recordSize])
-	ep.pending = ep.pending[n*recordSize:]
-	if len(ep.pending) == 0 {
-		ep.pending = nil
+	// Two buffers take turns: the writer writes one while callers append
+	// to the other, so the steady state allocates nothing.
+	var buf []byte
+	if k := int(n) * recordSize; k == len(ep.pending) {
+		buf, ep.pending = ep.pending, ep.spare[:0]
+	} else {
+		buf = append(ep.spare[:0], ep.pending[:k]...)
+		ep.pending = append(ep.pending[:0], ep.pending[k:]...)
 	}
+	ep.spare = nil
 	ep.taken += n
 	upto := ep.taken
 	s.mu.Unlock()
@@ -302,6 +356,9 @@ func (s *Store) writePending(ep *epochState) error {
 		return s.fail(ep, fmt.Errorf("%w: epoch %d log: %v", ErrFailed, ep.epoch, err))
 	}
 	ep.logBytes += int64(len(buf))
+	s.mu.Lock()
+	ep.spare = buf
+	s.mu.Unlock()
 	s.mu.Lock()
 	ep.durable = upto
 	s.stats.commits++
@@ -332,11 +389,11 @@ func (s *Store) fail(ep *epochState, err error) error {
 }
 
 // snapshot writes the filter, including every pending record, to the
-// epoch's snapshot file and restarts the log. The caller holds ep.sem.
+// epoch's snapshot file and restarts the log. The caller is the writer.
 func (s *Store) snapshot(ep *epochState) error {
 	s.mu.Lock()
 	b := encodeSnapshot(ep.epoch, ep.f)
-	ep.pending = nil
+	ep.pending = ep.pending[:0]
 	ep.taken = ep.appended
 	upto := ep.taken
 	s.mu.Unlock()
@@ -388,7 +445,7 @@ func (s *Store) epochLocked(ctx context.Context, epoch uint64) (*epochState, err
 
 // load reads an epoch's files, or creates them.
 func (s *Store) load(epoch uint64) (*epochState, error) {
-	ep := &epochState{epoch: epoch, sem: make(chan struct{}, 1)}
+	ep := &epochState{epoch: epoch, progress: make(chan struct{})}
 	if _, err := os.Stat(filepath.Join(s.dir, lostName(epoch))); err == nil {
 		ep.lost = true
 		return ep, nil
@@ -454,7 +511,7 @@ func (s *Store) discard(epoch uint64, cause error) (*epochState, error) {
 	if err := writeFileSync(s.dir, lostName(epoch), []byte(cause.Error()+"\n")); err != nil {
 		return nil, fmt.Errorf("discard %v: %w", cause, err)
 	}
-	return &epochState{epoch: epoch, lost: true, sem: make(chan struct{}, 1)}, nil
+	return &epochState{epoch: epoch, lost: true, progress: make(chan struct{})}, nil
 }
 
 // Rotate makes current the current epoch: epochs before current-1 are
@@ -500,12 +557,10 @@ func (s *Store) Rotate(ctx context.Context, current uint64) error {
 // closeEpoch waits for the epoch's writer, then snapshots (if keep) and
 // closes its log.
 func (s *Store) closeEpoch(ctx context.Context, ep *epochState, keep bool) error {
-	select {
-	case ep.sem <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("close epoch %d: %w", ep.epoch, ctx.Err())
+	if err := s.acquire(ctx, ep); err != nil {
+		return fmt.Errorf("close epoch %d: %w", ep.epoch, err)
 	}
-	defer func() { <-ep.sem }()
+	defer s.release(ep)
 	if ep.log == nil {
 		return nil
 	}

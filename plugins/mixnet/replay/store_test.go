@@ -117,7 +117,9 @@ func TestGroupCommit(t *testing.T) {
 	s.mu.Lock()
 	ep := s.epochs[5]
 	s.mu.Unlock()
-	ep.sem <- struct{}{} // a commit in progress
+	if err := s.acquire(t.Context(), ep); err != nil { // a commit in progress
+		t.Fatal(err)
+	}
 	const callers = 20
 	errs := make(chan error, callers)
 	for i := range callers {
@@ -143,7 +145,7 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatalf("a caller returned before its tag was committed: %v", err)
 	default:
 	}
-	<-ep.sem // the commit in progress ends
+	s.release(ep) // the commit in progress ends
 	for range callers {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
@@ -490,11 +492,13 @@ func TestSeenContextAndOptions(t *testing.T) {
 	s.mu.Unlock()
 	// Hold the writer token: a caller whose context ends while it waits
 	// gets the context's error, and true.
-	ep.sem <- struct{}{}
+	if err := s.acquire(t.Context(), ep); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	ok, err := s.Seen(ctx, 2, tagN(1))
-	<-ep.sem
+	s.release(ep)
 	if !ok || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Seen with an expiring context: %v, %v", ok, err)
 	}
