@@ -24,3 +24,13 @@ func SignBody(body []byte, keys ...ed25519.PrivateKey) []byte {
 	}
 	return s.Marshal()
 }
+
+// UnmarshalDocument and UnmarshalDescriptor expose the body decoders to
+// the fuzz target.
+var (
+	UnmarshalDocument   = unmarshalDocument
+	UnmarshalDescriptor = unmarshalDescriptor
+)
+
+// MarshalDescriptorUnchecked encodes d without Check.
+func MarshalDescriptorUnchecked(d *Descriptor) ([]byte, error) { return d.marshal() }

@@ -16,6 +16,7 @@ func FuzzDecodeDocument(f *testing.F) {
 	f.Add(fx.net.Encoded)
 	f.Add(fx.net.Document.Body)
 	f.Add(fx.net.Document.Document.Providers[0].Marshal())
+	f.Add(fx.net.Document.Document.Providers[0].Body)
 	f.Add([]byte{})
 	f.Add([]byte{0x01, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -42,6 +43,18 @@ func FuzzDecodeDocument(f *testing.F) {
 		}
 		if sd, err := pki.ParseSignedDescriptor(b); err == nil && !bytes.Equal(sd.Marshal(), b) {
 			t.Fatal("decoded descriptor does not re-encode to its input")
+		}
+		// The body decoders directly, so that mutations need not keep
+		// an envelope intact to reach them.
+		if d, err := pki.UnmarshalDocument(b); err == nil {
+			if body, err := pki.MarshalUnchecked(d); err != nil || !bytes.Equal(body, b) {
+				t.Fatalf("decoded document body does not re-encode to its input (%v)", err)
+			}
+		}
+		if d, err := pki.UnmarshalDescriptor(b); err == nil {
+			if body, err := pki.MarshalDescriptorUnchecked(d); err != nil || !bytes.Equal(body, b) {
+				t.Fatalf("decoded descriptor body does not re-encode to its input (%v)", err)
+			}
 		}
 	})
 }
