@@ -364,6 +364,7 @@ func TestVerifySignatures(t *testing.T) {
 		opts func(o *pki.VerifyOptions)
 	}{
 		{"no authorities", func(o *pki.VerifyOptions) { o.Authorities = nil }},
+		{"no network id", func(o *pki.VerifyOptions) { o.NetworkID = "" }},
 		{"threshold above n", func(o *pki.VerifyOptions) { o.Threshold = 4 }},
 		{"negative threshold", func(o *pki.VerifyOptions) { o.Threshold = -1 }},
 		{"authority listed twice", func(o *pki.VerifyOptions) { o.Authorities = append(o.Authorities, o.Authorities[0]) }},

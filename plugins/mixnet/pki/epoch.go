@@ -11,9 +11,9 @@ import (
 // all change at epoch boundaries.
 const DefaultEpochPeriod = 20 * time.Minute
 
-// DefaultGenesis is the start of epoch 0 unless configured otherwise:
-// 2017-06-01 00:00 UTC, Katzenpost's epoch origin.
-var DefaultGenesis = time.Date(2017, time.June, 1, 0, 0, 0, 0, time.UTC)
+// DefaultGenesisUnix is the start of epoch 0 unless configured otherwise,
+// in Unix seconds: 2017-06-01 00:00 UTC, Katzenpost's epoch origin.
+const DefaultGenesisUnix = 1496275200
 
 // Epochs numbers time in fixed periods from a genesis instant: epoch n
 // covers [Genesis + n·Period, Genesis + (n+1)·Period). Instants before
@@ -27,7 +27,7 @@ type Epochs struct {
 }
 
 // NewEpochs returns epoch arithmetic for period (DefaultEpochPeriod if
-// zero) from genesis (DefaultGenesis if zero) on the clock now (time.Now
+// zero) from genesis (DefaultGenesisUnix if zero) on the clock now (time.Now
 // if nil). A period under one millisecond is refused.
 func NewEpochs(period time.Duration, genesis time.Time, now func() time.Time) (*Epochs, error) {
 	if period == 0 {
@@ -37,7 +37,7 @@ func NewEpochs(period time.Duration, genesis time.Time, now func() time.Time) (*
 		return nil, fmt.Errorf("%w: epoch period %v is under 1ms", ErrConfig, period)
 	}
 	if genesis.IsZero() {
-		genesis = DefaultGenesis
+		genesis = time.Unix(DefaultGenesisUnix, 0).UTC()
 	}
 	if now == nil {
 		now = time.Now

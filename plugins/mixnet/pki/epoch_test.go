@@ -61,12 +61,13 @@ func TestEpochs(t *testing.T) {
 }
 
 func TestEpochsDefaultsAndBounds(t *testing.T) {
-	clk := &manualClock{t: pki.DefaultGenesis.Add(3*pki.DefaultEpochPeriod + time.Second)}
+	genesis := time.Date(2017, time.June, 1, 0, 0, 0, 0, time.UTC)
+	clk := &manualClock{t: genesis.Add(3*pki.DefaultEpochPeriod + time.Second)}
 	e, err := pki.NewEpochs(0, time.Time{}, clk.now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Period() != 20*time.Minute || !e.Genesis().Equal(pki.DefaultGenesis) || e.Current() != 3 {
+	if e.Period() != 20*time.Minute || !e.Genesis().Equal(genesis) || e.Current() != 3 {
 		t.Fatalf("defaults: period %v genesis %v epoch %d", e.Period(), e.Genesis(), e.Current())
 	}
 	clk.t = clk.t.Add(pki.DefaultEpochPeriod)

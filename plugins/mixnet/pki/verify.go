@@ -33,6 +33,9 @@ func (o *VerifyOptions) check() (int, error) {
 	if len(o.Authorities) == 0 {
 		return 0, fmt.Errorf("%w: no authority keys", ErrConfig)
 	}
+	if o.NetworkID == "" {
+		return 0, fmt.Errorf("%w: no network id", ErrConfig)
+	}
 	for i, a := range o.Authorities {
 		if len(a) != ed25519.PublicKeySize {
 			return 0, fmt.Errorf("%w: authority key %d is %d bytes", ErrConfig, i, len(a))
