@@ -116,7 +116,8 @@ type Descriptor struct {
 	// in increasing epoch order; a document requires its epoch and the
 	// next one to be present.
 	SphinxKeys []EpochKey
-	// Libp2pPeerID is the node's libp2p peer id (base58), empty if the
+	// Libp2pPeerID is the node's libp2p peer id in base58 (as
+	// peer.ID.String gives it; the CID form is refused), empty if the
 	// node is not on the libp2p overlay.
 	Libp2pPeerID string
 	// Libp2pAddrs are multiaddrs the peer listens on.
