@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -28,10 +29,12 @@ type privacyAdapter struct {
 	n      *Node
 	s      *slot
 	public *publicChats
+	// groups route DOWN frames without a peer (groupaddr.go).
+	groups *groupRoutes
 }
 
 func newPrivacyAdapter(n *Node, s *slot) *privacyAdapter {
-	return &privacyAdapter{n: n, s: s, public: newPublicChats()}
+	return &privacyAdapter{n: n, s: s, public: newPublicChats(), groups: newGroupRoutes()}
 }
 
 // addressKind is the card section that holds a contact's privacy address.
@@ -65,10 +68,23 @@ func (a *privacyAdapter) stage() pipeline.Stage {
 
 // translateDown rewrites the recipient of DOWN frames from an identity key
 // to its privacy address. A frame for an identity with no privacy address
-// is dropped and counted; a public chat's shared address passes as it is.
+// is dropped and counted; a public chat's shared address passes as it is;
+// a frame without a peer in a conversation goes to its members
+// (routeGroup).
 func (a *privacyAdapter) translateDown(b *pipeline.Boundary, frames []*commonv1.Frame) []*commonv1.Frame {
 	out := frames[:0]
+	shared := true // out is written over frames' array
 	for _, f := range frames {
+		if len(f.GetPeer()) == 0 && len(f.GetConversation()) > 0 {
+			if r, ok := a.groups.get(f.GetConversation()); ok {
+				if r.addr == nil && shared {
+					// Copies follow, which would overwrite frames not yet read.
+					out, shared = slices.Clone(out), false
+				}
+				out = a.routeGroup(b, out, f, r)
+				continue
+			}
+		}
 		if _, public := a.public.conversation(f.GetPeer()); !public && len(f.GetPeer()) > 0 {
 			addr, ok := a.n.book.address(f.GetPeer())
 			if !ok {
@@ -138,6 +154,8 @@ func (a *privacyAdapter) install(ctx context.Context) {
 		return
 	}
 	control := privacyv1.NewControlClient(conn.Control())
+	a.groups.forget()
+	installMembers(ctx, a.n, a.s, a)
 	for _, c := range convs {
 		if c.PublicChat == "" {
 			continue

@@ -33,6 +33,7 @@ func newCounters() counters {
 		cSealed, cOpened, cContacts, cSessions, cConversations, cOneTime, cOneTimeKEM,
 		cStartedX3DH, cStartedPQXDH, cAccepted, cRequestsSent, cBundlesSent, cBundlesReceived,
 		cGroupSealed, cGroupOpened, cGroupPending, cGroupOwn, cDistributionsSent, cDistributionsRecv, cChainsStarted,
+		cKeyRequestsSent, cKeyRequestsRecv,
 	} {
 		c.m[name] = c.all.Counter(name, nil)
 	}

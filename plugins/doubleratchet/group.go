@@ -31,9 +31,12 @@ import (
 // A group message whose chain the node does not know yet (its distribution
 // is still on the way: the privacy layer may reorder) waits, up to
 // maxPendingGroup of them for at most pendingGroupTTL, and is opened when
-// the distribution arrives. The sync layer above repairs anything lost on
-// the way by sending again, and a resent message to one member is sealed
-// pairwise.
+// the distribution arrives. If the distribution was lost, the node asks
+// the message's sender for its chain (a SenderKeyRequest, pairwise, at most
+// once per requestInterval for a sender and conversation); the answer is
+// the chain at its current position, so the node opens the sender's later
+// group messages, and the sync layer above repairs the earlier ones by
+// sending them again to this member alone, sealed pairwise.
 
 const (
 	// groupSenderKeys is the config value that turns sender keys on.
@@ -42,6 +45,10 @@ const (
 	maxPendingGroup = 256
 	// pendingGroupTTL is how long such a message waits.
 	pendingGroupTTL = 2 * time.Minute
+	// requestInterval is the least time between two requests for one
+	// member's chain of a conversation, and between two answers to one
+	// member's requests.
+	requestInterval = 5 * time.Second
 )
 
 // Counters of the group path.
@@ -53,6 +60,8 @@ const (
 	cDistributionsSent = "sender_keys_sent"
 	cDistributionsRecv = "sender_keys_received"
 	cChainsStarted     = "sender_key_chains_started"
+	cKeyRequestsSent   = "sender_key_requests_sent"
+	cKeyRequestsRecv   = "sender_key_requests_received"
 )
 
 // senderChain is a sender key of one conversation: the node's own (own
@@ -111,25 +120,12 @@ func (l *Layer) groupDown(ctx context.Context, b *batch, out []*commonv1.Frame, 
 		if ch.sentTo[string(c.identity)] {
 			continue
 		}
-		d := ch.own.Distribution()
-		env, err := l.sealPlaintext(ctx, b, c, conv, nil, &wirepb.SenderKeyDistribution{
-			KeyId: d.KeyID, Iteration: d.Iteration, ChainKey: d.ChainKey[:], SigningKey: d.SigningKey,
-		})
-		clear(d.ChainKey[:])
-		if err != nil {
-			if errors.As(err, new(*storeError)) {
-				return out, err
-			}
-			l.c.drop(err)
-			l.env.Logger.Debug("sender key distribution failed", "contact", short(c.identity), "error", err)
-			continue // that member misses the group message; the sync layer resends it pairwise
+		var err error
+		if out, err = l.distribute(ctx, b, out, ch, c, f.GetTraceId()); err != nil {
+			return out, err
 		}
-		ch.sentTo[string(c.identity)] = true
-		b.touchChain(ch)
-		l.c.add(cDistributionsSent, 1)
-		out = append(out, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, TraceId: f.GetTraceId(), Peer: c.identity, Payload: env})
 	}
-	pt, err := l.plaintext(conv, f.GetPayload(), nil)
+	pt, err := l.plaintext(&wirepb.Plaintext{Conversation: conv, Payload: f.GetPayload()})
 	if err != nil {
 		l.c.drop(fmt.Errorf("%w: %v", ErrMalformed, err))
 		return out, nil
@@ -146,7 +142,7 @@ func (l *Layer) groupDown(ctx context.Context, b *batch, out []*commonv1.Frame, 
 	}
 	b.touchChain(ch)
 	env, err := proto.Marshal(&wirepb.Envelope{Version: WireVersion, Body: &wirepb.Envelope_SenderKeyMessage{SenderKeyMessage: &wirepb.SenderKeyMessage{
-		Conversation: conv, KeyId: m.KeyID, Iteration: m.Iteration, Ciphertext: m.Ciphertext, Signature: m.Signature,
+		Conversation: conv, KeyId: m.KeyID, Iteration: m.Iteration, Ciphertext: m.Ciphertext, Signature: m.Signature, Sender: l.self,
 	}}})
 	if err != nil {
 		l.c.drop(fmt.Errorf("%w: %v", ErrMalformed, err))
@@ -160,6 +156,72 @@ func (l *Layer) groupDown(ctx context.Context, b *batch, out []*commonv1.Frame, 
 		Hints:        f.GetHints(),
 		Payload:      env,
 	}), nil
+}
+
+// distribute hands the node's chain ch, at its current position, to the
+// member c in a pairwise message. Only a storage failure is returned; a
+// failure to seal leaves c without the chain (it asks for it when a group
+// message comes).
+func (l *Layer) distribute(ctx context.Context, b *batch, out []*commonv1.Frame, ch *senderChain, c *contact, trace uint64) ([]*commonv1.Frame, error) {
+	d := ch.own.Distribution()
+	env, err := l.sealPlaintext(ctx, b, c, &wirepb.Plaintext{Conversation: ch.conversation, SenderKey: &wirepb.SenderKeyDistribution{
+		KeyId: d.KeyID, Iteration: d.Iteration, ChainKey: d.ChainKey[:], SigningKey: d.SigningKey,
+	}})
+	clear(d.ChainKey[:])
+	if err != nil {
+		if errors.As(err, new(*storeError)) {
+			return out, err
+		}
+		l.c.drop(err)
+		l.env.Logger.Debug("sender key distribution failed", "contact", short(c.identity), "error", err)
+		return out, nil
+	}
+	ch.sentTo[string(c.identity)] = true
+	b.touchChain(ch)
+	l.c.add(cDistributionsSent, 1)
+	return append(out, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, TraceId: trace, Peer: c.identity, Payload: env}), nil
+}
+
+// answerSenderKeyRequest hands the node's chain of conv to a member that
+// asked for it, when the key id it asked for is the chain's and it did not
+// ask within requestInterval. Only a storage failure is returned.
+func (l *Layer) answerSenderKeyRequest(ctx context.Context, b *batch, out []*commonv1.Frame, from *contact, conv []byte, r *wirepb.SenderKeyRequest) ([]*commonv1.Frame, error) {
+	l.c.add(cKeyRequestsRecv, 1)
+	members, ok := l.conversations[string(conv)]
+	ch := l.chains[chainKey(conv, l.self)]
+	if !ok || !containsKey(members, from.identity) || ch == nil || ch.own.KeyID() != r.GetKeyId() {
+		return out, nil // nothing this node can or may answer
+	}
+	k := chainKey(conv, from.identity)
+	if last, ok := l.answeredAt[k]; ok && l.now().Sub(last) < requestInterval {
+		return out, nil
+	}
+	l.answeredAt[k] = l.now()
+	return l.distribute(ctx, b, out, ch, from, 0)
+}
+
+// requestChain asks sender for its chain of conv, at most once per
+// requestInterval. Only a storage failure is returned.
+func (l *Layer) requestChain(ctx context.Context, b *batch, out []*commonv1.Frame, sender, conv []byte, keyID uint32) ([]*commonv1.Frame, error) {
+	c := l.contacts[string(sender)]
+	if c == nil {
+		return out, nil
+	}
+	k := chainKey(conv, sender)
+	if last, ok := l.requestedAt[k]; ok && l.now().Sub(last) < requestInterval {
+		return out, nil
+	}
+	env, err := l.sealPlaintext(ctx, b, c, &wirepb.Plaintext{Conversation: conv, SenderKeyRequest: &wirepb.SenderKeyRequest{KeyId: keyID}})
+	if err != nil {
+		if errors.As(err, new(*storeError)) {
+			return out, err
+		}
+		l.c.drop(err)
+		return out, nil
+	}
+	l.requestedAt[k] = l.now()
+	l.c.add(cKeyRequestsSent, 1)
+	return append(out, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: c.identity, Payload: env}), nil
 }
 
 // ownChain returns the node's chain for a conversation, making one when
@@ -241,7 +303,8 @@ func (l *Layer) takeDistribution(ctx context.Context, b *batch, out []*commonv1.
 	ch.recv = r
 	b.touchChain(ch)
 	l.c.add(cDistributionsRecv, 1)
-	return l.retryPending(ctx, b, out, conv, r.KeyID())
+	delete(l.requestedAt, k)
+	return l.retryPending(ctx, b, out, conv, from.identity, r.KeyID(), d.GetIteration())
 }
 
 func (l *Layer) senderLimits() senderkey.Limits {
@@ -249,28 +312,32 @@ func (l *Layer) senderLimits() senderkey.Limits {
 }
 
 // groupUp opens a group message. Only a storage failure is returned.
-func (l *Layer) groupUp(_ context.Context, b *batch, out []*commonv1.Frame, f *commonv1.Frame, m *wirepb.SenderKeyMessage) ([]*commonv1.Frame, error) {
-	conv := m.GetConversation()
+func (l *Layer) groupUp(ctx context.Context, b *batch, out []*commonv1.Frame, f *commonv1.Frame, m *wirepb.SenderKeyMessage) ([]*commonv1.Frame, error) {
+	conv, sender := m.GetConversation(), m.GetSender()
+	if len(sender) != identitySize || len(conv) == 0 {
+		l.c.drop(fmt.Errorf("%w: group message without its sender or conversation", ErrMalformed))
+		return out, nil
+	}
 	if outer := f.GetConversation(); len(outer) > 0 && !bytes.Equal(outer, conv) {
 		l.c.drop(ErrConversationMismatch)
 		return out, nil
 	}
-	if own := l.chains[chainKey(conv, l.self)]; own != nil && own.keyID() == m.GetKeyId() {
+	if p := f.GetPeer(); len(p) == identitySize && !bytes.Equal(p, sender) {
+		l.c.drop(ErrSenderMismatch)
+		return out, nil
+	}
+	if bytes.Equal(sender, l.self) {
 		l.c.add(cGroupOwn, 1) // the privacy layer handed the node its own message
 		return out, nil
 	}
-	ch := l.findChain(conv, m.GetKeyId())
-	if ch == nil {
-		l.pend(f, m)
-		return out, nil
-	}
-	if members, ok := l.conversations[string(conv)]; ok && !containsKey(members, ch.owner) {
+	if members, ok := l.conversations[string(conv)]; ok && !containsKey(members, sender) {
 		l.c.drop(ErrNotMember)
 		return out, nil
 	}
-	if p := f.GetPeer(); len(p) == identitySize && !bytes.Equal(p, ch.owner) {
-		l.c.drop(ErrSenderMismatch)
-		return out, nil
+	ch := l.chains[chainKey(conv, sender)]
+	if ch == nil || ch.recv == nil || ch.recv.KeyID() != m.GetKeyId() {
+		l.pend(f, m)
+		return l.requestChain(ctx, b, out, sender, conv, m.GetKeyId())
 	}
 	raw, err := ch.recv.Open(conv, senderkey.Message{KeyID: m.GetKeyId(), Iteration: m.GetIteration(), Ciphertext: m.GetCiphertext(), Signature: m.GetSignature()})
 	if err != nil {
@@ -296,16 +363,6 @@ func (l *Layer) groupUp(_ context.Context, b *batch, out []*commonv1.Frame, f *c
 	}), nil
 }
 
-// findChain is a member's chain of conv with the key id.
-func (l *Layer) findChain(conv []byte, keyID uint32) *senderChain {
-	for _, member := range l.conversations[string(conv)] {
-		if ch := l.chains[chainKey(conv, member)]; ch != nil && ch.recv != nil && ch.recv.KeyID() == keyID {
-			return ch
-		}
-	}
-	return nil
-}
-
 // pend keeps a group message for its chain, the oldest going first when
 // full.
 func (l *Layer) pend(f *commonv1.Frame, m *wirepb.SenderKeyMessage) {
@@ -327,15 +384,20 @@ func (l *Layer) pend(f *commonv1.Frame, m *wirepb.SenderKeyMessage) {
 	l.c.set(cGroupPending, uint64(len(l.pending)))
 }
 
-// retryPending opens the waiting group messages of conv with the key id.
-func (l *Layer) retryPending(ctx context.Context, b *batch, out []*commonv1.Frame, conv []byte, keyID uint32) ([]*commonv1.Frame, error) {
+// retryPending opens the waiting group messages of sender's chain in
+// conv with the key id; those before the chain's first iteration cannot be
+// opened (the sync layer resends them pairwise).
+func (l *Layer) retryPending(ctx context.Context, b *batch, out []*commonv1.Frame, conv, sender []byte, keyID, from uint32) ([]*commonv1.Frame, error) {
 	var ready []pendingGroup
 	kept := l.pending[:0]
 	for _, p := range l.pending {
-		if p.msg.GetKeyId() == keyID && bytes.Equal(p.msg.GetConversation(), conv) {
-			ready = append(ready, p)
-		} else {
+		switch {
+		case p.msg.GetKeyId() != keyID || !bytes.Equal(p.msg.GetConversation(), conv) || !bytes.Equal(p.msg.GetSender(), sender):
 			kept = append(kept, p)
+		case p.msg.GetIteration() < from:
+			l.c.drop(ErrUnknownSenderKey)
+		default:
+			ready = append(ready, p)
 		}
 	}
 	l.pending = kept

@@ -192,6 +192,60 @@ func TestSenderKeysWaitForTheirDistribution(t *testing.T) {
 	}
 }
 
+// TestSenderKeysLostDistribution: a member whose distribution was lost
+// asks the sender for its chain when a group message comes, once per
+// interval; the answer opens the sender's later group messages.
+func TestSenderKeysLostDistribution(t *testing.T) {
+	nodes := mesh(t, senderKeys, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	group := []byte("group")
+	for _, n := range nodes {
+		setGroup(t, group, n, nodes...)
+	}
+	g, dists := split(t, a.handle(down(nil, group, []byte("lost key"))))
+	for _, f := range dists {
+		if bytes.Equal(f.GetPeer(), c.id) {
+			deliver(a, c, f)
+		}
+	}
+	if got := deliver(a, c, g); len(got) != 1 {
+		t.Fatal("c, which got the key, did not open the message")
+	}
+	out := b.handle(arrive(a, g)) // b's distribution was lost
+	if len(out) != 1 || !bytes.Equal(out[0].GetPeer(), a.id) || b.counter(cKeyRequestsSent) != 1 {
+		t.Fatalf("b sent %d frames, %d requests; want one request to a", len(out), b.counter(cKeyRequestsSent))
+	}
+	request := out[0]
+	g2 := a.handle(down(nil, group, []byte("second")))[0]
+	if out := b.handle(arrive(a, g2)); len(out) != 0 {
+		t.Fatal("b asked again within the interval")
+	}
+	answer := a.handle(arrive(b, request))
+	if len(answer) != 1 || !bytes.Equal(answer[0].GetPeer(), b.id) || a.counter(cKeyRequestsRecv) != 1 {
+		t.Fatalf("a answered with %d frames", len(answer))
+	}
+	if out := a.handle(arrive(b, request)); len(out) != 0 {
+		t.Fatal("a answered the same request twice within the interval")
+	}
+	// The answer is the chain's current position: the two waiting messages
+	// are before it, and the sync layer resends them pairwise.
+	if got := deliver(a, b, answer[0]); len(got) != 0 || b.counter("dropped_unknown_sender_key") != 2 || b.counter(cGroupPending) != 0 {
+		t.Fatalf("after the answer: %q delivered, %d dropped as before the chain", got, b.counter("dropped_unknown_sender_key"))
+	}
+	g3 := a.handle(down(nil, group, []byte("third")))
+	if len(g3) != 1 {
+		t.Fatalf("a handed its chain out again (%d frames)", len(g3))
+	}
+	if got := deliver(a, b, g3[0]); len(got) != 1 || string(got[0]) != "third" {
+		t.Fatalf("b after the answer: %q", got)
+	}
+	// A request from a member who left is not answered.
+	setGroup(t, group, a, a, c)
+	if out := a.handle(arrive(b, request)); len(out) != 0 {
+		t.Fatal("a answered a request from a member who left")
+	}
+}
+
 func TestSenderKeysRotateWhenAMemberLeaves(t *testing.T) {
 	nodes := mesh(t, senderKeys, 4)
 	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
@@ -288,8 +342,8 @@ func TestSenderKeyDistributionWithPayloadRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := a.l.sealPlaintext(context.Background(), bt, a.l.contacts[string(b.id)], group, []byte("smuggled"),
-		&wirepb.SenderKeyDistribution{KeyId: 1, ChainKey: make([]byte, 32), SigningKey: make([]byte, 32)})
+	env, err := a.l.sealPlaintext(context.Background(), bt, a.l.contacts[string(b.id)], &wirepb.Plaintext{Conversation: group, Payload: []byte("smuggled"),
+		SenderKey: &wirepb.SenderKeyDistribution{KeyId: 1, ChainKey: make([]byte, 32), SigningKey: make([]byte, 32)}})
 	if err == nil {
 		err = a.l.commit(bt)
 	}

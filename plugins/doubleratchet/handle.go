@@ -150,10 +150,13 @@ func (l *Layer) up(ctx context.Context, b *batch, out []*commonv1.Frame, f *comm
 		return out, nil
 	}
 	l.c.add(cOpened, 1)
-	if d := pt.GetSenderKey(); d != nil {
-		if len(pt.GetPayload()) > 0 {
-			l.c.drop(fmt.Errorf("%w: a sender key with a payload", ErrMalformed))
+	if d, r := pt.GetSenderKey(), pt.GetSenderKeyRequest(); d != nil || r != nil {
+		if len(pt.GetPayload()) > 0 || (d != nil && r != nil) {
+			l.c.drop(fmt.Errorf("%w: a sender key plaintext with more in it", ErrMalformed))
 			return out, nil
+		}
+		if r != nil {
+			return l.answerSenderKeyRequest(ctx, b, out, c, pt.GetConversation(), r)
 		}
 		return l.takeDistribution(ctx, b, out, c, pt.GetConversation(), d)
 	}

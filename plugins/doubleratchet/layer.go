@@ -129,9 +129,13 @@ type Layer struct {
 	conversations map[string][][]byte
 	// chains are the sender keys by chainKey(conversation, owner);
 	// pending are group messages waiting for theirs (group.go).
-	chains      map[string]*senderChain
-	nextChain   int64
-	pending     []pendingGroup
+	chains    map[string]*senderChain
+	nextChain int64
+	pending   []pendingGroup
+	// requestedAt and answeredAt rate-limit SenderKeyRequests, by
+	// chainKey(conversation, member); memory only.
+	requestedAt map[string]time.Time
+	answeredAt  map[string]time.Time
 	nextSession int64
 	nextRank    int64
 	// key seals the secret columns; nil without a passphrase.
@@ -203,6 +207,7 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	l.conversations = map[string][][]byte{}
 	l.chains = map[string]*senderChain{}
 	l.pending = nil
+	l.requestedAt, l.answeredAt = map[string]time.Time{}, map[string]time.Time{}
 	if err := l.load(ctx); err != nil {
 		l.zero()
 		db.Close()

@@ -97,8 +97,7 @@ func (l *Layer) promote(b *batch, s *session) {
 
 // plaintext encodes what a message encrypts, padded to a multiple of the
 // configured block.
-func (l *Layer) plaintext(conversation, payload []byte, senderKey *wirepb.SenderKeyDistribution) ([]byte, error) {
-	pt := &wirepb.Plaintext{Conversation: conversation, Payload: payload, SenderKey: senderKey}
+func (l *Layer) plaintext(pt *wirepb.Plaintext) ([]byte, error) {
 	n := proto.Size(pt)
 	if block := l.cfg.Padding; block > 0 {
 		// The padding field costs a tag byte and a length varint besides
@@ -117,11 +116,12 @@ func (l *Layer) plaintext(conversation, payload []byte, senderKey *wirepb.Sender
 // seal encrypts a payload for a contact, starting a session if need be,
 // and returns the envelope.
 func (l *Layer) seal(ctx context.Context, b *batch, c *contact, conversation, payload []byte) ([]byte, error) {
-	return l.sealPlaintext(ctx, b, c, conversation, payload, nil)
+	return l.sealPlaintext(ctx, b, c, &wirepb.Plaintext{Conversation: conversation, Payload: payload})
 }
 
-// sealPlaintext is seal, with a sender key to hand over in the plaintext.
-func (l *Layer) sealPlaintext(ctx context.Context, b *batch, c *contact, conversation, payload []byte, senderKey *wirepb.SenderKeyDistribution) ([]byte, error) {
+// sealPlaintext is seal for a plaintext of any kind (one that hands over
+// or asks for a sender key).
+func (l *Layer) sealPlaintext(ctx context.Context, b *batch, c *contact, plain *wirepb.Plaintext) ([]byte, error) {
 	var s *session
 	if len(c.sessions) > 0 && c.sessions[0].state.CanSend() {
 		s = c.sessions[0]
@@ -131,7 +131,7 @@ func (l *Layer) sealPlaintext(ctx context.Context, b *batch, c *contact, convers
 			return nil, err
 		}
 	}
-	pt, err := l.plaintext(conversation, payload, senderKey)
+	pt, err := l.plaintext(plain)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -562,7 +562,9 @@ func (l *Layer) commit(b *batch) error {
 	}
 	l.levels()
 	if len(b.dirty) > 0 || len(b.deleted) > 0 || len(b.chains) > 0 || l.unforgotten {
-		return l.forget(b.ctx)
+		// Committed: the checkpoint runs to its end even if the batch's
+		// caller has gone.
+		return l.forget(context.WithoutCancel(b.ctx))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package mvds
 import (
 	"bytes"
 	"context"
+	"fmt"
 )
 
 // Eager transmission (config eager, the default). 2/MVDS sends only at
@@ -57,6 +58,17 @@ func (n *node) flush(ctx context.Context) (out []outbound, more bool, err error)
 		if len(g.fresh) == 0 {
 			continue
 		}
+		if n.cfg.Multicast {
+			o, changed, err := n.flushGroup(tx, g, due, limit)
+			if err != nil {
+				n.fail(err)
+				return nil, false, err
+			}
+			wrote = wrote || changed
+			if o != nil {
+				out = append(out, *o)
+			}
+		}
 		for _, peer := range g.members {
 			if !g.fresh[string(peer)] || bytes.Equal(peer, n.self) {
 				continue
@@ -110,4 +122,83 @@ func (n *node) flush(ctx context.Context) (out []outbound, more bool, err error)
 		return nil, false, err
 	}
 	return out, more, nil
+}
+
+// flushGroup sends, as one payload for every member (an outbound without
+// a peer, which the layers below send to the whole group), the messages
+// that are new for every other member of a group of three or more: this
+// node's own messages of a Send, sent whole (batch mode). Their records
+// are updated for each member as if the payload had gone to each, so
+// retransmissions and acks stay per member. Whatever is new for some
+// members only goes in their own payloads, after this.
+func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, bool, error) {
+	var others [][]byte
+	for _, p := range g.members {
+		if !bytes.Equal(p, n.self) {
+			if !g.fresh[string(p)] {
+				return nil, false, nil
+			}
+			others = append(others, p)
+		}
+	}
+	if len(others) < 2 {
+		return nil, false, nil
+	}
+	rows := make([][]stateRow, len(others))
+	var err error
+	for i, p := range others {
+		if rows[i], err = tx.freshStates(g.id, p, due, limit); err != nil {
+			return nil, false, err
+		}
+	}
+	// The messages new for every member, in the first member's order.
+	common := map[ID]int{}
+	for _, rs := range rows {
+		for _, r := range rs {
+			if r.typ == recMessage && r.held {
+				common[r.id]++
+			}
+		}
+	}
+	pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
+	taken := map[ID]bool{}
+	for _, r := range rows[0] {
+		if r.typ != recMessage || !r.held || common[r.id] != len(others) {
+			continue
+		}
+		m, err := r.wire(g.id, r.timestamp, n.self)
+		if err != nil {
+			return nil, false, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+		}
+		if !pb.addMessage(m, false) {
+			break
+		}
+		taken[r.id] = true
+		if pb.trace == 0 {
+			pb.trace = n.traces[r.id]
+		}
+	}
+	if len(taken) == 0 {
+		return nil, false, nil
+	}
+	for _, rs := range rows {
+		for _, r := range rs {
+			if !taken[r.id] || r.typ != recMessage {
+				continue
+			}
+			n.countSent(r)
+			if err := tx.updateState(r.rowid, r.count+1, nextEpoch(r.count+1, due, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	payload, err := pb.encode()
+	if err != nil {
+		return nil, false, err
+	}
+	n.c.payloadsSent.Add(1)
+	n.c.eagerPayloads.Add(1)
+	n.c.multicastPayloads.Add(1)
+	n.c.bytesSent.Add(uint64(len(payload)))
+	return &outbound{group: g.id, payload: payload, trace: pb.trace}, true, nil
 }

@@ -399,22 +399,38 @@ func (nt *tnet) deliver(emit func(from *tnode) []outbound) int {
 	for _, from := range nt.nodes {
 		for _, o := range emit(from) {
 			sent++
-			to := nt.byID(o.peer)
-			if to == nil {
-				nt.t.Fatalf("%s sent a payload to a non-member %x", from.name, o.peer)
-			}
-			nt.bytes += len(o.payload)
-			if nt.keep {
-				var p wirepb.Payload
-				if err := proto.Unmarshal(o.payload, &p); err != nil {
-					nt.t.Fatalf("%s sent an undecodable payload: %v", from.name, err)
+			// A payload without a peer is for every other member.
+			var tos []*tnode
+			if len(o.peer) == 0 {
+				g := from.n.groups[string(o.group)]
+				if g == nil {
+					nt.t.Fatalf("%s sent a group payload to a group it is not in", from.name)
 				}
-				nt.sent = append(nt.sent, sentPayload{step: nt.steps, from: from.name, to: to.name, raw: o.payload, p: &p})
+				for _, m := range g.members {
+					if !bytes.Equal(m, from.id) {
+						tos = append(tos, nt.byID(m))
+					}
+				}
+			} else {
+				tos = append(tos, nt.byID(o.peer))
 			}
-			if nt.drop != nil && nt.drop(from, to, o.payload) {
-				continue
+			for _, to := range tos {
+				if to == nil {
+					nt.t.Fatalf("%s sent a payload to a non-member %x", from.name, o.peer)
+				}
+				nt.bytes += len(o.payload)
+				if nt.keep {
+					var p wirepb.Payload
+					if err := proto.Unmarshal(o.payload, &p); err != nil {
+						nt.t.Fatalf("%s sent an undecodable payload: %v", from.name, err)
+					}
+					nt.sent = append(nt.sent, sentPayload{step: nt.steps, from: from.name, to: to.name, raw: o.payload, p: &p})
+				}
+				if nt.drop != nil && nt.drop(from, to, o.payload) {
+					continue
+				}
+				inboxes[to] = append(inboxes[to], inbound{group: o.group, from: from.id, payload: o.payload})
 			}
-			inboxes[to] = append(inboxes[to], inbound{group: o.group, from: from.id, payload: o.payload})
 		}
 	}
 	for _, to := range nt.nodes {

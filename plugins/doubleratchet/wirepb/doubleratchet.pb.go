@@ -188,16 +188,19 @@ func (*Envelope_SenderKeyMessage) isEnvelope_Body() {}
 // and the chain's Ed25519 key signs "strata-dr-senderkey-v1\0" ||
 // uint32 len(conversation) || conversation || key_id || iteration ||
 // ciphertext (integers big-endian). It travels to the conversation's shared
-// privacy address, not to each member.
+// privacy address, not to each member. Conversation and sender are in the
+// clear for the members' layers (the privacy layer below hides them from
+// others, as whisper's group key does): a receiver finds the chain by
+// them, and asks the sender for it when it has none.
 type SenderKeyMessage struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The conversation, in the clear: receivers find the sender's chain by
-	// (conversation, key_id).
-	Conversation  []byte `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
-	KeyId         uint32 `protobuf:"varint,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Iteration     uint32 `protobuf:"varint,3,opt,name=iteration,proto3" json:"iteration,omitempty"`
-	Ciphertext    []byte `protobuf:"bytes,4,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
-	Signature     []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Conversation []byte                 `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	KeyId        uint32                 `protobuf:"varint,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Iteration    uint32                 `protobuf:"varint,3,opt,name=iteration,proto3" json:"iteration,omitempty"`
+	Ciphertext   []byte                 `protobuf:"bytes,4,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Signature    []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The sender's node identity (32 bytes): the owner of the chain.
+	Sender        []byte `protobuf:"bytes,6,opt,name=sender,proto3" json:"sender,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +270,61 @@ func (x *SenderKeyMessage) GetSignature() []byte {
 	return nil
 }
 
+func (x *SenderKeyMessage) GetSender() []byte {
+	if x != nil {
+		return x.Sender
+	}
+	return nil
+}
+
+// SenderKeyRequest asks a member for its sender key of the conversation,
+// inside a pairwise Plaintext: the requester got a group message under
+// key_id without the distribution (it was lost). The member answers with
+// a SenderKeyDistribution at its chain's current position.
+type SenderKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         uint32                 `protobuf:"varint,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SenderKeyRequest) Reset() {
+	*x = SenderKeyRequest{}
+	mi := &file_doubleratchet_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SenderKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SenderKeyRequest) ProtoMessage() {}
+
+func (x *SenderKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_doubleratchet_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SenderKeyRequest.ProtoReflect.Descriptor instead.
+func (*SenderKeyRequest) Descriptor() ([]byte, []int) {
+	return file_doubleratchet_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SenderKeyRequest) GetKeyId() uint32 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
 // SenderKeyDistribution hands a member's sender key for a conversation to
 // another member, inside a pairwise Plaintext, so that it can open the
 // member's SenderKeyMessages from iteration on.
@@ -284,7 +342,7 @@ type SenderKeyDistribution struct {
 
 func (x *SenderKeyDistribution) Reset() {
 	*x = SenderKeyDistribution{}
-	mi := &file_doubleratchet_proto_msgTypes[2]
+	mi := &file_doubleratchet_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +354,7 @@ func (x *SenderKeyDistribution) String() string {
 func (*SenderKeyDistribution) ProtoMessage() {}
 
 func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[2]
+	mi := &file_doubleratchet_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +367,7 @@ func (x *SenderKeyDistribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SenderKeyDistribution.ProtoReflect.Descriptor instead.
 func (*SenderKeyDistribution) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{2}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SenderKeyDistribution) GetKeyId() uint32 {
@@ -382,7 +440,7 @@ type Bundle struct {
 
 func (x *Bundle) Reset() {
 	*x = Bundle{}
-	mi := &file_doubleratchet_proto_msgTypes[3]
+	mi := &file_doubleratchet_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +452,7 @@ func (x *Bundle) String() string {
 func (*Bundle) ProtoMessage() {}
 
 func (x *Bundle) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[3]
+	mi := &file_doubleratchet_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +465,7 @@ func (x *Bundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bundle.ProtoReflect.Descriptor instead.
 func (*Bundle) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{3}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Bundle) GetVersion() uint32 {
@@ -496,7 +554,7 @@ type SignedPreKey struct {
 
 func (x *SignedPreKey) Reset() {
 	*x = SignedPreKey{}
-	mi := &file_doubleratchet_proto_msgTypes[4]
+	mi := &file_doubleratchet_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +566,7 @@ func (x *SignedPreKey) String() string {
 func (*SignedPreKey) ProtoMessage() {}
 
 func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[4]
+	mi := &file_doubleratchet_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +579,7 @@ func (x *SignedPreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedPreKey.ProtoReflect.Descriptor instead.
 func (*SignedPreKey) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{4}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SignedPreKey) GetId() uint32 {
@@ -557,7 +615,7 @@ type PreKey struct {
 
 func (x *PreKey) Reset() {
 	*x = PreKey{}
-	mi := &file_doubleratchet_proto_msgTypes[5]
+	mi := &file_doubleratchet_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +627,7 @@ func (x *PreKey) String() string {
 func (*PreKey) ProtoMessage() {}
 
 func (x *PreKey) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[5]
+	mi := &file_doubleratchet_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +640,7 @@ func (x *PreKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKey.ProtoReflect.Descriptor instead.
 func (*PreKey) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{5}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PreKey) GetId() uint32 {
@@ -610,7 +668,7 @@ type BundleRequest struct {
 
 func (x *BundleRequest) Reset() {
 	*x = BundleRequest{}
-	mi := &file_doubleratchet_proto_msgTypes[6]
+	mi := &file_doubleratchet_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +680,7 @@ func (x *BundleRequest) String() string {
 func (*BundleRequest) ProtoMessage() {}
 
 func (x *BundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[6]
+	mi := &file_doubleratchet_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +693,7 @@ func (x *BundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleRequest.ProtoReflect.Descriptor instead.
 func (*BundleRequest) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{6}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{7}
 }
 
 // PreKeyMessage starts a session (X3DH, or PQXDH when kem_prekey_id is set):
@@ -664,7 +722,7 @@ type PreKeyMessage struct {
 
 func (x *PreKeyMessage) Reset() {
 	*x = PreKeyMessage{}
-	mi := &file_doubleratchet_proto_msgTypes[7]
+	mi := &file_doubleratchet_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +734,7 @@ func (x *PreKeyMessage) String() string {
 func (*PreKeyMessage) ProtoMessage() {}
 
 func (x *PreKeyMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[7]
+	mi := &file_doubleratchet_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +747,7 @@ func (x *PreKeyMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreKeyMessage.ProtoReflect.Descriptor instead.
 func (*PreKeyMessage) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{7}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PreKeyMessage) GetIdentityKey() []byte {
@@ -755,7 +813,7 @@ type RatchetMessage struct {
 
 func (x *RatchetMessage) Reset() {
 	*x = RatchetMessage{}
-	mi := &file_doubleratchet_proto_msgTypes[8]
+	mi := &file_doubleratchet_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +825,7 @@ func (x *RatchetMessage) String() string {
 func (*RatchetMessage) ProtoMessage() {}
 
 func (x *RatchetMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[8]
+	mi := &file_doubleratchet_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +838,7 @@ func (x *RatchetMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RatchetMessage.ProtoReflect.Descriptor instead.
 func (*RatchetMessage) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{8}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RatchetMessage) GetHeader() []byte {
@@ -808,14 +866,16 @@ type Plaintext struct {
 	Padding []byte `protobuf:"bytes,3,opt,name=padding,proto3" json:"padding,omitempty"`
 	// The sender's sender key for the conversation, when it hands it over;
 	// such a Plaintext has no payload for the layer above.
-	SenderKey     *SenderKeyDistribution `protobuf:"bytes,4,opt,name=sender_key,json=senderKey,proto3" json:"sender_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SenderKey *SenderKeyDistribution `protobuf:"bytes,4,opt,name=sender_key,json=senderKey,proto3" json:"sender_key,omitempty"`
+	// A request for the recipient's sender key; no payload either.
+	SenderKeyRequest *SenderKeyRequest `protobuf:"bytes,5,opt,name=sender_key_request,json=senderKeyRequest,proto3" json:"sender_key_request,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Plaintext) Reset() {
 	*x = Plaintext{}
-	mi := &file_doubleratchet_proto_msgTypes[9]
+	mi := &file_doubleratchet_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +887,7 @@ func (x *Plaintext) String() string {
 func (*Plaintext) ProtoMessage() {}
 
 func (x *Plaintext) ProtoReflect() protoreflect.Message {
-	mi := &file_doubleratchet_proto_msgTypes[9]
+	mi := &file_doubleratchet_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +900,7 @@ func (x *Plaintext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Plaintext.ProtoReflect.Descriptor instead.
 func (*Plaintext) Descriptor() ([]byte, []int) {
-	return file_doubleratchet_proto_rawDescGZIP(), []int{9}
+	return file_doubleratchet_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Plaintext) GetConversation() []byte {
@@ -871,6 +931,13 @@ func (x *Plaintext) GetSenderKey() *SenderKeyDistribution {
 	return nil
 }
 
+func (x *Plaintext) GetSenderKeyRequest() *SenderKeyRequest {
+	if x != nil {
+		return x.SenderKeyRequest
+	}
+	return nil
+}
+
 var File_doubleratchet_proto protoreflect.FileDescriptor
 
 const file_doubleratchet_proto_rawDesc = "" +
@@ -883,7 +950,7 @@ const file_doubleratchet_proto_rawDesc = "" +
 	"\x0ebundle_request\x18\x04 \x01(\v2&.strata.doubleratchet.v1.BundleRequestH\x00R\rbundleRequest\x129\n" +
 	"\x06bundle\x18\x05 \x01(\v2\x1f.strata.doubleratchet.v1.BundleH\x00R\x06bundle\x12Y\n" +
 	"\x12sender_key_message\x18\x06 \x01(\v2).strata.doubleratchet.v1.SenderKeyMessageH\x00R\x10senderKeyMessageB\x06\n" +
-	"\x04body\"\xa9\x01\n" +
+	"\x04body\"\xc1\x01\n" +
 	"\x10SenderKeyMessage\x12\"\n" +
 	"\fconversation\x18\x01 \x01(\fR\fconversation\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\rR\x05keyId\x12\x1c\n" +
@@ -891,7 +958,10 @@ const file_doubleratchet_proto_rawDesc = "" +
 	"\n" +
 	"ciphertext\x18\x04 \x01(\fR\n" +
 	"ciphertext\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"\x8a\x01\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\x12\x16\n" +
+	"\x06sender\x18\x06 \x01(\fR\x06sender\")\n" +
+	"\x10SenderKeyRequest\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\rR\x05keyId\"\x8a\x01\n" +
 	"\x15SenderKeyDistribution\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\rR\x05keyId\x12\x1c\n" +
 	"\titeration\x18\x02 \x01(\rR\titeration\x12\x1b\n" +
@@ -935,13 +1005,14 @@ const file_doubleratchet_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\fR\x06header\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x02 \x01(\fR\n" +
-	"ciphertext\"\xb2\x01\n" +
+	"ciphertext\"\x8b\x02\n" +
 	"\tPlaintext\x12\"\n" +
 	"\fconversation\x18\x01 \x01(\fR\fconversation\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x18\n" +
 	"\apadding\x18\x03 \x01(\fR\apadding\x12M\n" +
 	"\n" +
-	"sender_key\x18\x04 \x01(\v2..strata.doubleratchet.v1.SenderKeyDistributionR\tsenderKeyBBZ@github.com/strata-msg/strata/plugins/doubleratchet/wirepb;wirepbb\x06proto3"
+	"sender_key\x18\x04 \x01(\v2..strata.doubleratchet.v1.SenderKeyDistributionR\tsenderKey\x12W\n" +
+	"\x12sender_key_request\x18\x05 \x01(\v2).strata.doubleratchet.v1.SenderKeyRequestR\x10senderKeyRequestBBZ@github.com/strata-msg/strata/plugins/doubleratchet/wirepb;wirepbb\x06proto3"
 
 var (
 	file_doubleratchet_proto_rawDescOnce sync.Once
@@ -955,36 +1026,38 @@ func file_doubleratchet_proto_rawDescGZIP() []byte {
 	return file_doubleratchet_proto_rawDescData
 }
 
-var file_doubleratchet_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_doubleratchet_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_doubleratchet_proto_goTypes = []any{
 	(*Envelope)(nil),              // 0: strata.doubleratchet.v1.Envelope
 	(*SenderKeyMessage)(nil),      // 1: strata.doubleratchet.v1.SenderKeyMessage
-	(*SenderKeyDistribution)(nil), // 2: strata.doubleratchet.v1.SenderKeyDistribution
-	(*Bundle)(nil),                // 3: strata.doubleratchet.v1.Bundle
-	(*SignedPreKey)(nil),          // 4: strata.doubleratchet.v1.SignedPreKey
-	(*PreKey)(nil),                // 5: strata.doubleratchet.v1.PreKey
-	(*BundleRequest)(nil),         // 6: strata.doubleratchet.v1.BundleRequest
-	(*PreKeyMessage)(nil),         // 7: strata.doubleratchet.v1.PreKeyMessage
-	(*RatchetMessage)(nil),        // 8: strata.doubleratchet.v1.RatchetMessage
-	(*Plaintext)(nil),             // 9: strata.doubleratchet.v1.Plaintext
+	(*SenderKeyRequest)(nil),      // 2: strata.doubleratchet.v1.SenderKeyRequest
+	(*SenderKeyDistribution)(nil), // 3: strata.doubleratchet.v1.SenderKeyDistribution
+	(*Bundle)(nil),                // 4: strata.doubleratchet.v1.Bundle
+	(*SignedPreKey)(nil),          // 5: strata.doubleratchet.v1.SignedPreKey
+	(*PreKey)(nil),                // 6: strata.doubleratchet.v1.PreKey
+	(*BundleRequest)(nil),         // 7: strata.doubleratchet.v1.BundleRequest
+	(*PreKeyMessage)(nil),         // 8: strata.doubleratchet.v1.PreKeyMessage
+	(*RatchetMessage)(nil),        // 9: strata.doubleratchet.v1.RatchetMessage
+	(*Plaintext)(nil),             // 10: strata.doubleratchet.v1.Plaintext
 }
 var file_doubleratchet_proto_depIdxs = []int32{
-	7,  // 0: strata.doubleratchet.v1.Envelope.prekey:type_name -> strata.doubleratchet.v1.PreKeyMessage
-	8,  // 1: strata.doubleratchet.v1.Envelope.message:type_name -> strata.doubleratchet.v1.RatchetMessage
-	6,  // 2: strata.doubleratchet.v1.Envelope.bundle_request:type_name -> strata.doubleratchet.v1.BundleRequest
-	3,  // 3: strata.doubleratchet.v1.Envelope.bundle:type_name -> strata.doubleratchet.v1.Bundle
+	8,  // 0: strata.doubleratchet.v1.Envelope.prekey:type_name -> strata.doubleratchet.v1.PreKeyMessage
+	9,  // 1: strata.doubleratchet.v1.Envelope.message:type_name -> strata.doubleratchet.v1.RatchetMessage
+	7,  // 2: strata.doubleratchet.v1.Envelope.bundle_request:type_name -> strata.doubleratchet.v1.BundleRequest
+	4,  // 3: strata.doubleratchet.v1.Envelope.bundle:type_name -> strata.doubleratchet.v1.Bundle
 	1,  // 4: strata.doubleratchet.v1.Envelope.sender_key_message:type_name -> strata.doubleratchet.v1.SenderKeyMessage
-	4,  // 5: strata.doubleratchet.v1.Bundle.signed_prekey:type_name -> strata.doubleratchet.v1.SignedPreKey
-	4,  // 6: strata.doubleratchet.v1.Bundle.kem_prekey:type_name -> strata.doubleratchet.v1.SignedPreKey
-	5,  // 7: strata.doubleratchet.v1.Bundle.one_time_prekeys:type_name -> strata.doubleratchet.v1.PreKey
-	4,  // 8: strata.doubleratchet.v1.Bundle.one_time_kem_prekeys:type_name -> strata.doubleratchet.v1.SignedPreKey
-	8,  // 9: strata.doubleratchet.v1.PreKeyMessage.message:type_name -> strata.doubleratchet.v1.RatchetMessage
-	2,  // 10: strata.doubleratchet.v1.Plaintext.sender_key:type_name -> strata.doubleratchet.v1.SenderKeyDistribution
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 5: strata.doubleratchet.v1.Bundle.signed_prekey:type_name -> strata.doubleratchet.v1.SignedPreKey
+	5,  // 6: strata.doubleratchet.v1.Bundle.kem_prekey:type_name -> strata.doubleratchet.v1.SignedPreKey
+	6,  // 7: strata.doubleratchet.v1.Bundle.one_time_prekeys:type_name -> strata.doubleratchet.v1.PreKey
+	5,  // 8: strata.doubleratchet.v1.Bundle.one_time_kem_prekeys:type_name -> strata.doubleratchet.v1.SignedPreKey
+	9,  // 9: strata.doubleratchet.v1.PreKeyMessage.message:type_name -> strata.doubleratchet.v1.RatchetMessage
+	3,  // 10: strata.doubleratchet.v1.Plaintext.sender_key:type_name -> strata.doubleratchet.v1.SenderKeyDistribution
+	2,  // 11: strata.doubleratchet.v1.Plaintext.sender_key_request:type_name -> strata.doubleratchet.v1.SenderKeyRequest
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_doubleratchet_proto_init() }
@@ -1005,7 +1078,7 @@ func file_doubleratchet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_doubleratchet_proto_rawDesc), len(file_doubleratchet_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

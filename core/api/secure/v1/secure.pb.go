@@ -9,7 +9,10 @@
 //     Frame.conversation set is encrypted for that contact (or, with an
 //     empty peer, for every member of the conversation) and sent down with
 //     Frame.peer set to the identity key; the host turns it into the
-//     contact's privacy address;
+//     contact's privacy address. A layer that seals a message once for the
+//     whole group (sender keys, MLS) sends it down with an empty peer and
+//     Frame.conversation set: the host sends it to the conversation's shared
+//     privacy address, or a copy to each other member's;
 //   - open: an UP frame that decrypts and authenticates goes up with
 //     Frame.peer set to the sender's identity key; one that does not is
 //     dropped and counted, and leaves the session state untouched;

@@ -1,0 +1,79 @@
+package mvds
+
+import (
+	"context"
+	"testing"
+)
+
+// TestMulticast: in a group of three or more, a Send's message goes out
+// as one payload for every member; retransmissions to a member that did
+// not acknowledge go to that member alone; every message in a group of
+// two goes per member.
+func TestMulticast(t *testing.T) {
+	flushOut := func(tn *tnode) []outbound {
+		t.Helper()
+		out, _, err := tn.n.flush(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	t.Run("group", func(t *testing.T) {
+		nt := newTNet(t, testSettings(), "a", "b", "c", "d")
+		a := nt.node("a")
+		id := a.send("to everyone")
+		out := flushOut(a)
+		if len(out) != 1 || len(out[0].peer) != 0 {
+			t.Fatalf("flush made %d payloads, want one without a peer", len(out))
+		}
+		if a.counter("multicast_payloads") != 1 || a.counter("sent") != 3 {
+			t.Fatalf("multicast_payloads %d, sent %d", a.counter("multicast_payloads"), a.counter("sent"))
+		}
+		// d misses it and acknowledges nothing; b and c get it.
+		nt.drop = func(from, to *tnode, _ []byte) bool { return to.name == "d" || from.name == "d" }
+		nt.deliver(func(from *tnode) []outbound {
+			if from == a {
+				return out
+			}
+			return nil
+		})
+		if !nt.node("b").delivered(id) || !nt.node("c").delivered(id) || nt.node("d").delivered(id) {
+			t.Fatal("the group payload did not reach the members it was not dropped for")
+		}
+		nt.keep = true
+		for range 8 {
+			nt.step()
+		}
+		for _, s := range nt.sent {
+			if s.from == "a" && len(s.p.GetMessages()) > 0 && s.to != "d" {
+				t.Fatalf("a retransmitted to %s, which acknowledged", s.to)
+			}
+		}
+		if a.counter("retransmissions") == 0 {
+			t.Fatal("no retransmission to d")
+		}
+		nt.drop = nil
+		nt.run(50, func() bool { return nt.node("d").delivered(id) })
+		if !nt.node("d").delivered(id) {
+			t.Fatal("d never got the message")
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		cfg := testSettings()
+		cfg.Multicast = false
+		nt := newTNet(t, cfg, "a", "b", "c")
+		a := nt.node("a")
+		a.send("x")
+		if out := flushOut(a); len(out) != 2 || len(out[0].peer) == 0 || len(out[1].peer) == 0 {
+			t.Fatalf("multicast off: %d payloads", len(out))
+		}
+	})
+	t.Run("two members", func(t *testing.T) {
+		nt := newTNet(t, testSettings(), "a", "b")
+		a := nt.node("a")
+		a.send("x")
+		if out := flushOut(a); len(out) != 1 || len(out[0].peer) == 0 {
+			t.Fatal("a two-member group got a group payload")
+		}
+	})
+}
