@@ -15,5 +15,5 @@
 //
 // KeyChain derives a node's per-epoch Sphinx keys forward-securely, and
 // the testnet subpackage generates signed documents for local networks.
-// docs/mixnet-pki.md describes the format and the rules.
+// docs/plugins/mixnet-pki.md describes the format and the rules.
 package pki
