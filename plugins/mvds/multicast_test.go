@@ -3,6 +3,10 @@ package mvds
 import (
 	"context"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
 
 // TestMulticast: in a group of three or more, a Send's message goes out
@@ -74,6 +78,48 @@ func TestMulticast(t *testing.T) {
 		a.send("x")
 		if out := flushOut(a); len(out) != 1 || len(out[0].peer) == 0 {
 			t.Fatal("a two-member group got a group payload")
+		}
+	})
+	t.Run("acks", func(t *testing.T) {
+		nt := newTNet(t, testSettings(), "a", "b", "c", "d")
+		a, b, c := nt.node("a"), nt.node("b"), nt.node("c")
+		a.send("from a")
+		c.send("from c")
+		nt.flush()
+		// b owes acks to a and to c: one payload for every member.
+		out := b.tick()
+		if len(out) != 1 || len(out[0].peer) != 0 {
+			t.Fatalf("b's epoch made %d payloads, want one without a peer", len(out))
+		}
+		var p wirepb.Payload
+		if err := proto.Unmarshal(out[0].payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if len(p.GetAcks()) != 2 {
+			t.Fatalf("the group payload holds %d acks, want 2", len(p.GetAcks()))
+		}
+		// Delivered to every member: a and c stop retransmitting, and d
+		// counts no drop for an ack of a message it holds.
+		nt.deliver(func(from *tnode) []outbound {
+			if from == b {
+				return out
+			}
+			return nil
+		})
+		if d := nt.node("d"); d.counter("dropped_unknown_ack") != 0 {
+			t.Fatal("a member counted another member's ack as unknown")
+		}
+		// b's acks reached a and c: neither sends its message to b again,
+		// though b says nothing more.
+		nt.keep = true
+		nt.drop = func(from, _ *tnode, _ []byte) bool { return from == b }
+		for range 10 {
+			nt.step()
+		}
+		for _, s := range nt.sent {
+			if s.to == "b" && len(s.p.GetMessages()) > 0 {
+				t.Fatalf("%s sent its message to b again after b's group ack", s.from)
+			}
 		}
 	})
 }

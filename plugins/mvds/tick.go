@@ -75,6 +75,9 @@ func (n *node) build(tx *txn) (out []outbound, wrote bool, err error) {
 	n.fresh = false // the epoch takes what is fresh, as much as fits
 	for _, g := range n.groups {
 		clear(g.fresh)
+		if o := n.groupAcks(g); o != nil {
+			out = append(out, *o)
+		}
 		for _, peer := range g.members {
 			if bytes.Equal(peer, n.self) {
 				continue
@@ -108,13 +111,30 @@ func (n *node) build(tx *txn) (out []outbound, wrote bool, err error) {
 
 // takeAcks moves the queued acks for peer into pb, as many as fit.
 func (n *node) takeAcks(g *group, peer []byte, pb *payloadBuilder) {
+	n.takeAcksOnce(g, peer, pb, nil)
+}
+
+// takeAcksOnce is takeAcks for a payload to every member, which acks an id
+// once however many members it is owed to (seen holds the ids it has).
+func (n *node) takeAcksOnce(g *group, peer []byte, pb *payloadBuilder, seen map[ID]bool) {
 	q := g.acks[string(peer)]
 	if q == nil {
 		return
 	}
 	i := 0
-	for ; i < len(q.ids) && pb.addAck(q.ids[i]); i++ {
-		delete(q.set, q.ids[i])
+	for ; i < len(q.ids); i++ {
+		id := q.ids[i]
+		if seen != nil && seen[id] {
+			delete(q.set, id)
+			continue
+		}
+		if !pb.addAck(id) {
+			break
+		}
+		if seen != nil {
+			seen[id] = true
+		}
+		delete(q.set, id)
 	}
 	n.c.acksSent.Add(uint64(i))
 	if i > 0 && pb.ackTrace == 0 {
@@ -233,4 +253,39 @@ func (n *node) abandon(typ recordType, count uint64) bool {
 		return count >= maxRequestTries
 	}
 	return n.cfg.MaxSendCount > 0 && count >= n.cfg.MaxSendCount
+}
+
+// groupAcks puts the acks owed to two or more members of a group of three
+// or more (multicast on) in one payload for every member: a member acks
+// its messages to their authors, and on a privacy layer that reaches every
+// node anyway (whisper) one envelope then carries what one per author
+// would. Members that are not the author of an acked message learn that
+// the acker holds it (onAck: a late ack, no drop). Acks that do not fit
+// wait for the members' own payloads.
+func (n *node) groupAcks(g *group) *outbound {
+	if !n.cfg.Multicast || len(g.members) < 3 {
+		return nil
+	}
+	owed := 0
+	for _, p := range g.members {
+		if q := g.acks[string(p)]; q != nil && len(q.ids) > 0 {
+			owed++
+		}
+	}
+	if owed < 2 {
+		return nil
+	}
+	pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
+	seen := map[ID]bool{}
+	for _, p := range g.members {
+		n.takeAcksOnce(g, p, pb, seen)
+	}
+	payload, err := pb.encode()
+	if err != nil || pb.empty() {
+		return nil
+	}
+	n.c.payloadsSent.Add(1)
+	n.c.multicastPayloads.Add(1)
+	n.c.bytesSent.Add(uint64(len(payload)))
+	return &outbound{group: g.id, payload: payload, trace: pb.ackTrace}
 }
