@@ -21,14 +21,20 @@
 // AEZ needs single AES rounds with its own round keys, which crypto/aes
 // does not expose (it offers only whole AES with the standard key schedule).
 // On amd64 with AES-NI the rounds therefore run as AESENC instructions from
-// a few lines of assembly (round_amd64.s); elsewhere, or with the purego
-// build tag, a table-free constant-time Go round is used (round.go), which
-// is far slower. Everything else has no branch or memory index that depends
-// on secret data; Decrypt checks the expanded zero tag in constant time.
+// assembly (round_amd64.s); elsewhere, or with the purego build tag, a
+// table-free constant-time Go round is used (round.go), which is far
+// slower. AEZ-core's two passes go through the pairs of blocks eight pairs
+// per assembly call, the eight pairs' AESENCs interleaved (their blocks
+// are independent of each other), and AEZ-hash and AEZ-prf encipher eight
+// blocks per call the same way; the assembly's loads and stores depend
+// only on the message length. Everything else has no branch or memory
+// index that depends on secret data; Decrypt checks the expanded zero tag
+// in constant time.
 package aez
 
 import (
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 
 	"golang.org/x/crypto/blake2b"
@@ -74,26 +80,36 @@ type state struct {
 
 func newState(extracted *[KeySize]byte) *state {
 	s := new(state)
+	s.init(extracted)
+	return s
+}
+
+// init sets s up for an extracted key. Encrypt and Decrypt keep the state
+// on the stack this way.
+func (s *state) init(extracted *[KeySize]byte) {
 	copy(s.i[:], extracted[0:16])
 	copy(s.j[:], extracted[16:32])
 	copy(s.l[:], extracted[32:48])
-	for n := 1; n < 8; n++ {
-		s.lmul[n] = mulBlock(uint(n), &s.l)
+	s.lmul[0] = block{}
+	s.lmul[1] = s.l
+	for n := 2; n < 8; n += 2 { // 2n·L = 2·(n·L), (2n+1)·L = 2n·L ⊕ L
+		s.lmul[n] = s.lmul[n/2]
+		double(&s.lmul[n])
+		s.lmul[n+1] = xorBlocks(&s.lmul[n], &s.l)
 	}
 	s.aes4Keys = [4]block{s.j, s.i, s.l, {}}
 	for r := range s.aes10Keys {
 		s.aes10Keys[r] = [3]block{s.i, s.j, s.l}[r%3]
 	}
-	return s
 }
 
 // double multiplies b by x in GF(2^128) (AEZ's "2·b"), in constant time.
 func double(b *block) {
-	carry := b[0] >> 7
-	for n := 0; n < blockSize-1; n++ {
-		b[n] = b[n]<<1 | b[n+1]>>7
-	}
-	b[blockSize-1] = b[blockSize-1]<<1 ^ carry*0x87
+	hi := binary.BigEndian.Uint64(b[:8])
+	lo := binary.BigEndian.Uint64(b[8:])
+	carry := hi >> 63
+	binary.BigEndian.PutUint64(b[:8], hi<<1|lo>>63)
+	binary.BigEndian.PutUint64(b[8:], lo<<1^carry*0x87)
 }
 
 // mulBlock returns n·b in GF(2^128). n is public (a tweak index).
@@ -120,70 +136,54 @@ func (s *state) aes10(x *block) {
 	encRounds(x, s.aes10Keys[:])
 }
 
-// tweak holds the offset of E^{j,i} for j >= 0 and lets loops over i step
-// it without recomputing 2^ceil(i/8)·I from the start.
-type tweak struct {
-	s    *state
-	jj   block // j·J
-	ipow block // 2^ceil(i/8)·I
-	i    uint
-}
-
-func (s *state) tweak(j int, i uint) *tweak {
-	t := &tweak{s: s, jj: mulBlock(uint(j), &s.j), ipow: s.i, i: i}
-	for n := (i + 7) / 8; n > 0; n-- {
-		double(&t.ipow)
-	}
-	return t
-}
-
-// next advances the tweak from i to i+1.
-func (t *tweak) next() {
-	t.i++
-	if t.i%8 == 1 {
-		double(&t.ipow)
-	}
-}
-
-// enc returns E^{j,i}(x) = AES4(x ⊕ j·J ⊕ 2^ceil(i/8)·I ⊕ (i mod 8)·L).
-func (t *tweak) enc(x *block) block {
-	y := *x
-	xorInto(y[:], t.jj[:])
-	xorInto(y[:], t.ipow[:])
-	xorInto(y[:], t.s.lmul[t.i%8][:])
-	t.s.aes4(&y)
-	return y
-}
-
-// e is E^{j,i}(x) for a single call. For j = -1 it is AES10(x ⊕ i·L).
+// e is E^{j,i}(x) for a single block: for j >= 0
+// AES4(x ⊕ j·J ⊕ 2^ceil(i/8)·I ⊕ (i mod 8)·L), for j = -1 AES10(x ⊕ i·L).
+// j and i are public.
 func (s *state) e(j int, i uint, x *block) block {
-	if j >= 0 {
-		return s.tweak(j, i).enc(x)
-	}
 	y := *x
-	d := mulBlock(i, &s.l)
-	xorInto(y[:], d[:])
-	s.aes10(&y)
+	if j < 0 {
+		d := mulBlock(i, &s.l)
+		xorInto(y[:], d[:])
+		s.aes10(&y)
+		return y
+	}
+	jj := mulBlock(uint(j), &s.j)
+	ipow := s.i
+	for n := (i + 7) / 8; n > 0; n-- {
+		double(&ipow)
+	}
+	xorInto(y[:], jj[:])
+	xorInto(y[:], ipow[:])
+	xorInto(y[:], s.lmul[i%8][:])
+	s.aes4(&y)
 	return y
 }
 
 // hashString folds one string into sum with tweak j: full blocks under
-// E^{j,1}, E^{j,2}, ...; a final partial (or the only, empty) block padded
-// with 10* under E^{j,0}.
+// E^{j,1}, E^{j,2}, ... (eight at a time, through encRounds8); a final
+// partial (or the only, empty) block padded with 10* under E^{j,0}.
 func (s *state) hashString(sum *block, j int, x []byte) {
-	t := s.tweak(j, 1)
-	for len(x) >= blockSize {
-		var b block
-		copy(b[:], x)
-		y := t.enc(&b)
-		xorInto(sum[:], y[:])
-		t.next()
-		x = x[blockSize:]
+	full := len(x) / blockSize
+	jj := mulBlock(uint(j), &s.j)
+	ik := s.i
+	for k := 0; k < full; k += 8 {
+		// Blocks i = k+1 .. k+8: offset j·J ⊕ 2^(k/8+1)·I ⊕ (i mod 8)·L.
+		double(&ik)
+		r := min(8, full-k)
+		var in [8]block
+		for p := 0; p < r; p++ {
+			in[p] = load(x[blockSize*(k+p) : blockSize*(k+p+1)])
+			xorInto(in[p][:], jj[:])
+			xorInto(in[p][:], ik[:])
+			xorInto(in[p][:], s.lmul[(p+1)%8][:])
+		}
+		encRounds8(&in, r, s.aes4Keys[:])
+		for p := 0; p < r; p++ {
+			xorInto(sum[:], in[p][:])
+		}
 	}
-	if len(x) > 0 || t.i == 1 {
-		var b block
-		copy(b[:], x)
-		b[len(x)] = 0x80
+	if rest := x[blockSize*full:]; len(rest) > 0 || full == 0 {
+		b := pad10(rest)
 		y := s.e(j, 0, &b)
 		xorInto(sum[:], y[:])
 	}
@@ -194,9 +194,7 @@ func (s *state) hashString(sum *block, j int, x []byte) {
 // AD string with j = 5+i.
 func (s *state) hash(tauBits uint64, nonce []byte, ad [][]byte) block {
 	var tb block
-	for n := 0; n < 8; n++ {
-		tb[15-n] = byte(tauBits >> (8 * uint(n)))
-	}
+	binary.BigEndian.PutUint64(tb[8:], tauBits)
 	sum := s.e(3, 1, &tb)
 	s.hashString(&sum, 4, nonce)
 	for k, a := range ad {
@@ -206,19 +204,25 @@ func (s *state) hash(tauBits uint64, nonce []byte, ad [][]byte) block {
 }
 
 // prf is AEZ-prf: the first len(out) bytes of
-// E^{-1,3}(Δ ⊕ [0]) ‖ E^{-1,3}(Δ ⊕ [1]) ‖ ..., counters as 128-bit big-endian.
+// E^{-1,3}(Δ ⊕ [0]) ‖ E^{-1,3}(Δ ⊕ [1]) ‖ ..., counters as 128-bit
+// big-endian (whose upper 64 bits stay zero for any slice length), eight
+// blocks at a time through encRounds8. E^{-1,3}(x) = AES10(x ⊕ 3·L).
 func (s *state) prf(delta *block, out []byte) {
-	var ctr block
-	for off := 0; off < len(out); off += blockSize {
-		x := *delta
-		xorInto(x[:], ctr[:])
-		y := s.e(-1, 3, &x)
-		copy(out[off:], y[:])
-		for n := blockSize - 1; n >= 0; n-- {
-			ctr[n]++
-			if ctr[n] != 0 {
-				break
-			}
+	base := xorBlocks(delta, &s.lmul[3])
+	var ctr uint64
+	for off := 0; off < len(out); off += 8 * blockSize {
+		r := min(8, (len(out)-off+blockSize-1)/blockSize)
+		var in [8]block
+		for p := 0; p < r; p++ {
+			in[p] = base
+			var c [8]byte
+			binary.BigEndian.PutUint64(c[:], ctr)
+			xorInto(in[p][8:], c[:])
+			ctr++
+		}
+		encRounds8(&in, r, s.aes10Keys[:])
+		for p := 0; p < r; p++ {
+			copy(out[off+blockSize*p:], in[p][:])
 		}
 	}
 }
@@ -245,7 +249,8 @@ func Encrypt(key, nonce []byte, ad [][]byte, tau int, plaintext []byte) []byte {
 		panic("aez: negative tau")
 	}
 	k := Extract(key)
-	s := newState(&k)
+	var s state
+	s.init(&k)
 	delta := s.hash(uint64(tau)*8, nonce, ad)
 	out := make([]byte, len(plaintext)+tau)
 	if len(plaintext) == 0 {
@@ -266,7 +271,8 @@ func Decrypt(key, nonce []byte, ad [][]byte, tau int, ciphertext []byte) ([]byte
 		return nil, ErrOpen
 	}
 	k := Extract(key)
-	s := newState(&k)
+	var s state
+	s.init(&k)
 	delta := s.hash(uint64(tau)*8, nonce, ad)
 	if len(ciphertext) == tau {
 		want := make([]byte, tau)

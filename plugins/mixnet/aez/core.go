@@ -20,29 +20,38 @@ func xorBlocks(a, b *block) block {
 	return r
 }
 
+// groupBytes is the number of bytes of pairs AEZ-core hands to one
+// corePass1/corePass2 call: eight pairs, whose blocks are independent and
+// so are enciphered interleaved. The pairs i = 8k+1 .. 8k+8 (k = 0, 1, ...)
+// of a group also share the I part of their E^{j,i} offsets,
+// 2^ceil(i/8)·I = 2^(k+1)·I, and pair p of every group (i = 8k+p+1) has
+// the same L part, (i mod 8)·L = lmul[(p+1)%8].
+const groupBytes = 8 * 32
+
 // core is AEZ-core, enciphering (d = 0) or deciphering (d = 1) buf in place;
 // len(buf) >= 32. buf is X1 X1' ... Xm Xm' Xuv Xx Xy with |Xuv| < 32.
+// The m pairs go through the two passes in groups of eight (corePass1,
+// corePass2); serial_test.go has the one-block-at-a-time form it is
+// checked against.
 func (s *state) core(delta *block, buf []byte, d uint) {
 	n := len(buf)
 	m := (n - 32) / 32
+	pairs := buf[:32*m]
 	frag := buf[32*m : n-32]
 	tail := buf[n-32:]
 
 	// Pass 1: Wi = Xi ⊕ E^{1,i}(Xi'), Xi'' = Xi' ⊕ E^{0,0}(Wi); X = ⊕ Xi''.
+	// lo1[p] is the part of E^{1,i}'s offset that repeats in every group:
+	// J ⊕ (i mod 8)·L.
+	var lo1 [8]block
+	for p := range lo1 {
+		lo1[p] = xorBlocks(&s.j, &s.lmul[(p+1)%8])
+	}
 	var x block
-	t00 := s.tweak(0, 0)
-	t1 := s.tweak(1, 1)
-	for p := 0; p < m; p++ {
-		pair := buf[32*p : 32*p+32]
-		a, b := load(pair[:16]), load(pair[16:])
-		f := t1.enc(&b)
-		w := xorBlocks(&a, &f)
-		g := t00.enc(&w)
-		xx := xorBlocks(&b, &g)
-		copy(pair[:16], w[:])
-		copy(pair[16:], xx[:])
-		xorInto(x[:], xx[:])
-		t1.next()
+	ik := s.i
+	for off := 0; off < len(pairs); off += groupBytes {
+		double(&ik)
+		corePass1(pairs[off:min(off+groupBytes, len(pairs))], &lo1, &ik, &s.aes4Keys, &x)
 	}
 	switch {
 	case len(frag) >= blockSize:
@@ -67,25 +76,20 @@ func (s *state) core(delta *block, buf []byte, d uint) {
 	xorInto(sy[:], xy[:])
 	ss := xorBlocks(&sx, &sy)
 
-	// Pass 2.
+	// Pass 2, with S = Sx ⊕ Sy. lo2[p] is the part of E^{2,i}(S)'s input
+	// that repeats in every group: S ⊕ 2·J ⊕ (i mod 8)·L.
+	var lo2 [8]block
+	j2 := s.j
+	double(&j2)
+	xorInto(j2[:], ss[:])
+	for p := range lo2 {
+		lo2[p] = xorBlocks(&j2, &s.lmul[(p+1)%8])
+	}
 	var y block
-	t1 = s.tweak(1, 1)
-	t2 := s.tweak(2, 1)
-	for p := 0; p < m; p++ {
-		pair := buf[32*p : 32*p+32]
-		w, xi := load(pair[:16]), load(pair[16:])
-		sp := t2.enc(&ss)
-		xorInto(w[:], sp[:])
-		xorInto(xi[:], sp[:])
-		xorInto(y[:], w[:])
-		g := t00.enc(&xi)
-		cp := xorBlocks(&w, &g)
-		f := t1.enc(&cp)
-		c := xorBlocks(&xi, &f)
-		copy(pair[:16], c[:])
-		copy(pair[16:], cp[:])
-		t1.next()
-		t2.next()
+	ik = s.i
+	for off := 0; off < len(pairs); off += groupBytes {
+		double(&ik)
+		corePass2(pairs[off:min(off+groupBytes, len(pairs))], &lo1, &lo2, &ik, &s.aes4Keys, &y)
 	}
 	switch {
 	case len(frag) >= blockSize:
@@ -116,6 +120,63 @@ func (s *state) core(delta *block, buf []byte, d uint) {
 	xorInto(cx[:], y[:])
 	copy(tail[:16], cx[:])
 	copy(tail[16:], cy[:])
+}
+
+// corePass1Generic is AEZ-core's first pass over one group of one to eight
+// pairs (pairs holds them whole), in portable Go: for pair p, i = 8k+p+1,
+//
+//	Wi = Xi ⊕ E^{1,i}(Xi'), Xi'' = Xi' ⊕ E^{0,0}(Wi), x ^= Xi'',
+//	pair = Wi ‖ Xi''.
+//
+// E^{1,i}'s offset is lo[p] ⊕ ik with ik = 2^(k+1)·I; keys is
+// state.aes4Keys (J, I, L, 0), whose keys[1] = I is also E^{0,0}'s offset. The assembly (corePass1Asm) computes the same.
+func corePass1Generic(pairs []byte, lo *[8]block, ik *block, keys *[4]block, x *block) {
+	for p := 0; p < len(pairs)/32; p++ {
+		pair := pairs[32*p : 32*p+32]
+		f := load(pair[16:])
+		xorInto(f[:], lo[p][:])
+		xorInto(f[:], ik[:])
+		encRoundsGeneric(&f, keys[:])
+		xorInto(pair[:16], f[:]) // Wi
+		g := load(pair[:16])
+		xorInto(g[:], keys[1][:])
+		encRoundsGeneric(&g, keys[:])
+		xorInto(pair[16:], g[:]) // Xi''
+		xorInto(x[:], pair[16:])
+	}
+}
+
+// corePass2Generic is AEZ-core's second pass over one group of one to
+// eight pairs (as pass 1 left them) in portable Go: for pair p, i = 8k+p+1,
+//
+//	pair = Wi ‖ Xi'',
+//	Si = E^{2,i}(S), Wi' = Wi ⊕ Si, Xi''' = Xi'' ⊕ Si, y ^= Wi',
+//	Ci' = Wi' ⊕ E^{0,0}(Xi'''), Ci = Xi''' ⊕ E^{1,i}(Ci'),
+//	pair = Ci ‖ Ci'.
+//
+// E^{2,i}(S)'s input is lo2[p] ⊕ ik, E^{1,i}'s
+// offset lo1[p] ⊕ ik; keys as for corePass1Generic. The assembly
+// (corePass2Asm) computes the same.
+func corePass2Generic(pairs []byte, lo1, lo2 *[8]block, ik *block, keys *[4]block, y *block) {
+	for p := 0; p < len(pairs)/32; p++ {
+		pair := pairs[32*p : 32*p+32]
+		si := xorBlocks(&lo2[p], ik)
+		encRoundsGeneric(&si, keys[:])
+		xorInto(pair[:16], si[:]) // Wi'
+		xorInto(y[:], pair[:16])
+		xorInto(pair[16:], si[:]) // Xi'''
+		g := load(pair[16:])
+		xorInto(g[:], keys[1][:])
+		encRoundsGeneric(&g, keys[:])
+		cp := load(pair[:16])
+		xorInto(cp[:], g[:]) // Ci'
+		f := xorBlocks(&cp, &lo1[p])
+		xorInto(f[:], ik[:])
+		encRoundsGeneric(&f, keys[:])
+		xorInto(pair[16:], f[:]) // Ci
+		copy(pair[:16], pair[16:])
+		copy(pair[16:], cp[:])
+	}
 }
 
 // tiny is AEZ-tiny, a balanced Feistel network over the 4n-bit halves of an

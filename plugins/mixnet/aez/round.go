@@ -124,3 +124,11 @@ func encRoundsGeneric(x *block, keys []block) {
 		aesRound(x, &keys[n])
 	}
 }
+
+// encRounds8Generic applies len(keys) full AES rounds to the first n
+// blocks of x in portable Go.
+func encRounds8Generic(x *[8]block, n int, keys []block) {
+	for p := range x[:n] {
+		encRoundsGeneric(&x[p], keys)
+	}
+}
