@@ -13,7 +13,7 @@ PROTOS := $(wildcard core/api/*/v1/*.proto)
 # Plugins' own wire formats: plugins/<name>/wirepb/*.proto.
 PLUGIN_PROTOS := $(wildcard plugins/*/wirepb/*.proto)
 
-.PHONY: all build plugins strata demo test test-full flood bench bench-stack fuzz proto tools lint vet staticcheck example interop clean help
+.PHONY: all build plugins strata demo test test-full flood bench bench-stack bench-groups fuzz proto tools lint vet staticcheck example interop clean help
 
 all: build
 
@@ -22,8 +22,9 @@ help:
 	@echo "make test       the test suite CI runs (short mode)"
 	@echo "make test-full  every test without -short, with the race detector"
 	@echo "make flood      200,000 whisper envelopes through each shipped relay, nothing dropped"
-	@echo "make bench      the plugin-boundary and layer benchmarks, then bench-stack"
+	@echo "make bench      the plugin-boundary and layer benchmarks, then bench-stack and bench-groups"
 	@echo "make bench-stack  the full stack on the speed scenarios (strata compare)"
+	@echo "make bench-groups group-20 on the none and the whisper stack (strata compare)"
 	@echo "make fuzz       each fuzz target for FUZZTIME (default 30s)"
 	@echo "make proto      regenerate core/api/*/v1 from the .proto files"
 	@echo "make lint       gofmt, go vet and staticcheck"
@@ -79,7 +80,19 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkForwardInProcess$$|BenchmarkLayerRelay$$' -benchtime 100000x ./plugins/whisper/
 	$(GO) test -run '^$$' -bench 'BenchmarkSeal$$' -benchtime 300x -cpu 1,2 ./plugins/whisper/
 	$(GO) test -run '^$$' -bench . ./plugins/whisper/wire/
+	$(GO) test -run '^$$' -bench . -count 3 ./plugins/doubleratchet/senderkey/
+	$(GO) test -run '^$$' -bench 'Unwrap|X25519|NewPacket' -count 3 ./plugins/mixnet/sphinx/
+	$(GO) test -run '^$$' -bench . -count 3 ./plugins/mixnet/aez/
+	$(GO) test -run '^$$' -bench . ./plugins/mixnet/replay/
 	$(MAKE) bench-stack
+	$(MAKE) bench-groups
+
+# Groups on whisper (docs/performance.md): group-20 on the none stack and
+# on the whisper stack, each as users run it. About seven minutes.
+bench-groups: build
+	$(BIN)/strata plugins lock --dir $(PLUGINS)
+	$(BIN)/strata compare configs/libp2p-none-dr-mvds.yaml configs/devp2p-whisper-dr-mvds.yaml \
+		--scenario configs/scenarios/group-20.yaml --out $(BENCH_OUT)/group-20 --quiet
 
 # The full stack as users run it (every layer a process, started from the
 # shipped configs) on the speed scenarios, through strata compare. Reports

@@ -75,14 +75,6 @@ type senderChain struct {
 	recv         *senderkey.Receiver
 }
 
-// keyID is the chain's key id.
-func (ch *senderChain) keyID() uint32 {
-	if ch.own != nil {
-		return ch.own.KeyID()
-	}
-	return ch.recv.KeyID()
-}
-
 // zero wipes the chain's secrets.
 func (ch *senderChain) zero() {
 	if ch.own != nil {

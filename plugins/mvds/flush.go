@@ -181,9 +181,11 @@ func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, 
 	if len(taken) == 0 {
 		return nil, false, nil
 	}
-	seen := map[ID]bool{}
-	for _, p := range others {
-		n.takeAcksOnce(g, p, pb, seen) // free riders: the payload reaches every member
+	if n.cfg.GroupAcks {
+		seen := map[ID]bool{}
+		for _, p := range others {
+			n.takeAcksOnce(g, p, pb, seen) // free riders: the payload reaches every member
+		}
 	}
 	for _, rs := range rows {
 		for _, r := range rs {

@@ -81,7 +81,9 @@ func TestMulticast(t *testing.T) {
 		}
 	})
 	t.Run("acks", func(t *testing.T) {
-		nt := newTNet(t, testSettings(), "a", "b", "c", "d")
+		cfg := testSettings()
+		cfg.GroupAcks = true
+		nt := newTNet(t, cfg, "a", "b", "c", "d")
 		a, b, c := nt.node("a"), nt.node("b"), nt.node("c")
 		a.send("from a")
 		c.send("from c")
@@ -120,6 +122,21 @@ func TestMulticast(t *testing.T) {
 			if s.to == "b" && len(s.p.GetMessages()) > 0 {
 				t.Fatalf("%s sent its message to b again after b's group ack", s.from)
 			}
+		}
+	})
+	t.Run("acks per member by default", func(t *testing.T) {
+		nt := newTNet(t, testSettings(), "a", "b", "c", "d")
+		nt.node("a").send("from a")
+		nt.node("c").send("from c")
+		nt.flush()
+		out := nt.node("b").tick()
+		for _, o := range out {
+			if len(o.peer) == 0 {
+				t.Fatal("acks went to the whole group with group_acks off")
+			}
+		}
+		if len(out) < 2 {
+			t.Fatalf("b's epoch made %d payloads, want one per author", len(out))
 		}
 	})
 }

@@ -256,14 +256,14 @@ func (n *node) abandon(typ recordType, count uint64) bool {
 }
 
 // groupAcks puts the acks owed to two or more members of a group of three
-// or more (multicast on) in one payload for every member: a member acks
+// or more (group_acks on) in one payload for every member: a member acks
 // its messages to their authors, and on a privacy layer that reaches every
 // node anyway (whisper) one envelope then carries what one per author
 // would. Members that are not the author of an acked message learn that
 // the acker holds it (onAck: a late ack, no drop). Acks that do not fit
 // wait for the members' own payloads.
 func (n *node) groupAcks(g *group) *outbound {
-	if !n.cfg.Multicast || len(g.members) < 3 {
+	if !n.cfg.GroupAcks || len(g.members) < 3 {
 		return nil
 	}
 	owed := 0
