@@ -352,8 +352,11 @@ func (n *Node) mayWrite(ctx context.Context, author ed25519.PublicKey, conv []by
 	case bytes.Equal(conv, conversations.DirectID(n.id.Public(), author)):
 		return !bytes.Equal(author, n.id.Public()) && n.book.knows(author), nil
 	}
-	m, _ := adapterOf[memberTaker](n)
-	return m == nil, nil
+	// (The privacy layer takes members too, for group frames; it is not
+	// one of the layers meant here.)
+	sec, _ := adapterOf[*secureAdapter](n)
+	syn, _ := adapterOf[*syncAdapter](n)
+	return sec == nil && syn == nil, nil
 }
 
 // convCache remembers the conversations one batch of received messages

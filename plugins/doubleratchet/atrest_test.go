@@ -124,16 +124,23 @@ func diskHits(t *testing.T, secrets map[string][]byte, nodes ...*node) []string 
 // the old chain key, root key or state, nor the used prekeys' private
 // bytes, in plain or sealed form; also after both layers are stopped and
 // started again on their directories. It runs without a passphrase (what
-// secure_delete and the truncating checkpoint erase) and with one (every
-// secret is sealed, and the sealed blobs go as well). The current state is
+// secure_delete and the truncating checkpoint erase), with one (every
+// secret is sealed, and the sealed blobs go as well), and with the
+// checkpoint after the frames are handed on (checkpoint: after_send). The current state is
 // found where it should be, so the search does see the files.
 func TestSecretsGoneFromDisk(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		keyA, keyB []byte
-	}{{"plain", nil, nil}, {"passphrase", testKey(1), testKey(2)}} {
+		checkpoint string
+	}{
+		{"plain", nil, nil, checkpointBeforeSend},
+		{"passphrase", testKey(1), testKey(2), checkpointBeforeSend},
+		// After the frames leave, but before the batch returns.
+		{"plain, checkpoint after send", nil, nil, checkpointAfterSend},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := map[string]any{"one_time_prekeys": 3, "one_time_kem_prekeys": 2}
+			cfg := map[string]any{"one_time_prekeys": 3, "one_time_kem_prekeys": 2, "checkpoint": tc.checkpoint}
 			a, b := pairKeys(t, cfg, tc.keyA, tc.keyB)
 			gone := map[string][]byte{}
 			gone["b's one-time prekey, as stored"], gone["b's one-time prekey private key"] =

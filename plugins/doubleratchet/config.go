@@ -6,6 +6,12 @@ import (
 	"github.com/strata-msg/strata/plugins/doubleratchet/ratchet"
 )
 
+// Checkpoint values.
+const (
+	checkpointBeforeSend = "before_send"
+	checkpointAfterSend  = "after_send"
+)
+
 // Config is the layer's config section; its tags are the schema.
 type Config struct {
 	SignedPreKeyRotation  time.Duration `json:"signed_prekey_rotation" default:"168h" min:"1s" desc:"How often the signed prekey (and the last-resort ML-KEM prekey) is replaced; the contact card is re-signed each time."`
@@ -17,6 +23,7 @@ type Config struct {
 	MaxSkippedKeys        int           `json:"max_skipped_keys" default:"1000" min:"1" max:"100000" desc:"Most skipped message keys stored per session; the oldest are deleted first."`
 	SkippedKeyTTL         time.Duration `json:"skipped_key_ttl" default:"720h" min:"1s" desc:"How long a skipped message key is kept for a late message before it is deleted."`
 	Padding               int           `json:"padding" default:"32" min:"0" max:"4096" desc:"Plaintexts are padded to a multiple of this many bytes before encryption, to blur their length; 0 turns padding off."`
+	Checkpoint            string        `json:"checkpoint" default:"before_send" enum:"before_send,after_send" desc:"When the write-ahead log is truncated after a commit that superseded keys: before_send (before any frame of the batch leaves: no file holds a superseded key once a message that used its successor is out) or after_send (right after the frames are handed on: lower latency, superseded keys stay in the log for the few milliseconds between)."`
 	GroupMessages         string        `json:"group_messages" default:"pairwise" enum:"pairwise,sender_keys" desc:"How a message for every member of a group of three or more is sealed: pairwise (once per member, each in its own Double Ratchet session) or sender_keys (once for the group with the node's sender key, handed to each member pairwise; sent to the group's shared privacy address)."`
 
 	// limits are the ratchet's limits from the keys above, set by Validate.

@@ -42,16 +42,31 @@ func (l *Layer) HandleBatch(ctx context.Context, in *commonv1.Batch) {
 			return
 		}
 	}
-	if err := l.commit(b); err != nil {
+	if err := l.commitTx(b); err != nil {
 		l.c.add("dropped_store_error", uint64(len(out)))
 		l.failStore(err)
 		return
+	}
+	// Committed: the checkpoint runs to its end even if the caller has gone.
+	forget := l.forgetDue(b)
+	if forget && l.cfg.Checkpoint == checkpointBeforeSend {
+		if err := l.forget(context.WithoutCancel(ctx)); err != nil {
+			l.c.add("dropped_store_error", uint64(len(out)))
+			l.failStore(err)
+			return
+		}
+		forget = false
 	}
 	for _, cf := range b.controls {
 		out = append(out, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: cf.to, Payload: cf.payload})
 	}
 	if len(out) > 0 {
 		_ = l.env.Out.Emit(ctx, out...)
+	}
+	if forget {
+		if err := l.forget(context.WithoutCancel(ctx)); err != nil {
+			l.failStore(err)
+		}
 	}
 }
 

@@ -549,6 +549,18 @@ func (b *batch) control(c *contact, payload []byte) {
 // checkpoint is still due, it then checkpoints the database, so that the
 // superseded secrets are gone from the files before any frame leaves.
 func (l *Layer) commit(b *batch) error {
+	if err := l.commitTx(b); err != nil {
+		return err
+	}
+	if l.forgetDue(b) {
+		return l.forget(context.WithoutCancel(b.ctx))
+	}
+	return nil
+}
+
+// commitTx writes what the batch changed and commits it, without the
+// checkpoint; on failure the transaction is rolled back.
+func (l *Layer) commitTx(b *batch) error {
 	err := l.writeBatch(b)
 	if err == nil {
 		err = b.tx.Commit()
@@ -561,12 +573,13 @@ func (l *Layer) commit(b *batch) error {
 		s.state.Zero()
 	}
 	l.levels()
-	if len(b.dirty) > 0 || len(b.deleted) > 0 || len(b.chains) > 0 || l.unforgotten {
-		// Committed: the checkpoint runs to its end even if the batch's
-		// caller has gone.
-		return l.forget(context.WithoutCancel(b.ctx))
-	}
 	return nil
+}
+
+// forgetDue reports whether a committed batch superseded or deleted
+// secrets (or a checkpoint is still due), so that forget must run.
+func (l *Layer) forgetDue(b *batch) bool {
+	return len(b.dirty) > 0 || len(b.deleted) > 0 || len(b.chains) > 0 || l.unforgotten
 }
 
 func (l *Layer) writeBatch(b *batch) error {
