@@ -160,7 +160,11 @@ func (n *node) payloadOf(b *batch, g *group, m *pendingMsg) ([]byte, error) {
 // author nor the member it came from (relay; off with relay false). A
 // member that holds it acks the offer; one that missed it requests it.
 // Offers, not messages, so that members that hold it cost an id, not a
-// body: status-im/mvds relays the same way.
+// body: status-im/mvds relays the same way. With relay_delay the offers
+// wait that many epochs, and any sign in the meantime that a member holds
+// the message (its ack, seen with group_acks; its offer; the message from
+// it) deletes the offer to it (clearSent): in a group where everyone is
+// online, nothing is relayed, and a member that was away still is.
 func (n *node) share(b *batch, g *group, m *pendingMsg) error {
 	if !n.cfg.Relay {
 		return nil
@@ -169,13 +173,15 @@ func (n *node) share(b *batch, g *group, m *pendingMsg) error {
 		if bytes.Equal(q, n.self) || bytes.Equal(q, m.author) || bytes.Equal(q, m.from) {
 			continue
 		}
-		added, err := b.tx.addState(g.id, q, m.id, recOffer, n.epoch+1)
+		added, err := b.tx.addState(g.id, q, m.id, recOffer, n.epoch+1+n.cfg.RelayDelay)
 		if err != nil {
 			return err
 		}
 		if added {
 			n.c.relayed.Add(1)
-			n.markFresh(g, q)
+			if n.cfg.RelayDelay == 0 {
+				n.markFresh(g, q)
+			}
 		}
 	}
 	return nil

@@ -139,4 +139,35 @@ func TestMulticast(t *testing.T) {
 			t.Fatalf("b's epoch made %d payloads, want one per author", len(out))
 		}
 	})
+	t.Run("relay delay", func(t *testing.T) {
+		cfg := testSettings()
+		cfg.GroupAcks, cfg.RelayDelay = true, 3
+		nt := newTNet(t, cfg, "a", "b", "c", "d")
+		nt.keep = true
+		// d is away: what goes to it is lost, and it says nothing.
+		nt.drop = func(from, to *tnode, _ []byte) bool { return from.name == "d" || to.name == "d" }
+		id := nt.node("a").send("m")
+		nt.flush()
+		for range 6 {
+			nt.step()
+		}
+		offers := map[string]int{}
+		for _, s := range nt.sent {
+			if s.from != "a" && len(s.p.GetOffers()) > 0 {
+				offers[s.to]++
+			}
+		}
+		if offers["a"]+offers["b"]+offers["c"] != 0 {
+			t.Fatalf("relay offers to members whose group acks said they hold the message: %v", offers)
+		}
+		if offers["d"] == 0 {
+			t.Fatal("no relay offer to the member that was away")
+		}
+		// a leaves; d comes back and gets the message from b or c.
+		nt.drop = func(from, to *tnode, _ []byte) bool { return from.name == "a" || to.name == "a" }
+		nt.run(100, func() bool { return nt.node("d").delivered(id) })
+		if !nt.node("d").delivered(id) {
+			t.Fatal("d never got the message from the members that relay")
+		}
+	})
 }

@@ -255,13 +255,13 @@ func (n *node) abandon(typ recordType, count uint64) bool {
 	return n.cfg.MaxSendCount > 0 && count >= n.cfg.MaxSendCount
 }
 
-// groupAcks puts the acks owed to two or more members of a group of three
-// or more (group_acks on) in one payload for every member: a member acks
-// its messages to their authors, and on a privacy layer that reaches every
-// node anyway (whisper) one envelope then carries what one per author
-// would. Members that are not the author of an acked message learn that
-// the acker holds it (onAck: a late ack, no drop). Acks that do not fit
-// wait for the members' own payloads.
+// groupAcks puts the acks owed to members of a group of three or more
+// (group_acks on) in one payload for every member: on a privacy layer that
+// reaches every node anyway (whisper) one envelope then carries what one
+// per author would, and the members that are not the author of an acked
+// message learn that the acker holds it (onAck: a late ack, no drop), which
+// cancels their delayed relay offers to it (relay_delay). Acks that do not
+// fit wait for the members' own payloads.
 func (n *node) groupAcks(g *group) *outbound {
 	if !n.cfg.GroupAcks || len(g.members) < 3 {
 		return nil
@@ -272,7 +272,7 @@ func (n *node) groupAcks(g *group) *outbound {
 			owed++
 		}
 	}
-	if owed < 2 {
+	if owed == 0 {
 		return nil
 	}
 	pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
