@@ -52,8 +52,9 @@ prints delivery, round-trip times and the host's per-boundary counters of both
 nodes. MVDS runs with a 20 ms epoch here, so that round trips are short.
 
 With --stack FILE the nodes run the stack of a node config instead (its
-layers, plugins.dir and plugin settings; name, data directory, role, API and
-log level are the demo's), so that a plugin author can demo a layer:
+layers, plugins.dir and plugin settings; name, data directory, role, API,
+log level and dial_contacts, on since the demo has no relays, are the
+demo's), so that a plugin author can demo a layer:
 strata demo --stack configs/libp2p-whisper-dr-mvds.yaml. The stack must be a
 client stack (p2p, privacy, secure, sync) whose p2p layer listens on a port
 the system picks, as the stacks in configs/ do; --plugins and --mode are then
@@ -146,7 +147,10 @@ func runDemo(ctx context.Context, env Env, out io.Writer, o demoOptions) error {
 	var alice, bob peer
 	load := func(name string) (*config.Config, error) {
 		if o.stack != "" {
-			set := []string{"node.name=" + name, "node.data_dir=" + filepath.Join(dir, name), "node.role=client", "api.listen=off", "log.level=" + level}
+			// The demo has no relays: the two nodes dial each other, whatever
+			// the stack's node.dial_contacts says (the whisper configs reach
+			// contacts through relays only).
+			set := []string{"node.name=" + name, "node.data_dir=" + filepath.Join(dir, name), "node.role=client", "node.dial_contacts=true", "api.listen=off", "log.level=" + level}
 			if o.allowUnverified {
 				set = append(set, "plugins.allow_unverified=true")
 			}
