@@ -58,8 +58,11 @@ func (n *node) flush(ctx context.Context) (out []outbound, more bool, err error)
 		if len(g.fresh) == 0 {
 			continue
 		}
+		var read map[string]freshRows // what flushGroup read and left
 		if n.cfg.Multicast {
-			o, changed, err := n.flushGroup(tx, g, due, limit)
+			var o *outbound
+			var changed bool
+			o, read, changed, err = n.flushGroup(tx, g, due, limit)
 			if err != nil {
 				n.fail(err)
 				return nil, false, err
@@ -76,12 +79,15 @@ func (n *node) flush(ctx context.Context) (out []outbound, more bool, err error)
 			delete(g.fresh, string(peer))
 			pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
 			n.takeOnce(g, peer, pb)
-			rows, err := tx.freshStates(g.id, peer, due, limit)
-			if err != nil {
-				n.fail(err)
-				return nil, false, err
+			fr, ok := read[string(peer)]
+			if !ok {
+				if fr.rows, err = tx.freshStates(g.id, peer, due, limit); err != nil {
+					n.fail(err)
+					return nil, false, err
+				}
+				fr.full = len(fr.rows) == limit
 			}
-			changed, left, err := n.takeRows(tx, g, peer, pb, rows, due)
+			changed, left, err := n.takeRows(tx, g, peer, pb, fr.rows, due)
 			if err != nil {
 				n.fail(err)
 				return nil, false, err
@@ -90,7 +96,7 @@ func (n *node) flush(ctx context.Context) (out []outbound, more bool, err error)
 			if pb.empty() {
 				continue // what is left goes at the next epoch
 			}
-			if left > 0 || len(rows) == limit || len(g.once[string(peer)]) > 0 {
+			if left > 0 || fr.full || len(g.once[string(peer)]) > 0 {
 				n.markFresh(g, peer)
 				more = true
 			}
@@ -131,24 +137,27 @@ func (n *node) flush(ctx context.Context) (out []outbound, more bool, err error)
 // are updated for each member as if the payload had gone to each, so
 // retransmissions and acks stay per member. Whatever is new for some
 // members only goes in their own payloads, after this.
-func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, bool, error) {
+//
+// It returns, per member, the fresh records it read and did not send, so
+// that the members' own payloads need not read them again.
+func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, map[string]freshRows, bool, error) {
 	var others [][]byte
 	for _, p := range g.members {
 		if !bytes.Equal(p, n.self) {
 			if !g.fresh[string(p)] {
-				return nil, false, nil
+				return nil, nil, false, nil
 			}
 			others = append(others, p)
 		}
 	}
 	if len(others) < 2 {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	rows := make([][]stateRow, len(others))
 	var err error
 	for i, p := range others {
 		if rows[i], err = tx.freshStates(g.id, p, due, limit); err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 	}
 	// The messages new for every member, in the first member's order.
@@ -168,7 +177,7 @@ func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, 
 		}
 		m, err := r.wire(g.id, r.timestamp, n.self)
 		if err != nil {
-			return nil, false, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+			return nil, nil, false, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
 		}
 		if !pb.addMessage(m, false) {
 			break
@@ -178,8 +187,18 @@ func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, 
 			pb.trace = n.traces[r.id]
 		}
 	}
+	read := make(map[string]freshRows, len(others))
+	for i, p := range others {
+		fr := freshRows{full: len(rows[i]) == limit}
+		for _, r := range rows[i] {
+			if !taken[r.id] || r.typ != recMessage {
+				fr.rows = append(fr.rows, r)
+			}
+		}
+		read[string(p)] = fr
+	}
 	if len(taken) == 0 {
-		return nil, false, nil
+		return nil, read, false, nil
 	}
 	if n.cfg.GroupAcks {
 		seen := map[ID]bool{}
@@ -194,17 +213,24 @@ func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, 
 			}
 			n.countSent(r)
 			if err := tx.updateState(r.rowid, r.count+1, nextEpoch(r.count+1, due, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
-				return nil, false, err
+				return nil, nil, false, err
 			}
 		}
 	}
 	payload, err := pb.encode()
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	n.c.payloadsSent.Add(1)
 	n.c.eagerPayloads.Add(1)
 	n.c.multicastPayloads.Add(1)
 	n.c.bytesSent.Add(uint64(len(payload)))
-	return &outbound{group: g.id, payload: payload, trace: pb.trace}, true, nil
+	return &outbound{group: g.id, payload: payload, trace: pb.trace}, read, true, nil
+}
+
+// freshRows are a member's fresh records as one read found them; full
+// says the read stopped at its limit, so that more may wait.
+type freshRows struct {
+	rows []stateRow
+	full bool
 }

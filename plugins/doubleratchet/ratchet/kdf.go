@@ -56,6 +56,10 @@ func kdfRKHE(rk, dhOut []byte) (newRK, ck, nhk [keyLen]byte, err error) {
 	return newRK, ck, nhk, nil
 }
 
+// ChainStep is KDF_CK for other symmetric chains of the layer (the sender
+// keys of package senderkey): the message key and the next chain key.
+func ChainStep(ck *[32]byte) (mk, next [32]byte) { return kdfCK(ck) }
+
 // kdfCK is KDF_CK: message key = HMAC-SHA256(ck, 0x01), next chain key =
 // HMAC-SHA256(ck, 0x02). One HMAC state serves both (same key, Reset).
 func kdfCK(ck *[keyLen]byte) (mk, next [keyLen]byte) {

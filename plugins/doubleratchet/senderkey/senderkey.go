@@ -33,7 +33,6 @@ package senderkey
 import (
 	"crypto/ed25519"
 	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -42,6 +41,8 @@ import (
 	"slices"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/strata-msg/strata/plugins/doubleratchet/ratchet"
 )
 
 // KeySize is the size of a chain key.
@@ -293,16 +294,8 @@ func (r *Receiver) Zero() {
 	}
 }
 
-// step is KDF_CK: message key and next chain key.
-func step(ck *[KeySize]byte) (mk, next [KeySize]byte) {
-	h := hmac.New(sha256.New, ck[:])
-	h.Write([]byte{0x01})
-	h.Sum(mk[:0])
-	h.Reset()
-	h.Write([]byte{0x02})
-	h.Sum(next[:0])
-	return mk, next
-}
+// step is KDF_CK, the pairwise ratchet's (ratchet.ChainStep).
+func step(ck *[KeySize]byte) (mk, next [KeySize]byte) { return ratchet.ChainStep(ck) }
 
 // header is the signed and authenticated header of a message.
 func header(conversation []byte, keyID, iteration uint32) []byte {
