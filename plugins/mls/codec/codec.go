@@ -63,6 +63,14 @@ func (w *Writer) Err() error { return w.err }
 // Len returns the number of bytes written so far.
 func (w *Writer) Len() int { return len(w.buf) }
 
+// Fail records err as the Writer's error unless one is already recorded.
+// Encoders call it for values they cannot encode (an unknown enum value).
+func (w *Writer) Fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+}
+
 // Uint8 writes v.
 func (w *Writer) Uint8(v uint8) { w.buf = append(w.buf, v) }
 
