@@ -1,0 +1,148 @@
+package loopix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/plugins/mixnet/pki"
+	"github.com/strata-msg/strata/plugins/mixnet/sphinx"
+)
+
+// Rates are the Loopix traffic parameters, per second: the mean time
+// between two events of a stream is 1/rate seconds. A zero rate turns
+// its stream off (λP and μ must be positive).
+type Rates struct {
+	// LambdaP is the client's payload stream: a queued fragment, else drop
+	// cover.
+	LambdaP float64
+	// LambdaL is the client's loop cover stream.
+	LambdaL float64
+	// LambdaD is the client's drop cover stream.
+	LambdaD float64
+	// LambdaM is a relay's own loop stream.
+	LambdaM float64
+	// Mu is the rate of the per-hop delays senders draw (mean 1/μ s).
+	Mu float64
+}
+
+// RatesOf returns the rates a PKI document publishes.
+func RatesOf(p *pki.Params) Rates {
+	return Rates{LambdaP: p.LambdaPPerSecond, LambdaL: p.LambdaLPerSecond, LambdaD: p.LambdaDPerSecond, LambdaM: p.LambdaMPerSecond, Mu: p.MuPerSecond}
+}
+
+// Check reports whether the rates are usable.
+func (r Rates) Check() error {
+	for _, v := range []float64{r.LambdaP, r.LambdaL, r.LambdaD, r.LambdaM, r.Mu} {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("loopix: rate %v is not a finite non-negative number", v)
+		}
+	}
+	if r.LambdaP == 0 || r.Mu == 0 {
+		return errors.New("loopix: λP and μ must be positive")
+	}
+	return nil
+}
+
+// Common is the configuration every role shares.
+type Common struct {
+	// Geometry is the network's Sphinx geometry; its NrHops must be at
+	// least the document's layers + 2.
+	Geometry *sphinx.Geometry
+	// Epochs is the network's epoch clock (its own clock is not read: the
+	// engines use the instants they are given).
+	Epochs *pki.Epochs
+	// Rand supplies every random choice and key (crypto/rand in
+	// production, a seeded stream in tests).
+	Rand io.Reader
+	// Rates are the traffic parameters.
+	Rates Rates
+}
+
+func (c *Common) check(dir *Directory) error {
+	if c.Geometry == nil || c.Epochs == nil || c.Rand == nil || dir == nil {
+		return errors.New("loopix: geometry, epochs, randomness and directory are required")
+	}
+	if err := c.Geometry.Validate(); err != nil {
+		return fmt.Errorf("loopix: %w", err)
+	}
+	if c.Geometry.NrHops < len(dir.Layers)+2 {
+		return fmt.Errorf("loopix: geometry of %d hops for %d layers and two providers", c.Geometry.NrHops, len(dir.Layers))
+	}
+	if c.Geometry.UserForwardPayloadLength < SealOverhead+fragmentHeaderLength+1 {
+		return fmt.Errorf("loopix: user payload of %d bytes is too small", c.Geometry.UserForwardPayloadLength)
+	}
+	return c.Rates.Check()
+}
+
+// Output is a link frame to send to an overlay peer now.
+type Output struct {
+	To    PeerID
+	Frame []byte
+}
+
+// Ready is what an engine has for its caller after the inputs so far:
+// frames to send (in order) and, at a client, the messages received. The
+// engines have already written what they must (mailboxes, replay tags)
+// through their Mailboxes and ReplayFilter before they put anything here.
+type Ready struct {
+	Out       []Output
+	Delivered []*Message
+}
+
+// ReplayFilter is a relay's per-epoch replay tag store; *replay.Store is
+// one. Seen records tag for epoch and reports whether it was there
+// before; on error the packet is dropped.
+type ReplayFilter interface {
+	Seen(ctx context.Context, epoch uint64, tag [sphinx.ReplayTagLength]byte) (bool, error)
+	Rotate(ctx context.Context, current uint64) error
+}
+
+// Counters are the engines' Health counters (a role uses some of them).
+// They are atomic: a caller may read them while the engine runs.
+type Counters struct {
+	PacketsIn      sdk.Counter `counter:"packets_in"`
+	PacketsOut     sdk.Counter `counter:"packets_out"`
+	Forwarded      sdk.Counter `counter:"packets_forwarded"`
+	QueueDelayMs   sdk.Counter `counter:"queue_delay_ms_total"`
+	QueueLength    sdk.Counter `counter:"queue_length"`
+	RealSent       sdk.Counter `counter:"real_sent"`
+	DropCoverSent  sdk.Counter `counter:"drop_cover_sent"`
+	LoopsSent      sdk.Counter `counter:"loops_sent"`
+	LoopsReturned  sdk.Counter `counter:"loops_returned"`
+	CoverDiscarded sdk.Counter `counter:"cover_discarded"`
+	Stored         sdk.Counter `counter:"mailbox_stored"`
+	Pulls          sdk.Counter `counter:"pulls"`
+	EntriesOut     sdk.Counter `counter:"mailbox_entries_sent"`
+	DummiesOut     sdk.Counter `counter:"mailbox_dummies_sent"`
+	EntriesIn      sdk.Counter `counter:"mailbox_entries_received"`
+	Delivered      sdk.Counter `counter:"messages_delivered"`
+	Queued         sdk.Counter `counter:"messages_queued"`
+	EpochRotations sdk.Counter `counter:"epoch_rotations"`
+
+	Malformed          sdk.Drop `drop:"malformed"`
+	UnknownPeer        sdk.Drop `drop:"unknown_peer"`
+	Undecryptable      sdk.Drop `drop:"undecryptable"`
+	Replayed           sdk.Drop `drop:"replayed"`
+	ReplayError        sdk.Drop `drop:"replay_error"`
+	BadCommands        sdk.Drop `drop:"bad_commands"`
+	UnknownNextHop     sdk.Drop `drop:"unknown_next_hop"`
+	QueueFull          sdk.Drop `drop:"queue_full"`
+	DelayTooLong       sdk.Drop `drop:"delay_too_long"`
+	RateLimited        sdk.Drop `drop:"rate_limited"`
+	UnknownRecipient   sdk.Drop `drop:"unknown_recipient"`
+	MailboxFull        sdk.Drop `drop:"mailbox_full"`
+	TooManyClients     sdk.Drop `drop:"too_many_clients"`
+	MailboxError       sdk.Drop `drop:"mailbox_error"`
+	UnexpectedFrame    sdk.Drop `drop:"unexpected_frame"`
+	NoRoute            sdk.Drop `drop:"no_route"`
+	SendQueueFull      sdk.Drop `drop:"send_queue_full"`
+	BadFragment        sdk.Drop `drop:"bad_fragment"`
+	DuplicateEntry     sdk.Drop `drop:"duplicate_entry"`
+	ReassemblyGivenUp  sdk.Drop `drop:"reassembly_given_up"`
+	Oversize           sdk.Drop `drop:"oversize"`
+	RandomnessFailures sdk.Drop `drop:"randomness_failure"`
+}

@@ -1,0 +1,243 @@
+package loopix
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/strata-msg/strata/plugins/mixnet/sphinx"
+)
+
+// Errors a Mailboxes implementation returns (wrapped) for a refused
+// operation; the provider counts each as its own drop.
+var (
+	// ErrNoMailbox: the mailbox is not registered.
+	ErrNoMailbox = errors.New("loopix: no such mailbox")
+	// ErrMailboxFull: the mailbox holds its bound of entries or bytes.
+	ErrMailboxFull = errors.New("loopix: mailbox full")
+	// ErrTooManyMailboxes: the provider holds its bound of mailboxes.
+	ErrTooManyMailboxes = errors.New("loopix: too many mailboxes")
+)
+
+// Mailboxes is a provider's durable store of per-client mailboxes. Put
+// returns only once the entry is durable; Take deletes every entry up to
+// ack (the client has them) before it returns up to limit entries after
+// ack, in sequence order.
+type Mailboxes interface {
+	Register(ctx context.Context, id MailboxID) error
+	Put(ctx context.Context, id MailboxID, entry []byte) error
+	Take(ctx context.Context, id MailboxID, ack uint64, limit int) ([]Entry, error)
+}
+
+// ProviderConfig configures a Provider.
+type ProviderConfig struct {
+	RelayConfig
+	// Mailboxes is the mailbox store.
+	Mailboxes Mailboxes
+	// PullBatch is the number of mailbox frames every pull is answered
+	// with, real entries first, dummies after.
+	PullBatch int
+	// ClientRate and ClientBurst bound the packets per second a client may
+	// inject (a token bucket): a client over its rate has its packets
+	// dropped and counted.
+	ClientRate, ClientBurst float64
+	// MaxClients bounds the clients (overlay peers) the provider tracks.
+	MaxClients int
+}
+
+// Provider is a client's entry and exit: it registers its clients (a pull
+// registers the mailbox), injects their packets into the first mix layer,
+// stores the packets addressed to its clients' mailboxes, discards drop
+// cover, answers pulls with PullBatch constant-size frames, and is a
+// Sphinx hop like a mix for loops that pass it.
+type Provider struct {
+	r       *relay
+	cfg     ProviderConfig
+	c       Counters
+	clients map[PeerID]*client
+}
+
+type client struct {
+	mailbox MailboxID
+	tokens  float64
+	last    time.Time
+}
+
+// NewProvider returns a provider at now.
+func NewProvider(ctx context.Context, cfg ProviderConfig, dir *Directory, now time.Time) (*Provider, error) {
+	p := &Provider{cfg: cfg, clients: map[PeerID]*client{}}
+	r, err := newRelay(cfg.RelayConfig, dir, &p.c)
+	if err != nil {
+		return nil, err
+	}
+	if r.self.Layer >= 0 {
+		return nil, errors.New("loopix: a provider must be a provider of the directory")
+	}
+	if cfg.Mailboxes == nil || cfg.PullBatch <= 0 || cfg.ClientRate <= 0 || cfg.ClientBurst < 1 || cfg.MaxClients <= 0 {
+		return nil, errors.New("loopix: a provider needs mailboxes, a pull batch, a client rate and burst and a client bound")
+	}
+	p.r = r
+	if err := r.rotate(ctx, now); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Counters returns the provider's counters.
+func (p *Provider) Counters() *Counters { return &p.c }
+
+// SetDirectory replaces the directory.
+func (p *Provider) SetDirectory(d *Directory) error { return p.r.setDirectory(d) }
+
+// Handle takes a link frame from overlay peer from (and owns it).
+func (p *Provider) Handle(ctx context.Context, now time.Time, from PeerID, frame []byte) {
+	r := p.r
+	f, err := DecodeFrame(r.cfg.Geometry, frame)
+	if err != nil {
+		p.c.Malformed.Inc()
+		return
+	}
+	switch f.Type {
+	case FramePull:
+		p.pull(ctx, now, from, f.Pull)
+	case FramePacket:
+		p.c.PacketsIn.Inc()
+		_, relay := r.dir.ByPeer(from)
+		cl := p.clients[from]
+		switch {
+		case relay:
+		case cl != nil:
+			if !cl.take(now, p.cfg.ClientRate, p.cfg.ClientBurst) {
+				p.c.RateLimited.Inc()
+				return
+			}
+		default:
+			p.c.UnknownPeer.Inc()
+			return
+		}
+		if err := r.rotate(ctx, now); err != nil {
+			p.c.ReplayError.Inc()
+			return
+		}
+		res, ok := r.unwrap(ctx, f.Packet)
+		if !ok {
+			return
+		}
+		if !res.IsTerminal() {
+			r.forward(now, res, f.Packet)
+			return
+		}
+		if !relay {
+			p.c.BadCommands.Inc() // a client's packet ends here: no route through the mixes
+			return
+		}
+		p.deliver(ctx, res)
+	default:
+		p.c.UnexpectedFrame.Inc()
+	}
+}
+
+// deliver handles a packet that ends here: drop cover, an own loop, or a
+// packet for a client's mailbox.
+func (p *Provider) deliver(ctx context.Context, res *sphinx.Result) {
+	rc, ok := res.Commands.Recipient()
+	if _, surb := res.Commands.SURBReply(); !ok || surb {
+		p.c.BadCommands.Inc()
+		return
+	}
+	switch {
+	case rc.ID == (sphinx.RecipientID{}):
+		p.c.CoverDiscarded.Inc()
+	case p.r.isOwnLoop(res):
+		p.c.LoopsReturned.Inc()
+	default:
+		err := p.cfg.Mailboxes.Put(ctx, rc.ID, res.Payload)
+		switch {
+		case err == nil:
+			p.c.Stored.Inc()
+		case errors.Is(err, ErrNoMailbox):
+			p.c.UnknownRecipient.Inc()
+		case errors.Is(err, ErrMailboxFull):
+			p.c.MailboxFull.Inc()
+		default:
+			p.c.MailboxError.Inc()
+		}
+	}
+}
+
+// pull registers the client's mailbox and answers with PullBatch frames.
+func (p *Provider) pull(ctx context.Context, now time.Time, from PeerID, req Pull) {
+	p.c.Pulls.Inc()
+	if _, relay := p.r.dir.ByPeer(from); relay {
+		p.c.UnexpectedFrame.Inc()
+		return
+	}
+	id := MailboxIDOf(req.Token)
+	cl := p.clients[from]
+	if cl == nil || cl.mailbox != id {
+		if cl == nil && len(p.clients) >= p.cfg.MaxClients {
+			p.c.TooManyClients.Inc()
+			return
+		}
+		if err := p.cfg.Mailboxes.Register(ctx, id); err != nil {
+			if errors.Is(err, ErrTooManyMailboxes) {
+				p.c.TooManyClients.Inc()
+			} else {
+				p.c.MailboxError.Inc()
+			}
+			return
+		}
+		cl = &client{mailbox: id, tokens: p.cfg.ClientBurst, last: now}
+		p.clients[from] = cl
+	}
+	entries, err := p.cfg.Mailboxes.Take(ctx, id, req.Ack, p.cfg.PullBatch)
+	if err != nil {
+		p.c.MailboxError.Inc()
+		return
+	}
+	g := p.r.cfg.Geometry
+	for i := range p.cfg.PullBatch {
+		e := Entry{}
+		if i < len(entries) {
+			e = entries[i]
+			e.Real = true
+		}
+		b, err := EncodeEntry(g, e)
+		if err != nil {
+			p.c.MailboxError.Inc()
+			b, _ = EncodeEntry(g, Entry{})
+			e.Real = false
+		}
+		if e.Real {
+			p.c.EntriesOut.Inc()
+		} else {
+			p.c.DummiesOut.Inc()
+		}
+		p.r.out = append(p.r.out, Output{To: from, Frame: b})
+	}
+}
+
+// Disconnected forgets a client's overlay peer (its mailbox stays).
+func (p *Provider) Disconnected(peer PeerID) { delete(p.clients, peer) }
+
+// Tick advances the provider to now.
+func (p *Provider) Tick(ctx context.Context, now time.Time) { p.r.tick(ctx, now) }
+
+// Next returns when the provider next needs a Tick.
+func (p *Provider) Next() time.Time { return p.r.next() }
+
+// Ready returns and clears the provider's output.
+func (p *Provider) Ready() Ready { return p.r.ready() }
+
+func (c *client) take(now time.Time, rate, burst float64) bool {
+	if d := now.Sub(c.last).Seconds(); d > 0 {
+		c.tokens = math.Min(burst, c.tokens+d*rate)
+	}
+	c.last = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
