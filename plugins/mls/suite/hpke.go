@@ -10,6 +10,7 @@ import (
 	"io"
 
 	"github.com/cloudflare/circl/hpke"
+	"github.com/cloudflare/circl/kem"
 	"github.com/strata-msg/strata/plugins/mls/codec"
 )
 
@@ -50,10 +51,22 @@ func (s *Suite) EncryptWithLabel(pub []byte, label string, context, plaintext []
 	return enc, ct, nil
 }
 
+// unmarshalHPKEPrivate parses a serialized HPKE private key. A NIST-curve
+// scalar shorter than Nsk is taken as missing its leading zero bytes.
+func (s *Suite) unmarshalHPKEPrivate(priv []byte) (kem.PrivateKey, error) {
+	if _, nsk, bitmask := s.kemParams(); bitmask != 0 {
+		if padded := leftPad(priv, nsk); len(padded) != len(priv) {
+			defer clear(padded)
+			priv = padded
+		}
+	}
+	return s.p.kem.Scheme().UnmarshalBinaryPrivateKey(priv)
+}
+
 // DecryptWithLabel opens an HPKECiphertext with the serialized HPKE private
 // key priv (RFC 9420 §5.1.3).
 func (s *Suite) DecryptWithLabel(priv []byte, label string, context, kemOutput, ciphertext []byte) ([]byte, error) {
-	sk, err := s.p.kem.Scheme().UnmarshalBinaryPrivateKey(priv)
+	sk, err := s.unmarshalHPKEPrivate(priv)
 	if err != nil {
 		return nil, fmt.Errorf("mls/suite: DecryptWithLabel %q: private key: %w", label, err)
 	}
@@ -180,7 +193,7 @@ func (s *Suite) GenerateHPKEKey(random io.Reader) (priv, pub []byte, err error) 
 
 // HPKEPublicKey returns the raw public key of a serialized HPKE private key.
 func (s *Suite) HPKEPublicKey(priv []byte) ([]byte, error) {
-	sk, err := s.p.kem.Scheme().UnmarshalBinaryPrivateKey(priv)
+	sk, err := s.unmarshalHPKEPrivate(priv)
 	if err != nil {
 		return nil, fmt.Errorf("mls/suite: HPKE private key: %w", err)
 	}

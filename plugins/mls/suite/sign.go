@@ -61,7 +61,11 @@ func (s *Suite) SignWithLabel(priv []byte, label string, content []byte) ([]byte
 		defer clear(sk)
 		return ed448.Sign(sk, msg, ""), nil
 	default:
-		sk, err := ecdsa.ParseRawPrivateKey(s.curve(), priv)
+		scalar := leftPad(priv, (s.curve().Params().BitSize+7)/8)
+		sk, err := ecdsa.ParseRawPrivateKey(s.curve(), scalar)
+		if len(scalar) != len(priv) {
+			clear(scalar)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("mls/suite: SignWithLabel %q: %w", label, err)
 		}
@@ -144,4 +148,17 @@ func (s *Suite) GenerateSignatureKey(random io.Reader) (priv, pub []byte, err er
 		}
 		return priv, pub, nil
 	}
+}
+
+// leftPad returns b left-padded with zero bytes to n bytes, or b itself if
+// it is not shorter. Some implementations serialize NIST-curve private
+// scalars without their leading zero bytes (the interop vectors hold a
+// 65-byte P-521 signature key); the value is the same big-endian integer.
+func leftPad(b []byte, n int) []byte {
+	if len(b) >= n || len(b) == 0 {
+		return b
+	}
+	out := make([]byte, n)
+	copy(out[n-len(b):], b)
+	return out
 }

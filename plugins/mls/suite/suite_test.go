@@ -148,8 +148,11 @@ func TestSignWithLabel(t *testing.T) {
 		if err := s.VerifyWithLabel(pub[1:], "FramedContentTBS", content, sig); err == nil {
 			t.Errorf("%v: verified with a short public key", s)
 		}
-		if _, err := s.SignWithLabel(priv[1:], "FramedContentTBS", content); err == nil {
-			t.Errorf("%v: signed with a short private key", s)
+		if _, err := s.SignWithLabel(nil, "FramedContentTBS", content); err == nil {
+			t.Errorf("%v: signed with an empty private key", s)
+		}
+		if _, err := s.SignWithLabel(append(bytes.Clone(priv), 0), "FramedContentTBS", content); err == nil {
+			t.Errorf("%v: signed with a long private key", s)
 		}
 	}
 }
@@ -198,5 +201,47 @@ func TestMAC(t *testing.T) {
 	tag := s.MAC([]byte("k"), []byte("d"))
 	if !s.VerifyMAC([]byte("k"), []byte("d"), tag) || s.VerifyMAC([]byte("k"), []byte("e"), tag) {
 		t.Error("VerifyMAC")
+	}
+}
+
+// TestShortNISTScalars checks that NIST-curve private keys serialized
+// without their leading zero bytes, as some implementations write them, are
+// accepted as the same key.
+func TestShortNISTScalars(t *testing.T) {
+	s, err := New(MLS256DHKEMP521AES256GCMSHA512P521)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About half of all P-521 scalars start with a zero byte.
+	var sigPriv, sigPub []byte
+	for sigPriv == nil || sigPriv[0] != 0 {
+		if sigPriv, sigPub, err = s.GenerateSignatureKey(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sig, err := s.SignWithLabel(sigPriv[1:], "x", []byte("content"))
+	if err != nil {
+		t.Fatalf("sign with a 65-byte P-521 key: %v", err)
+	}
+	if err := s.VerifyWithLabel(sigPub, "x", []byte("content"), sig); err != nil {
+		t.Fatal(err)
+	}
+
+	var hpkePriv, hpkePub []byte
+	for i := byte(0); hpkePriv == nil || hpkePriv[0] != 0; i++ {
+		if hpkePriv, hpkePub, err = s.DeriveKeyPair([]byte{i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, err := s.HPKEPublicKey(hpkePriv[1:])
+	if err != nil || !bytes.Equal(pub, hpkePub) {
+		t.Fatalf("public key of a 65-byte P-521 HPKE key: %v", err)
+	}
+	kemOut, ct, err := s.EncryptWithLabel(hpkePub, "Welcome", nil, []byte("pt"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := s.DecryptWithLabel(hpkePriv[1:], "Welcome", nil, kemOut, ct); err != nil || string(pt) != "pt" {
+		t.Fatalf("decrypt with a 65-byte P-521 HPKE key: %q, %v", pt, err)
 	}
 }
