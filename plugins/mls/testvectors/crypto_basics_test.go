@@ -130,3 +130,21 @@ func checkCryptoBasics(t *testing.T, data []byte, rep *report) {
 		}
 	}
 }
+
+// TestUnimplementedSuiteIsCountedSkip checks that every suite-parameterised
+// checker of this package reports a case of an unimplemented suite (here the
+// GREASE value 0x0a0a) as a counted skip with its reason, not as a pass.
+func TestUnimplementedSuiteIsCountedSkip(t *testing.T) {
+	for name, check := range map[string]checker{
+		"crypto-basics": checkCryptoBasics, "secret-tree": checkSecretTree,
+		"key-schedule": checkKeySchedule, "psk_secret": checkPSKSecret,
+		"transcript-hashes": checkTranscriptHashes, "message-protection": checkMessageProtection,
+		"welcome": checkWelcome,
+	} {
+		rep := &report{}
+		check(t, []byte(`[{"cipher_suite": 2570}]`), rep)
+		if rep.passed != 0 || rep.skipped["cipher suite 0x0a0a not implemented"] != 1 {
+			t.Errorf("%s: %s, want 0 passed, 1 skipped for suite 0x0a0a", name, rep)
+		}
+	}
+}
