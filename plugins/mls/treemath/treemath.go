@@ -21,7 +21,7 @@ type Node uint32
 // Leaf is the index of a leaf among the leaves (leaf i is node 2i).
 type Leaf uint32
 
-// Node returns the node index of leaf l.
+// Node returns the node index of leaf l; l must be below 1<<31.
 func (l Leaf) Node() Node { return Node(2 * l) }
 
 // IsLeaf reports whether x is a leaf node.

@@ -1,0 +1,116 @@
+package tree
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/strata-msg/strata/plugins/mls/treemath"
+	"github.com/strata-msg/strata/plugins/mls/wire"
+)
+
+// VerifyParentHashes checks that every non-blank parent node is
+// parent-hash valid (RFC 9420 §7.9.2), top down: each must be valid with
+// respect to exactly one of its descendants. A descendant D is valid for
+// parent P, whose child on D's side is C and other child S, when D's
+// parent_hash equals P's parent hash over S, D is in the resolution of C,
+// and P's unmerged leaves below C are exactly the rest of that resolution.
+func (t *Tree) VerifyParentHashes(h Hasher) error {
+	for i, node := range t.nodes {
+		if node == nil || node.Type != wire.NodeTypeParent {
+			continue
+		}
+		p := treemath.Node(i)
+		left, _ := treemath.Left(p)
+		right, _ := treemath.Right(p)
+		valid := 0
+		for _, side := range [2][2]treemath.Node{{left, right}, {right, left}} {
+			c, s := side[0], side[1]
+			n, err := t.validDescendants(h, p, c, s)
+			if err != nil {
+				return err
+			}
+			valid += n
+		}
+		if valid != 1 {
+			return fmt.Errorf("%w: node %d is valid with respect to %d descendants, want 1", ErrParentHash, p, valid)
+		}
+	}
+	return nil
+}
+
+// validDescendants counts the nodes in the resolution of c (a child of p;
+// s is the other child) for which p is parent-hash valid.
+func (t *Tree) validDescendants(h Hasher, p, c, s treemath.Node) (int, error) {
+	res := t.Resolution(c)
+	if len(res) == 0 {
+		return 0, nil
+	}
+	// P's unmerged leaves that lie under C, as node indices.
+	var unmergedBelow []treemath.Node
+	for _, l := range t.nodes[p].Parent.UnmergedLeaves {
+		if x := treemath.Leaf(l).Node(); treemath.InSubtree(x, c) {
+			unmergedBelow = append(unmergedBelow, x)
+		}
+	}
+	var ph []byte
+	count := 0
+	for i, d := range res {
+		dn := t.nodes[d]
+		var dHash []byte
+		switch {
+		case dn == nil:
+			continue // an unmerged leaf that is blank: never a valid descendant
+		case dn.Type == wire.NodeTypeParent:
+			dHash = dn.Parent.ParentHash
+		case dn.Leaf.Source == wire.LeafNodeSourceCommit:
+			dHash = dn.Leaf.ParentHash
+		default:
+			continue // a leaf from a KeyPackage or an Update carries no parent hash
+		}
+		rest := append(append([]treemath.Node(nil), res[:i]...), res[i+1:]...)
+		if !sameSet(rest, unmergedBelow) {
+			continue
+		}
+		if ph == nil {
+			var err error
+			if ph, err = t.parentHash(h, p, s); err != nil {
+				return 0, err
+			}
+		}
+		if bytes.Equal(dHash, ph) {
+			count++
+		}
+	}
+	return count, nil
+}
+
+func sameSet(a, b []treemath.Node) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// VerifyLeafSignatures checks the signature of every non-blank leaf over
+// its LeafNodeTBS (label "LeafNodeTBS"); groupID and the leaf's index are
+// part of the signed content for leaves whose source is update or commit.
+func (t *Tree) VerifyLeafSignatures(v Verifier, groupID []byte) error {
+	for l := range treemath.Leaf(t.LeafCount()) {
+		leaf := t.Leaf(l)
+		if leaf == nil {
+			continue
+		}
+		tbs, err := leaf.TBS(groupID, uint32(l))
+		if err != nil {
+			return fmt.Errorf("mls/tree: leaf %d: %w", l, err)
+		}
+		if err := v.VerifyWithLabel(leaf.SignatureKey, "LeafNodeTBS", tbs, leaf.Signature); err != nil {
+			return fmt.Errorf("%w: leaf %d: %w", ErrLeafSignature, l, err)
+		}
+	}
+	return nil
+}
