@@ -87,14 +87,6 @@ func decodeList[T any](r *codec.Reader, dec func(*codec.Reader, *T) error) ([]T,
 	return xs, err
 }
 
-func encodeUint16s(w *codec.Writer, xs []uint16) {
-	w.Vector(func(w *codec.Writer) {
-		for _, x := range xs {
-			w.Uint16(x)
-		}
-	})
-}
-
 func decodeUint16s(r *codec.Reader) ([]uint16, error) {
 	return decodeList(r, func(r *codec.Reader, x *uint16) (err error) {
 		*x, err = r.Uint16()
