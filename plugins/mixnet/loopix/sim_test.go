@@ -134,8 +134,8 @@ type sim struct {
 	links   []linkRecord
 	mailbox map[loopix.PeerID]string // provider → its mailbox database path
 	boxOpts mailbox.Options
-	// dropUnder, if set, drops frames on a link (for bad-input tests).
-	record bool
+	// tap, if set, sees every frame delivered.
+	tap func(from, to loopix.PeerID, frame []byte)
 }
 
 type simOptions struct {
@@ -340,6 +340,9 @@ func (s *sim) runUntil(end time.Time, done func() bool) bool {
 			to, ok := s.nodes[d.to]
 			if !ok || to.offline {
 				continue
+			}
+			if s.tap != nil {
+				s.tap(d.from, d.to, d.frame)
 			}
 			to.eng.Handle(s.ctx, s.now, d.from, d.frame)
 			s.drain(to)
