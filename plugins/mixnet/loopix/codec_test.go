@@ -40,7 +40,9 @@ func TestFrameRoundTrip(t *testing.T) {
 		check func(loopix.Frame) bool
 	}{
 		{"packet", loopix.EncodePacket(pkt), func(f loopix.Frame) bool { return f.Type == loopix.FramePacket && bytes.Equal(f.Packet, pkt) }},
-		{"pull", loopix.EncodePull(loopix.Pull{Token: tok, Ack: 77}), func(f loopix.Frame) bool { return f.Type == loopix.FramePull && f.Pull.Token == tok && f.Pull.Ack == 77 }},
+		{"pull", loopix.EncodePull(loopix.Pull{Token: tok, Ack: 77}), func(f loopix.Frame) bool {
+			return f.Type == loopix.FramePull && f.Pull.Token == tok && f.Pull.Ack == 77
+		}},
 		{"entry", entry, func(f loopix.Frame) bool { return f.Entry.Real && f.Entry.Seq == 42 && f.Entry.Payload[0] == 5 }},
 		{"dummy", dummy, func(f loopix.Frame) bool { return !f.Entry.Real && f.Entry.Seq == 0 && f.Entry.Payload == nil }},
 	}
