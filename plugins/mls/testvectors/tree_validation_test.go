@@ -67,6 +67,16 @@ func checkTreeValidation(t *testing.T, data []byte, rep *report) {
 			t.Errorf("case %d: %v", i, err)
 			ok = false
 		}
+		// Not asked by the vector format, but RFC 9420 requires them of
+		// any tree a joiner accepts; the generators' trees must pass.
+		if err := tr.VerifyUnmergedLeaves(); err != nil {
+			t.Errorf("case %d: %v", i, err)
+			ok = false
+		}
+		if err := tr.VerifyDistinctKeys(); err != nil {
+			t.Errorf("case %d: %v", i, err)
+			ok = false
+		}
 		if ok {
 			rep.pass()
 		}

@@ -46,6 +46,8 @@ func FuzzFromWire(f *testing.F) {
 		}
 		_ = tr.VerifyParentHashes(sha256Hasher{})
 		_ = tr.VerifyLeafSignatures(acceptAll{}, []byte("g"))
+		_ = tr.VerifyUnmergedLeaves()
+		_ = tr.VerifyDistinctKeys()
 		c := tr.Clone()
 		if l := c.Leaf(0); l != nil {
 			_ = c.Update(0, l)

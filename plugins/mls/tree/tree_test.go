@@ -142,3 +142,42 @@ func TestTreeHashesCoverEveryNode(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyUnmergedLeaves(t *testing.T) {
+	tests := []struct {
+		name  string
+		nodes wire.RatchetTree
+		ok    bool
+	}{
+		{"listed at root and below", wire.RatchetTree{leaf(1), parent(8, 0), leaf(2), parent(9, 0), leaf(3)}, true},
+		{"missing below", wire.RatchetTree{leaf(1), parent(8), leaf(2), parent(9, 0), leaf(3)}, false},
+		{"blank parent below is fine", wire.RatchetTree{leaf(1), nil, leaf(2), parent(9, 0), leaf(3)}, true},
+		{"blank unmerged leaf", wire.RatchetTree{nil, parent(8, 0), leaf(2)}, false},
+	}
+	for _, tt := range tests {
+		tr, err := FromWire(tt.nodes)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if err := tr.VerifyUnmergedLeaves(); (err == nil) != tt.ok {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+}
+
+func TestVerifyDistinctKeys(t *testing.T) {
+	tr, _ := FromWire(wire.RatchetTree{leaf(1), parent(2), leaf(3)})
+	if err := tr.VerifyDistinctKeys(); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ = FromWire(wire.RatchetTree{leaf(1), parent(1), leaf(3)})
+	if err := tr.VerifyDistinctKeys(); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("shared encryption key: %v", err)
+	}
+	l := leaf(3)
+	l.Leaf.SignatureKey = []byte{1}
+	tr, _ = FromWire(wire.RatchetTree{leaf(1), parent(2), l})
+	if err := tr.VerifyDistinctKeys(); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("shared signature key: %v", err)
+	}
+}

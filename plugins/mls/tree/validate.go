@@ -114,3 +114,56 @@ func (t *Tree) VerifyLeafSignatures(v Verifier, groupID []byte) error {
 	}
 	return nil
 }
+
+// VerifyUnmergedLeaves checks the unmerged lists (RFC 9420 §7.9.2): every
+// leaf a parent lists is non-blank, and every non-blank parent between that
+// leaf and the parent lists it too.
+func (t *Tree) VerifyUnmergedLeaves() error {
+	n := t.LeafCount()
+	for i, node := range t.nodes {
+		if node == nil || node.Type != wire.NodeTypeParent {
+			continue
+		}
+		p := treemath.Node(i)
+		for _, l := range node.Parent.UnmergedLeaves {
+			if t.Leaf(treemath.Leaf(l)) == nil {
+				return fmt.Errorf("%w: node %d lists blank leaf %d as unmerged", ErrMalformed, p, l)
+			}
+			for _, q := range treemath.DirectPath(treemath.Leaf(l).Node(), n) {
+				if q == p {
+					break
+				}
+				if qn := t.nodes[q]; qn != nil && !slices.Contains(qn.Parent.UnmergedLeaves, l) {
+					return fmt.Errorf("%w: node %d lists unmerged leaf %d but node %d below it does not", ErrMalformed, p, l, q)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// VerifyDistinctKeys checks that no two non-blank nodes share an
+// encryption key and no two leaves share a signature key (RFC 9420 §7.3,
+// §12.4.3.1).
+func (t *Tree) VerifyDistinctKeys() error {
+	enc := map[string]int{}
+	sig := map[string]int{}
+	for i, node := range t.nodes {
+		if node == nil {
+			continue
+		}
+		key := node.Parent.EncryptionKey
+		if node.Type == wire.NodeTypeLeaf {
+			key = node.Leaf.EncryptionKey
+			if j, dup := sig[string(node.Leaf.SignatureKey)]; dup {
+				return fmt.Errorf("%w: nodes %d and %d share a signature key", ErrMalformed, j, i)
+			}
+			sig[string(node.Leaf.SignatureKey)] = i
+		}
+		if j, dup := enc[string(key)]; dup {
+			return fmt.Errorf("%w: nodes %d and %d share an encryption key", ErrMalformed, j, i)
+		}
+		enc[string(key)] = i
+	}
+	return nil
+}
