@@ -153,6 +153,9 @@ func TestVerifyUnmergedLeaves(t *testing.T) {
 		{"missing below", wire.RatchetTree{leaf(1), parent(8), leaf(2), parent(9, 0), leaf(3)}, false},
 		{"blank parent below is fine", wire.RatchetTree{leaf(1), nil, leaf(2), parent(9, 0), leaf(3)}, true},
 		{"blank unmerged leaf", wire.RatchetTree{nil, parent(8, 0), leaf(2)}, false},
+		{"sorted", wire.RatchetTree{leaf(1), nil, leaf(2), parent(9, 0, 2), leaf(3)}, true},
+		{"unsorted", wire.RatchetTree{leaf(1), nil, leaf(2), parent(9, 2, 0), leaf(3)}, false},
+		{"duplicate", wire.RatchetTree{leaf(1), nil, leaf(2), parent(9, 0, 0), leaf(3)}, false},
 	}
 	for _, tt := range tests {
 		tr, err := FromWire(tt.nodes)

@@ -115,9 +115,10 @@ func (t *Tree) VerifyLeafSignatures(v Verifier, groupID []byte) error {
 	return nil
 }
 
-// VerifyUnmergedLeaves checks the unmerged lists (RFC 9420 §7.9.2): every
-// leaf a parent lists is non-blank, and every non-blank parent between that
-// leaf and the parent lists it too.
+// VerifyUnmergedLeaves checks the unmerged lists: each is strictly
+// increasing (RFC 9420 §7.1), every leaf a parent lists is non-blank, and
+// every non-blank parent between that leaf and the parent lists it too
+// (§7.9.2).
 func (t *Tree) VerifyUnmergedLeaves() error {
 	n := t.LeafCount()
 	for i, node := range t.nodes {
@@ -125,7 +126,10 @@ func (t *Tree) VerifyUnmergedLeaves() error {
 			continue
 		}
 		p := treemath.Node(i)
-		for _, l := range node.Parent.UnmergedLeaves {
+		for j, l := range node.Parent.UnmergedLeaves {
+			if j > 0 && l <= node.Parent.UnmergedLeaves[j-1] {
+				return fmt.Errorf("%w: unmerged leaves of node %d are not in increasing order", ErrMalformed, p)
+			}
 			if t.Leaf(treemath.Leaf(l)) == nil {
 				return fmt.Errorf("%w: node %d lists blank leaf %d as unmerged", ErrMalformed, p, l)
 			}
