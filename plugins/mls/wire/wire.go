@@ -16,6 +16,7 @@ package wire
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/strata-msg/strata/plugins/mls/codec"
 )
@@ -44,10 +45,11 @@ func Marshal(v Encoder) ([]byte, error) {
 func Unmarshal(b []byte, v Decoder) error {
 	r := codec.NewReader(b)
 	if err := v.Decode(r); err != nil {
-		return fmt.Errorf("mls: decode %T: %w", v, err)
+		// Decode methods name their struct: "MLSMessage: Welcome: ...".
+		return fmt.Errorf("mls: decode %w", err)
 	}
 	if err := r.Done(); err != nil {
-		return fmt.Errorf("mls: decode %T: %w", v, err)
+		return fmt.Errorf("mls: decode %s: %w", strings.TrimPrefix(fmt.Sprintf("%T", v), "*wire."), err)
 	}
 	return nil
 }
