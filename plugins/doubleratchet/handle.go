@@ -11,7 +11,19 @@ import (
 
 // HandleBatch implements sdk.Layer: DOWN frames are sealed, UP frames
 // opened. Everything the batch changes is committed in one transaction
-// before any of its frames is emitted.
+// before any frame it sends toward a peer is emitted.
+//
+// A batch that only opens (its output is UP frames, nothing for a peer)
+// hands its frames up first and commits while they travel: nothing
+// derived from the new state leaves the node before the commit, so a
+// crash before it only rolls the sessions back to where they were. The
+// sync layer above has not acknowledged those messages to their authors
+// until it has stored them itself; what it had not stored comes again,
+// and opens from the rolled-back state (a message whose key was used then
+// opens as a skipped one, and the sync layer drops it as a duplicate).
+// The secure deletion that follows a commit (checkpoint) comes after the
+// frames too: they carry plaintext to the host's history, not anything a
+// superseded key could reveal beyond it.
 func (l *Layer) HandleBatch(ctx context.Context, in *commonv1.Batch) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -42,6 +54,12 @@ func (l *Layer) HandleBatch(ctx context.Context, in *commonv1.Batch) {
 			return
 		}
 	}
+	if len(b.controls) == 0 && allUp(out) {
+		if len(out) > 0 {
+			_ = l.env.Out.Emit(ctx, out...)
+			out = nil
+		}
+	}
 	if err := l.commitTx(b); err != nil {
 		l.c.add("dropped_store_error", uint64(len(out)))
 		l.failStore(err)
@@ -49,7 +67,7 @@ func (l *Layer) HandleBatch(ctx context.Context, in *commonv1.Batch) {
 	}
 	// Committed: the checkpoint runs to its end even if the caller has gone.
 	forget := l.forgetDue(b)
-	if forget && l.cfg.Checkpoint == checkpointBeforeSend {
+	if forget && l.cfg.Checkpoint == checkpointBeforeSend && len(out)+len(b.controls) > 0 {
 		if err := l.forget(context.WithoutCancel(ctx)); err != nil {
 			l.c.add("dropped_store_error", uint64(len(out)))
 			l.failStore(err)
@@ -183,6 +201,16 @@ func (l *Layer) up(ctx context.Context, b *batch, out []*commonv1.Frame, f *comm
 		Hints:        f.GetHints(),
 		Payload:      pt.GetPayload(),
 	}), nil
+}
+
+// allUp reports whether every frame goes up, toward the sync layer.
+func allUp(frames []*commonv1.Frame) bool {
+	for _, f := range frames {
+		if f.GetDirection() != commonv1.Direction_DIRECTION_UP {
+			return false
+		}
+	}
+	return true
 }
 
 func containsKey(keys [][]byte, k []byte) bool {

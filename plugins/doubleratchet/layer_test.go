@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +34,22 @@ type node struct {
 	dir string
 	cfg map[string]any
 	key []byte // the at-rest key it is configured with; nil: none
+	// onEmit, if set, sees the frames of every Emit before they are kept.
+	onEmit func([]*commonv1.Frame)
+}
+
+// hookedOut is the node's emitter: its recorder, behind the node's onEmit.
+type hookedOut struct{ n *node }
+
+func (h hookedOut) Emit(ctx context.Context, frames ...*commonv1.Frame) error {
+	if h.n.onEmit != nil {
+		h.n.onEmit(frames)
+	}
+	return h.n.out.Emit(ctx, frames...)
+}
+
+func (h hookedOut) EmitEvent(ctx context.Context, ev *commonv1.Event) error {
+	return h.n.out.EmitEvent(ctx, ev)
 }
 
 func identity(b byte) []byte { return bytes.Repeat([]byte{b}, identitySize) }
@@ -58,7 +77,7 @@ func (n *node) request() *commonv1.ConfigureRequest {
 	return &commonv1.ConfigureRequest{ConfigJson: string(raw), DataDir: n.dir, NodeIdentity: n.id, AtRestKey: bytes.Clone(n.key)}
 }
 
-func (n *node) env() sdk.Env { return sdk.Env{Logger: hclog.NewNullLogger(), Out: n.out} }
+func (n *node) env() sdk.Env { return sdk.Env{Logger: hclog.NewNullLogger(), Out: hookedOut{n}} }
 
 // configure runs Configure on the node's layer.
 func (n *node) configure() error {
@@ -705,6 +724,61 @@ func TestCrashMidConversation(t *testing.T) {
 			mustOpen(t, a, b, send(t, a, b, conv, msg), msg)
 		} else {
 			mustOpen(t, b, a, send(t, b, a, conv, msg), msg)
+		}
+	}
+}
+
+// TestOpenedBeforeCommit: a batch that only opens hands its plaintexts up
+// before it commits. What a crash at that moment leaves on disk (the
+// database files copied from inside the hand-over) is the state before the
+// message: a layer started from it opens the message again, and the
+// conversation goes on both ways from there, across a DH ratchet step.
+func TestOpenedBeforeCommit(t *testing.T) {
+	a, b := pair(t, nil)
+	mustOpen(t, a, b, send(t, a, b, conv, []byte("one")), []byte("one"))
+	mustOpen(t, b, a, send(t, b, a, conv, []byte("two")), []byte("two"))
+	three := send(t, a, b, conv, []byte("three")) // a new ratchet key: b steps
+	imageDir := t.TempDir()
+	b.onEmit = func(frames []*commonv1.Frame) {
+		for _, f := range frames {
+			if f.GetDirection() == commonv1.Direction_DIRECTION_UP {
+				copyFiles(t, b.dir, imageDir)
+			}
+		}
+	}
+	mustOpen(t, a, b, three, []byte("three"))
+	b.onEmit = nil
+	if got := deliver(a, b, three); len(got) != 0 {
+		t.Fatal("the message opened twice on the layer that committed it")
+	}
+
+	image := startNode(t, imageDir, b.id, b.cfg)
+	image.add(a)
+	image.out.Take()
+	mustOpen(t, a, image, three, []byte("three"))
+	mustOpen(t, a, image, send(t, a, image, conv, []byte("four")), []byte("four"))
+	mustOpen(t, image, a, send(t, image, a, conv, []byte("five")), []byte("five"))
+	mustOpen(t, a, image, send(t, a, image, conv, []byte("six")), []byte("six"))
+}
+
+// copyFiles copies the regular files of a directory as they are on disk
+// now, as a crash leaves them.
+func copyFiles(t testing.TB, from, to string) {
+	t.Helper()
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), "-shm") {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), raw, 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
