@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	ethkeccak "github.com/ethereum/go-ethereum/crypto/keccak"
 	"github.com/ethereum/go-ethereum/rlp"
-	"golang.org/x/crypto/sha3"
 )
 
 // Envelope is the Whisper v6 wire packet. Its RLP encoding is the list
@@ -68,7 +68,7 @@ func (e *Envelope) Size() int {
 // Hash returns Keccak256 of the envelope's RLP encoding (the dedup key).
 func (e *Envelope) Hash() [32]byte {
 	var h [32]byte
-	k := sha3.NewLegacyKeccak256()
+	k := ethkeccak.NewLegacyKeccak256()
 	_ = e.EncodeRLP(k)
 	k.Sum(h[:0])
 	return h
@@ -178,7 +178,7 @@ type powHasher struct {
 	sum    [32]byte
 }
 
-var powHashers = sync.Pool{New: func() any { return &powHasher{k: sha3.NewLegacyKeccak256()} }}
+var powHashers = sync.Pool{New: func() any { return &powHasher{k: ethkeccak.NewLegacyKeccak256()} }}
 
 // leadingZeros counts the leading zero bits of a 32-byte big-endian value.
 func leadingZeros(h []byte) int {

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/sha3"
+	ethkeccak "github.com/ethereum/go-ethereum/crypto/keccak"
 )
 
 // prefixHasher hashes short||nonce for many nonces, absorbing short once and
@@ -24,7 +24,7 @@ type prefixHasher struct {
 }
 
 func newPrefixHasher(short []byte) *prefixHasher {
-	h := sha3.NewLegacyKeccak256()
+	h := ethkeccak.NewLegacyKeccak256()
 	h.Write(short)
 	saved, err := h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
