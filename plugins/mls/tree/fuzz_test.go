@@ -53,6 +53,6 @@ func FuzzFromWire(f *testing.F) {
 			_ = c.Update(0, l)
 			_ = c.Remove(0)
 		}
-		_, _ = c.Add(&leaf(7).Leaf)
+		_, _ = c.Add(leaf(7).Leaf)
 	})
 }

@@ -8,16 +8,26 @@ import (
 	"github.com/strata-msg/strata/plugins/mls/wire"
 )
 
-// Clone returns a copy of t that shares no node with it, so that a change
-// can be staged without touching the live tree.
+// Clone returns a copy of t that shares no node and no unmerged list with
+// it, so that a change can be staged without touching the live tree. (The
+// byte slices inside nodes are shared; the tree never modifies them.)
 func (t *Tree) Clone() *Tree {
 	c := &Tree{nodes: make([]*wire.Node, len(t.nodes))}
 	for i, n := range t.nodes {
-		if n != nil {
-			cp := *n
-			cp.Parent.UnmergedLeaves = slices.Clone(n.Parent.UnmergedLeaves)
-			c.nodes[i] = &cp
+		if n == nil {
+			continue
 		}
+		cp := wire.Node{Type: n.Type}
+		if n.Leaf != nil {
+			leaf := *n.Leaf
+			cp.Leaf = &leaf
+		}
+		if n.Parent != nil {
+			parent := *n.Parent
+			parent.UnmergedLeaves = slices.Clone(n.Parent.UnmergedLeaves)
+			cp.Parent = &parent
+		}
+		c.nodes[i] = &cp
 	}
 	return c
 }
@@ -42,7 +52,7 @@ func (t *Tree) Add(leaf *wire.LeafNode) (treemath.Leaf, error) {
 		t.nodes = append(t.nodes, make([]*wire.Node, treemath.Width(2*n)-uint32(len(t.nodes)))...)
 	}
 	cp := *leaf
-	t.nodes[l.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: cp}
+	t.nodes[l.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &cp}
 	for _, p := range treemath.DirectPath(l.Node(), t.LeafCount()) {
 		if pn := t.nodes[p]; pn != nil {
 			um := pn.Parent.UnmergedLeaves
@@ -60,7 +70,7 @@ func (t *Tree) Update(l treemath.Leaf, leaf *wire.LeafNode) error {
 		return fmt.Errorf("%w: update of leaf %d", ErrBlankLeaf, l)
 	}
 	cp := *leaf
-	t.nodes[l.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: cp}
+	t.nodes[l.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &cp}
 	t.blankPath(l)
 	return nil
 }
@@ -102,9 +112,15 @@ func (t *Tree) truncate() {
 func (t *Tree) Apply(p *wire.Proposal, sender treemath.Leaf) error {
 	switch p.Type {
 	case wire.ProposalAdd:
+		if p.Add == nil {
+			return fmt.Errorf("mls/tree: Add proposal without its body")
+		}
 		_, err := t.Add(&p.Add.KeyPackage.LeafNode)
 		return err
 	case wire.ProposalUpdate:
+		if p.Update == nil {
+			return fmt.Errorf("mls/tree: Update proposal without its body")
+		}
 		return t.Update(sender, &p.Update.LeafNode)
 	case wire.ProposalRemove:
 		return t.Remove(treemath.Leaf(p.Remove.Removed))

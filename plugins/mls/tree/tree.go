@@ -76,7 +76,8 @@ func FromWire(rt wire.RatchetTree) (*Tree, error) {
 		}
 		x := treemath.Node(i)
 		switch {
-		case x.IsLeaf() && node.Type != wire.NodeTypeLeaf, !x.IsLeaf() && node.Type != wire.NodeTypeParent:
+		case x.IsLeaf() && (node.Type != wire.NodeTypeLeaf || node.Leaf == nil),
+			!x.IsLeaf() && (node.Type != wire.NodeTypeParent || node.Parent == nil):
 			return nil, fmt.Errorf("%w: node %d has type %d", ErrMalformed, i, node.Type)
 		}
 		if node.Type == wire.NodeTypeParent {
@@ -124,7 +125,7 @@ func (t *Tree) Leaf(l treemath.Leaf) *wire.LeafNode {
 	if n == nil {
 		return nil
 	}
-	return &n.Leaf
+	return n.Leaf
 }
 
 // Resolution returns the resolution of node x (RFC 9420 §4.1.1): x itself
@@ -206,7 +207,7 @@ func (t *Tree) subtreeHash(h Hasher, x treemath.Node, excluded map[uint32]bool, 
 		}
 		w.Uint8(uint8(wire.NodeTypeParent))
 		w.Optional(node != nil, func(w *codec.Writer) {
-			p := node.Parent
+			p := *node.Parent
 			if len(excluded) > 0 {
 				var kept []uint32
 				for _, l := range p.UnmergedLeaves {
@@ -235,7 +236,7 @@ func (t *Tree) subtreeHash(h Hasher, x treemath.Node, excluded map[uint32]bool, 
 // child on the side away from copath child s (RFC 9420 §7.9):
 // Hash(ParentHashInput{p.encryption_key, p.parent_hash, original tree hash of s}).
 func (t *Tree) parentHash(h Hasher, p, s treemath.Node) ([]byte, error) {
-	pn := &t.nodes[p].Parent
+	pn := t.nodes[p].Parent
 	excluded := make(map[uint32]bool, len(pn.UnmergedLeaves))
 	for _, l := range pn.UnmergedLeaves {
 		excluded[l] = true

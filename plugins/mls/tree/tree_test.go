@@ -15,7 +15,7 @@ type sha256Hasher struct{}
 func (sha256Hasher) Hash(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 
 func leaf(id byte) *wire.Node {
-	return &wire.Node{Type: wire.NodeTypeLeaf, Leaf: wire.LeafNode{
+	return &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &wire.LeafNode{
 		EncryptionKey: []byte{id}, SignatureKey: []byte{id},
 		Credential: wire.Credential{Type: wire.CredentialBasic, Identity: []byte{id}},
 		Source:     wire.LeafNodeSourceKeyPackage,
@@ -23,7 +23,7 @@ func leaf(id byte) *wire.Node {
 }
 
 func parent(id byte, unmerged ...uint32) *wire.Node {
-	return &wire.Node{Type: wire.NodeTypeParent, Parent: wire.ParentNode{EncryptionKey: []byte{id}, UnmergedLeaves: unmerged}}
+	return &wire.Node{Type: wire.NodeTypeParent, Parent: &wire.ParentNode{EncryptionKey: []byte{id}, UnmergedLeaves: unmerged}}
 }
 
 func TestFromWireShape(t *testing.T) {
@@ -38,6 +38,7 @@ func TestFromWireShape(t *testing.T) {
 		{"last blank", wire.RatchetTree{leaf(1), nil, nil}, 0},
 		{"parent at leaf position", wire.RatchetTree{parent(1)}, 0},
 		{"leaf at parent position", wire.RatchetTree{leaf(1), leaf(2), leaf(3)}, 0},
+		{"parent type without a ParentNode", wire.RatchetTree{leaf(1), {Type: wire.NodeTypeParent, Leaf: leaf(2).Leaf}, leaf(3)}, 0},
 		{"unmerged leaf outside subtree", wire.RatchetTree{leaf(1), parent(9, 2), leaf(2), nil, leaf(3)}, 0},
 		{"unmerged leaf beyond tree", wire.RatchetTree{leaf(1), parent(9, 7), leaf(2)}, 0},
 	}
@@ -80,7 +81,7 @@ func TestAddUpdateRemove(t *testing.T) {
 	tr, _ := FromWire(wire.RatchetTree{leaf(1), parent(9), leaf(2)})
 	// Full: Add extends to 4 leaves; the new leaf's path has no non-blank
 	// parent but 3 (blank root).
-	l, err := tr.Add(&leaf(3).Leaf)
+	l, err := tr.Add(leaf(3).Leaf)
 	if err != nil || l != 2 || tr.LeafCount() != 4 {
 		t.Fatalf("Add: leaf %d, %v, %d leaves", l, err, tr.LeafCount())
 	}
@@ -94,13 +95,13 @@ func TestAddUpdateRemove(t *testing.T) {
 		t.Fatal("Remove did not blank the direct path")
 	}
 	tr.nodes[3] = parent(8, 2)
-	if l, _ := tr.Add(&leaf(4).Leaf); l != 0 {
+	if l, _ := tr.Add(leaf(4).Leaf); l != 0 {
 		t.Fatalf("Add went to leaf %d, want 0", l)
 	}
 	if got := tr.nodes[3].Parent.UnmergedLeaves; !slices.Equal(got, []uint32{0, 2}) {
 		t.Fatalf("unmerged leaves of the root %v, want [0 2]", got)
 	}
-	if err := tr.Update(1, &leaf(5).Leaf); err != nil || tr.nodes[3] != nil {
+	if err := tr.Update(1, leaf(5).Leaf); err != nil || tr.nodes[3] != nil {
 		t.Fatalf("Update: %v, root %v", err, tr.nodes[3])
 	}
 	// Removing the last two leaves truncates back to one leaf... of two.
@@ -111,7 +112,7 @@ func TestAddUpdateRemove(t *testing.T) {
 	if err := tr.Remove(3); !errors.Is(err, ErrBlankLeaf) {
 		t.Fatalf("removing a leaf outside the tree: %v", err)
 	}
-	if err := tr.Update(1<<31+1, &leaf(6).Leaf); !errors.Is(err, ErrBlankLeaf) {
+	if err := tr.Update(1<<31+1, leaf(6).Leaf); !errors.Is(err, ErrBlankLeaf) {
 		t.Fatalf("updating leaf 2^31+1: %v", err)
 	}
 }

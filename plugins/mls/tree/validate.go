@@ -156,8 +156,10 @@ func (t *Tree) VerifyDistinctKeys() error {
 		if node == nil {
 			continue
 		}
-		key := node.Parent.EncryptionKey
-		if node.Type == wire.NodeTypeLeaf {
+		var key []byte
+		if node.Type == wire.NodeTypeParent {
+			key = node.Parent.EncryptionKey
+		} else {
 			key = node.Leaf.EncryptionKey
 			if j, dup := sig[string(node.Leaf.SignatureKey)]; dup {
 				return fmt.Errorf("%w: nodes %d and %d share a signature key", ErrMalformed, j, i)

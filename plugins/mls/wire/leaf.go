@@ -266,23 +266,24 @@ func (p *ParentNode) Decode(r *codec.Reader) (err error) {
 }
 
 // Node is a non-blank node of the ratchet tree (RFC 9420 §12.4.3.3): a
-// LeafNode or a ParentNode, as Type says.
+// LeafNode or a ParentNode, as Type says; the other field is nil. (Pointers
+// keep a decoded tree's memory proportional to its encoding.)
 type Node struct {
 	Type   NodeType
-	Leaf   LeafNode
-	Parent ParentNode
+	Leaf   *LeafNode
+	Parent *ParentNode
 }
 
 // Encode writes n.
 func (n *Node) Encode(w *codec.Writer) {
 	w.Uint8(uint8(n.Type))
-	switch n.Type {
-	case NodeTypeLeaf:
+	switch {
+	case n.Type == NodeTypeLeaf && n.Leaf != nil:
 		n.Leaf.Encode(w)
-	case NodeTypeParent:
+	case n.Type == NodeTypeParent && n.Parent != nil:
 		n.Parent.Encode(w)
 	default:
-		w.Fail(invalid("node_type", n.Type))
+		w.Fail(invalid("Node without a body for node_type", n.Type))
 	}
 }
 
@@ -295,8 +296,10 @@ func (n *Node) Decode(r *codec.Reader) error {
 	*n = Node{Type: NodeType(t)}
 	switch n.Type {
 	case NodeTypeLeaf:
+		n.Leaf = new(LeafNode)
 		err = n.Leaf.Decode(r)
 	case NodeTypeParent:
+		n.Parent = new(ParentNode)
 		err = n.Parent.Decode(r)
 	default:
 		err = invalid("node_type", t)
@@ -323,11 +326,10 @@ func (t *RatchetTree) Encode(w *codec.Writer) {
 // Decode reads t.
 func (t *RatchetTree) Decode(r *codec.Reader) error {
 	nodes, err := decodeList(r, func(r *codec.Reader, n **Node) error {
-		var node Node
-		present, err := r.Optional(node.Decode)
-		if present {
-			*n = &node
-		}
+		_, err := r.Optional(func(r *codec.Reader) error {
+			*n = new(Node)
+			return (*n).Decode(r)
+		})
 		return err
 	})
 	*t = nodes

@@ -174,51 +174,53 @@ func (g *GroupContextExtensions) Decode(r *codec.Reader) (err error) {
 }
 
 // Proposal is one proposed change to the group (RFC 9420 §12.1); the field
-// named by Type holds its body. Decoding rejects proposal types this
-// package does not know, since their bodies have no length to skip.
+// named by Type holds its body. The large bodies (Add, Update, ReInit) are
+// pointers, nil unless Type names them, so that a Commit's list of
+// proposals costs memory in proportion to its encoding. Decoding rejects
+// proposal types this package does not know, since their bodies have no
+// length to skip.
 type Proposal struct {
 	Type                   ProposalType
-	Add                    Add
-	Update                 Update
+	Add                    *Add
+	Update                 *Update
 	Remove                 Remove
 	PreSharedKey           PreSharedKey
-	ReInit                 ReInit
+	ReInit                 *ReInit
 	ExternalInit           ExternalInit
 	GroupContextExtensions GroupContextExtensions
-}
-
-func (p *Proposal) body() interface {
-	Encoder
-	Decoder
-} {
-	switch p.Type {
-	case ProposalAdd:
-		return &p.Add
-	case ProposalUpdate:
-		return &p.Update
-	case ProposalRemove:
-		return &p.Remove
-	case ProposalPSK:
-		return &p.PreSharedKey
-	case ProposalReInit:
-		return &p.ReInit
-	case ProposalExternalInit:
-		return &p.ExternalInit
-	case ProposalGroupContextExtensions:
-		return &p.GroupContextExtensions
-	}
-	return nil
 }
 
 // Encode writes p.
 func (p *Proposal) Encode(w *codec.Writer) {
 	w.Uint16(uint16(p.Type))
-	b := p.body()
-	if b == nil {
-		w.Fail(invalid("proposal_type", p.Type))
+	var body Encoder
+	switch p.Type {
+	case ProposalAdd:
+		if p.Add != nil {
+			body = p.Add
+		}
+	case ProposalUpdate:
+		if p.Update != nil {
+			body = p.Update
+		}
+	case ProposalRemove:
+		body = &p.Remove
+	case ProposalPSK:
+		body = &p.PreSharedKey
+	case ProposalReInit:
+		if p.ReInit != nil {
+			body = p.ReInit
+		}
+	case ProposalExternalInit:
+		body = &p.ExternalInit
+	case ProposalGroupContextExtensions:
+		body = &p.GroupContextExtensions
+	}
+	if body == nil {
+		w.Fail(invalid("Proposal without a body for proposal_type", p.Type))
 		return
 	}
-	b.Encode(w)
+	body.Encode(w)
 }
 
 // Decode reads p.
@@ -228,18 +230,36 @@ func (p *Proposal) Decode(r *codec.Reader) error {
 		return wrap("Proposal", err)
 	}
 	*p = Proposal{Type: ProposalType(t)}
-	b := p.body()
-	if b == nil {
+	var body Decoder
+	switch p.Type {
+	case ProposalAdd:
+		p.Add = new(Add)
+		body = p.Add
+	case ProposalUpdate:
+		p.Update = new(Update)
+		body = p.Update
+	case ProposalRemove:
+		body = &p.Remove
+	case ProposalPSK:
+		body = &p.PreSharedKey
+	case ProposalReInit:
+		p.ReInit = new(ReInit)
+		body = p.ReInit
+	case ProposalExternalInit:
+		body = &p.ExternalInit
+	case ProposalGroupContextExtensions:
+		body = &p.GroupContextExtensions
+	default:
 		return wrap("Proposal", invalid("proposal_type", t))
 	}
-	return wrap("Proposal", b.Decode(r))
+	return wrap("Proposal", body.Decode(r))
 }
 
-// ProposalOrRef is a Commit's entry: a proposal inline or the ProposalRef
-// of one sent before (RFC 9420 §12.4).
+// ProposalOrRef is a Commit's entry: a proposal inline (Proposal, nil
+// otherwise) or the ProposalRef of one sent before (RFC 9420 §12.4).
 type ProposalOrRef struct {
 	Type      ProposalOrRefType
-	Proposal  Proposal
+	Proposal  *Proposal
 	Reference []byte // ProposalRef
 }
 
@@ -248,6 +268,10 @@ func (p *ProposalOrRef) Encode(w *codec.Writer) {
 	w.Uint8(uint8(p.Type))
 	switch p.Type {
 	case ProposalOrRefProposal:
+		if p.Proposal == nil {
+			w.Fail(invalid("ProposalOrRef without its proposal, type", p.Type))
+			return
+		}
 		p.Proposal.Encode(w)
 	case ProposalOrRefReference:
 		w.Opaque(p.Reference)
@@ -265,6 +289,7 @@ func (p *ProposalOrRef) Decode(r *codec.Reader) error {
 	*p = ProposalOrRef{Type: ProposalOrRefType(t)}
 	switch p.Type {
 	case ProposalOrRefProposal:
+		p.Proposal = new(Proposal)
 		err = p.Proposal.Decode(r)
 	case ProposalOrRefReference:
 		p.Reference, err = r.Opaque()

@@ -75,18 +75,36 @@ func encodeList[T any](w *codec.Writer, xs []T, enc func(*codec.Writer, *T)) {
 	})
 }
 
-// decodeList reads a <V> vector of elements, each with dec.
+// decodeList reads a <V> vector of elements, each with dec. It decodes into
+// chunks of growing size and copies them once into a slice of the exact
+// length, so that the memory a list costs is about twice its elements'
+// size, not the five times that append's growth would allocate on the way.
 func decodeList[T any](r *codec.Reader, dec func(*codec.Reader, *T) error) ([]T, error) {
-	var xs []T
+	var full [][]T
+	var cur []T
+	n := 0
 	err := r.Vector(func(r *codec.Reader) error {
-		var x T
-		if err := dec(r, &x); err != nil {
-			return err
+		if len(cur) == cap(cur) {
+			if cur != nil {
+				full = append(full, cur)
+			}
+			cur = make([]T, 0, min(max(2*cap(cur), 4), 1024))
 		}
-		xs = append(xs, x)
-		return nil
+		cur = cur[:len(cur)+1]
+		n++
+		return dec(r, &cur[len(cur)-1])
 	})
-	return xs, err
+	if err != nil {
+		return nil, err
+	}
+	if full == nil {
+		return cur, nil
+	}
+	out := make([]T, 0, n)
+	for _, c := range full {
+		out = append(out, c...)
+	}
+	return append(out, cur...), nil
 }
 
 func decodeUint16s(r *codec.Reader) ([]uint16, error) {

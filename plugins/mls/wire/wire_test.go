@@ -28,6 +28,8 @@ func sampleLeaf(src LeafNodeSource) LeafNode {
 	}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func sampleKeyPackage() KeyPackage {
 	return KeyPackage{Version: MLS10, CipherSuite: 1, InitKey: []byte{4, 4}, LeafNode: sampleLeaf(LeafNodeSourceKeyPackage), Signature: []byte{5}}
 }
@@ -39,11 +41,11 @@ func sampleGroupContext() GroupContext {
 func sampleCommit() Commit {
 	return Commit{
 		Proposals: []ProposalOrRef{
-			{Type: ProposalOrRefProposal, Proposal: Proposal{Type: ProposalAdd, Add: Add{KeyPackage: sampleKeyPackage()}}},
-			{Type: ProposalOrRefProposal, Proposal: Proposal{Type: ProposalRemove, Remove: Remove{Removed: 3}}},
-			{Type: ProposalOrRefProposal, Proposal: Proposal{Type: ProposalPSK, PreSharedKey: PreSharedKey{PSK: PreSharedKeyID{Type: PSKResumption, Usage: ResumptionBranch, PSKGroupID: []byte("g"), PSKEpoch: 2, Nonce: []byte{1}}}}},
-			{Type: ProposalOrRefProposal, Proposal: Proposal{Type: ProposalReInit, ReInit: ReInit{GroupID: []byte("h"), Version: MLS10, CipherSuite: 3}}},
-			{Type: ProposalOrRefProposal, Proposal: Proposal{Type: ProposalGroupContextExtensions}},
+			{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalAdd, Add: &Add{KeyPackage: sampleKeyPackage()}}},
+			{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalRemove, Remove: Remove{Removed: 3}}},
+			{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalPSK, PreSharedKey: PreSharedKey{PSK: PreSharedKeyID{Type: PSKResumption, Usage: ResumptionBranch, PSKGroupID: []byte("g"), PSKEpoch: 2, Nonce: []byte{1}}}}},
+			{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalReInit, ReInit: &ReInit{GroupID: []byte("h"), Version: MLS10, CipherSuite: 3}}},
+			{Type: ProposalOrRefProposal, Proposal: &Proposal{Type: ProposalGroupContextExtensions}},
 			{Type: ProposalOrRefReference, Reference: bytes.Repeat([]byte{8}, 32)},
 		},
 		Path: &UpdatePath{
@@ -71,11 +73,11 @@ func samples() map[string]Encoder {
 		"welcome":    &MLSMessage{Version: MLS10, WireFormat: WireFormatWelcome, Welcome: &Welcome{CipherSuite: 1, Secrets: []EncryptedGroupSecrets{{NewMember: []byte{1}, EncryptedGroupSecrets: HPKECiphertext{KEMOutput: []byte{2}, Ciphertext: []byte{3}}}}, EncryptedGroupInfo: []byte{4}}},
 		"group info": &MLSMessage{Version: MLS10, WireFormat: WireFormatGroupInfo, GroupInfo: &GroupInfo{GroupContext: sampleGroupContext(), Extensions: []Extension{{Type: ExtensionExternalPub, Data: []byte{1}}}, ConfirmationTag: []byte{1}, Signer: 2, Signature: []byte{3}}},
 		"ratchet tree": &RatchetTree{
-			{Type: NodeTypeLeaf, Leaf: sampleLeaf(LeafNodeSourceUpdate)},
-			{Type: NodeTypeParent, Parent: ParentNode{EncryptionKey: []byte{1}, ParentHash: []byte{}, UnmergedLeaves: []uint32{2}}},
+			{Type: NodeTypeLeaf, Leaf: ptr(sampleLeaf(LeafNodeSourceUpdate))},
+			{Type: NodeTypeParent, Parent: &ParentNode{EncryptionKey: []byte{1}, ParentHash: []byte{}, UnmergedLeaves: []uint32{2}}},
 			nil,
 			nil,
-			{Type: NodeTypeLeaf, Leaf: sampleLeaf(LeafNodeSourceKeyPackage)},
+			{Type: NodeTypeLeaf, Leaf: ptr(sampleLeaf(LeafNodeSourceKeyPackage))},
 		},
 		"group secrets":              &GroupSecrets{JoinerSecret: []byte{1}, PathSecret: []byte{}, PSKs: []PreSharedKeyID{{Type: PSKExternal, PSKID: []byte("id"), Nonce: []byte{2}}}},
 		"group secrets without path": &GroupSecrets{JoinerSecret: []byte{1}},
@@ -259,5 +261,14 @@ func TestMarshalIncomplete(t *testing.T) {
 	}
 	if _, err := Marshal(&Proposal{Type: 0x0a0a}); !errors.Is(err, codec.ErrInvalid) {
 		t.Fatalf("unknown proposal type: %v", err)
+	}
+	if _, err := Marshal(&Proposal{Type: ProposalAdd}); !errors.Is(err, codec.ErrInvalid) {
+		t.Fatalf("Add proposal without its body: %v", err)
+	}
+	if _, err := Marshal(&Node{Type: NodeTypeParent, Leaf: &LeafNode{}}); !errors.Is(err, codec.ErrInvalid) {
+		t.Fatalf("parent Node without a ParentNode: %v", err)
+	}
+	if _, err := Marshal(&ProposalOrRef{Type: ProposalOrRefProposal}); !errors.Is(err, codec.ErrInvalid) {
+		t.Fatalf("ProposalOrRef without its proposal: %v", err)
 	}
 }
