@@ -55,9 +55,10 @@ func (t *Tree) Add(leaf *wire.LeafNode) (treemath.Leaf, error) {
 	t.nodes[l.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &cp}
 	for _, p := range treemath.DirectPath(l.Node(), t.LeafCount()) {
 		if pn := t.nodes[p]; pn != nil {
-			um := pn.Parent.UnmergedLeaves
-			i, _ := slices.BinarySearch(um, uint32(l))
-			pn.Parent.UnmergedLeaves = slices.Insert(um, i, uint32(l))
+			parent := *pn.Parent
+			i, _ := slices.BinarySearch(parent.UnmergedLeaves, uint32(l))
+			parent.UnmergedLeaves = slices.Insert(slices.Clone(parent.UnmergedLeaves), i, uint32(l))
+			t.nodes[p] = &wire.Node{Type: wire.NodeTypeParent, Parent: &parent}
 		}
 	}
 	return l, nil

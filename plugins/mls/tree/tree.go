@@ -4,7 +4,8 @@
 // proposals make to it.
 //
 // A Tree holds public data only; private keys (TreeKEM) are not part of
-// this package. A Tree is not safe for concurrent modification.
+// this package. A Tree never modifies a node it was given or handed out:
+// changes replace nodes. A Tree is not safe for concurrent modification.
 package tree
 
 import (
@@ -52,7 +53,7 @@ type Tree struct {
 // 9420 §12.4.3.3): the last node must be non-blank, each node's type must
 // match its position, every unmerged leaf must lie below the parent that
 // lists it; the list is then padded with blanks to 2^(d+1)-1 nodes. The
-// tree keeps the given nodes (it does not copy them).
+// tree keeps the given nodes and never modifies them.
 func FromWire(rt wire.RatchetTree) (*Tree, error) {
 	n := len(rt)
 	if n == 0 {

@@ -185,3 +185,21 @@ func TestVerifyDistinctKeys(t *testing.T) {
 		t.Fatalf("shared signature key: %v", err)
 	}
 }
+
+func TestChangesLeaveGivenNodesAlone(t *testing.T) {
+	rt := wire.RatchetTree{leaf(1), parent(9), nil, nil, leaf(3)}
+	before, _ := wire.Marshal(&rt)
+	tr, _ := FromWire(rt)
+	if _, err := tr.Add(leaf(2).Leaf); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Node(1).Parent.UnmergedLeaves; !slices.Equal(got, []uint32{1}) {
+		t.Fatalf("unmerged leaves %v", got)
+	}
+	_ = tr.Update(0, leaf(4).Leaf)
+	_ = tr.Remove(2)
+	after, _ := wire.Marshal(&rt)
+	if string(before) != string(after) {
+		t.Fatal("changing the tree changed the nodes it was built from")
+	}
+}
