@@ -120,6 +120,10 @@ type Card struct {
 	// is not part of the card: Sign ignores it, Store.Put leaves the stored
 	// alias alone, and Store's lookups fill it in.
 	Alias string
+	// Verified is when the node's user marked the contact verified
+	// (Store.SetVerified), or the zero time. Like Alias it is local, not
+	// part of the card.
+	Verified time.Time
 
 	// signed is the SignedCard this card was decoded from or signed into;
 	// nil for an unsigned card.

@@ -66,6 +66,14 @@ var migrations = []string{
 		PRIMARY KEY (layer, data_hash, identity)
 	) STRICT, WITHOUT ROWID;
 	CREATE INDEX section_index_by_identity ON section_index (identity);`,
+
+	// Version 2.
+	//
+	// verified_unix is when the node's user marked the contact verified,
+	// having compared its safety number out of band (Unix seconds), or
+	// NULL. It belongs to the identity, not to a card: a newer card of the
+	// same identity keeps it.
+	`ALTER TABLE contacts ADD COLUMN verified_unix INTEGER;`,
 }
 
 // Store is a durable store of contact cards, one per identity, in a SQLite
@@ -220,30 +228,34 @@ func (s *Store) ByAlias(ctx context.Context, alias string) (*Card, error) {
 func (s *Store) get(ctx context.Context, where string, arg any) (*Card, error) {
 	var signed []byte
 	var alias sql.NullString
-	err := s.db.QueryRowContext(ctx, "SELECT signed, alias FROM contacts WHERE "+where, arg).Scan(&signed, &alias)
+	var verified sql.NullInt64
+	err := s.db.QueryRowContext(ctx, "SELECT signed, alias, verified_unix FROM contacts WHERE "+where, arg).Scan(&signed, &alias, &verified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	return decodeStored(signed, alias)
+	return decodeStored(signed, alias, verified)
 }
 
 // decodeStored decodes a card read from the database. The database is
 // trusted no more than the card's author: the signature is checked again.
-func decodeStored(signed []byte, alias sql.NullString) (*Card, error) {
+func decodeStored(signed []byte, alias sql.NullString, verified sql.NullInt64) (*Card, error) {
 	c, err := Decode(signed)
 	if err != nil {
 		return nil, fmt.Errorf("stored card: %w", err)
 	}
 	c.Alias = alias.String
+	if verified.Valid {
+		c.Verified = time.Unix(verified.Int64, 0)
+	}
 	return c, nil
 }
 
 // List returns every stored card, ordered by name and then by identity key.
 func (s *Store) List(ctx context.Context) ([]*Card, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT signed, alias FROM contacts ORDER BY name, identity")
+	rows, err := s.db.QueryContext(ctx, "SELECT signed, alias, verified_unix FROM contacts ORDER BY name, identity")
 	if err != nil {
 		return nil, fmt.Errorf("contacts: list: %w", err)
 	}
@@ -252,10 +264,11 @@ func (s *Store) List(ctx context.Context) ([]*Card, error) {
 	for rows.Next() {
 		var signed []byte
 		var alias sql.NullString
-		if err := rows.Scan(&signed, &alias); err != nil {
+		var verified sql.NullInt64
+		if err := rows.Scan(&signed, &alias, &verified); err != nil {
 			return nil, fmt.Errorf("contacts: list: %w", err)
 		}
-		c, err := decodeStored(signed, alias)
+		c, err := decodeStored(signed, alias, verified)
 		if err != nil {
 			return nil, fmt.Errorf("contacts: list: %w", err)
 		}
@@ -333,6 +346,27 @@ func (s *Store) SetAlias(ctx context.Context, identity []byte, alias string) err
 	return nil
 }
 
+// SetVerified marks the contact with the identity key verified at the
+// time at (its user compared the safety number out of band), or clears
+// the mark if at is the zero time. It returns ErrNotFound if there is no
+// such contact. The mark stays when a newer card of the identity replaces
+// the stored one, and goes with Delete.
+func (s *Store) SetVerified(ctx context.Context, identity []byte, at time.Time) error {
+	value := sql.NullInt64{Int64: at.Unix(), Valid: !at.IsZero()}
+	res, err := s.db.ExecContext(ctx, "UPDATE contacts SET verified_unix = ? WHERE identity = ?", value, identity)
+	if err != nil {
+		return fmt.Errorf("contacts: set verified: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("contacts: set verified: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("contacts: set verified: %w", ErrNotFound)
+	}
+	return nil
+}
+
 // LookupSection returns the contact whose card holds exactly data as its
 // section for layer: for instance, which contact an inbound privacy address
 // belongs to. It returns ErrNotFound if no card holds it, and an error
@@ -350,7 +384,7 @@ func (s *Store) LookupSection(ctx context.Context, layer commonv1.LayerKind, dat
 func (s *Store) lookupSection(ctx context.Context, layer commonv1.LayerKind, data []byte) (*Card, error) {
 	// One statement, so one consistent snapshot of both tables.
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT c.signed, c.alias FROM section_index AS x
+		SELECT c.signed, c.alias, c.verified_unix FROM section_index AS x
 		JOIN contacts AS c ON c.identity = x.identity
 		WHERE x.layer = ? AND x.data_hash = ?`,
 		int64(layer), sectionHash(data))
@@ -363,10 +397,11 @@ func (s *Store) lookupSection(ctx context.Context, layer commonv1.LayerKind, dat
 	for rows.Next() {
 		var signed []byte
 		var alias sql.NullString
-		if err := rows.Scan(&signed, &alias); err != nil {
+		var verified sql.NullInt64
+		if err := rows.Scan(&signed, &alias, &verified); err != nil {
 			return nil, err
 		}
-		c, err := decodeStored(signed, alias)
+		c, err := decodeStored(signed, alias, verified)
 		if err != nil {
 			return nil, err
 		}
