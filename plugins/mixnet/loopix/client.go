@@ -30,6 +30,10 @@ type ClientConfig struct {
 	ReassemblyTimeout time.Duration
 }
 
+// maxAbove bounds how far past its ack a client takes mailbox entries (and
+// so the entries it remembers above a gap).
+const maxAbove = 1 << 12
+
 // ErrSendQueueFull reports a message refused because the send queue holds
 // MaxQueue fragments.
 var ErrSendQueueFull = errors.New("loopix: send queue full")
@@ -51,6 +55,7 @@ type Client struct {
 	nextD     time.Time
 	nextPull  time.Time
 	ack       uint64
+	above     map[uint64]bool // entries taken after a gap above ack
 	loops     map[[MessageIDLength]byte]time.Time
 	reasm     Reassembler
 	out       []Output
@@ -71,7 +76,7 @@ func NewClient(cfg ClientConfig, dir *Directory, now time.Time) (*Client, error)
 	if cfg.Keys == nil || cfg.PullInterval <= 0 || cfg.MaxQueue <= 0 || cfg.MaxMessage <= 0 || cfg.MaxPending <= 0 || cfg.ReassemblyTimeout <= 0 {
 		return nil, errors.New("loopix: a client needs keys, a pull interval and its bounds")
 	}
-	c := &Client{cfg: cfg, g: rng{r: cfg.Rand}, loops: map[[MessageIDLength]byte]time.Time{}}
+	c := &Client{cfg: cfg, g: rng{r: cfg.Rand}, loops: map[[MessageIDLength]byte]time.Time{}, above: map[uint64]bool{}}
 	if err := c.SetDirectory(dir); err != nil {
 		return nil, err
 	}
@@ -322,11 +327,23 @@ func (c *Client) Handle(_ context.Context, now time.Time, from PeerID, frame []b
 	if !f.Entry.Real {
 		return
 	}
-	if f.Entry.Seq <= c.ack {
+	seq := f.Entry.Seq
+	if seq <= c.ack || c.above[seq] {
 		c.c.DuplicateEntry.Inc()
 		return
 	}
-	c.ack = f.Entry.Seq
+	// A pull's entries are numbered on from the ack; they may arrive out
+	// of order, or some not at all: the ack moves over what is contiguous,
+	// and the provider sends the rest again at the next pull.
+	if seq-c.ack > maxAbove {
+		c.c.DuplicateEntry.Inc() // far beyond anything a pull returns
+		return
+	}
+	c.above[seq] = true
+	for c.above[c.ack+1] {
+		delete(c.above, c.ack+1)
+		c.ack++
+	}
 	c.c.EntriesIn.Inc()
 	c.open(now, f.Entry.Payload)
 }
