@@ -182,3 +182,23 @@ func TestMailboxEntriesOutOfOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestPullFlood: pulls beyond the client's rate are dropped and counted
+// like packets, and answered with nothing.
+func TestPullFlood(t *testing.T) {
+	s := newSim(t, simOptions{seed: 9, rates: loopix.Rates{LambdaP: 1, Mu: 10}})
+	s.addClient("alice", "provider-0")
+	s.run(time.Second)
+	p0 := s.nodes["provider-0"]
+	p0.eng.Ready()
+	var tok [loopix.TokenLength]byte
+	for range 100 {
+		p0.eng.Handle(s.ctx, s.now, "alice", loopix.EncodePull(loopix.Pull{Token: tok}))
+	}
+	if got := p0.counters.RateLimited.Load(); got < 75 {
+		t.Fatalf("rate limited %d of 100 pulls at one instant; the bucket holds 20", got)
+	}
+	if out := len(p0.eng.Ready().Out); out > 4*25 {
+		t.Fatalf("%d frames answered a flood of pulls", out)
+	}
+}

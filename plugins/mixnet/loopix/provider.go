@@ -175,6 +175,12 @@ func (p *Provider) pull(ctx context.Context, now time.Time, from PeerID, req Pul
 	}
 	id := MailboxIDOf(req.Token)
 	cl := p.clients[from]
+	// A pull costs a database transaction and PullBatch frames: it takes
+	// a token of the client's bucket like a packet.
+	if cl != nil && !cl.take(now, p.cfg.ClientRate, p.cfg.ClientBurst) {
+		p.c.RateLimited.Inc()
+		return
+	}
 	if cl == nil || cl.mailbox != id {
 		if cl == nil && len(p.clients) >= p.cfg.MaxClients {
 			p.c.TooManyClients.Inc()

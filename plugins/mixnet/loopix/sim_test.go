@@ -139,6 +139,9 @@ type sim struct {
 }
 
 type simOptions struct {
+	// epoch is the length of an epoch (pki.DefaultEpochPeriod if zero);
+	// the nodes publish keys for 8 epochs.
+	epoch    time.Duration
 	rates    loopix.Rates
 	user     int
 	boxOpts  mailbox.Options
@@ -177,7 +180,7 @@ func newSim(t testing.TB, o simOptions) *sim {
 	params.LambdaMPerSecond, params.MuPerSecond = o.rates.LambdaM, o.rates.Mu
 	tn, err := testnet.Generate(testnet.Config{
 		NetworkID: simNetwork, Epoch: simEpoch, Layers: 3, MixesPerLayer: 2, Providers: 2,
-		Params: params, Authorities: []ed25519.PrivateKey{auth}, Rand: rnd,
+		Params: params, Authorities: []ed25519.PrivateKey{auth}, Rand: rnd, KeyEpochs: pki.MaxSphinxKeys,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +190,10 @@ func newSim(t testing.TB, o simOptions) *sim {
 		t.Fatal(err)
 	}
 	genesis := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	epochs, err := pki.NewEpochs(pki.DefaultEpochPeriod, genesis, func() time.Time { panic("the engines must not read a clock") })
+	if o.epoch == 0 {
+		o.epoch = pki.DefaultEpochPeriod
+	}
+	epochs, err := pki.NewEpochs(o.epoch, genesis, func() time.Time { panic("the engines must not read a clock") })
 	if err != nil {
 		t.Fatal(err)
 	}
