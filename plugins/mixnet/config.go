@@ -53,7 +53,7 @@ type Config struct {
 	MaxPending        int64         `json:"max_pending_messages" default:"64" min:"1" max:"65536" desc:"client: messages being reassembled at once (the oldest is dropped beyond)"`
 	ReassemblyTimeout time.Duration `json:"reassembly_timeout" default:"10m" min:"1s" max:"24h" desc:"client: how long a partly received message is kept"`
 
-	MaxQueue          int64         `json:"max_queue" default:"100000" min:"1" max:"100000000" desc:"mix, provider: packets held for their delay at once"`
+	MaxQueue          int64         `json:"max_queue" default:"20000" min:"1" max:"100000000" desc:"mix, provider: packets held for their delay at once"`
 	MaxDelay          time.Duration `json:"max_delay" default:"1m" min:"1ms" max:"24h" desc:"mix, provider: longest per-hop delay accepted"`
 	ClientRate        *float64      `json:"client_rate" min:"0.001" max:"1000000" desc:"provider: packets per second one client may inject; default: 4 × (λP + λL + λD)"`
 	ClientBurst       int64         `json:"client_burst" default:"50" min:"1" max:"1000000" desc:"provider: packets a client may inject at once before client_rate applies"`
