@@ -1,0 +1,114 @@
+package tree
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/strata-msg/strata/plugins/mls/treemath"
+	"github.com/strata-msg/strata/plugins/mls/wire"
+)
+
+// ResolutionExcluding returns the resolution of node x as if the leaves in
+// excluded were blank and absent from every unmerged list: the set an
+// UpdatePath encrypts to when excluded holds the leaves its Commit adds
+// (RFC 9420 §7.6, §12.4.2).
+func (t *Tree) ResolutionExcluding(x treemath.Node, excluded []treemath.Leaf) []treemath.Node {
+	if len(excluded) == 0 {
+		return t.Resolution(x)
+	}
+	ex := make(map[uint32]bool, len(excluded))
+	for _, l := range excluded {
+		ex[uint32(l)] = true
+	}
+	return t.appendResolution(nil, x, ex)
+}
+
+// FilteredDirectPath returns the filtered direct path of leaf l, bottom up,
+// and the copath child of each of its nodes (RFC 9420 §4.1.2): the direct
+// path without the nodes whose child off the path has an empty
+// resolution.
+func (t *Tree) FilteredDirectPath(l treemath.Leaf) (path, copath []treemath.Node) {
+	n := t.LeafCount()
+	x := l.Node()
+	for _, p := range treemath.DirectPath(x, n) {
+		sib, _ := treemath.Sibling(x, n)
+		if len(t.Resolution(sib)) > 0 {
+			path = append(path, p)
+			copath = append(copath, sib)
+		}
+		x = p
+	}
+	return path, copath
+}
+
+// ApplyPath merges the public part of an UpdatePath from leaf l (RFC 9420
+// §7.5, §12.4.2): it blanks l's direct path, puts a parent node with the
+// given encryption key and an empty unmerged list at each node of l's
+// filtered direct path (keys[i] for the i-th node, bottom up; the filtered
+// direct path is computed before the path is blanked, so the caller must
+// pass as many keys as FilteredDirectPath returned nodes), and sets each
+// node's parent_hash top down (§7.9). It returns the parent hash the new
+// leaf must carry. The leaf itself is left for SetLeaf.
+func (t *Tree) ApplyPath(l treemath.Leaf, keys [][]byte, h Hasher) (leafParentHash []byte, err error) {
+	if t.Leaf(l) == nil {
+		return nil, fmt.Errorf("%w: path from leaf %d", ErrBlankLeaf, l)
+	}
+	path, copath := t.FilteredDirectPath(l)
+	if len(keys) != len(path) {
+		return nil, fmt.Errorf("%w: path of %d nodes for a filtered direct path of %d", ErrMalformed, len(keys), len(path))
+	}
+	t.blankPath(l)
+	for i, p := range path {
+		t.nodes[p] = &wire.Node{Type: wire.NodeTypeParent, Parent: &wire.ParentNode{EncryptionKey: keys[i]}}
+	}
+	// Top down: the parent_hash of path[i] is the parent hash of path[i+1]
+	// over the copath child of path[i+1]; the root of the path keeps an
+	// empty one; the leaf gets the parent hash of path[0].
+	var above []byte
+	for i := len(path) - 1; i >= 0; i-- {
+		t.nodes[path[i]].Parent.ParentHash = above
+		if above, err = t.parentHash(h, path[i], copath[i]); err != nil {
+			return nil, err
+		}
+	}
+	return above, nil
+}
+
+// SetLeaf replaces the leaf at l without touching its direct path, as the
+// last step of merging an UpdatePath.
+func (t *Tree) SetLeaf(l treemath.Leaf, leaf *wire.LeafNode) error {
+	if uint32(l) >= t.LeafCount() {
+		return fmt.Errorf("%w: leaf %d outside a tree of %d leaves", ErrBlankLeaf, l, t.LeafCount())
+	}
+	cp := *leaf
+	t.nodes[l.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &cp}
+	return nil
+}
+
+// HasEncryptionKey reports whether any non-blank node holds key as its
+// encryption key.
+func (t *Tree) HasEncryptionKey(key []byte) bool {
+	for _, node := range t.nodes {
+		switch {
+		case node == nil:
+		case node.Type == wire.NodeTypeParent && bytes.Equal(node.Parent.EncryptionKey, key),
+			node.Type == wire.NodeTypeLeaf && bytes.Equal(node.Leaf.EncryptionKey, key):
+			return true
+		}
+	}
+	return false
+}
+
+// EncryptionKey returns the encryption key of node x, or nil if it is
+// blank.
+func (t *Tree) EncryptionKey(x treemath.Node) []byte {
+	node := t.Node(x)
+	switch {
+	case node == nil:
+		return nil
+	case node.Type == wire.NodeTypeParent:
+		return node.Parent.EncryptionKey
+	default:
+		return node.Leaf.EncryptionKey
+	}
+}
