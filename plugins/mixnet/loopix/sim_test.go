@@ -141,12 +141,11 @@ type sim struct {
 type simOptions struct {
 	// epoch is the length of an epoch (pki.DefaultEpochPeriod if zero);
 	// the nodes publish keys for 8 epochs.
-	epoch    time.Duration
-	rates    loopix.Rates
-	user     int
-	boxOpts  mailbox.Options
-	seed     uint64
-	relaysOn bool
+	epoch   time.Duration
+	rates   loopix.Rates
+	user    int
+	boxOpts mailbox.Options
+	seed    uint64
 }
 
 func defaultRates() loopix.Rates {

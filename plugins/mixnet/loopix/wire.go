@@ -178,6 +178,11 @@ func DecodeFrame(g *sphinx.Geometry, b []byte) (Frame, error) {
 			if f.Entry.Seq != 0 {
 				return Frame{}, fmt.Errorf("%w: dummy mailbox entry with seq %d", ErrFrame, f.Entry.Seq)
 			}
+			for _, c := range b[mailboxHeaderLength:] {
+				if c != 0 {
+					return Frame{}, fmt.Errorf("%w: dummy mailbox entry with a non-zero entry", ErrFrame)
+				}
+			}
 		default:
 			return Frame{}, fmt.Errorf("%w: mailbox entry flags %#02x", ErrFrame, b[9])
 		}
