@@ -32,13 +32,22 @@ func contactCmd(env Env) *cobra.Command {
 
 	var exportFlags configFlags
 	var wait time.Duration
+	var showQR bool
+	var pngPath string
 	export := &cobra.Command{
 		Use:   "export -c FILE",
 		Short: "Print this node's contact card (written by the node each time it starts)",
 		Long: `Print this node's contact card, as the node wrote it at its last start
 (<data_dir>/host/card.txt). A node that has never started has no card: export
 waits up to --wait for it to write one, so that it can follow a "strata run
-... &" in a script.`,
+... &" in a script.
+
+On a terminal, export also prints the card as a QR code (--qr=false leaves
+it out; --qr prints it into a pipe too), and --png FILE writes the QR code
+as a PNG image. The QR code holds the card in its QR form (STRATA:CARD:
+and base32, see docs/chat.md), which contact import takes like the text
+form. A card with a post-quantum prekey bundle makes a large code (about
+180 modules a side): the terminal must be that wide, or use the PNG.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := exportFlags.load(env)
@@ -61,12 +70,25 @@ waits up to --wait for it to write one, so that it can follow a "strata run
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(cmd.OutOrStdout(), string(b))
-			return nil
+			out := cmd.OutOrStdout()
+			fmt.Fprint(out, string(b))
+			toTerminal := isTerminal(out)
+			if cmd.Flags().Changed("qr") {
+				toTerminal = showQR
+			}
+			if !toTerminal && pngPath == "" {
+				return nil
+			}
+			if toTerminal {
+				fmt.Fprintln(out)
+			}
+			return exportQR(out, string(b), toTerminal, pngPath)
 		},
 	}
 	exportFlags.register(export)
 	export.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for a node that has never started to write its card")
+	export.Flags().BoolVar(&showQR, "qr", false, "print the card as a QR code too (the default on a terminal)")
+	export.Flags().StringVar(&pngPath, "png", "", "write the card's QR code to this PNG file")
 
 	var importFlags configFlags
 	var alias string
@@ -74,7 +96,9 @@ waits up to --wait for it to write one, so that it can follow a "strata run
 		Use:   "import -c FILE CARD",
 		Short: "Verify a contact card and add it to this node's contacts",
 		Long: `Verify a contact card and add it to this node's contacts. CARD is the
-card's text (strata:card:...), or - to read it from standard input:
+card's text (strata:card:...) or its QR form (STRATA:CARD:..., what a
+scanner reads from the QR code of contact export), or - to read it from
+standard input:
 
   strata contact export -c alice.yaml | strata contact import -c bob.yaml -
 
@@ -94,6 +118,9 @@ next start. The output says which.`,
 					return err
 				}
 				text = string(b)
+			}
+			if text, err = cardFromText(text); err != nil {
+				return err
 			}
 			card, err := contacts.DecodeText(strings.TrimSpace(text))
 			if err != nil {
@@ -190,14 +217,14 @@ next start. The output says which.`,
 					return err
 				}
 				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(w, "NAME\tALIAS\tFINGERPRINT\tLAYERS")
+				fmt.Fprintln(w, "NAME\tALIAS\tFINGERPRINT\tVERIFIED\tLAYERS")
 				for _, c := range cards {
 					var layers []string
 					for kind, sec := range c.Sections {
 						layers = append(layers, sdk.KindName(kind)+"="+sec.Plugin)
 					}
 					slices.Sort(layers)
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", escapeText(c.Name), escapeText(c.Alias), identity.Fingerprint(c.IdentityKey), strings.Join(layers, " "))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", escapeText(c.Name), escapeText(c.Alias), identity.Fingerprint(c.IdentityKey), verifiedMark(c), strings.Join(layers, " "))
 				}
 				return w.Flush()
 			})
@@ -205,7 +232,7 @@ next start. The output says which.`,
 	}
 	listFlags.register(list)
 
-	cmd.AddCommand(export, imp, list)
+	cmd.AddCommand(export, imp, list, verifyCmd(env))
 	return cmd
 }
 
