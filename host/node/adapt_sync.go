@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
@@ -114,14 +115,54 @@ func (a *syncAdapter) sendRequests(ctx context.Context, client syncv1.ControlCli
 	return ids, nil
 }
 
-// ack implements appAcker.
-func (a *syncAdapter) ack(ctx context.Context, group []byte, ids [][]byte) error {
+// ack implements appAcker: the layer's Ack, with the host's verdicts (the
+// validator hook of sync.v1). Every message is in message_ids, so that a
+// layer that predates verdicts does not deliver a refused one again
+// either; a refused one is also in rejected, with why (Node.open: its
+// envelope's signature, conversation, or its author's membership failed),
+// so that the layer does not pass it on to other members and, with
+// syncv1.CapValidity, makes its dependants invalid.
+func (a *syncAdapter) ack(ctx context.Context, group []byte, items []ackItem) error {
 	conn := a.s.liveConn()
 	if conn == nil {
 		return fmt.Errorf("the %s layer is not running", a.s.key)
 	}
-	_, err := syncv1.NewControlClient(conn.Control()).Ack(ctx, &syncv1.AckRequest{Group: group, MessageIds: ids})
+	_, err := syncv1.NewControlClient(conn.Control()).Ack(ctx, ackRequest(group, items))
 	return err
+}
+
+// maxRejectReason bounds the reason the host gives a layer for a refusal.
+const maxRejectReason = 256
+
+// ackRequest is the Ack of items in group.
+func ackRequest(group []byte, items []ackItem) *syncv1.AckRequest {
+	req := &syncv1.AckRequest{Group: group, MessageIds: make([][]byte, 0, len(items))}
+	for _, it := range items {
+		req.MessageIds = append(req.MessageIds, it.id)
+		if it.reject != "" {
+			reason := it.reject
+			if len(reason) > maxRejectReason {
+				reason = strings.ToValidUTF8(reason[:maxRejectReason], "")
+			}
+			req.Rejected = append(req.Rejected, &syncv1.Rejection{MessageId: it.id, Reason: reason})
+		}
+	}
+	return req
+}
+
+// refusal is why Node.open refused a message: its drop counter and the
+// detail. The sync layer is told it (AckRequest.rejected).
+type refusal struct {
+	counter msgCounter
+	detail  string
+}
+
+func (r *refusal) Error() string { return msgCounterNames[r.counter] + ": " + r.detail }
+
+// refuse counts a refused message under c and says why it was refused.
+func (n *Node) refuse(c msgCounter, detail string, author []byte) error {
+	n.msgStats.count(c, 1, n, detail, author)
+	return &refusal{counter: c, detail: detail}
 }
 
 // check implements contractChecker (core/api/sync/v1): an UP frame names

@@ -1,16 +1,21 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
+	"github.com/strata-msg/strata/host/contacts"
+	"github.com/strata-msg/strata/host/conversations"
 )
 
 // fakeSyncClient is a sync layer's control client that counts calls; with
@@ -84,5 +89,55 @@ func TestSendRequests(t *testing.T) {
 		t.Fatalf("a refused Send: %v, want the layer's FailedPrecondition", err)
 	} else if want := "message 1 of the batch (the 1 before it were sent)"; !strings.Contains(err.Error(), want) {
 		t.Fatalf("a refused Send: %q does not say %q", err, want)
+	}
+}
+
+// TestAckRequest: every acknowledgement is in message_ids (a layer that
+// predates verdicts takes a refusal as an acknowledgement, as before); a
+// refusal is also in rejected, with its reason, cut to maxRejectReason
+// bytes of valid UTF-8.
+func TestAckRequest(t *testing.T) {
+	long := strings.Repeat("é", maxRejectReason) // two bytes each
+	req := ackRequest([]byte("g"), []ackItem{{id: []byte("taken")}, {id: []byte("forged"), reject: "dropped_forged_author: bad signature"}, {id: []byte("long"), reject: long}})
+	if string(req.GetGroup()) != "g" || len(req.GetMessageIds()) != 3 || string(req.GetMessageIds()[1]) != "forged" {
+		t.Fatalf("message_ids %q", req.GetMessageIds())
+	}
+	rs := req.GetRejected()
+	if len(rs) != 2 || string(rs[0].GetMessageId()) != "forged" || rs[0].GetReason() != "dropped_forged_author: bad signature" {
+		t.Fatalf("rejected %v", rs)
+	}
+	if r := rs[1].GetReason(); len(r) > maxRejectReason || !strings.HasPrefix(long, r) || len(r) < maxRejectReason-1 {
+		t.Fatalf("a long reason cut to %d bytes", len(r))
+	}
+}
+
+// TestRefusedIsRejected: a message the sync layer delivers that the host
+// refuses (here: signed by one member, delivered as another's) is
+// acknowledged with a rejection that names the host's reason, so that the
+// layer stops passing it on; before the validator hook it was only
+// dropped and acknowledged.
+func TestRefusedIsRejected(t *testing.T) {
+	n, signerNode := signer(t), signer(t)
+	n.log = hclog.NewNullLogger()
+	n.book = &addressBook{byID: map[string]*contacts.Card{}, byPrivacy: map[string]map[string]bool{}}
+	n.acks = newAcker(&syncAdapter{})
+	conv := []byte("a group")
+	s, err := signerNode.seal(conv, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed := bytes.Repeat([]byte{7}, 32)
+	m := &conversations.Message{Conversation: conv, MessageID: []byte("sync id"), Author: claimed, Payload: s.wire}
+	n.take(t.Context(), []*inbound{{msgs: []*conversations.Message{m}, top: true}})
+	items := n.acks.pending[string(conv)]
+	if len(items) != 1 || string(items[0].id) != "sync id" || !strings.HasPrefix(items[0].reject, "dropped_forged_author: ") {
+		t.Fatalf("acknowledgements queued: %+v", items)
+	}
+	if got := n.MessageStats()["dropped_forged_author"]; got != 1 {
+		t.Fatalf("dropped_forged_author %d", got)
+	}
+	req := ackRequest(conv, items)
+	if len(req.GetRejected()) != 1 || string(req.GetRejected()[0].GetMessageId()) != "sync id" {
+		t.Fatalf("Ack %v", req)
 	}
 }

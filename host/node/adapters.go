@@ -91,10 +91,11 @@ type portItem struct {
 	opts SendOptions
 }
 
-// appAcker acknowledges messages that the host has stored, so that the top
-// layer does not deliver them again (the sync layer's Ack).
+// appAcker acknowledges messages that the host has stored, or refused for
+// good, so that the top layer does not deliver them again (the sync
+// layer's Ack, with its verdicts).
 type appAcker interface {
-	ack(ctx context.Context, group []byte, ids [][]byte) error
+	ack(ctx context.Context, group []byte, items []ackItem) error
 }
 
 // cardRefresher notices that the layer's card section changed while it ran

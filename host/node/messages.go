@@ -282,26 +282,35 @@ const maxAckIDs = 1024
 type acker struct {
 	port    appAcker // nil: the top layer takes no acknowledgements
 	mu      sync.Mutex
-	pending map[string][][]byte // group -> ids
+	pending map[string][]ackItem // group -> acknowledgements
 	wake    chan struct{}
 }
 
+// ackItem is the acknowledgement of one delivered message: reject is
+// empty for a message the host took, else why it refused it for good
+// (the sync layer's verdict, AckRequest.rejected).
+type ackItem struct {
+	id     []byte
+	reject string
+}
+
 func newAcker(port appAcker) *acker {
-	return &acker{port: port, pending: map[string][][]byte{}, wake: make(chan struct{}, 1)}
+	return &acker{port: port, pending: map[string][]ackItem{}, wake: make(chan struct{}, 1)}
 }
 
 // queue queues the acknowledgement of messages now in the history, so that
 // the layer does not deliver them again after a restart. Repeats are
 // acknowledged too: the layer delivered them again because it had not seen
 // an acknowledgement. Public chat messages came past the layer; the layer
-// ignores ids it does not know.
-func (a *acker) queue(msgs []*conversations.Message) {
+// ignores ids it does not know. The messages in why were refused, for the
+// reason it gives.
+func (a *acker) queue(msgs []*conversations.Message, why map[*conversations.Message]string) {
 	if a.port == nil {
 		return
 	}
 	a.mu.Lock()
 	for _, m := range msgs {
-		a.pending[string(m.Conversation)] = append(a.pending[string(m.Conversation)], m.MessageID)
+		a.pending[string(m.Conversation)] = append(a.pending[string(m.Conversation)], ackItem{id: m.MessageID, reject: why[m]})
 	}
 	a.mu.Unlock()
 	select {
@@ -322,7 +331,7 @@ func (a *acker) run(ctx context.Context, timeout time.Duration, log hclog.Logger
 		}
 		a.mu.Lock()
 		pending := a.pending
-		a.pending = map[string][][]byte{}
+		a.pending = map[string][]ackItem{}
 		a.mu.Unlock()
 		for group, ids := range pending {
 			for len(ids) > 0 {

@@ -200,13 +200,20 @@ func (w *writer) writeQueued(ctx context.Context) bool {
 func (n *Node) take(ctx context.Context, jobs []*inbound) {
 	cache := convCache{}
 	var store, acks []*conversations.Message
+	var why map[*conversations.Message]string // the refused ones of acks
 	from := map[*conversations.Message]*inbound{}
 	for _, j := range jobs {
 		for _, m := range j.msgs {
 			switch v, err := n.open(ctx, m, j.top, cache); v {
 			case refused:
 				if j.top && len(m.MessageID) > 0 {
-					acks = append(acks, m) // refused for good: never deliver it again
+					// Refused for good: never deliver it again, and the
+					// sync layer's verdict says so (the validator hook).
+					acks = append(acks, m)
+					if why == nil {
+						why = map[*conversations.Message]string{}
+					}
+					why[m] = err.Error()
 				}
 				continue
 			case unchecked:
@@ -247,7 +254,7 @@ func (n *Node) take(ctx context.Context, jobs []*inbound) {
 			n.log.Error("could not store received messages; they are not delivered", "messages", len(store), "error", err)
 			// Not acknowledged: the sync layer delivers them again after
 			// its next start. What was refused is acknowledged all the same.
-			n.acks.queue(acks)
+			n.acks.queue(acks, why)
 			return
 		}
 		for _, m := range res.Replayed {
@@ -262,11 +269,11 @@ func (n *Node) take(ctx context.Context, jobs []*inbound) {
 				acks = append(acks, m) // stored, or already there
 			}
 		}
-		n.acks.queue(acks)
+		n.acks.queue(acks, why)
 		n.handOver(res.Added)
 		return
 	}
-	n.acks.queue(acks)
+	n.acks.queue(acks, why)
 }
 
 // open checks a message that crossed toward the application: its payload
@@ -276,31 +283,26 @@ func (n *Node) take(ctx context.Context, jobs []*inbound) {
 // anyone may write to a public chat. On success the message's author,
 // payload and envelope id are the envelope's, and a message the layer did
 // not name is named by its envelope id. A message that fails is counted
-// and reported refused; one that could not be checked (the store failed)
-// is neither taken nor refused.
+// and reported refused, with a *refusal that says why; one that could not
+// be checked (the store failed) is neither taken nor refused.
 func (n *Node) open(ctx context.Context, m *conversations.Message, top bool, cache convCache) (verdict, error) {
 	claimed := m.Author
 	o, err := openEnvelope(m.Payload)
 	switch {
 	case errors.Is(err, errForged):
-		n.msgStats.count(dropForgedAuthor, 1, n, err.Error(), claimed)
-		return refused, nil
+		return refused, n.refuse(dropForgedAuthor, err.Error(), claimed)
 	case err != nil:
-		n.msgStats.count(dropMalformed, 1, n, err.Error(), claimed)
-		return refused, nil
+		return refused, n.refuse(dropMalformed, err.Error(), claimed)
 	case !bytes.Equal(o.conversation, m.Conversation):
-		n.msgStats.count(dropWrongConversation, 1, n, fmt.Sprintf("signed for conversation %x, delivered in %x", o.conversation, m.Conversation), o.author)
-		return refused, nil
+		return refused, n.refuse(dropWrongConversation, fmt.Sprintf("signed for conversation %x, delivered in %x", o.conversation, m.Conversation), o.author)
 	case !top && n.cfg.Public.Retention > 0 && o.sent.Before(time.Now().Add(-n.cfg.Public.Retention)):
 		// The history has forgotten it, so it would be new again: a
 		// public chat message is live traffic, not history to catch up on.
-		n.msgStats.count(dropExpired, 1, n, fmt.Sprintf("a public chat message sent %s, longer ago than public.retention", o.sent.UTC().Format(time.RFC3339)), o.author)
-		return refused, nil
+		return refused, n.refuse(dropExpired, fmt.Sprintf("a public chat message sent %s, longer ago than public.retention", o.sent.UTC().Format(time.RFC3339)), o.author)
 	case top && len(claimed) > 0 && !bytes.Equal(claimed, o.author):
 		// The sync layer names an author that did not sign it: a member
 		// relayed it as another member.
-		n.msgStats.count(dropForgedAuthor, 1, n, fmt.Sprintf("signed by %s, delivered as %s's", n.displayName(o.author), n.displayName(claimed)), claimed)
-		return refused, nil
+		return refused, n.refuse(dropForgedAuthor, fmt.Sprintf("signed by %s, delivered as %s's", n.displayName(o.author), n.displayName(claimed)), claimed)
 	}
 	if top {
 		ok, err := n.mayWrite(ctx, o.author, m.Conversation, cache)
@@ -308,8 +310,7 @@ func (n *Node) open(ctx context.Context, m *conversations.Message, top bool, cac
 			return unchecked, err
 		}
 		if !ok {
-			n.msgStats.count(dropNotMember, 1, n, "the author is not a member of the conversation", o.author)
-			return refused, nil
+			return refused, n.refuse(dropNotMember, "the author is not a member of the conversation", o.author)
 		}
 	}
 	m.Author, m.Payload, m.EnvelopeID = o.author, o.payload, o.id

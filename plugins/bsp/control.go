@@ -85,17 +85,34 @@ func (l *Layer) State(ctx context.Context, req *syncv1.StateRequest) (*syncv1.St
 	return &syncv1.StateResponse{Messages: st.messages, Delivered: st.delivered, Pending: st.pending, Unacknowledged: st.unacknowledged}, nil
 }
 
-// Ack implements syncv1.ControlServer: the host has stored these
-// deliveries; they are not delivered again. It returns once that is
-// committed. Ids that acknowledge nothing are counted as
-// host_acks_ignored.
+// Ack implements syncv1.ControlServer: the host is done with these
+// deliveries (accepted, or rejected); they are not delivered again. A
+// rejected message becomes invalid with its dependants, a deferred one
+// pending until its dependencies are delivered (verdict.go); one whose
+// dependencies are all delivered already goes up again before Ack
+// returns. It returns once that is committed. Ids that acknowledge
+// nothing are counted as host_acks_ignored.
 func (l *Layer) Ack(ctx context.Context, req *syncv1.AckRequest) (*syncv1.AckResponse, error) {
 	nd, err := l.configured()
 	if err != nil {
 		return nil, err
 	}
-	if err := nd.hostAck(ctx, req.GetGroup(), req.GetMessageIds()); err != nil {
+	v, err := decodeVerdicts(req)
+	if err != nil {
 		return nil, toStatus(err)
+	}
+	if len(v.deferred) > 0 {
+		// A deferral may deliver at once: in order with other deliveries.
+		l.deliverMu.Lock()
+		defer l.deliverMu.Unlock()
+	}
+	ds, err := nd.hostAck(ctx, req.GetGroup(), req.GetMessageIds(), v)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	l.kick()
+	if err := l.emit(ctx, upFrames(ds)); err == nil {
+		l.c.delivered.Add(uint64(len(ds)))
 	}
 	return &syncv1.AckResponse{}, nil
 }

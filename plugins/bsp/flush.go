@@ -30,6 +30,12 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 		n.forget(g, now)
 		repairs := n.dueRepairs(g, now)
 		for _, p := range g.peers {
+			if until, hold := n.holdLazy(g, p, repairs, now); hold {
+				if next == 0 || until < next {
+					next = until
+				}
+				continue
+			}
 			w := newFrameWriter(n.cfg.MaxFrame)
 			// ACKs owed.
 			var acks []wire.ID
@@ -65,6 +71,10 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 				if r.w.from[p] || r.w.tries >= 2 {
 					reqs = append(reqs, r.id)
 					n.c.repairsSent.Inc()
+					if r.w.asked == nil {
+						r.w.asked = map[*peer]bool{}
+					}
+					r.w.asked[p] = true
 				}
 			}
 			w.ids(wire.Request, reqs)
@@ -79,7 +89,9 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 				if m == nil || m.state != stDelivered || m.raw == nil || !(n.shares(m) || st.requested) {
 					continue
 				}
-				if st.requested || st.expiry <= now || (st.maxLatency > 0 && 2*lat < st.maxLatency) {
+				// A request is answered at once, or at its expiry when it
+				// waits on a random delay (onRequest).
+				if (st.requested && st.expiry <= now) || (!st.requested && (st.expiry <= now || (st.maxLatency > 0 && 2*lat < st.maxLatency))) {
 					due = append(due, m)
 				} else if next == 0 || st.expiry < next {
 					next = st.expiry
@@ -175,6 +187,71 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 		}
 	}
 	return out, ups, more, next
+}
+
+// holdLazy reports whether the records due to p are all lazy (ACKs and
+// relayed OFFERs) and may wait for other records to p, and until when
+// (Config.BatchRelays): they wait at most half p's latency (half
+// min_latency before one is observed) from the first flush that found
+// them, so that acks come well before the sender's retransmission (after
+// twice its latency). Anything else due
+// (a message, an own offer, a request, an ephemeral message, a session
+// to open) sends them at once, in the same frame. n.mu is held.
+func (n *node) holdLazy(g *group, p *peer, repairs []dueRepair, now int64) (until int64, hold bool) {
+	if !n.cfg.BatchRelays {
+		return 0, false
+	}
+	urgent := n.hello || len(g.ephOut) > 0 ||
+		(n.cfg.Keepalive > 0 && now-n.lastSent[string(p.key)] >= n.cfg.Keepalive.Milliseconds())
+	for id := range p.offered {
+		urgent = urgent || g.msgs[id] == nil
+	}
+	for _, r := range repairs {
+		urgent = urgent || r.w.from[p] || r.w.tries >= 2
+	}
+	lazy := len(p.owed) > 0
+	lat := n.latency(p)
+	for id, st := range p.status {
+		if urgent {
+			break
+		}
+		lazy = lazy || st.ack
+		if st.seen {
+			continue
+		}
+		m := g.msgs[id]
+		if m == nil || m.state != stDelivered || m.raw == nil || !(n.shares(m) || st.requested) {
+			continue
+		}
+		if (st.requested && st.expiry <= now) || (!st.requested && (st.expiry <= now || (st.maxLatency > 0 && 2*lat < st.maxLatency))) {
+			if st.requested || m.own {
+				urgent = true
+			} else {
+				lazy = true // a relayed offer
+			}
+		}
+	}
+	if urgent || !lazy {
+		p.lazySince = 0
+		return 0, false
+	}
+	if p.lazySince == 0 {
+		p.lazySince = now
+	}
+	// Half the latency observed to p; without an observation (this node
+	// has sent p nothing it acked) half min_latency, since p's own
+	// retransmissions may be timed from as little as that.
+	wait := n.cfg.MinLatency.Milliseconds() / 2
+	if p.srtt > 0 {
+		wait = lat / 2
+	}
+	until = p.lazySince + max(wait, 1)
+	if now >= until {
+		p.lazySince = 0
+		return 0, false
+	}
+	n.c.lazyHeld.Inc()
+	return until, true
 }
 
 // beyondHistoryTries is the number of repair rounds, the last ones to

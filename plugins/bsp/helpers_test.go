@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -40,6 +42,9 @@ type tnode struct {
 	// holdAcks: the host does not ack deliveries; acked are those it did.
 	holdAcks bool
 	acked    map[wire.ID]bool
+	// verdict, if set, is the host's validator: a reason to reject the
+	// delivery, or dependencies to defer it to; else it is accepted.
+	verdict func(d delivery) (reject string, deps []wire.ID)
 }
 
 // testNet is a deterministic network of nodes over a manual clock: step
@@ -55,6 +60,8 @@ type testNet struct {
 	drop func(from, to string, payload []byte) bool
 	// tape records every frame, for replays.
 	tape []tframe
+	// seed seeds every node's randomness (with its name).
+	seed uint64
 }
 
 type tframe struct {
@@ -76,7 +83,12 @@ func testCfg() Config {
 }
 
 func newNet(t testing.TB, cfg Config, names ...string) *testNet {
-	tn := &testNet{t: t, clk: &clock{t: time.UnixMilli(1_800_000_000_000)}, cfg: cfg, nodes: map[string]*tnode{}, names: names}
+	return newNetSeeded(t, cfg, 0, names...)
+}
+
+// newNetSeeded is newNet with the nodes' randomness drawn from seed.
+func newNetSeeded(t testing.TB, cfg Config, seed uint64, names ...string) *testNet {
+	tn := &testNet{t: t, clk: &clock{t: time.UnixMilli(1_800_000_000_000)}, cfg: cfg, nodes: map[string]*tnode{}, names: names, seed: seed}
 	for _, name := range names {
 		nd := &tnode{name: name, dir: t.TempDir(), payloads: map[wire.ID]string{}, acked: map[wire.ID]bool{}}
 		tn.nodes[name] = nd
@@ -100,6 +112,8 @@ func (tn *testNet) open(nd *tnode) {
 	if err != nil {
 		tn.t.Fatal(err)
 	}
+	h := sha256.Sum256([]byte(nd.name))
+	n.rng = rand.New(rand.NewPCG(binary.BigEndian.Uint64(h[:8]), tn.seed))
 	nd.n = n
 	tn.t.Cleanup(func() { n.close() })
 	if err := n.setGroup(context.Background(), testGroup, tn.members()); err != nil {
@@ -141,12 +155,55 @@ func (tn *testNet) take(nd *tnode, d delivery) {
 		nd.delivered = append(nd.delivered, d.id)
 	}
 	nd.payloads[d.id] = string(d.payload)
-	if !d.ephemeral && !nd.holdAcks {
-		if err := nd.n.hostAck(context.Background(), d.group, [][]byte{d.id[:]}); err != nil {
-			tn.t.Fatal(err)
-		}
+	if d.ephemeral || nd.holdAcks {
+		return
+	}
+	var reject string
+	var deps []wire.ID
+	if nd.verdict != nil {
+		reject, deps = nd.verdict(d)
+	}
+	ids := [][]byte{d.id[:]}
+	v := verdicts{rejected: map[wire.ID]string{}, deferred: map[wire.ID][]wire.ID{}}
+	switch {
+	case reject != "":
+		v.rejected[d.id] = reject
+	case len(deps) > 0:
+		ids = nil
+		v.deferred[d.id] = deps
+	}
+	again, err := nd.n.hostAck(context.Background(), d.group, ids, v)
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	if ids != nil {
 		nd.acked[d.id] = true
 	}
+	for _, d := range again {
+		tn.take(nd, d)
+	}
+}
+
+// hostAck is the host's Ack with verdicts, outside take.
+func (tn *testNet) hostAck(name string, accepted []wire.ID, rejected []wire.ID) []delivery {
+	tn.t.Helper()
+	nd := tn.nodes[name]
+	var ids [][]byte
+	v := verdicts{rejected: map[wire.ID]string{}, deferred: map[wire.ID][]wire.ID{}}
+	for _, id := range accepted {
+		ids = append(ids, bytes.Clone(id[:]))
+		nd.acked[id] = true
+	}
+	for _, id := range rejected {
+		ids = append(ids, bytes.Clone(id[:]))
+		v.rejected[id] = "test"
+		nd.acked[id] = true
+	}
+	ds, err := nd.n.hostAck(context.Background(), testGroup, ids, v)
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	return ds
 }
 
 func (tn *testNet) send(from, payload string, parents ...wire.ID) wire.ID {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/core/sdk"
 )
 
@@ -62,7 +63,7 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Version:     Version,
 		Description: "Briar's Bramble Synchronisation Protocol (BSP v0) records and ids, with latency-timed retransmission, causal delivery by dependencies, gap repair from any member, compaction and a bounded history",
 		Config:      sdk.ConfigFields[Config](),
-		Provides:    []string{sdk.CapSync, sdk.CapCausal},
+		Provides:    []string{sdk.CapSync, sdk.CapCausal, syncv1.CapValidity},
 		Requires:    []string{sdk.CapE2E},
 		MaxPayload:  MaxPayload,
 	}

@@ -3,8 +3,11 @@ package bsp
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -74,6 +77,9 @@ type message struct {
 	receivedMS int64
 	deliverSeq int64
 	hostAcked  bool
+	// waits are the dependencies the host named when it deferred the
+	// message (AckRequest.deferred), besides its parents.
+	waits []wire.ID
 	// missing counts the dependencies not yet delivered (pending only).
 	missing int
 	// gone: forgotten (forget); its row is deleted.
@@ -92,6 +98,9 @@ type peer struct {
 	// sentAt is when a message was first sent to it, for latency samples.
 	sentAt map[wire.ID]int64
 	srtt   int64 // smoothed round trip (ms) from acks; 0: none yet
+	// lazySince is when a flush first held back lazy records for it
+	// (holdLazy); 0: none held.
+	lazySince int64
 }
 
 // want is a missing dependency this node asks for (gap repair).
@@ -101,6 +110,10 @@ type want struct {
 	from  map[*peer]bool
 	next  int64 // ms
 	tries uint32
+	// asked are the members a repair request went to: once the message
+	// is here they are sent an ACK of it, which cancels the answers they
+	// hold back (Config.AnswerBackoff).
+	asked map[*peer]bool
 }
 
 // group is a sync group.
@@ -166,13 +179,16 @@ type outbound struct {
 // before the change it reflects is committed (sync). Time enters only as
 // the now function and the arguments of flush.
 type node struct {
-	mu     sync.Mutex
-	cfg    Config
-	self   []byte
-	st     *store
-	now    func() time.Time
-	c      *counters
-	log    hclog.Logger
+	mu   sync.Mutex
+	cfg  Config
+	self []byte
+	st   *store
+	now  func() time.Time
+	c    *counters
+	log  hclog.Logger
+	// rng draws the delays of repair answers (Config.AnswerBackoff);
+	// under mu.
+	rng    *rand.Rand
 	groups map[string]*group
 	byBSP  map[wire.ID]*group
 	lastTS uint64
@@ -215,7 +231,10 @@ func openNode(ctx context.Context, dir string, self []byte, cfg Config, c *count
 	if err != nil {
 		return nil, err
 	}
-	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, groups: map[string]*group{}, byBSP: map[wire.ID]*group{}, gen: 1, hello: true, lastHeard: map[string]int64{}, lastSent: map[string]int64{}}
+	var seed [16]byte
+	_, _ = crand.Read(seed[:]) // never fails (Go 1.24+)
+	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, rng: rng, groups: map[string]*group{}, byBSP: map[wire.ID]*group{}, gen: 1, hello: true, lastHeard: map[string]int64{}, lastSent: map[string]int64{}}
 	n.resetDirty()
 	if err := n.rebuild(ctx); err != nil {
 		st.close()
@@ -262,6 +281,9 @@ func (n *node) rebuild(ctx context.Context) error {
 				return fmt.Errorf("bsp: stored message %x: %w", m.id[:4], err)
 			}
 		}
+		if m.waits, err = splitIDs(mr.waits); err != nil {
+			return fmt.Errorf("bsp: stored message %x: waits: %w", m.id[:4], err)
+		}
 		if m.deliverSeq > n.seq {
 			n.seq = m.deliverSeq
 		}
@@ -295,7 +317,7 @@ func (n *node) rebuild(ctx context.Context) error {
 				continue
 			}
 			g.pending++
-			for _, d := range m.b.parents {
+			for _, d := range m.deps() {
 				if pm := g.msgs[d]; pm == nil || pm.state == stPending || pm.state == stUnknown {
 					m.missing++
 					g.waiting[d] = append(g.waiting[d], m)
@@ -605,7 +627,7 @@ func (n *node) takeChanges() *changes {
 	}
 	for m, g := range n.dirtyMsgs {
 		ch.messages = append(ch.messages, messageRow{group: g.id, id: m.id, timestamp: m.ts, body: m.raw, state: m.state, own: m.own,
-			sender: m.sender, trace: m.trace, receivedMS: m.receivedMS, deliverSeq: m.deliverSeq, hostAcked: m.hostAcked, del: m.gone})
+			sender: m.sender, trace: m.trace, receivedMS: m.receivedMS, deliverSeq: m.deliverSeq, hostAcked: m.hostAcked, waits: joinIDs(m.waits), del: m.gone})
 	}
 	for k := range n.dirtyStatus {
 		r := statusRow{group: k.g.id, peer: k.p.key, id: k.id}
@@ -654,6 +676,11 @@ func (n *node) markSeen(g *group, p *peer, m *message, nowMS int64) {
 		return
 	}
 	if !st.seen || st.requested {
+		if st.requested && st.expiry > nowMS {
+			// A repair answer waiting on its random delay: the member
+			// has the message (from another member), so it is not sent.
+			n.c.answersSuppressed.Inc()
+		}
 		st.seen, st.requested = true, false
 		n.dirtyStatusOf(g, p, m.id)
 		if t, ok := p.sentAt[m.id]; ok && st.tx == 1 {

@@ -85,7 +85,7 @@ func (n *node) session(g *group, p *peer, b []byte, trace uint64, now int64, out
 			n.onOffer(g, p, ids, now)
 		case wire.Request:
 			ids, _ := wire.DecodeIDs(r.Payload)
-			n.onRequest(g, p, ids)
+			n.onRequest(g, p, ids, now)
 		case wire.Message:
 			m, _ := wire.DecodeMessage(r.Payload)
 			out = n.onMessage(g, p, m, trace, now, out)
@@ -135,7 +135,13 @@ func (n *node) onOffer(g *group, p *peer, ids []wire.ID, now int64) {
 	}
 }
 
-func (n *node) onRequest(g *group, p *peer, ids []wire.ID) {
+// onRequest makes each requested message due to p: at once when it
+// answers this node's own offer or transmission (p asked this node
+// alone), else, a repair request that p may have sent to several members,
+// after a random delay of up to answer_backoff of p's latencies, so that
+// one of them answers first and p's ACK of the message, sent to every
+// member it asked, cancels the others' answers (markSeen).
+func (n *node) onRequest(g *group, p *peer, ids []wire.ID, now int64) {
 	n.c.requests.Add(uint64(len(ids)))
 	for _, id := range ids {
 		m := g.msgs[id]
@@ -144,11 +150,20 @@ func (n *node) onRequest(g *group, p *peer, ids []wire.ID) {
 			continue
 		}
 		st := p.status[id]
+		answer := st != nil && st.tx > 0 && !st.seen
 		if st == nil {
 			st = &status{}
 			p.status[id] = st
 		}
-		st.seen, st.requested, st.expiry, st.tx = false, true, 0, 0
+		if st.requested && st.expiry > now {
+			continue // already waiting on its delay
+		}
+		var at int64
+		if !answer && n.cfg.AnswerBackoff > 0 {
+			at = now + n.rng.Int64N(int64(n.cfg.AnswerBackoff)*n.latency(p)+1)
+			n.c.answersDelayed.Inc()
+		}
+		st.seen, st.requested, st.expiry, st.tx = false, true, at, 0
 		n.dirtyStatusOf(g, p, id)
 	}
 }
@@ -321,6 +336,13 @@ func (n *node) deliver(g *group, m *message, out []delivery) []delivery {
 			if w.tries > 0 {
 				n.c.repaired.Inc()
 			}
+			// Every member asked for it is told it is here, so that the
+			// answers they hold back are not sent (onRequest).
+			for q := range w.asked {
+				if !bytes.Equal(q.key, m.sender) && g.byKey[string(q.key)] == q {
+					n.owe(g, q, m.id)
+				}
+			}
 		}
 		for _, w := range g.waiting[m.id] {
 			w.missing--
@@ -358,38 +380,6 @@ func (n *node) invalidateDependants(g *group, id wire.ID, out []delivery) []deli
 	return out
 }
 
-// hostAck records the host's Ack of delivered messages.
-func (n *node) hostAck(ctx context.Context, gid []byte, ids [][]byte) error {
-	n.mu.Lock()
-	if n.failed != nil {
-		n.mu.Unlock()
-		return n.failed
-	}
-	g := n.groups[string(gid)]
-	if g == nil {
-		n.mu.Unlock()
-		n.c.hostAcksIgnored.Add(uint64(len(ids)))
-		return nil
-	}
-	for _, raw := range ids {
-		if len(raw) != wire.IDLen {
-			n.c.hostAcksIgnored.Inc()
-			continue
-		}
-		m := g.msgs[wire.ID(raw)]
-		if m == nil || m.deliverSeq == 0 || m.hostAcked {
-			n.c.hostAcksIgnored.Inc()
-			continue
-		}
-		m.hostAcked = true
-		n.dirtyMsgs[m] = g
-		n.markCheck(g, m)
-		n.c.hostAcks.Inc()
-	}
-	n.mu.Unlock()
-	return n.sync(ctx)
-}
-
 // unackedDeliveries returns the deliveries the host has not acknowledged,
 // in the order they first went up.
 func (n *node) unackedDeliveries() []delivery {
@@ -398,7 +388,7 @@ func (n *node) unackedDeliveries() []delivery {
 	var ds []delivery
 	for _, g := range n.groups {
 		for _, m := range g.msgs {
-			if m.deliverSeq > 0 && !m.hostAcked && !m.own && m.raw != nil {
+			if m.state == stDelivered && m.deliverSeq > 0 && !m.hostAcked && !m.own && m.raw != nil {
 				ds = append(ds, delivery{group: g.id, id: m.id, author: bytes.Clone(m.b.author), payload: bytes.Clone(m.b.payload), trace: m.trace, seq: m.deliverSeq})
 			}
 		}
@@ -457,7 +447,7 @@ func (n *node) health() nodeHealth {
 	for _, g := range n.groups {
 		h.pending += g.pending
 		for _, m := range g.msgs {
-			if m.deliverSeq > 0 && !m.hostAcked && !m.own {
+			if m.state == stDelivered && m.deliverSeq > 0 && !m.hostAcked && !m.own {
 				h.unacked++
 			}
 		}

@@ -69,6 +69,13 @@ var migrations = []string{
 		id       BLOB NOT NULL,
 		PRIMARY KEY (group_id, peer, id)
 	) STRICT, WITHOUT ROWID;`,
+
+	// Version 2: the validator hook (sync.v1 AckRequest.deferred).
+	//
+	// messages.waits: the dependencies the host named for a delivered
+	// message it deferred, ids concatenated (NULL: none). A pending
+	// message waits for its parents and for these.
+	`ALTER TABLE messages ADD COLUMN waits BLOB;`,
 }
 
 // Meta keys.
@@ -114,6 +121,7 @@ type (
 		receivedMS int64
 		deliverSeq int64
 		hostAcked  bool
+		waits      []byte // the host's deferral dependencies, concatenated
 		del        bool
 	}
 	statusRow struct {
@@ -158,9 +166,9 @@ func (s *store) write(ctx context.Context, c *changes) error {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO messages
-				(group_id, id, timestamp, body, state, own, sender, trace, received_ms, deliver_seq, host_acked)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				m.group, m.id[:], int64(m.timestamp), m.body, int(m.state), m.own, m.sender, int64(m.trace), m.receivedMS, m.deliverSeq, m.hostAcked); err != nil {
+				(group_id, id, timestamp, body, state, own, sender, trace, received_ms, deliver_seq, host_acked, waits)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				m.group, m.id[:], int64(m.timestamp), m.body, int(m.state), m.own, m.sender, int64(m.trace), m.receivedMS, m.deliverSeq, m.hostAcked, m.waits); err != nil {
 				return fmt.Errorf("bsp: write message: %w", err)
 			}
 		}
@@ -235,7 +243,7 @@ func (s *store) load(ctx context.Context) (*loaded, error) {
 		l.groups = append(l.groups, g)
 	}
 	rows.Close()
-	if rows, err = s.db.QueryContext(ctx, `SELECT group_id, id, timestamp, body, state, own, sender, trace, received_ms, deliver_seq, host_acked
+	if rows, err = s.db.QueryContext(ctx, `SELECT group_id, id, timestamp, body, state, own, sender, trace, received_ms, deliver_seq, host_acked, waits
 		FROM messages ORDER BY timestamp, id`); err != nil {
 		return nil, fmt.Errorf("bsp: load: %w", err)
 	}
@@ -244,7 +252,7 @@ func (s *store) load(ctx context.Context) (*loaded, error) {
 		var id []byte
 		var ts, trace int64
 		var state int
-		if err := rows.Scan(&m.group, &id, &ts, &m.body, &state, &m.own, &m.sender, &trace, &m.receivedMS, &m.deliverSeq, &m.hostAcked); err != nil {
+		if err := rows.Scan(&m.group, &id, &ts, &m.body, &state, &m.own, &m.sender, &trace, &m.receivedMS, &m.deliverSeq, &m.hostAcked, &m.waits); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("bsp: load messages: %w", err)
 		}

@@ -112,7 +112,10 @@ func (l *Layer) Ack(ctx context.Context, req *syncv1.AckRequest) (*syncv1.AckRes
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := nd.ack(ctx, req.GetGroup(), req.GetMessageIds()); err != nil {
+	if _, _, err := nd.ack(ctx, req.GetGroup(), ackedIDs(req)); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := nd.reject(ctx, req); err != nil { // verdict.go
 		return nil, toStatus(err)
 	}
 	return &syncv1.AckResponse{}, nil

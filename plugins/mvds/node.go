@@ -73,6 +73,8 @@ type node struct {
 	traces map[ID]uint64
 	// fresh says that some group has a fresh member (group.fresh).
 	fresh bool
+	// rejected are messages the host rejected (verdict.go).
+	rejected rejectedSet
 
 	// The commit loop (commit.go): Send and SendBatch calls wait in queue,
 	// and one of them at a time (leading) commits what has gathered.

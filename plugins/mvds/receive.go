@@ -170,7 +170,7 @@ func (n *node) onRequest(b *batch, g *group, peer []byte, id ID) error {
 	if err != nil {
 		return err
 	}
-	if !found {
+	if !found || n.rejected.has(g.id, id) { // verdict.go: never passed on
 		n.c.drop(dropUnknownRequest)
 		return nil
 	}

@@ -135,6 +135,20 @@ const (
 //     messages, and UP frames with random payloads from x and from an
 //     unknown identity, deliver nothing at a or b and draw no frame to x;
 //     a and b stay healthy and then exchange messages.
+//   - Verdicts/Rejected (the validator hook, every layer): a, b, and c,
+//     which is down until b's host has rejected a's message (named in
+//     AckRequest.rejected only) and then hears nothing from a directly; c
+//     never delivers it (b does not pass on what its host refused), and
+//     after a crash and restart b does not deliver it again (a rejection
+//     acknowledges).
+//   - Verdicts/Invalid (layers that provide syncv1.CapValidity): a, b;
+//     once b's host has rejected a's message, a's child and grandchild of
+//     it are never delivered at b, an unrelated message is, and b reports
+//     nothing pending.
+//   - Verdicts/Deferred (syncv1.CapValidity): a, b, c; c's frames to b are
+//     lost; b's host defers a's message until c's message, which a has;
+//     b delivers c's message (from a) and then a's message again, which
+//     its host then accepts. The second delivery in one run is allowed.
 func Sync[T TB[T]](t T, open sdktest.Opener, o Options) {
 	Layer(t, open, o)
 
@@ -158,6 +172,148 @@ func Sync[T TB[T]](t T, open sdktest.Opener, o Options) {
 		t.Run("Unacknowledged", func(t T) { syncRestartUnacknowledged(t, open, o) })
 	})
 	t.Run("NonMember", func(t T) { syncNonMember(t, open, o) })
+	t.Run("Verdicts", func(t T) {
+		t.Run("Rejected", func(t T) { syncRejected(t, open, o) })
+		t.Run("Invalid", func(t T) { syncInvalid(t, open, o) })
+		t.Run("Deferred", func(t T) { syncDeferred(t, open, o) })
+	})
+}
+
+// syncValidity skips a subtest of what only a layer with
+// syncv1.CapValidity promises.
+func syncValidity(t testing.TB, open sdktest.Opener) {
+	info, err := open(t).Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(info.GetProvides(), syncv1.CapValidity) {
+		t.Skipf("the layer does not provide %q", syncv1.CapValidity)
+	}
+}
+
+// syncRejected: what a host rejects, its layer never passes on, and never
+// delivers again, even after a restart, though the suite names it in
+// AckRequest.rejected only.
+func syncRejected(t testing.TB, open sdktest.Opener, o Options) {
+	n := newSyncNet(t, open, o, 11)
+	view := syncMembers("a", "b", "c")
+	a := n.start("a", 0, t.TempDir(), view)
+	dirB := t.TempDir()
+	b := n.start("b", 1, dirB, view)
+	// c is down until b's host has rejected the message, and then hears
+	// of a's messages only from b: what reaches it, b passed on after
+	// the verdict.
+	dirC := t.TempDir()
+	c := &syncNode{name: "c", id: syncIdentity("c")}
+	var bad []byte
+	n.setVerdict(b, func(id []byte) (string, [][]byte) {
+		if bytes.Equal(id, bad) {
+			return "the suite's host refuses it", nil
+		}
+		return "", nil
+	})
+	n.cut(a, b, true) // until b's host knows the id it is to refuse
+	id := n.send(a, "rejected", nil, false)
+	n.mu.Lock()
+	bad = id
+	n.mu.Unlock()
+	n.cut(a, b, false)
+	n.neverAt(id, c)
+	n.awaitDelivered(b, [][]byte{id})
+	n.awaitAcked(b, [][]byte{id})
+	n.cut(a, c, true)
+	n.start("c", 2, dirC, view)
+	good := n.send(a, "accepted after a rejection", nil, false)
+	n.awaitDelivered(b, [][]byte{good})
+	// Long enough for relays and retransmissions to happen.
+	time.Sleep(4 * syncQuiet)
+	n.crash(b)
+	n.start("b", 1, dirB, view)
+	n.settle()
+}
+
+// syncInvalid (syncv1.CapValidity): a message whose parent the host
+// rejected is never delivered, nor is one whose parent depends on it in
+// turn, nor passed on.
+func syncInvalid(t testing.TB, open sdktest.Opener, o Options) {
+	syncValidity(t, open)
+	n := newSyncNet(t, open, o, 12)
+	view := syncMembers("a", "b")
+	a := n.start("a", 0, t.TempDir(), view)
+	b := n.start("b", 1, t.TempDir(), view)
+	var bad []byte
+	n.setVerdict(b, func(id []byte) (string, [][]byte) {
+		if bytes.Equal(id, bad) {
+			return "the suite's host refuses it", nil
+		}
+		return "", nil
+	})
+	n.cut(a, b, true) // until b's host knows the id it is to refuse
+	id := n.send(a, "rejected parent", nil, false)
+	n.mu.Lock()
+	bad = id
+	n.mu.Unlock()
+	n.cut(a, b, false)
+	n.awaitDelivered(b, [][]byte{id})
+	n.awaitAcked(b, [][]byte{id})
+	child := n.send(a, "child of a rejected message", [][]byte{id}, false)
+	grandchild := n.send(a, "grandchild of a rejected message", [][]byte{child}, false)
+	n.neverAt(child, b)
+	n.neverAt(grandchild, b)
+	other := n.send(a, "unrelated", nil, false)
+	n.awaitDelivered(b, [][]byte{other})
+	n.settle()
+	if st := n.state(b); st.GetPending() != 0 {
+		n.fatalf("b reports %d pending messages; the dependants of a rejected message are invalid, not pending", st.GetPending())
+	}
+}
+
+// syncDeferred (syncv1.CapValidity): b's host defers a's message until
+// c's, which b has not got (c's frames to b are lost); the message is
+// delivered again after c's message is delivered, and then accepted.
+func syncDeferred(t testing.TB, open sdktest.Opener, o Options) {
+	syncValidity(t, open)
+	n := newSyncNet(t, open, o, 13)
+	view := syncMembers("a", "b", "c")
+	a := n.start("a", 0, t.TempDir(), view)
+	b := n.start("b", 1, t.TempDir(), view)
+	c := n.start("c", 2, t.TempDir(), view)
+	n.cut(c, b, true)
+	dep := n.send(c, "dependency", nil, false)
+	n.awaitDelivered(a, [][]byte{dep})
+	var waiting []byte
+	n.setVerdict(b, func(id []byte) (string, [][]byte) {
+		if bytes.Equal(id, waiting) && !slices.ContainsFunc(n.logs[string(b.id)], func(d syncDelivery) bool { return bytes.Equal(d.frame.GetMessageId(), dep) }) {
+			return "", [][]byte{dep}
+		}
+		return "", nil
+	})
+	n.cut(a, b, true)
+	id := n.send(a, "deferred", nil, false)
+	n.mu.Lock()
+	waiting = id
+	n.mu.Unlock()
+	n.cut(a, b, false)
+	n.awaitDelivered(b, [][]byte{id})
+	n.awaitDelivered(b, [][]byte{dep})
+	n.awaitAcked(b, [][]byte{id, dep})
+	n.mu.Lock()
+	var order []string
+	first, second := -1, -1
+	for i, d := range n.logs[string(b.id)] {
+		switch {
+		case bytes.Equal(d.frame.GetMessageId(), dep):
+			first = i
+		case bytes.Equal(d.frame.GetMessageId(), id) && first >= 0:
+			second = i
+		}
+		order = append(order, n.label(d.frame.GetMessageId()))
+	}
+	n.mu.Unlock()
+	if first < 0 || second < first {
+		n.fatalf("b delivered %s; want the deferred message again after its dependency", strings.Join(order, ", "))
+	}
+	n.settle()
 }
 
 func syncSendDeliver(t testing.TB, open sdktest.Opener, o Options) {
@@ -470,6 +626,10 @@ type syncNode struct {
 	// acks holds ids of deliveries waiting to be acknowledged.
 	acks    [][]byte
 	ackWake chan struct{}
+	// verdict, if set, is the suite's validator as this instance's host:
+	// a reason to reject a delivered message, or dependencies to defer it
+	// to; neither accepts it. Set and called under the network's mu.
+	verdict func(id []byte) (reject string, deps [][]byte)
 }
 
 // ack queues the acknowledgement of a delivered message.
@@ -560,6 +720,8 @@ type syncSent struct {
 	payload []byte
 	parents [][]byte
 	never   bool // must never be delivered
+	// neverAt are the members (identity keys) that must never deliver it.
+	neverAt map[string]bool
 }
 
 // syncNet is the network, the host and the bookkeeping of one subtest.
@@ -573,14 +735,18 @@ type syncNet struct {
 	mu     sync.Mutex
 	rng    *rand.Rand
 	faults syncFaults
-	names  map[string]string          // identity -> node name
-	online map[string]*syncNode       // identity -> running instance
-	gates  map[string]*syncGate       // sender identity -> gate
-	tapes  map[string]*syncTape       // sender identity -> tape
-	logs   map[string][]syncDelivery  // receiver identity -> its deliveries
-	acked  map[string]map[string]bool // receiver identity -> ids it acknowledged
-	sent   map[string]*syncSent       // message id -> message
-	given  map[string]map[uint64]bool // receiver identity -> trace ids of the frames handed to it
+	names  map[string]string    // identity -> node name
+	online map[string]*syncNode // identity -> running instance
+	gates  map[string]*syncGate // sender identity -> gate
+	cuts   map[string]bool      // sender identity + receiver identity -> the link drops everything
+	// deferred counts the suite's deferrals, by receiver identity and
+	// message id: each allows one more delivery in the same run.
+	deferred map[string]map[string]int
+	tapes    map[string]*syncTape       // sender identity -> tape
+	logs     map[string][]syncDelivery  // receiver identity -> its deliveries
+	acked    map[string]map[string]bool // receiver identity -> ids it acknowledged
+	sent     map[string]*syncSent       // message id -> message
+	given    map[string]map[uint64]bool // receiver identity -> trace ids of the frames handed to it
 	// downTraces are the trace ids of the DOWN frames each node emitted.
 	downTraces map[string]map[uint64]bool
 	// problems are breaches of the contract seen in transit.
@@ -596,6 +762,8 @@ func newSyncNet(t testing.TB, open sdktest.Opener, o Options, seed uint64) *sync
 		names:      make(map[string]string),
 		online:     make(map[string]*syncNode),
 		gates:      make(map[string]*syncGate),
+		cuts:       make(map[string]bool),
+		deferred:   make(map[string]map[string]int),
 		tapes:      make(map[string]*syncTape),
 		logs:       make(map[string][]syncDelivery),
 		acked:      make(map[string]map[string]bool),
@@ -727,8 +895,9 @@ func (n *syncNet) acker(s *syncNode) {
 		for len(ids) > 0 {
 			chunk := ids[:min(len(ids), syncAckChunk)]
 			ids = ids[len(chunk):]
+			req, done := n.verdicts(s, chunk)
 			ctx, cancel := context.WithTimeout(context.Background(), n.o.timeout())
-			_, err := syncControl(s.in).Ack(ctx, &syncv1.AckRequest{Group: n.group, MessageIds: chunk})
+			_, err := syncControl(s.in).Ack(ctx, req)
 			cancel()
 			if err != nil {
 				break // the instance is gone or stopping: they stay unacknowledged
@@ -739,12 +908,45 @@ func (n *syncNet) acker(s *syncNode) {
 				set = make(map[string]bool)
 				n.acked[string(s.id)] = set
 			}
-			for _, id := range chunk {
+			for _, id := range done {
 				set[string(id)] = true
 			}
 			n.mu.Unlock()
 		}
 	}
+}
+
+// verdicts makes the Ack of ids for s, with s's verdicts: a rejected
+// message goes in AckRequest.rejected only (a layer acknowledges it from
+// there), a deferred one in AckRequest.deferred only. done are the ids
+// the Ack acknowledges.
+func (n *syncNet) verdicts(s *syncNode, ids [][]byte) (req *syncv1.AckRequest, done [][]byte) {
+	req = &syncv1.AckRequest{Group: n.group}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	verdict := s.verdict
+	for _, id := range ids {
+		var reject string
+		var deps [][]byte
+		if verdict != nil {
+			reject, deps = verdict(id)
+		}
+		switch {
+		case reject != "":
+			req.Rejected = append(req.Rejected, &syncv1.Rejection{MessageId: id, Reason: reject})
+			done = append(done, id)
+		case len(deps) > 0:
+			req.Deferred = append(req.Deferred, &syncv1.Deferral{MessageId: id, Dependencies: deps})
+			if n.deferred[string(s.id)] == nil {
+				n.deferred[string(s.id)] = make(map[string]int)
+			}
+			n.deferred[string(s.id)][string(id)]++
+		default:
+			req.MessageIds = append(req.MessageIds, id)
+			done = append(done, id)
+		}
+	}
+	return req, done
 }
 
 // take handles one frame an instance emitted: a DOWN frame goes to the
@@ -803,6 +1005,9 @@ func (n *syncNet) take(s *syncNode, f *commonv1.Frame) {
 		}}
 		if tape := n.tapes[string(s.id)]; tape != nil {
 			tape.packets = append(tape.packets, syncClonePacket(p))
+		}
+		if n.cuts[string(s.id)+string(dst)] {
+			continue
 		}
 		if g := n.gates[string(s.id)]; g != nil {
 			g.seen++
@@ -1059,6 +1264,31 @@ func (n *syncNet) never(id []byte) {
 	n.mu.Unlock()
 }
 
+// neverAt marks a message that s may never deliver.
+func (n *syncNet) neverAt(id []byte, s *syncNode) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	sent := n.sent[string(id)]
+	if sent.neverAt == nil {
+		sent.neverAt = make(map[string]bool)
+	}
+	sent.neverAt[string(s.id)] = true
+}
+
+// cut makes the network drop every frame from one node to another.
+func (n *syncNet) cut(from, to *syncNode, cut bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cuts[string(from.id)+string(to.id)] = cut
+}
+
+// setVerdict sets s's host's validator (syncNode.verdict).
+func (n *syncNet) setVerdict(s *syncNode, v func(id []byte) (string, [][]byte)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s.verdict = v
+}
+
 // state asks s for the group's State.
 func (n *syncNet) state(s *syncNode) *syncv1.StateResponse {
 	n.t.Helper()
@@ -1199,6 +1429,8 @@ func (n *syncNet) settle() {
 				continue
 			case s.never:
 				n.t.Errorf("%s delivered %s, which must never be delivered", who, n.label(id))
+			case s.neverAt[recv]:
+				n.t.Errorf("%s delivered %s, which it must never deliver", who, n.label(id))
 			}
 			if runs[string(id)] == nil {
 				runs[string(id)] = make(map[*syncNode]bool)
@@ -1210,6 +1442,8 @@ func (n *syncNet) settle() {
 				switch {
 				case d.afterAck:
 					n.t.Errorf("%s delivered %s again after the host acknowledged it", who, n.label(id))
+				case runs[string(id)][d.run] && n.deferred[recv][string(id)] > 0:
+					n.deferred[recv][string(id)]-- // delivered again after a deferral
 				case runs[string(id)][d.run]:
 					n.t.Errorf("%s delivered %s more than once in one run", who, n.label(id))
 				}

@@ -22,7 +22,33 @@
 //     delivered again. The host stores each delivery, recognising repeats by
 //     id, before it acknowledges it;
 //   - durable per-peer state: a restart loses nothing acknowledged, to the
-//     host or by the protocol to another member.
+//     host or by the protocol to another member;
+//   - validation by the layer above (BSP's model, the validator hook): the
+//     host checks every delivered message (for Strata's host: the
+//     envelope's Ed25519 signature, its conversation, its author's
+//     membership) and says so in Ack: accepted (AckRequest.message_ids),
+//     rejected with a reason (AckRequest.rejected), or not yet, until named
+//     dependencies are delivered (AckRequest.deferred). Every layer stops
+//     offering, sending and relaying a message from the moment the host
+//     rejected it: this node never passes on what its host refused. A
+//     layer that provides the capability "validity" (CapValidity) also
+//     keeps BSP's message states (unknown, invalid, pending, delivered):
+//     a rejected message is invalid, every message that depends on it
+//     (by SendRequest.parents or by a deferral), directly or transitively,
+//     becomes invalid too and is never delivered if it was not yet; a
+//     deferred message is pending until each of its dependencies is
+//     delivered here, the layer fetches the ones it lacks from the
+//     members, and then delivers it again (a new UP frame, which the host
+//     acknowledges as any other). A layer without "validity" treats a
+//     deferred message as unacknowledged: it is delivered again after the
+//     layer's next Start.
+//
+// Compatibility: the verdicts are new fields of AckRequest. A layer that
+// predates them sees the ids of message_ids only, in which a host puts the
+// rejected ids too, so it acknowledges them and never delivers them again,
+// as before; a deferred id is not in message_ids, so such a layer delivers
+// it again after its next Start. A host that predates them never sends
+// them, and every message it acknowledges counts as accepted.
 //
 // The layer's DOWN frames name the member they are for in Frame.peer (an
 // identity key), or leave it empty for a frame that is for every other
@@ -477,12 +503,31 @@ func (x *StateResponse) GetUnacknowledged() uint64 {
 	return 0
 }
 
-// AckRequest tells the layer that the host has durably taken delivered
-// messages.
+// AckRequest tells the layer that the host is done with delivered
+// messages, and is the host's verdict on each (the validator hook).
 type AckRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         []byte                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
-	MessageIds    [][]byte               `protobuf:"bytes,2,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group []byte                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Delivered messages the host is done with: it stored them (accepted),
+	// or refused them for good (those also named in rejected). None of them
+	// is delivered again.
+	MessageIds [][]byte `protobuf:"bytes,2,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	// Messages the host refused for good, with why. A layer acknowledges
+	// them whether or not message_ids names them too; a host names them in
+	// both, for layers that predate this field. From this Ack on, the layer
+	// never offers, sends or relays them to another member (it still
+	// acknowledges them to members that send them, so that they stop); a
+	// "validity" layer makes them invalid, with every message that depends
+	// on them.
+	Rejected []*Rejection `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	// Delivered messages the host cannot take before other messages are
+	// delivered. They are not acknowledged (a host leaves them out of
+	// message_ids): a "validity" layer holds each as pending, not offered
+	// nor relayed, until every one of its dependencies is delivered, then
+	// delivers it again; one whose dependency is or becomes invalid becomes
+	// invalid. A layer without "validity" delivers them again after its
+	// next Start.
+	Deferred      []*Deferral `protobuf:"bytes,4,rep,name=deferred,proto3" json:"deferred,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -531,6 +576,130 @@ func (x *AckRequest) GetMessageIds() [][]byte {
 	return nil
 }
 
+func (x *AckRequest) GetRejected() []*Rejection {
+	if x != nil {
+		return x.Rejected
+	}
+	return nil
+}
+
+func (x *AckRequest) GetDeferred() []*Deferral {
+	if x != nil {
+		return x.Deferred
+	}
+	return nil
+}
+
+// Rejection is the host's refusal of a delivered message.
+type Rejection struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MessageId []byte                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// Why, for counters and logs (Strata's host: the name of its drop
+	// counter, then the detail). Never sent to another member.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rejection) Reset() {
+	*x = Rejection{}
+	mi := &file_sync_v1_sync_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rejection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rejection) ProtoMessage() {}
+
+func (x *Rejection) ProtoReflect() protoreflect.Message {
+	mi := &file_sync_v1_sync_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
+func (*Rejection) Descriptor() ([]byte, []int) {
+	return file_sync_v1_sync_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Rejection) GetMessageId() []byte {
+	if x != nil {
+		return x.MessageId
+	}
+	return nil
+}
+
+func (x *Rejection) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Deferral names the messages a delivered message must wait for.
+type Deferral struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MessageId []byte                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// Ids of messages of the same group, at most 32; a dependency delivered
+	// already is met.
+	Dependencies  [][]byte `protobuf:"bytes,2,rep,name=dependencies,proto3" json:"dependencies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Deferral) Reset() {
+	*x = Deferral{}
+	mi := &file_sync_v1_sync_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Deferral) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Deferral) ProtoMessage() {}
+
+func (x *Deferral) ProtoReflect() protoreflect.Message {
+	mi := &file_sync_v1_sync_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Deferral.ProtoReflect.Descriptor instead.
+func (*Deferral) Descriptor() ([]byte, []int) {
+	return file_sync_v1_sync_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Deferral) GetMessageId() []byte {
+	if x != nil {
+		return x.MessageId
+	}
+	return nil
+}
+
+func (x *Deferral) GetDependencies() [][]byte {
+	if x != nil {
+		return x.Dependencies
+	}
+	return nil
+}
+
 type AckResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -539,7 +708,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_sync_v1_sync_proto_msgTypes[9]
+	mi := &file_sync_v1_sync_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +720,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sync_v1_sync_proto_msgTypes[9]
+	mi := &file_sync_v1_sync_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +733,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_sync_v1_sync_proto_rawDescGZIP(), []int{9}
+	return file_sync_v1_sync_proto_rawDescGZIP(), []int{11}
 }
 
 var File_sync_v1_sync_proto protoreflect.FileDescriptor
@@ -595,12 +764,22 @@ const file_sync_v1_sync_proto_rawDesc = "" +
 	"\bmessages\x18\x01 \x01(\x04R\bmessages\x12\x1c\n" +
 	"\tdelivered\x18\x02 \x01(\x04R\tdelivered\x12\x18\n" +
 	"\apending\x18\x03 \x01(\x04R\apending\x12&\n" +
-	"\x0eunacknowledged\x18\x04 \x01(\x04R\x0eunacknowledged\"C\n" +
+	"\x0eunacknowledged\x18\x04 \x01(\x04R\x0eunacknowledged\"\xb0\x01\n" +
 	"\n" +
 	"AckRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\fR\x05group\x12\x1f\n" +
 	"\vmessage_ids\x18\x02 \x03(\fR\n" +
-	"messageIds\"\r\n" +
+	"messageIds\x125\n" +
+	"\brejected\x18\x03 \x03(\v2\x19.strata.sync.v1.RejectionR\brejected\x124\n" +
+	"\bdeferred\x18\x04 \x03(\v2\x18.strata.sync.v1.DeferralR\bdeferred\"B\n" +
+	"\tRejection\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"M\n" +
+	"\bDeferral\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\fR\tmessageId\x12\"\n" +
+	"\fdependencies\x18\x02 \x03(\fR\fdependencies\"\r\n" +
 	"\vAckResponse2\xed\x02\n" +
 	"\aControl\x12G\n" +
 	"\bSetGroup\x12\x1c.strata.sync.v1.GroupRequest\x1a\x1d.strata.sync.v1.GroupResponse\x12A\n" +
@@ -621,7 +800,7 @@ func file_sync_v1_sync_proto_rawDescGZIP() []byte {
 	return file_sync_v1_sync_proto_rawDescData
 }
 
-var file_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_sync_v1_sync_proto_goTypes = []any{
 	(*GroupRequest)(nil),      // 0: strata.sync.v1.GroupRequest
 	(*GroupResponse)(nil),     // 1: strata.sync.v1.GroupResponse
@@ -632,26 +811,30 @@ var file_sync_v1_sync_proto_goTypes = []any{
 	(*StateRequest)(nil),      // 6: strata.sync.v1.StateRequest
 	(*StateResponse)(nil),     // 7: strata.sync.v1.StateResponse
 	(*AckRequest)(nil),        // 8: strata.sync.v1.AckRequest
-	(*AckResponse)(nil),       // 9: strata.sync.v1.AckResponse
+	(*Rejection)(nil),         // 9: strata.sync.v1.Rejection
+	(*Deferral)(nil),          // 10: strata.sync.v1.Deferral
+	(*AckResponse)(nil),       // 11: strata.sync.v1.AckResponse
 }
 var file_sync_v1_sync_proto_depIdxs = []int32{
-	2, // 0: strata.sync.v1.SendBatchRequest.messages:type_name -> strata.sync.v1.SendRequest
-	3, // 1: strata.sync.v1.SendBatchResponse.results:type_name -> strata.sync.v1.SendResponse
-	0, // 2: strata.sync.v1.Control.SetGroup:input_type -> strata.sync.v1.GroupRequest
-	2, // 3: strata.sync.v1.Control.Send:input_type -> strata.sync.v1.SendRequest
-	4, // 4: strata.sync.v1.Control.SendBatch:input_type -> strata.sync.v1.SendBatchRequest
-	6, // 5: strata.sync.v1.Control.State:input_type -> strata.sync.v1.StateRequest
-	8, // 6: strata.sync.v1.Control.Ack:input_type -> strata.sync.v1.AckRequest
-	1, // 7: strata.sync.v1.Control.SetGroup:output_type -> strata.sync.v1.GroupResponse
-	3, // 8: strata.sync.v1.Control.Send:output_type -> strata.sync.v1.SendResponse
-	5, // 9: strata.sync.v1.Control.SendBatch:output_type -> strata.sync.v1.SendBatchResponse
-	7, // 10: strata.sync.v1.Control.State:output_type -> strata.sync.v1.StateResponse
-	9, // 11: strata.sync.v1.Control.Ack:output_type -> strata.sync.v1.AckResponse
-	7, // [7:12] is the sub-list for method output_type
-	2, // [2:7] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2,  // 0: strata.sync.v1.SendBatchRequest.messages:type_name -> strata.sync.v1.SendRequest
+	3,  // 1: strata.sync.v1.SendBatchResponse.results:type_name -> strata.sync.v1.SendResponse
+	9,  // 2: strata.sync.v1.AckRequest.rejected:type_name -> strata.sync.v1.Rejection
+	10, // 3: strata.sync.v1.AckRequest.deferred:type_name -> strata.sync.v1.Deferral
+	0,  // 4: strata.sync.v1.Control.SetGroup:input_type -> strata.sync.v1.GroupRequest
+	2,  // 5: strata.sync.v1.Control.Send:input_type -> strata.sync.v1.SendRequest
+	4,  // 6: strata.sync.v1.Control.SendBatch:input_type -> strata.sync.v1.SendBatchRequest
+	6,  // 7: strata.sync.v1.Control.State:input_type -> strata.sync.v1.StateRequest
+	8,  // 8: strata.sync.v1.Control.Ack:input_type -> strata.sync.v1.AckRequest
+	1,  // 9: strata.sync.v1.Control.SetGroup:output_type -> strata.sync.v1.GroupResponse
+	3,  // 10: strata.sync.v1.Control.Send:output_type -> strata.sync.v1.SendResponse
+	5,  // 11: strata.sync.v1.Control.SendBatch:output_type -> strata.sync.v1.SendBatchResponse
+	7,  // 12: strata.sync.v1.Control.State:output_type -> strata.sync.v1.StateResponse
+	11, // 13: strata.sync.v1.Control.Ack:output_type -> strata.sync.v1.AckResponse
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_sync_v1_sync_proto_init() }
@@ -665,7 +848,7 @@ func file_sync_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sync_v1_sync_proto_rawDesc), len(file_sync_v1_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,7 +22,33 @@
 //     delivered again. The host stores each delivery, recognising repeats by
 //     id, before it acknowledges it;
 //   - durable per-peer state: a restart loses nothing acknowledged, to the
-//     host or by the protocol to another member.
+//     host or by the protocol to another member;
+//   - validation by the layer above (BSP's model, the validator hook): the
+//     host checks every delivered message (for Strata's host: the
+//     envelope's Ed25519 signature, its conversation, its author's
+//     membership) and says so in Ack: accepted (AckRequest.message_ids),
+//     rejected with a reason (AckRequest.rejected), or not yet, until named
+//     dependencies are delivered (AckRequest.deferred). Every layer stops
+//     offering, sending and relaying a message from the moment the host
+//     rejected it: this node never passes on what its host refused. A
+//     layer that provides the capability "validity" (CapValidity) also
+//     keeps BSP's message states (unknown, invalid, pending, delivered):
+//     a rejected message is invalid, every message that depends on it
+//     (by SendRequest.parents or by a deferral), directly or transitively,
+//     becomes invalid too and is never delivered if it was not yet; a
+//     deferred message is pending until each of its dependencies is
+//     delivered here, the layer fetches the ones it lacks from the
+//     members, and then delivers it again (a new UP frame, which the host
+//     acknowledges as any other). A layer without "validity" treats a
+//     deferred message as unacknowledged: it is delivered again after the
+//     layer's next Start.
+//
+// Compatibility: the verdicts are new fields of AckRequest. A layer that
+// predates them sees the ids of message_ids only, in which a host puts the
+// rejected ids too, so it acknowledges them and never delivers them again,
+// as before; a deferred id is not in message_ids, so such a layer delivers
+// it again after its next Start. A host that predates them never sends
+// them, and every message it acknowledges counts as accepted.
 //
 // The layer's DOWN frames name the member they are for in Frame.peer (an
 // identity key), or leave it empty for a frame that is for every other
@@ -77,9 +103,11 @@ type ControlClient interface {
 	SendBatch(ctx context.Context, in *SendBatchRequest, opts ...grpc.CallOption) (*SendBatchResponse, error)
 	// State reports a group's sync state.
 	State(ctx context.Context, in *StateRequest, opts ...grpc.CallOption) (*StateResponse, error)
-	// Ack records that the host has stored these delivered messages: they
-	// are not delivered again. It returns once that is durable. Ids that are
-	// unknown, or not yet delivered, are ignored.
+	// Ack records that the host is done with these delivered messages: they
+	// are not delivered again; and its verdicts (rejected, deferred). It
+	// returns once that is durable, and once what it changes is in effect (a
+	// rejected message is no longer offered or relayed). Ids that are
+	// unknown, or not yet delivered, are ignored, in every list.
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
 }
 
@@ -159,9 +187,11 @@ type ControlServer interface {
 	SendBatch(context.Context, *SendBatchRequest) (*SendBatchResponse, error)
 	// State reports a group's sync state.
 	State(context.Context, *StateRequest) (*StateResponse, error)
-	// Ack records that the host has stored these delivered messages: they
-	// are not delivered again. It returns once that is durable. Ids that are
-	// unknown, or not yet delivered, are ignored.
+	// Ack records that the host is done with these delivered messages: they
+	// are not delivered again; and its verdicts (rejected, deferred). It
+	// returns once that is durable, and once what it changes is in effect (a
+	// rejected message is no longer offered or relayed). Ids that are
+	// unknown, or not yet delivered, are ignored, in every list.
 	Ack(context.Context, *AckRequest) (*AckResponse, error)
 }
 
