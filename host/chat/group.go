@@ -339,10 +339,10 @@ func (g *Group) CheckMessage(author ed25519.PublicKey, clock uint64, id []byte) 
 	if n := len(g.events); n > 0 && before(clock, id, g.events[n-1].Clock, g.events[n-1].ID) < 0 {
 		s = g.stateBefore(&Event{Clock: clock, ID: id})
 	}
-	switch k := string(author); {
-	case s.Members[k]:
+	switch {
+	case s.Members[string(author)]:
 		return nil
-	case s.Removed[k]:
+	case s.Removed[string(author)]:
 		g.counts[ReasonRemoved]++
 		return refuse(ReasonRemoved, "the author was removed from the group before this message")
 	default:
