@@ -123,7 +123,7 @@ func TestRedeliveryAfterLostEmit(t *testing.T) {
 	b := identity("b")
 	a.setGroup(a.id, b)
 	msgs, ids := chainFrom(t, b, 1, 3, "lost")
-	ds, err := a.n.receive(context.Background(), []inbound{{group: testGroupID, from: b, payload: encode(t, &wirepb.Payload{Messages: msgs})}})
+	ds, err := a.n.receive(context.Background(), []inbound{{group: testGroupID, from: b, payload: encode(t, &wirepb.Payload{Messages: msgs})}}, nil)
 	if err != nil || len(ds) != 3 {
 		t.Fatalf("receive: %d deliveries, %v", len(ds), err)
 	}
@@ -152,7 +152,7 @@ func TestRedeliveryKeepsTrace(t *testing.T) {
 	a.setGroup(a.id, b)
 	m, id := messageFrom(t, testGroupID, b, 1, "traced", false)
 	const trace = 0xfedcba9876543210 // above int64's range
-	ds, err := a.n.receive(context.Background(), []inbound{{group: testGroupID, from: b, payload: encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}}), trace: trace}})
+	ds, err := a.n.receive(context.Background(), []inbound{{group: testGroupID, from: b, payload: encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}}), trace: trace}}, nil)
 	if err != nil || len(ds) != 1 || ds[0].trace != trace {
 		t.Fatalf("receive: %+v, %v", ds, err)
 	}

@@ -279,7 +279,7 @@ func (tn *tnode) receive(from []byte, payloads ...[]byte) {
 	for _, p := range payloads {
 		in = append(in, inbound{group: testGroupID, from: from, payload: p})
 	}
-	ds, err := tn.n.receive(context.Background(), in)
+	ds, err := tn.n.receive(context.Background(), in, nil)
 	if err != nil {
 		tn.t.Fatalf("%s: receive: %v", tn.name, err)
 	}
@@ -435,7 +435,7 @@ func (nt *tnet) deliver(emit func(from *tnode) []outbound) int {
 	}
 	for _, to := range nt.nodes {
 		if in := inboxes[to]; len(in) > 0 {
-			ds, err := to.n.receive(context.Background(), in)
+			ds, err := to.n.receive(context.Background(), in, nil)
 			if err != nil {
 				nt.t.Fatalf("%s: receive: %v", to.name, err)
 			}

@@ -283,7 +283,7 @@ func specNode(t *testing.T) *tnode {
 // receiveSpec hands a payload from b in the fixtures' group to a.
 func receiveSpec(t *testing.T, a *tnode, payload []byte) {
 	t.Helper()
-	ds, err := a.n.receive(context.Background(), []inbound{{group: specGroup, from: identity("b"), payload: payload}})
+	ds, err := a.n.receive(context.Background(), []inbound{{group: specGroup, from: identity("b"), payload: payload}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestSpecChainDelivery(t *testing.T) {
 		r, _ := hex.DecodeString(id)
 		reqs = append(reqs, r)
 	}
-	if ds, err := a.n.receive(context.Background(), []inbound{{group: specGroup, from: identity("c"), payload: encode(t, &wirepb.Payload{Requests: reqs})}}); err != nil || len(ds) != 0 {
+	if ds, err := a.n.receive(context.Background(), []inbound{{group: specGroup, from: identity("c"), payload: encode(t, &wirepb.Payload{Requests: reqs})}}, nil); err != nil || len(ds) != 0 {
 		t.Fatalf("c's requests: %v, %v", ds, err)
 	}
 	n := 0

@@ -44,7 +44,7 @@ func TestLimits(t *testing.T) {
 	}{
 		{name: "unknown group", want: "unknown_group", count: 1, silent: true, feed: func(t *testing.T, a *tnode) {
 			in := []inbound{{group: []byte("another group"), from: b, payload: msg(t, b, 1, false)}}
-			if _, err := a.n.receive(context.Background(), in); err != nil {
+			if _, err := a.n.receive(context.Background(), in, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},

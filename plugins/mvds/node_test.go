@@ -576,7 +576,7 @@ func TestCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	m, _ := messageFrom(t, testGroupID, b, 1, "m", false)
-	if _, err := a.n.receive(ctx, []inbound{{group: testGroupID, from: b, payload: encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})}}); !errors.Is(err, context.Canceled) {
+	if _, err := a.n.receive(ctx, []inbound{{group: testGroupID, from: b, payload: encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})}}, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("receive: %v, want context.Canceled", err)
 	}
 	if _, err := a.n.tick(ctx); !errors.Is(err, context.Canceled) {
@@ -596,7 +596,7 @@ func TestStorageFailure(t *testing.T) {
 	a.setGroup(a.id, b)
 	a.n.st.db.Close()
 	m, _ := messageFrom(t, testGroupID, b, 1, "m", false)
-	if _, err := a.n.receive(context.Background(), []inbound{{group: testGroupID, from: b, payload: encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})}}); err == nil {
+	if _, err := a.n.receive(context.Background(), []inbound{{group: testGroupID, from: b, payload: encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m}})}}, nil); err == nil {
 		t.Fatal("receive on a closed store succeeded")
 	}
 	if a.n.health().failed == nil {
@@ -710,7 +710,7 @@ func TestAckCarriesTrace(t *testing.T) {
 	if len(out) != 1 {
 		t.Fatalf("a sent %d payloads, want 1", len(out))
 	}
-	if _, err := b.n.receive(context.Background(), []inbound{{group: testGroupID, from: a.id, payload: out[0].payload, trace: 99}}); err != nil {
+	if _, err := b.n.receive(context.Background(), []inbound{{group: testGroupID, from: a.id, payload: out[0].payload, trace: 99}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	acks := b.tick()

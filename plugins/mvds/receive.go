@@ -28,7 +28,16 @@ type batch struct {
 // delivered marks (and unacknowledged deliveries) of what it returns. Acks for the stored messages are
 // queued only in memory and leave at the next epoch (or with an eager
 // flush), which cannot begin before the commit (it needs n.mu). A storage error fails the node.
-func (n *node) receive(ctx context.Context, in []inbound) ([]delivery, error) {
+//
+// early, if not nil, is handed the deliveries once they are decided and
+// before the commit, so that they travel up while the commit's fsync
+// runs. That is safe because nothing leaves this node on their account
+// before the commit: the acks that tell the author they arrived are sent
+// after it. If the commit never happens (a crash, a storage error), the
+// author sends them again and they are delivered again, and the host,
+// which stores what it takes under the message's id, takes them once.
+// The host's Ack of them waits for the commit: it needs n.mu.
+func (n *node) receive(ctx context.Context, in []inbound, early func([]delivery)) ([]delivery, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.usable(); err != nil {
@@ -59,6 +68,9 @@ func (n *node) receive(ctx context.Context, in []inbound) ([]delivery, error) {
 		tx.rollback()
 		n.fail(err)
 		return nil, err
+	}
+	if early != nil && len(b.out) > 0 {
+		early(b.out)
 	}
 	if err := tx.commit(); err != nil {
 		n.fail(err)
