@@ -149,8 +149,16 @@ func (s *layerServer) Start(ctx context.Context, req *commonv1.StartRequest) (*c
 	return resp, toStatus(err)
 }
 
+// Health answers the layer's health, with this process's heap
+// allocations (HeapAllocsCounter, HeapAllocBytesCounter) among its
+// counters.
 func (s *layerServer) Health(ctx context.Context, _ *commonv1.HealthRequest) (*commonv1.HealthResponse, error) {
-	return s.rt.health(ctx), nil
+	h := s.rt.health(ctx)
+	if h.Counters == nil {
+		h.Counters = map[string]uint64{}
+	}
+	h.Counters[HeapAllocsCounter], h.Counters[HeapAllocBytesCounter] = HeapAllocs()
+	return h, nil
 }
 
 func (s *layerServer) Stop(ctx context.Context, _ *commonv1.StopRequest) (*commonv1.StopResponse, error) {

@@ -33,6 +33,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/contacts"
 	"github.com/strata-msg/strata/host/conversations"
 	"github.com/strata-msg/strata/host/identity"
@@ -338,6 +339,7 @@ func (s *service) Subscribe(req *appv1.SubscribeRequest, stream grpc.ServerStrea
 // Stats implements appv1.MessagingServer.
 func (s *service) Stats(context.Context, *appv1.StatsRequest) (*appv1.StatsResponse, error) {
 	resp := &appv1.StatsResponse{Pid: int32(os.Getpid()), Running: s.n.Running(), Role: s.n.Role(), Messages: s.n.MessageStats()}
+	resp.HeapAllocs, resp.HeapAllocBytes = sdk.HeapAllocs()
 	for _, b := range s.n.Boundaries() {
 		resp.Boundaries = append(resp.Boundaries, &appv1.BoundaryStats{
 			Name: b.Name, FramesDown: b.FramesDown, FramesUp: b.FramesUp, BytesDown: b.BytesDown, BytesUp: b.BytesUp,

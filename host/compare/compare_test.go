@@ -188,6 +188,13 @@ func TestCompareCountsMatchTheNodes(t *testing.T) {
 				t.Errorf("%s: node %+v", s.Name, n)
 			}
 		}
+		// Every process of the stack reports its allocations: the host
+		// and each layer's plugin process.
+		for _, kind := range []string{"host", "p2p", "privacy", "secure", "sync"} {
+			if r.AllocsPerDelivered[kind] <= 0 {
+				t.Errorf("%s: %v heap allocations per delivered message in the %s processes", s.Name, r.AllocsPerDelivered[kind], kind)
+			}
+		}
 		if len(r.Boundaries) == 0 || r.Boundaries[0].Name != "p2p|privacy" {
 			t.Errorf("%s: boundaries %+v", s.Name, r.Boundaries)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/testnet"
 )
 
@@ -33,6 +34,7 @@ type resources struct {
 type nodeUsage struct {
 	role    string
 	cpu     map[int]float64 // seconds, by pid: the last value read
+	allocs  map[int]uint64  // heap allocations (objects), by pid: the last value reported
 	kind    map[int]string  // "host" or a layer's key, by pid, as the host named them
 	peakRSS uint64
 
@@ -49,7 +51,7 @@ type nodeUsage struct {
 func newResources(net *testnet.Net) *resources {
 	r := &resources{net: net, nodes: map[string]*nodeUsage{}}
 	for _, m := range append(net.Clients(), net.Relays()...) {
-		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, kind: map[int]string{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}}
+		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, allocs: map[int]uint64{}, kind: map[int]string{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}}
 	}
 	return r
 }
@@ -111,9 +113,13 @@ func (u *nodeUsage) take(s *appv1.StatsResponse) {
 		u.hostPID = s.GetPid()
 	}
 	u.kind[int(s.GetPid())] = "host"
+	u.allocs[int(s.GetPid())] = max(u.allocs[int(s.GetPid())], s.GetHeapAllocs())
 	for _, l := range s.GetLayers() {
 		if l.GetPid() != 0 && l.GetPid() != s.GetPid() {
 			u.kind[int(l.GetPid())] = l.GetLayer()
+			if a, ok := l.GetCounters()[sdk.HeapAllocsCounter]; ok {
+				u.allocs[int(l.GetPid())] = max(u.allocs[int(l.GetPid())], a)
+			}
 		}
 	}
 	for _, b := range s.GetBoundaries() {
@@ -188,6 +194,16 @@ func (r *resources) fill(res *RunResult) {
 			}
 			res.CPUPerDelivered[kind] += c
 		}
+		for pid, a := range u.allocs {
+			kind := u.kind[pid]
+			if kind == "" {
+				kind = "other"
+			}
+			if res.AllocsPerDelivered == nil {
+				res.AllocsPerDelivered = map[string]float64{}
+			}
+			res.AllocsPerDelivered[kind] += float64(a)
+		}
 		n.WireBytesSent = u.doneWire[0] + u.wire[0]
 		n.WireBytesReceived = u.doneWire[1] + u.wire[1]
 		res.WireBytes += n.WireBytesSent
@@ -210,6 +226,13 @@ func (r *resources) fill(res *RunResult) {
 			res.CPUPerDelivered[k] = c * 1e6 / float64(res.Delivered)
 		} else {
 			delete(res.CPUPerDelivered, k)
+		}
+	}
+	for k, a := range res.AllocsPerDelivered {
+		if res.Delivered > 0 {
+			res.AllocsPerDelivered[k] = a / float64(res.Delivered)
+		} else {
+			delete(res.AllocsPerDelivered, k)
 		}
 	}
 	if res.Delivered > 0 {

@@ -110,6 +110,11 @@ type RunResult struct {
 	// relays included, per delivered message, in microseconds: what a
 	// message costs each process of the stack.
 	CPUPerDelivered map[string]float64 `json:"cpu_us_per_delivered,omitempty"`
+	// AllocsPerDelivered is, like CPUPerDelivered, the heap allocations
+	// (objects, as the Go runtime counts them) of each kind of process
+	// over the whole run, per delivered message. A layer in the host's
+	// process counts as the host.
+	AllocsPerDelivered map[string]float64 `json:"allocs_per_delivered,omitempty"`
 	// Boundaries sums, over all nodes, the traffic across each layer
 	// boundary ("p2p|privacy", ..., "sync|app"), bottom up.
 	Boundaries []BoundaryTraffic `json:"boundaries"`
@@ -248,8 +253,12 @@ type Summary struct {
 	// process; CPUPerDeliveredAll the sum over every process.
 	CPUPerDelivered    map[string]Figure `json:"cpu_us_per_delivered,omitempty"`
 	CPUPerDeliveredAll Figure            `json:"cpu_us_per_delivered_all"`
-	Restarts           Figure            `json:"restarts"`
-	Duplicates         Figure            `json:"duplicates"`
+	// AllocsPerDelivered is RunResult.AllocsPerDelivered over the runs,
+	// by process; AllocsPerDeliveredAll the sum over every process.
+	AllocsPerDelivered    map[string]Figure `json:"allocs_per_delivered,omitempty"`
+	AllocsPerDeliveredAll Figure            `json:"allocs_per_delivered_all"`
+	Restarts              Figure            `json:"restarts"`
+	Duplicates            Figure            `json:"duplicates"`
 	// OfferedRate and AchievedRate are the runs' send rates (messages
 	// per second); Overloaded counts the runs whose achieved rate fell
 	// below OverloadThreshold of the offered one.
@@ -316,6 +325,28 @@ func Summarize(runs []RunResult) Summary {
 			sum += v
 		}
 		return sum, r.Delivered > 0 && len(r.CPUPerDelivered) > 0
+	})
+	allocKinds := map[string]bool{}
+	for _, r := range runs {
+		for k := range r.AllocsPerDelivered {
+			allocKinds[k] = true
+		}
+	}
+	for k := range allocKinds {
+		if s.AllocsPerDelivered == nil {
+			s.AllocsPerDelivered = map[string]Figure{}
+		}
+		s.AllocsPerDelivered[k] = fig(func(r RunResult) (float64, bool) {
+			v, ok := r.AllocsPerDelivered[k]
+			return v, ok && r.Delivered > 0
+		})
+	}
+	s.AllocsPerDeliveredAll = fig(func(r RunResult) (float64, bool) {
+		var sum float64
+		for _, v := range r.AllocsPerDelivered {
+			sum += v
+		}
+		return sum, r.Delivered > 0 && len(r.AllocsPerDelivered) > 0
 	})
 	s.Restarts = fig(func(r RunResult) (float64, bool) {
 		var sum uint64

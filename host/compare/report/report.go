@@ -45,6 +45,8 @@ var measures = []measure{
 	{label: "CPU s / node", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.CPUSecondsPerNode }},
 	{label: "CPU µs / delivered msg", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.CPUPerDeliveredAll }},
 	cpuRow("host"), cpuRow("p2p"), cpuRow("privacy"), cpuRow("secure"), cpuRow("sync"),
+	{label: "heap allocs / delivered msg", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.AllocsPerDeliveredAll }},
+	allocRow("host"), allocRow("p2p"), allocRow("privacy"), allocRow("secure"), allocRow("sync"),
 	{label: "peak RSS (MiB)", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.PeakRSSMiB }},
 	{label: "plugin restarts", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.Restarts }},
 	{label: "duplicates", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.Duplicates }},
@@ -58,6 +60,18 @@ func cpuRow(kind string) measure {
 		scale: 1,
 		figure: func(s *compare.Summary) compare.Figure {
 			return s.CPUPerDelivered[kind]
+		},
+	}
+}
+
+// allocRow is the row of one kind of process's heap allocations per
+// delivered message.
+func allocRow(kind string) measure {
+	return measure{
+		label: "  by " + kind,
+		scale: 1,
+		figure: func(s *compare.Summary) compare.Figure {
+			return s.AllocsPerDelivered[kind]
 		},
 	}
 }

@@ -1375,9 +1375,14 @@ type StatsResponse struct {
 	// (dropped_forged_author, dropped_wrong_conversation, dropped_not_member,
 	// dropped_replayed, dropped_malformed, dropped_expired, ...) and public
 	// chat bounds (evicted_public, pruned_public), by name.
-	Messages      map[string]uint64 `protobuf:"bytes,6,rep,name=messages,proto3" json:"messages,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Messages map[string]uint64 `protobuf:"bytes,6,rep,name=messages,proto3" json:"messages,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The host process's heap allocations since it started, in objects and
+	// bytes (the Go runtime's count). A plugin process reports its own among
+	// its layer's counters (process_heap_allocs, process_heap_alloc_bytes).
+	HeapAllocs     uint64 `protobuf:"varint,7,opt,name=heap_allocs,json=heapAllocs,proto3" json:"heap_allocs,omitempty"`
+	HeapAllocBytes uint64 `protobuf:"varint,8,opt,name=heap_alloc_bytes,json=heapAllocBytes,proto3" json:"heap_alloc_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -1450,6 +1455,20 @@ func (x *StatsResponse) GetMessages() map[string]uint64 {
 		return x.Messages
 	}
 	return nil
+}
+
+func (x *StatsResponse) GetHeapAllocs() uint64 {
+	if x != nil {
+		return x.HeapAllocs
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetHeapAllocBytes() uint64 {
+	if x != nil {
+		return x.HeapAllocBytes
+	}
+	return 0
 }
 
 var File_app_v1_app_proto protoreflect.FileDescriptor
@@ -1554,7 +1573,7 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\bcounters\x18\x06 \x03(\v2'.strata.app.v1.LayerStats.CountersEntryR\bcounters\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xc5\x02\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x90\x03\n" +
 	"\rStatsResponse\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\x05R\x03pid\x12<\n" +
 	"\n" +
@@ -1563,7 +1582,10 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\x06layers\x18\x03 \x03(\v2\x19.strata.app.v1.LayerStatsR\x06layers\x12\x18\n" +
 	"\arunning\x18\x04 \x01(\bR\arunning\x12\x12\n" +
 	"\x04role\x18\x05 \x01(\tR\x04role\x12F\n" +
-	"\bmessages\x18\x06 \x03(\v2*.strata.app.v1.StatsResponse.MessagesEntryR\bmessages\x1a;\n" +
+	"\bmessages\x18\x06 \x03(\v2*.strata.app.v1.StatsResponse.MessagesEntryR\bmessages\x12\x1f\n" +
+	"\vheap_allocs\x18\a \x01(\x04R\n" +
+	"heapAllocs\x12(\n" +
+	"\x10heap_alloc_bytes\x18\b \x01(\x04R\x0eheapAllocBytes\x1a;\n" +
 	"\rMessagesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\xd0\x06\n" +
