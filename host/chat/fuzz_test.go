@@ -59,3 +59,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTimeline feeds a timeline three arbitrary payloads, from two
+// authors: it never panics, and shows only what conforms.
+func FuzzTimeline(f *testing.F) {
+	create := mustMarshal(f, event(chatv1.MembershipType_MEMBERSHIP_TYPE_CREATE, bob))
+	hello := mustMarshal(f, text())
+	edit := mustMarshal(f, with(func(p *chatv1.ChatPayload) {
+		p.ContentType, p.ResponseTo = chatv1.ContentType_CONTENT_TYPE_EDIT, []byte("b")
+		p.Body = &chatv1.ChatPayload_Edit{Edit: &chatv1.Edit{Text: "x"}}
+	}))
+	f.Add(create, hello, edit)
+	f.Add(hello, edit, create)
+	f.Add([]byte{}, hello, hello)
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		tl := NewTimeline(groupID, bob, "")
+		for i, p := range [][]byte{a, b, c} {
+			author := alice
+			if i == 1 {
+				author = bob
+			}
+			_, _ = tl.Add([]byte{'a' + byte(i)}, author, sent, p)
+		}
+		for _, e := range tl.Entries() {
+			if e.Message == nil {
+				t.Fatal("an entry without its message")
+			}
+		}
+	})
+}

@@ -291,7 +291,7 @@ func TestEventOf(t *testing.T) {
 	}
 }
 
-func mustMarshal(t *testing.T, p proto.Message) []byte {
+func mustMarshal(t testing.TB, p proto.Message) []byte {
 	t.Helper()
 	b, err := proto.Marshal(p)
 	if err != nil {
