@@ -19,9 +19,8 @@ import (
 // skip), so a failing file never reads as passed.
 type checker func(t *testing.T, data []byte, rep *report)
 
-// checkers maps a vector file's type (its file name without ".json"; all
-// "passive-client-*" files share the type "passive-client") to the function
-// that checks it. Each checker file adds its own entries from init with
+// checkers maps a vector file's type (its file name without ".json") to
+// the function that checks it. Each checker file adds its own entries from init with
 // register, so no file needs to edit another's.
 var checkers = map[string]checker{}
 
@@ -43,7 +42,8 @@ var knownTypes = []string{
 	"tree-math", "crypto-basics", "secret-tree", "message-protection",
 	"key-schedule", "psk_secret", "transcript-hashes", "welcome",
 	"tree-operations", "tree-validation", "treekem", "messages",
-	"deserialization", "passive-client",
+	"deserialization", "passive-client-welcome", "passive-client-handling-commit",
+	"passive-client-random",
 }
 
 // report counts the cases of one file.
@@ -83,13 +83,10 @@ func (r *report) String() string {
 	return s
 }
 
-// fileType returns the vector type of a file name.
+// fileType returns the vector type of a file name: its base name without
+// ".json".
 func fileType(name string) string {
-	base := strings.TrimSuffix(filepath.Base(name), ".json")
-	if strings.HasPrefix(base, "passive-client-") {
-		return "passive-client"
-	}
-	return base
+	return strings.TrimSuffix(filepath.Base(name), ".json")
 }
 
 // vectorFiles lists the JSON files of testdata/ and of $STRATA_MLS_VECTORS.
@@ -181,8 +178,8 @@ func decodeCases[T any](t *testing.T, data []byte) []T {
 func TestFileType(t *testing.T) {
 	tests := map[string]string{
 		"testdata/tree-math.json":             "tree-math",
-		"/x/passive-client-welcome.json":      "passive-client",
-		"passive-client-handling-commit.json": "passive-client",
+		"/x/passive-client-welcome.json":      "passive-client-welcome",
+		"passive-client-handling-commit.json": "passive-client-handling-commit",
 		"psk_secret.json":                     "psk_secret",
 	}
 	for in, want := range tests {

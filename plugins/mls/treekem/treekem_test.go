@@ -162,7 +162,7 @@ func TestCommitsAgree(t *testing.T) {
 						t.Fatal(err)
 					}
 					members = append(members, &member{priv: NewPrivate(cs, l, encPriv), sigPriv: sigPriv})
-					tr = commit(t, cs, tr, members, 0, []treemath.Leaf{l})
+					commit(t, cs, tr, members, 0, []treemath.Leaf{l})
 				}
 			}
 		})
