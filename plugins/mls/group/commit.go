@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/strata-msg/strata/plugins/mls/schedule"
@@ -179,6 +180,10 @@ func (g *Group) processCommit(ac *wire.AuthenticatedContent) (*nextState, error)
 			priv.Destroy()
 			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 		}
+		if err := g.checkPathLeaf(r, tr, committer, &commit.Path.LeafNode); err != nil {
+			priv.Destroy()
+			return nil, err
+		}
 		ctx, err := g.provisional(r, tr)
 		if err != nil {
 			priv.Destroy()
@@ -198,6 +203,33 @@ func (g *Group) processCommit(ac *wire.AuthenticatedContent) (*nextState, error)
 	clear(joiner)
 	clear(pskSecret)
 	return next, nil
+}
+
+// checkPathLeaf validates the committer's new leaf (RFC 9420 §7.3,
+// §12.4.2): a valid commit-source leaf, its signature key unchanged or
+// not another member's, and every member (the new leaf included) still
+// meeting the group's required capabilities and credential types.
+func (g *Group) checkPathLeaf(r *resolved, tr *tree.Tree, committer treemath.Leaf, leaf *wire.LeafNode) error {
+	if err := validateLeaf(g.cs, leaf, wire.LeafNodeSourceCommit, g.cur.ctx.GroupID, uint32(committer), g.cfg.now()); err != nil {
+		return fmt.Errorf("%w: path leaf: %w", ErrInvalidCommit, err)
+	}
+	for l := range treemath.Leaf(tr.LeafCount()) {
+		if other := tr.Leaf(l); l != committer && other != nil && bytes.Equal(other.SignatureKey, leaf.SignatureKey) {
+			return fmt.Errorf("%w: path leaf shares leaf %d's signature key", ErrInvalidCommit, l)
+		}
+	}
+	exts := g.cur.ctx.Extensions
+	if r.hasGCE {
+		exts = r.extensions
+	}
+	rc, err := parseRequiredCapabilities(exts)
+	if err != nil {
+		return err
+	}
+	if err := checkMembersSupport(tr, rc); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidCommit, err)
+	}
+	return nil
 }
 
 // CommitOptions says what a Commit carries besides every cached proposal
@@ -234,9 +266,9 @@ func (pc *PendingCommit) Discard() {
 	}
 }
 
-// Commit makes a Commit of every cached proposal (by reference; this
-// member's own Updates are left out, as RFC 9420 §12.2 requires) and the
-// given ones (by value), with an UpdatePath when the proposals require one
+// Commit makes a Commit of the cached proposals (by reference; those that
+// would make the list invalid are left out, see committable) and the given
+// ones (by value), with an UpdatePath when the proposals require one
 // or opts.Path asks, and a Welcome for the members it adds (RFC 9420
 // §12.4). The group does not change: Merge applies the Commit.
 func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
@@ -245,10 +277,7 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	}
 	me := g.priv.Leaf()
 	var list []wire.ProposalOrRef
-	for _, c := range g.pending {
-		if c.sender == me && c.proposal.Type == wire.ProposalUpdate {
-			continue
-		}
+	for _, c := range g.committable() {
 		list = append(list, wire.ProposalOrRef{Type: wire.ProposalOrRefReference, Reference: c.ref})
 	}
 	for i := range opts.Proposals {
@@ -325,6 +354,55 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 		}
 	}
 	return pc, nil
+}
+
+// committable returns the cached proposals a Commit of this member can
+// include (RFC 9420 §12.2), in the order received: not its own Updates, not
+// a Remove of itself, one Update or Remove per leaf, one Add per key, each
+// PSK once, one GroupContextExtensions. The first of two conflicting
+// proposals wins.
+func (g *Group) committable() []cachedProposal {
+	me := g.priv.Leaf()
+	touched := map[treemath.Leaf]bool{}
+	keys := map[string]bool{}
+	psks := map[string]bool{}
+	gce := false
+	var out []cachedProposal
+	for _, c := range g.pending {
+		p := c.proposal
+		switch p.Type {
+		case wire.ProposalUpdate:
+			if c.sender == me || touched[c.sender] {
+				continue
+			}
+			touched[c.sender] = true
+		case wire.ProposalRemove:
+			l := treemath.Leaf(p.Remove.Removed)
+			if l == me || touched[l] {
+				continue
+			}
+			touched[l] = true
+		case wire.ProposalAdd:
+			k := p.Add.KeyPackage.LeafNode.SignatureKey
+			if keys[string(k)] {
+				continue
+			}
+			keys[string(k)] = true
+		case wire.ProposalPSK:
+			id, err := wire.Marshal(&p.PreSharedKey.PSK)
+			if err != nil || psks[string(id)] {
+				continue
+			}
+			psks[string(id)] = true
+		case wire.ProposalGroupContextExtensions:
+			if gce {
+				continue
+			}
+			gce = true
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // Merge applies a Commit this member made, once the caller has decided it

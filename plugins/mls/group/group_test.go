@@ -437,3 +437,30 @@ func TestJoinRefusesBadWelcome(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCommitLeavesOutConflicts: cached proposals that would make a Commit
+// invalid (a Remove of the committer, a second Remove of a leaf) are left
+// out, and the others are committed.
+func TestCommitLeavesOutConflicts(t *testing.T) {
+	w := newWorld(t, 1, wire.WireFormatPrivateMessage)
+	bob, carol := newBundle(t, w.cs, "bob"), newBundle(t, w.cs, "carol")
+	w.commit("alice", CommitOptions{Proposals: []wire.Proposal{AddProposal(bob.KeyPackage), AddProposal(carol.KeyPackage)}}, bob, carol)
+	for _, p := range []struct {
+		from string
+		prop wire.Proposal
+	}{
+		{"bob", RemoveProposal(w.leafOf("alice"))},
+		{"bob", RemoveProposal(w.leafOf("carol"))},
+		{"alice", RemoveProposal(w.leafOf("carol"))},
+	} {
+		m, err := w.members[p.from].Propose(p.prop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.deliver(p.from, m)
+	}
+	w.commit("alice", CommitOptions{})
+	if _, ok := w.members["carol"]; ok || len(w.members) != 2 {
+		t.Fatalf("members after the commit: %d, carol removed: %v", len(w.members), !ok)
+	}
+}
