@@ -22,6 +22,7 @@ func FuzzDecode(f *testing.F) {
 			p.Body = &chatv1.ChatPayload_Reaction{Reaction: &chatv1.Reaction{Emoji: "👍"}}
 		}),
 		with(func(p *chatv1.ChatPayload) { p.ContentType = 42 }),
+		receipt(chatv1.ReceiptType_RECEIPT_TYPE_READ, "a", "b"),
 	}
 	for _, p := range seeds {
 		b, err := proto.Marshal(p)
@@ -70,6 +71,7 @@ func FuzzTimeline(f *testing.F) {
 		p.Body = &chatv1.ChatPayload_Edit{Edit: &chatv1.Edit{Text: "x"}}
 	}))
 	f.Add(create, hello, edit)
+	f.Add(hello, mustMarshal(f, receipt(chatv1.ReceiptType_RECEIPT_TYPE_DELIVERED, "a")), create)
 	f.Add(hello, edit, create)
 	f.Add([]byte{}, hello, hello)
 	f.Fuzz(func(t *testing.T, a, b, c []byte) {

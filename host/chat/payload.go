@@ -42,6 +42,8 @@ const (
 	MaxMessageIDSize = 64
 	// MaxEventMembers is the most identities one membership event names.
 	MaxEventMembers = 256
+	// MaxReceiptIDs is the most messages one receipt names.
+	MaxReceiptIDs = 256
 	// MaxClockSkew is how far a payload's clock may run ahead of the time
 	// its envelope was signed, and how far its timestamp may be from that
 	// time either way (Status's 120 seconds).
@@ -92,6 +94,10 @@ const (
 	// unset, its actor or a member is not a 32-byte key, a member is
 	// repeated, members or name are where the type has none).
 	ReasonEvent Reason = "event"
+	// ReasonReceipt: a receipt's type is unset, or it names no message,
+	// more than MaxReceiptIDs, one twice, or an id that is empty or
+	// longer than MaxMessageIDSize.
+	ReasonReceipt Reason = "receipt"
 )
 
 // Error is a refusal: the Reason, and what exactly was wrong.
@@ -163,6 +169,8 @@ type Message struct {
 	Retracted bool
 	// Event is a membership event; nil for other content types.
 	Event *MembershipEvent
+	// Receipt is a receipt; nil for other content types.
+	Receipt *Receipt
 
 	// Unsupported is set for a payload of a version, content type or chat
 	// type this package does not know: a client keeps it and shows it as
@@ -178,6 +186,13 @@ type MembershipEvent struct {
 	Actor   ed25519.PublicKey
 	Members []ed25519.PublicKey
 	Name    string
+}
+
+// Receipt is the body of a receipt.
+type Receipt struct {
+	Type chatv1.ReceiptType
+	// IDs are the messages it is for.
+	IDs [][]byte
 }
 
 // Decode checks that payload is a conforming chat payload for the message
@@ -299,6 +314,22 @@ func check(p *chatv1.ChatPayload, env Envelope) (*Message, error) {
 			return unsupported(m, unknown), nil
 		}
 		m.Event = ev
+	case chatv1.ContentType_CONTENT_TYPE_RECEIPT:
+		body, ok := p.GetBody().(*chatv1.ChatPayload_Receipt)
+		if !ok {
+			return nil, wrongBody(ct, "receipt")
+		}
+		if p.GetChatType() == chatv1.ChatType_CHAT_TYPE_PUBLIC {
+			return nil, refuse(ReasonChatType, "no receipts in a public chat")
+		}
+		r, unknown, err := checkReceipt(body.Receipt)
+		if err != nil {
+			return nil, err
+		}
+		if unknown != "" {
+			return unsupported(m, unknown), nil
+		}
+		m.Receipt = r
 	}
 	switch {
 	case needsTarget && len(m.ResponseTo) == 0:
@@ -482,4 +513,33 @@ func checkEvent(e *chatv1.MembershipEvent) (ev *MembershipEvent, unknown string,
 		ev.Members = append(ev.Members, ed25519.PublicKey(bytes.Clone(k)))
 	}
 	return ev, "", nil
+}
+
+// checkReceipt checks a receipt's form. unknown is set, and the receipt
+// nil, for a type this package does not know.
+func checkReceipt(r *chatv1.Receipt) (rc *Receipt, unknown string, err error) {
+	t := r.GetType()
+	if t == chatv1.ReceiptType_RECEIPT_TYPE_UNSPECIFIED {
+		return nil, "", refuse(ReasonReceipt, "receipt type is unset")
+	}
+	if chatv1.ReceiptType_name[int32(t)] == "" {
+		return nil, fmt.Sprintf("receipt type %d", t), nil
+	}
+	ids := r.GetMessageIds()
+	if len(ids) == 0 || len(ids) > MaxReceiptIDs {
+		return nil, "", refuse(ReasonReceipt, "%d message ids, 1 to %d", len(ids), MaxReceiptIDs)
+	}
+	rc = &Receipt{Type: t}
+	seen := make(map[string]bool, len(ids))
+	for i, id := range ids {
+		switch {
+		case len(id) == 0 || len(id) > MaxMessageIDSize:
+			return nil, "", refuse(ReasonReceipt, "message id %d is %d bytes, 1 to %d", i, len(id), MaxMessageIDSize)
+		case seen[string(id)]:
+			return nil, "", refuse(ReasonReceipt, "message id %d is repeated", i)
+		}
+		seen[string(id)] = true
+		rc.IDs = append(rc.IDs, bytes.Clone(id))
+	}
+	return rc, "", nil
 }

@@ -53,6 +53,12 @@ type Entry struct {
 	// Late is set for a message that arrived after one that sorts after
 	// it: it was slotted in where it belongs, and a client marks it.
 	Late bool
+	// DeliveredTo and ReadBy are the identities (as strings of their key
+	// bytes), other than the author, whose receipts say they have the
+	// message, or have read it (read implies delivered).
+	DeliveredTo, ReadBy map[string]bool
+	// Seen is set once this node's user has seen the message (MarkRead).
+	Seen bool
 
 	// edit and reactions remember the clocks that decided Text and
 	// Reactions, so that the latest by clock wins whatever the arrival
@@ -78,9 +84,16 @@ type Timeline struct {
 	// pending holds edits, deletes and reactions whose target has not
 	// arrived, by target id.
 	pending map[string][]pendingChange
-	group   *Group
-	clock   Clock
-	counts  map[Reason]uint64
+	// receipts holds receipts for messages that have not arrived, by id.
+	receipts map[string][]pendingReceipt
+	group    *Group
+	clock    Clock
+	counts   map[Reason]uint64
+}
+
+type pendingReceipt struct {
+	from ed25519.PublicKey
+	t    chatv1.ReceiptType
 }
 
 type pendingChange struct {
@@ -92,12 +105,13 @@ type pendingChange struct {
 // self sees it; publicChat is the name of a public chat, or "".
 func NewTimeline(conv []byte, self ed25519.PublicKey, publicChat string) *Timeline {
 	return &Timeline{
-		env:     Envelope{Conversation: bytes.Clone(conv), Self: self, PublicChat: publicChat},
-		byID:    map[string]*Entry{},
-		seen:    map[string]bool{},
-		pending: map[string][]pendingChange{},
-		group:   NewGroup(),
-		counts:  map[Reason]uint64{},
+		env:      Envelope{Conversation: bytes.Clone(conv), Self: self, PublicChat: publicChat},
+		byID:     map[string]*Entry{},
+		seen:     map[string]bool{},
+		pending:  map[string][]pendingChange{},
+		receipts: map[string][]pendingReceipt{},
+		group:    NewGroup(),
+		counts:   map[Reason]uint64{},
 	}
 }
 
@@ -140,6 +154,16 @@ func (t *Timeline) Add(id []byte, author ed25519.PublicKey, sent time.Time, payl
 			return nil, err
 		}
 	}
+	if m.Receipt != nil {
+		for _, mid := range m.Receipt.IDs {
+			if e, ok := t.byID[string(mid)]; ok {
+				e.receipt(author, m.Receipt.Type)
+			} else if !t.seen[string(mid)] {
+				t.receipts[string(mid)] = append(t.receipts[string(mid)], pendingReceipt{from: author, t: m.Receipt.Type})
+			}
+		}
+		return nil, nil
+	}
 	switch m.ContentType {
 	case chatv1.ContentType_CONTENT_TYPE_EDIT, chatv1.ContentType_CONTENT_TYPE_DELETE, chatv1.ContentType_CONTENT_TYPE_REACTION:
 		target, ok := t.byID[string(m.ResponseTo)]
@@ -161,7 +185,88 @@ func (t *Timeline) Add(id []byte, author ed25519.PublicKey, sent time.Time, payl
 		_ = t.apply(e, c.author, c.m) // a refusal is counted
 	}
 	delete(t.pending, string(id))
+	for _, r := range t.receipts[string(id)] {
+		e.receipt(r.from, r.t)
+	}
+	delete(t.receipts, string(id))
 	return e, nil
+}
+
+// receipt records a receipt from an identity other than the author.
+func (e *Entry) receipt(from ed25519.PublicKey, t chatv1.ReceiptType) {
+	if bytes.Equal(from, e.Author) || e.Message.Event != nil || e.Message.Unsupported {
+		return
+	}
+	if e.DeliveredTo == nil {
+		e.DeliveredTo, e.ReadBy = map[string]bool{}, map[string]bool{}
+	}
+	e.DeliveredTo[string(from)] = true
+	if t == chatv1.ReceiptType_RECEIPT_TYPE_READ {
+		e.ReadBy[string(from)] = true
+	}
+}
+
+// Recipients returns how many identities a message is for: 1 in a 1:1
+// chat; in a private group, the members other than its author, as the
+// group stands now; 0 in a public chat, whose readers no one knows. The
+// client shows "delivered to len(DeliveredTo) of Recipients".
+func (t *Timeline) Recipients(e *Entry) int {
+	switch e.Message.ChatType {
+	case chatv1.ChatType_CHAT_TYPE_ONE_TO_ONE:
+		return 1
+	case chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP:
+		s := t.group.State()
+		n := len(s.Members)
+		if s.Members[string(e.Author)] {
+			n--
+		}
+		return n
+	}
+	return 0
+}
+
+// MarkRead marks every message up to and including the one with id as
+// seen by this node's user, and returns the ids of the messages by others
+// that it newly marked, for the client to send a read receipt for (in a
+// 1:1 chat or a private group). A message that arrives late, before the
+// mark, stays unseen until the next MarkRead.
+func (t *Timeline) MarkRead(id []byte) [][]byte {
+	upTo, ok := t.byID[string(id)]
+	if !ok {
+		return nil
+	}
+	var ids [][]byte
+	for _, e := range t.entries {
+		if before(e.Message.Clock, e.ID, upTo.Message.Clock, upTo.ID) > 0 {
+			break
+		}
+		if e.Seen {
+			continue
+		}
+		e.Seen = true
+		if t.isMessage(e) && !bytes.Equal(e.Author, t.env.Self) && !e.Deleted {
+			ids = append(ids, bytes.Clone(e.ID))
+		}
+	}
+	return ids
+}
+
+// Unread returns how many shown messages by others this node's user has
+// not seen.
+func (t *Timeline) Unread() int {
+	n := 0
+	for _, e := range t.Entries() {
+		if !e.Seen && t.isMessage(e) && !bytes.Equal(e.Author, t.env.Self) {
+			n++
+		}
+	}
+	return n
+}
+
+// isMessage reports whether e is a message (not a membership event nor
+// an unsupported payload).
+func (t *Timeline) isMessage(e *Entry) bool {
+	return e.Message.Event == nil && !e.Message.Unsupported
 }
 
 // insert puts e in its place in causal order.

@@ -118,6 +118,10 @@ const (
 	ContentType_CONTENT_TYPE_DELETE ContentType = 5
 	// A membership event of a private group: body membership.
 	ContentType_CONTENT_TYPE_MEMBERSHIP ContentType = 6
+	// Delivery or read receipts for earlier messages of the chat, sent by a
+	// recipient's client to the chat (1:1 and private groups only): body
+	// receipt.
+	ContentType_CONTENT_TYPE_RECEIPT ContentType = 7
 )
 
 // Enum value maps for ContentType.
@@ -130,6 +134,7 @@ var (
 		4: "CONTENT_TYPE_EDIT",
 		5: "CONTENT_TYPE_DELETE",
 		6: "CONTENT_TYPE_MEMBERSHIP",
+		7: "CONTENT_TYPE_RECEIPT",
 	}
 	ContentType_value = map[string]int32{
 		"CONTENT_TYPE_UNSPECIFIED": 0,
@@ -139,6 +144,7 @@ var (
 		"CONTENT_TYPE_EDIT":        4,
 		"CONTENT_TYPE_DELETE":      5,
 		"CONTENT_TYPE_MEMBERSHIP":  6,
+		"CONTENT_TYPE_RECEIPT":     7,
 	}
 )
 
@@ -167,6 +173,58 @@ func (x ContentType) Number() protoreflect.EnumNumber {
 // Deprecated: Use ContentType.Descriptor instead.
 func (ContentType) EnumDescriptor() ([]byte, []int) {
 	return file_chat_v1_chat_proto_rawDescGZIP(), []int{1}
+}
+
+// ReceiptType is what a receipt says about the messages it names.
+type ReceiptType int32
+
+const (
+	ReceiptType_RECEIPT_TYPE_UNSPECIFIED ReceiptType = 0
+	// The recipient's client has the messages.
+	ReceiptType_RECEIPT_TYPE_DELIVERED ReceiptType = 1
+	// The recipient has seen them (implies delivered).
+	ReceiptType_RECEIPT_TYPE_READ ReceiptType = 2
+)
+
+// Enum value maps for ReceiptType.
+var (
+	ReceiptType_name = map[int32]string{
+		0: "RECEIPT_TYPE_UNSPECIFIED",
+		1: "RECEIPT_TYPE_DELIVERED",
+		2: "RECEIPT_TYPE_READ",
+	}
+	ReceiptType_value = map[string]int32{
+		"RECEIPT_TYPE_UNSPECIFIED": 0,
+		"RECEIPT_TYPE_DELIVERED":   1,
+		"RECEIPT_TYPE_READ":        2,
+	}
+)
+
+func (x ReceiptType) Enum() *ReceiptType {
+	p := new(ReceiptType)
+	*p = x
+	return p
+}
+
+func (x ReceiptType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReceiptType) Descriptor() protoreflect.EnumDescriptor {
+	return file_chat_v1_chat_proto_enumTypes[2].Descriptor()
+}
+
+func (ReceiptType) Type() protoreflect.EnumType {
+	return &file_chat_v1_chat_proto_enumTypes[2]
+}
+
+func (x ReceiptType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReceiptType.Descriptor instead.
+func (ReceiptType) EnumDescriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{2}
 }
 
 // MembershipType is what a membership event does.
@@ -226,11 +284,11 @@ func (x MembershipType) String() string {
 }
 
 func (MembershipType) Descriptor() protoreflect.EnumDescriptor {
-	return file_chat_v1_chat_proto_enumTypes[2].Descriptor()
+	return file_chat_v1_chat_proto_enumTypes[3].Descriptor()
 }
 
 func (MembershipType) Type() protoreflect.EnumType {
-	return &file_chat_v1_chat_proto_enumTypes[2]
+	return &file_chat_v1_chat_proto_enumTypes[3]
 }
 
 func (x MembershipType) Number() protoreflect.EnumNumber {
@@ -239,7 +297,7 @@ func (x MembershipType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MembershipType.Descriptor instead.
 func (MembershipType) EnumDescriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{2}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
 }
 
 // ChatPayload is one chat message.
@@ -271,6 +329,7 @@ type ChatPayload struct {
 	//	*ChatPayload_Edit
 	//	*ChatPayload_Delete
 	//	*ChatPayload_Membership
+	//	*ChatPayload_Receipt
 	Body          isChatPayload_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -407,6 +466,15 @@ func (x *ChatPayload) GetMembership() *MembershipEvent {
 	return nil
 }
 
+func (x *ChatPayload) GetReceipt() *Receipt {
+	if x != nil {
+		if x, ok := x.Body.(*ChatPayload_Receipt); ok {
+			return x.Receipt
+		}
+	}
+	return nil
+}
+
 type isChatPayload_Body interface {
 	isChatPayload_Body()
 }
@@ -431,6 +499,10 @@ type ChatPayload_Membership struct {
 	Membership *MembershipEvent `protobuf:"bytes,14,opt,name=membership,proto3,oneof"`
 }
 
+type ChatPayload_Receipt struct {
+	Receipt *Receipt `protobuf:"bytes,15,opt,name=receipt,proto3,oneof"`
+}
+
 func (*ChatPayload_Text) isChatPayload_Body() {}
 
 func (*ChatPayload_Reaction) isChatPayload_Body() {}
@@ -440,6 +512,8 @@ func (*ChatPayload_Edit) isChatPayload_Body() {}
 func (*ChatPayload_Delete) isChatPayload_Body() {}
 
 func (*ChatPayload_Membership) isChatPayload_Body() {}
+
+func (*ChatPayload_Receipt) isChatPayload_Body() {}
 
 // Text is the body of a text message or a reply.
 type Text struct {
@@ -625,6 +699,61 @@ func (*Delete) Descriptor() ([]byte, []int) {
 	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
 }
 
+// Receipt says that the sender's client received, or its user read,
+// earlier messages of the chat.
+type Receipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  ReceiptType            `protobuf:"varint,1,opt,name=type,proto3,enum=strata.chat.v1.ReceiptType" json:"type,omitempty"`
+	// The ids of the messages, 1 to 256 of them, none repeated.
+	MessageIds    [][]byte `protobuf:"bytes,2,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Receipt) GetType() ReceiptType {
+	if x != nil {
+		return x.Type
+	}
+	return ReceiptType_RECEIPT_TYPE_UNSPECIFIED
+}
+
+func (x *Receipt) GetMessageIds() [][]byte {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
 // MembershipEvent changes a private group's members or admins. The host's
 // envelope signature authenticates its author; actor must be that author.
 type MembershipEvent struct {
@@ -643,7 +772,7 @@ type MembershipEvent struct {
 
 func (x *MembershipEvent) Reset() {
 	*x = MembershipEvent{}
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +784,7 @@ func (x *MembershipEvent) String() string {
 func (*MembershipEvent) ProtoMessage() {}
 
 func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +797,7 @@ func (x *MembershipEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipEvent.ProtoReflect.Descriptor instead.
 func (*MembershipEvent) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MembershipEvent) GetType() MembershipType {
@@ -703,7 +832,7 @@ var File_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_chat_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x12chat/v1/chat.proto\x12\x0estrata.chat.v1\"\x99\x04\n" +
+	"\x12chat/v1/chat.proto\x12\x0estrata.chat.v1\"\xce\x04\n" +
 	"\vChatPayload\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x14\n" +
 	"\x05clock\x18\x02 \x01(\x04R\x05clock\x12\x1c\n" +
@@ -720,7 +849,8 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x06delete\x18\r \x01(\v2\x16.strata.chat.v1.DeleteH\x00R\x06delete\x12A\n" +
 	"\n" +
 	"membership\x18\x0e \x01(\v2\x1f.strata.chat.v1.MembershipEventH\x00R\n" +
-	"membershipB\x06\n" +
+	"membership\x123\n" +
+	"\areceipt\x18\x0f \x01(\v2\x17.strata.chat.v1.ReceiptH\x00R\areceiptB\x06\n" +
 	"\x04body\"\x1a\n" +
 	"\x04Text\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\">\n" +
@@ -729,7 +859,11 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\tretracted\x18\x02 \x01(\bR\tretracted\"\x1a\n" +
 	"\x04Edit\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\"\b\n" +
-	"\x06Delete\"\x89\x01\n" +
+	"\x06Delete\"[\n" +
+	"\aReceipt\x12/\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1b.strata.chat.v1.ReceiptTypeR\x04type\x12\x1f\n" +
+	"\vmessage_ids\x18\x02 \x03(\fR\n" +
+	"messageIds\"\x89\x01\n" +
 	"\x0fMembershipEvent\x122\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1e.strata.chat.v1.MembershipTypeR\x04type\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\fR\x05actor\x12\x18\n" +
@@ -739,7 +873,7 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x15CHAT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CHAT_TYPE_ONE_TO_ONE\x10\x01\x12\x1b\n" +
 	"\x17CHAT_TYPE_PRIVATE_GROUP\x10\x02\x12\x14\n" +
-	"\x10CHAT_TYPE_PUBLIC\x10\x03*\xc2\x01\n" +
+	"\x10CHAT_TYPE_PUBLIC\x10\x03*\xdc\x01\n" +
 	"\vContentType\x12\x1c\n" +
 	"\x18CONTENT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONTENT_TYPE_TEXT\x10\x01\x12\x16\n" +
@@ -747,7 +881,12 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x15CONTENT_TYPE_REACTION\x10\x03\x12\x15\n" +
 	"\x11CONTENT_TYPE_EDIT\x10\x04\x12\x17\n" +
 	"\x13CONTENT_TYPE_DELETE\x10\x05\x12\x1b\n" +
-	"\x17CONTENT_TYPE_MEMBERSHIP\x10\x06*\xfb\x01\n" +
+	"\x17CONTENT_TYPE_MEMBERSHIP\x10\x06\x12\x18\n" +
+	"\x14CONTENT_TYPE_RECEIPT\x10\a*^\n" +
+	"\vReceiptType\x12\x1c\n" +
+	"\x18RECEIPT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16RECEIPT_TYPE_DELIVERED\x10\x01\x12\x15\n" +
+	"\x11RECEIPT_TYPE_READ\x10\x02*\xfb\x01\n" +
 	"\x0eMembershipType\x12\x1f\n" +
 	"\x1bMEMBERSHIP_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16MEMBERSHIP_TYPE_CREATE\x10\x01\x12\x1a\n" +
@@ -770,33 +909,37 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_chat_v1_chat_proto_rawDescData
 }
 
-var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_chat_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(ChatType)(0),           // 0: strata.chat.v1.ChatType
 	(ContentType)(0),        // 1: strata.chat.v1.ContentType
-	(MembershipType)(0),     // 2: strata.chat.v1.MembershipType
-	(*ChatPayload)(nil),     // 3: strata.chat.v1.ChatPayload
-	(*Text)(nil),            // 4: strata.chat.v1.Text
-	(*Reaction)(nil),        // 5: strata.chat.v1.Reaction
-	(*Edit)(nil),            // 6: strata.chat.v1.Edit
-	(*Delete)(nil),          // 7: strata.chat.v1.Delete
-	(*MembershipEvent)(nil), // 8: strata.chat.v1.MembershipEvent
+	(ReceiptType)(0),        // 2: strata.chat.v1.ReceiptType
+	(MembershipType)(0),     // 3: strata.chat.v1.MembershipType
+	(*ChatPayload)(nil),     // 4: strata.chat.v1.ChatPayload
+	(*Text)(nil),            // 5: strata.chat.v1.Text
+	(*Reaction)(nil),        // 6: strata.chat.v1.Reaction
+	(*Edit)(nil),            // 7: strata.chat.v1.Edit
+	(*Delete)(nil),          // 8: strata.chat.v1.Delete
+	(*Receipt)(nil),         // 9: strata.chat.v1.Receipt
+	(*MembershipEvent)(nil), // 10: strata.chat.v1.MembershipEvent
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
-	0, // 0: strata.chat.v1.ChatPayload.chat_type:type_name -> strata.chat.v1.ChatType
-	1, // 1: strata.chat.v1.ChatPayload.content_type:type_name -> strata.chat.v1.ContentType
-	4, // 2: strata.chat.v1.ChatPayload.text:type_name -> strata.chat.v1.Text
-	5, // 3: strata.chat.v1.ChatPayload.reaction:type_name -> strata.chat.v1.Reaction
-	6, // 4: strata.chat.v1.ChatPayload.edit:type_name -> strata.chat.v1.Edit
-	7, // 5: strata.chat.v1.ChatPayload.delete:type_name -> strata.chat.v1.Delete
-	8, // 6: strata.chat.v1.ChatPayload.membership:type_name -> strata.chat.v1.MembershipEvent
-	2, // 7: strata.chat.v1.MembershipEvent.type:type_name -> strata.chat.v1.MembershipType
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	0,  // 0: strata.chat.v1.ChatPayload.chat_type:type_name -> strata.chat.v1.ChatType
+	1,  // 1: strata.chat.v1.ChatPayload.content_type:type_name -> strata.chat.v1.ContentType
+	5,  // 2: strata.chat.v1.ChatPayload.text:type_name -> strata.chat.v1.Text
+	6,  // 3: strata.chat.v1.ChatPayload.reaction:type_name -> strata.chat.v1.Reaction
+	7,  // 4: strata.chat.v1.ChatPayload.edit:type_name -> strata.chat.v1.Edit
+	8,  // 5: strata.chat.v1.ChatPayload.delete:type_name -> strata.chat.v1.Delete
+	10, // 6: strata.chat.v1.ChatPayload.membership:type_name -> strata.chat.v1.MembershipEvent
+	9,  // 7: strata.chat.v1.ChatPayload.receipt:type_name -> strata.chat.v1.Receipt
+	2,  // 8: strata.chat.v1.Receipt.type:type_name -> strata.chat.v1.ReceiptType
+	3,  // 9: strata.chat.v1.MembershipEvent.type:type_name -> strata.chat.v1.MembershipType
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -810,14 +953,15 @@ func file_chat_v1_chat_proto_init() {
 		(*ChatPayload_Edit)(nil),
 		(*ChatPayload_Delete)(nil),
 		(*ChatPayload_Membership)(nil),
+		(*ChatPayload_Receipt)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   6,
+			NumEnums:      4,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
