@@ -46,12 +46,14 @@ type Config struct {
 	LambdaM *float64 `json:"lambda_m" min:"0" max:"1000" desc:"relay loop cover, packets per second (0: off); default: the document's"`
 	Mu      *float64 `json:"mu" min:"0.01" max:"100000" desc:"rate of the per-hop exponential delays a client draws (mean delay 1/mu s); default: the document's"`
 
-	PullInterval      time.Duration `json:"pull_interval" default:"5s" min:"10ms" max:"1h" desc:"client: time between two pulls of its mailbox"`
-	PullBatch         int64         `json:"pull_batch" default:"16" min:"1" max:"1024" desc:"provider: mailbox frames every pull is answered with (real entries, then dummies)"`
-	MaxSendQueue      int64         `json:"max_send_queue" default:"1024" min:"1" max:"1048576" desc:"client: fragments waiting for a payload slot; a message that does not fit is dropped"`
-	MaxMessageSize    int64         `json:"max_message_size" default:"262144" min:"1024" max:"16777216" desc:"client: largest message (payload, conversation and sender address), sent or reassembled"`
-	MaxPending        int64         `json:"max_pending_messages" default:"64" min:"1" max:"65536" desc:"client: messages being reassembled at once (the oldest is dropped beyond)"`
-	ReassemblyTimeout time.Duration `json:"reassembly_timeout" default:"10m" min:"1s" max:"24h" desc:"client: how long a partly received message is kept"`
+	PullInterval       time.Duration `json:"pull_interval" default:"5s" min:"10ms" max:"1h" desc:"client: time between two pulls of its mailbox"`
+	PullBatch          int64         `json:"pull_batch" default:"16" min:"1" max:"1024" desc:"provider: mailbox frames every pull is answered with (real entries, then dummies)"`
+	MaxSendQueue       int64         `json:"max_send_queue" default:"1024" min:"1" max:"1048576" desc:"client: fragments waiting for a payload slot; a message that does not fit is dropped"`
+	MaxMessageSize     int64         `json:"max_message_size" default:"262144" min:"1024" max:"16777216" desc:"client: largest message (payload, conversation and sender address), sent or reassembled"`
+	MaxPending         int64         `json:"max_pending_messages" default:"64" min:"1" max:"65536" desc:"client: messages being reassembled at once (the oldest is dropped beyond)"`
+	ReassemblyTimeout  time.Duration `json:"reassembly_timeout" default:"10m" min:"1s" max:"24h" desc:"client: how long a partly received message is kept"`
+	AckTimeout         time.Duration `json:"ack_timeout" default:"1m" min:"100ms" max:"24h" desc:"client: how long a sent fragment waits for the recipient's SURB acknowledgement before it is sent again"`
+	MaxRetransmissions int64         `json:"max_retransmissions" default:"3" min:"0" max:"100" desc:"client: how many times an unacknowledged fragment is sent again before it is given up (the sync layer above still retransmits the message)"`
 
 	MaxQueue          int64         `json:"max_queue" default:"20000" min:"1" max:"100000000" desc:"mix, provider: packets held for their delay at once"`
 	MaxDelay          time.Duration `json:"max_delay" default:"1m" min:"1ms" max:"24h" desc:"mix, provider: longest per-hop delay accepted"`

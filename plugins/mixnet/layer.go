@@ -201,6 +201,7 @@ func (l *Layer) build(ctx context.Context) error {
 			Common: common, Provider: p.ID, Token: l.secrets.token, Keys: l.secrets.keys,
 			PullInterval: cfg.PullInterval, MaxQueue: int(cfg.MaxSendQueue), MaxMessage: int(cfg.MaxMessageSize),
 			MaxPending: int(cfg.MaxPending), ReassemblyTimeout: cfg.ReassemblyTimeout,
+			AckTimeout: cfg.AckTimeout, MaxRetransmissions: int(cfg.MaxRetransmissions),
 		}, dir, now)
 		if err != nil {
 			return err

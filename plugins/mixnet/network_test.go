@@ -135,7 +135,8 @@ func (o *overlay) start(t *testing.T, name, id string, section map[string]any) *
 // three layers of two mixes, two clients — on the real clock with fast
 // rates, and sends a message each way through the layers' frames. The
 // recipient's layer sends up one frame per message with the payload, the
-// conversation and the sender's address; no relay's log or stored files
+// conversation and the sender's address, and acknowledges every fragment
+// on its SURB; no relay's log or stored files
 // hold the plaintext, and the relays count no drops.
 func TestNetwork(t *testing.T) {
 	n := newNetwork(t)
@@ -163,8 +164,12 @@ func TestNetwork(t *testing.T) {
 	bob.lc.HandleBatch(ctx, &commonv1.Batch{Frames: []*commonv1.Frame{{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: aAddr.GetAddress(), Conversation: []byte("c-ba"), Payload: toAlice}}})
 
 	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) && (len(bob.delivered()) == 0 || len(alice.delivered()) == 0) {
+	acks := func(n *layerNode) uint64 { return n.l.Health(ctx).GetCounters()["acks_received"] }
+	for time.Now().Before(deadline) && (len(bob.delivered()) == 0 || len(alice.delivered()) == 0 || acks(alice) < 2 || acks(bob) < 1) {
 		time.Sleep(20 * time.Millisecond)
+	}
+	if acks(alice) != 2 || acks(bob) != 1 {
+		t.Errorf("acknowledgements: alice %d of 2 fragments, bob %d of 1", acks(alice), acks(bob))
 	}
 	for _, c := range []struct {
 		to      *layerNode

@@ -20,7 +20,8 @@ type ClientConfig struct {
 	Keys *KeyPair
 	// PullInterval is the time between two pulls of the mailbox.
 	PullInterval time.Duration
-	// MaxQueue bounds the fragments waiting for a λP slot.
+	// MaxQueue bounds the fragments waiting for a λP slot or for their
+	// acknowledgement, and the acknowledgements waiting to be sent.
 	MaxQueue int
 	// MaxMessage bounds a message's encoding, sent or reassembled.
 	MaxMessage int
@@ -28,18 +29,30 @@ type ClientConfig struct {
 	MaxPending int
 	// ReassemblyTimeout is how long a partial message is kept.
 	ReassemblyTimeout time.Duration
+	// AckTimeout is how long a sent fragment waits for its SURB
+	// acknowledgement before it is sent again.
+	AckTimeout time.Duration
+	// MaxRetransmissions is how many times a fragment is sent again
+	// before the client gives up on it (counted in dropped_unacked).
+	MaxRetransmissions int
 }
-
-// maxAbove bounds how far past its ack a client takes mailbox entries (and
-// so the entries it remembers above a gap).
-const maxAbove = 1 << 12
 
 // ErrSendQueueFull reports a message refused because the send queue holds
 // MaxQueue fragments.
 var ErrSendQueueFull = errors.New("loopix: send queue full")
 
+// maxAbove bounds how far past its ack a client takes mailbox entries (and
+// so the entries it remembers above a gap).
+const maxAbove = 1 << 12
+
 // Client is a Loopix client: it sends on the λP, λL and λD Poisson streams
 // through its provider, and pulls its mailbox there every PullInterval.
+//
+// Every packet it sends to a mailbox (a fragment or a loop) carries a SURB
+// back to its own mailbox, so that the recipient's provider cannot tell
+// them apart by the SURB. A recipient acknowledges every fragment on its
+// SURB, in its own λP slots; a fragment not acknowledged within AckTimeout
+// is sent again, up to MaxRetransmissions times.
 type Client struct {
 	cfg      ClientConfig
 	dir      *Directory
@@ -49,7 +62,10 @@ type Client struct {
 	addr     Address
 	inner    int
 
-	queue     []queuedFragment
+	queue     []*outFragment
+	unacked   map[fragKey]*outFragment
+	surbs     map[sphinx.SURBID]*surbState
+	acks      [][]byte // SURB replies waiting for a λP slot
 	nextP     time.Time
 	nextL     time.Time
 	nextD     time.Time
@@ -62,9 +78,26 @@ type Client struct {
 	delivered []*Message
 }
 
-type queuedFragment struct {
-	to    *Address
-	inner []byte
+type fragKey struct {
+	id    [MessageIDLength]byte
+	index int
+}
+
+// outFragment is a fragment this client sends, until it is acknowledged.
+type outFragment struct {
+	to       *Address
+	inner    []byte
+	key      fragKey
+	tries    int
+	deadline time.Time
+	acked    bool
+}
+
+// surbState is what the client keeps for a SURB it sent.
+type surbState struct {
+	key     fragKey
+	keys    []byte
+	expires time.Time
 }
 
 // NewClient returns a client at now; its first pull (which registers its
@@ -73,10 +106,16 @@ func NewClient(cfg ClientConfig, dir *Directory, now time.Time) (*Client, error)
 	if err := cfg.check(dir); err != nil {
 		return nil, err
 	}
-	if cfg.Keys == nil || cfg.PullInterval <= 0 || cfg.MaxQueue <= 0 || cfg.MaxMessage <= 0 || cfg.MaxPending <= 0 || cfg.ReassemblyTimeout <= 0 {
-		return nil, errors.New("loopix: a client needs keys, a pull interval and its bounds")
+	if cfg.Keys == nil || cfg.PullInterval <= 0 || cfg.MaxQueue <= 0 || cfg.MaxMessage <= 0 || cfg.MaxPending <= 0 || cfg.ReassemblyTimeout <= 0 || cfg.AckTimeout <= 0 || cfg.MaxRetransmissions < 0 {
+		return nil, errors.New("loopix: a client needs keys, a pull interval, an ack timeout and its bounds")
 	}
-	c := &Client{cfg: cfg, g: rng{r: cfg.Rand}, loops: map[[MessageIDLength]byte]time.Time{}, above: map[uint64]bool{}}
+	if !cfg.Geometry.WithSURB {
+		return nil, errors.New("loopix: a client needs a geometry with room for a SURB")
+	}
+	c := &Client{
+		cfg: cfg, g: rng{r: cfg.Rand}, loops: map[[MessageIDLength]byte]time.Time{}, above: map[uint64]bool{},
+		unacked: map[fragKey]*outFragment{}, surbs: map[sphinx.SURBID]*surbState{},
+	}
 	if err := c.SetDirectory(dir); err != nil {
 		return nil, err
 	}
@@ -106,12 +145,6 @@ func (c *Client) Address() *Address { a := c.addr; return &a }
 // Counters returns the client's counters.
 func (c *Client) Counters() *Counters { return &c.c }
 
-// MaxPayload returns the largest message payload Send accepts with a
-// sender address and conversation of the given sizes.
-func (c *Client) MaxPayload(from, conversation int) int {
-	return c.cfg.MaxMessage - (1 + 1 + from + 2 + conversation)
-}
-
 // Send queues m for to; its fragments take the next λP slots. The whole
 // message is refused if its fragments do not fit the queue.
 func (c *Client) Send(to *Address, m *Message) error {
@@ -131,13 +164,13 @@ func (c *Client) Send(to *Address, m *Message) error {
 	if err != nil {
 		return err
 	}
-	if len(c.queue)+len(frags) > c.cfg.MaxQueue {
+	if len(c.queue)+len(c.unacked)+len(frags) > c.cfg.MaxQueue {
 		c.c.SendQueueFull.Inc()
 		return ErrSendQueueFull
 	}
 	dest := *to
-	for _, f := range frags {
-		c.queue = append(c.queue, queuedFragment{to: &dest, inner: f})
+	for i, f := range frags {
+		c.queue = append(c.queue, &outFragment{to: &dest, inner: f, key: fragKey{id: id, index: i}})
 	}
 	c.c.Queued.Inc()
 	return nil
@@ -145,6 +178,9 @@ func (c *Client) Send(to *Address, m *Message) error {
 
 // Queued returns the number of fragments waiting for a λP slot.
 func (c *Client) Queued() int { return len(c.queue) }
+
+// Unacked returns the number of fragments sent and not acknowledged yet.
+func (c *Client) Unacked() int { return len(c.unacked) }
 
 func (c *Client) after(t time.Time, rate float64) time.Time {
 	if rate <= 0 {
@@ -159,7 +195,8 @@ func (c *Client) after(t time.Time, rate float64) time.Time {
 }
 
 // Tick advances the client to now: every stream event due by now sends
-// its packet, and a due pull goes out.
+// its packet, fragments whose acknowledgement is overdue are queued again,
+// and a due pull goes out.
 func (c *Client) Tick(now time.Time) {
 	for !c.nextPull.After(now) {
 		c.out = append(c.out, Output{To: c.provider.Peer, Frame: EncodePull(Pull{Token: c.cfg.Token, Ack: c.ack})})
@@ -168,17 +205,9 @@ func (c *Client) Tick(now time.Time) {
 			c.nextPull = now.Add(c.cfg.PullInterval)
 		}
 	}
+	c.retransmit(now)
 	for !c.nextP.After(now) {
-		if len(c.queue) > 0 {
-			q := c.queue[0]
-			c.queue[0] = queuedFragment{}
-			c.queue = c.queue[1:]
-			if c.sendTo(c.nextP, q.to, q.inner) {
-				c.c.RealSent.Inc()
-			}
-		} else if c.sendDrop(c.nextP) {
-			c.c.DropCoverSent.Inc()
-		}
+		c.payloadSlot(c.nextP)
 		c.nextP = c.after(c.nextP, c.cfg.Rates.LambdaP)
 	}
 	for !c.nextL.IsZero() && !c.nextL.After(now) {
@@ -197,7 +226,65 @@ func (c *Client) Tick(now time.Time) {
 			delete(c.loops, id)
 		}
 	}
+	for id, s := range c.surbs {
+		if now.After(s.expires) {
+			clear(s.keys)
+			delete(c.surbs, id)
+		}
+	}
 	c.c.ReassemblyGivenUp.Store(c.reasm.Evicted + c.reasm.Expired)
+}
+
+// payloadSlot fills one λP event: an acknowledgement if one waits, else
+// the next fragment, else drop cover.
+func (c *Client) payloadSlot(now time.Time) {
+	if len(c.acks) > 0 {
+		frame := c.acks[0]
+		c.acks[0] = nil
+		c.acks = c.acks[1:]
+		c.out = append(c.out, Output{To: c.provider.Peer, Frame: frame})
+		c.c.PacketsOut.Inc()
+		c.c.AcksSent.Inc()
+		return
+	}
+	for len(c.queue) > 0 {
+		f := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		if f.acked {
+			continue // acknowledged while it waited to be sent again
+		}
+		if c.sendFragment(now, f) {
+			c.c.RealSent.Inc()
+			if f.tries > 1 {
+				c.c.Retransmitted.Inc()
+			}
+		}
+		return
+	}
+	if c.sendDrop(now) {
+		c.c.DropCoverSent.Inc()
+	}
+}
+
+// retransmit queues again (first) the fragments whose acknowledgement is
+// overdue, or gives up on those sent MaxRetransmissions+1 times.
+func (c *Client) retransmit(now time.Time) {
+	var again []*outFragment
+	for k, f := range c.unacked {
+		if f.deadline.After(now) {
+			continue
+		}
+		delete(c.unacked, k)
+		if f.tries > c.cfg.MaxRetransmissions {
+			c.c.Unacked.Inc()
+			continue
+		}
+		again = append(again, f)
+	}
+	if len(again) > 0 {
+		c.queue = append(again, c.queue...)
+	}
 }
 
 // Next returns when the client next needs a Tick.
@@ -206,6 +293,11 @@ func (c *Client) Next() time.Time {
 	for _, x := range []time.Time{c.nextP, c.nextL, c.nextD} {
 		if !x.IsZero() && x.Before(t) {
 			t = x
+		}
+	}
+	for _, f := range c.unacked {
+		if f.deadline.Before(t) {
+			t = f.deadline
 		}
 	}
 	return t
@@ -229,9 +321,28 @@ func (c *Client) route(dst *Node) ([]*Node, error) {
 	return append(hops, dst), nil
 }
 
+// newSURB makes a SURB from the provider first (the recipient's) through
+// one mix of every layer back to this client's mailbox.
+func (c *Client) newSURB(now time.Time, first *Node) (id sphinx.SURBID, surb, keys []byte, err error) {
+	if _, err := c.cfg.Rand.Read(id[:]); err != nil {
+		return id, nil, nil, err
+	}
+	mixes, err := c.dir.randomMixes(&c.g)
+	if err != nil {
+		return id, nil, nil, err
+	}
+	hops := append(append([]*Node{first}, mixes...), c.provider)
+	path, _, err := buildPath(&c.g, c.cfg.Epochs, c.cfg.Rates.Mu, now, hops, sphinx.Commands{sphinx.Recipient{ID: c.addr.Mailbox}, sphinx.SURBReply{ID: id}})
+	if err != nil {
+		return id, nil, nil, err
+	}
+	surb, keys, err = c.cfg.Geometry.NewSURB(c.cfg.Rand, path)
+	return id, surb, keys, err
+}
+
 // sendPacket builds and queues a packet to the terminal hop dst with the
-// given terminal commands and forward payload user part.
-func (c *Client) sendPacket(now time.Time, dst *Node, terminal sphinx.Commands, user []byte) bool {
+// given terminal commands and forward payload.
+func (c *Client) sendPacket(now time.Time, dst *Node, terminal sphinx.Commands, payload []byte) bool {
 	hops, err := c.route(dst)
 	if err != nil {
 		c.c.RandomnessFailures.Inc()
@@ -241,13 +352,6 @@ func (c *Client) sendPacket(now time.Time, dst *Node, terminal sphinx.Commands, 
 	if err != nil {
 		c.c.NoRoute.Inc()
 		return false
-	}
-	payload := user
-	if c.cfg.Geometry.WithSURB {
-		if payload, err = c.cfg.Geometry.EncodeForwardPayload(nil, user); err != nil {
-			c.c.NoRoute.Inc()
-			return false
-		}
 	}
 	pkt, err := c.cfg.Geometry.NewPacket(c.cfg.Rand, path, payload)
 	if err != nil {
@@ -259,22 +363,49 @@ func (c *Client) sendPacket(now time.Time, dst *Node, terminal sphinx.Commands, 
 	return true
 }
 
-// sendTo seals an inner payload to a client address and sends it.
-func (c *Client) sendTo(now time.Time, to *Address, inner []byte) bool {
+// sendSealed seals an inner payload to a client address and sends it with
+// a SURB back to this client; it returns the SURB's id and keys.
+func (c *Client) sendSealed(now time.Time, to *Address, inner []byte) (sphinx.SURBID, []byte, bool) {
 	dst, ok := c.dir.ByID(to.Provider)
 	if !ok || dst.Layer >= 0 {
 		c.c.NoRoute.Inc()
-		return false
+		return sphinx.SURBID{}, nil, false
 	}
 	user, err := Seal(c.cfg.Rand, to.Key, inner)
 	if err != nil {
 		c.c.NoRoute.Inc()
-		return false
+		return sphinx.SURBID{}, nil, false
 	}
-	return c.sendPacket(now, dst, sphinx.Commands{sphinx.Recipient{ID: to.Mailbox}}, user)
+	id, surb, keys, err := c.newSURB(now, dst)
+	if err != nil {
+		c.c.NoRoute.Inc()
+		return sphinx.SURBID{}, nil, false
+	}
+	payload, err := c.cfg.Geometry.EncodeForwardPayload(surb, user)
+	if err != nil || !c.sendPacket(now, dst, sphinx.Commands{sphinx.Recipient{ID: to.Mailbox}}, payload) {
+		clear(keys)
+		return sphinx.SURBID{}, nil, false
+	}
+	return id, keys, true
 }
 
-// sendLoop sends a loop to the client's own mailbox.
+// sendFragment sends a fragment and waits for its acknowledgement.
+func (c *Client) sendFragment(now time.Time, f *outFragment) bool {
+	id, keys, ok := c.sendSealed(now, f.to, f.inner)
+	if !ok {
+		return false
+	}
+	f.tries++
+	f.deadline = now.Add(c.cfg.AckTimeout)
+	c.unacked[f.key] = f
+	// A late acknowledgement of an earlier copy still counts: keep each
+	// copy's SURB until the acknowledgement of the last one is overdue.
+	c.surbs[id] = &surbState{key: f.key, keys: keys, expires: now.Add(time.Duration(c.cfg.MaxRetransmissions+1) * c.cfg.AckTimeout)}
+	return true
+}
+
+// sendLoop sends a loop to the client's own mailbox (with a SURB, like a
+// fragment, whose keys are not kept: a loop is not acknowledged).
 func (c *Client) sendLoop(now time.Time) {
 	var id [MessageIDLength]byte
 	if _, err := c.cfg.Rand.Read(id[:]); err != nil {
@@ -285,7 +416,8 @@ func (c *Client) sendLoop(now time.Time) {
 	if err != nil {
 		return
 	}
-	if c.sendTo(now, &c.addr, inner) {
+	if _, keys, ok := c.sendSealed(now, &c.addr, inner); ok {
+		clear(keys)
 		c.c.LoopsSent.Inc()
 		if len(c.loops) < 4096 {
 			c.loops[id] = now
@@ -305,7 +437,11 @@ func (c *Client) sendDrop(now time.Time) bool {
 		c.c.RandomnessFailures.Inc()
 		return false
 	}
-	return c.sendPacket(now, dst, sphinx.Commands{sphinx.Recipient{}}, user)
+	payload, err := c.cfg.Geometry.EncodeForwardPayload(nil, user)
+	if err != nil {
+		return false
+	}
+	return c.sendPacket(now, dst, sphinx.Commands{sphinx.Recipient{}}, payload)
 }
 
 // Handle takes a link frame from overlay peer from: mailbox frames from
@@ -345,19 +481,50 @@ func (c *Client) Handle(_ context.Context, now time.Time, from PeerID, frame []b
 		c.ack++
 	}
 	c.c.EntriesIn.Inc()
-	c.open(now, f.Entry.Payload)
+	s, err := DecodeStored(c.cfg.Geometry, f.Entry.Payload)
+	if err != nil {
+		c.c.Malformed.Inc()
+		return
+	}
+	if s.Kind == StoredSURBReply {
+		c.acked(s)
+		return
+	}
+	c.open(now, s.Body)
 }
 
-// open takes one mailbox entry apart: forward payload, sealed payload,
-// fragment, message.
-func (c *Client) open(now time.Time, payload []byte) {
-	user := payload
-	if c.cfg.Geometry.WithSURB {
-		var err error
-		if _, user, err = c.cfg.Geometry.DecodeForwardPayload(payload); err != nil {
-			c.c.Malformed.Inc()
-			return
+// acked takes an acknowledgement that came back on one of the client's
+// SURBs.
+func (c *Client) acked(s Stored) {
+	st, ok := c.surbs[s.SURBID]
+	if !ok {
+		c.c.UnknownSURB.Inc()
+		return
+	}
+	if _, err := c.cfg.Geometry.DecryptSURBPayload(s.Body, st.keys); err != nil {
+		c.c.Undecryptable.Inc()
+		return
+	}
+	delete(c.surbs, s.SURBID)
+	c.c.AcksReceived.Inc()
+	if f, ok := c.unacked[st.key]; ok {
+		f.acked = true
+		delete(c.unacked, st.key)
+	}
+	for _, f := range c.queue { // a copy queued to be sent again
+		if f.key == st.key {
+			f.acked = true
 		}
+	}
+}
+
+// open takes a forward payload apart: SURB, sealed payload, fragment,
+// message; a fragment is acknowledged on its SURB.
+func (c *Client) open(now time.Time, payload []byte) {
+	surb, user, err := c.cfg.Geometry.DecodeForwardPayload(payload)
+	if err != nil {
+		c.c.Malformed.Inc()
+		return
 	}
 	inner, err := Open(c.cfg.Keys, user)
 	if err != nil {
@@ -383,6 +550,9 @@ func (c *Client) open(now time.Time, payload []byte) {
 		c.c.BadFragment.Inc()
 		return
 	}
+	// Acknowledged even when it was a copy already taken: the earlier
+	// acknowledgement may have been lost.
+	c.acknowledge(surb)
 	if msg == nil {
 		return
 	}
@@ -393,4 +563,23 @@ func (c *Client) open(now time.Time, payload []byte) {
 	}
 	c.delivered = append(c.delivered, m)
 	c.c.Delivered.Inc()
+}
+
+// acknowledge queues the reply on a fragment's SURB for the next λP slot.
+// The SURB must start at this client's provider: the reply goes out
+// through it like every other packet.
+func (c *Client) acknowledge(surb []byte) {
+	if surb == nil {
+		return
+	}
+	pkt, first, err := c.cfg.Geometry.NewPacketFromSURB(surb, make([]byte, c.cfg.Geometry.ForwardPayloadLength))
+	if err != nil || first != c.provider.ID {
+		c.c.BadSURB.Inc()
+		return
+	}
+	if len(c.acks) >= c.cfg.MaxQueue {
+		c.c.SendQueueFull.Inc()
+		return
+	}
+	c.acks = append(c.acks, EncodePacket(pkt))
 }

@@ -64,6 +64,40 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
+func TestStoredEntries(t *testing.T) {
+	g := testGeometry(t)
+	body := bytes.Repeat([]byte{3}, g.ForwardPayloadLength)
+	fwd, err := loopix.EncodeStored(g, loopix.Stored{Kind: loopix.StoredForward, Body: body})
+	if err != nil || len(fwd) != loopix.EntryLength(g) {
+		t.Fatalf("forward entry of %d bytes, %v", len(fwd), err)
+	}
+	reply, err := loopix.EncodeStored(g, loopix.Stored{Kind: loopix.StoredSURBReply, SURBID: [16]byte{9}, Body: append(bytes.Clone(body), make([]byte, 32)...)})
+	if err != nil || len(reply) != len(fwd) {
+		t.Fatalf("reply entry of %d bytes (forward %d), %v", len(reply), len(fwd), err)
+	}
+	if s, err := loopix.DecodeStored(g, fwd); err != nil || s.Kind != loopix.StoredForward || !bytes.Equal(s.Body, body) {
+		t.Fatalf("forward: %+v, %v", s.Kind, err)
+	}
+	if s, err := loopix.DecodeStored(g, reply); err != nil || s.Kind != loopix.StoredSURBReply || s.SURBID[0] != 9 || len(s.Body) != len(body)+32 {
+		t.Fatalf("reply: %+v, %v", s.Kind, err)
+	}
+	for _, bad := range []loopix.Stored{
+		{Kind: 3, Body: body},
+		{Kind: loopix.StoredForward, Body: body[1:]},
+		{Kind: loopix.StoredForward, SURBID: [16]byte{1}, Body: body},
+		{Kind: loopix.StoredSURBReply, Body: body},
+	} {
+		if _, err := loopix.EncodeStored(g, bad); !errors.Is(err, loopix.ErrFrame) {
+			t.Errorf("kind %d, %d bytes: %v", bad.Kind, len(bad.Body), err)
+		}
+	}
+	padded := bytes.Clone(fwd)
+	padded[len(padded)-1] = 1
+	if _, err := loopix.DecodeStored(g, padded); !errors.Is(err, loopix.ErrFrame) {
+		t.Errorf("non-zero padding: %v", err)
+	}
+}
+
 func TestSealOpen(t *testing.T) {
 	r := seeded(1)
 	k, err := loopix.NewKeyPair(r)

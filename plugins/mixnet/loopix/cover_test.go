@@ -79,7 +79,7 @@ func TestCoverTrafficHidesSending(t *testing.T) {
 	const alpha = 0.01
 	windows := 400
 	if testing.Short() {
-		windows = 150
+		windows = 100
 	}
 	rates := defaultRates() // λP 1, λL 0.5, λD 0.5 per second
 	idle, realIdle := coverWindows(t, 10, rates, windows, false)

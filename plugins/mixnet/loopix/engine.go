@@ -122,6 +122,9 @@ type Counters struct {
 	Delivered      sdk.Counter `counter:"messages_delivered"`
 	Queued         sdk.Counter `counter:"messages_queued"`
 	EpochRotations sdk.Counter `counter:"epoch_rotations"`
+	AcksSent       sdk.Counter `counter:"acks_sent"`
+	AcksReceived   sdk.Counter `counter:"acks_received"`
+	Retransmitted  sdk.Counter `counter:"fragments_retransmitted"`
 
 	Malformed          sdk.Drop `drop:"malformed"`
 	UnknownPeer        sdk.Drop `drop:"unknown_peer"`
@@ -145,4 +148,7 @@ type Counters struct {
 	ReassemblyGivenUp  sdk.Drop `drop:"reassembly_given_up"`
 	Oversize           sdk.Drop `drop:"oversize"`
 	RandomnessFailures sdk.Drop `drop:"randomness_failure"`
+	Unacked            sdk.Drop `drop:"unacked"`
+	UnknownSURB        sdk.Drop `drop:"unknown_surb"`
+	BadSURB            sdk.Drop `drop:"bad_surb"`
 }

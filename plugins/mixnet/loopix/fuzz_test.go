@@ -131,3 +131,24 @@ func FuzzHandle(f *testing.F) {
 		_ = ca.Counters()
 	})
 }
+
+func FuzzDecodeStored(f *testing.F) {
+	g := testGeometry(f)
+	fwd, _ := loopix.EncodeStored(g, loopix.Stored{Kind: loopix.StoredForward, Body: make([]byte, g.ForwardPayloadLength)})
+	f.Add(fwd)
+	reply, _ := loopix.EncodeStored(g, loopix.Stored{Kind: loopix.StoredSURBReply, SURBID: [16]byte{1}, Body: make([]byte, 32+g.ForwardPayloadLength)})
+	f.Add(reply)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := loopix.DecodeStored(g, b)
+		if err != nil {
+			if !errors.Is(err, loopix.ErrFrame) {
+				t.Fatalf("error %v is not ErrFrame", err)
+			}
+			return
+		}
+		again, err := loopix.EncodeStored(g, s)
+		if err != nil || string(again) != string(b) {
+			t.Fatalf("re-encoding: %v", err)
+		}
+	})
+}

@@ -84,8 +84,9 @@ func TestClientToClientBothDirections(t *testing.T) {
 
 // TestPathThroughEveryLayer: with only the λP stream (no loops, no λD),
 // every packet a client sends crosses its provider, every mix layer and a
-// provider: each layer forwards exactly the packets the clients sent, and
-// the recipient's provider stores exactly the message's fragments.
+// provider: each layer forwards exactly the packets the clients sent, the
+// recipient's provider stores exactly the message's fragments, and the
+// sender's provider the recipient's acknowledgements of them.
 func TestPathThroughEveryLayer(t *testing.T) {
 	s := newSim(t, simOptions{seed: 2, rates: loopix.Rates{LambdaP: 2, Mu: 10}})
 	_, ca := s.addClient("alice", "provider-0")
@@ -95,8 +96,8 @@ func TestPathThroughEveryLayer(t *testing.T) {
 	if err := ca.Send(cb.Address(), &loopix.Message{Payload: payload}); err != nil {
 		t.Fatal(err)
 	}
-	if !s.runUntil(s.now.Add(time.Minute), func() bool { return delivered(b, payload) != nil }) {
-		t.Fatalf("not delivered; bob %s", counters(b))
+	if !s.runUntil(s.now.Add(time.Minute), func() bool { return delivered(b, payload) != nil && ca.Counters().AcksReceived.Load() == 5 }) {
+		t.Fatalf("not delivered and acknowledged; alice %s; bob %s", counters(s.nodes["alice"]), counters(b))
 	}
 	// Stop the clients and let the network drain.
 	s.nodes["alice"].offline, s.nodes["bob"].offline = true, true
@@ -110,13 +111,16 @@ func TestPathThroughEveryLayer(t *testing.T) {
 			t.Errorf("layer %d forwarded %d packets, clients sent %d", layer, got, sent)
 		}
 	}
-	p1 := s.nodes["provider-1"].counters
-	if p1.Stored.Load() != 5 || ca.Counters().RealSent.Load() != 5 {
-		t.Errorf("provider-1 stored %d, alice sent %d real packets; want 5 and 5", p1.Stored.Load(), ca.Counters().RealSent.Load())
+	// provider-1 stored alice's five fragments for bob, provider-0 bob's
+	// five acknowledgements for alice; the rest was drop cover.
+	p0, p1 := s.nodes["provider-0"].counters, s.nodes["provider-1"].counters
+	if p1.Stored.Load() != 5 || p0.Stored.Load() != 5 || ca.Counters().RealSent.Load() != 5 || cb.Counters().AcksSent.Load() != 5 {
+		t.Errorf("provider-1 stored %d, provider-0 %d; alice sent %d fragments, bob %d acknowledgements; want 5 of each",
+			p1.Stored.Load(), p0.Stored.Load(), ca.Counters().RealSent.Load(), cb.Counters().AcksSent.Load())
 	}
 	discarded := sum(s.relays(-1), func(c *loopix.Counters) uint64 { return c.CoverDiscarded.Load() })
-	if discarded+5 != sent {
-		t.Errorf("providers discarded %d drop cover packets and stored 5 of %d sent", discarded, sent)
+	if discarded+10 != sent {
+		t.Errorf("providers discarded %d drop cover packets and stored 10 of %d sent", discarded, sent)
 	}
 }
 

@@ -139,30 +139,42 @@ func (p *Provider) Handle(ctx context.Context, now time.Time, from PeerID, frame
 }
 
 // deliver handles a packet that ends here: drop cover, an own loop, or a
-// packet for a client's mailbox.
+// packet for a client's mailbox (a forward packet, or an acknowledgement
+// coming back on one of the client's SURBs).
 func (p *Provider) deliver(ctx context.Context, res *sphinx.Result) {
 	rc, ok := res.Commands.Recipient()
-	if _, surb := res.Commands.SURBReply(); !ok || surb {
+	if !ok {
 		p.c.BadCommands.Inc()
 		return
 	}
+	reply, isReply := res.Commands.SURBReply()
 	switch {
-	case rc.ID == (sphinx.RecipientID{}):
+	case rc.ID == (sphinx.RecipientID{}) && !isReply:
 		p.c.CoverDiscarded.Inc()
+		return
 	case p.r.isOwnLoop(res):
 		p.c.LoopsReturned.Inc()
+		return
+	}
+	s := Stored{Kind: StoredForward, Body: res.Payload}
+	if isReply {
+		s = Stored{Kind: StoredSURBReply, SURBID: reply.ID, Body: res.Payload}
+	}
+	entry, err := EncodeStored(p.r.cfg.Geometry, s)
+	if err != nil {
+		p.c.BadCommands.Inc()
+		return
+	}
+	err = p.cfg.Mailboxes.Put(ctx, rc.ID, entry)
+	switch {
+	case err == nil:
+		p.c.Stored.Inc()
+	case errors.Is(err, ErrNoMailbox):
+		p.c.UnknownRecipient.Inc()
+	case errors.Is(err, ErrMailboxFull):
+		p.c.MailboxFull.Inc()
 	default:
-		err := p.cfg.Mailboxes.Put(ctx, rc.ID, res.Payload)
-		switch {
-		case err == nil:
-			p.c.Stored.Inc()
-		case errors.Is(err, ErrNoMailbox):
-			p.c.UnknownRecipient.Inc()
-		case errors.Is(err, ErrMailboxFull):
-			p.c.MailboxFull.Inc()
-		default:
-			p.c.MailboxError.Inc()
-		}
+		p.c.MailboxError.Inc()
 	}
 }
 

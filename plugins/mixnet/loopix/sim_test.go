@@ -118,22 +118,23 @@ func (q *deliveries) Pop() any {
 }
 
 type sim struct {
-	t       testing.TB
-	ctx     context.Context
-	now     time.Time
-	geo     *sphinx.Geometry
-	epochs  *pki.Epochs
-	net     *testnet.Testnet
-	dir     *loopix.Directory
-	rates   loopix.Rates
-	rnd     *rand.ChaCha8
-	nodes   map[loopix.PeerID]*simNode
-	order   []loopix.PeerID
-	queue   deliveries
-	seq     uint64
-	links   []linkRecord
-	mailbox map[loopix.PeerID]string // provider → its mailbox database path
-	boxOpts mailbox.Options
+	t          testing.TB
+	ctx        context.Context
+	now        time.Time
+	geo        *sphinx.Geometry
+	epochs     *pki.Epochs
+	net        *testnet.Testnet
+	dir        *loopix.Directory
+	rates      loopix.Rates
+	rnd        *rand.ChaCha8
+	nodes      map[loopix.PeerID]*simNode
+	order      []loopix.PeerID
+	queue      deliveries
+	seq        uint64
+	links      []linkRecord
+	mailbox    map[loopix.PeerID]string // provider → its mailbox database path
+	boxOpts    mailbox.Options
+	ackTimeout time.Duration
 	// tap, if set, sees every frame delivered.
 	tap func(from, to loopix.PeerID, frame []byte)
 }
@@ -146,6 +147,8 @@ type simOptions struct {
 	user    int
 	boxOpts mailbox.Options
 	seed    uint64
+	// ackTimeout is the clients' (a minute if zero).
+	ackTimeout time.Duration
 }
 
 func defaultRates() loopix.Rates {
@@ -203,6 +206,10 @@ func newSim(t testing.TB, o simOptions) *sim {
 	s := &sim{
 		t: t, ctx: context.Background(), now: epochs.Start(simEpoch).Add(time.Minute), geo: geo, epochs: epochs, net: tn, dir: dir,
 		rates: o.rates, rnd: rnd, nodes: map[loopix.PeerID]*simNode{}, mailbox: map[loopix.PeerID]string{}, boxOpts: o.boxOpts,
+		ackTimeout: o.ackTimeout,
+	}
+	if s.ackTimeout == 0 {
+		s.ackTimeout = time.Minute
 	}
 	for _, m := range tn.Members {
 		s.startRelay(m, t.TempDir())
@@ -286,6 +293,7 @@ func (s *sim) addClient(name, provider string) (*simNode, *loopix.Client) {
 	c, err := loopix.NewClient(loopix.ClientConfig{
 		Common: s.common(), Provider: p.ID, Token: token, Keys: keys,
 		PullInterval: 2 * time.Second, MaxQueue: 256, MaxMessage: 64 << 10, MaxPending: 16, ReassemblyTimeout: 10 * time.Minute,
+		AckTimeout: s.ackTimeout, MaxRetransmissions: 3,
 	}, s.dir, s.now)
 	if err != nil {
 		s.t.Fatal(err)

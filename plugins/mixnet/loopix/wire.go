@@ -85,8 +85,8 @@ type Entry struct {
 	Seq uint64
 	// Real is false for a dummy that pads a pull's answer.
 	Real bool
-	// Payload is the stored Sphinx forward payload, EntryLength bytes
-	// (zero for a dummy).
+	// Payload is the stored entry (EncodeStored), EntryLength bytes; nil
+	// for a dummy.
 	Payload []byte
 }
 
@@ -102,9 +102,88 @@ type Frame struct {
 	Entry Entry
 }
 
-// EntryLength is the size of a mailbox entry for geometry g: the Sphinx
-// forward payload the recipient's provider got at the terminal hop.
-func EntryLength(g *sphinx.Geometry) int { return g.ForwardPayloadLength }
+// Stored entries. What a provider stores in a mailbox, and sends in a
+// mailbox frame, is one of the two kinds of packet that end at a mailbox,
+// padded to one size:
+//
+//	01 ‖ 16 zero bytes ‖ Sphinx forward payload (ForwardPayloadLength) ‖ 32 zero bytes
+//	02 ‖ SURB id (16)   ‖ SURB reply block (PayloadTagLength + ForwardPayloadLength)
+//
+// A forward payload is what a sender sent (sealed to the mailbox's owner,
+// with a SURB attached); a SURB reply block is an acknowledgement coming
+// back on a SURB the owner made, still under the SURB's keys.
+const (
+	// StoredForward is a forward packet's payload.
+	StoredForward byte = 0x01
+	// StoredSURBReply is a SURB reply block with its SURB id.
+	StoredSURBReply byte = 0x02
+)
+
+// EntryLength is the size of a stored mailbox entry for geometry g.
+func EntryLength(g *sphinx.Geometry) int {
+	return 1 + sphinx.SURBIDLength + sphinx.PayloadTagLength + g.ForwardPayloadLength
+}
+
+// Stored is a decoded stored entry.
+type Stored struct {
+	// Kind is StoredForward or StoredSURBReply.
+	Kind byte
+	// SURBID is the SURB id of a SURB reply.
+	SURBID sphinx.SURBID
+	// Body is the forward payload (ForwardPayloadLength bytes) or the SURB
+	// reply block (PayloadTagLength + ForwardPayloadLength bytes); it
+	// aliases the decoded bytes.
+	Body []byte
+}
+
+// EncodeStored returns the stored entry for s; its body must have the
+// size its kind requires.
+func EncodeStored(g *sphinx.Geometry, s Stored) ([]byte, error) {
+	want := g.ForwardPayloadLength
+	if s.Kind == StoredSURBReply {
+		want += sphinx.PayloadTagLength
+	} else if s.Kind != StoredForward || s.SURBID != (sphinx.SURBID{}) {
+		return nil, fmt.Errorf("%w: stored entry kind %#02x", ErrFrame, s.Kind)
+	}
+	if len(s.Body) != want {
+		return nil, fmt.Errorf("%w: stored body of %d bytes, want %d", ErrFrame, len(s.Body), want)
+	}
+	b := make([]byte, EntryLength(g))
+	b[0] = s.Kind
+	copy(b[1:], s.SURBID[:])
+	copy(b[1+sphinx.SURBIDLength:], s.Body)
+	return b, nil
+}
+
+// DecodeStored decodes a stored entry from untrusted bytes. Errors wrap
+// ErrFrame; it never panics.
+func DecodeStored(g *sphinx.Geometry, b []byte) (Stored, error) {
+	if len(b) != EntryLength(g) {
+		return Stored{}, fmt.Errorf("%w: stored entry of %d bytes, want %d", ErrFrame, len(b), EntryLength(g))
+	}
+	s := Stored{Kind: b[0]}
+	copy(s.SURBID[:], b[1:])
+	body := b[1+sphinx.SURBIDLength:]
+	switch s.Kind {
+	case StoredForward:
+		for _, c := range b[1 : 1+sphinx.SURBIDLength] {
+			if c != 0 {
+				return Stored{}, fmt.Errorf("%w: forward entry with a SURB id", ErrFrame)
+			}
+		}
+		for _, c := range body[g.ForwardPayloadLength:] {
+			if c != 0 {
+				return Stored{}, fmt.Errorf("%w: forward entry with non-zero padding", ErrFrame)
+			}
+		}
+		s.Body = body[:g.ForwardPayloadLength]
+	case StoredSURBReply:
+		s.Body = body
+	default:
+		return Stored{}, fmt.Errorf("%w: stored entry kind %#02x", ErrFrame, s.Kind)
+	}
+	return s, nil
+}
 
 // EncodePacket returns the packet frame carrying pkt.
 func EncodePacket(pkt []byte) []byte {
