@@ -41,7 +41,9 @@ func TestAcknowledgementsAndRetransmission(t *testing.T) {
 		t.Fatalf("%d queued, %d unacknowledged; want all 3 sent and waiting", ca.Queued(), ca.Unacked())
 	}
 	s.nodes["provider-1"].offline = false
-	if !s.runUntil(s.now.Add(2*time.Minute), func() bool { return delivered(b, second) != nil && ca.Counters().AcksReceived.Load() >= 6 && ca.Unacked() == 0 }) {
+	if !s.runUntil(s.now.Add(2*time.Minute), func() bool {
+		return delivered(b, second) != nil && ca.Counters().AcksReceived.Load() >= 6 && ca.Unacked() == 0
+	}) {
 		t.Fatalf("not delivered after the outage: alice %s, acks %d, unacked %d; bob %s", counters(a), ca.Counters().AcksReceived.Load(), ca.Unacked(), counters(b))
 	}
 	if ca.Counters().Retransmitted.Load() < 3 {
