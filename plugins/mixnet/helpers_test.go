@@ -23,11 +23,16 @@ import (
 type network struct {
 	docPath string
 	auth    string
+	authKey ed25519.PrivateKey
+	params  pki.Params
 	members []testnet.Member
 	keys    map[string]string // relay name → keys file
 }
 
-func newNetwork(t testing.TB) *network {
+func newNetwork(t testing.TB) *network { return newNetworkPeriod(t, 0) }
+
+// newNetworkPeriod is newNetwork with epochs of period (the default if 0).
+func newNetworkPeriod(t testing.TB, period time.Duration) *network {
 	t.Helper()
 	dir := t.TempDir()
 	geo, err := sphinx.NewGeometry(2000, 5, true)
@@ -38,7 +43,7 @@ func newNetwork(t testing.TB) *network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	epochs, err := pki.NewEpochs(0, time.Time{}, nil)
+	epochs, err := pki.NewEpochs(period, time.Time{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +55,7 @@ func newNetwork(t testing.TB) *network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &network{docPath: filepath.Join(dir, "pki.doc"), auth: hex.EncodeToString(pub), members: tn.Members, keys: map[string]string{}}
+	n := &network{docPath: filepath.Join(dir, "pki.doc"), auth: hex.EncodeToString(pub), authKey: priv, params: tn.Document.Document.Params, members: tn.Members, keys: map[string]string{}}
 	if err := os.WriteFile(n.docPath, tn.Encoded, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -104,4 +109,47 @@ func relayRole(m testnet.Member) string {
 		return mixnet.RoleProvider
 	}
 	return mixnet.RoleMix
+}
+
+// publish writes the network's document for epoch (at or after the first
+// document's), each node's descriptor with the keys its chain gives for
+// epoch and the two after.
+func (n *network) publish(t testing.TB, epoch uint64) {
+	t.Helper()
+	doc := &pki.Document{Version: pki.DocumentVersion, NetworkID: "test", Epoch: epoch, Params: n.params, Layers: make([][]*pki.SignedDescriptor, 3)}
+	for _, m := range n.members {
+		d := m.Descriptor.Descriptor
+		d.SphinxKeys = nil
+		for e := epoch; e < epoch+3; e++ {
+			kp, err := m.Keys.Key(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.SphinxKeys = append(d.SphinxKeys, pki.EpochKey{Epoch: e, Public: kp.Public})
+		}
+		sd, err := pki.SignDescriptor(&d, m.Identity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Provider {
+			doc.Providers = append(doc.Providers, sd)
+		} else {
+			doc.Layers[m.Layer] = append(doc.Layers[m.Layer], sd)
+		}
+	}
+	doc.Sort()
+	signed, err := pki.NewSignedDocument(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signed.Sign(n.authKey); err != nil {
+		t.Fatal(err)
+	}
+	tmp := n.docPath + ".new"
+	if err := os.WriteFile(tmp, signed.Marshal(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, n.docPath); err != nil {
+		t.Fatal(err)
+	}
 }

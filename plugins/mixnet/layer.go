@@ -86,7 +86,8 @@ type Layer struct {
 	wg     sync.WaitGroup
 
 	// Owned by the loop goroutine.
-	docEpoch   uint64
+	docEpoch   uint64    // the epoch of the document in use
+	docRetry   time.Time // when a reload that failed is tried again
 	chainEpoch uint64
 }
 
@@ -437,9 +438,12 @@ func (l *Layer) flush(ctx context.Context, trace uint64, hints *commonv1.Hints) 
 // epochChange reloads the PKI document when the epoch turns.
 func (l *Layer) epochChange(now time.Time) {
 	e := l.epochs.At(now)
-	if e <= l.docEpoch {
+	if e <= l.docEpoch || now.Before(l.docRetry) {
 		return
 	}
+	// Until the new document is there (it is written around the
+	// boundary), try again every tenth of an epoch, at most every minute.
+	l.docRetry = now.Add(min(l.epochs.Period()/10, time.Minute))
 	dir, docEpoch, err := l.loadDirectory(now)
 	if err != nil || docEpoch <= l.docEpoch {
 		// Keep the document in use: its descriptors carry keys for the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/plugins/mixnet"
 	"github.com/strata-msg/strata/plugins/mixnet/loopix"
+	"github.com/strata-msg/strata/plugins/mixnet/pki"
 )
 
 // overlay is an in-memory overlay between layers: a DOWN frame for a peer
@@ -214,6 +216,52 @@ func TestNetwork(t *testing.T) {
 			if bytes.Contains(r.log.Bytes(), secret) || bytes.Contains(stored, secret) {
 				t.Errorf("%s logs or stores %q", r.name, secret)
 			}
+		}
+	}
+}
+
+// TestEpochsAndPKIReload: with 2-second epochs, a client and a mix reload
+// the PKI document when the authority publishes the next epoch's, the mix
+// advances and keeps its key chain, and messages keep flowing.
+func TestEpochsAndPKIReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 8 seconds of real time")
+	}
+	n := newNetworkPeriod(t, 2*time.Second)
+	fast := map[string]any{"lambda_p": 20.0, "lambda_l": 5.0, "lambda_d": 5.0, "lambda_m": 2.0, "mu": 50.0, "pull_interval": "100ms", "epoch_period": "2s"}
+	o := &overlay{nodes: map[string]*layerNode{}}
+	var relays []*layerNode
+	for _, m := range n.relays() {
+		relays = append(relays, o.start(t, m.Name, n.peerID(t, m.Name), n.config(relayRole(m), m.Name, fast)))
+	}
+	alice := o.start(t, "alice", "client-alice", n.config(mixnet.RoleClient, "provider-0", fast))
+	bob := o.start(t, "bob", "client-bob", n.config(mixnet.RoleClient, "provider-1", fast))
+	ctx := context.Background()
+	bAddr, _ := bob.l.OwnAddress(ctx, nil)
+	epochs, _ := pki.NewEpochs(2*time.Second, time.Time{}, nil)
+	published := epochs.Current()
+	for i := range 4 {
+		for e := epochs.Current(); e > published; published++ {
+			n.publish(t, published+1)
+		}
+		payload := []byte(fmt.Sprintf("round %d", i))
+		alice.lc.HandleBatch(ctx, &commonv1.Batch{Frames: []*commonv1.Frame{{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: bAddr.GetAddress(), Payload: payload}}})
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && len(bob.delivered()) <= i {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := bob.delivered(); len(got) <= i || !bytes.Equal(got[i].GetPayload(), payload) {
+			t.Fatalf("round %d not delivered; alice %v", i, alice.l.Health(ctx).GetCounters())
+		}
+		time.Sleep(time.Second)
+	}
+	if h := alice.l.Health(ctx).GetCounters(); h["pki_reloads"] == 0 {
+		t.Errorf("alice never reloaded the document: %v", h)
+	}
+	for _, r := range relays {
+		h := r.l.Health(ctx).GetCounters()
+		if h["pki_reloads"] == 0 || h["epoch_rotations"] == 0 || h["keychain_errors"] != 0 {
+			t.Errorf("%s: reloads %d, rotations %d, key chain errors %d", r.name, h["pki_reloads"], h["epoch_rotations"], h["keychain_errors"])
 		}
 	}
 }
