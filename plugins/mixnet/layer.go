@@ -461,6 +461,7 @@ func (l *Layer) epochChange(now time.Time) {
 	}
 	l.docEpoch = docEpoch
 	l.c.PKIReloads.Inc()
+	l.logf("mixnet: PKI document of epoch %d in use", docEpoch)
 }
 
 // saveChain keeps the relay's key chain after the state machine advanced

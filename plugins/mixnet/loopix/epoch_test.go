@@ -83,3 +83,29 @@ func TestReplayStateSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestMixQueueBound: a mix holds at most MaxQueue packets for their
+// delays; more are dropped and counted.
+func TestMixQueueBound(t *testing.T) {
+	s := newSim(t, simOptions{seed: 15, rates: loopix.Rates{LambdaP: 1, Mu: 10}})
+	m := s.member("mix-0-0")
+	keys, err := pki.NewKeyChain(m.KeySecret, simEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	mix, err := loopix.NewMix(ctx, loopix.RelayConfig{Common: s.common(), Self: m.Descriptor.NodeID(), Keys: keys, Replay: &memReplay{}, MaxQueue: 3, MaxDelay: time.Minute}, s.dir, s.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		mix.Handle(ctx, s.now, "provider-0", s.rawPacket(simEpoch, []string{"mix-0-0", "mix-1-0"}, []sphinx.Commands{delay(1000), {sphinx.Recipient{}}}))
+	}
+	if c := mix.Counters(); c.QueueLength.Load() != 3 || c.QueueFull.Load() != 2 {
+		t.Fatalf("queue %d, dropped %d; want 3 and 2", c.QueueLength.Load(), c.QueueFull.Load())
+	}
+	mix.Tick(ctx, s.now.Add(time.Second))
+	if out := mix.Ready().Out; len(out) != 3 || out[0].To != "mix-1-0" {
+		t.Fatalf("%d packets out after the delay", len(out))
+	}
+}
