@@ -121,3 +121,25 @@ func FuzzJoin(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRestore: a stored state read back never panics, and a state that
+// restores encodes back to the same bytes.
+func FuzzRestore(f *testing.F) {
+	bob, _, _, _ := fuzzGroup(f, wire.WireFormatPrivateMessage)
+	b, err := bob.State()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	cfg := testConfig(wire.WireFormatPrivateMessage)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := Restore(cfg, data)
+		if err != nil {
+			return
+		}
+		again, err := g.State()
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("re-encoding differs (%v)", err)
+		}
+	})
+}

@@ -320,7 +320,9 @@ func (g *Group) Destroy() {
 		p.destroy()
 	}
 	g.past = nil
-	g.priv.Destroy()
+	if g.priv != nil {
+		g.priv.Destroy()
+	}
 	for k, v := range g.updates {
 		clear(v)
 		delete(g.updates, k)

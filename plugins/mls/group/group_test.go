@@ -138,6 +138,27 @@ func (w *world) commit(from string, opts CommitOptions, joiners ...*KeyPackageBu
 	w.agree()
 }
 
+// reload stores and restores every member, as a restart would.
+func (w *world) reload() {
+	w.t.Helper()
+	for name, g := range w.members {
+		b, err := g.State()
+		if err != nil {
+			w.t.Fatalf("%s: state: %v", name, err)
+		}
+		r, err := Restore(w.cfg, b)
+		if err != nil {
+			w.t.Fatalf("%s: restore: %v", name, err)
+		}
+		again, err := r.State()
+		if err != nil || !bytes.Equal(again, b) {
+			w.t.Fatalf("%s: the restored state encodes differently (%v)", name, err)
+		}
+		g.Destroy()
+		w.members[name] = r
+	}
+}
+
 // agree checks every member is in the same epoch with the same epoch
 // authenticator, tree hash and exporter output.
 func (w *world) agree() {
@@ -208,6 +229,7 @@ func TestGroupLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.deliver("bob", m)
+			w.reload() // cached proposals survive a restart
 			w.commit("carol", CommitOptions{}, dave)
 			w.chat()
 			// Dave updates by reference; Alice commits it (with a path).
@@ -220,6 +242,7 @@ func TestGroupLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.deliver("dave", m)
+			w.reload() // so does Dave's pending Update key
 			w.commit("alice", CommitOptions{})
 			w.chat()
 			// Empty commits (a full path) from everyone.
@@ -273,6 +296,7 @@ func TestLateApplicationMessage(t *testing.T) {
 		late = append(late, m)
 		w.commit("alice", CommitOptions{Path: true})
 	}
+	w.reload() // past epochs survive a restart
 	// Bob is in epoch 4; the messages are of epochs 1, 2, 3; two past
 	// epochs are kept.
 	for i, m := range late {
