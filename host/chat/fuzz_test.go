@@ -81,7 +81,7 @@ func FuzzTimeline(f *testing.F) {
 			if i == 1 {
 				author = bob
 			}
-			_, _ = tl.Add([]byte{'a' + byte(i)}, author, sent, p)
+			_, _ = tl.Add(Incoming{ID: []byte{'a' + byte(i)}, Author: author, Sent: sent, Payload: p})
 		}
 		for _, e := range tl.Entries() {
 			if e.Message == nil {

@@ -134,9 +134,17 @@ type Envelope struct {
 	// Conversation is the conversation the message was signed for; the
 	// payload's chat_id must be the same bytes.
 	Conversation []byte
-	// Sent is when the author says it sent the message. The zero time
-	// skips the checks of the clock and timestamp against it.
+	// Sent is when the author says it sent the message (the envelope's
+	// signed time): the payload's timestamp must agree with it. The zero
+	// time skips that check.
 	Sent time.Time
+	// Received is when this node took the message (the API's
+	// Message.time_unix_nano): no message is written after it is
+	// received, so its timestamp and clock may not be more than
+	// MaxClockSkew ahead of it. This is the check that keeps a chat's
+	// clock from being pushed into the future, since the author signs
+	// Sent too. The zero time skips it.
+	Received time.Time
 	// Self is the local node's identity, if known: a 1:1 message from
 	// another identity must then be in the 1:1 conversation of the two.
 	Self ed25519.PublicKey
@@ -353,10 +361,12 @@ func wrongBody(ct chatv1.ContentType, want string) *Error {
 }
 
 // checkTime checks the clock and the timestamp: both set, the clock not
-// below the timestamp (Status's clock is max(timestamp, last clock + 1)),
-// and, against the envelope's time, the timestamp within MaxClockSkew
-// either way and the clock not more than MaxClockSkew ahead, so that no
-// one can push a chat's clock far into the future.
+// below the timestamp (Status's clock is max(timestamp, last clock + 1));
+// neither more than MaxClockSkew ahead of the time of receipt, so that no
+// one can push a chat's clock far into the future; and against the
+// envelope's time, the timestamp within MaxClockSkew either way and the
+// clock not more than MaxClockSkew ahead (Status's rule against the
+// transport's time).
 func checkTime(p *chatv1.ChatPayload, env Envelope) error {
 	ts, clock := p.GetTimestamp(), p.GetClock()
 	const maxMilli = uint64(1<<63-1) / 2 // far beyond any real time; keeps the arithmetic below in range
@@ -370,11 +380,24 @@ func checkTime(p *chatv1.ChatPayload, env Envelope) error {
 	case clock < ts:
 		return refuse(ReasonClock, "clock %d is below the timestamp %d", clock, ts)
 	}
+	skew := MaxClockSkew.Milliseconds()
+	if !env.Received.IsZero() {
+		recv := env.Received.UnixMilli()
+		if recv < 0 {
+			return refuse(ReasonTimestamp, "the time of receipt is before 1970")
+		}
+		if ts > uint64(recv+skew) {
+			return refuse(ReasonTimestamp, "timestamp is %v ahead of the time of receipt, at most %v",
+				time.Duration(int64(ts)-recv)*time.Millisecond, MaxClockSkew)
+		}
+		if clock > uint64(recv+skew) {
+			return refuse(ReasonClock, "clock %d is more than %v ahead of the time of receipt", clock, MaxClockSkew)
+		}
+	}
 	if env.Sent.IsZero() {
 		return nil
 	}
 	sent := env.Sent.UnixMilli()
-	skew := MaxClockSkew.Milliseconds()
 	if sent < 0 {
 		return refuse(ReasonTimestamp, "the envelope's time is before 1970")
 	}

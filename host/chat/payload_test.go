@@ -289,3 +289,33 @@ func TestDecodeIgnoresUnknownFields(t *testing.T) {
 		t.Fatalf("Decode: %v, %+v", err, m)
 	}
 }
+
+// Against the time of receipt: a message delivered late is fine, one
+// from the future is not.
+func TestDecodeReceived(t *testing.T) {
+	skew := uint64(MaxClockSkew.Milliseconds())
+	ms := uint64(sent.UnixMilli())
+	recv := func(d time.Duration) Envelope {
+		return Envelope{Author: alice, Conversation: groupID, Received: sent.Add(d)}
+	}
+	tests := []struct {
+		name string
+		p    *chatv1.ChatPayload
+		env  Envelope
+		want Reason
+	}{
+		{"delivered a day late", text(), recv(24 * time.Hour), ""},
+		{"received at once", text(), recv(0), ""},
+		{"clock ahead within skew", with(func(p *chatv1.ChatPayload) { p.Clock = ms + skew }), recv(0), ""},
+		{"clock from the future", with(func(p *chatv1.ChatPayload) { p.Clock = ms + skew + 1 }), recv(0), ReasonClock},
+		{"timestamp from the future", with(func(p *chatv1.ChatPayload) { p.Timestamp, p.Clock = ms+skew+1, ms+skew+1 }), recv(0), ReasonTimestamp},
+		{"received before 1970", text(), Envelope{Author: alice, Conversation: groupID, Received: time.UnixMilli(-5)}, ReasonTimestamp},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ReasonOf(Validate(tt.p, tt.env)); got != tt.want {
+				t.Fatalf("reason %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -77,7 +77,7 @@ func TestTimelineReceipts(t *testing.T) {
 	tl := NewTimeline(groupID, alice, "")
 	add := func(id string, author ed25519.PublicKey, p *chatv1.ChatPayload) {
 		t.Helper()
-		if _, err := tl.Add([]byte(id), author, sent, mustMarshal(t, p)); err != nil {
+		if _, err := tl.Add(Incoming{ID: []byte(id), Author: author, Sent: sent, Payload: mustMarshal(t, p)}); err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
 	}
@@ -101,7 +101,7 @@ func TestTimelineReceipts(t *testing.T) {
 		t.Fatalf("delivered to %d of %d, read by %d", len(m.DeliveredTo), tl.Recipients(m), len(m.ReadBy))
 	}
 	// A stranger's receipt is refused: it is not a member.
-	if _, err := tl.Add([]byte("r3"), dave, sent, mustMarshal(t, at(8, receipt(read, "m")))); ReasonOf(err) != ReasonNotMember {
+	if _, err := tl.Add(Incoming{ID: []byte("r3"), Author: dave, Sent: sent, Payload: mustMarshal(t, at(8, receipt(read, "m")))}); ReasonOf(err) != ReasonNotMember {
 		t.Fatalf("a stranger's receipt: %v", err)
 	}
 	if len(m.ReadBy) != 1 {
@@ -117,7 +117,7 @@ func TestTimelineReadState(t *testing.T) {
 		t.Helper()
 		p := at(ms, textMsg("text "+id))
 		p.ChatId, p.ChatType = dmID, chatv1.ChatType_CHAT_TYPE_ONE_TO_ONE
-		if _, err := tl.Add([]byte(id), author, sent, mustMarshal(t, p)); err != nil {
+		if _, err := tl.Add(Incoming{ID: []byte(id), Author: author, Sent: sent, Payload: mustMarshal(t, p)}); err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
 	}

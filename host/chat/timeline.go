@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	chatv1 "github.com/strata-msg/strata/core/api/chat/v1"
 )
 
@@ -115,18 +116,42 @@ func NewTimeline(conv []byte, self ed25519.PublicKey, publicChat string) *Timeli
 	}
 }
 
-// Add takes a message the host delivered (its id, the author its envelope
-// authenticated, when the envelope says it was sent, and the payload).
-// It returns the entry the message made or changed, or nil for a change
-// whose target has not arrived; or the refusal, counted.
-func (t *Timeline) Add(id []byte, author ed25519.PublicKey, sent time.Time, payload []byte) (*Entry, error) {
+// Incoming is a message the host delivered, as a timeline takes it.
+type Incoming struct {
+	// ID is the message id.
+	ID []byte
+	// Author is the identity the envelope authenticated.
+	Author ed25519.PublicKey
+	// Sent is the envelope's signed time, if the client has it; Received
+	// is when the node took the message. See Envelope.
+	Sent, Received time.Time
+	// Payload is the chat payload.
+	Payload []byte
+}
+
+// FromAPI returns the Incoming of a message of the messaging API's
+// history (strata.app.v1 Message).
+func FromAPI(m *appv1.Message) Incoming {
+	return Incoming{
+		ID:       m.GetMessageId(),
+		Author:   ed25519.PublicKey(m.GetAuthor()),
+		Received: time.Unix(0, m.GetTimeUnixNano()),
+		Payload:  m.GetPayload(),
+	}
+}
+
+// Add takes a message the host delivered. It returns the entry the
+// message made or changed, or nil for a change or a receipt; or the
+// refusal, counted.
+func (t *Timeline) Add(in Incoming) (*Entry, error) {
+	id, author := in.ID, in.Author
 	if t.seen[string(id)] {
 		t.counts[ReasonDuplicate]++
 		return nil, refuse(ReasonDuplicate, "message already in the timeline")
 	}
 	env := t.env
-	env.Author, env.Sent = author, sent
-	m, err := Decode(payload, env)
+	env.Author, env.Sent, env.Received = author, in.Sent, in.Received
+	m, err := Decode(in.Payload, env)
 	if err != nil {
 		t.counts[ReasonOf(err)]++
 		return nil, err

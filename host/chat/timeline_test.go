@@ -199,7 +199,7 @@ func TestTimeline(t *testing.T) {
 				if !group && m.p.GetChatId() != nil && string(m.p.GetChatId()) == string(groupID) {
 					m.p.ChatId, m.p.ChatType = publicID, chatv1.ChatType_CHAT_TYPE_PUBLIC
 				}
-				_, _ = tl.Add([]byte(m.id), m.author, sent, mustMarshal(t, m.p))
+				_, _ = tl.Add(Incoming{ID: []byte(m.id), Author: m.author, Sent: sent, Payload: mustMarshal(t, m.p)})
 			}
 			if got := show(tl); got != tt.want {
 				t.Errorf("timeline\n%s\nwant\n%s", got, tt.want)
@@ -245,7 +245,7 @@ func TestTimelineNext(t *testing.T) {
 	tl := NewTimeline(dmID, alice, "")
 	first := at(60_000, textMsg("from a minute ahead"))
 	first.ChatId, first.ChatType = dmID, chatv1.ChatType_CHAT_TYPE_ONE_TO_ONE
-	if _, err := tl.Add([]byte("a"), bob, sent, mustMarshal(t, first)); err != nil {
+	if _, err := tl.Add(Incoming{ID: []byte("a"), Author: bob, Sent: sent, Payload: mustMarshal(t, first)}); err != nil {
 		t.Fatal(err)
 	}
 	clock, ts := tl.Next(sent)
@@ -256,7 +256,7 @@ func TestTimelineNext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := tl.Add([]byte("b"), alice, sent, b)
+	e, err := tl.Add(Incoming{ID: []byte("b"), Author: alice, Sent: sent, Payload: b})
 	if err != nil || e.Late || show(tl) != "a from a minute ahead; b mine" {
 		t.Fatalf("own message: %v, %s", err, show(tl))
 	}
