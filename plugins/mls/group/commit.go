@@ -1,7 +1,6 @@
 package group
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/strata-msg/strata/plugins/mls/schedule"
@@ -213,20 +212,14 @@ func (g *Group) checkPathLeaf(r *resolved, tr *tree.Tree, committer treemath.Lea
 	if err := validateLeaf(g.cs, leaf, wire.LeafNodeSourceCommit, g.cur.ctx.GroupID, uint32(committer), g.cfg.now()); err != nil {
 		return fmt.Errorf("%w: path leaf: %w", ErrInvalidCommit, err)
 	}
-	for l := range treemath.Leaf(tr.LeafCount()) {
-		if other := tr.Leaf(l); l != committer && other != nil && bytes.Equal(other.SignatureKey, leaf.SignatureKey) {
-			return fmt.Errorf("%w: path leaf shares leaf %d's signature key", ErrInvalidCommit, l)
-		}
+	if otherHasSignatureKey(tr, committer, leaf.SignatureKey) {
+		return fmt.Errorf("%w: path leaf shares another leaf's signature key", ErrInvalidCommit)
 	}
 	exts := g.cur.ctx.Extensions
 	if r.hasGCE {
 		exts = r.extensions
 	}
-	rc, err := parseRequiredCapabilities(exts)
-	if err != nil {
-		return err
-	}
-	if err := checkMembersSupport(tr, rc); err != nil {
+	if err := checkMembersSupport(tr, exts); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 	}
 	return nil

@@ -488,3 +488,33 @@ func TestCommitLeavesOutConflicts(t *testing.T) {
 		t.Fatalf("members after the commit: %d, carol removed: %v", len(w.members), !ok)
 	}
 }
+
+// TestUnsupportedAndReusedRefused: a GroupContextExtensions with an
+// extension a member does not support, and an Update to a key another
+// member holds, are refused.
+func TestUnsupportedAndReusedRefused(t *testing.T) {
+	w := newWorld(t, 1, wire.WireFormatPrivateMessage)
+	bob := newBundle(t, w.cs, "bob")
+	w.commit("alice", CommitOptions{Proposals: []wire.Proposal{AddProposal(bob.KeyPackage)}}, bob)
+	alice, b := w.members["alice"], w.members["bob"]
+	gce := GroupContextExtensionsProposal([]wire.Extension{{Type: 0xff00, Data: []byte{1}}})
+	if _, err := alice.Commit(CommitOptions{Proposals: []wire.Proposal{gce}}); !errors.Is(err, ErrInvalidProposal) {
+		t.Fatalf("unsupported extension: %v, want ErrInvalidProposal", err)
+	}
+	up, err := b.UpdateProposal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Update.LeafNode.EncryptionKey = alice.Tree().Leaf(alice.LeafIndex()).EncryptionKey
+	if err := signLeaf(w.cs, &up.Update.LeafNode, b.id.SignaturePriv, b.GroupID(), uint32(b.LeafIndex())); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.Propose(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.deliver("bob", m)
+	if _, err := alice.Commit(CommitOptions{}); !errors.Is(err, ErrInvalidProposal) {
+		t.Fatalf("update to another member's key: %v, want ErrInvalidProposal", err)
+	}
+}

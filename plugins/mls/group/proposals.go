@@ -263,7 +263,11 @@ func (g *Group) apply(tr *tree.Tree, props []cachedProposal, committer treemath.
 		if c.proposal.Type != wire.ProposalUpdate {
 			continue
 		}
-		if err := tr.Update(c.sender, &c.proposal.Update.LeafNode); err != nil {
+		leaf := &c.proposal.Update.LeafNode
+		if tr.HasEncryptionKey(leaf.EncryptionKey) || otherHasSignatureKey(tr, c.sender, leaf.SignatureKey) {
+			return nil, fmt.Errorf("%w: an Update to keys another node holds", ErrInvalidProposal)
+		}
+		if err := tr.Update(c.sender, leaf); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidProposal, err)
 		}
 		if c.sender == g.priv.Leaf() {
@@ -302,14 +306,21 @@ func (g *Group) apply(tr *tree.Tree, props []cachedProposal, committer treemath.
 	if r.hasGCE {
 		exts = r.extensions
 	}
-	rc, err := parseRequiredCapabilities(exts)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkMembersSupport(tr, rc); err != nil {
+	if err := checkMembersSupport(tr, exts); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// otherHasSignatureKey reports whether a leaf other than l has key as its
+// signature key.
+func otherHasSignatureKey(tr *tree.Tree, l treemath.Leaf, key []byte) bool {
+	for x := range treemath.Leaf(tr.LeafCount()) {
+		if leaf := tr.Leaf(x); x != l && leaf != nil && bytes.Equal(leaf.SignatureKey, key) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasSignatureKey(tr *tree.Tree, key []byte) bool {
@@ -322,9 +333,14 @@ func hasSignatureKey(tr *tree.Tree, key []byte) bool {
 }
 
 // checkMembersSupport checks that every member meets the group's required
-// capabilities and supports every member's credential type (RFC 9420
-// §7.3, §11.1).
-func checkMembersSupport(tr *tree.Tree, rc *requiredCapabilities) error {
+// capabilities, lists every non-default extension type of the
+// GroupContext, and supports every member's credential type (RFC 9420
+// §7.3, §11.1, §12.1.7).
+func checkMembersSupport(tr *tree.Tree, exts []wire.Extension) error {
+	rc, err := parseRequiredCapabilities(exts)
+	if err != nil {
+		return err
+	}
 	types := map[wire.CredentialType]bool{}
 	var leaves []*wire.LeafNode
 	for l := range treemath.Leaf(tr.LeafCount()) {
@@ -336,6 +352,11 @@ func checkMembersSupport(tr *tree.Tree, rc *requiredCapabilities) error {
 	for _, leaf := range leaves {
 		if !rc.supports(&leaf.Capabilities) {
 			return fmt.Errorf("%w: a member lacks the group's required capabilities", ErrInvalidProposal)
+		}
+		for _, e := range exts {
+			if !defaultExtension(e.Type) && !slices.Contains(leaf.Capabilities.Extensions, e.Type) {
+				return fmt.Errorf("%w: a member does not support the group's extension %d", ErrInvalidProposal, e.Type)
+			}
 		}
 		for t := range types {
 			if !slices.Contains(leaf.Capabilities.Credentials, t) {

@@ -217,11 +217,7 @@ func validateTree(cs *suite.Suite, tr *tree.Tree, ctx *wire.GroupContext) error 
 	if err := tr.VerifyDistinctKeys(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
 	}
-	rc, err := parseRequiredCapabilities(ctx.Extensions)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
-	}
-	if err := checkMembersSupport(tr, rc); err != nil {
+	if err := checkMembersSupport(tr, ctx.Extensions); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
 	}
 	return nil
