@@ -352,8 +352,10 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 // committable returns the cached proposals a Commit of this member can
 // include (RFC 9420 §12.2), in the order received: not its own Updates, not
 // a Remove of itself, one Update or Remove per leaf, one Add per key, each
-// PSK once, one GroupContextExtensions. The first of two conflicting
-// proposals wins.
+// PSK once, one GroupContextExtensions, no Add of keys already in the
+// tree, no Update to keys another node holds. The first of two
+// conflicting proposals wins. (An Add of a member that another cached
+// proposal removes is left out too: its keys are still in the tree.)
 func (g *Group) committable() []cachedProposal {
 	me := g.priv.Leaf()
 	touched := map[treemath.Leaf]bool{}
@@ -365,7 +367,9 @@ func (g *Group) committable() []cachedProposal {
 		p := c.proposal
 		switch p.Type {
 		case wire.ProposalUpdate:
-			if c.sender == me || touched[c.sender] {
+			leaf := &p.Update.LeafNode
+			if c.sender == me || touched[c.sender] || g.cur.tree.HasEncryptionKey(leaf.EncryptionKey) ||
+				otherHasSignatureKey(g.cur.tree, c.sender, leaf.SignatureKey) {
 				continue
 			}
 			touched[c.sender] = true
@@ -376,8 +380,9 @@ func (g *Group) committable() []cachedProposal {
 			}
 			touched[l] = true
 		case wire.ProposalAdd:
-			k := p.Add.KeyPackage.LeafNode.SignatureKey
-			if keys[string(k)] {
+			leaf := &p.Add.KeyPackage.LeafNode
+			k := leaf.SignatureKey
+			if keys[string(k)] || hasSignatureKey(g.cur.tree, k) || g.cur.tree.HasEncryptionKey(leaf.EncryptionKey) {
 				continue
 			}
 			keys[string(k)] = true

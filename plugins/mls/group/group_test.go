@@ -514,7 +514,14 @@ func TestUnsupportedAndReusedRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.deliver("bob", m)
-	if _, err := alice.Commit(CommitOptions{}); !errors.Is(err, ErrInvalidProposal) {
+	// A receiver refuses a list that holds it...
+	if _, err := alice.apply(alice.cur.tree.Clone(), alice.pending, alice.LeafIndex()); !errors.Is(err, ErrInvalidProposal) {
 		t.Fatalf("update to another member's key: %v, want ErrInvalidProposal", err)
+	}
+	// ...and a committer leaves it out.
+	before := alice.Tree().Leaf(b.LeafIndex()).EncryptionKey
+	w.commit("alice", CommitOptions{})
+	if !bytes.Equal(alice.Tree().Leaf(b.LeafIndex()).EncryptionKey, before) {
+		t.Fatal("the bad Update was committed")
 	}
 }
