@@ -72,17 +72,18 @@ form. A card with a post-quantum prekey bundle makes a large code (about
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprint(out, string(b))
-			toTerminal := isTerminal(out)
 			if cmd.Flags().Changed("qr") {
-				toTerminal = showQR
+				return exportQR(out, string(b), showQR, pngPath)
 			}
-			if !toTerminal && pngPath == "" {
-				return nil
+			// Unasked (on a terminal), a code that does not fit is a
+			// note, not an error.
+			if !isTerminal(out) {
+				return exportQR(out, string(b), false, pngPath)
 			}
-			if toTerminal {
-				fmt.Fprintln(out)
+			if err := exportQRAuto(out, cmd.ErrOrStderr(), string(b)); err != nil {
+				return err
 			}
-			return exportQR(out, string(b), toTerminal, pngPath)
+			return exportQR(out, string(b), false, pngPath)
 		},
 	}
 	exportFlags.register(export)

@@ -15,6 +15,7 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/strata-msg/strata/host/chat/safetynumber"
 	"github.com/strata-msg/strata/host/contacts"
@@ -118,19 +119,19 @@ func writePNG(path string, q *qrcode.QRCode) error {
 	return nil
 }
 
-// exportQR prints the QR code of the card text (strata:card:...) to w
-// when toTerminal is set, and writes it to pngPath when that is not
-// empty.
+// exportQR prints the QR code of the card text (strata:card:...) to w,
+// after a blank line, when toTerminal is set, and writes it to pngPath
+// when that is not empty.
 func exportQR(w io.Writer, text string, toTerminal bool, pngPath string) error {
-	card, err := contacts.DecodeText(text)
-	if err != nil {
-		return fmt.Errorf("the node's card: %w", err)
+	if !toTerminal && pngPath == "" {
+		return nil
 	}
-	q, err := cardQR(card.Signed())
+	q, err := textQR(text)
 	if err != nil {
 		return err
 	}
 	if toTerminal {
+		fmt.Fprintln(w)
 		if err := writeQR(w, q); err != nil {
 			return err
 		}
@@ -139,6 +140,34 @@ func exportQR(w io.Writer, text string, toTerminal bool, pngPath string) error {
 		return writePNG(pngPath, q)
 	}
 	return nil
+}
+
+// textQR is the QR code of a card's text form.
+func textQR(text string) (*qrcode.QRCode, error) {
+	card, err := contacts.DecodeText(text)
+	if err != nil {
+		return nil, fmt.Errorf("the node's card: %w", err)
+	}
+	return cardQR(card.Signed())
+}
+
+// exportQRAuto prints the QR code on the terminal out when it fits, and
+// otherwise says on errOut why it does not.
+func exportQRAuto(out, errOut io.Writer, text string) error {
+	q, err := textQR(text)
+	if err != nil {
+		fmt.Fprintf(errOut, "note: no QR code: %v\n", err)
+		return nil
+	}
+	need := len(q.Bitmap())
+	if f, ok := out.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 && cols < need {
+			fmt.Fprintf(errOut, "note: the card's QR code is %d columns wide and this terminal %d: widen it and run again, or use --png FILE\n", need, cols)
+			return nil
+		}
+	}
+	fmt.Fprintln(out)
+	return writeQR(out, q)
 }
 
 // findContact finds a stored contact by alias, card name, fingerprint or

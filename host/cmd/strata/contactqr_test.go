@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"encoding/base32"
+	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
@@ -150,4 +151,31 @@ func strataInput(t *testing.T, stdin string, args ...string) (string, error) {
 	cmd.Stdin = bytes.NewBufferString(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// On a terminal, export prints the QR code unasked when the terminal is
+// wide enough, and says why not when it is not. The terminal is a pty
+// that script(1) makes.
+func TestContactExportQROnTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to run the CLI on a terminal")
+	}
+	a := startNamed(t, "a")
+	run := func(cols int) string {
+		t.Helper()
+		cmd := exec.Command(script, "-qec", fmt.Sprintf("stty cols %d rows 60; %s contact export -c %s", cols, strataBin, a.cfg), "/dev/null")
+		cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "TERM=dumb"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("export on a terminal of %d columns: %v\n%s", cols, err, out)
+		}
+		return string(out)
+	}
+	if out := run(250); !strings.Contains(out, a.card) || !strings.Contains(out, "█▀") && !strings.Contains(out, "▀█") {
+		t.Fatalf("no QR code on a wide terminal:\n%s", out)
+	}
+	if out := run(30); !strings.Contains(out, a.card) || strings.Contains(out, "▀") || !strings.Contains(out, "columns wide and this terminal 30") {
+		t.Fatalf("on a narrow terminal:\n%s", out)
+	}
 }
