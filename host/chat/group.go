@@ -198,13 +198,11 @@ func (s *State) apply(e Event) Reason {
 				return ReasonTarget
 			}
 		}
-		admins := len(s.Admins)
+		gone := make(map[string]bool, len(e.Members))
 		for _, m := range e.Members {
-			if s.Admins[string(m)] {
-				admins--
-			}
+			gone[string(m)] = true
 		}
-		if admins == 0 && len(s.Members) > len(e.Members) {
+		if remaining(s.Admins, gone) == 0 && remaining(s.Members, gone) > 0 {
 			return ReasonLastAdmin
 		}
 		for _, m := range e.Members {
@@ -231,7 +229,11 @@ func (s *State) apply(e Event) Reason {
 				return ReasonTarget
 			}
 		}
-		if len(s.Admins) == len(e.Members) {
+		gone := make(map[string]bool, len(e.Members))
+		for _, m := range e.Members {
+			gone[string(m)] = true
+		}
+		if remaining(s.Admins, gone) == 0 {
 			return ReasonLastAdmin
 		}
 		for _, m := range e.Members {
@@ -241,6 +243,17 @@ func (s *State) apply(e Event) Reason {
 		return ReasonNoGroup // unreachable: Decode accepts no other type
 	}
 	return ""
+}
+
+// remaining counts the keys of set that are not in gone.
+func remaining(set, gone map[string]bool) int {
+	n := 0
+	for k := range set {
+		if !gone[k] {
+			n++
+		}
+	}
+	return n
 }
 
 // Group is the membership of one private group: a pure state machine that

@@ -119,6 +119,10 @@ func TestGroup(t *testing.T) {
 			map[string]Reason{"id-000020": ReasonLastAdmin}, "[alice bob carol]", "[alice]", "[]"},
 		{"last admin removes itself", append(slices.Clone(base), own(20, alice, remove, alice)),
 			map[string]Reason{"id-000020": ReasonLastAdmin}, "[alice bob carol]", "[alice]", "[]"},
+		{"last admin removes itself with an invitee", []Event{own(10, alice, create, bob, dave), own(11, bob, join), own(12, alice, remove, alice, dave)},
+			map[string]Reason{"id-000012": ReasonLastAdmin}, "[alice bob]", "[alice]", "[dave]"},
+		{"last admin removes everyone", []Event{own(10, alice, create, bob), own(11, bob, join), own(12, alice, remove, alice, bob)},
+			nil, "[]", "[]", "[]"},
 		{"equal clocks order by id", []Event{
 			own(10, alice, create, bob),
 			{ID: []byte("b"), Author: bob, Clock: 11, MembershipEvent: MembershipEvent{Type: join, Actor: bob}},
