@@ -129,9 +129,12 @@ func ProtectPrivate(s *suite.Suite, ac *wire.AuthenticatedContent, keys EpochKey
 // sender's key of that generation (consumed, so a replay fails), zero
 // padding, and the signature. It returns the AuthenticatedContent.
 //
-// The key of the generation is consumed even if the content then fails to
-// decrypt or verify: only members, who hold the sender-data secret, can make
-// a message reach that point.
+// A key whose content does not authenticate is put back into the tree
+// (SecretTree.PutBack): the sender data decrypts for anyone who changed a
+// byte of the ciphertext past its first Nh, so consuming the key would let
+// the network burn it. Once the content authenticates, the key stays
+// consumed even if the content then fails to decode or verify: only a
+// holder of the key can have made it.
 func UnprotectPrivate(s *suite.Suite, pm *wire.PrivateMessage, ctx *wire.GroupContext, keys EpochKeys, signerKey SignerKey) (*wire.AuthenticatedContent, error) {
 	if err := checkGroup(pm.GroupID, pm.Epoch, ctx); err != nil {
 		return nil, fmt.Errorf("mls/framing: unprotect private: %w", err)
@@ -166,6 +169,10 @@ func UnprotectPrivate(s *suite.Suite, pm *wire.PrivateMessage, ctx *wire.GroupCo
 	}
 	plaintext, err := s.Open(kn.Key, kn.Nonce, aad, pm.Ciphertext)
 	if err != nil {
+		applyReuseGuard(kn.Nonce, sd.ReuseGuard) // back to the ratchet's nonce
+		if perr := keys.SecretTree.PutBack(sd.LeafIndex, ratchetFor(pm.ContentType), kn); perr != nil {
+			return nil, fmt.Errorf("mls/framing: unprotect private: content: %w (%v)", ErrDecrypt, perr)
+		}
 		return nil, fmt.Errorf("mls/framing: unprotect private: content: %w", ErrDecrypt)
 	}
 	defer clear(plaintext)

@@ -291,13 +291,14 @@ func (g *Group) GroupContext() wire.GroupContext {
 // Tree returns a copy of the current ratchet tree.
 func (g *Group) Tree() *tree.Tree { return g.cur.tree.Clone() }
 
-// Members returns the leaf indices of the current members with their
-// leaves.
-func (g *Group) Members() map[treemath.Leaf]*wire.LeafNode {
-	m := map[treemath.Leaf]*wire.LeafNode{}
+// Members returns the leaf indices of the current members with copies of
+// their leaves (the byte slices inside are shared and must not be
+// modified).
+func (g *Group) Members() map[treemath.Leaf]wire.LeafNode {
+	m := map[treemath.Leaf]wire.LeafNode{}
 	for l := range treemath.Leaf(g.cur.tree.LeafCount()) {
 		if leaf := g.cur.tree.Leaf(l); leaf != nil {
-			m[l] = leaf
+			m[l] = *leaf
 		}
 	}
 	return m

@@ -277,6 +277,12 @@ func TestGroupLifecycle(t *testing.T) {
 			if len(w.members) != 3 {
 				t.Fatalf("%d members left, want 3", len(w.members))
 			}
+			for name, g := range w.members {
+				m := g.Members()
+				if len(m) != 3 || string(m[g.LeafIndex()].Credential.Identity) != name {
+					t.Fatalf("%s sees members %v", name, m)
+				}
+			}
 		})
 	}
 }
@@ -524,4 +530,67 @@ func TestUnsupportedAndReusedRefused(t *testing.T) {
 	if !bytes.Equal(alice.Tree().Leaf(b.LeafIndex()).EncryptionKey, before) {
 		t.Fatal("the bad Update was committed")
 	}
+}
+
+// TestRemovedMemberStops: a removed member learns it from the Commit and
+// then refuses to send or receive.
+func TestRemovedMemberStops(t *testing.T) {
+	w := newWorld(t, 1, wire.WireFormatPrivateMessage)
+	bob := newBundle(t, w.cs, "bob")
+	w.commit("alice", CommitOptions{Proposals: []wire.Proposal{AddProposal(bob.KeyPackage)}}, bob)
+	b := w.members["bob"]
+	w.commit("alice", CommitOptions{Proposals: []wire.Proposal{RemoveProposal(b.LeafIndex())}})
+	if !b.Removed() {
+		t.Fatal("bob does not know he was removed")
+	}
+	m, err := w.members["alice"].Protect([]byte("after"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Handle(m); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("handle after removal: %v", err)
+	}
+	if _, err := b.Protect([]byte("x"), nil); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("protect after removal: %v", err)
+	}
+	if _, err := b.Commit(CommitOptions{}); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("commit after removal: %v", err)
+	}
+	if _, err := b.State(); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("state after removal: %v", err)
+	}
+}
+
+// TestTamperedPrivateCommitRefused: a PrivateMessage Commit with a changed
+// byte is refused, the receiver's epoch stays, and the genuine Commit still
+// applies after the tampered copies.
+func TestTamperedPrivateCommitRefused(t *testing.T) {
+	w := newWorld(t, 3, wire.WireFormatPrivateMessage)
+	bob := newBundle(t, w.cs, "bob")
+	w.commit("alice", CommitOptions{Proposals: []wire.Proposal{AddProposal(bob.KeyPackage)}}, bob)
+	pc, err := w.members["alice"].Commit(CommitOptions{Path: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := wire.Marshal(pc.Message)
+	for _, i := range []int{len(good) - 1, len(good) / 2, 20} {
+		bad := append([]byte(nil), good...)
+		bad[i] ^= 0x40
+		var m wire.MLSMessage
+		if wire.Unmarshal(bad, &m) != nil {
+			continue
+		}
+		if _, err := w.members["bob"].Handle(&m); err == nil {
+			t.Fatalf("byte %d changed: accepted", i)
+		}
+		if w.members["bob"].Epoch() != 1 {
+			t.Fatal("epoch moved")
+		}
+	}
+	// The tampered copies did not burn the key: the genuine Commit applies.
+	w.deliver("alice", pc.Message)
+	if err := w.members["alice"].Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	w.agree()
 }

@@ -80,3 +80,34 @@ func FuzzUnmarshalSecretTree(f *testing.F) {
 		}
 	})
 }
+
+func TestPutBack(t *testing.T) {
+	s, _ := suite.New(1)
+	tr, err := NewSecretTree(s, bytes.Repeat([]byte{3}, s.Nh()), 2, Retention{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.PutBack(1, Application, KeyNonce{}); err == nil {
+		t.Fatal("put back a key never handed out")
+	}
+	kn, err := tr.Get(1, Application, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.PutBack(1, Application, KeyNonce{Generation: 4, Key: kn.Key, Nonce: kn.Nonce}); err == nil {
+		t.Fatal("put back a generation the ratchet has not passed")
+	}
+	if err := tr.PutBack(1, Application, kn); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.PutBack(1, Application, kn); err == nil {
+		t.Fatal("put back the same generation twice")
+	}
+	again, err := tr.Get(1, Application, 3)
+	if err != nil || !bytes.Equal(again.Key, kn.Key) || !bytes.Equal(again.Nonce, kn.Nonce) {
+		t.Fatalf("the key put back: %v", err)
+	}
+	if _, err := tr.Get(1, Application, 3); !errors.Is(err, ErrKeyConsumed) {
+		t.Fatalf("third Get: %v, want ErrKeyConsumed", err)
+	}
+}
