@@ -26,11 +26,16 @@ import (
 // unpadded base32 (RFC 4648), all of it in the QR code's alphanumeric
 // character set, which packs 5.5 bits a character against the 8 of the
 // byte mode that the text form (strata:card:, base64url) would need. So a
-// card of up to 2,685 bytes fits one QR code (version 40, level L) where
+// card of up to 2,677 bytes fits one QR code (version 40, level L) where
 // the text form would stop at 2,205: enough for the card of the default
 // stack with its post-quantum prekey bundle. `contact import` takes both
 // forms.
 const QRPrefix = "STRATA:CARD:"
+
+// maxQRCard is the largest signed card whose QR form fits one QR code:
+// 4,296 alphanumeric characters (version 40, level L), less the prefix,
+// at 5 bits a base32 character.
+const maxQRCard = (4296 - len(QRPrefix)) * 5 / 8
 
 // qrEncoding is the base32 of the QR form.
 var qrEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -75,7 +80,7 @@ func cardQR(signed []byte) (*qrcode.QRCode, error) {
 			return q, nil
 		}
 	}
-	return nil, fmt.Errorf("the card is %d bytes, more than one QR code holds (%s): share its text form: %v", len(signed), "about 2,685 bytes", err)
+	return nil, fmt.Errorf("the card is %d bytes, more than one QR code holds (%d): share its text form: %v", len(signed), maxQRCard, err)
 }
 
 // writeQR draws q on w with Unicode half blocks, two rows of modules a

@@ -86,6 +86,29 @@ func TestCardQRCapacity(t *testing.T) {
 	if _, err := cardQR(signedCard(t, 3000)); err == nil || !strings.Contains(err.Error(), "more than one QR code holds") {
 		t.Fatalf("a 3 KB card: %v", err)
 	}
+	// The limit is exactly maxQRCard bytes of signed card.
+	if maxQRCard != 2677 {
+		t.Fatalf("maxQRCard = %d", maxQRCard)
+	}
+	found := 0
+	for n := 2400; n < 2700 && found < 2; n++ {
+		b := signedCard(t, n)
+		switch len(b) {
+		case maxQRCard:
+			found++
+			if _, err := cardQR(b); err != nil {
+				t.Fatalf("a card of %d bytes: %v", len(b), err)
+			}
+		case maxQRCard + 1:
+			found++
+			if _, err := cardQR(b); err == nil {
+				t.Fatalf("a card of %d bytes got a code", len(b))
+			}
+		}
+	}
+	if found != 2 {
+		t.Fatal("no card of the limit's size to test with")
+	}
 }
 
 // The terminal drawing is the code's bitmap, light modules drawn.
