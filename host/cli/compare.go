@@ -39,8 +39,9 @@ func compareCmd(env Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compare STACK.yaml... [--scenario FILE]",
 		Short: "Run one scenario on several stacks, each on a local testnet, and report them side by side",
-		Long: `compare runs the scenario on each stack in turn, --runs times each, on a
-testnet of local hosts (strata testnet), and reports delivery, latency,
+		Long: `compare runs the scenario on every stack, --runs times each (the stacks
+take turns run by run), on a testnet of local hosts (strata testnet), and
+reports delivery, latency,
 convergence, bytes on the wire, CPU and memory per stack, with ratios
 against the first stack. It writes report.json (raw results) and
 report.html (charts) to --out and prints a table. See docs/compare.md.`,

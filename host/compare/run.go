@@ -70,8 +70,8 @@ type Progress struct {
 	Sent, Delivered, Expected int
 }
 
-// Run runs the scenario on every stack, Runs times each, and returns the
-// report. A stack whose testnet does not start, or a run that fails, is
+// Run runs the scenario on every stack, Runs times each, the stacks taking
+// turns run by run, and returns the report. A stack whose testnet does not start, or a run that fails, is
 // reported in StackResult.Error and the comparison goes on; Run returns
 // an error only for bad options or when ctx ends.
 func Run(ctx context.Context, opts Options) (*Report, error) {
@@ -101,17 +101,24 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		Machine:      Machine{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()},
 	}
 	names := stackNames(opts.Stacks)
+	stacks := make([]StackResult, len(opts.Stacks))
+	errs := make([][]string, len(opts.Stacks))
 	for i, path := range opts.Stacks {
-		sr := StackResult{Name: names[i], Config: path}
+		stacks[i] = StackResult{Name: names[i], Config: path}
 		cfg, err := config.Load(config.Sources{File: path})
 		if err != nil {
 			return nil, fmt.Errorf("compare: stack %s: %w", path, err)
 		}
 		for _, key := range cfg.Stack() {
-			sr.Layers = append(sr.Layers, key+"="+cfg.Layers[key].Plugin)
+			stacks[i].Layers = append(stacks[i].Layers, key+"="+cfg.Layers[key].Plugin)
 		}
-		var errs []string
-		for run := 1; run <= opts.Runs; run++ {
+	}
+	// Runs take turns across the stacks (run 1 of every stack, then run 2,
+	// ...), so that a change in the machine's load during the comparison
+	// falls on every stack alike rather than on the last ones.
+	for run := 1; run <= opts.Runs; run++ {
+		for i, path := range opts.Stacks {
+			sr := &stacks[i]
 			r := &runner{opts: opts, stack: path, name: sr.Name, index: i, run: run}
 			res, relays, err := r.do(ctx)
 			if ctx.Err() != nil {
@@ -119,15 +126,17 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 			sr.Relays = relays
 			if err != nil {
-				errs = append(errs, fmt.Sprintf("run %d: %v", run, err))
+				errs[i] = append(errs[i], fmt.Sprintf("run %d: %v", run, err))
 				continue
 			}
 			sr.Runs = append(sr.Runs, res)
 		}
-		sr.Error = strings.Join(errs, "; ")
-		sr.Summary = Summarize(sr.Runs)
-		rep.Stacks = append(rep.Stacks, sr)
 	}
+	for i := range stacks {
+		stacks[i].Error = strings.Join(errs[i], "; ")
+		stacks[i].Summary = Summarize(stacks[i].Runs)
+	}
+	rep.Stacks = stacks
 	return rep, nil
 }
 
