@@ -241,8 +241,9 @@ func TestEpochsAndPKIReload(t *testing.T) {
 	epochs, _ := pki.NewEpochs(2*time.Second, time.Time{}, nil)
 	published := epochs.Current()
 	for i := range 4 {
-		for e := epochs.Current(); e > published; published++ {
-			n.publish(t, published+1)
+		for cur := epochs.Current(); published < cur; {
+			published++
+			n.publish(t, published)
 		}
 		payload := []byte(fmt.Sprintf("round %d", i))
 		alice.lc.HandleBatch(ctx, &commonv1.Batch{Frames: []*commonv1.Frame{{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: bAddr.GetAddress(), Payload: payload}}})

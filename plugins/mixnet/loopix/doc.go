@@ -27,7 +27,10 @@
 // The user payload of a packet is sealed end to end to the recipient's
 // X25519 key (Seal), so the recipient's provider, the only relay that sees
 // the payload, stores ciphertext; messages longer than one packet are
-// fragmented and reassembled with bounded buffers (Reassembler).
+// fragmented and reassembled with bounded buffers (Reassembler). Every
+// packet to a mailbox carries a SURB back to its sender, on which the
+// recipient acknowledges each fragment without learning where it leads;
+// fragments not acknowledged in time are sent again.
 //
 // Link frames between a client and its provider and between relays are
 // defined in wire.go; every decoder returns errors and has a fuzz target.
