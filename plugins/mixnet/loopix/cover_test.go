@@ -102,3 +102,46 @@ func TestCoverTrafficHidesSending(t *testing.T) {
 		t.Errorf("the test does not see a doubled λP: p = %.4f", p)
 	}
 }
+
+// TestPullAnswersLookAlike: whether the mailbox is empty or holds more
+// than a pull returns, every pull is answered with the same number of
+// frames of the same size (4 in the simulation), so an observer of the
+// client's link learns nothing from the answers.
+func TestPullAnswersLookAlike(t *testing.T) {
+	s := newSim(t, simOptions{seed: 17, rates: loopix.Rates{LambdaP: 4, Mu: 10}})
+	_, ca := s.addClient("alice", "provider-0")
+	_, cb := s.addClient("bob", "provider-1")
+	s.run(3 * time.Second)
+	s.nodes["bob"].offline = true
+	for i := range 6 { // more than one pull's worth
+		if err := ca.Send(cb.Address(), &loopix.Message{Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.run(30 * time.Second)
+	s.nodes["bob"].offline = false
+	s.run(20 * time.Second)
+	answers := map[time.Time][]int{} // pull answers by the instant they were sent
+	for _, l := range s.links {
+		if l.from == "provider-1" && l.to == "bob" {
+			answers[l.at] = append(answers[l.at], l.size)
+		}
+	}
+	if cb.Counters().EntriesIn.Load() < 6 || len(answers) < 5 {
+		t.Fatalf("bob took %d entries in %d pulls", cb.Counters().EntriesIn.Load(), len(answers))
+	}
+	var size int
+	for at, sizes := range answers {
+		if len(sizes) != 4 {
+			t.Fatalf("the pull answered at %v has %d frames", at, len(sizes))
+		}
+		for _, n := range sizes {
+			if size == 0 {
+				size = n
+			}
+			if n != size {
+				t.Fatalf("pull answer frames of %d and %d bytes", size, n)
+			}
+		}
+	}
+}
