@@ -44,10 +44,11 @@ waits up to --wait for it to write one, so that it can follow a "strata run
 
 On a terminal wide enough for it, export also prints the card as a QR code
 (--qr=false leaves it out; --qr prints it anyway, into a pipe too), and
---png FILE writes the QR code as a PNG image. The QR code holds the card in its QR form (STRATA:CARD:
-and base32, see docs/chat.md), which contact import takes like the text
-form. A card with a post-quantum prekey bundle makes a large code (about
-180 modules a side): the terminal must be that wide, or use the PNG.`,
+--png FILE writes the QR code as a PNG image. The QR code holds the card
+in its QR form (STRATA:CARD: and base32, see docs/chat.md), which contact
+import takes like the text form. A card with a post-quantum prekey bundle
+makes a large code (about 180 modules a side): the terminal must be that
+wide, or use the PNG.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := exportFlags.load(env)
