@@ -57,6 +57,7 @@ type Config struct {
 
 	MaxQueue          int64         `json:"max_queue" default:"20000" min:"1" max:"100000000" desc:"mix, provider: packets held for their delay at once"`
 	MaxDelay          time.Duration `json:"max_delay" default:"1m" min:"1ms" max:"24h" desc:"mix, provider: longest per-hop delay accepted"`
+	MaxLateness       time.Duration `json:"max_lateness" default:"10s" min:"0s" max:"24h" desc:"mix, provider: a packet sent more than this after its due time is dropped instead (the relay could not keep up); 0 never drops"`
 	ClientRate        *float64      `json:"client_rate" min:"0.001" max:"1000000" desc:"provider: packets per second one client may inject; default: 4 × (λP + λL + λD)"`
 	ClientBurst       int64         `json:"client_burst" default:"50" min:"1" max:"1000000" desc:"provider: packets a client may inject at once before client_rate applies"`
 	MaxClients        int64         `json:"max_clients" default:"10000" min:"1" max:"10000000" desc:"provider: registered mailboxes"`

@@ -233,7 +233,7 @@ func (l *Layer) build(ctx context.Context) error {
 		return fmt.Errorf("mixnet: replay store: %w", err)
 	}
 	l.closers = append(l.closers, rs)
-	rc := loopix.RelayConfig{Common: common, Self: self.ID, Keys: l.chain, Replay: rs, MaxQueue: int(cfg.MaxQueue), MaxDelay: cfg.MaxDelay}
+	rc := loopix.RelayConfig{Common: common, Self: self.ID, Keys: l.chain, Replay: rs, MaxQueue: int(cfg.MaxQueue), MaxDelay: cfg.MaxDelay, MaxLateness: cfg.MaxLateness}
 	if cfg.Role == RoleMix {
 		m, err := loopix.NewMix(ctx, rc, dir, now)
 		if err != nil {

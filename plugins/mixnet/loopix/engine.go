@@ -151,4 +151,5 @@ type Counters struct {
 	Unacked            sdk.Drop `drop:"unacked"`
 	UnknownSURB        sdk.Drop `drop:"unknown_surb"`
 	BadSURB            sdk.Drop `drop:"bad_surb"`
+	Late               sdk.Drop `drop:"late"`
 }

@@ -85,7 +85,8 @@ func TestReplayStateSurvivesRestart(t *testing.T) {
 }
 
 // TestMixQueueBound: a mix holds at most MaxQueue packets for their
-// delays; more are dropped and counted.
+// delays, and sends none more than MaxLateness after its due time; the
+// rest is dropped and counted.
 func TestMixQueueBound(t *testing.T) {
 	s := newSim(t, simOptions{seed: 15, rates: loopix.Rates{LambdaP: 1, Mu: 10}})
 	m := s.member("mix-0-0")
@@ -107,5 +108,18 @@ func TestMixQueueBound(t *testing.T) {
 	mix.Tick(ctx, s.now.Add(time.Second))
 	if out := mix.Ready().Out; len(out) != 3 || out[0].To != "mix-1-0" {
 		t.Fatalf("%d packets out after the delay", len(out))
+	}
+
+	// A relay that ticks too late drops what overstayed.
+	late, err := loopix.NewMix(ctx, loopix.RelayConfig{Common: s.common(), Self: m.Descriptor.NodeID(), Keys: keys, Replay: &memReplay{}, MaxQueue: 3, MaxDelay: time.Minute, MaxLateness: time.Second}, s.dir, s.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []uint32{100, 5000} {
+		late.Handle(ctx, s.now, "provider-0", s.rawPacket(simEpoch, []string{"mix-0-0", "mix-1-0"}, []sphinx.Commands{delay(d), {sphinx.Recipient{}}}))
+	}
+	late.Tick(ctx, s.now.Add(5500*time.Millisecond)) // 5.4 s late for the first, 0.5 s for the second
+	if out, c := late.Ready().Out, late.Counters(); len(out) != 1 || c.Late.Load() != 1 {
+		t.Fatalf("%d sent, %d dropped late; want 1 and 1", len(out), c.Late.Load())
 	}
 }

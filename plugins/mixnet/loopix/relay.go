@@ -27,6 +27,10 @@ type RelayConfig struct {
 	// MaxDelay is the longest per-hop delay accepted; packets asking for
 	// more are dropped (a sender can otherwise park packets for days).
 	MaxDelay time.Duration
+	// MaxLateness, if positive, drops a packet whose send comes more than
+	// this after its due time (the relay could not keep up: Katzenpost
+	// drops packets that overstayed their delay).
+	MaxLateness time.Duration
 }
 
 // relay is what mixes and providers share: epoch keys, unwrapping, the
@@ -203,6 +207,10 @@ func (r *relay) tick(ctx context.Context, now time.Time) {
 	}
 	for r.queue.Len() > 0 && !r.queue[0].due.After(now) {
 		q := heap.Pop(&r.queue).(*queued)
+		if r.cfg.MaxLateness > 0 && now.Sub(q.due) > r.cfg.MaxLateness {
+			r.c.Late.Inc()
+			continue
+		}
 		r.out = append(r.out, Output{To: q.to, Frame: q.frame})
 		r.c.PacketsOut.Inc()
 		r.c.Forwarded.Inc()
