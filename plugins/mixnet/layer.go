@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -337,7 +338,8 @@ func (l *Layer) display() string {
 // owns the state machine (a full queue slows the host: back-pressure).
 func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 	select {
-	case l.inputs <- &commonv1.Batch{Frames: b.GetFrames(), Events: b.GetEvents()}:
+	// The frames are the layer's, the batch's slices are not: copy them.
+	case l.inputs <- &commonv1.Batch{Frames: slices.Clone(b.GetFrames()), Events: slices.Clone(b.GetEvents())}:
 	case <-ctx.Done():
 	}
 }
