@@ -30,13 +30,16 @@ import (
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/plugins"
+	"github.com/strata-msg/strata/plugins/mixnet"
 )
 
-// AutoRelays as Options.Relays runs one relay when the stack's privacy
-// layer provides sdk.CapRelayed (its messages travel through relays of
-// its own, such as whisper's), and none otherwise. The layer is asked: its
-// plugin binary is described, checked against the lock as a node checks
-// it, or looked up in Options.Catalog when it runs in process.
+// AutoRelays as Options.Relays runs the relays the stack's privacy layer
+// needs: for the mixnet layer, a whole mixnet (Options.Mixnet: mixes in
+// layers and providers, with their PKI document); one relay when the layer
+// provides sdk.CapRelayed (its messages travel through relays of its own,
+// such as whisper's); none otherwise. The layer is asked: its plugin
+// binary is described, checked against the lock as a node checks it, or
+// looked up in Options.Catalog when it runs in process.
 const AutoRelays = -1
 
 // Defaults of Options.
@@ -58,11 +61,12 @@ type Options struct {
 	// ...
 	Nodes int
 	// Relays is the number of relays (named r0, r1, ...), or AutoRelays:
-	// one when the stack's privacy layer provides sdk.CapRelayed, else
-	// none. A
-	// relay runs the stack's p2p and privacy layers only; every client
-	// keeps a connection to every relay, and each relay to the relays
-	// before it.
+	// for a mixnet stack its mixes and providers (named mix-<layer>-<i>
+	// and provider-<i>), else one when the stack's privacy layer provides
+	// sdk.CapRelayed, else none. A relay runs the stack's p2p and privacy
+	// layers only; every client keeps a connection to every relay, and
+	// each relay to the relays before it. In a mixnet each node keeps a
+	// connection to the relays it sends to instead (docs/testnet.md).
 	Relays int
 	// Dir is where the nodes' configs (<name>.yaml), data directories
 	// (<name>/) and, without Log, logs (<name>.log) go. Required; the
@@ -103,6 +107,10 @@ type Options struct {
 	// StopTimeout is how long a node may take to stop after SIGTERM before
 	// it is killed (DefaultStopTimeout when 0).
 	StopTimeout time.Duration
+	// Mixnet shapes the mixnet built for a stack whose privacy layer is
+	// mixnet, when Relays is AutoRelays (docs/testnet.md); zero fields
+	// take the defaults.
+	Mixnet MixnetOptions
 }
 
 // Net is a running testnet.
@@ -116,7 +124,9 @@ type Net struct {
 	clients []*Member
 	relays  []*Member
 	byName  map[string]*Member
-	logMu   sync.Mutex // serialises lines written to Options.Log
+	mix     *mixNetwork       // the mixnet, for a mixnet stack
+	mixAt   map[*Member]relay // each mixnet node's relay (a client's: its provider)
+	logMu   sync.Mutex        // serialises lines written to Options.Log
 
 	mu        sync.Mutex
 	closed    bool
@@ -172,23 +182,53 @@ func Start(ctx context.Context, opts Options) (*Net, error) {
 		return nil, fmt.Errorf("testnet: Binary %s is not an executable file", binary)
 	}
 	relays := opts.Relays
+	var mix *mixNetwork
 	if relays == AutoRelays {
 		relays = 0
-		if need, err := NeedsRelays(ctx, st.path, opts.Catalog, opts.AllowUnverified); err != nil {
+		info, err := describePrivacy(ctx, st.path, opts.Catalog, opts.AllowUnverified)
+		if err != nil {
 			return nil, err
-		} else if need {
+		}
+		switch {
+		case info.GetName() == mixnet.Name:
+			// Its relays are the mixnet's mixes and providers.
+			if mix, err = planMixnet(st, dir, opts.Mixnet); err != nil {
+				return nil, err
+			}
+		case plugins.Provides(info, sdk.CapRelayed):
 			relays = 1
 		}
 	}
-	n := &Net{opts: opts, stack: st, dir: dir, binary: binary, env: hostEnviron(os.Environ()), byName: map[string]*Member{}}
+	n := &Net{opts: opts, stack: st, dir: dir, binary: binary, env: hostEnviron(os.Environ()), byName: map[string]*Member{}, mix: mix, mixAt: map[*Member]relay{}}
 	for i := range relays {
 		if _, err := n.add(fmt.Sprintf("r%d", i), RoleRelay, relaySet); err != nil {
 			return nil, err
 		}
 	}
+	var stages [][]*Member
+	if mix != nil {
+		for _, rs := range mix.stages() {
+			var stage []*Member
+			for _, r := range rs {
+				m, err := n.add(r.Name, RoleRelay, relaySet)
+				if err != nil {
+					return nil, err
+				}
+				n.mixAt[m] = r
+				stage = append(stage, m)
+			}
+			stages = append(stages, stage)
+		}
+	}
 	for i := range opts.Nodes {
-		if _, err := n.add(fmt.Sprintf("n%d", i), RoleClient, opts.Set); err != nil {
+		m, err := n.add(fmt.Sprintf("n%d", i), RoleClient, opts.Set)
+		if err != nil {
 			return nil, err
+		}
+		if mix != nil {
+			// Clients spread over the providers.
+			ps := mix.providers()
+			n.mixAt[m] = ps[i%len(ps)]
 		}
 	}
 	n.spawner = newSpawner()
@@ -202,14 +242,29 @@ func Start(ctx context.Context, opts Options) (*Net, error) {
 		return nil, err
 	}
 	var cards []string
-	for _, r := range n.relays {
-		if err := n.configure(r, cards); err != nil {
-			return fail(err)
+	if mix != nil {
+		// Every mixnet node knows from the start the relays it dials; a
+		// stage starts once those it dials are up.
+		for _, stage := range stages {
+			for _, r := range stage {
+				if err := n.configure(r, nil); err != nil {
+					return fail(err)
+				}
+			}
+			if err := n.parallel(ctx, stage, func(ctx context.Context, m *Member) error { return m.Start(ctx) }); err != nil {
+				return fail(err)
+			}
 		}
-		if err := r.Start(ctx); err != nil {
-			return fail(err)
+	} else {
+		for _, r := range n.relays {
+			if err := n.configure(r, cards); err != nil {
+				return fail(err)
+			}
+			if err := r.Start(ctx); err != nil {
+				return fail(err)
+			}
+			cards = append(cards, r.Card())
 		}
-		cards = append(cards, r.Card())
 	}
 	for _, c := range n.clients {
 		if err := n.configure(c, cards); err != nil {
@@ -273,6 +328,9 @@ func (n *Net) configure(m *Member, peers []string) error {
 		faults = n.opts.Faults
 	}
 	tree := n.stack.nodeConfig(m.Name, m.Role, m.Dir, peers, faults)
+	if n.mix != nil {
+		n.mixConfig(m, tree)
+	}
 	if err := writeConfig(m.ConfigPath, n.stack.path, m.Name, m.Role, tree); err != nil {
 		return err
 	}
@@ -473,14 +531,24 @@ func (n *Net) closeLogs() {
 // sdk.CapRelayed. allowUnverified lets a binary without a recorded
 // checksum be described, as `strata run --allow-unverified` would run it.
 func NeedsRelays(ctx context.Context, path string, catalog plugins.Catalog, allowUnverified bool) (bool, error) {
+	info, err := describePrivacy(ctx, path, catalog, allowUnverified)
+	if err != nil {
+		return false, err
+	}
+	return plugins.Provides(info, sdk.CapRelayed), nil
+}
+
+// describePrivacy asks the privacy layer of the stack config at path what
+// it is (its PluginInfo), as a node would find it.
+func describePrivacy(ctx context.Context, path string, catalog plugins.Catalog, allowUnverified bool) (*commonv1.PluginInfo, error) {
 	cfg, err := config.Load(config.Sources{File: path})
 	if err != nil {
-		return false, fmt.Errorf("testnet: stack %s: %w", path, err)
+		return nil, fmt.Errorf("testnet: stack %s: %w", path, err)
 	}
 	cfg.Plugins.AllowUnverified = cfg.Plugins.AllowUnverified || allowUnverified
 	info, err := plugins.DescribeLayer(ctx, cfg, catalog, "privacy", commonv1.LayerKind_LAYER_KIND_PRIVACY)
 	if err != nil {
-		return false, fmt.Errorf("testnet: does the privacy layer need relays? %w", err)
+		return nil, fmt.Errorf("testnet: does the privacy layer need relays? %w", err)
 	}
-	return plugins.Provides(info, sdk.CapRelayed), nil
+	return info, nil
 }
