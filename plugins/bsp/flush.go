@@ -53,6 +53,7 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 				acks = append(acks, id)
 			}
 			clear(p.owed)
+			p.ackNow = false
 			w.ids(wire.Ack, acks)
 			n.c.acksSent.Add(uint64(len(acks)))
 			// REQUESTs of offered ids (Briar requests each once; a lost
@@ -189,8 +190,10 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 	return out, ups, more, next
 }
 
-// holdLazy reports whether the records due to p are all lazy (ACKs and
-// relayed OFFERs) and may wait for other records to p, and until when
+// holdLazy reports whether the records due to p are all lazy (relayed
+// OFFERs, and ACKs that answer offers or tell of a repair; an ACK of a
+// MESSAGE is urgent, see owe) and may wait for other records to p, and
+// until when
 // (Config.BatchRelays): they wait at most half p's latency (half
 // min_latency before one is observed) from the first flush that found
 // them, so that acks come well before the sender's retransmission (after
@@ -201,7 +204,7 @@ func (n *node) holdLazy(g *group, p *peer, repairs []dueRepair, now int64) (unti
 	if !n.cfg.BatchRelays {
 		return 0, false
 	}
-	urgent := n.hello || len(g.ephOut) > 0 ||
+	urgent := n.hello || p.ackNow || len(g.ephOut) > 0 ||
 		(n.cfg.Keepalive > 0 && now-n.lastSent[string(p.key)] >= n.cfg.Keepalive.Milliseconds())
 	for id := range p.offered {
 		urgent = urgent || g.msgs[id] == nil

@@ -31,12 +31,17 @@ func FuzzBody(f *testing.F) {
 // FuzzNode drives three nodes over the manual-clock network with
 // operations read from the input: sends (with parents), steps of the
 // clock, lost links, crashes and restarts, hosts that hold back their
-// acks, replays of earlier frames, and arbitrary bytes injected as frames
-// from a member. testNet.take fails on a delivery after the host's ack
-// and on a delivery before a parent. At the end the links heal, every
-// host acks, and every message an honest node sent must reach the other
-// two; the levels the config bounds stay within them.
+// acks, replays of earlier frames, arbitrary bytes injected as frames
+// from a member, and hosts whose validator rejects some deliveries or
+// defers them to the last message sent (the validator hook). testNet.take
+// fails on a delivery after the host's ack and on a delivery before a
+// parent. At the end the links heal, every host acks, and every message
+// an honest node sent must reach the other two, or be invalid there (its
+// host rejected it or something it depends on); the levels the config
+// bounds stay within them, and the pending count is the pending messages.
 func FuzzNode(f *testing.F) {
+	f.Add([]byte{9, 1, 100, 0, 0, 0, 1, 0, 0, 1, 0, 0, 2, 0, 3, 2, 0, 9, 2, 1, 0})
+	f.Add([]byte{9, 1, 254, 3, 0, 1, 3, 2, 1, 3, 2, 0, 0, 0, 2, 0, 0, 1, 0, 2, 2, 0, 0, 1, 3, 0, 1, 2, 0, 7, 9, 9, 9, 9, 9, 9, 9, 9})
 	f.Add([]byte{0, 0, 1, 5, 0, 1, 1, 9, 2, 1, 1, 3})
 	f.Add([]byte{3, 1, 0, 0, 0, 0, 1, 4, 2, 0, 1, 20, 3, 1, 1, 20})
 	f.Add([]byte{6, 1, 0, 2, 1, 2, 2, 1, 0, 1, 5, 1, 7})
@@ -70,7 +75,7 @@ func fuzzNodeBody(t *testing.T, ops []byte) {
 			return b
 		}
 		for i := 0; len(ops) > 0; i++ {
-			op, x := next()%9, names[int(next())%3]
+			op, x := next()%10, names[int(next())%3]
 			switch op {
 			case 0, 1: // send, with the sender's last message as parent on 1
 				var parents []wire.ID
@@ -121,10 +126,35 @@ func fuzzNodeBody(t *testing.T, ops []byte) {
 					junk = append(junk, next())
 				}
 				tn.deliver(x, y, junk)
+			case 9: // the host's validator: accepts all, rejects some, or defers some
+				nd, k := tn.nodes[x], next()
+				switch k % 3 {
+				case 0:
+					nd.verdict = nil
+				case 1:
+					nd.verdict = func(d delivery) (string, []wire.ID) {
+						if d.id[0] < k {
+							return "fuzz", nil
+						}
+						return "", nil
+					}
+				case 2:
+					nd.verdict = func(d delivery) (string, []wire.ID) {
+						if len(sent) == 0 || d.id[0] >= k {
+							return "", nil
+						}
+						dep := sent[len(sent)-1]
+						if m := nd.n.groups[string(testGroup)].msgs[dep]; m != nil && m.state != stPending {
+							return "", nil // met already: accepted
+						}
+						return "", []wire.ID{dep}
+					}
+				}
 			}
 		}
 		clear(down)
 		for _, name := range names {
+			tn.nodes[name].verdict = nil
 			tn.nodes[name].holdAcks = false
 			tn.crash(name) // what was held back goes up again, and is acked
 		}
@@ -132,7 +162,9 @@ func fuzzNodeBody(t *testing.T, ops []byte) {
 			for _, id := range sent {
 				for _, name := range names {
 					nd := tn.nodes[name]
-					if m := nd.n.groups[string(testGroup)].msgs[id]; (m == nil || !m.own) && !tn.has(name, id) {
+					// Delivered, or invalid here (its host rejected it or
+					// a message it depends on, or deferred it into a cycle).
+					if m := nd.n.groups[string(testGroup)].msgs[id]; (m == nil || !m.own) && !tn.has(name, id) && (m == nil || m.state != stInvalid) {
 						return false
 					}
 				}
@@ -144,6 +176,15 @@ func fuzzNodeBody(t *testing.T, ops []byte) {
 			g := n.groups[string(testGroup)]
 			if g.pending > cfg.MaxPending {
 				t.Fatalf("%s: %d pending", name, g.pending)
+			}
+			pending := 0
+			for _, m := range g.msgs {
+				if m.state == stPending {
+					pending++
+				}
+			}
+			if pending != g.pending {
+				t.Fatalf("%s: %d messages pending, counted %d", name, pending, g.pending)
 			}
 			for _, p := range g.peers {
 				if len(p.offered) > cfg.MaxOffered {

@@ -101,6 +101,9 @@ type peer struct {
 	// lazySince is when a flush first held back lazy records for it
 	// (holdLazy); 0: none held.
 	lazySince int64
+	// ackNow: an ACK owed to it answers a MESSAGE (owe), so the next
+	// flush sends what is owed at once. In memory only.
+	ackNow bool
 }
 
 // want is a missing dependency this node asks for (gap repair).
@@ -657,8 +660,12 @@ func (n *node) dirtyStatusOf(g *group, p *peer, id wire.ID) {
 	n.dirtyStatus[statusKey{g, p, id}] = struct{}{}
 }
 
-// owe records that an ACK of id is owed to p.
-func (n *node) owe(g *group, p *peer, id wire.ID) {
+// owe records that an ACK of id is owed to p. An urgent one answers a
+// MESSAGE record, whose sender's retransmission waits for it; the others
+// (answers to offers, news of a repair) may wait for other records to p
+// (Config.BatchRelays).
+func (n *node) owe(g *group, p *peer, id wire.ID, urgent bool) {
+	p.ackNow = p.ackNow || urgent
 	if st := p.status[id]; st != nil {
 		if !st.ack {
 			st.ack = true

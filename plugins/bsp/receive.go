@@ -116,7 +116,7 @@ func (n *node) onOffer(g *group, p *peer, ids []wire.ID, now int64) {
 		if m := g.msgs[id]; m != nil {
 			// An offer of a message held here is acked (§2.8).
 			n.markSeen(g, p, m, now)
-			n.owe(g, p, id)
+			n.owe(g, p, id, false)
 			continue
 		}
 		if _, eph := g.ephSeen[id]; eph {
@@ -179,7 +179,7 @@ func (n *node) onMessage(g *group, p *peer, rm wire.RawMessage, trace uint64, no
 	if m := g.msgs[id]; m != nil {
 		n.c.duplicates.Inc()
 		n.markSeen(g, p, m, now)
-		n.owe(g, p, id)
+		n.owe(g, p, id, true)
 		return out
 	}
 	if _, eph := g.ephSeen[id]; eph {
@@ -200,7 +200,7 @@ func (n *node) onMessage(g *group, p *peer, rm wire.RawMessage, trace uint64, no
 		// Beyond the history window (Config.History): acknowledged, so that
 		// its sender stops, and neither kept nor delivered.
 		n.c.tooOld.Inc()
-		n.owe(g, p, id)
+		n.owe(g, p, id, true)
 		return out
 	}
 	m := &message{id: id, ts: rm.Timestamp, raw: raw, b: b, sender: bytes.Clone(p.key), trace: trace, receivedMS: now, state: stPending}
@@ -209,7 +209,7 @@ func (n *node) onMessage(g *group, p *peer, rm wire.RawMessage, trace uint64, no
 		m.state, m.raw, m.b = stInvalid, nil, body{}
 		g.msgs[id] = m
 		n.dirtyMsgs[m] = g
-		n.owe(g, p, id)
+		n.owe(g, p, id, true)
 		if n.log != nil {
 			n.log.Debug("invalid message", "id", fmt.Sprintf("%x", id[:4]), "error", err)
 		}
@@ -225,13 +225,18 @@ func (n *node) onMessage(g *group, p *peer, rm wire.RawMessage, trace uint64, no
 			invalid = true
 		}
 	}
+	// A deferral (verdict.go) may have made a pending message wait for
+	// this one, which depends on it in turn: a cycle that would leave both
+	// pending for ever. This one is invalid, and so, through
+	// invalidateDependants, is the deferred one.
+	invalid = invalid || (m.missing > 0 && n.closesCycle(g, b.parents, id))
 	if m.missing > 0 && !invalid && g.pending >= n.cfg.MaxPending {
 		n.c.pendingFull.Inc()
 		return out // not acknowledged: its sender tries again later
 	}
 	g.msgs[id] = m
 	n.dirtyMsgs[m] = g
-	n.owe(g, p, id)
+	n.owe(g, p, id, true)
 	if invalid {
 		n.c.invalid.Inc()
 		m.state, m.raw, m.b = stInvalid, nil, body{}
@@ -340,7 +345,7 @@ func (n *node) deliver(g *group, m *message, out []delivery) []delivery {
 			// answers they hold back are not sent (onRequest).
 			for q := range w.asked {
 				if !bytes.Equal(q.key, m.sender) && g.byKey[string(q.key)] == q {
-					n.owe(g, q, m.id)
+					n.owe(g, q, m.id, false)
 				}
 			}
 		}

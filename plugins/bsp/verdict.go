@@ -25,7 +25,9 @@ import (
 //   - deferred: the message goes back to pending, not offered nor
 //     relayed, until each named dependency is delivered here (missing
 //     ones are repaired as missing parents are); it is then delivered
-//     again. A dependency that is or becomes invalid makes it invalid.
+//     again. A dependency that is or becomes invalid makes it invalid,
+//     and so does one that depends on the message itself (a cycle,
+//     closesCycle), whether it is here already or comes later.
 
 // verdicts is one Ack's verdicts, decoded.
 type verdicts struct {
@@ -208,6 +210,9 @@ func (n *node) deferTo(g *group, m *message, deps []wire.ID, out []delivery) []d
 	n.dirtyMsgs[m] = g
 	var wait []wire.ID
 	for _, d := range deps {
+		if d == m.id {
+			continue // decodeVerdicts drops these too
+		}
 		pm := g.msgs[d]
 		switch {
 		case pm != nil && pm.state == stInvalid:
@@ -220,6 +225,13 @@ func (n *node) deferTo(g *group, m *message, deps []wire.ID, out []delivery) []d
 	if len(wait) == 0 {
 		return n.deliver(g, m, out)
 	}
+	if n.closesCycle(g, wait, m.id) {
+		// A dependency waits, through pending messages, for m itself: the
+		// host named a message that depends on m. m could never be
+		// delivered.
+		n.reject(g, m)
+		return out
+	}
 	m.state = stPending
 	m.missing = len(wait)
 	g.pending++
@@ -231,6 +243,30 @@ func (n *node) deferTo(g *group, m *message, deps []wire.ID, out []delivery) []d
 		}
 	}
 	return out
+}
+
+// closesCycle reports whether target is among the dependencies, followed
+// through pending messages, of the messages start names: making target
+// wait for them would close a cycle. It visits each pending message once
+// (at most max_pending). n.mu is held.
+func (n *node) closesCycle(g *group, start []wire.ID, target wire.ID) bool {
+	seen := map[wire.ID]bool{}
+	stack := append([]wire.ID(nil), start...)
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if id == target {
+			return true
+		}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if m := g.msgs[id]; m != nil && m.state == stPending {
+			stack = append(stack, m.deps()...)
+		}
+	}
+	return false
 }
 
 // deps are the dependencies m waits for: its parents and the host's.

@@ -170,4 +170,42 @@ func TestHostDefer(t *testing.T) {
 	if st := gb.msgs[y].state; st != stInvalid {
 		t.Fatalf("a message deferred to an invalid one is in state %d, want invalid", st)
 	}
+
+	// A deferral to the message's own child, which comes later: a cycle.
+	// Both are invalid when the child comes, and nothing stays pending.
+	tn.drop = func(from, to string, _ []byte) bool { return to == "b" }
+	p := tn.send("a", "p")
+	c := tn.send("a", "c", p)
+	tn.drop = nil
+	rp := wire.RawMessage{Group: ga.bsp, Timestamp: ga.msgs[p].ts, Body: ga.msgs[p].raw}
+	tn.deliver("a", "b", wire.AppendMessage(wire.AppendVersions(nil, 0), rp))
+	if !tn.has("b", p) {
+		t.Fatal("p not delivered")
+	}
+	v = verdicts{rejected: map[wire.ID]string{}, deferred: map[wire.ID][]wire.ID{p: {c}}}
+	if _, err := b.n.hostAck(t.Context(), testGroup, nil, v); err != nil {
+		t.Fatal(err)
+	}
+	if st := gb.msgs[p].state; st != stPending {
+		t.Fatalf("p in state %d, want pending on its child", st)
+	}
+	b.holdAcks = false
+	tn.run(10*time.Millisecond, 5*time.Second, func() bool { return gb.msgs[c] != nil })
+	if gb.msgs[p].state != stInvalid || gb.msgs[c].state != stInvalid || gb.pending != 0 {
+		t.Fatalf("after the cycle closed: p %d, c %d, %d pending", gb.msgs[p].state, gb.msgs[c].state, gb.pending)
+	}
+	// A deferral to a message delivered already is met at once: the
+	// message is delivered again.
+	q := tn.send("a", "q")
+	tn.run(10*time.Millisecond, 5*time.Second, func() bool { return tn.has("b", q) })
+	b.holdAcks = true
+	r := tn.send("a", "r")
+	tn.run(10*time.Millisecond, 5*time.Second, func() bool { return tn.has("b", r) })
+	v = verdicts{rejected: map[wire.ID]string{}, deferred: map[wire.ID][]wire.ID{r: {q}}}
+	if _, err := b.n.hostAck(t.Context(), testGroup, nil, v); err != nil {
+		t.Fatal(err)
+	}
+	if st := gb.msgs[r].state; st != stDelivered {
+		t.Fatalf("r deferred to a delivered message: state %d, want delivered again", st)
+	}
 }
