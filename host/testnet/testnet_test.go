@@ -64,7 +64,12 @@ func conversation(t *testing.T, ctx context.Context, id []byte, ms ...*testnet.M
 // await subscribes to m's conversation and returns the first message with
 // the payload want.
 func await(ctx context.Context, m *testnet.Member, conv []byte, want string) (*appv1.Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return awaitFor(ctx, m, conv, want, 30*time.Second)
+}
+
+// awaitFor is await with a bound of d.
+func awaitFor(ctx context.Context, m *testnet.Member, conv []byte, want string, d time.Duration) (*appv1.Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	stream, err := m.Client().Subscribe(ctx, &appv1.SubscribeRequest{Conversation: conv})
 	if err != nil {
