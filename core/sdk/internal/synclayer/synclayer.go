@@ -565,10 +565,14 @@ func (l *Layer) State(_ context.Context, req *syncv1.StateRequest) (*syncv1.Stat
 }
 
 // Ack implements syncv1.ControlServer: the host has stored these delivered
-// messages, which are never delivered again. It returns once that is
-// durable. Ids that are unknown, not delivered yet or already acknowledged,
-// ids of this node's own or of ephemeral messages, and a group that is not
-// set are ignored.
+// messages, or rejected them (AckRequest.rejected, which acknowledges as
+// message_ids does), and they are never delivered again. It returns once
+// that is durable. The fixture relays nothing, so it never passes a
+// rejected message on; it has no validity states (no
+// syncv1.CapValidity), and a deferred message stays unacknowledged. Ids
+// that are unknown, not delivered yet or already acknowledged, ids of this
+// node's own or of ephemeral messages, and a group that is not set are
+// ignored.
 func (l *Layer) Ack(_ context.Context, req *syncv1.AckRequest) (*syncv1.AckResponse, error) {
 	if len(req.GetGroup()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "no group")
@@ -582,8 +586,12 @@ func (l *Layer) Ack(_ context.Context, req *syncv1.AckRequest) (*syncv1.AckRespo
 	if g == nil {
 		return &syncv1.AckResponse{}, nil
 	}
+	ids := append([][]byte(nil), req.GetMessageIds()...)
+	for _, r := range req.GetRejected() {
+		ids = append(ids, r.GetMessageId())
+	}
 	acked := false
-	for _, raw := range req.GetMessageIds() {
+	for _, raw := range ids {
 		if len(raw) != len(ID{}) {
 			continue
 		}
