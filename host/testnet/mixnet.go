@@ -45,6 +45,9 @@ const (
 	// for the epoch the testnet starts in, with keys for two more, so a
 	// testnet runs for two to three epochs.
 	DefaultEpochPeriod = time.Hour
+	// testAckTimeout is every client's ack_timeout unless the stack sets
+	// it.
+	testAckTimeout = "5s"
 	// defaultReplayTags sizes a relay's replay filter (360 KB per epoch
 	// instead of the plugin's 7.2 MB): 100,000 packets an epoch.
 	defaultReplayTags = 100000
@@ -245,6 +248,10 @@ func (mn *mixNetwork) privacyConfig(own map[string]any, self relay, client bool)
 	}
 	if client {
 		defaults["pull_interval"] = mn.PullInterval
+		// A round trip takes about 2/λP + 8/μ + a pull interval, half a
+		// second at the test rates, not the minute the plugin's
+		// default allows for.
+		defaults["ack_timeout"] = testAckTimeout
 	} else {
 		defaults["replay_expected_tags"] = defaultReplayTags
 		defaults["durability"] = "normal"

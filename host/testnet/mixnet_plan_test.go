@@ -146,7 +146,7 @@ func TestPlanMixnet(t *testing.T) {
 			clientCfg := map[string]any{}
 			prov := mn.providers()[1]
 			mn.privacyConfig(clientCfg, prov, true)
-			for k, want := range map[string]any{"role": mixnet.RoleClient, "provider": prov.Name, "pull_interval": "200ms"} {
+			for k, want := range map[string]any{"role": mixnet.RoleClient, "provider": prov.Name, "pull_interval": "200ms", "ack_timeout": "5s"} {
 				if clientCfg[k] != want {
 					t.Errorf("client %s = %v; want %v", k, clientCfg[k], want)
 				}
