@@ -2,8 +2,12 @@
 // `strata run` process per node, each with its own generated config, data
 // directory and messaging API socket, all on one stack config. Relays (p2p
 // and privacy only) start first; clients get the relays' cards as
-// node.peers. Start returns once every node's API answers and every layer
-// runs; Close stops every node and checks that no process is left.
+// node.peers. For a stack whose privacy layer is mixnet, the relays are a
+// whole mixnet instead: mixes in layers and providers, with their keys and
+// a signed PKI document generated in Dir, each node kept connected to the
+// relays it sends to (MixnetOptions). Start returns once every node's API
+// answers and every layer runs; Close stops every node and checks that no
+// process is left.
 //
 //	net, err := testnet.Start(ctx, testnet.Options{Stack: "configs/libp2p-none-dr-mvds.yaml", Nodes: 3, Relays: testnet.AutoRelays, Dir: dir})
 //	if err != nil { ... }
