@@ -48,9 +48,11 @@ const (
 	// testAckTimeout is every client's ack_timeout unless the stack sets
 	// it.
 	testAckTimeout = "5s"
-	// defaultReplayTags sizes a relay's replay filter (360 KB per epoch
-	// instead of the plugin's 7.2 MB): 100,000 packets an epoch.
-	defaultReplayTags = 100000
+	// minReplayTags is the smallest replay filter a relay gets (360 KB
+	// an epoch; the plugin's default is 7.2 MB for 2 million packets).
+	minReplayTags = 100000
+	// maxReplayTags is the plugin's bound of replay_expected_tags.
+	maxReplayTags = 1000000000
 )
 
 // mixnetDir is the folder, in the testnet's directory, of the mixnet's
@@ -112,12 +114,14 @@ type mixNetwork struct {
 	Overlay     string   `json:"overlay"`
 	Layers      int      `json:"layers"`
 	// EpochPeriod is in seconds, GenesisUnix in Unix seconds.
-	EpochPeriod  int64   `json:"epoch_period_s"`
-	GenesisUnix  int64   `json:"genesis_unix"`
-	Epoch        uint64  `json:"epoch"`
-	Rates        rates   `json:"rates"`
-	PullInterval string  `json:"pull_interval"`
-	Relays       []relay `json:"relays"`
+	EpochPeriod  int64  `json:"epoch_period_s"`
+	GenesisUnix  int64  `json:"genesis_unix"`
+	Epoch        uint64 `json:"epoch"`
+	Rates        rates  `json:"rates"`
+	PullInterval string `json:"pull_interval"`
+	// ReplayTags is every relay's replay_expected_tags.
+	ReplayTags int64   `json:"replay_expected_tags"`
+	Relays     []relay `json:"relays"`
 
 	// dir is the mixnet folder, absolute; not kept.
 	dir string
@@ -253,7 +257,7 @@ func (mn *mixNetwork) privacyConfig(own map[string]any, self relay, client bool)
 		// default allows for.
 		defaults["ack_timeout"] = testAckTimeout
 	} else {
-		defaults["replay_expected_tags"] = defaultReplayTags
+		defaults["replay_expected_tags"] = mn.ReplayTags
 		defaults["durability"] = "normal"
 	}
 	for k, v := range defaults {
@@ -366,7 +370,7 @@ func stackMixnet(st *stack, o MixnetOptions) (layers, userPayload int, r rates, 
 // authority's private key is not kept: a network a former run made is
 // used as long as its document is (the epoch it was made in and the
 // next).
-func planMixnet(st *stack, dir string, opts MixnetOptions) (*mixNetwork, error) {
+func planMixnet(st *stack, dir string, opts MixnetOptions, clients int) (*mixNetwork, error) {
 	o := opts.withDefaults()
 	overlay := st.plugin("p2p")
 	if overlay != "libp2p" && overlay != "devp2p" {
@@ -399,6 +403,7 @@ func planMixnet(st *stack, dir string, opts MixnetOptions) (*mixNetwork, error) 
 		Rates: r, PullInterval: pull, dir: mdir,
 	}
 	total := layers*o.MixesPerLayer + o.Providers
+	mn.ReplayTags = replayTags(clients, total, min(o.MixesPerLayer, o.Providers), r, period)
 	nodes := make([]pkitestnet.Node, total)
 	ports, err := freePorts(total)
 	if err != nil {
@@ -459,6 +464,17 @@ func planMixnet(st *stack, dir string, opts MixnetOptions) (*mixNetwork, error) 
 		return nil, fmt.Errorf("testnet: mixnet: %w", err)
 	}
 	return mn, nil
+}
+
+// replayTags sizes the relays' replay filters for an epoch of the
+// network's traffic, twice over: every client's packets (λP + λL + λD)
+// and every relay's loops (λM) cross one relay of each layer and a
+// provider or two, spread over the perPosition relays of a layer (or the
+// providers); within [minReplayTags, maxReplayTags].
+func replayTags(clients, relays, perPosition int, r rates, epoch time.Duration) int64 {
+	perSecond := float64(clients)*(r.LambdaP+r.LambdaL+r.LambdaD) + float64(relays)*r.LambdaM
+	tags := 2 * perSecond * epoch.Seconds() / float64(max(perPosition, 1))
+	return int64(min(max(tags, minReplayTags), maxReplayTags))
 }
 
 // loadMixnet reads network.json of a former run.

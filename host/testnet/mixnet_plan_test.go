@@ -46,12 +46,17 @@ func TestPlanMixnet(t *testing.T) {
 		t.Run(overlay, func(t *testing.T) {
 			dir := t.TempDir()
 			st := mixStack(t, overlay, "      lambda_p: 5\n")
-			mn, err := planMixnet(st, dir, MixnetOptions{MixesPerLayer: 3})
+			mn, err := planMixnet(st, dir, MixnetOptions{MixesPerLayer: 3}, 20)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(mn.Relays) != 3*3+2 || mn.Layers != 3 || mn.Overlay != overlay {
 				t.Fatalf("%d relays, %d layers over %s; want 11, 3 over %s", len(mn.Relays), mn.Layers, mn.Overlay, overlay)
+			}
+			// 20 clients of 5+2+2 packets/s and 11 relays' loops, twice
+			// over, for an hour, over 2 providers.
+			if want := int64(2 * (20*9 + 11*1) * 3600 / 2); mn.ReplayTags != want {
+				t.Fatalf("replay_expected_tags %d; want %d", mn.ReplayTags, want)
 			}
 			// The stack's λP wins over the default; the rest are the
 			// defaults.
@@ -138,7 +143,7 @@ func TestPlanMixnet(t *testing.T) {
 			mix := mn.Relays[4]
 			mn.privacyConfig(relayCfg, mix, false)
 			for k, want := range map[string]any{"role": mixnet.RoleMix, "name": mix.Name, "keys_path": mn.keysPath(mix.Name), "pki_document": mn.documentPath(),
-				"network_id": mn.NetworkID, "overlay": overlay, "layers": 3, "epoch_period": "1h0m0s", "lambda_p": 5, "lambda_l": DefaultLambdaL, "durability": "normal"} {
+				"network_id": mn.NetworkID, "overlay": overlay, "layers": 3, "epoch_period": "1h0m0s", "lambda_p": 5, "lambda_l": DefaultLambdaL, "durability": "normal", "replay_expected_tags": mn.ReplayTags} {
 				if relayCfg[k] != want {
 					t.Errorf("relay %s = %v; want %v", k, relayCfg[k], want)
 				}
@@ -165,7 +170,7 @@ func TestPlanMixnet(t *testing.T) {
 			}
 
 			// The directory again: the same network.
-			again, err := planMixnet(st, dir, MixnetOptions{})
+			again, err := planMixnet(st, dir, MixnetOptions{}, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +178,7 @@ func TestPlanMixnet(t *testing.T) {
 				t.Fatalf("a second start made another network")
 			}
 			// ... unless its document is too old, or the overlay differs.
-			if _, err := planMixnet(mixStack(t, map[string]string{"libp2p": "devp2p", "devp2p": "libp2p"}[overlay], ""), dir, MixnetOptions{}); err == nil || !strings.Contains(err.Error(), "runs over") {
+			if _, err := planMixnet(mixStack(t, map[string]string{"libp2p": "devp2p", "devp2p": "libp2p"}[overlay], ""), dir, MixnetOptions{}, 2); err == nil || !strings.Contains(err.Error(), "runs over") {
 				t.Fatalf("another overlay: %v", err)
 			}
 			old := *mn
@@ -182,7 +187,7 @@ func TestPlanMixnet(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, mixnetDir, "network.json"), nb, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := planMixnet(st, dir, MixnetOptions{}); err == nil || !strings.Contains(err.Error(), "use a new directory") {
+			if _, err := planMixnet(st, dir, MixnetOptions{}, 2); err == nil || !strings.Contains(err.Error(), "use a new directory") {
 				t.Fatalf("a stale network: %v", err)
 			}
 		})
@@ -202,14 +207,14 @@ func TestPlanMixnetRefuses(t *testing.T) {
 		{"other overlay", "none", "", MixnetOptions{}, "libp2p or devp2p"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := planMixnet(mixStack(t, c.overlay, c.privacy), t.TempDir(), c.opts)
+			_, err := planMixnet(mixStack(t, c.overlay, c.privacy), t.TempDir(), c.opts, 2)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v; want one saying %q", err, c.want)
 			}
 		})
 	}
 	// The stack's layers are the network's when the options leave them.
-	mn, err := planMixnet(mixStack(t, "libp2p", "      layers: 2\n"), t.TempDir(), MixnetOptions{MixesPerLayer: 1, Providers: 1})
+	mn, err := planMixnet(mixStack(t, "libp2p", "      layers: 2\n"), t.TempDir(), MixnetOptions{MixesPerLayer: 1, Providers: 1}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,7 +196,7 @@ func Start(ctx context.Context, opts Options) (*Net, error) {
 		switch {
 		case info.GetName() == mixnet.Name:
 			// Its relays are the mixnet's mixes and providers.
-			if mix, err = planMixnet(st, dir, opts.Mixnet); err != nil {
+			if mix, err = planMixnet(st, dir, opts.Mixnet, opts.Nodes); err != nil {
 				return nil, err
 			}
 		case plugins.Provides(info, sdk.CapRelayed):
