@@ -97,10 +97,7 @@ func (l *Layer) Ack(ctx context.Context, req *syncv1.AckRequest) (*syncv1.AckRes
 	if err != nil {
 		return nil, err
 	}
-	v, err := decodeVerdicts(req)
-	if err != nil {
-		return nil, toStatus(err)
-	}
+	v := decodeVerdicts(req, l.c)
 	if len(v.deferred) > 0 {
 		// A deferral may deliver at once: in order with other deliveries.
 		l.deliverMu.Lock()

@@ -35,28 +35,33 @@ type verdicts struct {
 	deferred map[wire.ID][]wire.ID
 }
 
-// decodeVerdicts checks and decodes an AckRequest's verdicts: ids of 32
-// bytes, at most MaxDeferralDependencies dependencies per deferral.
-func decodeVerdicts(req *syncv1.AckRequest) (verdicts, error) {
+// decodeVerdicts decodes an AckRequest's verdicts. As with message_ids,
+// what names nothing this layer could hold is ignored and counted
+// (host_acks_ignored), so that one bad entry does not cost the host the
+// rest of its Ack: ids that are not 32 bytes, and deferrals naming no
+// dependency, more than MaxDeferralDependencies, or one that is not 32
+// bytes. A message's own id among its dependencies is dropped.
+func decodeVerdicts(req *syncv1.AckRequest, c *counters) verdicts {
 	v := verdicts{rejected: map[wire.ID]string{}, deferred: map[wire.ID][]wire.ID{}}
 	for _, r := range req.GetRejected() {
 		if len(r.GetMessageId()) != wire.IDLen {
-			return v, fmt.Errorf("%w: rejected id of %d bytes", errInvalid, len(r.GetMessageId()))
+			c.hostAcksIgnored.Inc()
+			continue
 		}
 		v.rejected[wire.ID(r.GetMessageId())] = r.GetReason()
 	}
+next:
 	for _, d := range req.GetDeferred() {
-		if len(d.GetMessageId()) != wire.IDLen {
-			return v, fmt.Errorf("%w: deferred id of %d bytes", errInvalid, len(d.GetMessageId()))
-		}
-		if len(d.GetDependencies()) > syncv1.MaxDeferralDependencies {
-			return v, fmt.Errorf("%w: deferral with %d dependencies, at most %d", errInvalid, len(d.GetDependencies()), syncv1.MaxDeferralDependencies)
+		if len(d.GetMessageId()) != wire.IDLen || len(d.GetDependencies()) == 0 || len(d.GetDependencies()) > syncv1.MaxDeferralDependencies {
+			c.hostAcksIgnored.Inc()
+			continue
 		}
 		id := wire.ID(d.GetMessageId())
 		var deps []wire.ID
 		for _, raw := range d.GetDependencies() {
 			if len(raw) != wire.IDLen {
-				return v, fmt.Errorf("%w: dependency of %d bytes", errInvalid, len(raw))
+				c.hostAcksIgnored.Inc()
+				continue next
 			}
 			dep := wire.ID(raw)
 			if dep != id && !containsID(deps, dep) {
@@ -65,7 +70,7 @@ func decodeVerdicts(req *syncv1.AckRequest) (verdicts, error) {
 		}
 		v.deferred[id] = deps
 	}
-	return v, nil
+	return v
 }
 
 func containsID(ids []wire.ID, id wire.ID) bool {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/plugins/bsp/wire"
 )
 
@@ -207,5 +208,44 @@ func TestHostDefer(t *testing.T) {
 	}
 	if st := gb.msgs[r].state; st != stDelivered {
 		t.Fatalf("r deferred to a delivered message: state %d, want delivered again", st)
+	}
+}
+
+// TestDecodeVerdicts: what an Ack's verdicts name that no message could
+// be is ignored and counted, not an error that would cost the host the
+// rest of its Ack.
+func TestDecodeVerdicts(t *testing.T) {
+	id := func(b byte) []byte { return bytes.Repeat([]byte{b}, wire.IDLen) }
+	many := make([][]byte, syncv1.MaxDeferralDependencies+1)
+	for i := range many {
+		many[i] = id(byte(i + 10))
+	}
+	tests := []struct {
+		name               string
+		req                *syncv1.AckRequest
+		rejected, deferred int
+		deps               int // of the deferral of id(1), if any
+		ignored            uint64
+	}{
+		{"nothing", &syncv1.AckRequest{}, 0, 0, 0, 0},
+		{"a rejection", &syncv1.AckRequest{Rejected: []*syncv1.Rejection{{MessageId: id(1), Reason: "r"}}}, 1, 0, 0, 0},
+		{"a short rejected id", &syncv1.AckRequest{Rejected: []*syncv1.Rejection{{MessageId: []byte{1}}}}, 0, 0, 0, 1},
+		{"a deferral", &syncv1.AckRequest{Deferred: []*syncv1.Deferral{{MessageId: id(1), Dependencies: [][]byte{id(2), id(2), id(1), id(3)}}}}, 0, 1, 2, 0},
+		{"a deferral without dependencies", &syncv1.AckRequest{Deferred: []*syncv1.Deferral{{MessageId: id(1)}}}, 0, 0, 0, 1},
+		{"too many dependencies", &syncv1.AckRequest{Deferred: []*syncv1.Deferral{{MessageId: id(1), Dependencies: many}}}, 0, 0, 0, 1},
+		{"a short dependency", &syncv1.AckRequest{Deferred: []*syncv1.Deferral{{MessageId: id(1), Dependencies: [][]byte{id(2), {7}}}}}, 0, 0, 0, 1},
+		{"a short deferred id", &syncv1.AckRequest{Deferred: []*syncv1.Deferral{{MessageId: id(1)[:5], Dependencies: [][]byte{id(2)}}}}, 0, 0, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCounters()
+			v := decodeVerdicts(tt.req, c)
+			if len(v.rejected) != tt.rejected || len(v.deferred) != tt.deferred || c.hostAcksIgnored.Load() != tt.ignored {
+				t.Fatalf("%d rejected, %d deferred, %d ignored; want %d, %d, %d", len(v.rejected), len(v.deferred), c.hostAcksIgnored.Load(), tt.rejected, tt.deferred, tt.ignored)
+			}
+			if deps, ok := v.deferred[wire.ID(id(1))]; ok && len(deps) != tt.deps {
+				t.Fatalf("%d dependencies, want %d (own id and repeats dropped)", len(deps), tt.deps)
+			}
+		})
 	}
 }

@@ -649,8 +649,11 @@ func (x *Rejection) GetReason() string {
 type Deferral struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	MessageId []byte                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	// Ids of messages of the same group, at most 32; a dependency delivered
-	// already is met.
+	// Ids of messages of the same group, at least one and at most 32
+	// (MaxDeferralDependencies); a deferral outside those bounds, or naming
+	// an id that is not one, is ignored. A dependency delivered already is
+	// met; one that depends on the deferred message (a cycle) makes it
+	// invalid.
 	Dependencies  [][]byte `protobuf:"bytes,2,rep,name=dependencies,proto3" json:"dependencies,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
