@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	syncv1 "github.com/strata-msg/strata/core/api/sync/v1"
 	"github.com/strata-msg/strata/plugins/bsp/wire"
 )
 
@@ -193,4 +196,74 @@ func fuzzNodeBody(t *testing.T, ops []byte) {
 			}
 		}
 	}
+}
+
+// FuzzAck hands a node's Ack arbitrary requests (the host's verdicts, as
+// protobuf bytes) about messages it holds, delivered, pending and own:
+// nothing panics, the pending count stays the pending messages, and an
+// invalid message holds no status (it is never sent on).
+func FuzzAck(f *testing.F) {
+	tn := newNet(f, testCfg(), "a", "b")
+	tn.nodes["a"].offline = true
+	m1 := tn.send("a", "m1")
+	m2 := tn.send("a", "m2", m1)
+	// The frames that bring b m1 and m2, as a wrote them.
+	var frames [][]byte
+	ga := tn.nodes["a"].n.groups[string(testGroup)]
+	for _, id := range []wire.ID{m1, m2} {
+		rm := wire.RawMessage{Group: ga.bsp, Timestamp: ga.msgs[id].ts, Body: ga.msgs[id].raw}
+		frames = append(frames, wire.AppendMessage(wire.AppendVersions(nil, 0), rm))
+	}
+	seed := func(req *syncv1.AckRequest) {
+		b, err := proto.Marshal(req)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	seed(&syncv1.AckRequest{Group: testGroup, Rejected: []*syncv1.Rejection{{MessageId: m1[:], Reason: "x"}}})
+	seed(&syncv1.AckRequest{Group: testGroup, Deferred: []*syncv1.Deferral{{MessageId: m2[:], Dependencies: [][]byte{m1[:], bytes.Repeat([]byte{9}, 32)}}}})
+	seed(&syncv1.AckRequest{Group: testGroup, MessageIds: [][]byte{m2[:]}, Rejected: []*syncv1.Rejection{{MessageId: m2[:]}}})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req syncv1.AckRequest
+		if proto.Unmarshal(data, &req) != nil {
+			return
+		}
+		dir := t.TempDir()
+		cfg := testCfg()
+		n, err := openNode(t.Context(), dir, key("b"), cfg, newCounters(), nil, tn.clk.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.close()
+		if err := n.setGroup(t.Context(), testGroup, tn.members()); err != nil {
+			t.Fatal(err)
+		}
+		// b's state: m1 and m2 delivered, not acked.
+		for _, fr := range frames {
+			if _, err := n.receive(t.Context(), []inbound{{group: testGroup, from: key("a"), payload: fr}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := n.hostAck(t.Context(), req.GetGroup(), req.GetMessageIds(), decodeVerdicts(&req, n.c)); err != nil {
+			t.Fatal(err)
+		}
+		g := n.groups[string(testGroup)]
+		pending := 0
+		for id, m := range g.msgs {
+			if m.state == stPending {
+				pending++
+			}
+			if m.state == stInvalid {
+				for _, p := range g.peers {
+					if p.status[id] != nil {
+						t.Fatalf("invalid %x has a status", id[:4])
+					}
+				}
+			}
+		}
+		if pending != g.pending {
+			t.Fatalf("%d pending, counted %d", pending, g.pending)
+		}
+	})
 }
