@@ -56,7 +56,7 @@ report.html (charts) to --out and prints a table. See docs/compare.md.`,
 	f.StringVar(&o.out, "out", "", "directory for report.json and report.html (default ./"+compareOutPrefix+"<scenario>-<time>)")
 	f.StringVar(&o.dir, "dir", "", "directory for the testnets' data (default: a temporary one, removed at the end)")
 	f.BoolVar(&o.keep, "keep", false, "keep the testnets' data directory")
-	f.IntVar(&o.relays, "relays", testnet.AutoRelays, "relays per testnet; -1: one when the privacy layer provides \"relayed\" (whisper)")
+	f.IntVar(&o.relays, "relays", testnet.AutoRelays, "relays per testnet; -1: what the privacy layer needs: a whole mixnet for mixnet, one relay for a layer that provides \"relayed\" (whisper), else none")
 	f.BoolVar(&o.allowUnverified, "allow-unverified", false, "run plugin binaries that have no recorded checksum")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress bar (there is none when standard error is not a terminal)")
 	return cmd

@@ -51,7 +51,7 @@ endpoint and example commands, then waits for Ctrl-C and stops every node.`,
 	}
 	cmd.Flags().StringVarP(&o.stack, "config", "c", "", "the stack: a client node config (configs/*.yaml)")
 	cmd.Flags().IntVar(&o.nodes, "nodes", 3, "number of client nodes")
-	cmd.Flags().IntVar(&o.relays, "relays", testnet.AutoRelays, "number of relays; -1: one when the stack's privacy layer provides \"relayed\" (whisper), else none")
+	cmd.Flags().IntVar(&o.relays, "relays", testnet.AutoRelays, "number of relays; -1: what the stack's privacy layer needs: a whole mixnet for mixnet, one relay for a layer that provides \"relayed\" (whisper), else none")
 	cmd.Flags().StringVar(&o.dir, "dir", "", "directory for the nodes' configs, data and logs (default: a temporary directory, removed at exit unless --keep)")
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the temporary directory at exit")
 	cmd.Flags().BoolVar(&o.allowUnverified, "allow-unverified", false, "start plugin binaries that have no recorded checksum (development only)")
