@@ -522,3 +522,43 @@ func TestUpgradeFromBundleVersion1(t *testing.T) {
 	a.out.Take()
 	mustOpen(t, a, b, send(t, a, b, conv, []byte("new session")), []byte("new session"))
 }
+
+// TestDeferredCheckpoint: with checkpoint: deferred a superseded key
+// stays in the write-ahead log until checkpoint_delay has passed since the
+// first commit that needed the checkpoint (with a delay of an hour it is
+// still on disk after the commits, so the deferral is real, and Stop's
+// checkpoint erases it), and then goes without any further batch (with a
+// short delay).
+func TestDeferredCheckpoint(t *testing.T) {
+	supersede := func(t *testing.T, cfg map[string]any) (a, b *node, gone map[string][]byte) {
+		a, b = pair(t, cfg)
+		mustOpen(t, a, b, send(t, a, b, conv, []byte("first message")), []byte("first message"))
+		gone = map[string][]byte{"a's sending chain key": sessionKey(t, a, b, stateCKs)}
+		mustOpen(t, a, b, send(t, a, b, conv, []byte("second message")), []byte("second message"))
+		if bytes.Equal(sessionKey(t, a, b, stateCKs), gone["a's sending chain key"]) {
+			t.Fatal("the test meant to supersede a's chain key")
+		}
+		return a, b, gone
+	}
+	t.Run("long delay", func(t *testing.T) {
+		a, b, gone := supersede(t, map[string]any{"checkpoint": checkpointDeferred, "checkpoint_delay": "1h"})
+		if hits := diskHits(t, gone, a); len(hits) == 0 {
+			t.Fatal("the superseded chain key is gone before the delay: the checkpoint was not deferred")
+		}
+		a = a.restart()
+		if hits := diskHits(t, gone, a); len(hits) > 0 {
+			t.Fatalf("after Stop: %s", strings.Join(hits, "; "))
+		}
+		_ = b
+	})
+	t.Run("short delay", func(t *testing.T) {
+		a, _, gone := supersede(t, map[string]any{"checkpoint": checkpointDeferred, "checkpoint_delay": "50ms"})
+		deadline := time.Now().Add(10 * time.Second)
+		for len(diskHits(t, gone, a)) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("10 s after the commits: %s", strings.Join(diskHits(t, gone, a), "; "))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}

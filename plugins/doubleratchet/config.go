@@ -10,6 +10,7 @@ import (
 const (
 	checkpointBeforeSend = "before_send"
 	checkpointAfterSend  = "after_send"
+	checkpointDeferred   = "deferred"
 )
 
 // Config is the layer's config section; its tags are the schema.
@@ -23,7 +24,8 @@ type Config struct {
 	MaxSkippedKeys        int           `json:"max_skipped_keys" default:"1000" min:"1" max:"100000" desc:"Most skipped message keys stored per session; the oldest are deleted first."`
 	SkippedKeyTTL         time.Duration `json:"skipped_key_ttl" default:"720h" min:"1s" desc:"How long a skipped message key is kept for a late message before it is deleted."`
 	Padding               int           `json:"padding" default:"32" min:"0" max:"4096" desc:"Plaintexts are padded to a multiple of this many bytes before encryption, to blur their length; 0 turns padding off."`
-	Checkpoint            string        `json:"checkpoint" default:"after_send" enum:"before_send,after_send" desc:"When the write-ahead log is truncated after a commit that superseded keys: after_send (right after the batch's frames are handed on: a message does not wait for the three fsyncs of the checkpoint; superseded keys stay in the log for those milliseconds) or before_send (before any frame of the batch leaves: no file holds a superseded key once a message that used its successor is out)."`
+	Checkpoint            string        `json:"checkpoint" default:"after_send" enum:"before_send,after_send,deferred" desc:"When the write-ahead log is truncated after a commit that superseded keys: after_send (right after the batch's frames are handed on: a message does not wait for the three fsyncs of the checkpoint; superseded keys stay in the log for those milliseconds), before_send (before any frame of the batch leaves: no file holds a superseded key once a message that used its successor is out) or deferred (once, checkpoint_delay after the first such commit, for every commit in between: fewer fsyncs and no batch waits behind one; superseded keys stay in the log up to checkpoint_delay)."`
+	CheckpointDelay       time.Duration `json:"checkpoint_delay" default:"1s" min:"1ms" max:"1h" desc:"With checkpoint: deferred, the longest a superseded key stays in the write-ahead log: the truncating checkpoint runs this long after the first commit that needed it."`
 	GroupMessages         string        `json:"group_messages" default:"pairwise" enum:"pairwise,sender_keys" desc:"How a message for every member of a group of three or more is sealed: pairwise (once per member, each in its own Double Ratchet session) or sender_keys (once for the group with the node's sender key, handed to each member pairwise; sent to the group's shared privacy address)."`
 
 	// limits are the ratchet's limits from the keys above, set by Validate.

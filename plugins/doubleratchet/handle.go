@@ -81,7 +81,10 @@ func (l *Layer) HandleBatch(ctx context.Context, in *commonv1.Batch) {
 	if len(out) > 0 {
 		_ = l.env.Out.Emit(ctx, out...)
 	}
-	if forget {
+	switch {
+	case forget && l.cfg.Checkpoint == checkpointDeferred:
+		l.deferForget()
+	case forget:
 		if err := l.forget(context.WithoutCancel(ctx)); err != nil {
 			l.failStore(err)
 		}

@@ -143,6 +143,10 @@ type Layer struct {
 	// unforgotten is set while a checkpoint that was due has not
 	// finished, so that the next commit tries again.
 	unforgotten bool
+	// forgetSoon wakes the deferred checkpoint (checkpoint: deferred);
+	// forgetQueued says one is waiting for its delay.
+	forgetSoon   chan struct{}
+	forgetQueued bool
 	// stop ends the maintenance loop that Start began.
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -229,6 +233,12 @@ func (l *Layer) Start(context.Context, *commonv1.StartRequest) (*commonv1.StartR
 	l.stop = make(chan struct{})
 	l.wg.Add(1)
 	go l.maintainLoop(l.stop)
+	if l.cfg.Checkpoint == checkpointDeferred {
+		l.forgetSoon = make(chan struct{}, 1)
+		l.forgetQueued = false
+		l.wg.Add(1)
+		go l.forgetLoop(l.stop, l.forgetSoon)
+	}
 	return &commonv1.StartResponse{
 		LocalAddress:   l.self,
 		ContactSection: append([]byte(nil), l.card...),
@@ -344,6 +354,50 @@ func (l *Layer) failStore(err error) {
 
 // maintainLoop rotates prekeys, refills the pools and expires skipped keys
 // on a schedule.
+// deferForget asks for the deferred checkpoint (checkpoint: deferred),
+// unless one is already waiting; l.mu is held.
+func (l *Layer) deferForget() {
+	if l.forgetQueued || l.forgetSoon == nil {
+		return
+	}
+	l.forgetQueued = true
+	select {
+	case l.forgetSoon <- struct{}{}:
+	default:
+	}
+}
+
+// forgetLoop runs the deferred checkpoints: checkpoint_delay after it is
+// asked for one, it takes the layer and checkpoints, covering every commit
+// since the request. Stop checkpoints whatever is left.
+func (l *Layer) forgetLoop(stop <-chan struct{}, soon <-chan struct{}) {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-soon:
+		}
+		t := time.NewTimer(l.cfg.CheckpointDelay)
+		select {
+		case <-stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		l.forgetQueued = false
+		if l.db != nil && l.storeErr.Load() == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := l.forget(ctx); err != nil {
+				l.failStore(err)
+			}
+			cancel()
+		}
+		l.mu.Unlock()
+	}
+}
+
 func (l *Layer) maintainLoop(stop <-chan struct{}) {
 	defer l.wg.Done()
 	every := min(max(l.cfg.SignedPreKeyRotation/4, time.Second), time.Hour)
