@@ -241,7 +241,7 @@ func FuzzAck(f *testing.F) {
 		}
 		// b's state: m1 and m2 delivered, not acked.
 		for _, fr := range frames {
-			if _, err := n.receive(t.Context(), []inbound{{group: testGroup, from: key("a"), payload: fr}}); err != nil {
+			if _, err := n.receive(t.Context(), []inbound{{group: testGroup, from: key("a"), payload: fr}}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}

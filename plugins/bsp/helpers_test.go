@@ -252,7 +252,7 @@ func (tn *testNet) step() int {
 func (tn *testNet) deliver(from, to string, payload []byte) {
 	tn.t.Helper()
 	nd := tn.nodes[to]
-	ds, err := nd.n.receive(context.Background(), []inbound{{group: testGroup, from: key(from), payload: payload, trace: 1}})
+	ds, err := nd.n.receive(context.Background(), []inbound{{group: testGroup, from: key(from), payload: payload, trace: 1}}, nil)
 	if err != nil {
 		tn.t.Fatal(err)
 	}

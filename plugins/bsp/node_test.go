@@ -256,10 +256,10 @@ func TestBadInput(t *testing.T) {
 		t.Fatal("unknown requests not counted")
 	}
 	// A frame from a non-member, and one above max_frame.
-	if _, err := b.receive(context.Background(), []inbound{{group: testGroup, from: key("x"), payload: wire.AppendMessage(nil, msg)}}); err != nil {
+	if _, err := b.receive(context.Background(), []inbound{{group: testGroup, from: key("x"), payload: wire.AppendMessage(nil, msg)}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.receive(context.Background(), []inbound{{group: testGroup, from: key("a"), payload: make([]byte, cfg.MaxFrame+1)}}); err != nil {
+	if _, err := b.receive(context.Background(), []inbound{{group: testGroup, from: key("a"), payload: make([]byte, cfg.MaxFrame+1)}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if b.c.nonMember.Load() != 1 || b.c.oversize.Load() != 1 {
@@ -336,7 +336,7 @@ func TestRestart(t *testing.T) {
 	id2 := tn.send("a", "unacked")
 	out, _, _, _ := tn.nodes["a"].n.flush(tn.clk.ms())
 	b := tn.nodes["b"]
-	ds, err := b.n.receive(context.Background(), []inbound{{group: testGroup, from: key("a"), payload: out[0].payload}})
+	ds, err := b.n.receive(context.Background(), []inbound{{group: testGroup, from: key("a"), payload: out[0].payload}}, nil)
 	if err != nil || len(ds) != 1 || ds[0].id != id2 {
 		t.Fatalf("%v %v", ds, err)
 	}

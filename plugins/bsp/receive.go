@@ -19,7 +19,15 @@ type inbound struct {
 // receive handles frames from members: each frame is a BSP record stream
 // (a session, §2.7). It commits what they change and returns the messages
 // they make deliverable, in delivery order.
-func (n *node) receive(ctx context.Context, in []inbound) ([]delivery, error) {
+//
+// early, if not nil, is handed those messages before the commit, so that
+// they travel up while it runs. Nothing that tells their authors they
+// arrived leaves first: acks go out with a flush, which commits every
+// change made before it (sync) before it emits. A crash before the commit
+// leaves neither the messages nor their acks, so the authors send them
+// again and they are delivered again; the host stores by message id and
+// takes them once.
+func (n *node) receive(ctx context.Context, in []inbound, early func([]delivery)) ([]delivery, error) {
 	n.mu.Lock()
 	if n.failed != nil {
 		n.mu.Unlock()
@@ -51,6 +59,9 @@ func (n *node) receive(ctx context.Context, in []inbound) ([]delivery, error) {
 		out = n.session(g, p, f.payload, f.trace, now, out)
 	}
 	n.mu.Unlock()
+	if early != nil && len(out) > 0 {
+		early(out)
+	}
 	if err := n.sync(ctx); err != nil {
 		return nil, err
 	}
