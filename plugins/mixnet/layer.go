@@ -392,8 +392,13 @@ func (l *Layer) handle(ctx context.Context, b *commonv1.Batch) (uint64, *commonv
 		}
 	}
 	for _, ev := range b.GetEvents() {
-		if p := ev.GetPeer(); p != nil && l.prov != nil && p.GetState() == commonv1.PeerState_PEER_STATE_DISCONNECTED {
+		p := ev.GetPeer()
+		switch {
+		case p == nil:
+		case l.prov != nil && p.GetState() == commonv1.PeerState_PEER_STATE_DISCONNECTED:
 			l.prov.Disconnected(loopix.PeerID(p.GetPeer()))
+		case l.client != nil && p.GetState() == commonv1.PeerState_PEER_STATE_CONNECTED:
+			l.client.Connected(loopix.PeerID(p.GetPeer()), now)
 		}
 	}
 	return trace, hints

@@ -194,6 +194,16 @@ func (c *Client) after(t time.Time, rate float64) time.Time {
 	return t.Add(d)
 }
 
+// Connected tells the client that the overlay connected to peer at now.
+// When peer is its provider, the next pull goes at the next Tick: a pull
+// made before the link was up (the first one, at start) was lost, and a
+// provider takes a client's packets only once a pull has registered it.
+func (c *Client) Connected(peer PeerID, now time.Time) {
+	if peer == c.provider.Peer && c.nextPull.After(now) {
+		c.nextPull = now
+	}
+}
+
 // Tick advances the client to now: every stream event due by now sends
 // its packet, fragments whose acknowledgement is overdue are queued again,
 // and a due pull goes out.

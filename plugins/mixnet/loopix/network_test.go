@@ -253,3 +253,37 @@ func drops(c *loopix.Counters) string {
 	}
 	return out
 }
+
+// TestClientPullsWhenProviderConnects: a client pulls at once when the
+// overlay connects it to its provider, not a pull interval later (its
+// first pull, made before the link was up, may have been lost, and the
+// provider takes its packets only once a pull registered it); a
+// connection to another peer changes nothing.
+func TestClientPullsWhenProviderConnects(t *testing.T) {
+	s := newSim(t, simOptions{seed: 3})
+	_, c := s.addClient("carol", "provider-0")
+	p, _ := s.dir.ByName("provider-0")
+	pullType := loopix.EncodePull(loopix.Pull{})[0]
+	pulls := func() int {
+		n := 0
+		for _, o := range c.Ready().Out {
+			if o.To == p.Peer && len(o.Frame) > 0 && o.Frame[0] == pullType && len(o.Frame) < 200 {
+				n++
+			}
+		}
+		return n
+	}
+	c.Tick(s.now)
+	pulls() // the first pull, at start
+	soon := s.now.Add(100 * time.Millisecond)
+	c.Connected("provider-1", soon)
+	c.Tick(soon)
+	if n := pulls(); n != 0 {
+		t.Fatalf("%d pulls after a connection to another peer", n)
+	}
+	c.Connected(p.Peer, soon)
+	c.Tick(soon)
+	if n := pulls(); n != 1 {
+		t.Fatalf("%d pulls right after the provider connected, want 1", n)
+	}
+}
