@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/api"
 	"github.com/strata-msg/strata/host/node"
@@ -21,6 +22,7 @@ import (
 
 func runCmd(env Env) *cobra.Command {
 	var flags configFlags
+	var traceFrames string
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run one node until SIGINT or SIGTERM",
@@ -44,7 +46,14 @@ line "messaging API endpoint=..." says where. On TCP, every call must carry
 the token the node writes to <node.data_dir>/host/api.token at each start
 (the CLI reads it there). Prometheus metrics are served at metrics.listen
 when it is set (loopback only, unless metrics.allow_remote). See
-docs/configuration.md and docs/messaging-api.md.`,
+docs/configuration.md and docs/messaging-api.md.
+
+--trace-frames FILE writes, tab-separated, one line per frame that crosses
+a boundary of the node and one per message handed to the application: the
+time (Unix ns), the boundary, the direction, the host's trace id, the
+message id and the payload's length; never a payload. Within the node a
+message keeps its trace id from boundary to boundary, so the lines time
+each step it takes (docs/performance.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := flags.load(env)
@@ -58,12 +67,25 @@ docs/configuration.md and docs/messaging-api.md.`,
 
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			var frames *frameLog
+			var tap func(string, *commonv1.Frame)
+			if traceFrames != "" {
+				if frames, err = openFrameLog(traceFrames, time.Second); err != nil {
+					return err
+				}
+				defer frames.close()
+				tap = frames.tap
+			}
 			n, err := node.New(cfg, node.Options{
 				Catalog:         env.Catalog,
 				Logger:          log,
 				AllowUnverified: flags.allowUnverified,
 				Registerer:      reg,
+				Tap:             tap,
 				Deliver: func(d node.Delivery) {
+					if frames != nil {
+						frames.delivered(d)
+					}
 					log.Info("message", "from", escapeText(d.FromName), "conversation", fmt.Sprintf("%x", d.Conversation), "bytes", len(d.Payload), "trace", d.TraceID)
 				},
 			})
@@ -105,6 +127,7 @@ docs/configuration.md and docs/messaging-api.md.`,
 		},
 	}
 	flags.registerRun(cmd)
+	cmd.Flags().StringVar(&traceFrames, "trace-frames", "", "write a line per frame crossing a boundary, and per message delivered, to this file (time, boundary, direction, trace id, message id, bytes; no payloads), to time a message through the stack")
 	return cmd
 }
 

@@ -90,11 +90,11 @@ layers:
 	return cfg
 }
 
-// runHost runs `strata run -c cfg` until the test ends, and returns once
-// the node has printed its card.
-func runHost(t *testing.T, cfg, name string) *secureHost {
+// runHost runs `strata run -c cfg` (and args) until the test ends, and
+// returns once the node has printed its card.
+func runHost(t *testing.T, cfg, name string, args ...string) *secureHost {
 	t.Helper()
-	h := &secureHost{cmd: exec.Command(strataBin, "run", "-c", cfg), cfg: cfg, errs: &bytes.Buffer{}}
+	h := &secureHost{cmd: exec.Command(strataBin, append([]string{"run", "-c", cfg}, args...)...), cfg: cfg, errs: &bytes.Buffer{}}
 	stdout, err := h.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
