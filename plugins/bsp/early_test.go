@@ -2,10 +2,9 @@ package bsp
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // TestDeliveredBeforeCommit: a receive hands its deliveries up before it
@@ -26,7 +25,7 @@ func TestDeliveredBeforeCommit(t *testing.T) {
 	var early []delivery
 	ds, err := b.n.receive(context.Background(), []inbound{{group: testGroup, from: key("a"), payload: frame}}, func(ds []delivery) {
 		early = append(early, ds...)
-		copyFiles(t, b.dir, image)
+		sdktest.CrashImage(t, b.dir, image)
 	})
 	if err != nil || len(ds) != 1 || ds[0].id != id || len(early) != 1 || early[0].id != id {
 		t.Fatalf("receive: %d delivered, %d handed up early, error %v; want the message once each", len(ds), len(early), err)
@@ -50,27 +49,5 @@ func TestDeliveredBeforeCommit(t *testing.T) {
 	again, err := n.receive(context.Background(), []inbound{{group: testGroup, from: key("a"), payload: frame}}, nil)
 	if err != nil || len(again) != 1 || again[0].id != id {
 		t.Fatalf("the frame sent again: %d delivered, error %v", len(again), err)
-	}
-}
-
-// copyFiles copies the regular files of a directory as they are on disk
-// now, as a crash leaves them.
-func copyFiles(t *testing.T, from, to string) {
-	t.Helper()
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), "-shm") {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 }

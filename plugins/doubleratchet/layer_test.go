@@ -8,9 +8,6 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -742,7 +739,7 @@ func TestOpenedBeforeCommit(t *testing.T) {
 	b.onEmit = func(frames []*commonv1.Frame) {
 		for _, f := range frames {
 			if f.GetDirection() == commonv1.Direction_DIRECTION_UP {
-				copyFiles(t, b.dir, imageDir)
+				sdktest.CrashImage(t, b.dir, imageDir)
 			}
 		}
 	}
@@ -759,28 +756,6 @@ func TestOpenedBeforeCommit(t *testing.T) {
 	mustOpen(t, a, image, send(t, a, image, conv, []byte("four")), []byte("four"))
 	mustOpen(t, image, a, send(t, image, a, conv, []byte("five")), []byte("five"))
 	mustOpen(t, a, image, send(t, a, image, conv, []byte("six")), []byte("six"))
-}
-
-// copyFiles copies the regular files of a directory as they are on disk
-// now, as a crash leaves them.
-func copyFiles(t testing.TB, from, to string) {
-	t.Helper()
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), "-shm") {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // TestSignedPreKeyRotation rotates the signed prekey: the card changes,

@@ -2,11 +2,9 @@ package mvds
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
 
@@ -32,7 +30,7 @@ func TestDeliveredBeforeCommit(t *testing.T) {
 	var early []delivery
 	ds, err := a.n.receive(context.Background(), []inbound{{group: testGroupID, from: b, payload: payload}}, func(ds []delivery) {
 		early = append(early, ds...)
-		copyDB(t, a.dir, image.dir)
+		sdktest.CrashImage(t, a.dir, image.dir)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -57,27 +55,5 @@ func TestDeliveredBeforeCommit(t *testing.T) {
 	image.receive(b, payload)
 	if !image.delivered(id) {
 		t.Fatal("the message the author sent again was not delivered after the restart")
-	}
-}
-
-// copyDB copies the store's files (the database and its write-ahead log)
-// as they are on disk now.
-func copyDB(t *testing.T, from, to string) {
-	t.Helper()
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), DBName) || strings.HasSuffix(e.Name(), "-shm") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
