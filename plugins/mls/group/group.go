@@ -178,20 +178,9 @@ func Create(cfg Config, cs *suite.Suite, groupID []byte, id Identity, extensions
 	if lifetime == 0 {
 		lifetime = 90 * 24 * time.Hour
 	}
-	encPriv, encPub, err := cs.GenerateHPKEKey(cfg.random())
+	leaf, encPriv, err := newKeyPackageLeaf(cs, id, now, lifetime, cfg.random())
 	if err != nil {
 		return nil, fmt.Errorf("mls/group: create: %w", err)
-	}
-	leaf := wire.LeafNode{
-		EncryptionKey: encPub,
-		SignatureKey:  id.SignaturePub,
-		Credential:    id.Credential,
-		Capabilities:  defaultCapabilities(cs),
-		Source:        wire.LeafNodeSourceKeyPackage,
-		Lifetime:      wire.Lifetime{NotBefore: uint64(now.Unix()), NotAfter: uint64(now.Add(lifetime).Unix())},
-	}
-	if err := signLeaf(cs, &leaf, id.SignaturePriv, nil, 0); err != nil {
-		return nil, err
 	}
 	tr, err := tree.FromWire(wire.RatchetTree{{Type: wire.NodeTypeLeaf, Leaf: &leaf}})
 	if err != nil {

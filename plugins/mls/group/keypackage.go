@@ -56,20 +56,9 @@ func NewKeyPackage(cs *suite.Suite, id Identity, now time.Time, lifetime time.Du
 	if err != nil {
 		return nil, fmt.Errorf("mls/group: key package: %w", err)
 	}
-	encPriv, encPub, err := cs.GenerateHPKEKey(random)
+	leaf, encPriv, err := newKeyPackageLeaf(cs, id, now, lifetime, random)
 	if err != nil {
 		return nil, fmt.Errorf("mls/group: key package: %w", err)
-	}
-	leaf := wire.LeafNode{
-		EncryptionKey: encPub,
-		SignatureKey:  id.SignaturePub,
-		Credential:    id.Credential,
-		Capabilities:  defaultCapabilities(cs),
-		Source:        wire.LeafNodeSourceKeyPackage,
-		Lifetime:      wire.Lifetime{NotBefore: uint64(now.Unix()), NotAfter: uint64(now.Add(lifetime).Unix())},
-	}
-	if err := signLeaf(cs, &leaf, id.SignaturePriv, nil, 0); err != nil {
-		return nil, err
 	}
 	kp := wire.KeyPackage{Version: 1, CipherSuite: wire.CipherSuite(cs.ID()), InitKey: initPub, LeafNode: leaf}
 	tbs, err := kp.TBS()
@@ -80,6 +69,29 @@ func NewKeyPackage(cs *suite.Suite, id Identity, now time.Time, lifetime time.Du
 		return nil, fmt.Errorf("mls/group: key package: %w", err)
 	}
 	return &KeyPackageBundle{KeyPackage: kp, InitPriv: initPriv, EncryptionPriv: encPriv, Identity: id}, nil
+}
+
+// newKeyPackageLeaf makes id's leaf of source key_package (a KeyPackage's,
+// or a new group's creator's) with a fresh encryption key, valid from now
+// for lifetime, signed; it returns the encryption key's private half too.
+func newKeyPackageLeaf(cs *suite.Suite, id Identity, now time.Time, lifetime time.Duration, random io.Reader) (wire.LeafNode, []byte, error) {
+	encPriv, encPub, err := cs.GenerateHPKEKey(random)
+	if err != nil {
+		return wire.LeafNode{}, nil, err
+	}
+	leaf := wire.LeafNode{
+		EncryptionKey: encPub,
+		SignatureKey:  id.SignaturePub,
+		Credential:    id.Credential,
+		Capabilities:  defaultCapabilities(cs),
+		Source:        wire.LeafNodeSourceKeyPackage,
+		Lifetime:      wire.Lifetime{NotBefore: uint64(now.Unix()), NotAfter: uint64(now.Add(lifetime).Unix())},
+	}
+	if err := signLeaf(cs, &leaf, id.SignaturePriv, nil, 0); err != nil {
+		clear(encPriv)
+		return wire.LeafNode{}, nil, err
+	}
+	return leaf, encPriv, nil
 }
 
 func signLeaf(cs *suite.Suite, leaf *wire.LeafNode, sigPriv, groupID []byte, index uint32) error {
