@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -31,7 +32,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(b)
 		f.Add(b[:len(b)/2])
+		f.Add(append([]byte(Marker), b...))
 	}
+	f.Add([]byte(Marker))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b, env(groupID))
@@ -43,7 +46,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		var p chatv1.ChatPayload
-		if err := proto.Unmarshal(b, &p); err != nil {
+		if err := proto.Unmarshal(bytes.TrimPrefix(b, []byte(Marker)), &p); err != nil {
 			t.Fatalf("accepted bytes that do not unmarshal: %v", err)
 		}
 		if err := Validate(&p, env(groupID)); err != nil {

@@ -203,10 +203,34 @@ type Receipt struct {
 	IDs [][]byte
 }
 
+// Marker begins the payload of every message that is a chat payload, as
+// Encode writes it: a zero byte (which no text, and no protobuf message,
+// begins with), a tag and a zero byte. The host checks a payload that
+// begins with it as a chat payload on receipt, and takes any other payload
+// as opaque bytes of an application of its own.
+const Marker = "\x00strata-chat-v1\x00"
+
+// IsPayload reports whether payload is marked as a chat payload.
+func IsPayload(payload []byte) bool { return bytes.HasPrefix(payload, []byte(Marker)) }
+
+// Encode returns the bytes a client sends as a message's payload
+// (strata.app.v1 SendRequest.payload): Marker and the payload's protobuf
+// encoding. It does not check the payload: Validate does.
+func Encode(p *chatv1.ChatPayload) ([]byte, error) {
+	b, err := proto.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("chat: encode: %w", err)
+	}
+	return append([]byte(Marker), b...), nil
+}
+
 // Decode checks that payload is a conforming chat payload for the message
-// env describes, and returns it. A refusal is an *Error. Decode never
-// panics; a client shows nothing that Decode refused.
+// env describes, and returns it. The payload is the protobuf encoding,
+// with or without Marker in front (the marker is what tells the host to
+// check it; a client may hold either). A refusal is an *Error. Decode
+// never panics; a client shows nothing that Decode refused.
 func Decode(payload []byte, env Envelope) (*Message, error) {
+	payload, _ = bytes.CutPrefix(payload, []byte(Marker))
 	if len(payload) > MaxPayloadSize {
 		return nil, refuse(ReasonOversize, "%d bytes, at most %d", len(payload), MaxPayloadSize)
 	}

@@ -319,3 +319,39 @@ func TestDecodeReceived(t *testing.T) {
 		})
 	}
 }
+
+// TestMarker: Encode writes the marker, IsPayload finds it, Decode takes
+// the payload with and without it, and neither a text nor a host message
+// is taken for a chat payload.
+func TestMarker(t *testing.T) {
+	b, err := Encode(text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsPayload(b) {
+		t.Fatalf("Encode's output %q is not marked", b[:20])
+	}
+	raw, err := proto.Marshal(text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range [][]byte{b, raw} {
+		m, err := Decode(p, env(groupID))
+		if err != nil || m.Text != text().GetBody().(*chatv1.ChatPayload_Text).Text.GetText() {
+			t.Errorf("Decode(%q...) = %v, %v", p[:4], m, err)
+		}
+	}
+	for _, p := range []string{"", "hello", "\x00strata-host-v1\x00x", Marker[:len(Marker)-1]} {
+		if IsPayload([]byte(p)) {
+			t.Errorf("IsPayload(%q) = true", p)
+		}
+	}
+	if IsPayload(raw) {
+		t.Error("an unmarked protobuf encoding is taken as marked")
+	}
+	// The size bound is on what follows the marker.
+	over := append([]byte(Marker), make([]byte, MaxPayloadSize+1)...)
+	if _, err := Decode(over, env(groupID)); ReasonOf(err) != ReasonOversize {
+		t.Errorf("oversize with marker: %v", err)
+	}
+}

@@ -380,3 +380,21 @@ func (t *Timeline) Counts() map[Reason]uint64 {
 	}
 	return out
 }
+
+// Entry returns the entry of the message with id, or nil when the
+// timeline does not show it (not arrived, refused, or a change or a
+// receipt, which are applied to the entries they name).
+func (t *Timeline) Entry(id []byte) *Entry { return t.byID[string(id)] }
+
+// Last returns the id of the last message the timeline shows, in causal
+// order, or nil when it shows none: what MarkRead takes to mark
+// everything read.
+func (t *Timeline) Last() []byte {
+	es := t.Entries()
+	for i := len(es) - 1; i >= 0; i-- {
+		if t.isMessage(es[i]) {
+			return es[i].ID
+		}
+	}
+	return nil
+}
