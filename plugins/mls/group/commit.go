@@ -193,6 +193,11 @@ func (g *Group) processCommit(ac *wire.AuthenticatedContent) (*nextState, error)
 			return nil, fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 		}
 	}
+	if err := g.cfg.acceptTree(tr); err != nil {
+		priv.Destroy()
+		clear(commitSecret)
+		return nil, err
+	}
 	next, joiner, pskSecret, err := g.nextEpoch(ac, r, tr, priv, commitSecret, psks, false)
 	clear(commitSecret)
 	if err != nil {

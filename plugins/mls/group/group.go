@@ -51,6 +51,9 @@ var (
 	ErrUnsupported       = errors.New("mls/group: not supported")
 	ErrInvalidWelcome    = errors.New("mls/group: invalid Welcome")
 	ErrNotMember         = errors.New("mls/group: no longer a member of the group")
+	// ErrRejectedLeaf: Config.AcceptLeaf refused a member's leaf (the
+	// application's Authentication Service, RFC 9420 §5.3.1).
+	ErrRejectedLeaf = errors.New("mls/group: leaf refused by the authentication service")
 )
 
 // Config holds what a group takes from outside: randomness, the clock and
@@ -81,6 +84,27 @@ type Config struct {
 	// KeyPackageLifetime is the lifetime of the leaf a member creates a
 	// group with; zero means 90 days.
 	KeyPackageLifetime time.Duration
+	// AcceptLeaf, if set, is the application's Authentication Service
+	// (RFC 9420 §5.3.1): it is asked about every member's leaf of the
+	// tree a received Commit leads to and of the tree a Welcome gives,
+	// before the group changes; an error refuses the Commit or the Welcome
+	// (ErrRejectedLeaf). Nil accepts every valid leaf.
+	AcceptLeaf func(leaf *wire.LeafNode) error
+}
+
+// acceptTree asks Config.AcceptLeaf about every leaf of tr.
+func (c *Config) acceptTree(tr *tree.Tree) error {
+	if c.AcceptLeaf == nil {
+		return nil
+	}
+	for l := range treemath.Leaf(tr.LeafCount()) {
+		if leaf := tr.Leaf(l); leaf != nil {
+			if err := c.AcceptLeaf(leaf); err != nil {
+				return fmt.Errorf("%w: leaf %d: %w", ErrRejectedLeaf, l, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (c *Config) random() io.Reader {

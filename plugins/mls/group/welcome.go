@@ -136,6 +136,9 @@ func Join(cfg Config, bundle *KeyPackageBundle, welcome *wire.Welcome, ratchetTr
 	if err := validateTree(cs, tr, &ctx); err != nil {
 		return nil, err
 	}
+	if err := cfg.acceptTree(tr); err != nil {
+		return nil, err
+	}
 	leafBytes, err := wire.Marshal(&kp.LeafNode)
 	if err != nil {
 		return nil, fmt.Errorf("mls/group: join: %w", err)
