@@ -76,3 +76,48 @@ func TestAcceptLeaf(t *testing.T) {
 		t.Fatalf("the same Welcome without the check: %v", err)
 	}
 }
+
+// TestEventSenderLeaf checks that a handled message names its sender's
+// leaf from the tree of the epoch it was sent in, also after that leaf
+// left the tree.
+func TestEventSenderLeaf(t *testing.T) {
+	cs, err := suite.New(suite.ID(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(wire.WireFormatPrivateMessage)
+	alice, err := Create(cfg, cs, []byte("group"), newIdentity(t, cs, "alice"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobKP := newBundle(t, cs, "bob")
+	pc, err := alice.Commit(CommitOptions{Proposals: []wire.Proposal{AddProposal(bobKP.KeyPackage)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	bob, err := Join(cfg, bobKP, pc.Welcome.Welcome, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, err := bob.Protect([]byte("late"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err = alice.Commit(CommitOptions{Proposals: []wire.Proposal{RemoveProposal(bob.LeafIndex())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Merge(pc); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := alice.Handle(roundTrip(t, late))
+	if err != nil {
+		t.Fatalf("late message of a removed member within the window: %v", err)
+	}
+	if ev.SenderLeaf == nil || string(ev.SenderLeaf.Credential.Identity) != "bob" {
+		t.Fatalf("sender leaf %+v, want bob's", ev.SenderLeaf)
+	}
+}

@@ -423,6 +423,9 @@ type Event struct {
 	// ApplicationData and AuthenticatedData of an application message.
 	ApplicationData   []byte
 	AuthenticatedData []byte
+	// SenderLeaf is the sender's leaf in the tree of the epoch the message
+	// was sent in (the leaf that authenticated it), a copy.
+	SenderLeaf *wire.LeafNode
 	// Proposal of a proposal message.
 	Proposal *wire.Proposal
 	// Removed is set when the commit removed this member.
@@ -440,13 +443,17 @@ func (g *Group) Handle(msg *wire.MLSMessage) (*Event, error) {
 	if g.removed {
 		return nil, ErrNotMember
 	}
-	ac, st, err := g.unprotect(msg)
+	ac, st, tr, err := g.unprotect(msg)
 	if err != nil {
 		return nil, err
 	}
 	c := &ac.Content
 	sender := treemath.Leaf(c.Sender.LeafIndex)
 	ev := &Event{Sender: sender, Epoch: c.Epoch}
+	if leaf := tr.Leaf(sender); leaf != nil {
+		cp := *leaf
+		ev.SenderLeaf = &cp
+	}
 	switch c.ContentType {
 	case wire.ContentApplication:
 		ev.Kind = EventApplication
@@ -480,49 +487,49 @@ func (g *Group) Handle(msg *wire.MLSMessage) (*Event, error) {
 }
 
 // unprotect opens a message with the keys of its epoch.
-func (g *Group) unprotect(msg *wire.MLSMessage) (*wire.AuthenticatedContent, *epochState, error) {
+func (g *Group) unprotect(msg *wire.MLSMessage) (*wire.AuthenticatedContent, *epochState, *tree.Tree, error) {
 	switch {
 	case msg.WireFormat == wire.WireFormatPublicMessage && msg.PublicMessage != nil:
 		pm := msg.PublicMessage
 		if !bytes.Equal(pm.Content.GroupID, g.cur.ctx.GroupID) {
-			return nil, nil, ErrWrongGroup
+			return nil, nil, nil, ErrWrongGroup
 		}
 		if pm.Content.Epoch != g.cur.ctx.Epoch {
-			return nil, nil, fmt.Errorf("%w: PublicMessage of epoch %d in epoch %d", ErrWrongEpoch, pm.Content.Epoch, g.cur.ctx.Epoch)
+			return nil, nil, nil, fmt.Errorf("%w: PublicMessage of epoch %d in epoch %d", ErrWrongEpoch, pm.Content.Epoch, g.cur.ctx.Epoch)
 		}
 		ac, err := framing.UnprotectPublic(g.cs, pm, &g.cur.ctx, g.cur.keys.MembershipKey, signerKey(g.cur.tree))
 		if err != nil {
-			return nil, nil, fmt.Errorf("mls/group: %w", err)
+			return nil, nil, nil, fmt.Errorf("mls/group: %w", err)
 		}
-		return ac, &g.cur, nil
+		return ac, &g.cur, g.cur.tree, nil
 	case msg.WireFormat == wire.WireFormatPrivateMessage && msg.PrivateMessage != nil:
 		pm := msg.PrivateMessage
 		if !bytes.Equal(pm.GroupID, g.cur.ctx.GroupID) {
-			return nil, nil, ErrWrongGroup
+			return nil, nil, nil, ErrWrongGroup
 		}
 		if pm.Epoch == g.cur.ctx.Epoch {
 			ac, err := framing.UnprotectPrivate(g.cs, pm, &g.cur.ctx,
 				framing.EpochKeys{SenderDataSecret: g.cur.keys.SenderDataSecret, SecretTree: g.cur.secrets}, signerKey(g.cur.tree))
 			if err != nil {
-				return nil, nil, fmt.Errorf("mls/group: %w", err)
+				return nil, nil, nil, fmt.Errorf("mls/group: %w", err)
 			}
-			return ac, &g.cur, nil
+			return ac, &g.cur, g.cur.tree, nil
 		}
 		for _, p := range g.past {
 			if p.ctx.Epoch != pm.Epoch {
 				continue
 			}
 			if pm.ContentType != wire.ContentApplication {
-				return nil, nil, fmt.Errorf("%w: handshake message of past epoch %d", ErrWrongEpoch, pm.Epoch)
+				return nil, nil, nil, fmt.Errorf("%w: handshake message of past epoch %d", ErrWrongEpoch, pm.Epoch)
 			}
 			ac, err := framing.UnprotectPrivate(g.cs, pm, &p.ctx,
 				framing.EpochKeys{SenderDataSecret: p.senderData, SecretTree: p.secrets}, signerKey(p.tree))
 			if err != nil {
-				return nil, nil, fmt.Errorf("mls/group: epoch %d: %w", pm.Epoch, err)
+				return nil, nil, nil, fmt.Errorf("mls/group: epoch %d: %w", pm.Epoch, err)
 			}
-			return ac, nil, nil
+			return ac, nil, p.tree, nil
 		}
-		return nil, nil, fmt.Errorf("%w: PrivateMessage of epoch %d in epoch %d", ErrWrongEpoch, pm.Epoch, g.cur.ctx.Epoch)
+		return nil, nil, nil, fmt.Errorf("%w: PrivateMessage of epoch %d in epoch %d", ErrWrongEpoch, pm.Epoch, g.cur.ctx.Epoch)
 	}
-	return nil, nil, fmt.Errorf("%w: wire format %d", ErrUnsupported, msg.WireFormat)
+	return nil, nil, nil, fmt.Errorf("%w: wire format %d", ErrUnsupported, msg.WireFormat)
 }
