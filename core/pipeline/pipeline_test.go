@@ -318,3 +318,39 @@ func TestContractWarnsOnce(t *testing.T) {
 		t.Errorf("%d frames reached the app, want 3", got)
 	}
 }
+
+// TestConsumeKeepsHostEvents: events that Consume takes for the host do not
+// go up; the others do, in order; the top layer's events reach Consume too.
+func TestConsumeKeepsHostEvents(t *testing.T) {
+	var consumed []string
+	r, err := New(Config{
+		Layers: []string{"p2p", "privacy", "secure"},
+		Consume: func(layer int, ev *commonv1.Event) bool {
+			if ev.GetSectionChanged() == nil {
+				return false
+			}
+			consumed = append(consumed, fmt.Sprintf("%d", layer))
+			return true
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	privacy, secure := &inlet{}, &inlet{}
+	r.Door(1).Open(ctx, privacy)
+	r.Door(2).Open(ctx, secure)
+	changed := &commonv1.Event{Kind: &commonv1.Event_SectionChanged{SectionChanged: &commonv1.SectionChanged{}}}
+	r.Route(ctx, 0, &commonv1.Batch{Events: []*commonv1.Event{peerEvent("a"), changed, peerEvent("b")}})
+	r.Route(ctx, 1, &commonv1.Batch{Events: []*commonv1.Event{changed, peerEvent("c")}})
+	r.Route(ctx, 2, &commonv1.Batch{Events: []*commonv1.Event{changed}})
+	if got, want := privacy.items(), []string{"ea", "eb"}; !slices.Equal(got, want) {
+		t.Errorf("privacy got %v, want %v", got, want)
+	}
+	if got, want := secure.items(), []string{"ec"}; !slices.Equal(got, want) {
+		t.Errorf("secure got %v, want %v", got, want)
+	}
+	if want := []string{"0", "1", "2"}; !slices.Equal(consumed, want) {
+		t.Errorf("consumed from layers %v, want %v", consumed, want)
+	}
+}

@@ -41,6 +41,11 @@ type Config struct {
 	Check func(layer int, f *commonv1.Frame) string
 	// Warn receives the first frame of each contract problem of a layer.
 	Warn func(layer int, problem string, f *commonv1.Frame)
+	// Consume, if set, sees every event layer i emits before it goes one
+	// layer up, and keeps those that are for the host (it returns true for
+	// them); the others go up. It is called from layer i's routing
+	// goroutine and must not block for long.
+	Consume func(layer int, ev *commonv1.Event) bool
 }
 
 // Router routes the output of a stack's layers. It is safe for concurrent
@@ -189,7 +194,17 @@ func (r *Router) Route(ctx context.Context, i int, b *commonv1.Batch) {
 	if len(ups) > 0 {
 		_ = r.chains[i][Up].Handle(ctx, ups)
 	}
-	if evs := b.GetEvents(); len(evs) > 0 && i+1 < len(r.doors) {
+	evs := b.GetEvents()
+	if len(evs) > 0 && r.cfg.Consume != nil {
+		kept := evs[:0:0]
+		for _, ev := range evs {
+			if !r.cfg.Consume(i, ev) {
+				kept = append(kept, ev)
+			}
+		}
+		evs = kept
+	}
+	if len(evs) > 0 && i+1 < len(r.doors) {
 		r.doors[i+1].events(ctx, evs)
 	}
 }

@@ -20,8 +20,10 @@ const (
 	// MaxFrameHeader bounds the routing header of a frame a plugin emits:
 	// conversation, peer, protocol and message id together, in bytes.
 	MaxFrameHeader = 8 << 10
-	// MaxEventBytes bounds one event a plugin emits, encoded.
-	MaxEventBytes = 8 << 10
+	// MaxEventBytes bounds one event a plugin emits, encoded: room for a
+	// ConversationLearned naming a conversation's largest membership (1,024
+	// identity keys of 32 bytes) with its id.
+	MaxEventBytes = 48 << 10
 	// maxUnaryRecvBytes bounds every answer of a plugin other than its
 	// data stream: Describe, Configure, Start, Health, Stop and the typed
 	// control calls.

@@ -50,6 +50,7 @@
 package doubleratchet
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -408,15 +409,31 @@ func (l *Layer) maintainLoop(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			l.mu.Lock()
-			if l.storeErr.Load() == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				if err := l.maintain(ctx); err != nil {
-					l.failStore(err)
-				}
-				cancel()
-			}
-			l.mu.Unlock()
+			l.maintainNow()
 		}
+	}
+}
+
+// maintainNow runs maintain, and tells the host when the card section
+// changed (a prekey rotated) so that it re-signs the card at once rather
+// than at its next health poll.
+func (l *Layer) maintainNow() {
+	l.mu.Lock()
+	before := l.card
+	if l.storeErr.Load() == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := l.maintain(ctx); err != nil {
+			l.failStore(err)
+		}
+		cancel()
+	}
+	changed := !bytes.Equal(before, l.card)
+	l.mu.Unlock()
+	if !changed {
+		return
+	}
+	ev := &commonv1.Event{Kind: &commonv1.Event_SectionChanged{SectionChanged: &commonv1.SectionChanged{}}}
+	if err := l.env.Out.EmitEvent(l.env.Run, ev); err != nil {
+		l.env.Logger.Debug("could not tell the host the card section changed", "error", err)
 	}
 }

@@ -777,10 +777,18 @@ func TestSignedPreKeyRotation(t *testing.T) {
 		}
 	}
 	f := send(t, a, b, conv, []byte("under the old prekey"))
+	b.out.TakeEvents()
+	b.l.maintainNow()
+	if evs := b.out.TakeEvents(); len(evs) != 0 {
+		t.Fatalf("maintenance without a rotation sent %d events", len(evs))
+	}
 	clock = clock.Add(61 * time.Minute)
-	maintain()
+	b.l.maintainNow()
 	if bytes.Equal(oldCard, b.l.card) {
 		t.Fatal("the card did not change when the signed prekey rotated")
+	}
+	if evs := b.out.TakeEvents(); len(evs) != 1 || evs[0].GetSectionChanged() == nil {
+		t.Fatalf("the rotation sent events %v, want one SectionChanged", evs)
 	}
 	mustOpen(t, a, b, f, []byte("under the old prekey"))
 

@@ -510,6 +510,8 @@ type Event struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Event_Peer
+	//	*Event_SectionChanged
+	//	*Event_Conversation
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -561,6 +563,24 @@ func (x *Event) GetPeer() *PeerEvent {
 	return nil
 }
 
+func (x *Event) GetSectionChanged() *SectionChanged {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_SectionChanged); ok {
+			return x.SectionChanged
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetConversation() *ConversationLearned {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Conversation); ok {
+			return x.Conversation
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -569,7 +589,137 @@ type Event_Peer struct {
 	Peer *PeerEvent `protobuf:"bytes,1,opt,name=peer,proto3,oneof"`
 }
 
+type Event_SectionChanged struct {
+	// From a layer whose contact-card section changes while it runs; the
+	// host consumes it.
+	SectionChanged *SectionChanged `protobuf:"bytes,2,opt,name=section_changed,json=sectionChanged,proto3,oneof"`
+}
+
+type Event_Conversation struct {
+	// From a secure layer that learns a conversation from the wire; the
+	// host consumes it.
+	Conversation *ConversationLearned `protobuf:"bytes,3,opt,name=conversation,proto3,oneof"`
+}
+
 func (*Event_Peer) isEvent_Kind() {}
+
+func (*Event_SectionChanged) isEvent_Kind() {}
+
+func (*Event_Conversation) isEvent_Kind() {}
+
+// SectionChanged tells the host that the layer's contact-card section
+// changed while it ran: a one-time prekey or a KeyPackage was used, a
+// last-resort key was rotated. The host reads the new section at once (for
+// a secure layer, its Bundle call), re-signs the node's card with it and
+// republishes the card. The host consumes this event: it is not passed up.
+type SectionChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SectionChanged) Reset() {
+	*x = SectionChanged{}
+	mi := &file_common_v1_common_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SectionChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SectionChanged) ProtoMessage() {}
+
+func (x *SectionChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_common_v1_common_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SectionChanged.ProtoReflect.Descriptor instead.
+func (*SectionChanged) Descriptor() ([]byte, []int) {
+	return file_common_v1_common_proto_rawDescGZIP(), []int{4}
+}
+
+// ConversationLearned tells the host a conversation's members as a secure
+// layer learned them from the wire, authenticated by the layer's own
+// protocol: an MLS Welcome that added this node (the first the node hears
+// of the conversation), a Commit that added or removed members, a Commit
+// that removed this node. The host stores the conversation without
+// announcing it (its members know it already) and gives the members to the
+// other layers that take them (the sync layer). The host consumes this
+// event: it is not passed up.
+type ConversationLearned struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conversation (sync group) id.
+	Id []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Identity keys (Ed25519, 32 bytes) of every member, this node included
+	// unless removed is set.
+	Members [][]byte `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// This node is no longer a member: the host stops sending in the
+	// conversation and keeps its history.
+	Removed       bool `protobuf:"varint,3,opt,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationLearned) Reset() {
+	*x = ConversationLearned{}
+	mi := &file_common_v1_common_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationLearned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationLearned) ProtoMessage() {}
+
+func (x *ConversationLearned) ProtoReflect() protoreflect.Message {
+	mi := &file_common_v1_common_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationLearned.ProtoReflect.Descriptor instead.
+func (*ConversationLearned) Descriptor() ([]byte, []int) {
+	return file_common_v1_common_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ConversationLearned) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *ConversationLearned) GetMembers() [][]byte {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ConversationLearned) GetRemoved() bool {
+	if x != nil {
+		return x.Removed
+	}
+	return false
+}
 
 // Batch carries frames and events over a plugin's data stream. Batching is
 // the framework's answer to per-message RPC cost: the SDK packs whatever is
@@ -591,7 +741,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_common_v1_common_proto_msgTypes[4]
+	mi := &file_common_v1_common_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +753,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[4]
+	mi := &file_common_v1_common_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +766,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{4}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Batch) GetFrames() []*Frame {
@@ -657,7 +807,7 @@ type ConfigField struct {
 
 func (x *ConfigField) Reset() {
 	*x = ConfigField{}
-	mi := &file_common_v1_common_proto_msgTypes[5]
+	mi := &file_common_v1_common_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +819,7 @@ func (x *ConfigField) String() string {
 func (*ConfigField) ProtoMessage() {}
 
 func (x *ConfigField) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[5]
+	mi := &file_common_v1_common_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +832,7 @@ func (x *ConfigField) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigField.ProtoReflect.Descriptor instead.
 func (*ConfigField) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{5}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConfigField) GetName() string {
@@ -775,7 +925,7 @@ type PluginInfo struct {
 
 func (x *PluginInfo) Reset() {
 	*x = PluginInfo{}
-	mi := &file_common_v1_common_proto_msgTypes[6]
+	mi := &file_common_v1_common_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +937,7 @@ func (x *PluginInfo) String() string {
 func (*PluginInfo) ProtoMessage() {}
 
 func (x *PluginInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[6]
+	mi := &file_common_v1_common_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +950,7 @@ func (x *PluginInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginInfo.ProtoReflect.Descriptor instead.
 func (*PluginInfo) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{6}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PluginInfo) GetKind() LayerKind {
@@ -874,7 +1024,7 @@ type Protocol struct {
 
 func (x *Protocol) Reset() {
 	*x = Protocol{}
-	mi := &file_common_v1_common_proto_msgTypes[7]
+	mi := &file_common_v1_common_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1036,7 @@ func (x *Protocol) String() string {
 func (*Protocol) ProtoMessage() {}
 
 func (x *Protocol) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[7]
+	mi := &file_common_v1_common_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1049,7 @@ func (x *Protocol) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Protocol.ProtoReflect.Descriptor instead.
 func (*Protocol) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{7}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Protocol) GetName() string {
@@ -938,7 +1088,7 @@ type ConfigErrorDetail struct {
 
 func (x *ConfigErrorDetail) Reset() {
 	*x = ConfigErrorDetail{}
-	mi := &file_common_v1_common_proto_msgTypes[8]
+	mi := &file_common_v1_common_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1100,7 @@ func (x *ConfigErrorDetail) String() string {
 func (*ConfigErrorDetail) ProtoMessage() {}
 
 func (x *ConfigErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[8]
+	mi := &file_common_v1_common_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1113,7 @@ func (x *ConfigErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigErrorDetail.ProtoReflect.Descriptor instead.
 func (*ConfigErrorDetail) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{8}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConfigErrorDetail) GetKey() string {
@@ -995,7 +1145,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[9]
+	mi := &file_common_v1_common_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1157,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[9]
+	mi := &file_common_v1_common_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1170,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{9}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{11}
 }
 
 // ConfigureRequest hands a plugin its configuration. Configure does no
@@ -1052,7 +1202,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[10]
+	mi := &file_common_v1_common_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1214,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[10]
+	mi := &file_common_v1_common_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1227,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{10}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConfigureRequest) GetConfigJson() string {
@@ -1128,7 +1278,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_common_v1_common_proto_msgTypes[11]
+	mi := &file_common_v1_common_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1290,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[11]
+	mi := &file_common_v1_common_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1303,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{11}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConfigureResponse) GetProtocols() []*Protocol {
@@ -1178,7 +1328,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[12]
+	mi := &file_common_v1_common_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1340,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[12]
+	mi := &file_common_v1_common_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1353,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{12}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StartRequest) GetBelowAddress() []byte {
@@ -1238,7 +1388,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_common_v1_common_proto_msgTypes[13]
+	mi := &file_common_v1_common_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1400,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[13]
+	mi := &file_common_v1_common_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1413,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{13}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartResponse) GetLocalAddress() []byte {
@@ -1295,7 +1445,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[14]
+	mi := &file_common_v1_common_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1457,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[14]
+	mi := &file_common_v1_common_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1470,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{14}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{16}
 }
 
 // HealthResponse reports liveness and the layer's own counters.
@@ -1339,7 +1489,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_common_v1_common_proto_msgTypes[15]
+	mi := &file_common_v1_common_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1501,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[15]
+	mi := &file_common_v1_common_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1514,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{15}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HealthResponse) GetServing() bool {
@@ -1396,7 +1546,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_common_v1_common_proto_msgTypes[16]
+	mi := &file_common_v1_common_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1558,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[16]
+	mi := &file_common_v1_common_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1571,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{16}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{18}
 }
 
 type StopResponse struct {
@@ -1432,7 +1582,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_common_v1_common_proto_msgTypes[17]
+	mi := &file_common_v1_common_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1594,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_common_v1_common_proto_msgTypes[17]
+	mi := &file_common_v1_common_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1607,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_common_v1_common_proto_rawDescGZIP(), []int{17}
+	return file_common_v1_common_proto_rawDescGZIP(), []int{19}
 }
 
 var File_common_v1_common_proto protoreflect.FileDescriptor
@@ -1483,10 +1633,17 @@ const file_common_v1_common_proto_rawDesc = "" +
 	"\tPeerEvent\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x121\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.strata.common.v1.PeerStateR\x05state\x12\x1c\n" +
-	"\tprotocols\x18\x03 \x03(\tR\tprotocols\"B\n" +
+	"\tprotocols\x18\x03 \x03(\tR\tprotocols\"\xdc\x01\n" +
 	"\x05Event\x121\n" +
-	"\x04peer\x18\x01 \x01(\v2\x1b.strata.common.v1.PeerEventH\x00R\x04peerB\x06\n" +
-	"\x04kind\"i\n" +
+	"\x04peer\x18\x01 \x01(\v2\x1b.strata.common.v1.PeerEventH\x00R\x04peer\x12K\n" +
+	"\x0fsection_changed\x18\x02 \x01(\v2 .strata.common.v1.SectionChangedH\x00R\x0esectionChanged\x12K\n" +
+	"\fconversation\x18\x03 \x01(\v2%.strata.common.v1.ConversationLearnedH\x00R\fconversationB\x06\n" +
+	"\x04kind\"\x10\n" +
+	"\x0eSectionChanged\"Y\n" +
+	"\x13ConversationLearned\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\fR\amembers\x12\x18\n" +
+	"\aremoved\x18\x03 \x01(\bR\aremoved\"i\n" +
 	"\x05Batch\x12/\n" +
 	"\x06frames\x18\x01 \x03(\v2\x17.strata.common.v1.FrameR\x06frames\x12/\n" +
 	"\x06events\x18\x02 \x03(\v2\x17.strata.common.v1.EventR\x06events\"\x90\x02\n" +
@@ -1590,62 +1747,66 @@ func file_common_v1_common_proto_rawDescGZIP() []byte {
 }
 
 var file_common_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_common_v1_common_proto_goTypes = []any{
-	(LayerKind)(0),            // 0: strata.common.v1.LayerKind
-	(Direction)(0),            // 1: strata.common.v1.Direction
-	(PeerState)(0),            // 2: strata.common.v1.PeerState
-	(FieldType)(0),            // 3: strata.common.v1.FieldType
-	(*Hints)(nil),             // 4: strata.common.v1.Hints
-	(*Frame)(nil),             // 5: strata.common.v1.Frame
-	(*PeerEvent)(nil),         // 6: strata.common.v1.PeerEvent
-	(*Event)(nil),             // 7: strata.common.v1.Event
-	(*Batch)(nil),             // 8: strata.common.v1.Batch
-	(*ConfigField)(nil),       // 9: strata.common.v1.ConfigField
-	(*PluginInfo)(nil),        // 10: strata.common.v1.PluginInfo
-	(*Protocol)(nil),          // 11: strata.common.v1.Protocol
-	(*ConfigErrorDetail)(nil), // 12: strata.common.v1.ConfigErrorDetail
-	(*DescribeRequest)(nil),   // 13: strata.common.v1.DescribeRequest
-	(*ConfigureRequest)(nil),  // 14: strata.common.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 15: strata.common.v1.ConfigureResponse
-	(*StartRequest)(nil),      // 16: strata.common.v1.StartRequest
-	(*StartResponse)(nil),     // 17: strata.common.v1.StartResponse
-	(*HealthRequest)(nil),     // 18: strata.common.v1.HealthRequest
-	(*HealthResponse)(nil),    // 19: strata.common.v1.HealthResponse
-	(*StopRequest)(nil),       // 20: strata.common.v1.StopRequest
-	(*StopResponse)(nil),      // 21: strata.common.v1.StopResponse
-	nil,                       // 22: strata.common.v1.HealthResponse.CountersEntry
+	(LayerKind)(0),              // 0: strata.common.v1.LayerKind
+	(Direction)(0),              // 1: strata.common.v1.Direction
+	(PeerState)(0),              // 2: strata.common.v1.PeerState
+	(FieldType)(0),              // 3: strata.common.v1.FieldType
+	(*Hints)(nil),               // 4: strata.common.v1.Hints
+	(*Frame)(nil),               // 5: strata.common.v1.Frame
+	(*PeerEvent)(nil),           // 6: strata.common.v1.PeerEvent
+	(*Event)(nil),               // 7: strata.common.v1.Event
+	(*SectionChanged)(nil),      // 8: strata.common.v1.SectionChanged
+	(*ConversationLearned)(nil), // 9: strata.common.v1.ConversationLearned
+	(*Batch)(nil),               // 10: strata.common.v1.Batch
+	(*ConfigField)(nil),         // 11: strata.common.v1.ConfigField
+	(*PluginInfo)(nil),          // 12: strata.common.v1.PluginInfo
+	(*Protocol)(nil),            // 13: strata.common.v1.Protocol
+	(*ConfigErrorDetail)(nil),   // 14: strata.common.v1.ConfigErrorDetail
+	(*DescribeRequest)(nil),     // 15: strata.common.v1.DescribeRequest
+	(*ConfigureRequest)(nil),    // 16: strata.common.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),   // 17: strata.common.v1.ConfigureResponse
+	(*StartRequest)(nil),        // 18: strata.common.v1.StartRequest
+	(*StartResponse)(nil),       // 19: strata.common.v1.StartResponse
+	(*HealthRequest)(nil),       // 20: strata.common.v1.HealthRequest
+	(*HealthResponse)(nil),      // 21: strata.common.v1.HealthResponse
+	(*StopRequest)(nil),         // 22: strata.common.v1.StopRequest
+	(*StopResponse)(nil),        // 23: strata.common.v1.StopResponse
+	nil,                         // 24: strata.common.v1.HealthResponse.CountersEntry
 }
 var file_common_v1_common_proto_depIdxs = []int32{
 	1,  // 0: strata.common.v1.Frame.direction:type_name -> strata.common.v1.Direction
 	4,  // 1: strata.common.v1.Frame.hints:type_name -> strata.common.v1.Hints
 	2,  // 2: strata.common.v1.PeerEvent.state:type_name -> strata.common.v1.PeerState
 	6,  // 3: strata.common.v1.Event.peer:type_name -> strata.common.v1.PeerEvent
-	5,  // 4: strata.common.v1.Batch.frames:type_name -> strata.common.v1.Frame
-	7,  // 5: strata.common.v1.Batch.events:type_name -> strata.common.v1.Event
-	3,  // 6: strata.common.v1.ConfigField.type:type_name -> strata.common.v1.FieldType
-	0,  // 7: strata.common.v1.PluginInfo.kind:type_name -> strata.common.v1.LayerKind
-	9,  // 8: strata.common.v1.PluginInfo.config:type_name -> strata.common.v1.ConfigField
-	11, // 9: strata.common.v1.ConfigureResponse.protocols:type_name -> strata.common.v1.Protocol
-	11, // 10: strata.common.v1.StartRequest.protocols:type_name -> strata.common.v1.Protocol
-	22, // 11: strata.common.v1.HealthResponse.counters:type_name -> strata.common.v1.HealthResponse.CountersEntry
-	13, // 12: strata.common.v1.Layer.Describe:input_type -> strata.common.v1.DescribeRequest
-	14, // 13: strata.common.v1.Layer.Configure:input_type -> strata.common.v1.ConfigureRequest
-	16, // 14: strata.common.v1.Layer.Start:input_type -> strata.common.v1.StartRequest
-	8,  // 15: strata.common.v1.Layer.Frames:input_type -> strata.common.v1.Batch
-	18, // 16: strata.common.v1.Layer.Health:input_type -> strata.common.v1.HealthRequest
-	20, // 17: strata.common.v1.Layer.Stop:input_type -> strata.common.v1.StopRequest
-	10, // 18: strata.common.v1.Layer.Describe:output_type -> strata.common.v1.PluginInfo
-	15, // 19: strata.common.v1.Layer.Configure:output_type -> strata.common.v1.ConfigureResponse
-	17, // 20: strata.common.v1.Layer.Start:output_type -> strata.common.v1.StartResponse
-	8,  // 21: strata.common.v1.Layer.Frames:output_type -> strata.common.v1.Batch
-	19, // 22: strata.common.v1.Layer.Health:output_type -> strata.common.v1.HealthResponse
-	21, // 23: strata.common.v1.Layer.Stop:output_type -> strata.common.v1.StopResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	8,  // 4: strata.common.v1.Event.section_changed:type_name -> strata.common.v1.SectionChanged
+	9,  // 5: strata.common.v1.Event.conversation:type_name -> strata.common.v1.ConversationLearned
+	5,  // 6: strata.common.v1.Batch.frames:type_name -> strata.common.v1.Frame
+	7,  // 7: strata.common.v1.Batch.events:type_name -> strata.common.v1.Event
+	3,  // 8: strata.common.v1.ConfigField.type:type_name -> strata.common.v1.FieldType
+	0,  // 9: strata.common.v1.PluginInfo.kind:type_name -> strata.common.v1.LayerKind
+	11, // 10: strata.common.v1.PluginInfo.config:type_name -> strata.common.v1.ConfigField
+	13, // 11: strata.common.v1.ConfigureResponse.protocols:type_name -> strata.common.v1.Protocol
+	13, // 12: strata.common.v1.StartRequest.protocols:type_name -> strata.common.v1.Protocol
+	24, // 13: strata.common.v1.HealthResponse.counters:type_name -> strata.common.v1.HealthResponse.CountersEntry
+	15, // 14: strata.common.v1.Layer.Describe:input_type -> strata.common.v1.DescribeRequest
+	16, // 15: strata.common.v1.Layer.Configure:input_type -> strata.common.v1.ConfigureRequest
+	18, // 16: strata.common.v1.Layer.Start:input_type -> strata.common.v1.StartRequest
+	10, // 17: strata.common.v1.Layer.Frames:input_type -> strata.common.v1.Batch
+	20, // 18: strata.common.v1.Layer.Health:input_type -> strata.common.v1.HealthRequest
+	22, // 19: strata.common.v1.Layer.Stop:input_type -> strata.common.v1.StopRequest
+	12, // 20: strata.common.v1.Layer.Describe:output_type -> strata.common.v1.PluginInfo
+	17, // 21: strata.common.v1.Layer.Configure:output_type -> strata.common.v1.ConfigureResponse
+	19, // 22: strata.common.v1.Layer.Start:output_type -> strata.common.v1.StartResponse
+	10, // 23: strata.common.v1.Layer.Frames:output_type -> strata.common.v1.Batch
+	21, // 24: strata.common.v1.Layer.Health:output_type -> strata.common.v1.HealthResponse
+	23, // 25: strata.common.v1.Layer.Stop:output_type -> strata.common.v1.StopResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_common_v1_common_proto_init() }
@@ -1655,6 +1816,8 @@ func file_common_v1_common_proto_init() {
 	}
 	file_common_v1_common_proto_msgTypes[3].OneofWrappers = []any{
 		(*Event_Peer)(nil),
+		(*Event_SectionChanged)(nil),
+		(*Event_Conversation)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1662,7 +1825,7 @@ func file_common_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_common_v1_common_proto_rawDesc), len(file_common_v1_common_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
