@@ -64,6 +64,7 @@ func NewRoot(env Env) *cobra.Command {
 		sendCmd(env),
 		listenCmd(env),
 		conversationCmd(env),
+		chatCmd(env),
 		demoCmd(env),
 		compareCmd(env),
 		testnetCmd(env),

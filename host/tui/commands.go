@@ -1,0 +1,204 @@
+package tui
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	chatv1 "github.com/strata-msg/strata/core/api/chat/v1"
+)
+
+// helpText is what /help shows.
+var helpText = []string{
+	"Commands:",
+	"  /add CARD              add a contact from its card (strata:card:... or STRATA:CARD:...)",
+	"  /group NAME MEMBER...  create a private group with contacts (alias, name, fingerprint or hex key)",
+	"  /invite MEMBER...      invite contacts to the open group (admins only)",
+	"  /join NAME             join the public chat NAME",
+	"  /help                  this help",
+	"  /quit                  leave (so do Ctrl+C and Ctrl+D)",
+	"Keys: Enter sends, Tab / Shift+Tab (Ctrl+N / Ctrl+P) open the next / previous conversation,",
+	"  PgUp / PgDn scroll the messages, Esc clears the input and closes this help.",
+	"Marks: ✓ sent · ✓✓ delivered to n of m · ✓✓ read by n of m · ✓✓ read (by all) ·",
+	"  (late) arrived after later messages and was slotted in where it belongs · (edited)",
+}
+
+// command runs a /command.
+func (m *Model) command(line string) (tea.Model, tea.Cmd) {
+	f := strings.Fields(line)
+	name, args := f[0], f[1:]
+	switch name {
+	case "/quit", "/exit":
+		return m.quit()
+	case "/help":
+		m.help = true
+		return m, nil
+	case "/add":
+		if len(args) == 0 {
+			return m.usage("/add CARD")
+		}
+		return m, m.addContact(strings.Join(args, ""))
+	case "/join":
+		if len(args) != 1 {
+			return m.usage("/join NAME")
+		}
+		return m, m.join(args[0])
+	case "/group":
+		if len(args) < 2 {
+			return m.usage("/group NAME MEMBER...")
+		}
+		return m, m.group(args[0], args[1:])
+	case "/invite":
+		if len(args) == 0 {
+			return m.usage("/invite MEMBER...")
+		}
+		return m, m.invite(args)
+	}
+	m.status = "error: unknown command " + clean(name) + " (/help lists them)"
+	return m, nil
+}
+
+// usage says how a command is used.
+func (m *Model) usage(u string) (tea.Model, tea.Cmd) {
+	m.status = "usage: " + u
+	return m, nil
+}
+
+// addContact imports a card.
+func (m *Model) addContact(card string) tea.Cmd {
+	ctx, b := m.ctx, m.b
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		ct, err := b.AddContact(ctx, card)
+		if err != nil {
+			return doneMsg{err: fmt.Errorf("add contact: %w", err)}
+		}
+		return doneMsg{status: fmt.Sprintf("added %s (%s)", clean(ct.GetName()), clean(ct.GetFingerprint())), refresh: true}
+	}
+}
+
+// join joins a public chat and opens it.
+func (m *Model) join(name string) tea.Cmd {
+	ctx, b := m.ctx, m.b
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		c, err := b.JoinPublicChat(ctx, name)
+		if err != nil {
+			return doneMsg{err: fmt.Errorf("join %s: %w", name, err)}
+		}
+		return doneMsg{status: "joined the public chat #" + clean(c.GetPublicChat()), open: c}
+	}
+}
+
+// resolve finds contacts by alias, name, fingerprint or hex key.
+func (m *Model) resolve(refs []string) ([][]byte, error) {
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, " ", "")) }
+	var out [][]byte
+	for _, ref := range refs {
+		var found []*appv1.Contact
+		for _, ct := range m.contacts {
+			if ct.GetAlias() == ref || ct.GetName() == ref || norm(ct.GetFingerprint()) == norm(ref) ||
+				hex.EncodeToString(ct.GetIdentity()) == strings.ToLower(ref) {
+				found = append(found, ct)
+			}
+		}
+		switch len(found) {
+		case 0:
+			return nil, fmt.Errorf("no contact %q (/add their card first)", ref)
+		case 1:
+			out = append(out, found[0].GetIdentity())
+		default:
+			return nil, fmt.Errorf("%q names %d contacts: use the fingerprint", ref, len(found))
+		}
+	}
+	return out, nil
+}
+
+// group creates a private group: the node's conversation with the
+// members (which the node announces to them), then the group's create
+// event, which invites them.
+func (m *Model) group(name string, refs []string) tea.Cmd {
+	members, err := m.resolve(refs)
+	if err != nil {
+		m.status = "error: " + clean(err.Error())
+		return nil
+	}
+	ctx, b, self, now := m.ctx, m.b, m.self, m.now
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		c, err := b.SetConversation(ctx, &appv1.SetConversationRequest{Members: members, Name: name})
+		if err != nil {
+			return doneMsg{err: fmt.Errorf("create the group: %w", err)}
+		}
+		v := newConv(self, c)
+		v.kind = chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP
+		p, err := v.payload(self, now(), membershipPayload(chatv1.MembershipType_MEMBERSHIP_TYPE_CREATE, self, name, members...))
+		if err == nil {
+			_, err = b.Send(ctx, c.GetId(), p)
+		}
+		if err != nil {
+			return doneMsg{err: fmt.Errorf("create the group: %w", err), open: c}
+		}
+		return doneMsg{status: fmt.Sprintf("created the group %s with %d members", clean(name), len(members)), open: c}
+	}
+}
+
+// invite invites contacts to the open group: they become members of the
+// node's conversation (so the sync layer brings them its messages), and
+// the invite event makes them invited in the group's events.
+func (m *Model) invite(refs []string) tea.Cmd {
+	v := m.open()
+	if v == nil || v.kind != chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP {
+		m.status = "error: /invite is for a private group: open one first"
+		return nil
+	}
+	if !v.tl.Group().State().IsAdmin(m.self) {
+		m.status = "error: only an admin of the group invites"
+		return nil
+	}
+	add, err := m.resolve(refs)
+	if err != nil {
+		m.status = "error: " + clean(err.Error())
+		return nil
+	}
+	var members [][]byte
+	for _, k := range v.members {
+		if string(k) != string(m.self) {
+			members = append(members, k)
+		}
+	}
+	for _, k := range add {
+		dup := false
+		for _, have := range members {
+			dup = dup || string(have) == string(k)
+		}
+		if !dup {
+			members = append(members, k)
+		}
+	}
+	p, err := v.payload(m.self, m.now(), membershipPayload(chatv1.MembershipType_MEMBERSHIP_TYPE_INVITE, m.self, "", add...))
+	if err != nil {
+		m.status = "error: " + clean(err.Error())
+		return nil
+	}
+	ctx, b, id := m.ctx, m.b, v.id
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		c, err := b.SetConversation(ctx, &appv1.SetConversationRequest{Id: id, Members: members})
+		if err != nil {
+			return doneMsg{err: fmt.Errorf("invite: %w", err)}
+		}
+		if _, err := b.Send(ctx, id, p); err != nil {
+			return doneMsg{err: fmt.Errorf("invite: %w", err)}
+		}
+		return doneMsg{status: fmt.Sprintf("invited %d to the group", len(add)), open: c}
+	}
+}

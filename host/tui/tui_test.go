@@ -1,0 +1,277 @@
+package tui
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/exp/golden"
+	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/muesli/termenv"
+
+	chatv1 "github.com/strata-msg/strata/core/api/chat/v1"
+	"github.com/strata-msg/strata/host/chat"
+	"github.com/strata-msg/strata/host/conversations"
+	"github.com/strata-msg/strata/host/identity"
+)
+
+// The captures of these tests (testdata/*.golden, shown in docs/chat.md)
+// are the UI's View as text; `go test ./host/tui -run TestUI -update`
+// writes them again.
+
+const (
+	oneToOne = chatv1.ChatType_CHAT_TYPE_ONE_TO_ONE
+	private  = chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP
+	public   = chatv1.ChatType_CHAT_TYPE_PUBLIC
+)
+
+// probe wraps the UI for a test: a viewMsg asks for its View, taken in
+// the program's own goroutine.
+type probe struct{ m *Model }
+
+type viewMsg chan string
+
+func (p probe) Init() tea.Cmd { return p.m.Init() }
+func (p probe) View() string  { return p.m.View() }
+func (p probe) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if ch, ok := msg.(viewMsg); ok {
+		ch <- p.m.View()
+		return p, nil
+	}
+	_, cmd := p.m.Update(msg)
+	return p, cmd
+}
+
+// ui is a running UI on a backend, driven as a terminal would drive it.
+type ui struct {
+	t  *testing.T
+	tm *teatest.TestModel
+}
+
+// startUI runs the UI on b in a 90x22 terminal without colours.
+func startUI(t *testing.T, b Backend, now func() time.Time) *ui {
+	t.Helper()
+	r := lipgloss.NewRenderer(nil)
+	r.SetColorProfile(termenv.Ascii)
+	m := New(context.Background(), b, Options{Now: now, Location: time.UTC, Renderer: r})
+	tm := teatest.NewTestModel(t, probe{m}, teatest.WithInitialTermSize(90, 22))
+	u := &ui{t: t, tm: tm}
+	t.Cleanup(func() {
+		tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
+		tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+	})
+	u.waitFor("Tab: next conversation")
+	return u
+}
+
+// view returns the UI's View now.
+func (u *ui) view() string {
+	ch := make(viewMsg, 1)
+	u.tm.Send(ch)
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		u.t.Fatal("the UI does not answer")
+		return ""
+	}
+}
+
+// waitView waits until the View satisfies cond, and returns it.
+func (u *ui) waitView(what string, cond func(string) bool) string {
+	u.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := u.view()
+		if cond(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			u.t.Fatalf("timed out waiting for %s; the view:\n%s", what, v)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFor waits until the View holds every one of want.
+func (u *ui) waitFor(want ...string) string {
+	u.t.Helper()
+	return u.waitView(strings.Join(want, ", "), func(v string) bool {
+		for _, w := range want {
+			if !strings.Contains(v, w) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// enter types a line and presses Enter.
+func (u *ui) enter(line string) {
+	u.tm.Type(line)
+	u.tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+}
+
+// capture checks the View against testdata/<test>.golden.
+func (u *ui) capture(v string) {
+	u.t.Helper()
+	golden.RequireEqual(u.t, []byte(v+"\n"))
+}
+
+// unreadCount finds carol's unread count in the list.
+var unreadCount = regexp.MustCompile(`carol +1 │`)
+
+var (
+	alice = newPerson("alice")
+	bob   = newPerson("bob")
+	carol = newPerson("carol")
+	dave  = newPerson("dave")
+)
+
+// TestUISend: alice writes to bob, whose node has not seen the 1:1 chat
+// yet: the UI sets it on the node, sends a chat payload that conforms,
+// and the message's mark goes from sent to delivered to read as bob's
+// receipts come in.
+func TestUISend(t *testing.T) {
+	f := newFake(alice, bob)
+	u := startUI(t, f, f.clock)
+	u.waitFor("> bob")
+	u.enter("hello bob")
+	dm := conversations.DirectID(alice.key, bob.key)
+	waitFake(t, "alice's message", func() bool { return len(f.sent(dm)) == 1 })
+	p := f.sent(dm)[0]
+	if p.GetText().GetText() != "hello bob" || p.GetChatType() != oneToOne || p.GetVersion() != chat.Version || string(p.GetChatId()) != string(dm) {
+		t.Fatalf("sent payload: %v", p)
+	}
+	u.waitFor("alice: hello bob  ✓ sent")
+	id := f.sentID("hello bob")
+	b := peer{bob, f}
+	f.advance(time.Minute)
+	b.receipt(dm, oneToOne, chatv1.ReceiptType_RECEIPT_TYPE_DELIVERED, id)
+	u.waitFor("alice: hello bob  ✓✓ delivered to 1 of 1")
+	u.enter("are you there?")
+	u.waitFor("alice: are you there?  ✓ sent")
+	f.advance(time.Minute)
+	b.receipt(dm, oneToOne, chatv1.ReceiptType_RECEIPT_TYPE_READ, id)
+	u.capture(u.waitFor("alice: hello bob  ✓✓ read"))
+}
+
+// TestUIReceive: bob's messages arrive in the open 1:1 chat, carol's in
+// another; a message that arrives after a later one is slotted in and
+// marked late; a payload that does not conform is not shown; one of a
+// future content type shows as unsupported. Alice's client sends a read
+// receipt for what it shows and a delivery receipt for carol's message.
+func TestUIReceive(t *testing.T) {
+	f := newFake(alice, bob, carol)
+	u := startUI(t, f, f.clock)
+	dmBob, dmCarol := conversations.DirectID(alice.key, bob.key), conversations.DirectID(alice.key, carol.key)
+	b, c := peer{bob, f}, peer{carol, f}
+	first := b.text(dmBob, oneToOne, "hi alice")
+	u.waitFor("> bob", "bob: hi alice")
+	f.advance(2 * time.Minute)
+	b.text(dmBob, oneToOne, "lunch at noon?")
+	// Written before "lunch at noon?" (its clock is lower), arriving after.
+	b.send(dmBob, oneToOne, uint64(t0.Add(time.Minute).UnixMilli()), textPayload("I am back"))
+	f.advance(time.Second)
+	// Not conforming: an empty text. Never shown.
+	b.send(dmBob, oneToOne, 0, &chatv1.ChatPayload{ContentType: chatv1.ContentType_CONTENT_TYPE_TEXT,
+		Body: &chatv1.ChatPayload_Text{Text: &chatv1.Text{}}})
+	f.advance(time.Second)
+	// A content type of a later version of the payload.
+	b.send(dmBob, oneToOne, 0, &chatv1.ChatPayload{ContentType: chatv1.ContentType(42)})
+	c.text(dmCarol, oneToOne, "call me")
+	u.waitFor("I am back  (late)", "unsupported message (content type 42)")
+	v := u.waitView("carol's unread count", func(v string) bool { return unreadCount.MatchString(v) })
+	waitFake(t, "alice's receipts", func() bool {
+		read, delivered := false, false
+		for _, p := range f.sent(dmBob) {
+			read = read || (p.GetReceipt().GetType() == chatv1.ReceiptType_RECEIPT_TYPE_READ && string(p.GetReceipt().GetMessageIds()[0]) == string(first))
+		}
+		for _, p := range f.sent(dmCarol) {
+			delivered = delivered || p.GetReceipt().GetType() == chatv1.ReceiptType_RECEIPT_TYPE_DELIVERED
+		}
+		return read && delivered
+	})
+	if strings.Count(v, "bob:") != 4 {
+		t.Errorf("bob's shown entries: want 4 (3 texts, 1 unsupported):\n%s", v)
+	}
+	u.capture(v)
+	// Opening carol's chat reads her message: its unread count goes.
+	u.tm.Send(tea.KeyMsg{Type: tea.KeyTab})
+	u.waitView("carol's chat open", func(v string) bool {
+		return strings.Contains(v, "> carol") && !unreadCount.MatchString(v)
+	})
+	waitFake(t, "a read receipt to carol", func() bool {
+		for _, p := range f.sent(dmCarol) {
+			if p.GetReceipt().GetType() == chatv1.ReceiptType_RECEIPT_TYPE_READ {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestUIJoinPublicChat: /join opens a public chat, where anyone's
+// messages show (a stranger's under its key) and alice's are sent with no
+// receipts.
+func TestUIJoinPublicChat(t *testing.T) {
+	f := newFake(alice, bob)
+	u := startUI(t, f, f.clock)
+	u.enter("/join status")
+	u.waitFor("> #status", "#status · public chat", "joined the public chat #status")
+	id := conversations.PublicChatID("status")
+	peer{dave, f}.text(id, public, "gm #status")
+	u.waitFor(identity.Fingerprint(dave.key)[:9] + ": gm #status")
+	f.advance(time.Minute)
+	u.enter("hello #status")
+	v := u.waitFor("alice: hello #status  ✓ sent")
+	for _, p := range f.sent(id) {
+		if p.GetChatType() != public || p.GetContentType() != chatv1.ContentType_CONTENT_TYPE_TEXT {
+			t.Errorf("alice sent %v to a public chat", p)
+		}
+	}
+	u.capture(v)
+}
+
+// TestUICreateGroup: /group creates the node's conversation and the
+// group's create event; bob joins and writes; /invite adds dave.
+func TestUICreateGroup(t *testing.T) {
+	f := newFake(alice, bob, carol, dave)
+	u := startUI(t, f, f.clock)
+	u.enter("/group friends bob carol")
+	u.waitFor("> friends (group)", "created the group friends with 2 members")
+	group := []byte("group-1")
+	ps := f.sent(group)
+	if len(ps) != 1 || ps[0].GetMembership().GetType() != chatv1.MembershipType_MEMBERSHIP_TYPE_CREATE ||
+		len(ps[0].GetMembership().GetMembers()) != 2 || ps[0].GetMembership().GetName() != "friends" {
+		t.Fatalf("alice's create event: %v", ps)
+	}
+	f.advance(time.Minute)
+	b := peer{bob, f}
+	b.send(group, private, 0, membershipPayload(chatv1.MembershipType_MEMBERSHIP_TYPE_JOIN, bob.key, ""))
+	b.text(group, private, "hi all")
+	// A stranger's message in the group is refused: never shown.
+	peer{dave, f}.text(group, private, "let me in")
+	u.waitFor("* bob joined", "bob: hi all")
+	f.advance(time.Minute)
+	u.enter("welcome bob")
+	u.waitFor("alice: welcome bob  ✓ sent")
+	b.receipt(group, private, chatv1.ReceiptType_RECEIPT_TYPE_READ, f.sentID("welcome bob"))
+	u.waitFor("alice: welcome bob  ✓✓ read")
+	u.enter("/invite dave")
+	v := u.waitFor("* alice invited dave", "invited 1 to the group")
+	if strings.Contains(v, "let me in") {
+		t.Errorf("a non-member's message is shown:\n%s", v)
+	}
+	f.mu.Lock()
+	members := len(f.convs[0].Members)
+	f.mu.Unlock()
+	if members != 4 {
+		t.Errorf("the node's conversation has %d members after the invite, want 4", members)
+	}
+	u.capture(v)
+}
