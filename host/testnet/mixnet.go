@@ -366,9 +366,11 @@ func stackMixnet(st *stack, o MixnetOptions) (layers, userPayload int, r rates, 
 // one a former run left there: an authority key, each relay's identity,
 // Sphinx key chain secret, overlay key and loopback port, the signed PKI
 // document naming them, each relay's keys file, and the relays' overlay
-// keys in their data directories, where their p2p layer finds them. The
-// authority's private key is not kept: a network a former run made is
-// used as long as its document is (the epoch it was made in and the
+// keys in their data directories, where their p2p layer finds them.
+// mixnet/authority.json keeps the authority's key and the relays'
+// identities, from which the testnet publishes each epoch's document while
+// it runs (runAuthority); a network made before that file existed is used
+// only as long as its document is (the epoch it was made in and the
 // next).
 func planMixnet(st *stack, dir string, opts MixnetOptions, clients int) (*mixNetwork, error) {
 	o := opts.withDefaults()
@@ -444,6 +446,9 @@ func planMixnet(st *stack, dir string, opts MixnetOptions, clients int) (*mixNet
 	if err := os.MkdirAll(mdir, 0o700); err != nil {
 		return nil, fmt.Errorf("testnet: mixnet: %w", err)
 	}
+	if err := mn.saveAuthority(auth, net.Members); err != nil {
+		return nil, err
+	}
 	for _, m := range net.Members {
 		err := mixnet.WriteRelayKeys(mn.keysPath(m.Name), m.KeySecret, mn.Epoch)
 		clear(m.KeySecret)
@@ -501,7 +506,7 @@ func (mn *mixNetwork) checkCurrent(overlay string) error {
 	if err != nil {
 		return fmt.Errorf("testnet: mixnet in %s: %w", mn.dir, err)
 	}
-	if now := epochs.At(time.Now()); now > mn.Epoch+1 {
+	if now := epochs.At(time.Now()); now > mn.Epoch+1 && !mn.hasAuthority() {
 		return fmt.Errorf("testnet: the mixnet in %s has a document for epoch %d, and this is epoch %d: its nodes would refuse it; use a new directory", mn.dir, mn.Epoch, now)
 	}
 	return nil

@@ -187,6 +187,16 @@ func TestPlanMixnet(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, mixnetDir, "network.json"), nb, 0o600); err != nil {
 				t.Fatal(err)
 			}
+			// A network past its document's epochs is used again while
+			// its authority's keys are there (the testnet publishes a
+			// current document: TestMixnetAuthority), and refused
+			// without them.
+			if _, err := planMixnet(st, dir, MixnetOptions{}, 2); err != nil {
+				t.Fatalf("a network with its authority, past its first document: %v", err)
+			}
+			if err := os.Remove(filepath.Join(dir, mixnetDir, authorityFile)); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := planMixnet(st, dir, MixnetOptions{}, 2); err == nil || !strings.Contains(err.Error(), "use a new directory") {
 				t.Fatalf("a stale network: %v", err)
 			}

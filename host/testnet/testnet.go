@@ -132,6 +132,9 @@ type Net struct {
 	mixAt   map[*Member]relay // each mixnet node's relay (a client's: its provider)
 	logMu   sync.Mutex        // serialises lines written to Options.Log
 
+	// stopAuthority ends the mixnet authority's publishing (mixnet stack).
+	stopAuthority func()
+
 	mu        sync.Mutex
 	closed    bool
 	closeOnce sync.Once
@@ -247,6 +250,9 @@ func Start(ctx context.Context, opts Options) (*Net, error) {
 	}
 	var cards []string
 	if mix != nil {
+		if n.stopAuthority, err = mix.runAuthority(); err != nil {
+			return fail(err)
+		}
 		// Every mixnet node knows from the start the relays it dials; a
 		// stage starts once those it dials are up.
 		for _, stage := range stages {
@@ -513,6 +519,9 @@ func (n *Net) Close(ctx context.Context) error {
 			}
 		}
 		n.closeLogs()
+		if n.stopAuthority != nil {
+			n.stopAuthority()
+		}
 		if n.spawner != nil {
 			n.spawner.close()
 		}
