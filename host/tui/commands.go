@@ -146,7 +146,7 @@ func (m *Model) group(name string, refs []string) tea.Cmd {
 		if err != nil {
 			return doneMsg{err: fmt.Errorf("create the group: %w", err), open: c}
 		}
-		return doneMsg{status: fmt.Sprintf("created the group %s with %d members", clean(name), len(members)), open: c}
+		return doneMsg{status: fmt.Sprintf("created the group %s, %s invited", clean(name), plural(len(members), "member")), open: c}
 	}
 }
 
@@ -199,6 +199,14 @@ func (m *Model) invite(refs []string) tea.Cmd {
 		if _, err := b.Send(ctx, id, p); err != nil {
 			return doneMsg{err: fmt.Errorf("invite: %w", err)}
 		}
-		return doneMsg{status: fmt.Sprintf("invited %d to the group", len(add)), open: c}
+		return doneMsg{status: fmt.Sprintf("%s invited", plural(len(add), "member")), open: c}
 	}
+}
+
+// plural is n and the noun, in the plural unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

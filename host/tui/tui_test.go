@@ -243,7 +243,7 @@ func TestUICreateGroup(t *testing.T) {
 	f := newFake(alice, bob, carol, dave)
 	u := startUI(t, f, f.clock)
 	u.enter("/group friends bob carol")
-	u.waitFor("> friends (group)", "created the group friends with 2 members")
+	u.waitFor("> friends (group)", "created the group friends, 2 members invited")
 	group := []byte("group-1")
 	ps := f.sent(group)
 	if len(ps) != 1 || ps[0].GetMembership().GetType() != chatv1.MembershipType_MEMBERSHIP_TYPE_CREATE ||
@@ -263,7 +263,7 @@ func TestUICreateGroup(t *testing.T) {
 	b.receipt(group, private, chatv1.ReceiptType_RECEIPT_TYPE_READ, f.sentID("welcome bob"))
 	u.waitFor("alice: welcome bob  ✓✓ read")
 	u.enter("/invite dave")
-	v := u.waitFor("* alice invited dave", "invited 1 to the group")
+	v := u.waitFor("* alice invited dave", "1 member invited")
 	if strings.Contains(v, "let me in") {
 		t.Errorf("a non-member's message is shown:\n%s", v)
 	}
