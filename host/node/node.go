@@ -119,6 +119,8 @@ type Node struct {
 	once    sync.Once
 	closing atomic.Bool
 	card    atomic.Pointer[contacts.Card]
+	// cardMu orders the card's refreshes (refreshCard).
+	cardMu sync.Mutex
 	// peers are the cards of node.peers: relays and bootstrap nodes.
 	peers []*contacts.Card
 	// unlock releases the data directory's lock (datalock.go).
@@ -127,6 +129,9 @@ type Node struct {
 	directStored sync.Map
 	// announced counts the conversation announcements received.
 	announced announcements
+	// events holds what layers told the host through events until the
+	// host acts on it (layerevents.go).
+	events *layerEvents
 	// msgStats counts the messages refused and removed (MessageStats).
 	msgStats messageStats
 	// wrapHistory, when set before Start, wraps the history's store (a
@@ -154,7 +159,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if opts.PruneInterval <= 0 {
 		opts.PruneInterval = time.Minute
 	}
-	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1)}
+	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, failed: make(chan error, 1), events: newLayerEvents()}
 	allow := opts.AllowUnverified || cfg.Plugins.AllowUnverified
 	for i, key := range cfg.Stack() {
 		l := cfg.Layers[key]
@@ -307,6 +312,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		n.runLayerEvents(n.ctx)
+	}()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
 		n.acks.run(n.ctx, n.opts.HealthTimeout, n.log)
 	}()
 	n.wg.Add(1)
@@ -377,6 +387,9 @@ func (n *Node) CardText() string { return contacts.EncodeText(n.card.Load().Sign
 // refreshCard signs a card from the layers' current contact sections and
 // writes it to <data_dir>/host/card.txt.
 func (n *Node) refreshCard() error {
+	// Health polls and a layer's SectionChanged event both refresh.
+	n.cardMu.Lock()
+	defer n.cardMu.Unlock()
 	c := &contacts.Card{
 		IdentityKey: n.id.Public(),
 		Name:        n.cfg.Node.Name,

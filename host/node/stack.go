@@ -37,6 +37,7 @@ func (n *Node) buildRouter() error {
 			}
 			return ""
 		},
+		Consume: n.consumeEvent,
 		Warn: func(i int, problem string, f *commonv1.Frame) {
 			s := n.slots[i]
 			s.log.Warn("the layer emitted a frame that breaks its contract; the stack may deliver nothing (reported once per problem)",
