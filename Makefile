@@ -8,7 +8,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 STATICCHECK_VERSION        := v0.8.2
 
-PLUGIN_NAMES := libp2p devp2p none whisper doubleratchet mvds bsp mixnet
+PLUGIN_NAMES := libp2p devp2p none whisper doubleratchet mvds bsp mixnet mls
 PROTOS := $(wildcard core/api/*/v1/*.proto)
 # Plugins' own wire formats: plugins/<name>/wirepb/*.proto.
 PLUGIN_PROTOS := $(wildcard plugins/*/wirepb/*.proto)

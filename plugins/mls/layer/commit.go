@@ -1,0 +1,201 @@
+package layer
+
+import (
+	"bytes"
+	"slices"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/plugins/mls/group"
+	"github.com/strata-msg/strata/plugins/mls/treemath"
+	"github.com/strata-msg/strata/plugins/mls/wire"
+)
+
+// Who commits. The host gives every member the same member list
+// (SetConversation). The members that stay in the group (in the group now
+// and in the list) sorted by identity are the commit order: the first
+// commits the difference (Adds of the listed members not in the group,
+// Removes of the members not listed) at once; the k-th does it only if the
+// group has not changed epoch for k × takeover_timeout. A new group is
+// created by the lowest listed identity alone. A member the list leaves
+// out never commits (RFC 9420 forbids a Commit that removes its sender).
+
+// addition is a member to add with the KeyPackage chosen for it.
+type addition struct {
+	identity []byte
+	kp       wire.KeyPackage
+	ref      []byte // set for a one-time KeyPackage
+}
+
+// reconcile commits what the host asked for, if it is this member's turn;
+// l.mu is held.
+func (l *Layer) reconcile(c *conv) {
+	if c.desired == nil || c.removed || !c.wants(l.self) {
+		return
+	}
+	if c.g == nil {
+		if !bytes.Equal(c.desired[0], l.self) {
+			return // the lowest member creates the group
+		}
+		g, err := group.Create(l.groupConfig(), l.cs, c.id, l.ident, nil)
+		if err != nil {
+			l.env.Logger.Error("could not create a group", "conversation", c.id, "error", err)
+			return
+		}
+		c.g, c.branch, c.since = g, nil, l.now()
+		l.markDirty(c)
+	}
+	if !c.live() {
+		return
+	}
+	members := c.members()
+	var adds []addition
+	for _, id := range c.desired {
+		if _, ok := members[string(id)]; ok || bytes.Equal(id, l.self) {
+			continue
+		}
+		a, ok := l.chooseKeyPackage(id)
+		if !ok {
+			l.c.NoKeyPackage.Inc()
+			continue
+		}
+		adds = append(adds, a)
+	}
+	var removes []treemath.Leaf
+	var stay [][]byte
+	for id, leaf := range members {
+		if c.wants([]byte(id)) {
+			stay = append(stay, []byte(id))
+		} else {
+			removes = append(removes, leaf)
+		}
+	}
+	if len(adds) == 0 && len(removes) == 0 {
+		return
+	}
+	slices.SortFunc(stay, bytes.Compare)
+	k := slices.IndexFunc(stay, func(id []byte) bool { return bytes.Equal(id, l.self) })
+	if k < 0 {
+		return
+	}
+	if k > 0 {
+		if l.now().Before(c.since.Add(time.Duration(k) * l.cfg.TakeoverTimeout)) {
+			return
+		}
+		l.c.Takeovers.Inc()
+	}
+	slices.Sort(removes)
+	l.commit(c, adds, removes)
+}
+
+// chooseKeyPackage picks a contact's KeyPackage: a one-time one not used
+// yet, else the last-resort one; l.mu is held.
+func (l *Layer) chooseKeyPackage(id []byte) (addition, bool) {
+	card, ok := l.contacts[string(id)]
+	if !ok || card.Suite != l.cs.ID() {
+		return addition{}, false
+	}
+	now := l.now()
+	for _, kp := range card.OneTime {
+		raw, err := wire.Marshal(&kp)
+		if err != nil {
+			continue
+		}
+		ref := l.cs.MakeKeyPackageRef(raw)
+		if l.used[string(ref)] || group.ValidateKeyPackage(l.cs, &kp, now) != nil {
+			continue
+		}
+		return addition{identity: id, kp: kp, ref: ref}, true
+	}
+	if group.ValidateKeyPackage(l.cs, &card.LastResort, now) != nil {
+		return addition{}, false
+	}
+	return addition{identity: id, kp: card.LastResort}, true
+}
+
+// commit commits adds and removes, applies the Commit at once (keeping the
+// state before it for the settling window), and sends the Commit to the
+// group and the Welcome to each new member; l.mu is held.
+func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
+	var props []wire.Proposal
+	for _, r := range removes {
+		props = append(props, group.RemoveProposal(r))
+	}
+	for _, a := range adds {
+		props = append(props, group.AddProposal(a.kp))
+	}
+	snap := l.takeSnapshot(c, nil)
+	pc, err := c.g.Commit(group.CommitOptions{Proposals: props})
+	if err != nil {
+		if snap != nil {
+			snap.destroy()
+		}
+		l.env.Logger.Warn("could not commit a membership change", "conversation", c.id, "error", err)
+		// A KeyPackage the group refuses is not tried again.
+		for _, a := range adds {
+			if a.ref != nil {
+				l.used[string(a.ref)] = true
+				l.usedNew = append(l.usedNew, a.ref)
+			}
+		}
+		return
+	}
+	raw, err := wire.Marshal(pc.Message)
+	if err != nil {
+		pc.Discard()
+		return
+	}
+	var welcome []byte
+	if pc.Welcome != nil {
+		wraw, err := wire.Marshal(pc.Welcome)
+		if err != nil {
+			pc.Discard()
+			return
+		}
+		welcome, err = (&envelope{kind: kindWelcome, commitHash: commitHash(raw), raw: wraw}).marshal()
+		if err != nil {
+			pc.Discard()
+			return
+		}
+	}
+	env, err := (&envelope{kind: kindCommit, raw: raw}).marshal()
+	if err != nil {
+		pc.Discard()
+		return
+	}
+	epoch := c.g.Epoch()
+	if err := c.g.Merge(pc); err != nil {
+		return
+	}
+	h := commitHash(raw)
+	if snap != nil {
+		snap.next = h
+	}
+	c.pushSnapshot(snap)
+	c.branch = h
+	now := l.now()
+	o := &outgoing{epoch: epoch, hash: h, commit: env, welcome: welcome, joiners: map[string]bool{}, pending: map[string]bool{},
+		next: now.Add(l.cfg.RetransmitInitial), wait: l.cfg.RetransmitInitial}
+	for id := range c.members() {
+		if id != string(l.self) {
+			o.pending[id] = true
+		}
+	}
+	for _, a := range adds {
+		o.joiners[string(a.identity)] = true
+		if a.ref != nil {
+			l.used[string(a.ref)] = true
+			l.usedNew = append(l.usedNew, a.ref)
+		}
+	}
+	if len(o.pending) > 0 {
+		c.outbox = append(c.outbox, o)
+	}
+	l.c.CommitsMade.Inc()
+	l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Payload: env})
+	for _, a := range adds {
+		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: bytes.Clone(a.identity), Payload: welcome})
+		l.c.WelcomesSent.Inc()
+	}
+	l.epochChanged(c, false)
+}

@@ -1,0 +1,48 @@
+package layer
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/plugins/mls/suite"
+)
+
+// Config is the layer's config section; its tags are the schema.
+type Config struct {
+	CipherSuite        int           `json:"cipher_suite" default:"1" min:"1" max:"65535" desc:"RFC 9420 cipher suite of the groups this node creates and of its KeyPackages: 1 (X25519, AES-128-GCM, SHA-256, Ed25519, the default), 3 (X25519, ChaCha20-Poly1305, SHA-256, Ed25519) or any other suite the library serves (2, 4, 5, 6, 7); a contact whose card is of another suite cannot be added to this node's groups."`
+	KeyPackages        int           `json:"key_packages" default:"5" min:"1" max:"100" desc:"How many one-time KeyPackages the contact card carries (besides the last-resort one); a used one is replaced at once and the card republished."`
+	KeyPackageLifetime time.Duration `json:"key_package_lifetime" default:"2160h" min:"1h" max:"87600h" desc:"Lifetime of the KeyPackages and leaves this node makes; the last-resort KeyPackage is replaced when half of it has passed."`
+	PastEpochs         int           `json:"past_epochs" default:"2" min:"0" max:"64" desc:"How many epochs before the current one keep their keys, so that late application messages sent in them still open."`
+	SettleWindow       time.Duration `json:"settle_window" default:"10s" min:"1ms" max:"1h" desc:"How long a member keeps the state from before each Commit it applied: a competing Commit for the same epoch with a lower hash that arrives within it wins (the member rolls back and applies it); after it, the Commit stands."`
+	BranchRetention    time.Duration `json:"branch_retention" default:"2m" min:"1ms" max:"24h" desc:"How long the losing branch of a fork stays readable (receive-only), so that application messages sealed in it still open; also how long an UP frame for an epoch or group not reached yet is kept. At least settle_window."`
+	RetransmitInitial  time.Duration `json:"retransmit_initial" default:"2s" min:"1ms" max:"1h" desc:"First wait before a Commit or Welcome is sent again to a member that has not shown the new epoch in a status message; each later wait doubles."`
+	RetransmitMax      time.Duration `json:"retransmit_max" default:"1m" min:"1ms" max:"24h" desc:"Longest wait between two retransmissions of a Commit or Welcome. At least retransmit_initial."`
+	RetransmitAttempts int           `json:"retransmit_attempts" default:"12" min:"0" max:"1000" desc:"How many times a Commit or Welcome is sent again to a member that has not shown the new epoch; then the committer gives up on that member."`
+	TakeoverTimeout    time.Duration `json:"takeover_timeout" default:"30s" min:"1ms" max:"24h" desc:"How long the k-th member in commit order waits (k times this) for the members before it to commit a membership change the host asked for, before it commits it itself."`
+	Padding            int           `json:"padding" default:"32" min:"0" max:"4096" desc:"Application messages are padded to a multiple of this many bytes inside the encryption; 0 turns padding off."`
+	HeldFrames         int           `json:"held_frames" default:"256" min:"1" max:"100000" desc:"Most frames held per conversation: DOWN frames waiting for their group (not created, or its Welcome not here yet), and UP frames for an epoch or group not reached yet; the oldest is dropped and counted beyond it."`
+}
+
+// Validate checks what the tags cannot say; sdk.LoadConfig calls it.
+func (c *Config) Validate() error {
+	if !slices.Contains(suite.Supported(), suite.ID(c.CipherSuite)) {
+		var ids []string
+		for _, id := range suite.Supported() {
+			ids = append(ids, fmt.Sprint(uint16(id)))
+		}
+		return &sdk.ConfigError{Key: "cipher_suite", Problem: fmt.Sprintf("cipher suite %d is not one the library serves", c.CipherSuite),
+			Fix: "use one of " + strings.Join(ids, ", ") + " (1 is X25519/AES-128-GCM/SHA-256/Ed25519)"}
+	}
+	if c.BranchRetention < c.SettleWindow {
+		return &sdk.ConfigError{Key: "branch_retention", Problem: fmt.Sprintf("%v is shorter than settle_window (%v)", c.BranchRetention, c.SettleWindow),
+			Fix: "set branch_retention to at least settle_window: a losing branch must stay readable while a Commit can still lose"}
+	}
+	if c.RetransmitMax < c.RetransmitInitial {
+		return &sdk.ConfigError{Key: "retransmit_max", Problem: fmt.Sprintf("%v is shorter than retransmit_initial (%v)", c.RetransmitMax, c.RetransmitInitial),
+			Fix: "set retransmit_max to at least retransmit_initial"}
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+package layer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/plugins/mls/group"
+	"github.com/strata-msg/strata/plugins/mls/treemath"
+)
+
+// conv is one conversation: the members the host wants and, once it
+// exists here, the MLS group.
+type conv struct {
+	id      []byte
+	desired [][]byte // sorted; nil when the host never set the members
+	g       *group.Group
+	branch  []byte // hash of the Commit that led to g's epoch; empty for epoch 0
+	removed bool   // a Commit removed this node
+	// since is when the layer last saw the group change epoch or the host
+	// change the members: the takeover clock (commit.go).
+	since time.Time
+	// snaps are the states from before each Commit applied within the
+	// settling window, oldest first (memory only: they hold superseded
+	// secrets); branches are losing branches kept readable.
+	snaps    []*snapshot
+	branches []*sideBranch
+	// held are DOWN frames waiting for the group; early are UP frames for
+	// an epoch not reached yet.
+	held  []*commonv1.Frame
+	early []heldUp
+	// outbox are this node's Commits still being retransmitted.
+	outbox []*outgoing
+	// statusTo rate-limits status replies per member.
+	statusTo map[string]time.Time
+	// unresolved remembers forks already counted as unresolved, by epoch
+	// and member.
+	unresolved map[string]bool
+}
+
+// heldUp is an UP frame kept until its group or epoch is there.
+type heldUp struct {
+	f  *commonv1.Frame
+	at time.Time
+}
+
+func newConv(id []byte) *conv {
+	return &conv{id: bytes.Clone(id), statusTo: map[string]time.Time{}, unresolved: map[string]bool{}}
+}
+
+// destroy zeroes the conversation's secrets.
+func (c *conv) destroy() {
+	if c.g != nil {
+		c.g.Destroy()
+	}
+	for _, s := range c.snaps {
+		s.destroy()
+	}
+	c.snaps = nil
+	for _, b := range c.branches {
+		b.g.Destroy()
+	}
+	c.branches = nil
+}
+
+// live reports whether the group is there and this node in it.
+func (c *conv) live() bool { return c.g != nil && !c.removed && !c.g.Removed() }
+
+// members returns the group's members: identity → leaf.
+func (c *conv) members() map[string]treemath.Leaf {
+	m := map[string]treemath.Leaf{}
+	if c.g == nil {
+		return m
+	}
+	for l, leaf := range c.g.Members() {
+		m[string(leaf.Credential.Identity)] = l
+	}
+	return m
+}
+
+// memberList returns the group's members' identities, sorted.
+func (c *conv) memberList() [][]byte {
+	var out [][]byte
+	for id := range c.members() {
+		out = append(out, []byte(id))
+	}
+	slices.SortFunc(out, bytes.Compare)
+	return out
+}
+
+// wants reports whether the host lists id among the members.
+func (c *conv) wants(id []byte) bool {
+	return slices.ContainsFunc(c.desired, func(d []byte) bool { return bytes.Equal(d, id) })
+}
+
+// loadGroups reads every conversation; l.mu is held.
+func (l *Layer) loadGroups(ctx context.Context) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT id, desired, state, branch, removed FROM groups`)
+	if err != nil {
+		return fmt.Errorf("load groups: %w", err)
+	}
+	defer rows.Close()
+	now := l.now()
+	for rows.Next() {
+		var id, desired, state, branch []byte
+		var removed int
+		if err := rows.Scan(&id, &desired, &state, &branch, &removed); err != nil {
+			return fmt.Errorf("load groups: %w", err)
+		}
+		c := newConv(id)
+		c.branch, c.removed, c.since = branch, removed != 0, now
+		if desired != nil {
+			if c.desired, err = splitIDs(desired); err != nil {
+				return fmt.Errorf("group %x: %w", id, err)
+			}
+			if c.desired == nil {
+				c.desired = [][]byte{}
+			}
+		}
+		if state != nil {
+			raw, err := unseal(l.key, purposeGroup(id), state)
+			if err != nil {
+				return fmt.Errorf("group %x: %w", id, err)
+			}
+			if c.g, err = group.Restore(l.groupConfig(), raw); err != nil {
+				return fmt.Errorf("group %x: %w", id, err)
+			}
+			clear(raw)
+		}
+		l.convs[string(id)] = c
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return l.loadOutbox(ctx)
+}
+
+// write commits the operation's changes in one transaction; l.mu is held.
+func (l *Layer) write(ctx context.Context) error {
+	if len(l.dirty) == 0 && !l.kpsDirty && len(l.usedNew) == 0 {
+		return nil
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	for _, c := range l.dirty {
+		var state []byte
+		if c.live() {
+			raw, err := c.g.State()
+			if err != nil {
+				return fmt.Errorf("group %x: state: %w", c.id, err)
+			}
+			if state, err = seal(l.key, purposeGroup(c.id), raw); err != nil {
+				return err
+			}
+			if l.key != nil {
+				clear(raw)
+			}
+		}
+		var desired []byte
+		if c.desired != nil {
+			desired = joinIDs(c.desired)
+			if desired == nil {
+				desired = []byte{}
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, desired, state, branch, removed) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET desired = excluded.desired, state = excluded.state, branch = excluded.branch, removed = excluded.removed`,
+			c.id, desired, state, nonNil(c.branch), boolInt(c.removed)); err != nil {
+			return fmt.Errorf("store group: %w", err)
+		}
+		if err := writeOutbox(ctx, tx, c); err != nil {
+			return err
+		}
+	}
+	if l.kpsDirty {
+		for _, ref := range l.deadKPs {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM keypackages WHERE ref = ?`, ref); err != nil {
+				return fmt.Errorf("delete KeyPackage: %w", err)
+			}
+		}
+		for _, kp := range l.kps {
+			if kp.stored {
+				continue
+			}
+			raw, err := wireMarshalKP(kp)
+			if err != nil {
+				return err
+			}
+			blob, err := seal(l.key, purposeKeyPackage(kp.ref), bundleBytes(raw, kp.bundle.InitPriv, kp.bundle.EncryptionPriv))
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO keypackages (ref, bundle, last_resort, created_unix) VALUES (?, ?, ?, ?)`,
+				kp.ref, blob, boolInt(kp.lastResort), kp.created.Unix()); err != nil {
+				return fmt.Errorf("store KeyPackage: %w", err)
+			}
+		}
+	}
+	for _, ref := range l.usedNew {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO used_keypackages (ref) VALUES (?)`, ref); err != nil {
+			return fmt.Errorf("store used KeyPackage: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, kp := range l.kps {
+		kp.stored = true
+	}
+	l.secretsUp = true
+	clear(l.dirty)
+	l.kpsDirty, l.deadKPs, l.usedNew = false, nil, nil
+	return nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

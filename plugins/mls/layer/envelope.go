@@ -1,0 +1,174 @@
+package layer
+
+import (
+	"fmt"
+
+	"github.com/strata-msg/strata/plugins/mls/codec"
+	"github.com/strata-msg/strata/plugins/mls/wire"
+)
+
+// WireVersion is the version of the envelope this layer speaks.
+const WireVersion = 1
+
+// Kinds of envelope.
+const (
+	kindCommit      = 1 // a Commit (MLSMessage: PrivateMessage or PublicMessage)
+	kindWelcome     = 2 // a Welcome (MLSMessage) with the hash of its Commit
+	kindApplication = 3 // application data (MLSMessage: PrivateMessage)
+	kindStatus      = 4 // a member's epoch status
+)
+
+// Limits of an envelope.
+const (
+	// MaxPayload is the largest plaintext accepted from above: the privacy
+	// layer's 1 MiB less room for the MLS framing, padding and envelope.
+	MaxPayload = 1<<20 - 16<<10
+	// maxEnvelope is the largest envelope accepted from below (a Welcome of
+	// a large group carries its whole ratchet tree).
+	maxEnvelope = 1 << 20
+)
+
+// envelope is what travels between two mls layers. Encoded:
+//
+//	struct {
+//	  uint8 version = 1;
+//	  uint8 kind;
+//	  select (kind) {
+//	    case commit, application: MLSMessage message;
+//	    case welcome: opaque commit_hash<V>; MLSMessage message;
+//	    case status:  opaque group_id<V>; uint64 epoch; opaque branch<V>;
+//	                  opaque sender<V>; opaque tag<V>;
+//	  };
+//	} Envelope;
+//
+// A status says which epoch the sender is in and on which branch (the hash
+// of the Commit that led to it; empty for epoch 0), with a tag that only a
+// member of that epoch can make (statusTag), so that two members in the
+// same epoch with different tags know they forked.
+type envelope struct {
+	kind    uint8
+	raw     []byte // the MLSMessage's bytes, as received (its hash is the Commit's)
+	message *wire.MLSMessage
+	// welcome
+	commitHash []byte
+	// status
+	groupID []byte
+	epoch   uint64
+	branch  []byte
+	sender  []byte
+	tag     []byte
+}
+
+// marshal encodes e; for the kinds with a message, e.raw is written.
+func (e *envelope) marshal() ([]byte, error) {
+	w := codec.NewWriter(nil)
+	w.Uint8(WireVersion)
+	w.Uint8(e.kind)
+	switch e.kind {
+	case kindCommit, kindApplication:
+		w.Raw(e.raw)
+	case kindWelcome:
+		w.Opaque(e.commitHash)
+		w.Raw(e.raw)
+	case kindStatus:
+		w.Opaque(e.groupID)
+		w.Uint64(e.epoch)
+		w.Opaque(e.branch)
+		w.Opaque(e.sender)
+		w.Opaque(e.tag)
+	default:
+		return nil, fmt.Errorf("mls: encode envelope: kind %d", e.kind)
+	}
+	if err := w.Err(); err != nil {
+		return nil, fmt.Errorf("mls: encode envelope: %w", err)
+	}
+	return w.Bytes(), nil
+}
+
+// decodeEnvelope decodes an envelope and the MLSMessage it carries, whose
+// wire format must be the kind's.
+func decodeEnvelope(b []byte) (*envelope, error) {
+	if len(b) > maxEnvelope {
+		return nil, fmt.Errorf("%w: envelope of %d bytes", ErrOversize, len(b))
+	}
+	r := codec.NewReader(b)
+	v, err := r.Uint8()
+	if err != nil {
+		return nil, fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
+	}
+	if v != WireVersion {
+		return nil, fmt.Errorf("%w: envelope version %d", ErrVersion, v)
+	}
+	e := &envelope{}
+	if e.kind, err = r.Uint8(); err != nil {
+		return nil, fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
+	}
+	switch e.kind {
+	case kindCommit, kindApplication, kindWelcome:
+		if e.kind == kindWelcome {
+			if e.commitHash, err = r.Opaque(); err != nil {
+				return nil, fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
+			}
+		}
+		e.raw = b[len(b)-r.Len():]
+		var m wire.MLSMessage
+		if err := wire.Unmarshal(e.raw, &m); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		e.raw = append([]byte(nil), e.raw...)
+		switch {
+		case e.kind == kindWelcome && m.WireFormat != wire.WireFormatWelcome,
+			e.kind == kindApplication && m.WireFormat != wire.WireFormatPrivateMessage,
+			e.kind == kindCommit && m.WireFormat != wire.WireFormatPrivateMessage && m.WireFormat != wire.WireFormatPublicMessage:
+			return nil, fmt.Errorf("%w: envelope kind %d carries wire format %d", ErrMalformed, e.kind, m.WireFormat)
+		}
+		if e.kind == kindApplication && m.PrivateMessage.ContentType != wire.ContentApplication {
+			return nil, fmt.Errorf("%w: application envelope with content type %d", ErrMalformed, m.PrivateMessage.ContentType)
+		}
+		if e.kind == kindCommit && contentType(&m) != wire.ContentCommit {
+			return nil, fmt.Errorf("%w: commit envelope with content type %d", ErrMalformed, contentType(&m))
+		}
+		e.message = &m
+		return e, nil
+	case kindStatus:
+		if e.groupID, err = r.Opaque(); err == nil {
+			if e.epoch, err = r.Uint64(); err == nil {
+				if e.branch, err = r.Opaque(); err == nil {
+					if e.sender, err = r.Opaque(); err == nil {
+						if e.tag, err = r.Opaque(); err == nil {
+							err = r.Done()
+						}
+					}
+				}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: status: %w", ErrMalformed, err)
+		}
+		return e, nil
+	}
+	return nil, fmt.Errorf("%w: envelope kind %d", ErrMalformed, e.kind)
+}
+
+// contentType is the content type of a PublicMessage or PrivateMessage.
+func contentType(m *wire.MLSMessage) wire.ContentType {
+	switch {
+	case m.PrivateMessage != nil:
+		return m.PrivateMessage.ContentType
+	case m.PublicMessage != nil:
+		return m.PublicMessage.Content.ContentType
+	}
+	return 0
+}
+
+// messageGroup returns the group id and epoch of a PublicMessage or
+// PrivateMessage.
+func messageGroup(m *wire.MLSMessage) ([]byte, uint64) {
+	switch {
+	case m.PrivateMessage != nil:
+		return m.PrivateMessage.GroupID, m.PrivateMessage.Epoch
+	case m.PublicMessage != nil:
+		return m.PublicMessage.Content.GroupID, m.PublicMessage.Content.Epoch
+	}
+	return nil, 0
+}

@@ -1,0 +1,393 @@
+package layer
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/plugins/mls/group"
+	"github.com/strata-msg/strata/plugins/mls/wire"
+)
+
+// Serverless commit ordering. docs/plugins/mls.md gives the rule, its
+// safety argument and its limits; in short:
+//
+//   - Among valid Commits for the same epoch of a group, the one whose
+//     MLSMessage encoding has the lowest SHA-256 wins (commitHash).
+//   - A member that applies a Commit keeps the state from before it (a
+//     snapshot) for settle_window. A Commit for that epoch with a lower
+//     hash arriving within the window makes it restore the snapshot and
+//     apply the winner (everything built on the loser is dropped; its own
+//     Commits on it are re-proposed by reconcile).
+//   - A losing Commit that arrives while the snapshot is kept is applied
+//     to a copy of the snapshot, kept receive-only for branch_retention,
+//     so that application messages sealed on the losing branch still open.
+//   - Members announce (epoch, branch, tag) after every epoch change; the
+//     committer retransmits its Commit (and Welcomes) with back-off to
+//     every member that has not shown the new epoch on its branch.
+
+// snapshot is a group's state before a Commit for its epoch was applied.
+type snapshot struct {
+	epoch uint64 // the epoch the state is in (the Commit's epoch)
+	state []byte // group.State, secrets included: memory only
+	next  []byte // hash of the Commit applied on top of it
+	at    time.Time
+}
+
+func (s *snapshot) destroy() { clear(s.state) }
+
+// sideBranch is a losing branch kept to open application messages sealed
+// in it.
+type sideBranch struct {
+	g       *group.Group
+	hash    []byte
+	expires time.Time
+}
+
+// outgoing is a Commit this node made, retransmitted until every member
+// has shown the epoch it leads to.
+type outgoing struct {
+	epoch   uint64 // the epoch the Commit was made in
+	hash    []byte
+	commit  []byte // envelope
+	welcome []byte // envelope, nil without new members
+	joiners map[string]bool
+	pending map[string]bool // members that have not shown epoch+1 on this branch
+	next    time.Time
+	wait    time.Duration
+	tries   int
+}
+
+// takeSnapshot records g's state before a Commit with hash next is
+// applied; it returns nil if the state cannot be encoded.
+func (l *Layer) takeSnapshot(c *conv, next []byte) *snapshot {
+	st, err := c.g.State()
+	if err != nil {
+		return nil
+	}
+	return &snapshot{epoch: c.g.Epoch(), state: st, next: next, at: l.now()}
+}
+
+// pushSnapshot keeps s as the snapshot of its epoch, dropping those of its
+// epoch and later ones.
+func (c *conv) pushSnapshot(s *snapshot) {
+	if s == nil {
+		return
+	}
+	kept := c.snaps[:0]
+	for _, o := range c.snaps {
+		if o.epoch < s.epoch {
+			kept = append(kept, o)
+		} else {
+			o.destroy()
+		}
+	}
+	c.snaps = append(kept, s)
+}
+
+// snapshotAt returns the snapshot of epoch e, if one is kept.
+func (c *conv) snapshotAt(e uint64) *snapshot {
+	for _, s := range c.snaps {
+		if s.epoch == e {
+			return s
+		}
+	}
+	return nil
+}
+
+// otherCommit handles a Commit for an epoch this member has left (it
+// applied another Commit for it): a duplicate, a winner (roll back) or a
+// loser (keep its branch readable); l.mu is held.
+func (l *Layer) otherCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint64, h []byte) error {
+	s := c.snapshotAt(epoch)
+	if epoch+1 == c.g.Epoch() && bytes.Equal(h, c.branch) || s != nil && bytes.Equal(h, s.next) {
+		l.c.Duplicates.Inc()
+		l.replyStatus(c, f.GetPeer())
+		return nil
+	}
+	for _, b := range c.branches {
+		if bytes.Equal(b.hash, h) {
+			l.c.Duplicates.Inc()
+			return nil
+		}
+	}
+	if s == nil {
+		return fmt.Errorf("%w: Commit for epoch %d, group in epoch %d beyond the settling window", ErrStale, epoch, c.g.Epoch())
+	}
+	alt, err := group.Restore(l.groupConfig(), s.state)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	if _, err := alt.Handle(e.message); err != nil {
+		alt.Destroy()
+		return err
+	}
+	l.c.ForksDetected.Inc()
+	l.c.ForksResolved.Inc()
+	now := l.now()
+	if bytes.Compare(h, s.next) > 0 {
+		// A loser: keep its branch readable, stay on the winner.
+		c.branches = append(c.branches, &sideBranch{g: alt, hash: h, expires: now.Add(l.cfg.BranchRetention)})
+		return nil
+	}
+	// A winner: roll back to the snapshot and apply it.
+	l.c.Rollbacks.Inc()
+	c.branches = append(c.branches, &sideBranch{g: c.g, hash: c.branch, expires: now.Add(l.cfg.BranchRetention)})
+	c.g = alt
+	c.branch = h
+	lost := c.outbox[:0]
+	for _, o := range c.outbox {
+		if o.epoch < epoch {
+			lost = append(lost, o)
+		}
+	}
+	c.outbox = lost
+	c.pushSnapshot(&snapshot{epoch: s.epoch, state: bytes.Clone(s.state), next: h, at: s.at})
+	l.c.CommitsApplied.Inc()
+	l.epochChanged(c, false)
+	return nil
+}
+
+// expireForks ends settling windows and losing branches; l.mu is held.
+func (l *Layer) expireForks(c *conv, now time.Time) {
+	kept := c.snaps[:0]
+	for _, s := range c.snaps {
+		if now.Sub(s.at) < l.cfg.SettleWindow {
+			kept = append(kept, s)
+		} else {
+			s.destroy()
+		}
+	}
+	c.snaps = kept
+	bk := c.branches[:0]
+	for _, b := range c.branches {
+		if now.Before(b.expires) {
+			bk = append(bk, b)
+		} else {
+			b.g.Destroy()
+		}
+	}
+	c.branches = bk
+}
+
+// openInBranches tries a message on the losing branches.
+func (c *conv) openInBranches(m *wire.MLSMessage) (*group.Event, error) {
+	for _, b := range c.branches {
+		if b.g.Removed() {
+			continue
+		}
+		if ev, err := b.g.Handle(m); err == nil {
+			return ev, nil
+		}
+	}
+	return nil, errNoBranch
+}
+
+var errNoBranch = fmt.Errorf("%w: no branch opens it", ErrStale)
+
+// statusTag is what a member of the current epoch says in its status: an
+// exporter value bound to its identity, so that two members of the same
+// epoch number compare their epoch secrets without revealing them.
+func statusTag(g *group.Group, sender []byte) ([]byte, error) {
+	return g.Export("strata mls status", sender, 16)
+}
+
+// statusFrame makes this node's status for c, for peer (nil: the group).
+func (l *Layer) statusFrame(c *conv, peer []byte) *commonv1.Frame {
+	tag, err := statusTag(c.g, l.self)
+	if err != nil {
+		return nil
+	}
+	env := &envelope{kind: kindStatus, groupID: c.id, epoch: c.g.Epoch(), branch: c.branch, sender: l.self, tag: tag}
+	b, err := env.marshal()
+	if err != nil {
+		return nil
+	}
+	l.c.StatusSent.Inc()
+	return &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: bytes.Clone(peer), Payload: b}
+}
+
+// sendStatus tells the group this node's epoch; l.mu is held.
+func (l *Layer) sendStatus(c *conv) {
+	if !c.live() {
+		return
+	}
+	if f := l.statusFrame(c, nil); f != nil {
+		l.emit(f)
+	}
+}
+
+// replyStatus answers a retransmission or a status with this node's
+// status, at most once per retransmit_initial per member; l.mu is held.
+func (l *Layer) replyStatus(c *conv, peer []byte) {
+	if !c.live() {
+		return
+	}
+	if len(peer) != identitySize {
+		peer = nil
+	}
+	now := l.now()
+	if t, ok := c.statusTo[string(peer)]; ok && now.Sub(t) < l.cfg.RetransmitInitial {
+		return
+	}
+	c.statusTo[string(peer)] = now
+	if f := l.statusFrame(c, peer); f != nil {
+		l.emit(f)
+	}
+}
+
+// handleStatus processes a member's status; l.mu is held.
+func (l *Layer) handleStatus(e *envelope, f *commonv1.Frame) error {
+	c := l.convs[string(e.groupID)]
+	if len(f.GetConversation()) > 0 && !bytes.Equal(f.GetConversation(), e.groupID) {
+		return ErrConversationMismatch
+	}
+	if c == nil || !c.live() {
+		return fmt.Errorf("%w: status for a group this node is not in", ErrUnknownConversation)
+	}
+	if _, ok := c.members()[string(e.sender)]; !ok || bytes.Equal(e.sender, l.self) {
+		return fmt.Errorf("%w: status from a non-member", ErrNotMember)
+	}
+	l.c.StatusReceived.Inc()
+	my := c.g.Epoch()
+	tagOK := false
+	if e.epoch == my {
+		want, err := statusTag(c.g, e.sender)
+		if err != nil {
+			return err
+		}
+		tagOK = hmacEqual(want, e.tag)
+		if !tagOK {
+			l.c.ForksDetected.Inc()
+			// A fork this member can no longer resolve: its snapshot of
+			// the epoch before is gone. Counted once per member and epoch.
+			key := fmt.Sprintf("%d/%x", my, e.sender)
+			if c.snapshotAt(my-1) == nil && my > 0 && !c.unresolved[key] {
+				c.unresolved[key] = true
+				l.c.ForksUnresolved.Inc()
+			}
+			l.replyStatus(c, e.sender)
+		}
+	}
+	for _, o := range c.outbox {
+		if !o.pending[string(e.sender)] {
+			continue
+		}
+		switch {
+		case e.epoch == o.epoch+1 && bytes.Equal(e.branch, o.hash) && (e.epoch != my || tagOK),
+			e.epoch > o.epoch+1 && e.epoch <= my && (e.epoch != my || tagOK):
+			delete(o.pending, string(e.sender))
+		case e.epoch <= o.epoch || e.epoch == o.epoch+1:
+			// Behind, or on another branch: send it again now.
+			o.next = l.now()
+		}
+	}
+	l.pruneOutbox(c)
+	return nil
+}
+
+// retransmit sends again what members have not acknowledged; l.mu is held.
+func (l *Layer) retransmit(c *conv, now time.Time) {
+	for _, o := range c.outbox {
+		if now.Before(o.next) {
+			continue
+		}
+		if o.tries >= l.cfg.RetransmitAttempts {
+			l.c.RetransmitGaveUp.Add(uint64(len(o.pending)))
+			clear(o.pending)
+			continue
+		}
+		o.tries++
+		for id := range o.pending {
+			payload := o.commit
+			if o.joiners[id] {
+				payload = o.welcome
+			}
+			l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: []byte(id), Payload: bytes.Clone(payload)})
+			l.c.Retransmitted.Inc()
+		}
+		o.wait = min(o.wait*2, l.cfg.RetransmitMax)
+		o.next = now.Add(o.wait)
+	}
+	l.pruneOutbox(c)
+}
+
+// pruneOutbox drops Commits every member has acknowledged.
+func (l *Layer) pruneOutbox(c *conv) {
+	kept := c.outbox[:0]
+	changed := false
+	for _, o := range c.outbox {
+		if len(o.pending) > 0 {
+			kept = append(kept, o)
+		} else {
+			changed = true
+		}
+	}
+	c.outbox = kept
+	if changed {
+		l.markDirty(c)
+	}
+}
+
+// writeOutbox replaces c's outbox rows.
+func writeOutbox(ctx context.Context, tx *sql.Tx, c *conv) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE group_id = ?`, c.id); err != nil {
+		return fmt.Errorf("store outbox: %w", err)
+	}
+	for _, o := range c.outbox {
+		var joiners, pending [][]byte
+		for id := range o.joiners {
+			joiners = append(joiners, []byte(id))
+		}
+		for id := range o.pending {
+			pending = append(pending, []byte(id))
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (group_id, epoch, hash, commit_, welcome, joiners, members) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.id, int64(o.epoch), o.hash, o.commit, o.welcome, nonNil(joinIDs(joiners)), nonNil(joinIDs(pending))); err != nil {
+			return fmt.Errorf("store outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+// loadOutbox reads the outboxes: after a restart every pending member is
+// sent the Commit again at once.
+func (l *Layer) loadOutbox(ctx context.Context) error {
+	rows, err := l.db.QueryContext(ctx, `SELECT group_id, epoch, hash, commit_, welcome, joiners, members FROM outbox ORDER BY group_id, epoch`)
+	if err != nil {
+		return fmt.Errorf("load outbox: %w", err)
+	}
+	defer rows.Close()
+	now := l.now()
+	for rows.Next() {
+		var gid, hash, commit, welcome, joiners, members []byte
+		var epoch int64
+		if err := rows.Scan(&gid, &epoch, &hash, &commit, &welcome, &joiners, &members); err != nil {
+			return fmt.Errorf("load outbox: %w", err)
+		}
+		c := l.convs[string(gid)]
+		if c == nil {
+			continue
+		}
+		js, err := splitIDs(joiners)
+		if err != nil {
+			return err
+		}
+		ms, err := splitIDs(members)
+		if err != nil {
+			return err
+		}
+		o := &outgoing{epoch: uint64(epoch), hash: hash, commit: commit, welcome: welcome, joiners: map[string]bool{}, pending: map[string]bool{}, next: now, wait: l.cfg.RetransmitInitial}
+		for _, id := range js {
+			o.joiners[string(id)] = true
+		}
+		for _, id := range ms {
+			o.pending[string(id)] = true
+		}
+		c.outbox = append(c.outbox, o)
+	}
+	return rows.Err()
+}

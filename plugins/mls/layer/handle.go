@@ -1,0 +1,398 @@
+package layer
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/plugins/mls/group"
+	"github.com/strata-msg/strata/plugins/mls/wire"
+)
+
+func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }
+
+// handleDown seals a DOWN frame for its conversation, or holds it until
+// the group is ready; l.mu is held.
+func (l *Layer) handleDown(f *commonv1.Frame) error {
+	if len(f.GetPayload()) > MaxPayload {
+		return fmt.Errorf("%w: %d bytes", ErrOversize, len(f.GetPayload()))
+	}
+	c := l.convs[string(f.GetConversation())]
+	if c == nil {
+		return fmt.Errorf("%w: %x", ErrUnknownConversation, f.GetConversation())
+	}
+	ready, err := l.downReady(c, f)
+	if err != nil {
+		return err
+	}
+	if !ready {
+		l.holdDown(c, f)
+		return nil
+	}
+	return l.seal(c, f)
+}
+
+// downReady reports whether a DOWN frame can be sealed now, or why it
+// never can; l.mu is held.
+func (l *Layer) downReady(c *conv, f *commonv1.Frame) (bool, error) {
+	if c.removed {
+		return false, fmt.Errorf("%w: this node was removed from %x", ErrNotMember, c.id)
+	}
+	peer := f.GetPeer()
+	if len(peer) == 0 {
+		return c.live(), nil
+	}
+	if len(peer) != identitySize {
+		return false, fmt.Errorf("%w: %d bytes", ErrBadPeer, len(peer))
+	}
+	if bytes.Equal(peer, l.self) {
+		return false, fmt.Errorf("%w: a frame for this node itself", ErrNotMember)
+	}
+	if c.live() {
+		if _, ok := c.members()[string(peer)]; ok {
+			return true, nil
+		}
+	}
+	if !c.wants(peer) {
+		return false, fmt.Errorf("%w: %x is not in %x", ErrNotMember, peer, c.id)
+	}
+	return false, nil // a member on its way in
+}
+
+// holdDown keeps a DOWN frame until its group is ready, dropping the
+// oldest beyond held_frames; l.mu is held.
+func (l *Layer) holdDown(c *conv, f *commonv1.Frame) {
+	if len(c.held) >= l.cfg.HeldFrames {
+		c.held = c.held[1:]
+		l.c.drop(ErrHeldOverflow)
+	}
+	c.held = append(c.held, f)
+	l.c.HeldDown.Inc()
+}
+
+// releaseHeld seals the held DOWN frames that can go now; l.mu is held.
+func (l *Layer) releaseHeld(c *conv) {
+	held := c.held
+	c.held = nil
+	for _, f := range held {
+		ready, err := l.downReady(c, f)
+		switch {
+		case err != nil:
+			l.c.drop(err)
+		case !ready:
+			c.held = append(c.held, f)
+		default:
+			l.c.ReleasedDown.Inc()
+			if err := l.seal(c, f); err != nil {
+				l.c.drop(err)
+			}
+		}
+	}
+}
+
+// seal encrypts a DOWN frame's payload in the current epoch and sends it
+// down with the frame's peer (empty: the group), trace id and hints; l.mu
+// is held.
+func (l *Layer) seal(c *conv, f *commonv1.Frame) error {
+	m, err := c.g.Protect(f.GetPayload(), nil)
+	if err != nil {
+		return err
+	}
+	l.markDirty(c) // a generation was used: stored before the frame leaves
+	raw, err := wire.Marshal(m)
+	if err != nil {
+		return err
+	}
+	payload, err := (&envelope{kind: kindApplication, raw: raw}).marshal()
+	if err != nil {
+		return err
+	}
+	l.emit(&commonv1.Frame{
+		Direction: commonv1.Direction_DIRECTION_DOWN, TraceId: f.GetTraceId(),
+		Conversation: bytes.Clone(c.id), Peer: bytes.Clone(f.GetPeer()), Hints: f.GetHints(), Payload: payload,
+	})
+	l.c.Sealed.Inc()
+	return nil
+}
+
+// handleUp opens an UP frame; at is when it first arrived (frames held
+// for later keep it); l.mu is held.
+func (l *Layer) handleUp(f *commonv1.Frame, at time.Time) error {
+	e, err := decodeEnvelope(f.GetPayload())
+	if err != nil {
+		return err
+	}
+	switch e.kind {
+	case kindStatus:
+		return l.handleStatus(e, f)
+	case kindWelcome:
+		return l.handleWelcome(e, f)
+	}
+	gid, epoch := messageGroup(e.message)
+	if len(f.GetConversation()) > 0 && !bytes.Equal(f.GetConversation(), gid) {
+		return fmt.Errorf("%w: frame for %x, message for %x", ErrConversationMismatch, f.GetConversation(), gid)
+	}
+	c := l.convs[string(gid)]
+	if c != nil && c.removed {
+		return group.ErrNotMember
+	}
+	if c == nil || c.g == nil {
+		return l.holdOrphan(f, at)
+	}
+	if e.kind == kindCommit {
+		return l.handleCommit(c, e, f, epoch, at)
+	}
+	return l.handleApp(c, e, f, epoch, at)
+}
+
+// handleApp opens an application message and hands it up with its
+// sender's identity; l.mu is held.
+func (l *Layer) handleApp(c *conv, e *envelope, f *commonv1.Frame, epoch uint64, at time.Time) error {
+	h := sha256.Sum256(e.raw)
+	if l.seen.has(h) {
+		return ErrReplay
+	}
+	if epoch > c.g.Epoch() {
+		return l.holdEarly(c, f, at)
+	}
+	l.markDirty(c)
+	ev, err := c.g.Handle(e.message)
+	if err != nil {
+		var berr error
+		if ev, berr = c.openInBranches(e.message); berr != nil {
+			return err
+		}
+		l.c.BranchOpened.Inc()
+	}
+	if ev.Kind != group.EventApplication || ev.SenderLeaf == nil {
+		return fmt.Errorf("%w: not an application message", ErrMalformed)
+	}
+	sender := ev.SenderLeaf.Credential.Identity
+	if bytes.Equal(sender, l.self) {
+		return fmt.Errorf("%w: this node's own message came back", ErrNotMember)
+	}
+	l.seen.add(h)
+	l.emit(&commonv1.Frame{
+		Direction: commonv1.Direction_DIRECTION_UP, TraceId: f.GetTraceId(),
+		Conversation: bytes.Clone(c.id), Peer: bytes.Clone(sender), Hints: f.GetHints(), Payload: ev.ApplicationData,
+	})
+	l.c.Opened.Inc()
+	return nil
+}
+
+// handleCommit applies a Commit of the current epoch, holds one of a
+// later epoch, and hands one of an earlier epoch to the fork choice; l.mu
+// is held.
+func (l *Layer) handleCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint64, at time.Time) error {
+	h := commitHash(e.raw)
+	switch cur := c.g.Epoch(); {
+	case epoch > cur:
+		return l.holdEarly(c, f, at)
+	case epoch < cur:
+		return l.otherCommit(c, e, f, epoch, h)
+	}
+	snap := l.takeSnapshot(c, h)
+	ev, err := c.g.Handle(e.message)
+	if err != nil {
+		if snap != nil {
+			snap.destroy()
+		}
+		return err
+	}
+	l.c.CommitsApplied.Inc()
+	if ev.Removed {
+		if snap != nil {
+			snap.destroy()
+		}
+		l.removedFrom(c)
+		return nil
+	}
+	c.branch = h
+	c.pushSnapshot(snap)
+	l.epochChanged(c, false)
+	return nil
+}
+
+// removedFrom ends this node's part in a group a Commit removed it from;
+// l.mu is held.
+func (l *Layer) removedFrom(c *conv) {
+	var members [][]byte
+	for _, id := range c.memberList() {
+		if !bytes.Equal(id, l.self) {
+			members = append(members, id)
+		}
+	}
+	c.destroy()
+	c.g = nil
+	c.removed = true
+	c.outbox = nil
+	for range c.held {
+		l.c.drop(ErrNotMember)
+	}
+	c.held = nil
+	c.early = nil
+	l.markDirty(c)
+	l.events = append(l.events, &commonv1.Event{Kind: &commonv1.Event_Conversation{Conversation: &commonv1.ConversationLearned{
+		Id: bytes.Clone(c.id), Members: members, Removed: true,
+	}}})
+}
+
+// handleWelcome joins a group from a Welcome for one of this node's
+// KeyPackages; l.mu is held.
+func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
+	if len(e.commitHash) > 0 {
+		for _, c := range l.convs {
+			if c.live() && bytes.Equal(c.branch, e.commitHash) {
+				l.c.Duplicates.Inc()
+				l.replyStatus(c, f.GetPeer())
+				return nil
+			}
+		}
+	}
+	kp := l.keyPackageFor(e.message.Welcome)
+	if kp == nil {
+		return ErrUnknownKeyPackage
+	}
+	g, err := group.Join(l.groupConfig(), kp.bundle, e.message.Welcome, nil)
+	if err != nil {
+		return err
+	}
+	gid := g.GroupID()
+	if len(f.GetConversation()) > 0 && !bytes.Equal(f.GetConversation(), gid) {
+		g.Destroy()
+		return fmt.Errorf("%w: Welcome into %x in a frame for %x", ErrConversationMismatch, gid, f.GetConversation())
+	}
+	c := l.convs[string(gid)]
+	if c == nil {
+		c = newConv(gid)
+		l.convs[string(gid)] = c
+	}
+	if c.live() {
+		if g.Epoch() < c.g.Epoch() {
+			g.Destroy()
+			return fmt.Errorf("%w: Welcome into epoch %d, group in epoch %d", ErrStale, g.Epoch(), c.g.Epoch())
+		}
+		// Added again on another branch (the one this node was on lost).
+		c.destroy()
+	}
+	c.g, c.removed, c.branch = g, false, bytes.Clone(e.commitHash)
+	l.usedKeyPackage(kp)
+	l.c.WelcomesJoined.Inc()
+	l.epochChanged(c, true)
+	l.retryOrphans()
+	return nil
+}
+
+// epochChanged is everything that follows a new epoch: the state is
+// stored, the members told, the host told of a membership it did not ask
+// for, held frames released; l.mu is held.
+func (l *Layer) epochChanged(c *conv, joined bool) {
+	c.since = l.now()
+	l.markDirty(c)
+	members := c.memberList()
+	if joined || c.desired != nil && !sameIDs(members, c.desired) {
+		l.events = append(l.events, &commonv1.Event{Kind: &commonv1.Event_Conversation{Conversation: &commonv1.ConversationLearned{
+			Id: bytes.Clone(c.id), Members: members,
+		}}})
+	}
+	l.sendStatus(c)
+	l.releaseHeld(c)
+	l.retryEarly(c)
+	l.reconcile(c)
+}
+
+func sameIDs(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// holdEarly keeps an UP frame for a later epoch; l.mu is held.
+func (l *Layer) holdEarly(c *conv, f *commonv1.Frame, at time.Time) error {
+	if l.now().Sub(at) > l.cfg.BranchRetention {
+		return fmt.Errorf("%w: epoch never reached", ErrHeldOverflow)
+	}
+	if len(c.early) >= l.cfg.HeldFrames {
+		c.early = c.early[1:]
+		l.c.drop(ErrHeldOverflow)
+	}
+	c.early = append(c.early, heldUp{f: f, at: at})
+	l.c.HeldUp.Inc()
+	return nil
+}
+
+// retryEarly hands the held UP frames in again; l.mu is held.
+func (l *Layer) retryEarly(c *conv) {
+	early := c.early
+	c.early = nil
+	for _, h := range early {
+		l.c.ReleasedUp.Inc()
+		if err := l.handleUp(h.f, h.at); err != nil {
+			l.c.drop(err)
+		}
+	}
+}
+
+// holdOrphan keeps an UP frame for a group this node does not have yet
+// (its Welcome may come later); l.mu is held.
+func (l *Layer) holdOrphan(f *commonv1.Frame, at time.Time) error {
+	if l.now().Sub(at) > l.cfg.BranchRetention {
+		return fmt.Errorf("%w: group never joined", ErrHeldOverflow)
+	}
+	if len(l.orphans) >= l.cfg.HeldFrames {
+		l.orphans = l.orphans[1:]
+		l.c.drop(ErrHeldOverflow)
+	}
+	l.orphans = append(l.orphans, heldUp{f: f, at: at})
+	l.c.HeldUp.Inc()
+	return nil
+}
+
+// retryOrphans hands the orphaned UP frames in again; l.mu is held.
+func (l *Layer) retryOrphans() {
+	orphans := l.orphans
+	l.orphans = nil
+	for _, h := range orphans {
+		l.c.ReleasedUp.Inc()
+		if err := l.handleUp(h.f, h.at); err != nil {
+			l.c.drop(err)
+		}
+	}
+}
+
+// tick runs the timers; l.mu is held.
+func (l *Layer) tick(now time.Time) {
+	for _, c := range l.convs {
+		l.expireForks(c, now)
+		l.retransmit(c, now)
+		kept := c.early[:0]
+		for _, h := range c.early {
+			if now.Sub(h.at) > l.cfg.BranchRetention {
+				l.c.drop(ErrHeldOverflow)
+			} else {
+				kept = append(kept, h)
+			}
+		}
+		c.early = kept
+		l.reconcile(c)
+	}
+	kept := l.orphans[:0]
+	for _, h := range l.orphans {
+		if now.Sub(h.at) > l.cfg.BranchRetention {
+			l.c.drop(ErrHeldOverflow)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	l.orphans = kept
+	l.refreshKeyPackages(now)
+}

@@ -1,0 +1,282 @@
+package layer
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/plugins/mls/group"
+	"github.com/strata-msg/strata/plugins/mls/wire"
+)
+
+// ownKeyPackage is one of this node's KeyPackages with its private keys.
+type ownKeyPackage struct {
+	ref        []byte
+	bundle     *group.KeyPackageBundle
+	lastResort bool
+	created    time.Time
+	stored     bool // written to the database
+}
+
+// load reads the identity, KeyPackages, contacts and groups, creating the
+// identity and KeyPackages on first use; l.mu is held.
+func (l *Layer) load(ctx context.Context) error {
+	var privBlob, pub []byte
+	err := l.db.QueryRowContext(ctx, `SELECT private, public FROM identity WHERE id = 1`).Scan(&privBlob, &pub)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		priv, p, err := l.cs.GenerateSignatureKey(nil)
+		if err != nil {
+			return err
+		}
+		blob, err := seal(l.key, purposeIdentity(), priv)
+		if err != nil {
+			return err
+		}
+		if _, err := l.db.ExecContext(ctx, `INSERT INTO identity (id, private, public) VALUES (1, ?, ?)`, blob, p); err != nil {
+			return fmt.Errorf("store identity: %w", err)
+		}
+		privBlob, pub = blob, p
+	case err != nil:
+		return fmt.Errorf("load identity: %w", err)
+	}
+	priv, err := unseal(l.key, purposeIdentity(), privBlob)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	if len(l.self) == 0 {
+		// No node identity (a host always passes one): the layer names
+		// itself by its signature key.
+		h := sha256.Sum256(pub)
+		l.self = h[:]
+	}
+	l.ident = group.Identity{
+		Credential:    wire.Credential{Type: wire.CredentialBasic, Identity: l.self},
+		SignaturePriv: append([]byte(nil), priv...), SignaturePub: pub,
+	}
+
+	rows, err := l.db.QueryContext(ctx, `SELECT ref, bundle, last_resort, created_unix FROM keypackages ORDER BY created_unix, ref`)
+	if err != nil {
+		return fmt.Errorf("load KeyPackages: %w", err)
+	}
+	for rows.Next() {
+		var ref, blob []byte
+		var lr int
+		var created int64
+		if err := rows.Scan(&ref, &blob, &lr, &created); err != nil {
+			rows.Close()
+			return fmt.Errorf("load KeyPackages: %w", err)
+		}
+		raw, err := unseal(l.key, purposeKeyPackage(ref), blob)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("KeyPackage: %w", err)
+		}
+		kpBytes, initPriv, encPriv, err := parseBundleBytes(raw)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("KeyPackage: %w", err)
+		}
+		var kp wire.KeyPackage
+		if err := wire.Unmarshal(kpBytes, &kp); err != nil {
+			rows.Close()
+			return fmt.Errorf("KeyPackage: %w", err)
+		}
+		l.kps = append(l.kps, &ownKeyPackage{
+			ref: ref, lastResort: lr != 0, created: time.Unix(created, 0), stored: true,
+			bundle: &group.KeyPackageBundle{KeyPackage: kp, InitPriv: initPriv, EncryptionPriv: encPriv, Identity: l.ident},
+		})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load KeyPackages: %w", err)
+	}
+
+	rows, err = l.db.QueryContext(ctx, `SELECT identity, section FROM contacts`)
+	if err != nil {
+		return fmt.Errorf("load contacts: %w", err)
+	}
+	for rows.Next() {
+		var id, section []byte
+		if err := rows.Scan(&id, &section); err != nil {
+			rows.Close()
+			return fmt.Errorf("load contacts: %w", err)
+		}
+		if card, err := DecodeCard(section); err == nil {
+			l.contacts[string(id)] = card
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load contacts: %w", err)
+	}
+
+	rows, err = l.db.QueryContext(ctx, `SELECT ref FROM used_keypackages`)
+	if err != nil {
+		return fmt.Errorf("load used KeyPackages: %w", err)
+	}
+	for rows.Next() {
+		var ref []byte
+		if err := rows.Scan(&ref); err != nil {
+			rows.Close()
+			return err
+		}
+		l.used[string(ref)] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := l.loadGroups(ctx); err != nil {
+		return err
+	}
+	// Top up the KeyPackages (first start, or key_packages raised).
+	l.refreshKeyPackages(l.now())
+	l.events = nil // nothing to tell the host: it reads the card at Start
+	if err := l.write(ctx); err != nil {
+		return err
+	}
+	return l.rebuildCard()
+}
+
+// refreshKeyPackages drops expired KeyPackages, keeps key_packages
+// one-time ones and a last-resort one whose lifetime has more than half to
+// run; l.mu is held. A change of the card is announced (SectionChanged).
+func (l *Layer) refreshKeyPackages(now time.Time) {
+	changed := false
+	oneTime, lastResort := 0, 0
+	kept := l.kps[:0]
+	for _, kp := range l.kps {
+		if kp.bundle.KeyPackage.LeafNode.Lifetime.NotAfter <= uint64(now.Unix()) || kp.bundle.KeyPackage.CipherSuite != wire.CipherSuite(l.cs.ID()) {
+			l.dropKeyPackage(kp)
+			changed = true
+			continue
+		}
+		kept = append(kept, kp)
+	}
+	l.kps = kept
+	fresh := func(kp *ownKeyPackage) bool {
+		return kp.lastResort && now.Sub(kp.created) < l.cfg.KeyPackageLifetime/2
+	}
+	for _, kp := range l.kps {
+		if kp.lastResort {
+			if fresh(kp) {
+				lastResort++
+			}
+		} else {
+			oneTime++
+		}
+	}
+	for ; oneTime < l.cfg.KeyPackages; oneTime++ {
+		if l.newKeyPackage(now, false) != nil {
+			return
+		}
+		changed = true
+	}
+	if lastResort == 0 {
+		// The old last-resort KeyPackage stays until it expires: contacts
+		// may still hold the card that carries it.
+		if l.newKeyPackage(now, true) != nil {
+			return
+		}
+		changed = true
+	}
+	if changed {
+		l.kpsDirty = true
+		l.sectionChanged()
+	}
+}
+
+// newKeyPackage makes a KeyPackage; l.mu is held.
+func (l *Layer) newKeyPackage(now time.Time, lastResort bool) error {
+	b, err := group.NewKeyPackage(l.cs, l.ident, now, l.cfg.KeyPackageLifetime, nil)
+	if err != nil {
+		l.env.Logger.Error("could not make a KeyPackage", "error", err)
+		return err
+	}
+	raw, err := wire.Marshal(&b.KeyPackage)
+	if err != nil {
+		return err
+	}
+	l.kps = append(l.kps, &ownKeyPackage{ref: l.cs.MakeKeyPackageRef(raw), bundle: b, lastResort: lastResort, created: now})
+	return nil
+}
+
+// dropKeyPackage deletes a KeyPackage's private keys; l.mu is held.
+func (l *Layer) dropKeyPackage(kp *ownKeyPackage) {
+	kp.bundle.Destroy()
+	if kp.stored {
+		l.deadKPs = append(l.deadKPs, kp.ref)
+	}
+	l.kpsDirty = true
+}
+
+// sectionChanged rebuilds the card and tells the host; l.mu is held.
+func (l *Layer) sectionChanged() {
+	if err := l.rebuildCard(); err != nil {
+		l.env.Logger.Error("could not rebuild the card section", "error", err)
+		return
+	}
+	l.events = append(l.events, &commonv1.Event{Kind: &commonv1.Event_SectionChanged{SectionChanged: &commonv1.SectionChanged{}}})
+}
+
+// rebuildCard encodes the card section from the KeyPackages; l.mu is held.
+func (l *Layer) rebuildCard() error {
+	card := Card{Suite: l.cs.ID(), SignatureKey: l.ident.SignaturePub}
+	var last *ownKeyPackage
+	for _, kp := range l.kps {
+		if kp.lastResort {
+			if last == nil || kp.created.After(last.created) {
+				last = kp
+			}
+			continue
+		}
+		card.OneTime = append(card.OneTime, kp.bundle.KeyPackage)
+	}
+	if last == nil {
+		return errors.New("no last-resort KeyPackage")
+	}
+	card.LastResort = last.bundle.KeyPackage
+	b, err := card.Marshal()
+	if err != nil {
+		return err
+	}
+	l.card = b
+	return nil
+}
+
+// keyPackageFor finds the KeyPackage a Welcome names for this node; l.mu
+// is held.
+func (l *Layer) keyPackageFor(w *wire.Welcome) *ownKeyPackage {
+	for _, s := range w.Secrets {
+		for _, kp := range l.kps {
+			if string(kp.ref) == string(s.NewMember) {
+				return kp
+			}
+		}
+	}
+	return nil
+}
+
+// usedKeyPackage retires a one-time KeyPackage once a Welcome for it
+// joined, and replaces it; l.mu is held.
+func (l *Layer) usedKeyPackage(kp *ownKeyPackage) {
+	l.c.KeyPackagesUsed.Inc()
+	if kp.lastResort {
+		return
+	}
+	for i, k := range l.kps {
+		if k == kp {
+			l.kps = append(l.kps[:i], l.kps[i+1:]...)
+			break
+		}
+	}
+	l.dropKeyPackage(kp)
+	l.refreshKeyPackages(l.now())
+}
+
+func wireMarshalKP(kp *ownKeyPackage) ([]byte, error) { return wire.Marshal(&kp.bundle.KeyPackage) }
