@@ -124,6 +124,14 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 	for _, a := range adds {
 		props = append(props, group.AddProposal(a.kp))
 	}
+	// The removed members get the Commit addressed to them: the host's
+	// group fan-out no longer reaches them.
+	var gone [][]byte
+	for id, leaf := range c.members() {
+		if slices.Contains(removes, leaf) {
+			gone = append(gone, []byte(id))
+		}
+	}
 	snap := l.takeSnapshot(c, nil)
 	pc, err := c.g.Commit(group.CommitOptions{Proposals: props})
 	if err != nil {
@@ -193,6 +201,9 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 	}
 	l.c.CommitsMade.Inc()
 	l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Payload: env})
+	for _, id := range gone {
+		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: id, Payload: env})
+	}
 	for _, a := range adds {
 		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: bytes.Clone(a.identity), Payload: welcome})
 		l.c.WelcomesSent.Inc()

@@ -1,0 +1,251 @@
+package layer
+
+import (
+	"testing"
+	"time"
+
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
+)
+
+// TestGroupLifecycle runs a group of up to four members through the host's
+// SetConversation: creation, messages both ways, an add, a remove, the
+// events the host consumes, and a restart of every member from its
+// database.
+func TestGroupLifecycle(t *testing.T) {
+	n := newNet(t, "a", "b", "c", "d")
+	a, b, c, d := n.nodes[0], n.nodes[1], n.nodes[2], n.nodes[3]
+	const conv = "group-1"
+	n.converse(conv, a, b, c)
+	n.run()
+	if e := n.agree(conv, a, b, c); e != 1 {
+		t.Fatalf("epoch %d after creation, want 1 (one Commit adding both)", e)
+	}
+	if n.counter(a, "commits_made") != 1 || n.counter(b, "commits_made") != 0 || n.counter(c, "commits_made") != 0 {
+		t.Fatal("someone other than the lowest member committed")
+	}
+	for _, x := range []*tnode{b, c} {
+		ls := n.learned(x, conv)
+		if len(ls) != 1 || len(ls[0].GetMembers()) != 3 || ls[0].GetRemoved() {
+			t.Fatalf("%s: ConversationLearned events %v, want one with 3 members", x.name, ls)
+		}
+		if n.sectionChanges(x) != 1 {
+			t.Fatalf("%s: %d SectionChanged events after its one-time KeyPackage was used, want 1", x.name, n.sectionChanges(x))
+		}
+	}
+	for _, from := range []*tnode{a, b, c} {
+		m := n.send(from, conv, nil)
+		n.run()
+		var others []*tnode
+		for _, x := range []*tnode{a, b, c} {
+			if x != from {
+				others = append(others, x)
+			}
+		}
+		n.expectOnce(conv, from, m, others...)
+	}
+	// A frame for one member goes to that member only.
+	m := n.send(c, conv, b.id)
+	n.run()
+	n.expectOnce(conv, c, m, b)
+
+	// b's card changed after its KeyPackage was used: a host republishes
+	// it; the others take the new one.
+	n.addContact(a, b)
+	n.addContact(c, b)
+
+	// d joins.
+	n.converse(conv, a, b, c, d)
+	n.run()
+	n.agree(conv, a, b, c, d)
+	m = n.send(d, conv, nil)
+	n.run()
+	n.expectOnce(conv, d, m, a, b, c)
+
+	// b leaves: a removes it; b learns it is out.
+	n.converse(conv, a, c, d)
+	n.setConv(b, []byte(conv), [][]byte{a.id, c.id, d.id})
+	n.run()
+	n.agree(conv, a, c, d)
+	if ls := n.learned(b, conv); len(ls) == 0 || !ls[len(ls)-1].GetRemoved() {
+		t.Fatalf("b: no ConversationLearned with removed set: %v", ls)
+	}
+	m = n.send(c, conv, nil)
+	n.run()
+	n.expectOnce(conv, c, m, a, d)
+
+	// Every remaining member restarts from its database.
+	for _, x := range []*tnode{a, c, d} {
+		n.restart(x, x.dir)
+		n.run()
+	}
+	n.agree(conv, a, c, d)
+	for _, from := range []*tnode{a, c, d} {
+		m := n.send(from, conv, nil)
+		n.run()
+		var others []*tnode
+		for _, x := range []*tnode{a, c, d} {
+			if x != from {
+				others = append(others, x)
+			}
+		}
+		n.expectOnce(conv, from, m, others...)
+	}
+}
+
+// TestHeldUntilWelcome checks that a member's DOWN frames wait for its
+// Welcome and then go out, and that a message sealed in an epoch the
+// member has not reached yet waits for it.
+func TestHeldUntilWelcome(t *testing.T) {
+	n := newNet(t, "a", "b")
+	a, b := n.nodes[0], n.nodes[1]
+	const conv = "dm"
+	// b learns the conversation first; its message waits.
+	n.mu.Lock()
+	n.hosts[conv] = [][]byte{a.id, b.id}
+	n.mu.Unlock()
+	n.setConv(b, []byte(conv), [][]byte{a.id, b.id})
+	early := n.send(b, conv, a.id)
+	n.run()
+	if n.counter(b, "held_down") != 1 {
+		t.Fatalf("held_down %d, want 1", n.counter(b, "held_down"))
+	}
+	n.setConv(a, []byte(conv), [][]byte{a.id, b.id})
+	n.run()
+	n.expectOnce(conv, b, early, a)
+	n.agree(conv, a, b)
+}
+
+// TestConcurrentCommits has two members commit in the same epoch; every
+// member converges on the Commit with the lower hash, and application
+// messages sealed on the losing branch are delivered.
+func TestConcurrentCommits(t *testing.T) {
+	n := newNet(t, "a", "b", "c", "d")
+	a, b, c, d := n.nodes[0], n.nodes[1], n.nodes[2], n.nodes[3]
+	const conv = "race"
+	n.converse(conv, a, b, c, d)
+	n.run()
+	start := n.agree(conv, a, b, c, d)
+	for round := range 3 {
+		// b and d each commit (an empty Commit with a path) before either
+		// hears of the other, and each sends a message at once.
+		for _, x := range []*tnode{b, d} {
+			x.l.mu.Lock()
+			x.l.commit(x.l.convs[conv], nil, nil)
+			x.l.flush(n.ctx)
+			x.l.mu.Unlock()
+		}
+		mb := n.send(b, conv, nil)
+		md := n.send(d, conv, nil)
+		n.run()
+		n.tick(time.Second)
+		e := n.agree(conv, a, b, c, d)
+		if e != start+uint64(round)+1 {
+			t.Fatalf("round %d: epoch %d, want %d: one of the two Commits wins", round, e, start+uint64(round)+1)
+		}
+		n.expectOnce(conv, b, mb, a, c, d)
+		n.expectOnce(conv, d, md, a, b, c)
+	}
+	var rollbacks, forks uint64
+	for _, x := range n.nodes {
+		rollbacks += n.counter(x, "rollbacks")
+		forks += n.counter(x, "forks_detected")
+	}
+	if rollbacks == 0 || forks == 0 {
+		t.Fatalf("rollbacks %d, forks detected %d: the race was not seen", rollbacks, forks)
+	}
+	// The group goes on.
+	m := n.send(c, conv, nil)
+	n.run()
+	n.expectOnce(conv, c, m, a, b, d)
+}
+
+// TestLossHealedByRetransmission drops every first copy of the Commit and
+// the Welcome; the committer sends them again until every member shows
+// the new epoch.
+func TestLossHealedByRetransmission(t *testing.T) {
+	n := newNet(t, "a", "b", "c")
+	a, b, c := n.nodes[0], n.nodes[1], n.nodes[2]
+	const conv = "lossy"
+	seen := map[string]bool{}
+	n.drop = func(from, to *tnode, f *commonv1.Frame) bool {
+		e, err := decodeEnvelope(f.GetPayload())
+		if err != nil || (e.kind != kindCommit && e.kind != kindWelcome) {
+			return false
+		}
+		key := string(to.id) + string(f.GetPayload())
+		if seen[key] {
+			return false
+		}
+		seen[key] = true
+		return true
+	}
+	n.converse(conv, a, b)
+	n.run()
+	if _, _, ok := n.state(b, conv); ok {
+		t.Fatal("b joined although its Welcome was lost")
+	}
+	n.tick(1500 * time.Millisecond)
+	n.agree(conv, a, b)
+	n.converse(conv, a, b, c)
+	n.run()
+	n.tick(1500 * time.Millisecond)
+	n.agree(conv, a, b, c)
+	if n.counter(a, "retransmitted") < 3 {
+		t.Fatalf("retransmitted %d, want at least 3 (Welcome to b, Welcome to c, Commit to b)", n.counter(a, "retransmitted"))
+	}
+	n.tick(10 * time.Second)
+	a.l.mu.Lock()
+	pending := len(a.l.convs[conv].outbox)
+	a.l.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d Commits still being retransmitted after every member showed the epoch", pending)
+	}
+	m := n.send(b, conv, nil)
+	n.run()
+	n.expectOnce(conv, b, m, a, c)
+}
+
+// TestCrashMidHandOver restarts the committer from the files as a kill -9
+// leaves them while its Commit and Welcome are being handed on: the state
+// with the Commit is on disk, the frames are lost, and the restarted
+// layer sends them again from its outbox.
+func TestCrashMidHandOver(t *testing.T) {
+	n := newNet(t, "a", "b", "c")
+	a, b, c := n.nodes[0], n.nodes[1], n.nodes[2]
+	const conv = "crash"
+	n.converse(conv, a, b)
+	n.run()
+	n.agree(conv, a, b)
+	image := t.TempDir()
+	crashed := false
+	n.onEmit = func(from *tnode, frames []*commonv1.Frame) bool {
+		if from != a || crashed {
+			return true
+		}
+		for _, f := range frames {
+			if e, err := decodeEnvelope(f.GetPayload()); err == nil && e.kind == kindCommit {
+				sdktest.CrashImage(t, a.dir, image)
+				crashed = true
+				return false
+			}
+		}
+		return true
+	}
+	n.converse(conv, a, b, c)
+	n.run()
+	if !crashed {
+		t.Fatal("a sent no Commit")
+	}
+	n.onEmit = nil
+	if _, _, ok := n.state(c, conv); ok {
+		t.Fatal("c joined from a Welcome that was lost in the crash")
+	}
+	n.restart(a, image)
+	n.run()
+	n.tick(time.Second)
+	n.agree(conv, a, b, c)
+	m := n.send(c, conv, nil)
+	n.run()
+	n.expectOnce(conv, c, m, a, b)
+}
