@@ -247,10 +247,10 @@ func (m *Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case "shift+tab", "ctrl+p", "alt+up":
 		return m, m.move(-1)
 	case "pgup":
-		m.scroll += max(1, m.bodyHeight()-2)
+		m.scrollBy(max(1, m.bodyHeight()-3))
 		return m, nil
 	case "pgdown":
-		m.scroll = max(0, m.scroll-max(1, m.bodyHeight()-2))
+		m.scrollBy(-max(1, m.bodyHeight()-3))
 		return m, nil
 	case "esc":
 		m.help = false

@@ -237,7 +237,7 @@ func TestUIWithNodes(t *testing.T) {
 	bob.send(group, private, membershipPayload(chatv1.MembershipType_MEMBERSHIP_TYPE_JOIN, bob.self, ""))
 	bob.send(group, private, textPayload("hi group"))
 	v := u.waitFor("* bob joined", "bob: hi group")
-	if !strings.Contains(v, "friends · private group · 2 members") {
+	if !strings.Contains(v, "friends · private group · 2 members · you are an admin") {
 		t.Errorf("alice's view of the group:\n%s", v)
 	}
 }

@@ -275,3 +275,28 @@ func TestUICreateGroup(t *testing.T) {
 	}
 	u.capture(v)
 }
+
+// TestUICommands: /add, /help and the commands' refusals, each shown on
+// the status line.
+func TestUICommands(t *testing.T) {
+	f := newFake(alice, bob)
+	f.cards["strata:card:dave"] = dave.contact()
+	u := startUI(t, f, f.clock)
+	for _, tc := range []struct{ line, want string }{
+		{"/add strata:card:dave", "added dave (" + identity.Fingerprint(dave.key) + ")"},
+		{"/add strata:card:mallory", "error: add contact: contacts: not a card"},
+		{"/add", "usage: /add CARD"},
+		{"/group friends mallory", `error: no contact "mallory" (/add their card first)`},
+		{"/group friends", "usage: /group NAME MEMBER..."},
+		{"/invite dave", "error: /invite is for a private group: open one first"},
+		{"/join", "usage: /join NAME"},
+		{"/frobnicate", "error: unknown command /frobnicate (/help lists them)"},
+		{"/help", "/group NAME MEMBER...  create a private group"},
+	} {
+		u.enter(tc.line)
+		u.waitFor(tc.want)
+	}
+	u.waitFor("  dave")
+	u.tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	u.waitView("the help closed", func(v string) bool { return !strings.Contains(v, "Commands:") })
+}

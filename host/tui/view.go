@@ -114,16 +114,37 @@ func (m *Model) messageLines(w, h int) []string {
 	if v == nil {
 		return []string{"no conversation is open: /add a contact, /group or /join (/help)"}
 	}
-	out := []string{fit(m.heading(v), w), ""}
+	out := []string{fit(m.heading(v), w), m.styles.dim.Render(fit(refused(v), w))}
+	lines := m.entryLines(v, w)
+	room := h - len(out)
+	end := len(lines) - min(m.scroll, max(0, len(lines)-room))
+	start := max(0, end-room)
+	return append(out, lines[start:end]...)
+}
+
+// entryLines are the lines of every entry of v, wrapped at w cells.
+func (m *Model) entryLines(v *conv, w int) []string {
 	var lines []string
 	for _, e := range v.tl.Entries() {
 		lines = append(lines, wrap(m.entryLine(v, e), w)...)
 	}
-	room := h - len(out)
-	m.scroll = min(m.scroll, max(0, len(lines)-room))
-	end := len(lines) - m.scroll
-	start := max(0, end-room)
-	return append(out, lines[start:end]...)
+	return lines
+}
+
+// messageWidth is the width of the message view.
+func (m *Model) messageWidth() int {
+	w := max(40, m.width)
+	return w - min(listWidth, w/3) - len([]rune(gutter))
+}
+
+// scrollBy scrolls the message view up by d lines (down if negative),
+// no further than its first line.
+func (m *Model) scrollBy(d int) {
+	top := 0
+	if v := m.open(); v != nil {
+		top = max(0, len(m.entryLines(v, m.messageWidth()))-(m.bodyHeight()-2))
+	}
+	m.scroll = min(max(0, m.scroll+d), top)
 }
 
 // heading is the open conversation's title line.
@@ -144,7 +165,25 @@ func (m *Model) heading(v *conv) string {
 	case !s.IsMember(m.self) && s.Created:
 		role = " · you are not a member"
 	}
-	return fmt.Sprintf("%s · private group · %d members%s", m.title(v), len(s.Members), role)
+	return fmt.Sprintf("%s · private group · %s%s", m.title(v), plural(len(s.Members), "member"), role)
+}
+
+// refused says how many messages of v were refused, by reason (the
+// reasons of host/chat): they are never shown, but the user learns that
+// they came.
+func refused(v *conv) string {
+	counts := v.tl.Counts()
+	delete(counts, chat.ReasonDuplicate) // the same message again: nothing to say
+	var parts []string
+	for _, r := range slices.Sorted(maps.Keys(counts)) {
+		if counts[r] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r, counts[r]))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "not shown, refused: " + strings.Join(parts, ", ")
 }
 
 // entryLine is one entry of a timeline: time, author, text and marks.
