@@ -54,6 +54,8 @@ type Config struct {
 	ReassemblyTimeout  time.Duration `json:"reassembly_timeout" default:"10m" min:"1s" max:"24h" desc:"client: how long a partly received message is kept"`
 	AckTimeout         time.Duration `json:"ack_timeout" default:"1m" min:"100ms" max:"24h" desc:"client: how long a sent fragment waits for the recipient's SURB acknowledgement before it is sent again"`
 	MaxRetransmissions int64         `json:"max_retransmissions" default:"3" min:"0" max:"100" desc:"client: how many times an unacknowledged fragment is sent again before it is given up (the sync layer above still retransmits the message)"`
+	ReplySURBs         int64         `json:"reply_surbs" default:"0" min:"0" max:"16" desc:"client: reply SURBs every message carries, through which its recipient can reply without learning this client's address (each one reply packet); 0: none"`
+	Anonymous          bool          `json:"anonymous" default:"false" desc:"client: leave this client's address out of its messages (the recipient sees only a reply address, good while it holds reply SURBs: set reply_surbs)"`
 
 	MaxQueue          int64         `json:"max_queue" default:"20000" min:"1" max:"100000000" desc:"mix, provider: packets held for their delay at once"`
 	MaxDelay          time.Duration `json:"max_delay" default:"1m" min:"1ms" max:"24h" desc:"mix, provider: longest per-hop delay accepted"`

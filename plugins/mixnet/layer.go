@@ -410,12 +410,23 @@ func (l *Layer) send(f *commonv1.Frame) {
 		l.c.NotClient.Inc()
 		return
 	}
-	to, err := loopix.ParseAddress(f.GetPeer())
-	if err != nil {
-		l.c.BadAddress.Inc()
-		return
+	m := &loopix.Message{From: l.addr, Conversation: f.GetConversation(), Payload: f.GetPayload()}
+	if l.cfg.Anonymous {
+		m.From = nil
 	}
-	if err := l.client.Send(to, &loopix.Message{From: l.addr, Conversation: f.GetConversation(), Payload: f.GetPayload()}); err != nil {
+	var err error
+	if tag, rerr := loopix.ParseReplyAddress(f.GetPeer()); rerr == nil {
+		// A reply to a sender known only by the SURBs it sent.
+		err = l.client.Reply(l.now(), tag, m)
+	} else {
+		to, aerr := loopix.ParseAddress(f.GetPeer())
+		if aerr != nil {
+			l.c.BadAddress.Inc()
+			return
+		}
+		err = l.client.SendWithSURBs(l.now(), to, m, int(l.cfg.ReplySURBs))
+	}
+	if err != nil {
 		l.c.SendRefused.Inc()
 		l.logf("mixnet: message refused: %v", err)
 	}
@@ -432,7 +443,13 @@ func (l *Layer) flush(ctx context.Context, trace uint64, hints *commonv1.Hints) 
 		frames = append(frames, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: []byte(o.To), Protocol: ProtocolName, Payload: o.Frame})
 	}
 	for _, m := range r.Delivered {
-		frames = append(frames, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, TraceId: trace, Hints: hints, Peer: m.From, Conversation: m.Conversation, Payload: m.Payload})
+		// The sender's address, or, from an anonymous sender, the reply
+		// address of its SURBs.
+		peer := m.From
+		if len(peer) == 0 {
+			peer = m.ReplyTo
+		}
+		frames = append(frames, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, TraceId: trace, Hints: hints, Peer: peer, Conversation: m.Conversation, Payload: m.Payload})
 	}
 	if err := l.env.Out.Emit(ctx, frames...); err != nil {
 		l.c.EmitFailed.Add(uint64(len(frames)))

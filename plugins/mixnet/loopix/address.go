@@ -58,3 +58,28 @@ func ParseAddress(b []byte) (*Address, error) {
 	}
 	return &a, nil
 }
+
+// ReplyAddressVersion is the version byte of a ReplyAddress.
+const ReplyAddressVersion = 2
+
+// ReplyAddressLength is the size of a ReplyAddress.
+const ReplyAddressLength = 1 + ReplyTagLength
+
+// ReplyAddress is the address a client gives the layer above for the
+// sender of a message that brought reply SURBs: 02 ‖ reply tag. It names
+// the set of SURBs the client holds for that sender, nothing of where
+// they lead; it means something only to the client that made it.
+func ReplyAddress(tag [ReplyTagLength]byte) []byte {
+	return append([]byte{ReplyAddressVersion}, tag[:]...)
+}
+
+// ParseReplyAddress decodes a ReplyAddress from untrusted bytes. Errors
+// wrap ErrAddress.
+func ParseReplyAddress(b []byte) ([ReplyTagLength]byte, error) {
+	var tag [ReplyTagLength]byte
+	if len(b) != ReplyAddressLength || b[0] != ReplyAddressVersion {
+		return tag, fmt.Errorf("%w: not a reply address", ErrAddress)
+	}
+	copy(tag[:], b[1:])
+	return tag, nil
+}

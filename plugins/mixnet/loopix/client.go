@@ -1,7 +1,9 @@
 package loopix
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -41,6 +43,19 @@ type ClientConfig struct {
 // MaxQueue fragments.
 var ErrSendQueueFull = errors.New("loopix: send queue full")
 
+// ErrNoReplySURBs reports a reply refused because the client holds fewer
+// live SURBs for that reply address than the reply has fragments.
+var ErrNoReplySURBs = errors.New("loopix: not enough reply SURBs")
+
+// Bounds of the reply SURBs a client holds: those it made and waits for
+// replies on, the reply addresses it holds SURBs for, and the SURBs of one
+// reply address.
+const (
+	maxReplySURBsOut    = 4096
+	maxReplyAddresses   = 256
+	maxSURBsPerReplyTag = 64
+)
+
 // maxAbove bounds how far past its ack a client takes mailbox entries (and
 // so the entries it remembers above a gap).
 const maxAbove = 1 << 12
@@ -65,6 +80,8 @@ type Client struct {
 	queue     []*outFragment
 	unacked   map[fragKey]*outFragment
 	surbs     map[sphinx.SURBID]*surbState
+	replyOut  int // reply SURBs among surbs
+	replies   map[[ReplyTagLength]byte]*replyPool
 	acks      [][]byte // SURB replies waiting for a λP slot
 	nextP     time.Time
 	nextL     time.Time
@@ -83,9 +100,11 @@ type fragKey struct {
 	index int
 }
 
-// outFragment is a fragment this client sends, until it is acknowledged.
+// outFragment is a fragment this client sends, until it is acknowledged;
+// or a reply fragment, sent once on its SURB.
 type outFragment struct {
 	to       *Address
+	surb     []byte // a reply fragment's SURB
 	inner    []byte
 	key      fragKey
 	tries    int
@@ -93,10 +112,23 @@ type outFragment struct {
 	acked    bool
 }
 
-// surbState is what the client keeps for a SURB it sent.
+// surbState is what the client keeps for a SURB it sent: an
+// acknowledgement's, or a reply SURB's, which records whom it was sent to.
 type surbState struct {
 	key     fragKey
 	keys    []byte
+	expires time.Time
+	reply   bool
+	to      []byte // a reply SURB's recipient, an encoded Address
+}
+
+// replyPool is the reply SURBs a client holds for one reply address.
+type replyPool struct {
+	surbs []heldSURB
+}
+
+type heldSURB struct {
+	surb    []byte
 	expires time.Time
 }
 
@@ -114,7 +146,7 @@ func NewClient(cfg ClientConfig, dir *Directory, now time.Time) (*Client, error)
 	}
 	c := &Client{
 		cfg: cfg, g: rng{r: cfg.Rand}, loops: map[[MessageIDLength]byte]time.Time{}, above: map[uint64]bool{},
-		unacked: map[fragKey]*outFragment{}, surbs: map[sphinx.SURBID]*surbState{},
+		unacked: map[fragKey]*outFragment{}, surbs: map[sphinx.SURBID]*surbState{}, replies: map[[ReplyTagLength]byte]*replyPool{},
 	}
 	if err := c.SetDirectory(dir); err != nil {
 		return nil, err
@@ -148,6 +180,187 @@ func (c *Client) Counters() *Counters { return &c.c }
 // Send queues m for to; its fragments take the next λP slots. The whole
 // message is refused if its fragments do not fit the queue.
 func (c *Client) Send(to *Address, m *Message) error {
+	return c.send(to, m)
+}
+
+// SendWithSURBs is Send with n reply SURBs (at most MaxReplySURBs) made at
+// now and carried in the message, through which the recipient can reply
+// (Reply) without learning where they lead. Their reply tag is the same
+// for every message of m's conversation to to, so the recipient pools
+// them under one reply address. A reply SURB is kept for two epochs.
+func (c *Client) SendWithSURBs(now time.Time, to *Address, m *Message, n int) error {
+	if n <= 0 {
+		return c.send(to, m)
+	}
+	if n > MaxReplySURBs {
+		return fmt.Errorf("loopix: %d reply SURBs, over %d", n, MaxReplySURBs)
+	}
+	if c.replyOut+n > maxReplySURBsOut {
+		c.c.SendQueueFull.Inc()
+		return ErrSendQueueFull
+	}
+	dst, ok := c.dir.ByID(to.Provider)
+	if !ok || dst.Layer >= 0 {
+		c.c.NoRoute.Inc()
+		return fmt.Errorf("loopix: the directory lists no provider of the recipient's address")
+	}
+	withSURBs := *m
+	withSURBs.ReplyTag = c.replyTag(to, m.Conversation)
+	ids := make([]sphinx.SURBID, 0, n)
+	states := make([]*surbState, 0, n)
+	for range n {
+		id, surb, keys, err := c.newSURB(now, dst)
+		if err != nil {
+			for _, st := range states {
+				clear(st.keys)
+			}
+			c.c.NoRoute.Inc()
+			return fmt.Errorf("loopix: reply SURB: %w", err)
+		}
+		withSURBs.ReplySURBs = append(withSURBs.ReplySURBs, surb)
+		ids = append(ids, id)
+		states = append(states, &surbState{keys: keys, expires: now.Add(2 * c.cfg.Epochs.Period()), reply: true, to: to.Marshal()})
+	}
+	if err := c.send(to, &withSURBs); err != nil {
+		for _, st := range states {
+			clear(st.keys)
+		}
+		return err
+	}
+	for i, id := range ids {
+		c.surbs[id] = states[i]
+	}
+	c.replyOut += n
+	return nil
+}
+
+// replyTag names the reply SURBs of messages of conversation to to: a
+// keyed hash under the client's secret token, so that tags given to
+// different recipients, or in different conversations, cannot be linked.
+func (c *Client) replyTag(to *Address, conversation []byte) [ReplyTagLength]byte {
+	h := sha256.New()
+	h.Write([]byte("strata mixnet reply tag v1"))
+	h.Write(c.cfg.Token[:])
+	h.Write(to.Marshal())
+	h.Write(conversation)
+	var tag [ReplyTagLength]byte
+	copy(tag[:], h.Sum(nil))
+	return tag
+}
+
+// Reply queues m for the sender who gave the reply address of tag, one
+// fragment on each of the SURBs held for it (which are then used up). The
+// fragments take λP slots like any other; they are not acknowledged (the
+// client cannot make a SURB that starts at the sender's provider, which
+// it does not know), so the sync layer above must send again what is
+// lost. A reply with more fragments than there are live SURBs is refused
+// whole (ErrNoReplySURBs).
+func (c *Client) Reply(now time.Time, tag [ReplyTagLength]byte, m *Message) error {
+	pool := c.replies[tag]
+	if pool != nil {
+		c.expireSURBs(tag, pool, now)
+	}
+	b, err := MarshalMessage(m)
+	if err != nil {
+		return err
+	}
+	if len(b) > c.cfg.MaxMessage {
+		c.c.Oversize.Inc()
+		return fmt.Errorf("loopix: message of %d bytes over the bound of %d", len(b), c.cfg.MaxMessage)
+	}
+	var id [MessageIDLength]byte
+	if _, err := c.cfg.Rand.Read(id[:]); err != nil {
+		return fmt.Errorf("loopix: message id: %w", err)
+	}
+	frags, err := Split(id, b, c.inner)
+	if err != nil {
+		return err
+	}
+	if pool == nil || len(frags) > len(pool.surbs) {
+		c.c.NoReplySURBs.Inc()
+		return ErrNoReplySURBs
+	}
+	if len(c.queue)+len(c.unacked)+len(frags) > c.cfg.MaxQueue {
+		c.c.SendQueueFull.Inc()
+		return ErrSendQueueFull
+	}
+	for i, f := range frags {
+		c.queue = append(c.queue, &outFragment{surb: pool.surbs[i].surb, inner: f, key: fragKey{id: id, index: i}})
+	}
+	pool.surbs = pool.surbs[len(frags):]
+	if len(pool.surbs) == 0 {
+		delete(c.replies, tag)
+	}
+	c.c.Queued.Inc()
+	return nil
+}
+
+// ReplySURBs returns how many live reply SURBs the client holds for tag.
+func (c *Client) ReplySURBs(tag [ReplyTagLength]byte) int {
+	if p := c.replies[tag]; p != nil {
+		return len(p.surbs)
+	}
+	return 0
+}
+
+// expireSURBs drops the pool's SURBs past their life.
+func (c *Client) expireSURBs(tag [ReplyTagLength]byte, p *replyPool, now time.Time) {
+	live := p.surbs[:0]
+	for _, s := range p.surbs {
+		if now.After(s.expires) {
+			c.c.ReplySURBsExpired.Inc()
+			continue
+		}
+		live = append(live, s)
+	}
+	p.surbs = live
+	if len(p.surbs) == 0 {
+		delete(c.replies, tag)
+	}
+}
+
+// keepReplySURBs pools the reply SURBs a delivered message brought and
+// gives the message its reply address. SURBs live about one epoch (the
+// keys they were made with): they are kept for one epoch period.
+func (c *Client) keepReplySURBs(now time.Time, m *Message) {
+	if len(m.ReplySURBs) == 0 {
+		return
+	}
+	if len(m.ReplySURBs[0]) != c.cfg.Geometry.SURBLength {
+		c.c.BadSURB.Inc()
+		m.ReplySURBs = nil
+		return
+	}
+	p := c.replies[m.ReplyTag]
+	if p == nil {
+		if len(c.replies) >= maxReplyAddresses {
+			// The reply address whose newest SURB is oldest goes.
+			var oldest [ReplyTagLength]byte
+			var at time.Time
+			for tag, q := range c.replies {
+				if e := q.surbs[len(q.surbs)-1].expires; at.IsZero() || e.Before(at) {
+					oldest, at = tag, e
+				}
+			}
+			c.c.ReplySURBsExpired.Add(uint64(len(c.replies[oldest].surbs)))
+			delete(c.replies, oldest)
+		}
+		p = &replyPool{}
+		c.replies[m.ReplyTag] = p
+	}
+	for _, s := range m.ReplySURBs {
+		p.surbs = append(p.surbs, heldSURB{surb: bytes.Clone(s), expires: now.Add(c.cfg.Epochs.Period())})
+	}
+	if over := len(p.surbs) - maxSURBsPerReplyTag; over > 0 {
+		c.c.ReplySURBsExpired.Add(uint64(over))
+		p.surbs = p.surbs[over:]
+	}
+	c.c.ReplySURBsIn.Add(uint64(len(m.ReplySURBs)))
+	m.ReplyTo = ReplyAddress(m.ReplyTag)
+	m.ReplySURBs = nil
+}
+
+func (c *Client) send(to *Address, m *Message) error {
 	b, err := MarshalMessage(m)
 	if err != nil {
 		return err
@@ -240,7 +453,13 @@ func (c *Client) Tick(now time.Time) {
 		if now.After(s.expires) {
 			clear(s.keys)
 			delete(c.surbs, id)
+			if s.reply {
+				c.replyOut--
+			}
 		}
+	}
+	for tag, p := range c.replies {
+		c.expireSURBs(tag, p, now)
 	}
 	c.c.ReassemblyGivenUp.Store(c.reasm.Evicted + c.reasm.Expired)
 }
@@ -263,6 +482,13 @@ func (c *Client) payloadSlot(now time.Time) {
 		c.queue = c.queue[1:]
 		if f.acked {
 			continue // acknowledged while it waited to be sent again
+		}
+		if f.surb != nil {
+			if c.sendReply(f) {
+				c.c.RealSent.Inc()
+				c.c.RepliesSent.Inc()
+			}
+			return
 		}
 		if c.sendFragment(now, f) {
 			c.c.RealSent.Inc()
@@ -414,6 +640,25 @@ func (c *Client) sendFragment(now time.Time, f *outFragment) bool {
 	return true
 }
 
+// sendReply sends a reply fragment on its SURB, which must start at this
+// client's provider (the sender made it so).
+func (c *Client) sendReply(f *outFragment) bool {
+	user := make([]byte, c.cfg.Geometry.UserForwardPayloadLength)
+	copy(user, f.inner)
+	payload, err := c.cfg.Geometry.EncodeForwardPayload(nil, user)
+	if err != nil {
+		return false
+	}
+	pkt, first, err := c.cfg.Geometry.NewPacketFromSURB(f.surb, payload)
+	if err != nil || first != c.provider.ID {
+		c.c.BadSURB.Inc()
+		return false
+	}
+	c.out = append(c.out, Output{To: c.provider.Peer, Frame: EncodePacket(pkt)})
+	c.c.PacketsOut.Inc()
+	return true
+}
+
 // sendLoop sends a loop to the client's own mailbox (with a SURB, like a
 // fragment, whose keys are not kept: a loop is not acknowledged).
 func (c *Client) sendLoop(now time.Time) {
@@ -497,25 +742,31 @@ func (c *Client) Handle(_ context.Context, now time.Time, from PeerID, frame []b
 		return
 	}
 	if s.Kind == StoredSURBReply {
-		c.acked(s)
+		c.acked(now, s)
 		return
 	}
 	c.open(now, s.Body)
 }
 
-// acked takes an acknowledgement that came back on one of the client's
-// SURBs.
-func (c *Client) acked(s Stored) {
+// acked takes what came back on one of the client's SURBs: an
+// acknowledgement, or a reply fragment on a reply SURB.
+func (c *Client) acked(now time.Time, s Stored) {
 	st, ok := c.surbs[s.SURBID]
 	if !ok {
 		c.c.UnknownSURB.Inc()
 		return
 	}
-	if _, err := c.cfg.Geometry.DecryptSURBPayload(s.Body, st.keys); err != nil {
+	plain, err := c.cfg.Geometry.DecryptSURBPayload(s.Body, st.keys)
+	if err != nil {
 		c.c.Undecryptable.Inc()
 		return
 	}
 	delete(c.surbs, s.SURBID)
+	if st.reply {
+		c.replyOut--
+		c.replied(now, st, plain)
+		return
+	}
 	c.c.AcksReceived.Inc()
 	if f, ok := c.unacked[st.key]; ok {
 		f.acked = true
@@ -526,6 +777,40 @@ func (c *Client) acked(s Stored) {
 			f.acked = true
 		}
 	}
+}
+
+// replied takes a reply fragment that came on a reply SURB. The message
+// is delivered as from the address the SURB was sent to: only that
+// recipient had the SURB (whatever sender address the reply names).
+func (c *Client) replied(now time.Time, st *surbState, plain []byte) {
+	_, user, err := c.cfg.Geometry.DecodeForwardPayload(plain)
+	if err != nil || len(user) < c.inner {
+		c.c.Malformed.Inc()
+		return
+	}
+	f, err := DecodeFragment(user[:c.inner])
+	if err != nil || f.Kind != KindFragment {
+		c.c.BadFragment.Inc()
+		return
+	}
+	c.c.RepliesIn.Inc()
+	msg, err := c.reasm.Add(now, f)
+	if err != nil {
+		c.c.BadFragment.Inc()
+		return
+	}
+	if msg == nil {
+		return
+	}
+	m, err := UnmarshalMessage(msg)
+	if err != nil {
+		c.c.BadFragment.Inc()
+		return
+	}
+	m.From = st.to
+	c.keepReplySURBs(now, m)
+	c.delivered = append(c.delivered, m)
+	c.c.Delivered.Inc()
 }
 
 // open takes a forward payload apart: SURB, sealed payload, fragment,
@@ -571,6 +856,7 @@ func (c *Client) open(now time.Time, payload []byte) {
 		c.c.BadFragment.Inc()
 		return
 	}
+	c.keepReplySURBs(now, m)
 	c.delivered = append(c.delivered, m)
 	c.c.Delivered.Inc()
 }

@@ -235,4 +235,39 @@ func TestMessageEncoding(t *testing.T) {
 			t.Errorf("truncated to %d bytes: decoded", i)
 		}
 	}
+
+	// With reply SURBs: version 02.
+	r := &loopix.Message{Conversation: []byte("conv"), Payload: []byte("payload"), ReplyTag: [loopix.ReplyTagLength]byte{7}, ReplySURBs: [][]byte{bytes.Repeat([]byte{1}, 40), bytes.Repeat([]byte{2}, 40)}}
+	b, err = loopix.MarshalMessage(r)
+	if err != nil || b[0] != 2 || len(b) != r.EncodedLen() {
+		t.Fatalf("%x, %v", b, err)
+	}
+	got, err = loopix.UnmarshalMessage(b)
+	if err != nil || got.From != nil || got.ReplyTag != r.ReplyTag || len(got.ReplySURBs) != 2 || !bytes.Equal(got.ReplySURBs[1], r.ReplySURBs[1]) || string(got.Payload) != "payload" {
+		t.Fatalf("%+v, %v", got, err)
+	}
+	for i := range len(b) - len("payload") {
+		if _, err := loopix.UnmarshalMessage(b[:i]); err == nil {
+			t.Errorf("with SURBs, truncated to %d bytes: decoded", i)
+		}
+	}
+	for _, bad := range [][][]byte{
+		make([][]byte, loopix.MaxReplySURBs+1),
+		{{1}, {1, 2}},
+		{{}},
+	} {
+		for i := range bad {
+			if bad[i] == nil {
+				bad[i] = []byte{1}
+			}
+		}
+		if _, err := loopix.MarshalMessage(&loopix.Message{ReplySURBs: bad}); err == nil {
+			t.Errorf("%d SURBs of sizes %d, %d encoded", len(bad), len(bad[0]), len(bad[len(bad)-1]))
+		}
+	}
+	// A zero SURB count is not an encoding.
+	zero := append([]byte{2, 0, 0, 0}, make([]byte, loopix.ReplyTagLength)...)
+	if _, err := loopix.UnmarshalMessage(append(zero, 0, 0, 40)); err == nil {
+		t.Error("a version-02 message with no SURBs decoded")
+	}
 }

@@ -125,6 +125,9 @@ type Counters struct {
 	AcksSent       sdk.Counter `counter:"acks_sent"`
 	AcksReceived   sdk.Counter `counter:"acks_received"`
 	Retransmitted  sdk.Counter `counter:"fragments_retransmitted"`
+	RepliesSent    sdk.Counter `counter:"replies_sent"`
+	RepliesIn      sdk.Counter `counter:"replies_received"`
+	ReplySURBsIn   sdk.Counter `counter:"reply_surbs_received"`
 
 	Malformed          sdk.Drop `drop:"malformed"`
 	UnknownPeer        sdk.Drop `drop:"unknown_peer"`
@@ -151,5 +154,7 @@ type Counters struct {
 	Unacked            sdk.Drop `drop:"unacked"`
 	UnknownSURB        sdk.Drop `drop:"unknown_surb"`
 	BadSURB            sdk.Drop `drop:"bad_surb"`
+	NoReplySURBs       sdk.Drop `drop:"no_reply_surbs"`
+	ReplySURBsExpired  sdk.Drop `drop:"reply_surbs_expired"`
 	Late               sdk.Drop `drop:"late"`
 }

@@ -94,14 +94,27 @@ func DecodeFragment(b []byte) (Fragment, error) {
 
 // Messages. What is fragmented is the message encoding
 //
-//	version 01 ‖ sender address length (u8) ‖ sender address ‖ conversation length (u16) ‖ conversation ‖ payload
+//	01 ‖ sender address length (u8) ‖ sender address ‖ conversation length (u16) ‖ conversation ‖ payload
 //
-// The sender address (empty for an anonymous message) is inside the
-// sealed payload, so only the recipient learns it.
+// or, for a message that carries reply SURBs,
+//
+//	02 ‖ sender address length (u8) ‖ sender address ‖ conversation length (u16) ‖ conversation ‖
+//	   reply tag (16) ‖ SURB count (u8, 1..MaxReplySURBs) ‖ SURB length (u16) ‖ SURBs ‖ payload
+//
+// The sender address (empty for an anonymous message) and the SURBs are
+// inside the sealed payload, so only the recipient learns them.
 const (
-	messageVersion = 1
+	messageVersion        = 1
+	messageVersionReplies = 2
 	// MaxConversationLength bounds a message's conversation id.
 	MaxConversationLength = 1024
+	// MaxReplySURBs bounds the reply SURBs one message carries.
+	MaxReplySURBs = 16
+	// ReplyTagLength is the size of a reply tag.
+	ReplyTagLength = 16
+	// maxSURBLength bounds a reply SURB's encoding (a 10-hop SURB is
+	// 982 bytes).
+	maxSURBLength = 4096
 )
 
 // Message is a message between clients.
@@ -113,11 +126,24 @@ type Message struct {
 	Conversation []byte
 	// Payload is the message.
 	Payload []byte
+	// ReplySURBs are SURBs to the sender's mailbox, each good for one
+	// reply packet, and ReplyTag the sender's name for the set they join
+	// at the recipient (the same for every message of one conversation
+	// to one recipient). No SURBs: an encoding of version 01.
+	ReplyTag   [ReplyTagLength]byte
+	ReplySURBs [][]byte
+	// ReplyTo is set on a delivered message that brought reply SURBs: the
+	// ReplyAddress a reply through them is sent to. Not encoded.
+	ReplyTo []byte
 }
 
 // EncodedLen is the size of m's encoding.
 func (m *Message) EncodedLen() int {
-	return 1 + 1 + len(m.From) + 2 + len(m.Conversation) + len(m.Payload)
+	n := 1 + 1 + len(m.From) + 2 + len(m.Conversation) + len(m.Payload)
+	if len(m.ReplySURBs) > 0 {
+		n += ReplyTagLength + 1 + 2 + len(m.ReplySURBs)*len(m.ReplySURBs[0])
+	}
+	return n
 }
 
 // MarshalMessage returns m's encoding.
@@ -125,18 +151,39 @@ func MarshalMessage(m *Message) ([]byte, error) {
 	if len(m.From) > 255 || len(m.Conversation) > MaxConversationLength {
 		return nil, fmt.Errorf("%w: sender address of %d bytes, conversation of %d", ErrFragment, len(m.From), len(m.Conversation))
 	}
+	version := byte(messageVersion)
+	if n := len(m.ReplySURBs); n > 0 {
+		version = messageVersionReplies
+		l := len(m.ReplySURBs[0])
+		if n > MaxReplySURBs || l == 0 || l > maxSURBLength {
+			return nil, fmt.Errorf("%w: %d reply SURBs of %d bytes", ErrFragment, n, l)
+		}
+		for _, s := range m.ReplySURBs {
+			if len(s) != l {
+				return nil, fmt.Errorf("%w: reply SURBs of different sizes", ErrFragment)
+			}
+		}
+	}
 	b := make([]byte, 0, m.EncodedLen())
-	b = append(b, messageVersion, byte(len(m.From)))
+	b = append(b, version, byte(len(m.From)))
 	b = append(b, m.From...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Conversation)))
 	b = append(b, m.Conversation...)
+	if version == messageVersionReplies {
+		b = append(b, m.ReplyTag[:]...)
+		b = append(b, byte(len(m.ReplySURBs)))
+		b = binary.BigEndian.AppendUint16(b, uint16(len(m.ReplySURBs[0])))
+		for _, s := range m.ReplySURBs {
+			b = append(b, s...)
+		}
+	}
 	return append(b, m.Payload...), nil
 }
 
 // UnmarshalMessage decodes a reassembled message from untrusted bytes.
 // The result aliases b. Errors wrap ErrFragment.
 func UnmarshalMessage(b []byte) (*Message, error) {
-	if len(b) < 4 || b[0] != messageVersion {
+	if len(b) < 4 || (b[0] != messageVersion && b[0] != messageVersionReplies) {
 		return nil, fmt.Errorf("%w: message header", ErrFragment)
 	}
 	n := int(b[1])
@@ -149,7 +196,23 @@ func UnmarshalMessage(b []byte) (*Message, error) {
 	if c > MaxConversationLength || c > len(rest) {
 		return nil, fmt.Errorf("%w: conversation of %d bytes", ErrFragment, c)
 	}
-	m.Conversation, m.Payload = rest[:c], rest[c:]
+	m.Conversation, rest = rest[:c], rest[c:]
+	if b[0] == messageVersionReplies {
+		if len(rest) < ReplyTagLength+3 {
+			return nil, fmt.Errorf("%w: reply SURB header", ErrFragment)
+		}
+		copy(m.ReplyTag[:], rest)
+		count, l := int(rest[ReplyTagLength]), int(binary.BigEndian.Uint16(rest[ReplyTagLength+1:]))
+		rest = rest[ReplyTagLength+3:]
+		if count == 0 || count > MaxReplySURBs || l == 0 || l > maxSURBLength || count*l > len(rest) {
+			return nil, fmt.Errorf("%w: %d reply SURBs of %d bytes in %d", ErrFragment, count, l, len(rest))
+		}
+		for i := range count {
+			m.ReplySURBs = append(m.ReplySURBs, rest[i*l:(i+1)*l])
+		}
+		rest = rest[count*l:]
+	}
+	m.Payload = rest
 	if len(m.From) == 0 {
 		m.From = nil
 	}

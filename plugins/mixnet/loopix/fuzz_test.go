@@ -1,6 +1,7 @@
 package loopix_test
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -66,6 +67,8 @@ func FuzzDecodeFragment(f *testing.F) {
 
 func FuzzUnmarshalMessage(f *testing.F) {
 	b, _ := loopix.MarshalMessage(&loopix.Message{From: []byte("f"), Conversation: []byte("c"), Payload: []byte("p")})
+	f.Add(b)
+	b, _ = loopix.MarshalMessage(&loopix.Message{Conversation: []byte("c"), Payload: []byte("p"), ReplySURBs: [][]byte{[]byte("surb one"), []byte("surb two")}})
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := loopix.UnmarshalMessage(b)
@@ -149,6 +152,22 @@ func FuzzDecodeStored(f *testing.F) {
 		again, err := loopix.EncodeStored(g, s)
 		if err != nil || string(again) != string(b) {
 			t.Fatalf("re-encoding: %v", err)
+		}
+	})
+}
+
+func FuzzParseReplyAddress(f *testing.F) {
+	f.Add(loopix.ReplyAddress([loopix.ReplyTagLength]byte{1, 2, 3}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tag, err := loopix.ParseReplyAddress(b)
+		if err != nil {
+			if !errors.Is(err, loopix.ErrAddress) {
+				t.Fatalf("error %v is not ErrAddress", err)
+			}
+			return
+		}
+		if !bytes.Equal(loopix.ReplyAddress(tag), b) {
+			t.Fatal("re-encoding differs")
 		}
 	})
 }
