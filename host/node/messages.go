@@ -44,6 +44,10 @@ type history struct {
 	gmu      sync.Mutex
 	// waiting are the calls not yet taken into a write, in arrival order.
 	waiting []*appendCall
+	// observe, when set, is given the messages of each write that added
+	// some, in cursor order, before the write's callers return (the
+	// node's chat state follows the history with it: chat.go).
+	observe func([]*conversations.Message)
 }
 
 // appendCall is one call of history.append waiting for its write.
@@ -115,6 +119,9 @@ func (h *history) writeGroup() {
 		}
 	}
 	res, err := h.store.Append(h.life, all)
+	if err == nil && len(res.Added) > 0 && h.observe != nil {
+		h.observe(res.Added)
+	}
 	if err == nil && len(res.Added) > 0 {
 		h.mu.Lock()
 		close(h.changed)
@@ -195,6 +202,9 @@ func (o SendOptions) hints() *commonv1.Hints {
 // of one message; when the message was sent but not added to the history,
 // it is returned with the error.
 func (n *Node) Send(ctx context.Context, conversation, payload []byte, opts SendOptions) (*conversations.Message, error) {
+	if err := n.CheckChatPayload(conversation, payload); err != nil {
+		return nil, err
+	}
 	msgs, err := n.SendBatch(ctx, []Outgoing{{Conversation: conversation, Payload: payload, Options: opts}})
 	if len(msgs) == 0 {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-msg/strata/core/pipeline"
+	"github.com/strata-msg/strata/host/chat"
 	"github.com/strata-msg/strata/host/conversations"
 	"github.com/strata-msg/strata/host/identity"
 )
@@ -122,10 +123,19 @@ type writer struct {
 	n           *Node
 	top, public *inboundQueue
 	wake        chan struct{}
+	// chat is what the node knows of its chat conversations (chat.go):
+	// it checks chat payloads in open and follows the history's writes.
+	chat *chatState
 }
 
+// newWriter makes the node's history writer, once the history is made,
+// and has the history's writes followed by the node's chat state.
 func newWriter(n *Node) *writer {
-	return &writer{n: n, top: newInboundQueue(topQueueBytes), public: newInboundQueue(publicQueueBytes), wake: make(chan struct{}, 1)}
+	w := &writer{n: n, top: newInboundQueue(topQueueBytes), public: newInboundQueue(publicQueueBytes), wake: make(chan struct{}, 1), chat: newChatState(n)}
+	if n.hist != nil {
+		n.hist.observe = w.chat.observe
+	}
+	return w
 }
 
 // queue hands messages that crossed boundary b to the writer. Top
@@ -310,7 +320,23 @@ func (n *Node) open(ctx context.Context, m *conversations.Message, top bool, cac
 			return unchecked, err
 		}
 		if !ok {
+			if n.writer.chat.removed(m.Conversation, o.author) {
+				// A member a private group's events removed, who keeps
+				// sending.
+				return refused, n.writer.chat.countRemoved(o.author)
+			}
 			return refused, n.refuse(dropNotMember, "the author is not a member of the conversation", o.author)
+		}
+	}
+	if chat.IsPayload(o.payload) {
+		c, err := cache.get(ctx, n.convs, m.Conversation)
+		if errors.Is(err, conversations.ErrNotFound) {
+			c = nil
+		} else if err != nil {
+			return unchecked, err
+		}
+		if err := n.writer.chat.check(ctx, m, c, o); err != nil {
+			return refused, err
 		}
 	}
 	m.Author, m.Payload, m.EnvelopeID = o.author, o.payload, o.id
@@ -430,6 +456,7 @@ const (
 	dropExpired
 	dropPublicBacklog
 	dropPublicOverQuota
+	dropChat
 	numDropCounters
 )
 
@@ -442,6 +469,7 @@ var msgCounterNames = [numDropCounters]string{
 	dropExpired:           "dropped_expired",
 	dropPublicBacklog:     "dropped_public_backlog",
 	dropPublicOverQuota:   "dropped_public_over_quota",
+	dropChat:              "dropped_chat",
 }
 
 // messageStats counts what the host refused of the messages that reached
@@ -468,14 +496,19 @@ func (s *messageStats) count(c msgCounter, k uint64, n *Node, why string, author
 // dropped_not_member, dropped_malformed, dropped_replayed, dropped_expired,
 // dropped_public_backlog, dropped_public_over_quota), and what it removed
 // from public chats' histories (evicted_public by the quota on insert,
-// pruned_public by the periodic prune).
+// pruned_public by the periodic prune). Chat payloads refused on receipt
+// are dropped_chat in all and dropped_chat_<reason> by host/chat's
+// reason; chat_unsupported counts those stored as unsupported (chat.go).
 func (n *Node) MessageStats() map[string]uint64 {
 	s := &n.msgStats
-	out := make(map[string]uint64, numDropCounters+2)
+	out := make(map[string]uint64, int(numDropCounters)+3+len(chatReasons))
 	for c, name := range msgCounterNames {
 		out[name] = s.dropped[c].Load()
 	}
 	out["evicted_public"] = s.evicted.Load()
 	out["pruned_public"] = s.pruned.Load()
+	if n.writer != nil {
+		n.writer.chat.counters(out)
+	}
 	return out
 }
