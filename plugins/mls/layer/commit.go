@@ -42,7 +42,8 @@ func (l *Layer) reconcile(c *conv) {
 			l.env.Logger.Error("could not create a group", "conversation", c.id, "error", err)
 			return
 		}
-		c.g, c.branch, c.since = g, nil, l.now()
+		c.g, c.since = g, l.now()
+		c.enter(0, nil, c.since)
 		l.markDirty(c)
 	}
 	if !c.live() {
@@ -153,15 +154,9 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 		pc.Discard()
 		return
 	}
-	var welcome []byte
+	var wraw []byte
 	if pc.Welcome != nil {
-		wraw, err := wire.Marshal(pc.Welcome)
-		if err != nil {
-			pc.Discard()
-			return
-		}
-		welcome, err = (&envelope{kind: kindWelcome, commitHash: commitHash(raw), raw: wraw}).marshal()
-		if err != nil {
+		if wraw, err = wire.Marshal(pc.Welcome); err != nil {
 			pc.Discard()
 			return
 		}
@@ -180,8 +175,14 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 		snap.next = h
 	}
 	c.pushSnapshot(snap)
-	c.branch = h
 	now := l.now()
+	c.enter(c.g.Epoch(), h, now)
+	var welcome []byte
+	if wraw != nil {
+		if welcome, err = (&envelope{kind: kindWelcome, path: c.history, raw: wraw}).marshal(); err != nil {
+			l.env.Logger.Error("could not encode a Welcome", "error", err)
+		}
+	}
 	o := &outgoing{epoch: epoch, hash: h, commit: env, welcome: welcome, joiners: map[string]bool{}, pending: map[string]bool{},
 		next: now.Add(l.cfg.RetransmitInitial), wait: l.cfg.RetransmitInitial}
 	for id := range c.members() {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/plugins/mls/codec"
 	"github.com/strata-msg/strata/plugins/mls/group"
 	"github.com/strata-msg/strata/plugins/mls/treemath"
 )
@@ -32,6 +33,12 @@ type conv struct {
 	// an epoch not reached yet.
 	held  []*commonv1.Frame
 	early []heldUp
+	// undecided are application messages no branch opened (dropped and
+	// counted), tried again when a fork brings a new branch.
+	undecided []heldUp
+	// history is, for the last epochs, the hash of the Commit that
+	// entered each (oldest first; the last is branch's).
+	history []pathEntry
 	// outbox are this node's Commits still being retransmitted.
 	outbox []*outgoing
 	// statusTo rate-limits status replies per member.
@@ -66,6 +73,16 @@ func (c *conv) destroy() {
 	c.branches = nil
 }
 
+// enter records that the group entered epoch by the Commit of hash h.
+func (c *conv) enter(epoch uint64, h []byte, at time.Time) {
+	c.branch = bytes.Clone(h)
+	c.history = slices.DeleteFunc(c.history, func(p pathEntry) bool { return p.epoch >= epoch })
+	c.history = append(c.history, pathEntry{epoch: epoch, hash: bytes.Clone(h), at: at})
+	if len(c.history) > maxPath {
+		c.history = c.history[len(c.history)-maxPath:]
+	}
+}
+
 // live reports whether the group is there and this node in it.
 func (c *conv) live() bool { return c.g != nil && !c.removed && !c.g.Removed() }
 
@@ -98,20 +115,23 @@ func (c *conv) wants(id []byte) bool {
 
 // loadGroups reads every conversation; l.mu is held.
 func (l *Layer) loadGroups(ctx context.Context) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, desired, state, branch, removed FROM groups`)
+	rows, err := l.db.QueryContext(ctx, `SELECT id, desired, state, branch, removed, history FROM groups`)
 	if err != nil {
 		return fmt.Errorf("load groups: %w", err)
 	}
 	defer rows.Close()
 	now := l.now()
 	for rows.Next() {
-		var id, desired, state, branch []byte
+		var id, desired, state, branch, history []byte
 		var removed int
-		if err := rows.Scan(&id, &desired, &state, &branch, &removed); err != nil {
+		if err := rows.Scan(&id, &desired, &state, &branch, &removed, &history); err != nil {
 			return fmt.Errorf("load groups: %w", err)
 		}
 		c := newConv(id)
 		c.branch, c.removed, c.since = branch, removed != 0, now
+		if c.history, err = decodeHistory(history, now); err != nil {
+			return fmt.Errorf("group %x: %w", id, err)
+		}
 		if desired != nil {
 			if c.desired, err = splitIDs(desired); err != nil {
 				return fmt.Errorf("group %x: %w", id, err)
@@ -169,9 +189,10 @@ func (l *Layer) write(ctx context.Context) error {
 				desired = []byte{}
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, desired, state, branch, removed) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET desired = excluded.desired, state = excluded.state, branch = excluded.branch, removed = excluded.removed`,
-			c.id, desired, state, nonNil(c.branch), boolInt(c.removed)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, desired, state, branch, removed, history) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET desired = excluded.desired, state = excluded.state, branch = excluded.branch,
+				removed = excluded.removed, history = excluded.history`,
+			c.id, desired, state, nonNil(c.branch), boolInt(c.removed), encodeHistory(c.history)); err != nil {
 			return fmt.Errorf("store group: %w", err)
 		}
 		if err := writeOutbox(ctx, tx, c); err != nil {
@@ -231,4 +252,34 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// encodeHistory and decodeHistory store a history as PathEntry structs
+// (envelope.go); the times are not kept (a restart ends every settling
+// window).
+func encodeHistory(h []pathEntry) []byte {
+	w := codec.NewWriter([]byte{})
+	for _, p := range h {
+		w.Uint64(p.epoch)
+		w.Opaque(p.hash)
+	}
+	return w.Bytes()
+}
+
+func decodeHistory(b []byte, now time.Time) ([]pathEntry, error) {
+	var out []pathEntry
+	r := codec.NewReader(b)
+	for r.Len() > 0 {
+		var p pathEntry
+		var err error
+		if p.epoch, err = r.Uint64(); err != nil {
+			return nil, err
+		}
+		if p.hash, err = r.Opaque(); err != nil {
+			return nil, err
+		}
+		p.at = now.Add(-24 * 365 * time.Hour)
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -28,6 +28,7 @@ type counters struct {
 	ReleasedDown     sdk.Counter `counter:"released_down"`
 	ReleasedUp       sdk.Counter `counter:"released_up"`
 	NoKeyPackage     sdk.Counter `counter:"add_waiting_for_keypackage"`
+	Recovered        sdk.Counter `counter:"opened_after_fork"`
 
 	all   *sdk.Counters
 	drops map[string]*sdk.Counter

@@ -2,6 +2,7 @@ package layer
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/strata-msg/strata/plugins/mls/codec"
 	"github.com/strata-msg/strata/plugins/mls/wire"
@@ -26,7 +27,16 @@ const (
 	// maxEnvelope is the largest envelope accepted from below (a Welcome of
 	// a large group carries its whole ratchet tree).
 	maxEnvelope = 1 << 20
+	// maxPath is the most history entries a Welcome carries.
+	maxPath = 64
 )
+
+// pathEntry says which Commit (by hash) entered an epoch.
+type pathEntry struct {
+	epoch uint64
+	hash  []byte
+	at    time.Time // when this node entered it (its own history only)
+}
 
 // envelope is what travels between two mls layers. Encoded:
 //
@@ -35,11 +45,21 @@ const (
 //	  uint8 kind;
 //	  select (kind) {
 //	    case commit, application: MLSMessage message;
-//	    case welcome: opaque commit_hash<V>; MLSMessage message;
+//	    case welcome: PathEntry path<V>; MLSMessage message;
 //	    case status:  opaque group_id<V>; uint64 epoch; opaque branch<V>;
 //	                  opaque sender<V>; opaque tag<V>;
 //	  };
 //	} Envelope;
+//
+// with
+//
+//	struct { uint64 epoch; opaque commit_hash<V>; } PathEntry;
+//
+// A Welcome's path is the committer's recent history: for each epoch the
+// hash of the Commit that entered it, oldest first, the last being the
+// Commit the Welcome goes with (its epoch is the one the new member
+// joins). A member already in the group compares it with its own history
+// to choose between two branches (handleWelcome).
 //
 // A status says which epoch the sender is in and on which branch (the hash
 // of the Commit that led to it; empty for epoch 0), with a tag that only a
@@ -50,7 +70,8 @@ type envelope struct {
 	raw     []byte // the MLSMessage's bytes, as received (its hash is the Commit's)
 	message *wire.MLSMessage
 	// welcome
-	commitHash []byte
+	path       []pathEntry
+	commitHash []byte // the last entry's
 	// status
 	groupID []byte
 	epoch   uint64
@@ -68,7 +89,12 @@ func (e *envelope) marshal() ([]byte, error) {
 	case kindCommit, kindApplication:
 		w.Raw(e.raw)
 	case kindWelcome:
-		w.Opaque(e.commitHash)
+		w.Vector(func(w *codec.Writer) {
+			for _, p := range e.path {
+				w.Uint64(p.epoch)
+				w.Opaque(p.hash)
+			}
+		})
 		w.Raw(e.raw)
 	case kindStatus:
 		w.Opaque(e.groupID)
@@ -106,9 +132,28 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 	switch e.kind {
 	case kindCommit, kindApplication, kindWelcome:
 		if e.kind == kindWelcome {
-			if e.commitHash, err = r.Opaque(); err != nil {
+			err := r.Vector(func(r *codec.Reader) error {
+				if len(e.path) == maxPath {
+					return fmt.Errorf("a path longer than %d", maxPath)
+				}
+				var p pathEntry
+				var err error
+				if p.epoch, err = r.Uint64(); err != nil {
+					return err
+				}
+				if p.hash, err = r.Opaque(); err != nil {
+					return err
+				}
+				e.path = append(e.path, p)
+				return nil
+			})
+			if err != nil {
 				return nil, fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
 			}
+			if len(e.path) == 0 {
+				return nil, fmt.Errorf("%w: Welcome without a path", ErrMalformed)
+			}
+			e.commitHash = e.path[len(e.path)-1].hash
 		}
 		e.raw = b[len(b)-r.Len():]
 		var m wire.MLSMessage

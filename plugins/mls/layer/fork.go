@@ -131,13 +131,14 @@ func (l *Layer) otherCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint6
 	if bytes.Compare(h, s.next) > 0 {
 		// A loser: keep its branch readable, stay on the winner.
 		c.branches = append(c.branches, &sideBranch{g: alt, hash: h, expires: now.Add(l.cfg.BranchRetention)})
+		l.retryUndecided(c)
 		return nil
 	}
 	// A winner: roll back to the snapshot and apply it.
 	l.c.Rollbacks.Inc()
 	c.branches = append(c.branches, &sideBranch{g: c.g, hash: c.branch, expires: now.Add(l.cfg.BranchRetention)})
 	c.g = alt
-	c.branch = h
+	c.enter(c.g.Epoch(), h, now)
 	lost := c.outbox[:0]
 	for _, o := range c.outbox {
 		if o.epoch < epoch {
@@ -148,6 +149,7 @@ func (l *Layer) otherCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint6
 	c.pushSnapshot(&snapshot{epoch: s.epoch, state: bytes.Clone(s.state), next: h, at: s.at})
 	l.c.CommitsApplied.Inc()
 	l.epochChanged(c, false)
+	l.retryUndecided(c)
 	return nil
 }
 

@@ -143,7 +143,7 @@ func envelopeSeeds(t testing.TB) [][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := (&envelope{kind: e.kind, raw: raw, commitHash: commitHash(raw)}).marshal()
+		b, err := (&envelope{kind: e.kind, raw: raw, path: []pathEntry{{epoch: 1, hash: commitHash(raw)}}}).marshal()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/plugins/mls/framing"
 	"github.com/strata-msg/strata/plugins/mls/group"
 	"github.com/strata-msg/strata/plugins/mls/wire"
 )
@@ -145,12 +147,12 @@ func (l *Layer) handleUp(f *commonv1.Frame, at time.Time) error {
 	if e.kind == kindCommit {
 		return l.handleCommit(c, e, f, epoch, at)
 	}
-	return l.handleApp(c, e, f, epoch, at)
+	return l.handleApp(c, e, f, epoch, at, false)
 }
 
 // handleApp opens an application message and hands it up with its
 // sender's identity; l.mu is held.
-func (l *Layer) handleApp(c *conv, e *envelope, f *commonv1.Frame, epoch uint64, at time.Time) error {
+func (l *Layer) handleApp(c *conv, e *envelope, f *commonv1.Frame, epoch uint64, at time.Time, retried bool) error {
 	h := sha256.Sum256(e.raw)
 	if l.seen.has(h) {
 		return ErrReplay
@@ -163,6 +165,11 @@ func (l *Layer) handleApp(c *conv, e *envelope, f *commonv1.Frame, epoch uint64,
 	if err != nil {
 		var berr error
 		if ev, berr = c.openInBranches(e.message); berr != nil {
+			if !retried && errors.Is(err, framing.ErrDecrypt) {
+				// Perhaps sealed on a branch this node has not seen yet:
+				// dropped and counted, and tried again if one appears.
+				l.keepUndecided(c, f, at)
+			}
 			return err
 		}
 		l.c.BranchOpened.Inc()
@@ -210,7 +217,7 @@ func (l *Layer) handleCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint
 		l.removedFrom(c)
 		return nil
 	}
-	c.branch = h
+	c.enter(c.g.Epoch(), h, l.now())
 	c.pushSnapshot(snap)
 	l.epochChanged(c, false)
 	return nil
@@ -270,15 +277,45 @@ func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 		c = newConv(gid)
 		l.convs[string(gid)] = c
 	}
+	now := l.now()
 	if c.live() {
-		if g.Epoch() < c.g.Epoch() {
+		// Already in the group: the Welcome comes from another branch, or
+		// from further on this one.
+		switch l.compareBranch(c, e.path, now) {
+		case branchBetter:
+			l.c.ForksDetected.Inc()
+			l.c.ForksResolved.Inc()
+			l.c.Rollbacks.Inc()
+		case branchAhead:
+			// Further along this node's branch: it catches up.
+		case branchWorse:
+			l.c.ForksDetected.Inc()
+			l.c.ForksResolved.Inc()
+			if g.Epoch() == c.g.Epoch() {
+				// Keep the losing branch readable.
+				c.branches = append(c.branches, &sideBranch{g: g, hash: bytes.Clone(e.commitHash), expires: now.Add(l.cfg.BranchRetention)})
+				l.usedKeyPackage(kp)
+				l.retryUndecided(c)
+				return nil
+			}
+			g.Destroy()
+			return fmt.Errorf("%w: Welcome on a losing branch", ErrStale)
+		default:
 			g.Destroy()
 			return fmt.Errorf("%w: Welcome into epoch %d, group in epoch %d", ErrStale, g.Epoch(), c.g.Epoch())
 		}
-		// Added again on another branch (the one this node was on lost).
-		c.destroy()
+		c.branches = append(c.branches, &sideBranch{g: c.g, hash: c.branch, expires: now.Add(l.cfg.BranchRetention)})
+		for _, s := range c.snaps {
+			s.destroy()
+		}
+		c.snaps, c.outbox = nil, nil
 	}
-	c.g, c.removed, c.branch = g, false, bytes.Clone(e.commitHash)
+	c.g, c.removed = g, false
+	c.history = nil
+	for _, p := range e.path {
+		c.history = append(c.history, pathEntry{epoch: p.epoch, hash: p.hash, at: now})
+	}
+	c.enter(g.Epoch(), e.commitHash, now)
 	l.usedKeyPackage(kp)
 	l.c.WelcomesJoined.Inc()
 	l.epochChanged(c, true)
@@ -394,5 +431,73 @@ func (l *Layer) tick(now time.Time) {
 		}
 	}
 	l.orphans = kept
+	l.expireRetired(now)
 	l.refreshKeyPackages(now)
+}
+
+// keepUndecided keeps a copy of an application message that no branch
+// opened, to try again when a fork brings a new branch; l.mu is held.
+func (l *Layer) keepUndecided(c *conv, f *commonv1.Frame, at time.Time) {
+	if len(c.undecided) >= l.cfg.HeldFrames {
+		c.undecided = c.undecided[1:]
+	}
+	c.undecided = append(c.undecided, heldUp{f: f, at: at})
+}
+
+// retryUndecided tries the kept application messages again after a fork
+// brought a new branch; those that open are delivered; l.mu is held.
+func (l *Layer) retryUndecided(c *conv) {
+	kept := c.undecided[:0]
+	now := l.now()
+	for _, h := range c.undecided {
+		if now.Sub(h.at) > l.cfg.BranchRetention {
+			continue
+		}
+		e, err := decodeEnvelope(h.f.GetPayload())
+		if err != nil || e.kind != kindApplication {
+			continue
+		}
+		_, epoch := messageGroup(e.message)
+		if l.handleApp(c, e, h.f, epoch, h.at, true) != nil {
+			kept = append(kept, h)
+		} else {
+			l.c.Recovered.Inc()
+		}
+	}
+	c.undecided = kept
+}
+
+// Outcomes of compareBranch.
+const (
+	branchStale  = iota // nothing better: an old or equal branch
+	branchBetter        // diverges from this node's, and wins
+	branchWorse         // diverges from this node's, and loses
+	branchAhead         // extends this node's branch
+)
+
+// compareBranch compares a Welcome's path with the group's history: at the
+// first epoch where both name a Commit and they differ, the lower hash
+// wins, if this node entered that epoch within the settling window (after
+// it, its branch stands, as it does for the members that can no longer
+// roll back). With no divergence, a path that reaches a later epoch is
+// ahead. With no epoch in common, a later epoch is taken as ahead.
+func (l *Layer) compareBranch(c *conv, path []pathEntry, now time.Time) int {
+	mine := map[uint64]pathEntry{}
+	for _, p := range c.history {
+		mine[p.epoch] = p
+	}
+	for _, p := range path {
+		m, ok := mine[p.epoch]
+		if !ok || bytes.Equal(m.hash, p.hash) {
+			continue
+		}
+		if bytes.Compare(p.hash, m.hash) < 0 && now.Sub(m.at) < l.cfg.SettleWindow {
+			return branchBetter
+		}
+		return branchWorse
+	}
+	if last := path[len(path)-1]; last.epoch > c.g.Epoch() {
+		return branchAhead
+	}
+	return branchStale
 }

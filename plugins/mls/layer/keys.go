@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
@@ -19,7 +20,8 @@ type ownKeyPackage struct {
 	bundle     *group.KeyPackageBundle
 	lastResort bool
 	created    time.Time
-	stored     bool // written to the database
+	stored     bool      // written to the database
+	retiredAt  time.Time // when a Welcome used it (retired ones only)
 }
 
 // load reads the identity, KeyPackages, contacts and groups, creating the
@@ -249,13 +251,16 @@ func (l *Layer) rebuildCard() error {
 	return nil
 }
 
-// keyPackageFor finds the KeyPackage a Welcome names for this node; l.mu
-// is held.
+// keyPackageFor finds the KeyPackage a Welcome names for this node,
+// among the current ones and those retired within the settling window;
+// l.mu is held.
 func (l *Layer) keyPackageFor(w *wire.Welcome) *ownKeyPackage {
 	for _, s := range w.Secrets {
-		for _, kp := range l.kps {
-			if string(kp.ref) == string(s.NewMember) {
-				return kp
+		for _, list := range [][]*ownKeyPackage{l.kps, l.retired} {
+			for _, kp := range list {
+				if string(kp.ref) == string(s.NewMember) {
+					return kp
+				}
 			}
 		}
 	}
@@ -263,20 +268,35 @@ func (l *Layer) keyPackageFor(w *wire.Welcome) *ownKeyPackage {
 }
 
 // usedKeyPackage retires a one-time KeyPackage once a Welcome for it
-// joined, and replaces it; l.mu is held.
+// joined, and replaces it; l.mu is held. Its private keys stay in memory
+// (not on disk) for the settling window: a competing Commit may have
+// added this node with the same KeyPackage, and its Welcome must still
+// open if that Commit wins.
 func (l *Layer) usedKeyPackage(kp *ownKeyPackage) {
 	l.c.KeyPackagesUsed.Inc()
-	if kp.lastResort {
+	if kp.lastResort || !slices.Contains(l.kps, kp) {
 		return
 	}
-	for i, k := range l.kps {
-		if k == kp {
-			l.kps = append(l.kps[:i], l.kps[i+1:]...)
-			break
-		}
+	l.kps = slices.DeleteFunc(l.kps, func(k *ownKeyPackage) bool { return k == kp })
+	if kp.stored {
+		l.deadKPs = append(l.deadKPs, kp.ref)
 	}
-	l.dropKeyPackage(kp)
+	l.kpsDirty = true
+	kp.retiredAt = l.now()
+	l.retired = append(l.retired, kp)
 	l.refreshKeyPackages(l.now())
+}
+
+// expireRetired zeroes the retired KeyPackages past the settling window;
+// l.mu is held.
+func (l *Layer) expireRetired(now time.Time) {
+	l.retired = slices.DeleteFunc(l.retired, func(kp *ownKeyPackage) bool {
+		if now.Sub(kp.retiredAt) < l.cfg.SettleWindow {
+			return false
+		}
+		kp.bundle.Destroy()
+		return true
+	})
 }
 
 func wireMarshalKP(kp *ownKeyPackage) ([]byte, error) { return wire.Marshal(&kp.bundle.KeyPackage) }

@@ -93,6 +93,7 @@ type Layer struct {
 	self     []byte
 	ident    group.Identity
 	kps      []*ownKeyPackage
+	retired  []*ownKeyPackage // used one-time KeyPackages, kept for the settling window
 	card     []byte
 	contacts map[string]*Card
 	used     map[string]bool // refs of contacts' one-time KeyPackages put in a Commit
@@ -248,10 +249,10 @@ func (l *Layer) zero() {
 	l.key.Wipe()
 	l.key = nil
 	clear(l.ident.SignaturePriv)
-	for _, kp := range l.kps {
+	for _, kp := range append(l.kps, l.retired...) {
 		kp.bundle.Destroy()
 	}
-	l.kps = nil
+	l.kps, l.retired = nil, nil
 	for _, c := range l.convs {
 		c.destroy()
 	}

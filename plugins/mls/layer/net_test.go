@@ -297,6 +297,13 @@ func (n *tnet) state(node *tnode, conv string) (uint64, []byte, bool) {
 // have exactly these members.
 func (n *tnet) agree(conv string, members ...*tnode) uint64 {
 	n.t.Helper()
+	return n.agreeN(conv, len(members), members...)
+}
+
+// agreeN checks that nodes are in one epoch with one authenticator, in a
+// group of size members.
+func (n *tnet) agreeN(conv string, size int, members ...*tnode) uint64 {
+	n.t.Helper()
 	var epoch uint64
 	var auth []byte
 	for i, m := range members {
@@ -312,8 +319,8 @@ func (n *tnet) agree(conv string, members ...*tnode) uint64 {
 		m.l.mu.Lock()
 		got := m.l.convs[conv].memberList()
 		m.l.mu.Unlock()
-		if len(got) != len(members) {
-			n.t.Fatalf("%s sees %d members, want %d", m.name, len(got), len(members))
+		if len(got) != size {
+			n.t.Fatalf("%s sees %d members, want %d", m.name, len(got), size)
 		}
 	}
 	return epoch

@@ -29,7 +29,8 @@ var migrations = []string{
 	// (32-byte identities one after another; NULL when the host never set
 	// them), the group state (group.State; NULL before the group exists
 	// here or after this node was removed), the branch (hash of the Commit
-	// that led to the current epoch).
+	// that led to the current epoch) and the recent history (for each
+	// epoch the hash of the Commit that entered it: encodeHistory).
 	// outbox: this node's Commits and Welcomes still being retransmitted,
 	// with the members that must still show the new epoch.
 	`CREATE TABLE identity (
@@ -55,7 +56,8 @@ var migrations = []string{
 		desired BLOB,
 		state   BLOB,
 		branch  BLOB NOT NULL,
-		removed INTEGER NOT NULL
+		removed INTEGER NOT NULL,
+		history BLOB NOT NULL
 	) STRICT;
 	CREATE TABLE outbox (
 		group_id BLOB    NOT NULL,
