@@ -3,6 +3,8 @@ package testnet_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,14 +12,20 @@ import (
 	"time"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
+	"github.com/strata-msg/strata/host/contacts"
 	"github.com/strata-msg/strata/host/testnet"
+	"github.com/strata-msg/strata/plugins/mixnet/loopix"
 )
 
 // TestMixnet runs each mixnet stack as `strata testnet` would: the testnet
 // builds a mixnet of 3 layers × 2 mixes and 2 providers, each a `strata
 // run` relay, and two clients on different providers; a message goes each
 // way through the API and arrives (so through a provider, three mixes and
-// the other provider, and a pull), and Close leaves no process. Without
+// the other provider, and a pull); every relay's log and data directory
+// is searched (inspectRelays): no plaintext, no client's identity key or
+// address, and a client's mailbox id only at its own provider. Close
+// leaves no process. Without
 // -short, a mix and a provider are then killed with -9 and started again,
 // and a message still arrives; and the testnet starts again on its
 // directory, with the same mixnet. Each stack starts 10 hosts and 34
@@ -132,6 +140,7 @@ func testMixnet(t *testing.T, stack string) {
 		}
 	}
 	t.Logf("provider-0's counters: %v", privacyCounters(t, ctx, n.Member("provider-0")))
+	inspectRelays(t, n, [][]byte{[]byte("through the mixnet"), []byte("and back")})
 
 	if !testing.Short() {
 		// A mix and n1's provider killed with -9 and started again on
@@ -193,4 +202,68 @@ func privacyCounters(t *testing.T, ctx context.Context, m *testnet.Member) map[s
 	}
 	t.Fatalf("%s has no privacy layer", m.Name)
 	return nil
+}
+
+// inspectRelays reads what every relay process logged and stored (its
+// log file and its whole data directory, as a kill -9 would leave them)
+// and checks that no relay holds a plaintext, a client's identity key or
+// whole mixnet address, or (raw or hex) the mailbox id of a client other
+// than its own provider's clients — so no relay holds anything of both
+// endpoints of a conversation, and no mix anything of either.
+func inspectRelays(t *testing.T, n *testnet.Net, plaintexts [][]byte) {
+	t.Helper()
+	type client struct {
+		name     string
+		provider string
+		identity []byte
+		address  []byte
+	}
+	var clients []client
+	for i, c := range n.Clients() {
+		card, err := contacts.DecodeText(c.Card())
+		if err != nil {
+			t.Fatalf("%s's card: %v", c.Name, err)
+		}
+		sec, ok := card.Sections[commonv1.LayerKind_LAYER_KIND_PRIVACY]
+		if !ok || len(sec.Data) != loopix.AddressLength {
+			t.Fatalf("%s's card has no mixnet address", c.Name)
+		}
+		clients = append(clients, client{c.Name, fmt.Sprintf("provider-%d", i%2), c.Identity(), sec.Data})
+	}
+	for _, r := range n.Relays() {
+		var held []byte
+		if b, err := os.ReadFile(r.LogPath()); err == nil {
+			held = append(held, b...)
+		}
+		filepath.Walk(r.Dir, func(path string, info os.FileInfo, err error) error {
+			if err == nil && !info.IsDir() {
+				b, _ := os.ReadFile(path)
+				held = append(held, b...)
+			}
+			return nil
+		})
+		holds := func(b []byte) bool {
+			return bytes.Contains(held, b) || bytes.Contains(held, []byte(hex.EncodeToString(b)))
+		}
+		for _, p := range plaintexts {
+			if bytes.Contains(held, p) {
+				t.Errorf("%s logs or stores the plaintext %q", r.Name, p)
+			}
+		}
+		for _, c := range clients {
+			if holds(c.identity) || holds(c.address) {
+				t.Errorf("%s logs or stores %s's identity key or mixnet address", r.Name, c.name)
+			}
+			// The mailbox id: only at the client's own provider.
+			mailbox := c.address[1+32 : 1+64]
+			switch {
+			case r.Name != c.provider && holds(mailbox):
+				t.Errorf("%s logs or stores the mailbox id of %s, a client of %s", r.Name, c.name, c.provider)
+			case r.Name == c.provider && !holds(mailbox):
+				// The search can see: the provider's mailbox database
+				// names its client's mailbox.
+				t.Errorf("%s does not store the mailbox id of its client %s: the search sees nothing", r.Name, c.name)
+			}
+		}
+	}
 }
