@@ -357,7 +357,7 @@ func (m *Model) merge(contacts []*appv1.Contact, convs []*appv1.Conversation) {
 		}
 	}
 	sortConvs(m.convs, m.title)
-	if m.sel == "" && len(m.convs) > 0 {
+	if m.sel == "" && m.loaded && len(m.convs) > 0 {
 		m.sel = string(m.convs[0].id)
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
+	"google.golang.org/protobuf/proto"
+
+	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	chatv1 "github.com/strata-msg/strata/core/api/chat/v1"
 	"github.com/strata-msg/strata/host/chat"
 	"github.com/strata-msg/strata/host/conversations"
@@ -299,4 +302,45 @@ func TestUICommands(t *testing.T) {
 	u.waitFor("  dave")
 	u.tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
 	u.waitView("the help closed", func(v string) bool { return !strings.Contains(v, "Commands:") })
+}
+
+// TestUIResume: the UI starts on a history that holds its own earlier
+// receipts: what alice read stays read, and no receipt is sent again;
+// carol's message, which alice's client never acknowledged, gets a
+// delivery receipt (her chat is not the open one) and stays unread.
+func TestUIResume(t *testing.T) {
+	f := newFake(alice, bob, carol)
+	dmBob, dmCarol := conversations.DirectID(alice.key, bob.key), conversations.DirectID(alice.key, carol.key)
+	for _, p := range []person{bob, carol} {
+		dm := conversations.DirectID(alice.key, p.key)
+		if _, err := f.SetConversation(t.Context(), &appv1.SetConversationRequest{Id: dm, Members: [][]byte{p.key}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peer{carol, f}.text(dmCarol, oneToOne, "new from carol")
+	f.advance(time.Minute)
+	b := peer{bob, f}
+	seen := b.text(dmBob, oneToOne, "seen before")
+	f.advance(time.Minute)
+	// Alice's earlier client said it read it.
+	r := receiptPayloads(chatv1.ReceiptType_RECEIPT_TYPE_READ, [][]byte{seen})[0]
+	r.Version, r.Clock, r.Timestamp, r.ChatId, r.ChatType = chat.Version, uint64(f.clock().UnixMilli()), uint64(f.clock().UnixMilli()), dmBob, oneToOne
+	raw, _ := proto.Marshal(r)
+	if _, err := f.Send(t.Context(), dmBob, raw); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(time.Minute)
+	u := startUI(t, f, f.clock)
+	u.waitFor("> bob", "bob: seen before", "carol              1")
+	waitFake(t, "a delivery receipt to carol", func() bool {
+		for _, p := range f.sent(dmCarol) {
+			if p.GetReceipt().GetType() == chatv1.ReceiptType_RECEIPT_TYPE_DELIVERED {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(f.sent(dmBob)); n != 1 {
+		t.Errorf("alice's client sent bob %d payloads, want only the earlier receipt", n)
+	}
 }
