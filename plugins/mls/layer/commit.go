@@ -133,6 +133,7 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 			gone = append(gone, []byte(id))
 		}
 	}
+	before := c.memberList()
 	snap := l.takeSnapshot(c, nil)
 	pc, err := c.g.Commit(group.CommitOptions{Proposals: props})
 	if err != nil {
@@ -209,5 +210,5 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: bytes.Clone(a.identity), Payload: welcome})
 		l.c.WelcomesSent.Inc()
 	}
-	l.epochChanged(c, false)
+	l.epochChanged(c, false, before)
 }

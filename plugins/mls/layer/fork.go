@@ -136,6 +136,7 @@ func (l *Layer) otherCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint6
 	}
 	// A winner: roll back to the snapshot and apply it.
 	l.c.Rollbacks.Inc()
+	before := c.memberList()
 	c.branches = append(c.branches, &sideBranch{g: c.g, hash: c.branch, expires: now.Add(l.cfg.BranchRetention)})
 	c.g = alt
 	c.enter(c.g.Epoch(), h, now)
@@ -148,7 +149,7 @@ func (l *Layer) otherCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint6
 	c.outbox = lost
 	c.pushSnapshot(&snapshot{epoch: s.epoch, state: bytes.Clone(s.state), next: h, at: s.at})
 	l.c.CommitsApplied.Inc()
-	l.epochChanged(c, false)
+	l.epochChanged(c, false, before)
 	l.retryUndecided(c)
 	return nil
 }

@@ -58,15 +58,33 @@ func TestGroupLifecycle(t *testing.T) {
 	n.converse(conv, a, b, c, d)
 	n.run()
 	n.agree(conv, a, b, c, d)
+	if ls := n.learned(d, conv); len(ls) != 1 || len(ls[0].GetMembers()) != 4 {
+		t.Fatalf("d: ConversationLearned events %v, want one with 4 members", ls)
+	}
+	if ls := n.learned(b, conv); len(ls) != 1 {
+		t.Fatalf("b: %d ConversationLearned events, want still 1: its host asked for the addition it saw", len(ls))
+	}
 	m = n.send(d, conv, nil)
 	n.run()
 	n.expectOnce(conv, d, m, a, b, c)
 
-	// b leaves: a removes it; b learns it is out.
-	n.converse(conv, a, c, d)
-	n.setConv(b, []byte(conv), [][]byte{a.id, c.id, d.id})
+	// b leaves: a removes it; b learns it is out. d's host has not heard
+	// of it yet: d's layer tells it.
+	n.mu.Lock()
+	n.hosts[conv] = [][]byte{a.id, c.id, d.id}
+	n.mu.Unlock()
+	for _, x := range []*tnode{a, b, c} {
+		n.setConv(x, []byte(conv), [][]byte{a.id, c.id, d.id})
+	}
 	n.run()
 	n.agree(conv, a, c, d)
+	if ls := n.learned(d, conv); len(ls) != 2 || len(ls[1].GetMembers()) != 3 || ls[1].GetRemoved() {
+		t.Fatalf("d: ConversationLearned events %v, want a second one with 3 members", ls)
+	}
+	if ls := n.learned(c, conv); len(ls) != 1 {
+		t.Fatalf("c: %d ConversationLearned events, want still 1", len(ls))
+	}
+	n.setConv(d, []byte(conv), [][]byte{a.id, c.id, d.id})
 	if ls := n.learned(b, conv); len(ls) == 0 || !ls[len(ls)-1].GetRemoved() {
 		t.Fatalf("b: no ConversationLearned with removed set: %v", ls)
 	}

@@ -202,6 +202,7 @@ func (l *Layer) handleCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint
 		return l.otherCommit(c, e, f, epoch, h)
 	}
 	snap := l.takeSnapshot(c, h)
+	before := c.memberList()
 	ev, err := c.g.Handle(e.message)
 	if err != nil {
 		if snap != nil {
@@ -219,7 +220,7 @@ func (l *Layer) handleCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint
 	}
 	c.enter(c.g.Epoch(), h, l.now())
 	c.pushSnapshot(snap)
-	l.epochChanged(c, false)
+	l.epochChanged(c, false, before)
 	return nil
 }
 
@@ -318,7 +319,7 @@ func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 	c.enter(g.Epoch(), e.commitHash, now)
 	l.usedKeyPackage(kp)
 	l.c.WelcomesJoined.Inc()
-	l.epochChanged(c, true)
+	l.epochChanged(c, true, nil)
 	l.retryOrphans()
 	return nil
 }
@@ -326,11 +327,17 @@ func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 // epochChanged is everything that follows a new epoch: the state is
 // stored, the members told, the host told of a membership it did not ask
 // for, held frames released; l.mu is held.
-func (l *Layer) epochChanged(c *conv, joined bool) {
+//
+// The host hears of the members (ConversationLearned) when this node
+// joined, and when a Commit changed them to something other than what the
+// host asked for (a Commit the host did not ask this node for). Only a
+// change is told: a membership that merely differs from the host's list
+// may be a change the host asked for and is still waiting for.
+func (l *Layer) epochChanged(c *conv, joined bool, before [][]byte) {
 	c.since = l.now()
 	l.markDirty(c)
 	members := c.memberList()
-	if joined || c.desired != nil && !sameIDs(members, c.desired) {
+	if joined || !sameIDs(members, before) && (c.desired == nil || !sameIDs(members, c.desired)) {
 		l.events = append(l.events, &commonv1.Event{Kind: &commonv1.Event_Conversation{Conversation: &commonv1.ConversationLearned{
 			Id: bytes.Clone(c.id), Members: members,
 		}}})
