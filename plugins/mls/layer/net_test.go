@@ -38,7 +38,7 @@ type qitem struct {
 }
 
 type tnet struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	clock  time.Time
 	mu     sync.Mutex
@@ -78,7 +78,7 @@ func (e temitter) EmitEvent(_ context.Context, ev *commonv1.Event) error {
 	return nil
 }
 
-func newNet(t *testing.T, names ...string) *tnet {
+func newNet(t testing.TB, names ...string) *tnet {
 	n := &tnet{t: t, ctx: context.Background(), clock: time.Now(), hosts: map[string][][]byte{}}
 	for i, name := range names {
 		id := make([]byte, identitySize)
