@@ -233,6 +233,9 @@ func conversationOf(c *conversations.Conversation) *appv1.Conversation {
 	return out
 }
 
+// Conversations implements appv1.MessagingServer: the stored
+// conversations, each with its unread count and whether it is a private
+// group.
 func (s *service) Conversations(ctx context.Context, _ *appv1.ConversationsRequest) (*appv1.ConversationsResponse, error) {
 	convs, err := s.n.Conversations(ctx)
 	if err != nil {
@@ -240,15 +243,107 @@ func (s *service) Conversations(ctx context.Context, _ *appv1.ConversationsReque
 	}
 	resp := &appv1.ConversationsResponse{}
 	for _, c := range convs {
-		resp.Conversations = append(resp.Conversations, conversationOf(c))
+		out := conversationOf(c)
+		unread, err := s.n.Unread(ctx, c.ID)
+		if err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		out.Unread = uint32(unread)
+		if c.PublicChat == "" {
+			_, group, err := s.n.Members(ctx, c.ID)
+			if err != nil {
+				return nil, status.Error(codes.Internal, err.Error())
+			}
+			out.PrivateGroup = group != nil
+		}
+		resp.Conversations = append(resp.Conversations, out)
 	}
 	return resp, nil
+}
+
+// Members implements appv1.MessagingServer.
+func (s *service) Members(ctx context.Context, req *appv1.MembersRequest) (*appv1.MembersResponse, error) {
+	members, group, err := s.n.Members(ctx, req.GetConversation())
+	if errors.Is(err, node.ErrUnknownConversation) {
+		return nil, status.Error(codes.NotFound, err.Error())
+	} else if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp := &appv1.MembersResponse{}
+	if group != nil {
+		resp.PrivateGroup, resp.GroupName, resp.Creator = true, group.Name, group.Creator
+	}
+	self := s.n.Identity()
+	for _, m := range members {
+		out := &appv1.Member{Identity: m.Identity, Fingerprint: identity.Fingerprint(m.Identity), Role: appv1.MemberRole_MEMBER_ROLE_MEMBER}
+		switch {
+		case m.Invited:
+			out.Role = appv1.MemberRole_MEMBER_ROLE_INVITED
+		case m.Admin:
+			out.Role = appv1.MemberRole_MEMBER_ROLE_ADMIN
+		}
+		if m.Identity.Equal(self) {
+			out.Self, out.Name = true, s.n.Name()
+		} else {
+			out.Name = s.n.ContactName(m.Identity)
+		}
+		resp.Members = append(resp.Members, out)
+	}
+	return resp, nil
+}
+
+// Receipts implements appv1.MessagingServer.
+func (s *service) Receipts(ctx context.Context, req *appv1.ReceiptsRequest) (*appv1.ReceiptsResponse, error) {
+	rs, err := s.n.Receipts(ctx, req.GetConversation(), req.GetMessageIds())
+	switch {
+	case errors.Is(err, node.ErrUnknownConversation):
+		return nil, status.Error(codes.NotFound, err.Error())
+	case err != nil && len(req.GetMessageIds()) > node.MaxReceipts:
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case err != nil:
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	resp := &appv1.ReceiptsResponse{}
+	for _, r := range rs {
+		out := &appv1.MessageReceipts{MessageId: r.MessageID, Recipients: uint32(r.Recipients), Seen: r.Seen}
+		for _, k := range r.DeliveredTo {
+			out.DeliveredTo = append(out.DeliveredTo, k)
+		}
+		for _, k := range r.ReadBy {
+			out.ReadBy = append(out.ReadBy, k)
+		}
+		resp.Receipts = append(resp.Receipts, out)
+	}
+	return resp, nil
+}
+
+// MarkRead implements appv1.MessagingServer.
+func (s *service) MarkRead(ctx context.Context, req *appv1.MarkReadRequest) (*appv1.MarkReadResponse, error) {
+	var id []byte
+	if len(req.GetMessageId()) > 0 {
+		id = req.GetMessageId()
+	}
+	res, err := s.n.MarkRead(ctx, req.GetConversation(), id, req.GetNoReceipts())
+	resp := &appv1.MarkReadResponse{Marked: uint32(res.Marked), Unread: uint32(res.Unread), ReceiptsSent: uint32(res.Receipts)}
+	switch {
+	case err == nil:
+		return resp, nil
+	case errors.Is(err, node.ErrUnknownConversation), errors.Is(err, node.ErrUnknownMessage):
+		return nil, status.Error(codes.NotFound, err.Error())
+	case res.Marked > 0:
+		// Marked, but the receipts did not go: say so, with what was done.
+		return resp, status.Error(codes.Unavailable, err.Error())
+	}
+	return nil, status.Error(codes.Internal, err.Error())
 }
 
 func (s *service) Send(ctx context.Context, req *appv1.SendRequest) (*appv1.SendResponse, error) {
 	m, err := s.n.Send(ctx, req.GetConversation(), req.GetPayload(), node.SendOptions{Parents: req.GetParents(), Ephemeral: req.GetEphemeral()})
 	if errors.Is(err, node.ErrUnknownConversation) {
 		return nil, status.Error(codes.NotFound, err.Error())
+	}
+	if errors.Is(err, node.ErrChatPayload) {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if err != nil {
 		if m != nil {
@@ -267,6 +362,9 @@ func (s *service) SendBatch(ctx context.Context, req *appv1.SendBatchRequest) (*
 	}
 	batch := make([]node.Outgoing, len(msgs))
 	for i, m := range msgs {
+		if err := s.n.CheckChatPayload(m.GetConversation(), m.GetPayload()); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "message %d of the batch: %v", i, err)
+		}
 		batch[i] = node.Outgoing{
 			Conversation: m.GetConversation(),
 			Payload:      m.GetPayload(),
@@ -302,6 +400,7 @@ func (s *service) message(m *conversations.Message) *appv1.Message {
 		TimeUnixNano: m.Time.UnixNano(),
 		TraceId:      m.TraceID,
 	}
+	out.Chat, out.Unsupported = node.ChatFlags(m)
 	if m.Outgoing {
 		out.AuthorName = s.n.Name()
 	} else if len(m.Author) > 0 {

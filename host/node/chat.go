@@ -564,16 +564,20 @@ type Receipts struct {
 	Seen bool
 }
 
-// maxReceipts bounds the messages one Receipts call answers for.
-const maxReceipts = 1000
+// MaxReceipts bounds the messages one Receipts call answers for.
+const MaxReceipts = 1000
+
+// ErrUnknownMessage is returned by MarkRead for a message id that is not
+// a chat message of the conversation.
+var ErrUnknownMessage = errors.New("no such chat message in the conversation")
 
 // Receipts returns the receipts of chat messages of a conversation: of
-// the messages named, or with none named, of the newest maxReceipts
+// the messages named, or with none named, of the newest MaxReceipts
 // messages the conversation's timeline shows. A named message the
 // timeline does not show (not a chat message, or unknown) is left out.
 func (n *Node) Receipts(ctx context.Context, conv []byte, ids [][]byte) ([]Receipts, error) {
-	if len(ids) > maxReceipts {
-		return nil, fmt.Errorf("at most %d message ids, got %d", maxReceipts, len(ids))
+	if len(ids) > MaxReceipts {
+		return nil, fmt.Errorf("at most %d message ids, got %d", MaxReceipts, len(ids))
 	}
 	if _, err := n.convs.Get(ctx, conv); errors.Is(err, conversations.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %x", ErrUnknownConversation, conv)
@@ -594,7 +598,7 @@ func (n *Node) Receipts(ctx context.Context, conv []byte, ids [][]byte) ([]Recei
 				entries = append(entries, e)
 			}
 		}
-		entries = entries[max(0, len(entries)-maxReceipts):]
+		entries = entries[max(0, len(entries)-MaxReceipts):]
 	} else {
 		for _, id := range ids {
 			if e := cc.tl.Entry(id); e != nil && e.Message.Event == nil && !e.Message.Unsupported {
@@ -669,7 +673,7 @@ func (n *Node) MarkRead(ctx context.Context, conv, id []byte, noReceipts bool) (
 		id = cc.tl.Last()
 	} else if cc.tl.Entry(id) == nil {
 		cs.mu.Unlock()
-		return ReadResult{}, fmt.Errorf("no chat message %x in the conversation", id)
+		return ReadResult{}, fmt.Errorf("%w: %x", ErrUnknownMessage, id)
 	}
 	var res ReadResult
 	var marked [][]byte

@@ -36,6 +36,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// MemberRole is a member's place in a conversation.
+type MemberRole int32
+
+const (
+	MemberRole_MEMBER_ROLE_UNSPECIFIED MemberRole = 0
+	// A member.
+	MemberRole_MEMBER_ROLE_MEMBER MemberRole = 1
+	// A member and an admin of a private group: may invite, remove and
+	// change admins.
+	MemberRole_MEMBER_ROLE_ADMIN MemberRole = 2
+	// Invited to a private group and not yet joined: the node sends the
+	// group's messages to it, and takes none from it but its join or leave.
+	MemberRole_MEMBER_ROLE_INVITED MemberRole = 3
+)
+
+// Enum value maps for MemberRole.
+var (
+	MemberRole_name = map[int32]string{
+		0: "MEMBER_ROLE_UNSPECIFIED",
+		1: "MEMBER_ROLE_MEMBER",
+		2: "MEMBER_ROLE_ADMIN",
+		3: "MEMBER_ROLE_INVITED",
+	}
+	MemberRole_value = map[string]int32{
+		"MEMBER_ROLE_UNSPECIFIED": 0,
+		"MEMBER_ROLE_MEMBER":      1,
+		"MEMBER_ROLE_ADMIN":       2,
+		"MEMBER_ROLE_INVITED":     3,
+	}
+)
+
+func (x MemberRole) Enum() *MemberRole {
+	p := new(MemberRole)
+	*p = x
+	return p
+}
+
+func (x MemberRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MemberRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_app_v1_app_proto_enumTypes[0].Descriptor()
+}
+
+func (MemberRole) Type() protoreflect.EnumType {
+	return &file_app_v1_app_proto_enumTypes[0]
+}
+
+func (x MemberRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MemberRole.Descriptor instead.
+func (MemberRole) EnumDescriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{0}
+}
+
 type NodeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -360,7 +418,13 @@ type Conversation struct {
 	// local node only.
 	PublicChat string `protobuf:"bytes,3,opt,name=public_chat,json=publicChat,proto3" json:"public_chat,omitempty"`
 	// The conversation's display name, as its creator gave it; advisory.
-	Name          string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// Chat messages by others (strata.chat.v1 payloads) the user has not
+	// marked read (MarkRead); 0 in a conversation without chat messages.
+	Unread uint32 `protobuf:"varint,5,opt,name=unread,proto3" json:"unread,omitempty"`
+	// Set for a private group: a conversation whose members follow its chat
+	// membership events (Members has them with their roles).
+	PrivateGroup  bool `protobuf:"varint,6,opt,name=private_group,json=privateGroup,proto3" json:"private_group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -421,6 +485,20 @@ func (x *Conversation) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *Conversation) GetUnread() uint32 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
+func (x *Conversation) GetPrivateGroup() bool {
+	if x != nil {
+		return x.PrivateGroup
+	}
+	return false
 }
 
 // JoinPublicChatRequest joins a public chat.
@@ -850,7 +928,15 @@ type Message struct {
 	// When the host took the message, Unix nanoseconds.
 	TimeUnixNano int64 `protobuf:"varint,9,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
 	// The trace id the message carried through this node's stack.
-	TraceId       uint64 `protobuf:"varint,10,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	TraceId uint64 `protobuf:"varint,10,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	// Set when the payload is a chat payload (it begins with the chat
+	// marker, host/chat Marker): the node checked it when it took it
+	// (docs/chat.md); any other payload is an application's own bytes.
+	Chat bool `protobuf:"varint,11,opt,name=chat,proto3" json:"chat,omitempty"`
+	// For a chat payload of a version or content type this node does not
+	// know: what it is ("content type 42"). The client keeps the message
+	// and shows it as unsupported.
+	Unsupported   string `protobuf:"bytes,12,opt,name=unsupported,proto3" json:"unsupported,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -953,6 +1039,20 @@ func (x *Message) GetTraceId() uint64 {
 		return x.TraceId
 	}
 	return 0
+}
+
+func (x *Message) GetChat() bool {
+	if x != nil {
+		return x.Chat
+	}
+	return false
+}
+
+func (x *Message) GetUnsupported() string {
+	if x != nil {
+		return x.Unsupported
+	}
+	return ""
 }
 
 // HistoryRequest reads stored messages.
@@ -1471,6 +1571,516 @@ func (x *StatsResponse) GetHeapAllocBytes() uint64 {
 	return 0
 }
 
+// Member is a member of a conversation.
+type Member struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Identity []byte                 `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// The contact's alias or card name, the node's own name for the node;
+	// empty for an identity that is not a contact.
+	Name        string     `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Fingerprint string     `protobuf:"bytes,3,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	Role        MemberRole `protobuf:"varint,4,opt,name=role,proto3,enum=strata.app.v1.MemberRole" json:"role,omitempty"`
+	// This node.
+	Self          bool `protobuf:"varint,5,opt,name=self,proto3" json:"self,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_app_v1_app_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Member) GetIdentity() []byte {
+	if x != nil {
+		return x.Identity
+	}
+	return nil
+}
+
+func (x *Member) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Member) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *Member) GetRole() MemberRole {
+	if x != nil {
+		return x.Role
+	}
+	return MemberRole_MEMBER_ROLE_UNSPECIFIED
+}
+
+func (x *Member) GetSelf() bool {
+	if x != nil {
+		return x.Self
+	}
+	return false
+}
+
+type MembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conversation  []byte                 `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersRequest) Reset() {
+	*x = MembersRequest{}
+	mi := &file_app_v1_app_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersRequest) ProtoMessage() {}
+
+func (x *MembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
+func (*MembersRequest) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *MembersRequest) GetConversation() []byte {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+// MembersResponse is a conversation's members: a private group's as its
+// membership events make them (members, admins and invitees); any other
+// conversation's as stored (everyone MEMBER_ROLE_MEMBER).
+type MembersResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Members      []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	PrivateGroup bool                   `protobuf:"varint,2,opt,name=private_group,json=privateGroup,proto3" json:"private_group,omitempty"`
+	// A private group's name, as its create event gave it, and its creator.
+	GroupName     string `protobuf:"bytes,3,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	Creator       []byte `protobuf:"bytes,4,opt,name=creator,proto3" json:"creator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersResponse) Reset() {
+	*x = MembersResponse{}
+	mi := &file_app_v1_app_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersResponse) ProtoMessage() {}
+
+func (x *MembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
+func (*MembersResponse) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *MembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *MembersResponse) GetPrivateGroup() bool {
+	if x != nil {
+		return x.PrivateGroup
+	}
+	return false
+}
+
+func (x *MembersResponse) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *MembersResponse) GetCreator() []byte {
+	if x != nil {
+		return x.Creator
+	}
+	return nil
+}
+
+// ReceiptsRequest asks for the receipts of chat messages of a
+// conversation.
+type ReceiptsRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Conversation []byte                 `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	// The messages; none: the newest 1000 chat messages of the
+	// conversation. At most 1000.
+	MessageIds    [][]byte `protobuf:"bytes,2,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptsRequest) Reset() {
+	*x = ReceiptsRequest{}
+	mi := &file_app_v1_app_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptsRequest) ProtoMessage() {}
+
+func (x *ReceiptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptsRequest.ProtoReflect.Descriptor instead.
+func (*ReceiptsRequest) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReceiptsRequest) GetConversation() []byte {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+func (x *ReceiptsRequest) GetMessageIds() [][]byte {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
+// MessageReceipts is what the receipts of one chat message say.
+type MessageReceipts struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	MessageId []byte                 `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The m of "delivered to n of m": 1 in a 1:1 chat, the members of a
+	// private group other than the author as it stands now, 0 in a public
+	// chat (no receipts there).
+	Recipients uint32 `protobuf:"varint,2,opt,name=recipients,proto3" json:"recipients,omitempty"`
+	// Identities whose receipts say they have the message, and have read
+	// it (read implies delivered); never this node.
+	DeliveredTo [][]byte `protobuf:"bytes,3,rep,name=delivered_to,json=deliveredTo,proto3" json:"delivered_to,omitempty"`
+	ReadBy      [][]byte `protobuf:"bytes,4,rep,name=read_by,json=readBy,proto3" json:"read_by,omitempty"`
+	// This node's user marked it read (MarkRead).
+	Seen          bool `protobuf:"varint,5,opt,name=seen,proto3" json:"seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageReceipts) Reset() {
+	*x = MessageReceipts{}
+	mi := &file_app_v1_app_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageReceipts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageReceipts) ProtoMessage() {}
+
+func (x *MessageReceipts) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageReceipts.ProtoReflect.Descriptor instead.
+func (*MessageReceipts) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *MessageReceipts) GetMessageId() []byte {
+	if x != nil {
+		return x.MessageId
+	}
+	return nil
+}
+
+func (x *MessageReceipts) GetRecipients() uint32 {
+	if x != nil {
+		return x.Recipients
+	}
+	return 0
+}
+
+func (x *MessageReceipts) GetDeliveredTo() [][]byte {
+	if x != nil {
+		return x.DeliveredTo
+	}
+	return nil
+}
+
+func (x *MessageReceipts) GetReadBy() [][]byte {
+	if x != nil {
+		return x.ReadBy
+	}
+	return nil
+}
+
+func (x *MessageReceipts) GetSeen() bool {
+	if x != nil {
+		return x.Seen
+	}
+	return false
+}
+
+type ReceiptsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// In the order asked, or in the conversation's order (Lamport clock,
+	// then id); a message id that is not a chat message the conversation
+	// shows is left out.
+	Receipts      []*MessageReceipts `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptsResponse) Reset() {
+	*x = ReceiptsResponse{}
+	mi := &file_app_v1_app_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptsResponse) ProtoMessage() {}
+
+func (x *ReceiptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptsResponse.ProtoReflect.Descriptor instead.
+func (*ReceiptsResponse) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ReceiptsResponse) GetReceipts() []*MessageReceipts {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+// MarkReadRequest marks a conversation's chat messages read.
+type MarkReadRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Conversation []byte                 `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	// Up to and including this message, in the conversation's order;
+	// empty: up to the last one.
+	MessageId []byte `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// Do not send read receipts for them (by default they are sent, in a
+	// 1:1 chat and a private group).
+	NoReceipts    bool `protobuf:"varint,3,opt,name=no_receipts,json=noReceipts,proto3" json:"no_receipts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkReadRequest) Reset() {
+	*x = MarkReadRequest{}
+	mi := &file_app_v1_app_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkReadRequest) ProtoMessage() {}
+
+func (x *MarkReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkReadRequest.ProtoReflect.Descriptor instead.
+func (*MarkReadRequest) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *MarkReadRequest) GetConversation() []byte {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+func (x *MarkReadRequest) GetMessageId() []byte {
+	if x != nil {
+		return x.MessageId
+	}
+	return nil
+}
+
+func (x *MarkReadRequest) GetNoReceipts() bool {
+	if x != nil {
+		return x.NoReceipts
+	}
+	return false
+}
+
+type MarkReadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Messages by others newly marked read.
+	Marked uint32 `protobuf:"varint,1,opt,name=marked,proto3" json:"marked,omitempty"`
+	// Messages by others still unread in the conversation.
+	Unread uint32 `protobuf:"varint,2,opt,name=unread,proto3" json:"unread,omitempty"`
+	// Read receipt messages sent.
+	ReceiptsSent  uint32 `protobuf:"varint,3,opt,name=receipts_sent,json=receiptsSent,proto3" json:"receipts_sent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkReadResponse) Reset() {
+	*x = MarkReadResponse{}
+	mi := &file_app_v1_app_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkReadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkReadResponse) ProtoMessage() {}
+
+func (x *MarkReadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_app_v1_app_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkReadResponse.ProtoReflect.Descriptor instead.
+func (*MarkReadResponse) Descriptor() ([]byte, []int) {
+	return file_app_v1_app_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *MarkReadResponse) GetMarked() uint32 {
+	if x != nil {
+		return x.Marked
+	}
+	return 0
+}
+
+func (x *MarkReadResponse) GetUnread() uint32 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
+func (x *MarkReadResponse) GetReceiptsSent() uint32 {
+	if x != nil {
+		return x.ReceiptsSent
+	}
+	return 0
+}
+
 var File_app_v1_app_proto protoreflect.FileDescriptor
 
 const file_app_v1_app_proto_rawDesc = "" +
@@ -1492,13 +2102,15 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\x10ContactsResponse\x122\n" +
 	"\bcontacts\x18\x01 \x03(\v2\x16.strata.app.v1.ContactR\bcontacts\"'\n" +
 	"\x11AddContactRequest\x12\x12\n" +
-	"\x04card\x18\x01 \x01(\tR\x04card\"m\n" +
+	"\x04card\x18\x01 \x01(\tR\x04card\"\xaa\x01\n" +
 	"\fConversation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x18\n" +
 	"\amembers\x18\x02 \x03(\fR\amembers\x12\x1f\n" +
 	"\vpublic_chat\x18\x03 \x01(\tR\n" +
 	"publicChat\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\"+\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x16\n" +
+	"\x06unread\x18\x05 \x01(\rR\x06unread\x12#\n" +
+	"\rprivate_group\x18\x06 \x01(\bR\fprivateGroup\"+\n" +
 	"\x15JoinPublicChatRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"V\n" +
 	"\x16SetConversationRequest\x12\x0e\n" +
@@ -1520,7 +2132,7 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\x10SendBatchRequest\x126\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1a.strata.app.v1.SendRequestR\bmessages\"J\n" +
 	"\x11SendBatchResponse\x125\n" +
-	"\aresults\x18\x01 \x03(\v2\x1b.strata.app.v1.SendResponseR\aresults\"\xae\x02\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.strata.app.v1.SendResponseR\aresults\"\xe4\x02\n" +
 	"\aMessage\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\"\n" +
 	"\fconversation\x18\x02 \x01(\fR\fconversation\x12\x1d\n" +
@@ -1534,7 +2146,9 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\boutgoing\x18\b \x01(\bR\boutgoing\x12$\n" +
 	"\x0etime_unix_nano\x18\t \x01(\x03R\ftimeUnixNano\x12\x19\n" +
 	"\btrace_id\x18\n" +
-	" \x01(\x04R\atraceId\"`\n" +
+	" \x01(\x04R\atraceId\x12\x12\n" +
+	"\x04chat\x18\v \x01(\bR\x04chat\x12 \n" +
+	"\vunsupported\x18\f \x01(\tR\vunsupported\"`\n" +
 	"\x0eHistoryRequest\x12\"\n" +
 	"\fconversation\x18\x01 \x01(\fR\fconversation\x12\x14\n" +
 	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x14\n" +
@@ -1588,7 +2202,52 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\x10heap_alloc_bytes\x18\b \x01(\x04R\x0eheapAllocBytes\x1a;\n" +
 	"\rMessagesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\xd0\x06\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x9d\x01\n" +
+	"\x06Member\x12\x1a\n" +
+	"\bidentity\x18\x01 \x01(\fR\bidentity\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vfingerprint\x18\x03 \x01(\tR\vfingerprint\x12-\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x19.strata.app.v1.MemberRoleR\x04role\x12\x12\n" +
+	"\x04self\x18\x05 \x01(\bR\x04self\"4\n" +
+	"\x0eMembersRequest\x12\"\n" +
+	"\fconversation\x18\x01 \x01(\fR\fconversation\"\xa0\x01\n" +
+	"\x0fMembersResponse\x12/\n" +
+	"\amembers\x18\x01 \x03(\v2\x15.strata.app.v1.MemberR\amembers\x12#\n" +
+	"\rprivate_group\x18\x02 \x01(\bR\fprivateGroup\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x03 \x01(\tR\tgroupName\x12\x18\n" +
+	"\acreator\x18\x04 \x01(\fR\acreator\"V\n" +
+	"\x0fReceiptsRequest\x12\"\n" +
+	"\fconversation\x18\x01 \x01(\fR\fconversation\x12\x1f\n" +
+	"\vmessage_ids\x18\x02 \x03(\fR\n" +
+	"messageIds\"\xa0\x01\n" +
+	"\x0fMessageReceipts\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\fR\tmessageId\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\x02 \x01(\rR\n" +
+	"recipients\x12!\n" +
+	"\fdelivered_to\x18\x03 \x03(\fR\vdeliveredTo\x12\x17\n" +
+	"\aread_by\x18\x04 \x03(\fR\x06readBy\x12\x12\n" +
+	"\x04seen\x18\x05 \x01(\bR\x04seen\"N\n" +
+	"\x10ReceiptsResponse\x12:\n" +
+	"\breceipts\x18\x01 \x03(\v2\x1e.strata.app.v1.MessageReceiptsR\breceipts\"u\n" +
+	"\x0fMarkReadRequest\x12\"\n" +
+	"\fconversation\x18\x01 \x01(\fR\fconversation\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\fR\tmessageId\x12\x1f\n" +
+	"\vno_receipts\x18\x03 \x01(\bR\n" +
+	"noReceipts\"g\n" +
+	"\x10MarkReadResponse\x12\x16\n" +
+	"\x06marked\x18\x01 \x01(\rR\x06marked\x12\x16\n" +
+	"\x06unread\x18\x02 \x01(\rR\x06unread\x12#\n" +
+	"\rreceipts_sent\x18\x03 \x01(\rR\freceiptsSent*q\n" +
+	"\n" +
+	"MemberRole\x12\x1b\n" +
+	"\x17MEMBER_ROLE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12MEMBER_ROLE_MEMBER\x10\x01\x12\x15\n" +
+	"\x11MEMBER_ROLE_ADMIN\x10\x02\x12\x17\n" +
+	"\x13MEMBER_ROLE_INVITED\x10\x032\xb4\b\n" +
 	"\tMessaging\x12?\n" +
 	"\x04Node\x12\x1a.strata.app.v1.NodeRequest\x1a\x1b.strata.app.v1.NodeResponse\x12K\n" +
 	"\bContacts\x12\x1e.strata.app.v1.ContactsRequest\x1a\x1f.strata.app.v1.ContactsResponse\x12F\n" +
@@ -1601,7 +2260,10 @@ const file_app_v1_app_proto_rawDesc = "" +
 	"\tSendBatch\x12\x1f.strata.app.v1.SendBatchRequest\x1a .strata.app.v1.SendBatchResponse\x12H\n" +
 	"\aHistory\x12\x1d.strata.app.v1.HistoryRequest\x1a\x1e.strata.app.v1.HistoryResponse\x12F\n" +
 	"\tSubscribe\x12\x1f.strata.app.v1.SubscribeRequest\x1a\x16.strata.app.v1.Message0\x01\x12B\n" +
-	"\x05Stats\x12\x1b.strata.app.v1.StatsRequest\x1a\x1c.strata.app.v1.StatsResponseB4Z2github.com/strata-msg/strata/core/api/app/v1;appv1b\x06proto3"
+	"\x05Stats\x12\x1b.strata.app.v1.StatsRequest\x1a\x1c.strata.app.v1.StatsResponse\x12H\n" +
+	"\aMembers\x12\x1d.strata.app.v1.MembersRequest\x1a\x1e.strata.app.v1.MembersResponse\x12K\n" +
+	"\bReceipts\x12\x1e.strata.app.v1.ReceiptsRequest\x1a\x1f.strata.app.v1.ReceiptsResponse\x12K\n" +
+	"\bMarkRead\x12\x1e.strata.app.v1.MarkReadRequest\x1a\x1f.strata.app.v1.MarkReadResponseB4Z2github.com/strata-msg/strata/core/api/app/v1;appv1b\x06proto3"
 
 var (
 	file_app_v1_app_proto_rawDescOnce sync.Once
@@ -1615,75 +2277,94 @@ func file_app_v1_app_proto_rawDescGZIP() []byte {
 	return file_app_v1_app_proto_rawDescData
 }
 
-var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_app_v1_app_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_app_v1_app_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_app_v1_app_proto_goTypes = []any{
-	(*NodeRequest)(nil),            // 0: strata.app.v1.NodeRequest
-	(*NodeResponse)(nil),           // 1: strata.app.v1.NodeResponse
-	(*Contact)(nil),                // 2: strata.app.v1.Contact
-	(*ContactsRequest)(nil),        // 3: strata.app.v1.ContactsRequest
-	(*ContactsResponse)(nil),       // 4: strata.app.v1.ContactsResponse
-	(*AddContactRequest)(nil),      // 5: strata.app.v1.AddContactRequest
-	(*Conversation)(nil),           // 6: strata.app.v1.Conversation
-	(*JoinPublicChatRequest)(nil),  // 7: strata.app.v1.JoinPublicChatRequest
-	(*SetConversationRequest)(nil), // 8: strata.app.v1.SetConversationRequest
-	(*ConversationsRequest)(nil),   // 9: strata.app.v1.ConversationsRequest
-	(*ConversationsResponse)(nil),  // 10: strata.app.v1.ConversationsResponse
-	(*SendRequest)(nil),            // 11: strata.app.v1.SendRequest
-	(*SendResponse)(nil),           // 12: strata.app.v1.SendResponse
-	(*SendBatchRequest)(nil),       // 13: strata.app.v1.SendBatchRequest
-	(*SendBatchResponse)(nil),      // 14: strata.app.v1.SendBatchResponse
-	(*Message)(nil),                // 15: strata.app.v1.Message
-	(*HistoryRequest)(nil),         // 16: strata.app.v1.HistoryRequest
-	(*HistoryResponse)(nil),        // 17: strata.app.v1.HistoryResponse
-	(*SubscribeRequest)(nil),       // 18: strata.app.v1.SubscribeRequest
-	(*StatsRequest)(nil),           // 19: strata.app.v1.StatsRequest
-	(*BoundaryStats)(nil),          // 20: strata.app.v1.BoundaryStats
-	(*LayerStats)(nil),             // 21: strata.app.v1.LayerStats
-	(*StatsResponse)(nil),          // 22: strata.app.v1.StatsResponse
-	nil,                            // 23: strata.app.v1.BoundaryStats.DroppedEntry
-	nil,                            // 24: strata.app.v1.BoundaryStats.FaultsEntry
-	nil,                            // 25: strata.app.v1.LayerStats.CountersEntry
-	nil,                            // 26: strata.app.v1.StatsResponse.MessagesEntry
+	(MemberRole)(0),                // 0: strata.app.v1.MemberRole
+	(*NodeRequest)(nil),            // 1: strata.app.v1.NodeRequest
+	(*NodeResponse)(nil),           // 2: strata.app.v1.NodeResponse
+	(*Contact)(nil),                // 3: strata.app.v1.Contact
+	(*ContactsRequest)(nil),        // 4: strata.app.v1.ContactsRequest
+	(*ContactsResponse)(nil),       // 5: strata.app.v1.ContactsResponse
+	(*AddContactRequest)(nil),      // 6: strata.app.v1.AddContactRequest
+	(*Conversation)(nil),           // 7: strata.app.v1.Conversation
+	(*JoinPublicChatRequest)(nil),  // 8: strata.app.v1.JoinPublicChatRequest
+	(*SetConversationRequest)(nil), // 9: strata.app.v1.SetConversationRequest
+	(*ConversationsRequest)(nil),   // 10: strata.app.v1.ConversationsRequest
+	(*ConversationsResponse)(nil),  // 11: strata.app.v1.ConversationsResponse
+	(*SendRequest)(nil),            // 12: strata.app.v1.SendRequest
+	(*SendResponse)(nil),           // 13: strata.app.v1.SendResponse
+	(*SendBatchRequest)(nil),       // 14: strata.app.v1.SendBatchRequest
+	(*SendBatchResponse)(nil),      // 15: strata.app.v1.SendBatchResponse
+	(*Message)(nil),                // 16: strata.app.v1.Message
+	(*HistoryRequest)(nil),         // 17: strata.app.v1.HistoryRequest
+	(*HistoryResponse)(nil),        // 18: strata.app.v1.HistoryResponse
+	(*SubscribeRequest)(nil),       // 19: strata.app.v1.SubscribeRequest
+	(*StatsRequest)(nil),           // 20: strata.app.v1.StatsRequest
+	(*BoundaryStats)(nil),          // 21: strata.app.v1.BoundaryStats
+	(*LayerStats)(nil),             // 22: strata.app.v1.LayerStats
+	(*StatsResponse)(nil),          // 23: strata.app.v1.StatsResponse
+	(*Member)(nil),                 // 24: strata.app.v1.Member
+	(*MembersRequest)(nil),         // 25: strata.app.v1.MembersRequest
+	(*MembersResponse)(nil),        // 26: strata.app.v1.MembersResponse
+	(*ReceiptsRequest)(nil),        // 27: strata.app.v1.ReceiptsRequest
+	(*MessageReceipts)(nil),        // 28: strata.app.v1.MessageReceipts
+	(*ReceiptsResponse)(nil),       // 29: strata.app.v1.ReceiptsResponse
+	(*MarkReadRequest)(nil),        // 30: strata.app.v1.MarkReadRequest
+	(*MarkReadResponse)(nil),       // 31: strata.app.v1.MarkReadResponse
+	nil,                            // 32: strata.app.v1.BoundaryStats.DroppedEntry
+	nil,                            // 33: strata.app.v1.BoundaryStats.FaultsEntry
+	nil,                            // 34: strata.app.v1.LayerStats.CountersEntry
+	nil,                            // 35: strata.app.v1.StatsResponse.MessagesEntry
 }
 var file_app_v1_app_proto_depIdxs = []int32{
-	2,  // 0: strata.app.v1.ContactsResponse.contacts:type_name -> strata.app.v1.Contact
-	6,  // 1: strata.app.v1.ConversationsResponse.conversations:type_name -> strata.app.v1.Conversation
-	11, // 2: strata.app.v1.SendBatchRequest.messages:type_name -> strata.app.v1.SendRequest
-	12, // 3: strata.app.v1.SendBatchResponse.results:type_name -> strata.app.v1.SendResponse
-	15, // 4: strata.app.v1.HistoryResponse.messages:type_name -> strata.app.v1.Message
-	23, // 5: strata.app.v1.BoundaryStats.dropped:type_name -> strata.app.v1.BoundaryStats.DroppedEntry
-	24, // 6: strata.app.v1.BoundaryStats.faults:type_name -> strata.app.v1.BoundaryStats.FaultsEntry
-	25, // 7: strata.app.v1.LayerStats.counters:type_name -> strata.app.v1.LayerStats.CountersEntry
-	20, // 8: strata.app.v1.StatsResponse.boundaries:type_name -> strata.app.v1.BoundaryStats
-	21, // 9: strata.app.v1.StatsResponse.layers:type_name -> strata.app.v1.LayerStats
-	26, // 10: strata.app.v1.StatsResponse.messages:type_name -> strata.app.v1.StatsResponse.MessagesEntry
-	0,  // 11: strata.app.v1.Messaging.Node:input_type -> strata.app.v1.NodeRequest
-	3,  // 12: strata.app.v1.Messaging.Contacts:input_type -> strata.app.v1.ContactsRequest
-	5,  // 13: strata.app.v1.Messaging.AddContact:input_type -> strata.app.v1.AddContactRequest
-	8,  // 14: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
-	7,  // 15: strata.app.v1.Messaging.JoinPublicChat:input_type -> strata.app.v1.JoinPublicChatRequest
-	9,  // 16: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
-	11, // 17: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
-	13, // 18: strata.app.v1.Messaging.SendBatch:input_type -> strata.app.v1.SendBatchRequest
-	16, // 19: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
-	18, // 20: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
-	19, // 21: strata.app.v1.Messaging.Stats:input_type -> strata.app.v1.StatsRequest
-	1,  // 22: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
-	4,  // 23: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
-	2,  // 24: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
-	6,  // 25: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
-	6,  // 26: strata.app.v1.Messaging.JoinPublicChat:output_type -> strata.app.v1.Conversation
-	10, // 27: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
-	12, // 28: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
-	14, // 29: strata.app.v1.Messaging.SendBatch:output_type -> strata.app.v1.SendBatchResponse
-	17, // 30: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
-	15, // 31: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
-	22, // 32: strata.app.v1.Messaging.Stats:output_type -> strata.app.v1.StatsResponse
-	22, // [22:33] is the sub-list for method output_type
-	11, // [11:22] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	3,  // 0: strata.app.v1.ContactsResponse.contacts:type_name -> strata.app.v1.Contact
+	7,  // 1: strata.app.v1.ConversationsResponse.conversations:type_name -> strata.app.v1.Conversation
+	12, // 2: strata.app.v1.SendBatchRequest.messages:type_name -> strata.app.v1.SendRequest
+	13, // 3: strata.app.v1.SendBatchResponse.results:type_name -> strata.app.v1.SendResponse
+	16, // 4: strata.app.v1.HistoryResponse.messages:type_name -> strata.app.v1.Message
+	32, // 5: strata.app.v1.BoundaryStats.dropped:type_name -> strata.app.v1.BoundaryStats.DroppedEntry
+	33, // 6: strata.app.v1.BoundaryStats.faults:type_name -> strata.app.v1.BoundaryStats.FaultsEntry
+	34, // 7: strata.app.v1.LayerStats.counters:type_name -> strata.app.v1.LayerStats.CountersEntry
+	21, // 8: strata.app.v1.StatsResponse.boundaries:type_name -> strata.app.v1.BoundaryStats
+	22, // 9: strata.app.v1.StatsResponse.layers:type_name -> strata.app.v1.LayerStats
+	35, // 10: strata.app.v1.StatsResponse.messages:type_name -> strata.app.v1.StatsResponse.MessagesEntry
+	0,  // 11: strata.app.v1.Member.role:type_name -> strata.app.v1.MemberRole
+	24, // 12: strata.app.v1.MembersResponse.members:type_name -> strata.app.v1.Member
+	28, // 13: strata.app.v1.ReceiptsResponse.receipts:type_name -> strata.app.v1.MessageReceipts
+	1,  // 14: strata.app.v1.Messaging.Node:input_type -> strata.app.v1.NodeRequest
+	4,  // 15: strata.app.v1.Messaging.Contacts:input_type -> strata.app.v1.ContactsRequest
+	6,  // 16: strata.app.v1.Messaging.AddContact:input_type -> strata.app.v1.AddContactRequest
+	9,  // 17: strata.app.v1.Messaging.SetConversation:input_type -> strata.app.v1.SetConversationRequest
+	8,  // 18: strata.app.v1.Messaging.JoinPublicChat:input_type -> strata.app.v1.JoinPublicChatRequest
+	10, // 19: strata.app.v1.Messaging.Conversations:input_type -> strata.app.v1.ConversationsRequest
+	12, // 20: strata.app.v1.Messaging.Send:input_type -> strata.app.v1.SendRequest
+	14, // 21: strata.app.v1.Messaging.SendBatch:input_type -> strata.app.v1.SendBatchRequest
+	17, // 22: strata.app.v1.Messaging.History:input_type -> strata.app.v1.HistoryRequest
+	19, // 23: strata.app.v1.Messaging.Subscribe:input_type -> strata.app.v1.SubscribeRequest
+	20, // 24: strata.app.v1.Messaging.Stats:input_type -> strata.app.v1.StatsRequest
+	25, // 25: strata.app.v1.Messaging.Members:input_type -> strata.app.v1.MembersRequest
+	27, // 26: strata.app.v1.Messaging.Receipts:input_type -> strata.app.v1.ReceiptsRequest
+	30, // 27: strata.app.v1.Messaging.MarkRead:input_type -> strata.app.v1.MarkReadRequest
+	2,  // 28: strata.app.v1.Messaging.Node:output_type -> strata.app.v1.NodeResponse
+	5,  // 29: strata.app.v1.Messaging.Contacts:output_type -> strata.app.v1.ContactsResponse
+	3,  // 30: strata.app.v1.Messaging.AddContact:output_type -> strata.app.v1.Contact
+	7,  // 31: strata.app.v1.Messaging.SetConversation:output_type -> strata.app.v1.Conversation
+	7,  // 32: strata.app.v1.Messaging.JoinPublicChat:output_type -> strata.app.v1.Conversation
+	11, // 33: strata.app.v1.Messaging.Conversations:output_type -> strata.app.v1.ConversationsResponse
+	13, // 34: strata.app.v1.Messaging.Send:output_type -> strata.app.v1.SendResponse
+	15, // 35: strata.app.v1.Messaging.SendBatch:output_type -> strata.app.v1.SendBatchResponse
+	18, // 36: strata.app.v1.Messaging.History:output_type -> strata.app.v1.HistoryResponse
+	16, // 37: strata.app.v1.Messaging.Subscribe:output_type -> strata.app.v1.Message
+	23, // 38: strata.app.v1.Messaging.Stats:output_type -> strata.app.v1.StatsResponse
+	26, // 39: strata.app.v1.Messaging.Members:output_type -> strata.app.v1.MembersResponse
+	29, // 40: strata.app.v1.Messaging.Receipts:output_type -> strata.app.v1.ReceiptsResponse
+	31, // 41: strata.app.v1.Messaging.MarkRead:output_type -> strata.app.v1.MarkReadResponse
+	28, // [28:42] is the sub-list for method output_type
+	14, // [14:28] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_app_v1_app_proto_init() }
@@ -1696,13 +2377,14 @@ func file_app_v1_app_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_app_v1_app_proto_rawDesc), len(file_app_v1_app_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   27,
+			NumEnums:      1,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_app_v1_app_proto_goTypes,
 		DependencyIndexes: file_app_v1_app_proto_depIdxs,
+		EnumInfos:         file_app_v1_app_proto_enumTypes,
 		MessageInfos:      file_app_v1_app_proto_msgTypes,
 	}.Build()
 	File_app_v1_app_proto = out.File

@@ -45,6 +45,9 @@ const (
 	Messaging_History_FullMethodName         = "/strata.app.v1.Messaging/History"
 	Messaging_Subscribe_FullMethodName       = "/strata.app.v1.Messaging/Subscribe"
 	Messaging_Stats_FullMethodName           = "/strata.app.v1.Messaging/Stats"
+	Messaging_Members_FullMethodName         = "/strata.app.v1.Messaging/Members"
+	Messaging_Receipts_FullMethodName        = "/strata.app.v1.Messaging/Receipts"
+	Messaging_MarkRead_FullMethodName        = "/strata.app.v1.Messaging/MarkRead"
 )
 
 // MessagingClient is the client API for Messaging service.
@@ -79,6 +82,13 @@ type MessagingClient interface {
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Message], error)
 	// Stats returns the node's traffic and layer counters.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// Members returns a conversation's members with their roles.
+	Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error)
+	// Receipts returns what the delivery and read receipts say of chat
+	// messages.
+	Receipts(ctx context.Context, in *ReceiptsRequest, opts ...grpc.CallOption) (*ReceiptsResponse, error)
+	// MarkRead marks chat messages read and sends read receipts.
+	MarkRead(ctx context.Context, in *MarkReadRequest, opts ...grpc.CallOption) (*MarkReadResponse, error)
 }
 
 type messagingClient struct {
@@ -208,6 +218,36 @@ func (c *messagingClient) Stats(ctx context.Context, in *StatsRequest, opts ...g
 	return out, nil
 }
 
+func (c *messagingClient) Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembersResponse)
+	err := c.cc.Invoke(ctx, Messaging_Members_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagingClient) Receipts(ctx context.Context, in *ReceiptsRequest, opts ...grpc.CallOption) (*ReceiptsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceiptsResponse)
+	err := c.cc.Invoke(ctx, Messaging_Receipts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *messagingClient) MarkRead(ctx context.Context, in *MarkReadRequest, opts ...grpc.CallOption) (*MarkReadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MarkReadResponse)
+	err := c.cc.Invoke(ctx, Messaging_MarkRead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MessagingServer is the server API for Messaging service.
 // All implementations should embed UnimplementedMessagingServer
 // for forward compatibility.
@@ -240,6 +280,13 @@ type MessagingServer interface {
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[Message]) error
 	// Stats returns the node's traffic and layer counters.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// Members returns a conversation's members with their roles.
+	Members(context.Context, *MembersRequest) (*MembersResponse, error)
+	// Receipts returns what the delivery and read receipts say of chat
+	// messages.
+	Receipts(context.Context, *ReceiptsRequest) (*ReceiptsResponse, error)
+	// MarkRead marks chat messages read and sends read receipts.
+	MarkRead(context.Context, *MarkReadRequest) (*MarkReadResponse, error)
 }
 
 // UnimplementedMessagingServer should be embedded to have
@@ -281,6 +328,15 @@ func (UnimplementedMessagingServer) Subscribe(*SubscribeRequest, grpc.ServerStre
 }
 func (UnimplementedMessagingServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedMessagingServer) Members(context.Context, *MembersRequest) (*MembersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Members not implemented")
+}
+func (UnimplementedMessagingServer) Receipts(context.Context, *ReceiptsRequest) (*ReceiptsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Receipts not implemented")
+}
+func (UnimplementedMessagingServer) MarkRead(context.Context, *MarkReadRequest) (*MarkReadResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method MarkRead not implemented")
 }
 func (UnimplementedMessagingServer) testEmbeddedByValue() {}
 
@@ -493,6 +549,60 @@ func _Messaging_Stats_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Messaging_Members_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServer).Members(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messaging_Members_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServer).Members(ctx, req.(*MembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Messaging_Receipts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReceiptsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServer).Receipts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messaging_Receipts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServer).Receipts(ctx, req.(*ReceiptsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Messaging_MarkRead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MarkReadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MessagingServer).MarkRead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Messaging_MarkRead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MessagingServer).MarkRead(ctx, req.(*MarkReadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Messaging_ServiceDesc is the grpc.ServiceDesc for Messaging service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -539,6 +649,18 @@ var Messaging_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Messaging_Stats_Handler,
+		},
+		{
+			MethodName: "Members",
+			Handler:    _Messaging_Members_Handler,
+		},
+		{
+			MethodName: "Receipts",
+			Handler:    _Messaging_Receipts_Handler,
+		},
+		{
+			MethodName: "MarkRead",
+			Handler:    _Messaging_MarkRead_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
