@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -343,4 +344,36 @@ func TestUIResume(t *testing.T) {
 	if n := len(f.sent(dmBob)); n != 1 {
 		t.Errorf("alice's client sent bob %d payloads, want only the earlier receipt", n)
 	}
+}
+
+// TestUIScroll: the view shows the newest messages; PgUp goes back to the
+// first, no further, and PgDn comes back.
+func TestUIScroll(t *testing.T) {
+	f := newFake(alice, bob)
+	dm := conversations.DirectID(alice.key, bob.key)
+	if _, err := f.SetConversation(t.Context(), &appv1.SetConversationRequest{Id: dm, Members: [][]byte{bob.key}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		peer{bob, f}.text(dm, oneToOne, fmt.Sprintf("message %02d", i))
+		f.advance(time.Second)
+	}
+	u := startUI(t, f, f.clock)
+	v := u.waitFor("message 39")
+	if strings.Contains(v, "message 00") {
+		t.Fatalf("the first message shows at the start:\n%s", v)
+	}
+	for range 5 {
+		u.tm.Send(tea.KeyMsg{Type: tea.KeyPgUp})
+	}
+	v = u.waitFor("message 00")
+	if strings.Contains(v, "message 39") {
+		t.Fatalf("the last message shows at the top:\n%s", v)
+	}
+	u.tm.Send(tea.KeyMsg{Type: tea.KeyPgDown})
+	u.waitView("one page down", func(v string) bool { return !strings.Contains(v, "message 00") })
+	for range 5 {
+		u.tm.Send(tea.KeyMsg{Type: tea.KeyPgDown})
+	}
+	u.waitFor("message 39")
 }

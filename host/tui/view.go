@@ -115,18 +115,28 @@ func (m *Model) messageLines(w, h int) []string {
 		return []string{"no conversation is open: /add a contact, /group or /join (/help)"}
 	}
 	out := []string{fit(m.heading(v), w), m.styles.dim.Render(fit(refused(v), w))}
-	lines := m.entryLines(v, w)
 	room := h - len(out)
+	lines := m.entryLines(v, w, room+m.scroll)
 	end := len(lines) - min(m.scroll, max(0, len(lines)-room))
 	start := max(0, end-room)
 	return append(out, lines[start:end]...)
 }
 
-// entryLines are the lines of every entry of v, wrapped at w cells.
-func (m *Model) entryLines(v *conv, w int) []string {
-	var lines []string
-	for _, e := range v.tl.Entries() {
-		lines = append(lines, wrap(m.entryLine(v, e), w)...)
+// entryLines are the last lines of v's entries, wrapped at w cells: at
+// least need of them when there are that many (need < 0: all), so that a
+// long history costs only what is drawn.
+func (m *Model) entryLines(v *conv, w, need int) []string {
+	es := v.tl.Entries()
+	var blocks [][]string
+	n := 0
+	for i := len(es) - 1; i >= 0 && (need < 0 || n < need); i-- {
+		b := wrap(m.entryLine(v, es[i]), w)
+		blocks = append(blocks, b)
+		n += len(b)
+	}
+	lines := make([]string, 0, n)
+	for i := len(blocks) - 1; i >= 0; i-- {
+		lines = append(lines, blocks[i]...)
 	}
 	return lines
 }
@@ -142,7 +152,7 @@ func (m *Model) messageWidth() int {
 func (m *Model) scrollBy(d int) {
 	top := 0
 	if v := m.open(); v != nil {
-		top = max(0, len(m.entryLines(v, m.messageWidth()))-(m.bodyHeight()-2))
+		top = max(0, len(m.entryLines(v, m.messageWidth(), -1))-(m.bodyHeight()-2))
 	}
 	m.scroll = min(max(0, m.scroll+d), top)
 }
