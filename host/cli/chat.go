@@ -32,7 +32,7 @@ is never shown. It needs a terminal; Ctrl+C leaves.`,
 				return err
 			}
 			defer done()
-			return tui.Run(cmd.Context(), tui.APIBackend{C: c}, os.Stdin, cmd.OutOrStdout())
+			return tui.Run(cmd.Context(), tui.APIBackend{C: c}, os.Stdin, cmd.OutOrStdout(), tui.Options{CardText: cardFromText})
 		},
 	}
 	f.register(cmd)

@@ -70,6 +70,14 @@ func (m *Model) usage(u string) (tea.Model, tea.Cmd) {
 
 // addContact imports a card.
 func (m *Model) addContact(card string) tea.Cmd {
+	if m.cardText != nil {
+		text, err := m.cardText(card)
+		if err != nil {
+			m.status = "error: add contact: " + clean(err.Error())
+			return nil
+		}
+		card = text
+	}
 	ctx, b := m.ctx, m.b
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, callTimeout)

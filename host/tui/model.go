@@ -40,6 +40,9 @@ type Options struct {
 	Location *time.Location
 	// Renderer draws the styles; nil: lipgloss's default renderer.
 	Renderer *lipgloss.Renderer
+	// CardText, if set, turns a card /add was given into the text form
+	// the node takes (the CLI's: the QR form to the text form).
+	CardText func(string) (string, error)
 }
 
 // Model is the chat UI, a tea.Model.
@@ -49,7 +52,9 @@ type Model struct {
 	b      Backend
 	now    func() time.Time
 	loc    *time.Location
-	styles styles
+	// cardText turns a card given to /add into its text form, if set.
+	cardText func(string) (string, error)
+	styles   styles
 
 	self        ed25519.PublicKey
 	selfName    string
@@ -83,7 +88,7 @@ func New(ctx context.Context, b Backend, opts Options) *Model {
 	in.CharLimit = chat.MaxTextSize
 	in.Cursor.SetMode(cursor.CursorStatic)
 	in.Focus()
-	m := &Model{ctx: ctx, cancel: cancel, b: b, now: opts.Now, loc: opts.Location, input: in,
+	m := &Model{ctx: ctx, cancel: cancel, b: b, now: opts.Now, loc: opts.Location, cardText: opts.CardText, input: in,
 		byID: map[string]*conv{}, incoming: make(chan tea.Msg), width: 80, height: 24, status: "connecting to the node..."}
 	if m.now == nil {
 		m.now = time.Now
@@ -100,9 +105,12 @@ func New(ctx context.Context, b Backend, opts Options) *Model {
 }
 
 // Run runs the UI on b in the terminal of in and out until the user quits,
-// ctx ends or the node goes away.
-func Run(ctx context.Context, b Backend, in io.Reader, out io.Writer) error {
-	m := New(ctx, b, Options{Renderer: lipgloss.NewRenderer(out)})
+// ctx ends or the node goes away. opts.Renderer defaults to one for out.
+func Run(ctx context.Context, b Backend, in io.Reader, out io.Writer, opts Options) error {
+	if opts.Renderer == nil {
+		opts.Renderer = lipgloss.NewRenderer(out)
+	}
+	m := New(ctx, b, opts)
 	defer m.cancel()
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())
 	final, err := p.Run()

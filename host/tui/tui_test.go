@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -59,9 +60,16 @@ type ui struct {
 // startUI runs the UI on b in a 90x22 terminal without colours.
 func startUI(t *testing.T, b Backend, now func() time.Time) *ui {
 	t.Helper()
+	return startUIWith(t, b, Options{Now: now})
+}
+
+// startUIWith is startUI with options.
+func startUIWith(t *testing.T, b Backend, opts Options) *ui {
+	t.Helper()
 	r := lipgloss.NewRenderer(nil)
 	r.SetColorProfile(termenv.Ascii)
-	m := New(context.Background(), b, Options{Now: now, Location: time.UTC, Renderer: r})
+	opts.Location, opts.Renderer = time.UTC, r
+	m := New(context.Background(), b, opts)
 	tm := teatest.NewTestModel(t, probe{m}, teatest.WithInitialTermSize(90, 22))
 	u := &ui{t: t, tm: tm}
 	t.Cleanup(func() {
@@ -285,9 +293,20 @@ func TestUICreateGroup(t *testing.T) {
 func TestUICommands(t *testing.T) {
 	f := newFake(alice, bob)
 	f.cards["strata:card:dave"] = dave.contact()
-	u := startUI(t, f, f.clock)
+	// The CLI passes its own: the QR form to the text form.
+	cardText := func(s string) (string, error) {
+		if rest, ok := strings.CutPrefix(s, "STRATA:CARD:"); ok {
+			if rest == "" {
+				return "", errors.New("contacts: decode card: empty")
+			}
+			return "strata:card:" + strings.ToLower(rest), nil
+		}
+		return s, nil
+	}
+	u := startUIWith(t, f, Options{Now: f.clock, CardText: cardText})
 	for _, tc := range []struct{ line, want string }{
-		{"/add strata:card:dave", "added dave (" + identity.Fingerprint(dave.key) + ")"},
+		{"/add STRATA:CARD:DAVE", "added dave (" + identity.Fingerprint(dave.key) + ")"},
+		{"/add STRATA:CARD:", "error: add contact: contacts: decode card: empty"},
 		{"/add strata:card:mallory", "error: add contact: contacts: not a card"},
 		{"/add", "usage: /add CARD"},
 		{"/group friends mallory", `error: no contact "mallory" (/add their card first)`},
