@@ -1,16 +1,21 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/host/config"
 	"github.com/strata-msg/strata/host/node"
 	"github.com/strata-msg/strata/plugins/mls/layer"
@@ -119,4 +124,100 @@ func TestFullStackMLS(t *testing.T) {
 	if commits == 0 || joined < 3 {
 		t.Fatalf("commits %d, welcomes joined %d: the group was not made by the layer", commits, joined)
 	}
+}
+
+// TestFullStackMLSKill runs libp2p+none+mls+mvds with every plugin its
+// own process and kills the committer's mls plugin with SIGKILL right
+// after its host asked it to add a member: the host restarts it, the
+// restarted layer finds the Commit (or the request) in its database and
+// sends it again, and afterwards every member, the new one included, is
+// in the group and every message reaches every member once.
+func TestFullStackMLSKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the mls plugin and runs four full stacks; runs without -short")
+	}
+	plugDir := t.TempDir()
+	entries, err := os.ReadDir(pluginDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && e.Name() != "strata.lock" {
+			raw, err := os.ReadFile(filepath.Join(pluginDir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(plugDir, e.Name()), raw, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := sdktest.Build(plugDir, "github.com/strata-msg/strata/plugins/mls/cmd/strata-plugin-mls", layer.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeLock(plugDir); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var nodes []*fullNode
+	for i := range 4 {
+		name := fmt.Sprintf("k%d", i)
+		text := fmt.Sprintf(mlsConfig, name, filepath.Join(dir, name), plugDir, config.ModeProcess, "")
+		nodes = append(nodes, startFull(t, writeConfig(t, dir, name, text), nil))
+	}
+	logOnFailure(t, nodes...)
+	// The committer is the member with the lowest identity.
+	slices.SortFunc(nodes, func(x, y *fullNode) int { return bytes.Compare(x.Identity(), y.Identity()) })
+	ctx := context.Background()
+	for _, x := range nodes {
+		for _, y := range nodes {
+			if x != y {
+				if _, err := x.AddContact(ctx, y.CardText()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	conv := []byte("mls kill")
+	three := nodes[:3]
+	var ids []ed25519.PublicKey
+	for _, n := range three {
+		waitPeers(t, n.Node, len(nodes)-1)
+		ids = append(ids, n.Identity())
+	}
+	for _, n := range three {
+		if err := n.SetConversation(ctx, conv, ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := post(t, three, conv, 3)
+	waitAll(t, three, before, 60*time.Second)
+
+	committer := nodes[0]
+	restarts := committer.Restarts("secure")
+	ids = append(ids, nodes[3].Identity())
+	if err := committer.SetConversation(ctx, conv, ids); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(committer.PluginPID("secure"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		if err := n.SetConversation(ctx, conv, ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for committer.Restarts("secure") == restarts {
+		if time.Now().After(deadline) {
+			t.Fatal("the committer's mls plugin was not restarted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Everyone talks, the new member included: its messages sealed before
+	// its Welcome arrived wait for it, and the sync layer sends the
+	// others' again until it has them.
+	after := post(t, nodes, conv, 3)
+	waitAll(t, nodes, after, 90*time.Second)
+	waitAll(t, three, before, 10*time.Second)
 }
