@@ -39,9 +39,12 @@ type layerNode struct {
 
 	inbox chan *commonv1.Frame
 
-	mu   sync.Mutex
-	ups  []*commonv1.Frame
-	down int
+	mu        sync.Mutex
+	ups       []*commonv1.Frame
+	upAt      []time.Time // when each of ups came
+	down      int
+	bytesDown int // payload bytes of the DOWN frames (to the overlay)
+	bytesUp   int // payload bytes of the frames from the overlay
 }
 
 // Emit implements sdk.Emitter: DOWN frames go to their peer at once (from
@@ -51,11 +54,13 @@ func (n *layerNode) Emit(_ context.Context, frames ...*commonv1.Frame) error {
 		if f.GetDirection() == commonv1.Direction_DIRECTION_UP {
 			n.mu.Lock()
 			n.ups = append(n.ups, f)
+			n.upAt = append(n.upAt, time.Now())
 			n.mu.Unlock()
 			continue
 		}
 		n.mu.Lock()
 		n.down++
+		n.bytesDown += len(f.GetPayload())
 		n.mu.Unlock()
 		n.net.mu.Lock()
 		to := n.net.nodes[string(f.GetPeer())]
@@ -64,6 +69,9 @@ func (n *layerNode) Emit(_ context.Context, frames ...*commonv1.Frame) error {
 			continue
 		}
 		up := &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, Peer: []byte(n.id), Protocol: f.GetProtocol(), Payload: f.GetPayload(), TraceId: 1}
+		to.mu.Lock()
+		to.bytesUp += len(f.GetPayload())
+		to.mu.Unlock()
 		select {
 		case to.inbox <- up: // in order per link, as an overlay stream keeps it
 		default: // a full link drops, as an overlay would
@@ -99,7 +107,7 @@ func (s *syncBuffer) Bytes() []byte {
 }
 
 // start configures and starts a layer with section as its config.
-func (o *overlay) start(t *testing.T, name, id string, section map[string]any) *layerNode {
+func (o *overlay) start(t testing.TB, name, id string, section map[string]any) *layerNode {
 	t.Helper()
 	cfg, err := json.Marshal(section)
 	if err != nil {
