@@ -13,6 +13,8 @@ import (
 	"github.com/strata-msg/strata/plugins/devp2p"
 	"github.com/strata-msg/strata/plugins/doubleratchet"
 	libp2pplugin "github.com/strata-msg/strata/plugins/libp2p"
+	"github.com/strata-msg/strata/plugins/mixnet"
+	mls "github.com/strata-msg/strata/plugins/mls/layer"
 	"github.com/strata-msg/strata/plugins/mvds"
 	"github.com/strata-msg/strata/plugins/none"
 	"github.com/strata-msg/strata/plugins/whisper"
@@ -24,7 +26,9 @@ func main() {
 		Add(func() sdk.Layer { return devp2p.New() }).
 		Add(func() sdk.Layer { return none.New() }).
 		Add(func() sdk.Layer { return whisper.New() }).
+		Add(func() sdk.Layer { return mixnet.New() }).
 		Add(func() sdk.Layer { return doubleratchet.New() }).
+		Add(func() sdk.Layer { return mls.New() }).
 		Add(func() sdk.Layer { return mvds.New() }).
 		Add(func() sdk.Layer { return bsp.New() })
 	os.Exit(cli.Execute(context.Background(), cli.Env{
