@@ -30,6 +30,9 @@ type testnetOptions struct {
 	keep            bool
 	allowUnverified bool
 	set             []string
+	// The mixnet's shape and epoch, for a mixnet stack (0: the defaults).
+	mixLayers, mixesPerLayer, providers int
+	mixEpoch                            time.Duration
 }
 
 func testnetCmd(env Env) *cobra.Command {
@@ -56,6 +59,10 @@ endpoint and example commands, then waits for Ctrl-C and stops every node.`,
 	cmd.Flags().BoolVar(&o.keep, "keep", false, "keep the temporary directory at exit")
 	cmd.Flags().BoolVar(&o.allowUnverified, "allow-unverified", false, "start plugin binaries that have no recorded checksum (development only)")
 	cmd.Flags().StringArrayVar(&o.set, "set", nil, "override a config key on every node, as strata run --set does (repeatable)")
+	cmd.Flags().IntVar(&o.mixLayers, "mix-layers", 0, fmt.Sprintf("mixnet stack: mix layers (0: %d, or the stack's layers.privacy.config.layers)", testnet.DefaultMixLayers))
+	cmd.Flags().IntVar(&o.mixesPerLayer, "mixes-per-layer", 0, fmt.Sprintf("mixnet stack: mixes in each layer (0: %d)", testnet.DefaultMixesPerLayer))
+	cmd.Flags().IntVar(&o.providers, "providers", 0, fmt.Sprintf("mixnet stack: providers, which the clients are spread over (0: %d)", testnet.DefaultProviders))
+	cmd.Flags().DurationVar(&o.mixEpoch, "mix-epoch", 0, fmt.Sprintf("mixnet stack: epoch period, whole seconds; the testnet publishes each epoch's PKI document (0: %v, or the stack's epoch_period)", testnet.DefaultEpochPeriod))
 	return cmd
 }
 
@@ -96,6 +103,7 @@ func runTestnet(cmd *cobra.Command, env Env, o testnetOptions) error {
 		AllowUnverified: o.allowUnverified,
 		Set:             o.set,
 		Catalog:         env.Catalog,
+		Mixnet:          testnet.MixnetOptions{Layers: o.mixLayers, MixesPerLayer: o.mixesPerLayer, Providers: o.providers, EpochPeriod: o.mixEpoch},
 	})
 	if err != nil {
 		cleanup()

@@ -373,6 +373,9 @@ func stackMixnet(st *stack, o MixnetOptions) (layers, userPayload int, r rates, 
 // only as long as its document is (the epoch it was made in and the
 // next).
 func planMixnet(st *stack, dir string, opts MixnetOptions, clients int) (*mixNetwork, error) {
+	if opts.Layers < 0 || opts.MixesPerLayer < 0 || opts.Providers < 0 || opts.EpochPeriod < 0 {
+		return nil, fmt.Errorf("testnet: a mixnet of %d layers of %d mixes, %d providers and %v epochs; want positive numbers (or 0 for the defaults)", opts.Layers, opts.MixesPerLayer, opts.Providers, opts.EpochPeriod)
+	}
 	o := opts.withDefaults()
 	overlay := st.plugin("p2p")
 	if overlay != "libp2p" && overlay != "devp2p" {

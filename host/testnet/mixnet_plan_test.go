@@ -215,6 +215,7 @@ func TestPlanMixnetRefuses(t *testing.T) {
 		{"bad rate", "libp2p", "      mu: fast\n", MixnetOptions{}, "layers.privacy.config.mu"},
 		{"bad epoch", "libp2p", "      epoch_period: 1500ms\n", MixnetOptions{}, "whole number of seconds"},
 		{"other overlay", "none", "", MixnetOptions{}, "libp2p or devp2p"},
+		{"negative shape", "libp2p", "", MixnetOptions{Providers: -1}, "positive numbers"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := planMixnet(mixStack(t, c.overlay, c.privacy), t.TempDir(), c.opts, 2)
