@@ -16,8 +16,10 @@ import (
 // layer, then each provider in turn, starting each again a second later
 // on its data (key chain, replay state, mailboxes) and port: every
 // message arrives, since what the killed relays held is sent again —
-// fragments on their missing acknowledgements, messages by mvds. Not in
-// -short: about 40 s.
+// fragments on their missing acknowledgements, messages by mvds. Then
+// the recipient goes offline, a message is stored at its provider, and it
+// gets the message when it comes back and pulls. Not in -short: about
+// 60 s.
 func TestMixnetKillDuringTraffic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills three relays during traffic through 10 hosts: not in -short")
@@ -79,6 +81,27 @@ func TestMixnetKillDuringTraffic(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages, a mix and both providers killed with -9 among them: all delivered, the last %v after the sending ended", len(sent), time.Since(began).Round(time.Millisecond))
+
+	// The recipient offline: n1 stops, n0 writes, provider-1 keeps the
+	// message's packets in n1's mailbox, and n1 pulls them when it is
+	// back.
+	stored := privacyCounters(t, ctx, n.Member("provider-1"))["mailbox_stored"]
+	if err := n1.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n0.Client().Send(ctx, &appv1.SendRequest{Conversation: conv, Payload: []byte("while you were away")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	if now := privacyCounters(t, ctx, n.Member("provider-1"))["mailbox_stored"]; now <= stored {
+		t.Fatalf("provider-1 stored nothing for the offline n1 (%d before, %d after)", stored, now)
+	}
+	if err := n1.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := awaitFor(ctx, n1, conv, "while you were away", restartWait); err != nil {
+		t.Fatalf("%v\n%s's log:\n%s", err, n1.Name, n1.LogTail(40))
+	}
 	for _, c := range n.Clients() {
 		pc := privacyCounters(t, ctx, c)
 		t.Logf("%s: fragments sent again %d, given up %d, acks %d", c.Name, pc["fragments_retransmitted"], pc["dropped_unacked"], pc["acks_received"])
