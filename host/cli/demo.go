@@ -24,7 +24,7 @@ import (
 	"github.com/strata-msg/strata/host/node"
 )
 
-// demoOptions are the demo's flags.
+// demoOptions are the flags of strata demo roundtrip.
 type demoOptions struct {
 	pluginDir       string
 	dataDir         string
@@ -40,10 +40,56 @@ type demoOptions struct {
 }
 
 func demoCmd(env Env) *cobra.Command {
-	var o demoOptions
+	var o chatDemoOptions
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run two nodes on loopback with the default stack and a scripted conversation",
+		Short: "Run three users on loopback: a 1:1 chat, a private group and a public chat",
+		Long: `Run three users, alice, bob and carol, on 127.0.0.1, each a node (strata run)
+with its plugins as processes, and the relays the stack's privacy layer needs
+(as strata testnet builds them). Through each node's messaging API, as a chat
+client would, they exchange contact cards and chat: alice and bob in a 1:1
+chat, all three in a private group that alice creates and bob and carol join
+(membership events the nodes run), and all three in the public chat
+#strata-demo where the privacy layer has public chats (whisper, mixnet; not
+none). Each writes --messages chat messages in each chat; then each marks
+everything read. The demo prints each conversation as each user's client
+shows it (causal order, delivered and read receipts of one's own messages)
+and a summary: messages arrived, latency, receipts. It exits 0 only if every
+message arrived at every other member of its chat.
+
+The default stack is libp2p + none + doubleratchet + mvds (a 20 ms mvds
+epoch). With --stack FILE the users run the stack of a node config instead
+(its layers, plugins.dir and settings), e.g.
+strata demo --stack configs/devp2p-whisper-dr-mvds.yaml; --plugins and --mode
+are then ignored. The stack must be a client stack with a sync layer.
+
+strata demo roundtrip is the two-node demo of round-trip times.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runChatDemo(cmd.Context(), env, cmd.OutOrStdout(), o)
+		},
+	}
+	def := ""
+	if exe, err := os.Executable(); err == nil {
+		def = filepath.Join(filepath.Dir(exe), "plugins")
+	}
+	cmd.Flags().StringVar(&o.pluginDir, "plugins", def, "plugin directory")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "keep the nodes' configs, state and logs here (default: a temporary directory, removed afterwards)")
+	cmd.Flags().IntVarP(&o.messages, "messages", "n", 3, "messages each user writes in each chat")
+	cmd.Flags().StringVar(&o.mode, "mode", config.ModeProcess, "plugin mode of the default stack: process or inproc")
+	cmd.Flags().BoolVar(&o.allowUnverified, "allow-unverified", false, "start plugin binaries that are not in the lock file")
+	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the nodes' logs")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 60*time.Second, "give up waiting for messages after this long")
+	cmd.Flags().StringVar(&o.stack, "stack", "", "run this node config's stack instead of the default one")
+	cmd.AddCommand(roundTripCmd(env))
+	return cmd
+}
+
+func roundTripCmd(env Env) *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "roundtrip",
+		Short: "Run two nodes on loopback with the default stack and time round trips",
 		Long: `Run two nodes, alice and bob, on 127.0.0.1 with the default stack: libp2p +
 none + doubleratchet + mvds (p2p, privacy, end-to-end encryption, data sync),
 each plugin its own process. They exchange contact cards and set up a
@@ -55,10 +101,10 @@ With --stack FILE the nodes run the stack of a node config instead (its
 layers, plugins.dir and plugin settings; name, data directory, role, API,
 log level and dial_contacts, on since the demo has no relays, are the
 demo's), so that a plugin author can demo a layer:
-strata demo --stack configs/libp2p-whisper-dr-mvds.yaml. The stack must be a
-client stack (p2p, privacy, secure, sync) whose p2p layer listens on a port
-the system picks, as the stacks in configs/ do; --plugins and --mode are then
-ignored.`,
+strata demo roundtrip --stack configs/libp2p-whisper-dr-mvds.yaml. The stack
+must be a client stack (p2p, privacy, secure, sync) whose p2p layer listens
+on a port the system picks, as the stacks in configs/ do; --plugins and
+--mode are then ignored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), env, cmd.OutOrStdout(), o)
