@@ -2,6 +2,7 @@ package layer
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"slices"
 	"time"
 
@@ -51,8 +52,22 @@ func (l *Layer) reconcile(c *conv) {
 	}
 	members := c.members()
 	var adds []addition
+	var removes []treemath.Leaf
+	for id, kp := range c.offers {
+		if !c.wants([]byte(id)) {
+			delete(c.offers, id)
+			continue
+		}
+		if leaf, ok := members[id]; ok {
+			removes = append(removes, leaf) // a leaf it cannot use
+		}
+		adds = append(adds, addition{identity: []byte(id), kp: kp})
+	}
 	for _, id := range c.desired {
 		if _, ok := members[string(id)]; ok || bytes.Equal(id, l.self) {
+			continue
+		}
+		if _, ok := c.offers[string(id)]; ok {
 			continue
 		}
 		a, ok := l.chooseKeyPackage(id)
@@ -62,9 +77,11 @@ func (l *Layer) reconcile(c *conv) {
 		}
 		adds = append(adds, a)
 	}
-	var removes []treemath.Leaf
 	var stay [][]byte
 	for id, leaf := range members {
+		if _, ok := c.offers[id]; ok {
+			continue // being added again: not a member that can commit
+		}
 		if c.wants([]byte(id)) {
 			stay = append(stay, []byte(id))
 		} else {
@@ -97,7 +114,15 @@ func (l *Layer) chooseKeyPackage(id []byte) (addition, bool) {
 		return addition{}, false
 	}
 	now := l.now()
-	for _, kp := range card.OneTime {
+	// Start at a place of the list that depends on this node, so that
+	// contacts holding the same card tend to take different KeyPackages.
+	start := 0
+	if n := len(card.OneTime); n > 0 {
+		h := sha256.Sum256(append(bytes.Clone(l.self), id...))
+		start = int(h[0]) % n
+	}
+	for i := range card.OneTime {
+		kp := card.OneTime[(start+i)%len(card.OneTime)]
 		raw, err := wire.Marshal(&kp)
 		if err != nil {
 			continue
@@ -129,7 +154,8 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 	// group fan-out no longer reaches them.
 	var gone [][]byte
 	for id, leaf := range c.members() {
-		if slices.Contains(removes, leaf) {
+		readded := slices.ContainsFunc(adds, func(a addition) bool { return string(a.identity) == id })
+		if slices.Contains(removes, leaf) && !readded {
 			gone = append(gone, []byte(id))
 		}
 	}
@@ -200,6 +226,9 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 	}
 	if len(o.pending) > 0 {
 		c.outbox = append(c.outbox, o)
+	}
+	for _, a := range adds {
+		delete(c.offers, string(a.identity))
 	}
 	l.c.CommitsMade.Inc()
 	l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Payload: env})

@@ -11,6 +11,7 @@ import (
 	"github.com/strata-msg/strata/plugins/mls/codec"
 	"github.com/strata-msg/strata/plugins/mls/group"
 	"github.com/strata-msg/strata/plugins/mls/treemath"
+	"github.com/strata-msg/strata/plugins/mls/wire"
 )
 
 // conv is one conversation: the members the host wants and, once it
@@ -41,6 +42,9 @@ type conv struct {
 	history []pathEntry
 	// outbox are this node's Commits still being retransmitted.
 	outbox []*outgoing
+	// offers are KeyPackages members sent to be added again with, by
+	// identity (memory only: a member asks again).
+	offers map[string]wire.KeyPackage
 	// statusTo rate-limits status replies per member.
 	statusTo map[string]time.Time
 	// unresolved remembers forks already counted as unresolved, by epoch
@@ -55,7 +59,7 @@ type heldUp struct {
 }
 
 func newConv(id []byte) *conv {
-	return &conv{id: bytes.Clone(id), statusTo: map[string]time.Time{}, unresolved: map[string]bool{}}
+	return &conv{id: bytes.Clone(id), statusTo: map[string]time.Time{}, unresolved: map[string]bool{}, offers: map[string]wire.KeyPackage{}}
 }
 
 // destroy zeroes the conversation's secrets.
@@ -217,8 +221,12 @@ func (l *Layer) write(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			kind := boolInt(kp.lastResort)
+			if kp.unlisted {
+				kind = 2
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO keypackages (ref, bundle, last_resort, created_unix) VALUES (?, ?, ?, ?)`,
-				kp.ref, blob, boolInt(kp.lastResort), kp.created.Unix()); err != nil {
+				kp.ref, blob, kind, kp.created.Unix()); err != nil {
 				return fmt.Errorf("store KeyPackage: %w", err)
 			}
 		}

@@ -5,30 +5,32 @@ import "github.com/strata-msg/strata/core/sdk"
 // counters are the layer's Health counters (sdk.Counters): totals counted
 // without a lock, so that Health never waits for a batch in progress.
 type counters struct {
-	Sealed           sdk.Counter `counter:"sealed"`
-	Opened           sdk.Counter `counter:"opened"`
-	CommitsMade      sdk.Counter `counter:"commits_made"`
-	CommitsApplied   sdk.Counter `counter:"commits_applied"`
-	WelcomesSent     sdk.Counter `counter:"welcomes_sent"`
-	WelcomesJoined   sdk.Counter `counter:"welcomes_joined"`
-	Retransmitted    sdk.Counter `counter:"retransmitted"`
-	RetransmitGaveUp sdk.Counter `counter:"retransmit_gave_up"`
-	StatusSent       sdk.Counter `counter:"status_sent"`
-	StatusReceived   sdk.Counter `counter:"status_received"`
-	Duplicates       sdk.Counter `counter:"duplicates"`
-	ForksDetected    sdk.Counter `counter:"forks_detected"`
-	ForksResolved    sdk.Counter `counter:"forks_resolved"`
-	ForksUnresolved  sdk.Counter `counter:"forks_unresolved"`
-	BranchOpened     sdk.Counter `counter:"opened_in_losing_branch"`
-	Rollbacks        sdk.Counter `counter:"rollbacks"`
-	Takeovers        sdk.Counter `counter:"takeovers"`
-	KeyPackagesUsed  sdk.Counter `counter:"keypackages_used"`
-	HeldDown         sdk.Counter `counter:"held_down"`
-	HeldUp           sdk.Counter `counter:"held_up"`
-	ReleasedDown     sdk.Counter `counter:"released_down"`
-	ReleasedUp       sdk.Counter `counter:"released_up"`
-	NoKeyPackage     sdk.Counter `counter:"add_waiting_for_keypackage"`
-	Recovered        sdk.Counter `counter:"opened_after_fork"`
+	Sealed             sdk.Counter `counter:"sealed"`
+	Opened             sdk.Counter `counter:"opened"`
+	CommitsMade        sdk.Counter `counter:"commits_made"`
+	CommitsApplied     sdk.Counter `counter:"commits_applied"`
+	WelcomesSent       sdk.Counter `counter:"welcomes_sent"`
+	WelcomesJoined     sdk.Counter `counter:"welcomes_joined"`
+	Retransmitted      sdk.Counter `counter:"retransmitted"`
+	RetransmitGaveUp   sdk.Counter `counter:"retransmit_gave_up"`
+	StatusSent         sdk.Counter `counter:"status_sent"`
+	StatusReceived     sdk.Counter `counter:"status_received"`
+	Duplicates         sdk.Counter `counter:"duplicates"`
+	ForksDetected      sdk.Counter `counter:"forks_detected"`
+	ForksResolved      sdk.Counter `counter:"forks_resolved"`
+	ForksUnresolved    sdk.Counter `counter:"forks_unresolved"`
+	BranchOpened       sdk.Counter `counter:"opened_in_losing_branch"`
+	Rollbacks          sdk.Counter `counter:"rollbacks"`
+	Takeovers          sdk.Counter `counter:"takeovers"`
+	KeyPackagesUsed    sdk.Counter `counter:"keypackages_used"`
+	HeldDown           sdk.Counter `counter:"held_down"`
+	HeldUp             sdk.Counter `counter:"held_up"`
+	ReleasedDown       sdk.Counter `counter:"released_down"`
+	ReleasedUp         sdk.Counter `counter:"released_up"`
+	NoKeyPackage       sdk.Counter `counter:"add_waiting_for_keypackage"`
+	KeyPackagesOffered sdk.Counter `counter:"keypackages_offered"`
+	OffersTaken        sdk.Counter `counter:"keypackage_offers_taken"`
+	Recovered          sdk.Counter `counter:"opened_after_fork"`
 
 	all   *sdk.Counters
 	drops map[string]*sdk.Counter

@@ -17,6 +17,7 @@ const (
 	kindWelcome     = 2 // a Welcome (MLSMessage) with the hash of its Commit
 	kindApplication = 3 // application data (MLSMessage: PrivateMessage)
 	kindStatus      = 4 // a member's epoch status
+	kindKeyPackage  = 5 // a KeyPackage to be added again with (MLSMessage)
 )
 
 // Limits of an envelope.
@@ -48,6 +49,7 @@ type pathEntry struct {
 //	    case welcome: PathEntry path<V>; MLSMessage message;
 //	    case status:  opaque group_id<V>; uint64 epoch; opaque branch<V>;
 //	                  opaque sender<V>; opaque tag<V>;
+//	    case keypackage: opaque group_id<V>; MLSMessage message;
 //	  };
 //	} Envelope;
 //
@@ -87,6 +89,9 @@ func (e *envelope) marshal() ([]byte, error) {
 	w.Uint8(e.kind)
 	switch e.kind {
 	case kindCommit, kindApplication:
+		w.Raw(e.raw)
+	case kindKeyPackage:
+		w.Opaque(e.groupID)
 		w.Raw(e.raw)
 	case kindWelcome:
 		w.Vector(func(w *codec.Writer) {
@@ -130,7 +135,12 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		return nil, fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
 	}
 	switch e.kind {
-	case kindCommit, kindApplication, kindWelcome:
+	case kindCommit, kindApplication, kindWelcome, kindKeyPackage:
+		if e.kind == kindKeyPackage {
+			if e.groupID, err = r.Opaque(); err != nil {
+				return nil, fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
+			}
+		}
 		if e.kind == kindWelcome {
 			err := r.Vector(func(r *codec.Reader) error {
 				if len(e.path) == maxPath {
@@ -163,6 +173,7 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		e.raw = append([]byte(nil), e.raw...)
 		switch {
 		case e.kind == kindWelcome && m.WireFormat != wire.WireFormatWelcome,
+			e.kind == kindKeyPackage && m.WireFormat != wire.WireFormatKeyPackage,
 			e.kind == kindApplication && m.WireFormat != wire.WireFormatPrivateMessage,
 			e.kind == kindCommit && m.WireFormat != wire.WireFormatPrivateMessage && m.WireFormat != wire.WireFormatPublicMessage:
 			return nil, fmt.Errorf("%w: envelope kind %d carries wire format %d", ErrMalformed, e.kind, m.WireFormat)

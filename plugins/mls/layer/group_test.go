@@ -328,3 +328,33 @@ func TestTakeoverAfterPartition(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyPackageOffer has two members add the same contact with the same
+// one-time KeyPackage of its card (a card goes to many contacts): the
+// second Welcome names a KeyPackage the contact has used, so it answers
+// with a fresh one, and the committer adds it again with that.
+func TestKeyPackageOffer(t *testing.T) {
+	cfg := `{"settle_window": "1m", "branch_retention": "2m", "retransmit_initial": "1s", "retransmit_max": "4s", "takeover_timeout": "10s", "key_packages": 1}`
+	n := newNetConfig(t, cfg, "a", "b", "c")
+	a, b, c := n.nodes[0], n.nodes[1], n.nodes[2]
+	n.converse("one", a, c)
+	n.run()
+	n.agree("one", a, c)
+	n.tick(2 * time.Minute) // c no longer keeps the used KeyPackage's keys
+	n.converse("two", b, c) // b still holds c's first card
+	n.run()
+	if n.counter(c, "keypackages_offered") != 1 || n.counter(b, "keypackage_offers_taken") != 1 {
+		t.Fatalf("offered %d, taken %d, want 1 and 1", n.counter(c, "keypackages_offered"), n.counter(b, "keypackage_offers_taken"))
+	}
+	n.agree("two", b, c)
+	m := n.send(c, "two", nil)
+	n.run()
+	n.expectOnce("two", c, m, b)
+	n.tick(10 * time.Second)
+	b.l.mu.Lock()
+	pending := len(b.l.convs["two"].outbox)
+	b.l.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d Commits still retransmitted", pending)
+	}
+}

@@ -132,6 +132,8 @@ func (l *Layer) handleUp(f *commonv1.Frame, at time.Time) error {
 		return l.handleStatus(e, f)
 	case kindWelcome:
 		return l.handleWelcome(e, f)
+	case kindKeyPackage:
+		return l.handleOffer(e, f)
 	}
 	gid, epoch := messageGroup(e.message)
 	if len(f.GetConversation()) > 0 && !bytes.Equal(f.GetConversation(), gid) {
@@ -262,6 +264,7 @@ func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 	}
 	kp := l.keyPackageFor(e.message.Welcome)
 	if kp == nil {
+		l.offerKeyPackage(f)
 		return ErrUnknownKeyPackage
 	}
 	g, err := group.Join(l.groupConfig(), kp.bundle, e.message.Welcome, nil)
@@ -507,4 +510,55 @@ func (l *Layer) compareBranch(c *conv, path []pathEntry, now time.Time) int {
 		return branchAhead
 	}
 	return branchStale
+}
+
+// handleOffer takes a KeyPackage a member sent because the Welcome that
+// added it named one it no longer had: the next Commit of this node adds
+// it again with this one (replacing the leaf it cannot use), and the
+// useless Welcome is no longer retransmitted; l.mu is held.
+func (l *Layer) handleOffer(e *envelope, f *commonv1.Frame) error {
+	if len(f.GetConversation()) > 0 && !bytes.Equal(f.GetConversation(), e.groupID) {
+		return ErrConversationMismatch
+	}
+	c := l.convs[string(e.groupID)]
+	if c == nil || !c.live() {
+		return fmt.Errorf("%w: KeyPackage offer for a group this node is not in", ErrUnknownConversation)
+	}
+	kp := e.message.KeyPackage
+	id := kp.LeafNode.Credential.Identity
+	if !c.wants(id) || bytes.Equal(id, l.self) {
+		return fmt.Errorf("%w: KeyPackage offer from %x", ErrNotMember, id)
+	}
+	if kp.CipherSuite != wire.CipherSuite(l.cs.ID()) {
+		return fmt.Errorf("%w: KeyPackage of suite %d", group.ErrInvalidKeyPackage, kp.CipherSuite)
+	}
+	if err := group.ValidateKeyPackage(l.cs, kp, l.now()); err != nil {
+		return err
+	}
+	if err := l.acceptLeaf(&kp.LeafNode); err != nil {
+		return fmt.Errorf("%w: %w", group.ErrRejectedLeaf, err)
+	}
+	if _, member := c.members()[string(id)]; member {
+		// A member's leaf is replaced only if this node added it and it
+		// has not shown any epoch since: it never joined.
+		pendingJoiner := false
+		for _, o := range c.outbox {
+			if o.joiners[string(id)] && o.pending[string(id)] {
+				pendingJoiner = true
+			}
+		}
+		if !pendingJoiner {
+			return fmt.Errorf("%w: KeyPackage offer from a member that joined", ErrStale)
+		}
+	}
+	for _, o := range c.outbox {
+		if o.joiners[string(id)] {
+			delete(o.pending, string(id))
+		}
+	}
+	l.pruneOutbox(c)
+	c.offers[string(id)] = *kp
+	l.c.OffersTaken.Inc()
+	l.reconcile(c)
+	return nil
 }

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -19,6 +20,7 @@ type ownKeyPackage struct {
 	ref        []byte
 	bundle     *group.KeyPackageBundle
 	lastResort bool
+	unlisted   bool // made for one Welcome that named a used KeyPackage: not in the card
 	created    time.Time
 	stored     bool      // written to the database
 	retiredAt  time.Time // when a Welcome used it (retired ones only)
@@ -89,7 +91,7 @@ func (l *Layer) load(ctx context.Context) error {
 			return fmt.Errorf("KeyPackage: %w", err)
 		}
 		l.kps = append(l.kps, &ownKeyPackage{
-			ref: ref, lastResort: lr != 0, created: time.Unix(created, 0), stored: true,
+			ref: ref, lastResort: lr == 1, unlisted: lr == 2, created: time.Unix(created, 0), stored: true,
 			bundle: &group.KeyPackageBundle{KeyPackage: kp, InitPriv: initPriv, EncryptionPriv: encPriv, Identity: l.ident},
 		})
 	}
@@ -165,11 +167,13 @@ func (l *Layer) refreshKeyPackages(now time.Time) {
 		return kp.lastResort && now.Sub(kp.created) < l.cfg.KeyPackageLifetime/2
 	}
 	for _, kp := range l.kps {
-		if kp.lastResort {
+		switch {
+		case kp.unlisted:
+		case kp.lastResort:
 			if fresh(kp) {
 				lastResort++
 			}
-		} else {
+		default:
 			oneTime++
 		}
 	}
@@ -231,6 +235,9 @@ func (l *Layer) rebuildCard() error {
 	card := Card{Suite: l.cs.ID(), SignatureKey: l.ident.SignaturePub}
 	var last *ownKeyPackage
 	for _, kp := range l.kps {
+		if kp.unlisted {
+			continue
+		}
 		if kp.lastResort {
 			if last == nil || kp.created.After(last.created) {
 				last = kp
@@ -277,6 +284,11 @@ func (l *Layer) usedKeyPackage(kp *ownKeyPackage) {
 	if kp.lastResort || !slices.Contains(l.kps, kp) {
 		return
 	}
+	if kp.unlisted {
+		l.kps = slices.DeleteFunc(l.kps, func(k *ownKeyPackage) bool { return k == kp })
+		l.dropKeyPackage(kp)
+		return
+	}
 	l.kps = slices.DeleteFunc(l.kps, func(k *ownKeyPackage) bool { return k == kp })
 	if kp.stored {
 		l.deadKPs = append(l.deadKPs, kp.ref)
@@ -300,3 +312,53 @@ func (l *Layer) expireRetired(now time.Time) {
 }
 
 func wireMarshalKP(kp *ownKeyPackage) ([]byte, error) { return wire.Marshal(&kp.bundle.KeyPackage) }
+
+// maxUnlisted bounds the KeyPackages made for offers (the oldest goes).
+const maxUnlisted = 32
+
+// offerKeyPackage answers a Welcome that named a KeyPackage this node no
+// longer has (another contact used the same one from the card): it sends
+// the sender of the Welcome a fresh KeyPackage, made for it alone, so that
+// the committer adds this node again with it (commit.go); l.mu is held.
+func (l *Layer) offerKeyPackage(f *commonv1.Frame) {
+	gid, peer := f.GetConversation(), f.GetPeer()
+	if len(gid) == 0 || len(peer) != identitySize || bytes.Equal(peer, l.self) {
+		return
+	}
+	if c := l.convs[string(gid)]; c != nil && c.live() {
+		return
+	}
+	key := string(gid) + string(peer)
+	now := l.now()
+	if t, ok := l.offered[key]; ok && now.Sub(t) < l.cfg.RetransmitInitial {
+		return
+	}
+	l.offered[key] = now
+	var unlisted []*ownKeyPackage
+	for _, kp := range l.kps {
+		if kp.unlisted {
+			unlisted = append(unlisted, kp)
+		}
+	}
+	if len(unlisted) >= maxUnlisted {
+		old := unlisted[0]
+		l.kps = slices.DeleteFunc(l.kps, func(k *ownKeyPackage) bool { return k == old })
+		l.dropKeyPackage(old)
+	}
+	if l.newKeyPackage(now, false) != nil {
+		return
+	}
+	kp := l.kps[len(l.kps)-1]
+	kp.unlisted = true
+	l.kpsDirty = true
+	raw, err := wire.Marshal(&wire.MLSMessage{Version: 1, WireFormat: wire.WireFormatKeyPackage, KeyPackage: &kp.bundle.KeyPackage})
+	if err != nil {
+		return
+	}
+	payload, err := (&envelope{kind: kindKeyPackage, groupID: gid, raw: raw}).marshal()
+	if err != nil {
+		return
+	}
+	l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(gid), Peer: bytes.Clone(peer), Payload: payload})
+	l.c.KeyPackagesOffered.Inc()
+}

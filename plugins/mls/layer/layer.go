@@ -98,7 +98,8 @@ type Layer struct {
 	contacts map[string]*Card
 	used     map[string]bool // refs of contacts' one-time KeyPackages put in a Commit
 	convs    map[string]*conv
-	orphans  []heldUp // UP frames for groups this node does not have (yet)
+	orphans  []heldUp             // UP frames for groups this node does not have (yet)
+	offered  map[string]time.Time // group+committer → last KeyPackage offer, to rate-limit them
 	seen     seenSet
 
 	// What the operation in progress changes and sends, written and
@@ -175,6 +176,7 @@ func (l *Layer) Configure(ctx context.Context, req *commonv1.ConfigureRequest, e
 	l.convs = map[string]*conv{}
 	l.dirty = map[string]*conv{}
 	l.seen = newSeenSet(seenSize)
+	l.offered = map[string]time.Time{}
 	if err := l.load(ctx); err != nil {
 		l.zero()
 		db.Close()

@@ -47,6 +47,7 @@ type tnet struct {
 	hosts  map[string][][]byte // conversation → members, as the hosts know them
 	drop   func(from, to *tnode, f *commonv1.Frame) bool
 	onEmit func(from *tnode, frames []*commonv1.Frame) bool // false: the frames are lost (a crash)
+	cfg    string
 }
 
 type temitter struct {
@@ -79,7 +80,12 @@ func (e temitter) EmitEvent(_ context.Context, ev *commonv1.Event) error {
 }
 
 func newNet(t testing.TB, names ...string) *tnet {
-	n := &tnet{t: t, ctx: context.Background(), clock: time.Now(), hosts: map[string][][]byte{}}
+	return newNetConfig(t, testConfigJSON, names...)
+}
+
+// newNetConfig is newNet with another config section.
+func newNetConfig(t testing.TB, cfg string, names ...string) *tnet {
+	n := &tnet{t: t, ctx: context.Background(), clock: time.Now(), hosts: map[string][][]byte{}, cfg: cfg}
 	for i, name := range names {
 		id := make([]byte, identitySize)
 		rand.Read(id)
@@ -115,7 +121,7 @@ func (n *tnet) open(node *tnode) {
 	l := New()
 	l.now = n.now
 	env := sdk.Env{Logger: hclog.NewNullLogger(), Out: temitter{n, node}, Run: n.ctx}
-	if _, err := l.Configure(n.ctx, &commonv1.ConfigureRequest{ConfigJson: testConfigJSON, DataDir: node.dir, NodeIdentity: node.id}, env); err != nil {
+	if _, err := l.Configure(n.ctx, &commonv1.ConfigureRequest{ConfigJson: n.cfg, DataDir: node.dir, NodeIdentity: node.id}, env); err != nil {
 		n.t.Fatalf("%s: Configure: %v", node.name, err)
 	}
 	node.l = l

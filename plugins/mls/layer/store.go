@@ -21,7 +21,9 @@ var migrations = []string{
 	//
 	// identity: the one row of the node's MLS signature key pair.
 	// keypackages: this node's KeyPackages with their private keys, by
-	// KeyPackageRef; last_resort marks the one that may be used many times.
+	// KeyPackageRef; last_resort is 1 for the one that may be used many
+	// times, 2 for one made for a single offer (not in the card), 0 for
+	// the card's one-time ones.
 	// contacts: each contact's card section.
 	// used_keypackages: contacts' one-time KeyPackages this node put in a
 	// Commit, so that none is used twice.
