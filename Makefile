@@ -13,12 +13,13 @@ PROTOS := $(wildcard core/api/*/v1/*.proto)
 # Plugins' own wire formats: plugins/<name>/wirepb/*.proto.
 PLUGIN_PROTOS := $(wildcard plugins/*/wirepb/*.proto)
 
-.PHONY: all build plugins strata demo test test-full flood bench bench-stack bench-groups fuzz proto tools lint vet staticcheck example interop clean help
+.PHONY: all build plugins strata demo demo-ci test test-full flood bench bench-stack bench-groups fuzz proto tools lint vet staticcheck example interop clean help
 
 all: build
 
 help:
-	@echo "make demo       two nodes on loopback with the default stack (builds what it needs)"
+	@echo "make demo       three users on loopback with the default stack: 1:1, group and public chat (builds what it needs)"
+	@echo "make demo-ci    the demo on the default stack and on devp2p+whisper+doubleratchet+mvds (make test runs it)"
 	@echo "make test       the test suite CI runs (short mode)"
 	@echo "make test-full  every test without -short, with the race detector"
 	@echo "make flood      200,000 whisper envelopes through each shipped relay, nothing dropped"
@@ -45,12 +46,21 @@ plugins:
 
 demo: build
 	$(BIN)/strata plugins lock --dir $(PLUGINS)
-	$(BIN)/strata demo --plugins $(PLUGINS) --messages 200
+	$(BIN)/strata demo --plugins $(PLUGINS)
+
+# The three-user demo as CI runs it: on the default stack and on
+# devp2p + whisper + doubleratchet + mvds (a relay included), each well
+# under a minute once built.
+demo-ci: build
+	$(BIN)/strata plugins lock --dir $(PLUGINS)
+	$(BIN)/strata demo --plugins $(PLUGINS) --timeout 90s
+	$(BIN)/strata demo --stack configs/devp2p-whisper-dr-mvds.yaml --timeout 90s
 
 test:
 	$(GO) test -short -count=1 ./...
 	$(MAKE) example
 	$(MAKE) interop
+	$(MAKE) demo-ci
 
 # The go-ethereum v1.9.20 reference (whisperv6) lives in its own module.
 interop:
