@@ -147,9 +147,13 @@ func (cs *chatState) check(ctx context.Context, m *conversations.Message, c *con
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	g := cc.tl.Group()
-	if !g.State().Created {
-		// The create event has not arrived: the node's conversation
-		// members (Node.mayWrite) are all there is to judge by.
+	st := g.State()
+	if !st.Created || st.Invited[string(o.author)] {
+		// The create event has not arrived, or the author is invited and
+		// its join may not have: the node's conversation members
+		// (Node.mayWrite) are all there is to judge by. A refusal here is
+		// for good (the sync layer is told), so it is made only on what
+		// no later event can change back: a removal, or no invitation.
 		return nil
 	}
 	if err := g.CheckMessage(o.author, msg.Clock, id); err != nil {
