@@ -51,6 +51,34 @@ func (l *Layer) reconcile(c *conv) {
 		return
 	}
 	members := c.members()
+	// Whose turn is it? Cheap checks first: choosing KeyPackages verifies
+	// signatures.
+	var stay [][]byte
+	change := false
+	for id := range members {
+		if _, ok := c.offers[id]; ok {
+			change = true
+			continue // being added again: not a member that can commit
+		}
+		if c.wants([]byte(id)) {
+			stay = append(stay, []byte(id))
+		} else {
+			change = true
+		}
+	}
+	for _, id := range c.desired {
+		if _, ok := members[string(id)]; !ok {
+			change = true
+		}
+	}
+	if !change {
+		return
+	}
+	slices.SortFunc(stay, bytes.Compare)
+	k := slices.IndexFunc(stay, func(id []byte) bool { return bytes.Equal(id, l.self) })
+	if k < 0 || k > 0 && l.now().Before(c.since.Add(time.Duration(k)*l.cfg.TakeoverTimeout)) {
+		return
+	}
 	var adds []addition
 	var removes []treemath.Leaf
 	for id, kp := range c.offers {
@@ -77,29 +105,15 @@ func (l *Layer) reconcile(c *conv) {
 		}
 		adds = append(adds, a)
 	}
-	var stay [][]byte
 	for id, leaf := range members {
-		if _, ok := c.offers[id]; ok {
-			continue // being added again: not a member that can commit
-		}
-		if c.wants([]byte(id)) {
-			stay = append(stay, []byte(id))
-		} else {
+		if _, ok := c.offers[id]; !ok && !c.wants([]byte(id)) {
 			removes = append(removes, leaf)
 		}
 	}
 	if len(adds) == 0 && len(removes) == 0 {
 		return
 	}
-	slices.SortFunc(stay, bytes.Compare)
-	k := slices.IndexFunc(stay, func(id []byte) bool { return bytes.Equal(id, l.self) })
-	if k < 0 {
-		return
-	}
 	if k > 0 {
-		if l.now().Before(c.since.Add(time.Duration(k) * l.cfg.TakeoverTimeout)) {
-			return
-		}
 		l.c.Takeovers.Inc()
 	}
 	slices.Sort(removes)

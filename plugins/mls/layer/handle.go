@@ -340,6 +340,16 @@ func (l *Layer) epochChanged(c *conv, joined bool, before [][]byte) {
 	c.since = l.now()
 	l.markDirty(c)
 	members := c.memberList()
+	// Members that left are not waited for.
+	in := c.members()
+	for _, o := range c.outbox {
+		for id := range o.pending {
+			if _, ok := in[id]; !ok {
+				delete(o.pending, id)
+			}
+		}
+	}
+	l.pruneOutbox(c)
 	if joined || !sameIDs(members, before) && (c.desired == nil || !sameIDs(members, c.desired)) {
 		l.events = append(l.events, &commonv1.Event{Kind: &commonv1.Event_Conversation{Conversation: &commonv1.ConversationLearned{
 			Id: bytes.Clone(c.id), Members: members,
