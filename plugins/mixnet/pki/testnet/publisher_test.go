@@ -114,8 +114,10 @@ func TestPublisherRefusesWrongSecrets(t *testing.T) {
 	}
 }
 
-// TestPublisherRun: with 1-second epochs and a lead of 400 ms, the file
-// holds the next epoch's document from 400 ms before each boundary on.
+// TestPublisherRun: with 1-second epochs and a lead of 400 ms, each next
+// epoch's document is written 400 ms before its epoch (not earlier; later
+// only by the scheduling delays of a loaded machine) and the file holds
+// it from then on.
 func TestPublisherRun(t *testing.T) {
 	epochs, err := pki.NewEpochs(time.Second, time.Unix(pki.DefaultGenesisUnix, 0), nil)
 	if err != nil {
@@ -125,22 +127,28 @@ func TestPublisherRun(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "document.pkidoc")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	got := make(chan uint64, 16)
-	go func() { done <- p.Run(ctx, path, epochs, 400*time.Millisecond, func(e uint64) { got <- e }) }()
-	first := <-got
+	type write struct {
+		epoch uint64
+		at    time.Time
+	}
+	got := make(chan write, 16)
+	go func() {
+		done <- p.Run(ctx, path, epochs, 400*time.Millisecond, func(e uint64) { got <- write{e, time.Now()} })
+	}()
+	first := (<-got).epoch
 	for want := first + 1; want < first+4; want++ {
-		var e uint64
+		var w write
 		select {
-		case e = <-got:
-		case <-time.After(3 * time.Second):
+		case w = <-got:
+		case <-time.After(5 * time.Second):
 			t.Fatalf("no document for epoch %d", want)
 		}
+		e := w.epoch
 		if e != want {
 			t.Fatalf("published epoch %d, want %d", e, want)
 		}
-		now := time.Now()
-		if until := epochs.Start(e).Sub(now); until < 0 || until > 450*time.Millisecond {
-			t.Fatalf("epoch %d's document written %v before the epoch", e, until)
+		if until := epochs.Start(e).Sub(w.at); until > 400*time.Millisecond || until < -900*time.Millisecond {
+			t.Fatalf("epoch %d's document written %v before the epoch; want 400 ms (less on a loaded machine)", e, until)
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
