@@ -43,30 +43,38 @@ func TestMixnetAuthority(t *testing.T) {
 		}
 		return doc
 	}
+	// current returns the document in the file once it is for epoch e or
+	// later, waiting up to 1.5 s for it (on a loaded machine a write may
+	// come late).
+	current := func(e uint64) *pki.SignedDocument {
+		t.Helper()
+		deadline := time.Now().Add(1500 * time.Millisecond)
+		for {
+			b, _ := os.ReadFile(mn.documentPath())
+			sd, err := pki.ParseSignedDocument(b)
+			if err == nil && sd.Document.Epoch >= e {
+				return sd
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("in epoch %d the document is %v (%v)", e, sd, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	// Let the first document get old.
 	time.Sleep(epochs.UntilNext() + 1100*time.Millisecond)
 	stop, err := mn.runAuthority()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cur := epochs.Current()
-	b, _ := os.ReadFile(mn.documentPath())
-	sd, err := pki.ParseSignedDocument(b)
-	if err != nil || sd.Document.Epoch < cur {
-		t.Fatalf("after runAuthority the document is %v (%v); the epoch is %d", sd, err, cur)
-	}
+	sd := current(epochs.Current())
 	verify(sd.Document.Epoch)
 	last := sd.Document.Epoch
 	for range 3 {
 		time.Sleep(epochs.UntilNext() + 50*time.Millisecond)
 		// Half an epoch ahead: the document is the next epoch's or,
 		// right at the boundary, this one's.
-		e := epochs.Current()
-		b, _ := os.ReadFile(mn.documentPath())
-		sd, err := pki.ParseSignedDocument(b)
-		if err != nil || sd.Document.Epoch < e {
-			t.Fatalf("in epoch %d the document is for %v (%v)", e, sd, err)
-		}
+		sd := current(epochs.Current())
 		doc := verify(sd.Document.Epoch)
 		for _, r := range mn.Relays {
 			b, _ := os.ReadFile(mn.keysPath(r.Name))
@@ -89,7 +97,7 @@ func TestMixnetAuthority(t *testing.T) {
 	stop()
 	stop()
 	time.Sleep(1200 * time.Millisecond)
-	b, _ = os.ReadFile(mn.documentPath())
+	b, _ := os.ReadFile(mn.documentPath())
 	if sd, _ := pki.ParseSignedDocument(b); sd == nil || sd.Document.Epoch > last+1 {
 		t.Fatalf("a document was published after stop")
 	}
