@@ -25,8 +25,9 @@ type Backend interface {
 	SetConversation(ctx context.Context, req *appv1.SetConversationRequest) (*appv1.Conversation, error)
 	// JoinPublicChat joins the public chat of a name.
 	JoinPublicChat(ctx context.Context, name string) (*appv1.Conversation, error)
-	// Send sends a payload to a conversation and returns the message id.
-	Send(ctx context.Context, conversation, payload []byte) ([]byte, error)
+	// Send sends a payload to a conversation and returns the message id;
+	// parents are ids of messages it depends on (with a sync layer only).
+	Send(ctx context.Context, conversation, payload []byte, parents [][]byte) ([]byte, error)
 	// History returns up to limit stored messages after the cursor, in
 	// cursor order, the node's own included.
 	History(ctx context.Context, after uint64, limit uint32) ([]*appv1.Message, error)
@@ -34,6 +35,15 @@ type Backend interface {
 	// own included, in cursor order, as the node takes them; it returns
 	// when ctx ends (nil), each fails, or the stream does.
 	Subscribe(ctx context.Context, after uint64, each func(*appv1.Message) error) error
+	// Members returns a conversation's members with their roles (a
+	// private group's as its membership events make them).
+	Members(ctx context.Context, conversation []byte) (*appv1.MembersResponse, error)
+	// Receipts returns what the receipts say of the newest chat messages
+	// of a conversation, and which ones the user marked read.
+	Receipts(ctx context.Context, conversation []byte) ([]*appv1.MessageReceipts, error)
+	// MarkRead marks a conversation's chat messages read up to and
+	// including upTo; the node sends the read receipts.
+	MarkRead(ctx context.Context, conversation, upTo []byte) (*appv1.MarkReadResponse, error)
 }
 
 // APIBackend is a Backend on a node's messaging API.
@@ -74,8 +84,8 @@ func (b APIBackend) JoinPublicChat(ctx context.Context, name string) (*appv1.Con
 }
 
 // Send implements Backend.
-func (b APIBackend) Send(ctx context.Context, conversation, payload []byte) ([]byte, error) {
-	resp, err := b.C.Send(ctx, &appv1.SendRequest{Conversation: conversation, Payload: payload})
+func (b APIBackend) Send(ctx context.Context, conversation, payload []byte, parents [][]byte) ([]byte, error) {
+	resp, err := b.C.Send(ctx, &appv1.SendRequest{Conversation: conversation, Payload: payload, Parents: parents})
 	return resp.GetMessageId(), err
 }
 
@@ -105,4 +115,20 @@ func (b APIBackend) Subscribe(ctx context.Context, after uint64, each func(*appv
 			return err
 		}
 	}
+}
+
+// Members implements Backend.
+func (b APIBackend) Members(ctx context.Context, conversation []byte) (*appv1.MembersResponse, error) {
+	return b.C.Members(ctx, &appv1.MembersRequest{Conversation: conversation})
+}
+
+// Receipts implements Backend.
+func (b APIBackend) Receipts(ctx context.Context, conversation []byte) ([]*appv1.MessageReceipts, error) {
+	resp, err := b.C.Receipts(ctx, &appv1.ReceiptsRequest{Conversation: conversation})
+	return resp.GetReceipts(), err
+}
+
+// MarkRead implements Backend.
+func (b APIBackend) MarkRead(ctx context.Context, conversation, upTo []byte) (*appv1.MarkReadResponse, error) {
+	return b.C.MarkRead(ctx, &appv1.MarkReadRequest{Conversation: conversation, MessageId: upTo})
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -129,45 +130,39 @@ func (m *Model) resolve(refs []string) ([][]byte, error) {
 }
 
 // group creates a private group: the node's conversation with the
-// members (which the node announces to them), then the group's create
-// event, which invites them.
+// members and the name (which the node announces to them), then the
+// group's create event, which invites them. The group's id is random, as
+// the node would pick it, and picked here so that the create event can be
+// written at once, in its place in the outbox.
 func (m *Model) group(name string, refs []string) tea.Cmd {
 	members, err := m.resolve(refs)
 	if err != nil {
 		m.status = "error: " + clean(err.Error())
 		return nil
 	}
-	ctx, b, self, now := m.ctx, m.b, m.self, m.now
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		c, err := b.SetConversation(ctx, &appv1.SetConversationRequest{Members: members, Name: name})
-		if err != nil {
-			return doneMsg{err: fmt.Errorf("create the group: %w", err)}
-		}
-		v := newConv(self, c)
-		v.kind = chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP
-		p, err := v.payload(self, now(), membershipPayload(chatv1.MembershipType_MEMBERSHIP_TYPE_CREATE, self, name, members...))
-		if err == nil {
-			_, err = b.Send(ctx, c.GetId(), p)
-		}
-		if err != nil {
-			return doneMsg{err: fmt.Errorf("create the group: %w", err), open: c}
-		}
-		return doneMsg{status: fmt.Sprintf("created the group %s, %s invited", clean(name), plural(len(members), "member")), open: c}
+	id := make([]byte, 16)
+	rand.Read(id)
+	v := newConv(m.self, &appv1.Conversation{Id: id, Name: name})
+	p, err := v.payload(m.self, m.now(), membershipPayload(chatv1.MembershipType_MEMBERSHIP_TYPE_CREATE, m.self, name, members...))
+	if err != nil {
+		m.status = "error: " + clean(err.Error())
+		return nil
 	}
+	m.add(v)
+	return m.queue(&job{set: &appv1.SetConversationRequest{Id: id, Members: members, Name: name}, open: true, conv: id, payload: p,
+		chain: m.syncLayer, ok: fmt.Sprintf("created the group %s, %s invited", clean(name), plural(len(members), "member"))})
 }
 
-// invite invites contacts to the open group: they become members of the
-// node's conversation (so the sync layer brings them its messages), and
-// the invite event makes them invited in the group's events.
+// invite invites contacts to the open group with an invite event; the
+// node, which follows the group's events, adds them to its conversation
+// (so that the stack brings them the group's messages) and announces it.
 func (m *Model) invite(refs []string) tea.Cmd {
 	v := m.open()
-	if v == nil || v.kind != chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP {
+	if v == nil || v.kind != chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP || v.plain() {
 		m.status = "error: /invite is for a private group: open one first"
 		return nil
 	}
-	if !v.tl.Group().State().IsAdmin(m.self) {
+	if !m.isAdmin(v) {
 		m.status = "error: only an admin of the group invites"
 		return nil
 	}
@@ -176,39 +171,23 @@ func (m *Model) invite(refs []string) tea.Cmd {
 		m.status = "error: " + clean(err.Error())
 		return nil
 	}
-	var members [][]byte
-	for _, k := range v.members {
-		if string(k) != string(m.self) {
-			members = append(members, k)
+	return m.send(v, membershipPayload(chatv1.MembershipType_MEMBERSHIP_TYPE_INVITE, m.self, "", add...),
+		plural(len(add), "member")+" invited")
+}
+
+// isAdmin reports whether this node is an admin of the group v: as the
+// node says (Members), or as the client's timeline of the group's events
+// says until the node's answer came.
+func (m *Model) isAdmin(v *conv) bool {
+	if v.roster != nil {
+		for _, mb := range v.roster.GetMembers() {
+			if mb.GetSelf() {
+				return mb.GetRole() == appv1.MemberRole_MEMBER_ROLE_ADMIN
+			}
 		}
+		return false
 	}
-	for _, k := range add {
-		dup := false
-		for _, have := range members {
-			dup = dup || string(have) == string(k)
-		}
-		if !dup {
-			members = append(members, k)
-		}
-	}
-	p, err := v.payload(m.self, m.now(), membershipPayload(chatv1.MembershipType_MEMBERSHIP_TYPE_INVITE, m.self, "", add...))
-	if err != nil {
-		m.status = "error: " + clean(err.Error())
-		return nil
-	}
-	ctx, b, id := m.ctx, m.b, v.id
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		c, err := b.SetConversation(ctx, &appv1.SetConversationRequest{Id: id, Members: members})
-		if err != nil {
-			return doneMsg{err: fmt.Errorf("invite: %w", err)}
-		}
-		if _, err := b.Send(ctx, id, p); err != nil {
-			return doneMsg{err: fmt.Errorf("invite: %w", err)}
-		}
-		return doneMsg{status: fmt.Sprintf("%s invited", plural(len(add), "member")), open: c}
-	}
+	return v.tl.Group().State().IsAdmin(m.self)
 }
 
 // plural is n and the noun, in the plural unless n is 1.

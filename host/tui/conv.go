@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	chatv1 "github.com/strata-msg/strata/core/api/chat/v1"
 	"github.com/strata-msg/strata/host/chat"
@@ -37,20 +35,27 @@ type conv struct {
 	onNode bool
 	// joinSent is set once this client sent a join for an invitation.
 	joinSent bool
-	// undelivered holds ids of messages by others that this client has
-	// not yet sent a receipt for.
-	undelivered [][]byte
+	// privateGroup is set when the node says the conversation is a
+	// private group (its members follow its membership events).
+	privateGroup bool
+	// roster is the node's answer to Members for a private group, nil
+	// until it came.
+	roster *appv1.MembersResponse
+	// other counts the messages whose payload is not a chat payload (an
+	// application's own bytes): not shown.
+	other int
 }
 
 // newConv returns the conversation of c, as the node self sees it.
 func newConv(self ed25519.PublicKey, c *appv1.Conversation) *conv {
-	v := &conv{id: bytes.Clone(c.GetId()), name: c.GetName(), public: c.GetPublicChat(), members: c.GetMembers(), onNode: true}
+	v := &conv{id: bytes.Clone(c.GetId()), name: c.GetName(), public: c.GetPublicChat(), members: c.GetMembers(), onNode: true,
+		privateGroup: c.GetPrivateGroup()}
 	switch {
 	case v.public != "":
 		v.kind = chatv1.ChatType_CHAT_TYPE_PUBLIC
 	default:
 		v.kind = chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP
-		if len(v.members) == 2 {
+		if len(v.members) == 2 && !v.privateGroup {
 			for _, m := range v.members {
 				if !bytes.Equal(m, self) && bytes.Equal(v.id, conversations.DirectID(self, m)) {
 					v.kind, v.peer = chatv1.ChatType_CHAT_TYPE_ONE_TO_ONE, ed25519.PublicKey(bytes.Clone(m))
@@ -71,7 +76,7 @@ func directConv(self, peer ed25519.PublicKey) *conv {
 
 // update takes what the node now says of the conversation.
 func (v *conv) update(c *appv1.Conversation) {
-	v.onNode, v.members = true, c.GetMembers()
+	v.onNode, v.members, v.privateGroup = true, c.GetMembers(), c.GetPrivateGroup()
 	if c.GetName() != "" {
 		v.name = c.GetName()
 	}
@@ -86,9 +91,18 @@ func (v *conv) last() uint64 {
 	return es[len(es)-1].Message.Clock
 }
 
+// plain reports whether v is a conversation of several members that is
+// not a private group (made with `strata conversation create`, or a group
+// whose create event has not arrived): a chat message in it would be
+// refused by every member, having no group to be a member of.
+func (v *conv) plain() bool {
+	return v.kind == chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP && !v.privateGroup && !v.tl.Group().State().Created
+}
+
 // payload fills in the header of p (version, clock, timestamp, chat id
 // and type) for a message written now, checks it as every receiver will
-// (chat.Validate), and returns its bytes.
+// (chat.Validate), and returns its bytes, marked as a chat payload
+// (chat.Encode).
 func (v *conv) payload(self ed25519.PublicKey, now time.Time, p *chatv1.ChatPayload) ([]byte, error) {
 	p.Version, p.ChatId, p.ChatType = chat.Version, v.id, v.kind
 	p.Clock, p.Timestamp = v.tl.Next(now)
@@ -96,7 +110,7 @@ func (v *conv) payload(self ed25519.PublicKey, now time.Time, p *chatv1.ChatPayl
 	if err := chat.Validate(p, env); err != nil {
 		return nil, err
 	}
-	return proto.Marshal(p)
+	return chat.Encode(p)
 }
 
 // isMessage reports whether e is a message (not a membership event nor an

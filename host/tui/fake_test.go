@@ -51,12 +51,18 @@ type fakeNode struct {
 	changed  chan struct{}
 	// cards are the contacts AddContact knows, by card text.
 	cards map[string]*appv1.Contact
-	// nextGroup is the id SetConversation gives a new conversation.
-	nextGroup []byte
+	// tls are the node's timelines of its conversations' chat messages,
+	// as the node keeps them (host/node runs host/chat).
+	tls map[string]*chat.Timeline
+	// marks are the MarkRead calls: conversation and message id.
+	marks [][2][]byte
+	// clocks are the peers' last clocks, by name.
+	clocks map[string]uint64
 }
 
 func newFake(self person, contacts ...person) *fakeNode {
-	f := &fakeNode{self: self, now: t0, changed: make(chan struct{}), cards: map[string]*appv1.Contact{}, nextGroup: []byte("group-1")}
+	f := &fakeNode{self: self, now: t0, changed: make(chan struct{}), cards: map[string]*appv1.Contact{},
+		tls: map[string]*chat.Timeline{}, clocks: map[string]uint64{}}
 	for _, c := range contacts {
 		f.contacts = append(f.contacts, c.contact())
 	}
@@ -85,6 +91,14 @@ func (f *fakeNode) appendLocked(m *appv1.Message) {
 		m.MessageId = sum[:]
 	}
 	m.TimeUnixNano = f.now.UnixNano()
+	m.Chat = chat.IsPayload(m.Payload)
+	if m.Chat {
+		in := chat.FromAPI(m)
+		if m.Outgoing {
+			in.Author = f.self.key
+		}
+		_, _ = f.timeline(m.Conversation).Add(in)
+	}
 	f.msgs = append(f.msgs, m)
 	close(f.changed)
 	f.changed = make(chan struct{})
@@ -99,15 +113,52 @@ func (f *fakeNode) deliver(from person, conv []byte, payload []byte) []byte {
 	return m.MessageId
 }
 
+// timeline returns the node's timeline of conv.
+func (f *fakeNode) timeline(conv []byte) *chat.Timeline {
+	tl := f.tls[string(conv)]
+	if tl == nil {
+		public := ""
+		for _, c := range f.convs {
+			if bytes.Equal(c.Id, conv) {
+				public = c.PublicChat
+			}
+		}
+		tl = chat.NewTimeline(conv, f.self.key, public)
+		f.tls[string(conv)] = tl
+	}
+	return tl
+}
+
+// deliverRaw is a message from another node whose payload is not a chat
+// payload.
+func (f *fakeNode) deliverRaw(from person, conv []byte, payload []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.appendLocked(&appv1.Message{Conversation: conv, Author: from.key, AuthorName: from.name, Payload: payload})
+}
+
+// marked returns the MarkRead calls for conv: the message ids.
+func (f *fakeNode) marked(conv []byte) [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out [][]byte
+	for _, mk := range f.marks {
+		if bytes.Equal(mk[0], conv) {
+			out = append(out, mk[1])
+		}
+	}
+	return out
+}
+
 // sent returns the chat payloads the node's user sent to conv, decoded.
 func (f *fakeNode) sent(conv []byte) []*chatv1.ChatPayload {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []*chatv1.ChatPayload
 	for _, m := range f.msgs {
-		if m.Outgoing && bytes.Equal(m.Conversation, conv) {
+		if m.Outgoing && bytes.Equal(m.Conversation, conv) && m.Chat {
 			var p chatv1.ChatPayload
-			if err := proto.Unmarshal(m.Payload, &p); err == nil {
+			if err := proto.Unmarshal(m.Payload[len(chat.Marker):], &p); err == nil {
 				out = append(out, &p)
 			}
 		}
@@ -121,7 +172,7 @@ func (f *fakeNode) sentID(text string) []byte {
 	defer f.mu.Unlock()
 	for _, m := range f.msgs {
 		var p chatv1.ChatPayload
-		if m.Outgoing && proto.Unmarshal(m.Payload, &p) == nil && p.GetText().GetText() == text {
+		if m.Outgoing && m.Chat && proto.Unmarshal(m.Payload[len(chat.Marker):], &p) == nil && p.GetText().GetText() == text {
 			return m.MessageId
 		}
 	}
@@ -152,7 +203,73 @@ func (f *fakeNode) AddContact(_ context.Context, card string) (*appv1.Contact, e
 func (f *fakeNode) Conversations(context.Context) ([]*appv1.Conversation, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]*appv1.Conversation(nil), f.convs...), nil
+	var out []*appv1.Conversation
+	for _, c := range f.convs {
+		c = proto.Clone(c).(*appv1.Conversation)
+		if tl := f.tls[string(c.Id)]; tl != nil {
+			c.Unread, c.PrivateGroup = uint32(tl.Unread()), tl.Group().State().Created
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (f *fakeNode) Members(_ context.Context, conv []byte) (*appv1.MembersResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	member := func(k []byte, role appv1.MemberRole) *appv1.Member {
+		return &appv1.Member{Identity: k, Role: role, Self: bytes.Equal(k, f.self.key)}
+	}
+	if tl := f.tls[string(conv)]; tl != nil && tl.Group().State().Created {
+		s := tl.Group().State()
+		resp := &appv1.MembersResponse{PrivateGroup: true, GroupName: s.Name, Creator: s.Creator}
+		for _, k := range s.MemberList() {
+			role := appv1.MemberRole_MEMBER_ROLE_MEMBER
+			if s.IsAdmin(k) {
+				role = appv1.MemberRole_MEMBER_ROLE_ADMIN
+			}
+			resp.Members = append(resp.Members, member(k, role))
+		}
+		for k := range s.Invited {
+			resp.Members = append(resp.Members, member([]byte(k), appv1.MemberRole_MEMBER_ROLE_INVITED))
+		}
+		return resp, nil
+	}
+	for _, c := range f.convs {
+		if bytes.Equal(c.Id, conv) {
+			resp := &appv1.MembersResponse{}
+			for _, k := range c.Members {
+				resp.Members = append(resp.Members, member(k, appv1.MemberRole_MEMBER_ROLE_MEMBER))
+			}
+			return resp, nil
+		}
+	}
+	return nil, fmt.Errorf("node: unknown conversation")
+}
+
+func (f *fakeNode) Receipts(_ context.Context, conv []byte) ([]*appv1.MessageReceipts, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	tl := f.tls[string(conv)]
+	if tl == nil {
+		return nil, nil
+	}
+	var out []*appv1.MessageReceipts
+	for _, e := range tl.Entries() {
+		if isMessage(e) {
+			out = append(out, &appv1.MessageReceipts{MessageId: e.ID, Recipients: uint32(tl.Recipients(e)), Seen: e.Seen})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeNode) MarkRead(_ context.Context, conv, upTo []byte) (*appv1.MarkReadResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.marks = append(f.marks, [2][]byte{conv, upTo})
+	tl := f.timeline(conv)
+	n := len(tl.MarkRead(upTo))
+	return &appv1.MarkReadResponse{Marked: uint32(n), Unread: uint32(tl.Unread())}, nil
 }
 
 func (f *fakeNode) SetConversation(_ context.Context, req *appv1.SetConversationRequest) (*appv1.Conversation, error) {
@@ -160,7 +277,7 @@ func (f *fakeNode) SetConversation(_ context.Context, req *appv1.SetConversation
 	defer f.mu.Unlock()
 	id := req.GetId()
 	if len(id) == 0 {
-		id = f.nextGroup
+		return nil, fmt.Errorf("fake: SetConversation without an id")
 	}
 	for _, m := range req.GetMembers() {
 		known := false
@@ -193,7 +310,7 @@ func (f *fakeNode) JoinPublicChat(_ context.Context, name string) (*appv1.Conver
 	return c, nil
 }
 
-func (f *fakeNode) Send(_ context.Context, conv, payload []byte) ([]byte, error) {
+func (f *fakeNode) Send(_ context.Context, conv, payload []byte, parents [][]byte) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	known := false
@@ -204,7 +321,7 @@ func (f *fakeNode) Send(_ context.Context, conv, payload []byte) ([]byte, error)
 		return nil, fmt.Errorf("node: unknown conversation")
 	}
 	// As the API does: an outgoing message has no author.
-	m := &appv1.Message{Conversation: conv, Payload: payload, Outgoing: true, AuthorName: f.self.name}
+	m := &appv1.Message{Conversation: conv, Payload: payload, Outgoing: true, AuthorName: f.self.name, Parents: parents}
 	sum := sha256.Sum256(append(append([]byte{}, f.self.key...), payload...))
 	m.MessageId = sum[:]
 	f.appendLocked(m)
@@ -254,14 +371,18 @@ type peer struct {
 	f *fakeNode
 }
 
-// send delivers p from the peer to conv at clock (0: the fake's time).
+// send delivers p from the peer to conv at clock (0: the next clock of
+// the peer's, as chat.Clock makes it at the fake's time).
 func (p peer) send(conv []byte, ct chatv1.ChatType, clock uint64, body *chatv1.ChatPayload) []byte {
 	ts := uint64(p.f.clock().UnixMilli())
 	if clock == 0 {
-		clock = ts
+		p.f.mu.Lock()
+		clock = max(ts, p.f.clocks[p.name]+1)
+		p.f.clocks[p.name] = clock
+		p.f.mu.Unlock()
 	}
 	body.Version, body.Clock, body.Timestamp, body.ChatId, body.ChatType = chat.Version, clock, min(ts, clock), conv, ct
-	b, err := proto.Marshal(body)
+	b, err := chat.Encode(body)
 	if err != nil {
 		panic(err)
 	}

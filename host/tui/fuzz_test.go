@@ -9,7 +9,6 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
-	"google.golang.org/protobuf/proto"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	chatv1 "github.com/strata-msg/strata/core/api/chat/v1"
@@ -76,7 +75,7 @@ func FuzzView(f *testing.F) {
 	dm := conversations.DirectID(alice.key, bob.key)
 	mk := func(p *chatv1.ChatPayload) []byte {
 		p.Version, p.Clock, p.Timestamp = chat.Version, uint64(t0.UnixMilli()), uint64(t0.UnixMilli())
-		b, _ := proto.Marshal(p)
+		b, _ := chat.Encode(p)
 		return b
 	}
 	evil := "\x1b]0;owned\x07\x1b[2J\nalice: fake line\u202e"
@@ -98,7 +97,7 @@ func FuzzView(f *testing.F) {
 		m.Update(loadedMsg{node: &appv1.NodeResponse{Name: "alice", Identity: alice.key, Fingerprint: "f"},
 			contacts: []*appv1.Contact{bob.contact()}})
 		m.take(&appv1.Message{Cursor: 1, Conversation: conv, MessageId: []byte("id"), Author: author, Payload: payload,
-			Outgoing: outgoing, TimeUnixNano: t0.UnixNano()})
+			Outgoing: outgoing, TimeUnixNano: t0.UnixNano(), Chat: chat.IsPayload(payload)})
 		m.sel = string(conv)
 		checkDrawable(t, m.View())
 		m.help = true

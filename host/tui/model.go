@@ -76,6 +76,10 @@ type Model struct {
 	incoming chan tea.Msg
 	// err is why the UI stopped, if it stopped on its own.
 	err error
+	// box is the queue of messages to send; syncLayer is set when the
+	// node has a sync layer, which takes parents.
+	box       *outbox
+	syncLayer bool
 }
 
 // New returns the UI on b. It stops (and so ends the subscription to the
@@ -89,7 +93,8 @@ func New(ctx context.Context, b Backend, opts Options) *Model {
 	in.Cursor.SetMode(cursor.CursorStatic)
 	in.Focus()
 	m := &Model{ctx: ctx, cancel: cancel, b: b, now: opts.Now, loc: opts.Location, cardText: opts.CardText, input: in,
-		byID: map[string]*conv{}, incoming: make(chan tea.Msg), width: 80, height: 24, status: "connecting to the node..."}
+		byID: map[string]*conv{}, incoming: make(chan tea.Msg), width: 80, height: 24, status: "connecting to the node...", box: newOutbox()}
+	go runSender(ctx, b, m.box)
 	if m.now == nil {
 		m.now = time.Now
 	}
@@ -137,12 +142,21 @@ type (
 		contacts []*appv1.Contact
 		convs    []*appv1.Conversation
 		history  []*appv1.Message
-		err      error
+		// seen holds, per conversation, the messages the node says the
+		// user marked read.
+		seen map[string]map[string]bool
+		err  error
 	}
 	// incomingMsg is a message of the subscription.
 	incomingMsg struct{ m *appv1.Message }
 	// streamEndMsg ends the subscription.
 	streamEndMsg struct{ err error }
+	// rosterMsg is a private group's members, as the node has them.
+	rosterMsg struct {
+		conv   []byte
+		roster *appv1.MembersResponse
+		err    error
+	}
 	// refreshMsg is the node's contacts and conversations.
 	refreshMsg struct {
 		contacts []*appv1.Contact
@@ -157,8 +171,8 @@ type (
 		open *appv1.Conversation
 		// refresh asks for the node's contacts and conversations again.
 		refresh bool
-		// onNode is a 1:1 conversation now set on the node.
-		onNode []byte
+		// unset is a conversation the node refused to set up.
+		unset []byte
 	}
 )
 
@@ -176,6 +190,24 @@ func (m *Model) Init() tea.Cmd {
 		}
 		if l.convs, l.err = m.b.Conversations(ctx); l.err != nil {
 			return l
+		}
+		// The read state is the node's (MarkRead): what the user read in
+		// an earlier session stays read.
+		l.seen = map[string]map[string]bool{}
+		for _, c := range l.convs {
+			rs, err := m.b.Receipts(ctx, c.GetId())
+			if err != nil {
+				l.err = fmt.Errorf("receipts: %w", err)
+				return l
+			}
+			for _, r := range rs {
+				if r.GetSeen() {
+					if l.seen[string(c.GetId())] == nil {
+						l.seen[string(c.GetId())] = map[string]bool{}
+					}
+					l.seen[string(c.GetId())][string(r.GetMessageId())] = true
+				}
+			}
 		}
 		var after uint64
 		for {
@@ -208,12 +240,22 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.load(msg)
 	case incomingMsg:
 		cmds := []tea.Cmd{m.next()}
-		refresh := m.take(msg.m)
-		if refresh {
+		unknown, event := m.take(msg.m)
+		if unknown || event {
+			// A new conversation, or one whose members changed: what the
+			// node now says of it.
 			cmds = append(cmds, m.refresh())
 		}
-		cmds = append(cmds, m.receipts(), m.reconcile())
+		if v := m.byID[string(msg.m.GetConversation())]; event && v != nil {
+			cmds = append(cmds, m.fetchRoster(v))
+		}
+		cmds = append(cmds, m.markRead(), m.reconcile())
 		return m, tea.Batch(cmds...)
+	case rosterMsg:
+		if v := m.byID[string(msg.conv)]; v != nil && msg.err == nil {
+			v.roster = msg.roster
+		}
+		return m, nil
 	case streamEndMsg:
 		if msg.err == nil || m.ctx.Err() != nil {
 			return m, tea.Quit
@@ -289,7 +331,7 @@ func (m *Model) move(d int) tea.Cmd {
 	i := m.selIndex()
 	i = ((i+d)%len(m.convs) + len(m.convs)) % len(m.convs)
 	m.sel, m.scroll = string(m.convs[i].id), 0
-	return m.receipts()
+	return tea.Batch(m.markRead(), m.fetchRoster(m.convs[i]))
 }
 
 // selIndex is the index of the open conversation in the list, 0 if none.
@@ -309,31 +351,29 @@ func (m *Model) open() *conv { return m.byID[m.sel] }
 // comes after it.
 func (m *Model) load(l loadedMsg) tea.Cmd {
 	m.self, m.selfName, m.fingerprint = l.node.GetIdentity(), l.node.GetName(), l.node.GetFingerprint()
+	for _, layer := range l.node.GetStack() {
+		m.syncLayer = m.syncLayer || strings.HasPrefix(layer, "sync=")
+	}
 	m.merge(l.contacts, l.convs)
 	var after uint64
 	for _, msg := range l.history {
 		m.take(msg)
 		after = msg.GetCursor()
 	}
-	// What this client said before, in its own receipts, is the state it
-	// resumes from: messages it read stay read, and only messages it never
-	// acknowledged get a delivery receipt now.
+	// The node's read marks: everything up to the last message read.
+	cmds := []tea.Cmd{m.subscribe(after), m.next()}
 	for _, c := range m.convs {
-		c.undelivered = nil
-		var lastRead []byte
+		var last []byte
 		for _, e := range c.tl.Entries() {
-			if !isMessage(e) || bytes.Equal(e.Author, m.self) {
-				continue
-			}
-			if e.ReadBy[string(m.self)] {
-				lastRead = e.ID
-			}
-			if !e.DeliveredTo[string(m.self)] {
-				c.undelivered = append(c.undelivered, e.ID)
+			if l.seen[string(c.id)][string(e.ID)] {
+				last = e.ID
 			}
 		}
-		if lastRead != nil {
-			c.tl.MarkRead(lastRead)
+		if last != nil {
+			c.tl.MarkRead(last)
+		}
+		if c.kind == chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP {
+			cmds = append(cmds, m.fetchRoster(c))
 		}
 	}
 	sortConvs(m.convs, m.title)
@@ -341,7 +381,7 @@ func (m *Model) load(l loadedMsg) tea.Cmd {
 		m.sel = string(m.convs[0].id)
 	}
 	m.loaded, m.status = true, "Tab: next conversation · /help"
-	return tea.Batch(m.subscribe(after), m.next(), m.receipts(), m.reconcile())
+	return tea.Batch(append(cmds, m.markRead(), m.reconcile())...)
 }
 
 // merge takes the node's contacts and conversations: every conversation
@@ -378,9 +418,11 @@ func (m *Model) add(v *conv) {
 
 // take puts a message of the node into its conversation's timeline, and
 // reports whether the message is in a conversation the UI did not know
-// (the node's list is to be read again). A payload that host/chat refuses
-// is counted by its timeline and never shown.
-func (m *Model) take(msg *appv1.Message) (unknown bool) {
+// (the node's list is to be read again) and whether it is a membership
+// event. A payload that host/chat refuses is counted by its timeline and
+// never shown; one that is not a chat payload at all (an application's
+// own bytes) is counted apart.
+func (m *Model) take(msg *appv1.Message) (unknown, event bool) {
 	author := ed25519.PublicKey(msg.GetAuthor())
 	if msg.GetOutgoing() && len(author) == 0 {
 		author = m.self
@@ -397,14 +439,15 @@ func (m *Model) take(msg *appv1.Message) (unknown bool) {
 		}
 		m.add(v)
 	}
+	if !msg.GetChat() {
+		v.other++
+		return unknown, false
+	}
 	in := chat.FromAPI(msg)
 	in.Author = author
 	e, err := v.tl.Add(in)
 	if err != nil || e == nil {
-		return unknown
-	}
-	if m.loaded && isMessage(e) && bytes.Equal(e.ID, msg.GetMessageId()) && !bytes.Equal(author, m.self) {
-		v.undelivered = append(v.undelivered, bytes.Clone(e.ID))
+		return unknown, false
 	}
 	if e.Message.Event != nil && v.name == "" {
 		v.name = v.tl.Group().State().Name
@@ -412,40 +455,46 @@ func (m *Model) take(msg *appv1.Message) (unknown bool) {
 	if m.loaded {
 		sortConvs(m.convs, m.title)
 	}
-	return unknown
+	return unknown, e.Message.Event != nil
 }
 
-// receipts sends the receipts that are due: a read receipt for what the
-// open conversation shows, a delivery receipt for every other message
-// received. None in a public chat.
-func (m *Model) receipts() tea.Cmd {
-	if !m.loaded {
+// markRead marks what the open conversation shows as read: in the
+// client's timeline, and on the node (MarkRead), which keeps the read
+// state and sends the read receipts (in a 1:1 chat or a private group).
+// Delivery receipts are the node's: it sends one for every chat message
+// it receives.
+func (m *Model) markRead() tea.Cmd {
+	v := m.open()
+	if !m.loaded || v == nil {
 		return nil
 	}
-	var cmds []tea.Cmd
-	if v := m.open(); v != nil {
-		if es := v.tl.Entries(); len(es) > 0 {
-			read := v.tl.MarkRead(es[len(es)-1].ID)
-			v.undelivered = nil // read implies delivered
-			if v.kind != chatv1.ChatType_CHAT_TYPE_PUBLIC {
-				for _, p := range receiptPayloads(chatv1.ReceiptType_RECEIPT_TYPE_READ, read) {
-					cmds = append(cmds, m.send(v, p, ""))
-				}
-			}
-		}
+	last := v.tl.Last()
+	if last == nil || len(v.tl.MarkRead(last)) == 0 {
+		return nil
 	}
-	for _, v := range m.convs {
-		if len(v.undelivered) == 0 {
-			continue
+	ctx, b, id := m.ctx, m.b, v.id
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		if _, err := b.MarkRead(ctx, id, last); err != nil {
+			return doneMsg{err: fmt.Errorf("mark read: %w", err)}
 		}
-		if v.kind != chatv1.ChatType_CHAT_TYPE_PUBLIC {
-			for _, p := range receiptPayloads(chatv1.ReceiptType_RECEIPT_TYPE_DELIVERED, v.undelivered) {
-				cmds = append(cmds, m.send(v, p, ""))
-			}
-		}
-		v.undelivered = nil
+		return nil
 	}
-	return tea.Batch(cmds...)
+}
+
+// fetchRoster asks the node for a private group's members.
+func (m *Model) fetchRoster(v *conv) tea.Cmd {
+	if v.kind != chatv1.ChatType_CHAT_TYPE_PRIVATE_GROUP || !v.onNode {
+		return nil
+	}
+	ctx, b, id := m.ctx, m.b, v.id
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		r, err := b.Members(ctx, id)
+		return rosterMsg{conv: id, roster: r, err: err}
+	}
 }
 
 // reconcile joins the private groups this node is invited to: the node
@@ -520,8 +569,8 @@ func (m *Model) done(d doneMsg) tea.Cmd {
 	} else if d.status != "" {
 		m.status = d.status
 	}
-	if v := m.byID[string(d.onNode)]; v != nil {
-		v.onNode = true
+	if v := m.byID[string(d.unset)]; v != nil {
+		v.onNode = false // to be set up again with the next message
 	}
 	var cmds []tea.Cmd
 	if d.open != nil {
@@ -533,7 +582,7 @@ func (m *Model) done(d doneMsg) tea.Cmd {
 			v.update(d.open)
 		}
 		m.sel, m.scroll = string(v.id), 0
-		cmds = append(cmds, m.receipts())
+		cmds = append(cmds, m.markRead(), m.fetchRoster(v))
 	}
 	if d.refresh {
 		cmds = append(cmds, m.refresh())
@@ -548,38 +597,31 @@ func (m *Model) sendText(text string) tea.Cmd {
 		m.status = "error: no conversation is open: /add a contact, /group or /join first"
 		return nil
 	}
+	if v.plain() {
+		m.status = "error: this conversation is not a private group (no create event), so no one would take a chat message in it: /group makes one"
+		return nil
+	}
 	m.scroll = 0
 	return m.send(v, textPayload(text), "")
 }
 
 // send sends the payload p to v (the header filled in and checked now),
-// and reports ok as the status when it went.
+// after everything queued before it, and reports ok as the status when it
+// went.
 func (m *Model) send(v *conv, p *chatv1.ChatPayload, ok string) tea.Cmd {
 	b, err := v.payload(m.self, m.now(), p)
 	if err != nil {
 		m.status = "error: not sent: " + clean(err.Error())
 		return nil
 	}
-	ctx, back, id, peer, onNode := m.ctx, m.b, v.id, v.peer, v.onNode
-	return func() tea.Msg {
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		var d doneMsg
-		if !onNode && peer != nil {
-			// As `strata send --to` does: a 1:1 chat is set on the node
-			// before its first message.
-			if _, err := back.SetConversation(ctx, &appv1.SetConversationRequest{Id: id, Members: [][]byte{peer}}); err != nil {
-				return doneMsg{err: fmt.Errorf("set up the chat: %w", err)}
-			}
-			d.onNode = id
-		}
-		if _, err := back.Send(ctx, id, b); err != nil {
-			d.err = fmt.Errorf("send: %w", err)
-			return d
-		}
-		d.status = ok
-		return d
+	j := &job{conv: v.id, payload: b, ok: ok, chain: m.syncLayer && v.kind != chatv1.ChatType_CHAT_TYPE_PUBLIC}
+	if !v.onNode && v.peer != nil {
+		// As `strata send --to` does: a 1:1 chat is set on the node
+		// before its first message.
+		j.set = &appv1.SetConversationRequest{Id: v.id, Members: [][]byte{v.peer}}
+		v.onNode = true
 	}
+	return m.queue(j)
 }
 
 // nameOf names an identity: this node, a contact (alias, else card name),

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"google.golang.org/protobuf/proto"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	chatv1 "github.com/strata-msg/strata/core/api/chat/v1"
@@ -113,6 +112,9 @@ type apiPeer struct {
 	self   ed25519.PublicKey
 	tls    map[string]*chat.Timeline
 	cursor uint64
+	// last is the id of the last message the peer sent, per conversation:
+	// the parent of its next one there, as the UI does it.
+	last map[string][]byte
 }
 
 // sync feeds the peer's timelines everything new in its node's history.
@@ -150,13 +152,19 @@ func (p *apiPeer) send(conv []byte, ct chatv1.ChatType, body *chatv1.ChatPayload
 	p.t.Helper()
 	body.Version, body.ChatId, body.ChatType = chat.Version, conv, ct
 	body.Clock, body.Timestamp = p.timeline(conv).Next(time.Now())
-	b, err := proto.Marshal(body)
+	b, err := chat.Encode(body)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	if _, err := p.c.Send(p.t.Context(), &appv1.SendRequest{Conversation: conv, Payload: b}); err != nil {
+	req := &appv1.SendRequest{Conversation: conv, Payload: b}
+	if last := p.last[string(conv)]; last != nil {
+		req.Parents = [][]byte{last}
+	}
+	resp, err := p.c.Send(p.t.Context(), req)
+	if err != nil {
 		p.t.Fatal(err)
 	}
+	p.last[string(conv)] = resp.GetMessageId()
 }
 
 // waitFor syncs until cond holds.
@@ -197,11 +205,20 @@ func TestUIWithNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	dm := conversations.DirectID(aliceNode.Identity(), bobNode.Identity())
-	bob := &apiPeer{t: t, c: bobAPI, self: bobNode.Identity(), tls: map[string]*chat.Timeline{}}
+	bob := &apiPeer{t: t, c: bobAPI, self: bobNode.Identity(), tls: map[string]*chat.Timeline{}, last: map[string][]byte{}}
 	if _, err := bobAPI.SetConversation(t.Context(), &appv1.SetConversationRequest{Id: dm, Members: [][]byte{aliceNode.Identity()}}); err != nil {
 		t.Fatal(err)
 	}
 
+	t.Cleanup(func() {
+		if t.Failed() {
+			for name, c := range map[string]appv1.MessagingClient{"alice": aliceAPI, "bob": bobAPI} {
+				if st, err := c.Stats(context.Background(), &appv1.StatsRequest{}); err == nil {
+					t.Logf("%s's node refused: %v", name, st.GetMessages())
+				}
+			}
+		}
+	})
 	u := startUI(t, APIBackend{C: aliceAPI}, time.Now)
 	u.waitFor("> bob")
 	u.enter("hello bob")
@@ -235,9 +252,41 @@ func TestUIWithNodes(t *testing.T) {
 		return false
 	})
 	bob.send(group, private, membershipPayload(chatv1.MembershipType_MEMBERSHIP_TYPE_JOIN, bob.self, ""))
+	// Bob writes once alice's node has his join: a node checks a group
+	// message's author against the events it has stored, and one that
+	// arrives in the same batch as the join it needs is refused
+	// (dropped_chat_not_member), parents or not.
+	u.waitFor("* bob joined")
 	bob.send(group, private, textPayload("hi group"))
 	v := u.waitFor("* bob joined", "bob: hi group")
 	if !strings.Contains(v, "friends · private group · 2 members · you are an admin") {
 		t.Errorf("alice's view of the group:\n%s", v)
+	}
+	// The UI's next message in the group names its create event as its
+	// parent, so that every member's sync layer takes them in order.
+	u.enter("welcome")
+	bob.waitFor("alice's welcome", func() bool { return bob.entry(group, "welcome") != nil })
+	hist, err := aliceAPI.History(t.Context(), &appv1.HistoryRequest{Conversation: group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var create []byte
+	found := false
+	for _, m := range hist.GetMessages() {
+		if !m.GetOutgoing() {
+			continue
+		}
+		if create == nil {
+			create = m.GetMessageId() // alice's first message there
+		}
+		if e := bob.timeline(group).Entry(m.GetMessageId()); e != nil && e.Text == "welcome" {
+			found = true
+			if len(m.GetParents()) != 1 || !bytes.Equal(m.GetParents()[0], create) {
+				t.Errorf("alice's welcome has parents %x, want the create event %x", m.GetParents(), create)
+			}
+		}
+	}
+	if !found {
+		t.Error("alice's welcome is not in her node's history")
 	}
 }

@@ -15,8 +15,6 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
-	"google.golang.org/protobuf/proto"
-
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	chatv1 "github.com/strata-msg/strata/core/api/chat/v1"
 	"github.com/strata-msg/strata/host/chat"
@@ -175,8 +173,10 @@ func TestUISend(t *testing.T) {
 // TestUIReceive: bob's messages arrive in the open 1:1 chat, carol's in
 // another; a message that arrives after a later one is slotted in and
 // marked late; a payload that does not conform is not shown; one of a
-// future content type shows as unsupported. Alice's client sends a read
-// receipt for what it shows and a delivery receipt for carol's message.
+// future content type shows as unsupported; one that is not a chat
+// payload is counted apart. Alice's client marks read on the node what it
+// shows (the node sends the read receipts) and nothing else; it sends no
+// receipt itself (delivery receipts are the node's).
 func TestUIReceive(t *testing.T) {
 	f := newFake(alice, bob, carol)
 	u := startUI(t, f, f.clock)
@@ -195,19 +195,18 @@ func TestUIReceive(t *testing.T) {
 	f.advance(time.Second)
 	// A content type of a later version of the payload.
 	b.send(dmBob, oneToOne, 0, &chatv1.ChatPayload{ContentType: chatv1.ContentType(42)})
+	// Not a chat payload: an application's own bytes (strata send).
+	f.deliverRaw(bob, dmBob, []byte("raw bytes"))
 	c.text(dmCarol, oneToOne, "call me")
-	u.waitFor("I am back  (late)", "unsupported message (content type 42)")
+	u.waitFor("I am back  (late)", "unsupported message (content type 42)", "1 message not a chat payload")
 	v := u.waitView("carol's unread count", func(v string) bool { return unreadCount.MatchString(v) })
-	waitFake(t, "alice's receipts", func() bool {
-		read, delivered := false, false
-		for _, p := range f.sent(dmBob) {
-			read = read || (p.GetReceipt().GetType() == chatv1.ReceiptType_RECEIPT_TYPE_READ && string(p.GetReceipt().GetMessageIds()[0]) == string(first))
-		}
-		for _, p := range f.sent(dmCarol) {
-			delivered = delivered || p.GetReceipt().GetType() == chatv1.ReceiptType_RECEIPT_TYPE_DELIVERED
-		}
-		return read && delivered
+	waitFake(t, "alice's chat with bob marked read", func() bool {
+		ids := f.marked(dmBob)
+		return len(ids) > 0 && string(ids[0]) == string(first)
 	})
+	if n := len(f.marked(dmCarol)); n != 0 || len(f.sent(dmBob))+len(f.sent(dmCarol)) != 0 {
+		t.Errorf("alice's client marked carol's chat read %d times, sent %d payloads", n, len(f.sent(dmBob))+len(f.sent(dmCarol)))
+	}
 	if strings.Count(v, "bob:") != 4 {
 		t.Errorf("bob's shown entries: want 4 (3 texts, 1 unsupported):\n%s", v)
 	}
@@ -217,14 +216,7 @@ func TestUIReceive(t *testing.T) {
 	u.waitView("carol's chat open", func(v string) bool {
 		return strings.Contains(v, "> carol") && !unreadCount.MatchString(v)
 	})
-	waitFake(t, "a read receipt to carol", func() bool {
-		for _, p := range f.sent(dmCarol) {
-			if p.GetReceipt().GetType() == chatv1.ReceiptType_RECEIPT_TYPE_READ {
-				return true
-			}
-		}
-		return false
-	})
+	waitFake(t, "carol's chat marked read", func() bool { return len(f.marked(dmCarol)) == 1 })
 }
 
 // TestUIJoinPublicChat: /join opens a public chat, where anyone's
@@ -256,7 +248,9 @@ func TestUICreateGroup(t *testing.T) {
 	u := startUI(t, f, f.clock)
 	u.enter("/group friends bob carol")
 	u.waitFor("> friends (group)", "created the group friends, 2 members invited")
-	group := []byte("group-1")
+	f.mu.Lock()
+	group := f.convs[len(f.convs)-1].Id
+	f.mu.Unlock()
 	ps := f.sent(group)
 	if len(ps) != 1 || ps[0].GetMembership().GetType() != chatv1.MembershipType_MEMBERSHIP_TYPE_CREATE ||
 		len(ps[0].GetMembership().GetMembers()) != 2 || ps[0].GetMembership().GetName() != "friends" {
@@ -275,15 +269,14 @@ func TestUICreateGroup(t *testing.T) {
 	b.receipt(group, private, chatv1.ReceiptType_RECEIPT_TYPE_READ, f.sentID("welcome bob"))
 	u.waitFor("alice: welcome bob  ✓✓ read")
 	u.enter("/invite dave")
-	v := u.waitFor("* alice invited dave", "1 member invited")
+	v := u.waitFor("* alice invited dave", "1 member invited", "2 members, 2 invited")
 	if strings.Contains(v, "let me in") {
 		t.Errorf("a non-member's message is shown:\n%s", v)
 	}
-	f.mu.Lock()
-	members := len(f.convs[0].Members)
-	f.mu.Unlock()
-	if members != 4 {
-		t.Errorf("the node's conversation has %d members after the invite, want 4", members)
+	ps = f.sent(group)
+	if ev := ps[len(ps)-1].GetMembership(); ev.GetType() != chatv1.MembershipType_MEMBERSHIP_TYPE_INVITE ||
+		len(ev.GetMembers()) != 1 || string(ev.GetMembers()[0]) != string(dave.key) {
+		t.Fatalf("alice's invite event: %v", ev)
 	}
 	u.capture(v)
 }
@@ -324,10 +317,9 @@ func TestUICommands(t *testing.T) {
 	u.waitView("the help closed", func(v string) bool { return !strings.Contains(v, "Commands:") })
 }
 
-// TestUIResume: the UI starts on a history that holds its own earlier
-// receipts: what alice read stays read, and no receipt is sent again;
-// carol's message, which alice's client never acknowledged, gets a
-// delivery receipt (her chat is not the open one) and stays unread.
+// TestUIResume: the UI starts on a node that holds read marks of an
+// earlier session: what alice read stays read and is not marked again;
+// carol's message, never read, stays unread.
 func TestUIResume(t *testing.T) {
 	f := newFake(alice, bob, carol)
 	dmBob, dmCarol := conversations.DirectID(alice.key, bob.key), conversations.DirectID(alice.key, carol.key)
@@ -342,26 +334,21 @@ func TestUIResume(t *testing.T) {
 	b := peer{bob, f}
 	seen := b.text(dmBob, oneToOne, "seen before")
 	f.advance(time.Minute)
-	// Alice's earlier client said it read it.
-	r := receiptPayloads(chatv1.ReceiptType_RECEIPT_TYPE_READ, [][]byte{seen})[0]
-	r.Version, r.Clock, r.Timestamp, r.ChatId, r.ChatType = chat.Version, uint64(f.clock().UnixMilli()), uint64(f.clock().UnixMilli()), dmBob, oneToOne
-	raw, _ := proto.Marshal(r)
-	if _, err := f.Send(t.Context(), dmBob, raw); err != nil {
+	// Alice's earlier session read it.
+	if _, err := f.MarkRead(t.Context(), dmBob, seen); err != nil {
 		t.Fatal(err)
 	}
 	f.advance(time.Minute)
 	u := startUI(t, f, f.clock)
 	u.waitFor("> bob", "bob: seen before", "carol              1")
-	waitFake(t, "a delivery receipt to carol", func() bool {
-		for _, p := range f.sent(dmCarol) {
-			if p.GetReceipt().GetType() == chatv1.ReceiptType_RECEIPT_TYPE_DELIVERED {
-				return true
-			}
-		}
-		return false
-	})
-	if n := len(f.sent(dmBob)); n != 1 {
-		t.Errorf("alice's client sent bob %d payloads, want only the earlier receipt", n)
+	// Whatever the UI would do, it has done by the time it answers a
+	// second time.
+	u.view()
+	if n := len(f.marked(dmBob)); n != 1 {
+		t.Errorf("bob's chat marked read %d times, want only the earlier session's", n)
+	}
+	if n := len(f.marked(dmCarol)); n != 0 {
+		t.Errorf("carol's chat, not open, marked read %d times", n)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
+	appv1 "github.com/strata-msg/strata/core/api/app/v1"
 	chatv1 "github.com/strata-msg/strata/core/api/chat/v1"
 	"github.com/strata-msg/strata/host/chat"
 )
@@ -165,22 +166,48 @@ func (m *Model) heading(v *conv) string {
 	case chatv1.ChatType_CHAT_TYPE_PUBLIC:
 		return m.title(v) + " · public chat"
 	}
-	s := v.tl.Group().State()
-	role := ""
-	switch {
-	case s.IsAdmin(m.self):
-		role = " · you are an admin"
-	case s.Invited[string(m.self)]:
-		role = " · you are invited"
-	case !s.IsMember(m.self) && s.Created:
-		role = " · you are not a member"
+	if v.plain() {
+		return fmt.Sprintf("%s · %s · not a private group", m.title(v), plural(len(v.members), "member"))
 	}
-	return fmt.Sprintf("%s · private group · %s%s", m.title(v), plural(len(s.Members), "member"), role)
+	// The roles as the node has them (Members), else as the client's
+	// timeline of the group's events has them.
+	var members, invited int
+	var admin, isInvited, isMember bool
+	if r := v.roster; r != nil {
+		for _, mb := range r.GetMembers() {
+			switch mb.GetRole() {
+			case appv1.MemberRole_MEMBER_ROLE_INVITED:
+				invited++
+				isInvited = isInvited || mb.GetSelf()
+			case appv1.MemberRole_MEMBER_ROLE_ADMIN, appv1.MemberRole_MEMBER_ROLE_MEMBER:
+				members++
+				isMember = isMember || mb.GetSelf()
+				admin = admin || (mb.GetSelf() && mb.GetRole() == appv1.MemberRole_MEMBER_ROLE_ADMIN)
+			}
+		}
+	} else {
+		s := v.tl.Group().State()
+		members, invited = len(s.Members), len(s.Invited)
+		admin, isInvited, isMember = s.IsAdmin(m.self), s.Invited[string(m.self)], s.IsMember(m.self)
+	}
+	line := m.title(v) + " · private group · " + plural(members, "member")
+	if invited > 0 {
+		line += fmt.Sprintf(", %d invited", invited)
+	}
+	switch {
+	case admin:
+		line += " · you are an admin"
+	case isInvited:
+		line += " · you are invited"
+	case !isMember:
+		line += " · you are not a member"
+	}
+	return line
 }
 
-// refused says how many messages of v were refused, by reason (the
-// reasons of host/chat): they are never shown, but the user learns that
-// they came.
+// refused says how many messages of v are not shown: those that are not
+// chat payloads, and those refused, by reason (the reasons of host/chat).
+// The user learns that they came.
 func refused(v *conv) string {
 	counts := v.tl.Counts()
 	delete(counts, chat.ReasonDuplicate) // the same message again: nothing to say
@@ -190,10 +217,17 @@ func refused(v *conv) string {
 			parts = append(parts, fmt.Sprintf("%s %d", r, counts[r]))
 		}
 	}
-	if len(parts) == 0 {
+	var out []string
+	if v.other > 0 {
+		out = append(out, plural(v.other, "message")+" not a chat payload")
+	}
+	if len(parts) > 0 {
+		out = append(out, "refused: "+strings.Join(parts, ", "))
+	}
+	if len(out) == 0 {
 		return ""
 	}
-	return "not shown, refused: " + strings.Join(parts, ", ")
+	return "not shown: " + strings.Join(out, "; ")
 }
 
 // entryLine is one entry of a timeline: time, author, text and marks.
