@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -357,4 +358,43 @@ func TestKeyPackageOffer(t *testing.T) {
 	if pending != 0 {
 		t.Fatalf("%d Commits still retransmitted", pending)
 	}
+}
+
+// TestManyContacts makes every node a contact of every other, as a host
+// does, so that each pair has its 1:1 group (made from the same cards,
+// whose few one-time KeyPackages many committers then share), and puts
+// all of them in one group: every group forms and carries a message.
+func TestManyContacts(t *testing.T) {
+	size := 12
+	if testing.Short() {
+		size = 6
+	}
+	var names []string
+	for i := range size {
+		names = append(names, fmt.Sprintf("n%02d", i))
+	}
+	n := newNet(t, names...)
+	for i, x := range n.nodes {
+		for _, y := range n.nodes[i+1:] {
+			n.converse("dm "+x.name+" "+y.name, x, y)
+		}
+	}
+	n.converse("all", n.nodes...)
+	n.run()
+	n.tick(2 * time.Second)
+	n.tick(5 * time.Second)
+	n.agree("all", n.nodes...)
+	for i, x := range n.nodes {
+		for _, y := range n.nodes[i+1:] {
+			n.agree("dm "+x.name+" "+y.name, x, y)
+		}
+	}
+	var offered uint64
+	for _, x := range n.nodes {
+		offered += n.counter(x, "keypackages_offered")
+	}
+	t.Logf("%d groups, %d KeyPackage offers", size*(size-1)/2+1, offered)
+	m := n.send(n.nodes[size-1], "all", nil)
+	n.run()
+	n.expectOnce("all", n.nodes[size-1], m, n.nodes[:size-1]...)
 }

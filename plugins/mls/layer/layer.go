@@ -345,6 +345,9 @@ func (l *Layer) markDirty(c *conv) { l.dirty[string(c.id)] = c }
 // hands on its frames and events; l.mu is held. A storage failure drops
 // the frames (their state is not durable) and stops the layer serving.
 func (l *Layer) flush(ctx context.Context) {
+	// The groups in memory have moved already: what they did is committed
+	// even when the caller has given up.
+	ctx = context.WithoutCancel(ctx)
 	out, events := l.out, l.events
 	l.out, l.events = nil, nil
 	if err := l.write(ctx); err != nil {
