@@ -400,7 +400,7 @@ func (p peer) receipt(conv []byte, ct chatv1.ChatType, t chatv1.ReceiptType, ids
 // waitFake waits until cond holds on the fake node.
 func waitFake(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

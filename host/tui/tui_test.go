@@ -94,7 +94,7 @@ func (u *ui) view() string {
 // waitView waits until the View satisfies cond, and returns it.
 func (u *ui) waitView(what string, cond func(string) bool) string {
 	u.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		v := u.view()
 		if cond(v) {
