@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -220,4 +221,37 @@ func TestFullStackMLSKill(t *testing.T) {
 	after := post(t, nodes, conv, 3)
 	waitAll(t, nodes, after, 90*time.Second)
 	waitAll(t, three, before, 10*time.Second)
+}
+
+// TestFullStackMLSGroupSizes runs groups of 2 and 8 members (or
+// STRATA_MLS_GROUP_SIZE) through the host (libp2p+none+mls+mvds in process): every node a contact of every
+// other, so that each also has a 1:1 group with each, made from the same
+// cards.
+func TestFullStackMLSGroupSizes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("eight full stacks; runs without -short")
+	}
+	sizes := []int{2, 8}
+	if s := os.Getenv("STRATA_MLS_GROUP_SIZE"); s != "" {
+		// A larger run by hand: STRATA_MLS_GROUP_SIZE=20.
+		size, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = []int{size}
+	}
+	for _, size := range sizes {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			dir := t.TempDir()
+			var nodes []*fullNode
+			for i := range size {
+				nodes = append(nodes, startMLS(t, dir, fmt.Sprintf("s%d", i), ""))
+			}
+			logOnFailure(t, nodes...)
+			conv := []byte(fmt.Sprintf("mls group of %d", size))
+			mesh(t, nodes, conv)
+			want := post(t, nodes, conv, 2)
+			waitAll(t, nodes, want, time.Duration(30+10*size)*time.Second)
+		})
+	}
 }
