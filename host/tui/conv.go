@@ -125,17 +125,6 @@ func textPayload(s string) *chatv1.ChatPayload {
 		Body: &chatv1.ChatPayload_Text{Text: &chatv1.Text{Text: s}}}
 }
 
-// receiptPayloads are the receipts of type t for ids, at most
-// chat.MaxReceiptIDs a payload.
-func receiptPayloads(t chatv1.ReceiptType, ids [][]byte) []*chatv1.ChatPayload {
-	var out []*chatv1.ChatPayload
-	for chunk := range slices.Chunk(ids, chat.MaxReceiptIDs) {
-		out = append(out, &chatv1.ChatPayload{ContentType: chatv1.ContentType_CONTENT_TYPE_RECEIPT,
-			Body: &chatv1.ChatPayload_Receipt{Receipt: &chatv1.Receipt{Type: t, MessageIds: chunk}}})
-	}
-	return out
-}
-
 // membershipPayload is a membership event by actor.
 func membershipPayload(t chatv1.MembershipType, actor ed25519.PublicKey, name string, members ...[]byte) *chatv1.ChatPayload {
 	return &chatv1.ChatPayload{ContentType: chatv1.ContentType_CONTENT_TYPE_MEMBERSHIP,

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -407,4 +408,15 @@ func waitFake(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// receiptPayloads are the receipts of type t for ids, at most
+// chat.MaxReceiptIDs a payload.
+func receiptPayloads(t chatv1.ReceiptType, ids [][]byte) []*chatv1.ChatPayload {
+	var out []*chatv1.ChatPayload
+	for chunk := range slices.Chunk(ids, chat.MaxReceiptIDs) {
+		out = append(out, &chatv1.ChatPayload{ContentType: chatv1.ContentType_CONTENT_TYPE_RECEIPT,
+			Body: &chatv1.ChatPayload_Receipt{Receipt: &chatv1.Receipt{Type: t, MessageIds: chunk}}})
+	}
+	return out
 }
