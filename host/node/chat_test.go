@@ -254,6 +254,21 @@ func TestNodeRunsChat(t *testing.T) {
 	// The members left still talk.
 	bye := b.send(t, g, group, textBody("just us"))
 	eventually(t, "a has b's message", func() bool { return storedIDs(t, a.Node, g)[string(bye)] != nil })
+
+	// b restarts: its timelines are rebuilt from the history and its read
+	// mark from its file: the 1:1 chat stays read, the group's members
+	// are as the events made them, the receipts of a's message are kept.
+	b.Close(ctx)
+	b.fullNode = startFull(t, b.cfg, nil)
+	if u, err := b.Unread(ctx, dm); err != nil || u != 0 {
+		t.Fatalf("after a restart, b's unread in the 1:1 chat = %d, %v; want 0", u, err)
+	}
+	if s := memberState(t, b.Node, g); len(s) != 2 || s[string(a.Identity())] != "admin" || s[string(b.Identity())] != "member" {
+		t.Fatalf("after a restart, b's group members %v", s)
+	}
+	if rs, err := b.Receipts(ctx, dm, [][]byte{hi}); err != nil || len(rs) != 1 || !rs[0].Seen {
+		t.Fatalf("after a restart, b's receipts of a's message %+v, %v: want it seen", rs, err)
+	}
 }
 
 // refusedRemoved counts what n refused of a removed member's messages:
