@@ -1,6 +1,7 @@
 package mixnet_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"os"
@@ -21,12 +22,13 @@ import (
 // for the current epoch (default epoch period and genesis) and every
 // relay's keys file.
 type network struct {
-	docPath string
-	auth    string
-	authKey ed25519.PrivateKey
-	params  pki.Params
-	members []testnet.Member
-	keys    map[string]string // relay name → keys file
+	docPath  string
+	auth     string
+	authKey  ed25519.PrivateKey
+	template *pki.Document // the first document
+	epoch    uint64        // its epoch, where the key chains start
+	members  []testnet.Member
+	keys     map[string]string // relay name → keys file
 }
 
 func newNetwork(t testing.TB) *network { return newNetworkPeriod(t, 0) }
@@ -55,7 +57,7 @@ func newNetworkPeriod(t testing.TB, period time.Duration) *network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &network{docPath: filepath.Join(dir, "pki.doc"), auth: hex.EncodeToString(pub), authKey: priv, params: tn.Document.Document.Params, members: tn.Members, keys: map[string]string{}}
+	n := &network{docPath: filepath.Join(dir, "pki.doc"), auth: hex.EncodeToString(pub), authKey: priv, template: tn.Document.Document, epoch: epoch, members: tn.Members, keys: map[string]string{}}
 	if err := os.WriteFile(n.docPath, tn.Encoded, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -111,45 +113,26 @@ func relayRole(m testnet.Member) string {
 	return mixnet.RoleMix
 }
 
-// publish writes the network's document for epoch (at or after the first
-// document's), each node's descriptor with the keys its chain gives for
-// epoch and the two after.
-func (n *network) publish(t testing.TB, epoch uint64) {
+// runAuthority publishes, until the test ends, each next epoch's
+// document lead before the epoch begins, as a testnet's authority does
+// (pki/testnet.Publisher.Run).
+func (n *network) runAuthority(t testing.TB, epochs *pki.Epochs, lead time.Duration) {
 	t.Helper()
-	doc := &pki.Document{Version: pki.DocumentVersion, NetworkID: "test", Epoch: epoch, Params: n.params, Layers: make([][]*pki.SignedDescriptor, 3)}
+	secrets := map[string]testnet.RelaySecrets{}
 	for _, m := range n.members {
-		d := m.Descriptor.Descriptor
-		d.SphinxKeys = nil
-		for e := epoch; e < epoch+3; e++ {
-			kp, err := m.Keys.Key(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.SphinxKeys = append(d.SphinxKeys, pki.EpochKey{Epoch: e, Public: kp.Public})
-		}
-		sd, err := pki.SignDescriptor(&d, m.Identity)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Provider {
-			doc.Providers = append(doc.Providers, sd)
-		} else {
-			doc.Layers[m.Layer] = append(doc.Layers[m.Layer], sd)
-		}
+		secrets[m.Name] = testnet.RelaySecrets{Identity: m.Identity, KeySecret: m.KeySecret, KeyEpoch: n.epoch}
 	}
-	doc.Sort()
-	signed, err := pki.NewSignedDocument(doc)
+	p, err := testnet.NewPublisher(n.template, secrets, []ed25519.PrivateKey{n.authKey})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := signed.Sign(n.authKey); err != nil {
-		t.Fatal(err)
-	}
-	tmp := n.docPath + ".new"
-	if err := os.WriteFile(tmp, signed.Marshal(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, n.docPath); err != nil {
-		t.Fatal(err)
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, n.docPath, epochs, lead, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("authority: %v", err)
+		}
+	})
 }

@@ -229,7 +229,8 @@ func TestNetwork(t *testing.T) {
 }
 
 // TestEpochsAndPKIReload: with 2-second epochs, a client and a mix reload
-// the PKI document when the authority publishes the next epoch's, the mix
+// the PKI document that the authority (pki/testnet.Publisher) publishes a
+// second before each epoch, the mix
 // advances and keeps its key chain, and messages keep flowing.
 func TestEpochsAndPKIReload(t *testing.T) {
 	if testing.Short() {
@@ -247,12 +248,8 @@ func TestEpochsAndPKIReload(t *testing.T) {
 	ctx := context.Background()
 	bAddr, _ := bob.l.OwnAddress(ctx, nil)
 	epochs, _ := pki.NewEpochs(2*time.Second, time.Time{}, nil)
-	published := epochs.Current()
+	n.runAuthority(t, epochs, time.Second)
 	for i := range 4 {
-		for cur := epochs.Current(); published < cur; {
-			published++
-			n.publish(t, published)
-		}
 		payload := []byte(fmt.Sprintf("round %d", i))
 		alice.lc.HandleBatch(ctx, &commonv1.Batch{Frames: []*commonv1.Frame{{Direction: commonv1.Direction_DIRECTION_DOWN, Peer: bAddr.GetAddress(), Payload: payload}}})
 		deadline := time.Now().Add(10 * time.Second)
