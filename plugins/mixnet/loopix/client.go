@@ -77,22 +77,25 @@ type Client struct {
 	addr     Address
 	inner    int
 
-	queue     []*outFragment
-	unacked   map[fragKey]*outFragment
-	surbs     map[sphinx.SURBID]*surbState
-	replyOut  int // reply SURBs among surbs
-	replies   map[[ReplyTagLength]byte]*replyPool
-	acks      [][]byte // SURB replies waiting for a λP slot
-	nextP     time.Time
-	nextL     time.Time
-	nextD     time.Time
-	nextPull  time.Time
-	ack       uint64
-	above     map[uint64]bool // entries taken after a gap above ack
-	loops     map[[MessageIDLength]byte]time.Time
-	reasm     Reassembler
-	out       []Output
-	delivered []*Message
+	queue    []*outFragment
+	unacked  map[fragKey]*outFragment
+	surbs    map[sphinx.SURBID]*surbState
+	replyOut int // reply SURBs among surbs
+	replies  map[[ReplyTagLength]byte]*replyPool
+	acks     [][]byte // SURB replies waiting for a λP slot
+	nextP    time.Time
+	nextL    time.Time
+	nextD    time.Time
+	nextPull time.Time
+	ack      uint64
+	above    map[uint64]bool // entries taken after a gap above ack
+	// lowest is the lowest entry above ack+1 seen since the last pull,
+	// and gapAt the one seen in the pull cycle before (resync).
+	lowest, gapAt uint64
+	loops         map[[MessageIDLength]byte]time.Time
+	reasm         Reassembler
+	out           []Output
+	delivered     []*Message
 }
 
 type fragKey struct {
@@ -422,6 +425,7 @@ func (c *Client) Connected(peer PeerID, now time.Time) {
 // and a due pull goes out.
 func (c *Client) Tick(now time.Time) {
 	for !c.nextPull.After(now) {
+		c.resync()
 		c.out = append(c.out, Output{To: c.provider.Peer, Frame: EncodePull(Pull{Token: c.cfg.Token, Ack: c.ack})})
 		c.nextPull = c.nextPull.Add(c.cfg.PullInterval)
 		if c.nextPull.Before(now) { // asleep for long: one pull now
@@ -719,6 +723,9 @@ func (c *Client) Handle(_ context.Context, now time.Time, from PeerID, frame []b
 		return
 	}
 	seq := f.Entry.Seq
+	if seq > c.ack+1 && (c.lowest == 0 || seq < c.lowest) {
+		c.lowest = seq
+	}
 	if seq <= c.ack || c.above[seq] {
 		c.c.DuplicateEntry.Inc()
 		return
@@ -727,7 +734,7 @@ func (c *Client) Handle(_ context.Context, now time.Time, from PeerID, frame []b
 	// of order, or some not at all: the ack moves over what is contiguous,
 	// and the provider sends the rest again at the next pull.
 	if seq-c.ack > maxAbove {
-		c.c.DuplicateEntry.Inc() // far beyond anything a pull returns
+		c.c.DuplicateEntry.Inc() // far beyond the ack: see resync
 		return
 	}
 	c.above[seq] = true
@@ -746,6 +753,42 @@ func (c *Client) Handle(_ context.Context, now time.Time, from PeerID, frame []b
 		return
 	}
 	c.open(now, s.Body)
+}
+
+// resync runs before each pull. A provider answers a pull from the oldest
+// entry it still holds, and holds every entry above the acks it was sent,
+// without a gap. So when a whole pull cycle brought entries above ack+1
+// but never ack+1 itself, and the lowest of them is the same as in the
+// cycle before, the entries between are gone: the provider deleted them
+// on the acks of an earlier run of this client, whose ack position a
+// restart lost (it is not stored). The client then resumes from there,
+// instead of acking the old position and being sent the same entries
+// again for ever. An entry lost on the link is sent again at the next
+// pull, which fills the gap before a second cycle has passed. Entries
+// dropped as too far ahead come again once the ack has moved.
+func (c *Client) resync() {
+	low := c.lowest
+	c.lowest = 0
+	if low == 0 || low <= c.ack+1 {
+		c.gapAt = 0
+		return
+	}
+	if low != c.gapAt {
+		c.gapAt = low
+		return
+	}
+	c.gapAt = 0
+	c.c.MailboxResyncs.Inc()
+	c.ack = low - 1
+	for seq := range c.above {
+		if seq <= c.ack {
+			delete(c.above, seq)
+		}
+	}
+	for c.above[c.ack+1] {
+		delete(c.above, c.ack+1)
+		c.ack++
+	}
 }
 
 // acked takes what came back on one of the client's SURBs: an

@@ -119,6 +119,7 @@ type Counters struct {
 	EntriesOut     sdk.Counter `counter:"mailbox_entries_sent"`
 	DummiesOut     sdk.Counter `counter:"mailbox_dummies_sent"`
 	EntriesIn      sdk.Counter `counter:"mailbox_entries_received"`
+	MailboxResyncs sdk.Counter `counter:"mailbox_resyncs"`
 	Delivered      sdk.Counter `counter:"messages_delivered"`
 	Queued         sdk.Counter `counter:"messages_queued"`
 	EpochRotations sdk.Counter `counter:"epoch_rotations"`
