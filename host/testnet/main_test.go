@@ -53,7 +53,7 @@ func build(dir string) error {
 			return nil
 		},
 	}
-	for _, name := range []string{"libp2p", "none", "doubleratchet", "mvds", "bsp", "devp2p", "whisper", "mixnet"} {
+	for _, name := range []string{"libp2p", "none", "doubleratchet", "mls", "mvds", "bsp", "devp2p", "whisper", "mixnet"} {
 		jobs[name] = func() error {
 			_, err := sdktest.Build(pluginDir, "github.com/strata-msg/strata/plugins/"+name+"/cmd/strata-plugin-"+name, name)
 			return err
