@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -62,10 +63,13 @@ api:
 
 // startMLS starts a node of mlsConfig in process, with the mls layer in
 // the catalog.
-func startMLS(t *testing.T, dir, name, extra string) *fullNode {
+func startMLS(t *testing.T, dir, name, extra string, edits ...func(string) string) *fullNode {
 	t.Helper()
 	path := filepath.Join(dir, name+".yaml")
 	text := fmt.Sprintf(mlsConfig, name, filepath.Join(dir, name), pluginDir, config.ModeInProc, extra)
+	for _, edit := range edits {
+		text = edit(text)
+	}
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -253,5 +257,70 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 			want := post(t, nodes, conv, 2)
 			waitAll(t, nodes, want, time.Duration(30+10*size)*time.Second)
 		})
+	}
+}
+
+// TestFullStackMLSRace makes every member commit the same change at once
+// (takeover_timeout: 1ms, so that no one waits for the first in commit
+// order) while all of them send: the competing Commits meet through the
+// host, every member converges on one branch (the new member included),
+// and every message sent during the race reaches every member once.
+func TestFullStackMLSRace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("four full stacks; runs without -short")
+	}
+	dir := t.TempDir()
+	var nodes []*fullNode
+	for i := range 4 {
+		// 50 ms on the wire: a Commit takes longer to arrive than the
+		// others wait before they commit too.
+		slow := fmt.Sprintf("faults:\n  seed: %d\n  p2p: {delay: 50ms, jitter: 5ms}\n", i+1)
+		nodes = append(nodes, startMLS(t, dir, fmt.Sprintf("r%d", i), slow, func(text string) string {
+			return strings.Replace(text, "takeover_timeout: 5s", "takeover_timeout: 1ms", 1)
+		}))
+	}
+	logOnFailure(t, nodes...)
+	ctx := context.Background()
+	for _, x := range nodes {
+		for _, y := range nodes {
+			if x != y {
+				if _, err := x.AddContact(ctx, y.CardText()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	conv := []byte("mls race")
+	three := nodes[:3]
+	var ids []ed25519.PublicKey
+	for _, n := range three {
+		waitPeers(t, n.Node, len(nodes)-1)
+		ids = append(ids, n.Identity())
+	}
+	for _, n := range three {
+		if err := n.SetConversation(ctx, conv, ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := post(t, three, conv, 2)
+	waitAll(t, three, before, 60*time.Second)
+	ids = append(ids, nodes[3].Identity())
+	for _, n := range nodes {
+		go n.SetConversation(ctx, conv, ids)
+	}
+	during := post(t, nodes, conv, 3)
+	waitAll(t, nodes, during, 120*time.Second)
+	var forks uint64
+	for _, n := range nodes {
+		c, err := n.LayerCounters(ctx, "secure")
+		if err != nil {
+			t.Fatal(err)
+		}
+		forks += c["forks_detected"]
+		t.Logf("%s: commits %d, rollbacks %d, forks detected %d resolved %d unresolved %d, opened in a losing branch %d",
+			n.Name(), c["commits_made"], c["rollbacks"], c["forks_detected"], c["forks_resolved"], c["forks_unresolved"], c["opened_in_losing_branch"])
+	}
+	if forks == 0 {
+		t.Fatal("no two Commits met: the test did not race")
 	}
 }

@@ -265,10 +265,17 @@ func (l *Layer) handleStatus(e *envelope, f *commonv1.Frame) error {
 		tagOK = hmacEqual(want, e.tag)
 		if !tagOK {
 			l.c.ForksDetected.Inc()
-			// A fork this member can no longer resolve: its snapshot of
-			// the epoch before is gone. Counted once per member and epoch.
+			// A fork this member can no longer resolve: it entered its
+			// epoch longer than the settling window ago. Counted once per
+			// member and epoch.
 			key := fmt.Sprintf("%d/%x", my, e.sender)
-			if c.snapshotAt(my-1) == nil && my > 0 && !c.unresolved[key] {
+			settled := true
+			for _, p := range c.history {
+				if p.epoch == my && l.now().Sub(p.at) < l.cfg.SettleWindow {
+					settled = false
+				}
+			}
+			if settled && !c.unresolved[key] {
 				c.unresolved[key] = true
 				l.c.ForksUnresolved.Inc()
 			}
