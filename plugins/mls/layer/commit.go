@@ -38,6 +38,13 @@ func (l *Layer) reconcile(c *conv) {
 		if !bytes.Equal(c.desired[0], l.self) {
 			return // the lowest member creates the group
 		}
+		// A conversation of three or more may exist already, this node
+		// being added to it: it waits retransmit_initial for a Welcome
+		// before it creates the group, and does not create it at all
+		// while frames of the group wait here for one.
+		if len(c.desired) > 2 && l.now().Before(c.since.Add(l.cfg.RetransmitInitial)) || l.hasOrphans(c.id) {
+			return
+		}
 		g, err := group.Create(l.groupConfig(), l.cs, c.id, l.ident, nil)
 		if err != nil {
 			l.env.Logger.Error("could not create a group", "conversation", c.id, "error", err)
@@ -254,4 +261,20 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 		l.c.WelcomesSent.Inc()
 	}
 	l.epochChanged(c, false, before)
+}
+
+// hasOrphans reports whether UP frames of group id wait for its Welcome:
+// the group exists elsewhere.
+func (l *Layer) hasOrphans(id []byte) bool {
+	for _, h := range l.orphans {
+		if bytes.Equal(h.f.GetConversation(), id) {
+			return true
+		}
+		if e, err := decodeEnvelope(h.f.GetPayload()); err == nil && e.message != nil {
+			if gid, _ := messageGroup(e.message); bytes.Equal(gid, id) {
+				return true
+			}
+		}
+	}
+	return false
 }

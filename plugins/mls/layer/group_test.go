@@ -19,6 +19,7 @@ func TestGroupLifecycle(t *testing.T) {
 	const conv = "group-1"
 	n.converse(conv, a, b, c)
 	n.run()
+	n.tick(time.Second) // a group of three waits retransmit_initial for a Welcome before it is created
 	if e := n.agree(conv, a, b, c); e != 1 {
 		t.Fatalf("epoch %d after creation, want 1 (one Commit adding both)", e)
 	}
@@ -144,6 +145,7 @@ func TestConcurrentCommits(t *testing.T) {
 	const conv = "race"
 	n.converse(conv, a, b, c, d)
 	n.run()
+	n.tick(time.Second)
 	start := n.agree(conv, a, b, c, d)
 	for round := range 3 {
 		// b and d each commit (an empty Commit with a path) before either
@@ -282,6 +284,7 @@ func TestTakeoverAfterPartition(t *testing.T) {
 			conv := "takeover"
 			n.converse(conv, a, b, c)
 			n.run()
+			n.tick(time.Second)
 			n.agree(conv, a, b, c)
 			cut := true
 			n.drop = func(from, to *tnode, f *commonv1.Frame) bool { return cut && (from == a || to == a) }
@@ -381,6 +384,7 @@ func TestManyContacts(t *testing.T) {
 	}
 	n.converse("all", n.nodes...)
 	n.run()
+	n.tick(time.Second)
 	n.tick(2 * time.Second)
 	n.tick(5 * time.Second)
 	n.agree("all", n.nodes...)
@@ -397,4 +401,27 @@ func TestManyContacts(t *testing.T) {
 	m := n.send(n.nodes[size-1], "all", nil)
 	n.run()
 	n.expectOnce("all", n.nodes[size-1], m, n.nodes[:size-1]...)
+}
+
+// TestAddedLowest adds to an existing group a member whose identity is
+// the lowest of all: its host gives it the conversation at the same time
+// as the others', and it joins the existing group instead of creating
+// another.
+func TestAddedLowest(t *testing.T) {
+	n := newNet(t, "a", "b", "c")
+	a, b, c := n.nodes[0], n.nodes[1], n.nodes[2]
+	const conv = "existing"
+	n.converse(conv, b, c)
+	n.run()
+	n.agree(conv, b, c)
+	n.converse(conv, a, b, c)
+	n.run()
+	n.tick(3 * time.Second)
+	n.agree(conv, a, b, c)
+	if n.counter(a, "commits_made") != 0 {
+		t.Fatalf("a made %d Commits: it created a second group", n.counter(a, "commits_made"))
+	}
+	m := n.send(a, conv, nil)
+	n.run()
+	n.expectOnce(conv, a, m, b, c)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
@@ -255,7 +256,10 @@ func (l *Layer) removedFrom(c *conv) {
 func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 	if len(e.commitHash) > 0 {
 		for _, c := range l.convs {
-			if c.live() && bytes.Equal(c.branch, e.commitHash) {
+			if !c.live() {
+				continue
+			}
+			if slices.ContainsFunc(c.history, func(p pathEntry) bool { return bytes.Equal(p.hash, e.commitHash) }) {
 				l.c.Duplicates.Inc()
 				l.replyStatus(c, f.GetPeer())
 				return nil
