@@ -52,6 +52,7 @@ func (l *Layer) reconcile(c *conv) {
 		}
 		c.g, c.since = g, l.now()
 		c.enter(0, nil, c.since)
+		c.createdHere = true
 		l.markDirty(c)
 	}
 	if !c.live() {

@@ -37,6 +37,9 @@ type conv struct {
 	// undecided are application messages no branch opened (dropped and
 	// counted), tried again when a fork brings a new branch.
 	undecided []heldUp
+	// createdHere is set when this node created the group and no other
+	// member has shown it is in it yet (memory only).
+	createdHere bool
 	// history is, for the last epochs, the hash of the Commit that
 	// entered each (oldest first; the last is branch's).
 	history []pathEntry

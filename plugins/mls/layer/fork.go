@@ -263,6 +263,9 @@ func (l *Layer) handleStatus(e *envelope, f *commonv1.Frame) error {
 			return err
 		}
 		tagOK = hmacEqual(want, e.tag)
+		if tagOK {
+			c.createdHere = false // another member is in it
+		}
 		if !tagOK {
 			l.c.ForksDetected.Inc()
 			// A fork this member can no longer resolve: it entered its

@@ -425,3 +425,43 @@ func TestAddedLowest(t *testing.T) {
 	n.run()
 	n.expectOnce(conv, a, m, b, c)
 }
+
+// TestAddedLowestLate is TestAddedLowest when the existing group's
+// Welcome comes too late: the new member has created a group of its own,
+// the existing members refuse its Welcome, and it gives its group up for
+// theirs.
+func TestAddedLowestLate(t *testing.T) {
+	n := newNet(t, "a", "b", "c")
+	a, b, c := n.nodes[0], n.nodes[1], n.nodes[2]
+	const conv = "existing"
+	n.converse(conv, b, c)
+	n.run()
+	n.agree(conv, b, c)
+	for range 2 { // the existing group moves on
+		b.l.mu.Lock()
+		b.l.commit(b.l.convs[conv], nil, nil)
+		b.l.flush(n.ctx)
+		b.l.mu.Unlock()
+		n.run()
+	}
+	n.tick(2 * time.Hour) // beyond every settling window
+	n.mu.Lock()
+	n.hosts[conv] = [][]byte{a.id, b.id, c.id}
+	n.mu.Unlock()
+	n.setConv(a, []byte(conv), [][]byte{a.id, b.id, c.id})
+	n.tick(time.Second) // a creates its own group; b and c refuse it
+	if n.counter(a, "commits_made") != 1 {
+		t.Fatalf("a made %d Commits, want 1 (its own group)", n.counter(a, "commits_made"))
+	}
+	n.setConv(b, []byte(conv), [][]byte{a.id, b.id, c.id})
+	n.setConv(c, []byte(conv), [][]byte{a.id, b.id, c.id})
+	n.run()
+	n.tick(time.Second)
+	n.agree(conv, a, b, c)
+	if e, _, _ := n.state(a, conv); e != 4 {
+		t.Fatalf("a is in epoch %d, want 4: the existing group's", e)
+	}
+	m := n.send(a, conv, nil)
+	n.run()
+	n.expectOnce(conv, a, m, b, c)
+}

@@ -185,6 +185,7 @@ func (l *Layer) handleApp(c *conv, e *envelope, f *commonv1.Frame, epoch uint64,
 		return fmt.Errorf("%w: this node's own message came back", ErrNotMember)
 	}
 	l.seen.add(h)
+	c.createdHere = false // another member is in it
 	l.emit(&commonv1.Frame{
 		Direction: commonv1.Direction_DIRECTION_UP, TraceId: f.GetTraceId(),
 		Conversation: bytes.Clone(c.id), Peer: bytes.Clone(sender), Hints: f.GetHints(), Payload: ev.ApplicationData,
@@ -214,6 +215,7 @@ func (l *Layer) handleCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint
 		return err
 	}
 	l.c.CommitsApplied.Inc()
+	c.createdHere = false
 	if ev.Removed {
 		if snap != nil {
 			snap.destroy()
@@ -289,7 +291,7 @@ func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 	if c.live() {
 		// Already in the group: the Welcome comes from another branch, or
 		// from further on this one.
-		switch l.compareBranch(c, e.path, now) {
+		switch l.compareWelcome(c, e.path, now) {
 		case branchBetter:
 			l.c.ForksDetected.Inc()
 			l.c.ForksResolved.Inc()
@@ -524,6 +526,19 @@ func (l *Layer) compareBranch(c *conv, path []pathEntry, now time.Time) int {
 		return branchAhead
 	}
 	return branchStale
+}
+
+// compareWelcome is compareBranch, except that a group this node created
+// and no other member has shown it is in gives way to a Welcome into a
+// later epoch: this node was being added to an existing group when it
+// created its own (commit.go), and the existing members refuse its
+// Welcome as stale.
+func (l *Layer) compareWelcome(c *conv, path []pathEntry, now time.Time) int {
+	r := l.compareBranch(c, path, now)
+	if c.createdHere && r != branchBetter && path[len(path)-1].epoch > c.g.Epoch() {
+		return branchAhead
+	}
+	return r
 }
 
 // handleOffer takes a KeyPackage a member sent because the Welcome that
