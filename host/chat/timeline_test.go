@@ -261,3 +261,40 @@ func TestTimelineNext(t *testing.T) {
 		t.Fatalf("own message: %v, %s", err, show(tl))
 	}
 }
+
+// TestTimelineEntryLast: Entry finds a shown message by id, Last is the
+// last message in causal order (not an event, not a change), and both
+// take marked payloads (Encode) as they take unmarked ones.
+func TestTimelineEntryLast(t *testing.T) {
+	tl := NewTimeline(groupID, alice, "")
+	if tl.Last() != nil || tl.Entry([]byte("x")) != nil {
+		t.Fatal("an empty timeline has a last message")
+	}
+	add := func(id string, author ed25519.PublicKey, p *chatv1.ChatPayload) {
+		t.Helper()
+		b, err := Encode(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tl.Add(Incoming{ID: []byte(id), Author: author, Sent: sent, Payload: b}); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	add("c", alice, at(1, member(chatv1.MembershipType_MEMBERSHIP_TYPE_CREATE, alice, bob)))
+	add("j", bob, at(2, member(chatv1.MembershipType_MEMBERSHIP_TYPE_JOIN, bob)))
+	add("m2", bob, at(20, textMsg("second")))
+	add("m1", alice, at(10, textMsg("first"))) // late
+	add("r", alice, at(30, react("m2", "👍", false)))
+	if got := string(tl.Last()); got != "m2" {
+		t.Fatalf("Last = %q, want m2", got)
+	}
+	if e := tl.Entry([]byte("m1")); e == nil || e.Text != "first" || !e.Late {
+		t.Fatalf("Entry(m1) = %+v", e)
+	}
+	if tl.Entry([]byte("r")) != nil {
+		t.Fatal("a reaction has an entry of its own")
+	}
+	if ids := tl.MarkRead(tl.Last()); len(ids) != 1 || string(ids[0]) != "m2" || tl.Unread() != 0 {
+		t.Fatalf("MarkRead(Last) = %q, unread %d", ids, tl.Unread())
+	}
+}
