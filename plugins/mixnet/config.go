@@ -57,16 +57,21 @@ type Config struct {
 	ReplySURBs         int64         `json:"reply_surbs" default:"0" min:"0" max:"16" desc:"client: reply SURBs every message carries, through which its recipient can reply without learning this client's address (each one reply packet); 0: none"`
 	Anonymous          bool          `json:"anonymous" default:"false" desc:"client: leave this client's address out of its messages (the recipient sees only a reply address, good while it holds reply SURBs: set reply_surbs)"`
 
-	MaxQueue          int64         `json:"max_queue" default:"20000" min:"1" max:"100000000" desc:"mix, provider: packets held for their delay at once"`
-	MaxDelay          time.Duration `json:"max_delay" default:"1m" min:"1ms" max:"24h" desc:"mix, provider: longest per-hop delay accepted"`
-	MaxLateness       time.Duration `json:"max_lateness" default:"10s" min:"0s" max:"24h" desc:"mix, provider: a packet sent more than this after its due time is dropped instead (the relay could not keep up); 0 never drops"`
-	ClientRate        *float64      `json:"client_rate" min:"0.001" max:"1000000" desc:"provider: packets per second one client may inject; default: 4 × (λP + λL + λD)"`
-	ClientBurst       int64         `json:"client_burst" default:"50" min:"1" max:"1000000" desc:"provider: packets a client may inject at once before client_rate applies"`
-	MaxClients        int64         `json:"max_clients" default:"10000" min:"1" max:"10000000" desc:"provider: registered mailboxes"`
-	MailboxMaxEntries int64         `json:"mailbox_max_entries" default:"1000" min:"1" max:"10000000" desc:"provider: entries one mailbox holds; more are dropped"`
-	MailboxMaxBytes   int64         `json:"mailbox_max_bytes" default:"8388608" min:"4096" max:"1099511627776" desc:"provider: bytes one mailbox holds; more are dropped"`
-	ReplayExpected    int64         `json:"replay_expected_tags" default:"2000000" min:"1000" max:"1000000000" desc:"mix, provider: packets per epoch the replay filter is sized for (past it, false drops rise)"`
-	Durability        string        `json:"durability" default:"full" enum:"full,normal" desc:"mailboxes and replay tags: full fsyncs every write (survives power loss), normal survives a killed process"`
+	MaxQueue           int64         `json:"max_queue" default:"20000" min:"1" max:"100000000" desc:"mix, provider: packets held for their delay at once"`
+	MaxDelay           time.Duration `json:"max_delay" default:"1m" min:"1ms" max:"24h" desc:"mix, provider: longest per-hop delay accepted"`
+	MaxLateness        time.Duration `json:"max_lateness" default:"10s" min:"0s" max:"24h" desc:"mix, provider: a packet sent more than this after its due time is dropped instead (the relay could not keep up); 0 never drops"`
+	ClientRate         *float64      `json:"client_rate" min:"0.001" max:"1000000" desc:"provider: packets per second one client may inject; default: 4 × (λP + λL + λD)"`
+	ClientBurst        int64         `json:"client_burst" default:"50" min:"1" max:"1000000" desc:"provider: packets a client may inject at once before client_rate applies"`
+	MaxClients         int64         `json:"max_clients" default:"10000" min:"1" max:"10000000" desc:"provider: registered mailboxes"`
+	MailboxMaxEntries  int64         `json:"mailbox_max_entries" default:"1000" min:"1" max:"10000000" desc:"provider: entries one mailbox holds; more are dropped"`
+	MailboxMaxBytes    int64         `json:"mailbox_max_bytes" default:"8388608" min:"4096" max:"1099511627776" desc:"provider: bytes one mailbox holds; more are dropped"`
+	SharedMaxMailboxes int64         `json:"shared_max_mailboxes" default:"1000" min:"0" max:"10000000" desc:"provider: shared mailboxes (public chats) it holds; 0: none (posts and pulls for them are dropped)"`
+	SharedMaxEntries   int64         `json:"shared_max_entries" default:"1000" min:"1" max:"10000000" desc:"provider: entries one shared mailbox keeps; a post past it drops the oldest"`
+	SharedRetention    time.Duration `json:"shared_retention" default:"24h" min:"1s" max:"8760h" desc:"provider: how long a shared mailbox keeps an entry (a reader that joins later reads what is younger)"`
+	SharedPullRate     float64       `json:"shared_pull_rate" default:"20" min:"0.001" max:"1000000" desc:"provider: pulls per second one shared mailbox is answered (its readers are anonymous: the bound is per mailbox); more are dropped"`
+	SharedPullBurst    int64         `json:"shared_pull_burst" default:"100" min:"1" max:"1000000" desc:"provider: pulls of one shared mailbox answered at once before shared_pull_rate applies"`
+	ReplayExpected     int64         `json:"replay_expected_tags" default:"2000000" min:"1000" max:"1000000000" desc:"mix, provider: packets per epoch the replay filter is sized for (past it, false drops rise)"`
+	Durability         string        `json:"durability" default:"full" enum:"full,normal" desc:"mailboxes and replay tags: full fsyncs every write (survives power loss), normal survives a killed process"`
 }
 
 // Validate checks what the tags cannot; sdk.LoadConfig calls it.

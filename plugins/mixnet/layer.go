@@ -83,6 +83,7 @@ type Layer struct {
 	set     *sdk.Counters
 
 	inputs chan *commonv1.Batch
+	ctrl   chan func(now time.Time) // control calls run by the loop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -124,7 +125,9 @@ func (c clientEngine) Tick(_ context.Context, now time.Time) { c.Client.Tick(now
 var _ sdk.Privacy = (*Layer)(nil)
 
 // New returns an unconfigured layer on the real clock and crypto/rand.
-func New() *Layer { return &Layer{now: time.Now, rand: rand.Reader} }
+func New() *Layer {
+	return &Layer{now: time.Now, rand: rand.Reader, ctrl: make(chan func(time.Time))}
+}
 
 // Describe implements sdk.Layer.
 func (l *Layer) Describe() *commonv1.PluginInfo {
@@ -134,7 +137,7 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Version:     Version,
 		Description: "Loopix mixnet: Sphinx packets through a provider, stratified mix layers with Poisson delays and the recipient's provider mailbox; cover traffic hides when a client sends",
 		Config:      sdk.ConfigFields[Config](),
-		Provides:    []string{sdk.CapDirect, sdk.CapRelayed},
+		Provides:    []string{sdk.CapDirect, sdk.CapShared, sdk.CapRelayed},
 		Requires:    []string{sdk.CapUnicast, sdk.CapNamedProtocols},
 		MaxPayload:  MaxPayload,
 	}
@@ -245,14 +248,21 @@ func (l *Layer) build(ctx context.Context) error {
 	}
 	boxes, err := mailbox.Open(ctx, filepath.Join(l.dataDir, MailboxFile), mailbox.Options{
 		MaxMailboxes: int(cfg.MaxClients), MaxEntries: int(cfg.MailboxMaxEntries), MaxBytes: cfg.MailboxMaxBytes, Synchronous: sync,
+		MaxShared: int(cfg.SharedMaxMailboxes), SharedMaxEntries: int(cfg.SharedMaxEntries),
+		SharedMaxEntryBytes: geo.UserForwardPayloadLength, SharedRetention: cfg.SharedRetention,
 	})
 	if err != nil {
 		return err
 	}
 	l.closers = append(l.closers, boxes)
+	var shared loopix.SharedMailboxes
+	if cfg.SharedMaxMailboxes > 0 {
+		shared = boxes
+	}
 	p, err := loopix.NewProvider(ctx, loopix.ProviderConfig{
 		RelayConfig: rc, Mailboxes: boxes, PullBatch: int(cfg.PullBatch),
 		ClientRate: cfg.clientRate(rates), ClientBurst: float64(cfg.ClientBurst), MaxClients: int(cfg.MaxClients),
+		Shared: shared, SharedPullRate: cfg.SharedPullRate, SharedPullBurst: float64(cfg.SharedPullBurst),
 	}, dir, now)
 	if err != nil {
 		return err
@@ -359,6 +369,8 @@ func (l *Layer) loop(ctx context.Context) {
 			return
 		case b := <-l.inputs:
 			trace, hints = l.handle(ctx, b)
+		case fn := <-l.ctrl:
+			fn(l.now())
 		case <-timer.C:
 			now := l.now()
 			l.epochChange(now)
@@ -415,7 +427,10 @@ func (l *Layer) send(f *commonv1.Frame) {
 		m.From = nil
 	}
 	var err error
-	if tag, rerr := loopix.ParseReplyAddress(f.GetPeer()); rerr == nil {
+	if id, serr := loopix.ParseSharedAddress(f.GetPeer()); serr == nil {
+		// A public chat's post, or a group frame to its shared address.
+		err = l.client.SendShared(l.now(), id, m)
+	} else if tag, rerr := loopix.ParseReplyAddress(f.GetPeer()); rerr == nil {
 		// A reply to a sender known only by the SURBs it sent.
 		err = l.client.Reply(l.now(), tag, m)
 	} else {
@@ -449,7 +464,12 @@ func (l *Layer) flush(ctx context.Context, trace uint64, hints *commonv1.Hints) 
 		if len(peer) == 0 {
 			peer = m.ReplyTo
 		}
-		frames = append(frames, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, TraceId: trace, Hints: hints, Peer: peer, Conversation: m.Conversation, Payload: m.Payload})
+		conv := m.Conversation
+		if m.Shared != nil && len(conv) == 0 {
+			// A public chat's post: its conversation is the shared address.
+			conv = m.Shared
+		}
+		frames = append(frames, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, TraceId: trace, Hints: hints, Peer: peer, Conversation: conv, Payload: m.Payload})
 	}
 	if err := l.env.Out.Emit(ctx, frames...); err != nil {
 		l.c.EmitFailed.Add(uint64(len(frames)))
@@ -548,15 +568,62 @@ func (l *Layer) OwnAddress(context.Context, *privacyv1.OwnAddressRequest) (*priv
 	return &privacyv1.OwnAddressResponse{Address: l.addr, DisplayAddress: l.display()}, nil
 }
 
-// Subscribe implements privacyv1.ControlServer: a mixnet has no shared
-// addresses (a group is sent to each member's mailbox).
-func (l *Layer) Subscribe(context.Context, *privacyv1.SubscribeRequest) (*privacyv1.SubscribeResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "mixnet: no shared addresses; send to each member")
+// Subscribe implements privacyv1.ControlServer: the client follows the
+// shared mailbox derived from the name and key (loopix.DeriveChannel) at
+// the provider the PKI document's rendezvous hash gives, and answers its
+// shared address. Only a client has shared addresses.
+func (l *Layer) Subscribe(ctx context.Context, req *privacyv1.SubscribeRequest) (*privacyv1.SubscribeResponse, error) {
+	if l.client == nil {
+		return nil, status.Error(codes.FailedPrecondition, "mixnet: only a client has shared addresses")
+	}
+	if req.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "mixnet: a shared address needs a name")
+	}
+	ch, err := loopix.DeriveChannel(req.GetName(), req.GetKey())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	defer clear(ch.Key[:])
+	if err := l.do(ctx, func(time.Time) error { return l.client.Subscribe(ch) }); err != nil {
+		return nil, err
+	}
+	return &privacyv1.SubscribeResponse{Address: ch.Address()}, nil
 }
 
-// Unsubscribe implements privacyv1.ControlServer.
-func (l *Layer) Unsubscribe(context.Context, *privacyv1.UnsubscribeRequest) (*privacyv1.UnsubscribeResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "mixnet: no shared addresses")
+// Unsubscribe implements privacyv1.ControlServer: the client stops
+// pulling the shared mailbox.
+func (l *Layer) Unsubscribe(ctx context.Context, req *privacyv1.UnsubscribeRequest) (*privacyv1.UnsubscribeResponse, error) {
+	if l.client == nil {
+		return nil, status.Error(codes.FailedPrecondition, "mixnet: only a client has shared addresses")
+	}
+	id, err := loopix.ParseSharedAddress(req.GetAddress())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := l.do(ctx, func(time.Time) error { l.client.Unsubscribe(id); return nil }); err != nil {
+		return nil, err
+	}
+	return &privacyv1.UnsubscribeResponse{}, nil
+}
+
+// do runs fn on the loop, which owns the state machine, and returns its
+// error.
+func (l *Layer) do(ctx context.Context, fn func(now time.Time) error) error {
+	done := make(chan error, 1)
+	select {
+	case l.ctrl <- func(now time.Time) { done <- fn(now) }:
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			return status.Error(codes.ResourceExhausted, err.Error())
+		}
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 func (l *Layer) logf(format string, args ...any) {

@@ -96,6 +96,12 @@ type Client struct {
 	reasm         Reassembler
 	out           []Output
 	delivered     []*Message
+
+	// Shared mailboxes (client_shared.go).
+	channels map[MailboxID]*channel
+	pulls    []*channel // shared pulls waiting for a λP slot
+	sreasm   Reassembler
+	ownPosts map[[MessageIDLength]byte]time.Time
 }
 
 type fragKey struct {
@@ -107,6 +113,7 @@ type fragKey struct {
 // or a reply fragment, sent once on its SURB.
 type outFragment struct {
 	to       *Address
+	ch       *Channel // a post to a shared mailbox
 	surb     []byte // a reply fragment's SURB
 	inner    []byte
 	key      fragKey
@@ -123,6 +130,7 @@ type surbState struct {
 	expires time.Time
 	reply   bool
 	to      []byte // a reply SURB's recipient, an encoded Address
+	pull    *pullBatch // a shared pull's SURB
 }
 
 // replyPool is the reply SURBs a client holds for one reply address.
@@ -157,6 +165,8 @@ func NewClient(cfg ClientConfig, dir *Directory, now time.Time) (*Client, error)
 	c.addr = Address{Provider: cfg.Provider, Mailbox: MailboxIDOf(cfg.Token), Key: cfg.Keys.Public}
 	c.inner = cfg.Geometry.UserForwardPayloadLength - SealOverhead
 	c.reasm = Reassembler{FragmentData: FragmentDataLength(c.inner), MaxPending: cfg.MaxPending, MaxMessage: cfg.MaxMessage, Timeout: cfg.ReassemblyTimeout}
+	c.channels, c.ownPosts = map[MailboxID]*channel{}, map[[MessageIDLength]byte]time.Time{}
+	c.sreasm = Reassembler{FragmentData: FragmentDataLength(SharedInnerLength(cfg.Geometry)), MaxPending: cfg.MaxPending, MaxMessage: cfg.MaxMessage, Timeout: cfg.ReassemblyTimeout}
 	c.nextPull = now
 	c.nextP = c.after(now, cfg.Rates.LambdaP)
 	c.nextL = c.after(now, cfg.Rates.LambdaL)
@@ -427,6 +437,7 @@ func (c *Client) Tick(now time.Time) {
 	for !c.nextPull.After(now) {
 		c.resync()
 		c.out = append(c.out, Output{To: c.provider.Peer, Frame: EncodePull(Pull{Token: c.cfg.Token, Ack: c.ack})})
+		c.queueSharedPulls()
 		c.nextPull = c.nextPull.Add(c.cfg.PullInterval)
 		if c.nextPull.Before(now) { // asleep for long: one pull now
 			c.nextPull = now.Add(c.cfg.PullInterval)
@@ -448,6 +459,12 @@ func (c *Client) Tick(now time.Time) {
 		c.nextD = c.after(c.nextD, c.cfg.Rates.LambdaD)
 	}
 	c.reasm.Expire(now)
+	c.sreasm.Expire(now)
+	for id, t := range c.ownPosts {
+		if now.Sub(t) > c.cfg.ReassemblyTimeout {
+			delete(c.ownPosts, id)
+		}
+	}
 	for id, t := range c.loops {
 		if now.Sub(t) > c.cfg.ReassemblyTimeout {
 			delete(c.loops, id)
@@ -457,6 +474,9 @@ func (c *Client) Tick(now time.Time) {
 		if now.After(s.expires) {
 			clear(s.keys)
 			delete(c.surbs, id)
+			if s.pull != nil {
+				s.pull.done(c, false)
+			}
 			if s.reply {
 				c.replyOut--
 			}
@@ -465,7 +485,7 @@ func (c *Client) Tick(now time.Time) {
 	for tag, p := range c.replies {
 		c.expireSURBs(tag, p, now)
 	}
-	c.c.ReassemblyGivenUp.Store(c.reasm.Evicted + c.reasm.Expired)
+	c.c.ReassemblyGivenUp.Store(c.reasm.Evicted + c.reasm.Expired + c.sreasm.Evicted + c.sreasm.Expired)
 }
 
 // payloadSlot fills one λP event: an acknowledgement if one waits, else
@@ -478,6 +498,9 @@ func (c *Client) payloadSlot(now time.Time) {
 		c.out = append(c.out, Output{To: c.provider.Peer, Frame: frame})
 		c.c.PacketsOut.Inc()
 		c.c.AcksSent.Inc()
+		return
+	}
+	if c.sharedPullSlot(now) {
 		return
 	}
 	for len(c.queue) > 0 {
@@ -631,7 +654,14 @@ func (c *Client) sendSealed(now time.Time, to *Address, inner []byte) (sphinx.SU
 
 // sendFragment sends a fragment and waits for its acknowledgement.
 func (c *Client) sendFragment(now time.Time, f *outFragment) bool {
-	id, keys, ok := c.sendSealed(now, f.to, f.inner)
+	var id sphinx.SURBID
+	var keys []byte
+	var ok bool
+	if f.ch != nil {
+		id, keys, ok = c.sendPost(now, f.ch, f.inner)
+	} else {
+		id, keys, ok = c.sendSealed(now, f.to, f.inner)
+	}
 	if !ok {
 		return false
 	}
@@ -805,6 +835,10 @@ func (c *Client) acked(now time.Time, s Stored) {
 		return
 	}
 	delete(c.surbs, s.SURBID)
+	if st.pull != nil {
+		c.sharedReply(now, st.pull, plain)
+		return
+	}
 	if st.reply {
 		c.replyOut--
 		c.replied(now, st, plain)

@@ -135,6 +135,9 @@ type Message struct {
 	// ReplyTo is set on a delivered message that brought reply SURBs: the
 	// ReplyAddress a reply through them is sent to. Not encoded.
 	ReplyTo []byte
+	// Shared is set on a delivered message read from a shared mailbox:
+	// its shared address. Not encoded.
+	Shared []byte
 }
 
 // EncodedLen is the size of m's encoding.

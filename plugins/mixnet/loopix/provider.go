@@ -44,7 +44,19 @@ type ProviderConfig struct {
 	ClientRate, ClientBurst float64
 	// MaxClients bounds the clients (overlay peers) the provider tracks.
 	MaxClients int
+	// Shared is the shared mailbox store (public chats); nil: packets for
+	// shared mailboxes are dropped as for an unknown recipient.
+	Shared SharedMailboxes
+	// SharedPullRate and SharedPullBurst bound the pulls per second one
+	// shared mailbox is answered (a token bucket per mailbox: its readers
+	// are anonymous, so the bound cannot be per reader); more are dropped
+	// and counted (dropped_shared_pull_rate).
+	SharedPullRate, SharedPullBurst float64
 }
+
+// maxSharedBuckets bounds the pull buckets of shared mailboxes a provider
+// keeps in memory; past it they all start again full.
+const maxSharedBuckets = 4096
 
 // Provider is a client's entry and exit: it registers its clients (a pull
 // registers the mailbox), injects their packets into the first mix layer,
@@ -56,6 +68,7 @@ type Provider struct {
 	cfg     ProviderConfig
 	c       Counters
 	clients map[PeerID]*client
+	buckets map[MailboxID]*client // shared mailboxes' pull buckets
 }
 
 type client struct {
@@ -66,7 +79,7 @@ type client struct {
 
 // NewProvider returns a provider at now.
 func NewProvider(ctx context.Context, cfg ProviderConfig, dir *Directory, now time.Time) (*Provider, error) {
-	p := &Provider{cfg: cfg, clients: map[PeerID]*client{}}
+	p := &Provider{cfg: cfg, clients: map[PeerID]*client{}, buckets: map[MailboxID]*client{}}
 	r, err := newRelay(cfg.RelayConfig, dir, &p.c)
 	if err != nil {
 		return nil, err
@@ -76,6 +89,9 @@ func NewProvider(ctx context.Context, cfg ProviderConfig, dir *Directory, now ti
 	}
 	if cfg.Mailboxes == nil || cfg.PullBatch <= 0 || cfg.ClientRate <= 0 || cfg.ClientBurst < 1 || cfg.MaxClients <= 0 {
 		return nil, errors.New("loopix: a provider needs mailboxes, a pull batch, a client rate and burst and a client bound")
+	}
+	if cfg.Shared != nil && (cfg.SharedPullRate <= 0 || cfg.SharedPullBurst < 1) {
+		return nil, errors.New("loopix: a provider with shared mailboxes needs a shared pull rate and burst")
 	}
 	p.r = r
 	if err := r.rotate(ctx, now); err != nil {
@@ -132,7 +148,7 @@ func (p *Provider) Handle(ctx context.Context, now time.Time, from PeerID, frame
 			p.c.BadCommands.Inc() // a client's packet ends here: no route through the mixes
 			return
 		}
-		p.deliver(ctx, res)
+		p.deliver(ctx, now, res)
 	default:
 		p.c.UnexpectedFrame.Inc()
 	}
@@ -141,7 +157,7 @@ func (p *Provider) Handle(ctx context.Context, now time.Time, from PeerID, frame
 // deliver handles a packet that ends here: drop cover, an own loop, or a
 // packet for a client's mailbox (a forward packet, or an acknowledgement
 // coming back on one of the client's SURBs).
-func (p *Provider) deliver(ctx context.Context, res *sphinx.Result) {
+func (p *Provider) deliver(ctx context.Context, now time.Time, res *sphinx.Result) {
 	rc, ok := res.Commands.Recipient()
 	if !ok {
 		p.c.BadCommands.Inc()
@@ -155,6 +171,12 @@ func (p *Provider) deliver(ctx context.Context, res *sphinx.Result) {
 	case p.r.isOwnLoop(res):
 		p.c.LoopsReturned.Inc()
 		return
+	}
+	if !isReply && p.cfg.Shared != nil {
+		if surb, user, err := p.r.cfg.Geometry.DecodeForwardPayload(res.Payload); err == nil && IsShared(user) {
+			p.shared(ctx, now, rc.ID, surb, user)
+			return
+		}
 	}
 	s := Stored{Kind: StoredForward, Body: res.Payload}
 	if isReply {
@@ -257,5 +279,103 @@ func (c *client) take(now time.Time, rate, burst float64) bool {
 		return false
 	}
 	c.tokens--
+	return true
+}
+
+// shared takes a post or a pull of a shared mailbox. A post is stored and
+// acknowledged on its SURB; a pull is answered on its SURBs, the entries
+// above the reader's position first and dummies after, one reply per SURB.
+func (p *Provider) shared(ctx context.Context, now time.Time, id MailboxID, surb, user []byte) {
+	g := p.r.cfg.Geometry
+	req, err := DecodeSharedRequest(g, user)
+	if err != nil {
+		p.c.BadShared.Inc()
+		return
+	}
+	if req.Post {
+		evicted, err := p.cfg.Shared.PutShared(ctx, id, req.Entry, now)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrTooManyMailboxes):
+			p.c.TooManyShared.Inc()
+			return
+		default:
+			p.c.MailboxError.Inc()
+			return
+		}
+		p.c.SharedStored.Inc()
+		p.c.SharedEvicted.Add(uint64(evicted))
+		if surb != nil {
+			p.sendOnSURB(ctx, now, surb, make([]byte, g.ForwardPayloadLength))
+		}
+		return
+	}
+	if surb == nil {
+		p.c.BadShared.Inc()
+		return
+	}
+	p.c.SharedPulls.Inc()
+	b := p.buckets[id]
+	if b == nil {
+		if len(p.buckets) >= maxSharedBuckets {
+			clear(p.buckets)
+		}
+		b = &client{tokens: p.cfg.SharedPullBurst, last: now}
+		p.buckets[id] = b
+	}
+	if !b.take(now, p.cfg.SharedPullRate, p.cfg.SharedPullBurst) {
+		p.c.SharedPullRateLimited.Inc()
+		return
+	}
+	surbs := append([][]byte{surb}, req.SURBs...)
+	entries, gone, err := p.cfg.Shared.ReadShared(ctx, id, req.Position, len(surbs), now)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNoMailbox):
+		p.c.UnknownShared.Inc()
+		return
+	default:
+		p.c.MailboxError.Inc()
+		return
+	}
+	for i, s := range surbs {
+		r := SharedReply{}
+		if i < len(entries) {
+			r = SharedReply{Real: true, Seq: entries[i].Seq, Gone: gone, Entry: entries[i].Payload}
+		}
+		payload, err := EncodeSharedReply(g, r)
+		if err != nil {
+			p.c.MailboxError.Inc()
+			payload, _ = EncodeSharedReply(g, SharedReply{})
+			r.Real = false
+		}
+		if p.sendOnSURB(ctx, now, s, payload) {
+			if r.Real {
+				p.c.SharedEntriesOut.Inc()
+			} else {
+				p.c.SharedDummiesOut.Inc()
+			}
+		}
+	}
+}
+
+// sendOnSURB sends payload on a SURB that starts at this provider: it
+// makes the reply packet, takes its own hop (unwrap and replay check) and
+// queues it for the next hop after the delay the SURB's maker chose.
+func (p *Provider) sendOnSURB(ctx context.Context, now time.Time, surb, payload []byte) bool {
+	pkt, first, err := p.r.cfg.Geometry.NewPacketFromSURB(surb, payload)
+	if err != nil || first != p.r.self.ID {
+		p.c.BadSURB.Inc()
+		return false
+	}
+	res, ok := p.r.unwrap(ctx, pkt)
+	if !ok {
+		return false
+	}
+	if res.IsTerminal() {
+		p.c.BadSURB.Inc()
+		return false
+	}
+	p.r.forward(now, res, pkt)
 	return true
 }

@@ -135,6 +135,8 @@ type sim struct {
 	mailbox    map[loopix.PeerID]string // provider → its mailbox database path
 	boxOpts    mailbox.Options
 	ackTimeout time.Duration
+	// sharedPullRate and sharedPullBurst are the providers'.
+	sharedPullRate, sharedPullBurst float64
 	// tap, if set, sees every frame delivered.
 	tap func(from, to loopix.PeerID, frame []byte)
 }
@@ -149,6 +151,9 @@ type simOptions struct {
 	seed    uint64
 	// ackTimeout is the clients' (a minute if zero).
 	ackTimeout time.Duration
+	// sharedPullRate and sharedPullBurst are the providers' (20/s and 50
+	// if zero).
+	sharedPullRate, sharedPullBurst float64
 }
 
 func defaultRates() loopix.Rates {
@@ -166,7 +171,13 @@ func newSim(t testing.TB, o simOptions) *sim {
 		o.rates = defaultRates()
 	}
 	if o.boxOpts.MaxEntries == 0 {
-		o.boxOpts = mailbox.Options{MaxMailboxes: 100, MaxEntries: 1000, MaxBytes: 8 << 20, Synchronous: "NORMAL"}
+		o.boxOpts = mailbox.Options{
+			MaxMailboxes: 100, MaxEntries: 1000, MaxBytes: 8 << 20, Synchronous: "NORMAL",
+			MaxShared: 10, SharedMaxEntries: 100, SharedMaxEntryBytes: 4096, SharedRetention: time.Hour,
+		}
+	}
+	if o.sharedPullRate == 0 {
+		o.sharedPullRate, o.sharedPullBurst = 20, 50
 	}
 	geo, err := sphinx.NewGeometry(o.user, 5, true)
 	if err != nil {
@@ -206,7 +217,7 @@ func newSim(t testing.TB, o simOptions) *sim {
 	s := &sim{
 		t: t, ctx: context.Background(), now: epochs.Start(simEpoch).Add(time.Minute), geo: geo, epochs: epochs, net: tn, dir: dir,
 		rates: o.rates, rnd: rnd, nodes: map[loopix.PeerID]*simNode{}, mailbox: map[loopix.PeerID]string{}, boxOpts: o.boxOpts,
-		ackTimeout: o.ackTimeout,
+		ackTimeout: o.ackTimeout, sharedPullRate: o.sharedPullRate, sharedPullBurst: o.sharedPullBurst,
 	}
 	if s.ackTimeout == 0 {
 		s.ackTimeout = time.Minute
@@ -252,9 +263,13 @@ func (s *sim) startRelay(m testnet.Member, dataDir string) *simNode {
 			s.t.Fatal(err)
 		}
 		s.t.Cleanup(func() { boxes.Close() })
-		p, err := loopix.NewProvider(s.ctx, loopix.ProviderConfig{
+		pc := loopix.ProviderConfig{
 			RelayConfig: rc, Mailboxes: boxes, PullBatch: 4, ClientRate: 20, ClientBurst: 20, MaxClients: 100,
-		}, s.dir, s.now)
+		}
+		if s.boxOpts.MaxShared > 0 {
+			pc.Shared, pc.SharedPullRate, pc.SharedPullBurst = boxes, s.sharedPullRate, s.sharedPullBurst
+		}
+		p, err := loopix.NewProvider(s.ctx, pc, s.dir, s.now)
 		if err != nil {
 			s.t.Fatal(err)
 		}

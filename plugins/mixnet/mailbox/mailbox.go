@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/strata-msg/strata/core/sqlstore"
 	"github.com/strata-msg/strata/plugins/mixnet/loopix"
@@ -29,6 +30,18 @@ var migrations = []string{
 		payload BLOB NOT NULL,
 		PRIMARY KEY (mailbox, seq)
 	) WITHOUT ROWID;`,
+	`CREATE TABLE shared_mailboxes (
+		id       BLOB PRIMARY KEY,
+		next_seq INTEGER NOT NULL,
+		last_put INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE TABLE shared_entries (
+		mailbox BLOB NOT NULL,
+		seq     INTEGER NOT NULL,
+		at      INTEGER NOT NULL,
+		payload BLOB NOT NULL,
+		PRIMARY KEY (mailbox, seq)
+	) WITHOUT ROWID;`,
 }
 
 // Options bound the store.
@@ -39,6 +52,17 @@ type Options struct {
 	// refused with loopix.ErrMailboxFull.
 	MaxEntries int
 	MaxBytes   int64
+	// MaxShared bounds the shared mailboxes (public chats); a post that
+	// would create one more is refused with loopix.ErrTooManyMailboxes,
+	// unless one has had no post for SharedRetention (it is dropped).
+	// 0: no shared mailboxes.
+	MaxShared int
+	// SharedMaxEntries bounds one shared mailbox: a post past it drops
+	// the oldest entry. SharedMaxEntryBytes bounds one entry.
+	SharedMaxEntries    int
+	SharedMaxEntryBytes int
+	// SharedRetention is how long a shared mailbox keeps an entry.
+	SharedRetention time.Duration
 	// Synchronous is sqlstore's setting: "FULL" (default) survives power
 	// loss, "NORMAL" a killed process.
 	Synchronous string
@@ -50,12 +74,18 @@ type Store struct {
 	opts Options
 }
 
-var _ loopix.Mailboxes = (*Store)(nil)
+var (
+	_ loopix.Mailboxes       = (*Store)(nil)
+	_ loopix.SharedMailboxes = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the store at path.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.MaxMailboxes <= 0 || opts.MaxEntries <= 0 || opts.MaxBytes <= 0 {
 		return nil, errors.New("mailbox: bounds must be positive")
+	}
+	if opts.MaxShared < 0 || (opts.MaxShared > 0 && (opts.SharedMaxEntries <= 0 || opts.SharedMaxEntryBytes <= 0 || opts.SharedRetention <= 0)) {
+		return nil, errors.New("mailbox: shared mailbox bounds must be positive")
 	}
 	// Deleted entries are overwritten: they are ciphertext, but a provider
 	// should not keep what it was told to forget.
@@ -176,4 +206,147 @@ func (s *Store) Stats(ctx context.Context) (mailboxes, entries int, err error) {
 		return 0, 0, fmt.Errorf("mailbox: stats: %w", err)
 	}
 	return mailboxes, entries, nil
+}
+
+// sharedFirstSeq is the first sequence number of a shared mailbox created
+// at now: milliseconds since 1970 times 1024, so that a mailbox dropped
+// and created again later numbers its entries above every earlier one
+// and a reader's old position does not hide them.
+func sharedFirstSeq(now time.Time) int64 { return max(now.UnixMilli(), 1) << 10 }
+
+// expireShared drops the mailbox's entries older than the retention.
+func (s *Store) expireShared(ctx context.Context, tx *sql.Tx, id loopix.MailboxID, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM shared_entries WHERE mailbox = ? AND at < ?`, id[:], now.Add(-s.opts.SharedRetention).UnixMilli())
+	return err
+}
+
+// PutShared appends entry to the shared mailbox id, creating it if needed,
+// and drops its oldest entries past SharedMaxEntries (returning how many)
+// and those past the retention. It is durable when PutShared returns.
+func (s *Store) PutShared(ctx context.Context, id loopix.MailboxID, entry []byte, now time.Time) (int, error) {
+	if s.opts.MaxShared == 0 {
+		return 0, fmt.Errorf("mailbox: put shared: %w (no shared mailboxes)", loopix.ErrTooManyMailboxes)
+	}
+	if len(entry) == 0 || len(entry) > s.opts.SharedMaxEntryBytes {
+		return 0, fmt.Errorf("mailbox: put shared: entry of %d bytes, bound %d", len(entry), s.opts.SharedMaxEntryBytes)
+	}
+	var evicted int
+	err := sqlstore.Tx(ctx, s.db, func(tx *sql.Tx) error {
+		evicted = 0
+		if err := s.expireShared(ctx, tx, id, now); err != nil {
+			return fmt.Errorf("mailbox: put shared: %w", err)
+		}
+		var seq int64
+		err := tx.QueryRowContext(ctx, `SELECT next_seq FROM shared_mailboxes WHERE id = ?`, id[:]).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			if seq, err = s.createShared(ctx, tx, id, now); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return fmt.Errorf("mailbox: put shared: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO shared_entries (mailbox, seq, at, payload) VALUES (?, ?, ?, ?)`, id[:], seq, now.UnixMilli(), entry); err != nil {
+			return fmt.Errorf("mailbox: put shared: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE shared_mailboxes SET next_seq = ?, last_put = ? WHERE id = ?`, seq+1, now.UnixMilli(), id[:]); err != nil {
+			return fmt.Errorf("mailbox: put shared: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM shared_entries WHERE mailbox = ? AND seq <= ?`, id[:], seq-int64(s.opts.SharedMaxEntries))
+		if err != nil {
+			return fmt.Errorf("mailbox: put shared: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		evicted = int(n)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return evicted, nil
+}
+
+// createShared creates the shared mailbox id and returns its first
+// sequence number; at the bound it first drops the shared mailboxes that
+// hold nothing and had no post for the retention.
+func (s *Store) createShared(ctx context.Context, tx *sql.Tx, id loopix.MailboxID, now time.Time) (int64, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM shared_mailboxes`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("mailbox: put shared: %w", err)
+	}
+	if n >= s.opts.MaxShared {
+		cut := now.Add(-s.opts.SharedRetention).UnixMilli()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM shared_entries WHERE at < ?`, cut); err != nil {
+			return 0, fmt.Errorf("mailbox: put shared: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM shared_mailboxes WHERE last_put < ?
+			AND NOT EXISTS (SELECT 1 FROM shared_entries WHERE mailbox = shared_mailboxes.id)`, cut); err != nil {
+			return 0, fmt.Errorf("mailbox: put shared: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM shared_mailboxes`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("mailbox: put shared: %w", err)
+		}
+		if n >= s.opts.MaxShared {
+			return 0, fmt.Errorf("mailbox: put shared: %w (%d shared)", loopix.ErrTooManyMailboxes, n)
+		}
+	}
+	seq := sharedFirstSeq(now)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO shared_mailboxes (id, next_seq, last_put) VALUES (?, ?, ?)`, id[:], seq, now.UnixMilli()); err != nil {
+		return 0, fmt.Errorf("mailbox: put shared: %w", err)
+	}
+	return seq, nil
+}
+
+// ReadShared returns up to limit entries of the shared mailbox id above
+// after, in sequence order, and gone: the highest sequence number at or
+// below which nothing above after is left (expired, evicted or never
+// written). It deletes nothing a reader has not had: entries go only by
+// retention and the count bound.
+func (s *Store) ReadShared(ctx context.Context, id loopix.MailboxID, after uint64, limit int, now time.Time) ([]loopix.Entry, uint64, error) {
+	var out []loopix.Entry
+	var gone uint64
+	if after > 1<<62 {
+		after = 1 << 62
+	}
+	err := sqlstore.Tx(ctx, s.db, func(tx *sql.Tx) error {
+		out, gone = nil, after
+		var next int64
+		err := tx.QueryRowContext(ctx, `SELECT next_seq FROM shared_mailboxes WHERE id = ?`, id[:]).Scan(&next)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("mailbox: read shared: %w", loopix.ErrNoMailbox)
+		}
+		if err != nil {
+			return fmt.Errorf("mailbox: read shared: %w", err)
+		}
+		if err := s.expireShared(ctx, tx, id, now); err != nil {
+			return fmt.Errorf("mailbox: read shared: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT seq, payload FROM shared_entries WHERE mailbox = ? AND seq > ? ORDER BY seq LIMIT ?`, id[:], int64(after), limit)
+		if err != nil {
+			return fmt.Errorf("mailbox: read shared: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e loopix.Entry
+			var seq int64
+			if err := rows.Scan(&seq, &e.Payload); err != nil {
+				return fmt.Errorf("mailbox: read shared: %w", err)
+			}
+			e.Seq, e.Real = uint64(seq), true
+			out = append(out, e)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("mailbox: read shared: %w", err)
+		}
+		switch {
+		case len(out) > 0:
+			gone = max(after, out[0].Seq-1)
+		case next > 0:
+			gone = max(after, uint64(next)-1)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, gone, nil
 }
