@@ -46,12 +46,15 @@ type nodeUsage struct {
 	doneWire [3]uint64
 	restarts uint64 // this host instance's plugin restarts
 	doneRst  uint64
+	// privacy holds the privacy layer's counters, by the pid of the
+	// process that reported them: each instance's last report.
+	privacy map[int32]map[string]uint64
 }
 
 func newResources(net *testnet.Net) *resources {
 	r := &resources{net: net, nodes: map[string]*nodeUsage{}}
 	for _, m := range append(net.Clients(), net.Relays()...) {
-		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, allocs: map[int]uint64{}, kind: map[int]string{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}}
+		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, allocs: map[int]uint64{}, kind: map[int]string{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}, privacy: map[int32]map[string]uint64{}}
 	}
 	return r
 }
@@ -131,9 +134,6 @@ func (u *nodeUsage) take(s *appv1.StatsResponse) {
 	var restarts uint64
 	for _, l := range s.GetLayers() {
 		restarts += l.GetRestarts()
-		if l.GetLayer() != "p2p" {
-			continue
-		}
 		// In process, a layer has no pid of its own: it lives as long as
 		// the host.
 		pid := l.GetPid()
@@ -143,6 +143,13 @@ func (u *nodeUsage) take(s *appv1.StatsResponse) {
 		c := l.GetCounters()
 		if len(c) == 0 {
 			continue // no health check yet
+		}
+		if l.GetLayer() == "privacy" {
+			u.privacy[pid] = c
+			continue
+		}
+		if l.GetLayer() != "p2p" {
+			continue
 		}
 		if pid != u.wirePID {
 			for i := range u.wire {
@@ -204,6 +211,14 @@ func (r *resources) fill(res *RunResult) {
 			}
 			res.AllocsPerDelivered[kind] += float64(a)
 		}
+		for _, c := range u.privacy {
+			if n.PrivacyCounters == nil {
+				n.PrivacyCounters = map[string]uint64{}
+			}
+			for k, v := range c {
+				n.PrivacyCounters[k] += v
+			}
+		}
 		n.WireBytesSent = u.doneWire[0] + u.wire[0]
 		n.WireBytesReceived = u.doneWire[1] + u.wire[1]
 		res.WireBytes += n.WireBytesSent
@@ -239,6 +254,52 @@ func (r *resources) fill(res *RunResult) {
 		res.BytesPerDelivered = float64(res.WireBytes) / float64(res.Delivered)
 		res.FramesPerDelivered = float64(res.WireFrames) / float64(res.Delivered)
 	}
+	res.Mixnet = mixnetFigures(res.Nodes, res.Duration)
+}
+
+// mixnetFigures sums the privacy counters of a mixnet (a privacy layer
+// that counts loops_sent) over the run's nodes; nil for other layers.
+func mixnetFigures(nodes []NodeResult, d time.Duration) *MixnetResult {
+	var m MixnetResult
+	var clients int
+	var clientOut, clientReal, forwarded, delayMs uint64
+	found := false
+	for _, n := range nodes {
+		c := n.PrivacyCounters
+		if _, ok := c["loops_sent"]; !ok {
+			continue
+		}
+		found = true
+		if n.Role == "client" {
+			clients++
+			clientOut += c["packets_out"]
+			clientReal += c["real_sent"]
+			continue
+		}
+		m.RelayPacketsIn += c["packets_in"]
+		m.RelayPacketsOut += c["packets_out"]
+		forwarded += c["packets_forwarded"]
+		delayMs += c["queue_delay_ms_total"]
+		m.RelayReplayed += c["dropped_replayed"]
+		for k, v := range c {
+			if strings.HasPrefix(k, "dropped_") {
+				m.RelayDropped += v
+			}
+		}
+	}
+	if !found {
+		return nil
+	}
+	if clients > 0 && d > 0 {
+		m.ClientPacketsPerSecond = float64(clientOut) / float64(clients) / d.Seconds()
+	}
+	if clientOut > 0 {
+		m.ClientCoverShare = 1 - float64(min(clientReal, clientOut))/float64(clientOut)
+	}
+	if forwarded > 0 {
+		m.RelayQueueDelayMs = float64(delayMs) / float64(forwarded)
+	}
+	return &m
 }
 
 // boundaryOrder sorts boundary names bottom up: by the rank of their

@@ -120,6 +120,9 @@ type RunResult struct {
 	Boundaries []BoundaryTraffic `json:"boundaries"`
 	// Nodes is each node's resource use, relays included.
 	Nodes []NodeResult `json:"nodes"`
+	// Mixnet holds what the privacy counters of a mixnet stack tell;
+	// nil for other privacy layers.
+	Mixnet *MixnetResult `json:"mixnet,omitempty"`
 	// Timeline counts sends and deliveries per interval, for the
 	// delivery-over-time chart.
 	Timeline []TimelinePoint `json:"timeline"`
@@ -194,6 +197,10 @@ type NodeResult struct {
 	CPUByProcess map[string]float64 `json:"cpu_by_process,omitempty"`
 	// Restarts counts plugin restarts by the host's supervisor.
 	Restarts uint64 `json:"restarts"`
+	// PrivacyCounters are the privacy layer's Health counters at the end
+	// of the run, summed over its plugin's instances (a restart starts
+	// them again).
+	PrivacyCounters map[string]uint64 `json:"privacy_counters,omitempty"`
 	// WireBytesSent and WireBytesReceived are the p2p layer's payload
 	// bytes to and from the wire.
 	WireBytesSent     uint64 `json:"wire_bytes_sent"`
@@ -204,6 +211,28 @@ type NodeResult struct {
 	Error string `json:"error,omitempty"`
 	// DiedAt is when the node was found dead, from the start of sending.
 	DiedAt time.Duration `json:"died_at_ns,omitempty"`
+}
+
+// MixnetResult is what a mixnet's counters (docs/plugins/mixnet.md) say
+// about a run: the clients' packet rate and how much of it is cover, and
+// the relays' (mixes' and providers') forwarding.
+type MixnetResult struct {
+	// ClientPacketsPerSecond is a client's Sphinx packets sent per second
+	// over the run (real, drop cover and loops), the mean over clients.
+	ClientPacketsPerSecond float64 `json:"client_packets_per_second"`
+	// ClientCoverShare is the share of the clients' packets that carried
+	// no message (drop cover and loops), 0 to 1.
+	ClientCoverShare float64 `json:"client_cover_share"`
+	// RelayQueueDelayMs is the mean time a forwarded packet waited at a
+	// relay (the Poisson mixing delay and any queueing), in milliseconds.
+	RelayQueueDelayMs float64 `json:"relay_queue_delay_ms"`
+	// RelayPacketsIn and RelayPacketsOut count the relays' packets.
+	RelayPacketsIn  uint64 `json:"relay_packets_in"`
+	RelayPacketsOut uint64 `json:"relay_packets_out"`
+	// RelayDropped counts what the relays dropped, every reason; of
+	// which RelayReplayed were replays.
+	RelayDropped  uint64 `json:"relay_dropped"`
+	RelayReplayed uint64 `json:"relay_replayed"`
 }
 
 // TimelinePoint counts what happened in one interval of a run.
@@ -257,8 +286,15 @@ type Summary struct {
 	// by process; AllocsPerDeliveredAll the sum over every process.
 	AllocsPerDelivered    map[string]Figure `json:"allocs_per_delivered,omitempty"`
 	AllocsPerDeliveredAll Figure            `json:"allocs_per_delivered_all"`
-	Restarts              Figure            `json:"restarts"`
-	Duplicates            Figure            `json:"duplicates"`
+	// The mixnet figures (RunResult.Mixnet) over the runs; N is 0 for a
+	// stack without a mixnet.
+	MixClientPacketRate Figure `json:"mix_client_packets_per_second"`
+	MixCoverShare       Figure `json:"mix_client_cover_share"`
+	MixQueueDelayMs     Figure `json:"mix_relay_queue_delay_ms"`
+	MixRelayDropped     Figure `json:"mix_relay_dropped"`
+	MixRelayReplayed    Figure `json:"mix_relay_replayed"`
+	Restarts            Figure `json:"restarts"`
+	Duplicates          Figure `json:"duplicates"`
 	// OfferedRate and AchievedRate are the runs' send rates (messages
 	// per second); Overloaded counts the runs whose achieved rate fell
 	// below OverloadThreshold of the offered one.
@@ -288,6 +324,19 @@ func Summarize(runs []RunResult) Summary {
 	s.LatencyP95Ms = fig(func(r RunResult) (float64, bool) { return ms(r.Latency.P95), delivered(r) })
 	s.LatencyP99Ms = fig(func(r RunResult) (float64, bool) { return ms(r.Latency.P99), delivered(r) })
 	s.ConvergenceS = fig(func(r RunResult) (float64, bool) { return r.Convergence.Seconds(), r.Converged })
+	mix := func(get func(*MixnetResult) float64) Figure {
+		return fig(func(r RunResult) (float64, bool) {
+			if r.Mixnet == nil {
+				return 0, false
+			}
+			return get(r.Mixnet), true
+		})
+	}
+	s.MixClientPacketRate = mix(func(m *MixnetResult) float64 { return m.ClientPacketsPerSecond })
+	s.MixCoverShare = mix(func(m *MixnetResult) float64 { return m.ClientCoverShare })
+	s.MixQueueDelayMs = mix(func(m *MixnetResult) float64 { return m.RelayQueueDelayMs })
+	s.MixRelayDropped = mix(func(m *MixnetResult) float64 { return float64(m.RelayDropped) })
+	s.MixRelayReplayed = mix(func(m *MixnetResult) float64 { return float64(m.RelayReplayed) })
 	s.BytesPerDelivered = fig(func(r RunResult) (float64, bool) { return r.BytesPerDelivered, delivered(r) })
 	s.FramesPerDelivered = fig(func(r RunResult) (float64, bool) { return r.FramesPerDelivered, delivered(r) })
 	s.CPUSecondsPerNode = fig(func(r RunResult) (float64, bool) {

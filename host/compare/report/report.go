@@ -29,6 +29,8 @@ type measure struct {
 	scale float64
 	// note, if set, adds a remark to a stack's cell.
 	note func(*compare.StackResult, *compare.Report) string
+	// optional rows are left out when no stack has a value.
+	optional bool
 }
 
 // measures are the summary table's rows, in order.
@@ -48,6 +50,11 @@ var measures = []measure{
 	{label: "heap allocs / delivered msg", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.AllocsPerDeliveredAll }},
 	allocRow("host"), allocRow("p2p"), allocRow("privacy"), allocRow("secure"), allocRow("sync"),
 	{label: "peak RSS (MiB)", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.PeakRSSMiB }},
+	{label: "mixnet: packets / client / s", scale: 1, optional: true, figure: func(s *compare.Summary) compare.Figure { return s.MixClientPacketRate }},
+	{label: "mixnet: cover share of client packets (%)", scale: 100, optional: true, figure: func(s *compare.Summary) compare.Figure { return s.MixCoverShare }},
+	{label: "mixnet: relay delay per packet (ms)", scale: 1, optional: true, figure: func(s *compare.Summary) compare.Figure { return s.MixQueueDelayMs }},
+	{label: "mixnet: relay packets dropped", scale: 1, optional: true, figure: func(s *compare.Summary) compare.Figure { return s.MixRelayDropped }},
+	{label: "  of which replays", scale: 1, optional: true, figure: func(s *compare.Summary) compare.Figure { return s.MixRelayReplayed }},
 	{label: "plugin restarts", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.Restarts }},
 	{label: "duplicates", scale: 1, figure: func(s *compare.Summary) compare.Figure { return s.Duplicates }},
 }
@@ -164,8 +171,13 @@ func newSummaryTable(r *compare.Report) summaryTable {
 	for _, m := range measures {
 		row := tableRow{Measure: m.label}
 		figs := make([]compare.Figure, len(r.Stacks))
+		any := false
 		for i := range r.Stacks {
 			figs[i] = m.figure(&r.Stacks[i].Summary)
+			any = any || figs[i].N > 0
+		}
+		if m.optional && !any {
+			continue
 		}
 		d := rowDecimals(figs, m.scale)
 		for i := range r.Stacks {

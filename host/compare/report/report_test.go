@@ -109,10 +109,46 @@ func tableCells(t *testing.T, r *compare.Report) (map[string][]string, string) {
 			}
 		}
 	}
-	if len(cells) != len(measures) {
-		t.Fatalf("found %d of %d measure rows in\n%s", len(cells), len(measures), buf.String())
+	for _, m := range measures {
+		if _, ok := cells[m.label]; !ok && !m.optional {
+			t.Fatalf("no row %q in\n%s", m.label, buf.String())
+		}
 	}
 	return cells, buf.String()
+}
+
+// TestMixnetRows: the mixnet rows appear only when a stack has a mixnet,
+// with its figures, and n/a for a stack without one.
+func TestMixnetRows(t *testing.T) {
+	cells, out := tableCells(t, twoStacks())
+	for label := range cells {
+		if strings.HasPrefix(label, "mixnet:") {
+			t.Fatalf("a report without a mixnet has the row %q:\n%s", label, out)
+		}
+	}
+	r := twoStacks()
+	mixed := &r.Stacks[1]
+	for i := range mixed.Runs {
+		mixed.Runs[i].Mixnet = &compare.MixnetResult{ClientPacketsPerSecond: 10 + float64(i), ClientCoverShare: 0.9, RelayQueueDelayMs: 50, RelayDropped: 4, RelayReplayed: 2}
+	}
+	mixed.Summary = compare.Summarize(mixed.Runs)
+	cells, out = tableCells(t, r)
+	for _, c := range []struct {
+		label string
+		col   int
+		want  string
+	}{
+		{"mixnet: packets / client / s", 0, "n/a"},
+		{"mixnet: packets / client / s", 1, "10.5 ± 0.7"},
+		{"mixnet: cover share of client packets (%)", 1, "90 ± 0"},
+		{"mixnet: relay delay per packet (ms)", 1, "50 ± 0"},
+		{"mixnet: relay packets dropped", 1, "4 ± 0"},
+		{"  of which replays", 1, "2 ± 0"},
+	} {
+		if got := cells[c.label]; len(got) <= c.col || got[c.col] != c.want {
+			t.Errorf("%q = %q, want column %d %q:\n%s", c.label, got, c.col, c.want, out)
+		}
+	}
 }
 
 // spread formats an expected "mean ± stddev" cell with d decimals.
