@@ -287,12 +287,16 @@ func (cs *chatState) feed(cc *chatConv, m *conversations.Message, live bool) {
 				}
 			}
 			slices.Sort(set)
-			if !slices.Equal(set, cc.set) {
-				cc.set = set
-				if live {
-					cs.members[string(m.Conversation)] = memberJob{set: set, announce: m.Outgoing}
-					cs.kick()
-				}
+			changed := !slices.Equal(set, cc.set)
+			cc.set = set
+			if live {
+				// Queued at every message of the group, changed or not:
+				// the conversation follows the events even when an
+				// announcement (a member's SetConversation) changed it
+				// since. The node whose own event changed them announces.
+				job := cs.members[string(m.Conversation)]
+				cs.members[string(m.Conversation)] = memberJob{set: set, announce: job.announce || (changed && m.Outgoing)}
+				cs.kick()
 			}
 		}
 	}

@@ -212,6 +212,29 @@ func TestNodeRunsChat(t *testing.T) {
 		return err == nil && len(rs) == 1 && len(rs[0].DeliveredTo) == 2 && rs[0].Recipients == 2
 	})
 
+	// A member's SetConversation, announced, does not outlast the events:
+	// the group's next message sets the conversation back on every node.
+	convMembers := func(x *chatter) int {
+		convs, err := x.Conversations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cv := range convs {
+			if bytes.Equal(cv.ID, g) {
+				return len(cv.Members)
+			}
+		}
+		return 0
+	}
+	if err := b.SetConversation(ctx, g, []ed25519.PublicKey{a.Identity()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a takes b's announcement of two members", func() bool { return convMembers(a) == 2 })
+	b.send(t, g, group, textBody("back to three"))
+	for _, x := range []*chatter{a, b} {
+		eventually(t, x.Name()+"'s conversation follows the events again", func() bool { return convMembers(x) == 3 })
+	}
+
 	// A forged event: b invites in a's name. a and c refuse it.
 	b.send(t, g, group, eventBody(chatv1.MembershipType_MEMBERSHIP_TYPE_ADMIN_ADD, a.Identity(), b.Identity()))
 	for _, x := range []*chatter{a, c} {
