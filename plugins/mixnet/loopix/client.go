@@ -114,7 +114,7 @@ type fragKey struct {
 type outFragment struct {
 	to       *Address
 	ch       *Channel // a post to a shared mailbox
-	surb     []byte // a reply fragment's SURB
+	surb     []byte   // a reply fragment's SURB
 	inner    []byte
 	key      fragKey
 	tries    int
@@ -129,7 +129,7 @@ type surbState struct {
 	keys    []byte
 	expires time.Time
 	reply   bool
-	to      []byte // a reply SURB's recipient, an encoded Address
+	to      []byte     // a reply SURB's recipient, an encoded Address
 	pull    *pullBatch // a shared pull's SURB
 }
 

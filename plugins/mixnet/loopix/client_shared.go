@@ -33,7 +33,7 @@ type channel struct {
 // with an entry, the mailbox holds more, and the client pulls again at
 // once.
 type pullBatch struct {
-	ch        *channel
+	ch   *channel
 	left int
 	real int
 }

@@ -130,17 +130,17 @@ type Counters struct {
 	RepliesIn      sdk.Counter `counter:"replies_received"`
 	ReplySURBsIn   sdk.Counter `counter:"reply_surbs_received"`
 
-	SharedStored      sdk.Counter `counter:"shared_stored"`
-	SharedPulls       sdk.Counter `counter:"shared_pulls"`
-	SharedEntriesOut  sdk.Counter `counter:"shared_entries_sent"`
-	SharedDummiesOut  sdk.Counter `counter:"shared_dummies_sent"`
-	SharedPostsSent   sdk.Counter `counter:"shared_posts_sent"`
-	SharedPullsSent   sdk.Counter `counter:"shared_pulls_sent"`
-	SharedEntriesIn   sdk.Counter `counter:"shared_entries_received"`
-	SharedDummiesIn   sdk.Counter `counter:"shared_dummies_received"`
-	SharedGaps        sdk.Counter `counter:"shared_gaps"`
-	SharedDelivered   sdk.Counter `counter:"shared_delivered"`
-	SharedSubscribed  sdk.Counter `counter:"shared_subscribed"`
+	SharedStored     sdk.Counter `counter:"shared_stored"`
+	SharedPulls      sdk.Counter `counter:"shared_pulls"`
+	SharedEntriesOut sdk.Counter `counter:"shared_entries_sent"`
+	SharedDummiesOut sdk.Counter `counter:"shared_dummies_sent"`
+	SharedPostsSent  sdk.Counter `counter:"shared_posts_sent"`
+	SharedPullsSent  sdk.Counter `counter:"shared_pulls_sent"`
+	SharedEntriesIn  sdk.Counter `counter:"shared_entries_received"`
+	SharedDummiesIn  sdk.Counter `counter:"shared_dummies_received"`
+	SharedGaps       sdk.Counter `counter:"shared_gaps"`
+	SharedDelivered  sdk.Counter `counter:"shared_delivered"`
+	SharedSubscribed sdk.Counter `counter:"shared_subscribed"`
 
 	Malformed          sdk.Drop `drop:"malformed"`
 	UnknownPeer        sdk.Drop `drop:"unknown_peer"`

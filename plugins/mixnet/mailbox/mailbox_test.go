@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/strata-msg/strata/plugins/mixnet/loopix"
 	"github.com/strata-msg/strata/plugins/mixnet/mailbox"
@@ -82,5 +83,76 @@ func TestBoundsAckAndRestart(t *testing.T) {
 	n, e, err := s.Stats(ctx)
 	if err != nil || n != 2 || e != 1 {
 		t.Fatalf("stats %d mailboxes %d entries, %v", n, e, err)
+	}
+}
+
+// TestSharedRetentionAndBounds: a shared mailbox is created by its first
+// post, numbers its entries from a time-based start, keeps at most
+// SharedMaxEntries (the oldest go), drops entries past the retention,
+// never deletes on a read, tells a reader behind a gap where the entries
+// resume, survives a restart, and is bounded in number.
+func TestSharedRetentionAndBounds(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mailboxes.db")
+	o := mailbox.Options{MaxMailboxes: 2, MaxEntries: 3, MaxBytes: 250, MaxShared: 2, SharedMaxEntries: 3, SharedMaxEntryBytes: 16, SharedRetention: time.Hour}
+	s := open(t, path, o)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, b, c := loopix.MailboxID{1}, loopix.MailboxID{2}, loopix.MailboxID{3}
+	if _, _, err := s.ReadShared(ctx, a, 0, 4, t0); !errors.Is(err, loopix.ErrNoMailbox) {
+		t.Fatalf("read of an unknown shared mailbox: %v", err)
+	}
+	if _, err := s.PutShared(ctx, a, make([]byte, 17), t0); err == nil {
+		t.Fatal("an oversize entry was stored")
+	}
+	for i := range 5 {
+		ev, err := s.PutShared(ctx, a, []byte{byte(i)}, t0.Add(time.Duration(i)*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := max(0, i-2); (ev > 0) != (want > 0) {
+			t.Fatalf("put %d evicted %d", i, ev)
+		}
+	}
+	got, gone, err := s.ReadShared(ctx, a, 0, 10, t0.Add(5*time.Minute))
+	if err != nil || len(got) != 3 || got[0].Payload[0] != 2 || got[2].Payload[0] != 4 {
+		t.Fatalf("read: %v %v", got, err)
+	}
+	if gone != got[0].Seq-1 || got[0].Seq < 1<<40 {
+		t.Fatalf("gone %d, first seq %d", gone, got[0].Seq)
+	}
+	// Reads never delete; a reader positioned at the second gets the rest.
+	again, g2, err := s.ReadShared(ctx, a, got[0].Seq, 10, t0.Add(5*time.Minute))
+	if err != nil || len(again) != 2 || g2 != got[0].Seq {
+		t.Fatalf("second read: %d entries, gone %d, %v", len(again), g2, err)
+	}
+	// Past the retention of the first two (puts at minutes 2..4, read at
+	// 1h3m30s): one left.
+	s.Close()
+	s = open(t, path, o)
+	defer s.Close()
+	late, g3, err := s.ReadShared(ctx, a, got[0].Seq, 10, t0.Add(time.Hour+3*time.Minute+30*time.Second))
+	if err != nil || len(late) != 1 || late[0].Payload[0] != 4 || g3 != late[0].Seq-1 {
+		t.Fatalf("after retention: %d entries, gone %d, %v", len(late), g3, err)
+	}
+	// Bounded in number; a mailbox idle and empty past the retention
+	// makes room.
+	if _, err := s.PutShared(ctx, b, []byte{9}, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutShared(ctx, c, []byte{9}, t0.Add(time.Hour)); !errors.Is(err, loopix.ErrTooManyMailboxes) {
+		t.Fatalf("a third shared mailbox: %v", err)
+	}
+	// At 3h a and b hold nothing younger than the retention and had no
+	// post for as long: they go, and c fits.
+	if _, err := s.PutShared(ctx, c, []byte{9}, t0.Add(3*time.Hour)); err != nil {
+		t.Fatalf("a shared mailbox after the others expired: %v", err)
+	}
+	// A mailbox created again numbers above its old entries.
+	if _, err := s.PutShared(ctx, a, []byte{7}, t0.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	re, _, err := s.ReadShared(ctx, a, late[0].Seq, 10, t0.Add(3*time.Hour))
+	if err != nil || len(re) != 1 || re[0].Payload[0] != 7 {
+		t.Fatalf("a recreated mailbox hides its entries from an old reader: %v %v", re, err)
 	}
 }
