@@ -65,6 +65,9 @@ func NewRoot(env Env) *cobra.Command {
 		listenCmd(env),
 		conversationCmd(env),
 		chatCmd(env),
+	)
+	root.AddCommand(ChatAPICommands(env)...)
+	root.AddCommand(
 		demoCmd(env),
 		compareCmd(env),
 		testnetCmd(env),

@@ -17,8 +17,8 @@ import (
 )
 
 // ChatAPICommands returns the commands over the messaging API's chat
-// calls (docs/messaging-api.md), for the root command to add: strata
-// members, read, unread and receipts.
+// calls (docs/messaging-api.md): strata members, read, unread and
+// receipts.
 func ChatAPICommands(env Env) []*cobra.Command {
 	return []*cobra.Command{membersCmd(env), readCmd(env), unreadCmd(env), receiptsCmd(env)}
 }
