@@ -30,8 +30,9 @@ import (
 //     counted (chat_unsupported), and the API flags it. In a private
 //     group, a membership event whose actor is not its signer is refused
 //     (dropped_chat_forged_actor), and so is a message from an author the
-//     group's events do not make a member at the message's place
-//     (dropped_chat_removed, dropped_chat_not_member).
+//     group's events removed before the message's place
+//     (dropped_chat_removed); one whose author they do not make a member
+//     yet is taken, since its invitation may still come.
 //   - Every chat message stored (received or sent) is added to its
 //     conversation's chat.Timeline, kept in memory from the first chat
 //     message on and rebuilt from the history after a start: it holds the
@@ -153,11 +154,18 @@ func (cs *chatState) check(ctx context.Context, m *conversations.Message, c *con
 		// its join may not have: the node's conversation members
 		// (Node.mayWrite) are all there is to judge by. A refusal here is
 		// for good (the sync layer is told), so it is made only on what
-		// no later event can change back: a removal, or no invitation.
+		// no later event can change back: a removal.
 		return nil
 	}
 	if err := g.CheckMessage(o.author, msg.Clock, id); err != nil {
 		r := chat.ReasonOf(err)
+		if r != chat.ReasonRemoved {
+			// Not a member as the events this node holds stand: the
+			// invitation may be in the same batch, or still on its way,
+			// and a refusal is for good. The node's conversation let the
+			// author in (Node.mayWrite); only a removal is final.
+			return nil
+		}
 		cs.counts[r]++
 		n.msgStats.count(dropChat, 1, n, err.Error(), o.author)
 		return &refusal{counter: dropChat, detail: err.Error()}

@@ -211,6 +211,28 @@ func TestNodeRunsChat(t *testing.T) {
 		rs, err := c.Receipts(ctx, g, [][]byte{hello})
 		return err == nil && len(rs) == 1 && len(rs[0].DeliveredTo) == 2 && rs[0].Recipients == 2
 	})
+	// A message whose place in the order (its clock, a minute back) is
+	// before c's join: the events a and b hold do not make c a member
+	// there, as when an invitation or a join has not arrived yet; their
+	// conversations let c in, and only a removal is final. Taken.
+	early := textBody("by my clock, before I joined")
+	early.Version, early.ChatId, early.ChatType = chat.Version, g, group
+	back := uint64(time.Now().Add(-time.Minute).UnixMilli())
+	early.Clock, early.Timestamp = back, back
+	earlyPayload, err := chat.Encode(early)
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlyMsg, err := c.Send(ctx, g, earlyPayload, node.SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*chatter{a, b} {
+		eventually(t, x.Name()+" stores c's back-dated message", func() bool { return storedIDs(t, x.Node, g)[string(earlyMsg.MessageID)] != nil })
+		if n := x.MessageStats()["dropped_chat_not_member"]; n != 0 {
+			t.Fatalf("%s refused %d messages as not a member's", x.Name(), n)
+		}
+	}
 
 	// A member's SetConversation, announced, does not outlast the events:
 	// the group's next message sets the conversation back on every node.
