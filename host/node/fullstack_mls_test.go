@@ -324,3 +324,50 @@ func TestFullStackMLSRace(t *testing.T) {
 		t.Fatal("no two Commits met: the test did not race")
 	}
 }
+
+// TestFullStackMLSLearned gives the conversation to its first member's
+// host only: the others learn it from the mls layer's Welcome
+// (ConversationLearned), their hosts store it without any announcement,
+// and messages flow both ways.
+func TestFullStackMLSLearned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three full stacks; runs without -short")
+	}
+	dir := t.TempDir()
+	var nodes []*fullNode
+	for i := range 3 {
+		nodes = append(nodes, startMLS(t, dir, fmt.Sprintf("l%d", i), ""))
+	}
+	logOnFailure(t, nodes...)
+	slices.SortFunc(nodes, func(x, y *fullNode) int { return bytes.Compare(x.Identity(), y.Identity()) })
+	ctx := context.Background()
+	var ids []ed25519.PublicKey
+	for _, x := range nodes {
+		ids = append(ids, x.Identity())
+		for _, y := range nodes {
+			if x != y {
+				if _, err := x.AddContact(ctx, y.CardText()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for _, n := range nodes {
+		waitPeers(t, n.Node, len(nodes)-1)
+	}
+	conv := []byte("mls learned")
+	if err := nodes[0].SetConversation(ctx, conv, ids); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		deadline := time.Now().Add(60 * time.Second)
+		for n.LayerEventStats()["conversation_accepted"] == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the host never stored a conversation from the layer: %v", n.Name(), n.LayerEventStats())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	want := post(t, nodes, conv, 3)
+	waitAll(t, nodes, want, 60*time.Second)
+}
