@@ -27,6 +27,9 @@ type channel struct {
 	queued   bool            // a pull waits for a λP slot
 	inFlight int             // pulls sent and not settled
 	gone     bool            // unsubscribed
+	// at is the provider the position is of: when the PKI document
+	// moves the mailbox to another provider, the position starts again.
+	at sphinx.NodeID
 }
 
 // pullBatch is the SURBs of one pull: when every one of them came back
@@ -34,6 +37,7 @@ type channel struct {
 // once.
 type pullBatch struct {
 	ch   *channel
+	at   sphinx.NodeID
 	left int
 	real int
 }
@@ -187,6 +191,13 @@ func (c *Client) sendPull(now time.Time, s *channel) bool {
 		c.c.NoRoute.Inc()
 		return false
 	}
+	if s.at != dst.ID {
+		// The first pull, or the mailbox moved (its provider left the
+		// document): read the new provider's mailbox from its oldest
+		// entry.
+		s.at, s.pos = dst.ID, 0
+		clear(s.above)
+	}
 	n := SharedPullSURBs(g)
 	ids := make([]sphinx.SURBID, n)
 	keys := make([][]byte, n)
@@ -211,7 +222,7 @@ func (c *Client) sendPull(now time.Time, s *channel) bool {
 	if err != nil || !c.sendPacket(now, dst, sphinx.Commands{sphinx.Recipient{ID: s.ch.Mailbox}}, payload) {
 		return fail()
 	}
-	b := &pullBatch{ch: s, left: n}
+	b := &pullBatch{ch: s, at: dst.ID, left: n}
 	s.inFlight++
 	// Answers come back within a round trip; a late one is pulled again.
 	expires := now.Add(c.cfg.AckTimeout)
@@ -262,8 +273,8 @@ func (c *Client) sharedReply(now time.Time, b *pullBatch, plain []byte) {
 	r, err := DecodeSharedReply(c.cfg.Geometry, plain)
 	b.done(c, err == nil && r.Real)
 	s := b.ch
-	if s.gone {
-		return
+	if s.gone || b.at != s.at {
+		return // unsubscribed, or an answer of the provider before
 	}
 	if err != nil {
 		c.c.BadShared.Inc()

@@ -266,3 +266,55 @@ func TestSharedMailboxBadInput(t *testing.T) {
 		t.Error("the first chat's post was not stored")
 	}
 }
+
+// TestSharedMailboxMoves: when the PKI document no longer lists the
+// provider of a chat's shared mailbox, the chat moves to the provider
+// with the next rendezvous score; readers start there from its oldest
+// entry and new posts reach them.
+func TestSharedMailboxMoves(t *testing.T) {
+	s := newSim(t, simOptions{seed: 43})
+	var ch *loopix.Channel
+	for i := 0; ch == nil; i++ {
+		c, _ := loopix.DeriveChannel("moving-"+string(rune('a'+i)), nil)
+		if p, _ := c.ProviderOf(s.dir); p.Name() == "provider-1" {
+			ch = c
+		}
+	}
+	_, ca := s.addClient("alice", "provider-0")
+	b, cb := s.addClient("bob", "provider-0")
+	for _, c := range []*loopix.Client{ca, cb} {
+		if err := c.Subscribe(ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := message("before the move", 200)
+	if err := ca.SendShared(s.now, ch.Mailbox, &loopix.Message{Payload: before}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.runUntil(s.now.Add(2*time.Minute), func() bool { return delivered(b, before) != nil }) {
+		t.Fatalf("bob did not get the first post: %s", counters(b))
+	}
+	// provider-1 leaves the clients' document.
+	d := *s.dir
+	d.Providers = nil
+	for _, p := range s.dir.Providers {
+		if p.Name() != "provider-1" {
+			d.Providers = append(d.Providers, p)
+		}
+	}
+	for _, c := range []*loopix.Client{ca, cb} {
+		if err := c.SetDirectory(&d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := message("after the move", 200)
+	if err := ca.SendShared(s.now, ch.Mailbox, &loopix.Message{Payload: after}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.runUntil(s.now.Add(2*time.Minute), func() bool { return delivered(b, after) != nil }) {
+		t.Fatalf("bob did not get the post after the move: %s", counters(b))
+	}
+	if got := s.nodes["provider-0"].counters.SharedStored.Load(); got == 0 {
+		t.Error("provider-0 stored no post after the move")
+	}
+}
