@@ -19,6 +19,7 @@ import (
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/host/config"
+	"github.com/strata-msg/strata/host/conversations"
 	"github.com/strata-msg/strata/host/node"
 	"github.com/strata-msg/strata/plugins/mls/layer"
 )
@@ -361,13 +362,23 @@ func TestFullStackMLSLearned(t *testing.T) {
 	}
 	for _, n := range nodes[1:] {
 		deadline := time.Now().Add(60 * time.Second)
-		for n.LayerEventStats()["conversation_accepted"] == 0 {
+		for !knows(t, n, conv) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: the host never stored a conversation from the layer: %v", n.Name(), n.LayerEventStats())
+				t.Fatalf("%s: the host never stored the conversation from the layer: %v", n.Name(), n.LayerEventStats())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	want := post(t, nodes, conv, 3)
 	waitAll(t, nodes, want, 60*time.Second)
+}
+
+// knows reports whether n's host has stored the conversation.
+func knows(t *testing.T, n *fullNode, conv []byte) bool {
+	t.Helper()
+	cs, err := n.Conversations(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(cs, func(c *conversations.Conversation) bool { return bytes.Equal(c.ID, conv) })
 }
