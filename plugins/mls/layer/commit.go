@@ -108,9 +108,13 @@ func (l *Layer) reconcile(c *conv) {
 		}
 		a, ok := l.chooseKeyPackage(id)
 		if !ok {
-			l.c.NoKeyPackage.Inc()
+			if !c.waitingKP[string(id)] {
+				c.waitingKP[string(id)] = true
+				l.c.NoKeyPackage.Inc() // once per member and wait
+			}
 			continue
 		}
+		delete(c.waitingKP, string(id))
 		adds = append(adds, a)
 	}
 	for id, leaf := range members {

@@ -48,6 +48,8 @@ type conv struct {
 	// offers are KeyPackages members sent to be added again with, by
 	// identity (memory only: a member asks again).
 	offers map[string]wire.KeyPackage
+	// waitingKP are the members to add that have no usable KeyPackage.
+	waitingKP map[string]bool
 	// statusTo rate-limits status replies per member.
 	statusTo map[string]time.Time
 	// unresolved remembers forks already counted as unresolved, by epoch
@@ -62,7 +64,7 @@ type heldUp struct {
 }
 
 func newConv(id []byte) *conv {
-	return &conv{id: bytes.Clone(id), statusTo: map[string]time.Time{}, unresolved: map[string]bool{}, offers: map[string]wire.KeyPackage{}}
+	return &conv{id: bytes.Clone(id), statusTo: map[string]time.Time{}, unresolved: map[string]bool{}, offers: map[string]wire.KeyPackage{}, waitingKP: map[string]bool{}}
 }
 
 // destroy zeroes the conversation's secrets.
