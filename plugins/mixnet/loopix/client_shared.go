@@ -9,10 +9,13 @@ import (
 )
 
 // Bounds of a client's shared mailboxes: the channels it follows, and the
-// pulls of one channel in flight (sent, and not all answered or expired).
+// pulls of one channel in flight (sent, and not all answered or expired
+// after AckTimeout). A pull that is never answered (the mailbox does not
+// exist yet: its provider drops the pull) must not hold the next ones
+// back: the bound is only there to bound the SURB keys kept.
 const (
 	maxChannels        = 64
-	maxPullsInFlight   = 2
+	maxPullsInFlight   = 16
 	maxOwnPostsTracked = 4096
 )
 
