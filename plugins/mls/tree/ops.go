@@ -29,6 +29,10 @@ func (t *Tree) Clone() *Tree {
 		}
 		c.nodes[i] = &cp
 	}
+	if t.hashes != nil {
+		c.hashes = slices.Clone(t.hashes) // the hashes themselves are never modified
+		c.hashFor = t.hashFor
+	}
 	return c
 }
 
@@ -49,10 +53,11 @@ func (t *Tree) Add(leaf *wire.LeafNode) (treemath.Leaf, error) {
 		if n >= 1<<31 {
 			return 0, fmt.Errorf("mls/tree: add: the tree is full")
 		}
-		t.nodes = append(t.nodes, make([]*wire.Node, treemath.Width(2*n)-uint32(len(t.nodes)))...)
+		t.resize(int(treemath.Width(2 * n)))
 	}
 	cp := *leaf
 	t.nodes[l.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &cp}
+	t.touch(l.Node())
 	for _, p := range treemath.DirectPath(l.Node(), t.LeafCount()) {
 		if pn := t.nodes[p]; pn != nil {
 			parent := *pn.Parent
@@ -72,6 +77,7 @@ func (t *Tree) Update(l treemath.Leaf, leaf *wire.LeafNode) error {
 	}
 	cp := *leaf
 	t.nodes[l.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &cp}
+	t.touch(l.Node())
 	t.blankPath(l)
 	return nil
 }
@@ -83,15 +89,18 @@ func (t *Tree) Remove(l treemath.Leaf) error {
 		return fmt.Errorf("%w: removal of leaf %d", ErrBlankLeaf, l)
 	}
 	t.nodes[l.Node()] = nil
+	t.touch(l.Node())
 	t.blankPath(l)
 	t.truncate()
 	return nil
 }
 
+// blankPath blanks the direct path of l and forgets its nodes' hashes.
 func (t *Tree) blankPath(l treemath.Leaf) {
 	for _, p := range treemath.DirectPath(l.Node(), t.LeafCount()) {
 		t.nodes[p] = nil
 	}
+	t.touch(l.Node())
 }
 
 // truncate halves the tree while the right half has no non-blank leaf and
@@ -103,7 +112,7 @@ func (t *Tree) truncate() {
 				return
 			}
 		}
-		t.nodes = t.nodes[:treemath.Width(n/2)]
+		t.resize(int(treemath.Width(n / 2)))
 	}
 }
 

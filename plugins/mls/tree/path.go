@@ -32,7 +32,7 @@ func (t *Tree) FilteredDirectPath(l treemath.Leaf) (path, copath []treemath.Node
 	x := l.Node()
 	for _, p := range treemath.DirectPath(x, n) {
 		sib, _ := treemath.Sibling(x, n)
-		if len(t.Resolution(sib)) > 0 {
+		if t.hasResolution(sib) {
 			path = append(path, p)
 			copath = append(copath, sib)
 		}
@@ -66,12 +66,29 @@ func (t *Tree) ApplyPath(l treemath.Leaf, keys [][]byte, h Hasher) (leafParentHa
 	// empty one; the leaf gets the parent hash of path[0].
 	var above []byte
 	for i := len(path) - 1; i >= 0; i-- {
+		// path[i] changes (touched by blankPath above); its copath
+		// child's subtree, whose hash parentHash needs, does not.
 		t.nodes[path[i]].Parent.ParentHash = above
 		if above, err = t.parentHash(h, path[i], copath[i]); err != nil {
 			return nil, err
 		}
 	}
 	return above, nil
+}
+
+// hasResolution reports whether the resolution of x is not empty: whether
+// x or a node below it is not blank. It stops at the first such node, so a
+// subtree whose leftmost leaf is set costs O(log n).
+func (t *Tree) hasResolution(x treemath.Node) bool {
+	if t.Node(x) != nil {
+		return true
+	}
+	left, ok := treemath.Left(x)
+	if !ok {
+		return false
+	}
+	right, _ := treemath.Right(x)
+	return t.hasResolution(left) || t.hasResolution(right)
 }
 
 // SetLeaf replaces the leaf at l without touching its direct path, as the
@@ -82,6 +99,7 @@ func (t *Tree) SetLeaf(l treemath.Leaf, leaf *wire.LeafNode) error {
 	}
 	cp := *leaf
 	t.nodes[l.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &cp}
+	t.touch(l.Node())
 	return nil
 }
 

@@ -11,6 +11,7 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/strata-msg/strata/plugins/mls/codec"
 	"github.com/strata-msg/strata/plugins/mls/treemath"
@@ -45,8 +46,18 @@ type Verifier interface {
 
 // Tree is a ratchet tree: 2^d leaves (d >= 0) stored as an array in node
 // order, nil for blank nodes.
+//
+// A Tree caches the tree hash of every node it has computed, and a change
+// forgets only the hashes of the changed node and its ancestors, so that
+// after a Commit (a leaf and its direct path changed) the tree hash costs
+// O(log n) hashes instead of O(n). Because the cache is filled by reads,
+// a Tree is not safe for concurrent use even by readers alone.
 type Tree struct {
 	nodes []*wire.Node
+	// hashes[x] is the tree hash of node x under hashFor, or nil if not
+	// known; hashes has len(nodes) entries or is nil.
+	hashes  [][]byte
+	hashFor Hasher
 }
 
 // FromWire builds a tree from the ratchet_tree extension's node list (RFC
@@ -180,11 +191,88 @@ func (t *Tree) TreeHashes(h Hasher) ([][]byte, error) {
 	return out, nil
 }
 
+// cache returns the hash cache for h, emptied if it was filled under
+// another hasher, or nil if h cannot be compared (then nothing is cached).
+func (t *Tree) cache(h Hasher) [][]byte {
+	if !reflect.TypeOf(h).Comparable() {
+		return nil
+	}
+	if t.hashFor != h || len(t.hashes) != len(t.nodes) {
+		t.hashes = make([][]byte, len(t.nodes))
+		t.hashFor = h
+	}
+	return t.hashes
+}
+
+// touch forgets the cached tree hash of node x and of every node above it,
+// the hashes a change of x makes stale.
+func (t *Tree) touch(x treemath.Node) {
+	if t.hashes == nil {
+		return
+	}
+	if int(x) < len(t.hashes) {
+		t.hashes[x] = nil
+	}
+	for _, p := range treemath.DirectPath(x, t.LeafCount()) {
+		t.hashes[p] = nil
+	}
+}
+
+// resize changes the node count to width, keeping the cached hashes of the
+// nodes that remain (a subtree's hash does not depend on the tree's size).
+func (t *Tree) resize(width int) {
+	if width <= len(t.nodes) {
+		t.nodes = t.nodes[:width]
+		if t.hashes != nil {
+			t.hashes = t.hashes[:width]
+		}
+		return
+	}
+	t.nodes = append(t.nodes, make([]*wire.Node, width-len(t.nodes))...)
+	if t.hashes != nil {
+		t.hashes = append(t.hashes, make([][]byte, width-len(t.hashes))...)
+	}
+}
+
+// hasExcluded reports whether a leaf of excluded lies in the subtree of x.
+func hasExcluded(x treemath.Node, excluded map[uint32]bool) bool {
+	for l := range excluded {
+		if treemath.InSubtree(treemath.Leaf(l).Node(), x) {
+			return true
+		}
+	}
+	return false
+}
+
 // subtreeHash returns the tree hash of x, treating the leaves in excluded
 // as blank and absent from unmerged lists (RFC 9420 §7.9, "original sibling
 // tree hash"). If memo is not nil, it records the hash of every node of the
-// subtree.
+// subtree. The hash of a subtree that holds no excluded leaf is taken from,
+// or put into, the tree's cache.
 func (t *Tree) subtreeHash(h Hasher, x treemath.Node, excluded map[uint32]bool, memo [][]byte) ([]byte, error) {
+	var cache [][]byte
+	if len(excluded) == 0 || !hasExcluded(x, excluded) {
+		excluded = nil
+		cache = t.cache(h)
+	}
+	if cache != nil && cache[x] != nil {
+		if memo == nil {
+			return cache[x], nil
+		}
+		// Every node's hash is wanted: walk the subtree, each hash
+		// served from the cache.
+		memo[x] = cache[x]
+		if left, ok := treemath.Left(x); ok {
+			right, _ := treemath.Right(x)
+			if _, err := t.subtreeHash(h, left, nil, memo); err != nil {
+				return nil, err
+			}
+			if _, err := t.subtreeHash(h, right, nil, memo); err != nil {
+				return nil, err
+			}
+		}
+		return cache[x], nil
+	}
 	var w codec.Writer
 	node := t.Node(x)
 	if x.IsLeaf() {
@@ -229,6 +317,9 @@ func (t *Tree) subtreeHash(h Hasher, x treemath.Node, excluded map[uint32]bool, 
 	sum := h.Hash(w.Bytes())
 	if memo != nil {
 		memo[x] = sum
+	}
+	if cache != nil {
+		cache[x] = sum
 	}
 	return sum, nil
 }
