@@ -49,7 +49,7 @@ func TestSupersededSecretsLeaveTheDisk(t *testing.T) {
 		t.Fatal("the current epoch's authenticator is not on disk: the test looks for the wrong bytes")
 	}
 	a.l.mu.Lock()
-	a.l.commit(a.l.convs[conv], nil, nil)
+	a.l.commit(a.l.convs[conv], nil, nil, false)
 	a.l.flush(n.ctx)
 	a.l.mu.Unlock()
 	n.run()

@@ -53,6 +53,7 @@ func (l *Layer) reconcile(c *conv) {
 		c.g, c.since = g, l.now()
 		c.enter(0, nil, c.since)
 		c.createdHere = true
+		c.leafAt = c.since
 		l.markDirty(c)
 	}
 	if !c.live() {
@@ -129,7 +130,7 @@ func (l *Layer) reconcile(c *conv) {
 		l.c.Takeovers.Inc()
 	}
 	slices.Sort(removes)
-	l.commit(c, adds, removes)
+	l.commit(c, adds, removes, l.leafDue(c, l.now()))
 }
 
 // chooseKeyPackage picks a contact's KeyPackage: a one-time one not used
@@ -165,10 +166,11 @@ func (l *Layer) chooseKeyPackage(id []byte) (addition, bool) {
 	return addition{identity: id, kp: card.LastResort}, true
 }
 
-// commit commits adds and removes, applies the Commit at once (keeping the
-// state before it for the settling window), and sends the Commit to the
-// group and the Welcome to each new member; l.mu is held.
-func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
+// commit commits adds and removes (with an UpdatePath if path is set or
+// the proposals need one), applies the Commit at once (keeping the state
+// before it for the settling window), and sends the Commit to the group
+// and the Welcome to each new member; l.mu is held.
+func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf, path bool) {
 	var props []wire.Proposal
 	for _, r := range removes {
 		props = append(props, group.RemoveProposal(r))
@@ -187,12 +189,12 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf) {
 	}
 	before := c.memberList()
 	snap := l.takeSnapshot(c, nil)
-	pc, err := c.g.Commit(group.CommitOptions{Proposals: props})
+	pc, err := c.g.Commit(group.CommitOptions{Proposals: props, Path: path})
 	if err != nil {
 		if snap != nil {
 			snap.destroy()
 		}
-		l.env.Logger.Warn("could not commit a membership change", "conversation", c.id, "error", err)
+		l.env.Logger.Warn("could not commit", "conversation", c.id, "adds", len(adds), "removes", len(removes), "path", path, "error", err)
 		// A KeyPackage the group refuses is not tried again.
 		for _, a := range adds {
 			if a.ref != nil {

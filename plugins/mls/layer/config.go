@@ -23,6 +23,7 @@ type Config struct {
 	RetransmitAttempts int           `json:"retransmit_attempts" default:"12" min:"0" max:"1000" desc:"How many times a Commit or Welcome is sent again to a member that has not shown the new epoch; then the committer gives up on that member."`
 	TakeoverTimeout    time.Duration `json:"takeover_timeout" default:"30s" min:"1ms" max:"24h" desc:"How long the k-th member in commit order waits (k times this) for the members before it to commit a membership change the host asked for, before it commits it itself."`
 	Padding            int           `json:"padding" default:"32" min:"0" max:"4096" desc:"Application messages are padded to a multiple of this many bytes inside the encryption; 0 turns padding off."`
+	UpdateInterval     time.Duration `json:"update_interval" default:"24h" min:"0" max:"8760h" desc:"How long this member's leaf may stay unchanged before it refreshes it (post-compromise security): it commits an empty Commit with an UpdatePath when the group is quiet and it is its turn in a rotation derived from the epoch; a membership Commit it makes meanwhile carries the path instead. 0 turns refreshing off."`
 	HeldFrames         int           `json:"held_frames" default:"256" min:"1" max:"100000" desc:"Most frames held per conversation: DOWN frames waiting for their group (not created, or its Welcome not here yet), and UP frames for an epoch or group not reached yet; the oldest is dropped and counted beyond it."`
 }
 

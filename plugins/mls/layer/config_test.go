@@ -18,7 +18,7 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if def.CipherSuite != 1 || def.KeyPackages != 5 || def.SettleWindow.String() != "10s" || def.PastEpochs != 2 {
+	if def.CipherSuite != 1 || def.KeyPackages != 5 || def.SettleWindow.String() != "10s" || def.PastEpochs != 2 || def.UpdateInterval.String() != "24h0m0s" {
 		t.Fatalf("defaults %+v", def)
 	}
 	for _, tc := range []struct {
@@ -30,6 +30,7 @@ func TestConfig(t *testing.T) {
 		{`{"settle_window": "1m", "branch_retention": "10s"}`, "branch_retention"},
 		{`{"retransmit_initial": "10s", "retransmit_max": "1s"}`, "retransmit_max"},
 		{`{"padding": -1}`, "padding"},
+		{`{"update_interval": "-1s"}`, "update_interval"},
 		{`{"setle_window": "1s"}`, "setle_window"},
 	} {
 		_, err := sdk.LoadConfig[Config](tc.section)

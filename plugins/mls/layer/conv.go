@@ -55,6 +55,11 @@ type conv struct {
 	// unresolved remembers forks already counted as unresolved, by epoch
 	// and member.
 	unresolved map[string]bool
+	// leafAt is when this node's own leaf last changed (stored); leaves
+	// is, for every member, its leaf's encryption key and when this node
+	// first saw it (memory only: update.go).
+	leafAt time.Time
+	leaves map[string]leafSeen
 }
 
 // heldUp is an UP frame kept until its group or epoch is there.
@@ -64,7 +69,7 @@ type heldUp struct {
 }
 
 func newConv(id []byte) *conv {
-	return &conv{id: bytes.Clone(id), statusTo: map[string]time.Time{}, unresolved: map[string]bool{}, offers: map[string]wire.KeyPackage{}, waitingKP: map[string]bool{}}
+	return &conv{id: bytes.Clone(id), statusTo: map[string]time.Time{}, unresolved: map[string]bool{}, offers: map[string]wire.KeyPackage{}, waitingKP: map[string]bool{}, leaves: map[string]leafSeen{}}
 }
 
 // destroy zeroes the conversation's secrets.
@@ -124,7 +129,7 @@ func (c *conv) wants(id []byte) bool {
 
 // loadGroups reads every conversation; l.mu is held.
 func (l *Layer) loadGroups(ctx context.Context) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, desired, state, branch, removed, history FROM groups`)
+	rows, err := l.db.QueryContext(ctx, `SELECT id, desired, state, branch, removed, history, leaf_unix FROM groups`)
 	if err != nil {
 		return fmt.Errorf("load groups: %w", err)
 	}
@@ -133,7 +138,8 @@ func (l *Layer) loadGroups(ctx context.Context) error {
 	for rows.Next() {
 		var id, desired, state, branch, history []byte
 		var removed int
-		if err := rows.Scan(&id, &desired, &state, &branch, &removed, &history); err != nil {
+		var leafUnix int64
+		if err := rows.Scan(&id, &desired, &state, &branch, &removed, &history, &leafUnix); err != nil {
 			return fmt.Errorf("load groups: %w", err)
 		}
 		c := newConv(id)
@@ -158,6 +164,11 @@ func (l *Layer) loadGroups(ctx context.Context) error {
 				return fmt.Errorf("group %x: %w", id, err)
 			}
 			clear(raw)
+			c.leafAt = now
+			if leafUnix > 0 {
+				c.leafAt = time.Unix(leafUnix, 0)
+			}
+			l.seeLeaves(c, now)
 		}
 		l.convs[string(id)] = c
 	}
@@ -198,10 +209,10 @@ func (l *Layer) write(ctx context.Context) error {
 				desired = []byte{}
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, desired, state, branch, removed, history) VALUES (?, ?, ?, ?, ?, ?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, desired, state, branch, removed, history, leaf_unix) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET desired = excluded.desired, state = excluded.state, branch = excluded.branch,
-				removed = excluded.removed, history = excluded.history`,
-			c.id, desired, state, nonNil(c.branch), boolInt(c.removed), encodeHistory(c.history)); err != nil {
+				removed = excluded.removed, history = excluded.history, leaf_unix = excluded.leaf_unix`,
+			c.id, desired, state, nonNil(c.branch), boolInt(c.removed), encodeHistory(c.history), leafUnix(c.leafAt)); err != nil {
 			return fmt.Errorf("store group: %w", err)
 		}
 		if err := writeOutbox(ctx, tx, c); err != nil {

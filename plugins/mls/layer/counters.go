@@ -31,6 +31,7 @@ type counters struct {
 	KeyPackagesOffered sdk.Counter `counter:"keypackages_offered"`
 	OffersTaken        sdk.Counter `counter:"keypackage_offers_taken"`
 	Recovered          sdk.Counter `counter:"opened_after_fork"`
+	LeafUpdates        sdk.Counter `counter:"leaf_updates"`
 
 	all   *sdk.Counters
 	drops map[string]*sdk.Counter

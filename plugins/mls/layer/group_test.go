@@ -152,7 +152,7 @@ func TestConcurrentCommits(t *testing.T) {
 		// hears of the other, and each sends a message at once.
 		for _, x := range []*tnode{b, d} {
 			x.l.mu.Lock()
-			x.l.commit(x.l.convs[conv], nil, nil)
+			x.l.commit(x.l.convs[conv], nil, nil, false)
 			x.l.flush(n.ctx)
 			x.l.mu.Unlock()
 		}
@@ -292,7 +292,7 @@ func TestTakeoverAfterPartition(t *testing.T) {
 			// across the subtests.
 			for range seed {
 				a.l.mu.Lock()
-				a.l.commit(a.l.convs[conv], nil, nil)
+				a.l.commit(a.l.convs[conv], nil, nil, false)
 				a.l.flush(n.ctx)
 				a.l.mu.Unlock()
 			}
@@ -439,7 +439,7 @@ func TestAddedLowestLate(t *testing.T) {
 	n.agree(conv, b, c)
 	for range 2 { // the existing group moves on
 		b.l.mu.Lock()
-		b.l.commit(b.l.convs[conv], nil, nil)
+		b.l.commit(b.l.convs[conv], nil, nil, false)
 		b.l.flush(n.ctx)
 		b.l.mu.Unlock()
 		n.run()

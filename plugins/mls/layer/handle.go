@@ -321,6 +321,7 @@ func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 		c.snaps, c.outbox = nil, nil
 	}
 	c.g, c.removed = g, false
+	c.leafAt, c.leaves = now, map[string]leafSeen{}
 	c.history = nil
 	for _, p := range e.path {
 		c.history = append(c.history, pathEntry{epoch: p.epoch, hash: p.hash, at: now})
@@ -345,6 +346,7 @@ func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 func (l *Layer) epochChanged(c *conv, joined bool, before [][]byte) {
 	c.since = l.now()
 	l.markDirty(c)
+	l.seeLeaves(c, c.since)
 	members := c.memberList()
 	// Members that left are not waited for.
 	in := c.members()
@@ -447,6 +449,7 @@ func (l *Layer) tick(now time.Time) {
 		}
 		c.early = kept
 		l.reconcile(c)
+		l.refresh(c, now)
 	}
 	kept := l.orphans[:0]
 	for _, h := range l.orphans {
@@ -459,6 +462,7 @@ func (l *Layer) tick(now time.Time) {
 	l.orphans = kept
 	l.expireRetired(now)
 	l.refreshKeyPackages(now)
+	l.countStale(now)
 }
 
 // keepUndecided keeps a copy of an application message that no branch

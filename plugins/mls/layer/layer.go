@@ -28,6 +28,13 @@
 // retransmits its Commit and Welcomes with back-off until every member has
 // shown the new epoch.
 //
+// Leaf refresh (update.go). For post-compromise security each member
+// commits an empty Commit with an UpdatePath once update_interval has
+// passed since its leaf last changed, when the group is quiet and it is
+// its turn in a rotation derived from the epoch, so that one member
+// commits per epoch; stale_leaves counts the members whose leaf has not
+// changed for twice the interval.
+//
 // Durability. Every change of a batch (group states, KeyPackages, the
 // outbox of Commits being retransmitted) is committed in one SQLite
 // transaction (WAL, synchronous=FULL, secure_delete) before any frame of
@@ -117,12 +124,19 @@ type Layer struct {
 	wg       sync.WaitGroup
 	storeErr atomic.Pointer[string]
 	c        *counters
+	// stale is the stale_leaves level: members whose leaf has not changed
+	// for twice update_interval, over every group (update.go).
+	stale atomic.Uint64
 }
 
 var _ sdk.Secure = (*Layer)(nil)
 
 // New returns an unconfigured layer.
-func New() *Layer { return &Layer{now: time.Now, c: newCounters()} }
+func New() *Layer {
+	l := &Layer{now: time.Now, c: newCounters()}
+	l.c.all.Level("stale_leaves", l.stale.Load)
+	return l
+}
 
 // Describe implements sdk.Layer.
 func (l *Layer) Describe() *commonv1.PluginInfo {

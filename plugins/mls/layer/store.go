@@ -71,6 +71,13 @@ var migrations = []string{
 		members  BLOB    NOT NULL,
 		PRIMARY KEY (group_id, epoch)
 	) STRICT;`,
+	// Version 2.
+	//
+	// groups.leaf_unix: when this node's own leaf in the group last
+	// changed (joined, created, or a Commit of its own with a path), in
+	// Unix seconds; 0 when unknown (rows of version 1: counted from the
+	// start of the layer). update.go.
+	`ALTER TABLE groups ADD COLUMN leaf_unix INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // openStore opens the layer's database. secure_delete makes SQLite
