@@ -3,7 +3,11 @@ package tree
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/strata-msg/strata/plugins/mls/treemath"
@@ -152,4 +156,60 @@ func FuzzTreeHashCache(f *testing.F) {
 		}
 		runOps(t, ops)
 	})
+}
+
+// badSignature fails the signatures that read "bad".
+type badSignature struct{}
+
+func (badSignature) VerifyWithLabel(_ []byte, _ string, _, sig []byte) error {
+	if string(sig) == "bad" {
+		return errors.New("bad signature")
+	}
+	return nil
+}
+
+// TestVerifyLeafSignaturesParallel checks that a large tree, checked by
+// several goroutines, reports the lowest failing leaf, as a sequential
+// check does, and passes when every signature verifies.
+func TestVerifyLeafSignaturesParallel(t *testing.T) {
+	for _, bad := range [][]int{nil, {199}, {3, 150}, {120, 121}, {0}} {
+		rt := make(wire.RatchetTree, 2*200-1)
+		for l := range 200 {
+			n := leaf(byte(l))
+			n.Leaf.Signature = []byte("ok")
+			if slices.Contains(bad, l) {
+				n.Leaf.Signature = []byte("bad")
+			}
+			rt[2*l] = n
+		}
+		tr, err := FromWire(rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tr.VerifyLeafSignatures(badSignature{}, []byte("g"))
+		switch {
+		case len(bad) == 0 && err != nil:
+			t.Fatalf("every signature good: %v", err)
+		case len(bad) > 0 && (!errors.Is(err, ErrLeafSignature) || !strings.Contains(err.Error(), fmt.Sprintf("leaf %d:", bad[0]))):
+			t.Fatalf("bad leaves %v: got %v, want leaf %d reported", bad, err, bad[0])
+		}
+	}
+}
+
+func TestFirstHeldEncryptionKey(t *testing.T) {
+	tr := sparseTree(t) // leaves 0, 4, 5, 7 with keys {0}, {4}, {5}, {7}
+	for _, tc := range []struct {
+		keys [][]byte
+		want int
+	}{
+		{nil, -1},
+		{[][]byte{{1}, {2}}, -1},
+		{[][]byte{{1}, {5}, {4}}, 1},
+		{[][]byte{{7}, {0}}, 0},
+		{[][]byte{{9}, {9}, {0}}, 2},
+	} {
+		if got := tr.FirstHeldEncryptionKey(tc.keys); got != tc.want {
+			t.Errorf("FirstHeldEncryptionKey(%v) = %d, want %d", tc.keys, got, tc.want)
+		}
+	}
 }

@@ -117,6 +117,26 @@ func (t *Tree) HasEncryptionKey(key []byte) bool {
 	return false
 }
 
+// FirstHeldEncryptionKey returns the index in keys of the first key that
+// a non-blank node holds as its encryption key, or -1 if none is in the
+// tree. It reads the tree once, however many keys it is given.
+func (t *Tree) FirstHeldEncryptionKey(keys [][]byte) int {
+	want := make(map[string]int, len(keys))
+	for i := len(keys) - 1; i >= 0; i-- {
+		want[string(keys[i])] = i
+	}
+	first := -1
+	for x, node := range t.nodes {
+		if node == nil {
+			continue
+		}
+		if i, ok := want[string(t.EncryptionKey(treemath.Node(x)))]; ok && (first < 0 || i < first) {
+			first = i
+		}
+	}
+	return first
+}
+
 // EncryptionKey returns the encryption key of node x, or nil if it is
 // blank.
 func (t *Tree) EncryptionKey(x treemath.Node) []byte {

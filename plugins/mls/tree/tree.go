@@ -40,6 +40,8 @@ type Hasher interface {
 }
 
 // Verifier checks a signature made with SignWithLabel (RFC 9420 §5.1.2).
+// It must be safe for concurrent use (VerifyLeafSignatures calls it from
+// several goroutines).
 type Verifier interface {
 	VerifyWithLabel(pub []byte, label string, content, signature []byte) error
 }

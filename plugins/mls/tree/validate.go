@@ -3,7 +3,9 @@ package tree
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/strata-msg/strata/plugins/mls/treemath"
 	"github.com/strata-msg/strata/plugins/mls/wire"
@@ -95,11 +97,44 @@ func sameSet(a, b []treemath.Node) bool {
 	return slices.Equal(a, b)
 }
 
+// parallelLeaves is the leaf count from which VerifyLeafSignatures spreads
+// the signatures over several goroutines.
+const parallelLeaves = 64
+
 // VerifyLeafSignatures checks the signature of every non-blank leaf over
 // its LeafNodeTBS (label "LeafNodeTBS"); groupID and the leaf's index are
 // part of the signed content for leaves whose source is update or commit.
+// A tree of many leaves is checked by up to GOMAXPROCS goroutines (at most
+// 8), each over a contiguous range of leaves, so v must be safe for
+// concurrent use; the error returned is that of the lowest failing leaf,
+// as a sequential check would give.
 func (t *Tree) VerifyLeafSignatures(v Verifier, groupID []byte) error {
-	for l := range treemath.Leaf(t.LeafCount()) {
+	n := t.LeafCount()
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	if n < parallelLeaves || workers < 2 {
+		return t.verifyLeafRange(v, groupID, 0, n)
+	}
+	errs := make([]error, workers)
+	chunk := (n + uint32(workers) - 1) / uint32(workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo := min(uint32(w)*chunk, n)
+		hi := min(lo+chunk, n)
+		wg.Go(func() { errs[w] = t.verifyLeafRange(v, groupID, lo, hi) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verifyLeafRange checks the signatures of the leaves in [lo, hi), in
+// order, and returns the first failure.
+func (t *Tree) verifyLeafRange(v Verifier, groupID []byte, lo, hi uint32) error {
+	for l := treemath.Leaf(lo); uint32(l) < hi; l++ {
 		leaf := t.Leaf(l)
 		if leaf == nil {
 			continue

@@ -388,14 +388,18 @@ func Merge(cs *suite.Suite, t *tree.Tree, sender treemath.Leaf, up *wire.UpdateP
 	seen := map[string]bool{string(leaf.EncryptionKey): true}
 	for i := range up.Nodes {
 		k := up.Nodes[i].EncryptionKey
-		if seen[string(k)] || t.HasEncryptionKey(k) {
+		if seen[string(k)] {
 			return fmt.Errorf("%w: encryption key of path node %d is already in use", ErrPath, i)
 		}
 		seen[string(k)] = true
 		keys[i] = k
 	}
-	if t.HasEncryptionKey(leaf.EncryptionKey) {
+	// One pass over the tree for every key of the path and the leaf.
+	switch i := t.FirstHeldEncryptionKey(append(keys[:len(keys):len(keys)], leaf.EncryptionKey)); {
+	case i == len(keys):
 		return fmt.Errorf("%w: leaf encryption key is already in the tree", ErrPath)
+	case i >= 0:
+		return fmt.Errorf("%w: encryption key of path node %d is already in use", ErrPath, i)
 	}
 	ph, err := t.ApplyPath(sender, keys, cs)
 	if err != nil {
