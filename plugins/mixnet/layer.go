@@ -77,6 +77,7 @@ type Layer struct {
 	prov    *loopix.Provider
 	chain   *pki.KeyChain
 	secrets *clientSecrets
+	pos     *positions // a client's shared positions, owned by the loop
 	addr    []byte
 	closers []io.Closer
 	c       layerCounters
@@ -106,6 +107,7 @@ type layerCounters struct {
 	WrongDirection sdk.Drop    `drop:"wrong_direction"`
 	SendRefused    sdk.Drop    `drop:"send_refused"`
 	EmitFailed     sdk.Drop    `drop:"emit_failed"`
+	PositionErrors sdk.Counter `counter:"shared_position_errors"`
 }
 
 // engine is what the three roles of package loopix have in common.
@@ -209,6 +211,9 @@ func (l *Layer) build(ctx context.Context) error {
 			AckTimeout: cfg.AckTimeout, MaxRetransmissions: int(cfg.MaxRetransmissions),
 		}, dir, now)
 		if err != nil {
+			return err
+		}
+		if l.pos, err = loadPositions(l.dataDir, l.sealKey); err != nil {
 			return err
 		}
 		l.client, l.node, l.addr = c, clientEngine{c}, c.Address().Marshal()
@@ -378,6 +383,12 @@ func (l *Layer) loop(ctx context.Context) {
 			l.saveChain()
 		}
 		l.flush(ctx, trace, hints)
+		if l.pos != nil {
+			if err := l.pos.save(l.client, l.now(), l.sealKey); err != nil {
+				l.c.PositionErrors.Inc()
+				l.logf("mixnet: shared positions not saved: %v", err)
+			}
+		}
 	}
 }
 
@@ -584,7 +595,13 @@ func (l *Layer) Subscribe(ctx context.Context, req *privacyv1.SubscribeRequest) 
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	defer clear(ch.Key[:])
-	if err := l.do(ctx, func(time.Time) error { return l.client.Subscribe(ch) }); err != nil {
+	if err := l.do(ctx, func(time.Time) error {
+		if err := l.client.Subscribe(ch); err != nil {
+			return err
+		}
+		l.pos.resume(l.client, ch.Mailbox)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	return &privacyv1.SubscribeResponse{Address: ch.Address()}, nil
@@ -600,7 +617,7 @@ func (l *Layer) Unsubscribe(ctx context.Context, req *privacyv1.UnsubscribeReque
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if err := l.do(ctx, func(time.Time) error { l.client.Unsubscribe(id); return nil }); err != nil {
+	if err := l.do(ctx, func(time.Time) error { l.client.Unsubscribe(id); l.pos.forget(id); return nil }); err != nil {
 		return nil, err
 	}
 	return &privacyv1.UnsubscribeResponse{}, nil

@@ -9,8 +9,7 @@ import (
 )
 
 // Bounds of a client's shared mailboxes: the channels it follows, and the
-// pulls of one channel in flight (sent, and not all answered or expired
-// after AckTimeout). A pull that is never answered (the mailbox does not
+// pulls of one channel in flight (sent, and not all answered or expired). A pull that is never answered (the mailbox does not
 // exist yet: its provider drops the pull) must not hold the next ones
 // back: the bound is only there to bound the SURB keys kept.
 const (
@@ -227,8 +226,11 @@ func (c *Client) sendPull(now time.Time, s *channel) bool {
 	}
 	b := &pullBatch{ch: s, at: dst.ID, left: n}
 	s.inFlight++
-	// Answers come back within a round trip; a late one is pulled again.
-	expires := now.Add(c.cfg.AckTimeout)
+	// Answers come back within a round trip, which a loaded network
+	// stretches; the SURB keys are kept as long as a fragment's (an
+	// answer that comes later is pulled again). The in-flight bound,
+	// not this, keeps a client from piling up pulls nobody answers.
+	expires := now.Add(time.Duration(c.cfg.MaxRetransmissions+1) * c.cfg.AckTimeout)
 	for i := range n {
 		c.surbs[ids[i]] = &surbState{keys: keys[i], expires: expires, pull: b}
 	}
@@ -346,4 +348,35 @@ func (s *channel) advance() {
 		delete(s.above, s.pos+1)
 		s.pos++
 	}
+}
+
+// SharedPosition is a reader's position in a shared mailbox: at which
+// provider, and up to which sequence number it has every entry.
+type SharedPosition struct {
+	Provider sphinx.NodeID
+	Pos      uint64
+}
+
+// SharedPositions returns the client's position in every shared mailbox
+// it follows and has read from, for its caller to store.
+func (c *Client) SharedPositions() map[MailboxID]SharedPosition {
+	out := make(map[MailboxID]SharedPosition, len(c.channels))
+	for id, s := range c.channels {
+		if s.pos != 0 {
+			out[id] = SharedPosition{Provider: s.at, Pos: s.pos}
+		}
+	}
+	return out
+}
+
+// ResumeShared sets the position of a followed shared mailbox from a
+// stored one (SharedPositions), unless the client has read it already.
+// The mailbox is read from there if its provider is still p.Provider,
+// else from the new provider's oldest entry.
+func (c *Client) ResumeShared(id MailboxID, p SharedPosition) {
+	s, ok := c.channels[id]
+	if !ok || s.pos != 0 || p.Pos == 0 {
+		return
+	}
+	s.at, s.pos = p.Provider, p.Pos
 }

@@ -185,6 +185,29 @@ func TestSharedMailboxPublicChat(t *testing.T) {
 		t.Error("bob's position did not move")
 	}
 
+	// Bob restarts again, this time resuming from the position he had
+	// stored: he does not read the chat again, and a new post reaches him.
+	saved := cb.SharedPositions()[ch.Mailbox]
+	if saved.Pos == 0 {
+		t.Fatal("no position to store")
+	}
+	s.nodes["bob"].offline = true
+	b, cb = startBob()
+	if err := cb.Subscribe(ch); err != nil {
+		t.Fatal(err)
+	}
+	cb.ResumeShared(ch.Mailbox, saved)
+	again := message("alice after bob resumed", 300)
+	if err := ca.SendShared(s.now, ch.Mailbox, &loopix.Message{From: ca.Address().Marshal(), Payload: again}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.runUntil(s.now.Add(3*time.Minute), func() bool { return delivered(b, again) != nil }) {
+		t.Fatalf("bob did not get the post after resuming: %s", counters(b))
+	}
+	if len(b.delivered) != 1 {
+		t.Errorf("bob, resumed from his stored position, got %d messages, want only the new one", len(b.delivered))
+	}
+
 	// Unsubscribe stops the pulls.
 	cc.Unsubscribe(ch.Mailbox)
 	pulls := c.counters.SharedPullsSent.Load()
