@@ -224,7 +224,9 @@ func (g *Group) checkPathLeaf(r *resolved, tr *tree.Tree, committer treemath.Lea
 	if r.hasGCE {
 		exts = r.extensions
 	}
-	if err := checkMembersSupport(tr, exts); err != nil {
+	// apply checked every other leaf against exts (all of them after a
+	// GroupContextExtensions); only the committer's leaf is new.
+	if err := checkMembersSupport(tr, exts, []treemath.Leaf{committer}, false); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidCommit, err)
 	}
 	return nil

@@ -259,6 +259,7 @@ func (g *Group) apply(tr *tree.Tree, props []cachedProposal, committer treemath.
 		r.hasGCE = true
 		r.extensions = gce.GroupContextExtensions.Extensions
 	}
+	var updated []treemath.Leaf
 	for _, c := range props {
 		if c.proposal.Type != wire.ProposalUpdate {
 			continue
@@ -270,6 +271,7 @@ func (g *Group) apply(tr *tree.Tree, props []cachedProposal, committer treemath.
 		if err := tr.Update(c.sender, leaf); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidProposal, err)
 		}
+		updated = append(updated, c.sender)
 		if c.sender == g.priv.Leaf() {
 			r.selfUpdate = c.proposal.Update.LeafNode.EncryptionKey
 		}
@@ -306,7 +308,10 @@ func (g *Group) apply(tr *tree.Tree, props []cachedProposal, committer treemath.
 	if r.hasGCE {
 		exts = r.extensions
 	}
-	if err := checkMembersSupport(tr, exts); err != nil {
+	// Members not named by an Update or an Add were checked against the
+	// current extensions when their leaves entered the tree; a
+	// GroupContextExtensions changes them, and then everyone is checked.
+	if err := checkMembersSupport(tr, exts, append(updated, r.added...), r.hasGCE); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -336,20 +341,40 @@ func hasSignatureKey(tr *tree.Tree, key []byte) bool {
 // capabilities, lists every non-default extension type of the
 // GroupContext, and supports every member's credential type (RFC 9420
 // §7.3, §11.1, §12.1.7).
-func checkMembersSupport(tr *tree.Tree, exts []wire.Extension) error {
+//
+// With all false, only the leaves in changed are checked in full: the
+// caller vouches that exts are the extensions the other leaves were last
+// checked against (no GroupContextExtensions) and that those leaves have not
+// changed. The others are then checked too only if a changed leaf brings a
+// credential type none of them has. The cost is one pass over the leaves
+// collecting credential types, and a full check of the changed leaves.
+func checkMembersSupport(tr *tree.Tree, exts []wire.Extension, changed []treemath.Leaf, all bool) error {
 	rc, err := parseRequiredCapabilities(exts)
 	if err != nil {
 		return err
 	}
-	types := map[wire.CredentialType]bool{}
-	var leaves []*wire.LeafNode
+	isChanged := make(map[treemath.Leaf]bool, len(changed))
+	for _, l := range changed {
+		isChanged[l] = true
+	}
+	var types, unchangedTypes []wire.CredentialType
 	for l := range treemath.Leaf(tr.LeafCount()) {
-		if leaf := tr.Leaf(l); leaf != nil {
-			types[leaf.Credential.Type] = true
-			leaves = append(leaves, leaf)
+		leaf := tr.Leaf(l)
+		if leaf == nil {
+			continue
+		}
+		t := leaf.Credential.Type
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+		if !isChanged[l] && !slices.Contains(unchangedTypes, t) {
+			unchangedTypes = append(unchangedTypes, t)
 		}
 	}
-	for _, leaf := range leaves {
+	if len(unchangedTypes) != len(types) {
+		all = true // a changed leaf brings a new credential type
+	}
+	check := func(leaf *wire.LeafNode) error {
 		if !rc.supports(&leaf.Capabilities) {
 			return fmt.Errorf("%w: a member lacks the group's required capabilities", ErrInvalidProposal)
 		}
@@ -358,9 +383,27 @@ func checkMembersSupport(tr *tree.Tree, exts []wire.Extension) error {
 				return fmt.Errorf("%w: a member does not support the group's extension %d", ErrInvalidProposal, e.Type)
 			}
 		}
-		for t := range types {
+		for _, t := range types {
 			if !slices.Contains(leaf.Capabilities.Credentials, t) {
 				return fmt.Errorf("%w: a member does not support credential type %d", ErrInvalidProposal, t)
+			}
+		}
+		return nil
+	}
+	if all {
+		for l := range treemath.Leaf(tr.LeafCount()) {
+			if leaf := tr.Leaf(l); leaf != nil {
+				if err := check(leaf); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, l := range changed {
+		if leaf := tr.Leaf(l); leaf != nil {
+			if err := check(leaf); err != nil {
+				return err
 			}
 		}
 	}

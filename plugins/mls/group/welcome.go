@@ -220,7 +220,7 @@ func validateTree(cs *suite.Suite, tr *tree.Tree, ctx *wire.GroupContext) error 
 	if err := tr.VerifyDistinctKeys(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
 	}
-	if err := checkMembersSupport(tr, ctx.Extensions); err != nil {
+	if err := checkMembersSupport(tr, ctx.Extensions, nil, true); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidWelcome, err)
 	}
 	return nil

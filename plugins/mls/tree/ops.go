@@ -8,27 +8,13 @@ import (
 	"github.com/strata-msg/strata/plugins/mls/wire"
 )
 
-// Clone returns a copy of t that shares no node and no unmerged list with
-// it, so that a change can be staged without touching the live tree. (The
-// byte slices inside nodes are shared; the tree never modifies them.)
+// Clone returns a copy of t whose changes do not reach t, so that a change
+// can be staged without touching the live tree. The copy shares t's nodes:
+// a Tree never modifies a node once it is in the tree (changes replace
+// nodes), and callers must not modify the nodes Node and Leaf return
+// either. Cloning costs one pointer and one cached hash per node.
 func (t *Tree) Clone() *Tree {
-	c := &Tree{nodes: make([]*wire.Node, len(t.nodes))}
-	for i, n := range t.nodes {
-		if n == nil {
-			continue
-		}
-		cp := wire.Node{Type: n.Type}
-		if n.Leaf != nil {
-			leaf := *n.Leaf
-			cp.Leaf = &leaf
-		}
-		if n.Parent != nil {
-			parent := *n.Parent
-			parent.UnmergedLeaves = slices.Clone(n.Parent.UnmergedLeaves)
-			cp.Parent = &parent
-		}
-		c.nodes[i] = &cp
-	}
+	c := &Tree{nodes: slices.Clone(t.nodes)}
 	if t.hashes != nil {
 		c.hashes = slices.Clone(t.hashes) // the hashes themselves are never modified
 		c.hashFor = t.hashFor

@@ -5,7 +5,8 @@
 //
 // A Tree holds public data only; private keys (TreeKEM) are not part of
 // this package. A Tree never modifies a node it was given or handed out:
-// changes replace nodes. A Tree is not safe for concurrent modification.
+// changes replace nodes, so clones share nodes. A Tree is not safe for
+// concurrent use (reads fill its tree-hash cache).
 package tree
 
 import (

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"slices"
@@ -117,12 +118,20 @@ func TestAddUpdateRemove(t *testing.T) {
 	}
 }
 
-func TestCloneIsDeep(t *testing.T) {
+func TestCloneIsIndependent(t *testing.T) {
 	tr, _ := FromWire(wire.RatchetTree{leaf(1), parent(9, 1), leaf(2)})
+	before, _ := tr.TreeHash(sha256Hasher{})
 	c := tr.Clone()
-	c.nodes[1].Parent.UnmergedLeaves[0] = 0
+	if _, err := c.Add(leaf(3).Leaf); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Update(0, leaf(4).Leaf); err != nil {
+		t.Fatal(err)
+	}
 	_ = c.Remove(1)
-	if tr.nodes[1] == nil || tr.nodes[1].Parent.UnmergedLeaves[0] != 1 || tr.Leaf(1) == nil {
+	after, _ := tr.TreeHash(sha256Hasher{})
+	if tr.Width() != 3 || tr.nodes[1] == nil || !slices.Equal(tr.nodes[1].Parent.UnmergedLeaves, []uint32{1}) ||
+		tr.Leaf(1) == nil || tr.Leaf(0).EncryptionKey[0] != 1 || !bytes.Equal(before, after) {
 		t.Fatal("changing the clone changed the tree")
 	}
 }
