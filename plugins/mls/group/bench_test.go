@@ -242,6 +242,13 @@ func mustTreeHash(t *testing.T, cs *suite.Suite, tr *tree.Tree) []byte {
 	return th
 }
 
+// reportCPU reports the CPU time used since start per operation, as
+// cpu-ns/op: on a shared machine, ns/op also counts the time the
+// benchmark waited for a core.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
 // BenchmarkPrimitives measures the suite-1 operations the group
 // benchmarks are made of, in the same run, so their figures can be read
 // as so many primitives' worth: one HPKE seal and open of a path secret
@@ -274,6 +281,7 @@ func BenchmarkPrimitives(b *testing.B) {
 	w.Optional(true, func(w *codec.Writer) { leaf.Encode(w) })
 	hashInput := w.Bytes()
 	b.Run("hpke-seal", func(b *testing.B) {
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if _, _, err := cs.EncryptWithLabel(pub, "UpdatePathNode", gc, secret, nil); err != nil {
 				b.Fatal(err)
@@ -281,6 +289,7 @@ func BenchmarkPrimitives(b *testing.B) {
 		}
 	})
 	b.Run("hpke-open", func(b *testing.B) {
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if _, err := cs.DecryptWithLabel(priv, "UpdatePathNode", gc, kem, ct); err != nil {
 				b.Fatal(err)
@@ -288,6 +297,7 @@ func BenchmarkPrimitives(b *testing.B) {
 		}
 	})
 	b.Run("derive-keypair", func(b *testing.B) {
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if _, _, err := cs.DeriveKeyPair(secret); err != nil {
 				b.Fatal(err)
@@ -295,6 +305,7 @@ func BenchmarkPrimitives(b *testing.B) {
 		}
 	})
 	b.Run("sign", func(b *testing.B) {
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if _, err := cs.SignWithLabel(id.SignaturePriv, "LeafNodeTBS", tbs); err != nil {
 				b.Fatal(err)
@@ -302,6 +313,7 @@ func BenchmarkPrimitives(b *testing.B) {
 		}
 	})
 	b.Run("verify", func(b *testing.B) {
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			if err := cs.VerifyWithLabel(leaf.SignatureKey, "LeafNodeTBS", tbs, leaf.Signature); err != nil {
 				b.Fatal(err)
@@ -309,6 +321,7 @@ func BenchmarkPrimitives(b *testing.B) {
 		}
 	})
 	b.Run(fmt.Sprintf("hash-node-%dB", len(hashInput)), func(b *testing.B) {
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			cs.Hash(hashInput)
 		}
@@ -337,7 +350,8 @@ func BenchmarkCommit(b *testing.B) {
 					return CommitOptions{Path: true}
 				}
 				b.Run(fmt.Sprintf("create/%s/%s/%d", kind, shape, n), func(b *testing.B) {
-					for b.Loop() {
+					defer reportCPU(b, cpuTime())
+		for b.Loop() {
 						pc, err := alice.Commit(opts())
 						if err != nil {
 							b.Fatal(err)
@@ -350,6 +364,7 @@ func BenchmarkCommit(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.Run(fmt.Sprintf("process/%s/%s/%d", kind, shape, n), func(b *testing.B) {
+					var cpu time.Duration
 					for i := 0; i < b.N; i++ {
 						b.StopTimer()
 						g, err := Restore(bob.cfg, state)
@@ -357,10 +372,13 @@ func BenchmarkCommit(b *testing.B) {
 							b.Fatal(err)
 						}
 						b.StartTimer()
+						start := cpuTime()
 						if _, err := g.Handle(pc.Message); err != nil {
 							b.Fatal(err)
 						}
+						cpu += cpuTime() - start
 					}
+					b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 				})
 				pc.Discard()
 			}
@@ -383,7 +401,8 @@ func BenchmarkJoin(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Run(fmt.Sprintf("%s/%d", shape, n), func(b *testing.B) {
-				for b.Loop() {
+				defer reportCPU(b, cpuTime())
+		for b.Loop() {
 					if _, err := Join(alice.cfg, newcomer, pc.Welcome.Welcome, nil); err != nil {
 						b.Fatal(err)
 					}
@@ -402,6 +421,7 @@ func BenchmarkMessage(b *testing.B) {
 	data := bytes.Repeat([]byte{'x'}, 1024)
 	b.SetBytes(int64(len(data)))
 	b.Run("protect+unprotect", func(b *testing.B) {
+		defer reportCPU(b, cpuTime())
 		for b.Loop() {
 			m, err := alice.Protect(data, nil)
 			if err != nil {
