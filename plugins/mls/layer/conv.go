@@ -60,6 +60,16 @@ type conv struct {
 	// first saw it (memory only: update.go).
 	leafAt time.Time
 	leaves map[string]leafSeen
+	// memo caches members() for one group and epoch.
+	memo memberMemo
+}
+
+// memberMemo is the members of group g in epoch.
+type memberMemo struct {
+	g      *group.Group
+	epoch  uint64
+	byID   map[string]treemath.Leaf
+	sorted [][]byte
 }
 
 // heldUp is an UP frame kept until its group or epoch is there.
@@ -100,31 +110,45 @@ func (c *conv) enter(epoch uint64, h []byte, at time.Time) {
 // live reports whether the group is there and this node in it.
 func (c *conv) live() bool { return c.g != nil && !c.removed && !c.g.Removed() }
 
-// members returns the group's members: identity → leaf.
+// members returns the group's members: identity → leaf. The map is kept
+// until the group or its epoch changes, and must not be modified: status
+// messages, ticks and commit decisions ask for it many times per epoch,
+// and building it is O(n).
 func (c *conv) members() map[string]treemath.Leaf {
-	m := map[string]treemath.Leaf{}
 	if c.g == nil {
-		return m
+		return map[string]treemath.Leaf{}
 	}
+	if c.memo.g == c.g && c.memo.epoch == c.g.Epoch() && c.memo.byID != nil {
+		return c.memo.byID
+	}
+	m := map[string]treemath.Leaf{}
 	for l, leaf := range c.g.Members() {
 		m[string(leaf.Credential.Identity)] = l
 	}
+	list := make([][]byte, 0, len(m))
+	for id := range m {
+		list = append(list, []byte(id))
+	}
+	slices.SortFunc(list, bytes.Compare)
+	c.memo = memberMemo{g: c.g, epoch: c.g.Epoch(), byID: m, sorted: list}
 	return m
 }
 
-// memberList returns the group's members' identities, sorted.
+// memberList returns the group's members' identities, sorted (a fresh
+// slice; the identities are shared).
 func (c *conv) memberList() [][]byte {
-	var out [][]byte
-	for id := range c.members() {
-		out = append(out, []byte(id))
+	if c.g == nil {
+		return nil
 	}
-	slices.SortFunc(out, bytes.Compare)
-	return out
+	c.members()
+	return slices.Clone(c.memo.sorted)
 }
 
-// wants reports whether the host lists id among the members.
+// wants reports whether the host lists id among the members (desired is
+// sorted).
 func (c *conv) wants(id []byte) bool {
-	return slices.ContainsFunc(c.desired, func(d []byte) bool { return bytes.Equal(d, id) })
+	_, ok := slices.BinarySearchFunc(c.desired, id, bytes.Compare)
+	return ok
 }
 
 // loadGroups reads every conversation; l.mu is held.
@@ -154,6 +178,7 @@ func (l *Layer) loadGroups(ctx context.Context) error {
 			if c.desired == nil {
 				c.desired = [][]byte{}
 			}
+			slices.SortFunc(c.desired, bytes.Compare) // stored sorted; wants relies on it
 		}
 		if state != nil {
 			raw, err := unseal(l.key, purposeGroup(id), state)
