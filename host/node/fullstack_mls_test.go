@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -228,17 +229,17 @@ func TestFullStackMLSKill(t *testing.T) {
 	waitAll(t, three, before, 10*time.Second)
 }
 
-// TestFullStackMLSGroupSizes runs groups of 2 and 8 members (or
+// TestFullStackMLSGroupSizes runs groups of 2, 8 and 20 members (or
 // STRATA_MLS_GROUP_SIZE) through the host (libp2p+none+mls+mvds in process): every node a contact of every
 // other, so that each also has a 1:1 group with each, made from the same
 // cards.
 func TestFullStackMLSGroupSizes(t *testing.T) {
 	if testing.Short() {
-		t.Skip("eight full stacks; runs without -short")
+		t.Skip("up to twenty full stacks; runs without -short")
 	}
-	sizes := []int{2, 8}
+	sizes := []int{2, 8, 20}
 	if s := os.Getenv("STRATA_MLS_GROUP_SIZE"); s != "" {
-		// A larger run by hand: STRATA_MLS_GROUP_SIZE=20.
+		// A larger run by hand: STRATA_MLS_GROUP_SIZE=200.
 		size, err := strconv.Atoi(s)
 		if err != nil {
 			t.Fatal(err)
@@ -248,15 +249,28 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 	for _, size := range sizes {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			dir := t.TempDir()
+			start := time.Now()
 			var nodes []*fullNode
 			for i := range size {
 				nodes = append(nodes, startMLS(t, dir, fmt.Sprintf("s%d", i), ""))
 			}
 			logOnFailure(t, nodes...)
+			t.Logf("%d stacks started in %v", size, time.Since(start).Round(time.Millisecond))
+			if size > 20 {
+				// A run by hand: show where it is every 30 s.
+				stop := make(chan struct{})
+				defer close(stop)
+				go progress(t, nodes, start, stop)
+			}
+			phase := time.Now()
 			conv := []byte(fmt.Sprintf("mls group of %d", size))
 			mesh(t, nodes, conv)
+			t.Logf("contacts and conversation given in %v", time.Since(phase).Round(time.Millisecond))
+			phase = time.Now()
 			want := post(t, nodes, conv, 2)
 			waitAll(t, nodes, want, time.Duration(30+10*size)*time.Second)
+			t.Logf("%d messages reached every member in %v (total %v)", len(want), time.Since(phase).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+			logMLSCounters(t, nodes)
 		})
 	}
 }
@@ -381,4 +395,60 @@ func knows(t *testing.T, n *fullNode, conv []byte) bool {
 		t.Fatal(err)
 	}
 	return slices.ContainsFunc(cs, func(c *conversations.Conversation) bool { return bytes.Equal(c.ID, conv) })
+}
+
+// logMLSCounters logs the sum over nodes of the mls layer's counters that
+// measure its traffic.
+func logMLSCounters(t *testing.T, nodes []*fullNode) {
+	t.Helper()
+	sum := map[string]uint64{}
+	for _, n := range nodes {
+		c, err := n.LayerCounters(context.Background(), "secure")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range c {
+			sum[k] += v
+		}
+	}
+	var parts []string
+	for _, k := range []string{"commits_made", "commits_applied", "welcomes_joined", "status_sent", "status_received", "retransmitted",
+		"duplicates", "forks_detected", "held_down", "held_up", "sealed", "opened"} {
+		parts = append(parts, fmt.Sprintf("%s %d", k, sum[k]))
+	}
+	for k, v := range sum {
+		if strings.HasPrefix(k, "dropped_") && v > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, v))
+		}
+	}
+	t.Log("mls counters over all nodes: " + strings.Join(parts, ", "))
+}
+
+// progress logs, every 30 s until stop is closed, the sums of a few mls
+// counters, the goroutines and the heap: where a large run is.
+func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan struct{}) {
+	tk := time.NewTicker(30 * time.Second)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+		}
+		sum := map[string]uint64{}
+		for _, n := range nodes {
+			c, err := n.LayerCounters(context.Background(), "secure")
+			if err != nil {
+				continue
+			}
+			for k, v := range c {
+				sum[k] += v
+			}
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		t.Logf("%v: welcomes_joined %d, commits_made %d, status_sent %d, retransmitted %d, sealed %d, opened %d; %d goroutines, heap %d MiB",
+			time.Since(start).Round(time.Second), sum["welcomes_joined"], sum["commits_made"], sum["status_sent"], sum["retransmitted"],
+			sum["sealed"], sum["opened"], runtime.NumGoroutine(), ms.HeapAlloc>>20)
+	}
 }
