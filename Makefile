@@ -19,7 +19,7 @@ all: build
 
 help:
 	@echo "make demo       three users on loopback with the default stack: 1:1, group and public chat (builds what it needs)"
-	@echo "make demo-ci    the demo on the default stack and on devp2p+whisper+doubleratchet+mvds (make test runs it)"
+	@echo "make demo-ci    the demo on the default stack (libp2p+mixnet+mls+bsp) and on devp2p+whisper+doubleratchet+mvds (make test runs it)"
 	@echo "make test       the test suite CI runs (short mode)"
 	@echo "make test-full  every test without -short, with the race detector"
 	@echo "make flood      200,000 whisper envelopes through each shipped relay, nothing dropped"
@@ -48,12 +48,12 @@ demo: build
 	$(BIN)/strata plugins lock --dir $(PLUGINS)
 	$(BIN)/strata demo --plugins $(PLUGINS)
 
-# The three-user demo as CI runs it: on the default stack and on
-# devp2p + whisper + doubleratchet + mvds (a relay included), each well
-# under a minute once built.
+# The three-user demo as CI runs it: on the default stack (libp2p + mixnet
+# + mls + bsp, with its mixnet) and on devp2p + whisper + doubleratchet +
+# mvds (a relay included), each under a minute once built.
 demo-ci: build
 	$(BIN)/strata plugins lock --dir $(PLUGINS)
-	$(BIN)/strata demo --plugins $(PLUGINS) --timeout 90s
+	$(BIN)/strata demo --plugins $(PLUGINS) --timeout 2m
 	$(BIN)/strata demo --stack configs/devp2p-whisper-dr-mvds.yaml --timeout 90s
 
 test:

@@ -50,15 +50,18 @@ with its plugins as processes, and the relays the stack's privacy layer needs
 client would, they exchange contact cards and chat: alice and bob in a 1:1
 chat, all three in a private group that alice creates and bob and carol join
 (membership events the nodes run), and all three in the public chat
-#strata-demo where the privacy layer has public chats (whisper; not none
-nor mixnet). Each writes --messages chat messages in each chat; then each marks
+#strata-demo where the privacy layer has public chats (whisper and mixnet;
+not none). Each writes --messages chat messages in each chat; then each marks
 everything read. The demo prints each conversation as each user's client
 shows it (causal order, delivered and read receipts of one's own messages)
 and a summary: messages arrived, latency, receipts. It exits 0 only if every
 message arrived at every other member of its chat.
 
-The default stack is libp2p + none + doubleratchet + mvds (a 20 ms mvds
-epoch). With --stack FILE the users run the stack of a node config instead
+The default stack is the mission's second: libp2p + mixnet + mls + bsp (a
+Loopix mixnet the demo builds: an authority, 3 layers of 2 mixes and 2
+providers, each a relay; MLS groups; Briar's BSP), as
+configs/libp2p-mixnet-mls-bsp.yaml has it. With --stack FILE the users run
+the stack of a node config instead
 (its layers, plugins.dir and settings), e.g.
 strata demo --stack configs/devp2p-whisper-dr-mvds.yaml; --plugins and --mode
 are then ignored. The stack must be a client stack with a sync layer.
@@ -79,7 +82,7 @@ strata demo roundtrip is the two-node demo of round-trip times.`,
 	cmd.Flags().StringVar(&o.mode, "mode", config.ModeProcess, "plugin mode of the default stack: process or inproc")
 	cmd.Flags().BoolVar(&o.allowUnverified, "allow-unverified", false, "start plugin binaries that are not in the lock file")
 	cmd.Flags().BoolVarP(&o.verbose, "verbose", "v", false, "show the nodes' logs")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 60*time.Second, "give up waiting for messages after this long")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up waiting for messages after this long")
 	cmd.Flags().StringVar(&o.stack, "stack", "", "run this node config's stack instead of the default one")
 	cmd.AddCommand(roundTripCmd(env))
 	return cmd

@@ -38,13 +38,17 @@ type chatDemoOptions struct {
 	timeout                         time.Duration
 }
 
-// demoStack is the demo's default stack: libp2p + none + doubleratchet +
-// mvds, with a short mvds epoch so that round trips are short.
+// demoStack is the demo's default stack, the mission's second: libp2p +
+// mixnet + mls + bsp, as configs/libp2p-mixnet-mls-bsp.yaml has it; the
+// testnet builds the mixnet (an authority, 3 layers of 2 mixes, 2
+// providers) with its test rates.
 const demoStack = `# Written by strata demo: the stack of the demo's users (the
-# testnet sets each node's name, data directory and role).
+# testnet sets each node's name, data directory and role, and the
+# mixnet's keys under layers.privacy.config).
 node:
   name: demo
   data_dir: %[4]s
+  dial_contacts: false
 plugins:
   dir: %[1]s
   allow_unverified: %[3]t
@@ -54,17 +58,33 @@ layers:
     mode: %[2]s
     config:
       listen: ["/ip4/127.0.0.1/tcp/0"]
+      mdns: false
+      dht: "off"
   privacy:
-    plugin: none
-    mode: %[2]s
-  secure:
-    plugin: doubleratchet
-    mode: %[2]s
-  sync:
-    plugin: mvds
+    plugin: mixnet
     mode: %[2]s
     config:
-      epoch: 20ms
+      overlay: libp2p
+  secure:
+    plugin: mls
+    mode: %[2]s
+    config:
+      settle_window: 30s
+      branch_retention: 5m
+      retransmit_initial: 5s
+      retransmit_max: 2m
+      takeover_timeout: 60s
+  sync:
+    plugin: bsp
+    mode: %[2]s
+    config:
+      mode: eager
+      initial_latency: 3s
+      min_latency: 500ms
+      max_latency: 30s
+      max_backoff: 10m
+      relay: false
+      history: 0s
 log:
   level: warn
 `
@@ -201,7 +221,7 @@ func runChatDemo(ctx context.Context, env Env, out io.Writer, o chatDemoOptions)
 		if err := os.WriteFile(stack, []byte(fmt.Sprintf(demoStack, pluginDir, o.mode, o.allowUnverified, filepath.Join(dir, "stack"))), 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "three users on 127.0.0.1: libp2p + none + doubleratchet + mvds, plugins as %s\n", o.mode)
+		fmt.Fprintf(out, "three users on 127.0.0.1: libp2p + mixnet + mls + bsp, plugins as %s\n", o.mode)
 	} else {
 		fmt.Fprintf(out, "three users on 127.0.0.1: the stack of %s\n", o.stack)
 	}
@@ -363,7 +383,7 @@ func runChatDemo(ctx context.Context, env Env, out io.Writer, o chatDemoOptions)
 	for _, u := range public.users {
 		_, err := u.c.JoinPublicChat(ctx, &appv1.JoinPublicChatRequest{Name: demoPublicChat})
 		if status.Code(err) == codes.FailedPrecondition {
-			publicNote = "public chat: not run: " + status.Convert(err).Message() + " (the whisper stacks have them)"
+			publicNote = "public chat: not run: " + status.Convert(err).Message() + " (whisper and mixnet have them)"
 			break
 		}
 		if err != nil {
