@@ -351,7 +351,7 @@ func BenchmarkCommit(b *testing.B) {
 				}
 				b.Run(fmt.Sprintf("create/%s/%s/%d", kind, shape, n), func(b *testing.B) {
 					defer reportCPU(b, cpuTime())
-		for b.Loop() {
+					for b.Loop() {
 						pc, err := alice.Commit(opts())
 						if err != nil {
 							b.Fatal(err)
@@ -402,7 +402,7 @@ func BenchmarkJoin(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("%s/%d", shape, n), func(b *testing.B) {
 				defer reportCPU(b, cpuTime())
-		for b.Loop() {
+				for b.Loop() {
 					if _, err := Join(alice.cfg, newcomer, pc.Welcome.Welcome, nil); err != nil {
 						b.Fatal(err)
 					}
