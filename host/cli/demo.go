@@ -50,8 +50,8 @@ with its plugins as processes, and the relays the stack's privacy layer needs
 client would, they exchange contact cards and chat: alice and bob in a 1:1
 chat, all three in a private group that alice creates and bob and carol join
 (membership events the nodes run), and all three in the public chat
-#strata-demo where the privacy layer has public chats (whisper and mixnet;
-not none). Each writes --messages chat messages in each chat; then each marks
+#strata-demo where the stack has public chats (whisper, mixnet, none over
+libp2p). Each writes --messages chat messages in each chat; then each marks
 everything read. The demo prints each conversation as each user's client
 shows it (causal order, delivered and read receipts of one's own messages)
 and a summary: messages arrived, latency, receipts. It exits 0 only if every

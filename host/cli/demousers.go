@@ -383,7 +383,7 @@ func runChatDemo(ctx context.Context, env Env, out io.Writer, o chatDemoOptions)
 	for _, u := range public.users {
 		_, err := u.c.JoinPublicChat(ctx, &appv1.JoinPublicChatRequest{Name: demoPublicChat})
 		if status.Code(err) == codes.FailedPrecondition {
-			publicNote = "public chat: not run: " + status.Convert(err).Message() + " (whisper and mixnet have them)"
+			publicNote = "public chat: not run: " + status.Convert(err).Message() + " (whisper, mixnet and none over libp2p have them)"
 			break
 		}
 		if err != nil {

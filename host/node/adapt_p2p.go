@@ -3,7 +3,13 @@ package node
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"slices"
+	"sync"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
@@ -16,6 +22,50 @@ import (
 type p2pAdapter struct {
 	n *Node
 	s *slot
+
+	// topics are the broadcast topics the layers above asked the p2p
+	// layer to be subscribed to (a direct privacy layer's public chats),
+	// subscribed again when the p2p layer restarts.
+	mu     sync.Mutex
+	topics []string
+}
+
+// subscribe subscribes the p2p layer to topics, and remembers them for
+// its restarts. A p2p layer without broadcast refuses with
+// ErrNoPublicChats.
+func (a *p2pAdapter) subscribe(ctx context.Context, topics []string) error {
+	conn := a.s.liveConn()
+	if conn == nil {
+		return fmt.Errorf("layers.%s: the %s layer is not running", a.s.key, a.s.layer.Plugin)
+	}
+	control := p2pv1.NewControlClient(conn.Control())
+	for _, t := range topics {
+		if _, err := control.Subscribe(ctx, &p2pv1.SubscribeRequest{Topic: t}); err != nil {
+			if status.Code(err) == codes.Unimplemented {
+				return fmt.Errorf("%w: the %s overlay has no broadcast topics (layers.%s)", ErrNoPublicChats, a.s.layer.Plugin, a.s.key)
+			}
+			return fmt.Errorf("layers.%s: subscribe to %q: %w", a.s.key, t, err)
+		}
+		a.mu.Lock()
+		if !slices.Contains(a.topics, t) {
+			a.topics = append(a.topics, t)
+		}
+		a.mu.Unlock()
+	}
+	return nil
+}
+
+// install implements installer: the topics again, after a restart.
+func (a *p2pAdapter) install(ctx context.Context) {
+	a.mu.Lock()
+	topics := slices.Clone(a.topics)
+	a.mu.Unlock()
+	if len(topics) == 0 {
+		return
+	}
+	if err := a.subscribe(ctx, topics); err != nil {
+		a.s.log.Warn("could not subscribe the overlay to the public chats' topics again", "error", err)
+	}
 }
 
 // prepareStart implements startPreparer: overlay protocols are the p2p

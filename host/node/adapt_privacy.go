@@ -161,6 +161,9 @@ func (a *privacyAdapter) install(ctx context.Context) {
 			continue
 		}
 		resp, err := control.Subscribe(ctx, &privacyv1.SubscribeRequest{Name: c.PublicChat})
+		if err == nil {
+			err = a.overlayTopics(ctx, resp.GetOverlayTopics())
+		}
 		if err != nil {
 			a.s.log.Warn("privacy layer refused a public chat", "chat", c.PublicChat, "error", err)
 			continue
@@ -183,8 +186,25 @@ func (a *privacyAdapter) joinPublic(ctx context.Context, id []byte, name string)
 		}
 		return fmt.Errorf("layers.%s: subscribe: %w", a.s.key, err)
 	}
+	if err := a.overlayTopics(ctx, resp.GetOverlayTopics()); err != nil {
+		return err
+	}
 	a.public.add(id, resp.GetAddress())
 	return nil
+}
+
+// overlayTopics subscribes the p2p layer to the broadcast topics that
+// carry a shared address (SubscribeResponse.overlay_topics), for a layer
+// whose public chats ride the overlay's broadcast.
+func (a *privacyAdapter) overlayTopics(ctx context.Context, topics []string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	p2p, _ := adapterOf[*p2pAdapter](a.n)
+	if p2p == nil {
+		return fmt.Errorf("%w: no p2p layer to carry its topics", ErrNoPublicChats)
+	}
+	return p2p.subscribe(ctx, topics)
 }
 
 // postPublic implements publicChatter: one DOWN frame to the chat's shared

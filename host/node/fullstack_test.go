@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -998,10 +997,113 @@ func TestPublicChat(t *testing.T) {
 	if other, _ := nodes[2].History(ctx, chat, 0, 0); len(other) != 0 {
 		t.Fatalf("p2 did not join, yet has %d messages of the chat", len(other))
 	}
+}
 
-	direct := startFull(t, writeConfig(t, dir, "direct", fmt.Sprintf(fullConfig, "direct", filepath.Join(dir, "direct"), pluginDir, config.ModeInProc, "")), nil)
-	if _, err := direct.JoinPublicChat(ctx, "strata-lobby"); !errors.Is(err, node.ErrNoPublicChats) {
-		t.Fatalf("joining on a none stack: %v, want ErrNoPublicChats", err)
+// TestPublicChatOnNone: on libp2p + none, a public chat is a libp2p
+// broadcast topic (core/sdk/direct PublicTopic) that the host subscribes
+// the overlay to. p0 and p1 join "strata-lobby", p2 does not: what p0
+// sends reaches p1 once, with p0 as its author, and p2 never; after p1's
+// p2p plugin restarts, the host subscribes it again and the chat goes on.
+func TestPublicChatOnNone(t *testing.T) {
+	dir := t.TempDir()
+	var nodes []*fullNode
+	for _, name := range []string{"p0", "p1", "p2"} {
+		mode := config.ModeInProc
+		if name == "p1" {
+			mode = config.ModeProcess // its overlay is killed below
+		}
+		nodes = append(nodes, startFull(t, writeConfig(t, dir, name, fmt.Sprintf(fullConfig, name, filepath.Join(dir, name), pluginDir, mode, "")), nil))
+	}
+	logOnFailure(t, nodes...)
+	ctx := context.Background()
+	for _, x := range nodes {
+		for _, y := range nodes {
+			if x != y {
+				if _, err := x.AddContact(ctx, y.CardText()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for _, x := range nodes {
+		waitPeers(t, x.Node, 2)
+	}
+	var chat []byte
+	for _, n := range nodes[:2] {
+		c, err := n.JoinPublicChat(ctx, "strata-lobby")
+		if err != nil {
+			t.Fatal(err)
+		}
+		chat = c.ID
+	}
+	// Best effort, as on whisper: a message sent before the overlay's
+	// mesh knows p1's subscription is lost; p0 writes until one arrives.
+	sent := map[string]bool{}
+	arrived := func(n *fullNode) []*conversations.Message {
+		got, err := n.History(ctx, chat, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	post := func(prefix string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for i := 0; ; i++ {
+			text := fmt.Sprintf("%s %d", prefix, i)
+			if _, err := nodes[0].Send(ctx, chat, []byte(text), node.SendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			sent[text] = true
+			wait := time.Now().Add(2 * time.Second)
+			for time.Now().Before(wait) {
+				for _, m := range arrived(nodes[1]) {
+					if string(m.Payload) == text {
+						if !bytes.Equal(m.Author, nodes[0].Identity()) || m.Outgoing {
+							t.Fatalf("p1 has %q from %x (outgoing %v), want p0's", text, m.Author, m.Outgoing)
+						}
+						return
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nothing p0 sent to the chat reached p1 (%s)", prefix)
+			}
+		}
+	}
+	post("hello lobby")
+	// p1's overlay is killed and restarts: the host subscribes it to the
+	// topic again.
+	pid := nodes[1].PluginPID("p2p")
+	if pid <= 0 {
+		t.Fatal("p1 has no p2p plugin process")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now().Add(30 * time.Second)
+	for nodes[1].Restarts("p2p") == 0 || !nodes[1].Running() {
+		if time.Now().After(restarted) {
+			t.Fatal("p1's p2p plugin was not restarted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitPeers(t, nodes[1].Node, 2)
+	post("after p1's overlay restarted")
+	time.Sleep(500 * time.Millisecond) // would a second copy come?
+	seen := map[string]int{}
+	for _, m := range arrived(nodes[1]) {
+		if !sent[string(m.Payload)] {
+			t.Fatalf("p1 has %q, which p0 never sent", m.Payload)
+		}
+		seen[string(m.Payload)]++
+		if seen[string(m.Payload)] > 1 {
+			t.Fatalf("p1 has %q twice", m.Payload)
+		}
+	}
+	if other := arrived(nodes[2]); len(other) != 0 {
+		t.Fatalf("p2 did not join, yet has %d messages of the chat", len(other))
 	}
 }
 

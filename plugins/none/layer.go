@@ -31,6 +31,7 @@ func New() *direct.Layer {
 		Description: "direct delivery to the contact's overlay peer; hides no metadata",
 		Protocol:    ProtocolName,
 		MaxPayload:  DefaultMaxPayload,
+		PublicChats: true,
 		Config:      sdk.ConfigFields[Config](),
 		Configure: func(configJSON string, _ sdk.Env) (direct.Codec, error) {
 			cfg, err := sdk.LoadConfig[Config](configJSON)

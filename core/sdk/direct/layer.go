@@ -22,10 +22,14 @@
 package direct
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
@@ -84,6 +88,11 @@ type Spec struct {
 	// Provides are capabilities beyond sdk.CapDirect, which every direct
 	// layer provides.
 	Provides []string
+	// PublicChats makes Subscribe give public chats as broadcast topics of
+	// the overlay (see PublicTopic); false refuses Subscribe and
+	// Unsubscribe with Unimplemented (the host then says the stack has no
+	// public chats).
+	PublicChats bool
 	// MaxPayload is the largest payload accepted from above, declared in
 	// PluginInfo.max_payload; 0 means DefaultMaxPayload. It is also the
 	// limit enforced, unless the Codec has one of its own (a LimitedCodec,
@@ -120,6 +129,11 @@ type Layer struct {
 	limit   int // the largest payload accepted from above
 	out     sdk.Emitter
 	address atomic.Pointer[[]byte]
+
+	// topics are the overlay broadcast topics of the shared addresses
+	// subscribed (public chats), by topic name.
+	mu     sync.Mutex
+	topics map[string]bool
 }
 
 // counters are the Health counters every direct layer keeps.
@@ -133,6 +147,9 @@ type counters struct {
 	WrongProtocol  sdk.Drop    `drop:"wrong_protocol"`
 	WrongDirection sdk.Drop    `drop:"wrong_direction"`
 	EmitFailed     sdk.Drop    `drop:"emit_failed"`
+	BadShared      sdk.Drop    `drop:"bad_shared"`
+	SharedSent     sdk.Counter `counter:"shared_sent"`
+	SharedReceived sdk.Counter `counter:"shared_received"`
 
 	// peers is the number of overlay peers connected, a level.
 	peers atomic.Int64
@@ -154,7 +171,7 @@ func New(spec Spec) *Layer {
 	c := &counters{}
 	c.set = sdk.NewCounters(c)
 	c.set.Level("peers", func() uint64 { return uint64(max(c.peers.Load(), 0)) })
-	return &Layer{spec: spec, c: c}
+	return &Layer{spec: spec, c: c, topics: map[string]bool{}}
 }
 
 // Protocol returns the overlay protocol the layer asks the p2p layer to
@@ -259,6 +276,11 @@ func (l *Layer) down(f *commonv1.Frame) *commonv1.Frame {
 		l.c.Unaddressed.Inc()
 		return nil
 	}
+	topic, shared := l.sharedTopic(f.GetPeer())
+	if shared && topic == "" {
+		l.c.BadShared.Inc()
+		return nil
+	}
 	if len(f.GetPayload()) > l.limit {
 		l.c.Oversize.Inc()
 		return nil
@@ -271,6 +293,17 @@ func (l *Layer) down(f *commonv1.Frame) *commonv1.Frame {
 	case err != nil:
 		l.c.Unencodable.Inc()
 		return nil
+	}
+	if shared {
+		// A broadcast on the topic: an empty peer at the p2p boundary.
+		l.c.SharedSent.Inc()
+		return &commonv1.Frame{
+			Direction: commonv1.Direction_DIRECTION_DOWN,
+			TraceId:   f.GetTraceId(),
+			Protocol:  topic,
+			Hints:     f.GetHints(),
+			Payload:   wire,
+		}
 	}
 	l.c.Sent.Inc()
 	return &commonv1.Frame{
@@ -286,7 +319,8 @@ func (l *Layer) down(f *commonv1.Frame) *commonv1.Frame {
 // up decodes a frame from the overlay for the layer above, or returns nil
 // when the frame is dropped.
 func (l *Layer) up(f *commonv1.Frame) *commonv1.Frame {
-	if f.GetProtocol() != l.spec.Protocol {
+	shared := f.GetProtocol() != l.spec.Protocol && l.subscribed(f.GetProtocol())
+	if f.GetProtocol() != l.spec.Protocol && !shared {
 		l.c.WrongProtocol.Inc()
 		return nil
 	}
@@ -295,7 +329,15 @@ func (l *Layer) up(f *commonv1.Frame) *commonv1.Frame {
 		l.c.Malformed.Inc()
 		return nil
 	}
-	l.c.Received.Inc()
+	if shared {
+		// A public chat's message goes up under its shared address.
+		l.c.SharedReceived.Inc()
+		if len(conversation) == 0 {
+			conversation = sharedAddress(f.GetProtocol())
+		}
+	} else {
+		l.c.Received.Inc()
+	}
 	return &commonv1.Frame{
 		Direction:    commonv1.Direction_DIRECTION_UP,
 		TraceId:      f.GetTraceId(),
@@ -327,16 +369,87 @@ func (l *Layer) OwnAddress(context.Context, *privacyv1.OwnAddressRequest) (*priv
 	return &privacyv1.OwnAddressResponse{Address: *addr, DisplayAddress: l.display(*addr)}, nil
 }
 
-// Subscribe implements privacyv1.ControlServer. Direct delivery has no
-// shared addresses: a group over a direct layer is pairwise fan-out by the
-// layers above, so the call is refused with Unimplemented.
-func (l *Layer) Subscribe(context.Context, *privacyv1.SubscribeRequest) (*privacyv1.SubscribeResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "%s: direct delivery has no shared addresses; send to each member", l.spec.Name)
+// Public chats. A direct layer hides nothing, so a shared address (a
+// public chat: anyone who knows the name joins) is what the overlay offers
+// for it: a broadcast topic named after the layer's protocol and a hash
+// of the name (and key), which the host subscribes the p2p layer to
+// (SubscribeResponse.overlay_topics) and this layer sends to with an empty
+// peer. The address is sharedPrefix followed by the topic. A direct layer
+// does not declare sdk.CapShared: a group over it stays pairwise fan-out
+// by the layers above, and only public chats use the topics.
+
+// sharedPrefix begins every shared address of a direct layer; no overlay
+// peer id (a libp2p multihash, a devp2p node id) is this long and starts
+// so.
+const sharedPrefix = "\xffstrata-direct-shared:"
+
+// maxTopic bounds the topic a shared address names.
+const maxTopic = 256
+
+// PublicTopic is the overlay broadcast topic of the public chat name (with
+// key, when not empty) on a direct layer whose overlay protocol is
+// protocol: "/strata/<protocol>/public/1/" and 40 hex digits of
+// SHA-256("strata-direct-public-v1", name, key), each length-prefixed.
+func PublicTopic(protocol, name string, key []byte) string {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte("strata-direct-public-v1"), []byte(name), key} {
+		h.Write([]byte{byte(len(part) >> 8), byte(len(part))})
+		h.Write(part)
+	}
+	return "/strata/" + protocol + "/public/1/" + hex.EncodeToString(h.Sum(nil)[:20])
 }
 
-// Unsubscribe implements privacyv1.ControlServer; see Subscribe.
-func (l *Layer) Unsubscribe(context.Context, *privacyv1.UnsubscribeRequest) (*privacyv1.UnsubscribeResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "%s: direct delivery has no shared addresses", l.spec.Name)
+func sharedAddress(topic string) []byte { return append([]byte(sharedPrefix), topic...) }
+
+// sharedTopic reports whether peer is a shared address, and its topic
+// ("" when the address is malformed).
+func (l *Layer) sharedTopic(peer []byte) (topic string, shared bool) {
+	if !bytes.HasPrefix(peer, []byte(sharedPrefix)) {
+		return "", false
+	}
+	t := string(peer[len(sharedPrefix):])
+	if t == "" || len(t) > maxTopic {
+		return "", true
+	}
+	return t, true
+}
+
+func (l *Layer) subscribed(topic string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.topics[topic]
+}
+
+// Subscribe implements privacyv1.ControlServer: the shared address of a
+// public chat and the overlay topic that carries it.
+func (l *Layer) Subscribe(_ context.Context, req *privacyv1.SubscribeRequest) (*privacyv1.SubscribeResponse, error) {
+	if !l.spec.PublicChats {
+		return nil, status.Errorf(codes.Unimplemented, "%s: direct delivery without public chats has no shared addresses; send to each member", l.spec.Name)
+	}
+	if req.GetName() == "" || len(req.GetName()) > 255 || len(req.GetKey()) > 255 {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: a shared address needs a name of 1 to 255 bytes and a key of at most 255", l.spec.Name)
+	}
+	topic := PublicTopic(l.spec.Protocol, req.GetName(), req.GetKey())
+	l.mu.Lock()
+	l.topics[topic] = true
+	l.mu.Unlock()
+	return &privacyv1.SubscribeResponse{Address: sharedAddress(topic), OverlayTopics: []string{topic}}, nil
+}
+
+// Unsubscribe implements privacyv1.ControlServer: the layer stops taking
+// the address's topic (the host leaves the overlay topic).
+func (l *Layer) Unsubscribe(_ context.Context, req *privacyv1.UnsubscribeRequest) (*privacyv1.UnsubscribeResponse, error) {
+	if !l.spec.PublicChats {
+		return nil, status.Errorf(codes.Unimplemented, "%s: direct delivery without public chats has no shared addresses", l.spec.Name)
+	}
+	topic, shared := l.sharedTopic(req.GetAddress())
+	if !shared || topic == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: not a shared address of this layer", l.spec.Name)
+	}
+	l.mu.Lock()
+	delete(l.topics, topic)
+	l.mu.Unlock()
+	return &privacyv1.UnsubscribeResponse{}, nil
 }
 
 // Limit returns c refusing, with ErrTooLarge, payloads larger than max

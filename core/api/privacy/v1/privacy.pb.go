@@ -196,7 +196,15 @@ func (x *SubscribeRequest) GetKey() []byte {
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The address to send to in order to reach every subscriber.
-	Address       []byte `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Address []byte `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// Broadcast topics of the p2p layer below that carry this shared
+	// address, for a layer whose shared addresses ride the overlay's own
+	// broadcast (a direct layer such as none: a public chat is a topic). The
+	// host subscribes the p2p layer to each (p2p.v1 Subscribe), again after
+	// the p2p layer restarts; a p2p layer that cannot subscribe makes the
+	// join fail. Empty for a layer that carries shared addresses itself
+	// (whisper, mixnet).
+	OverlayTopics []string `protobuf:"bytes,2,rep,name=overlay_topics,json=overlayTopics,proto3" json:"overlay_topics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,6 +242,13 @@ func (*SubscribeResponse) Descriptor() ([]byte, []int) {
 func (x *SubscribeResponse) GetAddress() []byte {
 	if x != nil {
 		return x.Address
+	}
+	return nil
+}
+
+func (x *SubscribeResponse) GetOverlayTopics() []string {
+	if x != nil {
+		return x.OverlayTopics
 	}
 	return nil
 }
@@ -525,9 +540,10 @@ const file_privacy_v1_privacy_proto_rawDesc = "" +
 	"\x0fdisplay_address\x18\x02 \x01(\tR\x0edisplayAddress\"8\n" +
 	"\x10SubscribeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\fR\x03key\"-\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\"T\n" +
 	"\x11SubscribeResponse\x12\x18\n" +
-	"\aaddress\x18\x01 \x01(\fR\aaddress\".\n" +
+	"\aaddress\x18\x01 \x01(\fR\aaddress\x12%\n" +
+	"\x0eoverlay_topics\x18\x02 \x03(\tR\roverlayTopics\".\n" +
 	"\x12UnsubscribeRequest\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\fR\aaddress\"\x15\n" +
 	"\x13UnsubscribeResponse\"7\n" +
