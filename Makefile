@@ -13,7 +13,7 @@ PROTOS := $(wildcard core/api/*/v1/*.proto)
 # Plugins' own wire formats: plugins/<name>/wirepb/*.proto.
 PLUGIN_PROTOS := $(wildcard plugins/*/wirepb/*.proto)
 
-.PHONY: all build plugins strata demo demo-ci test test-full flood bench bench-stack bench-groups fuzz proto tools lint vet staticcheck example interop clean help
+.PHONY: all build plugins strata demo demo-ci test test-full flood bench bench-stack bench-groups bench-mls bench-mixnet fuzz proto tools lint vet staticcheck example interop clean help
 
 all: build
 
@@ -26,6 +26,8 @@ help:
 	@echo "make bench      the plugin-boundary and layer benchmarks, then bench-stack and bench-groups"
 	@echo "make bench-stack  the full stack on the speed scenarios (strata compare)"
 	@echo "make bench-groups group-20 on the none and the whisper stack (strata compare)"
+	@echo "make bench-mls  the MLS library: Commit, Join, messages up to 10,000 members"
+	@echo "make bench-mixnet the second stack against the first on small-1to1 and group-20 (strata compare)"
 	@echo "make fuzz       each fuzz target for FUZZTIME (default 30s)"
 	@echo "make proto      regenerate core/api/*/v1 from the .proto files"
 	@echo "make lint       gofmt, go vet and staticcheck"
@@ -103,6 +105,21 @@ bench-groups: build
 	$(BIN)/strata plugins lock --dir $(PLUGINS)
 	$(BIN)/strata compare configs/libp2p-none-dr-mvds.yaml configs/devp2p-whisper-dr-mvds.yaml \
 		--scenario configs/scenarios/group-20.yaml --out $(BENCH_OUT)/group-20 --quiet
+
+# The MLS library (docs/performance.md, "MLS"): Commit, Join and messages
+# at 10, 100, 1,000 and 10,000 members, full and sparse trees, beside the
+# primitives' cost in the same run. About ten minutes.
+bench-mls:
+	STRATA_MLS_BENCH_LARGE=1 $(GO) test -run '^$$' -bench 'Primitives|Commit|Join|Message' -benchtime 10x -timeout 30m ./plugins/mls/group/
+
+# The second stack against the first (issue 19): small-1to1 and group-20,
+# every layer a process, the mixnet built by strata compare.
+bench-mixnet: build
+	$(BIN)/strata plugins lock --dir $(PLUGINS)
+	@for sc in small-1to1 group-20; do \
+		$(BIN)/strata compare configs/devp2p-whisper-dr-mvds.yaml configs/libp2p-mixnet-mls-bsp.yaml \
+			--scenario configs/scenarios/$$sc.yaml --out $(BENCH_OUT)/mixnet-$$sc --quiet || exit 1; \
+	done
 
 # The full stack as users run it (every layer a process, started from the
 # shipped configs) on the speed scenarios, through strata compare. Reports
