@@ -59,6 +59,10 @@ func (l *Layer) reconcile(c *conv) {
 	if !c.live() {
 		return
 	}
+	key := syncKey{g: c.g, epoch: c.g.Epoch(), gen: c.gen}
+	if c.synced == key {
+		return // nothing to change, and nothing has changed since
+	}
 	members := c.members()
 	// Whose turn is it? Cheap checks first: choosing KeyPackages verifies
 	// signatures.
@@ -81,6 +85,7 @@ func (l *Layer) reconcile(c *conv) {
 		}
 	}
 	if !change {
+		c.synced = key
 		return
 	}
 	slices.SortFunc(stay, bytes.Compare)

@@ -83,6 +83,7 @@ func (l *Layer) SetConversation(ctx context.Context, req *securev1.ConversationR
 	}
 	if c.desired == nil || !sameIDs(c.desired, members) {
 		c.desired = members
+		c.gen++
 		c.since = l.now()
 		l.markDirty(c)
 	}

@@ -62,6 +62,18 @@ type conv struct {
 	leaves map[string]leafSeen
 	// memo caches members() for one group and epoch.
 	memo memberMemo
+	// gen counts changes of desired and offers; synced is the group,
+	// epoch and gen in which reconcile last found nothing to change, so
+	// that a tick does not look again (commit.go).
+	gen    uint64
+	synced syncKey
+}
+
+// syncKey is what reconcile's answer depends on besides the clock.
+type syncKey struct {
+	g     *group.Group
+	epoch uint64
+	gen   uint64
 }
 
 // memberMemo is the members of group g in epoch.

@@ -591,6 +591,7 @@ func (l *Layer) handleOffer(e *envelope, f *commonv1.Frame) error {
 	}
 	l.pruneOutbox(c)
 	c.offers[string(id)] = *kp
+	c.gen++
 	l.c.OffersTaken.Inc()
 	l.reconcile(c)
 	return nil

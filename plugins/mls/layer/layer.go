@@ -126,7 +126,8 @@ type Layer struct {
 	c        *counters
 	// stale is the stale_leaves level: members whose leaf has not changed
 	// for twice update_interval, over every group (update.go).
-	stale atomic.Uint64
+	stale   atomic.Uint64
+	staleAt time.Time // when stale was last counted
 }
 
 var _ sdk.Secure = (*Layer)(nil)

@@ -107,8 +107,12 @@ func (l *Layer) refresh(c *conv, now time.Time) {
 
 // countStale counts, over every group, the members whose leaf this node
 // has not seen change for twice update_interval (this node's own
-// included); l.mu is held.
+// included), at most every 10 s; l.mu is held.
 func (l *Layer) countStale(now time.Time) {
+	if now.Sub(l.staleAt) < 10*time.Second && !now.Before(l.staleAt) {
+		return // it changes slowly: not at every tick
+	}
+	l.staleAt = now
 	var k uint64
 	if l.cfg.UpdateInterval > 0 {
 		for _, c := range l.convs {
