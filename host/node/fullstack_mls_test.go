@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/host/config"
@@ -264,7 +266,11 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 			}
 			phase := time.Now()
 			conv := []byte(fmt.Sprintf("mls group of %d", size))
-			mesh(t, nodes, conv)
+			if size > 20 {
+				meshParallel(t, nodes, conv)
+			} else {
+				mesh(t, nodes, conv)
+			}
 			t.Logf("contacts and conversation given in %v", time.Since(phase).Round(time.Millisecond))
 			phase = time.Now()
 			want := post(t, nodes, conv, 2)
@@ -425,16 +431,50 @@ func logMLSCounters(t *testing.T, nodes []*fullNode) {
 }
 
 // progress logs, every 30 s until stop is closed, the sums of a few mls
-// counters, the goroutines and the heap: where a large run is.
+// counters, the goroutines and the heap: where a large run is. With
+// STRATA_MLS_PROFILE_DIR set it also writes a CPU profile of each 30 s
+// there (cpu-<seconds since start>.pprof), so that a run that never
+// finishes still shows where its time goes.
 func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan struct{}) {
 	tk := time.NewTicker(30 * time.Second)
 	defer tk.Stop()
+	dir := os.Getenv("STRATA_MLS_PROFILE_DIR")
+	var prof *os.File
+	profile := func() {
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+			prof = nil
+		}
+		if dir == "" {
+			return
+		}
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%04d.pprof", int(time.Since(start).Seconds()))))
+		if err != nil {
+			t.Logf("profile: %v", err)
+			return
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			t.Logf("profile: %v", err)
+			return
+		}
+		prof = f
+	}
+	profile()
+	defer func() {
+		if prof != nil {
+			pprof.StopCPUProfile()
+			prof.Close()
+		}
+	}()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-tk.C:
 		}
+		profile()
 		sum := map[string]uint64{}
 		for _, n := range nodes {
 			c, err := n.LayerCounters(context.Background(), "secure")
@@ -450,5 +490,65 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 		t.Logf("%v: welcomes_joined %d, commits_made %d, status_sent %d, retransmitted %d, sealed %d, opened %d; %d goroutines, heap %d MiB",
 			time.Since(start).Round(time.Second), sum["welcomes_joined"], sum["commits_made"], sum["status_sent"], sum["retransmitted"],
 			sum["sealed"], sum["opened"], runtime.NumGoroutine(), ms.HeapAlloc>>20)
+	}
+}
+
+// meshParallel is mesh for a run by hand with many nodes: every node adds
+// its contacts in its own goroutine (mesh adds them one after another, and
+// each AddContact waits for several synchronous database commits: at 200
+// nodes, 39,800 of them took most of an hour), then waits for its peers,
+// then gets the conversation.
+func meshParallel(t *testing.T, nodes []*fullNode, conv []byte) {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	cards := make([]string, len(nodes))
+	var members []ed25519.PublicKey
+	for i, n := range nodes {
+		cards[i] = n.CardText()
+		members = append(members, n.Identity())
+	}
+	errs := make(chan error, len(nodes))
+	for i, a := range nodes {
+		go func() {
+			for j := range nodes {
+				if j == i {
+					continue
+				}
+				if _, err := a.AddContact(ctx, cards[j]); err != nil {
+					errs <- fmt.Errorf("%s adds %s: %w", a.Name(), nodes[j].Name(), err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d contacts added in %v", len(nodes)*(len(nodes)-1), time.Since(start).Round(time.Millisecond))
+	deadline := time.Now().Add(10 * time.Minute)
+	for _, n := range nodes {
+		for {
+			conn, err := n.Control("p2p")
+			if err == nil {
+				resp, err := p2pv1.NewControlClient(conn.Control()).Peers(ctx, &p2pv1.PeersRequest{})
+				if err == nil && len(resp.GetPeers()) >= len(nodes)-1 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has fewer than %d peers", n.Name(), len(nodes)-1)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	t.Logf("every node connected to every other after %v", time.Since(start).Round(time.Millisecond))
+	for _, n := range nodes {
+		if err := n.SetConversation(ctx, conv, members); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
