@@ -348,10 +348,7 @@ func (g *Group) Refused() []Refusal { return slices.Clone(g.refused) }
 // before it: a removed member who keeps sending) or ReasonNotMember, and
 // the refusal is counted.
 func (g *Group) CheckMessage(author ed25519.PublicKey, clock uint64, id []byte) error {
-	s := g.state
-	if n := len(g.events); n > 0 && before(clock, id, g.events[n-1].Clock, g.events[n-1].ID) < 0 {
-		s = g.stateBefore(&Event{Clock: clock, ID: id})
-	}
+	s := g.stateAt(clock, id)
 	switch {
 	case s.Members[string(author)]:
 		return nil
@@ -362,6 +359,23 @@ func (g *Group) CheckMessage(author ed25519.PublicKey, clock uint64, id []byte) 
 		g.counts[ReasonNotMember]++
 		return refuse(ReasonNotMember, "the author is not a member of the group")
 	}
+}
+
+// RemovedAt reports whether author was removed from the group before the
+// place of a message with the clock and id: what CheckMessage refuses as
+// ReasonRemoved, asked without counting a refusal.
+func (g *Group) RemovedAt(author ed25519.PublicKey, clock uint64, id []byte) bool {
+	s := g.stateAt(clock, id)
+	return !s.Members[string(author)] && s.Removed[string(author)]
+}
+
+// stateAt is the group's state at the place of a message with the clock
+// and id.
+func (g *Group) stateAt(clock uint64, id []byte) State {
+	if n := len(g.events); n > 0 && before(clock, id, g.events[n-1].Clock, g.events[n-1].ID) < 0 {
+		return g.stateBefore(&Event{Clock: clock, ID: id})
+	}
+	return g.state
 }
 
 // Counts returns how many events and messages the group refused, by

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -302,4 +303,28 @@ func mustMarshal(t testing.TB, p proto.Message) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRemovedAt: RemovedAt says true exactly where CheckMessage refuses
+// with ReasonRemoved, and counts nothing.
+func TestRemovedAt(t *testing.T) {
+	g := NewGroup()
+	for _, e := range []Event{own(10, alice, create, bob, carol), own(11, bob, join), own(20, alice, remove, bob)} {
+		if r := g.Add(e); r != "" {
+			t.Fatal(r)
+		}
+	}
+	for _, c := range []struct {
+		author ed25519.PublicKey
+		clock  uint64
+	}{{alice, 30}, {bob, 10}, {bob, 15}, {bob, 30}, {carol, 15}, {dave, 15}} {
+		counts := g.Counts()
+		got := g.RemovedAt(c.author, c.clock, []byte("m"))
+		if !maps.Equal(g.Counts(), counts) {
+			t.Fatalf("RemovedAt counted: %v", g.Counts())
+		}
+		if want := ReasonOf(g.CheckMessage(c.author, c.clock, []byte("m"))) == ReasonRemoved; got != want {
+			t.Errorf("RemovedAt(%x, %d) = %v, want %v", c.author[:2], c.clock, got, want)
+		}
+	}
 }

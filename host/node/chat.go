@@ -157,20 +157,18 @@ func (cs *chatState) check(ctx context.Context, m *conversations.Message, c *con
 		// no later event can change back: a removal.
 		return nil
 	}
-	if err := g.CheckMessage(o.author, msg.Clock, id); err != nil {
-		r := chat.ReasonOf(err)
-		if r != chat.ReasonRemoved {
-			// Not a member as the events this node holds stand: the
-			// invitation may be in the same batch, or still on its way,
-			// and a refusal is for good. The node's conversation let the
-			// author in (Node.mayWrite); only a removal is final.
-			return nil
-		}
-		cs.counts[r]++
-		n.msgStats.count(dropChat, 1, n, err.Error(), o.author)
-		return &refusal{counter: dropChat, detail: err.Error()}
+	// Only a removal before the message's place is final. An author the
+	// events this node holds do not make a member yet is taken: its
+	// invitation may be in the same batch or still on its way, a refusal
+	// is for good, and the node's conversation let the author in
+	// (Node.mayWrite).
+	if !g.RemovedAt(o.author, msg.Clock, id) {
+		return nil
 	}
-	return nil
+	const why = "the author was removed from the group before this message"
+	cs.counts[chat.ReasonRemoved]++
+	n.msgStats.count(dropChat, 1, n, why, o.author)
+	return &refusal{counter: dropChat, detail: why}
 }
 
 // refuse counts a chat payload refused for reason r.
