@@ -206,13 +206,13 @@ func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, 
 			n.takeAcksOnce(g, p, pb, seen) // free riders: the payload reaches every member
 		}
 	}
-	for _, rs := range rows {
+	for i, rs := range rows {
 		for _, r := range rs {
 			if !taken[r.id] || r.typ != recMessage {
 				continue
 			}
 			n.countSent(r)
-			if err := tx.updateState(r.rowid, r.count+1, nextEpoch(r.count+1, due, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
+			if err := tx.updateState(g.id, others[i], r.rowid, r.count+1, nextEpoch(r.count+1, due, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
 				return nil, nil, false, err
 			}
 		}

@@ -157,6 +157,7 @@ const (
 		SELECT rowid FROM states WHERE group_id = ? AND peer = ? AND send_count > 0 AND send_epoch > ?
 		ORDER BY send_epoch LIMIT ?)`
 	qClamp         = "UPDATE states SET send_epoch = ? WHERE send_epoch > ?"
+	qNextDue       = "SELECT MIN(send_epoch) FROM states WHERE group_id = ? AND peer = ?"
 	qRequestCounts = "SELECT group_id, peer, COUNT(*) FROM states WHERE type = ? GROUP BY group_id, peer"
 	qCounts        = `SELECT
 		(SELECT COUNT(*) FROM messages WHERE group_id = ?1),
@@ -198,6 +199,7 @@ var queries = []string{
 	qDeletePeer,
 	qResetPeer,
 	qClamp,
+	qNextDue,
 	qRequestCounts,
 	qCounts,
 	qEphemeralSeen,
@@ -220,6 +222,8 @@ type store struct {
 	// full says that commits are fsynced (DurabilityFull); beginLight
 	// turns it off for one transaction.
 	full bool
+	// due bounds the members' due records (dueBounds).
+	due *dueBounds
 }
 
 // openStore opens (creating it if need be) the database in dir and brings
@@ -248,7 +252,7 @@ func openStore(ctx context.Context, dir, durability string) (*store, error) {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt), full: durability != DurabilityNormal}
+	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt), full: durability != DurabilityNormal, due: newDueBounds()}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("mvds: open store %s: %w", abs, err)
@@ -329,7 +333,7 @@ func (s *store) begin(ctx context.Context) (*txn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mvds: begin transaction: %w", err)
 	}
-	return &txn{ctx: ctx, tx: tx, stmts: s.stmts}, nil
+	return &txn{ctx: ctx, tx: tx, stmts: s.stmts, due: s.due}, nil
 }
 
 // beginLight starts a transaction whose commit is not fsynced
@@ -373,6 +377,8 @@ type txn struct {
 	stmts map[string]*sql.Stmt
 	// after, if set, runs once the transaction has ended.
 	after func()
+	// due is told of every send epoch the transaction writes.
+	due *dueBounds
 }
 
 // stmt returns the prepared form of query for this transaction.
@@ -696,6 +702,7 @@ func (t *txn) addState(group, peer []byte, id ID, typ recordType, epoch uint64) 
 	if err != nil {
 		return false, err
 	}
+	t.due.lower(group, peer, epoch)
 	n, err := r.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("mvds: add record: %w", err)
@@ -710,6 +717,7 @@ func (t *txn) addState(group, peer []byte, id ID, typ recordType, epoch uint64) 
 func (t *txn) answerRequest(group, peer []byte, id ID, epoch uint64) error {
 	_, err := t.exec("answer request", qAnswerRequest,
 		group, peer, id[:], recMessage, int64(epoch))
+	t.due.lower(group, peer, epoch)
 	return err
 }
 
@@ -817,10 +825,25 @@ func (t *txn) freshStates(group, peer []byte, epoch uint64, limit int) ([]stateR
 	return t.states(qFresh, group, peer, epoch, limit)
 }
 
-// updateState records a transmission: the new send count and send epoch.
-func (t *txn) updateState(rowid int64, count, epoch uint64) error {
+// updateState records a transmission of the record rowid of peer in
+// group: the new send count and send epoch.
+func (t *txn) updateState(group, peer []byte, rowid int64, count, epoch uint64) error {
 	_, err := t.exec("update record", qUpdateState, int64(count), int64(epoch), rowid)
+	t.due.lower(group, peer, epoch)
 	return err
+}
+
+// nextDue returns the lowest send epoch of peer's records in group, or
+// noRecords when it has none.
+func (t *txn) nextDue(group, peer []byte) (uint64, error) {
+	var next sql.NullInt64
+	if err := t.row(qNextDue, group, peer).Scan(&next); err != nil {
+		return 0, fmt.Errorf("mvds: read the next due record: %w", err)
+	}
+	if !next.Valid || next.Int64 < 0 {
+		return noRecords, nil
+	}
+	return uint64(next.Int64), nil
 }
 
 func (t *txn) deleteState(rowid int64) error {
@@ -839,6 +862,7 @@ func (t *txn) deletePeer(group, peer []byte) error {
 // many.
 func (t *txn) resetPeer(group, peer []byte, due, after uint64, limit int) (int64, error) {
 	r, err := t.exec("reset member records", qResetPeer, int64(due), group, peer, int64(after), limit)
+	t.due.lower(group, peer, due)
 	if err != nil {
 		return 0, err
 	}
@@ -852,6 +876,7 @@ func (t *txn) resetPeer(group, peer []byte, due, after uint64, limit int) (int64
 // clampStates makes every record due at most at epoch.
 func (t *txn) clampStates(epoch uint64) error {
 	_, err := t.exec("clamp records", qClamp, int64(epoch), int64(epoch))
+	t.due.forget()
 	return err
 }
 

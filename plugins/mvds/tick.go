@@ -30,13 +30,20 @@ func (n *node) tick(ctx context.Context) ([]outbound, error) {
 		return nil, err
 	}
 	n.epoch++
+	sweep := n.epoch%sweepEvery == 0
+	if !sweep && !n.needsStore() {
+		// Nothing can be due: the acks and ephemeral messages queued in
+		// memory are all this epoch sends, without a transaction.
+		out, _, err := n.build(nil, false)
+		return out, err
+	}
 	// Once begun, the transaction runs to its end (see receive).
 	tx, err := n.st.begin(context.WithoutCancel(ctx))
 	if err != nil {
 		n.fail(err)
 		return nil, err
 	}
-	out, wrote, err := n.build(tx)
+	out, wrote, err := n.build(tx, sweep)
 	if err != nil {
 		tx.rollback()
 		n.fail(err)
@@ -58,14 +65,37 @@ func (n *node) tick(ctx context.Context) ([]outbound, error) {
 	return out, nil
 }
 
-// build collects the epoch's payloads; wrote says whether it changed the
-// store.
-func (n *node) build(tx *txn) (out []outbound, wrote bool, err error) {
-	now := n.now()
-	if wrote, err = n.expire(tx, now); err != nil {
-		return nil, false, err
-	}
+// needsStore says whether this epoch must read the store: a pruning is
+// due, a message waits for a parent (it may expire), or a member may have
+// a record due (dueBounds).
+func (n *node) needsStore() bool {
 	if n.epoch%pruneEvery == 0 {
+		return true
+	}
+	for _, g := range n.groups {
+		if len(g.pending) > 0 {
+			return true
+		}
+		for _, peer := range g.members {
+			if !bytes.Equal(peer, n.self) && !n.st.due.idle(g.id, peer, n.epoch) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// build collects the epoch's payloads; wrote says whether it changed the
+// store. Without a transaction (tx nil) it sends only what is queued in
+// memory. sweep reads every member's due records, whatever their bounds.
+func (n *node) build(tx *txn, sweep bool) (out []outbound, wrote bool, err error) {
+	now := n.now()
+	if tx != nil {
+		if wrote, err = n.expire(tx, now); err != nil {
+			return nil, false, err
+		}
+	}
+	if tx != nil && n.epoch%pruneEvery == 0 {
 		pruned, err := tx.pruneEphemeral(now.UnixMilli())
 		if err != nil {
 			return nil, false, err
@@ -85,11 +115,13 @@ func (n *node) build(tx *txn) (out []outbound, wrote bool, err error) {
 			pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
 			n.takeAcks(g, peer, pb)
 			n.takeOnce(g, peer, pb)
-			changed, err := n.takeDue(tx, g, peer, pb)
-			if err != nil {
-				return nil, false, err
+			if tx != nil {
+				changed, err := n.takeDue(tx, g, peer, pb, sweep)
+				if err != nil {
+					return nil, false, err
+				}
+				wrote = wrote || changed
 			}
-			wrote = wrote || changed
 			if pb.empty() {
 				continue
 			}
@@ -164,14 +196,29 @@ func (n *node) takeOnce(g *group, peer []byte, pb *payloadBuilder) {
 	}
 }
 
-// takeDue moves peer's due records into pb and records their transmission.
-func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder) (bool, error) {
-	rows, err := tx.dueStates(g.id, peer, n.epoch, 3*n.cfg.MaxIDs)
+// takeDue moves peer's due records into pb and records their
+// transmission. Unless sweep is set it skips a member whose bound says
+// nothing is due; when it took every due record it sets the bound from
+// what is left.
+func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder, sweep bool) (bool, error) {
+	if !sweep && tx.due.idle(g.id, peer, n.epoch) {
+		return false, nil
+	}
+	limit := 3 * n.cfg.MaxIDs
+	rows, err := tx.dueStates(g.id, peer, n.epoch, limit)
 	if err != nil {
 		return false, err
 	}
-	wrote, _, err := n.takeRows(tx, g, peer, pb, rows, n.epoch)
-	return wrote, err
+	wrote, left, err := n.takeRows(tx, g, peer, pb, rows, n.epoch)
+	if err != nil || left > 0 || len(rows) == limit {
+		return wrote, err
+	}
+	next, err := tx.nextDue(g.id, peer)
+	if err != nil {
+		return wrote, err
+	}
+	tx.due.set(g.id, peer, next)
+	return wrote, nil
 }
 
 // takeRows moves the records rows for peer into pb, as many as fit, and
@@ -222,7 +269,7 @@ func (n *node) takeRows(tx *txn, g *group, peer []byte, pb *payloadBuilder, rows
 			n.c.abandoned.Add(1)
 			continue
 		}
-		if err := tx.updateState(r.rowid, count, nextEpoch(count, epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
+		if err := tx.updateState(g.id, peer, r.rowid, count, nextEpoch(count, epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
 			return wrote, left, err
 		}
 	}
