@@ -127,6 +127,12 @@ var migrations = []string{
 	CREATE TRIGGER usage_delete AFTER DELETE ON messages BEGIN
 		UPDATE usage SET messages = messages - 1, bytes = bytes - length(OLD.payload) WHERE conversation = OLD.conversation;
 	END;`,
+	// Version 6: the user's read mark per conversation: the id of the
+	// message up to which the user read (SetReadMark).
+	`CREATE TABLE read_marks (
+		conversation BLOB NOT NULL PRIMARY KEY,
+		message_id   BLOB NOT NULL
+	) STRICT;`,
 }
 
 // Store is a durable store of conversations in a SQLite database. Every

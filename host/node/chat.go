@@ -50,7 +50,8 @@ import (
 // together.
 const chatReceiptDelay = 100 * time.Millisecond
 
-// chatReadFile is where the read marks are kept, in <data_dir>/host.
+// chatReadFile is where hosts before the conversation store kept the read
+// marks, in <data_dir>/host; loadReads moves them into the store.
 const chatReadFile = "chat-read.json"
 
 // chatReasons are the refusals counted even when zero, so that Stats
@@ -72,7 +73,7 @@ type chatState struct {
 	counts      map[chat.Reason]uint64
 	unsupported uint64
 	// reads are the read marks: conversation -> id of the message up to
-	// which the user read; persisted in chatReadFile.
+	// which the user read; kept in the conversation store.
 	reads map[string][]byte
 
 	once sync.Once
@@ -244,7 +245,7 @@ func (cs *chatState) convUpTo(ctx context.Context, id []byte, upTo uint64) (*cha
 	if other := cs.convs[string(id)]; other != nil {
 		return other, nil // built meanwhile by another caller
 	}
-	cs.loadReads()
+	cs.loadReads(ctx)
 	if mark := cs.reads[string(id)]; mark != nil {
 		cc.tl.MarkRead(mark)
 	}
@@ -445,52 +446,53 @@ func (cs *chatState) sendReceipts(ctx context.Context, conv []byte, t chatv1.Rec
 	return sent, nil
 }
 
-// loadReads reads the read marks once. The caller holds cs.mu.
-func (cs *chatState) loadReads() {
+// loadReads reads the read marks once, from the conversation store. A
+// node whose host directory still holds chatReadFile (the read marks of
+// hosts before the store kept them) moves them into the store first, then
+// removes the file. The caller holds cs.mu.
+func (cs *chatState) loadReads(ctx context.Context) {
 	if cs.reads != nil {
 		return
 	}
-	cs.reads = map[string][]byte{}
-	b, err := os.ReadFile(filepath.Join(cs.n.cfg.Node.DataDir, "host", chatReadFile))
+	cs.importReads(ctx)
+	marks, err := cs.n.convs.ReadMarks(ctx)
+	if err != nil {
+		cs.n.log.Warn("could not read the chat read marks", "error", err)
+		marks = map[string][]byte{}
+	}
+	cs.reads = marks
+}
+
+// importReads moves the marks of a legacy chatReadFile into the store and
+// removes the file once they are stored.
+func (cs *chatState) importReads(ctx context.Context) {
+	path := filepath.Join(cs.n.cfg.Node.DataDir, "host", chatReadFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			cs.n.log.Warn("could not read the chat read marks", "error", err)
+			cs.n.log.Warn("could not read the chat read marks", "file", path, "error", err)
 		}
 		return
 	}
 	var marks map[string]string
 	if err := json.Unmarshal(b, &marks); err != nil {
-		cs.n.log.Warn("could not read the chat read marks", "error", err)
+		cs.n.log.Warn("could not read the chat read marks", "file", path, "error", err)
 		return
 	}
 	for conv, id := range marks {
 		c, err1 := hex.DecodeString(conv)
 		m, err2 := hex.DecodeString(id)
-		if err1 == nil && err2 == nil {
-			cs.reads[string(c)] = m
+		if err1 != nil || err2 != nil || len(c) == 0 || len(m) == 0 {
+			continue
+		}
+		if err := cs.n.convs.SetReadMark(ctx, c, m); err != nil {
+			cs.n.log.Warn("could not move the chat read marks", "error", err)
+			return
 		}
 	}
-}
-
-// saveReads writes the read marks, whole or not at all. The caller holds
-// cs.mu.
-func (cs *chatState) saveReads() error {
-	marks := make(map[string]string, len(cs.reads))
-	for conv, id := range cs.reads {
-		marks[hex.EncodeToString([]byte(conv))] = hex.EncodeToString(id)
+	if err := os.Remove(path); err != nil {
+		cs.n.log.Warn("could not remove the moved chat read marks", "file", path, "error", err)
 	}
-	b, err := json.Marshal(marks)
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(cs.n.cfg.Node.DataDir, "host", chatReadFile)
-	if err := os.WriteFile(path+".new", b, 0o600); err != nil {
-		return fmt.Errorf("chat: read marks: %w", err)
-	}
-	if err := os.Rename(path+".new", path); err != nil {
-		return fmt.Errorf("chat: read marks: %w", err)
-	}
-	return nil
 }
 
 // counters returns the chat counters for MessageStats.
@@ -693,12 +695,12 @@ func (n *Node) MarkRead(ctx context.Context, conv, id []byte, noReceipts bool) (
 	var marked [][]byte
 	if id != nil {
 		marked = cc.tl.MarkRead(id)
-		cs.loadReads()
-		cs.reads[string(conv)] = bytes.Clone(id)
-		if err := cs.saveReads(); err != nil {
+		cs.loadReads(ctx)
+		if err := cs.n.convs.SetReadMark(ctx, conv, id); err != nil {
 			cs.mu.Unlock()
-			return ReadResult{}, err
+			return ReadResult{}, fmt.Errorf("chat: %w", err)
 		}
+		cs.reads[string(conv)] = bytes.Clone(id)
 	}
 	res.Marked, res.Unread = len(marked), cc.tl.Unread()
 	kind := cc.kind

@@ -4,6 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -313,6 +319,46 @@ func TestNodeRunsChat(t *testing.T) {
 	}
 	if rs, err := b.Receipts(ctx, dm, [][]byte{hi}); err != nil || len(rs) != 1 || !rs[0].Seen {
 		t.Fatalf("after a restart, b's receipts of a's message %+v, %v: want it seen", rs, err)
+	}
+
+	// A host from before the store kept the read marks left them in
+	// chat-read.json: the next start moves them into the store and
+	// removes the file.
+	b.Close(ctx)
+	dbPath := filepath.Join(b.cfg.Node.DataDir, "host", conversations.FileName)
+	store, err := conversations.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marks, err := store.ReadMarks(ctx)
+	if err != nil || len(marks) != 1 || !bytes.Equal(marks[string(dm)], hi) {
+		t.Fatalf("b's stored read marks %x, %v; want the 1:1 chat read up to hi", marks, err)
+	}
+	store.Close()
+	clearMarks(t, dbPath)
+	legacy := filepath.Join(b.cfg.Node.DataDir, "host", "chat-read.json")
+	if err := os.WriteFile(legacy, []byte(fmt.Sprintf(`{%q: %q}`, hex.EncodeToString(dm), hex.EncodeToString(hi))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.fullNode = startFull(t, b.cfg, nil)
+	if u, err := b.Unread(ctx, dm); err != nil || u != 0 {
+		t.Fatalf("after a restart with the legacy file, b's unread in the 1:1 chat = %d, %v; want 0", u, err)
+	}
+	if _, err := os.Stat(legacy); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the legacy read marks file is still there: %v", err)
+	}
+}
+
+// clearMarks deletes every read mark from the conversation store at path.
+func clearMarks(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM read_marks`); err != nil {
+		t.Fatal(err)
 	}
 }
 
