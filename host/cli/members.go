@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,18 +58,13 @@ func (f *convFlags) resolve(ctx context.Context, c appv1.MessagingClient) ([]byt
 
 // run dials the API and runs do on the named conversation.
 func (f *convFlags) run(cmd *cobra.Command, env Env, do func(ctx context.Context, c appv1.MessagingClient, conv []byte, out io.Writer) error) error {
-	c, done, err := f.dial(env)
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-	defer cancel()
-	conv, err := f.resolve(ctx, c)
-	if err != nil {
-		return err
-	}
-	return do(ctx, c, conv, cmd.OutOrStdout())
+	return f.call(cmd, env, func(ctx context.Context, c appv1.MessagingClient) error {
+		conv, err := f.resolve(ctx, c)
+		if err != nil {
+			return err
+		}
+		return do(ctx, c, conv, cmd.OutOrStdout())
+	})
 }
 
 var roleNames = map[appv1.MemberRole]string{
@@ -165,34 +159,29 @@ func unreadCmd(env Env) *cobra.Command {
 		Short: "List the conversations with unread chat messages, and how many",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, done, err := f.dial(env)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			resp, err := c.Conversations(ctx, &appv1.ConversationsRequest{})
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			found := false
-			for _, conv := range resp.GetConversations() {
-				if conv.GetUnread() == 0 {
-					continue
+			return f.call(cmd, env, func(ctx context.Context, c appv1.MessagingClient) error {
+				resp, err := c.Conversations(ctx, &appv1.ConversationsRequest{})
+				if err != nil {
+					return err
 				}
-				found = true
-				id := showID(conv.GetId())
-				if conv.GetPublicChat() != "" {
-					id = "public:" + escapeText(conv.GetPublicChat())
+				out := cmd.OutOrStdout()
+				found := false
+				for _, conv := range resp.GetConversations() {
+					if conv.GetUnread() == 0 {
+						continue
+					}
+					found = true
+					id := showID(conv.GetId())
+					if conv.GetPublicChat() != "" {
+						id = "public:" + escapeText(conv.GetPublicChat())
+					}
+					fmt.Fprintf(out, "%s\t%d unread\n", id, conv.GetUnread())
 				}
-				fmt.Fprintf(out, "%s\t%d unread\n", id, conv.GetUnread())
-			}
-			if !found {
-				fmt.Fprintln(out, "no unread messages")
-			}
-			return nil
+				if !found {
+					fmt.Fprintln(out, "no unread messages")
+				}
+				return nil
+			})
 		},
 	}
 	f.register(cmd)

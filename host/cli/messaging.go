@@ -69,6 +69,22 @@ func (f *apiFlags) dial(env Env) (appv1.MessagingClient, func(), error) {
 	return appv1.NewMessagingClient(conn), func() { conn.Close() }, nil
 }
 
+// callTimeout bounds the calls of one command to the node's API.
+const callTimeout = 30 * time.Second
+
+// call dials the node's API, runs do with a context that callTimeout
+// bounds, and hangs up.
+func (f *apiFlags) call(cmd *cobra.Command, env Env, do func(ctx context.Context, c appv1.MessagingClient) error) error {
+	c, done, err := f.dial(env)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
+	defer cancel()
+	return do(ctx, c)
+}
+
 // resolveContact finds a contact by alias, name, fingerprint or hex key.
 func resolveContact(ctx context.Context, c appv1.MessagingClient, ref string) (*appv1.Contact, error) {
 	resp, err := c.Contacts(ctx, &appv1.ContactsRequest{})
@@ -149,48 +165,44 @@ commit per batch with a sync layer), and their ids printed one per line.`,
 					return err
 				}
 			}
-			c, done, err := f.dial(env)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			var id []byte
-			if to != "" {
-				ct, err := resolveContact(ctx, c, to)
+			return f.call(cmd, env, func(ctx context.Context, c appv1.MessagingClient) error {
+				var id []byte
+				var err error
+				if to != "" {
+					ct, err := resolveContact(ctx, c, to)
+					if err != nil {
+						return err
+					}
+					me, err := c.Node(ctx, &appv1.NodeRequest{})
+					if err != nil {
+						return err
+					}
+					id = conversations.DirectID(me.GetIdentity(), ct.GetIdentity())
+					if _, err := c.SetConversation(ctx, &appv1.SetConversationRequest{Id: id, Members: [][]byte{ct.GetIdentity()}}); err != nil {
+						return err
+					}
+				} else if id, err = conversationID(conv); err != nil {
+					return err
+				}
+				var rawParents [][]byte
+				for _, p := range parents {
+					b, err := hex.DecodeString(p)
+					if err != nil {
+						return fmt.Errorf("--parent %q: not hex", p)
+					}
+					rawParents = append(rawParents, b)
+				}
+				if lines {
+					return sendLines(cmd.Context(), c, os.Stdin, cmd.OutOrStdout(), &appv1.SendRequest{Conversation: id, Parents: rawParents, Ephemeral: ephemeral})
+				}
+				req := &appv1.SendRequest{Conversation: id, Payload: payload, Ephemeral: ephemeral, Parents: rawParents}
+				resp, err := c.Send(ctx, req)
 				if err != nil {
 					return err
 				}
-				me, err := c.Node(ctx, &appv1.NodeRequest{})
-				if err != nil {
-					return err
-				}
-				id = conversations.DirectID(me.GetIdentity(), ct.GetIdentity())
-				if _, err := c.SetConversation(ctx, &appv1.SetConversationRequest{Id: id, Members: [][]byte{ct.GetIdentity()}}); err != nil {
-					return err
-				}
-			} else if id, err = conversationID(conv); err != nil {
-				return err
-			}
-			var rawParents [][]byte
-			for _, p := range parents {
-				b, err := hex.DecodeString(p)
-				if err != nil {
-					return fmt.Errorf("--parent %q: not hex", p)
-				}
-				rawParents = append(rawParents, b)
-			}
-			if lines {
-				return sendLines(cmd.Context(), c, os.Stdin, cmd.OutOrStdout(), &appv1.SendRequest{Conversation: id, Parents: rawParents, Ephemeral: ephemeral})
-			}
-			req := &appv1.SendRequest{Conversation: id, Payload: payload, Ephemeral: ephemeral, Parents: rawParents}
-			resp, err := c.Send(ctx, req)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%x\n", resp.GetMessageId())
-			return nil
+				fmt.Fprintf(cmd.OutOrStdout(), "%x\n", resp.GetMessageId())
+				return nil
+			})
 		},
 	}
 	f.register(cmd)
@@ -415,27 +427,22 @@ func conversationCmd(env Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, done, err := cf.dial(env)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			req := &appv1.SetConversationRequest{Id: id}
-			for _, m := range members {
-				ct, err := resolveContact(ctx, c, m)
+			return cf.call(cmd, env, func(ctx context.Context, c appv1.MessagingClient) error {
+				req := &appv1.SetConversationRequest{Id: id}
+				for _, m := range members {
+					ct, err := resolveContact(ctx, c, m)
+					if err != nil {
+						return err
+					}
+					req.Members = append(req.Members, ct.GetIdentity())
+				}
+				conv, err := c.SetConversation(ctx, req)
 				if err != nil {
 					return err
 				}
-				req.Members = append(req.Members, ct.GetIdentity())
-			}
-			conv, err := c.SetConversation(ctx, req)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d members\n", showID(conv.GetId()), len(conv.GetMembers()))
-			return nil
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d members\n", showID(conv.GetId()), len(conv.GetMembers()))
+				return nil
+			})
 		},
 	}
 	cf.register(create)
@@ -446,39 +453,34 @@ func conversationCmd(env Env) *cobra.Command {
 		Short: "List conversations and their members",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, done, err := lf.dial(env)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			resp, err := c.Conversations(ctx, &appv1.ConversationsRequest{})
-			if err != nil {
-				return err
-			}
-			cts, err := c.Contacts(ctx, &appv1.ContactsRequest{})
-			if err != nil {
-				return err
-			}
-			me, err := c.Node(ctx, &appv1.NodeRequest{})
-			if err != nil {
-				return err
-			}
-			who := namesOf(me, cts.GetContacts())
-			for _, conv := range resp.GetConversations() {
-				if conv.GetPublicChat() != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "public:%s\tpublic chat\n", escapeText(conv.GetPublicChat()))
-					continue
+			return lf.call(cmd, env, func(ctx context.Context, c appv1.MessagingClient) error {
+				resp, err := c.Conversations(ctx, &appv1.ConversationsRequest{})
+				if err != nil {
+					return err
 				}
-				var names []string
-				for _, m := range conv.GetMembers() {
-					names = append(names, who.member(ctx, m))
+				cts, err := c.Contacts(ctx, &appv1.ContactsRequest{})
+				if err != nil {
+					return err
 				}
-				slices.Sort(names)
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", showID(conv.GetId()), strings.Join(names, ", "))
-			}
-			return nil
+				me, err := c.Node(ctx, &appv1.NodeRequest{})
+				if err != nil {
+					return err
+				}
+				who := namesOf(me, cts.GetContacts())
+				for _, conv := range resp.GetConversations() {
+					if conv.GetPublicChat() != "" {
+						fmt.Fprintf(cmd.OutOrStdout(), "public:%s\tpublic chat\n", escapeText(conv.GetPublicChat()))
+						continue
+					}
+					var names []string
+					for _, m := range conv.GetMembers() {
+						names = append(names, who.member(ctx, m))
+					}
+					slices.Sort(names)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", showID(conv.GetId()), strings.Join(names, ", "))
+				}
+				return nil
+			})
 		},
 	}
 	lf.register(list)
@@ -488,19 +490,14 @@ func conversationCmd(env Env) *cobra.Command {
 		Short: "Join a public chat; send to it and listen to it as public:NAME",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, done, err := jf.dial(env)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			conv, err := c.JoinPublicChat(ctx, &appv1.JoinPublicChatRequest{Name: args[0]})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "joined public:%s (%s)\n", escapeText(conv.GetPublicChat()), showID(conv.GetId()))
-			return nil
+			return jf.call(cmd, env, func(ctx context.Context, c appv1.MessagingClient) error {
+				conv, err := c.JoinPublicChat(ctx, &appv1.JoinPublicChatRequest{Name: args[0]})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "joined public:%s (%s)\n", escapeText(conv.GetPublicChat()), showID(conv.GetId()))
+				return nil
+			})
 		},
 	}
 	jf.register(join)
