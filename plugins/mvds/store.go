@@ -379,14 +379,27 @@ type txn struct {
 	after func()
 	// due is told of every send epoch the transaction writes.
 	due *dueBounds
+	// bound holds the statements bound to tx so far: binding one
+	// (Tx.StmtContext) costs a handful of allocations and locks, and a
+	// transaction runs the same few statements for every message.
+	bound map[string]*sql.Stmt
 }
 
 // stmt returns the prepared form of query for this transaction.
 func (t *txn) stmt(query string) *sql.Stmt {
-	if st := t.stmts[query]; st != nil {
-		return t.tx.StmtContext(t.ctx, st)
+	if st := t.bound[query]; st != nil {
+		return st
 	}
-	return nil
+	st := t.stmts[query]
+	if st == nil {
+		return nil
+	}
+	if t.bound == nil {
+		t.bound = make(map[string]*sql.Stmt, 8)
+	}
+	b := t.tx.StmtContext(t.ctx, st)
+	t.bound[query] = b
+	return b
 }
 
 func (t *txn) query(query string, args ...any) (*sql.Rows, error) {
