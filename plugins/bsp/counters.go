@@ -19,8 +19,8 @@ type counters struct {
 	messages          sdk.Counter `counter:"messages_received"`  // MESSAGE records received
 	duplicates        sdk.Counter `counter:"duplicates"`         // messages received that were already here
 	invalid           sdk.Counter `counter:"invalid"`            // messages found invalid, directly or through a dependency
-	acksSent          sdk.Counter `counter:"acks_sent"`          // ack entries sent
-	offersSent        sdk.Counter `counter:"offers_sent"`        // offer entries sent
+	acksSent          sdk.Counter `counter:"acks_sent"`          // ack entries sent (once for a frame for the whole group)
+	offersSent        sdk.Counter `counter:"offers_sent"`        // offer entries sent (likewise)
 	requestsSent      sdk.Counter `counter:"requests_sent"`      // request entries sent for offered ids
 	repairsSent       sdk.Counter `counter:"repair_requests"`    // request entries sent for missing dependencies (gap repair)
 	repaired          sdk.Counter `counter:"repaired"`           // missing dependencies that arrived after a repair request
@@ -32,7 +32,9 @@ type counters struct {
 	beyondHistory     sdk.Counter `counter:"beyond_history"`     // missing dependencies given up on as older than the history window
 	onlineResets      sdk.Counter `counter:"online_resets"`      // records made due at once because their member was heard again
 	skipped           sdk.Counter `counter:"records_skipped"`    // records of unknown types, skipped
-	framesSent        sdk.Counter `counter:"frames_sent"`        // DOWN frames
+	framesSent        sdk.Counter `counter:"frames_sent"`        // DOWN frames (a frame for the whole group counts once)
+	multicast         sdk.Counter `counter:"multicast_payloads"` // DOWN frames for the whole group (no peer; multicast)
+	groupAckFrames    sdk.Counter `counter:"group_ack_payloads"` // of those, frames that carry the acks owed to members (group_acks)
 	bytesSent         sdk.Counter `counter:"bytes_sent"`         // payload bytes of those frames
 	framesIn          sdk.Counter `counter:"frames_received"`    // UP frames from members
 	bytesIn           sdk.Counter `counter:"bytes_received"`     // payload bytes of those

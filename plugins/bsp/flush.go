@@ -15,9 +15,10 @@ const maxMessagesPerFlush = 512
 
 // flush writes what is due to every member at time now (ms), as one or
 // more frames per member, each a BSP record stream that begins with
-// VERSIONS (§2.7). It returns the frames, whether more is due at once,
-// and the time the next record comes due (0: none). The caller commits
-// (sync) before it emits the frames.
+// VERSIONS (§2.7), and, in a group of three or more, frames for the whole
+// group (multicast, group_acks; see groupNew). It returns the frames,
+// whether more is due at once, and the time the next record comes due
+// (0: none). The caller commits (sync) before it emits the frames.
 func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -25,35 +26,54 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 		return nil, nil, false, 0
 	}
 	defer func() { n.hello = false }()
+	soon := func(t int64) {
+		if next == 0 || t < next {
+			next = t
+		}
+	}
 	for _, g := range n.groups {
 		n.compact(g)
 		n.forget(g, now)
 		repairs := n.dueRepairs(g, now)
+		gw, full := n.groupNew(g, now, soon)
+		more = more || full
+		var held map[*peer]bool
 		for _, p := range g.peers {
 			if until, hold := n.holdLazy(g, p, repairs, now); hold {
-				if next == 0 || until < next {
-					next = until
+				if held == nil {
+					held = map[*peer]bool{}
 				}
+				held[p] = true
+				soon(until)
+			}
+		}
+		gw, acked := n.groupAcks(g, gw, held)
+		gw = n.groupHello(g, gw, now)
+		if gw != nil {
+			fs := gw.frames()
+			if len(fs) == 0 {
+				fs = gw.out[:1] // VERSIONS alone: a session opened with every member
+			}
+			for _, p := range g.peers {
+				n.lastSent[string(p.key)] = now
+			}
+			for _, f := range fs {
+				out = append(out, outbound{group: g.id, payload: f.b, trace: f.trace})
+				n.c.framesSent.Inc()
+				n.c.multicast.Inc()
+				n.c.bytesSent.Add(uint64(len(f.b)))
+			}
+			if acked {
+				n.c.groupAckFrames.Add(uint64(len(fs)))
+			}
+		}
+		for _, p := range g.peers {
+			if held[p] {
 				continue
 			}
 			w := newFrameWriter(n.cfg.MaxFrame)
-			// ACKs owed.
-			var acks []wire.ID
-			for id, st := range p.status {
-				if st.ack {
-					acks = append(acks, id)
-					st.ack = false
-					n.dirtyStatusOf(g, p, id)
-					if m := g.msgs[id]; m != nil {
-						n.markCheck(g, m)
-					}
-				}
-			}
-			for id := range p.owed {
-				acks = append(acks, id)
-			}
-			clear(p.owed)
-			p.ackNow = false
+			// ACKs owed (unless they went to the whole group above).
+			acks := n.takeAcks(g, p)
 			w.ids(wire.Ack, acks)
 			n.c.acksSent.Add(uint64(len(acks)))
 			// REQUESTs of offered ids (Briar requests each once; a lost
@@ -94,16 +114,11 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 				// waits on a random delay (onRequest).
 				if (st.requested && st.expiry <= now) || (!st.requested && (st.expiry <= now || (st.maxLatency > 0 && 2*lat < st.maxLatency))) {
 					due = append(due, m)
-				} else if next == 0 || st.expiry < next {
-					next = st.expiry
+				} else {
+					soon(st.expiry)
 				}
 			}
-			slices.SortFunc(due, func(a, b *message) int {
-				if c := cmp.Compare(a.ts, b.ts); c != 0 {
-					return c
-				}
-				return bytes.Compare(a.id[:], b.id[:])
-			})
+			sortMessages(due)
 			if len(due) > maxMessagesPerFlush {
 				due, more = due[:maxMessagesPerFlush], true
 			}
@@ -126,30 +141,22 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 				if st.tx > 0 {
 					n.c.retransmissions.Inc()
 				}
-				if st.tx == 0 {
-					p.sentAt[m.id] = now
-				}
-				st.expiry = now + n.backoff(lat, st.tx)
-				st.tx++
-				st.maxLatency = lat
-				st.requested = false
-				n.dirtyStatusOf(g, p, m.id)
-				if next == 0 || st.expiry < next {
-					next = st.expiry
-				}
+				n.transmitted(g, p, m, st, lat, now)
+				soon(st.expiry)
 			}
 			if len(offers) > 0 {
 				w.trace(offerTrace)
 				w.ids(wire.Offer, offers)
 				n.c.offersSent.Add(uint64(len(offers)))
 			}
-			// Ephemeral messages, once.
+			// Ephemeral messages, once (unless they went to the whole
+			// group above).
 			for _, e := range g.ephOut {
 				w.message(e.raw, e.trace)
 			}
 			fs := w.frames()
 			idle := n.cfg.Keepalive > 0 && now-n.lastSent[string(p.key)] >= n.cfg.Keepalive.Milliseconds()
-			if len(fs) == 0 && (n.hello || idle) {
+			if len(fs) == 0 && (n.hello || idle) && gw == nil {
 				// VERSIONS alone: a session that says "here", at start and
 				// as Briar's keepalive on an idle link, so that a member
 				// that missed the first learns this node is back (heard).
@@ -159,9 +166,7 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 				n.lastSent[string(p.key)] = now
 			}
 			if n.cfg.Keepalive > 0 {
-				if k := n.lastSent[string(p.key)] + n.cfg.Keepalive.Milliseconds(); next == 0 || k < next {
-					next = k
-				}
+				soon(n.lastSent[string(p.key)] + n.cfg.Keepalive.Milliseconds())
 			}
 			for _, f := range fs {
 				out = append(out, outbound{group: g.id, peer: p.key, payload: f.b, trace: f.trace})
@@ -188,6 +193,223 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 		}
 	}
 	return out, ups, more, next
+}
+
+// sortMessages orders messages by timestamp, then id.
+func sortMessages(ms []*message) {
+	slices.SortFunc(ms, func(a, b *message) int {
+		if c := cmp.Compare(a.ts, b.ts); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.id[:], b.id[:])
+	})
+}
+
+// transmitted records that m went to p now, timed for latency lat: the
+// next transmission is due after Briar's backoff, and the first one is
+// the start of a round-trip sample. n.mu is held.
+func (n *node) transmitted(g *group, p *peer, m *message, st *status, lat, now int64) {
+	if st.tx == 0 {
+		p.sentAt[m.id] = now
+	}
+	st.expiry = now + n.backoff(lat, st.tx)
+	st.tx++
+	st.maxLatency = lat
+	st.requested = false
+	n.dirtyStatusOf(g, p, m.id)
+}
+
+// takeAcks takes the ACKs owed to p. n.mu is held.
+func (n *node) takeAcks(g *group, p *peer) []wire.ID {
+	var acks []wire.ID
+	for id, st := range p.status {
+		if st.ack {
+			acks = append(acks, id)
+			st.ack = false
+			n.dirtyStatusOf(g, p, id)
+			if m := g.msgs[id]; m != nil {
+				n.markCheck(g, m)
+			}
+		}
+	}
+	for id := range p.owed {
+		acks = append(acks, id)
+	}
+	clear(p.owed)
+	p.ackNow = false
+	return acks
+}
+
+// owesAcks reports whether an ACK is owed to p. n.mu is held.
+func (n *node) owesAcks(p *peer) bool {
+	if len(p.owed) > 0 {
+		return true
+	}
+	for _, st := range p.status {
+		if st.ack {
+			return true
+		}
+	}
+	return false
+}
+
+// Frames for the whole group (Config.Multicast, Config.GroupAcks). In a
+// group of three or more, what is the same for every other member goes
+// once, in a DOWN frame without a peer: the secure layer seals it for the
+// group (once with mls, once per member with pairwise sessions) and the
+// host sends it to the group's shared privacy address where the privacy
+// layer has one (docs/architecture.md, "Group frames"), so that a message
+// costs the group one frame from its author instead of one per member. It
+// is an ordinary BSP record stream from this node: each member reads it as
+// a session from this node, as it would its own copy. The per-member state
+// is updated as if the frame had gone to every member alone: a member that
+// does not ack is sent the record again, alone, when its backoff runs out.
+
+// multicastGroup reports whether g gets frames for the whole group: it
+// has three members or more.
+func multicastGroup(g *group) bool { return len(g.peers) >= 2 }
+
+// groupNew starts the frame for the whole group of g with what is new
+// for every other member (Config.Multicast): this node's messages that
+// were never sent to any of them and are due to all (whole, or offered in
+// interactive mode), and its ephemeral messages. It returns nil if there
+// is none, and full if more such messages wait for the next flush. n.mu
+// is held.
+func (n *node) groupNew(g *group, now int64, soon func(int64)) (w *frameWriter, full bool) {
+	if !n.cfg.Multicast || !multicastGroup(g) {
+		return nil, false
+	}
+	fresh := func(st *status) bool {
+		return st != nil && !st.seen && !st.requested && st.tx == 0 && st.expiry <= now
+	}
+	var ms []*message
+	for id, st := range g.peers[0].status {
+		if !fresh(st) {
+			continue
+		}
+		m := g.msgs[id]
+		if m == nil || !m.own || m.state != stDelivered || m.raw == nil {
+			continue
+		}
+		all := true
+		for _, q := range g.peers[1:] {
+			all = all && fresh(q.status[id])
+		}
+		if all {
+			ms = append(ms, m)
+		}
+	}
+	if len(ms) == 0 && len(g.ephOut) == 0 {
+		return nil, false
+	}
+	sortMessages(ms)
+	if len(ms) > maxMessagesPerFlush {
+		ms, full = ms[:maxMessagesPerFlush], true
+	}
+	w = newFrameWriter(n.cfg.MaxFrame)
+	var offers []wire.ID
+	offerTrace := uint64(0)
+	for _, m := range ms {
+		if n.cfg.interactive() {
+			offers = append(offers, m.id)
+			if offerTrace == 0 {
+				offerTrace = m.trace
+			}
+		} else {
+			w.message(wire.RawMessage{Group: g.bsp, Timestamp: m.ts, Body: m.raw}, m.trace)
+		}
+		for _, p := range g.peers {
+			st := p.status[m.id]
+			if !n.cfg.interactive() {
+				n.c.sent.Inc()
+			}
+			n.transmitted(g, p, m, st, n.latency(p), now)
+			soon(st.expiry)
+		}
+	}
+	if len(offers) > 0 {
+		w.trace(offerTrace)
+		w.ids(wire.Offer, offers)
+		n.c.offersSent.Add(uint64(len(offers)))
+	}
+	for _, e := range g.ephOut {
+		w.message(e.raw, e.trace)
+	}
+	g.ephOut = nil
+	return w, full
+}
+
+// groupAcks adds to w, the frame for the whole group of g (nil: none
+// yet), the ACKs owed to its members (Config.GroupAcks), each id once:
+// when they are owed to two or more members that are not held back
+// (holdLazy), with relaying to one or more, or when the frame goes
+// anyway, in which case the ACKs owed to every member ride along. A
+// member that is not the acked message's author learns that the acker
+// holds it: with relaying, that cancels its relayed offer to the acker
+// (markSeen), which is why a lone member's acks then go to the group too;
+// an id it does not hold counts as an unknown ack and a hint. It reports
+// whether it added any. n.mu is held.
+func (n *node) groupAcks(g *group, w *frameWriter, held map[*peer]bool) (*frameWriter, bool) {
+	if !n.cfg.GroupAcks || !multicastGroup(g) {
+		return w, false
+	}
+	if w == nil {
+		// Without relaying a lone member's acks tell the others nothing
+		// they act on, so they go to that member alone.
+		need := 2
+		if n.cfg.Relay {
+			need = 1
+		}
+		owing := 0
+		for _, p := range g.peers {
+			if !held[p] && n.owesAcks(p) {
+				owing++
+			}
+		}
+		if owing < need {
+			return w, false
+		}
+	}
+	seen := map[wire.ID]bool{}
+	var acks []wire.ID
+	for _, p := range g.peers {
+		for _, id := range n.takeAcks(g, p) {
+			if !seen[id] {
+				seen[id] = true
+				acks = append(acks, id)
+			}
+		}
+	}
+	if len(acks) == 0 {
+		return w, false
+	}
+	slices.SortFunc(acks, func(a, b wire.ID) int { return bytes.Compare(a[:], b[:]) })
+	if w == nil {
+		w = newFrameWriter(n.cfg.MaxFrame)
+	}
+	w.ids(wire.Ack, acks)
+	n.c.acksSent.Add(uint64(len(acks)))
+	return w, true
+}
+
+// groupHello opens a session with every member of g at once (a frame for
+// the whole group holding VERSIONS alone) when two or more of them are to
+// be told this node is here (at start, or for the keepalive) and no frame
+// for the group goes anyway (Config.Multicast). n.mu is held.
+func (n *node) groupHello(g *group, w *frameWriter, now int64) *frameWriter {
+	if w != nil || !n.cfg.Multicast || !multicastGroup(g) {
+		return w
+	}
+	quiet := 0
+	for _, p := range g.peers {
+		if n.hello || (n.cfg.Keepalive > 0 && now-n.lastSent[string(p.key)] >= n.cfg.Keepalive.Milliseconds()) {
+			quiet++
+		}
+	}
+	if quiet < 2 {
+		return nil
+	}
+	return newFrameWriter(n.cfg.MaxFrame)
 }
 
 // holdLazy reports whether the records due to p are all lazy (relayed

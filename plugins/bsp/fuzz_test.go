@@ -36,9 +36,11 @@ func FuzzBody(f *testing.F) {
 // clock, lost links, crashes and restarts, hosts that hold back their
 // acks, replays of earlier frames, arbitrary bytes injected as frames
 // from a member, and hosts whose validator rejects some deliveries or
-// defers them to the last message sent (the validator hook). testNet.take
-// fails on a delivery after the host's ack and on a delivery before a
-// parent. At the end the links heal, every host acks, and every message
+// defers them to the last message sent (the validator hook); frames for
+// the whole group go as the default has them (multicast), and acks go to
+// the whole group too (group_acks) when the input's length is odd.
+// testNet.take fails on a delivery after the host's ack and on a delivery
+// before a parent. At the end the links heal, every host acks, and every message
 // an honest node sent must reach the other two, or be invalid there (its
 // host rejected it or something it depends on); the levels the config
 // bounds stay within them, and the pending count is the pending messages.
@@ -63,6 +65,7 @@ func fuzzNodeBody(t *testing.T, ops []byte) {
 		cfg := testCfg()
 		cfg.MaxOffered = 8
 		cfg.MaxPending = 16
+		cfg.GroupAcks = len(ops)%2 == 1
 		names := []string{"a", "b", "c"}
 		tn := newNet(t, cfg, names...)
 		down := map[[2]string]bool{}

@@ -64,9 +64,13 @@ type testNet struct {
 	seed uint64
 }
 
+// tframe is a frame on the tape, as one member received it: a frame for
+// the whole group (no peer; group) is on it once for each other member,
+// the copies after the first marked copy.
 type tframe struct {
-	from, to string
-	payload  []byte
+	from, to    string
+	payload     []byte
+	group, copy bool
 }
 
 func testCfg() Config {
@@ -237,13 +241,14 @@ func (tn *testNet) step() int {
 			tn.take(nd, d)
 		}
 		for _, o := range out {
-			to := tn.nameOf(o.peer)
-			tn.tape = append(tn.tape, tframe{name, to, o.payload})
-			if tn.nodes[to].offline || (tn.drop != nil && tn.drop(name, to, o.payload)) {
-				continue
+			for i, to := range tn.recipients(name, o.peer) {
+				tn.tape = append(tn.tape, tframe{name, to, o.payload, len(o.peer) == 0, i > 0})
+				if tn.nodes[to].offline || (tn.drop != nil && tn.drop(name, to, o.payload)) {
+					continue
+				}
+				tn.deliver(name, to, o.payload)
+				crossed++
 			}
-			tn.deliver(name, to, o.payload)
-			crossed++
 		}
 	}
 	return crossed
@@ -259,6 +264,22 @@ func (tn *testNet) deliver(from, to string, payload []byte) {
 	for _, d := range ds {
 		tn.take(nd, d)
 	}
+}
+
+// recipients are the members a frame from from goes to: the one its peer
+// names, or, for a frame without a peer, every other member, as the host
+// sends a frame for the whole group.
+func (tn *testNet) recipients(from string, peer []byte) []string {
+	if len(peer) > 0 {
+		return []string{tn.nameOf(peer)}
+	}
+	var to []string
+	for _, name := range tn.names {
+		if name != from {
+			to = append(to, name)
+		}
+	}
+	return to
 }
 
 func (tn *testNet) nameOf(k []byte) string {
