@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/plugins/mixnet/pki"
+	"github.com/strata-msg/strata/plugins/mixnet/replay"
 	"github.com/strata-msg/strata/plugins/mixnet/sphinx"
 )
 
@@ -94,10 +95,13 @@ type Ready struct {
 }
 
 // ReplayFilter is a relay's per-epoch replay tag store; *replay.Store is
-// one. Seen records tag for epoch and reports whether it was there
-// before; on error the packet is dropped.
+// one. SeenBatch tests and sets the tags in order (a tag twice in checks
+// is new at most once), makes the new ones durable before it returns, and
+// appends one verdict per check to dst; a packet whose verdict is seen or
+// has an error is dropped. A mix passes it the tags of the packets that
+// arrived together, so that they share one commit.
 type ReplayFilter interface {
-	Seen(ctx context.Context, epoch uint64, tag [sphinx.ReplayTagLength]byte) (bool, error)
+	SeenBatch(ctx context.Context, checks []replay.Check, dst []replay.Verdict) []replay.Verdict
 	Rotate(ctx context.Context, current uint64) error
 }
 
@@ -123,12 +127,15 @@ type Counters struct {
 	Delivered      sdk.Counter `counter:"messages_delivered"`
 	Queued         sdk.Counter `counter:"messages_queued"`
 	EpochRotations sdk.Counter `counter:"epoch_rotations"`
-	AcksSent       sdk.Counter `counter:"acks_sent"`
-	AcksReceived   sdk.Counter `counter:"acks_received"`
-	Retransmitted  sdk.Counter `counter:"fragments_retransmitted"`
-	RepliesSent    sdk.Counter `counter:"replies_sent"`
-	RepliesIn      sdk.Counter `counter:"replies_received"`
-	ReplySURBsIn   sdk.Counter `counter:"reply_surbs_received"`
+	// ReplayBatches counts the batches of replay tags a relay checked,
+	// one commit each: packets_in over it is the mean batch.
+	ReplayBatches sdk.Counter `counter:"replay_batches"`
+	AcksSent      sdk.Counter `counter:"acks_sent"`
+	AcksReceived  sdk.Counter `counter:"acks_received"`
+	Retransmitted sdk.Counter `counter:"fragments_retransmitted"`
+	RepliesSent   sdk.Counter `counter:"replies_sent"`
+	RepliesIn     sdk.Counter `counter:"replies_received"`
+	ReplySURBsIn  sdk.Counter `counter:"reply_surbs_received"`
 
 	SharedStored     sdk.Counter `counter:"shared_stored"`
 	SharedPulls      sdk.Counter `counter:"shared_pulls"`

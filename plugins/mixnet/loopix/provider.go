@@ -106,6 +106,15 @@ func (p *Provider) Counters() *Counters { return &p.c }
 // SetDirectory replaces the directory.
 func (p *Provider) SetDirectory(d *Directory) error { return p.r.setDirectory(d) }
 
+// HandleBatch takes link frames that arrived together (and owns them),
+// one by one as Handle does: each packet's replay tag is committed on its
+// own (mailbox writes come in between).
+func (p *Provider) HandleBatch(ctx context.Context, now time.Time, in []Inbound) {
+	for _, f := range in {
+		p.Handle(ctx, now, f.From, f.Frame)
+	}
+}
+
 // Handle takes a link frame from overlay peer from (and owns it).
 func (p *Provider) Handle(ctx context.Context, now time.Time, from PeerID, frame []byte) {
 	r := p.r

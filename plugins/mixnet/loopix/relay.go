@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/strata-msg/strata/plugins/mixnet/pki"
+	"github.com/strata-msg/strata/plugins/mixnet/replay"
 	"github.com/strata-msg/strata/plugins/mixnet/sphinx"
 )
 
@@ -50,6 +51,10 @@ type relay struct {
 	nextLoop  time.Time
 	nextEpoch time.Time
 	out       []Output
+	// Scratch for fresh and Mix.HandleBatch, reused between calls.
+	batch    []opened
+	checks   []replay.Check
+	verdicts []replay.Verdict
 	// loopID is the Recipient id of the relay's own loops: its node id.
 	loopID sphinx.RecipientID
 }
@@ -130,10 +135,11 @@ func (r *relay) rotate(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// unwrap opens pkt (in place) with the key of the current epoch, then the
-// previous and the next, and checks its replay tag in that key's store.
-// It counts and returns false for a packet to drop.
-func (r *relay) unwrap(ctx context.Context, pkt []byte) (*sphinx.Result, bool) {
+// open unwraps pkt (in place) with the key of the current epoch, then the
+// previous and the next, and returns the result and that key's epoch. It
+// counts and returns false for a packet to drop. The replay tag is not
+// checked yet: see fresh.
+func (r *relay) open(pkt []byte) (*sphinx.Result, uint64, bool) {
 	order := []uint64{r.epoch, r.epoch - 1, r.epoch + 1}
 	for _, ep := range order {
 		k, ok := r.keys[ep]
@@ -146,25 +152,72 @@ func (r *relay) unwrap(ctx context.Context, pkt []byte) (*sphinx.Result, bool) {
 		}
 		if errors.Is(err, sphinx.ErrInvalidCommands) || errors.Is(err, sphinx.ErrPayloadTag) {
 			r.c.BadCommands.Inc()
-			return nil, false
+			return nil, 0, false
 		}
 		if err != nil {
 			r.c.Malformed.Inc()
-			return nil, false
+			return nil, 0, false
 		}
-		seen, err := r.cfg.Replay.Seen(ctx, ep, [sphinx.ReplayTagLength]byte(res.ReplayTag))
-		if err != nil {
-			r.c.ReplayError.Inc()
-			return nil, false
-		}
-		if seen {
-			r.c.Replayed.Inc()
-			return nil, false
-		}
-		return res, true
+		return res, ep, true
 	}
 	r.c.Undecryptable.Inc()
-	return nil, false
+	return nil, 0, false
+}
+
+// opened is a packet unwrapped by open whose replay tag is not checked
+// yet.
+type opened struct {
+	res   *sphinx.Result
+	pkt   []byte
+	epoch uint64
+}
+
+// fresh checks the replay tags of the packets in batch in one call of the
+// replay filter, which makes the new ones durable (one commit for all)
+// before it returns, and returns the packets whose tags were new, in
+// order; the rest are counted and dropped. Nothing derived from a packet
+// may be queued or sent before fresh has returned it. A packet twice in
+// the batch is returned once.
+func (r *relay) fresh(ctx context.Context, batch []opened) []opened {
+	if len(batch) == 0 {
+		return batch
+	}
+	r.checks = r.checks[:0]
+	for _, o := range batch {
+		r.checks = append(r.checks, replay.Check{Epoch: o.epoch, Tag: [sphinx.ReplayTagLength]byte(o.res.ReplayTag)})
+	}
+	r.verdicts = r.cfg.Replay.SeenBatch(ctx, r.checks, r.verdicts[:0])
+	r.c.ReplayBatches.Inc()
+	if len(r.verdicts) != len(batch) {
+		// A filter that does not answer every tag: trust none.
+		r.c.ReplayError.Add(uint64(len(batch)))
+		return batch[:0]
+	}
+	out := batch[:0]
+	for i, o := range batch {
+		switch v := r.verdicts[i]; {
+		case v.Err != nil:
+			r.c.ReplayError.Inc()
+		case v.Seen:
+			r.c.Replayed.Inc()
+		default:
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// unwrap opens one packet and checks its replay tag: open and fresh for a
+// batch of one.
+func (r *relay) unwrap(ctx context.Context, pkt []byte) (*sphinx.Result, bool) {
+	res, ep, ok := r.open(pkt)
+	if !ok {
+		return nil, false
+	}
+	if len(r.fresh(ctx, []opened{{res: res, pkt: pkt, epoch: ep}})) == 0 {
+		return nil, false
+	}
+	return res, true
 }
 
 // forward queues an unwrapped non-terminal packet for its next hop after
@@ -370,41 +423,67 @@ func (m *Mix) Counters() *Counters { return &m.c }
 // SetDirectory replaces the directory (a new epoch's document).
 func (m *Mix) SetDirectory(d *Directory) error { return m.r.setDirectory(d) }
 
-// Handle takes a link frame from overlay peer from (and owns it). Mixes
-// take packets from relays of the directory only.
+// Inbound is a link frame from an overlay peer.
+type Inbound struct {
+	From  PeerID
+	Frame []byte
+}
+
+// Handle takes a link frame from overlay peer from (and owns it): it is
+// HandleBatch of one frame.
 func (m *Mix) Handle(ctx context.Context, now time.Time, from PeerID, frame []byte) {
+	m.HandleBatch(ctx, now, []Inbound{{From: from, Frame: frame}})
+}
+
+// HandleBatch takes link frames that arrived together (and owns them).
+// Mixes take packets from relays of the directory only. Every packet is
+// unwrapped first; then the replay tags of all of them are checked in one
+// call of the replay filter, which makes the new ones durable with one
+// commit (one fsync at durability full: group commit); only then are the
+// new packets queued for their next hop. So no packet is forwarded before
+// its tag is durable, and of two copies of a packet, in one batch or not,
+// at most one is forwarded.
+func (m *Mix) HandleBatch(ctx context.Context, now time.Time, in []Inbound) {
 	r := m.r
-	if _, ok := r.dir.ByPeer(from); !ok {
-		m.c.UnknownPeer.Inc()
-		return
-	}
-	f, err := DecodeFrame(r.cfg.Geometry, frame)
-	if err != nil {
-		m.c.Malformed.Inc()
-		return
-	}
-	if f.Type != FramePacket {
-		m.c.UnexpectedFrame.Inc()
-		return
-	}
-	m.c.PacketsIn.Inc()
-	if err := r.rotate(ctx, now); err != nil {
-		m.c.ReplayError.Inc()
-		return
-	}
-	res, ok := r.unwrap(ctx, f.Packet)
-	if !ok {
-		return
-	}
-	if res.IsTerminal() {
-		if r.isOwnLoop(res) {
-			m.c.LoopsReturned.Inc()
-			return
+	batch := r.batch[:0]
+	for _, fr := range in {
+		if _, ok := r.dir.ByPeer(fr.From); !ok {
+			m.c.UnknownPeer.Inc()
+			continue
 		}
-		m.c.BadCommands.Inc()
-		return
+		f, err := DecodeFrame(r.cfg.Geometry, fr.Frame)
+		if err != nil {
+			m.c.Malformed.Inc()
+			continue
+		}
+		if f.Type != FramePacket {
+			m.c.UnexpectedFrame.Inc()
+			continue
+		}
+		m.c.PacketsIn.Inc()
+		if err := r.rotate(ctx, now); err != nil {
+			m.c.ReplayError.Inc()
+			continue
+		}
+		res, ep, ok := r.open(f.Packet)
+		if !ok {
+			continue
+		}
+		batch = append(batch, opened{res: res, pkt: f.Packet, epoch: ep})
 	}
-	r.forward(now, res, f.Packet)
+	for _, o := range r.fresh(ctx, batch) {
+		if o.res.IsTerminal() {
+			if r.isOwnLoop(o.res) {
+				m.c.LoopsReturned.Inc()
+				continue
+			}
+			m.c.BadCommands.Inc()
+			continue
+		}
+		r.forward(now, o.res, o.pkt)
+	}
+	clear(batch) // the packets are the queue's now, or dropped
+	r.batch = batch[:0]
 }
 
 // Tick advances the mix to now: due packets go out, loops are sent,

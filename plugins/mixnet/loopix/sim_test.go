@@ -13,6 +13,7 @@ import (
 	"github.com/strata-msg/strata/plugins/mixnet/mailbox"
 	"github.com/strata-msg/strata/plugins/mixnet/pki"
 	"github.com/strata-msg/strata/plugins/mixnet/pki/testnet"
+	"github.com/strata-msg/strata/plugins/mixnet/replay"
 	"github.com/strata-msg/strata/plugins/mixnet/sphinx"
 )
 
@@ -43,18 +44,18 @@ type memReplay struct {
 	current uint64
 }
 
-func (m *memReplay) Seen(_ context.Context, epoch uint64, tag [32]byte) (bool, error) {
+func (m *memReplay) SeenBatch(_ context.Context, checks []replay.Check, dst []replay.Verdict) []replay.Verdict {
 	if m.seen == nil {
 		m.seen = map[uint64]map[[32]byte]bool{}
 	}
-	if m.seen[epoch] == nil {
-		m.seen[epoch] = map[[32]byte]bool{}
+	for _, c := range checks {
+		if m.seen[c.Epoch] == nil {
+			m.seen[c.Epoch] = map[[32]byte]bool{}
+		}
+		dst = append(dst, replay.Verdict{Seen: m.seen[c.Epoch][c.Tag]})
+		m.seen[c.Epoch][c.Tag] = true
 	}
-	if m.seen[epoch][tag] {
-		return true, nil
-	}
-	m.seen[epoch][tag] = true
-	return false, nil
+	return dst
 }
 
 func (m *memReplay) Rotate(_ context.Context, current uint64) error {

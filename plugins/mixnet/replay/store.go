@@ -6,8 +6,9 @@
 // Each epoch has a Bloom filter sized for Options.ExpectedTags at
 // Options.FalsePositiveRate (see Sizing for the formula). A tag Seen
 // reports as new is in the epoch's append-only log — written, and with
-// SyncFull fsynced, group-committed with concurrent callers — before Seen
-// returns, so nothing acknowledged is lost to a crash; the filter itself
+// SyncFull fsynced, group-committed with the other tags of a SeenBatch and
+// with concurrent callers — before Seen (or SeenBatch) returns, so nothing
+// acknowledged is lost to a crash; the filter itself
 // is snapshotted (atomically replaced, fsynced) whenever the log has grown
 // to half the filter's size, and the log then restarts empty. A filter
 // that receives more tags than it was sized for keeps working: its
@@ -210,41 +211,103 @@ func Open(ctx context.Context, dir string, current uint64, opts Options) (*Store
 // that a caller that drops every "seen" packet fails closed; the errors
 // are ErrExpired and ErrFuture for epochs outside the live window,
 // ErrEpochLost, ErrFailed, ErrClosed, or the context's error (the tag may
-// then be recorded or not; the packet must be dropped).
+// then be recorded or not; the packet must be dropped). Seen is SeenBatch
+// of one tag.
 func (s *Store) Seen(ctx context.Context, epoch uint64, tag [TagSize]byte) (bool, error) {
+	var buf [1]Verdict
+	v := s.SeenBatch(ctx, []Check{{Epoch: epoch, Tag: tag}}, buf[:0])[0]
+	return v.Seen, v.Err
+}
+
+// Check is one tag for SeenBatch: the tag and the epoch whose key opened
+// its packet.
+type Check struct {
+	Epoch uint64
+	Tag   [TagSize]byte
+}
+
+// Verdict is SeenBatch's answer for one Check, what Seen returns for it.
+type Verdict struct {
+	// Seen is true for a tag recorded before (a replay, or a false
+	// positive), and on error.
+	Seen bool
+	// Err, if not nil, is why the tag could not be checked or made
+	// durable; the packet must be dropped.
+	Err error
+}
+
+// SeenBatch is Seen for many tags with one commit (group commit): it
+// records every new tag in its epoch's filter and log, then makes all of
+// them durable at once — one write and, with SyncFull, one fsync per epoch
+// involved — before it returns. A relay passes it the tags of the packets
+// that arrived together, so that a burst of packets costs one fsync
+// instead of one each. The tags are tested and set in order: a tag that
+// appears twice in checks is new at most at its first place, and seen at
+// the second. It appends one Verdict per check to dst and returns it. A
+// tag whose commit failed is reported as seen with the error, as Seen
+// does; it stays in the filter, so that a later copy is dropped too.
+func (s *Store) SeenBatch(ctx context.Context, checks []Check, dst []Verdict) []Verdict {
+	base := len(dst)
+	// The highest record of each epoch this batch appended (the live
+	// window holds three epochs; append grows past it should that change).
+	type wait struct {
+		ep  *epochState
+		seq uint64
+	}
+	var buf [3]wait
+	waits := buf[:0]
 	s.mu.Lock()
-	ep, err := s.epochLocked(ctx, epoch)
-	if err == nil && ep.lost {
-		err = fmt.Errorf("epoch %d: %w", epoch, ErrEpochLost)
+	for i := range checks {
+		c := &checks[i]
+		ep, err := s.epochLocked(ctx, c.Epoch)
+		if err == nil && ep.lost {
+			err = fmt.Errorf("epoch %d: %w", c.Epoch, ErrEpochLost)
+		}
+		if err == nil && ep.failed != nil {
+			err = ep.failed
+		}
+		if err != nil {
+			s.stats.errors++
+			dst = append(dst, Verdict{Seen: true, Err: err})
+			continue
+		}
+		if ep.f.insert(&c.Tag) {
+			s.stats.replays++
+			dst = append(dst, Verdict{Seen: true})
+			continue
+		}
+		s.stats.inserted++
+		if ep.f.count > ep.f.capacity {
+			s.stats.overCapacity++
+		}
+		ep.pending = appendRecord(ep.pending, c.Epoch, &c.Tag)
+		ep.appended++
+		dst = append(dst, Verdict{})
+		j := slices.IndexFunc(waits, func(w wait) bool { return w.ep == ep })
+		if j < 0 {
+			waits = append(waits, wait{ep: ep})
+			j = len(waits) - 1
+		}
+		waits[j].seq = ep.appended
 	}
-	if err == nil && ep.failed != nil {
-		err = ep.failed
-	}
-	if err != nil {
-		s.stats.errors++
-		s.mu.Unlock()
-		return true, err
-	}
-	if ep.f.insert(&tag) {
-		s.stats.replays++
-		s.mu.Unlock()
-		return true, nil
-	}
-	s.stats.inserted++
-	if ep.f.count > ep.f.capacity {
-		s.stats.overCapacity++
-	}
-	ep.pending = appendRecord(ep.pending, epoch, &tag)
-	ep.appended++
-	seq := ep.appended
 	s.mu.Unlock()
-	if err := s.commit(ctx, ep, seq); err != nil {
+	for _, w := range waits {
+		err := s.commit(ctx, w.ep, w.seq)
+		if err == nil {
+			continue
+		}
+		n := uint64(0)
+		for i := range checks {
+			if v := &dst[base+i]; !v.Seen && v.Err == nil && checks[i].Epoch == w.ep.epoch {
+				*v = Verdict{Seen: true, Err: err}
+				n++
+			}
+		}
 		s.mu.Lock()
-		s.stats.errors++
+		s.stats.errors += n
 		s.mu.Unlock()
-		return true, err
 	}
-	return false, nil
+	return dst
 }
 
 // commit returns once record seq of ep is durable. If no one is writing,

@@ -163,6 +163,130 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// TestSeenBatch: one SeenBatch tests and sets its tags in order (a tag
+// twice in the batch is new once), answers errors per tag, commits each
+// epoch's new tags once, and what it reported as new survives a crash
+// (the store abandoned, not closed).
+func TestSeenBatch(t *testing.T) {
+	type want struct {
+		seen bool
+		err  error
+	}
+	for _, tt := range []struct {
+		name    string
+		d       Durability
+		before  []Check // Seen one by one before the batch
+		batch   []Check
+		want    []want
+		commits uint64 // commits of the batch
+	}{
+		{
+			name:  "new tags, one commit",
+			d:     SyncFull,
+			batch: []Check{{5, tagN(1)}, {5, tagN(2)}, {5, tagN(3)}},
+			want:  []want{{false, nil}, {false, nil}, {false, nil}}, commits: 1,
+		},
+		{
+			name:  "two copies in one batch",
+			d:     SyncFull,
+			batch: []Check{{5, tagN(1)}, {5, tagN(2)}, {5, tagN(1)}},
+			want:  []want{{false, nil}, {false, nil}, {true, nil}}, commits: 1,
+		},
+		{
+			name:   "a replay of an earlier batch",
+			d:      SyncWrite,
+			before: []Check{{5, tagN(2)}},
+			batch:  []Check{{5, tagN(1)}, {5, tagN(2)}},
+			want:   []want{{false, nil}, {true, nil}}, commits: 1,
+		},
+		{
+			name:  "three epochs, one commit each",
+			d:     SyncFull,
+			batch: []Check{{4, tagN(1)}, {5, tagN(1)}, {6, tagN(1)}, {5, tagN(2)}},
+			want:  []want{{false, nil}, {false, nil}, {false, nil}, {false, nil}}, commits: 3,
+		},
+		{
+			name:  "epochs outside the window",
+			d:     SyncFull,
+			batch: []Check{{3, tagN(1)}, {5, tagN(1)}, {7, tagN(1)}},
+			want:  []want{{true, ErrExpired}, {false, nil}, {true, ErrFuture}}, commits: 1,
+		},
+		{
+			name:   "only replays: no commit",
+			d:      SyncFull,
+			before: []Check{{5, tagN(1)}},
+			batch:  []Check{{5, tagN(1)}, {5, tagN(1)}},
+			want:   []want{{true, nil}, {true, nil}}, commits: 0,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir, 5, small(tt.d))
+			for _, c := range tt.before {
+				seen(t, s, c.Epoch, c.Tag)
+			}
+			c0 := s.Stats().Commits
+			prefix := []Verdict{{Seen: true}} // SeenBatch appends after it
+			got := s.SeenBatch(t.Context(), tt.batch, prefix)
+			if len(got) != 1+len(tt.batch) || !got[0].Seen {
+				t.Fatalf("SeenBatch returned %d verdicts after the prefix %v, want %d", len(got)-1, got[0], len(tt.batch))
+			}
+			for i, w := range tt.want {
+				v := got[1+i]
+				if v.Seen != w.seen || !errors.Is(v.Err, w.err) || (w.err == nil) != (v.Err == nil) {
+					t.Fatalf("check %d (epoch %d, %s): got seen %v, err %v; want %v, %v", i, tt.batch[i].Epoch, tt.batch[i].Tag[:5], v.Seen, v.Err, w.seen, w.err)
+				}
+			}
+			if n := s.Stats().Commits - c0; n != tt.commits {
+				t.Fatalf("the batch took %d commits, want %d", n, tt.commits)
+			}
+			// Abandoned, as a crash would: every tag reported as new is
+			// seen after reopening.
+			s2 := open(t, dir, 5, small(tt.d))
+			defer s2.Close()
+			for i, w := range tt.want {
+				if w.seen || w.err != nil {
+					continue
+				}
+				if !seen(t, s2, tt.batch[i].Epoch, tt.batch[i].Tag) {
+					t.Fatalf("tag %d of the batch lost over a crash", i)
+				}
+			}
+		})
+	}
+}
+
+// A batch whose commit fails reports every new tag of it as seen with the
+// error, and none as new: the caller forwards none of those packets.
+func TestSeenBatchCommitFails(t *testing.T) {
+	s := open(t, t.TempDir(), 5, small(SyncFull))
+	defer s.Close()
+	s.mu.Lock()
+	ep := s.epochs[5]
+	s.mu.Unlock()
+	// The log is closed under the store: the next write fails.
+	if err := ep.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := s.SeenBatch(t.Context(), []Check{{5, tagN(1)}, {5, tagN(2)}, {5, tagN(1)}}, nil)
+	for i, v := range got {
+		if !v.Seen {
+			t.Fatalf("check %d reported new although the commit failed", i)
+		}
+	}
+	for _, i := range []int{0, 1} {
+		if !errors.Is(got[i].Err, ErrFailed) {
+			t.Fatalf("check %d: err %v, want ErrFailed", i, got[i].Err)
+		}
+	}
+	if got[2].Err != nil {
+		t.Fatalf("the copy in the batch: err %v, want a plain replay", got[2].Err)
+	}
+	if st := s.Stats(); st.Errors != 2 {
+		t.Fatalf("%d errors counted, want 2", st.Errors)
+	}
+}
+
 // Close while callers are in Seen: every tag acknowledged as new, before
 // or during Close, is still seen after reopening, and callers that come
 // after it get ErrClosed.
