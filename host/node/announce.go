@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
@@ -73,7 +74,7 @@ func encodeHostMessage(m *appv1.HostMessage) ([]byte, error) {
 // announcements counts what the node did with conversation announcements
 // it received.
 type announcements struct {
-	accepted, malformed, notMember, authorNotMember, unknownMember, publicChat, storeError atomic.Uint64
+	accepted, unchanged, malformed, notMember, authorNotMember, unknownMember, publicChat, storeError atomic.Uint64
 }
 
 // AnnouncementStats returns what the node did with conversation
@@ -82,6 +83,7 @@ func (n *Node) AnnouncementStats() map[string]uint64 {
 	a := &n.announced
 	return map[string]uint64{
 		"accepted":                  a.accepted.Load(),
+		"unchanged":                 a.unchanged.Load(),
 		"refused_malformed":         a.malformed.Load(),
 		"refused_not_a_member":      a.notMember.Load(),
 		"refused_author_not_member": a.authorNotMember.Load(),
@@ -174,7 +176,8 @@ func (n *Node) takeHostMessage(ctx context.Context, author []byte, payload []byt
 		refuse(&a.authorNotMember, "the announcer is not a member")
 		return
 	}
-	if old, err := n.convs.Get(ctx, ann.GetId()); err == nil {
+	old, err := n.convs.Get(ctx, ann.GetId())
+	if err == nil {
 		if old.PublicChat != "" {
 			refuse(&a.publicChat, "the id is a public chat's")
 			return
@@ -187,6 +190,16 @@ func (n *Node) takeHostMessage(ctx context.Context, author []byte, payload []byt
 	for _, m := range members {
 		if !bytes.Equal(m, n.id.Public()) && !n.book.knows(m) {
 			refuse(&a.unknownMember, "a member is not a contact of this node")
+			return
+		}
+	}
+	if old != nil && (ann.GetName() == "" || ann.GetName() == old.Name) {
+		// Every member that was given the conversation announces it, so a
+		// member hears it from the others once each: storing it and giving
+		// it to the layers again would change nothing.
+		if all, err := conversations.Normalize(ann.GetId(), append(members, n.id.Public())); err == nil &&
+			slices.EqualFunc(all, old.Members, func(x, y ed25519.PublicKey) bool { return bytes.Equal(x, y) }) {
+			a.unchanged.Add(1)
 			return
 		}
 	}

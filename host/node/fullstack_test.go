@@ -1199,6 +1199,23 @@ func TestGroupAnnounced(t *testing.T) {
 			t.Fatalf("%s's announcement stats %v, want 1 accepted", x.Name(), st)
 		}
 	}
+	// The same announcement again (every member that is given a
+	// conversation announces it) changes nothing: counted, not applied.
+	if err := a.SetConversation(ctx, team, []ed25519.PublicKey{b.Identity(), c.Identity()}, node.WithName("the team")); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*fullNode{b, c} {
+		deadline := time.Now().Add(30 * time.Second)
+		for x.AnnouncementStats()["unchanged"] == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not count the repeated announcement as unchanged; stats %v", x.Name(), x.AnnouncementStats())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if st := x.AnnouncementStats(); st["accepted"] != 1 {
+			t.Fatalf("%s's announcement stats %v after a repeat, want still 1 accepted", x.Name(), st)
+		}
+	}
 	hi, err := a.Send(ctx, team, []byte("hello team"), node.SendOptions{})
 	if err != nil {
 		t.Fatal(err)
