@@ -382,11 +382,13 @@ func (l *Layer) loop(ctx context.Context) {
 			return
 		case b := <-l.inputs:
 			trace, hints = l.handle(ctx, b)
-			if l.mix != nil {
+			if l.mix != nil || l.prov != nil {
 				// Group commit: the batches that queued while the last
-				// ones were handled (their replay tags fsynced) join
-				// this one, so that the mix checks all their tags in
-				// one commit before it forwards any of them.
+				// ones were handled (their replay tags and mailbox
+				// entries fsynced) join this one, so that the relay
+				// checks all their tags in one commit, and a provider
+				// stores all their mailbox entries in one more, before
+				// it forwards or answers on any of them.
 				l.drain(ctx)
 			}
 			l.handOver(ctx)

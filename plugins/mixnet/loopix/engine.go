@@ -130,12 +130,16 @@ type Counters struct {
 	// ReplayBatches counts the batches of replay tags a relay checked,
 	// one commit each: packets_in over it is the mean batch.
 	ReplayBatches sdk.Counter `counter:"replay_batches"`
-	AcksSent      sdk.Counter `counter:"acks_sent"`
-	AcksReceived  sdk.Counter `counter:"acks_received"`
-	Retransmitted sdk.Counter `counter:"fragments_retransmitted"`
-	RepliesSent   sdk.Counter `counter:"replies_sent"`
-	RepliesIn     sdk.Counter `counter:"replies_received"`
-	ReplySURBsIn  sdk.Counter `counter:"reply_surbs_received"`
+	// MailboxBatches counts the mailbox transactions a provider made to
+	// store the entries of a batch, one commit each: mailbox_stored over
+	// it is the mean batch.
+	MailboxBatches sdk.Counter `counter:"mailbox_batches"`
+	AcksSent       sdk.Counter `counter:"acks_sent"`
+	AcksReceived   sdk.Counter `counter:"acks_received"`
+	Retransmitted  sdk.Counter `counter:"fragments_retransmitted"`
+	RepliesSent    sdk.Counter `counter:"replies_sent"`
+	RepliesIn      sdk.Counter `counter:"replies_received"`
+	ReplySURBsIn   sdk.Counter `counter:"reply_surbs_received"`
 
 	SharedStored     sdk.Counter `counter:"shared_stored"`
 	SharedPulls      sdk.Counter `counter:"shared_pulls"`

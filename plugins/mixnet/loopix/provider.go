@@ -20,14 +20,23 @@ var (
 	ErrTooManyMailboxes = errors.New("loopix: too many mailboxes")
 )
 
-// Mailboxes is a provider's durable store of per-client mailboxes. Put
-// returns only once the entry is durable; Take deletes every entry up to
-// ack (the client has them) before it returns up to limit entries after
-// ack, in sequence order.
+// Mailboxes is a provider's durable store of per-client mailboxes.
+// PutBatch appends the entries in order, all in one commit, and returns
+// only once the ones it stored are durable, with one error per put (nil:
+// stored; ErrNoMailbox, ErrMailboxFull: refused, the bounds counting the
+// batch's earlier entries); Take deletes every entry up to ack (the
+// client has them) before it returns up to limit entries after ack, in
+// sequence order.
 type Mailboxes interface {
 	Register(ctx context.Context, id MailboxID) error
-	Put(ctx context.Context, id MailboxID, entry []byte) error
+	PutBatch(ctx context.Context, puts []MailboxPut) []error
 	Take(ctx context.Context, id MailboxID, ack uint64, limit int) ([]Entry, error)
+}
+
+// MailboxPut is one entry for Mailboxes.PutBatch.
+type MailboxPut struct {
+	ID    MailboxID
+	Entry []byte
 }
 
 // ProviderConfig configures a Provider.
@@ -69,6 +78,7 @@ type Provider struct {
 	c       Counters
 	clients map[PeerID]*client
 	buckets map[MailboxID]*client // shared mailboxes' pull buckets
+	puts    []MailboxPut          // the batch's mailbox entries, for store
 }
 
 type client struct {
@@ -106,66 +116,112 @@ func (p *Provider) Counters() *Counters { return &p.c }
 // SetDirectory replaces the directory.
 func (p *Provider) SetDirectory(d *Directory) error { return p.r.setDirectory(d) }
 
-// HandleBatch takes link frames that arrived together (and owns them),
-// one by one as Handle does: each packet's replay tag is committed on its
-// own (mailbox writes come in between).
+// HandleBatch takes link frames that arrived together (and owns them).
+// Pulls are answered in their place, from what the mailboxes hold. The
+// packets are unwrapped first; then the replay tags of all of them are
+// checked in one call of the replay filter, which makes the new ones
+// durable with one commit (group commit); then the new packets are
+// forwarded (queued for their next hop) or delivered, and the mailbox
+// entries the batch produced are stored in one mailbox transaction (one
+// commit). Nothing leaves before HandleBatch returns (Ready), so no
+// packet is forwarded or answered on before its tag is durable, no entry
+// is handed to a pull before it is durable, and of two copies of a
+// packet, in one batch or not, at most one is processed.
 func (p *Provider) HandleBatch(ctx context.Context, now time.Time, in []Inbound) {
-	for _, f := range in {
-		p.Handle(ctx, now, f.From, f.Frame)
+	r := p.r
+	batch := r.batch[:0]
+	for _, fr := range in {
+		f, err := DecodeFrame(r.cfg.Geometry, fr.Frame)
+		if err != nil {
+			p.c.Malformed.Inc()
+			continue
+		}
+		switch f.Type {
+		case FramePull:
+			p.pull(ctx, now, fr.From, f.Pull)
+		case FramePacket:
+			p.c.PacketsIn.Inc()
+			_, relay := r.dir.ByPeer(fr.From)
+			cl := p.clients[fr.From]
+			switch {
+			case relay:
+			case cl != nil:
+				if !cl.take(now, p.cfg.ClientRate, p.cfg.ClientBurst) {
+					p.c.RateLimited.Inc()
+					continue
+				}
+			default:
+				p.c.UnknownPeer.Inc()
+				continue
+			}
+			if err := r.rotate(ctx, now); err != nil {
+				p.c.ReplayError.Inc()
+				continue
+			}
+			res, ep, ok := r.open(f.Packet)
+			if !ok {
+				continue
+			}
+			batch = append(batch, opened{res: res, pkt: f.Packet, epoch: ep, fromRelay: relay})
+		default:
+			p.c.UnexpectedFrame.Inc()
+		}
 	}
+	for _, o := range r.fresh(ctx, batch) {
+		switch {
+		case !o.res.IsTerminal():
+			r.forward(now, o.res, o.pkt)
+		case !o.fromRelay:
+			p.c.BadCommands.Inc() // a client's packet ends here: no route through the mixes
+		default:
+			p.deliver(ctx, now, o.res)
+		}
+	}
+	clear(batch) // the packets are the queue's or the mailboxes' now, or dropped
+	r.batch = batch[:0]
+	p.store(ctx)
 }
 
-// Handle takes a link frame from overlay peer from (and owns it).
+// Handle takes a link frame from overlay peer from (and owns it): it is
+// HandleBatch of one frame.
 func (p *Provider) Handle(ctx context.Context, now time.Time, from PeerID, frame []byte) {
-	r := p.r
-	f, err := DecodeFrame(r.cfg.Geometry, frame)
-	if err != nil {
-		p.c.Malformed.Inc()
+	p.HandleBatch(ctx, now, []Inbound{{From: from, Frame: frame}})
+}
+
+// store appends the mailbox entries deliver collected in one PutBatch (one
+// commit) and counts the outcome of each.
+func (p *Provider) store(ctx context.Context) {
+	if len(p.puts) == 0 {
 		return
 	}
-	switch f.Type {
-	case FramePull:
-		p.pull(ctx, now, from, f.Pull)
-	case FramePacket:
-		p.c.PacketsIn.Inc()
-		_, relay := r.dir.ByPeer(from)
-		cl := p.clients[from]
+	errs := p.cfg.Mailboxes.PutBatch(ctx, p.puts)
+	p.c.MailboxBatches.Inc()
+	for i := range p.puts {
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		} else {
+			err = errors.New("loopix: the mailbox store did not answer every put")
+		}
 		switch {
-		case relay:
-		case cl != nil:
-			if !cl.take(now, p.cfg.ClientRate, p.cfg.ClientBurst) {
-				p.c.RateLimited.Inc()
-				return
-			}
+		case err == nil:
+			p.c.Stored.Inc()
+		case errors.Is(err, ErrNoMailbox):
+			p.c.UnknownRecipient.Inc()
+		case errors.Is(err, ErrMailboxFull):
+			p.c.MailboxFull.Inc()
 		default:
-			p.c.UnknownPeer.Inc()
-			return
+			p.c.MailboxError.Inc()
 		}
-		if err := r.rotate(ctx, now); err != nil {
-			p.c.ReplayError.Inc()
-			return
-		}
-		res, ok := r.unwrap(ctx, f.Packet)
-		if !ok {
-			return
-		}
-		if !res.IsTerminal() {
-			r.forward(now, res, f.Packet)
-			return
-		}
-		if !relay {
-			p.c.BadCommands.Inc() // a client's packet ends here: no route through the mixes
-			return
-		}
-		p.deliver(ctx, now, res)
-	default:
-		p.c.UnexpectedFrame.Inc()
 	}
+	clear(p.puts)
+	p.puts = p.puts[:0]
 }
 
 // deliver handles a packet that ends here: drop cover, an own loop, or a
 // packet for a client's mailbox (a forward packet, or an acknowledgement
-// coming back on one of the client's SURBs).
+// coming back on one of the client's SURBs), whose entry it adds to the
+// batch's for store.
 func (p *Provider) deliver(ctx context.Context, now time.Time, res *sphinx.Result) {
 	rc, ok := res.Commands.Recipient()
 	if !ok {
@@ -196,17 +252,8 @@ func (p *Provider) deliver(ctx context.Context, now time.Time, res *sphinx.Resul
 		p.c.BadCommands.Inc()
 		return
 	}
-	err = p.cfg.Mailboxes.Put(ctx, rc.ID, entry)
-	switch {
-	case err == nil:
-		p.c.Stored.Inc()
-	case errors.Is(err, ErrNoMailbox):
-		p.c.UnknownRecipient.Inc()
-	case errors.Is(err, ErrMailboxFull):
-		p.c.MailboxFull.Inc()
-	default:
-		p.c.MailboxError.Inc()
-	}
+	// Stored with the batch's other entries, in one commit (store).
+	p.puts = append(p.puts, MailboxPut{ID: rc.ID, Entry: entry})
 }
 
 // pull registers the client's mailbox and answers with PullBatch frames.

@@ -167,9 +167,10 @@ func (r *relay) open(pkt []byte) (*sphinx.Result, uint64, bool) {
 // opened is a packet unwrapped by open whose replay tag is not checked
 // yet.
 type opened struct {
-	res   *sphinx.Result
-	pkt   []byte
-	epoch uint64
+	res       *sphinx.Result
+	pkt       []byte
+	epoch     uint64
+	fromRelay bool // a provider's: the packet came from a relay, not a client
 }
 
 // fresh checks the replay tags of the packets in batch in one call of the

@@ -124,28 +124,78 @@ func (s *Store) Register(ctx context.Context, id loopix.MailboxID) error {
 	})
 }
 
-// Put appends entry to the mailbox; it is durable when Put returns.
-func (s *Store) Put(ctx context.Context, id loopix.MailboxID, entry []byte) error {
-	return sqlstore.Tx(ctx, s.db, func(tx *sql.Tx) error {
-		var seq, entries, bytes int64
-		err := tx.QueryRowContext(ctx, `SELECT next_seq, entries, bytes FROM mailboxes WHERE id = ?`, id[:]).Scan(&seq, &entries, &bytes)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("mailbox: put: %w", loopix.ErrNoMailbox)
-		}
+// boxState is a mailbox's row as a PutBatch transaction changes it.
+type boxState struct {
+	seq, entries, bytes int64
+	missing             bool
+	changed             bool
+}
+
+// PutBatch appends the entries, in order, in one transaction (one commit,
+// one fsync at synchronous FULL): every entry it stores is durable when it
+// returns. It returns one error per put: nil for a stored entry,
+// loopix.ErrNoMailbox or loopix.ErrMailboxFull (wrapped) for one refused
+// — the bounds hold for the entries of the batch together, each counted
+// against what its mailbox holds with the batch's earlier entries — or,
+// if the transaction failed, its error for every entry not refused (none
+// of them is stored).
+func (s *Store) PutBatch(ctx context.Context, puts []loopix.MailboxPut) []error {
+	errs := make([]error, len(puts))
+	if len(puts) == 0 {
+		return errs
+	}
+	err := sqlstore.Tx(ctx, s.db, func(tx *sql.Tx) error {
+		clear(errs)
+		boxes := map[loopix.MailboxID]*boxState{}
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO entries (mailbox, seq, payload) VALUES (?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("mailbox: put: %w", err)
 		}
-		if entries+1 > int64(s.opts.MaxEntries) || bytes+int64(len(entry)) > s.opts.MaxBytes {
-			return fmt.Errorf("mailbox: put: %w (%d entries, %d bytes)", loopix.ErrMailboxFull, entries, bytes)
+		defer ins.Close()
+		for i, p := range puts {
+			b := boxes[p.ID]
+			if b == nil {
+				b = &boxState{}
+				err := tx.QueryRowContext(ctx, `SELECT next_seq, entries, bytes FROM mailboxes WHERE id = ?`, p.ID[:]).Scan(&b.seq, &b.entries, &b.bytes)
+				switch {
+				case errors.Is(err, sql.ErrNoRows):
+					b.missing = true
+				case err != nil:
+					return fmt.Errorf("mailbox: put: %w", err)
+				}
+				boxes[p.ID] = b
+			}
+			if b.missing {
+				errs[i] = fmt.Errorf("mailbox: put: %w", loopix.ErrNoMailbox)
+				continue
+			}
+			if b.entries+1 > int64(s.opts.MaxEntries) || b.bytes+int64(len(p.Entry)) > s.opts.MaxBytes {
+				errs[i] = fmt.Errorf("mailbox: put: %w (%d entries, %d bytes)", loopix.ErrMailboxFull, b.entries, b.bytes)
+				continue
+			}
+			if _, err := ins.ExecContext(ctx, p.ID[:], b.seq, p.Entry); err != nil {
+				return fmt.Errorf("mailbox: put: %w", err)
+			}
+			b.seq, b.entries, b.bytes, b.changed = b.seq+1, b.entries+1, b.bytes+int64(len(p.Entry)), true
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO entries (mailbox, seq, payload) VALUES (?, ?, ?)`, id[:], seq, entry); err != nil {
-			return fmt.Errorf("mailbox: put: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET next_seq = ?, entries = ?, bytes = ? WHERE id = ?`, seq+1, entries+1, bytes+int64(len(entry)), id[:]); err != nil {
-			return fmt.Errorf("mailbox: put: %w", err)
+		for id, b := range boxes {
+			if !b.changed {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET next_seq = ?, entries = ?, bytes = ? WHERE id = ?`, b.seq, b.entries, b.bytes, id[:]); err != nil {
+				return fmt.Errorf("mailbox: put: %w", err)
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
 }
 
 // Take deletes the mailbox's entries up to ack and returns up to limit

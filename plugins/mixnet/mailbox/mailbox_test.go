@@ -12,6 +12,11 @@ import (
 	"github.com/strata-msg/strata/plugins/mixnet/mailbox"
 )
 
+// put is PutBatch of one entry.
+func put(ctx context.Context, s *mailbox.Store, id loopix.MailboxID, entry []byte) error {
+	return s.PutBatch(ctx, []loopix.MailboxPut{{ID: id, Entry: entry}})[0]
+}
+
 func open(t *testing.T, path string, o mailbox.Options) *mailbox.Store {
 	t.Helper()
 	s, err := mailbox.Open(context.Background(), path, o)
@@ -30,7 +35,7 @@ func TestBoundsAckAndRestart(t *testing.T) {
 	o := mailbox.Options{MaxMailboxes: 2, MaxEntries: 3, MaxBytes: 250}
 	s := open(t, path, o)
 	a, b, c := loopix.MailboxID{1}, loopix.MailboxID{2}, loopix.MailboxID{3}
-	if err := s.Put(ctx, a, []byte("x")); !errors.Is(err, loopix.ErrNoMailbox) {
+	if err := put(ctx, s, a, []byte("x")); !errors.Is(err, loopix.ErrNoMailbox) {
 		t.Fatalf("put to an unregistered mailbox: %v", err)
 	}
 	for _, id := range []loopix.MailboxID{a, b, a} {
@@ -42,14 +47,14 @@ func TestBoundsAckAndRestart(t *testing.T) {
 		t.Fatalf("third mailbox: %v", err)
 	}
 	for i := range 3 {
-		if err := s.Put(ctx, a, bytes.Repeat([]byte{byte(i + 1)}, 50)); err != nil {
+		if err := put(ctx, s, a, bytes.Repeat([]byte{byte(i + 1)}, 50)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Put(ctx, a, []byte("y")); !errors.Is(err, loopix.ErrMailboxFull) {
+	if err := put(ctx, s, a, []byte("y")); !errors.Is(err, loopix.ErrMailboxFull) {
 		t.Fatalf("fourth entry: %v", err)
 	}
-	if err := s.Put(ctx, b, make([]byte, 251)); !errors.Is(err, loopix.ErrMailboxFull) {
+	if err := put(ctx, s, b, make([]byte, 251)); !errors.Is(err, loopix.ErrMailboxFull) {
 		t.Fatalf("entry over the byte bound: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -67,7 +72,7 @@ func TestBoundsAckAndRestart(t *testing.T) {
 		t.Fatalf("take after ack 2: %+v, %v", got, err)
 	}
 	// Room again after the ack: sequence numbers go on.
-	if err := s.Put(ctx, a, []byte("z")); err != nil {
+	if err := put(ctx, s, a, []byte("z")); err != nil {
 		t.Fatal(err)
 	}
 	got, err = s.Take(ctx, a, 3, 10)
@@ -154,5 +159,106 @@ func TestSharedRetentionAndBounds(t *testing.T) {
 	re, _, err := s.ReadShared(ctx, a, late[0].Seq, 10, t0.Add(3*time.Hour))
 	if err != nil || len(re) != 1 || re[0].Payload[0] != 7 {
 		t.Fatalf("a recreated mailbox hides its entries from an old reader: %v %v", re, err)
+	}
+}
+
+// TestPutBatch: a batch append stores its entries in order in one
+// transaction, numbers them on from what the mailbox holds, counts the
+// bounds for the batch's entries together (an entry past a bound is
+// refused, the later ones that fit are stored), refuses entries for an
+// unregistered mailbox alone, and what it stored survives a restart.
+func TestPutBatch(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := loopix.MailboxID{1}, loopix.MailboxID{2}, loopix.MailboxID{3}
+	entry := func(n int, v byte) []byte { return bytes.Repeat([]byte{v}, n) }
+	for _, tt := range []struct {
+		name    string
+		before  int // entries of 10 bytes in a before the batch
+		puts    []loopix.MailboxPut
+		want    []error                     // per put: nil or the refusal
+		payload map[loopix.MailboxID][]byte // first bytes of the stored entries, in order
+	}{
+		{
+			name:    "all fit",
+			puts:    []loopix.MailboxPut{{ID: a, Entry: entry(10, 1)}, {ID: b, Entry: entry(10, 2)}, {ID: a, Entry: entry(10, 3)}},
+			want:    []error{nil, nil, nil},
+			payload: map[loopix.MailboxID][]byte{a: {1, 3}, b: {2}},
+		},
+		{
+			name:    "count bound across the batch",
+			before:  2,
+			puts:    []loopix.MailboxPut{{ID: a, Entry: entry(10, 1)}, {ID: a, Entry: entry(10, 2)}, {ID: b, Entry: entry(10, 3)}},
+			want:    []error{nil, loopix.ErrMailboxFull, nil},
+			payload: map[loopix.MailboxID][]byte{a: {0, 0, 1}, b: {3}},
+		},
+		{
+			name:    "byte bound across the batch, a smaller one fits after",
+			puts:    []loopix.MailboxPut{{ID: a, Entry: entry(60, 1)}, {ID: a, Entry: entry(50, 2)}, {ID: a, Entry: entry(40, 3)}},
+			want:    []error{nil, loopix.ErrMailboxFull, nil},
+			payload: map[loopix.MailboxID][]byte{a: {1, 3}},
+		},
+		{
+			name:    "an unregistered mailbox",
+			puts:    []loopix.MailboxPut{{ID: c, Entry: entry(10, 1)}, {ID: b, Entry: entry(10, 2)}, {ID: c, Entry: entry(10, 3)}},
+			want:    []error{loopix.ErrNoMailbox, nil, loopix.ErrNoMailbox},
+			payload: map[loopix.MailboxID][]byte{b: {2}},
+		},
+		{
+			name: "empty batch",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "mailboxes.db")
+			o := mailbox.Options{MaxMailboxes: 2, MaxEntries: 3, MaxBytes: 100}
+			s := open(t, path, o)
+			for _, id := range []loopix.MailboxID{a, b} {
+				if err := s.Register(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range tt.before {
+				if err := put(ctx, s, a, entry(10, 0)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			errs := s.PutBatch(ctx, tt.puts)
+			if len(errs) != len(tt.puts) {
+				t.Fatalf("%d errors for %d puts", len(errs), len(tt.puts))
+			}
+			for i, err := range errs {
+				if (err == nil) != (tt.want[i] == nil) || (err != nil && !errors.Is(err, tt.want[i])) {
+					t.Errorf("put %d: %v, want %v", i, err, tt.want[i])
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = open(t, path, o)
+			defer s.Close()
+			for _, id := range []loopix.MailboxID{a, b} {
+				got, err := s.Take(ctx, id, 0, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var first []byte
+				for i, e := range got {
+					if e.Seq != uint64(i+1) {
+						t.Errorf("mailbox %x: entry %d has seq %d", id[:1], i, e.Seq)
+					}
+					first = append(first, e.Payload[0])
+				}
+				if !bytes.Equal(first, tt.payload[id]) {
+					t.Errorf("mailbox %x after a restart holds %v, want %v", id[:1], first, tt.payload[id])
+				}
+			}
+			// The counts the bounds use agree with the entries.
+			_, n, err := s.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := len(tt.payload[a]) + len(tt.payload[b]); n != want {
+				t.Errorf("stats: %d entries, want %d", n, want)
+			}
+		})
 	}
 }
