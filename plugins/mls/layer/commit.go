@@ -237,9 +237,18 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf, path b
 	c.pushSnapshot(snap)
 	now := l.now()
 	c.enter(c.g.Epoch(), h, now)
+	c.committer = bytes.Clone(l.self)
+	var joiners [][]byte
+	for _, a := range adds {
+		joiners = append(joiners, a.identity)
+	}
+	slices.SortFunc(joiners, bytes.Compare)
 	var welcome []byte
 	if wraw != nil {
-		if welcome, err = (&envelope{kind: kindWelcome, path: c.history, raw: wraw}).marshal(); err != nil {
+		// One Welcome serves every new member (an EncryptedGroupSecrets
+		// entry each, one GroupInfo with the tree): it names them.
+		e := &envelope{kind: kindGroupWelcome, committer: l.self, listed: joiners, path: c.history, raw: wraw}
+		if welcome, err = e.marshal(); err != nil {
 			l.env.Logger.Error("could not encode a Welcome", "error", err)
 		}
 	}
@@ -268,9 +277,8 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf, path b
 	for _, id := range gone {
 		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: id, Payload: env})
 	}
-	for _, a := range adds {
-		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: bytes.Clone(a.identity), Payload: welcome})
-		l.c.WelcomesSent.Inc()
+	if welcome != nil {
+		l.c.WelcomesSent.Add(uint64(l.sendTo(c, welcome, joiners, l.toGroup(c, len(joiners)))))
 	}
 	l.epochChanged(c, false, before)
 }
@@ -289,4 +297,30 @@ func (l *Layer) hasOrphans(id []byte) bool {
 		}
 	}
 	return false
+}
+
+// toGroup reports whether a frame that k of the group's other members need
+// goes to the whole group once rather than to each of them. On a privacy
+// layer with shared addresses a frame for the group is one frame whatever
+// the group's size; on one without, the host sends it to every other
+// member. The layer does not know which it has, so it sends to the group
+// when at least half of the other members need the frame: the cost is
+// then at most twice the better route's on either kind of layer, and one
+// frame where it matters most (a group forming, a Commit every member
+// waits for); l.mu is held.
+func (l *Layer) toGroup(c *conv, k int) bool {
+	return 2*k >= len(c.members())-1
+}
+
+// sendTo sends payload to the group once (toGroup) or to each of ids, and
+// returns how many frames it sent; l.mu is held.
+func (l *Layer) sendTo(c *conv, payload []byte, ids [][]byte, group bool) int {
+	if group {
+		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Payload: payload})
+		return 1
+	}
+	for _, id := range ids {
+		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: bytes.Clone(id), Payload: bytes.Clone(payload)})
+	}
+	return len(ids)
 }

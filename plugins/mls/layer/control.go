@@ -36,11 +36,7 @@ func (l *Layer) AddContact(ctx context.Context, req *securev1.AddContactRequest)
 	if bytes.Equal(id, l.self) {
 		return &securev1.AddContactResponse{}, nil
 	}
-	if _, err := l.db.ExecContext(ctx, `INSERT INTO contacts (identity, section) VALUES (?, ?)
-		ON CONFLICT (identity) DO UPDATE SET section = excluded.section`, id, req.GetContactSection()); err != nil {
-		l.failStore(err)
-		return nil, status.Errorf(codes.Unavailable, "mls: store contact: %v", err)
-	}
+	l.newContacts = append(l.newContacts, [2][]byte{bytes.Clone(id), bytes.Clone(req.GetContactSection())})
 	l.contacts[string(id)] = card
 	for _, c := range l.convs {
 		if c.wants(id) {
@@ -48,6 +44,9 @@ func (l *Layer) AddContact(ctx context.Context, req *securev1.AddContactRequest)
 		}
 	}
 	l.flush(ctx)
+	if err := l.ready(); err != nil {
+		return nil, err // the contact was not stored
+	}
 	return &securev1.AddContactResponse{}, nil
 }
 

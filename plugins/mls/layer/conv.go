@@ -3,6 +3,7 @@ package layer
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"time"
@@ -40,6 +41,11 @@ type conv struct {
 	// createdHere is set when this node created the group and no other
 	// member has shown it is in it yet (memory only).
 	createdHere bool
+	// committer is the member whose Commit (or Welcome) entered the
+	// current epoch, where this node's status goes in a large group
+	// (fork.go); nil when unknown (epoch 0, or after a restart: memory
+	// only).
+	committer []byte
 	// history is, for the last epochs, the hash of the Commit that
 	// entered each (oldest first; the last is branch's).
 	history []pathEntry
@@ -215,25 +221,62 @@ func (l *Layer) loadGroups(ctx context.Context) error {
 	return l.loadOutbox(ctx)
 }
 
-// write commits the operation's changes in one transaction; l.mu is held.
-func (l *Layer) write(ctx context.Context) error {
-	if len(l.dirty) == 0 && !l.kpsDirty && len(l.usedNew) == 0 {
-		return nil
-	}
-	tx, err := l.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
+// groupRow is a groups row and its outbox rows, encoded.
+type groupRow struct {
+	id, desired, state, branch, history []byte
+	removed                             int
+	leafUnix                            int64
+	outbox                              []outboxRow
+}
+
+// outboxRow is an outbox row, encoded.
+type outboxRow struct {
+	epoch                                   int64
+	hash, commit, welcome, joiners, members []byte
+}
+
+// kpRow is a keypackages row, encoded (the bundle sealed).
+type kpRow struct {
+	ref, blob []byte
+	kind      int
+	created   int64
+}
+
+// writeSet is what one operation (a batch, a control call, a tick)
+// changed, encoded, and what it sends once that is committed.
+type writeSet struct {
+	groups   []groupRow
+	deadKPs  [][]byte
+	kps      []kpRow
+	usedNew  [][]byte
+	contacts [][2][]byte // identity, section
+	out      []*commonv1.Frame
+	events   []*commonv1.Event
+}
+
+// changes reports whether w writes anything.
+func (w *writeSet) changes() bool {
+	return len(w.groups) > 0 || len(w.deadKPs) > 0 || len(w.kps) > 0 || len(w.usedNew) > 0 || len(w.contacts) > 0
+}
+
+// collect encodes the operation's changes and takes its frames and
+// events; l.mu is held.
+func (l *Layer) collect() (*writeSet, error) {
+	w := &writeSet{out: l.out, events: l.events, contacts: l.newContacts}
+	l.out, l.events, l.newContacts = nil, nil, nil
+	defer func() {
+		clear(l.dirty)
+		l.kpsDirty, l.deadKPs, l.usedNew = false, nil, nil
+	}()
 	for _, c := range l.dirty {
 		var state []byte
 		if c.live() {
 			raw, err := c.g.State()
 			if err != nil {
-				return fmt.Errorf("group %x: state: %w", c.id, err)
+				return w, fmt.Errorf("group %x: state: %w", c.id, err)
 			}
 			if state, err = seal(l.key, purposeGroup(c.id), raw); err != nil {
-				return err
+				return w, err
 			}
 			if l.key != nil {
 				clear(raw)
@@ -246,45 +289,83 @@ func (l *Layer) write(ctx context.Context) error {
 				desired = []byte{}
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, desired, state, branch, removed, history, leaf_unix) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET desired = excluded.desired, state = excluded.state, branch = excluded.branch,
-				removed = excluded.removed, history = excluded.history, leaf_unix = excluded.leaf_unix`,
-			c.id, desired, state, nonNil(c.branch), boolInt(c.removed), encodeHistory(c.history), leafUnix(c.leafAt)); err != nil {
-			return fmt.Errorf("store group: %w", err)
+		r := groupRow{id: bytes.Clone(c.id), desired: desired, state: state, branch: bytes.Clone(nonNil(c.branch)), removed: boolInt(c.removed),
+			history: encodeHistory(c.history), leafUnix: leafUnix(c.leafAt)}
+		for _, o := range c.outbox {
+			var joiners, pending [][]byte
+			for id := range o.joiners {
+				joiners = append(joiners, []byte(id))
+			}
+			for id := range o.pending {
+				pending = append(pending, []byte(id))
+			}
+			r.outbox = append(r.outbox, outboxRow{epoch: int64(o.epoch), hash: o.hash, commit: o.commit, welcome: o.welcome,
+				joiners: nonNil(joinIDs(joiners)), members: nonNil(joinIDs(pending))})
 		}
-		if err := writeOutbox(ctx, tx, c); err != nil {
-			return err
-		}
+		w.groups = append(w.groups, r)
 	}
 	if l.kpsDirty {
-		for _, ref := range l.deadKPs {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM keypackages WHERE ref = ?`, ref); err != nil {
-				return fmt.Errorf("delete KeyPackage: %w", err)
-			}
-		}
+		w.deadKPs = l.deadKPs
 		for _, kp := range l.kps {
 			if kp.stored {
 				continue
 			}
 			raw, err := wireMarshalKP(kp)
 			if err != nil {
-				return err
+				return w, err
 			}
 			blob, err := seal(l.key, purposeKeyPackage(kp.ref), bundleBytes(raw, kp.bundle.InitPriv, kp.bundle.EncryptionPriv))
 			if err != nil {
-				return err
+				return w, err
 			}
 			kind := boolInt(kp.lastResort)
 			if kp.unlisted {
 				kind = 2
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO keypackages (ref, bundle, last_resort, created_unix) VALUES (?, ?, ?, ?)`,
-				kp.ref, blob, kind, kp.created.Unix()); err != nil {
-				return fmt.Errorf("store KeyPackage: %w", err)
-			}
+			w.kps = append(w.kps, kpRow{ref: kp.ref, blob: blob, kind: kind, created: kp.created.Unix()})
+			kp.stored = true // in this write; a failed write stops the layer
 		}
 	}
-	for _, ref := range l.usedNew {
+	w.usedNew = l.usedNew
+	return w, nil
+}
+
+// writeAll commits a write set in one transaction.
+func writeAll(ctx context.Context, db *sql.DB, w *writeSet) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	for _, c := range w.contacts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (identity, section) VALUES (?, ?)
+			ON CONFLICT (identity) DO UPDATE SET section = excluded.section`, c[0], c[1]); err != nil {
+			return fmt.Errorf("store contact: %w", err)
+		}
+	}
+	for _, r := range w.groups {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, desired, state, branch, removed, history, leaf_unix) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET desired = excluded.desired, state = excluded.state, branch = excluded.branch,
+				removed = excluded.removed, history = excluded.history, leaf_unix = excluded.leaf_unix`,
+			r.id, r.desired, r.state, r.branch, r.removed, r.history, r.leafUnix); err != nil {
+			return fmt.Errorf("store group: %w", err)
+		}
+		if err := writeOutbox(ctx, tx, r.id, r.outbox); err != nil {
+			return err
+		}
+	}
+	for _, ref := range w.deadKPs {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM keypackages WHERE ref = ?`, ref); err != nil {
+			return fmt.Errorf("delete KeyPackage: %w", err)
+		}
+	}
+	for _, kp := range w.kps {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO keypackages (ref, bundle, last_resort, created_unix) VALUES (?, ?, ?, ?)`,
+			kp.ref, kp.blob, kp.kind, kp.created); err != nil {
+			return fmt.Errorf("store KeyPackage: %w", err)
+		}
+	}
+	for _, ref := range w.usedNew {
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO used_keypackages (ref) VALUES (?)`, ref); err != nil {
 			return fmt.Errorf("store used KeyPackage: %w", err)
 		}
@@ -292,12 +373,6 @@ func (l *Layer) write(ctx context.Context) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	for _, kp := range l.kps {
-		kp.stored = true
-	}
-	l.secretsUp = true
-	clear(l.dirty)
-	l.kpsDirty, l.deadKPs, l.usedNew = false, nil, nil
 	return nil
 }
 

@@ -11,6 +11,7 @@ type counters struct {
 	CommitsApplied     sdk.Counter `counter:"commits_applied"`
 	WelcomesSent       sdk.Counter `counter:"welcomes_sent"`
 	WelcomesJoined     sdk.Counter `counter:"welcomes_joined"`
+	WelcomesForOthers  sdk.Counter `counter:"welcomes_for_others"`
 	Retransmitted      sdk.Counter `counter:"retransmitted"`
 	RetransmitGaveUp   sdk.Counter `counter:"retransmit_gave_up"`
 	StatusSent         sdk.Counter `counter:"status_sent"`
@@ -32,6 +33,7 @@ type counters struct {
 	OffersTaken        sdk.Counter `counter:"keypackage_offers_taken"`
 	Recovered          sdk.Counter `counter:"opened_after_fork"`
 	LeafUpdates        sdk.Counter `counter:"leaf_updates"`
+	DBCommits          sdk.Counter `counter:"db_commits"`
 
 	all   *sdk.Counters
 	drops map[string]*sdk.Counter

@@ -1,7 +1,9 @@
 package layer
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/strata-msg/strata/plugins/mls/codec"
@@ -18,6 +20,11 @@ const (
 	kindApplication = 3 // application data (MLSMessage: PrivateMessage)
 	kindStatus      = 4 // a member's epoch status
 	kindKeyPackage  = 5 // a KeyPackage to be added again with (MLSMessage)
+	// kindCommitAgain is a retransmitted Commit with the members that
+	// have not shown its epoch; kindGroupWelcome a Welcome with the new
+	// members it is for, so that it can go to the whole group once.
+	kindCommitAgain  = 6
+	kindGroupWelcome = 7
 )
 
 // Limits of an envelope.
@@ -50,6 +57,10 @@ type pathEntry struct {
 //	    case status:  opaque group_id<V>; uint64 epoch; opaque branch<V>;
 //	                  opaque sender<V>; opaque tag<V>;
 //	    case keypackage: opaque group_id<V>; MLSMessage message;
+//	    case commit_again: opaque committer<V>; opaque pending<V>;
+//	                       MLSMessage message;
+//	    case group_welcome: opaque committer<V>; opaque joiners<V>;
+//	                        PathEntry path<V>; MLSMessage message;
 //	  };
 //	} Envelope;
 //
@@ -62,6 +73,14 @@ type pathEntry struct {
 // Commit the Welcome goes with (its epoch is the one the new member
 // joins). A member already in the group compares it with its own history
 // to choose between two branches (handleWelcome).
+//
+// pending and joiners are 32-byte identities one after another. A
+// commit_again is a Commit sent again by its committer, with the members
+// that have not shown its epoch: it goes to the whole group once, and
+// only the members it lists answer it (with a status to the committer). A
+// group_welcome is a Welcome with the new members it is for: one Welcome
+// serves every member a Commit adds, so it can go to the whole group once;
+// a member that is not listed ignores it.
 //
 // A status says which epoch the sender is in and on which branch (the hash
 // of the Commit that led to it; empty for epoch 0), with a tag that only a
@@ -80,6 +99,15 @@ type envelope struct {
 	branch  []byte
 	sender  []byte
 	tag     []byte
+	// commit_again, group_welcome: the committer and the members listed
+	// (pending or joiners).
+	committer []byte
+	listed    [][]byte
+}
+
+// lists reports whether e's list names id.
+func (e *envelope) lists(id []byte) bool {
+	return slices.ContainsFunc(e.listed, func(x []byte) bool { return bytes.Equal(x, id) })
 }
 
 // marshal encodes e; for the kinds with a message, e.raw is written.
@@ -93,7 +121,15 @@ func (e *envelope) marshal() ([]byte, error) {
 	case kindKeyPackage:
 		w.Opaque(e.groupID)
 		w.Raw(e.raw)
-	case kindWelcome:
+	case kindCommitAgain:
+		w.Opaque(e.committer)
+		w.Opaque(joinIDs(e.listed))
+		w.Raw(e.raw)
+	case kindWelcome, kindGroupWelcome:
+		if e.kind == kindGroupWelcome {
+			w.Opaque(e.committer)
+			w.Opaque(joinIDs(e.listed))
+		}
 		w.Vector(func(w *codec.Writer) {
 			for _, p := range e.path {
 				w.Uint64(p.epoch)
@@ -135,13 +171,18 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		return nil, fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
 	}
 	switch e.kind {
-	case kindCommit, kindApplication, kindWelcome, kindKeyPackage:
+	case kindCommit, kindApplication, kindWelcome, kindKeyPackage, kindCommitAgain, kindGroupWelcome:
 		if e.kind == kindKeyPackage {
 			if e.groupID, err = r.Opaque(); err != nil {
 				return nil, fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
 			}
 		}
-		if e.kind == kindWelcome {
+		if e.kind == kindCommitAgain || e.kind == kindGroupWelcome {
+			if err := e.decodeListed(r); err != nil {
+				return nil, err
+			}
+		}
+		if e.kind == kindWelcome || e.kind == kindGroupWelcome {
 			err := r.Vector(func(r *codec.Reader) error {
 				if len(e.path) == maxPath {
 					return fmt.Errorf("a path longer than %d", maxPath)
@@ -172,16 +213,16 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		}
 		e.raw = append([]byte(nil), e.raw...)
 		switch {
-		case e.kind == kindWelcome && m.WireFormat != wire.WireFormatWelcome,
+		case (e.kind == kindWelcome || e.kind == kindGroupWelcome) && m.WireFormat != wire.WireFormatWelcome,
 			e.kind == kindKeyPackage && m.WireFormat != wire.WireFormatKeyPackage,
 			e.kind == kindApplication && m.WireFormat != wire.WireFormatPrivateMessage,
-			e.kind == kindCommit && m.WireFormat != wire.WireFormatPrivateMessage && m.WireFormat != wire.WireFormatPublicMessage:
+			(e.kind == kindCommit || e.kind == kindCommitAgain) && m.WireFormat != wire.WireFormatPrivateMessage && m.WireFormat != wire.WireFormatPublicMessage:
 			return nil, fmt.Errorf("%w: envelope kind %d carries wire format %d", ErrMalformed, e.kind, m.WireFormat)
 		}
 		if e.kind == kindApplication && m.PrivateMessage.ContentType != wire.ContentApplication {
 			return nil, fmt.Errorf("%w: application envelope with content type %d", ErrMalformed, m.PrivateMessage.ContentType)
 		}
-		if e.kind == kindCommit && contentType(&m) != wire.ContentCommit {
+		if (e.kind == kindCommit || e.kind == kindCommitAgain) && contentType(&m) != wire.ContentCommit {
 			return nil, fmt.Errorf("%w: commit envelope with content type %d", ErrMalformed, contentType(&m))
 		}
 		e.message = &m
@@ -204,6 +245,33 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		return e, nil
 	}
 	return nil, fmt.Errorf("%w: envelope kind %d", ErrMalformed, e.kind)
+}
+
+// decodeListed reads the committer and the list of a commit_again or
+// group_welcome: a 32-byte committer and at most maxMembers 32-byte
+// identities.
+func (e *envelope) decodeListed(r *codec.Reader) error {
+	var err error
+	if e.committer, err = r.Opaque(); err != nil {
+		return fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
+	}
+	if len(e.committer) != identitySize {
+		return fmt.Errorf("%w: committer of %d bytes", ErrMalformed, len(e.committer))
+	}
+	list, err := r.Opaque()
+	if err != nil {
+		return fmt.Errorf("%w: envelope: %w", ErrMalformed, err)
+	}
+	if len(list) > maxMembers*identitySize {
+		return fmt.Errorf("%w: a list of %d bytes", ErrMalformed, len(list))
+	}
+	if e.listed, err = splitIDs(list); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if len(e.listed) == 0 {
+		return fmt.Errorf("%w: an empty member list", ErrMalformed)
+	}
+	return nil
 }
 
 // contentType is the content type of a PublicMessage or PrivateMessage.

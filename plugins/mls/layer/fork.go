@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
@@ -25,9 +26,14 @@ import (
 //   - A losing Commit that arrives while the snapshot is kept is applied
 //     to a copy of the snapshot, kept receive-only for branch_retention,
 //     so that application messages sealed on the losing branch still open.
-//   - Members announce (epoch, branch, tag) after every epoch change; the
-//     committer retransmits its Commit (and Welcomes) with back-off to
-//     every member that has not shown the new epoch on its branch.
+//   - Members announce (epoch, branch, tag) after every epoch change: to
+//     the group in a group of at most status_to_group_max members, to the
+//     epoch's committer in a larger one. The committer sends its Commit
+//     and Welcome again with back-off, once per round to the group (or to
+//     each member missing, when they are few) and naming the members that
+//     have not shown the new epoch on its branch; those answer with a
+//     status. None of this decides which Commit wins: it only spreads
+//     Commits and detects forks.
 
 // snapshot is a group's state before a Commit for its epoch was applied.
 type snapshot struct {
@@ -103,9 +109,13 @@ func (c *conv) snapshotAt(e uint64) *snapshot {
 // loser (keep its branch readable); l.mu is held.
 func (l *Layer) otherCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint64, h []byte) error {
 	s := c.snapshotAt(epoch)
-	if epoch+1 == c.g.Epoch() && bytes.Equal(h, c.branch) || s != nil && bytes.Equal(h, s.next) {
+	onPath := slices.ContainsFunc(c.history, func(p pathEntry) bool { return p.epoch == epoch+1 && bytes.Equal(p.hash, h) })
+	if onPath || s != nil && bytes.Equal(h, s.next) {
+		// Already applied. A retransmission that lists this node is
+		// answered by handleUp; any other copy (the group's, or one held
+		// until the Welcome came) needs no answer: the status this node
+		// sent when it entered the epoch is it.
 		l.c.Duplicates.Inc()
-		l.replyStatus(c, f.GetPeer())
 		return nil
 	}
 	for _, b := range c.branches {
@@ -121,7 +131,8 @@ func (l *Layer) otherCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint6
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	if _, err := alt.Handle(e.message); err != nil {
+	ev, err := alt.Handle(e.message)
+	if err != nil {
 		alt.Destroy()
 		return err
 	}
@@ -140,6 +151,10 @@ func (l *Layer) otherCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint6
 	c.branches = append(c.branches, &sideBranch{g: c.g, hash: c.branch, expires: now.Add(l.cfg.BranchRetention)})
 	c.g = alt
 	c.enter(c.g.Epoch(), h, now)
+	c.committer = nil
+	if ev.SenderLeaf != nil {
+		c.committer = bytes.Clone(ev.SenderLeaf.Credential.Identity)
+	}
 	lost := c.outbox[:0]
 	for _, o := range c.outbox {
 		if o.epoch < epoch {
@@ -213,18 +228,32 @@ func (l *Layer) statusFrame(c *conv, peer []byte) *commonv1.Frame {
 	return &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: bytes.Clone(peer), Payload: b}
 }
 
-// sendStatus tells the group this node's epoch; l.mu is held.
+// sendStatus tells the group this node's epoch after an epoch change: in
+// a group of at most status_to_group_max members the whole group (one
+// frame; every member compares its epoch with everyone's), in a larger
+// one only the committer of the Commit that entered the epoch, which is
+// the member waiting for it (nobody, when this node is that committer or
+// does not know it); l.mu is held.
 func (l *Layer) sendStatus(c *conv) {
 	if !c.live() {
 		return
 	}
-	if f := l.statusFrame(c, nil); f != nil {
+	var peer []byte
+	if len(c.members()) > l.cfg.StatusToGroupMax {
+		if len(c.committer) != identitySize || bytes.Equal(c.committer, l.self) {
+			return
+		}
+		peer = c.committer
+	}
+	if f := l.statusFrame(c, peer); f != nil {
+		c.statusTo[string(peer)] = l.now()
 		l.emit(f)
 	}
 }
 
 // replyStatus answers a retransmission or a status with this node's
-// status, at most once per retransmit_initial per member; l.mu is held.
+// status, at most once per retransmit_initial per member, and not within
+// retransmit_initial of a status to the whole group; l.mu is held.
 func (l *Layer) replyStatus(c *conv, peer []byte) {
 	if !c.live() {
 		return
@@ -234,6 +263,9 @@ func (l *Layer) replyStatus(c *conv, peer []byte) {
 	}
 	now := l.now()
 	if t, ok := c.statusTo[string(peer)]; ok && now.Sub(t) < l.cfg.RetransmitInitial {
+		return
+	}
+	if t, ok := c.statusTo[""]; ok && now.Sub(t) < l.cfg.RetransmitInitial {
 		return
 	}
 	c.statusTo[string(peer)] = now
@@ -268,21 +300,22 @@ func (l *Layer) handleStatus(e *envelope, f *commonv1.Frame) error {
 		}
 		if !tagOK {
 			l.c.ForksDetected.Inc()
-			// A fork this member can no longer resolve: it entered its
-			// epoch longer than the settling window ago. Counted once per
-			// member and epoch.
-			key := fmt.Sprintf("%d/%x", my, e.sender)
-			settled := true
 			for _, p := range c.history {
-				if p.epoch == my && l.now().Sub(p.at) < l.cfg.SettleWindow {
-					settled = false
+				if p.epoch == my {
+					l.countUnresolved(c, p, e.sender)
 				}
 			}
-			if settled && !c.unresolved[key] {
-				c.unresolved[key] = true
-				l.c.ForksUnresolved.Inc()
-			}
 			l.replyStatus(c, e.sender)
+		}
+	}
+	if e.epoch < my {
+		// A member that says it is on another branch of an epoch this
+		// node has passed has forked from it.
+		for _, p := range c.history {
+			if p.epoch == e.epoch && !bytes.Equal(p.hash, e.branch) {
+				l.c.ForksDetected.Inc()
+				l.countUnresolved(c, p, e.sender)
+			}
 		}
 	}
 	for _, o := range c.outbox {
@@ -302,6 +335,17 @@ func (l *Layer) handleStatus(e *envelope, f *commonv1.Frame) error {
 	return nil
 }
 
+// countUnresolved counts a fork with sender at the epoch p entered as one
+// this member can no longer resolve if it entered that epoch longer than
+// the settling window ago; once per member and epoch; l.mu is held.
+func (l *Layer) countUnresolved(c *conv, p pathEntry, sender []byte) {
+	key := fmt.Sprintf("%d/%x", p.epoch, sender)
+	if l.now().Sub(p.at) >= l.cfg.SettleWindow && !c.unresolved[key] {
+		c.unresolved[key] = true
+		l.c.ForksUnresolved.Inc()
+	}
+}
+
 // retransmit sends again what members have not acknowledged; l.mu is held.
 func (l *Layer) retransmit(c *conv, now time.Time) {
 	for _, o := range c.outbox {
@@ -314,18 +358,50 @@ func (l *Layer) retransmit(c *conv, now time.Time) {
 			continue
 		}
 		o.tries++
+		var members, joiners [][]byte
 		for id := range o.pending {
-			payload := o.commit
 			if o.joiners[id] {
-				payload = o.welcome
+				joiners = append(joiners, []byte(id))
+			} else {
+				members = append(members, []byte(id))
 			}
-			l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: []byte(id), Payload: bytes.Clone(payload)})
-			l.c.Retransmitted.Inc()
+		}
+		slices.SortFunc(members, bytes.Compare)
+		slices.SortFunc(joiners, bytes.Compare)
+		if len(members) > 0 {
+			if env, err := l.again(o.commit, kindCommitAgain, members); err == nil {
+				l.c.Retransmitted.Add(uint64(l.sendTo(c, env, members, l.toGroup(c, len(members)))))
+			} else {
+				l.env.Logger.Error("could not encode a Commit again", "error", err)
+			}
+		}
+		if len(joiners) > 0 && o.welcome != nil {
+			// The first time to the group; then to each joiner that
+			// still has not shown the epoch: a new member's host may not
+			// have subscribed to the group's shared address (it learns
+			// the conversation from the Welcome itself).
+			if env, err := l.again(o.welcome, kindGroupWelcome, joiners); err == nil {
+				l.c.Retransmitted.Add(uint64(l.sendTo(c, env, joiners, o.tries == 1 && l.toGroup(c, len(joiners)))))
+			} else {
+				l.env.Logger.Error("could not encode a Welcome again", "error", err)
+			}
 		}
 		o.wait = min(o.wait*2, l.cfg.RetransmitMax)
 		o.next = now.Add(o.wait)
 	}
 	l.pruneOutbox(c)
+}
+
+// again makes the envelope that sends a Commit or Welcome of the outbox
+// (stored as first sent; a Welcome of an older version as a welcome
+// envelope) again, naming the members that have not shown its epoch;
+// l.mu is held.
+func (l *Layer) again(stored []byte, kind uint8, listed [][]byte) ([]byte, error) {
+	e, err := decodeEnvelope(stored)
+	if err != nil {
+		return nil, err
+	}
+	return (&envelope{kind: kind, committer: l.self, listed: listed, path: e.path, raw: e.raw}).marshal()
 }
 
 // pruneOutbox drops Commits every member has acknowledged.
@@ -345,21 +421,14 @@ func (l *Layer) pruneOutbox(c *conv) {
 	}
 }
 
-// writeOutbox replaces c's outbox rows.
-func writeOutbox(ctx context.Context, tx *sql.Tx, c *conv) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE group_id = ?`, c.id); err != nil {
+// writeOutbox replaces a group's outbox rows.
+func writeOutbox(ctx context.Context, tx *sql.Tx, id []byte, rows []outboxRow) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE group_id = ?`, id); err != nil {
 		return fmt.Errorf("store outbox: %w", err)
 	}
-	for _, o := range c.outbox {
-		var joiners, pending [][]byte
-		for id := range o.joiners {
-			joiners = append(joiners, []byte(id))
-		}
-		for id := range o.pending {
-			pending = append(pending, []byte(id))
-		}
+	for _, o := range rows {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (group_id, epoch, hash, commit_, welcome, joiners, members) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			c.id, int64(o.epoch), o.hash, o.commit, o.welcome, nonNil(joinIDs(joiners)), nonNil(joinIDs(pending))); err != nil {
+			id, o.epoch, o.hash, o.commit, o.welcome, o.joiners, o.members); err != nil {
 			return fmt.Errorf("store outbox: %w", err)
 		}
 	}

@@ -100,7 +100,8 @@ func FuzzEnvelope(f *testing.F) {
 }
 
 // envelopeSeeds are genuine envelopes of every kind with a message: a
-// Commit, a Welcome and an application message of a two-member group.
+// Commit, a Welcome and an application message of a two-member group, and
+// the Commit and Welcome again as sent to the group.
 func envelopeSeeds(t testing.TB) [][]byte {
 	cs, err := suite.New(1)
 	if err != nil {
@@ -139,12 +140,15 @@ func envelopeSeeds(t testing.TB) [][]byte {
 	for _, e := range []struct {
 		kind uint8
 		m    *wire.MLSMessage
-	}{{kindCommit, pc.Message}, {kindWelcome, pc.Welcome}, {kindApplication, app}} {
+	}{{kindCommit, pc.Message}, {kindWelcome, pc.Welcome}, {kindApplication, app}, {kindCommitAgain, pc.Message}, {kindGroupWelcome, pc.Welcome}} {
 		raw, err := wire.Marshal(e.m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := (&envelope{kind: e.kind, raw: raw, path: []pathEntry{{epoch: 1, hash: commitHash(raw)}}}).marshal()
+		// committer and listed are written by commit_again and
+		// group_welcome only.
+		b, err := (&envelope{kind: e.kind, raw: raw, path: []pathEntry{{epoch: 1, hash: commitHash(raw)}},
+			committer: a.Credential.Identity, listed: [][]byte{bID.Credential.Identity}}).marshal()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -140,91 +140,99 @@ func TestHeldUntilWelcome(t *testing.T) {
 // member converges on the Commit with the lower hash, and application
 // messages sealed on the losing branch are delivered.
 func TestConcurrentCommits(t *testing.T) {
-	n := newNet(t, "a", "b", "c", "d")
-	a, b, c, d := n.nodes[0], n.nodes[1], n.nodes[2], n.nodes[3]
-	const conv = "race"
-	n.converse(conv, a, b, c, d)
-	n.run()
-	n.tick(time.Second)
-	start := n.agree(conv, a, b, c, d)
-	for round := range 3 {
-		// b and d each commit (an empty Commit with a path) before either
-		// hears of the other, and each sends a message at once.
-		for _, x := range []*tnode{b, d} {
-			x.l.mu.Lock()
-			x.l.commit(x.l.convs[conv], nil, nil, false)
-			x.l.flush(n.ctx)
-			x.l.mu.Unlock()
-		}
-		mb := n.send(b, conv, nil)
-		md := n.send(d, conv, nil)
-		n.run()
-		n.tick(time.Second)
-		e := n.agree(conv, a, b, c, d)
-		if e != start+uint64(round)+1 {
-			t.Fatalf("round %d: epoch %d, want %d: one of the two Commits wins", round, e, start+uint64(round)+1)
-		}
-		n.expectOnce(conv, b, mb, a, c, d)
-		n.expectOnce(conv, d, md, a, b, c)
+	for _, mode := range statusModes {
+		t.Run(mode.name, func(t *testing.T) {
+			n := newNetConfig(t, mode.cfg, "a", "b", "c", "d")
+			a, b, c, d := n.nodes[0], n.nodes[1], n.nodes[2], n.nodes[3]
+			const conv = "race"
+			n.converse(conv, a, b, c, d)
+			n.run()
+			n.tick(time.Second)
+			start := n.agree(conv, a, b, c, d)
+			for round := range 3 {
+				// b and d each commit (an empty Commit with a path) before either
+				// hears of the other, and each sends a message at once.
+				for _, x := range []*tnode{b, d} {
+					x.l.mu.Lock()
+					x.l.commit(x.l.convs[conv], nil, nil, false)
+					x.l.flush(n.ctx)
+					x.l.mu.Unlock()
+				}
+				mb := n.send(b, conv, nil)
+				md := n.send(d, conv, nil)
+				n.run()
+				n.tick(time.Second)
+				e := n.agree(conv, a, b, c, d)
+				if e != start+uint64(round)+1 {
+					t.Fatalf("round %d: epoch %d, want %d: one of the two Commits wins", round, e, start+uint64(round)+1)
+				}
+				n.expectOnce(conv, b, mb, a, c, d)
+				n.expectOnce(conv, d, md, a, b, c)
+			}
+			var rollbacks, forks uint64
+			for _, x := range n.nodes {
+				rollbacks += n.counter(x, "rollbacks")
+				forks += n.counter(x, "forks_detected")
+			}
+			if rollbacks == 0 || forks == 0 {
+				t.Fatalf("rollbacks %d, forks detected %d: the race was not seen", rollbacks, forks)
+			}
+			// The group goes on.
+			m := n.send(c, conv, nil)
+			n.run()
+			n.expectOnce(conv, c, m, a, b, d)
+		})
 	}
-	var rollbacks, forks uint64
-	for _, x := range n.nodes {
-		rollbacks += n.counter(x, "rollbacks")
-		forks += n.counter(x, "forks_detected")
-	}
-	if rollbacks == 0 || forks == 0 {
-		t.Fatalf("rollbacks %d, forks detected %d: the race was not seen", rollbacks, forks)
-	}
-	// The group goes on.
-	m := n.send(c, conv, nil)
-	n.run()
-	n.expectOnce(conv, c, m, a, b, d)
 }
 
 // TestLossHealedByRetransmission drops every first copy of the Commit and
 // the Welcome; the committer sends them again until every member shows
 // the new epoch.
 func TestLossHealedByRetransmission(t *testing.T) {
-	n := newNet(t, "a", "b", "c")
-	a, b, c := n.nodes[0], n.nodes[1], n.nodes[2]
-	const conv = "lossy"
-	seen := map[string]bool{}
-	n.drop = func(from, to *tnode, f *commonv1.Frame) bool {
-		e, err := decodeEnvelope(f.GetPayload())
-		if err != nil || (e.kind != kindCommit && e.kind != kindWelcome) {
-			return false
-		}
-		key := string(to.id) + string(f.GetPayload())
-		if seen[key] {
-			return false
-		}
-		seen[key] = true
-		return true
+	for _, mode := range statusModes {
+		t.Run(mode.name, func(t *testing.T) {
+			n := newNetConfig(t, mode.cfg, "a", "b", "c")
+			a, b, c := n.nodes[0], n.nodes[1], n.nodes[2]
+			const conv = "lossy"
+			seen := map[string]bool{}
+			n.drop = func(from, to *tnode, f *commonv1.Frame) bool {
+				e, err := decodeEnvelope(f.GetPayload())
+				if err != nil || (e.kind != kindCommit && e.kind != kindGroupWelcome) {
+					return false
+				}
+				key := string(to.id) + string(f.GetPayload())
+				if seen[key] {
+					return false
+				}
+				seen[key] = true
+				return true
+			}
+			n.converse(conv, a, b)
+			n.run()
+			if _, _, ok := n.state(b, conv); ok {
+				t.Fatal("b joined although its Welcome was lost")
+			}
+			n.tick(1500 * time.Millisecond)
+			n.agree(conv, a, b)
+			n.converse(conv, a, b, c)
+			n.run()
+			n.tick(1500 * time.Millisecond)
+			n.agree(conv, a, b, c)
+			if n.counter(a, "retransmitted") < 3 {
+				t.Fatalf("retransmitted %d, want at least 3 (Welcome to b, Welcome to c, Commit to b)", n.counter(a, "retransmitted"))
+			}
+			n.tick(10 * time.Second)
+			a.l.mu.Lock()
+			pending := len(a.l.convs[conv].outbox)
+			a.l.mu.Unlock()
+			if pending != 0 {
+				t.Fatalf("%d Commits still being retransmitted after every member showed the epoch", pending)
+			}
+			m := n.send(b, conv, nil)
+			n.run()
+			n.expectOnce(conv, b, m, a, c)
+		})
 	}
-	n.converse(conv, a, b)
-	n.run()
-	if _, _, ok := n.state(b, conv); ok {
-		t.Fatal("b joined although its Welcome was lost")
-	}
-	n.tick(1500 * time.Millisecond)
-	n.agree(conv, a, b)
-	n.converse(conv, a, b, c)
-	n.run()
-	n.tick(1500 * time.Millisecond)
-	n.agree(conv, a, b, c)
-	if n.counter(a, "retransmitted") < 3 {
-		t.Fatalf("retransmitted %d, want at least 3 (Welcome to b, Welcome to c, Commit to b)", n.counter(a, "retransmitted"))
-	}
-	n.tick(10 * time.Second)
-	a.l.mu.Lock()
-	pending := len(a.l.convs[conv].outbox)
-	a.l.mu.Unlock()
-	if pending != 0 {
-		t.Fatalf("%d Commits still being retransmitted after every member showed the epoch", pending)
-	}
-	m := n.send(b, conv, nil)
-	n.run()
-	n.expectOnce(conv, b, m, a, c)
 }
 
 // TestCrashMidHandOver restarts the committer from the files as a kill -9
@@ -279,7 +287,8 @@ func TestCrashMidHandOver(t *testing.T) {
 func TestTakeoverAfterPartition(t *testing.T) {
 	for _, seed := range []int{0, 1, 2} {
 		t.Run(string(rune('A'+seed)), func(t *testing.T) {
-			n := newNet(t, "a", "b", "c", "d")
+			// Both routes of status messages, across the subtests.
+			n := newNetConfig(t, statusModes[seed%2].cfg, "a", "b", "c", "d")
 			a, b, c, d := n.nodes[0], n.nodes[1], n.nodes[2], n.nodes[3]
 			conv := "takeover"
 			n.converse(conv, a, b, c)

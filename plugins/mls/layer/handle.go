@@ -131,7 +131,7 @@ func (l *Layer) handleUp(f *commonv1.Frame, at time.Time) error {
 	switch e.kind {
 	case kindStatus:
 		return l.handleStatus(e, f)
-	case kindWelcome:
+	case kindWelcome, kindGroupWelcome:
 		return l.handleWelcome(e, f)
 	case kindKeyPackage:
 		return l.handleOffer(e, f)
@@ -147,8 +147,17 @@ func (l *Layer) handleUp(f *commonv1.Frame, at time.Time) error {
 	if c == nil || c.g == nil {
 		return l.holdOrphan(f, at)
 	}
-	if e.kind == kindCommit {
-		return l.handleCommit(c, e, f, epoch, at)
+	if e.kind == kindCommit || e.kind == kindCommitAgain {
+		err := l.handleCommit(c, e, f, epoch, at)
+		if e.kind == kindCommitAgain && e.lists(l.self) && c.live() && c.g.Epoch() >= epoch {
+			// The committer has not seen this node's status for the
+			// epoch its Commit leads to: this node says where it is. It
+			// has applied the Commit, or is on another branch (which the
+			// status's branch and tag show the committer), or the Commit
+			// did not apply here (the committer sends it again).
+			l.replyStatus(c, e.committer)
+		}
+		return err
 	}
 	return l.handleApp(c, e, f, epoch, at, false)
 }
@@ -216,6 +225,10 @@ func (l *Layer) handleCommit(c *conv, e *envelope, f *commonv1.Frame, epoch uint
 	}
 	l.c.CommitsApplied.Inc()
 	c.createdHere = false
+	c.committer = nil
+	if ev.SenderLeaf != nil {
+		c.committer = bytes.Clone(ev.SenderLeaf.Credential.Identity)
+	}
 	if ev.Removed {
 		if snap != nil {
 			snap.destroy()
@@ -255,7 +268,19 @@ func (l *Layer) removedFrom(c *conv) {
 
 // handleWelcome joins a group from a Welcome for one of this node's
 // KeyPackages; l.mu is held.
+//
+// A group_welcome goes to the whole group: a member it does not list
+// ignores it. Its committer is where the answers go (a status, a
+// KeyPackage offer); an older welcome envelope was addressed to this
+// node by its committer.
 func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
+	committer := e.committer
+	if e.kind == kindWelcome {
+		committer = f.GetPeer()
+	} else if !e.lists(l.self) {
+		l.c.WelcomesForOthers.Inc()
+		return nil
+	}
 	if len(e.commitHash) > 0 {
 		for _, c := range l.convs {
 			if !c.live() {
@@ -263,14 +288,14 @@ func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 			}
 			if slices.ContainsFunc(c.history, func(p pathEntry) bool { return bytes.Equal(p.hash, e.commitHash) }) {
 				l.c.Duplicates.Inc()
-				l.replyStatus(c, f.GetPeer())
+				l.replyStatus(c, committer)
 				return nil
 			}
 		}
 	}
 	kp := l.keyPackageFor(e.message.Welcome)
 	if kp == nil {
-		l.offerKeyPackage(f)
+		l.offerKeyPackage(f.GetConversation(), committer)
 		return ErrUnknownKeyPackage
 	}
 	g, err := group.Join(l.groupConfig(), kp.bundle, e.message.Welcome, nil)
@@ -321,6 +346,10 @@ func (l *Layer) handleWelcome(e *envelope, f *commonv1.Frame) error {
 		c.snaps, c.outbox = nil, nil
 	}
 	c.g, c.removed = g, false
+	c.committer = nil
+	if _, ok := c.members()[string(committer)]; ok && len(committer) == identitySize {
+		c.committer = bytes.Clone(committer)
+	}
 	c.leafAt, c.leaves = now, map[string]leafSeen{}
 	c.history = nil
 	for _, p := range e.path {

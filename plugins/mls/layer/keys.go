@@ -141,8 +141,15 @@ func (l *Layer) load(ctx context.Context) error {
 	// Top up the KeyPackages (first start, or key_packages raised).
 	l.refreshKeyPackages(l.now())
 	l.events = nil // nothing to tell the host: it reads the card at Start
-	if err := l.write(ctx); err != nil {
+	w, err := l.collect()
+	if err != nil {
 		return err
+	}
+	l.out = w.out // handed on by the first flush
+	if w.changes() {
+		if err := writeAll(ctx, l.db, w); err != nil {
+			return err
+		}
 	}
 	return l.rebuildCard()
 }
@@ -320,8 +327,7 @@ const maxUnlisted = 32
 // longer has (another contact used the same one from the card): it sends
 // the sender of the Welcome a fresh KeyPackage, made for it alone, so that
 // the committer adds this node again with it (commit.go); l.mu is held.
-func (l *Layer) offerKeyPackage(f *commonv1.Frame) {
-	gid, peer := f.GetConversation(), f.GetPeer()
+func (l *Layer) offerKeyPackage(gid, peer []byte) {
 	if len(gid) == 0 || len(peer) != identitySize || bytes.Equal(peer, l.self) {
 		return
 	}

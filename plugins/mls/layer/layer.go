@@ -16,17 +16,21 @@
 // members the host wants; the member with the lowest identity among those
 // that stay commits the change (creating the group first if need be), the
 // k-th in that order takes over after k × takeover_timeout (commit.go).
-// Commits go to the group (a DOWN frame with an empty peer), Welcomes to
-// each new member (peer = its identity).
+// Commits go to the group (a DOWN frame with an empty peer); a Commit's
+// one Welcome, naming the new members, goes to the group or to each new
+// member, whichever is fewer frames on the worse kind of privacy layer
+// (commit.go: toGroup).
 //
 // Ordering (fork.go). There is no delivery service, so two members may
 // commit in the same epoch. Among valid Commits for one epoch the one whose
 // MLSMessage has the lowest SHA-256 wins: a member keeps the state from
 // before each Commit it applied for settle_window and rolls back to apply
 // a lower one; a losing branch stays readable for branch_retention.
-// Members announce (epoch, branch, tag) in status messages; the committer
-// retransmits its Commit and Welcomes with back-off until every member has
-// shown the new epoch.
+// Members announce (epoch, branch, tag) in status messages, to the group
+// in small groups and to the epoch's committer in large ones; the
+// committer sends its Commit and Welcome again, once per back-off round
+// and naming the members still missing, until every member has shown the
+// new epoch.
 //
 // Leaf refresh (update.go). For post-compromise security each member
 // commits an empty Commit with an UpdatePath once update_interval has
@@ -73,7 +77,7 @@ import (
 const Name = "mls"
 
 // Version is the implementation version.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 // Limits.
 const (
@@ -111,13 +115,14 @@ type Layer struct {
 
 	// What the operation in progress changes and sends, written and
 	// handed on by flush.
-	out       []*commonv1.Frame
-	events    []*commonv1.Event
-	dirty     map[string]*conv
-	kpsDirty  bool
-	deadKPs   [][]byte
-	usedNew   [][]byte
-	secretsUp bool // superseded secrets were written over: checkpoint
+	out      []*commonv1.Frame
+	events   []*commonv1.Event
+	dirty    map[string]*conv
+	kpsDirty bool
+	deadKPs  [][]byte
+	usedNew  [][]byte
+	// newContacts are contact rows to write: identity, section.
+	newContacts [][2][]byte
 
 	now      func() time.Time
 	stop     chan struct{}
@@ -359,31 +364,44 @@ func (l *Layer) markDirty(c *conv) { l.dirty[string(c.id)] = c }
 // flush commits every change of the operation in one transaction, then
 // hands on its frames and events; l.mu is held. A storage failure drops
 // the frames (their state is not durable) and stops the layer serving.
+//
+// The lock stays held across the commit. A version that released it
+// (the changes encoded under the lock, committed outside it, operations
+// queued meanwhile sharing the next commit) let control calls answer
+// during a commit, but in the run of 50 stacks in one process by hand
+// (docs/plugins/mls.md, what is not built) it made the sync layer's
+// control calls miss the host's deadline twice out of two, where holding
+// the lock passed.
 func (l *Layer) flush(ctx context.Context) {
 	// The groups in memory have moved already: what they did is committed
 	// even when the caller has given up.
 	ctx = context.WithoutCancel(ctx)
-	out, events := l.out, l.events
-	l.out, l.events = nil, nil
-	if err := l.write(ctx); err != nil {
+	w, err := l.collect()
+	if err == nil && w.changes() {
+		if err = writeAll(ctx, l.db, w); err == nil {
+			l.c.DBCommits.Inc()
+		}
+	}
+	if err != nil {
 		l.failStore(err)
-		for range out {
+		for range w.out {
 			l.c.drop(ErrStore)
 		}
 		return
 	}
-	if len(out) > 0 {
-		if err := l.env.Out.Emit(l.env.Run, out...); err != nil {
+	if len(w.out) > 0 {
+		if err := l.env.Out.Emit(l.env.Run, w.out...); err != nil {
 			l.env.Logger.Debug("frames not handed on", "error", err)
 		}
 	}
-	for _, ev := range events {
+	for _, ev := range w.events {
 		if err := l.env.Out.EmitEvent(l.env.Run, ev); err != nil {
 			l.env.Logger.Debug("event not handed on", "error", err)
 		}
 	}
-	if l.secretsUp {
-		l.secretsUp = false
+	if w.changes() {
+		// Superseded secrets were written over: the write-ahead log must
+		// not keep them.
 		if err := checkpoint(ctx, l.db); err != nil {
 			l.env.Logger.Warn("could not truncate the write-ahead log: superseded keys stay in it until the next checkpoint", "error", err)
 		}

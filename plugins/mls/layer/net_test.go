@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,14 @@ import (
 // test runs the network, and timers fire only when it ticks.
 
 const testConfigJSON = `{"settle_window": "1h", "branch_retention": "2h", "retransmit_initial": "1s", "retransmit_max": "4s", "takeover_timeout": "10s", "key_packages": 3}`
+
+// statusModes are the two routes of status messages, for the tests of
+// forks and losses: to the whole group (the default for groups as small
+// as the tests') and to the committer only (larger groups).
+var statusModes = []struct{ name, cfg string }{
+	{"status-to-group", testConfigJSON},
+	{"status-to-committer", strings.Replace(testConfigJSON, "{", `{"status_to_group_max": 0, `, 1)},
+}
 
 type tnode struct {
 	name   string
@@ -47,7 +56,9 @@ type tnet struct {
 	hosts  map[string][][]byte // conversation → members, as the hosts know them
 	drop   func(from, to *tnode, f *commonv1.Frame) bool
 	onEmit func(from *tnode, frames []*commonv1.Frame) bool // false: the frames are lost (a crash)
-	cfg    string
+	// onDeliver sees every UP frame handed to a layer.
+	onDeliver func(to *tnode, f *commonv1.Frame)
+	cfg       string
 }
 
 type temitter struct {
@@ -199,6 +210,9 @@ func (n *tnet) run() {
 				}
 				up := &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, TraceId: it.f.GetTraceId(), Conversation: it.f.GetConversation(),
 					Peer: bytes.Clone(it.from.id), Payload: bytes.Clone(it.f.GetPayload()), Hints: it.f.GetHints()}
+				if n.onDeliver != nil {
+					n.onDeliver(to, up)
+				}
 				to.l.HandleBatch(n.ctx, &commonv1.Batch{Frames: []*commonv1.Frame{up}})
 			}
 		}
