@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/host/conversations"
 )
 
@@ -96,7 +97,13 @@ func (n *Node) AnnouncementStats() map[string]uint64 {
 // announce tells every other member of a conversation its id, members and
 // name, each in its 1:1 conversation with this node, through the stack.
 // A member that cannot be reached now is logged; the announcement is made
-// again whenever the conversation is set again.
+// again whenever the conversation is set again. When the secure layer
+// provides sdk.CapLearnsConversations (mls: a Welcome tells a new member
+// the group) a conversation of three or more is announced in its 1:1
+// conversation only to the member whose key sorts lowest, which makes the
+// group (c.Members is sorted), and once in the conversation itself: the
+// others know the conversation from the layer by the time that
+// announcement reaches them, and it carries the name.
 func (n *Node) announce(ctx context.Context, c conversations.Conversation) {
 	raw := make([][]byte, len(c.Members))
 	for i, m := range c.Members {
@@ -109,15 +116,35 @@ func (n *Node) announce(ctx context.Context, c conversations.Conversation) {
 		n.log.Error("could not encode a conversation announcement", "error", err)
 		return
 	}
+	learns := len(c.Members) > 2 && n.secureProvides(sdk.CapLearnsConversations)
+	if learns {
+		if err := n.sendHost(ctx, &c, payload); err != nil {
+			n.log.Warn("could not announce a conversation in it", "conversation", fmt.Sprintf("%x", c.ID), "error", err)
+		}
+	}
 	for _, member := range c.Members {
 		if bytes.Equal(member, n.id.Public()) {
 			continue
+		}
+		if learns && !bytes.Equal(member, c.Members[0]) {
+			continue // it learns the conversation from the layer
 		}
 		d := n.direct(member)
 		if err := n.sendHost(ctx, &d, payload); err != nil {
 			n.log.Warn("could not announce a conversation to a member", "conversation", fmt.Sprintf("%x", c.ID), "member", n.book.name(member), "error", err)
 		}
 	}
+}
+
+// secureProvides reports whether the stack's secure layer provides the
+// capability word.
+func (n *Node) secureProvides(word string) bool {
+	for _, s := range n.slots {
+		if _, ok := s.adapter.(*secureAdapter); ok {
+			return slices.Contains(s.info.GetProvides(), word)
+		}
+	}
+	return false
 }
 
 // sendHost sends a host message in conversation c through the top layer's

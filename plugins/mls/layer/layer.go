@@ -152,7 +152,7 @@ func (l *Layer) Describe() *commonv1.PluginInfo {
 		Version:     Version,
 		Description: "Messaging Layer Security (RFC 9420): every conversation an MLS group, KeyPackages in the contact card, serverless commit ordering (lowest Commit hash wins within a settling window)",
 		Config:      sdk.ConfigFields[Config](),
-		Provides:    []string{sdk.CapE2E, sdk.CapForwardSecrecy, sdk.CapPostCompromiseSecurity},
+		Provides:    []string{sdk.CapE2E, sdk.CapForwardSecrecy, sdk.CapPostCompromiseSecurity, sdk.CapLearnsConversations},
 		Requires:    []string{sdk.CapDirect},
 		MaxPayload:  MaxPayload,
 	}
