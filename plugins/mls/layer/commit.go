@@ -20,6 +20,7 @@ import (
 // group has not changed epoch for k × takeover_timeout. A new group is
 // created by the lowest listed identity alone. A member the list leaves
 // out never commits (RFC 9420 forbids a Commit that removes its sender).
+// A group of two is created only when it is needed (lazy.go).
 
 // addition is a member to add with the KeyPackage chosen for it.
 type addition struct {
@@ -37,6 +38,9 @@ func (l *Layer) reconcile(c *conv) {
 	if c.g == nil {
 		if !bytes.Equal(c.desired[0], l.self) {
 			return // the lowest member creates the group
+		}
+		if c.lazy() {
+			return // a conversation of two: when it is needed (lazy.go)
 		}
 		// A conversation of three or more may exist already, this node
 		// being added to it: it waits retransmit_initial for a Welcome

@@ -52,7 +52,8 @@ func (l *Layer) AddContact(ctx context.Context, req *securev1.AddContactRequest)
 
 // SetConversation implements securev1.ControlServer: it records the
 // members the host wants in the conversation and, if it is this node's
-// turn (commit.go), creates the group and commits the change.
+// turn (commit.go), creates the group and commits the change; the group
+// of a conversation of two is created only once it is needed (lazy.go).
 func (l *Layer) SetConversation(ctx context.Context, req *securev1.ConversationRequest) (*securev1.ConversationResponse, error) {
 	id := req.GetId()
 	if len(id) == 0 || len(id) > 255 {

@@ -73,6 +73,18 @@ type conv struct {
 	// that a tick does not look again (commit.go).
 	gen    uint64
 	synced syncKey
+	// needed is set on a conversation of two whose group does not exist
+	// here yet once the group is wanted: this node has a frame for it, or
+	// (on the lowest member) the other member asked for it (stored). A
+	// two-member group is created only then (lazy.go).
+	needed bool
+	// askAt is when the higher member of such a conversation next asks
+	// the lowest for the group, askWait the wait after that and asks how
+	// many times it asked since it last had a frame for it (memory only:
+	// after a restart it asks again at once).
+	askAt   time.Time
+	askWait time.Duration
+	asks    int
 }
 
 // syncKey is what reconcile's answer depends on besides the clock.
@@ -171,7 +183,7 @@ func (c *conv) wants(id []byte) bool {
 
 // loadGroups reads every conversation; l.mu is held.
 func (l *Layer) loadGroups(ctx context.Context) error {
-	rows, err := l.db.QueryContext(ctx, `SELECT id, desired, state, branch, removed, history, leaf_unix FROM groups`)
+	rows, err := l.db.QueryContext(ctx, `SELECT id, desired, state, branch, removed, history, leaf_unix, needed FROM groups`)
 	if err != nil {
 		return fmt.Errorf("load groups: %w", err)
 	}
@@ -179,13 +191,13 @@ func (l *Layer) loadGroups(ctx context.Context) error {
 	now := l.now()
 	for rows.Next() {
 		var id, desired, state, branch, history []byte
-		var removed int
+		var removed, needed int
 		var leafUnix int64
-		if err := rows.Scan(&id, &desired, &state, &branch, &removed, &history, &leafUnix); err != nil {
+		if err := rows.Scan(&id, &desired, &state, &branch, &removed, &history, &leafUnix, &needed); err != nil {
 			return fmt.Errorf("load groups: %w", err)
 		}
 		c := newConv(id)
-		c.branch, c.removed, c.since = branch, removed != 0, now
+		c.branch, c.removed, c.since, c.needed = branch, removed != 0, now, needed != 0
 		if c.history, err = decodeHistory(history, now); err != nil {
 			return fmt.Errorf("group %x: %w", id, err)
 		}
@@ -224,7 +236,7 @@ func (l *Layer) loadGroups(ctx context.Context) error {
 // groupRow is a groups row and its outbox rows, encoded.
 type groupRow struct {
 	id, desired, state, branch, history []byte
-	removed                             int
+	removed, needed                     int
 	leafUnix                            int64
 	outbox                              []outboxRow
 }
@@ -290,7 +302,7 @@ func (l *Layer) collect() (*writeSet, error) {
 			}
 		}
 		r := groupRow{id: bytes.Clone(c.id), desired: desired, state: state, branch: bytes.Clone(nonNil(c.branch)), removed: boolInt(c.removed),
-			history: encodeHistory(c.history), leafUnix: leafUnix(c.leafAt)}
+			history: encodeHistory(c.history), leafUnix: leafUnix(c.leafAt), needed: boolInt(c.needed && c.g == nil)}
 		for _, o := range c.outbox {
 			var joiners, pending [][]byte
 			for id := range o.joiners {
@@ -344,10 +356,10 @@ func writeAll(ctx context.Context, db *sql.DB, w *writeSet) error {
 		}
 	}
 	for _, r := range w.groups {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, desired, state, branch, removed, history, leaf_unix) VALUES (?, ?, ?, ?, ?, ?, ?)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO groups (id, desired, state, branch, removed, history, leaf_unix, needed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET desired = excluded.desired, state = excluded.state, branch = excluded.branch,
-				removed = excluded.removed, history = excluded.history, leaf_unix = excluded.leaf_unix`,
-			r.id, r.desired, r.state, r.branch, r.removed, r.history, r.leafUnix); err != nil {
+				removed = excluded.removed, history = excluded.history, leaf_unix = excluded.leaf_unix, needed = excluded.needed`,
+			r.id, r.desired, r.state, r.branch, r.removed, r.history, r.leafUnix, r.needed); err != nil {
 			return fmt.Errorf("store group: %w", err)
 		}
 		if err := writeOutbox(ctx, tx, r.id, r.outbox); err != nil {

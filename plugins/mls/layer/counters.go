@@ -34,6 +34,9 @@ type counters struct {
 	Recovered          sdk.Counter `counter:"opened_after_fork"`
 	LeafUpdates        sdk.Counter `counter:"leaf_updates"`
 	DBCommits          sdk.Counter `counter:"db_commits"`
+	LazyNeeded         sdk.Counter `counter:"lazy_groups_needed"`
+	AsksSent           sdk.Counter `counter:"group_asks_sent"`
+	AsksReceived       sdk.Counter `counter:"group_asks_received"`
 
 	all   *sdk.Counters
 	drops map[string]*sdk.Counter

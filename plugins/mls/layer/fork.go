@@ -280,6 +280,9 @@ func (l *Layer) handleStatus(e *envelope, f *commonv1.Frame) error {
 	if len(f.GetConversation()) > 0 && !bytes.Equal(f.GetConversation(), e.groupID) {
 		return ErrConversationMismatch
 	}
+	if len(e.tag) == 0 {
+		return l.handleAsk(e, f) // no member of an epoch sends a status without a tag
+	}
 	if c == nil || !c.live() {
 		return fmt.Errorf("%w: status for a group this node is not in", ErrUnknownConversation)
 	}

@@ -76,6 +76,8 @@ func FuzzCard(f *testing.F) {
 func FuzzEnvelope(f *testing.F) {
 	st, _ := (&envelope{kind: kindStatus, groupID: []byte("g"), epoch: 3, branch: bytes.Repeat([]byte{1}, 32), sender: bytes.Repeat([]byte{2}, 32), tag: []byte("0123456789abcdef")}).marshal()
 	f.Add(st)
+	ask, _ := (&envelope{kind: kindStatus, groupID: []byte("g"), sender: bytes.Repeat([]byte{2}, 32)}).marshal() // lazy.go
+	f.Add(ask)
 	f.Add([]byte{WireVersion, kindApplication, 0, 1, 0, 2})
 	f.Add([]byte{WireVersion, kindWelcome, 0, 0, 1, 0, 3})
 	for _, seed := range envelopeSeeds(f) {
@@ -188,6 +190,12 @@ func FuzzUp(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s, true)
 	}
+	// An ask (lazy.go) for the group, which exists already.
+	ask, err := (&envelope{kind: kindStatus, groupID: []byte(conv), sender: a.id}).marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ask, true)
 	f.Add([]byte{WireVersion, kindCommit, 0}, false)
 	f.Fuzz(func(t *testing.T, payload []byte, withConv bool) {
 		e0, a0, _ := n.state(b, conv)

@@ -130,10 +130,19 @@ func TestHeldUntilWelcome(t *testing.T) {
 	if n.counter(b, "held_down") != 1 {
 		t.Fatalf("held_down %d, want 1", n.counter(b, "held_down"))
 	}
+	// b asked a for the group (lazy.go) before a knew the conversation:
+	// a dropped the ask, and b asks again after retransmit_initial.
 	n.setConv(a, []byte(conv), [][]byte{a.id, b.id})
 	n.run()
+	if _, _, ok := n.state(a, conv); ok {
+		t.Fatal("a formed a conversation of two that no one needed")
+	}
+	n.tick(time.Second)
 	n.expectOnce(conv, b, early, a)
 	n.agree(conv, a, b)
+	if got := n.counter(b, "group_asks_sent"); got != 2 {
+		t.Fatalf("b sent %d asks, want 2", got)
+	}
 }
 
 // TestConcurrentCommits has two members commit in the same epoch; every

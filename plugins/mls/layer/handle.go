@@ -31,6 +31,13 @@ func (l *Layer) handleDown(f *commonv1.Frame) error {
 	if err != nil {
 		return err
 	}
+	if !ready && c.lazyPair() {
+		// A conversation of two whose group is created now (lazy.go).
+		l.need(c)
+		if ready, err = l.downReady(c, f); err != nil {
+			return err
+		}
+	}
 	if !ready {
 		l.holdDown(c, f)
 		return nil
@@ -478,6 +485,7 @@ func (l *Layer) tick(now time.Time) {
 		}
 		c.early = kept
 		l.reconcile(c)
+		l.askGroup(c, now)
 		l.refresh(c, now)
 	}
 	kept := l.orphans[:0]

@@ -16,6 +16,9 @@
 // members the host wants; the member with the lowest identity among those
 // that stay commits the change (creating the group first if need be), the
 // k-th in that order takes over after k × takeover_timeout (commit.go).
+// A conversation of two has its group created only when a member has a
+// frame for it: the lower member creates it then, the higher asks the
+// lower for it (lazy.go).
 // Commits go to the group (a DOWN frame with an empty peer); a Commit's
 // one Welcome, naming the new members, goes to the group or to each new
 // member, whichever is fewer frames on the worse kind of privacy layer
@@ -77,7 +80,7 @@ import (
 const Name = "mls"
 
 // Version is the implementation version.
-const Version = "1.1.0"
+const Version = "1.2.0"
 
 // Limits.
 const (

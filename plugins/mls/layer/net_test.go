@@ -177,8 +177,27 @@ func (n *tnet) setConv(node *tnode, conv []byte, members [][]byte) {
 	}
 }
 
-// converse tells the hosts of members that conv has them as members.
+// converse tells the hosts of members that conv has them as members. A
+// conversation of two is then formed at once, as if its lowest member had
+// a frame for it (lazy.go), which the tests of groups expect.
 func (n *tnet) converse(conv string, members ...*tnode) {
+	n.t.Helper()
+	n.converseLazy(conv, members...)
+	if len(members) != 2 {
+		return
+	}
+	low := members[0]
+	if bytes.Compare(members[1].id, low.id) < 0 {
+		low = members[1]
+	}
+	low.l.mu.Lock()
+	defer low.l.mu.Unlock()
+	low.l.need(low.l.convs[conv])
+	low.l.flush(n.ctx)
+}
+
+// converseLazy is converse without forming a conversation of two.
+func (n *tnet) converseLazy(conv string, members ...*tnode) {
 	n.t.Helper()
 	var ids [][]byte
 	for _, m := range members {

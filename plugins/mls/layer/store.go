@@ -78,6 +78,12 @@ var migrations = []string{
 	// Unix seconds; 0 when unknown (rows of version 1: counted from the
 	// start of the layer). update.go.
 	`ALTER TABLE groups ADD COLUMN leaf_unix INTEGER NOT NULL DEFAULT 0;`,
+	// Version 3.
+	//
+	// groups.needed: 1 for a conversation of two members whose group does
+	// not exist here yet and is wanted (a frame of this node waits for it,
+	// or the other member asked for it): lazy.go.
+	`ALTER TABLE groups ADD COLUMN needed INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // openStore opens the layer's database. secure_delete makes SQLite
