@@ -31,6 +31,9 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 			next = t
 		}
 	}
+	// told: members some frame went to in this flush; any frame opens a
+	// session (each begins with VERSIONS), so none needs another.
+	told := map[string]bool{}
 	for _, g := range n.groups {
 		n.compact(g)
 		n.forget(g, now)
@@ -39,7 +42,7 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 		more = more || full
 		var held map[*peer]bool
 		for _, p := range g.peers {
-			if until, hold := n.holdLazy(g, p, repairs, now); hold {
+			if until, hold := n.holdLazy(g, p, repairs, now, told); hold {
 				if held == nil {
 					held = map[*peer]bool{}
 				}
@@ -48,7 +51,8 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 			}
 		}
 		gw, acked := n.groupAcks(g, gw, held)
-		gw = n.groupHello(g, gw, now)
+		gw = n.groupHello(g, gw, now, told)
+		g.hello = false
 		if gw != nil {
 			fs := gw.frames()
 			if len(fs) == 0 {
@@ -56,6 +60,7 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 			}
 			for _, p := range g.peers {
 				n.lastSent[string(p.key)] = now
+				told[string(p.key)] = true
 			}
 			for _, f := range fs {
 				out = append(out, outbound{group: g.id, payload: f.b, trace: f.trace})
@@ -155,8 +160,7 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 				w.message(e.raw, e.trace)
 			}
 			fs := w.frames()
-			idle := n.cfg.Keepalive > 0 && now-n.lastSent[string(p.key)] >= n.cfg.Keepalive.Milliseconds()
-			if len(fs) == 0 && (n.hello || idle) && gw == nil {
+			if len(fs) == 0 && gw == nil && n.sessionDue(g, p, now, told) {
 				// VERSIONS alone: a session that says "here", at start and
 				// as Briar's keepalive on an idle link, so that a member
 				// that missed the first learns this node is back (heard).
@@ -164,9 +168,10 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 			}
 			if len(fs) > 0 {
 				n.lastSent[string(p.key)] = now
+				told[string(p.key)] = true
 			}
-			if n.cfg.Keepalive > 0 {
-				soon(n.lastSent[string(p.key)] + n.cfg.Keepalive.Milliseconds())
+			if n.cfg.Keepalive > 0 && g.active() {
+				soon(n.lastSentTo(p) + n.cfg.Keepalive.Milliseconds())
 			}
 			for _, f := range fs {
 				out = append(out, outbound{group: g.id, peer: p.key, payload: f.b, trace: f.trace})
@@ -392,17 +397,42 @@ func (n *node) groupAcks(g *group, w *frameWriter, held map[*peer]bool) (*frameW
 	return w, true
 }
 
+// sessionDue reports whether p is to be sent a session frame (VERSIONS
+// alone) in g at now when nothing else goes to it: g is active, no frame
+// went to p yet in this flush (told), and this node has just started, p
+// has just joined g, or nothing went to p for the keepalive. n.mu is held.
+func (n *node) sessionDue(g *group, p *peer, now int64, told map[string]bool) bool {
+	if !g.active() || told[string(p.key)] {
+		return false
+	}
+	return n.hello || g.hello || n.idle(p, now)
+}
+
+// idle reports whether nothing went to p for the keepalive (since this
+// node started, if nothing went to p at all). n.mu is held.
+func (n *node) idle(p *peer, now int64) bool {
+	return n.cfg.Keepalive > 0 && now-n.lastSentTo(p) >= n.cfg.Keepalive.Milliseconds()
+}
+
+// lastSentTo is when a frame last went to p, or when this node started.
+func (n *node) lastSentTo(p *peer) int64 {
+	if t, ok := n.lastSent[string(p.key)]; ok {
+		return t
+	}
+	return n.started
+}
+
 // groupHello opens a session with every member of g at once (a frame for
 // the whole group holding VERSIONS alone) when two or more of them are to
-// be told this node is here (at start, or for the keepalive) and no frame
-// for the group goes anyway (Config.Multicast). n.mu is held.
-func (n *node) groupHello(g *group, w *frameWriter, now int64) *frameWriter {
+// be told this node is here (sessionDue) and no frame for the group goes
+// anyway (Config.Multicast). n.mu is held.
+func (n *node) groupHello(g *group, w *frameWriter, now int64, told map[string]bool) *frameWriter {
 	if w != nil || !n.cfg.Multicast || !multicastGroup(g) {
 		return w
 	}
 	quiet := 0
 	for _, p := range g.peers {
-		if n.hello || (n.cfg.Keepalive > 0 && now-n.lastSent[string(p.key)] >= n.cfg.Keepalive.Milliseconds()) {
+		if n.sessionDue(g, p, now, told) {
 			quiet++
 		}
 	}
@@ -422,12 +452,11 @@ func (n *node) groupHello(g *group, w *frameWriter, now int64) *frameWriter {
 // twice its latency). Anything else due
 // (a message, an own offer, a request, an ephemeral message, a session
 // to open) sends them at once, in the same frame. n.mu is held.
-func (n *node) holdLazy(g *group, p *peer, repairs []dueRepair, now int64) (until int64, hold bool) {
+func (n *node) holdLazy(g *group, p *peer, repairs []dueRepair, now int64, told map[string]bool) (until int64, hold bool) {
 	if !n.cfg.BatchRelays {
 		return 0, false
 	}
-	urgent := n.hello || p.ackNow || len(g.ephOut) > 0 ||
-		(n.cfg.Keepalive > 0 && now-n.lastSent[string(p.key)] >= n.cfg.Keepalive.Milliseconds())
+	urgent := p.ackNow || len(g.ephOut) > 0 || n.sessionDue(g, p, now, told)
 	for id := range p.offered {
 		urgent = urgent || g.msgs[id] == nil
 	}

@@ -66,11 +66,12 @@ type testNet struct {
 
 // tframe is a frame on the tape, as one member received it: a frame for
 // the whole group (no peer; group) is on it once for each other member,
-// the copies after the first marked copy.
+// the copies after the first marked copy; gid is the conversation.
 type tframe struct {
 	from, to    string
 	payload     []byte
 	group, copy bool
+	gid         []byte
 }
 
 func testCfg() Config {
@@ -242,11 +243,11 @@ func (tn *testNet) step() int {
 		}
 		for _, o := range out {
 			for i, to := range tn.recipients(name, o.peer) {
-				tn.tape = append(tn.tape, tframe{name, to, o.payload, len(o.peer) == 0, i > 0})
+				tn.tape = append(tn.tape, tframe{name, to, o.payload, len(o.peer) == 0, i > 0, o.group})
 				if tn.nodes[to].offline || (tn.drop != nil && tn.drop(name, to, o.payload)) {
 					continue
 				}
-				tn.deliver(name, to, o.payload)
+				tn.deliverIn(name, to, o.group, o.payload)
 				crossed++
 			}
 		}
@@ -254,10 +255,17 @@ func (tn *testNet) step() int {
 	return crossed
 }
 
+// deliver hands a frame of testGroup from from to to.
 func (tn *testNet) deliver(from, to string, payload []byte) {
 	tn.t.Helper()
+	tn.deliverIn(from, to, testGroup, payload)
+}
+
+// deliverIn hands a frame of the conversation group from from to to.
+func (tn *testNet) deliverIn(from, to string, group, payload []byte) {
+	tn.t.Helper()
 	nd := tn.nodes[to]
-	ds, err := nd.n.receive(context.Background(), []inbound{{group: testGroup, from: key(from), payload: payload, trace: 1}}, nil)
+	ds, err := nd.n.receive(context.Background(), []inbound{{group: group, from: key(from), payload: payload, trace: 1}}, nil)
 	if err != nil {
 		tn.t.Fatal(err)
 	}

@@ -142,7 +142,20 @@ type group struct {
 	check map[wire.ID]struct{}
 	// lastForget is when forget last ran (ms).
 	lastForget int64
+	// hello: members joined since the last flush; the next flush opens a
+	// session with every member of g, as node.hello does for every group.
+	hello bool
 }
+
+// active reports whether g holds messages, so that a session (VERSIONS
+// alone: the start-of-session frame, the keepalive) is worth opening in
+// it. A conversation that never carried a message opens none: a frame in
+// it costs the layers below their own state (an MLS group for a 1:1
+// conversation, a mixnet packet), and a member that has something for
+// this node sends it on its own. Liveness is per member, not per group
+// (heard), so a member is told this node is back through any active
+// conversation the two share.
+func (g *group) active() bool { return len(g.msgs) > 0 }
 
 // outMsg is an ephemeral message waiting for the flush.
 type outMsg struct {
@@ -197,15 +210,17 @@ type node struct {
 	lastTS uint64
 	seq    int64
 	// hello: the next flush opens a session (a VERSIONS record) with
-	// every member, even with nothing else to say: set at open, so that a
-	// node that comes back tells its members at once, and their records
-	// waiting on a backoff come due (heard).
+	// every member of every active group (group.active), even with
+	// nothing else to say: set at open, so that a node that comes back
+	// tells its members at once, and their records waiting on a backoff
+	// come due (heard).
 	hello bool
 	// lastHeard is when each member (by key) was last heard from (ms).
 	lastHeard map[string]int64
 	// lastSent is when a frame last went to each member (ms), for the
-	// keepalive.
+	// keepalive; started (ms) stands in for a member sent nothing yet.
 	lastSent map[string]int64
+	started  int64
 
 	// Changes not yet committed, and the commit generations: gen is the
 	// generation the changes being made now belong to, durable the last
@@ -238,6 +253,7 @@ func openNode(ctx context.Context, dir string, self []byte, cfg Config, c *count
 	_, _ = crand.Read(seed[:]) // never fails (Go 1.24+)
 	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
 	n := &node{cfg: cfg, self: bytes.Clone(self), st: st, now: now, c: c, log: log, rng: rng, groups: map[string]*group{}, byBSP: map[wire.ID]*group{}, gen: 1, hello: true, lastHeard: map[string]int64{}, lastSent: map[string]int64{}}
+	n.started = n.nowMS()
 	n.resetDirty()
 	if err := n.rebuild(ctx); err != nil {
 		st.close()
@@ -425,7 +441,7 @@ func (n *node) setGroup(ctx context.Context, id []byte, members [][]byte) error 
 		g = n.newGroup(id)
 	}
 	joined := n.setMembers(g, ms)
-	n.hello = n.hello || len(joined) > 0
+	g.hello = g.hello || len(joined) > 0
 	n.dirtyGroups[g] = struct{}{}
 	// A member who joins is sent what this node shares, back to the
 	// history window (Config.History).

@@ -483,6 +483,8 @@ func TestHistoryWindow(t *testing.T) {
 // comes due at once.
 func TestComeBack(t *testing.T) {
 	tn := newNet(t, testCfg(), "a", "b")
+	before := tn.send("b", "before")
+	tn.run(10*time.Millisecond, time.Second, func() bool { return tn.has("a", before) && tn.unacked("b") == 0 })
 	tn.nodes["b"].offline = true
 	id := tn.send("a", "while b was away")
 	for range 6 { // a's backoff for b grows to 2·100ms·2^6 = 12.8 s
@@ -549,18 +551,70 @@ func TestKeepalive(t *testing.T) {
 	cfg.Keepalive = 30 * time.Second
 	tn := newNet(t, cfg, "a", "b")
 	a := tn.nodes["a"].n
-	out, _, _, next := a.flush(tn.clk.ms()) // the start-of-session frame
-	if len(out) != 1 || next != tn.clk.ms()+30_000 {
-		t.Fatalf("%d frames, next in %d ms", len(out), next-tn.clk.ms())
+	id := tn.send("a", "m")
+	tn.run(10*time.Millisecond, time.Second, func() bool { return tn.has("b", id) && tn.unacked("a") == 0 })
+	last := a.lastSent[string(key("b"))]
+	_, _, _, next := a.flush(tn.clk.ms())
+	if next != last+30_000 {
+		t.Fatalf("next in %d ms, want the keepalive's 30 s after the last frame", next-last)
 	}
-	tn.clk.advance(29 * time.Second)
+	tn.clk.advance(time.Duration(last+29_000-tn.clk.ms()) * time.Millisecond)
 	if out, _, _, _ := a.flush(tn.clk.ms()); len(out) != 0 {
 		t.Fatal("keepalive before its time")
 	}
 	tn.clk.advance(time.Second)
-	out, _, _, _ = a.flush(tn.clk.ms())
+	out, _, _, _ := a.flush(tn.clk.ms())
 	if len(out) != 1 || len(out[0].payload) != wire.HeaderLen+1 {
 		t.Fatalf("%d frames", len(out))
+	}
+}
+
+// TestSessionsWhereMessagesAre: session frames (VERSIONS alone, at start
+// and for the keepalive) go only in conversations that hold messages, and
+// one per member however many such conversations it shares: a conversation
+// never used (a contact's 1:1 conversation, say) costs the layers below
+// nothing.
+func TestSessionsWhereMessagesAre(t *testing.T) {
+	cfg := testCfg()
+	cfg.Keepalive = 30 * time.Second
+	tn := newNet(t, cfg, "a", "b")
+	a := tn.nodes["a"].n
+	unused, other := []byte("never used"), []byte("other used")
+	for _, g := range [][]byte{unused, other} {
+		for _, name := range []string{"a", "b"} {
+			if err := tn.nodes[name].n.setGroup(t.Context(), g, tn.members()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if out, _, _, next := a.flush(tn.clk.ms()); len(out) != 0 || next != 0 {
+		t.Fatalf("a fresh node made %d frames, next at %d", len(out), next)
+	}
+	tn.clk.advance(time.Minute)
+	if out, _, _, _ := a.flush(tn.clk.ms()); len(out) != 0 {
+		t.Fatalf("a keepalive in conversations without messages: %d frames", len(out))
+	}
+	id := tn.send("a", "in the test group")
+	id2, err := a.send(t.Context(), other, []byte("in the other"), nil, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.run(10*time.Millisecond, time.Second, func() bool { return tn.has("b", id, id2) && tn.unacked("a") == 0 })
+	for _, f := range tn.tape {
+		if string(f.gid) == string(unused) {
+			t.Fatal("a frame in the unused conversation")
+		}
+	}
+	// A restart: one session frame to b, in one of the two used
+	// conversations; the same at the keepalive.
+	tn.crash("a")
+	a = tn.nodes["a"].n
+	for _, when := range []string{"restart", "keepalive"} {
+		out, _, _, _ := a.flush(tn.clk.ms())
+		if len(out) != 1 || len(out[0].payload) != wire.HeaderLen+1 || string(out[0].group) == string(unused) {
+			t.Fatalf("%s: %d frames", when, len(out))
+		}
+		tn.clk.advance(30 * time.Second)
 	}
 }
 
