@@ -183,10 +183,26 @@ func TestCompareCountsMatchTheNodes(t *testing.T) {
 		if len(r.Nodes) != plan.Nodes+s.Relays {
 			t.Errorf("%s: %d nodes in the report", s.Name, len(r.Nodes))
 		}
+		var syncDelivered uint64
 		for _, n := range r.Nodes {
 			if n.CPUSeconds <= 0 || n.PeakRSS == 0 || n.Died {
 				t.Errorf("%s: node %+v", s.Name, n)
 			}
+			// Every layer's counters are in the report.
+			layers := []string{"p2p", "privacy"}
+			if n.Role == "client" {
+				layers = append(layers, "secure", "sync")
+			}
+			for _, l := range layers {
+				if len(n.Counters[l]) == 0 {
+					t.Errorf("%s: node %s has no %s counters", s.Name, n.Name, l)
+				}
+			}
+			syncDelivered += n.Counters["sync"]["delivered"]
+		}
+		// mvds delivered at least what the hosts took (warm-up included).
+		if syncDelivered < uint64(r.Delivered) {
+			t.Errorf("%s: the sync layers delivered %d, the hosts took %d measured", s.Name, syncDelivered, r.Delivered)
 		}
 		// Every process of the stack reports its allocations: the host
 		// and each layer's plugin process.

@@ -49,12 +49,15 @@ type nodeUsage struct {
 	// privacy holds the privacy layer's counters, by the pid of the
 	// process that reported them: each instance's last report.
 	privacy map[int32]map[string]uint64
+	// counters holds every layer's counters, by layer and pid, as privacy
+	// does.
+	counters map[string]map[int32]map[string]uint64
 }
 
 func newResources(net *testnet.Net) *resources {
 	r := &resources{net: net, nodes: map[string]*nodeUsage{}}
 	for _, m := range append(net.Clients(), net.Relays()...) {
-		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, allocs: map[int]uint64{}, kind: map[int]string{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}, privacy: map[int32]map[string]uint64{}}
+		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, allocs: map[int]uint64{}, kind: map[int]string{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}, privacy: map[int32]map[string]uint64{}, counters: map[string]map[int32]map[string]uint64{}}
 	}
 	return r
 }
@@ -144,6 +147,10 @@ func (u *nodeUsage) take(s *appv1.StatsResponse) {
 		if len(c) == 0 {
 			continue // no health check yet
 		}
+		if u.counters[l.GetLayer()] == nil {
+			u.counters[l.GetLayer()] = map[int32]map[string]uint64{}
+		}
+		u.counters[l.GetLayer()][pid] = c
 		if l.GetLayer() == "privacy" {
 			u.privacy[pid] = c
 			continue
@@ -218,6 +225,18 @@ func (r *resources) fill(res *RunResult) {
 			for k, v := range c {
 				n.PrivacyCounters[k] += v
 			}
+		}
+		for layer, byPID := range u.counters {
+			sum := map[string]uint64{}
+			for _, c := range byPID {
+				for k, v := range c {
+					sum[k] += v
+				}
+			}
+			if n.Counters == nil {
+				n.Counters = map[string]map[string]uint64{}
+			}
+			n.Counters[layer] = sum
 		}
 		n.WireBytesSent = u.doneWire[0] + u.wire[0]
 		n.WireBytesReceived = u.doneWire[1] + u.wire[1]

@@ -201,6 +201,11 @@ type NodeResult struct {
 	// of the run, summed over its plugin's instances (a restart starts
 	// them again).
 	PrivacyCounters map[string]uint64 `json:"privacy_counters,omitempty"`
+	// Counters are every layer's Health counters at the end of the run,
+	// by layer ("p2p", "privacy", "secure", "sync"), each summed over its
+	// plugin's instances as PrivacyCounters is: what to read when a
+	// figure above needs explaining.
+	Counters map[string]map[string]uint64 `json:"counters,omitempty"`
 	// WireBytesSent and WireBytesReceived are the p2p layer's payload
 	// bytes to and from the wire.
 	WireBytesSent     uint64 `json:"wire_bytes_sent"`
