@@ -304,6 +304,8 @@ func (n *node) groupNew(g *group, now int64, soon func(int64)) (w *frameWriter, 
 			ms = append(ms, m)
 		}
 	}
+	again := n.groupAgain(g, now)
+	ms = append(ms, again...)
 	if len(ms) == 0 && len(g.ephOut) == 0 {
 		return nil, false
 	}
@@ -325,12 +327,20 @@ func (n *node) groupNew(g *group, now int64, soon func(int64)) (w *frameWriter, 
 		}
 		for _, p := range g.peers {
 			st := p.status[m.id]
-			if !n.cfg.interactive() {
+			if st == nil || st.seen || st.requested {
+				continue // (a retransmission) p holds it, or asked for it alone
+			}
+			if st.tx > 0 {
+				n.c.retransmissions.Inc()
+			} else if !n.cfg.interactive() {
 				n.c.sent.Inc()
 			}
 			n.transmitted(g, p, m, st, n.latency(p), now)
 			soon(st.expiry)
 		}
+	}
+	if len(again) > 0 {
+		n.c.groupRetransmissions.Add(uint64(len(again)))
 	}
 	if len(offers) > 0 {
 		w.trace(offerTrace)
@@ -342,6 +352,34 @@ func (n *node) groupNew(g *group, now int64, soon func(int64)) (w *frameWriter, 
 	}
 	g.ephOut = nil
 	return w, full
+}
+
+// groupAgain returns this node's messages in g to send again to the
+// whole group (Config.GroupRetransmit): those due for retransmission to
+// two or more members and to at least half of the others (a member that
+// requested one is answered alone). n.mu is held.
+func (n *node) groupAgain(g *group, now int64) []*message {
+	if !n.cfg.GroupRetransmit {
+		return nil
+	}
+	due := map[wire.ID]int{}
+	for _, p := range g.peers {
+		for id, st := range p.status {
+			if !st.seen && !st.requested && st.tx > 0 && st.expiry <= now {
+				due[id]++
+			}
+		}
+	}
+	var again []*message
+	for id, k := range due {
+		if k < 2 || 2*k < len(g.peers) {
+			continue
+		}
+		if m := g.msgs[id]; m != nil && m.own && m.state == stDelivered && m.raw != nil {
+			again = append(again, m)
+		}
+	}
+	return again
 }
 
 // groupAcks adds to w, the frame for the whole group of g (nil: none

@@ -140,6 +140,47 @@ func TestMulticast(t *testing.T) {
 			tn.run(10*time.Millisecond, 10*time.Second, func() bool { return tn.has("d", id) && tn.unacked("a") == 0 })
 		},
 	}, {
+		name: "retransmission to the group", members: four,
+		setup: func(c *Config) { c.GroupRetransmit = true },
+		check: func(t *testing.T, tn *testNet) {
+			// c and d miss the group frame and say nothing; b acks. Both
+			// are due at once: one frame for the group, not one each.
+			tn.drop = func(from, to string, _ []byte) bool {
+				return to == "c" || to == "d" || from == "c" || from == "d"
+			}
+			id := tn.send("a", "m")
+			tn.runFor(10*time.Millisecond, 2*time.Second)
+			group, alone := 0, 0
+			for _, f := range tn.tape {
+				if f.from != "a" || f.copy || !carries(f, id) {
+					continue
+				}
+				if f.group {
+					group++
+				} else {
+					alone++
+				}
+			}
+			if group < 2 || alone != 0 || tn.counter("a", "group_retransmissions") != uint64(group-1) {
+				t.Fatalf("%d group frames, %d to one member, group_retransmissions %d", group, alone, tn.counter("a", "group_retransmissions"))
+			}
+			tn.drop = nil
+			tn.run(10*time.Millisecond, 10*time.Second, func() bool { return tn.has("c", id) && tn.has("d", id) && tn.unacked("a") == 0 })
+		},
+	}, {
+		name: "one member due: retransmission to it alone", members: four,
+		setup: func(c *Config) { c.GroupRetransmit = true },
+		check: func(t *testing.T, tn *testNet) {
+			tn.drop = func(from, to string, _ []byte) bool { return to == "d" || from == "d" }
+			id := tn.send("a", "m")
+			tn.runFor(10*time.Millisecond, 2*time.Second)
+			if tn.counter("a", "group_retransmissions") != 0 || tn.counter("a", "retransmissions") == 0 {
+				t.Fatalf("group_retransmissions %d, retransmissions %d", tn.counter("a", "group_retransmissions"), tn.counter("a", "retransmissions"))
+			}
+			tn.drop = nil
+			tn.run(10*time.Millisecond, 10*time.Second, func() bool { return tn.has("d", id) && tn.unacked("a") == 0 })
+		},
+	}, {
 		name: "off", members: []string{"a", "b", "c"},
 		setup: func(c *Config) { c.Multicast = false },
 		check: func(t *testing.T, tn *testNet) {

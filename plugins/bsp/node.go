@@ -784,20 +784,30 @@ func (n *node) hint(g *group, id wire.ID, p *peer) {
 	g.hints[id] = append(hs, p)
 }
 
-// silenceFactor is the silence, in p's latencies, after which a frame
-// from p makes its records due at once.
+// silenceFactor is the silence, in p's latencies (beyond the keepalive),
+// after which a frame from p makes its records due at once.
 const silenceFactor = 4
 
+// silence is how long p must have said nothing for a frame from it to
+// tell that it was away: silenceFactor latencies, plus the keepalive when
+// there is one, since a member that is there but has nothing to say is
+// silent that long (on a mixnet, whose latency is seconds, far longer
+// than four latencies; taking each such frame as a return would send
+// everything waiting for the member again at every frame from it).
+func (n *node) silence(p *peer) int64 {
+	return silenceFactor*n.latency(p) + n.cfg.Keepalive.Milliseconds()
+}
+
 // heard notes a frame from p's member in any group; the first since this
-// node started, or one after a silence of silenceFactor latencies, makes
-// what waits on a backoff for that member due at once, in every group
-// (Briar resends on a faster transport; here the member coming back is
-// the signal). Silence is per member, not per group: a member back in one
-// conversation is back in all of them.
+// node started, or one after a silence (above), makes what waits on a
+// backoff for that member due at once, in every group (Briar resends on a
+// faster transport; here the member coming back is the signal). Silence
+// is per member, not per group: a member back in one conversation is back
+// in all of them.
 func (n *node) heard(p *peer, nowMS int64) {
 	last, ok := n.lastHeard[string(p.key)]
 	n.lastHeard[string(p.key)] = nowMS
-	if ok && nowMS-last <= silenceFactor*n.latency(p) {
+	if ok && nowMS-last <= n.silence(p) {
 		return
 	}
 	for _, g := range n.groups {

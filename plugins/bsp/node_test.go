@@ -487,7 +487,7 @@ func TestComeBack(t *testing.T) {
 	tn.run(10*time.Millisecond, time.Second, func() bool { return tn.has("a", before) && tn.unacked("b") == 0 })
 	tn.nodes["b"].offline = true
 	id := tn.send("a", "while b was away")
-	for range 6 { // a's backoff for b grows to 2·100ms·2^6 = 12.8 s
+	for range 8 { // a's backoff for b grows to the 10 s cap; 40 s: longer than the keepalive (silence)
 		tn.clk.advance(5 * time.Second)
 		tn.step()
 	}
@@ -509,6 +509,31 @@ func TestComeBack(t *testing.T) {
 	tn.step()
 	if !tn.has("b", id) {
 		t.Fatal("not sent at once")
+	}
+}
+
+// TestSilenceIsNotAbsence: a member that says nothing for less than the
+// keepalive (plus four latencies) is not taken as back when it speaks: on
+// a slow path (a mixnet) that is every frame, and each would send again
+// everything waiting for it.
+func TestSilenceIsNotAbsence(t *testing.T) {
+	tn := newNet(t, testCfg(), "a", "b")
+	before := tn.send("b", "before")
+	tn.run(10*time.Millisecond, time.Second, func() bool { return tn.has("a", before) && tn.unacked("b") == 0 })
+	a := tn.nodes["a"].n
+	resets := a.c.onlineResets.Load()
+	// b's frames to a are lost for 20 s (its acks among them), well
+	// beyond four latencies, within the keepalive.
+	tn.drop = func(from, _ string, _ []byte) bool { return from == "b" }
+	id := tn.send("a", "m")
+	tn.runFor(100*time.Millisecond, 20*time.Second)
+	tn.drop = nil
+	tn.run(10*time.Millisecond, time.Minute, func() bool { return tn.unacked("a") == 0 })
+	if !tn.has("b", id) {
+		t.Fatal("not delivered")
+	}
+	if got := a.c.onlineResets.Load() - resets; got != 0 {
+		t.Fatalf("%d records made due as if b had been away", got)
 	}
 }
 
