@@ -43,10 +43,10 @@ func (l *Layer) reconcile(c *conv) {
 			return // a conversation of two: when it is needed (lazy.go)
 		}
 		// A conversation of three or more may exist already, this node
-		// being added to it: it waits retransmit_initial for a Welcome
-		// before it creates the group, and does not create it at all
-		// while frames of the group wait here for one.
-		if len(c.desired) > 2 && l.now().Before(c.since.Add(l.cfg.RetransmitInitial)) || l.hasOrphans(c.id) {
+		// being added to it: it waits create_wait for a Welcome before it
+		// creates the group, and does not create it at all while frames
+		// of the group wait here for one.
+		if len(c.desired) > 2 && l.now().Before(c.since.Add(l.cfg.createWait())) || l.hasOrphans(c.id) {
 			return
 		}
 		g, err := group.Create(l.groupConfig(), l.cs, c.id, l.ident, nil)
@@ -277,7 +277,18 @@ func (l *Layer) commit(c *conv, adds []addition, removes []treemath.Leaf, path b
 		delete(c.offers, string(a.identity))
 	}
 	l.c.CommitsMade.Inc()
-	l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Payload: env})
+	// The Commit is for the members that were in the group before it; the
+	// new ones join from the Welcome. When there are none (a group being
+	// created: the Commit adds everyone but its creator) it goes nowhere:
+	// on a mixnet a Commit adding 19 members is four packets of the
+	// creator's.
+	existing := false
+	for id := range o.pending {
+		existing = existing || !o.joiners[id]
+	}
+	if existing {
+		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Payload: env})
+	}
 	for _, id := range gone {
 		l.emit(&commonv1.Frame{Direction: commonv1.Direction_DIRECTION_DOWN, Conversation: bytes.Clone(c.id), Peer: id, Payload: env})
 	}

@@ -78,6 +78,9 @@ type conv struct {
 	// (on the lowest member) the other member asked for it (stored). A
 	// two-member group is created only then (lazy.go).
 	needed bool
+	// ready are the members of a conversation of three or more that asked
+	// for its group: their hosts know it (lazy.go; memory only).
+	ready map[string]bool
 	// askAt is when the higher member of such a conversation next asks
 	// the lowest for the group, askWait the wait after that and asks how
 	// many times it asked since it last had a frame for it (memory only:

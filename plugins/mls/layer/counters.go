@@ -25,6 +25,7 @@ type counters struct {
 	Takeovers          sdk.Counter `counter:"takeovers"`
 	KeyPackagesUsed    sdk.Counter `counter:"keypackages_used"`
 	HeldDown           sdk.Counter `counter:"held_down"`
+	HeldDuplicates     sdk.Counter `counter:"held_duplicates"`
 	HeldUp             sdk.Counter `counter:"held_up"`
 	ReleasedDown       sdk.Counter `counter:"released_down"`
 	ReleasedUp         sdk.Counter `counter:"released_up"`

@@ -379,12 +379,37 @@ func (l *Layer) retransmit(c *conv, now time.Time) {
 			}
 		}
 		if len(joiners) > 0 && o.welcome != nil {
-			// The first time to the group; then to each joiner that
-			// still has not shown the epoch: a new member's host may not
-			// have subscribed to the group's shared address (it learns
-			// the conversation from the Welcome itself).
+			// The first time to the group; then to the group for the
+			// joiners that asked for it (their hosts know the
+			// conversation, so they read the group's shared address),
+			// two or more of them, in the first retransmitsToReady
+			// rounds, and to each other joiner that still has not shown
+			// the epoch: a new member's host may not have subscribed to
+			// the group's shared address (it learns the conversation
+			// from the Welcome itself).
 			if env, err := l.again(o.welcome, kindGroupWelcome, joiners); err == nil {
-				l.c.Retransmitted.Add(uint64(l.sendTo(c, env, joiners, o.tries == 1 && l.toGroup(c, len(joiners)))))
+				n := 0
+				if o.tries == 1 && l.toGroup(c, len(joiners)) {
+					n = l.sendTo(c, env, joiners, true)
+				} else {
+					alone := joiners
+					if o.tries <= retransmitsToReady {
+						var ready, others [][]byte
+						for _, id := range joiners {
+							if c.ready[string(id)] {
+								ready = append(ready, id)
+							} else {
+								others = append(others, id)
+							}
+						}
+						if len(ready) >= 2 {
+							n += l.sendTo(c, env, ready, true)
+							alone = others
+						}
+					}
+					n += l.sendTo(c, env, alone, false)
+				}
+				l.c.Retransmitted.Add(uint64(n))
 			} else {
 				l.env.Logger.Error("could not encode a Welcome again", "error", err)
 			}
@@ -394,6 +419,12 @@ func (l *Layer) retransmit(c *conv, now time.Time) {
 	}
 	l.pruneOutbox(c)
 }
+
+// retransmitsToReady is how many retransmission rounds of a Welcome go
+// to the whole group for the joiners that asked for it before each of
+// them is sent its own copy (a host that knew the conversation may have
+// lost its subscription since).
+const retransmitsToReady = 3
 
 // again makes the envelope that sends a Commit or Welcome of the outbox
 // (stored as first sent; a Welcome of an older version as a welcome

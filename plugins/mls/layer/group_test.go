@@ -126,9 +126,14 @@ func TestHeldUntilWelcome(t *testing.T) {
 	n.mu.Unlock()
 	n.setConv(b, []byte(conv), [][]byte{a.id, b.id})
 	early := n.send(b, conv, a.id)
+	// The layer above sends the same frame again while it waits (a sync
+	// layer's retransmission): it is held once, and goes out once.
+	b.l.HandleBatch(n.ctx, &commonv1.Batch{Frames: []*commonv1.Frame{{
+		Direction: commonv1.Direction_DIRECTION_DOWN, TraceId: traceSeq, Conversation: []byte(conv), Peer: a.id, Payload: early,
+	}}})
 	n.run()
-	if n.counter(b, "held_down") != 1 {
-		t.Fatalf("held_down %d, want 1", n.counter(b, "held_down"))
+	if n.counter(b, "held_down") != 1 || n.counter(b, "held_duplicates") != 1 {
+		t.Fatalf("held_down %d, held_duplicates %d; want 1 and 1", n.counter(b, "held_down"), n.counter(b, "held_duplicates"))
 	}
 	// b asked a for the group (lazy.go) before a knew the conversation:
 	// a dropped the ask, and b asks again after retransmit_initial.

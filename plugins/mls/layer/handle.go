@@ -73,8 +73,18 @@ func (l *Layer) downReady(c *conv, f *commonv1.Frame) (bool, error) {
 }
 
 // holdDown keeps a DOWN frame until its group is ready, dropping the
-// oldest beyond held_frames; l.mu is held.
+// oldest beyond held_frames. A frame equal to one held already (same peer,
+// same payload: the layer above sending again what waits here, as a sync
+// layer retransmits what was not acknowledged) is not held twice: it would
+// go out twice when the group is ready, each copy a message on the wire.
+// l.mu is held.
 func (l *Layer) holdDown(c *conv, f *commonv1.Frame) {
+	for _, h := range c.held {
+		if bytes.Equal(h.GetPeer(), f.GetPeer()) && bytes.Equal(h.GetPayload(), f.GetPayload()) {
+			l.c.HeldDuplicates.Inc()
+			return
+		}
+	}
 	if len(c.held) >= l.cfg.HeldFrames {
 		c.held = c.held[1:]
 		l.c.drop(ErrHeldOverflow)

@@ -80,7 +80,7 @@ import (
 const Name = "mls"
 
 // Version is the implementation version.
-const Version = "1.2.0"
+const Version = "1.3.0"
 
 // Limits.
 const (

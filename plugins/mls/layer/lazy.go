@@ -33,6 +33,16 @@ import (
 // whose group exists already is ignored (its Welcome is retransmitted as
 // any other, until the other member's status shows it joined).
 //
+// Groups of three or more. A member whose host gave it such a conversation
+// and that has no group for it twice create_wait later (the lowest member
+// waits one before it creates the group) asks the lowest member too, with the same ask and back-off: it says that this member's host knows the
+// conversation, so it is subscribed to the group's shared address and
+// reads what is sent to the whole group there. The lowest member notes it
+// (conv.ready, memory only) and sends the Welcome again to the whole group
+// once for every such member still missing, instead of a copy to each
+// (retransmit); a member whose host does not know the conversation yet
+// (it learns it from the Welcome) does not ask, and is sent its copy.
+//
 // Restart: needed is stored with the conversation. A lowest member that
 // restarts with it set creates the group at its first tick; a higher one
 // asks again at its first tick. Held frames are not stored (the sync
@@ -75,8 +85,14 @@ func (l *Layer) need(c *conv) {
 // askGroup sends the lowest member of c an ask for the group if one is
 // due; l.mu is held.
 func (l *Layer) askGroup(c *conv, now time.Time) {
-	if !c.lazyPair() || !c.needed || !c.wants(l.self) || bytes.Equal(c.desired[0], l.self) {
+	if c.g != nil || c.removed || !c.wants(l.self) || bytes.Equal(c.desired[0], l.self) {
 		return
+	}
+	if len(c.desired) == 2 && !c.needed {
+		return
+	}
+	if len(c.desired) > 2 && c.asks == 0 && now.Before(c.since.Add(2*l.cfg.createWait())) {
+		return // a Welcome that comes in time needs no ask
 	}
 	if c.asks > l.cfg.RetransmitAttempts || now.Before(c.askAt) {
 		return
@@ -99,7 +115,8 @@ func (l *Layer) askGroup(c *conv, now time.Time) {
 
 // handleAsk takes an ask (a status without a tag): the other member of a
 // conversation of two needs its group, which this node, the lowest
-// member, creates if it has not; l.mu is held.
+// member, creates if it has not; a member of a larger conversation reads
+// the group's shared address (conv.ready); l.mu is held.
 func (l *Layer) handleAsk(e *envelope, f *commonv1.Frame) error {
 	if len(e.sender) != identitySize || bytes.Equal(e.sender, l.self) {
 		return fmt.Errorf("%w: ask from %x", ErrNotMember, e.sender)
@@ -115,10 +132,17 @@ func (l *Layer) handleAsk(e *envelope, f *commonv1.Frame) error {
 		return fmt.Errorf("%w: ask from %x", ErrNotMember, e.sender)
 	}
 	l.c.AsksReceived.Inc()
+	if len(c.desired) > 2 {
+		if c.ready == nil {
+			c.ready = map[string]bool{}
+		}
+		c.ready[string(e.sender)] = true
+		return nil
+	}
 	if c.g != nil {
 		return nil // created already: its Welcome is retransmitted until the member shows it joined
 	}
-	if len(c.desired) != 2 || !bytes.Equal(c.desired[0], l.self) {
+	if !bytes.Equal(c.desired[0], l.self) {
 		return fmt.Errorf("%w: ask for a group this node does not create", ErrNotMember)
 	}
 	if !c.needed {

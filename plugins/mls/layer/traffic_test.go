@@ -80,9 +80,9 @@ func TestGroupTrafficPerGroup(t *testing.T) {
 	}
 	form := count()
 	t.Logf("forming a group of %d: %v", size, form)
-	// The creator's Commit and Welcome, one status from each new member,
-	// nothing else.
-	if limit := 2 + (size - 1); form.frames > limit {
+	// The creator's Welcome, one status from each new member, nothing
+	// else.
+	if limit := 1 + (size - 1); form.frames > limit {
 		t.Errorf("forming a group of %d sent %d frames, want at most %d (O(n))", size, form.frames, limit)
 	}
 	// Each frame for the group reaches the other members once: the
@@ -92,6 +92,11 @@ func TestGroupTrafficPerGroup(t *testing.T) {
 	}
 	if w := form.byKind[kindWelcome] + form.byKind[kindGroupWelcome]; w != 1 {
 		t.Errorf("%d Welcome frames for one Commit, want 1", w)
+	}
+	// The Commit that creates the group adds everyone but its creator:
+	// every other member joins from the Welcome, so it is not sent.
+	if k := form.byKind[kindCommit]; k != 0 {
+		t.Errorf("the creating Commit was sent %d times, want 0", k)
 	}
 
 	for _, x := range first {
@@ -206,5 +211,75 @@ func TestWelcomeToUnsubscribedJoiner(t *testing.T) {
 	a.l.mu.Unlock()
 	if pending != 0 {
 		t.Fatalf("%d Commits still being retransmitted after every member showed the epoch", pending)
+	}
+}
+
+// TestGroupWelcomeToAskers: members whose hosts know a conversation ask
+// its lowest member for the group when no Welcome came in time, and the
+// Welcome's retransmissions then go once to the whole group for them; a
+// member that did not ask (its host learns the conversation from the
+// Welcome) is sent its own copy.
+func TestGroupWelcomeToAskers(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		allKnow  bool
+		group    int // Welcome frames of the second round, to the group
+		alone    int // and to one joiner each
+		asksSeen uint64
+	}{
+		{name: "every host knows it", allKnow: true, group: 1, alone: 0, asksSeen: 4},
+		{name: "only the creator's host knows it", allKnow: false, group: 0, alone: 4, asksSeen: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNet(t, "a", "b", "c", "d", "e")
+			a := n.nodes[0]
+			const conv = "team"
+			lost := true
+			n.drop = func(from, _ *tnode, f *commonv1.Frame) bool {
+				p := f.GetPayload()
+				return lost && from == a && len(p) > 1 && p[1] == kindGroupWelcome
+			}
+			if tc.allKnow {
+				n.converseLazy(conv, n.nodes...)
+			} else {
+				var ids [][]byte
+				for _, m := range n.nodes {
+					ids = append(ids, m.id)
+				}
+				n.mu.Lock()
+				n.hosts[conv] = ids
+				n.mu.Unlock()
+				n.setConv(a, []byte(conv), ids)
+			}
+			n.run()
+			var group, alone int
+			n.onEmit = func(from *tnode, frames []*commonv1.Frame) bool {
+				for _, f := range frames {
+					if p := f.GetPayload(); from == a && len(p) > 1 && p[1] == kindGroupWelcome {
+						if len(f.GetPeer()) == 0 {
+							group++
+						} else {
+							alone++
+						}
+					}
+				}
+				return true
+			}
+			n.tick(time.Second) // a creates the group (create_wait = retransmit_initial, 1 s); its Welcome is lost
+			n.tick(time.Second) // the first round, to the group; the joiners that know the conversation ask
+			if got := n.counter(a, "group_asks_received"); got != tc.asksSeen {
+				t.Fatalf("a took %d asks, want %d", got, tc.asksSeen)
+			}
+			group, alone = 0, 0
+			n.tick(2 * time.Second) // the second round
+			if group != tc.group || alone != tc.alone {
+				t.Fatalf("second round: %d Welcomes to the group, %d to one joiner; want %d and %d", group, alone, tc.group, tc.alone)
+			}
+			lost = false
+			for range 3 {
+				n.tick(4 * time.Second)
+			}
+			n.agree(conv, n.nodes...)
+		})
 	}
 }
