@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -120,8 +121,11 @@ type mixNetwork struct {
 	Rates        rates  `json:"rates"`
 	PullInterval string `json:"pull_interval"`
 	// ReplayTags is every relay's replay_expected_tags.
-	ReplayTags int64   `json:"replay_expected_tags"`
-	Relays     []relay `json:"relays"`
+	ReplayTags int64 `json:"replay_expected_tags"`
+	// SharedPullRate is every provider's shared_pull_rate (0: the
+	// plugin's default).
+	SharedPullRate float64 `json:"shared_pull_rate,omitempty"`
+	Relays         []relay `json:"relays"`
 
 	// dir is the mixnet folder, absolute; not kept.
 	dir string
@@ -259,6 +263,10 @@ func (mn *mixNetwork) privacyConfig(own map[string]any, self relay, client bool)
 	} else {
 		defaults["replay_expected_tags"] = mn.ReplayTags
 		defaults["durability"] = "normal"
+		if self.Provider && mn.SharedPullRate > 0 {
+			defaults["shared_pull_rate"] = mn.SharedPullRate
+			defaults["shared_pull_burst"] = int64(max(100, mn.SharedPullRate))
+		}
 	}
 	for k, v := range defaults {
 		if _, ok := own[k]; !ok {
@@ -409,6 +417,9 @@ func planMixnet(st *stack, dir string, opts MixnetOptions, clients int) (*mixNet
 	}
 	total := layers*o.MixesPerLayer + o.Providers
 	mn.ReplayTags = replayTags(clients, total, min(o.MixesPerLayer, o.Providers), r, period)
+	if d, err := time.ParseDuration(pull); err == nil && d > 0 {
+		mn.SharedPullRate = sharedPullRate(clients, d)
+	}
 	nodes := make([]pkitestnet.Node, total)
 	ports, err := freePorts(total)
 	if err != nil {
@@ -483,6 +494,20 @@ func replayTags(clients, relays, perPosition int, r rates, epoch time.Duration) 
 	perSecond := float64(clients)*(r.LambdaP+r.LambdaL+r.LambdaD) + float64(relays)*r.LambdaM
 	tags := 2 * perSecond * epoch.Seconds() / float64(max(perPosition, 1))
 	return int64(min(max(tags, minReplayTags), maxReplayTags))
+}
+
+// defaultSharedPullRate is the plugin's shared_pull_rate default.
+const defaultSharedPullRate = 20
+
+// sharedPullRate is a provider's shared_pull_rate for a network of
+// clients pulling every pull: every client may follow one shared mailbox
+// (a group of them all) at its pull schedule, and pull again at once while
+// it catches up, so twice that, at least the plugin's default. The
+// plugin's default (20/s) is for a public chat's anonymous readers at the
+// default pull_interval of 5 s; at the testnet's 200 ms it would answer
+// one pull in five of a group of 20.
+func sharedPullRate(clients int, pull time.Duration) float64 {
+	return max(defaultSharedPullRate, math.Ceil(2*float64(clients)/pull.Seconds()))
 }
 
 // loadMixnet reads network.json of a former run.

@@ -148,6 +148,16 @@ func TestPlanMixnet(t *testing.T) {
 					t.Errorf("relay %s = %v; want %v", k, relayCfg[k], want)
 				}
 			}
+			if _, ok := relayCfg["shared_pull_rate"]; ok {
+				t.Error("a mix got shared_pull_rate")
+			}
+			// A provider answers 20 clients' pulls of one shared mailbox
+			// every 200 ms, twice over.
+			provCfg := map[string]any{}
+			mn.privacyConfig(provCfg, mn.providers()[0], false)
+			if provCfg["shared_pull_rate"] != float64(200) || provCfg["shared_pull_burst"] != int64(200) {
+				t.Errorf("provider shared_pull_rate %v, burst %v; want 200 and 200", provCfg["shared_pull_rate"], provCfg["shared_pull_burst"])
+			}
 			clientCfg := map[string]any{}
 			prov := mn.providers()[1]
 			mn.privacyConfig(clientCfg, prov, true)
