@@ -482,19 +482,20 @@ func (n *node) groupHello(g *group, w *frameWriter, now int64, told map[string]b
 
 // holdLazy reports whether the records due to p are all lazy (relayed
 // OFFERs, and ACKs that answer offers or tell of a repair; an ACK of a
-// MESSAGE is urgent, see owe) and may wait for other records to p, and
-// until when
+// MESSAGE is urgent, see owe, unless Config.AckDelay) and may wait for
+// other records to p, and until when
 // (Config.BatchRelays): they wait at most half p's latency (half
-// min_latency before one is observed) from the first flush that found
-// them, so that acks come well before the sender's retransmission (after
-// twice its latency). Anything else due
-// (a message, an own offer, a request, an ephemeral message, a session
-// to open) sends them at once, in the same frame. n.mu is held.
+// min_latency before one is observed; AckDelay when an ACK of a MESSAGE
+// waits) from the first flush that found them, so that acks come well
+// before the sender's retransmission (after twice its latency). Anything
+// else due (a message, an own offer, a request, an ephemeral message, a
+// session to open) sends them at once, in the same frame. n.mu is held.
 func (n *node) holdLazy(g *group, p *peer, repairs []dueRepair, now int64, told map[string]bool) (until int64, hold bool) {
-	if !n.cfg.BatchRelays {
+	delayAcks := n.cfg.AckDelay > 0
+	if !n.cfg.BatchRelays && !delayAcks {
 		return 0, false
 	}
-	urgent := p.ackNow || len(g.ephOut) > 0 || n.sessionDue(g, p, now, told)
+	urgent := (p.ackNow && !delayAcks) || len(g.ephOut) > 0 || n.sessionDue(g, p, now, told)
 	for id := range p.offered {
 		urgent = urgent || g.msgs[id] == nil
 	}
@@ -536,6 +537,9 @@ func (n *node) holdLazy(g *group, p *peer, repairs []dueRepair, now int64, told 
 	wait := n.cfg.MinLatency.Milliseconds() / 2
 	if p.srtt > 0 {
 		wait = lat / 2
+	}
+	if p.ackNow {
+		wait = n.cfg.AckDelay.Milliseconds()
 	}
 	until = p.lazySince + max(wait, 1)
 	if now >= until {

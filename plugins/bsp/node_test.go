@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -591,6 +592,60 @@ func TestKeepalive(t *testing.T) {
 	out, _, _, _ := a.flush(tn.clk.ms())
 	if len(out) != 1 || len(out[0].payload) != wire.HeaderLen+1 {
 		t.Fatalf("%d frames", len(out))
+	}
+}
+
+// TestAckDelay: with ack_delay an ack owed for a message waits that long
+// for other records to its member, and goes at once with one (here b's own
+// message); without, it goes at the next flush.
+func TestAckDelay(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+	}{{"off", 0}, {"1s", time.Second}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testCfg()
+			cfg.AckDelay = tc.delay
+			tn := newNet(t, cfg, "a", "b")
+			b := tn.nodes["b"].n
+			b.flush(tn.clk.ms()) // its start: nothing to open a session for
+			id := tn.send("a", "m")
+			out, _, _, _ := tn.nodes["a"].n.flush(tn.clk.ms())
+			tn.deliverOut("a", out)
+			if !tn.has("b", id) {
+				t.Fatal("not delivered")
+			}
+			got, _, _, _ := b.flush(tn.clk.ms())
+			if tc.delay == 0 {
+				if len(got) != 1 || !slices.Equal(ackIDs(t, got[0].payload), []wire.ID{id}) {
+					t.Fatalf("%d frames at once, want the ack", len(got))
+				}
+				return
+			}
+			if len(got) != 0 {
+				t.Fatalf("%d frames at once, want the ack held", len(got))
+			}
+			tn.clk.advance(tc.delay / 2)
+			if got, _, _, _ := b.flush(tn.clk.ms()); len(got) != 0 {
+				t.Fatal("the ack went before its delay")
+			}
+			// b's own message takes the ack along at once.
+			mine := tn.send("b", "mine")
+			got, _, _, _ = b.flush(tn.clk.ms())
+			if len(got) != 1 || !slices.Equal(ackIDs(t, got[0].payload), []wire.ID{id}) || !carries(tframe{payload: got[0].payload}, mine) {
+				t.Fatalf("%d frames with b's message, want one carrying it and the ack", len(got))
+			}
+			// A second ack waits out the delay, then goes alone.
+			id2 := tn.send("a", "m2")
+			out, _, _, _ = tn.nodes["a"].n.flush(tn.clk.ms())
+			tn.deliverOut("a", out)
+			b.flush(tn.clk.ms())
+			tn.clk.advance(tc.delay)
+			got, _, _, _ = b.flush(tn.clk.ms())
+			if len(got) != 1 || !slices.Contains(ackIDs(t, got[0].payload), id2) {
+				t.Fatalf("%d frames after the delay, want the ack; acks %d", len(got), len(ackIDs(t, got[0].payload)))
+			}
+		})
 	}
 }
 
