@@ -23,12 +23,17 @@ var ErrTooManyChannels = errors.New("loopix: too many shared mailboxes followed"
 
 // channel is a shared mailbox the client follows.
 type channel struct {
-	ch       *Channel
-	pos      uint64          // every entry up to pos is taken
-	above    map[uint64]bool // entries taken above a gap
-	queued   bool            // a pull waits for a λP slot
-	inFlight int             // pulls sent and not settled
-	gone     bool            // unsubscribed
+	ch    *Channel
+	pos   uint64          // every entry up to pos is taken
+	above map[uint64]bool // entries taken above a gap
+	// asked is the last entry the pulls in flight asked for (each asks
+	// for the SharedPullSURBs entries above its position): the next pull
+	// asks above it, so that pulls sent before the answers to the last
+	// ones came back read further instead of again (0: from pos).
+	asked    uint64
+	queued   bool // a pull waits for a λP slot
+	inFlight int  // pulls sent and not settled
+	gone     bool // unsubscribed
 	// at is the provider the position is of: when the PKI document
 	// moves the mailbox to another provider, the position starts again.
 	at sphinx.NodeID
@@ -40,6 +45,7 @@ type channel struct {
 type pullBatch struct {
 	ch   *channel
 	at   sphinx.NodeID
+	from uint64 // the position the pull asked above
 	left int
 	real int
 }
@@ -54,7 +60,14 @@ func (b *pullBatch) done(c *Client, real bool) {
 		return
 	}
 	b.ch.inFlight--
-	if b.real == SharedPullSURBs(c.cfg.Geometry) && !b.ch.gone {
+	if b.real < SharedPullSURBs(c.cfg.Geometry) {
+		// The mailbox held no more above what this pull asked for (or an
+		// answer was lost): the next pull asks from the position again,
+		// which also fetches an entry whose answer was lost.
+		b.ch.asked = 0
+		return
+	}
+	if !b.ch.gone {
 		c.queuePull(b.ch)
 	}
 }
@@ -197,7 +210,7 @@ func (c *Client) sendPull(now time.Time, s *channel) bool {
 		// The first pull, or the mailbox moved (its provider left the
 		// document): read the new provider's mailbox from its oldest
 		// entry.
-		s.at, s.pos = dst.ID, 0
+		s.at, s.pos, s.asked = dst.ID, 0, 0
 		clear(s.above)
 	}
 	n := SharedPullSURBs(g)
@@ -216,7 +229,13 @@ func (c *Client) sendPull(now time.Time, s *channel) bool {
 			return fail()
 		}
 	}
-	user, err := EncodeSharedPull(g, s.pos, surbs[1:])
+	from := s.pos
+	if s.pos > 0 {
+		// A reader with a position pipelines; a fresh one asks from the
+		// start until the provider's first answer places it (Gone).
+		from = max(s.pos, s.asked)
+	}
+	user, err := EncodeSharedPull(g, from, surbs[1:])
 	if err != nil {
 		return fail()
 	}
@@ -224,8 +243,9 @@ func (c *Client) sendPull(now time.Time, s *channel) bool {
 	if err != nil || !c.sendPacket(now, dst, sphinx.Commands{sphinx.Recipient{ID: s.ch.Mailbox}}, payload) {
 		return fail()
 	}
-	b := &pullBatch{ch: s, at: dst.ID, left: n}
+	b := &pullBatch{ch: s, at: dst.ID, from: from, left: n}
 	s.inFlight++
+	s.asked = from + uint64(n)
 	// Answers come back within a round trip, which a loaded network
 	// stretches; the SURB keys are kept as long as a fragment's (an
 	// answer that comes later is pulled again). The in-flight bound,
@@ -289,9 +309,12 @@ func (c *Client) sharedReply(now time.Time, b *pullBatch, plain []byte) {
 		c.c.SharedDummiesIn.Inc()
 		return
 	}
-	if r.Gone > s.pos {
+	if r.Gone > s.pos && b.from <= s.pos {
 		// Entries at or below Gone are gone (retention) or were never
-		// there (a fresh reader): resume above them.
+		// there (a fresh reader): resume above them. (The provider says
+		// so of the entries above the pull's position only: a pull that
+		// asked above entries still on their way, or lost, says nothing
+		// of those.)
 		if s.pos != 0 {
 			c.c.SharedGaps.Inc()
 		}

@@ -3,6 +3,7 @@ package loopix_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -339,5 +340,69 @@ func TestSharedMailboxMoves(t *testing.T) {
 	}
 	if got := s.nodes["provider-0"].counters.SharedStored.Load(); got == 0 {
 		t.Error("provider-0 stored no post after the move")
+	}
+}
+
+// TestSharedPullsPipelined: a reader whose pulls go out faster than their
+// answers come back (pull_interval below the round trip) asks each pull
+// above what the pulls in flight asked for, so that it reads a backlog
+// without asking for the same entries again and again.
+func TestSharedPullsPipelined(t *testing.T) {
+	s := newSim(t, simOptions{seed: 43, sharedPullRate: 1000, sharedPullBurst: 1000})
+	ch, err := loopix.DeriveChannel("#backlog", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ca := s.addClient("alice", "provider-0")
+	if err := ca.Subscribe(ch); err != nil {
+		t.Fatal(err)
+	}
+	const posts = 40
+	var sent [][]byte
+	for i := range posts {
+		m := message(fmt.Sprintf("post %d", i), 200)
+		sent = append(sent, m)
+		if err := ca.SendShared(s.now, ch.Mailbox, &loopix.Message{From: ca.Address().Marshal(), Payload: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holder, _ := ch.ProviderOf(s.dir)
+	if !s.runUntil(s.now.Add(5*time.Minute), func() bool { return s.nodes[holder.Peer].counters.SharedStored.Load() >= posts }) {
+		t.Fatalf("the posts were not stored: %s", counters(a))
+	}
+	p1, _ := s.dir.ByName("provider-1")
+	var token [loopix.TokenLength]byte
+	s.rnd.Read(token[:])
+	keys, err := loopix.NewKeyPair(s.rnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := loopix.NewClient(loopix.ClientConfig{
+		Common: s.common(), Provider: p1.ID, Token: token, Keys: keys,
+		PullInterval: 50 * time.Millisecond, MaxQueue: 256, MaxMessage: 64 << 10, MaxPending: 16, ReassemblyTimeout: 10 * time.Minute,
+		AckTimeout: s.ackTimeout, MaxRetransmissions: 3,
+	}, s.dir, s.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &simNode{name: "bob", eng: cb, tick: func(_ context.Context, now time.Time) { cb.Tick(now) }, counters: cb.Counters()}
+	s.add(b)
+	if err := cb.Subscribe(ch); err != nil {
+		t.Fatal(err)
+	}
+	if !s.runUntil(s.now.Add(5*time.Minute), func() bool {
+		for _, m := range sent {
+			if delivered(b, m) == nil {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("bob did not read the backlog: %s", counters(b))
+	}
+	entries, dups := b.counters.SharedEntriesIn.Load(), b.counters.DuplicateEntry.Load()
+	t.Logf("bob: %d entries, %d duplicates, %d pulls", entries, dups, b.counters.SharedPullsSent.Load())
+	if dups > entries/2 {
+		t.Errorf("bob took %d entries and %d duplicates: his pulls asked for the same entries again", entries, dups)
 	}
 }
