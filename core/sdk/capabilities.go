@@ -46,13 +46,14 @@ const (
 	// CapPostCompromiseSecurity: a session heals after a state compromise
 	// (secure).
 	CapPostCompromiseSecurity = "post-compromise-security"
-	// CapLearnsConversations: the member of a conversation of three or
-	// more whose identity key sorts lowest makes its group, and the others
-	// learn the conversation from the layer's own traffic (a common.v1
-	// ConversationLearned event, as an MLS Welcome gives) before any frame
-	// of it goes up; a frame for the conversation is sealed once for all
-	// its members. So the host announces such a conversation in a 1:1
-	// conversation only to that lowest member, and once in the
+	// CapLearnsConversations: given a conversation of three or more by
+	// any one member's host (SetConversation), the layer makes its group
+	// reach every member, and the members whose hosts did not know it
+	// learn it from the layer's own traffic (a common.v1
+	// ConversationLearned event, as an MLS Welcome, or an MLS group ask to
+	// the member that makes the group, gives) before any frame of it goes
+	// up; a frame for the conversation is sealed once for all its members.
+	// So the host announces such a conversation only once, in the
 	// conversation itself (for its name), instead of in every member's 1:1
 	// conversation (secure).
 	CapLearnsConversations = "learns-conversations"

@@ -98,12 +98,12 @@ func (n *Node) AnnouncementStats() map[string]uint64 {
 // name, each in its 1:1 conversation with this node, through the stack.
 // A member that cannot be reached now is logged; the announcement is made
 // again whenever the conversation is set again. When the secure layer
-// provides sdk.CapLearnsConversations (mls: a Welcome tells a new member
-// the group) a conversation of three or more is announced in its 1:1
-// conversation only to the member whose key sorts lowest, which makes the
-// group (c.Members is sorted), and once in the conversation itself: the
-// others know the conversation from the layer by the time that
-// announcement reaches them, and it carries the name.
+// provides sdk.CapLearnsConversations (mls: this node's layer asks the
+// member that makes the group for it, and a Welcome tells the others) a
+// conversation of three or more is announced only once, in the
+// conversation itself: the members know the conversation from the layer
+// by the time that announcement reaches them, and it carries the name. No
+// 1:1 conversation carries it, so none needs a group of its own.
 func (n *Node) announce(ctx context.Context, c conversations.Conversation) {
 	raw := make([][]byte, len(c.Members))
 	for i, m := range c.Members {
@@ -116,18 +116,15 @@ func (n *Node) announce(ctx context.Context, c conversations.Conversation) {
 		n.log.Error("could not encode a conversation announcement", "error", err)
 		return
 	}
-	learns := len(c.Members) > 2 && n.secureProvides(sdk.CapLearnsConversations)
-	if learns {
+	if len(c.Members) > 2 && n.secureProvides(sdk.CapLearnsConversations) {
 		if err := n.sendHost(ctx, &c, payload); err != nil {
 			n.log.Warn("could not announce a conversation in it", "conversation", fmt.Sprintf("%x", c.ID), "error", err)
 		}
+		return
 	}
 	for _, member := range c.Members {
 		if bytes.Equal(member, n.id.Public()) {
 			continue
-		}
-		if learns && !bytes.Equal(member, c.Members[0]) {
-			continue // it learns the conversation from the layer
 		}
 		d := n.direct(member)
 		if err := n.sendHost(ctx, &d, payload); err != nil {

@@ -14,12 +14,13 @@ import (
 )
 
 // TestAnnounceInGroupOnMLS: on a stack whose secure layer provides
-// learns-conversations (mls), a conversation of three is announced once in
-// the conversation itself and, in a 1:1 conversation, only to the member
-// that makes the group (the lowest key): the members learn the group from
-// the Welcome and its name from the announcement, and the announcer's sync
-// layer holds one message in the group and none in the other 1:1
-// conversations.
+// learns-conversations (mls), a conversation of three made by the member
+// whose key sorts highest is announced once, in the conversation itself:
+// the member that makes the group (the lowest key) learns the conversation
+// from the maker's mls layer's group ask, the third from the Welcome, both
+// its name from the announcement; the maker's sync layer holds one message
+// in the group and none in its 1:1 conversations, so no 1:1 MLS group is
+// formed for it.
 func TestAnnounceInGroupOnMLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three mls stacks forming a group; runs without -short")
@@ -41,6 +42,9 @@ func TestAnnounceInGroupOnMLS(t *testing.T) {
 	for _, x := range nodes {
 		waitPeers(t, x.Node, 2)
 	}
+	// a is the maker, the member whose key sorts highest; c the lowest.
+	slices.SortFunc(nodes, func(x, y *fullNode) int { return bytes.Compare(y.Identity(), x.Identity()) })
+	a, b, c = nodes[0], nodes[1], nodes[2]
 	team := []byte("the team's id")
 	if err := a.SetConversation(ctx, team, []ed25519.PublicKey{b.Identity(), c.Identity()}, node.WithName("the team")); err != nil {
 		t.Fatal(err)
@@ -70,23 +74,17 @@ func TestAnnounceInGroupOnMLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	syn := syncv1.NewControlClient(conn.Control())
-	// Only the member whose key sorts lowest, which makes the group, is
-	// told in a 1:1 conversation (unless it is a itself).
-	lowest := slices.MinFunc([]ed25519.PublicKey{a.Identity(), b.Identity(), c.Identity()}, func(x, y ed25519.PublicKey) int { return bytes.Compare(x, y) })
-	oneToOne := func(m ed25519.PublicKey) uint64 {
-		if bytes.Equal(m, lowest) {
-			return 1
-		}
-		return 0
-	}
+	// No 1:1 conversation carries the announcement (the member that makes
+	// the group learns the conversation from a's mls layer's ask), so none
+	// becomes an MLS group: the announcement goes in the group, once.
 	for _, tc := range []struct {
 		name  string
 		group []byte
 		want  uint64
 	}{
 		{"the team", team, 1},
-		{"a's 1:1 with b", conversations.DirectID(a.Identity(), b.Identity()), oneToOne(b.Identity())},
-		{"a's 1:1 with c", conversations.DirectID(a.Identity(), c.Identity()), oneToOne(c.Identity())},
+		{"a's 1:1 with b", conversations.DirectID(a.Identity(), b.Identity()), 0},
+		{"a's 1:1 with c", conversations.DirectID(a.Identity(), c.Identity()), 0},
 	} {
 		st, err := syn.State(ctx, &syncv1.StateRequest{Group: tc.group})
 		if err != nil {
@@ -95,6 +93,9 @@ func TestAnnounceInGroupOnMLS(t *testing.T) {
 		if st.GetMessages() != tc.want {
 			t.Errorf("a's sync layer holds %d messages in %s, want %d (the announcement goes in the group, once)", st.GetMessages(), tc.name, tc.want)
 		}
+	}
+	if sc, err := c.LayerCounters(ctx, "secure"); err != nil || sc["learned_from_ask"] != 1 {
+		t.Errorf("the lowest member's mls layer learned %d conversations from asks (%v)", sc["learned_from_ask"], err)
 	}
 	hi, err := a.Send(ctx, team, []byte("hello team"), node.SendOptions{})
 	if err != nil {

@@ -326,7 +326,14 @@ func TestFullStackMLSRace(t *testing.T) {
 	before := post(t, three, conv, 2)
 	waitAll(t, three, before, 60*time.Second)
 	ids = append(ids, nodes[3].Identity())
-	for _, n := range nodes {
+	// The new member's host has the conversation before it posts (a Send
+	// racing its own SetConversation may reach a layer that does not have
+	// it yet); the three members' hosts take the addition at once, so
+	// that their layers race to commit it.
+	if err := nodes[3].SetConversation(ctx, conv, ids); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range three {
 		go n.SetConversation(ctx, conv, ids)
 	}
 	during := post(t, nodes, conv, 3)

@@ -88,6 +88,7 @@ func (l *Layer) SetConversation(ctx context.Context, req *securev1.ConversationR
 		l.markDirty(c)
 	}
 	l.reconcile(c)
+	l.askGroup(c, l.now()) // a conversation of three or more (lazy.go)
 	l.releaseHeld(c)
 	l.flush(ctx)
 	return &securev1.ConversationResponse{}, nil

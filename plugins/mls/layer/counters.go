@@ -38,6 +38,7 @@ type counters struct {
 	LazyNeeded         sdk.Counter `counter:"lazy_groups_needed"`
 	AsksSent           sdk.Counter `counter:"group_asks_sent"`
 	AsksReceived       sdk.Counter `counter:"group_asks_received"`
+	LearnedFromAsk     sdk.Counter `counter:"learned_from_ask"`
 
 	all   *sdk.Counters
 	drops map[string]*sdk.Counter

@@ -25,6 +25,9 @@ const (
 	// members it is for, so that it can go to the whole group once.
 	kindCommitAgain  = 6
 	kindGroupWelcome = 7
+	// kindGroupAsk is a member's ask for the group of a conversation of
+	// three or more, with its members, to the lowest of them (lazy.go).
+	kindGroupAsk = 8
 )
 
 // Limits of an envelope.
@@ -61,6 +64,8 @@ type pathEntry struct {
 //	                       MLSMessage message;
 //	    case group_welcome: opaque committer<V>; opaque joiners<V>;
 //	                        PathEntry path<V>; MLSMessage message;
+//	    case group_ask: opaque group_id<V>; opaque sender<V>;
+//	                    opaque members<V>;
 //	  };
 //	} Envelope;
 //
@@ -74,7 +79,8 @@ type pathEntry struct {
 // joins). A member already in the group compares it with its own history
 // to choose between two branches (handleWelcome).
 //
-// pending and joiners are 32-byte identities one after another. A
+// pending, joiners and members are 32-byte identities one after another
+// (members: 3 to 1,024 of them, ascending, the sender among them). A
 // commit_again is a Commit sent again by its committer, with the members
 // that have not shown its epoch: it goes to the whole group once, and
 // only the members it lists answer it (with a status to the committer). A
@@ -143,6 +149,10 @@ func (e *envelope) marshal() ([]byte, error) {
 		w.Opaque(e.branch)
 		w.Opaque(e.sender)
 		w.Opaque(e.tag)
+	case kindGroupAsk:
+		w.Opaque(e.groupID)
+		w.Opaque(e.sender)
+		w.Opaque(joinIDs(e.listed))
 	default:
 		return nil, fmt.Errorf("mls: encode envelope: kind %d", e.kind)
 	}
@@ -241,6 +251,33 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: status: %w", ErrMalformed, err)
+		}
+		return e, nil
+	case kindGroupAsk:
+		var list []byte
+		if e.groupID, err = r.Opaque(); err == nil {
+			if e.sender, err = r.Opaque(); err == nil {
+				if list, err = r.Opaque(); err == nil {
+					err = r.Done()
+				}
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: group ask: %w", ErrMalformed, err)
+		}
+		if len(e.sender) != identitySize || len(list) > maxMembers*identitySize {
+			return nil, fmt.Errorf("%w: group ask: sender of %d bytes, list of %d", ErrMalformed, len(e.sender), len(list))
+		}
+		if e.listed, err = splitIDs(list); err != nil {
+			return nil, fmt.Errorf("%w: group ask: %w", ErrMalformed, err)
+		}
+		if len(e.listed) < 3 || !slices.IsSortedFunc(e.listed, bytes.Compare) || !e.lists(e.sender) {
+			return nil, fmt.Errorf("%w: group ask: %d members, sorted %t, sender listed %t", ErrMalformed, len(e.listed), slices.IsSortedFunc(e.listed, bytes.Compare), e.lists(e.sender))
+		}
+		for i := 1; i < len(e.listed); i++ {
+			if bytes.Equal(e.listed[i-1], e.listed[i]) {
+				return nil, fmt.Errorf("%w: group ask: a member listed twice", ErrMalformed)
+			}
 		}
 		return e, nil
 	}

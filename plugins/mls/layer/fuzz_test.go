@@ -78,6 +78,9 @@ func FuzzEnvelope(f *testing.F) {
 	f.Add(st)
 	ask, _ := (&envelope{kind: kindStatus, groupID: []byte("g"), sender: bytes.Repeat([]byte{2}, 32)}).marshal() // lazy.go
 	f.Add(ask)
+	groupAsk, _ := (&envelope{kind: kindGroupAsk, groupID: []byte("g"), sender: bytes.Repeat([]byte{2}, 32),
+		listed: [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)}}).marshal()
+	f.Add(groupAsk)
 	f.Add([]byte{WireVersion, kindApplication, 0, 1, 0, 2})
 	f.Add([]byte{WireVersion, kindWelcome, 0, 0, 1, 0, 3})
 	for _, seed := range envelopeSeeds(f) {

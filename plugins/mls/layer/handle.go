@@ -148,6 +148,8 @@ func (l *Layer) handleUp(f *commonv1.Frame, at time.Time) error {
 	switch e.kind {
 	case kindStatus:
 		return l.handleStatus(e, f)
+	case kindGroupAsk:
+		return l.handleAsk(e, f)
 	case kindWelcome, kindGroupWelcome:
 		return l.handleWelcome(e, f)
 	case kindKeyPackage:

@@ -34,10 +34,18 @@ import (
 // any other, until the other member's status shows it joined).
 //
 // Groups of three or more. A member whose host gave it such a conversation
-// and that has no group for it twice create_wait later (the lowest member
-// waits one before it creates the group) asks the lowest member too, with the same ask and back-off: it says that this member's host knows the
+// and that has no group for it asks the lowest member too, at once and
+// then with the same back-off, with a group ask (envelope kind 8) that
+// lists the members. It says two things. The lowest member's host may not
+// know the conversation (only the member whose user made it does): the
+// lowest member then takes the conversation from the ask, when the ask
+// comes from the member it names (the frame's peer, a contact) and every
+// member is a contact of this node, tells its host (ConversationLearned)
+// and creates the group as if its host had set it, so no member's host
+// needs to announce the conversation in a conversation of two (each one an
+// MLS group to form). And the asking member's host knows the
 // conversation, so it is subscribed to the group's shared address and
-// reads what is sent to the whole group there. The lowest member notes it
+// reads what is sent to the whole group there: the lowest member notes it
 // (conv.ready, memory only) and sends the Welcome again to the whole group
 // once for every such member still missing, instead of a copy to each
 // (retransmit); a member whose host does not know the conversation yet
@@ -91,19 +99,23 @@ func (l *Layer) askGroup(c *conv, now time.Time) {
 	if len(c.desired) == 2 && !c.needed {
 		return
 	}
-	if len(c.desired) > 2 && c.asks == 0 && now.Before(c.since.Add(2*l.cfg.createWait())) {
-		return // a Welcome that comes in time needs no ask
-	}
 	if c.asks > l.cfg.RetransmitAttempts || now.Before(c.askAt) {
 		return
 	}
-	payload, err := (&envelope{kind: kindStatus, groupID: c.id, sender: l.self}).marshal()
+	e := &envelope{kind: kindStatus, groupID: c.id, sender: l.self}
+	if len(c.desired) > 2 {
+		e.kind, e.listed = kindGroupAsk, c.desired
+	}
+	payload, err := e.marshal()
 	if err != nil {
 		l.env.Logger.Error("could not encode an ask", "error", err)
 		return
 	}
 	if c.askWait == 0 {
 		c.askWait = l.cfg.RetransmitInitial
+		if len(c.desired) > 2 {
+			c.askWait += l.cfg.createWait() // the lowest member waits that long before it creates the group
+		}
 	} else {
 		c.askWait = min(2*c.askWait, l.cfg.RetransmitMax)
 	}
@@ -125,6 +137,12 @@ func (l *Layer) handleAsk(e *envelope, f *commonv1.Frame) error {
 		return fmt.Errorf("%w: ask from %x in a frame from %x", ErrNotMember, e.sender, f.GetPeer())
 	}
 	c := l.convs[string(e.groupID)]
+	if (c == nil || c.desired == nil) && e.kind == kindGroupAsk {
+		var err error
+		if c, err = l.learnFromAsk(e, f); err != nil {
+			return err
+		}
+	}
 	if c == nil || c.desired == nil {
 		return fmt.Errorf("%w: ask for a conversation this node does not know", ErrUnknownConversation)
 	}
@@ -152,4 +170,38 @@ func (l *Layer) handleAsk(e *envelope, f *commonv1.Frame) error {
 	}
 	l.reconcile(c)
 	return nil
+}
+
+// learnFromAsk takes a conversation of three or more that this node's host
+// does not know from a member's group ask: this node is its lowest member
+// (it creates the group), the ask comes from the member it names (the
+// frame's peer, which the host sets only for a contact), and every member
+// is a contact of this node, as the host's rules for an announced
+// conversation ask. The host is told (ConversationLearned); l.mu is held.
+func (l *Layer) learnFromAsk(e *envelope, f *commonv1.Frame) (*conv, error) {
+	if !bytes.Equal(f.GetPeer(), e.sender) {
+		return nil, fmt.Errorf("%w: group ask from %x in a frame from %x", ErrNotMember, e.sender, f.GetPeer())
+	}
+	if len(e.groupID) == 0 || len(e.groupID) > 255 || !bytes.Equal(e.listed[0], l.self) {
+		return nil, fmt.Errorf("%w: a group ask this node does not create the group of", ErrNotMember)
+	}
+	for _, m := range e.listed[1:] {
+		if l.contacts[string(m)] == nil {
+			return nil, fmt.Errorf("%w: a group ask listing %x, not a contact", ErrNotMember, m)
+		}
+	}
+	c := l.convs[string(e.groupID)]
+	if c == nil {
+		c = newConv(e.groupID)
+		l.convs[string(e.groupID)] = c
+	}
+	c.desired = e.listed
+	c.gen++
+	c.since = l.now()
+	l.markDirty(c)
+	l.c.LearnedFromAsk.Inc()
+	l.events = append(l.events, &commonv1.Event{Kind: &commonv1.Event_Conversation{Conversation: &commonv1.ConversationLearned{
+		Id: bytes.Clone(c.id), Members: e.listed,
+	}}})
+	return c, nil
 }

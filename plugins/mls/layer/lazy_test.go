@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -181,4 +182,61 @@ func TestLazyPairAskRefused(t *testing.T) {
 	if got := n.counter(a, "group_asks_received"); got != 1 {
 		t.Fatalf("a took %d asks, want 1 (the refused ones are not counted)", got)
 	}
+}
+
+// TestGroupFromAsk: only one member's host knows a conversation of four
+// (its user made it), and that member is not the lowest: its group ask
+// gives the lowest member's layer the conversation, which tells its host
+// and creates the group; every member joins, the ones whose hosts did not
+// know it from the Welcome. An ask whose sender is not the frame's peer,
+// or that lists a member who is no contact, gives nothing.
+func TestGroupFromAsk(t *testing.T) {
+	n := newNet(t, "a", "b", "c", "d")
+	a, b := n.nodes[0], n.nodes[1]
+	const conv = "made by b"
+	var ids [][]byte
+	for _, m := range n.nodes {
+		ids = append(ids, m.id)
+	}
+	n.mu.Lock()
+	n.hosts[conv] = ids
+	n.mu.Unlock()
+
+	// Forged and unknown: refused, nothing learned.
+	stranger := make([]byte, identitySize)
+	stranger[0] = 0xff
+	for _, bad := range []struct {
+		name    string
+		peer    []byte
+		members [][]byte
+	}{
+		{"sender is not the frame's peer", n.nodes[2].id, ids},
+		{"a member who is no contact", b.id, append(slices.Clone(ids), stranger)},
+	} {
+		payload, err := (&envelope{kind: kindGroupAsk, groupID: []byte("forged"), sender: b.id, listed: bad.members}).marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.l.HandleBatch(n.ctx, &commonv1.Batch{Frames: []*commonv1.Frame{{
+			Direction: commonv1.Direction_DIRECTION_UP, Conversation: []byte("forged"), Peer: bad.peer, Payload: payload,
+		}}})
+		if got := n.counter(a, "learned_from_ask"); got != 0 {
+			t.Fatalf("%s: learned %d conversations", bad.name, got)
+		}
+	}
+
+	n.setConv(b, []byte(conv), ids)
+	n.run()
+	if got := n.counter(a, "learned_from_ask"); got != 1 {
+		t.Fatalf("learned_from_ask %d, want 1", got)
+	}
+	if ev := n.learned(a, conv); len(ev) != 1 || len(ev[0].GetMembers()) != 4 {
+		t.Fatalf("a's host was told %d times", len(ev))
+	}
+	n.tick(time.Second) // create_wait (= retransmit_initial): a creates the group
+	n.tick(time.Second)
+	n.agree(conv, n.nodes...)
+	msg := n.send(b, conv, nil)
+	n.run()
+	n.expectOnce(conv, b, msg, a, n.nodes[2], n.nodes[3])
 }

@@ -80,9 +80,10 @@ func TestGroupTrafficPerGroup(t *testing.T) {
 	}
 	form := count()
 	t.Logf("forming a group of %d: %v", size, form)
-	// The creator's Welcome, one status from each new member, nothing
-	// else.
-	if limit := 1 + (size - 1); form.frames > limit {
+	// The creator's Welcome, one ask from each other member (whose host
+	// knows the conversation: lazy.go), one status from each new member,
+	// nothing else.
+	if limit := 1 + 2*(size-1); form.frames > limit {
 		t.Errorf("forming a group of %d sent %d frames, want at most %d (O(n))", size, form.frames, limit)
 	}
 	// Each frame for the group reaches the other members once: the
@@ -125,7 +126,8 @@ func TestGroupTrafficPerGroup(t *testing.T) {
 	}
 	add := count()
 	t.Logf("adding one member to %d: %v", size, add)
-	if limit := 2 + size; add.frames > limit {
+	// (and the new member's ask: its host knows the conversation)
+	if limit := 3 + size; add.frames > limit {
 		t.Errorf("adding a member to a group of %d sent %d frames, want at most %d", size, add.frames, limit)
 	}
 	if limit := 3 * size; add.deliveries > limit {
@@ -267,8 +269,8 @@ func TestGroupWelcomeToAskers(t *testing.T) {
 			}
 			n.tick(time.Second) // a creates the group (create_wait = retransmit_initial, 1 s); its Welcome is lost
 			n.tick(time.Second) // the first round, to the group; the joiners that know the conversation ask
-			if got := n.counter(a, "group_asks_received"); got != tc.asksSeen {
-				t.Fatalf("a took %d asks, want %d", got, tc.asksSeen)
+			if got := n.counter(a, "group_asks_received"); got < tc.asksSeen || tc.asksSeen == 0 && got != 0 {
+				t.Fatalf("a took %d asks, want at least %d", got, tc.asksSeen)
 			}
 			group, alone = 0, 0
 			n.tick(2 * time.Second) // the second round
