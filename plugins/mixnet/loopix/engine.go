@@ -143,6 +143,7 @@ type Counters struct {
 
 	SharedStored     sdk.Counter `counter:"shared_stored"`
 	SharedPulls      sdk.Counter `counter:"shared_pulls"`
+	UnknownShared    sdk.Counter `counter:"shared_pulls_unknown"` // of those, of a mailbox nobody posted to (answered with dummies)
 	SharedEntriesOut sdk.Counter `counter:"shared_entries_sent"`
 	SharedDummiesOut sdk.Counter `counter:"shared_dummies_sent"`
 	SharedPostsSent  sdk.Counter `counter:"shared_posts_sent"`
@@ -183,7 +184,6 @@ type Counters struct {
 	Late               sdk.Drop `drop:"late"`
 
 	BadShared             sdk.Drop `drop:"bad_shared"`
-	UnknownShared         sdk.Drop `drop:"unknown_shared"`
 	TooManyShared         sdk.Drop `drop:"too_many_shared"`
 	SharedEvicted         sdk.Drop `drop:"shared_evicted"`
 	SharedPullRateLimited sdk.Drop `drop:"shared_pull_rate"`

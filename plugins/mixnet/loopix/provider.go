@@ -388,8 +388,13 @@ func (p *Provider) shared(ctx context.Context, now time.Time, id MailboxID, surb
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNoMailbox):
+		// Nobody posted there (yet): answered as an empty mailbox is,
+		// with dummies, so that the reader's pull settles (an
+		// unanswered one holds its SURB keys, and its place among the
+		// reader's pulls in flight, until they expire) and nothing tells
+		// an unknown mailbox from an empty one.
 		p.c.UnknownShared.Inc()
-		return
+		entries = nil
 	default:
 		p.c.MailboxError.Inc()
 		return

@@ -406,3 +406,37 @@ func TestSharedPullsPipelined(t *testing.T) {
 		t.Errorf("bob took %d entries and %d duplicates: his pulls asked for the same entries again", entries, dups)
 	}
 }
+
+// TestSharedPullOfUnknownMailbox: a pull of a shared mailbox nobody posted
+// to yet is answered with dummies, as one of an empty mailbox, so that the
+// reader's pulls settle instead of holding its pulls in flight until their
+// SURBs expire, and it reads the first post as soon as it comes.
+func TestSharedPullOfUnknownMailbox(t *testing.T) {
+	s := newSim(t, simOptions{seed: 44})
+	ch, err := loopix.DeriveChannel("#nobody-yet", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ca := s.addClient("alice", "provider-0")
+	b, cb := s.addClient("bob", "provider-1")
+	for _, c := range []*loopix.Client{ca, cb} {
+		if err := c.Subscribe(ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.run(30 * time.Second)
+	holder, _ := ch.ProviderOf(s.dir)
+	if got := s.nodes[holder.Peer].counters.UnknownShared.Load(); got == 0 {
+		t.Fatal("no pull of the unknown mailbox reached its provider")
+	}
+	if got := b.counters.SharedDummiesIn.Load(); got == 0 {
+		t.Fatalf("bob's pulls of the unknown mailbox were not answered: %s", counters(b))
+	}
+	first := message("the first post", 100)
+	if err := ca.SendShared(s.now, ch.Mailbox, &loopix.Message{From: ca.Address().Marshal(), Payload: first}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.runUntil(s.now.Add(time.Minute), func() bool { return delivered(b, first) != nil }) {
+		t.Fatalf("bob did not read the first post: %s", counters(b))
+	}
+}
