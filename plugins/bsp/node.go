@@ -90,6 +90,9 @@ type message struct {
 type peer struct {
 	key    []byte
 	status map[wire.ID]*status
+	// heard says a frame from it in this group came since this node
+	// started (heard). In memory only.
+	heard bool
 	// owed are ids whose ACK is owed and that have no status (compacted
 	// or invalid messages, offered again): not persisted.
 	owed map[wire.ID]struct{}
@@ -804,23 +807,36 @@ func (n *node) silence(p *peer) int64 {
 // faster transport; here the member coming back is the signal). Silence
 // is per member, not per group: a member back in one conversation is back
 // in all of them.
-func (n *node) heard(p *peer, nowMS int64) {
+//
+// A member's first frame in a group since this node started makes what
+// waits for it there due at once too, however recently it was heard
+// elsewhere: a member that could not take the group's frames before (its
+// secure layer had not joined the group) is there now.
+func (n *node) heard(g *group, p *peer, nowMS int64) {
+	first := !p.heard
+	p.heard = true
 	last, ok := n.lastHeard[string(p.key)]
 	n.lastHeard[string(p.key)] = nowMS
 	if ok && nowMS-last <= n.silence(p) {
+		if first {
+			n.dueNow(g, p, nowMS)
+		}
 		return
 	}
 	for _, g := range n.groups {
-		q := g.byKey[string(p.key)]
-		if q == nil {
-			continue
+		if q := g.byKey[string(p.key)]; q != nil {
+			n.dueNow(g, q, nowMS)
 		}
-		for id, st := range q.status {
-			if !st.seen && st.tx > 0 && st.expiry > nowMS {
-				st.expiry = nowMS
-				n.dirtyStatusOf(g, q, id)
-				n.c.onlineResets.Inc()
-			}
+	}
+}
+
+// dueNow makes what waits on a backoff for p in g due at nowMS.
+func (n *node) dueNow(g *group, p *peer, nowMS int64) {
+	for id, st := range p.status {
+		if !st.seen && st.tx > 0 && st.expiry > nowMS {
+			st.expiry = nowMS
+			n.dirtyStatusOf(g, p, id)
+			n.c.onlineResets.Inc()
 		}
 	}
 }

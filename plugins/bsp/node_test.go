@@ -570,6 +570,54 @@ func TestComeBackAcrossGroups(t *testing.T) {
 	}
 }
 
+// TestFirstFrameInGroup: a member's first frame in a group makes what
+// waits for it there due at once, though it was heard in another group
+// just before (its secure layer may only now have joined this group).
+func TestFirstFrameInGroup(t *testing.T) {
+	tn := newNet(t, testCfg(), "a", "b")
+	a, b := tn.nodes["a"].n, tn.nodes["b"].n
+	other := []byte("other group")
+	for _, nd := range []*node{a, b} {
+		if err := nd.setGroup(t.Context(), other, tn.members()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := tn.send("b", "in the test group")
+	tn.run(10*time.Millisecond, time.Second, func() bool { return tn.has("a", before) && tn.unacked("b") == 0 })
+	id, err := a.send(t.Context(), other, []byte("in the other group"), nil, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		tn.clk.advance(time.Second)
+		a.flush(tn.clk.ms()) // lost: b cannot take the other group's frames yet
+	}
+	st := a.groups[string(other)].byKey[string(key("b"))].status[id]
+	if st.expiry <= tn.clk.ms() {
+		t.Fatal("the record is not waiting on a backoff")
+	}
+	// b says something in the test group (heard, not a return), then its
+	// first frame in the other group.
+	tn.send("b", "again in the test group")
+	out, _, _, _ := b.flush(tn.clk.ms())
+	tn.deliverOut("b", out)
+	if st.expiry == tn.clk.ms() {
+		t.Fatal("a frame in the test group made the other group's record due")
+	}
+	if _, err := b.send(t.Context(), other, []byte("b in the other group"), nil, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, _, _, _ = b.flush(tn.clk.ms())
+	for _, o := range out {
+		if string(o.group) == string(other) {
+			tn.deliverIn("b", "a", other, o.payload)
+		}
+	}
+	if st.expiry != tn.clk.ms() {
+		t.Fatal("b's first frame in the other group did not make the record due")
+	}
+}
+
 // TestKeepalive: a member sent nothing for keepalive gets a VERSIONS
 // frame; one sent something recently does not.
 func TestKeepalive(t *testing.T) {

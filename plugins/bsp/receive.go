@@ -55,7 +55,7 @@ func (n *node) receive(ctx context.Context, in []inbound, early func([]delivery)
 		}
 		n.c.framesIn.Inc()
 		n.c.bytesIn.Add(uint64(len(f.payload)))
-		n.heard(p, now)
+		n.heard(g, p, now)
 		out = n.session(g, p, f.payload, f.trace, now, out)
 	}
 	n.mu.Unlock()
