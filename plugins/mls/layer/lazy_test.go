@@ -194,13 +194,7 @@ func TestGroupFromAsk(t *testing.T) {
 	n := newNet(t, "a", "b", "c", "d")
 	a, b := n.nodes[0], n.nodes[1]
 	const conv = "made by b"
-	var ids [][]byte
-	for _, m := range n.nodes {
-		ids = append(ids, m.id)
-	}
-	n.mu.Lock()
-	n.hosts[conv] = ids
-	n.mu.Unlock()
+	ids := n.route(conv, n.nodes...)
 
 	// Forged and unknown: refused, nothing learned.
 	stranger := make([]byte, identitySize)

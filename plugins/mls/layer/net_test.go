@@ -199,6 +199,16 @@ func (n *tnet) converse(conv string, members ...*tnode) {
 // converseLazy is converse without forming a conversation of two.
 func (n *tnet) converseLazy(conv string, members ...*tnode) {
 	n.t.Helper()
+	ids := n.route(conv, members...)
+	for _, m := range members {
+		n.setConv(m, []byte(conv), ids)
+	}
+}
+
+// route makes members the conversation's members for the network's group
+// frames (as the hosts' group fan-out would) without giving it to any
+// layer, and returns their identities.
+func (n *tnet) route(conv string, members ...*tnode) [][]byte {
 	var ids [][]byte
 	for _, m := range members {
 		ids = append(ids, m.id)
@@ -206,9 +216,7 @@ func (n *tnet) converseLazy(conv string, members ...*tnode) {
 	n.mu.Lock()
 	n.hosts[conv] = ids
 	n.mu.Unlock()
-	for _, m := range members {
-		n.setConv(m, []byte(conv), ids)
-	}
+	return ids
 }
 
 // run delivers frames until none is left.

@@ -244,14 +244,7 @@ func TestGroupWelcomeToAskers(t *testing.T) {
 			if tc.allKnow {
 				n.converseLazy(conv, n.nodes...)
 			} else {
-				var ids [][]byte
-				for _, m := range n.nodes {
-					ids = append(ids, m.id)
-				}
-				n.mu.Lock()
-				n.hosts[conv] = ids
-				n.mu.Unlock()
-				n.setConv(a, []byte(conv), ids)
+				n.setConv(a, []byte(conv), n.route(conv, n.nodes...))
 			}
 			n.run()
 			var group, alone int
