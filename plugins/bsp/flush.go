@@ -52,7 +52,6 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 		}
 		gw, acked := n.groupAcks(g, gw, held)
 		gw = n.groupHello(g, gw, now, told)
-		g.hello = false
 		if gw != nil {
 			fs := gw.frames()
 			if len(fs) == 0 {
@@ -180,6 +179,7 @@ func (n *node) flush(now int64) (out []outbound, ups []delivery, more bool, next
 			}
 		}
 		g.ephOut = nil
+		g.hello = false
 		for _, r := range repairs {
 			r.w.tries++
 			lat := n.cfg.InitialLatency.Milliseconds()

@@ -643,6 +643,32 @@ func TestKeepalive(t *testing.T) {
 	}
 }
 
+// TestSessionOnJoin: when a member joins a group that holds messages,
+// the next flush opens a session with every member of it, not only the
+// new one (per member, without multicast).
+func TestSessionOnJoin(t *testing.T) {
+	cfg := testCfg()
+	cfg.Multicast = false
+	tn := newNet(t, cfg, "a", "b")
+	a := tn.nodes["a"].n
+	id := tn.send("a", "m")
+	tn.run(10*time.Millisecond, time.Second, func() bool { return tn.has("b", id) && tn.unacked("a") == 0 })
+	if out, _, _, _ := a.flush(tn.clk.ms()); len(out) != 0 {
+		t.Fatalf("%d frames before anyone joined", len(out))
+	}
+	if err := a.setGroup(t.Context(), testGroup, [][]byte{key("a"), key("b"), key("c")}); err != nil {
+		t.Fatal(err)
+	}
+	to := map[string]bool{}
+	out, _, _, _ := a.flush(tn.clk.ms())
+	for _, o := range out {
+		to[string(o.peer)] = true
+	}
+	if !to[string(key("b"))] || !to[string(key("c"))] {
+		t.Fatalf("frames to %v after c joined, want b and c", to)
+	}
+}
+
 // TestAckDelay: with ack_delay an ack owed for a message waits that long
 // for other records to its member, and goes at once with one (here b's own
 // message); without, it goes at the next flush.
