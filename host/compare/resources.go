@@ -46,18 +46,15 @@ type nodeUsage struct {
 	doneWire [3]uint64
 	restarts uint64 // this host instance's plugin restarts
 	doneRst  uint64
-	// privacy holds the privacy layer's counters, by the pid of the
-	// process that reported them: each instance's last report.
-	privacy map[int32]map[string]uint64
-	// counters holds every layer's counters, by layer and pid, as privacy
-	// does.
+	// counters holds every layer's counters, by layer and by the pid of
+	// the process that reported them: each instance's last report.
 	counters map[string]map[int32]map[string]uint64
 }
 
 func newResources(net *testnet.Net) *resources {
 	r := &resources{net: net, nodes: map[string]*nodeUsage{}}
 	for _, m := range append(net.Clients(), net.Relays()...) {
-		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, allocs: map[int]uint64{}, kind: map[int]string{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}, privacy: map[int32]map[string]uint64{}, counters: map[string]map[int32]map[string]uint64{}}
+		r.nodes[m.Name] = &nodeUsage{role: m.Role, cpu: map[int]float64{}, allocs: map[int]uint64{}, kind: map[int]string{}, bounds: map[string]BoundaryTraffic{}, doneB: map[string]BoundaryTraffic{}, counters: map[string]map[int32]map[string]uint64{}}
 	}
 	return r
 }
@@ -151,10 +148,6 @@ func (u *nodeUsage) take(s *appv1.StatsResponse) {
 			u.counters[l.GetLayer()] = map[int32]map[string]uint64{}
 		}
 		u.counters[l.GetLayer()][pid] = c
-		if l.GetLayer() == "privacy" {
-			u.privacy[pid] = c
-			continue
-		}
 		if l.GetLayer() != "p2p" {
 			continue
 		}
@@ -218,14 +211,6 @@ func (r *resources) fill(res *RunResult) {
 			}
 			res.AllocsPerDelivered[kind] += float64(a)
 		}
-		for _, c := range u.privacy {
-			if n.PrivacyCounters == nil {
-				n.PrivacyCounters = map[string]uint64{}
-			}
-			for k, v := range c {
-				n.PrivacyCounters[k] += v
-			}
-		}
 		for layer, byPID := range u.counters {
 			sum := map[string]uint64{}
 			for _, c := range byPID {
@@ -238,6 +223,7 @@ func (r *resources) fill(res *RunResult) {
 			}
 			n.Counters[layer] = sum
 		}
+		n.PrivacyCounters = n.Counters["privacy"]
 		n.WireBytesSent = u.doneWire[0] + u.wire[0]
 		n.WireBytesReceived = u.doneWire[1] + u.wire[1]
 		res.WireBytes += n.WireBytesSent
