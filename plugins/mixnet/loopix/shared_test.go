@@ -370,23 +370,7 @@ func TestSharedPullsPipelined(t *testing.T) {
 	if !s.runUntil(s.now.Add(5*time.Minute), func() bool { return s.nodes[holder.Peer].counters.SharedStored.Load() >= posts }) {
 		t.Fatalf("the posts were not stored: %s", counters(a))
 	}
-	p1, _ := s.dir.ByName("provider-1")
-	var token [loopix.TokenLength]byte
-	s.rnd.Read(token[:])
-	keys, err := loopix.NewKeyPair(s.rnd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := loopix.NewClient(loopix.ClientConfig{
-		Common: s.common(), Provider: p1.ID, Token: token, Keys: keys,
-		PullInterval: 50 * time.Millisecond, MaxQueue: 256, MaxMessage: 64 << 10, MaxPending: 16, ReassemblyTimeout: 10 * time.Minute,
-		AckTimeout: s.ackTimeout, MaxRetransmissions: 3,
-	}, s.dir, s.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &simNode{name: "bob", eng: cb, tick: func(_ context.Context, now time.Time) { cb.Tick(now) }, counters: cb.Counters()}
-	s.add(b)
+	b, cb := s.addClientPulling("bob", "provider-1", 50*time.Millisecond)
 	if err := cb.Subscribe(ch); err != nil {
 		t.Fatal(err)
 	}

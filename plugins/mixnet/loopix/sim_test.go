@@ -296,6 +296,12 @@ func (s *sim) add(n *simNode) {
 // addClient starts a client of provider (a provider's name).
 func (s *sim) addClient(name, provider string) (*simNode, *loopix.Client) {
 	s.t.Helper()
+	return s.addClientPulling(name, provider, 2*time.Second)
+}
+
+// addClientPulling is addClient with the client's pull interval.
+func (s *sim) addClientPulling(name, provider string, pull time.Duration) (*simNode, *loopix.Client) {
+	s.t.Helper()
 	p, ok := s.dir.ByName(provider)
 	if !ok {
 		s.t.Fatalf("no provider %s", provider)
@@ -308,7 +314,7 @@ func (s *sim) addClient(name, provider string) (*simNode, *loopix.Client) {
 	}
 	c, err := loopix.NewClient(loopix.ClientConfig{
 		Common: s.common(), Provider: p.ID, Token: token, Keys: keys,
-		PullInterval: 2 * time.Second, MaxQueue: 256, MaxMessage: 64 << 10, MaxPending: 16, ReassemblyTimeout: 10 * time.Minute,
+		PullInterval: pull, MaxQueue: 256, MaxMessage: 64 << 10, MaxPending: 16, ReassemblyTimeout: 10 * time.Minute,
 		AckTimeout: s.ackTimeout, MaxRetransmissions: 3,
 	}, s.dir, s.now)
 	if err != nil {
