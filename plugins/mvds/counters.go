@@ -144,31 +144,32 @@ func reasonOf(err error) reason {
 // counters are the layer's Health counters. They only grow, and are atomic
 // so that Health never waits for a batch or an epoch in progress.
 type counters struct {
-	sent              sdk.Counter `counter:"sent"`               // messages sent for the first time, to one member
-	retransmissions   sdk.Counter `counter:"retransmissions"`    // records (message, offer, request) sent again
-	delivered         sdk.Counter `counter:"delivered"`          // UP frames of first deliveries
-	acks              sdk.Counter `counter:"acks"`               // ack entries received
-	offers            sdk.Counter `counter:"offers"`             // offer entries received
-	requests          sdk.Counter `counter:"requests"`           // request entries received
-	messages          sdk.Counter `counter:"messages_received"`  // message entries received
-	duplicates        sdk.Counter `counter:"duplicates"`         // messages received that were already here
-	acksSent          sdk.Counter `counter:"acks_sent"`          // ack entries sent
-	offersSent        sdk.Counter `counter:"offers_sent"`        // offer entries sent
-	requestsSent      sdk.Counter `counter:"requests_sent"`      // request entries sent
-	relayed           sdk.Counter `counter:"relayed"`            // received messages offered on to other members
-	abandoned         sdk.Counter `counter:"abandoned"`          // records given up after max_send_count
-	onlineResets      sdk.Counter `counter:"online_resets"`      // records made due early by online_reset
-	requestsCapped    sdk.Counter `counter:"requests_capped"`    // missing parents not requested from a member at max_requests
-	payloadsSent      sdk.Counter `counter:"payloads_sent"`      // DOWN frames
-	bytesSent         sdk.Counter `counter:"bytes_sent"`         // payload bytes of those frames
-	payloadsIn        sdk.Counter `counter:"payloads_received"`  // valid payloads received
-	bytesIn           sdk.Counter `counter:"bytes_received"`     // payload bytes of those
-	redelivered       sdk.Counter `counter:"redelivered"`        // UP frames of unacknowledged deliveries emitted again at a Start
-	hostAcks          sdk.Counter `counter:"host_acks"`          // deliveries the host acknowledged (Ack)
-	hostAcksIgnored   sdk.Counter `counter:"host_acks_ignored"`  // ids in Ack calls that acknowledged nothing
-	sendCommits       sdk.Counter `counter:"send_commits"`       // commits of Send and SendBatch calls (group commit: one for all that gathered)
-	eagerPayloads     sdk.Counter `counter:"eager_payloads"`     // DOWN frames sent by an eager flush, between epochs (counted in payloads_sent too)
-	multicastPayloads sdk.Counter `counter:"multicast_payloads"` // DOWN frames for every member of a group at once (counted in eager_payloads too)
+	sent              sdk.Counter `counter:"sent"`                  // messages sent for the first time, to one member
+	retransmissions   sdk.Counter `counter:"retransmissions"`       // records (message, offer, request) sent again
+	delivered         sdk.Counter `counter:"delivered"`             // UP frames of first deliveries
+	acks              sdk.Counter `counter:"acks"`                  // ack entries received
+	offers            sdk.Counter `counter:"offers"`                // offer entries received
+	requests          sdk.Counter `counter:"requests"`              // request entries received
+	messages          sdk.Counter `counter:"messages_received"`     // message entries received
+	duplicates        sdk.Counter `counter:"duplicates"`            // messages received that were already here
+	acksSent          sdk.Counter `counter:"acks_sent"`             // ack entries sent
+	offersSent        sdk.Counter `counter:"offers_sent"`           // offer entries sent
+	requestsSent      sdk.Counter `counter:"requests_sent"`         // request entries sent
+	relayed           sdk.Counter `counter:"relayed"`               // received messages offered on to other members
+	abandoned         sdk.Counter `counter:"abandoned"`             // records given up after max_send_count
+	onlineResets      sdk.Counter `counter:"online_resets"`         // records made due early by online_reset
+	requestsCapped    sdk.Counter `counter:"requests_capped"`       // missing parents not requested from a member at max_requests
+	payloadsSent      sdk.Counter `counter:"payloads_sent"`         // DOWN frames
+	bytesSent         sdk.Counter `counter:"bytes_sent"`            // payload bytes of those frames
+	payloadsIn        sdk.Counter `counter:"payloads_received"`     // valid payloads received
+	bytesIn           sdk.Counter `counter:"bytes_received"`        // payload bytes of those
+	redelivered       sdk.Counter `counter:"redelivered"`           // UP frames of unacknowledged deliveries emitted again at a Start
+	hostAcks          sdk.Counter `counter:"host_acks"`             // deliveries the host acknowledged (Ack)
+	hostAcksIgnored   sdk.Counter `counter:"host_acks_ignored"`     // ids in Ack calls that acknowledged nothing
+	sendCommits       sdk.Counter `counter:"send_commits"`          // commits of Send and SendBatch calls (group commit: one for all that gathered)
+	eagerPayloads     sdk.Counter `counter:"eager_payloads"`        // DOWN frames sent by an eager flush, between epochs (counted in payloads_sent too)
+	multicastPayloads sdk.Counter `counter:"multicast_payloads"`    // DOWN frames for every member of a group at once (counted in eager_payloads too)
+	groupRetransmits  sdk.Counter `counter:"group_retransmissions"` // messages sent again in a payload for every member (group_retransmit)
 	dropped           [numReasons]sdk.Counter
 
 	set *sdk.Counters

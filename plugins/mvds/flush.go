@@ -135,8 +135,9 @@ func (n *node) flush(ctx context.Context) (out []outbound, more bool, err error)
 // that are new for every other member of a group of three or more: this
 // node's own messages of a Send, sent whole (batch mode). Their records
 // are updated for each member as if the payload had gone to each, so
-// retransmissions and acks stay per member. Whatever is new for some
-// members only goes in their own payloads, after this.
+// retransmissions and acks stay per member (but see groupAgain and
+// groupAcks). Whatever is new for some members only goes in their own
+// payloads, after this.
 //
 // It returns, per member, the fresh records it read and did not send, so
 // that the members' own payloads need not read them again.

@@ -320,6 +320,7 @@ type tnet struct {
 type sentPayload struct {
 	step     int
 	from, to string
+	group    bool // a payload for every member, copied to each
 	raw      []byte
 	p        *wirepb.Payload
 }
@@ -424,7 +425,7 @@ func (nt *tnet) deliver(emit func(from *tnode) []outbound) int {
 					if err := proto.Unmarshal(o.payload, &p); err != nil {
 						nt.t.Fatalf("%s sent an undecodable payload: %v", from.name, err)
 					}
-					nt.sent = append(nt.sent, sentPayload{step: nt.steps, from: from.name, to: to.name, raw: o.payload, p: &p})
+					nt.sent = append(nt.sent, sentPayload{step: nt.steps, from: from.name, to: to.name, group: len(o.peer) == 0, raw: o.payload, p: &p})
 				}
 				if nt.drop != nil && nt.drop(from, to, o.payload) {
 					continue

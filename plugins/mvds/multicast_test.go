@@ -139,6 +139,78 @@ func TestMulticast(t *testing.T) {
 			t.Fatalf("b's epoch made %d payloads, want one per author", len(out))
 		}
 	})
+	t.Run("retransmission to the group", func(t *testing.T) {
+		cfg := testSettings()
+		cfg.GroupRetransmit = true
+		nt := newTNet(t, cfg, "a", "b", "c", "d", "e")
+		a := nt.node("a")
+		nt.keep = true
+		// c, d and e miss the group payload and say nothing; b acks. The
+		// three are due at once: one payload for the group, not three.
+		away := func(n *tnode) bool { return n.name == "c" || n.name == "d" || n.name == "e" }
+		nt.drop = func(from, to *tnode, _ []byte) bool { return away(from) || away(to) }
+		id := a.send("m")
+		nt.flush()
+		for range 3 {
+			nt.step()
+		}
+		group, alone := 0, 0
+		for _, s := range nt.sent {
+			if s.from != "a" || len(s.p.GetMessages()) == 0 {
+				continue
+			}
+			if s.group {
+				group++
+			} else {
+				alone++
+			}
+		}
+		// The first send and one retransmission, each copied to 4 members.
+		if alone != 0 || group != 8 {
+			t.Fatalf("a sent %d group copies and %d payloads to one member, want 8 and 0", group, alone)
+		}
+		if got := a.counter("group_retransmissions"); got != 1 {
+			t.Fatalf("group_retransmissions %d, want 1", got)
+		}
+		if a.counter("retransmissions") != 3 {
+			t.Fatalf("retransmissions %d, want 3 (one per member due)", a.counter("retransmissions"))
+		}
+		// d and e come back and ack; c stays away. One member due of four
+		// is not half: the next retransmissions go to c alone.
+		nt.drop = func(from, to *tnode, _ []byte) bool { return from.name == "c" || to.name == "c" }
+		nt.run(20, func() bool { return nt.node("d").delivered(id) && nt.node("e").delivered(id) })
+		if !nt.node("d").delivered(id) || !nt.node("e").delivered(id) {
+			t.Fatal("d or e never got the message")
+		}
+		for range 3 {
+			nt.step() // their acks reach a
+		}
+		nt.sent = nil
+		toC := 0
+		for range 40 {
+			nt.step()
+		}
+		for _, s := range nt.sent {
+			if s.from != "a" || len(s.p.GetMessages()) == 0 {
+				continue
+			}
+			if s.group {
+				t.Fatalf("a sent the message to the group when only c lacked it (copy to %s)", s.to)
+			}
+			if s.to != "c" {
+				t.Fatalf("a sent the message again to %s, which acked it", s.to)
+			}
+			toC++
+		}
+		if toC == 0 {
+			t.Fatal("no retransmission to c alone")
+		}
+		nt.drop = nil
+		nt.run(50, func() bool { return nt.node("c").delivered(id) })
+		if !nt.node("c").delivered(id) {
+			t.Fatal("c never got the message")
+		}
+	})
 	t.Run("relay delay", func(t *testing.T) {
 		cfg := testSettings()
 		cfg.GroupAcks, cfg.RelayDelay = true, 3

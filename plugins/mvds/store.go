@@ -748,6 +748,85 @@ func (t *txn) clearSent(group, peer []byte, id ID) (bool, error) {
 	return n > 0, nil
 }
 
+// inChunk is how many ids one statement of clearSentMany and heldMany
+// names.
+const inChunk = 256
+
+// idList returns "?,?,...,?" for k ids and appends them to args.
+func idList(args []any, ids []ID) (string, []any) {
+	var q strings.Builder
+	for i := range ids {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('?')
+		args = append(args, ids[i][:])
+	}
+	return q.String(), args
+}
+
+// clearSentMany is clearSent for many ids of one peer: it deletes their
+// OFFER and MESSAGE records for peer in group and returns the ids it
+// deleted a record of.
+func (t *txn) clearSentMany(group, peer []byte, ids []ID) (map[ID]bool, error) {
+	cleared := map[ID]bool{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), inChunk)]
+		ids = ids[len(chunk):]
+		list, args := idList([]any{group, peer, recRequest}, chunk)
+		rows, err := t.tx.QueryContext(t.ctx, "DELETE FROM states WHERE group_id = ? AND peer = ? AND type != ? AND id IN ("+list+") RETURNING id", args...)
+		if err != nil {
+			return nil, fmt.Errorf("mvds: clear records: %w", err)
+		}
+		for rows.Next() {
+			var raw []byte
+			if err := rows.Scan(&raw); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("mvds: clear records: %w", err)
+			}
+			if len(raw) == len(ID{}) {
+				cleared[ID(raw)] = true
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("mvds: clear records: %w", err)
+		}
+	}
+	return cleared, nil
+}
+
+// heldMany returns which of ids group's messages holds.
+func (t *txn) heldMany(group []byte, ids []ID) (map[ID]bool, error) {
+	held := map[ID]bool{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), inChunk)]
+		ids = ids[len(chunk):]
+		list, args := idList([]any{group}, chunk)
+		rows, err := t.tx.QueryContext(t.ctx, "SELECT id FROM messages WHERE group_id = ? AND id IN ("+list+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("mvds: read messages: %w", err)
+		}
+		for rows.Next() {
+			var raw []byte
+			if err := rows.Scan(&raw); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("mvds: read messages: %w", err)
+			}
+			if len(raw) == len(ID{}) {
+				held[ID(raw)] = true
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("mvds: read messages: %w", err)
+		}
+	}
+	return held, nil
+}
+
 // clearRequests deletes every REQUEST record for the message and returns
 // the members they were for.
 func (t *txn) clearRequests(group []byte, id ID) ([][]byte, error) {

@@ -105,6 +105,16 @@ func (n *node) build(tx *txn, sweep bool) (out []outbound, wrote bool, err error
 	n.fresh = false // the epoch takes what is fresh, as much as fits
 	for _, g := range n.groups {
 		clear(g.fresh)
+		if tx != nil {
+			o, changed, err := n.groupAgain(tx, g, sweep)
+			if err != nil {
+				return nil, false, err
+			}
+			wrote = wrote || changed
+			if o != nil {
+				out = append(out, *o)
+			}
+		}
 		if o := n.groupAcks(g); o != nil {
 			out = append(out, *o)
 		}
@@ -335,4 +345,99 @@ func (n *node) groupAcks(g *group) *outbound {
 	n.c.multicastPayloads.Add(1)
 	n.c.bytesSent.Add(uint64(len(payload)))
 	return &outbound{group: g.id, payload: payload, trace: pb.ackTrace}
+}
+
+// groupAgain sends again, as one payload for every member (an outbound
+// without a peer; Config.GroupRetransmit), the messages in g (this node's
+// own, or one a member requested) that are due for retransmission to two
+// or more members and to at least half of the others. Each such member's record is updated as if the
+// payload had gone to it alone, so that the per-member pass after it
+// finds it not due; what is due for fewer members goes in their own
+// payloads there. The acks this node owes ride along (group_acks).
+func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, bool, error) {
+	if !n.cfg.GroupRetransmit || len(g.members) < 3 {
+		return nil, false, nil
+	}
+	limit := 3 * n.cfg.MaxIDs
+	type dueRow struct {
+		peer []byte
+		row  stateRow
+	}
+	var due []dueRow
+	count := map[ID]int{}
+	others := 0
+	for _, peer := range g.members {
+		if bytes.Equal(peer, n.self) {
+			continue
+		}
+		others++
+		if !sweep && tx.due.idle(g.id, peer, n.epoch) {
+			continue
+		}
+		rows, err := tx.dueStates(g.id, peer, n.epoch, limit)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, r := range rows {
+			if r.typ == recMessage && r.held && r.count > 0 {
+				due = append(due, dueRow{peer: peer, row: r})
+				count[r.id]++
+			}
+		}
+	}
+	again := func(id ID) bool { k := count[id]; return k >= 2 && 2*k >= others }
+	pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
+	taken := map[ID]bool{}
+	for _, d := range due {
+		r := d.row
+		if taken[r.id] || !again(r.id) {
+			continue
+		}
+		m, err := r.wire(g.id, r.timestamp, n.self)
+		if err != nil {
+			return nil, false, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+		}
+		if !pb.addMessage(m, false) {
+			break
+		}
+		taken[r.id] = true
+		if pb.trace == 0 {
+			pb.trace = n.traces[r.id]
+		}
+	}
+	if len(taken) == 0 {
+		return nil, false, nil
+	}
+	for _, d := range due {
+		r := d.row
+		if !taken[r.id] {
+			continue
+		}
+		n.countSent(r)
+		if n.abandon(r.typ, r.count+1) {
+			if err := tx.deleteState(r.rowid); err != nil {
+				return nil, false, err
+			}
+			n.c.abandoned.Add(1)
+			continue
+		}
+		if err := tx.updateState(g.id, d.peer, r.rowid, r.count+1, nextEpoch(r.count+1, n.epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
+			return nil, false, err
+		}
+	}
+	n.c.groupRetransmits.Add(uint64(len(taken)))
+	if n.cfg.GroupAcks {
+		seen := map[ID]bool{}
+		for _, p := range g.members {
+			n.takeAcksOnce(g, p, pb, seen)
+		}
+	}
+	payload, err := pb.encode()
+	if err != nil {
+		return nil, false, err
+	}
+	n.c.payloadsSent.Add(1)
+	n.c.multicastPayloads.Add(1)
+	n.c.bytesSent.Add(uint64(len(payload)))
+	return &outbound{group: g.id, payload: payload, trace: pb.trace}, true, nil
 }
