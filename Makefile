@@ -13,7 +13,7 @@ PROTOS := $(wildcard core/api/*/v1/*.proto)
 # Plugins' own wire formats: plugins/<name>/wirepb/*.proto.
 PLUGIN_PROTOS := $(wildcard plugins/*/wirepb/*.proto)
 
-.PHONY: all build plugins strata demo demo-ci test test-full flood bench bench-stack bench-groups bench-mls bench-mixnet fuzz proto tools lint vet staticcheck example interop clean help
+.PHONY: all build plugins strata demo demo-ci test test-full test-mls-200 flood bench bench-stack bench-groups bench-mls bench-mixnet fuzz proto tools lint vet staticcheck example interop clean help
 
 all: build
 
@@ -22,6 +22,7 @@ help:
 	@echo "make demo-ci    the demo on the default stack (libp2p+mixnet+mls+bsp) and on devp2p+whisper+doubleratchet+mvds (make test runs it)"
 	@echo "make test       the test suite CI runs (short mode)"
 	@echo "make test-full  every test without -short, with the race detector"
+	@echo "make test-mls-200  a group of 200 members through the host (libp2p+none+mls+mvds stacks in four processes)"
 	@echo "make flood      200,000 whisper envelopes through each shipped relay, nothing dropped"
 	@echo "make bench      the plugin-boundary and layer benchmarks, then bench-stack and bench-groups"
 	@echo "make bench-stack  the full stack on the speed scenarios (strata compare)"
@@ -73,6 +74,13 @@ test-full:
 	cd examples/plugins/padded && $(GO) test -race -count=1 ./...
 	cd examples/plugins/rot13 && $(GO) test -race -count=1 ./...
 	$(MAKE) flood
+
+# A group of 200 members through the host (docs/plugins/mls.md): 200
+# libp2p+none+mls+mvds stacks in four processes of the test binary, every
+# node a contact of every other, two posts from every member reaching
+# every member. Each process logs its progress every 30 s.
+test-mls-200:
+	STRATA_MLS_GROUP_SIZE=200 $(GO) test -count=1 -timeout 90m -run '^TestFullStackMLSGroupSizes$$' -v ./host/node/
 
 # The whisper relays (devp2p and libp2p, run as processes from configs/)
 # flooded with 200,000 envelopes each, and two relays flooding each other:

@@ -232,9 +232,11 @@ func TestFullStackMLSKill(t *testing.T) {
 }
 
 // TestFullStackMLSGroupSizes runs groups of 2, 8 and 20 members (or
-// STRATA_MLS_GROUP_SIZE) through the host (libp2p+none+mls+mvds in process): every node a contact of every
-// other, so that each also has a 1:1 conversation with each (its MLS group
-// made, from the same cards, only when something is sent in it).
+// STRATA_MLS_GROUP_SIZE) through the host (libp2p+none+mls+mvds in
+// process; above shardSize members in several processes of this binary,
+// runSharded): every node a contact of every other, so that each also has
+// a 1:1 conversation with each (its MLS group made, from the same cards,
+// only when something is sent in it).
 func TestFullStackMLSGroupSizes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("up to twenty full stacks; runs without -short")
@@ -250,11 +252,19 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 	}
 	for _, size := range sizes {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			if size > shardSize {
+				runSharded(t, size)
+				return
+			}
 			dir := t.TempDir()
 			start := time.Now()
+			var edits []func(string) string
+			if size > 20 {
+				edits = append(edits, largeGroup)
+			}
 			var nodes []*fullNode
 			for i := range size {
-				nodes = append(nodes, startMLS(t, dir, fmt.Sprintf("s%d", i), ""))
+				nodes = append(nodes, startMLS(t, dir, fmt.Sprintf("s%d", i), "", edits...))
 			}
 			logOnFailure(t, nodes...)
 			t.Logf("%d stacks started in %v", size, time.Since(start).Round(time.Millisecond))
@@ -279,6 +289,34 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 			logMLSCounters(t, nodes)
 		})
 	}
+}
+
+// largeGroup is the config of the runs above twenty members. libp2p
+// listens on QUIC only (one socket per node: over TCP every pair's
+// connection is a descriptor at each end, 39,800 for 200 nodes in one
+// process, twice this machine's limit) and keeps a connection to every
+// member (conn_low above the group's size). mvds uses the default epoch,
+// relay off, and group acks and retransmissions:
+//   - Relay on makes every member offer every message it receives to
+//     every other member: n(n-1) payloads per post, 39,800 at 200 members
+//     (relay_delay postpones the offers, only group_acks cancels them).
+//   - A payload for one member of an MLS group still uses a generation of
+//     its sender's ratchet, which every other member then skips. With
+//     acks and retransmissions per member, each member's state held 256
+//     skipped keys for every sender, written to its database after every
+//     batch, and a member that missed more than 1,000 of a sender's
+//     generations could no longer open its frames: the run of 200 ran out
+//     of memory. Group acks and group retransmissions go to the whole
+//     group in one payload, sealed once and opened by every member.
+//
+// Without relay, a message's author alone sends it to the members that
+// have not acknowledged it: a group that large needs its members online,
+// or the author to stay until they are.
+func largeGroup(text string) string {
+	text = strings.Replace(text, `      listen: ["/ip4/127.0.0.1/tcp/0"]`+"\n",
+		`      listen: ["/ip4/127.0.0.1/udp/0/quic-v1"]`+"\n      conn_low: 1000\n      conn_high: 2000\n", 1)
+	text = strings.Replace(text, "      retransmit_initial: 300ms\n", "      retransmit_initial: 1s\n", 1)
+	return strings.Replace(text, "      epoch: 50ms\n", "      epoch: 3s\n      relay: false\n      group_acks: true\n      group_retransmit: true\n", 1)
 }
 
 // TestFullStackMLSRace makes every member commit the same change at once
@@ -438,9 +476,10 @@ func logMLSCounters(t *testing.T, nodes []*fullNode) {
 }
 
 // progress logs, every 30 s until stop is closed, the sums of a few mls
-// counters, the goroutines and the heap: where a large run is. With
+// and mvds counters, the messages handed to the applications, the
+// goroutines and the heap: where a large run is. With
 // STRATA_MLS_PROFILE_DIR set it also writes a CPU profile of each 30 s
-// there (cpu-<seconds since start>.pprof), so that a run that never
+// there (cpu-<process id>-<seconds since start>.pprof), so that a run that never
 // finishes still shows where its time goes.
 func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan struct{}) {
 	tk := time.NewTicker(30 * time.Second)
@@ -456,7 +495,7 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 		if dir == "" {
 			return
 		}
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%04d.pprof", int(time.Since(start).Seconds()))))
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%d-%04d.pprof", os.Getpid(), int(time.Since(start).Seconds()))))
 		if err != nil {
 			t.Logf("profile: %v", err)
 			return
@@ -482,21 +521,43 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 		case <-tk.C:
 		}
 		profile()
+		// A layer busy past the timeout is left out of the sums (and
+		// counted), so that the log goes on when one is stuck.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		sum := map[string]uint64{}
+		busy := 0
 		for _, n := range nodes {
-			c, err := n.LayerCounters(context.Background(), "secure")
+			c, err := n.LayerCounters(ctx, "secure")
 			if err != nil {
+				busy++
 				continue
 			}
 			for k, v := range c {
 				sum[k] += v
 			}
 		}
+		syncSum := map[string]uint64{}
+		got := 0
+		for _, n := range nodes {
+			if c, err := n.LayerCounters(ctx, "sync"); err == nil {
+				for k, v := range c {
+					syncSum[k] += v
+				}
+			} else {
+				busy++
+			}
+			n.mu.Lock()
+			got += len(n.got)
+			n.mu.Unlock()
+		}
+		cancel()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		t.Logf("%v: welcomes_joined %d, commits_made %d, status_sent %d, retransmitted %d, sealed %d, opened %d; %d goroutines, heap %d MiB",
-			time.Since(start).Round(time.Second), sum["welcomes_joined"], sum["commits_made"], sum["status_sent"], sum["retransmitted"],
-			sum["sealed"], sum["opened"], runtime.NumGoroutine(), ms.HeapAlloc>>20)
+		t.Logf("%v: %d layers did not answer; mls: welcomes_joined %d, commits_made %d, status_sent %d, retransmitted %d, sealed %d, opened %d; "+
+			"mvds: sent %d, multicast_payloads %d, retransmissions %d (to the group %d), acks_sent %d, delivered %d; delivered to applications %d; %d goroutines, heap %d MiB",
+			time.Since(start).Round(time.Second), busy, sum["welcomes_joined"], sum["commits_made"], sum["status_sent"], sum["retransmitted"],
+			sum["sealed"], sum["opened"], syncSum["sent"], syncSum["multicast_payloads"], syncSum["retransmissions"], syncSum["group_retransmissions"], syncSum["acks_sent"],
+			syncSum["delivered"], got, runtime.NumGoroutine(), ms.HeapAlloc>>20)
 	}
 }
 
@@ -553,9 +614,20 @@ func meshParallel(t *testing.T, nodes []*fullNode, conv []byte) {
 		}
 	}
 	t.Logf("every node connected to every other after %v", time.Since(start).Round(time.Millisecond))
+	// Each host's call into its mls layer waits for the batch or tick in
+	// progress there, and at 200 stacks on two CPUs that can pass the
+	// 30 s a control call gets by default: the run gives each call five
+	// minutes and logs the slowest.
+	var slowest time.Duration
 	for _, n := range nodes {
-		if err := n.SetConversation(ctx, conv, members); err != nil {
+		callStart := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		err := n.SetConversation(cctx, conv, members)
+		cancel()
+		if err != nil {
 			t.Fatal(err)
 		}
+		slowest = max(slowest, time.Since(callStart))
 	}
+	t.Logf("conversation given to every host, the slowest call %v", slowest.Round(time.Millisecond))
 }
