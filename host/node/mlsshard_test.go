@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,6 +112,9 @@ func TestMLSGroupShard(t *testing.T) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go progress(t, nodes, start, stop)
+	if dir := os.Getenv("STRATA_MLS_PROFILE_DIR"); dir != "" {
+		go heapProfiles(t, dir, start, stop)
+	}
 	t.Logf("%d stacks started in %v", len(nodes), time.Since(start).Round(time.Millisecond))
 
 	// Cards: one line per node, "identity-hex card-text".
@@ -296,4 +300,28 @@ func readShardFiles(t *testing.T, dir, name string, shards int, timeout time.Dur
 		}
 	}
 	return out
+}
+
+// heapProfiles writes a heap profile to dir every 20 s until stop is
+// closed (heap-<process id>-<seconds since start>.pprof): progress asks the
+// layers for their counters, and a run whose layers stall stops it.
+func heapProfiles(t *testing.T, dir string, start time.Time, stop <-chan struct{}) {
+	tk := time.NewTicker(20 * time.Second)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+		}
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("heap-%d-%04d.pprof", os.Getpid(), int(time.Since(start).Seconds()))))
+		if err != nil {
+			t.Logf("heap profile: %v", err)
+			return
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Logf("heap profile: %v", err)
+		}
+		f.Close()
+	}
 }
