@@ -597,37 +597,52 @@ func meshParallel(t *testing.T, nodes []*fullNode, conv []byte) {
 		}
 	}
 	t.Logf("%d contacts added in %v", len(nodes)*(len(nodes)-1), time.Since(start).Round(time.Millisecond))
+	waitMeshed(t, nodes, len(nodes)-1)
+	t.Logf("every node connected to every other after %v", time.Since(start).Round(time.Millisecond))
+	slowest := giveConversation(t, nodes, conv, members)
+	t.Logf("conversation given to every host, the slowest call %v", slowest.Round(time.Millisecond))
+}
+
+// waitMeshed waits up to ten minutes until every node's overlay has at
+// least want peers.
+func waitMeshed(t *testing.T, nodes []*fullNode, want int) {
+	t.Helper()
+	ctx := context.Background()
 	deadline := time.Now().Add(10 * time.Minute)
 	for _, n := range nodes {
 		for {
 			conn, err := n.Control("p2p")
 			if err == nil {
 				resp, err := p2pv1.NewControlClient(conn.Control()).Peers(ctx, &p2pv1.PeersRequest{})
-				if err == nil && len(resp.GetPeers()) >= len(nodes)-1 {
+				if err == nil && len(resp.GetPeers()) >= want {
 					break
 				}
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s has fewer than %d peers", n.Name(), len(nodes)-1)
+				t.Fatalf("%s has fewer than %d peers", n.Name(), want)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	t.Logf("every node connected to every other after %v", time.Since(start).Round(time.Millisecond))
-	// Each host's call into its mls layer waits for the batch or tick in
-	// progress there, and at 200 stacks on two CPUs that can pass the
-	// 30 s a control call gets by default: the run gives each call five
-	// minutes and logs the slowest.
+}
+
+// giveConversation gives every node's host the conversation and returns
+// the slowest call. Each host's call into its mls layer waits for the
+// batch or tick in progress there, and with many stacks on two CPUs that
+// can pass the 30 s a control call gets by default: each call gets five
+// minutes.
+func giveConversation(t *testing.T, nodes []*fullNode, conv []byte, members []ed25519.PublicKey) time.Duration {
+	t.Helper()
 	var slowest time.Duration
 	for _, n := range nodes {
 		callStart := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		err := n.SetConversation(cctx, conv, members)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		err := n.SetConversation(ctx, conv, members)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
 		}
 		slowest = max(slowest, time.Since(callStart))
 	}
-	t.Logf("conversation given to every host, the slowest call %v", slowest.Round(time.Millisecond))
+	return slowest
 }

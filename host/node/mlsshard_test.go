@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	p2pv1 "github.com/strata-msg/strata/core/api/p2p/v1"
 	"github.com/strata-msg/strata/host/node"
 )
 
@@ -162,38 +161,13 @@ func TestMLSGroupShard(t *testing.T) {
 		}
 	}
 	t.Logf("%d contacts added in %v", len(nodes)*(size-1), time.Since(phase).Round(time.Millisecond))
-	deadline := time.Now().Add(10 * time.Minute)
-	for _, n := range nodes {
-		for {
-			conn, err := n.Control("p2p")
-			if err == nil {
-				resp, err := p2pv1.NewControlClient(conn.Control()).Peers(ctx, &p2pv1.PeersRequest{})
-				if err == nil && len(resp.GetPeers()) >= size-1 {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s has fewer than %d peers", n.Name(), size-1)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	waitMeshed(t, nodes, size-1)
 	writeShardFile(t, dir, "connected", shard, nil)
 	readShardFiles(t, dir, "connected", shards, 10*time.Minute)
 	t.Logf("every node connected to every other after %v", time.Since(start).Round(time.Millisecond))
 
 	conv := []byte(fmt.Sprintf("mls group of %d", size))
-	var slowest time.Duration
-	for _, n := range nodes {
-		callStart := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		err := n.SetConversation(cctx, conv, members)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		slowest = max(slowest, time.Since(callStart))
-	}
+	slowest := giveConversation(t, nodes, conv, members)
 	t.Logf("conversation given to this process's hosts after %v, the slowest call %v", time.Since(start).Round(time.Millisecond), slowest.Round(time.Millisecond))
 
 	phase = time.Now()
@@ -222,7 +196,7 @@ func TestMLSGroupShard(t *testing.T) {
 	if len(wants) != 2*size {
 		t.Fatalf("%d messages sent, want %d", len(wants), 2*size)
 	}
-	deadline = time.Now().Add(time.Duration(10*size) * time.Second)
+	deadline := time.Now().Add(time.Duration(10*size) * time.Second)
 	for _, n := range nodes {
 		for {
 			hist, err := n.History(ctx, nil, 0, 0)

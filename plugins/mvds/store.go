@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -769,62 +770,48 @@ func idList(args []any, ids []ID) (string, []any) {
 // OFFER and MESSAGE records for peer in group and returns the ids it
 // deleted a record of.
 func (t *txn) clearSentMany(group, peer []byte, ids []ID) (map[ID]bool, error) {
-	cleared := map[ID]bool{}
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), inChunk)]
-		ids = ids[len(chunk):]
-		list, args := idList([]any{group, peer, recRequest}, chunk)
-		rows, err := t.tx.QueryContext(t.ctx, "DELETE FROM states WHERE group_id = ? AND peer = ? AND type != ? AND id IN ("+list+") RETURNING id", args...)
-		if err != nil {
-			return nil, fmt.Errorf("mvds: clear records: %w", err)
-		}
-		for rows.Next() {
-			var raw []byte
-			if err := rows.Scan(&raw); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("mvds: clear records: %w", err)
-			}
-			if len(raw) == len(ID{}) {
-				cleared[ID(raw)] = true
-			}
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("mvds: clear records: %w", err)
-		}
-	}
-	return cleared, nil
+	return t.idsOf("clear records", ids, func(list string) string {
+		return "DELETE FROM states WHERE group_id = ? AND peer = ? AND type != ? AND id IN (" + list + ") RETURNING id"
+	}, group, peer, recRequest)
 }
 
 // heldMany returns which of ids group's messages holds.
 func (t *txn) heldMany(group []byte, ids []ID) (map[ID]bool, error) {
-	held := map[ID]bool{}
+	return t.idsOf("read messages", ids, func(list string) string {
+		return "SELECT id FROM messages WHERE group_id = ? AND id IN (" + list + ")"
+	}, group)
+}
+
+// idsOf runs the statement query makes from a list of placeholders for
+// each chunk of at most inChunk ids, with args before the ids, and returns
+// the ids its rows name.
+func (t *txn) idsOf(what string, ids []ID, query func(list string) string, args ...any) (map[ID]bool, error) {
+	out := map[ID]bool{}
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), inChunk)]
 		ids = ids[len(chunk):]
-		list, args := idList([]any{group}, chunk)
-		rows, err := t.tx.QueryContext(t.ctx, "SELECT id FROM messages WHERE group_id = ? AND id IN ("+list+")", args...)
+		list, all := idList(slices.Clone(args), chunk)
+		rows, err := t.tx.QueryContext(t.ctx, query(list), all...)
 		if err != nil {
-			return nil, fmt.Errorf("mvds: read messages: %w", err)
+			return nil, fmt.Errorf("mvds: %s: %w", what, err)
 		}
 		for rows.Next() {
 			var raw []byte
 			if err := rows.Scan(&raw); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("mvds: read messages: %w", err)
+				return nil, fmt.Errorf("mvds: %s: %w", what, err)
 			}
 			if len(raw) == len(ID{}) {
-				held[ID(raw)] = true
+				out[ID(raw)] = true
 			}
 		}
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			return nil, fmt.Errorf("mvds: read messages: %w", err)
+			return nil, fmt.Errorf("mvds: %s: %w", what, err)
 		}
 	}
-	return held, nil
+	return out, nil
 }
 
 // clearRequests deletes every REQUEST record for the message and returns
