@@ -295,8 +295,11 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 // listens on QUIC only (one socket per node: over TCP every pair's
 // connection is a descriptor at each end, 39,800 for 200 nodes in one
 // process, twice this machine's limit) and keeps a connection to every
-// member (conn_low above the group's size). mvds uses the default epoch,
-// relay off, and group acks and retransmissions:
+// member (conn_low above the group's size). mls ticks every 250 ms
+// (retransmit_initial 1 s): a tick visits every conversation, and every
+// node here has one with every other. mvds uses a 3 s epoch (at each, a
+// member's acks go to the whole group in one payload, which every member
+// reads), relay off, and group acks and retransmissions:
 //   - Relay on makes every member offer every message it receives to
 //     every other member: n(n-1) payloads per post, 39,800 at 200 members
 //     (relay_delay postpones the offers, only group_acks cancels them).
@@ -305,9 +308,10 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 //     acks and retransmissions per member, each member's state held 256
 //     skipped keys for every sender, written to its database after every
 //     batch, and a member that missed more than 1,000 of a sender's
-//     generations could no longer open its frames: the run of 200 ran out
-//     of memory. Group acks and group retransmissions go to the whole
-//     group in one payload, sealed once and opened by every member.
+//     generations could no longer open its frames: the run of 200 in one
+//     process did not finish. Group acks and group retransmissions go to
+//     the whole group in one payload, sealed once and opened by every
+//     member.
 //
 // Without relay, a message's author alone sends it to the members that
 // have not acknowledged it: a group that large needs its members online,
@@ -479,8 +483,8 @@ func logMLSCounters(t *testing.T, nodes []*fullNode) {
 // and mvds counters, the messages handed to the applications, the
 // goroutines and the heap: where a large run is. With
 // STRATA_MLS_PROFILE_DIR set it also writes a CPU profile of each 30 s
-// there (cpu-<process id>-<seconds since start>.pprof), so that a run that never
-// finishes still shows where its time goes.
+// there (cpu-<process id>-<seconds since start>.pprof), so that a run
+// that never finishes still shows where its time goes.
 func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan struct{}) {
 	tk := time.NewTicker(30 * time.Second)
 	defer tk.Stop()
@@ -521,13 +525,12 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 		case <-tk.C:
 		}
 		profile()
-		// A layer busy past the timeout is left out of the sums (and
-		// counted), so that the log goes on when one is stuck.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// A layer that does not answer within 10 s is left out of the
+		// sums (and counted), so that the log goes on when one is stuck.
 		sum := map[string]uint64{}
 		busy := 0
 		for _, n := range nodes {
-			c, err := n.LayerCounters(ctx, "secure")
+			c, err := countersWithin(n, "secure", 10*time.Second)
 			if err != nil {
 				busy++
 				continue
@@ -539,7 +542,7 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 		syncSum := map[string]uint64{}
 		got := 0
 		for _, n := range nodes {
-			if c, err := n.LayerCounters(ctx, "sync"); err == nil {
+			if c, err := countersWithin(n, "sync", 10*time.Second); err == nil {
 				for k, v := range c {
 					syncSum[k] += v
 				}
@@ -550,7 +553,6 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 			got += len(n.got)
 			n.mu.Unlock()
 		}
-		cancel()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		t.Logf("%v: %d layers did not answer; mls: welcomes_joined %d, commits_made %d, status_sent %d, retransmitted %d, sealed %d, opened %d; "+
@@ -558,6 +560,28 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 			time.Since(start).Round(time.Second), busy, sum["welcomes_joined"], sum["commits_made"], sum["status_sent"], sum["retransmitted"],
 			sum["sealed"], sum["opened"], syncSum["sent"], syncSum["multicast_payloads"], syncSum["retransmissions"], syncSum["group_retransmissions"], syncSum["acks_sent"],
 			syncSum["delivered"], got, runtime.NumGoroutine(), ms.HeapAlloc>>20)
+	}
+}
+
+// countersWithin returns a layer's counters, or an error when it has not
+// answered within d: a layer in process answers its Health call only
+// between its batches, whatever the context says, so the call is left to
+// finish on its own.
+func countersWithin(n *fullNode, kind string, d time.Duration) (map[string]uint64, error) {
+	type answer struct {
+		c   map[string]uint64
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		c, err := n.LayerCounters(context.Background(), kind)
+		ch <- answer{c, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.c, a.err
+	case <-time.After(d):
+		return nil, fmt.Errorf("%s: the %s layer did not answer within %v", n.Name(), kind, d)
 	}
 }
 

@@ -277,8 +277,8 @@ func readShardFiles(t *testing.T, dir, name string, shards int, timeout time.Dur
 }
 
 // heapProfiles writes a heap profile to dir every 20 s until stop is
-// closed (heap-<process id>-<seconds since start>.pprof): progress asks the
-// layers for their counters, and a run whose layers stall stops it.
+// closed (heap-<process id>-<seconds since start>.pprof): where the memory
+// of a run that outgrows the machine goes.
 func heapProfiles(t *testing.T, dir string, start time.Time, stop <-chan struct{}) {
 	tk := time.NewTicker(20 * time.Second)
 	defer tk.Stop()

@@ -350,10 +350,11 @@ func (n *node) groupAcks(g *group) *outbound {
 // groupAgain sends again, as one payload for every member (an outbound
 // without a peer; Config.GroupRetransmit), the messages in g (this node's
 // own, or one a member requested) that are due for retransmission to two
-// or more members and to at least half of the others. Each such member's record is updated as if the
-// payload had gone to it alone, so that the per-member pass after it
-// finds it not due; what is due for fewer members goes in their own
-// payloads there. The acks this node owes ride along (group_acks).
+// or more members and to at least half of the others. Each such member's
+// record is updated as if the payload had gone to it alone, so that the
+// per-member pass after it finds it not due; what is due for fewer members
+// goes in their own payloads there. The acks this node owes ride along
+// (group_acks).
 func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, bool, error) {
 	if !n.cfg.GroupRetransmit || len(g.members) < 3 {
 		return nil, false, nil
