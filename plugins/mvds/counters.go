@@ -167,6 +167,7 @@ type counters struct {
 	hostAcks          sdk.Counter `counter:"host_acks"`             // deliveries the host acknowledged (Ack)
 	hostAcksIgnored   sdk.Counter `counter:"host_acks_ignored"`     // ids in Ack calls that acknowledged nothing
 	sendCommits       sdk.Counter `counter:"send_commits"`          // commits of Send and SendBatch calls (group commit: one for all that gathered)
+	receiveCommits    sdk.Counter `counter:"receive_commits"`       // commits of received payloads (at most 64 payloads each)
 	eagerPayloads     sdk.Counter `counter:"eager_payloads"`        // DOWN frames sent by an eager flush, between epochs (counted in payloads_sent too)
 	multicastPayloads sdk.Counter `counter:"multicast_payloads"`    // DOWN frames for every member of a group at once (counted in eager_payloads too)
 	groupRetransmits  sdk.Counter `counter:"group_retransmissions"` // messages sent again in a payload for every member (group_retransmit)

@@ -183,20 +183,32 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 			l.c.drop(dropWrongDirection)
 		}
 	}
-	if len(in) > 0 {
+	// At most receiveChunk payloads per transaction, so that a control
+	// call (a Send, an Ack) waits for one chunk under the node's lock,
+	// not for a backlog the host hands over at once.
+	for len(in) > 0 {
+		chunk := in[:min(len(in), receiveChunk)]
+		in = in[len(chunk):]
 		// The deliveries go up before the receive's commit: see
 		// node.receive for why that loses nothing and doubles nothing.
-		_, err := nd.receive(ctx, in, func(ds []delivery) {
+		_, err := nd.receive(ctx, chunk, func(ds []delivery) {
 			if err := l.emit(ctx, l.upFrames(ds)); err == nil {
 				l.c.delivered.Add(uint64(len(ds)))
 			}
 		})
 		if err != nil {
-			l.env.Logger.Debug("receive", "frames", len(in), "error", err)
+			l.env.Logger.Debug("receive", "frames", len(chunk), "error", err)
+			for range in {
+				l.c.drop(dropNotRunning)
+			}
+			break
 		}
 		l.kick() // requests, answers and relays it made
 	}
 }
+
+// receiveChunk is the most payloads one receive transaction takes.
+const receiveChunk = 64
 
 // Health implements sdk.Layer. Besides the counters (counters.go) it
 // reports three levels: pending (messages waiting for a parent, all

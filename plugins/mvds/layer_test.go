@@ -172,6 +172,26 @@ func TestLayerRefusesDownFrames(t *testing.T) {
 	}
 }
 
+// TestReceiveChunks: a batch of many payloads is taken in transactions
+// of at most receiveChunk, so that a control call waits for one of them.
+func TestReceiveChunks(t *testing.T) {
+	a := identity("a")
+	l := startLayer(t, a)
+	ctx := context.Background()
+	if _, err := l.SetGroup(ctx, &syncv1.GroupRequest{Id: testGroupID, Members: [][]byte{a, identity("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	var frames []*commonv1.Frame
+	for range 2*receiveChunk + 1 {
+		frames = append(frames, &commonv1.Frame{Direction: commonv1.Direction_DIRECTION_UP, Conversation: testGroupID, Peer: identity("b"), Payload: []byte("not a payload")})
+	}
+	l.HandleBatch(ctx, &commonv1.Batch{Frames: frames})
+	c := l.Health(ctx).GetCounters()
+	if c["receive_commits"] != 3 || c["dropped_malformed"] != uint64(len(frames)) {
+		t.Fatalf("receive_commits %d, dropped_malformed %d: want 3 and %d", c["receive_commits"], c["dropped_malformed"], len(frames))
+	}
+}
+
 func TestControlErrors(t *testing.T) {
 	l := startLayer(t, identity("a"))
 	ctx := context.Background()

@@ -76,6 +76,7 @@ func (n *node) receive(ctx context.Context, in []inbound, early func([]delivery)
 		n.fail(err)
 		return nil, err
 	}
+	n.c.receiveCommits.Add(1)
 	n.delivered(b.out)
 	return b.out, nil
 }
