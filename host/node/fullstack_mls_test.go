@@ -525,12 +525,14 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 		case <-tk.C:
 		}
 		profile()
-		// A layer that does not answer within 10 s is left out of the
-		// sums (and counted), so that the log goes on when one is stuck.
+		// A layer that has not answered 10 s into the round is left out
+		// of the sums (and counted), so that the log goes on when layers
+		// are stuck.
+		round := time.Now().Add(10 * time.Second)
 		sum := map[string]uint64{}
 		busy := 0
 		for _, n := range nodes {
-			c, err := countersWithin(n, "secure", 10*time.Second)
+			c, err := countersWithin(n, "secure", time.Until(round))
 			if err != nil {
 				busy++
 				continue
@@ -542,7 +544,7 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 		syncSum := map[string]uint64{}
 		got := 0
 		for _, n := range nodes {
-			if c, err := countersWithin(n, "sync", 10*time.Second); err == nil {
+			if c, err := countersWithin(n, "sync", time.Until(round)); err == nil {
 				for k, v := range c {
 					syncSum[k] += v
 				}
@@ -568,6 +570,9 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 // between its batches, whatever the context says, so the call is left to
 // finish on its own.
 func countersWithin(n *fullNode, kind string, d time.Duration) (map[string]uint64, error) {
+	if d <= 0 {
+		return nil, fmt.Errorf("%s: no time left to ask the %s layer", n.Name(), kind)
+	}
 	type answer struct {
 		c   map[string]uint64
 		err error
@@ -577,10 +582,12 @@ func countersWithin(n *fullNode, kind string, d time.Duration) (map[string]uint6
 		c, err := n.LayerCounters(context.Background(), kind)
 		ch <- answer{c, err}
 	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case a := <-ch:
 		return a.c, a.err
-	case <-time.After(d):
+	case <-t.C:
 		return nil, fmt.Errorf("%s: the %s layer did not answer within %v", n.Name(), kind, d)
 	}
 }
