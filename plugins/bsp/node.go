@@ -823,9 +823,9 @@ func (n *node) heard(g *group, p *peer, nowMS int64) {
 		}
 		return
 	}
-	for _, g := range n.groups {
-		if q := g.byKey[string(p.key)]; q != nil {
-			n.dueNow(g, q, nowMS)
+	for _, other := range n.groups {
+		if q := other.byKey[string(p.key)]; q != nil {
+			n.dueNow(other, q, nowMS)
 		}
 	}
 }

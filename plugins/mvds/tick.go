@@ -105,8 +105,11 @@ func (n *node) build(tx *txn, sweep bool) (out []outbound, wrote bool, err error
 	n.fresh = false // the epoch takes what is fresh, as much as fits
 	for _, g := range n.groups {
 		clear(g.fresh)
+		var read map[string][]stateRow // due rows groupAgain read and left
 		if tx != nil {
-			o, changed, err := n.groupAgain(tx, g, sweep)
+			var o *outbound
+			var changed bool
+			o, read, changed, err = n.groupAgain(tx, g, sweep)
 			if err != nil {
 				return nil, false, err
 			}
@@ -126,7 +129,8 @@ func (n *node) build(tx *txn, sweep bool) (out []outbound, wrote bool, err error
 			n.takeAcks(g, peer, pb)
 			n.takeOnce(g, peer, pb)
 			if tx != nil {
-				changed, err := n.takeDue(tx, g, peer, pb, sweep)
+				rows, ok := read[string(peer)]
+				changed, err := n.takeDue(tx, g, peer, pb, sweep, rows, ok)
 				if err != nil {
 					return nil, false, err
 				}
@@ -209,15 +213,18 @@ func (n *node) takeOnce(g *group, peer []byte, pb *payloadBuilder) {
 // takeDue moves peer's due records into pb and records their
 // transmission. Unless sweep is set it skips a member whose bound says
 // nothing is due; when it took every due record it sets the bound from
-// what is left.
-func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder, sweep bool) (bool, error) {
-	if !sweep && tx.due.idle(g.id, peer, n.epoch) {
+// what is left. With read set, rows are peer's due records as this epoch
+// already read them (groupAgain), and the store is not read again.
+func (n *node) takeDue(tx *txn, g *group, peer []byte, pb *payloadBuilder, sweep bool, rows []stateRow, read bool) (bool, error) {
+	if !read && !sweep && tx.due.idle(g.id, peer, n.epoch) {
 		return false, nil
 	}
 	limit := 3 * n.cfg.MaxIDs
-	rows, err := tx.dueStates(g.id, peer, n.epoch, limit)
-	if err != nil {
-		return false, err
+	if !read {
+		var err error
+		if rows, err = tx.dueStates(g.id, peer, n.epoch, limit); err != nil {
+			return false, err
+		}
 	}
 	wrote, left, err := n.takeRows(tx, g, peer, pb, rows, n.epoch)
 	if err != nil || left > 0 || len(rows) == limit {
@@ -351,22 +358,22 @@ func (n *node) groupAcks(g *group) *outbound {
 // without a peer; Config.GroupRetransmit), the messages in g (this node's
 // own, or one a member requested) that are due for retransmission to two
 // or more members and to at least half of the others. Each such member's
-// record is updated as if the payload had gone to it alone, so that the
-// per-member pass after it finds it not due; what is due for fewer members
-// goes in their own payloads there. The acks this node owes ride along
-// (group_acks).
-func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, bool, error) {
+// record is updated as if the payload had gone to it alone; what is due
+// for fewer members goes in their own payloads after this. The acks this
+// node owes ride along (group_acks).
+//
+// It returns, per member, the due records it read and did not send (all
+// there are: a member whose read hit the limit is left out), so that the
+// members' own payloads need not read them again.
+func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, map[string][]stateRow, bool, error) {
 	if !n.cfg.GroupRetransmit || len(g.members) < 3 {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	limit := 3 * n.cfg.MaxIDs
-	type dueRow struct {
-		peer []byte
-		row  stateRow
-	}
-	var due []dueRow
+	rows := map[string][]stateRow{}
 	count := map[ID]int{}
 	others := 0
+	isAgain := func(r stateRow) bool { return r.typ == recMessage && r.held && r.count > 0 }
 	for _, peer := range g.members {
 		if bytes.Equal(peer, n.self) {
 			continue
@@ -375,13 +382,13 @@ func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, bool, error
 		if !sweep && tx.due.idle(g.id, peer, n.epoch) {
 			continue
 		}
-		rows, err := tx.dueStates(g.id, peer, n.epoch, limit)
+		rs, err := tx.dueStates(g.id, peer, n.epoch, limit)
 		if err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
-		for _, r := range rows {
-			if r.typ == recMessage && r.held && r.count > 0 {
-				due = append(due, dueRow{peer: peer, row: r})
+		rows[string(peer)] = rs
+		for _, r := range rs {
+			if isAgain(r) {
 				count[r.id]++
 			}
 		}
@@ -389,42 +396,54 @@ func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, bool, error
 	again := func(id ID) bool { k := count[id]; return k >= 2 && 2*k >= others }
 	pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
 	taken := map[ID]bool{}
-	for _, d := range due {
-		r := d.row
-		if taken[r.id] || !again(r.id) {
+	for _, peer := range g.members {
+		for _, r := range rows[string(peer)] {
+			if !isAgain(r) || taken[r.id] || !again(r.id) {
+				continue
+			}
+			m, err := r.wire(g.id, r.timestamp, n.self)
+			if err != nil {
+				return nil, nil, false, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+			}
+			if !pb.addMessage(m, false) {
+				break
+			}
+			taken[r.id] = true
+			if pb.trace == 0 {
+				pb.trace = n.traces[r.id]
+			}
+		}
+	}
+	left := make(map[string][]stateRow, len(rows))
+	for _, peer := range g.members {
+		rs, ok := rows[string(peer)]
+		if !ok {
 			continue
 		}
-		m, err := r.wire(g.id, r.timestamp, n.self)
-		if err != nil {
-			return nil, false, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+		var rest []stateRow
+		for _, r := range rs {
+			if !isAgain(r) || !taken[r.id] {
+				rest = append(rest, r)
+				continue
+			}
+			n.countSent(r)
+			if n.abandon(r.typ, r.count+1) {
+				if err := tx.deleteState(r.rowid); err != nil {
+					return nil, nil, false, err
+				}
+				n.c.abandoned.Add(1)
+				continue
+			}
+			if err := tx.updateState(g.id, peer, r.rowid, r.count+1, nextEpoch(r.count+1, n.epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
+				return nil, nil, false, err
+			}
 		}
-		if !pb.addMessage(m, false) {
-			break
-		}
-		taken[r.id] = true
-		if pb.trace == 0 {
-			pb.trace = n.traces[r.id]
+		if len(rs) < limit {
+			left[string(peer)] = rest
 		}
 	}
 	if len(taken) == 0 {
-		return nil, false, nil
-	}
-	for _, d := range due {
-		r := d.row
-		if !taken[r.id] {
-			continue
-		}
-		n.countSent(r)
-		if n.abandon(r.typ, r.count+1) {
-			if err := tx.deleteState(r.rowid); err != nil {
-				return nil, false, err
-			}
-			n.c.abandoned.Add(1)
-			continue
-		}
-		if err := tx.updateState(g.id, d.peer, r.rowid, r.count+1, nextEpoch(r.count+1, n.epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
-			return nil, false, err
-		}
+		return nil, left, false, nil
 	}
 	n.c.groupRetransmits.Add(uint64(len(taken)))
 	if n.cfg.GroupAcks {
@@ -435,10 +454,10 @@ func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, bool, error
 	}
 	payload, err := pb.encode()
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	n.c.payloadsSent.Add(1)
 	n.c.multicastPayloads.Add(1)
 	n.c.bytesSent.Add(uint64(len(payload)))
-	return &outbound{group: g.id, payload: payload, trace: pb.trace}, true, nil
+	return &outbound{group: g.id, payload: payload, trace: pb.trace}, left, true, nil
 }
