@@ -615,6 +615,14 @@ func TestDevp2pWhisperStack(t *testing.T) {
 	if dropped == 0 {
 		t.Fatal("the injector dropped nothing: the test did not test loss")
 	}
+	// Every node seals its posts once for the group. Which of them a given
+	// member opens with the sender key depends on the injected loss: a
+	// group envelope that arrives before its sender key, when the
+	// distribution itself was lost, cannot be opened later (the key is
+	// handed over at the chain's current iteration) and reaches that member
+	// through the sync layer's pairwise retransmission instead. So the
+	// group path is asserted across the group, not at each member.
+	var opened uint64
 	for _, n := range nodes {
 		c, err := n.LayerCounters(context.Background(), "privacy")
 		if err != nil {
@@ -627,9 +635,13 @@ func TestDevp2pWhisperStack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s["group_sealed"] == 0 || s["group_opened"] == 0 {
-			t.Fatalf("%s: no group message went with a sender key to the group's topic: %v", n.Name(), s)
+		if s["group_sealed"] == 0 {
+			t.Fatalf("%s: sealed no group message with its sender key: %v", n.Name(), s)
 		}
+		opened += s["group_opened"]
+	}
+	if opened == 0 {
+		t.Fatal("no member opened a group message sent with a sender key to the group's topic")
 	}
 }
 
