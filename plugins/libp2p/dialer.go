@@ -87,10 +87,16 @@ func (d *dialer) lost(id peer.ID) {
 	}
 }
 
-// run keeps id connected until ctx ends.
+// run keeps id connected until ctx ends. Between dials it waits for the
+// peer's disconnection, and looks again every redialMax even without one:
+// a connection can close before the overlay reports the peer connected
+// (while identify runs, under load), and a successful Connect does not
+// promise that the connection is still there when it returns.
 func (d *dialer) run(ctx context.Context, id peer.ID, r *redial) {
 	h := d.n.h
 	delay := redialMin
+	check := time.NewTimer(redialMax)
+	defer check.Stop()
 	for {
 		if h.Network().Connectedness(id) != network.Connected {
 			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
@@ -110,10 +116,12 @@ func (d *dialer) run(ctx context.Context, id peer.ID, r *redial) {
 			}
 		}
 		delay = redialMin
+		check.Reset(redialMax)
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.wake:
+		case <-check.C:
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 // run on its first connection, so that the event can name the protocols it
 // speaks and a stream opened in response does not wait; it counts as
 // disconnected when its last connection closes. Persistent peers that
-// disconnect are handed to the dialer; a peer that connects again is no
+// disconnect, reported connected or not yet, are handed to the dialer; a peer that connects again is no
 // longer taken for one that does not read (see unicast). An event goes
 // up behind the frames its peer has waiting and never waits itself, so
 // the event bus never backs up; one that finds the inbox's event bound
@@ -43,10 +43,15 @@ func (n *node) watchPeers(sub event.Subscription) {
 			if e.Connectedness == network.Connected {
 				n.outq.connected(e.Peer)
 			}
+			if e.Connectedness != network.Connected {
+				// A persistent peer is redialed whether or not it was
+				// reported connected: its connection may have closed
+				// while identify ran.
+				n.dialer.lost(e.Peer)
+			}
 			if e.Connectedness != network.Connected && connected[e.Peer] {
 				delete(connected, e.Peer)
 				ev = &commonv1.PeerEvent{Peer: []byte(e.Peer), State: commonv1.PeerState_PEER_STATE_DISCONNECTED}
-				n.dialer.lost(e.Peer)
 			}
 		}
 		if ev == nil {

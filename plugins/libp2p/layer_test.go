@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,6 +183,37 @@ func TestBootstrap(t *testing.T) {
 	}
 	if a.l.node.Load().h.ConnManager().IsProtected(b.id(), protectTag) {
 		t.Error("peer still protected after Disconnect")
+	}
+}
+
+// TestRedialAfterEarlyClose checks that a persistent peer whose first
+// connection closes at once, before identify has run on it and the peer
+// was reported connected, is redialed: the dialer hears of every
+// disconnection, not only of peers reported connected (the 200-member
+// runs left pairs of nodes unconnected for good this way).
+func TestRedialAfterEarlyClose(t *testing.T) {
+	const noGossip = `{"listen":["/ip4/127.0.0.1/tcp/0"],"gossipsub":false}`
+	a := startNodeT(t, "", noGossip, chat)
+	b := startNodeT(t, "", noGossip, chat)
+	var closed atomic.Bool
+	b.l.node.Load().h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if closed.CompareAndSwap(false, true) {
+			go c.Close()
+		}
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	// The close races a's Connect, which may or may not see it: either
+	// way a keeps b.
+	_, _ = a.l.Connect(ctx, &p2pv1.ConnectRequest{ContactSection: b.start.GetContactSection(), Persistent: true})
+	eventually(t, "b closing a's first connection", closed.Load)
+	eventually(t, "a connected to b again", func() bool {
+		return a.l.node.Load().h.Network().Connectedness(b.id()) == network.Connected
+	})
+	// And it stays connected: b closed only the first connection.
+	time.Sleep(2 * redialMin)
+	if c := a.l.node.Load().h.Network().Connectedness(b.id()); c != network.Connected {
+		t.Fatalf("a's connectedness to b = %v, want connected", c)
 	}
 }
 
