@@ -26,6 +26,13 @@ type InProcessConfig struct {
 	CallTimeout time.Duration
 }
 
+// controlPipeBytes is the buffer of each direction of an in-process
+// control connection. Control calls are small; a larger message waits for
+// the reader, as on a socket. bufconn allocates the whole buffer up front,
+// so it is kept small: a process of many stacks (the host tests run 50)
+// has eight of them per stack.
+const controlPipeBytes = 64 << 10
+
 // InProcess runs impl inside the calling process and returns its Conn. Frames
 // cross the boundary as Go values, in the same batches and through the same
 // queues as out of process; control calls go through an in-memory gRPC
@@ -40,7 +47,7 @@ func InProcess(impl Layer, cfg InProcessConfig) (Conn, error) {
 		cfg.CallTimeout = 30 * time.Second
 	}
 	info := impl.Describe()
-	lis := bufconn.Listen(1 << 20)
+	lis := bufconn.Listen(controlPipeBytes)
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes), grpc.MaxSendMsgSize(maxMessageBytes))
 	if err := registerControl(srv, impl); err != nil {
 		return nil, err

@@ -66,6 +66,7 @@ type outbound struct {
 	peers   map[peer.ID]*outPeer
 	tasks   group
 	drainCh chan struct{} // closed when the writers are to flush and exit
+	bufs    sync.Pool     // *bufio.Writer of writeBuffer bytes, held only while a writer has unflushed frames
 }
 
 // init prepares an outbound for use.
@@ -73,6 +74,7 @@ func (o *outbound) init() {
 	o.writers = make(map[streamKey]*writer)
 	o.peers = make(map[peer.ID]*outPeer)
 	o.drainCh = make(chan struct{})
+	o.bufs.New = func() any { return bufio.NewWriterSize(nil, writeBuffer) }
 }
 
 // drain stops new frames, tells the writers to write what they hold and
@@ -350,9 +352,9 @@ type streamWriter struct {
 	n       *node
 	key     streamKey
 	s       network.Stream // nil until opened, and after an error
-	bw      *bufio.Writer
-	pending uint64 // frames buffered since the last flush
-	bytes   uint64 // their payload bytes
+	bw      *bufio.Writer  // from the pool while frames wait for a flush, else nil
+	pending uint64         // frames buffered since the last flush
+	bytes   uint64         // their payload bytes
 }
 
 // write writes one frame, opening the stream first if needed, and flushes
@@ -372,7 +374,7 @@ func (sw *streamWriter) write(p []byte, flush bool) {
 		ctr.droppedStreamError.Add(1)
 		return
 	}
-	if err := writeFrame(sw.bw, p); err != nil {
+	if err := writeFrame(sw.buffer(), p); err != nil {
 		sw.fail(err)
 		ctr.droppedStreamError.Add(1)
 		return
@@ -387,7 +389,31 @@ func (sw *streamWriter) write(p []byte, flush bool) {
 		ctr.framesSent.Add(sw.pending)
 		ctr.bytesSent.Add(sw.bytes)
 		sw.pending, sw.bytes = 0, 0
+		sw.release()
 	}
+}
+
+// buffer returns the stream's write buffer, taking one from the node's
+// pool if it holds none. A writer holds a buffer only between a frame and
+// the flush after it, so the memory of a node with many idle peers does
+// not grow with them.
+func (sw *streamWriter) buffer() *bufio.Writer {
+	if sw.bw == nil {
+		sw.bw = sw.n.outq.bufs.Get().(*bufio.Writer)
+		sw.bw.Reset(sw.s)
+	}
+	return sw.bw
+}
+
+// release returns the write buffer to the pool; what it held unflushed
+// is discarded.
+func (sw *streamWriter) release() {
+	if sw.bw == nil {
+		return
+	}
+	sw.bw.Reset(nil)
+	sw.n.outq.bufs.Put(sw.bw)
+	sw.bw = nil
 }
 
 // open opens the outbound stream, dialing the peer if need be.
@@ -400,11 +426,6 @@ func (sw *streamWriter) open() error {
 	}
 	sw.n.ctr.streamsOpened.Add(1)
 	sw.s = s
-	if sw.bw == nil {
-		sw.bw = bufio.NewWriterSize(s, writeBuffer)
-	} else {
-		sw.bw.Reset(s)
-	}
 	return nil
 }
 
@@ -415,6 +436,7 @@ func (sw *streamWriter) fail(err error) {
 	sw.n.ctr.droppedStreamError.Add(sw.pending)
 	sw.n.log.Debug("stream failed", "peer", sw.key.peer, "protocol", sw.key.proto, "error", err)
 	sw.pending, sw.bytes = 0, 0
+	sw.release()
 	sw.s.Reset()
 	sw.s = nil
 }
@@ -433,6 +455,7 @@ func (sw *streamWriter) close() {
 		sw.n.ctr.bytesSent.Add(sw.bytes)
 		sw.pending, sw.bytes = 0, 0
 	}
+	sw.release()
 	if err := sw.s.Close(); err != nil {
 		sw.s.Reset()
 	}
@@ -446,4 +469,5 @@ func (sw *streamWriter) reset() {
 		sw.s.Reset()
 		sw.s = nil
 	}
+	sw.release()
 }
