@@ -483,8 +483,10 @@ func logMLSCounters(t *testing.T, nodes []*fullNode) {
 // and mvds counters, the messages handed to the applications, the
 // goroutines and the heap: where a large run is. With
 // STRATA_MLS_PROFILE_DIR set it also writes a CPU profile of each 30 s
-// there (cpu-<process id>-<seconds since start>.pprof), so that a run
-// that never finishes still shows where its time goes.
+// there (cpu-<process id>-<seconds since start>.pprof), and its
+// goroutines grouped by stack at the start of each 30 s
+// (goroutines-<process id>-<seconds>.txt), so that a run that never
+// finishes still shows where its time goes and what it waits for.
 func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan struct{}) {
 	tk := time.NewTicker(30 * time.Second)
 	defer tk.Stop()
@@ -510,6 +512,16 @@ func progress(t *testing.T, nodes []*fullNode, start time.Time, stop <-chan stru
 			return
 		}
 		prof = f
+		// And what every goroutine waits on, grouped by stack.
+		g, err := os.Create(filepath.Join(dir, fmt.Sprintf("goroutines-%d-%04d.txt", os.Getpid(), int(time.Since(start).Seconds()))))
+		if err != nil {
+			t.Logf("profile: %v", err)
+			return
+		}
+		defer g.Close()
+		if err := pprof.Lookup("goroutine").WriteTo(g, 1); err != nil {
+			t.Logf("profile: %v", err)
+		}
 	}
 	profile()
 	defer func() {
@@ -639,15 +651,34 @@ func meshParallel(t *testing.T, nodes []*fullNode, conv []byte) {
 func waitMeshed(t *testing.T, nodes []*fullNode, want int) {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Minute)
-	for _, n := range nodes {
-		for {
-			conn, err := n.Control("p2p")
-			if err == nil {
-				resp, err := p2pv1.NewControlClient(conn.Control()).Peers(ctx, &p2pv1.PeersRequest{})
-				if err == nil && len(resp.GetPeers()) >= want {
-					break
+	start := time.Now()
+	deadline := start.Add(10 * time.Minute)
+	peers := func(n *fullNode) int {
+		conn, err := n.Control("p2p")
+		if err != nil {
+			return -1
+		}
+		resp, err := p2pv1.NewControlClient(conn.Control()).Peers(ctx, &p2pv1.PeersRequest{})
+		if err != nil {
+			return -1
+		}
+		return len(resp.GetPeers())
+	}
+	next := start.Add(30 * time.Second)
+	for i, n := range nodes {
+		for peers(n) < want {
+			if time.Now().After(next) {
+				// Where the mesh stands: the nodes still short, with their
+				// peer counts.
+				var short []string
+				for _, m := range nodes[i:] {
+					if c := peers(m); c < want {
+						short = append(short, fmt.Sprintf("%s %d", m.Name(), c))
+					}
 				}
+				t.Logf("meshing for %v: %d nodes have fewer than %d peers: %s",
+					time.Since(start).Round(time.Second), len(short), want, strings.Join(short, ", "))
+				next = time.Now().Add(30 * time.Second)
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s has fewer than %d peers", n.Name(), want)
