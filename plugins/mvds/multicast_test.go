@@ -80,6 +80,27 @@ func TestMulticast(t *testing.T) {
 			t.Fatal("a two-member group got a group payload")
 		}
 	})
+	t.Run("acks of messages not held", func(t *testing.T) {
+		// Every member hears every member's acks with group_acks, also
+		// of messages still on their way: they are not counted as
+		// unknown. Without group_acks an ack is for this node's own
+		// messages, and one of a message it does not hold is.
+		unknown := ID{7}
+		for _, groupAcks := range []bool{true, false} {
+			cfg := testSettings()
+			cfg.GroupAcks = groupAcks
+			nt := newTNet(t, cfg, "a", "b", "c")
+			a, b := nt.node("a"), nt.node("b")
+			a.receive(b.id, encode(t, &wirepb.Payload{Acks: [][]byte{unknown[:]}}))
+			want := uint64(0)
+			if !groupAcks {
+				want = 1
+			}
+			if got := a.counter("dropped_unknown_ack"); got != want {
+				t.Errorf("group_acks %v: dropped_unknown_ack %d, want %d", groupAcks, got, want)
+			}
+		}
+	})
 	t.Run("acks", func(t *testing.T) {
 		cfg := testSettings()
 		cfg.GroupAcks = true
