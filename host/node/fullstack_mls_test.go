@@ -260,7 +260,7 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 			start := time.Now()
 			var edits []func(string) string
 			if size > 20 {
-				edits = append(edits, largeGroup)
+				edits = append(edits, largeGroup(size))
 			}
 			var nodes []*fullNode
 			for i := range size {
@@ -297,9 +297,12 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 // process, twice this machine's limit) and keeps a connection to every
 // member (conn_low above the group's size). mls ticks every 250 ms
 // (retransmit_initial 1 s): a tick visits every conversation, and every
-// node here has one with every other. mvds uses a 3 s epoch (at each, a
+// node here has one with every other. mvds uses an epoch of 3 s up to 100
+// members and 3 s × (n/100)² above (12 s at 200): at each epoch a
 // member's acks go to the whole group in one payload, which every member
-// reads), relay off, and group acks and retransmissions:
+// opens, so the group's acks cost n(n-1) opens per epoch, and at 200
+// members and 3 s that alone was more than two CPUs could open. mvds runs
+// with relay off, and group acks and retransmissions:
 //   - Relay on makes every member offer every message it receives to
 //     every other member: n(n-1) payloads per post, 39,800 at 200 members
 //     (relay_delay postpones the offers, only group_acks cancels them).
@@ -316,11 +319,17 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 // Without relay, a message's author alone sends it to the members that
 // have not acknowledged it: a group that large needs its members online,
 // or the author to stay until they are.
-func largeGroup(text string) string {
-	text = strings.Replace(text, `      listen: ["/ip4/127.0.0.1/tcp/0"]`+"\n",
-		`      listen: ["/ip4/127.0.0.1/udp/0/quic-v1"]`+"\n      conn_low: 1000\n      conn_high: 2000\n", 1)
-	text = strings.Replace(text, "      retransmit_initial: 300ms\n", "      retransmit_initial: 1s\n", 1)
-	return strings.Replace(text, "      epoch: 50ms\n", "      epoch: 3s\n      relay: false\n      group_acks: true\n      group_retransmit: true\n", 1)
+func largeGroup(size int) func(string) string {
+	epoch := 3 * time.Second
+	if size > 100 {
+		epoch = epoch * time.Duration(size*size) / (100 * 100)
+	}
+	return func(text string) string {
+		text = strings.Replace(text, `      listen: ["/ip4/127.0.0.1/tcp/0"]`+"\n",
+			`      listen: ["/ip4/127.0.0.1/udp/0/quic-v1"]`+"\n      conn_low: 1000\n      conn_high: 2000\n", 1)
+		text = strings.Replace(text, "      retransmit_initial: 300ms\n", "      retransmit_initial: 1s\n", 1)
+		return strings.Replace(text, "      epoch: 50ms\n", fmt.Sprintf("      epoch: %v\n      relay: false\n      group_acks: true\n      group_retransmit: true\n", epoch), 1)
+	}
 }
 
 // TestFullStackMLSRace makes every member commit the same change at once

@@ -25,18 +25,25 @@ import (
 	"github.com/strata-msg/strata/host/node"
 )
 
-// shardSize is how many stacks one process of a sharded run holds.
-// Every SQLite database of a process shares modernc's allocator lock and
-// every stack shares its garbage collector: at 200 stacks in one process
-// both stalled the run (docs/plugins/mls.md).
-const shardSize = 50
+// shardSize is the most stacks a run holds in one process, and
+// shardStacks how many one process of a sharded run holds. Every SQLite
+// database of a process shares modernc's allocator lock and SQLite's
+// static mutexes, and every stack shares its garbage collector: at 200
+// stacks in one process both stalled the run, and at 50 a process's 150
+// databases still queued on those mutexes long enough for a Send to miss
+// its deadline (docs/plugins/mls.md). A user's node runs each layer in a
+// process of its own, with one database each.
+const (
+	shardSize   = 50
+	shardStacks = 25
+)
 
 // shardEnv names the environment variable that makes TestMLSGroupShard a
 // shard of a run: "dir,shard,shards,size".
 const shardEnv = "STRATA_MLS_SHARD"
 
 // runSharded runs a group of size members through the host as
-// ceil(size/shardSize) processes of this test binary (TestMLSGroupShard),
+// ceil(size/shardStacks) processes of this test binary (TestMLSGroupShard),
 // each holding its share of the stacks. The processes meet in a
 // directory: each writes its nodes' cards, adds every other node as a
 // contact, waits until its hosts know the conversation (the first node's
@@ -47,7 +54,7 @@ const shardEnv = "STRATA_MLS_SHARD"
 // retransmissions.
 func runSharded(t *testing.T, size int) {
 	dir := t.TempDir()
-	shards := (size + shardSize - 1) / shardSize
+	shards := (size + shardStacks - 1) / shardStacks
 	start := time.Now()
 	var cmds []*exec.Cmd
 	done := make(chan error, shards)
@@ -112,7 +119,7 @@ func TestMLSGroupShard(t *testing.T) {
 	start := time.Now()
 	var nodes []*fullNode
 	for i := first; i < last; i++ {
-		nodes = append(nodes, startMLS(t, dir, fmt.Sprintf("s%d", i), "", largeGroup))
+		nodes = append(nodes, startMLS(t, dir, fmt.Sprintf("s%d", i), "", largeGroup(size)))
 	}
 	logOnFailure(t, nodes...)
 	stop := make(chan struct{})
