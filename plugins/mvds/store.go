@@ -141,6 +141,7 @@ const (
 			send_count = CASE WHEN type = excluded.type THEN send_count ELSE 0 END,
 			send_epoch = MIN(send_epoch, excluded.send_epoch)`
 	qClearSent     = "DELETE FROM states WHERE group_id = ? AND peer = ? AND id = ? AND type != ?"
+	qRecordedIDs   = "SELECT DISTINCT id FROM states WHERE group_id = ? AND type != ?"
 	qClearRequests = "DELETE FROM states WHERE group_id = ? AND id = ? AND type = ? RETURNING peer"
 	qRequested     = "SELECT 1 FROM states WHERE group_id = ? AND id = ? AND type = ? LIMIT 1"
 	qDue           = `SELECT s.rowid, s.id, s.type, s.send_count, m.timestamp, m.body, m.format, m.metadata, m.metadata IS NOT NULL, m.author
@@ -191,6 +192,7 @@ var queries = []string{
 	qAddState,
 	qAnswerRequest,
 	qClearSent,
+	qRecordedIDs,
 	qClearRequests,
 	qRequested,
 	qDue,
@@ -225,6 +227,8 @@ type store struct {
 	full bool
 	// due bounds the members' due records (dueBounds).
 	due *dueBounds
+	// recs holds which messages may have a record (recordIDs).
+	recs *recordIDs
 }
 
 // openStore opens (creating it if need be) the database in dir and brings
@@ -253,7 +257,7 @@ func openStore(ctx context.Context, dir, durability string) (*store, error) {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt), full: durability != DurabilityNormal, due: newDueBounds()}
+	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt), full: durability != DurabilityNormal, due: newDueBounds(), recs: newRecordIDs()}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("mvds: open store %s: %w", abs, err)
@@ -334,7 +338,7 @@ func (s *store) begin(ctx context.Context) (*txn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mvds: begin transaction: %w", err)
 	}
-	return &txn{ctx: ctx, tx: tx, stmts: s.stmts, due: s.due}, nil
+	return &txn{ctx: ctx, tx: tx, stmts: s.stmts, due: s.due, recs: s.recs}, nil
 }
 
 // beginLight starts a transaction whose commit is not fsynced
@@ -380,6 +384,8 @@ type txn struct {
 	after func()
 	// due is told of every send epoch the transaction writes.
 	due *dueBounds
+	// recs is told of every record the transaction writes.
+	recs *recordIDs
 	// bound holds the statements bound to tx so far: binding one
 	// (Tx.StmtContext) costs a handful of allocations and locks, and a
 	// transaction runs the same few statements for every message.
@@ -711,6 +717,7 @@ func (t *txn) pendingMessages() ([]messageRow, error) {
 // addState adds a record with send count 0 due at epoch, unless the
 // message and member already have one; added says whether it did.
 func (t *txn) addState(group, peer []byte, id ID, typ recordType, epoch uint64) (added bool, err error) {
+	t.recs.add(group, id)
 	r, err := t.exec("add record", qAddState,
 		group, peer, id[:], typ, int64(epoch))
 	if err != nil {
@@ -729,6 +736,7 @@ func (t *txn) addState(group, peer []byte, id ID, typ recordType, epoch uint64) 
 // flow), and a MESSAGE record keeps its count and is made due no later
 // than epoch.
 func (t *txn) answerRequest(group, peer []byte, id ID, epoch uint64) error {
+	t.recs.add(group, id)
 	_, err := t.exec("answer request", qAnswerRequest,
 		group, peer, id[:], recMessage, int64(epoch))
 	t.due.lower(group, peer, epoch)
@@ -768,11 +776,40 @@ func idList(args []any, ids []ID) (string, []any) {
 
 // clearSentMany is clearSent for many ids of one peer: it deletes their
 // OFFER and MESSAGE records for peer in group and returns the ids it
-// deleted a record of.
+// deleted a record of. Ids that no member has a record of (recordIDs) are
+// not looked up.
 func (t *txn) clearSentMany(group, peer []byte, ids []ID) (map[ID]bool, error) {
+	ids = t.recs.filter(group, ids, func() ([]ID, error) { return t.recordedIDs(group) })
+	if len(ids) == 0 {
+		return map[ID]bool{}, nil
+	}
 	return t.idsOf("clear records", ids, func(list string) string {
 		return "DELETE FROM states WHERE group_id = ? AND peer = ? AND type != ? AND id IN (" + list + ") RETURNING id"
 	}, group, peer, recRequest)
+}
+
+// recordedIDs returns the ids of group's messages that have an OFFER or
+// MESSAGE record for some member.
+func (t *txn) recordedIDs(group []byte) ([]ID, error) {
+	rows, err := t.query(qRecordedIDs, group, recRequest)
+	if err != nil {
+		return nil, fmt.Errorf("mvds: read recorded ids: %w", err)
+	}
+	defer rows.Close()
+	var ids []ID
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("mvds: read recorded ids: %w", err)
+		}
+		if len(raw) == len(ID{}) {
+			ids = append(ids, ID(raw))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mvds: read recorded ids: %w", err)
+	}
+	return ids, nil
 }
 
 // heldMany returns which of ids group's messages holds.
