@@ -3,7 +3,6 @@ package mvds
 import (
 	"bytes"
 	"context"
-	"fmt"
 )
 
 // Eager transmission (config eager, the default). 2/MVDS sends only at
@@ -176,17 +175,14 @@ func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, 
 		if r.typ != recMessage || !r.held || common[r.id] != len(others) {
 			continue
 		}
-		m, err := r.wire(g.id, r.timestamp, n.self)
+		fits, err := n.addStored(g, r, pb)
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+			return nil, nil, false, err
 		}
-		if !pb.addMessage(m, false) {
+		if !fits {
 			break
 		}
 		taken[r.id] = true
-		if pb.trace == 0 {
-			pb.trace = n.traces[r.id]
-		}
 	}
 	read := make(map[string]freshRows, len(others))
 	for i, p := range others {

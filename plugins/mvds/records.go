@@ -55,8 +55,8 @@ func (r *recordIDs) add(group []byte, id ID) {
 // returns ids whole, which the caller then looks up.
 func (r *recordIDs) filter(group []byte, ids []ID, read func() ([]ID, error)) []ID {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	s := r.sets[string(group)]
-	r.mu.Unlock()
 	if s == nil {
 		all, err := read()
 		if err != nil {
@@ -66,12 +66,8 @@ func (r *recordIDs) filter(group []byte, ids []ID, read func() ([]ID, error)) []
 		for _, id := range all {
 			s.ids[id] = struct{}{}
 		}
-		r.mu.Lock()
 		r.sets[string(group)] = s
-		r.mu.Unlock()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []ID
 	for _, id := range ids {
 		if _, ok := s.ids[id]; ok {

@@ -254,11 +254,10 @@ func (n *node) takeRows(tx *txn, g *group, peer []byte, pb *payloadBuilder, rows
 				wrote = true
 				continue
 			}
-			m, err := r.wire(g.id, r.timestamp, n.self)
-			if err != nil {
-				return wrote, left, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+			var err error
+			if fits, err = n.addStored(g, r, pb); err != nil {
+				return wrote, left, err
 			}
-			fits = pb.addMessage(m, false)
 		case recOffer:
 			fits = pb.addOffer(r.id)
 		case recRequest:
@@ -270,27 +269,50 @@ func (n *node) takeRows(tx *txn, g *group, peer []byte, pb *payloadBuilder, rows
 			left++
 			continue
 		}
-		if pb.trace == 0 && r.typ != recRequest {
+		if pb.trace == 0 && r.typ == recOffer {
 			pb.trace = n.traces[r.id]
 		}
-		n.countSent(r)
-		count := r.count + 1
 		wrote = true
-		if n.abandon(r.typ, count) {
-			if err := tx.deleteState(r.rowid); err != nil {
-				return wrote, left, err
-			}
-			if r.typ == recRequest && g.requests[string(peer)] > 0 {
-				g.requests[string(peer)]--
-			}
-			n.c.abandoned.Add(1)
-			continue
-		}
-		if err := tx.updateState(g.id, peer, r.rowid, count, nextEpoch(count, epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
+		if err := n.recordSent(tx, g, peer, r, epoch); err != nil {
 			return wrote, left, err
 		}
 	}
 	return wrote, left, nil
+}
+
+// addStored puts r's stored message into pb and says whether it fit; the
+// payload takes the trace of the first message that has one.
+func (n *node) addStored(g *group, r stateRow, pb *payloadBuilder) (bool, error) {
+	m, err := r.wire(g.id, r.timestamp, n.self)
+	if err != nil {
+		return false, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+	}
+	if !pb.addMessage(m, false) {
+		return false, nil
+	}
+	if pb.trace == 0 {
+		pb.trace = n.traces[r.id]
+	}
+	return true, nil
+}
+
+// recordSent records one transmission of r to peer at epoch: it is
+// counted, and the record is given up (max_send_count) or made due again
+// after its back-off.
+func (n *node) recordSent(tx *txn, g *group, peer []byte, r stateRow, epoch uint64) error {
+	n.countSent(r)
+	count := r.count + 1
+	if n.abandon(r.typ, count) {
+		if err := tx.deleteState(r.rowid); err != nil {
+			return err
+		}
+		if r.typ == recRequest && g.requests[string(peer)] > 0 {
+			g.requests[string(peer)]--
+		}
+		n.c.abandoned.Add(1)
+		return nil
+	}
+	return tx.updateState(g.id, peer, r.rowid, count, nextEpoch(count, epoch, n.cfg.BackoffBase, n.cfg.BackoffMax))
 }
 
 // countSent counts one transmission of r.
@@ -401,17 +423,14 @@ func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, map[string]
 			if !isAgain(r) || taken[r.id] || !again(r.id) {
 				continue
 			}
-			m, err := r.wire(g.id, r.timestamp, n.self)
+			fits, err := n.addStored(g, r, pb)
 			if err != nil {
-				return nil, nil, false, fmt.Errorf("mvds: stored message %s: %w", r.id, err)
+				return nil, nil, false, err
 			}
-			if !pb.addMessage(m, false) {
+			if !fits {
 				break
 			}
 			taken[r.id] = true
-			if pb.trace == 0 {
-				pb.trace = n.traces[r.id]
-			}
 		}
 	}
 	left := make(map[string][]stateRow, len(rows))
@@ -426,15 +445,7 @@ func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, map[string]
 				rest = append(rest, r)
 				continue
 			}
-			n.countSent(r)
-			if n.abandon(r.typ, r.count+1) {
-				if err := tx.deleteState(r.rowid); err != nil {
-					return nil, nil, false, err
-				}
-				n.c.abandoned.Add(1)
-				continue
-			}
-			if err := tx.updateState(g.id, peer, r.rowid, r.count+1, nextEpoch(r.count+1, n.epoch, n.cfg.BackoffBase, n.cfg.BackoffMax)); err != nil {
+			if err := n.recordSent(tx, g, peer, r, n.epoch); err != nil {
 				return nil, nil, false, err
 			}
 		}
