@@ -157,8 +157,9 @@ func (n *node) heardFrom(b *batch, g *group, peer []byte) error {
 
 // onAcks: peer holds the messages, so their OFFER and MESSAGE records for
 // it go; an ack of a message this node does not hold is dropped and
-// counted, one of a message it holds but had no record for is a late or
-// repeated ack (or, with group_acks, one owed to another member). The
+// counted (unless hearsAllAcks), one of a message it holds but had no
+// record for is a late or repeated ack (or, with group_acks, one owed to
+// another member). The
 // records of all of a payload's acks are cleared by a statement or two
 // rather than two per ack: with group acks every member reads every
 // other's, which is O(n^3) acks over a group's posts.
