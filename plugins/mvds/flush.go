@@ -171,18 +171,9 @@ func (n *node) flushGroup(tx *txn, g *group, due uint64, limit int) (*outbound, 
 	}
 	pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
 	taken := map[ID]bool{}
-	for _, r := range rows[0] {
-		if r.typ != recMessage || !r.held || common[r.id] != len(others) {
-			continue
-		}
-		fits, err := n.addStored(g, r, pb)
-		if err != nil {
-			return nil, nil, false, err
-		}
-		if !fits {
-			break
-		}
-		taken[r.id] = true
+	forAll := func(r stateRow) bool { return r.typ == recMessage && r.held && common[r.id] == len(others) }
+	if err := n.fillGroupPayload(g, pb, rows[0], forAll, taken); err != nil {
+		return nil, nil, false, err
 	}
 	read := make(map[string]freshRows, len(others))
 	for i, p := range others {

@@ -296,6 +296,23 @@ func (n *node) addStored(g *group, r stateRow, pb *payloadBuilder) (bool, error)
 	return true, nil
 }
 
+// fillGroupPayload adds to pb, in order, the stored messages of rows that
+// want picks and that are not taken yet, marking them taken, until one
+// does not fit.
+func (n *node) fillGroupPayload(g *group, pb *payloadBuilder, rows []stateRow, want func(stateRow) bool, taken map[ID]bool) error {
+	for _, r := range rows {
+		if taken[r.id] || !want(r) {
+			continue
+		}
+		fits, err := n.addStored(g, r, pb)
+		if err != nil || !fits {
+			return err
+		}
+		taken[r.id] = true
+	}
+	return nil
+}
+
 // recordSent records one transmission of r to peer at epoch: it is
 // counted, and the record is given up (max_send_count) or made due again
 // after its back-off.
@@ -419,18 +436,8 @@ func (n *node) groupAgain(tx *txn, g *group, sweep bool) (*outbound, map[string]
 	pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
 	taken := map[ID]bool{}
 	for _, peer := range g.members {
-		for _, r := range rows[string(peer)] {
-			if !isAgain(r) || taken[r.id] || !again(r.id) {
-				continue
-			}
-			fits, err := n.addStored(g, r, pb)
-			if err != nil {
-				return nil, nil, false, err
-			}
-			if !fits {
-				break
-			}
-			taken[r.id] = true
+		if err := n.fillGroupPayload(g, pb, rows[string(peer)], func(r stateRow) bool { return isAgain(r) && again(r.id) }, taken); err != nil {
+			return nil, nil, false, err
 		}
 	}
 	left := make(map[string][]stateRow, len(rows))
