@@ -97,6 +97,7 @@ func encodeEpoch(w *codec.Writer, ctx *wire.GroupContext, tr *tree.Tree, secrets
 		return err
 	}
 	w.Opaque(st)
+	clear(st) // secrets: the copy in w is what is stored
 	return nil
 }
 

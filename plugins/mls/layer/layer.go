@@ -72,6 +72,7 @@ import (
 	"github.com/strata-msg/strata/core/sdk"
 	"github.com/strata-msg/strata/core/sdk/atrest"
 	"github.com/strata-msg/strata/plugins/mls/group"
+	"github.com/strata-msg/strata/plugins/mls/schedule"
 	"github.com/strata-msg/strata/plugins/mls/suite"
 	"github.com/strata-msg/strata/plugins/mls/wire"
 )
@@ -448,6 +449,7 @@ func (l *Layer) groupConfig() group.Config {
 		Now:                l.now,
 		PadTo:              l.cfg.Padding,
 		PastEpochs:         pastEpochs(l.cfg.PastEpochs),
+		Retention:          retention(l.cfg.SkippedKeys),
 		KeyPackageLifetime: l.cfg.KeyPackageLifetime,
 		AcceptLeaf:         l.acceptLeaf,
 	}
@@ -477,4 +479,14 @@ func pastEpochs(n int) int {
 		return -1
 	}
 	return n
+}
+
+// retention is the secret trees' retention for skipped_keys n: the
+// library's forward limit, and n skipped keys per ratchet (none for 0,
+// which the library reads as its default).
+func retention(n int) schedule.Retention {
+	if n == 0 {
+		n = -1
+	}
+	return schedule.Retention{MaxForward: schedule.DefaultRetention.MaxForward, MaxSkipped: n}
 }

@@ -18,6 +18,7 @@ func (t *SecretTree) PutBack(leaf uint32, typ RatchetType, kn KeyNonce) error {
 	if !ok || int(typ) >= len(rs) {
 		return fmt.Errorf("mls/schedule: put back a %s key of leaf %d that was never handed out", typ, leaf)
 	}
+	t.dropEnc(leaf)
 	r := &rs[typ]
 	if !r.done && kn.Generation >= r.next {
 		return fmt.Errorf("mls/schedule: put back %s key of leaf %d generation %d, ratchet at %d", typ, leaf, kn.Generation, r.next)

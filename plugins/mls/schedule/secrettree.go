@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 
 	"github.com/strata-msg/strata/plugins/mls/suite"
 )
@@ -86,6 +87,15 @@ type SecretTree struct {
 	keep     Retention
 	nodes    map[uint32][]byte // node index → secret, for nodes not yet consumed
 	ratchets map[uint32]*[2]ratchet
+
+	// The encoding MarshalBinary writes, in parts kept from one call to
+	// the next: a group's state is stored after every batch of messages,
+	// and a batch changes the ratchets of a few senders of a large tree.
+	// Each part is dropped (and zeroed: it holds secrets) as soon as what
+	// it encodes changes.
+	leaves   []uint32          // the leaves with ratchets, in order
+	enc      map[uint32][]byte // leaf → its entry of the ratchets vector
+	nodesEnc []byte            // the body of the nodes vector; nil when stale
 }
 
 // NewSecretTree returns the secret tree of a group of nLeaves leaves (the
@@ -143,6 +153,7 @@ func (t *SecretTree) leafRatchets(leaf uint32) (*[2]ratchet, error) {
 			clear(secret)
 			delete(t.nodes, x)
 			t.nodes[left], t.nodes[right] = l, r
+			t.dropNodesEnc()
 		}
 		if target < x {
 			x = left
@@ -166,9 +177,27 @@ func (t *SecretTree) leafRatchets(leaf uint32) (*[2]ratchet, error) {
 	}
 	clear(secret)
 	delete(t.nodes, target)
+	t.dropNodesEnc()
 	r := &[2]ratchet{{secret: hs}, {secret: app}}
 	t.ratchets[leaf] = r
+	i, _ := slices.BinarySearch(t.leaves, leaf)
+	t.leaves = slices.Insert(t.leaves, i, leaf)
 	return r, nil
+}
+
+// dropEnc forgets the kept encoding of leaf's ratchets, zeroing it; every
+// change to them calls it before it is made.
+func (t *SecretTree) dropEnc(leaf uint32) {
+	if e, ok := t.enc[leaf]; ok {
+		clear(e)
+		delete(t.enc, leaf)
+	}
+}
+
+// dropNodesEnc forgets the kept encoding of the nodes, zeroing it.
+func (t *SecretTree) dropNodesEnc() {
+	clear(t.nodesEnc)
+	t.nodesEnc = nil
 }
 
 // advance returns the key and nonce of the ratchet's current generation and
@@ -203,6 +232,7 @@ func (t *SecretTree) advance(r *ratchet) (KeyNonce, error) {
 // Next returns the key and nonce of the next unused generation of the
 // leaf's ratchet, for a message that leaf sends. The generation is consumed.
 func (t *SecretTree) Next(leaf uint32, typ RatchetType) (KeyNonce, error) {
+	t.dropEnc(leaf)
 	rs, err := t.leafRatchets(leaf)
 	if err != nil {
 		return KeyNonce{}, fmt.Errorf("mls/schedule: %s key: %w", typ, err)
@@ -219,6 +249,7 @@ func (t *SecretTree) Next(leaf uint32, typ RatchetType) (KeyNonce, error) {
 // gives ErrKeyConsumed. Generations skipped on the way are kept, within the
 // tree's Retention, for messages that arrive late.
 func (t *SecretTree) Get(leaf uint32, typ RatchetType, generation uint32) (KeyNonce, error) {
+	t.dropEnc(leaf)
 	rs, err := t.leafRatchets(leaf)
 	if err != nil {
 		return KeyNonce{}, fmt.Errorf("mls/schedule: %s key: %w", typ, err)
@@ -276,6 +307,10 @@ func (t *SecretTree) keepSkipped(r *ratchet, kn KeyNonce, target uint32) {
 // Destroy zeroes every secret and key the tree still holds. The tree must not
 // be used afterwards.
 func (t *SecretTree) Destroy() {
+	for leaf := range t.enc {
+		t.dropEnc(leaf)
+	}
+	t.dropNodesEnc()
 	for x, s := range t.nodes {
 		clear(s)
 		delete(t.nodes, x)
@@ -289,6 +324,7 @@ func (t *SecretTree) Destroy() {
 		}
 		delete(t.ratchets, leaf)
 	}
+	t.leaves = nil
 }
 
 // SenderDataKeyNonce derives the key and nonce that protect the SenderData of

@@ -25,50 +25,91 @@ func RestoreEpoch(s *suite.Suite, secrets Epoch) *Epoch {
 // count, the secrets of the nodes not yet consumed, and each started
 // ratchet's current secret, generation and kept skipped keys. Consumed
 // secrets are not in it. The encoding holds secrets: store it as such.
+//
+// The tree keeps the parts it encoded until they change, so that encoding
+// a large tree again after a few of its senders moved costs a copy of the
+// rest (TestSecretTreeEncodingKept).
 func (t *SecretTree) MarshalBinary() ([]byte, error) {
 	var w codec.Writer
 	w.Uint32(t.nLeaves)
-	w.Vector(func(w *codec.Writer) {
+	if t.nodesEnc == nil {
+		var nw codec.Writer
 		for _, x := range slices.Sorted(maps.Keys(t.nodes)) {
-			w.Uint32(x)
-			w.Opaque(t.nodes[x])
+			nw.Uint32(x)
+			nw.Opaque(t.nodes[x])
 		}
-	})
+		if err := nw.Err(); err != nil {
+			return nil, fmt.Errorf("mls/schedule: encode secret tree: %w", err)
+		}
+		t.nodesEnc = nonNil(nw.Bytes())
+	}
+	w.Vector(func(w *codec.Writer) { w.Raw(t.nodesEnc) })
+	if t.enc == nil {
+		t.enc = make(map[uint32][]byte, len(t.leaves))
+	}
+	var err error
 	w.Vector(func(w *codec.Writer) {
-		for _, leaf := range slices.Sorted(maps.Keys(t.ratchets)) {
-			w.Uint32(leaf)
-			for _, r := range t.ratchets[leaf] {
-				if r.done {
-					w.Opaque(nil)
-				} else {
-					w.Opaque(r.secret)
+		for _, leaf := range t.leaves {
+			e, ok := t.enc[leaf]
+			if !ok {
+				if e, err = encodeRatchets(leaf, t.ratchets[leaf]); err != nil {
+					return
 				}
-				w.Uint32(r.next)
-				done := uint8(0)
-				if r.done {
-					done = 1
-				}
-				w.Uint8(done)
-				w.Vector(func(w *codec.Writer) {
-					for _, g := range slices.Sorted(maps.Keys(r.skipped)) {
-						kn := r.skipped[g]
-						w.Uint32(g)
-						w.Opaque(kn.Key)
-						w.Opaque(kn.Nonce)
-					}
-				})
+				t.enc[leaf] = e
 			}
+			w.Raw(e)
 		}
 	})
-	if err := w.Err(); err != nil {
+	if err == nil {
+		err = w.Err()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("mls/schedule: encode secret tree: %w", err)
 	}
 	return w.Bytes(), nil
 }
 
+// encodeRatchets is leaf's entry of the ratchets vector.
+func encodeRatchets(leaf uint32, rs *[2]ratchet) ([]byte, error) {
+	var w codec.Writer
+	w.Uint32(leaf)
+	for _, r := range rs {
+		if r.done {
+			w.Opaque(nil)
+		} else {
+			w.Opaque(r.secret)
+		}
+		w.Uint32(r.next)
+		done := uint8(0)
+		if r.done {
+			done = 1
+		}
+		w.Uint8(done)
+		w.Vector(func(w *codec.Writer) {
+			for _, g := range slices.Sorted(maps.Keys(r.skipped)) {
+				kn := r.skipped[g]
+				w.Uint32(g)
+				w.Opaque(kn.Key)
+				w.Opaque(kn.Nonce)
+			}
+		})
+	}
+	return w.Bytes(), w.Err()
+}
+
+// nonNil is b, or an empty slice for nil (a kept encoding of nothing).
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
 // UnmarshalSecretTree reads back a tree MarshalBinary encoded. It checks
 // that every index lies in the tree, every secret has the suite's length
-// and no ratchet holds more skipped keys than keep allows.
+// and each ratchet's skipped keys are in order. A ratchet stored with more
+// skipped keys than keep allows (a tree written under a larger MaxSkipped)
+// keeps the newest keep.MaxSkipped of them.
 func UnmarshalSecretTree(s *suite.Suite, data []byte, keep Retention) (*SecretTree, error) {
 	r := codec.NewReader(data)
 	n, err := r.Uint32()
@@ -124,6 +165,7 @@ func UnmarshalSecretTree(s *suite.Suite, data []byte, keep Retention) (*SecretTr
 				}
 			}
 			t.ratchets[leaf] = &rs
+			t.leaves = append(t.leaves, leaf) // in order, checked above
 			return nil
 		})
 	}
@@ -164,7 +206,8 @@ func readRatchet(s *suite.Suite, r *codec.Reader, rt *ratchet, keep Retention, b
 		return bad("ratchet secret of %d bytes", len(rt.secret))
 	}
 	var last uint32
-	return r.Vector(func(r *codec.Reader) error {
+	var order []uint32
+	err = r.Vector(func(r *codec.Reader) error {
 		g, err := r.Uint32()
 		if err != nil {
 			return err
@@ -183,11 +226,28 @@ func readRatchet(s *suite.Suite, r *codec.Reader, rt *ratchet, keep Retention, b
 		if rt.skipped == nil {
 			rt.skipped = map[uint32]KeyNonce{}
 		}
-		if (len(rt.skipped) > 0 && g <= last) || len(rt.skipped) >= max(keep.MaxSkipped, 0) {
-			return bad("skipped key of generation %d out of order or beyond the limit", g)
+		if len(rt.skipped) > 0 && g <= last {
+			return bad("skipped key of generation %d out of order", g)
 		}
 		last = g
 		rt.skipped[g] = kn
+		order = append(order, g)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// A tree stored under a larger MaxSkipped keeps only the newest keys
+	// the present policy allows, as keepSkipped would have.
+	if excess := len(order) - max(keep.MaxSkipped, 0); excess > 0 {
+		for _, g := range order[:excess] {
+			kn := rt.skipped[g]
+			kn.Destroy()
+			delete(rt.skipped, g)
+		}
+		if len(rt.skipped) == 0 {
+			rt.skipped = nil
+		}
+	}
+	return nil
 }

@@ -3,8 +3,13 @@ package schedule
 import (
 	"bytes"
 	"errors"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
+	"github.com/strata-msg/strata/plugins/mls/codec"
 	"github.com/strata-msg/strata/plugins/mls/suite"
 )
 
@@ -70,7 +75,22 @@ func FuzzUnmarshalSecretTree(f *testing.F) {
 	b, _ := tr.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := UnmarshalSecretTree(s, data, Retention{})
+		// A policy that keeps fewer skipped keys than the data holds
+		// trims them: what it keeps encodes and decodes back the same.
+		if few, err := UnmarshalSecretTree(s, data, Retention{MaxForward: 1000, MaxSkipped: 2}); err == nil {
+			b, err := few.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := UnmarshalSecretTree(s, b, Retention{MaxForward: 1000, MaxSkipped: 2})
+			if err != nil {
+				t.Fatalf("a trimmed tree does not decode: %v", err)
+			}
+			if again, err := back.MarshalBinary(); err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("re-encoding of a trimmed tree differs (%v)", err)
+			}
+		}
+		got, err := UnmarshalSecretTree(s, data, Retention{MaxForward: 1000, MaxSkipped: math.MaxInt32})
 		if err != nil {
 			return
 		}
@@ -79,6 +99,53 @@ func FuzzUnmarshalSecretTree(f *testing.F) {
 			t.Fatalf("re-encoding differs (%v)", err)
 		}
 	})
+}
+
+// TestSecretTreeFewerSkipped reads a tree back under a policy that keeps
+// fewer skipped keys than it was stored with (max_skipped lowered between
+// two runs): the newest keys stay usable, the older ones are gone.
+func TestSecretTreeFewerSkipped(t *testing.T) {
+	s, _ := suite.New(1)
+	orig, err := NewSecretTree(s, bytes.Repeat([]byte{9}, s.Nh()), 4, Retention{MaxForward: 100, MaxSkipped: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := orig.Get(2, Application, 6); err != nil { // keeps 2..5
+		t.Fatal(err)
+	}
+	b, err := orig.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := UnmarshalSecretTree(s, b, Retention{MaxForward: 100, MaxSkipped: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		gen  uint32
+		kept bool
+	}{{2, false}, {3, false}, {4, true}, {5, true}} {
+		want, err := orig.Get(2, Application, tc.gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := back.Get(2, Application, tc.gen)
+		switch {
+		case tc.kept && (err != nil || !bytes.Equal(got.Key, want.Key) || !bytes.Equal(got.Nonce, want.Nonce)):
+			t.Errorf("generation %d: %v, want the stored key", tc.gen, err)
+		case !tc.kept && err == nil:
+			t.Errorf("generation %d: a key, want it dropped with the older skipped keys", tc.gen)
+		}
+	}
+	// Stored again, the tree holds the two it kept and reads back under
+	// either policy.
+	again, err := back.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnmarshalSecretTree(s, again, Retention{MaxForward: 100, MaxSkipped: 4}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestPutBack(t *testing.T) {
@@ -110,4 +177,79 @@ func TestPutBack(t *testing.T) {
 	if _, err := tr.Get(1, Application, 3); !errors.Is(err, ErrKeyConsumed) {
 		t.Fatalf("third Get: %v, want ErrKeyConsumed", err)
 	}
+}
+
+// TestSecretTreeEncodingKept checks the parts of its encoding a tree keeps
+// between two MarshalBinary calls against an encoding made afresh, after
+// every step of a random use of the tree: a part kept past a change would
+// store a state the tree is no longer in (a key used twice after a
+// restart).
+func TestSecretTreeEncodingKept(t *testing.T) {
+	s, _ := suite.New(1)
+	rng := rand.New(rand.NewPCG(1, 2))
+	tr, err := NewSecretTree(s, bytes.Repeat([]byte{5}, s.Nh()), 11, Retention{MaxForward: 20, MaxSkipped: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handed []struct {
+		leaf uint32
+		typ  RatchetType
+		kn   KeyNonce
+	}
+	for step := range 2000 {
+		leaf, typ := uint32(rng.IntN(11)), RatchetType(rng.IntN(2))
+		switch op := rng.IntN(4); {
+		case op == 0:
+			kn, err := tr.Next(leaf, typ)
+			if err == nil {
+				handed = append(handed, struct {
+					leaf uint32
+					typ  RatchetType
+					kn   KeyNonce
+				}{leaf, typ, KeyNonce{Generation: kn.Generation, Key: bytes.Clone(kn.Key), Nonce: bytes.Clone(kn.Nonce)}})
+			}
+		case op == 1 && len(handed) > 0:
+			h := handed[rng.IntN(len(handed))]
+			_ = tr.PutBack(h.leaf, h.typ, h.kn) // refused when kept already
+		default:
+			next := uint32(0)
+			if rs, ok := tr.ratchets[leaf]; ok {
+				next = rs[typ].next
+			}
+			gen := max(int(next)+rng.IntN(8)-4, 0)
+			_, _ = tr.Get(leaf, typ, uint32(gen)) // refused when consumed
+		}
+		got, err := tr.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := encodeAfresh(t, tr); !bytes.Equal(got, want) {
+			t.Fatalf("step %d: the kept encoding differs from one made afresh", step)
+		}
+	}
+}
+
+// encodeAfresh encodes tr as MarshalBinary does, without the parts it keeps.
+func encodeAfresh(t *testing.T, tr *SecretTree) []byte {
+	var w codec.Writer
+	w.Uint32(tr.nLeaves)
+	w.Vector(func(w *codec.Writer) {
+		for _, x := range slices.Sorted(maps.Keys(tr.nodes)) {
+			w.Uint32(x)
+			w.Opaque(tr.nodes[x])
+		}
+	})
+	w.Vector(func(w *codec.Writer) {
+		for _, leaf := range slices.Sorted(maps.Keys(tr.ratchets)) {
+			e, err := encodeRatchets(leaf, tr.ratchets[leaf])
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Raw(e)
+		}
+	})
+	if err := w.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return w.Bytes()
 }
