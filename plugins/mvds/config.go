@@ -46,6 +46,7 @@ type Config struct {
 	Eager             bool          `json:"eager" default:"true" desc:"send what is new (a message or offer, a request, an answer, an ephemeral message) at once when the link is idle, coalesced while a send is in progress, and leave epochs to retransmissions and acks; false sends everything at the next epoch, as 2/MVDS describes (timing only: the wire is the same)"`
 	BackoffBase       uint64        `json:"backoff_base" default:"2" min:"1" max:"1048576" desc:"epochs between the first and second transmission of a record; each retransmission doubles the wait"`
 	BackoffMax        uint64        `json:"backoff_max" default:"1024" min:"1" max:"1048576" desc:"the longest wait between transmissions, in epochs; beyond it the wait falls back to backoff_base"`
+	AckDelay          uint64        `json:"ack_delay" default:"1" min:"1" max:"1048576" desc:"the most epochs an ack this node owes waits for a payload to ride on (a message, a retransmission, an ack owed longer) before an epoch sends it in a payload of its own; 1 sends it at the next epoch, as 2/MVDS does. A longer wait sends fewer payloads where every member acks every message to every other (a large group with group_acks: n(n-1) acks an epoch); above 1 it must be below backoff_base, or authors would send each message again before its acks come"`
 	MaxSendCount      uint64        `json:"max_send_count" default:"0" min:"0" max:"1073741824" desc:"transmissions after which a message or offer to a member is abandoned; 0 never abandons"`
 	Multicast         bool          `json:"multicast" default:"true" desc:"send this node's new messages in a group of three or more (with eager) as one payload for every member: a frame without a peer, which the secure layer seals once with sender keys (or once per member) and the host sends to the group's shared privacy address where the privacy layer has one; retransmissions and acks stay per member (see group_retransmit and group_acks); false sends one payload per member"`
 	GroupAcks         bool          `json:"group_acks" default:"false" desc:"at each epoch, send the acks this node owes in a group of three or more in one payload for every member, and let them ride on a multicast payload: fewer frames where a frame for the group costs what one for a member does (whisper's shared addresses), more where the host copies it to each member (none); the other members learn who holds what, which cancels their delayed relay offers (relay_delay)"`
@@ -68,6 +69,10 @@ type Config struct {
 func (c Config) Validate() error {
 	if c.BackoffMax < c.BackoffBase {
 		return &sdk.ConfigError{Key: "backoff_max", Problem: fmt.Sprintf("is %d, below backoff_base %d", c.BackoffMax, c.BackoffBase), Fix: "make it at least backoff_base"}
+	}
+	if c.AckDelay > 1 && c.AckDelay >= c.BackoffBase {
+		return &sdk.ConfigError{Key: "ack_delay", Problem: fmt.Sprintf("is %d, not below backoff_base %d", c.AckDelay, c.BackoffBase),
+			Fix: "make it smaller than backoff_base, or raise backoff_base: an author sends a message again backoff_base epochs after it, so acks that wait as long come too late and every message goes twice"}
 	}
 	return nil
 }

@@ -68,6 +68,8 @@ func TestConfigErrors(t *testing.T) {
 		{`{"mode": "fast"}`, "mode"},
 		{`{"wire": "signed"}`, "wire"},
 		{`{"backoff_base": 8, "backoff_max": 4}`, "backoff_max"},
+		{`{"backoff_base": 3, "ack_delay": 3}`, "ack_delay"},
+		{`{"ack_delay": 0}`, "ack_delay"},
 		{`{"backoff_base": 0}`, "backoff_base"},
 		{`{"max_frame": 1000}`, "max_frame"},
 		{`{"max_parents": 257}`, "max_parents"},

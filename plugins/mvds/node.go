@@ -177,11 +177,21 @@ func (n *node) queueAck(g *group, peer []byte, id ID, trace uint64) {
 		g.acks[string(peer)] = q
 	}
 	if len(q.ids) < queueFactor*n.cfg.MaxIDs {
+		if len(q.ids) == 0 {
+			q.since = n.epoch
+		}
 		q.push(id)
 		if q.trace == 0 {
 			q.trace = trace
 		}
 	}
+}
+
+// acksDue says whether the acks owed to peer must go at this epoch even
+// without a payload to ride on: the oldest has waited ack_delay epochs.
+func (n *node) acksDue(g *group, peer []byte) bool {
+	q := g.acks[string(peer)]
+	return q != nil && len(q.ids) > 0 && n.epoch >= q.since+max(n.cfg.AckDelay, 1)
 }
 
 // idQueue is a queue of distinct ids.
@@ -191,6 +201,8 @@ type idQueue struct {
 	// trace is the trace id of the frame that brought the first id queued
 	// since the queue was last emptied, or 0.
 	trace uint64
+	// since is the epoch in which that first id was queued.
+	since uint64
 }
 
 func (q *idQueue) push(id ID) {

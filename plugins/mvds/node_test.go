@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
 
@@ -716,5 +718,47 @@ func TestAckCarriesTrace(t *testing.T) {
 	acks := b.tick()
 	if len(acks) != 1 || acks[0].trace != 99 {
 		t.Fatalf("b's ack payloads %+v, want one with trace 99", acks)
+	}
+}
+
+// TestAckDelay: with ack_delay an owed ack waits up to that many epochs for
+// a payload to ride on, then an epoch sends it alone; a payload going to
+// the member anyway takes it sooner.
+func TestAckDelay(t *testing.T) {
+	cfg := testSettings()
+	cfg.BackoffBase, cfg.AckDelay = 4, 3
+	a := newTNode(t, "a", cfg, newClock())
+	b := identity("b")
+	a.setGroup(a.id, b)
+	acksTo := func(out []outbound) map[ID]bool {
+		t.Helper()
+		got := map[ID]bool{}
+		for _, o := range out {
+			if !bytes.Equal(o.peer, b) {
+				continue
+			}
+			var p wirepb.Payload
+			if err := proto.Unmarshal(o.payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			for _, raw := range p.Acks {
+				got[ID(raw)] = true
+			}
+		}
+		return got
+	}
+	m1, id1 := messageFrom(t, testGroupID, b, 1, "first", false)
+	a.receive(b, encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m1}}))
+	for epoch := 1; epoch <= 3; epoch++ {
+		if got, want := acksTo(a.tick())[id1], epoch == 3; got != want {
+			t.Fatalf("epoch %d: ack sent %v, want %v", epoch, got, want)
+		}
+	}
+	// A younger ack rides on a message going to the member.
+	m2, id2 := messageFrom(t, testGroupID, b, 2, "second", false)
+	a.receive(b, encode(t, &wirepb.Payload{Messages: []*wirepb.Message{m2}}))
+	a.send("from a")
+	if !acksTo(a.tick())[id2] {
+		t.Fatal("the ack did not ride on the payload to its member")
 	}
 }

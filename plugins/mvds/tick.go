@@ -126,7 +126,12 @@ func (n *node) build(tx *txn, sweep bool) (out []outbound, wrote bool, err error
 				continue
 			}
 			pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
-			n.takeAcks(g, peer, pb)
+			// Acks that have waited ack_delay epochs go first, so that
+			// they fit; younger ones ride on a payload going anyway.
+			acked := n.acksDue(g, peer)
+			if acked {
+				n.takeAcks(g, peer, pb)
+			}
 			n.takeOnce(g, peer, pb)
 			if tx != nil {
 				rows, ok := read[string(peer)]
@@ -138,6 +143,9 @@ func (n *node) build(tx *txn, sweep bool) (out []outbound, wrote bool, err error
 			}
 			if pb.empty() {
 				continue
+			}
+			if !acked {
+				n.takeAcks(g, peer, pb)
 			}
 			payload, err := pb.encode()
 			if err != nil {
@@ -369,14 +377,15 @@ func (n *node) groupAcks(g *group) *outbound {
 	if !n.cfg.GroupAcks || len(g.members) < 3 {
 		return nil
 	}
-	owed := 0
+	due := false
 	for _, p := range g.members {
-		if q := g.acks[string(p)]; q != nil && len(q.ids) > 0 {
-			owed++
+		if n.acksDue(g, p) {
+			due = true
+			break
 		}
 	}
-	if owed == 0 {
-		return nil
+	if !due {
+		return nil // what is owed waits (ack_delay), or rides on a payload
 	}
 	pb := newPayloadBuilder(n.cfg.MaxFrame, n.cfg.MaxIDs)
 	seen := map[ID]bool{}
