@@ -22,7 +22,7 @@ help:
 	@echo "make demo-ci    the demo on the default stack (libp2p+mixnet+mls+bsp) and on devp2p+whisper+doubleratchet+mvds (make test runs it)"
 	@echo "make test       the test suite CI runs (short mode)"
 	@echo "make test-full  every test without -short, with the race detector"
-	@echo "make test-mls-200  a group of 200 members through the host, in eight processes (does not finish on 2 CPUs yet: docs/plugins/mls.md)"
+	@echo "make test-mls-200  a group of 200 members through the host, in eight processes (about 15 min on 2 CPUs: docs/plugins/mls.md)"
 	@echo "make flood      200,000 whisper envelopes through each shipped relay, nothing dropped"
 	@echo "make bench      the plugin-boundary and layer benchmarks, then bench-stack and bench-groups"
 	@echo "make bench-stack  the full stack on the speed scenarios (strata compare)"
@@ -79,9 +79,9 @@ test-full:
 # libp2p+none+mls+mvds stacks in eight processes of the test binary, every
 # node a contact of every other, one member making the group, two posts
 # from every member reaching every member. Each process logs its progress
-# every 30 s. On a 2-CPU, 23 GiB machine it does not finish yet
-# (docs/plugins/mls.md says where it stops); STRATA_MLS_GROUP_SIZE=100
-# does, in a few minutes.
+# every 30 s. On a 2-CPU, 23 GiB machine it takes about a quarter of an
+# hour (docs/plugins/mls.md, "Large groups through the host");
+# STRATA_MLS_GROUP_SIZE=100 takes about two minutes.
 test-mls-200:
 	STRATA_MLS_GROUP_SIZE=200 $(GO) test -count=1 -timeout 90m -run '^TestFullStackMLSGroupSizes$$' -v ./host/node/
 

@@ -301,8 +301,13 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 // members and 3 s × (n/100)² above (12 s at 200): at each epoch a
 // member's acks go to the whole group in one payload, which every member
 // opens, so the group's acks cost n(n-1) opens per epoch, and at 200
-// members and 3 s that alone was more than two CPUs could open. mvds runs
-// with relay off, and group acks and retransmissions:
+// members and 3 s that alone was more than two CPUs could open. An ack
+// waits up to 3 epochs to ride on another payload (ack_delay), which
+// divides the acks by up to three while messages flow, and an author sends
+// a message again after 6 epochs (backoff_base): with 2, the acks of
+// members busy opening came after it nearly always, and each
+// retransmission was one more frame to open. mvds runs with relay off,
+// and group acks and retransmissions:
 //   - Relay on makes every member offer every message it receives to
 //     every other member: n(n-1) payloads per post, 39,800 at 200 members
 //     (relay_delay postpones the offers, only group_acks cancels them).
@@ -314,7 +319,9 @@ func TestFullStackMLSGroupSizes(t *testing.T) {
 //     generations could no longer open its frames: the run of 200 in one
 //     process did not finish. Group acks and group retransmissions go to
 //     the whole group in one payload, sealed once and opened by every
-//     member.
+//     member, and mls keeps 16 skipped keys per sender (skipped_keys):
+//     each member's frames reach another in order over one connection, so
+//     nearly all the keys kept are those of frames for other members.
 //
 // Without relay, a message's author alone sends it to the members that
 // have not acknowledged it: a group that large needs its members online,
@@ -327,8 +334,8 @@ func largeGroup(size int) func(string) string {
 	return func(text string) string {
 		text = strings.Replace(text, `      listen: ["/ip4/127.0.0.1/tcp/0"]`+"\n",
 			`      listen: ["/ip4/127.0.0.1/udp/0/quic-v1"]`+"\n      conn_low: 1000\n      conn_high: 2000\n", 1)
-		text = strings.Replace(text, "      retransmit_initial: 300ms\n", "      retransmit_initial: 1s\n", 1)
-		return strings.Replace(text, "      epoch: 50ms\n", fmt.Sprintf("      epoch: %v\n      relay: false\n      group_acks: true\n      group_retransmit: true\n", epoch), 1)
+		text = strings.Replace(text, "      retransmit_initial: 300ms\n", "      retransmit_initial: 1s\n      skipped_keys: 16\n", 1)
+		return strings.Replace(text, "      epoch: 50ms\n", fmt.Sprintf("      epoch: %v\n      backoff_base: 6\n      ack_delay: 3\n      relay: false\n      group_acks: true\n      group_retransmit: true\n", epoch), 1)
 	}
 }
 
