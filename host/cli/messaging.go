@@ -379,6 +379,13 @@ the node stops (then it prints "node stopped" on standard error and exits
 			}
 			stream, err := c.Subscribe(cmd.Context(), &appv1.SubscribeRequest{Conversation: id, After: after, Outgoing: outgoing})
 			if err != nil {
+				// A node that answered for the names and is gone now
+				// stopped in between; without a call before (--json) an
+				// unreachable node is an error.
+				if who != nil && status.Code(err) == codes.Unavailable {
+					fmt.Fprintln(cmd.ErrOrStderr(), "node stopped")
+					return nil
+				}
 				return err
 			}
 			for {
