@@ -482,8 +482,9 @@ func pastEpochs(n int) int {
 }
 
 // retention is the secret trees' retention for skipped_keys n: the
-// library's forward limit, and n skipped keys per ratchet (none for 0,
-// which the library reads as its default).
+// library's forward limit, and n skipped keys per ratchet. For 0 it asks
+// for none with -1, since the library reads a zero MaxSkipped as its
+// default.
 func retention(n int) schedule.Retention {
 	if n == 0 {
 		n = -1

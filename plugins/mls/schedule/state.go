@@ -28,7 +28,9 @@ func RestoreEpoch(s *suite.Suite, secrets Epoch) *Epoch {
 //
 // The tree keeps the parts it encoded until they change, so that encoding
 // a large tree again after a few of its senders moved costs a copy of the
-// rest (TestSecretTreeEncodingKept).
+// rest (TestSecretTreeEncodingKept). Keeping them is a change of the tree:
+// like every other call, MarshalBinary must not run concurrently with
+// another on the same tree.
 func (t *SecretTree) MarshalBinary() ([]byte, error) {
 	var w codec.Writer
 	w.Uint32(t.nLeaves)
