@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -110,15 +111,27 @@ func TestContactImportSaysWhereAndFingerprints(t *testing.T) {
 // and exits 0 when its node stops.
 func TestListenEndsWhenTheNodeStops(t *testing.T) {
 	h := startNamed(t, "l")
-	listen := exec.Command(strataBin, "listen", "-c", h.cfg)
-	var out bytes.Buffer
-	listen.Stdout, listen.Stderr = &out, &out
+	// listen follows the node's own messages too; one sent to a public
+	// chat and printed shows it subscribed. Stopping the node before that
+	// would test a listen that never reached it.
+	if out, err := strata(t, "conversation", "join", "-c", h.cfg, "lobby"); err != nil {
+		t.Fatalf("join: %v\n%s", err, out)
+	}
+	listen := exec.Command(strataBin, "listen", "-c", h.cfg, "--outgoing")
+	out := &syncBuffer{}
+	listen.Stdout, listen.Stderr = out, out
 	if err := listen.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = listen.Process.Kill() })
-	sock := filepath.Join(filepath.Dir(h.cfg), "l", "host", "api.sock")
-	waitConnected(t, sock)
+	if o, err := strata(t, "send", "-c", h.cfg, "--conversation", "public:lobby", "are you there"); err != nil {
+		t.Fatalf("send: %v\n%s", err, o)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "are you there"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("listen did not print the node's message:\n%s", out.String())
+		}
+	}
 	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -134,23 +147,22 @@ func TestListenEndsWhenTheNodeStops(t *testing.T) {
 	}
 }
 
-// waitConnected waits until a client has connected to the Unix socket at
-// path: /proc/net/unix lists the path once for the listener and once more
-// for each accepted connection.
-func waitConnected(t *testing.T, path string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile("/proc/net/unix")
-		if err != nil {
-			t.Skipf("no /proc/net/unix: %v", err)
-		}
-		if bytes.Count(b, []byte(" "+path+"\n")) >= 2 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("nothing connected to %s", path)
+// syncBuffer is a bytes.Buffer that a process writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // openPTY opens a pseudo-terminal and returns its master and slave ends.
