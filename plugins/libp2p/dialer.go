@@ -88,18 +88,29 @@ func (d *dialer) lost(id peer.ID) {
 }
 
 // run keeps id connected until ctx ends. Between dials it waits for the
-// peer's disconnection, and looks again every redialMax even without one:
+// peer's disconnection, and looks again even without one, soon after a
+// dial and then at doubling intervals up to redialMax:
 // a connection can close before the overlay reports the peer connected
 // (while identify runs, under load), and a successful Connect does not
 // promise that the connection is still there when it returns.
 func (d *dialer) run(ctx context.Context, id peer.ID, r *redial) {
 	h := d.n.h
 	delay := redialMin
-	check := time.NewTimer(redialMax)
+	// look is the wait before the loop looks at the peer unbidden: short
+	// after a dial, when a connection is likeliest to close before the
+	// overlay reports the peer connected at all (then no event comes),
+	// doubling up to redialMax while it stays.
+	look := redialMin
+	check := time.NewTimer(look)
 	defer check.Stop()
 	for {
 		if h.Network().Connectedness(id) != network.Connected {
-			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			// The loop keeps its own back-off: the swarm's dial back-off
+			// (5 s and more after a failed dial, for every address) would
+			// refuse the redials it times, as when a connection closed
+			// while the next dial ran. Forcing a direct dial skips it; this
+			// host has no relay, so no address is left out by it.
+			dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "persistent peer"), dialTimeout)
 			err := h.Connect(dctx, peer.AddrInfo{ID: id})
 			cancel()
 			if err != nil {
@@ -114,14 +125,16 @@ func (d *dialer) run(ctx context.Context, id peer.ID, r *redial) {
 				delay = min(2*delay, redialMax)
 				continue
 			}
+			look = redialMin
 		}
 		delay = redialMin
-		check.Reset(redialMax)
+		check.Reset(look)
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.wake:
 		case <-check.C:
+			look = min(2*look, redialMax)
 		}
 	}
 }
