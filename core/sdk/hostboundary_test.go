@@ -70,26 +70,8 @@ func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
 	}
 }
 
-// syncBuffer is a log output that tests read while plugins write to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor polls until the log holds want.
-func (b *syncBuffer) waitFor(t *testing.T, want string) {
+// waitFor polls until the log b holds want.
+func waitFor(t *testing.T, b *sdktest.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(b.String(), want) {
@@ -269,7 +251,7 @@ func mkdir(t *testing.T, dir string, mode os.FileMode) {
 // checked, and every such launch says so in the log, naming the binary,
 // its hash and what allowed it.
 func TestUnverifiedLaunchWarns(t *testing.T) {
-	var out syncBuffer
+	var out sdktest.SyncBuffer
 	conn, err := sdk.Launch(context.Background(), sdk.LaunchConfig{Path: echoBinary, Kind: commonv1.LayerKind_LAYER_KIND_PRIVACY,
 		AllowUnverified: true, UnverifiedReason: "STRATA_PLUGINS__ALLOW_UNVERIFIED", Logger: testLogger(&out)})
 	if err != nil {
@@ -402,9 +384,9 @@ func TestPluginOversizedBatchEndsTheStream(t *testing.T) {
 // JSON line with a number where go-plugin expects a string (which would
 // panic the host) is logged, and an overlong line is cut.
 func TestPluginLogIsCleaned(t *testing.T) {
-	var out syncBuffer
+	var out sdktest.SyncBuffer
 	conn, _, _ := launchRogue(t, sdk.LaunchConfig{Logger: testLogger(&out)}, "log", 0, nil)
-	out.waitFor(t, "log attack done")
+	waitFor(t, &out, "log attack done")
 	conn.Close()
 	log := out.String()
 	for _, bad := range []string{"\x1b", "\u009b", "\u202e", "\u202c", "\x07"} {
@@ -459,10 +441,10 @@ func TestPluginErrorTextIsCleaned(t *testing.T) {
 // has the excess dropped, and the host logs how many lines it dropped.
 func TestPluginLogFloodIsLimited(t *testing.T) {
 	const lines, burst = 5000, 20
-	var out syncBuffer
+	var out sdktest.SyncBuffer
 	start := time.Now()
 	conn, _, _ := launchRogue(t, sdk.LaunchConfig{Logger: testLogger(&out), LogLimit: sdk.LogLimit{PerSecond: 1, Burst: burst}}, "flood", lines, nil)
-	out.waitFor(t, "plugin log lines dropped")
+	waitFor(t, &out, "plugin log lines dropped")
 	conn.Close() // the last count is logged when the plugin's stderr ends
 	elapsed := time.Since(start)
 	log := out.String()

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -125,24 +124,6 @@ func TestRefusedFramesAreCountedAtTheBoundary(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log output read while the node writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRestartChecksTheBinaryAgain: the supervisor's restart of a crashed
 // plugin checks the binary as the first launch did. Once its directory
 // has become writable by others, the restart is refused and says why.
@@ -168,7 +149,7 @@ func TestRestartChecksTheBinaryAgain(t *testing.T) {
 	p2p.Config = map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}}
 	cfg.Layers["p2p"] = p2p
 	cfg.Plugins.Restart = config.Restart{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond, Limit: 2, Window: time.Minute}
-	var log lockedBuffer
+	var log sdktest.SyncBuffer
 	n, err := node.New(cfg, node.Options{Catalog: catalog(), Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: &log})})
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +249,7 @@ func TestUnverifiedFromEnvironmentWarns(t *testing.T) {
 	p2p.Config = map[string]any{"listen": []any{"/ip4/127.0.0.1/tcp/0"}}
 	cfg.Layers["p2p"] = p2p
 	cfg.Plugins.Restart = config.Restart{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond, Window: time.Minute}
-	var log lockedBuffer
+	var log sdktest.SyncBuffer
 	n, err := node.New(cfg, node.Options{Catalog: catalog(), Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: &log})})
 	if err != nil {
 		t.Fatal(err)

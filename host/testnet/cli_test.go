@@ -2,36 +2,17 @@ package testnet_test
 
 import (
 	"bufio"
-	"bytes"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
-
-// lockedBuffer collects a process's output for the test to read while it
-// runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestCLI runs `strata testnet` in its default temporary directory, reads
 // the table it prints, sends it SIGINT, and checks that every process it
@@ -40,7 +21,7 @@ func TestCLI(t *testing.T) {
 	tmp := t.TempDir()
 	cmd := exec.Command(strataBin, "testnet", "-c", stackFile(t, "libp2p-none-dr.yaml"), "--nodes", "2")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	var stderr lockedBuffer
+	var stderr sdktest.SyncBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

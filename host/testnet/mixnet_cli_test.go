@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // TestCLIMixnetShape runs `strata testnet` on a mixnet stack with the
@@ -23,7 +25,7 @@ func TestCLIMixnetShape(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(strataBin, "testnet", "-c", stackFile(t, "libp2p-mixnet-dr-mvds.yaml"), "--nodes", "1", "--dir", dir,
 		"--mix-layers", "1", "--mixes-per-layer", "1", "--providers", "1", "--mix-epoch", "5s")
-	var stderr lockedBuffer
+	var stderr sdktest.SyncBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

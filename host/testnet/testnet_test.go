@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	appv1 "github.com/strata-msg/strata/core/api/app/v1"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/host/testnet"
 )
 
@@ -236,30 +237,12 @@ func TestFullStack(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestWhisperRelay runs the devp2p+whisper stack, whose privacy layer is
 // not none: the testnet adds a relay, the clients peer with it, and a
 // message goes through.
 func TestWhisperRelay(t *testing.T) {
 	ctx := context.Background()
-	var log syncBuffer
+	var log sdktest.SyncBuffer
 	n := startNet(t, testnet.Options{Stack: stackFile(t, "devp2p-whisper-dr-mvds.yaml"), Nodes: 2, Relays: testnet.AutoRelays, Log: &log})
 	relays := n.Relays()
 	if len(relays) != 1 || relays[0].Name != "r0" || relays[0].Role != testnet.RoleRelay || n.Member("r0") != relays[0] {

@@ -16,6 +16,7 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/mixnet"
 	"github.com/strata-msg/strata/plugins/mixnet/loopix"
 	"github.com/strata-msg/strata/plugins/mixnet/pki"
@@ -34,7 +35,7 @@ type layerNode struct {
 	lc   *sdk.Lifecycle
 	l    *mixnet.Layer
 	dir  string
-	log  *syncBuffer
+	log  *sdktest.SyncBuffer
 	net  *overlay
 
 	inbox chan *commonv1.Frame
@@ -89,23 +90,6 @@ func (n *layerNode) delivered() []*commonv1.Frame {
 	return append([]*commonv1.Frame(nil), n.ups...)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
 // start configures and starts a layer with section as its config.
 func (o *overlay) start(t testing.TB, name, id string, section map[string]any) *layerNode {
 	t.Helper()
@@ -113,7 +97,7 @@ func (o *overlay) start(t testing.TB, name, id string, section map[string]any) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &layerNode{name: name, id: id, l: mixnet.New(), dir: t.TempDir(), log: &syncBuffer{}, net: o, inbox: make(chan *commonv1.Frame, 1<<14)}
+	n := &layerNode{name: name, id: id, l: mixnet.New(), dir: t.TempDir(), log: &sdktest.SyncBuffer{}, net: o, inbox: make(chan *commonv1.Frame, 1<<14)}
 	n.lc = sdk.NewLifecycle(n.l)
 	ctx := context.Background()
 	logger := hclog.New(&hclog.LoggerOptions{Name: name, Output: n.log, Level: hclog.Trace})

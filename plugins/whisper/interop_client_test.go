@@ -2,7 +2,6 @@ package whisper_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,8 @@ import (
 	"os/exec"
 	"sync"
 	"time"
+
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // refEvent is an unsolicited line of cmd/refnode ({"event": ...}); see
@@ -55,7 +56,7 @@ type refInfo struct {
 type refClient struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *lockedBuffer
+	stderr *sdktest.SyncBuffer
 	wmu    sync.Mutex
 	mu     sync.Mutex
 	nextID int64
@@ -64,26 +65,9 @@ type refClient struct {
 	done   chan struct{}
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func startRefnode(ctx context.Context, bin string, args ...string) (*refClient, error) {
 	cmd := exec.Command(bin, args...)
-	c := &refClient{cmd: cmd, stderr: &lockedBuffer{}, wait: map[int64]chan json.RawMessage{}, done: make(chan struct{})}
+	c := &refClient{cmd: cmd, stderr: &sdktest.SyncBuffer{}, wait: map[int64]chan json.RawMessage{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,7 +118,7 @@ func TestListenEndsWhenTheNodeStops(t *testing.T) {
 		t.Fatalf("join: %v\n%s", err, out)
 	}
 	listen := exec.Command(strataBin, "listen", "-c", h.cfg, "--outgoing")
-	out := &syncBuffer{}
+	out := &sdktest.SyncBuffer{}
 	listen.Stdout, listen.Stderr = out, out
 	if err := listen.Start(); err != nil {
 		t.Fatal(err)
@@ -145,24 +145,6 @@ func TestListenEndsWhenTheNodeStops(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("listen did not end after its node stopped:\n%s", out.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a process writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // openPTY opens a pseudo-terminal and returns its master and slave ends.
