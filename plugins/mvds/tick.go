@@ -367,7 +367,8 @@ func (n *node) abandon(typ recordType, count uint64) bool {
 }
 
 // groupAcks puts the acks owed to members of a group of three or more
-// (group_acks on) in one payload for every member: on a privacy layer that
+// (group_acks on) in one payload for every member, once one of them has
+// waited ack_delay epochs (acksDue): on a privacy layer that
 // reaches every node anyway (whisper) one envelope then carries what one
 // per author would, and the members that are not the author of an acked
 // message learn that the acker holds it (onAck: a late ack, no drop), which
