@@ -25,6 +25,9 @@ var counterNames = []string{
 type counters struct {
 	set    *sdk.Counters
 	byName map[string]*sdk.Counter
+	// The two counted once per envelope, looked up once here rather than
+	// by name every time.
+	received, forwarded *sdk.Counter
 }
 
 func newCounters() *counters {
@@ -36,6 +39,7 @@ func newCounters() *counters {
 			c.byName[name] = c.set.Counter(name, nil)
 		}
 	}
+	c.received, c.forwarded = c.byName["envelopes_received"], c.byName["envelopes_forwarded"]
 	return c
 }
 

@@ -132,8 +132,8 @@ func decodeMessages(b []byte) ([]*wire.Envelope, error) {
 // encodings, so that is exactly e.Encode(), and its Keccak256 is e.Hash()
 // (the invariant wire's FuzzDecodeEnvelope checks).
 func decodeMessagesRaw(b []byte) ([]*wire.Envelope, [][]byte, error) {
-	// The envelopes' encodings are sub-slices of b, not copies: the pool
-	// keeps them, and b is the frame's own payload.
+	// The envelopes' encodings, and their Data, are sub-slices of b, not
+	// copies: the pool keeps them, and b is the frame's own payload.
 	content, _, err := rlp.SplitList(b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: messages: %v", errBadPacket, err)
@@ -147,7 +147,7 @@ func decodeMessagesRaw(b []byte) ([]*wire.Envelope, [][]byte, error) {
 		}
 		raw := content[: len(content)-len(rest) : len(content)-len(rest)]
 		content = rest
-		e, err := wire.DecodeEnvelope(raw)
+		e, err := wire.DecodeEnvelopeShared(raw)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %v", errBadPacket, err)
 		}

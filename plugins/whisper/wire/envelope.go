@@ -58,15 +58,27 @@ func (e *Envelope) Encode() []byte {
 // same answer on every input.
 func DecodeEnvelope(b []byte) (*Envelope, error) {
 	var e Envelope
-	if err := decodeEnvelope(b, &e); err != nil {
+	if err := decodeEnvelope(b, &e, false); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return &e, nil
+}
+
+// DecodeEnvelopeShared is DecodeEnvelope without the copy: the envelope's
+// Data is a slice of b, capped at its own length. It is for a caller that
+// keeps b unchanged for as long as it keeps the envelope, such as a relay
+// that pools the encoding it received beside the decoded envelope.
+func DecodeEnvelopeShared(b []byte) (*Envelope, error) {
+	var e Envelope
+	if err := decodeEnvelope(b, &e, true); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return &e, nil
 }
 
 // decodeEnvelope is DecodeEnvelope's walk over [Expiry, TTL, Topic, Data,
-// Nonce], with rlp's errors.
-func decodeEnvelope(b []byte, e *Envelope) error {
+// Nonce], with rlp's errors. With share, Data aliases b.
+func decodeEnvelope(b []byte, e *Envelope, share bool) error {
 	fields, rest, err := rlp.SplitList(b)
 	if err != nil {
 		return err
@@ -92,7 +104,11 @@ func decodeEnvelope(b []byte, e *Envelope) error {
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
-	e.Data = append(make([]byte, 0, len(data)), data...)
+	if share {
+		e.Data = data[:len(data):len(data)]
+	} else {
+		e.Data = append(make([]byte, 0, len(data)), data...)
+	}
 	if len(fields) == 0 {
 		return errors.New("nonce: too few elements")
 	}

@@ -74,7 +74,24 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 		_ = e.PoW()
 		_ = e.Validate(time.Unix(1700000000, 0), DefaultMaxMessageSize, DefaultMinimumPoW)
+		// The sharing decoder gives the same envelope, its Data inside in.
+		s, err := DecodeEnvelopeShared(in)
+		if err != nil {
+			t.Fatalf("DecodeEnvelopeShared refused what DecodeEnvelope took: %v", err)
+		}
+		if s.Expiry != e.Expiry || s.TTL != e.TTL || s.Topic != e.Topic || s.Nonce != e.Nonce || !bytes.Equal(s.Data, e.Data) || cap(s.Data) != len(s.Data) {
+			t.Fatalf("DecodeEnvelopeShared(%x) = %+v, DecodeEnvelope: %+v", in, *s, *e)
+		}
+		if len(s.Data) > 0 && &s.Data[0] != &in[len(in)-len(s.Data)-rlpUintLen(e.Nonce)] {
+			t.Fatal("DecodeEnvelopeShared copied Data")
+		}
 	})
+}
+
+// rlpUintLen is the length of the canonical RLP encoding of x.
+func rlpUintLen(x uint64) int {
+	b, _ := rlp.EncodeToBytes(x)
+	return len(b)
 }
 
 func FuzzOpenSymmetric(f *testing.F) {
