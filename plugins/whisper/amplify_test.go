@@ -149,7 +149,7 @@ func TestStatusFlood(t *testing.T) {
 			}
 			l.mu.Lock()
 			p := l.peers["p"]
-			known, gotStatus, banned := len(p.known), p.gotStatus, p.banned
+			known, gotStatus, banned := knownBy(l, p), p.gotStatus, p.banned
 			l.mu.Unlock()
 			if known != floodPoolSize || !gotStatus || banned {
 				t.Fatalf("after the flood p knows %d envelopes (want %d), status %v, banned %v", known, floodPoolSize, gotStatus, banned)

@@ -44,6 +44,7 @@ func (l *Layer) forwardTo(p *peer, ents []*entry, now time.Time) []*commonv1.Fra
 	var out []*commonv1.Frame
 	var batch [][]byte
 	size := 0
+	var forwarded uint64
 	flush := func() {
 		if len(batch) > 0 {
 			out = append(out, &commonv1.Frame{
@@ -56,8 +57,7 @@ func (l *Layer) forwardTo(p *peer, ents []*entry, now time.Time) []*commonv1.Fra
 		}
 	}
 	for _, ent := range ents {
-		h := ent.hash
-		if _, ok := p.known[h]; ok {
+		if ent.known.has(p.slot) {
 			continue
 		}
 		if ent.pow < p.pow || (p.bloom != nil && !wire.BloomFilterMatch(p.bloom, ent.env.Bloom())) {
@@ -72,10 +72,11 @@ func (l *Layer) forwardTo(p *peer, ents []*entry, now time.Time) []*commonv1.Fra
 		}
 		batch = append(batch, ent.raw)
 		size += len(ent.raw)
-		p.known[h] = struct{}{}
-		l.count("envelopes_forwarded")
+		ent.known.set(p.slot)
+		forwarded++
 	}
 	flush()
+	l.c.forwarded.Add(forwarded)
 	return out
 }
 
@@ -135,11 +136,23 @@ func (l *Layer) expire(now time.Time) {
 		}
 		for _, h := range hs {
 			delete(l.pool, h)
-			for _, p := range l.peers {
-				delete(p.known, h)
-			}
 		}
 		delete(l.expiries, exp)
+	}
+	l.slots.expired(n)
+}
+
+// dropPeer forgets a disconnected peer. Its slot stays dirty until the
+// entries it may know have expired (slots).
+func (l *Layer) dropPeer(id string) {
+	p, ok := l.peers[id]
+	if !ok {
+		return
+	}
+	delete(l.peers, id)
+	l.slots.release(p.slot, l.maxExpiry)
+	if len(l.slots.dirty) > maxDirtySlots {
+		l.slots.sweep(l.pool)
 	}
 }
 
@@ -147,6 +160,7 @@ func (l *Layer) expire(now time.Time) {
 func (l *Layer) pooled(ent *entry) {
 	l.pool[ent.hash] = ent
 	l.expiries[ent.env.Expiry] = append(l.expiries[ent.env.Expiry], ent.hash)
+	l.maxExpiry = max(l.maxExpiry, ent.env.Expiry)
 }
 
 func (l *Layer) toAll(code byte, payload []byte) []*commonv1.Frame {

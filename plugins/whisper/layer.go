@@ -71,7 +71,11 @@ type Layer struct {
 	// expiries indexes the pool by envelope expiry (unix seconds): what
 	// expire drops, without scanning the pool.
 	expiries map[uint32][][32]byte
-	subs     map[string]*subscription
+	// maxExpiry is the latest expiry of any envelope pooled so far.
+	maxExpiry uint32
+	// slots are the peers' bits in the entries' known sets.
+	slots slots
+	subs  map[string]*subscription
 	// outBuckets are the outbound byte buckets by peer id, of connected
 	// peers and of disconnected ones until theirs have refilled.
 	outBuckets map[string]*bucket
@@ -266,7 +270,7 @@ func (l *Layer) HandleBatch(ctx context.Context, b *commonv1.Batch) {
 				out = append(out, l.addPeer(p.GetPeer(), now)...)
 			}
 		case commonv1.PeerState_PEER_STATE_DISCONNECTED:
-			delete(l.peers, string(p.GetPeer()))
+			l.dropPeer(string(p.GetPeer()))
 		}
 	}
 	// Queued, not emitted: reading never waits on the host taking what

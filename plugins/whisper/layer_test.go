@@ -280,8 +280,8 @@ func TestStatusRefresh(t *testing.T) {
 	if fs := framesTo(out, "p", wire.MessagesCode); len(fs) != 0 {
 		t.Fatalf("a repeated Status drew %d batches of the pool, want none", len(fs))
 	}
-	if p := l.peers["p"]; p.pow != 0.1 || len(p.known) != 1 || counter(l, "status_refreshed") != 1 {
-		t.Fatalf("refresh: pow %v, %d known, %v", p.pow, len(p.known), l.Health(context.Background()).GetCounters())
+	if p := l.peers["p"]; p.pow != 0.1 || knownBy(l, p) != 1 || counter(l, "status_refreshed") != 1 {
+		t.Fatalf("refresh: pow %v, %d known, %v", p.pow, knownBy(l, p), l.Health(context.Background()).GetCounters())
 	}
 	now = now.Add(statusRefresh / 2)
 	feed(l, upFrame("p", wire.StatusCode, encodeStatus(0.1, nil, false)))

@@ -20,6 +20,9 @@ type entry struct {
 	raw  []byte   // env.Encode()
 	hash [32]byte // env.Hash() = Keccak256(raw)
 	pow  float64
+	// known is the slots of the connected peers that have the envelope,
+	// from us or from them (peer.slot).
+	known knownSet
 }
 
 // newEntry makes the pool entry of env, encoded as raw, with PoW pow.
@@ -34,7 +37,8 @@ type peer struct {
 	bloom     []byte  // advertised bloom; nil = full node
 	light     bool
 	banned    bool
-	known     map[[32]byte]struct{}
+	// slot is the peer's bit in the pool entries' known sets.
+	slot int
 	// statusSent is when our last Status went to the peer, answered when
 	// we last answered a repeated Status of its (zero: never).
 	statusSent time.Time
@@ -50,7 +54,7 @@ type peer struct {
 func (l *Layer) addPeer(id []byte, now time.Time) []*commonv1.Frame {
 	p := &peer{
 		id:      append([]byte(nil), id...),
-		known:   map[[32]byte]struct{}{},
+		slot:    l.slots.take(),
 		packets: newBucket(l.cfg.ratePackets(), math.Max(l.cfg.ratePackets(), 1)),
 		bytes:   newBucket(l.cfg.rateBytes(), math.Max(l.cfg.rateBytes(), float64(l.cfg.maxSize())+1)),
 		out:     l.outBucket(id, now),
@@ -221,9 +225,8 @@ func (l *Layer) bloomAccepts(now time.Time, sample []byte) bool {
 // sender deserves a penalty.
 func (l *Layer) add(p *peer, e *wire.Envelope, raw []byte, now time.Time) (*entry, []*commonv1.Frame, error) {
 	ent := newEntry(e, raw, 0)
-	h := ent.hash
-	if _, dup := l.pool[h]; dup {
-		p.known[h] = struct{}{}
+	if old, dup := l.pool[ent.hash]; dup {
+		old.known.set(p.slot)
 		l.count("dropped_duplicate")
 		return nil, nil, nil
 	}
@@ -253,8 +256,8 @@ func (l *Layer) add(p *peer, e *wire.Envelope, raw []byte, now time.Time) (*entr
 	}
 	ent.pow = pow // PoWAt(now), as geth keeps the PoW it computed on receipt
 	l.pooled(ent)
-	p.known[h] = struct{}{}
-	l.count("envelopes_received")
+	ent.known.set(p.slot)
+	l.c.received.Add(1)
 	return ent, l.open(e), nil
 }
 
