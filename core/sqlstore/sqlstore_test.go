@@ -22,6 +22,7 @@ func TestOpenSettingsAndMigrations(t *testing.T) {
 		{"secure_delete", "1"},
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
+		{"temp_store", "2"}, // MEMORY
 		{"user_version", "1"},
 	} {
 		var got string

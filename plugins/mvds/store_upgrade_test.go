@@ -162,3 +162,27 @@ func TestStoreV2Upgrade(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreSettings checks the connection settings the store's DSN asks
+// for, on a connection of its pool.
+func TestStoreSettings(t *testing.T) {
+	s, err := openStore(context.Background(), t.TempDir(), DurabilityFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	for _, tt := range []struct{ pragma, want string }{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"temp_store", "2"},  // MEMORY: no statement journal in a file
+		{"busy_timeout", "5000"},
+	} {
+		var got string
+		if err := s.db.QueryRowContext(context.Background(), "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.want {
+			t.Errorf("PRAGMA %s = %s, want %s", tt.pragma, got, tt.want)
+		}
+	}
+}
