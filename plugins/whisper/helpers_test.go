@@ -70,6 +70,13 @@ func handshake(l *Layer, pow float64, bloom []byte, peers ...string) {
 	}
 }
 
+// fixClock makes l read the time from *now, which the test moves.
+func fixClock(l *Layer, now *time.Time) {
+	l.mu.Lock()
+	l.now = func() time.Time { return *now }
+	l.mu.Unlock()
+}
+
 func counter(l *Layer, name string) uint64 {
 	return l.Health(context.Background()).GetCounters()[name]
 }

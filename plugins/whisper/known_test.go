@@ -61,9 +61,7 @@ func TestSlotOfAGonePeer(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			l, c := newTestLayer(t, nil)
 			now := time.Now()
-			l.mu.Lock()
-			l.now = func() time.Time { return now }
-			l.mu.Unlock()
+			fixClock(l, &now)
 			handshake(l, 0.2, nil, "p")
 			feed(l, upFrame("p", wire.MessagesCode, messages(symEnvelope(t, testTopic, 0.2, []byte("pooled")))))
 			if counter(l, "envelopes_received") != 1 || knownBy(l, l.peers["p"]) != 1 {

@@ -114,9 +114,7 @@ func TestForwardRules(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	l, _ := newTestLayer(t, map[string]any{"rate_limit_packets": 3})
 	now := time.Now()
-	l.mu.Lock()
-	l.now = func() time.Time { return now }
-	l.mu.Unlock()
+	fixClock(l, &now)
 	handshake(l, 0.2, nil, "p") // status uses one token
 	for range 5 {
 		feed(l, upFrame("p", wire.MessagesCode, []byte{0xc0}))
@@ -261,9 +259,7 @@ func TestHandshakeRequired(t *testing.T) {
 func TestStatusRefresh(t *testing.T) {
 	l, c := newTestLayer(t, nil)
 	now := time.Now()
-	l.mu.Lock()
-	l.now = func() time.Time { return now }
-	l.mu.Unlock()
+	fixClock(l, &now)
 	handshake(l, 0.2, nil, "p")
 	emitted(t, l, c)
 	feed(l, upFrame("p", wire.MessagesCode, messages(symEnvelope(t, testTopic, 0.2, []byte("pooled")))))
