@@ -117,9 +117,21 @@ func (s *slots) expired(now uint32) {
 // sweep clears every dirty slot's bit from the pool's entries and frees
 // the slots.
 func (s *slots) sweep(pool map[[32]byte]*entry) {
+	// One mask for the slots in the first word, so that the pass costs
+	// one operation per entry whatever the number of dirty slots there.
+	var lo uint64
+	var hi []int
+	for _, d := range s.dirty {
+		if d.slot < 64 {
+			lo |= 1 << d.slot
+		} else {
+			hi = append(hi, d.slot)
+		}
+	}
 	for _, ent := range pool {
-		for _, d := range s.dirty {
-			ent.known.clear(d.slot)
+		ent.known.lo &^= lo
+		for _, slot := range hi {
+			ent.known.clear(slot)
 		}
 	}
 	for _, d := range s.dirty {

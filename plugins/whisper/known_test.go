@@ -118,6 +118,22 @@ func TestSlotOfAGonePeer(t *testing.T) {
 			if envs, err := decodeMessages(fs[0].GetPayload()[1:]); err != nil || len(envs) != 1 {
 				t.Fatalf("a new peer on a reused slot got %d envelopes (%v), want 1", len(envs), err)
 			}
+			if how != "sweep" {
+				return
+			}
+			// The churning peers had the envelope on slots 1–64, beyond
+			// the first word of the known sets too: newcomers on each of
+			// those slots are handed it as well.
+			for i := 1; i <= maxDirtySlots; i++ {
+				id := fmt.Sprintf("again%d", i)
+				handshake(l, 0.2, nil, id)
+				if got := l.peers[id].slot; got != i {
+					t.Fatalf("%s took slot %d, want %d", id, got, i)
+				}
+				if fs := framesTo(emitted(t, l, c), id, wire.MessagesCode); len(fs) != 1 {
+					t.Fatalf("a new peer on swept slot %d got %d batches of the pool, want 1", i, len(fs))
+				}
+			}
 		})
 	}
 }
