@@ -172,10 +172,14 @@ func (s *shell) run(line string) {
 	s.t.Logf("  → %s", strings.TrimSpace(string(out)))
 }
 
-// background starts a line as a job.
+// background starts a line as a job. bash runs it with exec: a command
+// with a redirection (`strata run ... 2>alice.log`) is otherwise run by a
+// bash that waits for it, and SIGTERM ends that bash at once, so that
+// waiting for the job returned while the node was still stopping (and
+// removing its socket under the README's `rm -r data`).
 func (s *shell) background(line string) {
 	s.t.Helper()
-	cmd := s.command(context.Background(), line)
+	cmd := s.command(context.Background(), "exec "+line)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("%s: %v", line, err)
 	}
