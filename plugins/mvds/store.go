@@ -6,14 +6,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
-
+	"github.com/strata-msg/strata/core/sqlstore"
 	"github.com/strata-msg/strata/plugins/mvds/wirepb"
 )
 
@@ -234,34 +231,29 @@ type store struct {
 // openStore opens (creating it if need be) the database in dir and brings
 // its schema up to date. durability is DurabilityFull or DurabilityNormal.
 func openStore(ctx context.Context, dir, durability string) (*store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("mvds: create data dir: %w", err)
+	path := filepath.Join(dir, DBName)
+	// The settings every store shares (a private file, WAL, the busy
+	// timeout, write locks at BEGIN, statement journals in memory) and
+	// the migrations, all pending ones in one transaction.
+	sync := "FULL"
+	if durability == DurabilityNormal {
+		sync = "NORMAL"
 	}
-	abs, err := filepath.Abs(filepath.Join(dir, DBName))
+	db, err := sqlstore.Open(ctx, path, migrations, sqlstore.Options{Synchronous: sync})
 	if err != nil {
-		return nil, fmt.Errorf("mvds: store path: %w", err)
+		return nil, fmt.Errorf("mvds: %w", err)
 	}
-	// Create the file ourselves so that it is private from the start;
-	// SQLite gives the WAL and shared-memory files the same mode.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("mvds: open store: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("mvds: open store: %w", err)
-	}
-	db, err := sql.Open("sqlite", dsn(abs, durability))
-	if err != nil {
-		return nil, fmt.Errorf("mvds: open store %s: %w", abs, err)
-	}
+	// One connection: beginLight's PRAGMA applies to the transaction
+	// begun next on it.
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt), full: durability != DurabilityNormal, due: newDueBounds(), recs: newRecordIDs()}
-	if err := s.migrate(ctx); err != nil {
+	abs, err := filepath.Abs(path)
+	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("mvds: open store %s: %w", abs, err)
+		return nil, fmt.Errorf("mvds: store path: %w", err)
 	}
+	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt), full: durability != DurabilityNormal, due: newDueBounds(), recs: newRecordIDs()}
 	for _, q := range queries {
 		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
@@ -271,59 +263,6 @@ func openStore(ctx context.Context, dir, durability string) (*store, error) {
 		s.stmts[q] = st
 	}
 	return s, nil
-}
-
-// dsn is the driver's data source name for the database at abs. The
-// pragmas apply to every connection.
-func dsn(abs, durability string) string {
-	p := filepath.ToSlash(abs)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p // a Windows path such as C:/x becomes /C:/x
-	}
-	syncMode := "FULL"
-	if durability == DurabilityNormal {
-		syncMode = "NORMAL"
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous("+syncMode+")")
-	// Statement journals in memory, never a temporary file (see
-	// core/sqlstore).
-	q.Add("_pragma", "temp_store(MEMORY)")
-	q.Set("_txlock", "immediate")
-	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
-	return u.String()
-}
-
-// migrate applies the migrations the database lacks, each in its own
-// transaction.
-func (s *store) migrate(ctx context.Context) error {
-	var version int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this plugin's %d", version, len(migrations))
-	}
-	for v := version; v < len(migrations); v++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("migrate to version %d: %w", v+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrate to version %d: %w", v+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrate to version %d: %w", v+1, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migrate to version %d: %w", v+1, err)
-		}
-	}
-	return nil
 }
 
 // close closes the database.
