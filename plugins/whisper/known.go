@@ -3,8 +3,6 @@
 
 package whisper
 
-import "math/bits"
-
 // knownSet is the set of peer slots that know an envelope: slots 0–63 in
 // lo, the rest (a node with more than 64 peers, or many recent
 // disconnects) in hi, grown on demand.
@@ -41,15 +39,6 @@ func (k *knownSet) clear(slot int) {
 	if w := slot/64 - 1; w < len(k.hi) {
 		k.hi[w] &^= 1 << (slot % 64)
 	}
-}
-
-// count is the number of slots in the set.
-func (k *knownSet) count() int {
-	n := bits.OnesCount64(k.lo)
-	for _, w := range k.hi {
-		n += bits.OnesCount64(w)
-	}
-	return n
 }
 
 // maxDirtySlots is how many slots of gone peers may wait for their pool
