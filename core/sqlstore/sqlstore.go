@@ -33,6 +33,13 @@ type Options struct {
 	// SecureDelete overwrites deleted content with zeros (PRAGMA
 	// secure_delete), for stores that must forget keys they delete.
 	SecureDelete bool
+	// CacheKiB bounds each connection's page cache, in KiB (PRAGMA
+	// cache_size); 0 keeps SQLite's default of 2,000 KiB. A transaction
+	// whose changed pages do not fit spills them to the write-ahead log
+	// before it commits and writes them again at the commit: a store that
+	// writes large transactions to indexes with random keys (the host's
+	// history) wants a cache that holds one.
+	CacheKiB int
 }
 
 // Open opens the SQLite database at path, creating the file (mode 0600)
@@ -66,7 +73,10 @@ func Open(ctx context.Context, path string, migrations []string, opts Options) (
 	default:
 		return nil, fmt.Errorf("open %s: synchronous %q is not FULL or NORMAL", path, opts.Synchronous)
 	}
-	db, err := sql.Open("sqlite", dsn(abs, sync, opts.SecureDelete))
+	if opts.CacheKiB < 0 {
+		return nil, fmt.Errorf("open %s: cache of %d KiB is negative", path, opts.CacheKiB)
+	}
+	db, err := sql.Open("sqlite", dsn(abs, sync, opts))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -79,7 +89,7 @@ func Open(ctx context.Context, path string, migrations []string, opts Options) (
 
 // dsn returns the driver's data source name for the database file at the
 // absolute path abs. The pragmas apply to every connection of the pool.
-func dsn(abs, sync string, secureDelete bool) string {
+func dsn(abs, sync string, opts Options) string {
 	p := filepath.ToSlash(abs)
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p // a Windows path such as C:/x becomes /C:/x
@@ -98,8 +108,12 @@ func dsn(abs, sync string, secureDelete bool) string {
 	// (a secret's included) lands in a temporary file outside the data
 	// directory either, where secure_delete does not reach.
 	q.Add("_pragma", "temp_store(MEMORY)")
-	if secureDelete {
+	if opts.SecureDelete {
 		q.Add("_pragma", "secure_delete(1)")
+	}
+	if opts.CacheKiB > 0 {
+		// A negative cache_size is a size in KiB, a positive one pages.
+		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", opts.CacheKiB))
 	}
 	// Transactions take the write lock when they begin, so that two
 	// writers wait for each other (busy_timeout) rather than one failing

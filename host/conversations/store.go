@@ -149,10 +149,19 @@ type Store struct {
 	quota atomic.Pointer[Quota]
 }
 
+// cacheKiB is each connection's page cache. The host writes its history in
+// group transactions of up to thousands of messages, and every message
+// changes a page at a random place in each of two unique indexes: with
+// SQLite's default 2,000 KiB, such a transaction spilled its changed pages
+// to the write-ahead log before the commit and wrote them again at it
+// (BenchmarkAppend with batches of 512: 0.75x the CPU per message with
+// this cache; docs/performance.md).
+const cacheKiB = 32 << 10
+
 // Open opens the store at path, creating it if need be. The host keeps it
 // at <data dir>/host/FileName.
 func Open(ctx context.Context, path string) (*Store, error) {
-	db, err := sqlstore.Open(ctx, path, migrations, sqlstore.Options{Synchronous: "FULL"})
+	db, err := sqlstore.Open(ctx, path, migrations, sqlstore.Options{Synchronous: "FULL", CacheKiB: cacheKiB})
 	if err != nil {
 		return nil, fmt.Errorf("conversations: %w", err)
 	}
