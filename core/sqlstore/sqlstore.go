@@ -33,13 +33,6 @@ type Options struct {
 	// SecureDelete overwrites deleted content with zeros (PRAGMA
 	// secure_delete), for stores that must forget keys they delete.
 	SecureDelete bool
-	// CacheKiB bounds each connection's page cache, in KiB (PRAGMA
-	// cache_size); 0 keeps SQLite's default of 2,000 KiB. A transaction
-	// whose changed pages do not fit spills them to the write-ahead log
-	// before it commits and writes them again at the commit: a store that
-	// writes large transactions to indexes with random keys (the host's
-	// history) wants a cache that holds one.
-	CacheKiB int
 }
 
 // Open opens the SQLite database at path, creating the file (mode 0600)
@@ -73,10 +66,7 @@ func Open(ctx context.Context, path string, migrations []string, opts Options) (
 	default:
 		return nil, fmt.Errorf("open %s: synchronous %q is not FULL or NORMAL", path, opts.Synchronous)
 	}
-	if opts.CacheKiB < 0 {
-		return nil, fmt.Errorf("open %s: cache of %d KiB is negative", path, opts.CacheKiB)
-	}
-	db, err := sql.Open("sqlite", dsn(abs, sync, opts))
+	db, err := sql.Open("sqlite", dsn(abs, sync, opts.SecureDelete))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -89,7 +79,7 @@ func Open(ctx context.Context, path string, migrations []string, opts Options) (
 
 // dsn returns the driver's data source name for the database file at the
 // absolute path abs. The pragmas apply to every connection of the pool.
-func dsn(abs, sync string, opts Options) string {
+func dsn(abs, sync string, secureDelete bool) string {
 	p := filepath.ToSlash(abs)
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p // a Windows path such as C:/x becomes /C:/x
@@ -108,12 +98,8 @@ func dsn(abs, sync string, opts Options) string {
 	// (a secret's included) lands in a temporary file outside the data
 	// directory either, where secure_delete does not reach.
 	q.Add("_pragma", "temp_store(MEMORY)")
-	if opts.SecureDelete {
+	if secureDelete {
 		q.Add("_pragma", "secure_delete(1)")
-	}
-	if opts.CacheKiB > 0 {
-		// A negative cache_size is a size in KiB, a positive one pages.
-		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", opts.CacheKiB))
 	}
 	// Transactions take the write lock when they begin, so that two
 	// writers wait for each other (busy_timeout) rather than one failing
@@ -155,9 +141,15 @@ func initialize(ctx context.Context, db *sql.DB, migrations []string) error {
 	})
 }
 
+// TxBeginner begins transactions: a *sql.DB, which takes any connection
+// of its pool, or a *sql.Conn, one connection held.
+type TxBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
 // Tx runs f in a transaction and commits it if f succeeds; if f fails the
 // transaction is rolled back and f's error returned.
-func Tx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
+func Tx(ctx context.Context, db TxBeginner, f func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

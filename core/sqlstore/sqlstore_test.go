@@ -12,7 +12,7 @@ func TestOpenSettingsAndMigrations(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "sub", "x.db")
 	migs := []string{`CREATE TABLE a (x INTEGER) STRICT;`}
-	db, err := Open(ctx, path, migs, Options{Synchronous: "normal", SecureDelete: true, CacheKiB: 16384})
+	db, err := Open(ctx, path, migs, Options{Synchronous: "normal", SecureDelete: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,6 @@ func TestOpenSettingsAndMigrations(t *testing.T) {
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
 		{"temp_store", "2"}, // MEMORY
-		{"cache_size", "-16384"},
 		{"user_version", "1"},
 	} {
 		var got string
@@ -55,10 +54,6 @@ func TestOpenSettingsAndMigrations(t *testing.T) {
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM a WHERE y IS NULL`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("after migration: %d rows, %v", n, err)
 	}
-	var cache int
-	if err := db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache != -2000 {
-		t.Fatalf("PRAGMA cache_size = %d (%v) without CacheKiB, want SQLite's default -2000", cache, err)
-	}
 	db.Close()
 
 	// A program that knows fewer migrations refuses the newer schema.
@@ -67,9 +62,6 @@ func TestOpenSettingsAndMigrations(t *testing.T) {
 	}
 	if _, err := Open(ctx, path, migs, Options{Synchronous: "OFF"}); err == nil {
 		t.Fatal("synchronous OFF accepted")
-	}
-	if _, err := Open(ctx, path, migs, Options{CacheKiB: -1}); err == nil {
-		t.Fatal("a negative cache size accepted")
 	}
 }
 

@@ -109,7 +109,7 @@ func (s *Store) Append(ctx context.Context, msgs []*Message) (*Appended, error) 
 	q := s.publicQuota()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	err := sqlstore.Tx(ctx, s.db, func(tx *sql.Tx) error {
+	err := sqlstore.Tx(ctx, s.writer, func(tx *sql.Tx) error {
 		res = &Appended{}
 		public := map[string]bool{}  // conversation -> is a public chat
 		touched := map[string]bool{} // public chats added to
@@ -270,7 +270,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
 	removed := 0
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	err := sqlstore.Tx(ctx, s.db, func(tx *sql.Tx) error {
+	err := sqlstore.Tx(ctx, s.writer, func(tx *sql.Tx) error {
 		removed = 0
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM conversations WHERE public_chat != ''`)
 		if err != nil {

@@ -13,7 +13,7 @@ func (s *Store) SetReadMark(ctx context.Context, conversation, messageID []byte)
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	if _, err := s.db.ExecContext(ctx,
+	if _, err := s.writer.ExecContext(ctx,
 		`INSERT INTO read_marks (conversation, message_id) VALUES (?, ?)
 		 ON CONFLICT (conversation) DO UPDATE SET message_id = excluded.message_id`,
 		conversation, messageID); err != nil {

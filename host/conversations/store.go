@@ -140,6 +140,12 @@ var migrations = []string{
 // Store is safe for concurrent use.
 type Store struct {
 	db *sql.DB
+	// writer is the one connection every write goes through, under
+	// writeMu, with a page cache of writerCacheKiB. SQLite drops a
+	// connection's whole cache when another connection has written since
+	// its last transaction: writes spread over the pool's connections
+	// would find theirs empty.
+	writer *sql.Conn
 	// writeMu serializes the store's writes. SQLite takes one writer at a
 	// time and its busy handler is not fair: a steady stream of one
 	// goroutine's transactions (the host's sends) can keep another (the
@@ -149,23 +155,35 @@ type Store struct {
 	quota atomic.Pointer[Quota]
 }
 
-// cacheKiB is each connection's page cache. The host writes its history in
-// group transactions of up to thousands of messages, and every message
-// changes a page at a random place in each of two unique indexes: with
-// SQLite's default 2,000 KiB, such a transaction spilled its changed pages
-// to the write-ahead log before the commit and wrote them again at it
-// (BenchmarkAppend with batches of 512: 0.75x the CPU per message with
-// this cache; docs/performance.md).
-const cacheKiB = 32 << 10
+// writerCacheKiB is the writer connection's page cache. The host writes
+// its history in group transactions of up to thousands of messages, and
+// every message changes a page at a random place in each of two unique
+// indexes: with SQLite's default 2,000 KiB such a transaction spilled its
+// changed pages to the write-ahead log before the commit and wrote them
+// again at it, 9% of the host's CPU under throughput.yaml
+// (docs/performance.md). The pool's other connections only read and keep
+// the default.
+const writerCacheKiB = 32 << 10
 
 // Open opens the store at path, creating it if need be. The host keeps it
 // at <data dir>/host/FileName.
 func Open(ctx context.Context, path string) (*Store, error) {
-	db, err := sqlstore.Open(ctx, path, migrations, sqlstore.Options{Synchronous: "FULL", CacheKiB: cacheKiB})
+	db, err := sqlstore.Open(ctx, path, migrations, sqlstore.Options{Synchronous: "FULL"})
 	if err != nil {
 		return nil, fmt.Errorf("conversations: %w", err)
 	}
-	return &Store{db: db}, nil
+	writer, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("conversations: open %s: %w", path, err)
+	}
+	// PRAGMA takes no parameters; the value is a constant.
+	if _, err := writer.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", writerCacheKiB)); err != nil {
+		writer.Close()
+		db.Close()
+		return nil, fmt.Errorf("conversations: open %s: %w", path, err)
+	}
+	return &Store{db: db, writer: writer}, nil
 }
 
 // Normalize checks a conversation's id and members and returns the members
@@ -204,7 +222,7 @@ func (s *Store) Put(ctx context.Context, c Conversation) error {
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	_, err = s.db.ExecContext(ctx,
+	_, err = s.writer.ExecContext(ctx,
 		`INSERT INTO conversations (id, members, updated_unix, public_chat, name) VALUES (?, ?, ?, ?, ?)
 		 ON CONFLICT (id) DO UPDATE SET members = excluded.members, updated_unix = excluded.updated_unix, public_chat = excluded.public_chat, name = excluded.name`,
 		c.ID, bytes.Join(keyBytes(members), nil), updated.Unix(), c.PublicChat, c.Name)
@@ -250,8 +268,12 @@ func (s *Store) List(ctx context.Context) ([]*Conversation, error) {
 
 // Close closes the store.
 func (s *Store) Close() error {
+	werr := s.writer.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("conversations: close: %w", err)
+	}
+	if werr != nil {
+		return fmt.Errorf("conversations: close: %w", werr)
 	}
 	return nil
 }

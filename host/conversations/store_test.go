@@ -119,3 +119,40 @@ func TestHistoryAppendOnceAndPage(t *testing.T) {
 		t.Fatalf("limit: %d, %v", len(page), err)
 	}
 }
+
+// TestWriterConnection checks that writes go through the one connection
+// with the large page cache, and that the pool's reading connections keep
+// SQLite's default.
+func TestWriterConnection(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var cache int
+	if err := s.writer.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache != -writerCacheKiB {
+		t.Fatalf("writer: PRAGMA cache_size = %d (%v), want %d", cache, err, -writerCacheKiB)
+	}
+	if err := s.db.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil || cache != -2000 {
+		t.Fatalf("reader: PRAGMA cache_size = %d (%v), want SQLite's default -2000", cache, err)
+	}
+	// The writer's connection is held, so the pool has another for this
+	// read; a write through the pool would have been on that one.
+	if err := s.Put(ctx, Conversation{ID: []byte("a"), Members: []ed25519.PublicKey{key(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, []*Message{{Conversation: []byte("a"), MessageID: []byte{1}, Payload: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetReadMark(ctx, []byte("a"), []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	// total_changes() counts the rows a connection changed, a trigger's
+	// included: the writer made all four (the conversation, the message,
+	// its usage row, the read mark).
+	var changes int
+	if err := s.writer.QueryRowContext(ctx, "SELECT total_changes()").Scan(&changes); err != nil || changes != 4 {
+		t.Fatalf("the writer connection changed %d rows (%v), want 4", changes, err)
+	}
+}
