@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 )
 
 // BenchmarkAppend measures the history's cost per message under the
@@ -64,13 +66,13 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0, cpuOK := processCPU()
+			cpu0, cpuOK := sdktest.ProcessCPU()
 			for done := 0; done < b.N; done += tc.batch {
 				if _, err := s.Append(b.Context(), batch(min(tc.batch, b.N-done))); err != nil {
 					b.Fatal(err)
 				}
 			}
-			if cpu1, ok := processCPU(); ok && cpuOK {
+			if cpu1, ok := sdktest.ProcessCPU(); ok && cpuOK {
 				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/msg")
 			}
 		})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/p2p"
 
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/whisper/wire"
 )
 
@@ -289,7 +290,7 @@ func benchRelay(b *testing.B, start func(*profileSpan) benchNode) relayResult {
 	if haveParts {
 		parts0, haveParts = n.parts()
 	}
-	procCPU0, haveProc := processCPU()
+	procCPU0, haveProc := sdktest.ProcessCPU()
 	b.StartTimer()
 	t0 := time.Now()
 	go func() {
@@ -318,7 +319,7 @@ func benchRelay(b *testing.B, start func(*profileSpan) benchNode) relayResult {
 		}
 	}
 	b.StopTimer()
-	procCPU1, _ := processCPU()
+	procCPU1, _ := sdktest.ProcessCPU()
 	var res relayResult
 	if haveNode {
 		if nodeCPU1, ok := n.cpu(); ok {

@@ -12,6 +12,7 @@ import (
 
 	commonv1 "github.com/strata-msg/strata/core/api/common/v1"
 	"github.com/strata-msg/strata/core/sdk"
+	"github.com/strata-msg/strata/core/sdk/sdktest"
 	"github.com/strata-msg/strata/plugins/whisper"
 	"github.com/strata-msg/strata/plugins/whisper/wire"
 )
@@ -96,7 +97,7 @@ func BenchmarkLayerRelay(b *testing.B) {
 	}
 	b.SetBytes(int64(len(envs[0])))
 	b.ReportAllocs()
-	cpu0, haveCPU := processCPU()
+	cpu0, haveCPU := sdktest.ProcessCPU()
 	b.ResetTimer()
 	t0 := time.Now()
 	// One frame per batch, as devp2p hands a busy peer's packets up in
@@ -106,7 +107,7 @@ func BenchmarkLayerRelay(b *testing.B) {
 	}
 	b.StopTimer()
 	elapsed := time.Since(t0)
-	cpu1, _ := processCPU()
+	cpu1, _ := sdktest.ProcessCPU()
 	// The last packets leave through the outbox's goroutine; the time that
 	// takes is not the layer's per-envelope cost.
 	got := out.wait(b.N)
