@@ -231,7 +231,10 @@ type store struct {
 // openStore opens (creating it if need be) the database in dir and brings
 // its schema up to date. durability is DurabilityFull or DurabilityNormal.
 func openStore(ctx context.Context, dir, durability string) (*store, error) {
-	path := filepath.Join(dir, DBName)
+	abs, err := filepath.Abs(filepath.Join(dir, DBName))
+	if err != nil {
+		return nil, fmt.Errorf("mvds: store path: %w", err)
+	}
 	// The settings every store shares (a private file, WAL, the busy
 	// timeout, write locks at BEGIN, statement journals in memory) and
 	// the migrations, all pending ones in one transaction.
@@ -239,7 +242,7 @@ func openStore(ctx context.Context, dir, durability string) (*store, error) {
 	if durability == DurabilityNormal {
 		sync = "NORMAL"
 	}
-	db, err := sqlstore.Open(ctx, path, migrations, sqlstore.Options{Synchronous: sync})
+	db, err := sqlstore.Open(ctx, abs, migrations, sqlstore.Options{Synchronous: sync})
 	if err != nil {
 		return nil, fmt.Errorf("mvds: %w", err)
 	}
@@ -248,11 +251,6 @@ func openStore(ctx context.Context, dir, durability string) (*store, error) {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("mvds: store path: %w", err)
-	}
 	s := &store{db: db, path: abs, stmts: make(map[string]*sql.Stmt), full: durability != DurabilityNormal, due: newDueBounds(), recs: newRecordIDs()}
 	for _, q := range queries {
 		st, err := db.PrepareContext(ctx, q)
